@@ -1,0 +1,33 @@
+# Two commands matter: `make dev-hub` and `make test`. Both build the virtualenv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev-hub test lint typecheck unit venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+dev-hub: $(STAMP)
+	$(BIN)/python -m statehub.devhub
+
+lint: $(STAMP)
+	$(BIN)/ruff check statehub workplans registry sync tests bench
+	$(BIN)/ruff format --check statehub workplans registry sync tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""HTTP controllers, one module per resource. Handlers parse, call a library function, answer."""

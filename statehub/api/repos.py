@@ -1,0 +1,54 @@
+"""Registration: ``/repos`` and ``/repos/{slug}``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litestar import Controller, delete, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlalchemy import Connection
+
+from statehub.cache import queries
+from statehub.cache.indexer import IndexReport
+from statehub.hub import Hub
+
+
+@dataclass
+class RegisterRepo:
+    path: str
+    """Local path of a git work tree."""
+
+
+def _report(hub: Hub, report: IndexReport) -> dict[str, Any]:
+    with hub.engine.connect() as conn:
+        repo = queries.get_repo(conn, report.repo)
+    return repo | {"files": report.files, "parsed": report.parsed, "removed": report.removed}
+
+
+class RepoController(Controller):
+    path = "/repos"
+    tags = ["repos"]
+
+    @get("/", sync_to_thread=False)
+    def list_repos(self, conn: Connection) -> dict[str, Any]:
+        page = queries.list_repos(conn)
+        return {"items": page.items, "total": page.total}
+
+    @post("/", status_code=HTTP_201_CREATED, sync_to_thread=True)
+    def register(self, hub: Hub, data: RegisterRepo) -> dict[str, Any]:
+        return _report(hub, hub.register(Path(data.path)))
+
+    @get("/{slug:str}", sync_to_thread=False)
+    def get_repo(self, conn: Connection, slug: str) -> dict[str, Any]:
+        return queries.get_repo(conn, slug)
+
+    @delete("/{slug:str}", status_code=HTTP_200_OK, sync_to_thread=True)
+    def remove(self, hub: Hub, slug: str) -> dict[str, Any]:
+        hub.remove(slug)
+        return {"removed": slug}
+
+    @post("/{slug:str}/refresh", status_code=HTTP_200_OK, sync_to_thread=True)
+    def refresh(self, hub: Hub, slug: str) -> dict[str, Any]:
+        return _report(hub, hub.refresh(slug)[0])

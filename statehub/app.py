@@ -1,0 +1,54 @@
+"""``create_app(settings)``: a fresh hub app; its lifespan opens and closes every resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from statehub.api import health, repos, workplans
+from statehub.api.deps import provide_conn, provide_hub
+from statehub.errors import HubError
+from statehub.hub import Hub
+from statehub.settings import Settings
+from statehub.watcher import RepoWatcher
+
+__all__ = ["create_app"]
+
+
+def _hub_error(_request: Request[object, object, State], error: HubError) -> Response[dict[str, object]]:
+    return Response({"error": error.message, "status_code": error.status_code}, status_code=error.status_code)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        hub = Hub(settings)
+        app.state.hub = hub
+        watcher = RepoWatcher(hub)
+        app.state.watcher = watcher
+        if settings.watch:
+            watcher.start()
+            hub.on_repos_changed.append(watcher.repos_changed)
+        try:
+            yield
+        finally:
+            await watcher.stop()
+            hub.close()
+
+    return Litestar(
+        route_handlers=[health.health, repos.RepoController, *workplans.ROUTES],
+        dependencies={
+            "hub": Provide(provide_hub, sync_to_thread=False),
+            "conn": Provide(provide_conn),
+        },
+        exception_handlers={HubError: _hub_error},
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="State Hub", version="0.1.0", path="/schema"),
+    )

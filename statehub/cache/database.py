@@ -1,0 +1,64 @@
+"""Open the cache database; drop and rebuild it when its schema version differs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlmodel import SQLModel
+
+from statehub.cache.schema import META, SCHEMA_VERSION
+
+__all__ = ["open_cache", "reset_cache"]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def open_cache(url: str) -> tuple[Engine, bool]:
+    """Return the engine and whether the cache was (re)created empty.
+
+    A cache written by another schema version is dropped whole: it holds
+    nothing that the files cannot give back.
+    """
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if _stored_version(engine) == SCHEMA_VERSION:
+        return engine, False
+    reset_cache(engine)
+    return engine, True
+
+
+def reset_cache(engine: Engine) -> None:
+    """Drop every cache table and create the current schema."""
+    SQLModel.metadata.drop_all(engine)
+    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            META.insert(),
+            [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
+        )
+
+
+def _stored_version(engine: Engine) -> int | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(META.name):
+            return None
+        value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one_or_none()
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,179 @@
+"""Which files of a repo the hub indexes, and the cache rows each kind of file becomes.
+
+Each kind owns the tables its rows go to, keyed by (repo, path), so a changed
+file is re-indexed by deleting its rows and inserting the new ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table
+
+from statehub.cache.schema import CANON, DEPENDENCIES, TASKS, WORKPLANS
+from workplans import MANIFEST_PATH, parse_canon, parse_manifest, parse_workplan
+
+__all__ = ["SOURCE_KINDS", "Rows", "SourceKind", "json_safe", "kind_of", "scan_sources"]
+
+Rows = dict[Table, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKind:
+    name: str
+    tables: tuple[Table, ...]
+    rows: Callable[[str, str, str], Rows]
+    """(repo slug, repo-relative path, text) -> rows per table; raises FormatError."""
+
+
+def json_safe(value: Any) -> Any:
+    """Unknown TOML keys may hold dates; the cache stores them as ISO strings."""
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _workplan_rows(repo: str, path: str, text: str) -> Rows:
+    plan = parse_workplan(text, path)
+    if plan is None:
+        return {}
+    tasks: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    for position, task in enumerate(plan.tasks):
+        depends_on = [plan.resolve_dependency(d) for d in task.depends_on]
+        tasks.append(
+            {
+                "repo": repo,
+                "path": path,
+                "task_id": task.id,
+                "ref": task.ref(plan.id),
+                "workplan_id": plan.id,
+                "position": position,
+                "title": task.title,
+                "status": task.status.value,
+                "owner": task.owner,
+                "depends_on": depends_on,
+                "extra": json_safe(task.extra),
+                "ready": False,
+                "conflicted": False,
+            }
+        )
+        edges.extend(
+            {"repo": repo, "path": path, "task_id": task.id, "depends_on": d}
+            for d in dict.fromkeys(depends_on)
+        )
+    plan_row = {
+        "repo": repo,
+        "path": path,
+        "id": plan.id,
+        "title": plan.title,
+        "status": plan.status.value,
+        "owner": plan.owner,
+        "related": list(plan.related),
+        "body": plan.body,
+        "extra": json_safe(plan.extra),
+        "task_count": len(plan.tasks),
+        "conflicted": False,
+    }
+    return {WORKPLANS: [plan_row], TASKS: tasks, DEPENDENCIES: edges}
+
+
+def _canon_rows(repo: str, path: str, text: str) -> Rows:
+    doc = parse_canon(text, path)
+    if doc is None:
+        return {}
+    row = {
+        "repo": repo,
+        "path": path,
+        "id": doc.id,
+        "title": doc.title,
+        "kind": doc.kind.value,
+        "status": doc.status.value,
+        "date": doc.date.isoformat() if doc.date else None,
+        "supersedes": list(doc.supersedes),
+        "body": doc.body,
+        "extra": json_safe(doc.extra),
+        "conflicted": False,
+    }
+    return {CANON: [row]}
+
+
+def _manifest_rows(repo: str, path: str, text: str) -> Rows:
+    parse_manifest(text, path)  # the repo row is updated by the indexer; this validates
+    return {}
+
+
+WORKPLAN_FILES = SourceKind("workplan", (WORKPLANS, TASKS, DEPENDENCIES), _workplan_rows)
+CANON_FILES = SourceKind("canon", (CANON,), _canon_rows)
+MANIFEST_FILE = SourceKind("manifest", (), _manifest_rows)
+
+SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (WORKPLAN_FILES, CANON_FILES, MANIFEST_FILE)}
+
+_MARKDOWN_DIRS = {"workplans": "workplan", "canon": "canon"}
+_SINGLE_FILES = {MANIFEST_PATH: "manifest"}
+
+
+def register_kind(kind: SourceKind, single_file: str | None = None) -> None:
+    """Let another part of the hub index one more kind of file (e.g. the fleet registry)."""
+    SOURCE_KINDS[kind.name] = kind
+    if single_file is not None:
+        _SINGLE_FILES[single_file] = kind.name
+
+
+def kind_of(path: str) -> str | None:
+    if path in _SINGLE_FILES:
+        return _SINGLE_FILES[path]
+    top, _, rest = path.partition("/")
+    if rest and top in _MARKDOWN_DIRS and path.endswith(".md"):
+        return _MARKDOWN_DIRS[top]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedFile:
+    kind: str
+    mtime_ns: int
+    size: int
+
+
+def scan_sources(root: Path) -> dict[str, ScannedFile]:
+    """Every indexable file under ``root`` with its stat, keyed by repo-relative POSIX path."""
+    found: dict[str, ScannedFile] = {}
+    for rel in _SINGLE_FILES:
+        try:
+            stat = (root / rel).stat()
+        except OSError:
+            continue
+        found[rel] = ScannedFile(_SINGLE_FILES[rel], stat.st_mtime_ns, stat.st_size)
+    for top, kind in _MARKDOWN_DIRS.items():
+        for rel, stat in _walk_markdown(root, top):
+            found[rel] = ScannedFile(kind, stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def _walk_markdown(root: Path, top: str) -> Iterator[tuple[str, os.stat_result]]:
+    stack = [top]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = os.scandir(root / rel_dir)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                rel = f"{rel_dir}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif entry.name.endswith(".md") and entry.is_file():
+                    yield rel, entry.stat()

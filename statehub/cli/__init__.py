@@ -1,0 +1,24 @@
+"""The ``statehub`` command: thin commands over the same library functions the API calls."""
+
+from __future__ import annotations
+
+import click
+
+from statehub.cli.read import canon, tasks, workplans
+from statehub.cli.repos import rebuild, repos
+from statehub.cli.serve import serve
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="statehub")
+def main() -> None:
+    """State Hub: plans, standards and fleet state kept in git, with a fast live view.
+
+    Example: statehub repos add . && statehub tasks --ready
+    """
+
+
+for command in (serve, repos, rebuild, tasks, workplans, canon):
+    main.add_command(command)

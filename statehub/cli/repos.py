@@ -1,0 +1,141 @@
+"""``statehub repos ...`` and ``statehub rebuild``: registration and the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from statehub.cache import queries
+from statehub.cache.indexer import IndexReport
+from statehub.cli._context import handle_errors, open_hub
+from statehub.cli._output import console, print_json, print_table
+
+
+@click.group()
+def repos() -> None:
+    """Register, list, refresh and remove repos.
+
+    Example: statehub repos add ~/src/the-custodian
+    """
+
+
+def _report_line(report: IndexReport) -> str:
+    errors = f", {len(report.errors)} new file errors" if report.errors else ""
+    return f"{report.repo}: {report.files} files, {report.parsed} parsed, {report.removed} removed{errors}"
+
+
+@repos.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors
+def add(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Register git work trees and index them.
+
+    Example: statehub repos add ~/src/the-custodian ~/src/railiance
+    """
+    with open_hub() as hub:
+        reports = [hub.register(path) for path in paths]
+        if as_json:
+            with hub.engine.connect() as conn:
+                print_json([queries.get_repo(conn, r.repo) for r in reports])
+            return
+        for report in reports:
+            console.print(f"registered {_report_line(report)}")
+            for problem in report.errors:
+                console.print(f"  [red]{problem}[/red]")
+
+
+@repos.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the repos as JSON.")
+@handle_errors
+def list_(as_json: bool) -> None:
+    """List registered repos with their error counts.
+
+    Example: statehub repos list --json
+    """
+    with open_hub() as hub, hub.engine.connect() as conn:
+        page = queries.list_repos(conn)
+    if as_json:
+        print_json(page.items)
+        return
+    rows = [(r["slug"], r["workplan_count"], r["error_count"], r["path"]) for r in page.items]
+    print_table("Repos", ["slug", "workplans", "errors", "path"], rows)
+
+
+@repos.command("remove")
+@click.argument("slug")
+@handle_errors
+def remove(slug: str) -> None:
+    """Unregister a repo and drop its rows from the cache (its files are untouched).
+
+    Example: statehub repos remove the-custodian
+    """
+    with open_hub() as hub:
+        hub.remove(slug)
+    console.print(f"removed {slug}")
+
+
+@repos.command("refresh")
+@click.argument("slug", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors
+def refresh(slug: str | None, as_json: bool) -> None:
+    """Re-index files that changed, in one repo or in all.
+
+    Example: statehub repos refresh the-custodian
+    """
+    with open_hub() as hub:
+        reports = hub.refresh(slug)
+        with hub.engine.connect() as conn:
+            details = [queries.get_repo(conn, r.repo) for r in reports]
+    if as_json:
+        print_json(details)
+        return
+    for report, detail in zip(reports, details, strict=True):
+        console.print(_report_line(report))
+        for error in detail["errors"]:
+            where = f"{error['path']}:{error['line']}" if error["line"] else error["path"]
+            console.print(f"  [red]{where}: {error['message']}[/red]")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def rebuild(as_json: bool) -> None:
+    """Drop the cache and index every registered repo from its files.
+
+    Example: statehub rebuild
+    """
+    with open_hub() as hub:
+        repos_ = hub.repos()
+        with Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("rebuild", total=len(repos_))
+            reports = hub.rebuild(progress=lambda _slug: bar.advance(task))
+        with hub.engine.connect() as conn:
+            details = [queries.get_repo(conn, r.repo) for r in reports]
+    summary = {
+        "repos": len(details),
+        "workplans": sum(d["counts"]["workplans"] for d in details),
+        "tasks": sum(d["counts"]["tasks"] for d in details),
+        "canon": sum(d["counts"]["canon"] for d in details),
+        "errors": [{"repo": d["slug"], **e} for d in details for e in d["errors"]],
+    }
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"{summary['repos']} repos: {summary['workplans']} workplans, {summary['tasks']} tasks, "
+        f"{summary['canon']} canon documents, {len(summary['errors'])} file errors"
+    )
+    for error in summary["errors"]:
+        where = f"{error['path']}:{error['line']}" if error["line"] else error["path"]
+        console.print(f"  [red]{error['repo']}/{where}: {error['message']}[/red]")

@@ -1,0 +1,32 @@
+"""``statehub serve``: run the hub's HTTP server."""
+
+from __future__ import annotations
+
+import click
+
+from statehub.cli._output import console
+from statehub.settings import PROFILES, Settings
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to bind (default 8750).")
+@click.option("--profile", type=click.Choice(PROFILES), default=None, help="dev (laptop) or fleet (server).")
+def serve(host: str | None, port: int | None, profile: str | None) -> None:
+    """Serve the API and web UI.
+
+    Example: statehub serve --host 127.0.0.1 --port 8750
+    """
+    import uvicorn
+
+    from statehub.app import create_app
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    settings = settings.with_overrides(
+        host=host or settings.host, port=port or settings.port, profile=profile or settings.profile
+    )
+    console.print(f"State Hub ({settings.profile}) on http://{settings.host}:{settings.port}/")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")

@@ -1,0 +1,145 @@
+"""The hub: settings, the registered repos and their cache, opened and closed together.
+
+Both the API and the CLI act through this object, so they call the same
+library functions and see the same rules.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, select
+
+from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
+from statehub.cache.derived import recompute_derived
+from statehub.cache.schema import REPOS
+from statehub.errors import Conflict, NotFound
+from statehub.gitrepo import work_tree_root
+from statehub.hubfile import HubFile, RegisteredRepo
+from statehub.settings import Settings
+from workplans import MANIFEST_PATH, FormatError, parse_manifest
+from workplans.manifest import SLUG
+
+__all__ = ["Hub", "Progress"]
+
+Progress = Callable[[str], None]
+"""Called with a repo slug as each repo finishes indexing (drives progress bars)."""
+
+
+class Hub:
+    def __init__(self, settings: Settings) -> None:
+        settings.ensure_dirs()
+        self.settings = settings
+        self.hub_file = HubFile(settings.hub_file)
+        self.engine: Engine
+        self.engine, created = open_cache(settings.database_url)
+        self.write_lock = threading.RLock()
+        """Serialises index writes: the API, the watcher and sweeps share one cache."""
+        self.on_repos_changed: list[Callable[[], None]] = []
+        """Called (from any thread) after a repo is registered or removed."""
+        self.reconcile(rebuild=created)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # registration --------------------------------------------------------------------------------
+
+    def repos(self) -> list[RegisteredRepo]:
+        return self.hub_file.repos()
+
+    def repo(self, slug: str) -> RegisteredRepo:
+        for repo in self.repos():
+            if repo.slug == slug:
+                return repo
+        raise NotFound(f"no repo registered as {slug!r}; 'statehub repos list' shows the registered ones")
+
+    def register(self, path: Path) -> IndexReport:
+        """Register a git work tree and index it; registering it again only refreshes it."""
+        root = work_tree_root(path.expanduser().resolve())
+        slug = _slug_for(root)
+        for known in self.repos():
+            if known.slug == slug and known.path != root:
+                raise Conflict(
+                    f"slug {slug!r} is already registered for {known.path}; set a different "
+                    f"[repo] slug in {root / MANIFEST_PATH} or remove the other repo first"
+                )
+            if known.path == root and known.slug != slug:
+                self.remove(known.slug)
+        with self.write_lock:
+            with self.engine.begin() as conn:
+                report = index_repo(conn, slug, root, full=not self._has_rows(conn, slug))
+            self.hub_file.add(RegisteredRepo(slug, root))
+        self._announce()
+        return report
+
+    def remove(self, slug: str) -> None:
+        self.repo(slug)
+        with self.write_lock, self.engine.begin() as conn:
+            remove_repo_rows(conn, slug)
+            recompute_derived(conn)
+            self.hub_file.remove(slug)
+        self._announce()
+
+    def _announce(self) -> None:
+        for listener in self.on_repos_changed:
+            listener()
+
+    def refresh(self, slug: str | None = None, progress: Progress | None = None) -> list[IndexReport]:
+        """Re-index what changed on disk: one repo, or every registered repo."""
+        targets = [self.repo(slug)] if slug else self.repos()
+        reports = []
+        with self.write_lock:
+            for repo in targets:
+                with self.engine.begin() as conn:
+                    reports.append(index_repo(conn, repo.slug, repo.path))
+                if progress:
+                    progress(repo.slug)
+        return reports
+
+    def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
+        """Drop the cache and index every registered repo from its files."""
+        with self.write_lock:
+            reset_cache(self.engine)
+            reports = []
+            with self.engine.begin() as conn:
+                for repo in self.repos():
+                    reports.append(index_repo(conn, repo.slug, repo.path, full=True, derive=False))
+                    if progress:
+                        progress(repo.slug)
+                recompute_derived(conn)
+        return reports
+
+    def reconcile(self, *, rebuild: bool = False) -> None:
+        """Make the cache hold exactly the repos hub.toml lists, each up to date with its files."""
+        if rebuild:
+            self.rebuild()
+            return
+        listed = {r.slug for r in self.repos()}
+        with self.write_lock, self.engine.begin() as conn:
+            cached = set(conn.execute(select(REPOS.c.slug)).scalars())
+            for slug in cached - listed:
+                remove_repo_rows(conn, slug)
+            for repo in self.repos():
+                if repo.path.is_dir():
+                    index_repo(conn, repo.slug, repo.path, derive=False)
+            recompute_derived(conn)
+
+    @staticmethod
+    def _has_rows(conn: Connection, slug: str) -> bool:
+        return conn.execute(select(REPOS.c.slug).where(REPOS.c.slug == slug)).first() is not None
+
+
+def _slug_for(root: Path) -> str:
+    """The manifest's slug, else the directory name made into a valid slug."""
+    manifest = root / MANIFEST_PATH
+    if manifest.is_file():
+        try:
+            declared = parse_manifest(manifest.read_text(encoding="utf-8")).slug
+        except (FormatError, UnicodeDecodeError):
+            declared = None
+        if declared:
+            return declared
+    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in root.name.lower()).strip("-.")
+    return slug if slug and SLUG.match(slug) else "repo"

@@ -1,0 +1,82 @@
+"""``hub.toml``: which repos are registered, kept in the config dir, never only in the cache.
+
+Delete the cache and restart: this file is what brings every repo back.
+Written with tomlkit so a person's comments in it survive.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+from tomlkit.items import AoT, Table
+
+from workplans import FormatError
+from workplans._toml import load_toml
+
+__all__ = ["HubFile", "RegisteredRepo"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredRepo:
+    slug: str
+    path: Path
+
+
+class HubFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def repos(self) -> list[RegisteredRepo]:
+        if not self.path.exists():
+            return []
+        try:
+            data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
+        except FormatError as error:
+            raise ValueError(f"cannot read the list of registered repos: {error}") from None
+        return [RegisteredRepo(str(r["slug"]), Path(str(r["path"]))) for r in data.get("repos", [])]
+
+    def add(self, repo: RegisteredRepo) -> None:
+        doc = self._load()
+        repos = doc.get("repos")
+        if not isinstance(repos, AoT):
+            repos = tomlkit.aot()
+            doc["repos"] = repos
+        for table in repos:
+            if table["slug"] == repo.slug:
+                table["path"] = str(repo.path)
+                break
+        else:
+            entry = tomlkit.table()
+            entry["slug"] = repo.slug
+            entry["path"] = str(repo.path)
+            repos.append(entry)
+        self._write(doc)
+
+    def remove(self, slug: str) -> None:
+        doc = self._load()
+        repos = doc.get("repos")
+        if isinstance(repos, AoT):
+            keep = [t for t in repos if isinstance(t, Table) and t["slug"] != slug]
+            fresh = tomlkit.aot()
+            for table in keep:
+                fresh.append(table)
+            doc["repos"] = fresh
+        self._write(doc)
+
+    def _load(self) -> tomlkit.TOMLDocument:
+        if not self.path.exists():
+            doc = tomlkit.document()
+            doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
+            return doc
+        return tomlkit.parse(self.path.read_text(encoding="utf-8"))
+
+    def _write(self, doc: tomlkit.TOMLDocument) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".hub.", suffix=".toml")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(tomlkit.dumps(doc))
+        os.replace(tmp, self.path)

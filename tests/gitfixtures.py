@@ -1,0 +1,66 @@
+"""Real git work trees in temp dirs, for every test that needs a repo."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+__all__ = ["GitRepo", "workplan_text"]
+
+
+def _git(cwd: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return result.stdout
+
+
+class GitRepo:
+    """A real git work tree; ``write`` files, ``commit`` them, read ``log``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        _git(root, "init", "-q", "-b", "main")
+        _git(root, "config", "user.email", "tests@statehub.invalid")
+        _git(root, "config", "user.name", "State Hub tests")
+        _git(root, "config", "commit.gpgsign", "false")
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def read(self, rel: str) -> str:
+        return (self.root / rel).read_text(encoding="utf-8")
+
+    def commit(self, message: str = "test commit") -> str:
+        _git(self.root, "add", "-A")
+        _git(self.root, "commit", "-q", "--allow-empty", "-m", message)
+        return _git(self.root, "rev-parse", "HEAD").strip()
+
+    def git(self, *args: str) -> str:
+        return _git(self.root, *args)
+
+
+def workplan_text(
+    plan_id: str,
+    tasks: list[dict[str, object]] | None = None,
+    *,
+    status: str = "active",
+    owner: str | None = None,
+    title: str = "A workplan",
+    body: str = "\n# Plan\n\nFree text.\n",
+) -> str:
+    lines = ["+++", f'id = "{plan_id}"', f'title = "{title}"', f'status = "{status}"']
+    if owner:
+        lines.append(f'owner = "{owner}"')
+    for task in tasks or []:
+        lines += ["", "[[tasks]]"]
+        for key, value in task.items():
+            if isinstance(value, list):
+                inner = ", ".join(f'"{v}"' for v in value)
+                lines.append(f"{key} = [{inner}]")
+            else:
+                lines.append(f'{key} = "{value}"')
+    lines.append("+++")
+    return "\n".join(lines) + "\n" + body

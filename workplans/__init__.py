@@ -1,0 +1,44 @@
+"""The file formats: parse, validate and write back the files a registered repo holds.
+
+Pure: text in, text out. No database, no network, nothing of ours imported.
+"""
+
+from workplans.canon import CANON_ID, parse_canon, render_canon
+from workplans.ids import is_task_id, is_task_ref, is_workplan_id, split_task_ref
+from workplans.manifest import MANIFEST_PATH, parse_manifest
+from workplans.models import (
+    CanonDocument,
+    CanonKind,
+    CanonStatus,
+    RepoManifest,
+    Task,
+    TaskStatus,
+    Workplan,
+    WorkplanStatus,
+)
+from workplans.problems import FileProblem, FormatError
+from workplans.workplan import parse_workplan, render_workplan
+
+__all__ = [
+    "CANON_ID",
+    "MANIFEST_PATH",
+    "CanonDocument",
+    "CanonKind",
+    "CanonStatus",
+    "FileProblem",
+    "FormatError",
+    "RepoManifest",
+    "Task",
+    "TaskStatus",
+    "Workplan",
+    "WorkplanStatus",
+    "is_task_id",
+    "is_task_ref",
+    "is_workplan_id",
+    "parse_canon",
+    "parse_manifest",
+    "parse_workplan",
+    "render_canon",
+    "render_workplan",
+    "split_task_ref",
+]
