@@ -4,6 +4,17 @@ Pure: text in, text out. No database, no network, nothing of ours imported.
 """
 
 from workplans.canon import CANON_ID, parse_canon, render_canon
+from workplans.fleet import parse_fleet, render_fleet
+from workplans.fleet_models import (
+    FLEET_PATH,
+    FleetRegistry,
+    Gate,
+    Lane,
+    Machine,
+    MachineRole,
+    Workload,
+    WorkloadState,
+)
 from workplans.ids import is_task_id, is_task_ref, is_workplan_id, split_task_ref
 from workplans.manifest import MANIFEST_PATH, parse_manifest
 from workplans.models import (
@@ -21,24 +32,34 @@ from workplans.workplan import parse_workplan, render_workplan
 
 __all__ = [
     "CANON_ID",
+    "FLEET_PATH",
     "MANIFEST_PATH",
     "CanonDocument",
     "CanonKind",
     "CanonStatus",
     "FileProblem",
+    "FleetRegistry",
     "FormatError",
+    "Gate",
+    "Lane",
+    "Machine",
+    "MachineRole",
     "RepoManifest",
     "Task",
     "TaskStatus",
+    "Workload",
+    "WorkloadState",
     "Workplan",
     "WorkplanStatus",
     "is_task_id",
     "is_task_ref",
     "is_workplan_id",
     "parse_canon",
+    "parse_fleet",
     "parse_manifest",
     "parse_workplan",
     "render_canon",
+    "render_fleet",
     "render_workplan",
     "split_task_ref",
 ]

@@ -35,7 +35,8 @@ class KeyLines:
     """Find the file line of a key, so semantic problems point at a line too.
 
     TOML parsers do not report positions for values, so we scan the raw text:
-    top-level keys, then keys inside the n-th ``[[array]]`` table.
+    top-level keys, then keys inside the n-th ``[[array]]`` table (and inside its
+    sub-tables, such as the ``[workloads.gate]`` of the n-th ``[[workloads]]``).
     """
 
     _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
@@ -45,13 +46,20 @@ class KeyLines:
         self._lines: dict[tuple[str, int, str], int] = {}
         self._headers: dict[tuple[str, int], int] = {}
         counters: dict[str, int] = {}
+        arrays: set[str] = set()
         table, index = "", 0
         for offset, raw in enumerate(toml_text.splitlines()):
             line_no = first_line + offset
             header = self._HEADER.match(raw)
             if header:
                 table = header.group(1).strip()
-                index = counters.get(table, -1) + 1 if raw.lstrip().startswith("[[") else 0
+                if raw.lstrip().startswith("[["):
+                    index = counters.get(table, -1) + 1
+                    arrays.add(table)
+                else:
+                    # [workloads.gate] belongs to the latest [[workloads]] entry, so it shares its index
+                    parent = table.rpartition(".")[0]
+                    index = counters.get(parent, 0) if parent in arrays else 0
                 counters[table] = index
                 self._headers.setdefault((table, index), line_no)
                 continue
