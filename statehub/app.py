@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from statehub.api import health, repos, workplans
+from statehub.api import fleet, health, repos, workplans
 from statehub.api.deps import provide_conn, provide_hub
 from statehub.errors import HubError
 from statehub.hub import Hub
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             hub.close()
 
     return Litestar(
-        route_handlers=[health.health, repos.RepoController, *workplans.ROUTES],
+        route_handlers=[health.health, repos.RepoController, *workplans.ROUTES, fleet.FleetController],
         dependencies={
             "hub": Provide(provide_hub, sync_to_thread=False),
             "conn": Provide(provide_conn),

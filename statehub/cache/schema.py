@@ -28,7 +28,8 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: fleet registry tables (statehub/cache/fleet_schema.py)."""
 
 
 def _json() -> Any:

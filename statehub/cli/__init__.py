@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from statehub.cli.fleet import fleet
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
@@ -20,5 +21,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon):
+for command in (serve, repos, rebuild, tasks, workplans, canon, fleet):
     main.add_command(command)
