@@ -22,6 +22,7 @@ __all__ = [
     "LoadedFleet",
     "drain_plan",
     "fleet_readiness",
+    "fleet_violations",
     "list_lanes",
     "list_machines",
     "list_workloads",
@@ -200,3 +201,11 @@ def fleet_readiness(conn: Connection, repo: str | None = None) -> dict[str, Any]
             for b in answer.blockers
         ],
     }
+
+
+def fleet_violations(conn: Connection, repo: str | None = None) -> dict[str, Any]:
+    """Rules the file breaks as written (ADR-010): shown, never fatal; changes may not add more."""
+    fleet = load_fleet(conn, repo)
+    found = registry.violations(fleet.registry)
+    items = [{"subject": v.subject, "message": v.message} for v in found]
+    return {"repo": fleet.repo, "items": items, "total": len(items)}

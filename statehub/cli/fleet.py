@@ -40,8 +40,17 @@ def status(repo: str | None, as_json: bool) -> None:
         workloads = fleet_queries.list_workloads(conn, repo)
         lanes = fleet_queries.list_lanes(conn, repo)
         ready = fleet_queries.fleet_readiness(conn, repo)
+        broken = fleet_queries.fleet_violations(conn, repo)
     if as_json:
-        print_json({"machines": machines, "workloads": workloads, "lanes": lanes, "readiness": ready})
+        print_json(
+            {
+                "machines": machines,
+                "workloads": workloads,
+                "lanes": lanes,
+                "readiness": ready,
+                "violations": broken,
+            }
+        )
         return
     print_table(
         f"Machines ({machines['repo']})",
@@ -70,6 +79,9 @@ def status(repo: str | None, as_json: bool) -> None:
     ]
     if risky:
         print_table("Lane risks", ["lane", "machine", "role", "position"], risky)
+    if broken["items"]:
+        rows = [(v["subject"], v["message"]) for v in broken["items"]]
+        print_table("Rules the file breaks", ["what", "rule"], rows)
     _print_readiness(ready)
 
 

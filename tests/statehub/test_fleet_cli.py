@@ -53,10 +53,13 @@ def test_status_shows_machines_workloads_risks_and_readiness(runner: CliRunner) 
         "ops-vpn-to-vault",
         "not ready: production still needs workstation",
         "workload daily-triage: running on workstation",
+        "Rules the file breaks",
+        "runs on workstation, a temporary-dev machine, which must host no production",
     ):
         assert expected in result.output, expected
     as_json = json.loads(runner.invoke(main, ["fleet", "status", "--json"]).output)
-    assert set(as_json) == {"machines", "workloads", "lanes", "readiness"}
+    assert set(as_json) == {"machines", "workloads", "lanes", "readiness", "violations"}
+    assert as_json["violations"]["total"] == 3
     assert as_json["workloads"]["total"] == 12
 
 
