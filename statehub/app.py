@@ -10,8 +10,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from statehub.api import health, repos, workplans
+from statehub.api import health, repos, sync, web, workplans
 from statehub.api.deps import provide_conn, provide_hub
+from statehub.collab import open_rooms
 from statehub.errors import HubError
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         hub = Hub(settings)
         app.state.hub = hub
+        rooms = open_rooms(hub)
+        app.state.rooms = rooms
         watcher = RepoWatcher(hub)
         app.state.watcher = watcher
         if settings.watch:
@@ -40,10 +43,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await watcher.stop()
+            await rooms.close()
+            rooms.store.close()
             hub.close()
 
     return Litestar(
-        route_handlers=[health.health, repos.RepoController, *workplans.ROUTES],
+        route_handlers=[health.health, repos.RepoController, *workplans.ROUTES, *sync.ROUTES, *web.ROUTES],
         dependencies={
             "hub": Provide(provide_hub, sync_to_thread=False),
             "conn": Provide(provide_conn),
