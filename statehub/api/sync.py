@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from litestar import Request, Response, WebSocket, post, websocket
+from litestar import Request, Response, WebSocket, get, post, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
 from statehub.errors import HubError, NotFound
 from statehub.hub import Hub
-from statehub.manifests import resolve_doc
+from statehub.manifests import EDITABLE, resolve_doc
 from sync.rooms import RESYNC_CLOSE_CODE, Rooms
 from sync.saving import Person
 
@@ -115,4 +115,28 @@ async def save_room(
     return Response({"doc": manifest.name, **outcome.to_json()}, status_code=status)
 
 
-ROUTES = [sync_room, save_room]
+@get("/sync", tags=["sync"], sync_to_thread=False)
+def list_rooms(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Every editable manifest of every registered repo, with who has it open and whether it has unsaved edits."""
+    hub: Hub = request.app.state.hub
+    rooms: Rooms = request.app.state.rooms
+    found = []
+    for repo in hub.repos():
+        for path, kind in EDITABLE.items():
+            name = f"{repo.slug}/{path}"
+            room = rooms.rooms.get(name)
+            found.append(
+                {
+                    "doc": name,
+                    "repo": repo.slug,
+                    "path": path,
+                    "kind": kind,
+                    "exists": (repo.path / path).is_file(),
+                    "people": room.people() if room else [],
+                    "unsaved": room.unsaved if room else False,
+                }
+            )
+    return {"items": found, "total": len(found)}
+
+
+ROUTES = [list_rooms, sync_room, save_room]

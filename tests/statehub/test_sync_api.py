@@ -193,3 +193,13 @@ def test_a_client_from_an_earlier_lineage_is_told_to_resync(server: HubServer, d
 
 def test_room_store_lives_in_the_data_dir(server: HubServer, settings: Settings) -> None:
     assert (Path(settings.data_dir) / "rooms.sqlite3").exists()
+
+
+def test_the_room_list_names_every_editable_manifest(server: HubServer) -> None:
+    listed = httpx.get(f"{server.url}/sync", timeout=5).json()["items"]
+    assert [(d["doc"], d["exists"]) for d in listed] == [
+        ("demo/statehub.toml", True),
+        ("demo/registry/fleet.toml", False),
+    ]
+    assert httpx.get(f"{server.url}/", timeout=5).text.count("/static/app.js") == 1
+    assert httpx.get(f"{server.url}/static/app.js", timeout=5).status_code == 200
