@@ -38,7 +38,11 @@ def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> Rooms:
 
 def commit_message(request: SaveRequest) -> str:
     path = request.doc.partition("/")[2]
-    lines = [f"Edit {path} together in the web editor", "", f"Saved by {request.saver.name} from room {request.doc}."]
+    lines = [
+        f"Edit {path} together in the web editor",
+        "",
+        f"Saved by {request.saver.name} from room {request.doc}.",
+    ]
     if request.coauthors:
         lines.append("")
         lines += [f"Co-authored-by: {p.signature()}" for p in request.coauthors]

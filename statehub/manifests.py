@@ -53,14 +53,16 @@ def check_fleet_minimal(text: str, path: str = FLEET_PATH) -> dict[str, Any]:
     for section in ("machines", "workloads", "lanes"):
         entries = data.get(section, [])
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            problems.append(FileProblem(path, _line_of(lines, section), f"'{section}' must be [[{section}]] tables"))
+            problems.append(
+                FileProblem(path, _line_of(lines, section), f"'{section}' must be [[{section}]] tables")
+            )
             continue
         headers = [i + 1 for i, raw in enumerate(lines) if raw.strip().startswith(f"[[{section}]]")]
         for index, entry in enumerate(entries):
             name = entry.get("name")
             if not isinstance(name, str) or not name.strip():
                 line = headers[index] if index < len(headers) else None
-                problems.append(FileProblem(path, line, f"each [[{section}]] needs a name = \"...\""))
+                problems.append(FileProblem(path, line, f'each [[{section}]] needs a name = "..."'))
     for key in sorted(set(data) - {"machines", "workloads", "lanes"}):
         problems.append(FileProblem(path, _line_of(lines, key), f"unknown top-level key {key!r}"))
     if problems:

@@ -26,7 +26,7 @@ from pycrdt import Channel, Decoder, Doc, YMessageType, YSyncMessageType, merge_
 
 from sync import ysync
 from sync.room_store import RoomStore
-from sync.saving import Person, SaveOutcome, SaveRequest, Saver
+from sync.saving import Person, SaveOutcome, Saver, SaveRequest
 from sync.seed import doc_text, file_change_update, seed_client_id, seed_doc
 
 __all__ = ["RESYNC_CLOSE_CODE", "Member", "Room", "Rooms"]

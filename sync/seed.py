@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from typing import Any
 
 from pycrdt import Doc, Map, Text
 
@@ -48,7 +49,7 @@ def seed_client_id(text: str) -> int:
 
 def seed_doc(text: str) -> bytes:
     """The seed update for ``text``: identical bytes on every hub, every time."""
-    doc: Doc[object] = Doc(client_id=seed_client_id(text))
+    doc: Doc[Any] = Doc(client_id=seed_client_id(text))
     ytext = doc.get(TEXT_NAME, type=Text)
     meta = doc.get(META_NAME, type=Map)
     with doc.transaction():
@@ -58,7 +59,7 @@ def seed_doc(text: str) -> bytes:
     return doc.get_update()
 
 
-def doc_text(doc: Doc[object]) -> str:
+def doc_text(doc: Doc[Any]) -> str:
     return str(doc.get(TEXT_NAME, type=Text))
 
 
@@ -73,14 +74,16 @@ def same_lineage(seed_id: int, client_state: dict[int, int]) -> bool:
     return not client_state or seed_id in client_state
 
 
-def apply_text_change(doc: Doc[object], old: str, new: str) -> int:
+def apply_text_change(doc: Doc[Any], old: str, new: str) -> int:
     """Edit ``doc``'s text, which reads ``old``, into ``new`` with the fewest edits difflib finds.
 
     Edits are applied from the end so earlier positions stay valid. pycrdt
     indexes text in UTF-8 bytes, so code-point positions are converted.
     """
     ytext = doc.get(TEXT_NAME, type=Text)
-    ops = [op for op in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if op[0] != "equal"]
+    ops = [
+        op for op in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if op[0] != "equal"
+    ]
     with doc.transaction():
         for _tag, i1, i2, j1, j2 in reversed(ops):
             b_start = len(old[:i1].encode("utf-8"))
@@ -99,7 +102,7 @@ def file_change_update(file_state: bytes, old: str, new: str) -> bytes:
     resulting update merges into the live room like anybody's edit: the CRDT
     keeps every unsaved edit made since, wherever it is, and duplicates nothing.
     """
-    fork: Doc[object] = Doc()
+    fork: Doc[Any] = Doc()
     fork.apply_update(file_state)
     if doc_text(fork) != old:
         raise ValueError("the file state does not hold the old file text")

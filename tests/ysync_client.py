@@ -64,7 +64,9 @@ class YClient:
             step = decoder.read_var_uint()
             payload = decoder.read_message() or b""
             if step == YSyncMessageType.SYNC_STEP1:
-                asyncio.get_running_loop().create_task(self._ws.send(ysync.sync_step2(self.doc.get_update(payload))))
+                asyncio.get_running_loop().create_task(
+                    self._ws.send(ysync.sync_step2(self.doc.get_update(payload)))
+                )
                 return
             self._remote = True
             try:

@@ -56,7 +56,7 @@ class LitestarChannel:
         message = await self._socket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(detail="closed")
-        data = message.get("bytes")
+        data: Any = message.get("bytes")
         return bytes(data) if data is not None else str(message.get("text", "")).encode("utf-8")
 
 
@@ -67,10 +67,17 @@ def _person(user: str | None, email: str | None) -> Person | None:
 async def _refuse(socket: WebSocket[Any, Any, Any], error: HubError) -> None:
     """Refuse before accepting: an HTTP answer with the reason where the server allows it."""
     body = json.dumps({"error": error.message, "status_code": error.status_code}).encode()
-    if "websocket.http.response" in socket.scope.get("extensions", {}):
+    extensions: Any = socket.scope.get("extensions") or {}
+    if "websocket.http.response" in extensions:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await socket.send({"type": "websocket.http.response.start", "status": error.status_code, "headers": headers})
-        await socket.send({"type": "websocket.http.response.body", "body": body})
+        start: Any = {
+            "type": "websocket.http.response.start",
+            "status": error.status_code,
+            "headers": headers,
+        }
+        end: Any = {"type": "websocket.http.response.body", "body": body}
+        await socket.send(start)
+        await socket.send(end)
     else:
         await socket.close(code=4000 + error.status_code, reason=error.message[:120])
 
@@ -117,7 +124,7 @@ async def save_room(
 
 @get("/sync", tags=["sync"], sync_to_thread=False)
 def list_rooms(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Every editable manifest of every registered repo, with who has it open and whether it has unsaved edits."""
+    """Every editable manifest of every registered repo: who has it open, whether it has unsaved edits."""
     hub: Hub = request.app.state.hub
     rooms: Rooms = request.app.state.rooms
     found = []

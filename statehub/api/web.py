@@ -8,6 +8,7 @@ running a hub needs no Node.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar import Response, get
 from litestar.static_files import create_static_files_router
@@ -29,4 +30,7 @@ def index() -> Response[bytes]:
     return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
 
 
-ROUTES = [index, create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False)]
+ROUTES: list[Any] = [
+    index,
+    create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+]

@@ -27,7 +27,8 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
 DOC = "demo/statehub.toml"
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"), reason="Debian chromium is not installed (.ci/run installs it)"
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="Debian chromium is not installed (.ci/run installs it)",
 )
 
 
@@ -89,7 +90,9 @@ def open_editor(browser: Any, server: HubServer, user: str) -> Any:
     page = browser.new_page()
     page.set_viewport_size({"width": 1100, "height": 620})
     page.goto(f"{server.url}/#/edit/{DOC}?user={user}")
-    page.wait_for_function("() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000)
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000
+    )
     return page
 
 
@@ -110,7 +113,9 @@ def wait_text(page: Any, predicate_js: str, timeout: int = 10000) -> None:
     )
 
 
-def test_two_people_converge_and_one_save_commits_both(browser: Any, server: HubServer, repo: GitRepo) -> None:
+def test_two_people_converge_and_one_save_commits_both(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
     ada = open_editor(browser, server, "Ada")
     bob = open_editor(browser, server, "Bob")
     type_at(ada, "end", 'default_branch = "main"\n')
@@ -138,7 +143,9 @@ def test_two_people_converge_and_one_save_commits_both(browser: Any, server: Hub
     bob.close()
 
 
-def test_an_invalid_edit_shows_its_error_and_writes_nothing(browser: Any, server: HubServer, repo: GitRepo) -> None:
+def test_an_invalid_edit_shows_its_error_and_writes_nothing(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
     before, head = repo.read("statehub.toml"), repo.git("rev-parse", "HEAD")
     ada = open_editor(browser, server, "Ada")
     bob = open_editor(browser, server, "Bob")
@@ -160,7 +167,9 @@ def test_an_invalid_edit_shows_its_error_and_writes_nothing(browser: Any, server
     bob.close()
 
 
-def test_a_restart_mid_edit_loses_and_duplicates_nothing(browser: Any, server: HubServer, repo: GitRepo) -> None:
+def test_a_restart_mid_edit_loses_and_duplicates_nothing(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
     ada = open_editor(browser, server, "Ada")
     bob = open_editor(browser, server, "Bob")
     type_at(ada, "start", "# before the restart\n")

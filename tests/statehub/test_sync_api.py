@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
-from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
 from tests.hubserver import HubServer
+from tests.sync_fixtures import MANIFEST, demo, room, server
 from tests.ysync_client import YClient
 
-MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
-
-
-@pytest.fixture
-def demo(make_repo: Callable[[str], GitRepo], settings: Settings) -> GitRepo:
-    repo = make_repo("demo")
-    repo.write("statehub.toml", MANIFEST)
-    repo.commit("start")
-    hub = Hub(settings)
-    hub.register(repo.root)
-    hub.close()
-    return repo
-
-
-@pytest.fixture
-def server(demo: GitRepo, settings: Settings) -> Iterator[HubServer]:
-    assert settings.config_dir.parent.name == "hub-home"
-    with HubServer(settings.config_dir.parent) as running:
-        yield running
-
-
-def room(server: HubServer, user: str | None = None, doc: str = "demo/statehub.toml") -> str:
-    return f"{server.ws_url}/sync/{doc}" + (f"?user={user}" if user else "")
+__all__ = ["demo", "server"]
 
 
 async def _two(server: HubServer) -> tuple[YClient, YClient]:
@@ -85,7 +62,9 @@ def test_an_invalid_save_reaches_every_client_and_writes_nothing(server: HubServ
         await bob.wait_for(lambda: "owner = = 1" in str(bob.text))
         await bob.save()
         for client in (ada, bob):
-            await client.wait_for(lambda c=client: any(m.get("type") == "save-result" for m in c.hub_messages))
+            await client.wait_for(
+                lambda c=client: any(m.get("type") == "save-result" for m in c.hub_messages)
+            )
         result = next(m for m in ada.hub_messages if m.get("type") == "save-result")
         assert not result["ok"]
         assert result["errors"][0]["line"] == 2
@@ -123,7 +102,10 @@ def test_anything_but_an_editable_manifest_is_refused_before_accept(server: HubS
             with pytest.raises(websockets.InvalidStatus) as refused:
                 await websockets.connect(room(server, "Ada", doc))
             assert refused.value.response.status_code == status
-            assert b"editable manifest" in refused.value.response.body or b"no repo" in refused.value.response.body
+            assert (
+                b"editable manifest" in refused.value.response.body
+                or b"no repo" in refused.value.response.body
+            )
 
     asyncio.run(scenario())
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.gitfixtures import GitRepo
 from tests.hubserver import HubServer
-from tests.statehub.test_sync_api import MANIFEST, demo, room, server
+from tests.sync_fixtures import MANIFEST, demo, room, server
 from tests.ysync_client import YClient
 
 __all__ = ["demo", "server"]
@@ -25,7 +25,9 @@ def node_modules() -> Path:
     if shutil.which("node") is None:
         pytest.fail("node is not installed: .ci/run installs it; see README 'Web UI'")
     if not (NODE_DIR / "node_modules" / "y-websocket").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True
+        )
     return NODE_DIR
 
 
