@@ -175,7 +175,7 @@ class Room:
             if step == YSyncMessageType.SYNC_STEP1:
                 return self._sync_step1(member, payload)
             if member.synced and payload != b"\x00\x00":
-                self._apply(member, payload)
+                self._apply(member, payload, is_edit=step == YSyncMessageType.SYNC_UPDATE)
         elif kind == YMessageType.AWARENESS:
             self._awareness(member, decoder.read_message() or b"")
         elif kind == ysync.QUERY_AWARENESS:
@@ -204,15 +204,21 @@ class Room:
         self._send_presence(member)
         return True
 
-    def _apply(self, member: Member, update: bytes) -> None:
-        """Apply a member's update: stored first, then broadcast, then credited to its author."""
-        before = self.text
+    def _apply(self, member: Member, update: bytes, *, is_edit: bool) -> None:
+        """Apply a member's update: stored first, then broadcast, then credited to its author.
+
+        An update message is an edit; a sync step 2 (catching up after a
+        reconnect) counts only if it brought new content, since Yjs repeats
+        its whole delete set in every step 2.
+        """
+        before = None if is_edit else self.doc.get_state()
         self.doc.apply_update(update)
         self.store.append(self.name, update)
         self._broadcast(ysync.sync_update(update), member)
         person = self._person(member)
-        if person is not None and self.text != before:
-            self.editors.setdefault(person.name, person)
+        if person is not None and person.name not in self.editors:
+            if is_edit or self.doc.get_state() != before:
+                self.editors[person.name] = person
 
     # presence ------------------------------------------------------------------------------------
 
