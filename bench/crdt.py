@@ -36,11 +36,15 @@ from sync.seed import TEXT_NAME  # noqa: E402
 from tests.hubserver import HubServer  # noqa: E402
 
 TARGET_P99_MS = 30.0
-MANIFEST = '[repo]\nslug = "{slug}"\ntitle = "Benchmark repo {slug}"\nprefixes = ["B{n}"]\ndefault_branch = "main"\n'
+MANIFEST = (
+    '[repo]\nslug = "{slug}"\ntitle = "Benchmark repo {slug}"\nprefixes = ["B{n}"]\ndefault_branch = "main"\n'
+)
 FLEET = "".join(
-    f'[[machines]]\nname = "node{i:02d}"\naddress = "203.0.113.{i}"\nrole = "production-home"\n\n' for i in range(12)
+    f'[[machines]]\nname = "node{i:02d}"\naddress = "203.0.113.{i}"\nrole = "production-home"\n\n'
+    for i in range(12)
 ) + "".join(
-    f'[[workloads]]\nname = "svc{i:02d}"\ncurrent_host = "node{i % 12:02d}"\ntarget_host = "node{(i + 1) % 12:02d}"\n'
+    f'[[workloads]]\nname = "svc{i:02d}"\ncurrent_host = "node{i % 12:02d}"\n'
+    f'target_host = "node{(i + 1) % 12:02d}"\n'
     f'wave = {i % 4}\nstate = "running"\n\n'
     for i in range(20)
 )
@@ -76,10 +80,11 @@ class Client:
         self.text = self.doc.get(TEXT_NAME, type=Text)
         self.synced = asyncio.Event()
         self.ws: Any = None
+        self.reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(self.url, max_size=None, compression=None)
-        asyncio.create_task(self.read())
+        self.reader = asyncio.create_task(self.read())
         await self.ws.send(ysync.sync_step1(b"\x00"))
 
     async def read(self) -> None:
@@ -171,7 +176,9 @@ async def memory(server: HubServer, repos: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--edits", type=int, default=20, help="edits per client")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between one client's edits")
@@ -185,11 +192,13 @@ def main() -> None:
             mem = asyncio.run(memory(server, max(1, args.rooms // 2) + 1))
     print(
         f"latency: {args.clients} clients in one room, one edit per client every {args.interval:g} s "
-        f"({lat['edits_per_s']:.0f} edits/s, {lat['edits']:.0f} edits, {lat['lost']:.0f} not delivered to all)"
+        f"({lat['edits_per_s']:.0f} edits/s, {lat['edits']:.0f} edits, "
+        f"{lat['lost']:.0f} not delivered to all)"
     )
     print(
-        f"  send -> received by all {args.clients - 1} others: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
-        f"max {lat['max']:.1f} ms; p99 / target {TARGET_P99_MS:.0f} ms = {lat['p99'] / TARGET_P99_MS:.2f}"
+        f"  send -> received by all {args.clients - 1} others: "
+        f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms; "
+        f"p99 / target {TARGET_P99_MS:.0f} ms = {lat['p99'] / TARGET_P99_MS:.2f}"
     )
     print(
         f"memory: {mem['rooms']:.0f} open rooms (one member each): server RSS {mem['before_mb']:.1f} -> "

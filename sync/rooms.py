@@ -216,9 +216,9 @@ class Room:
         self.store.append(self.name, update)
         self._broadcast(ysync.sync_update(update), member)
         person = self._person(member)
-        if person is not None and person.name not in self.editors:
-            if is_edit or self.doc.get_state() != before:
-                self.editors[person.name] = person
+        changed = is_edit or self.doc.get_state() != before
+        if person is not None and changed and person.name not in self.editors:
+            self.editors[person.name] = person
 
     # presence ------------------------------------------------------------------------------------
 
