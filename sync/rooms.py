@@ -144,7 +144,15 @@ class Room:
         self.check_file()
         try:
             async for message in channel:
-                if not await self._receive(member, bytes(message)):
+                try:
+                    stay = await self._receive(member, bytes(message))
+                except (RuntimeError, IndexError, ValueError) as error:  # pycrdt's "Y protocol error" and kin
+                    log.warning("room %s: unreadable message from a member: %s", self.name, error)
+                    member.send(
+                        ysync.hub_message({"type": "error", "message": f"unreadable y-sync message: {error}"})
+                    )
+                    continue
+                if not stay:
                     return False
             return True
         finally:

@@ -19,13 +19,17 @@ import pytest
 
 from statehub.hub import Hub
 from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
+from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 
 CHROMIUM = Path(os.environ.get("STATEHUB_CHROMIUM", "/usr/bin/chromium"))
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
 DOC = "demo/statehub.toml"
+CANON = (
+    '+++\nid = "ADR-001"\ntitle = "Files are the truth"\nkind = "adr"\nstatus = "accepted"\n'
+    "date = 2026-05-02\n+++\nBody.\n"
+)
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists() and not os.environ.get("CI"),
     reason="Debian chromium is not installed (.ci/run installs it)",
@@ -37,6 +41,14 @@ def hub_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GitRepo]:
     base = tmp_path_factory.mktemp("browser")
     repo = GitRepo(base / "repos" / "demo")
     repo.write("statehub.toml", MANIFEST)
+    tasks: list[dict[str, object]] = [
+        {"id": "T01", "title": "Draft the plan", "status": "done", "owner": "ada"},
+        {"id": "T02", "title": "Move the tunnels", "status": "todo", "owner": "bob", "depends_on": ["T01"]},
+        {"id": "T03", "title": "Drain the old host", "status": "todo", "owner": "bob", "depends_on": ["T02"]},
+    ]
+    repo.write("workplans/DEMO-WP-0001.md", workplan_text("DEMO-WP-0001", tasks, title="Fleet roles"))
+    repo.write("workplans/broken.md", "no front matter here\n")
+    repo.write("canon/ADR-001.md", CANON)
     repo.commit("start")
     home = base / "hub-home"
     hub = Hub(Settings.from_env({"STATEHUB_HOME": str(home)}))
@@ -113,6 +125,34 @@ def wait_text(page: Any, predicate_js: str, timeout: int = 10000) -> None:
     )
 
 
+def test_the_dashboard_shows_repos_plans_tasks_and_canon(browser: Any, server: HubServer) -> None:
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto(f"{server.url}/#/")
+    page.wait_for_selector("#task-table table")
+    repos = page.inner_text("#repos")
+    assert "demo" in repos and "statehub.toml" in repos
+    assert page.inner_text("#repos .badge.bad") == "1"  # workplans/broken.md
+    assert "DEMO-WP-0001" in page.inner_text("#workplans")
+    assert "ADR-001" in page.inner_text("#canon")
+    assert page.locator("#task-table tbody tr").count() == 3
+    page.select_option("#f-status", "todo")
+    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 2")
+    page.check("#f-ready")
+    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 1")
+    assert "DEMO-WP-0001-T02" in page.inner_text("#task-table")
+    assert page.locator("#fleet-tables").count() == (1 if _fleet_api(server) else 0)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+    page.close()
+
+
+def _fleet_api(server: HubServer) -> bool:
+    import httpx
+
+    return httpx.get(f"{server.url}/fleet/machines", timeout=5).status_code == 200
+
+
 def test_two_people_converge_and_one_save_commits_both(
     browser: Any, server: HubServer, repo: GitRepo
 ) -> None:
@@ -156,6 +196,7 @@ def test_an_invalid_edit_shows_its_error_and_writes_nothing(
         page.wait_for_selector("#status.bad", timeout=10000)
         assert re.search(r"line \d+, column \d+: invalid TOML", page.inner_text("#errors"))
     ada.wait_for_selector(".cm-lint-marker-error")
+    ada.screenshot(path=str(OUTPUT / "editor-invalid.png"))
     assert repo.read("statehub.toml") == before
     assert repo.git("rev-parse", "HEAD") == head
     # Fix it so the room is clean for the next test.
@@ -163,6 +204,7 @@ def test_an_invalid_edit_shows_its_error_and_writes_nothing(
         "() => { const t = window.statehubEditor.ydoc.getText('manifest'); const s = t.toString();"
         " t.delete(s.indexOf('owner = = 1\\n'), 'owner = = 1\\n'.length) }"
     )
+    wait_text(bob, "!text.includes('owner = = 1')")
     ada.close()
     bob.close()
 

@@ -185,3 +185,41 @@ def test_the_room_list_names_every_editable_manifest(server: HubServer) -> None:
     ]
     assert httpx.get(f"{server.url}/", timeout=5).text.count("/static/app.js") == 1
     assert httpx.get(f"{server.url}/static/app.js", timeout=5).status_code == 200
+
+
+def test_an_unreadable_message_is_answered_and_the_room_goes_on(server: HubServer) -> None:
+    async def scenario() -> None:
+        ada, bob = await _two(server)
+        await ada._ws.send(b"\x00\x02\x05\xff\xff")  # a sync update whose payload is not a Yjs update
+        await ada._ws.send(b"\x00")  # a sync message cut short
+        await ada.wait_for(lambda: sum(m.get("type") == "error" for m in ada.hub_messages) == 2)
+        ada.text.insert(0, "# still here\n")
+        await bob.wait_for(lambda: str(bob.text).startswith("# still here\n"))
+        await ada.close()
+        await bob.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_file_changed_while_the_hub_was_down_merges_with_unsaved_edits(
+    server: HubServer, demo: GitRepo
+) -> None:
+    async def scenario() -> None:
+        ada = await YClient(room(server, "Ada")).connect()
+        await asyncio.wait_for(ada.synced.wait(), 5)
+        ada.text.insert(0, "# unsaved\n")
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(server.stop)
+        demo.write("statehub.toml", MANIFEST + "# pulled while the hub was down\n")
+        await asyncio.to_thread(server.start)
+        again = YClient(room(server, "Ada"))
+        again.doc.apply_update(ada.doc.get_update())
+        await again.connect()
+        await asyncio.wait_for(again.synced.wait(), 5)
+        want = "# unsaved\n" + MANIFEST + "# pulled while the hub was down\n"
+        await again.wait_for(lambda: str(again.text) == want)
+        assert again.closed is None
+        await again.close()
+        await ada.close()
+
+    asyncio.run(scenario())
