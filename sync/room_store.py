@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS updates (
     update_blob BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS updates_doc ON updates (doc, id);
+CREATE TABLE IF NOT EXISTS editors (      -- who edited since the last save: the co-authors of the next one
+    doc TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    email TEXT,
+    PRIMARY KEY (doc, name)
+);
 """
 
 
@@ -126,10 +133,29 @@ class RoomStore:
             self._db.execute("DELETE FROM updates WHERE doc = ?", (doc,))
             self._db.execute("INSERT INTO updates (doc, update_blob) VALUES (?, ?)", (doc, merged))
 
+    def credit(self, doc: str, name: str, email: str | None) -> None:
+        """Remember that ``name`` edited ``doc`` since its last save (kept across restarts)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO editors (doc, position, name, email) "
+                "VALUES (?, (SELECT count(*) FROM editors WHERE doc = ?), ?, ?)",
+                (doc, doc, name, email),
+            )
+
+    def editors(self, doc: str) -> list[tuple[str, str | None]]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, email FROM editors WHERE doc = ? ORDER BY position", (doc,))
+            return [(r[0], r[1]) for r in rows]
+
+    def clear_editors(self, doc: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM editors WHERE doc = ?", (doc,))
+
     def forget(self, doc: str) -> None:
         """Drop a lineage whose room closed with nothing unsaved."""
         with self._lock, self._db:
             self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM editors WHERE doc = ?", (doc,))
             self._db.execute("DELETE FROM updates WHERE doc = ?", (doc,))
             self._db.execute("DELETE FROM lineage WHERE doc = ?", (doc,))
 

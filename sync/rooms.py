@@ -86,6 +86,7 @@ class Room:
             for update in pending.updates:
                 self.doc.apply_update(update)
             self.file_text, self.file_state = pending.file_text, pending.file_state
+            self.editors = {name: Person(name, email) for name, email in self.store.editors(self.name)}
             if disk != self.file_text:
                 self._merge_file(disk)
 
@@ -227,6 +228,7 @@ class Room:
         changed = is_edit or self.doc.get_state() != before
         if person is not None and changed and person.name not in self.editors:
             self.editors[person.name] = person
+            self.store.credit(self.name, person.name, person.email)
 
     # presence ------------------------------------------------------------------------------------
 
@@ -294,6 +296,7 @@ class Room:
                 self.store.file_written(self.name, text, live_state, self.doc.get_update())
                 if self.text == text:
                     self.editors.clear()
+                    self.store.clear_editors(self.name)
         payload = {"type": "save-result", "by": saver.name, **outcome.to_json()}
         self._broadcast(ysync.hub_message(payload), None)
         return outcome

@@ -228,5 +228,7 @@ def test_a_restart_mid_edit_loses_and_duplicates_nothing(
     bob.click("#save")
     bob.wait_for_selector("#status.ok", timeout=10000)
     assert repo.read("statehub.toml") == want
+    # Ada edited before the restart: she is still credited.
+    assert "Co-authored-by: Ada <ada@users.statehub.invalid>" in repo.git("log", "-1", "--format=%B")
     ada.close()
     bob.close()

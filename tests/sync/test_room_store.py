@@ -83,3 +83,16 @@ def test_a_store_from_a_newer_hub_is_refused_and_left_alone(tmp_path: Path) -> N
         RoomStore(path)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 99
+
+
+def test_editors_are_kept_in_order_across_reopening_until_a_save(tmp_path: Path) -> None:
+    store = RoomStore(tmp_path / "rooms.sqlite3")
+    store.begin("d", "a", seed_doc("a"))
+    store.credit("d", "Bob", None)
+    store.credit("d", "Ada", "ada@example.org")
+    store.credit("d", "Bob", None)
+    store.close()
+    again = RoomStore(tmp_path / "rooms.sqlite3")
+    assert again.editors("d") == [("Bob", None), ("Ada", "ada@example.org")]
+    again.clear_editors("d")
+    assert again.editors("d") == []
