@@ -7,9 +7,11 @@ and writes nothing; a hub restart mid-edit duplicates and loses nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,3 +234,36 @@ def test_a_restart_mid_edit_loses_and_duplicates_nothing(
     assert "Co-authored-by: Ada <ada@users.statehub.invalid>" in repo.git("log", "-1", "--format=%B")
     ada.close()
     bob.close()
+
+
+def test_a_stock_node_yjs_client_and_a_browser_converge(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    node_dir = Path(__file__).resolve().parents[1] / "node"
+    if not (node_dir / "node_modules" / "y-websocket").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=node_dir, check=True, capture_output=True
+        )
+    page = open_editor(browser, server, "Ada")
+    type_at(page, "end", "# from the browser\n")
+    run = subprocess.run(
+        ["node", str(node_dir / "interop.mjs"), f"{server.ws_url}/sync", DOC],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    node_text = json.loads(run.stdout.strip().splitlines()[-1])["text"]
+    assert "# from the browser\n" in node_text
+    wait_text(page, "text.includes('# from node-a') && text.includes('# from node-b')")
+    assert text_of(page) == node_text
+    assert node_text.count("[repo]") == 1
+    page.click("#save")
+    page.wait_for_selector("#status.ok", timeout=10000)
+    assert repo.read("statehub.toml") == node_text
+    log = repo.git("log", "-1", "--format=%an%n%B")
+    assert log.startswith("Ada\n")
+    assert "Co-authored-by: node-a <node-a@users.statehub.invalid>" in log
+    assert "Co-authored-by: node-b <node-b@users.statehub.invalid>" in log
+    page.close()
