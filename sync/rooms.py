@@ -118,6 +118,13 @@ class Room:
             now = None
         if now == self._file_stat:
             return False
+        if now is None and self.file_text:
+            # Gone (a branch switch, a mistaken rm): emptying the room would lose everyone's text.
+            if self._file_stat is not None:
+                log.warning("room %s: %s disappeared; keeping the room's text", self.name, self.path)
+                self._broadcast(ysync.hub_message({"type": "file-missing"}), None)
+            self._file_stat = None
+            return False
         disk = self._read_file()
         if disk == self.file_text:
             return False

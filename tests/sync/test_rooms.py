@@ -161,3 +161,20 @@ def test_saves_name_the_saver_and_credit_the_other_editors(tmp_path: Path) -> No
         await rooms.close()
 
     asyncio.run(scenario())
+
+
+def test_a_deleted_file_does_not_empty_the_room(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "statehub.toml"
+        path.write_text("x = 1\n")
+        rooms = Rooms(RoomStore(tmp_path / "rooms.sqlite3"), _writer(path, []))
+        room = rooms.open("d", path)
+        path.unlink()
+        assert not room.check_file()
+        assert room.text == "x = 1\n"
+        path.write_text("x = 2\n")
+        assert room.check_file()
+        assert room.text == "x = 2\n"
+        await rooms.close()
+
+    asyncio.run(scenario())

@@ -62,6 +62,10 @@ export function renderEditor (root, doc, user) {
       start()
     } else if (message.type === 'file-changed') {
       notice('The file changed on disk; that change is merged into the text above.')
+    } else if (message.type === 'file-missing') {
+      notice('The file is missing on disk; the text here is kept, and saving is refused until the file is back.')
+    } else if (message.type === 'error') {
+      notice(message.message)
     }
   }
 
