@@ -267,3 +267,25 @@ def test_a_stock_node_yjs_client_and_a_browser_converge(
     assert "Co-authored-by: node-a <node-a@users.statehub.invalid>" in log
     assert "Co-authored-by: node-b <node-b@users.statehub.invalid>" in log
     page.close()
+
+
+def test_a_page_from_an_earlier_lineage_reloads_the_text_instead_of_merging(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    page = open_editor(browser, server, "Ada")
+    type_at(page, "end", "# saved before the restart\n")
+    page.click("#save")
+    page.wait_for_selector("#status.ok", timeout=10000)
+    saved = repo.read("statehub.toml")
+    server.stop()  # the room closes clean and forgets its lineage
+    repo.write("statehub.toml", saved + "# pulled while the hub was down\n")
+    repo.commit("a pull")
+    server.start()
+    page.wait_for_selector(".notice", timeout=15000)
+    assert "changed since you last synced" in page.inner_text("#notice")
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000
+    )
+    wait_text(page, "text.includes('# pulled while the hub was down')")
+    assert text_of(page) == saved + "# pulled while the hub was down\n"
+    page.close()
