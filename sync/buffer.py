@@ -244,7 +244,7 @@ class WriteBuffer:
             row = self._db.execute("SELECT * FROM event WHERE key = ?", (key,)).fetchone()
         return _record(row) if row else None
 
-    def list(
+    def list_events(
         self, *, state: str | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[list[BufferedEvent], int]:
         where, args = _filters(state=state, repo=repo)
@@ -296,8 +296,15 @@ class WriteBuffer:
     def begin_writeback(self, writeback: Writeback) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?)",
-                (writeback.repo, writeback.head, json.dumps(writeback.keys), json.dumps(writeback.files), _now()),
+                "INSERT OR REPLACE INTO writeback (repo, head, keys, files, started_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    writeback.repo,
+                    writeback.head,
+                    json.dumps(writeback.keys),
+                    json.dumps(writeback.files),
+                    _now(),
+                ),
             )
 
     def writeback(self, repo: str) -> Writeback | None:

@@ -106,7 +106,9 @@ def _split(text: str) -> _Parts:
     for index in range(1, len(lines)):
         if lines[index].rstrip("\r\n") == FENCE:
             newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
-            return _Parts(lines[0], "".join(lines[1:index]), lines[index], "".join(lines[index + 1 :]), newline)
+            return _Parts(
+                lines[0], "".join(lines[1:index]), lines[index], "".join(lines[index + 1 :]), newline
+            )
     raise BrokenTarget("the front matter opened with '+++' is never closed")
 
 
