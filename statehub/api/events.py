@@ -39,15 +39,16 @@ class EventController(Controller):
     @get("/", sync_to_thread=True)
     def list_events(
         self,
+        request: Request[Any, Any, Any],
         events: EventDesk,
-        state: str | None = None,
         repo: str | None = None,
         limit: int = Parameter(ge=1, le=1000, default=100),
         offset: int = Parameter(ge=0, default=0),
     ) -> dict[str, Any]:
-        if state is not None and state not in {s.value for s in EventState}:
-            raise invalid_choice("state", state, [s.value for s in EventState])
-        items, total = events.buffer.list_events(state=state, repo=repo, limit=limit, offset=offset)
+        state_ = request.query_params.get("state")  # "state" is a reserved handler argument name
+        if state_ is not None and state_ not in {s.value for s in EventState}:
+            raise invalid_choice("state", state_, [s.value for s in EventState])
+        items, total = events.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)
         return {"items": [item.as_dict() for item in items], "total": total}
 
     @get("/{key:str}", sync_to_thread=False)
