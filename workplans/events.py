@@ -196,6 +196,9 @@ class FieldReader:
 
     def note(self, name: str, *, required: bool) -> str | None:
         value = self.text(name, required=required)
+        if value is not None and not value.strip():
+            self.problem(name, "must not be blank")
+            return None
         if value is not None and "-->" in value:
             self.problem(name, "must not contain '-->' (it would end the progress line's event marker)")
             return None
@@ -270,7 +273,7 @@ def parse_event(data: Any) -> Event:
     if name is not None and kind is None:
         reader.problem("kind", f"unknown kind {name!r}: valid kinds are {', '.join(event_kinds())}")
     event = kind.read(reader, common) if kind is not None else None
-    for unknown in sorted(set(data) - reader.read - set(_COMMON)):
+    for unknown in sorted(k for k in set(data) - reader.read - set(_COMMON) if data[k] is not None):
         reader.problem(unknown, "unknown field for this kind of event")
     if reader.problems or event is None:
         raise InvalidEvent(reader.problems or {"event": "invalid"})

@@ -30,9 +30,7 @@ def test_an_event_lands_in_the_file_as_a_commit_by_its_actor(
     assert answer.status_code == 202
     assert answer.json() == {"results": [{"key": "01JZ3K7T2Q9", "result": "accepted"}]}
     _wait_settled(client)
-    expected = PLAN_TEXT.replace(
-        'status = "in-progress"\n', 'status = "done"\n'
-    ) + (
+    expected = PLAN_TEXT.replace('status = "in-progress"\n', 'status = "done"\n') + (
         "\n## Progress\n\n- 2026-07-03T22:29:55Z CUST-WP-0054-T02 @agt-codex: railiance01 tunnels moved"
         " <!-- event:01JZ3K7T2Q9 -->\n"
     )
