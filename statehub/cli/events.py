@@ -59,7 +59,7 @@ def _send(body: dict[str, Any], as_json: bool) -> None:
         line += f"; {record.reason}"
     if applied is None and record.state.value == "pending":
         line += "; another hub process is applying, it will pick this up"
-    console.print(line)
+    console.print(line, soft_wrap=True)
 
 
 def _task(ref: str) -> tuple[str, str]:
