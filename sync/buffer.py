@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS event (
 );
 CREATE INDEX IF NOT EXISTS event_state_repo ON event (state, repo, seq);
 CREATE INDEX IF NOT EXISTS event_repo ON event (repo, seq);
+CREATE INDEX IF NOT EXISTS event_task_add ON event (workplan, task) WHERE kind = 'task.add';
 CREATE TABLE IF NOT EXISTS writeback (
     repo TEXT PRIMARY KEY,
     head TEXT,

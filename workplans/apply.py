@@ -17,7 +17,9 @@ the four workplan kinds.
 
 from __future__ import annotations
 
+import threading
 import tomllib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -112,14 +114,69 @@ def _split(text: str) -> _Parts:
     raise BrokenTarget("the front matter opened with '+++' is never closed")
 
 
-def _document(parts: _Parts, workplan: str) -> tomlkit.TOMLDocument:
-    try:
-        doc = tomlkit.parse(parts.toml)
-    except TOMLKitError as error:
-        raise BrokenTarget(f"the front matter is not valid TOML ({error}); fix the file") from None
-    if doc.get("id") != workplan:
-        raise NoLongerApplies(f"the file now holds workplan {doc.get('id')!r}, not {workplan}")
+class _Parsed(threading.local):
+    """Front matter parsed in this thread, keyed by its exact text.
+
+    Write-back applies runs of events to a few files, each call getting the
+    text the previous call returned, so the same front matter is read again and
+    again. Checks read it with tomllib (fast); only an edit needs tomlkit's
+    style-keeping document (slow). Both are reused for a byte-identical text
+    only, which gives the same result as a fresh parse. An edited document is
+    taken out (:func:`_document`) and put back under the text it now renders
+    to (:func:`_store`), so it is never found under a text it no longer matches.
+    """
+
+    def __init__(self) -> None:
+        self.data: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.docs: OrderedDict[str, tomlkit.TOMLDocument] = OrderedDict()
+
+
+_PARSED = _Parsed()
+_KEEP = 32
+
+
+def _remember(cache: OrderedDict[str, Any], text: str, value: Any) -> None:
+    cache[text] = value
+    cache.move_to_end(text)
+    while len(cache) > _KEEP:
+        cache.popitem(last=False)
+
+
+def _data(parts: _Parts, workplan: str) -> dict[str, Any]:
+    """The front matter as plain data, for checks; raises when it is not this workplan's."""
+    data = _PARSED.data.get(parts.toml)
+    if data is None:
+        try:
+            data = tomllib.loads(parts.toml)
+        except tomllib.TOMLDecodeError as error:
+            raise BrokenTarget(f"the front matter is not valid TOML ({error}); fix the file") from None
+        _remember(_PARSED.data, parts.toml, data)
+    if data.get("id") != workplan:
+        raise NoLongerApplies(f"the file now holds workplan {data.get('id')!r}, not {workplan}")
+    return data
+
+
+def _document(parts: _Parts) -> tomlkit.TOMLDocument:
+    """The style-keeping document to edit; the caller hands it back through :func:`_store`."""
+    doc = _PARSED.docs.pop(parts.toml, None)
+    if doc is None:
+        try:
+            doc = tomlkit.parse(parts.toml)
+        except TOMLKitError as error:
+            raise BrokenTarget(f"the front matter is not valid TOML ({error}); fix the file") from None
     return doc
+
+
+def _store(parts: _Parts, doc: tomlkit.TOMLDocument) -> None:
+    parts.toml = tomlkit.dumps(doc)
+    _remember(_PARSED.docs, parts.toml, doc)
+
+
+def _task_data(data: dict[str, Any], task_id: str) -> dict[str, Any] | None:
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        return None
+    return next((t for t in tasks if isinstance(t, dict) and t.get("id") == task_id), None)
 
 
 def _find_task(doc: tomlkit.TOMLDocument, task_id: str) -> Table | None:
@@ -137,13 +194,15 @@ def _find_task(doc: tomlkit.TOMLDocument, task_id: str) -> Table | None:
 
 def apply_task_status(text: str, event: TaskStatusEvent) -> str:
     parts = _split(text)
-    doc = _document(parts, event.workplan)
-    table = _find_task(doc, event.task)
-    if table is None:
+    task = _task_data(_data(parts, event.workplan), event.task)
+    if task is None:
         raise NoLongerApplies(f"task {event.ref} is no longer in the workplan (removed or renamed)")
-    if table.get("status", "todo") != event.status.value:
+    if task.get("status", "todo") != event.status.value:
+        doc = _document(parts)
+        table = _find_task(doc, event.task)
+        assert table is not None  # the same text parsed with tomllib has it
         table["status"] = event.status.value
-        parts.toml = tomlkit.dumps(doc)
+        _store(parts, doc)
     if event.note:
         parts.body = _with_progress(parts.body, parts.newline, event, event.ref, event.note)
     return parts.join()
@@ -151,17 +210,17 @@ def apply_task_status(text: str, event: TaskStatusEvent) -> str:
 
 def apply_workplan_status(text: str, event: WorkplanStatusEvent) -> str:
     parts = _split(text)
-    doc = _document(parts, event.workplan)
-    if doc.get("status") != event.status.value:
+    if _data(parts, event.workplan).get("status") != event.status.value:
+        doc = _document(parts)
         doc["status"] = event.status.value
-        parts.toml = tomlkit.dumps(doc)
+        _store(parts, doc)
     return parts.join()
 
 
 def apply_task_add(text: str, event: TaskAddEvent) -> str:
     parts = _split(text)
-    doc = _document(parts, event.workplan)
-    existing = _find_task(doc, event.task)
+    data = _data(parts, event.workplan)
+    existing = _task_data(data, event.task)
     if existing is not None:
         if existing.get("title") == event.title:
             return text
@@ -174,12 +233,13 @@ def apply_task_add(text: str, event: TaskAddEvent) -> str:
         values["owner"] = event.owner
     if event.depends_on:
         values["depends_on"] = list(event.depends_on)
-    tasks = doc.get("tasks")
-    if tasks is None or isinstance(tasks, AoT):
+    tables = any(line.strip().startswith("[[tasks]]") for line in parts.toml.splitlines())
+    if "tasks" not in data or tables:
         parts.toml = _append_task_table(parts.toml, values, parts.newline)
     else:  # an inline array of tables: let tomlkit extend it in place
-        tasks.append(values)
-        parts.toml = tomlkit.dumps(doc)
+        doc = _document(parts)
+        doc["tasks"].append(values)
+        _store(parts, doc)
     return parts.join()
 
 
@@ -196,8 +256,8 @@ def _append_task_table(toml_text: str, values: dict[str, Any], newline: str) -> 
 
 def apply_progress_note(text: str, event: ProgressNoteEvent) -> str:
     parts = _split(text)
-    doc = _document(parts, event.workplan)
-    if event.task is not None and _find_task(doc, event.task) is None:
+    data = _data(parts, event.workplan)
+    if event.task is not None and _task_data(data, event.task) is None:
         raise NoLongerApplies(f"task {event.ref} is no longer in the workplan (removed or renamed)")
     parts.body = _with_progress(parts.body, parts.newline, event, event.ref, event.note)
     return parts.join()

@@ -157,9 +157,11 @@ def _check(
     task = getattr(event, "task", None)
     if task is None:
         return repo
-    if plan not in pending_adds:
-        pending_adds[plan] = buffer.pending_task_adds(plan)
-    title = known.tasks.get((plan, task)) or adding.get((plan, task)) or pending_adds[plan].get(task)
+    title = known.tasks.get((plan, task)) or adding.get((plan, task))
+    if title is None:  # maybe a task that a pending task.add will create
+        if plan not in pending_adds:
+            pending_adds[plan] = buffer.pending_task_adds(plan)
+        title = pending_adds[plan].get(task)
     if isinstance(event, TaskAddEvent):
         if title is not None and title != event.title:
             return {"task": f"task {plan}-{task} already exists with title {title!r}; add it under a free id"}

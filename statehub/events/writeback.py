@@ -148,13 +148,16 @@ class Applier:
             return
         rejected: dict[str, str] = {}
         targets: list[tuple[BufferedEvent, Event, str]] = []
+        paths: dict[str | None, str | None] = {}
         for record in records:
             try:
                 event = parse_event(record.event)
             except InvalidEvent as error:
                 rejected[record.key] = f"the stored event is not valid any more: {error}"
                 continue
-            path = self._path_of(slug, event)
+            if event.workplan_id not in paths or EVENT_KINDS[event.kind].fixed_path is not None:
+                paths[event.workplan_id] = self._path_of(slug, event)
+            path = paths[event.workplan_id]
             if path is None:
                 rejected[record.key] = f"workplan {event.workplan_id} is no longer in repo {slug}"
                 continue
