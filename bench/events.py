@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _events_corpus import make_corpus, make_events  # noqa: E402
+from _events_corpus import make_corpus, make_events
 
 TARGET = 500.0
 _TRAILER = re.compile(r"^Statehub-Event: (\S+)$", re.MULTILINE)
