@@ -8,6 +8,7 @@ at once, and leaves the event to the server when the lock is busy.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from sync.applier_lock import ApplierLock
 from sync.buffer import WriteBuffer
 
 __all__ = ["EventDesk", "buffer_path"]
+
+log = logging.getLogger(__name__)
 
 
 def buffer_path(settings: Settings) -> Path:
@@ -61,4 +64,14 @@ class EventDesk:
     def apply_locked(self, repos: Sequence[str] | None = None) -> list[RepoApplied]:
         """Like ``apply_pending`` for a caller that already holds the lock (the sweep)."""
         targets = list(repos) if repos is not None else self.buffer.pending_repos()
-        return [self.applier.apply_repo(slug) for slug in targets]
+        results = []
+        for slug in targets:
+            try:
+                results.append(self.applier.apply_repo(slug))
+            except Exception as error:  # one repo's git trouble must not hold up the others
+                log.exception("write-back in %s failed", slug)
+                reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
+                pending = self.buffer.pending(slug)
+                self.buffer.wait([e.key for e in pending], reason)
+                results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
+        return results

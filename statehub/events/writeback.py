@@ -275,9 +275,23 @@ class Applier:
             _atomic_write(root / path, current[path])
         _crash_point("written")
         events = [event for event, _ in run if event.key in set(changed)]
-        sha = gitwork.commit_paths(repo, written, commit_message(events), run[0][0].actor)
+        try:
+            sha = gitwork.commit_paths(repo, written, commit_message(events), run[0][0].actor)
+        except Exception:
+            self._undo(slug, root, written, before, current)
+            raise
         _crash_point("committed")
         return sha
+
+    def _undo(
+        self, slug: str, root: Path, written: list[str], before: dict[str, str], current: dict[str, str]
+    ) -> None:
+        """The commit failed: put back what the files held, where they still hold what the hub wrote."""
+        for path in written:
+            target = root / path
+            if target.read_bytes() == current[path].encode("utf-8"):
+                _atomic_write(target, before[path])
+        self.buffer.finish(slug, {}, {})
 
 
 def _runs_by_actor(events: list[tuple[Event, str]]) -> list[list[tuple[Event, str]]]:

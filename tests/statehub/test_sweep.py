@@ -167,3 +167,20 @@ def test_sweeps_over_http_and_the_cli(
     assert '"repo": "the-custodian"' in result.output
     result = CliRunner().invoke(main, ["sweep", "nope"])
     assert result.exit_code == 4 and "no repo registered as 'nope'" in result.output
+
+
+def test_an_unreachable_remote_is_reported_and_events_still_land_locally(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    team = Team(tmp_path, make_repo)
+    hub.register(team.hub.root)
+    desk.submit(event("OFF1", kind="progress.note"))
+    team.remote.rename(tmp_path / "gone.git")
+    [repo] = sweep(desk)["repos"]
+    assert repo["pushed"] is False
+    assert any(p.startswith("fetch from origin failed") for p in repo["problems"])
+    assert repo["push"] == "not pushed: the repo could not be brought in step with its remote"
+    assert trailer_counts(team.hub) == {"OFF1": 1}
+    (tmp_path / "gone.git").rename(team.remote)
+    [repo] = sweep(desk)["repos"]
+    assert (repo["pushed"], repo["problems"]) == (True, [])

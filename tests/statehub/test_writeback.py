@@ -144,3 +144,27 @@ def test_the_buffer_survives_a_cache_rebuild(
         again.close()
         fresh.close()
     assert trailer_counts(repo) == {"R1": 1}
+
+
+def test_git_trouble_in_one_repo_leaves_its_events_pending_and_the_others_apply(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    stuck = _setup(hub, make_repo)
+    other = plan_repo(make_repo, "other")
+    other.write(PLAN_PATH, other.read(PLAN_PATH).replace("CUST-WP-0054", "OTHR-WP-0054"))
+    other.commit("rename")
+    hub.register(other.root)
+    desk.submit(
+        [event("G1", kind="progress.note"), event("G2", kind="progress.note", workplan="OTHR-WP-0054")]
+    )
+    lock = stuck.root / ".git" / "index.lock"
+    lock.write_text("")  # a person's git command is running
+    desk.apply_pending()
+    state, reason = _state(desk, "G1")
+    assert state == "pending" and reason is not None and "write-back failed, will retry" in reason
+    assert _state(desk, "G2")[0] == "applied"
+    assert stuck.git("status", "--porcelain") == ""  # the written file was put back
+    lock.unlink()
+    desk.apply_pending()
+    assert _state(desk, "G1")[0] == "applied"
+    assert trailer_counts(stuck) == {"G1": 1}
