@@ -17,6 +17,7 @@ the four workplan kinds.
 
 from __future__ import annotations
 
+import re
 import threading
 import tomllib
 from collections import OrderedDict
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 PROGRESS_HEADING = "## Progress"
+_BARE_LF = re.compile(r"(?<!\r)\n")
 
 
 class ApplyError(Exception):
@@ -168,7 +170,10 @@ def _document(parts: _Parts) -> tomlkit.TOMLDocument:
 
 
 def _store(parts: _Parts, doc: tomlkit.TOMLDocument) -> None:
-    parts.toml = tomlkit.dumps(doc)
+    text = tomlkit.dumps(doc)
+    if parts.newline == "\r\n":  # tomlkit writes new lines with "\n"; keep the file's line endings
+        text = _BARE_LF.sub("\r\n", text)
+    parts.toml = text
     _remember(_PARSED.docs, parts.toml, doc)
 
 

@@ -204,3 +204,17 @@ def test_events_that_no_longer_apply_or_cannot_be_read_say_why() -> None:
         apply_event("no front matter\n", make("workplan.status", "K", status="done"))
     with pytest.raises(BrokenTarget, match="not valid TOML"):
         apply_event("+++\nid = \n+++\n", make("workplan.status", "K", status="done"))
+
+
+def test_a_file_with_windows_line_endings_keeps_them() -> None:
+    text = (BASE + BODIES[1]).replace("\n", "\r\n")
+    for event in (
+        make("task.status", "K1", task="T02", status="done", note="with a note"),
+        make("task.add", "K2", task="T04", title="New"),
+        make("workplan.status", "K3", status="done"),
+    ):
+        text = apply_event(text, event)
+    assert "\n" not in text.replace("\r\n", "")
+    plan = parse_workplan(text, "workplans/x.md")
+    assert plan is not None and [t.status.value for t in plan.tasks] == ["done", "done", "blocked", "todo"]
+    assert plan.status.value == "done"
