@@ -134,7 +134,8 @@ class _Parsed(threading.local):
 
 
 _PARSED = _Parsed()
-_KEEP = 32
+_KEEP = 256
+"""Documents kept per thread: enough for every workplan a busy fleet touches between two passes."""
 
 
 def _remember(cache: OrderedDict[str, Any], text: str, value: Any) -> None:

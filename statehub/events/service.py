@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from statehub.cache import index_repo
+from statehub.cache.derived import recompute_derived
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from statehub.hub import Hub
@@ -64,14 +66,25 @@ class EventDesk:
     def apply_locked(self, repos: Sequence[str] | None = None) -> list[RepoApplied]:
         """Like ``apply_pending`` for a caller that already holds the lock (the sweep)."""
         targets = list(repos) if repos is not None else self.buffer.pending_repos()
+        roots = {r.slug: r.path for r in self.hub.repos()}
         results = []
         for slug in targets:
             try:
-                results.append(self.applier.apply_repo(slug))
+                results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
             except Exception as error:  # one repo's git trouble must not hold up the others
                 log.exception("write-back in %s failed", slug)
                 reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
                 pending = self.buffer.pending(slug)
                 self.buffer.wait([e.key for e in pending], reason)
                 results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
+        self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
         return results
+
+    def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
+        """Re-index the repos a pass changed in one transaction, deriving cross-file facts once."""
+        if not slugs:
+            return
+        with self.hub.write_lock, self.hub.engine.begin() as conn:
+            for slug in slugs:
+                index_repo(conn, slug, roots[slug], derive=False)
+            recompute_derived(conn)

@@ -66,6 +66,11 @@ class RepoApplied:
     commits: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
+    @property
+    def changed(self) -> bool:
+        """Whether the repo's files or events moved, so its cache rows need a refresh."""
+        return bool(self.commits or self.applied or self.rejected)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "repo": self.repo,
@@ -94,10 +99,12 @@ class Applier:
         self.hub = hub
         self.buffer = buffer
 
-    def apply_repo(self, slug: str) -> RepoApplied:
+    def apply_repo(self, slug: str, root: Path | None = None, *, reindex: bool = True) -> RepoApplied:
+        """Apply the repo's pending events; ``reindex=False`` leaves re-indexing to the caller
+        (a pass over many repos re-indexes them together, see ``EventDesk.apply_locked``)."""
         result = RepoApplied(slug)
         try:
-            root = self.hub.repo(slug).path
+            root = root or self.hub.repo(slug).path
         except NotFound:
             events = self.buffer.pending(slug)
             reason = f"repo {slug!r} is not registered; register it again and the events apply"
@@ -111,7 +118,7 @@ class Applier:
             self._apply(slug, root, repo, result)
         finally:
             repo.close()
-        if result.commits or result.applied or result.rejected:
+        if reindex and result.changed:
             self.hub.refresh(slug)
         return result
 
