@@ -10,10 +10,10 @@ an event's state moves: pending -> applied | rejected, with a reason. An event
 is never deleted. Several processes (the server, a CLI command) may open the
 same file at once; SQLite's locking serialises their writes.
 
-The ``writeback`` table holds the write-back in flight per repo (files about
-to be written, with their hashes before and after), so a hub killed between
-writing a file, committing it and marking its events applied can tell, on
-restart, what it had already done. The upstream relay will keep its own state
+The ``writeback`` table holds the write-backs in flight (files about to be
+written, with their hashes before and after, and the HEAD they started from),
+so a hub killed between writing a file, committing it and marking its events
+applied can tell, on restart, what it had already done. The upstream relay will keep its own state
 per event in a table of its own keyed by ``event.key`` (see ADR-006); nothing
 here needs to change for it.
 """
@@ -61,12 +61,14 @@ CREATE INDEX IF NOT EXISTS event_state_repo ON event (state, repo, seq);
 CREATE INDEX IF NOT EXISTS event_repo ON event (repo, seq);
 CREATE INDEX IF NOT EXISTS event_task_add ON event (workplan, task) WHERE kind = 'task.add';
 CREATE TABLE IF NOT EXISTS writeback (
-    repo TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
     head TEXT,
     keys TEXT NOT NULL,
     files TEXT NOT NULL,
     started_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS writeback_repo ON writeback (repo, id);
 CREATE TABLE IF NOT EXISTS buffer_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO buffer_meta (key, value) VALUES ('schema_version', '1');
 """
@@ -151,6 +153,7 @@ class Writeback:
     keys: list[str]
     files: list[dict[str, str]]
     """``{"path", "before", "after"}``: git blob shas of the text read and the text written."""
+    id: int | None = None
 
 
 def _now() -> str:
@@ -294,11 +297,11 @@ class WriteBuffer:
                 [(reason, key) for key in keys],
             )
 
-    def begin_writeback(self, writeback: Writeback) -> None:
+    def begin_writeback(self, writeback: Writeback) -> int:
+        """Record a write-back before its files are touched; returns its id for ``finish``."""
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO writeback (repo, head, keys, files, started_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+            cursor = db.execute(
+                "INSERT INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?)",
                 (
                     writeback.repo,
                     writeback.head,
@@ -307,22 +310,26 @@ class WriteBuffer:
                     _now(),
                 ),
             )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
 
-    def writeback(self, repo: str) -> Writeback | None:
+    def writebacks(self, repo: str) -> list[Writeback]:
+        """Write-backs of ``repo`` left unfinished, oldest first."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM writeback WHERE repo = ?", (repo,)).fetchone()
-        if row is None:
-            return None
-        return Writeback(row["repo"], row["head"], json.loads(row["keys"]), json.loads(row["files"]))
+            rows = self._db.execute("SELECT * FROM writeback WHERE repo = ? ORDER BY id", (repo,)).fetchall()
+        return [
+            Writeback(r["repo"], r["head"], json.loads(r["keys"]), json.loads(r["files"]), r["id"])
+            for r in rows
+        ]
 
     def finish(
         self,
-        repo: str,
         applied: dict[str, str | None],
         rejected: dict[str, str],
+        writebacks: Sequence[int] = (),
     ) -> None:
         """Mark events applied (with their commit, None when the file already said so) or rejected,
-        and close the repo's write-back, in one transaction."""
+        and close the write-backs that did it, in one transaction."""
         stamp = _now()
         with self._transaction() as db:
             db.executemany(
@@ -335,7 +342,7 @@ class WriteBuffer:
                 "WHERE key = ? AND state = 'pending'",
                 [(reason, stamp, key) for key, reason in rejected.items()],
             )
-            db.execute("DELETE FROM writeback WHERE repo = ?", (repo,))
+            db.executemany("DELETE FROM writeback WHERE id = ?", [(i,) for i in writebacks])
 
 
 def _filters(*, state: str | None, repo: str | None) -> tuple[str, list[Any]]:

@@ -78,6 +78,8 @@ class EventDesk:
                 self.buffer.wait([e.key for e in pending], reason)
                 results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
         self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
+        for result in results:
+            self.applier.settle(result)
         return results
 
     def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:

@@ -65,6 +65,12 @@ class RepoApplied:
     waiting: int = 0
     commits: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    decided: dict[str, str | None] = field(default_factory=dict)
+    """Events to mark applied, with their commit (None: the file already said so)."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Events to mark rejected, with the reason."""
+    writebacks: list[int] = field(default_factory=list)
+    """Write-back records to close once the events are marked."""
 
     @property
     def changed(self) -> bool:
@@ -114,38 +120,59 @@ class Applier:
             return result
         repo = gitwork.open_repo(root)
         try:
-            self.recover(slug, repo)
+            result.applied += self.recover(slug, repo)
             self._apply(slug, root, repo, result)
         finally:
             repo.close()
-        if reindex and result.changed:
-            self.hub.refresh(slug)
+        if reindex:
+            if result.changed:
+                self.hub.refresh(slug)
+            self.settle(result)
         return result
+
+    def settle(self, result: RepoApplied) -> None:
+        """Mark the pass's events applied or rejected, after the cache shows their files.
+
+        Marking comes last so that "applied" means "in the file, committed and
+        visible in the cache"; a crash before it is resolved by :meth:`recover`.
+        """
+        self.buffer.finish(result.decided, result.refused, result.writebacks)
+        result.decided, result.refused, result.writebacks = {}, {}, []
 
     # recovery ----------------------------------------------------------------------------------
 
-    def recover(self, slug: str, repo: git.Repo) -> None:
-        """Resolve a write-back a killed hub left behind (see the module docstring)."""
-        record = self.buffer.writeback(slug)
-        if record is None:
-            return
+    def recover(self, slug: str, repo: git.Repo) -> int:
+        """Resolve write-backs a killed hub left behind (see the module docstring).
+
+        Returns how many events turned out to be committed already.
+        """
+        records = self.buffer.writebacks(slug)
+        if not records:
+            return 0
         head = gitwork.head_sha(repo)
-        if head != record.head:
-            committed = gitwork.trailer_keys(repo, record.head)
-            done = {key: committed[key] for key in record.keys if key in committed}
-            if done:
-                self.buffer.finish(slug, dict(done), {})
-                return
+        committed: dict[str, str] | None = None
+        found = 0
         root = Path(repo.working_tree_dir or ".")
-        for entry in record.files:
-            target = root / entry["path"]
-            try:
-                now = blob_sha(target.read_bytes())
-            except OSError:
-                continue
-            if now == entry["after"] and now != entry["before"]:
-                gitwork.restore_path(repo, entry["path"])
-        self.buffer.finish(slug, {}, {})
+        for record in records:
+            assert record.id is not None
+            if head != record.head:
+                if committed is None:
+                    committed = gitwork.trailer_keys(repo, records[0].head)
+                done: dict[str, str | None] = {k: committed[k] for k in record.keys if k in committed}
+                if done:
+                    self.buffer.finish(done, {}, [record.id])
+                    found += len(done)
+                    continue
+            for entry in record.files:
+                target = root / entry["path"]
+                try:
+                    now = blob_sha(target.read_bytes())
+                except OSError:
+                    continue
+                if now == entry["after"] and now != entry["before"]:
+                    gitwork.restore_path(repo, entry["path"])
+            self.buffer.finish({}, {}, [record.id])
+        return found
 
     # applying ----------------------------------------------------------------------------------
 
@@ -169,9 +196,8 @@ class Applier:
                 rejected[record.key] = f"workplan {event.workplan_id} is no longer in repo {slug}"
                 continue
             targets.append((record, event, path))
-        if rejected:
-            self.buffer.finish(slug, {}, rejected)
-            result.rejected += len(rejected)
+        result.refused.update(rejected)
+        result.rejected += len(rejected)
         dirty = gitwork.dirty_paths(repo, {path for _, _, path in targets})
         waiting: dict[str, list[str]] = {}
         runnable: list[tuple[Event, str]] = []
@@ -237,7 +263,9 @@ class Applier:
         commit: str | None = None
         if written:
             try:
-                commit = self._write_and_commit(slug, root, repo, run, written, before, current, changed)
+                commit = self._write_and_commit(
+                    slug, root, repo, run, written, before, current, changed, result
+                )
             except _FileChanged as error:
                 keys = [event.key for event, path in run if path not in broken]
                 self.buffer.wait(keys, str(error))
@@ -245,9 +273,9 @@ class Applier:
                 result.reasons.append(str(error))
                 return
             result.commits.append(commit)
-        applied: dict[str, str | None] = dict.fromkeys(changed, commit)
-        applied.update(dict.fromkeys(unchanged))
-        self.buffer.finish(slug, applied, rejected)
+        result.decided.update(dict.fromkeys(changed, commit))
+        result.decided.update(dict.fromkeys(unchanged))
+        result.refused.update(rejected)
         result.applied += len(changed)
         result.unchanged += len(unchanged)
         result.rejected += len(rejected)
@@ -262,12 +290,13 @@ class Applier:
         before: dict[str, str],
         current: dict[str, str],
         changed: list[str],
+        result: RepoApplied,
     ) -> str:
         shas = {path: blob_sha(before[path].encode("utf-8")) for path in written}
         for path in written:
             if blob_sha((root / path).read_bytes()) != shas[path]:
                 raise _FileChanged(f"{path} changed while the hub was applying events; they will retry")
-        self.buffer.begin_writeback(
+        record = self.buffer.begin_writeback(
             Writeback(
                 slug,
                 gitwork.head_sha(repo),
@@ -285,20 +314,21 @@ class Applier:
         try:
             sha = gitwork.commit_paths(repo, written, commit_message(events), run[0][0].actor)
         except Exception:
-            self._undo(slug, root, written, before, current)
+            self._undo(root, written, before, current, record)
             raise
+        result.writebacks.append(record)
         _crash_point("committed")
         return sha
 
     def _undo(
-        self, slug: str, root: Path, written: list[str], before: dict[str, str], current: dict[str, str]
+        self, root: Path, written: list[str], before: dict[str, str], current: dict[str, str], record: int
     ) -> None:
         """The commit failed: put back what the files held, where they still hold what the hub wrote."""
         for path in written:
             target = root / path
             if target.read_bytes() == current[path].encode("utf-8"):
                 _atomic_write(target, before[path])
-        self.buffer.finish(slug, {}, {})
+        self.buffer.finish({}, {}, [record])
 
 
 def _runs_by_actor(events: list[tuple[Event, str]]) -> list[list[tuple[Event, str]]]:

@@ -54,18 +54,19 @@ def test_states_move_once_with_reasons(tmp_path: Path) -> None:
         EventState.PENDING,
         "uncommitted changes in workplans/x.md",
     )
-    buffer.begin_writeback(Writeback("r1", "abc", ["a"], [{"path": "p", "before": "1", "after": "2"}]))
-    assert buffer.writeback("r1") == Writeback(
-        "r1", "abc", ["a"], [{"path": "p", "before": "1", "after": "2"}]
+    record = buffer.begin_writeback(
+        Writeback("r1", "abc", ["a"], [{"path": "p", "before": "1", "after": "2"}])
     )
-    buffer.finish("r1", {"a": "c0ffee", "b": None}, {"c": "task T07 is no longer in the workplan"})
-    assert buffer.writeback("r1") is None
+    files = [{"path": "p", "before": "1", "after": "2"}]
+    assert buffer.writebacks("r1") == [Writeback("r1", "abc", ["a"], files, record)]
+    buffer.finish({"a": "c0ffee", "b": None}, {"c": "task T07 is no longer in the workplan"}, [record])
+    assert buffer.writebacks("r1") == []
     done = buffer.get("a")
     assert done is not None and done.state is EventState.APPLIED and done.commit == "c0ffee"
     assert done.reason is None
     rejected = buffer.get("c")
     assert rejected is not None and rejected.reason == "task T07 is no longer in the workplan"
-    buffer.finish("r1", {"c": "x"}, {})  # a decided event never moves again
+    buffer.finish({"c": "x"}, {})  # a decided event never moves again
     again = buffer.get("c")
     assert again is not None and again.state is EventState.REJECTED
     items, total = buffer.list_events(state="applied", limit=1, offset=1)
