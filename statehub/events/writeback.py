@@ -11,13 +11,15 @@ killed at any moment comes back without losing or doubling an event:
 4. Files are written atomically (temp file + rename) if they still hold the
    text read; then one commit per run of events by the same actor, with one
    ``Statehub-Event: <key>`` trailer per event that changed the file.
-5. Events are marked applied (with the commit) and the record is closed, in one
-   buffer transaction; then the repo is re-indexed.
+5. The repo is re-indexed; then the events are marked applied (with the commit)
+   and the records are closed, in one buffer transaction (:meth:`Applier.settle`).
+   So "applied" means: in the file, committed, and visible in the cache.
 
-On restart a leftover record is resolved first: if a commit after the recorded
-HEAD carries the trailers, the events are marked applied with it; otherwise a
-file that holds exactly what the hub wrote is put back to HEAD and the events
-are applied again from scratch.
+On restart leftover records are resolved first (:meth:`Applier.recover`): if a
+commit after the recorded HEAD carries the trailers, the events are marked
+applied with it; otherwise a file that holds exactly what the hub wrote is put
+back to HEAD and the events are applied again from scratch. A commit that fails
+(a person's git holds the index lock) puts the files back at once.
 """
 
 from __future__ import annotations
