@@ -8,6 +8,9 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from statehub.events import EventDesk
+from statehub.hub import Hub
+from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
 
@@ -133,3 +136,20 @@ def test_an_event_the_file_already_reflects_is_applied_without_a_commit(
     stored = client.get("/events/S1").json()
     assert (stored["state"], stored["commit"]) == ("applied", None)
     assert repo.git("rev-parse", "HEAD") == head
+
+
+def test_the_server_applies_events_another_process_left_in_the_buffer(
+    client: TestClient[Any], make_repo: Callable[[str], GitRepo], settings: Settings
+) -> None:
+    repo = plan_repo(make_repo)
+    client.post("/repos", json={"path": str(repo.root)})
+    other = Hub(settings)  # what a CLI command opens: its own hub and buffer connection
+    desk = EventDesk(other)
+    try:
+        desk.submit(event("CLI1", kind="progress.note"))  # stored, not applied here
+    finally:
+        desk.close()
+        other.close()
+    _wait_settled(client)
+    assert client.get("/events/CLI1").json()["state"] == "applied"
+    assert trailer_counts(repo) == {"CLI1": 1}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from statehub.events import EventDesk
+from statehub.events import EventDesk, writeback
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
@@ -168,3 +168,29 @@ def test_git_trouble_in_one_repo_leaves_its_events_pending_and_the_others_apply(
     desk.apply_pending()
     assert _state(desk, "G1")[0] == "applied"
     assert trailer_counts(stuck) == {"G1": 1}
+
+
+def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(event("H1", kind="progress.note"))
+    saved = PLAN_TEXT.replace("Free   text", "Saved meanwhile")
+    real_apply = writeback.apply_event
+
+    def apply_while_a_person_saves(text: str, item: Any) -> str:
+        repo.write(PLAN_PATH, saved)  # lands between the hub's read and its write
+        return real_apply(text, item)
+
+    monkeypatch.setattr(writeback, "apply_event", apply_while_a_person_saves)
+    desk.apply_pending()
+    state, reason = _state(desk, "H1")
+    assert state == "pending"
+    assert reason == f"{PLAN_PATH} changed while the hub was applying events; they will retry"
+    assert repo.read(PLAN_PATH) == saved
+    monkeypatch.setattr(writeback, "apply_event", real_apply)
+    repo.commit("my save")
+    desk.apply_pending()
+    assert _state(desk, "H1")[0] == "applied"
+    assert "Saved meanwhile" in repo.read(PLAN_PATH)
+    assert trailer_counts(repo) == {"H1": 1}
