@@ -86,8 +86,11 @@ def trailer_keys(repo: git.Repo, since: str | None) -> dict[str, str]:
     revision = f"{since}..HEAD" if since else "HEAD"
     try:
         log = repo.git.log(revision, "--format=%H%x00%B%x00")
-    except git.GitCommandError:
-        return {}
+    except git.GitCommandError:  # ``since`` is gone (history rewritten): look at recent history
+        try:
+            log = repo.git.log("-n", "1000", "HEAD", "--format=%H%x00%B%x00")
+        except git.GitCommandError:
+            return {}
     found: dict[str, str] = {}
     parts = log.split("\0")
     for sha, body in zip(parts[0::2], parts[1::2], strict=False):
