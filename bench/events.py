@@ -2,6 +2,7 @@
 every event is applied and committed; checks exactly-once by counting ``Statehub-Event`` trailers.
 
     .venv/bin/python bench/events.py            # target: >= 500 events/s
+    .venv/bin/python bench/events.py --watch    # the same with the hub's file watcher on
 
 Runs a real hub server (``python -m statehub serve``) on a free 127.0.0.1 port under a temporary
 STATEHUB_HOME, posts in batches of 100 from 4 client threads, 10% of the events being exact
@@ -39,8 +40,8 @@ def _free_port() -> int:
         return port
 
 
-def _start(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {"STATEHUB_HOME": str(home), "STATEHUB_WATCH": "0"}
+def _start(home: Path, port: int, log: Path, watch: bool) -> subprocess.Popen[bytes]:
+    env = os.environ | {"STATEHUB_HOME": str(home), "STATEHUB_WATCH": "1" if watch else "0"}
     env.pop("STATEHUB_DATABASE_URL", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -62,13 +63,14 @@ def main() -> int:
     parser.add_argument("--repos", type=int, default=74)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--watch", action="store_true", help="Run the hub with its file watcher on.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="statehub-bench-events-") as tmp:
         root = Path(tmp)
         corpus = make_corpus(root / "repos", repos=args.repos)
         events, unique = make_events(corpus, args.events, duplicates=0.10)
         port = _free_port()
-        process = _start(root / "home", port, root / "hub.log")
+        process = _start(root / "home", port, root / "hub.log", args.watch)
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
