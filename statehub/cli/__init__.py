@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from statehub.cli.events import event, events
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
+from statehub.cli.sweep import sweep
 
 __all__ = ["main"]
 
@@ -20,5 +22,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon):
+for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep):
     main.add_command(command)
