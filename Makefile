@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev-hub test lint typecheck unit venv clean
+.PHONY: dev-hub test lint typecheck unit venv clean web node-test-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The web UI's built assets (statehub/web/static/) are committed; rebuild them after changing web/src.
+web:
+	cd web && npm ci --no-audit --no-fund && node build.mjs
+
+# npm packages of the stock-Yjs interop test (tests/node); the test also runs this when they are missing.
+node-test-deps:
+	cd tests/node && npm ci --no-audit --no-fund
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -10,9 +10,11 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from statehub.api import fleet, health, repos, workplans
+from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
 from statehub.api.deps import provide_conn, provide_hub
+from statehub.collab import open_rooms
 from statehub.errors import HubError
+from statehub.events import ApplierWorker, EventDesk
 from statehub.hub import Hub
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
@@ -21,7 +23,9 @@ __all__ = ["create_app"]
 
 
 def _hub_error(_request: Request[object, object, State], error: HubError) -> Response[dict[str, object]]:
-    return Response({"error": error.message, "status_code": error.status_code}, status_code=error.status_code)
+    body: dict[str, object] = {"error": error.message, "status_code": error.status_code}
+    body.update(getattr(error, "details", None) or {})
+    return Response(body, status_code=error.status_code)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -31,21 +35,41 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         hub = Hub(settings)
         app.state.hub = hub
+        rooms = open_rooms(hub)
+        app.state.rooms = rooms
         watcher = RepoWatcher(hub)
         app.state.watcher = watcher
         if settings.watch:
             watcher.start()
             hub.on_repos_changed.append(watcher.repos_changed)
+        desk = EventDesk(hub)
+        app.state.events = desk
+        applier = ApplierWorker(desk)
+        applier.start()
         try:
             yield
         finally:
+            applier.stop()
             await watcher.stop()
+            await rooms.close()
+            rooms.store.close()
+            desk.close()
             hub.close()
 
     return Litestar(
-        route_handlers=[health.health, repos.RepoController, *workplans.ROUTES, fleet.FleetController],
+        route_handlers=[
+            health.health,
+            repos.RepoController,
+            *workplans.ROUTES,
+            events.EventController,
+            *sweeps.ROUTES,
+            fleet.FleetController,
+            *sync.ROUTES,
+            *web.ROUTES,
+        ],
         dependencies={
             "hub": Provide(provide_hub, sync_to_thread=False),
+            "events": Provide(events.provide_desk, sync_to_thread=False),
             "conn": Provide(provide_conn),
         },
         exception_handlers={HubError: _hub_error},

@@ -3,7 +3,20 @@
 Pure: text in, text out. No database, no network, nothing of ours imported.
 """
 
+from workplans.apply import ApplyError, BrokenTarget, NoLongerApplies, apply_event
 from workplans.canon import CANON_ID, parse_canon, render_canon
+from workplans.events import (
+    EVENT_KINDS,
+    Event,
+    EventKind,
+    InvalidEvent,
+    ProgressNoteEvent,
+    TaskAddEvent,
+    TaskStatusEvent,
+    WorkplanStatusEvent,
+    parse_event,
+    register_event_kind,
+)
 from workplans.fleet import parse_fleet, render_fleet
 from workplans.fleet_models import (
     FLEET_PATH,
@@ -32,32 +45,46 @@ from workplans.workplan import parse_workplan, render_workplan
 
 __all__ = [
     "CANON_ID",
+    "EVENT_KINDS",
     "FLEET_PATH",
     "MANIFEST_PATH",
+    "ApplyError",
+    "BrokenTarget",
     "CanonDocument",
     "CanonKind",
     "CanonStatus",
+    "Event",
+    "EventKind",
     "FileProblem",
     "FleetRegistry",
     "FormatError",
     "Gate",
+    "InvalidEvent",
     "Lane",
     "Machine",
     "MachineRole",
+    "NoLongerApplies",
+    "ProgressNoteEvent",
     "RepoManifest",
     "Task",
+    "TaskAddEvent",
     "TaskStatus",
+    "TaskStatusEvent",
     "Workload",
     "WorkloadState",
     "Workplan",
     "WorkplanStatus",
+    "WorkplanStatusEvent",
+    "apply_event",
     "is_task_id",
     "is_task_ref",
     "is_workplan_id",
     "parse_canon",
+    "parse_event",
     "parse_fleet",
     "parse_manifest",
     "parse_workplan",
+    "register_event_kind",
     "render_canon",
     "render_fleet",
     "render_workplan",

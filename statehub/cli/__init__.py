@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from statehub.cli.events import event, events
 from statehub.cli.fleet import fleet
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
+from statehub.cli.sweep import sweep
 
 __all__ = ["main"]
 
@@ -21,5 +23,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon, fleet):
+for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet):
     main.add_command(command)

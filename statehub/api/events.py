@@ -1,0 +1,59 @@
+"""``/events``: send events (one or a list), list them by state, look one up by key."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from statehub.errors import BadRequest, NotFound, invalid_choice
+from statehub.events import EventDesk
+from sync.buffer import EventState
+
+__all__ = ["EventController", "provide_desk"]
+
+
+def provide_desk(state: State) -> EventDesk:
+    desk: EventDesk = state.events
+    return desk
+
+
+class EventController(Controller):
+    path = "/events"
+    tags = ["events"]
+
+    @post("/", status_code=HTTP_202_ACCEPTED)
+    async def send(self, request: Request[Any, Any, Any], events: EventDesk) -> dict[str, Any]:
+        """Accept one event or a list. 202 means every event is on disk in the write buffer."""
+        try:
+            body = await request.json()
+        except Exception:
+            raise BadRequest("the body must be JSON: one event object or a list of them") from None
+        results = await asyncio.to_thread(events.submit, body)
+        return {"results": results}
+
+    @get("/", sync_to_thread=True)
+    def list_events(
+        self,
+        request: Request[Any, Any, Any],
+        events: EventDesk,
+        repo: str | None = None,
+        limit: int = Parameter(ge=1, le=1000, default=100),
+        offset: int = Parameter(ge=0, default=0),
+    ) -> dict[str, Any]:
+        state_ = request.query_params.get("state")  # "state" is a reserved handler argument name
+        if state_ is not None and state_ not in {s.value for s in EventState}:
+            raise invalid_choice("state", state_, [s.value for s in EventState])
+        items, total = events.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)
+        return {"items": [item.as_dict() for item in items], "total": total}
+
+    @get("/{key:str}", sync_to_thread=False)
+    def get_event(self, events: EventDesk, key: str) -> dict[str, Any]:
+        found = events.buffer.get(key)
+        if found is None:
+            raise NotFound(f"no event with key {key!r} in the write buffer")
+        return found.as_dict()

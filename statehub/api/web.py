@@ -1,0 +1,36 @@
+"""``GET /``: the web UI (dashboard and collaborative manifest editor), built assets only.
+
+The front end's sources are in ``web/``; ``make web`` rebuilds them into
+``statehub/web/static/``, which is committed and shipped as package data, so
+running a hub needs no Node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Response, get
+from litestar.static_files import create_static_files_router
+
+__all__ = ["ROUTES", "STATIC_DIR"]
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def index() -> Response[bytes]:
+    page = STATIC_DIR / "index.html"
+    if not page.is_file():
+        return Response(
+            b"The web UI is not built: run 'make web' (needs npm) in the State Hub source tree.",
+            media_type="text/plain",
+            status_code=503,
+        )
+    return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
+
+
+ROUTES: list[Any] = [
+    index,
+    create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+]

@@ -1,0 +1,194 @@
+"""Accepting events: check each against the format and the cache, then store the batch.
+
+A batch is all or nothing: if any event is malformed or names a workplan or
+task the hub does not know, the answer is 422 with a message per field and
+nothing is stored, so a client can fix and resend the whole batch with the
+same keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, false, select
+
+from statehub.cache.schema import TASKS, WORKPLANS
+from statehub.errors import Conflict, Unprocessable
+from statehub.hub import Hub
+from sync.buffer import KeyConflict, Submission, WriteBuffer
+from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
+from workplans.events import format_at
+
+__all__ = ["MAX_BATCH", "InvalidEvents", "default_actor", "new_event_key", "next_task_id", "submit_events"]
+
+MAX_BATCH = 5000
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class InvalidEvents(Unprocessable):
+    """422: one entry per bad field, ``{"index", "key", "field", "message"}``."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        said = "; ".join(f"event #{p['index']} {p['field']}: {p['message']}" for p in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"invalid events, nothing was stored: {said}{more}")
+        self.details = {"problems": problems}
+
+
+def new_event_key() -> str:
+    """A fresh ULID-like key: 10 characters of milliseconds, 16 of randomness (Crockford base32)."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(secrets.token_bytes(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the cache says about the workplans a batch names."""
+
+    plans: dict[str, list[str]]
+    """workplan id -> repos holding it (more than one: the id is claimed twice)."""
+    tasks: dict[tuple[str, str], str]
+    """(workplan id, task id) -> title."""
+
+
+def _known(conn: Connection, workplan_ids: set[str]) -> _Known:
+    plans: dict[str, list[str]] = {}
+    tasks: dict[tuple[str, str], str] = {}
+    ids = sorted(workplan_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for row in conn.execute(select(WORKPLANS.c.id, WORKPLANS.c.repo).where(WORKPLANS.c.id.in_(chunk))):
+            plans.setdefault(row.id, []).append(row.repo)
+        for task in conn.execute(
+            select(TASKS.c.workplan_id, TASKS.c.task_id, TASKS.c.title).where(
+                and_(TASKS.c.workplan_id.in_(chunk), TASKS.c.conflicted == false())
+            )
+        ):
+            tasks[(task.workplan_id, task.task_id)] = task.title
+    return _Known(plans, tasks)
+
+
+def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, str]]:
+    """Validate and store one event or a list; ``[{"key", "result": accepted|duplicate}]``."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise InvalidEvents([{"index": 0, "key": None, "field": "events", "message": "the list is empty"}])
+    if len(items) > MAX_BATCH:
+        raise InvalidEvents(
+            [{"index": 0, "key": None, "field": "events", "message": f"at most {MAX_BATCH} events a request"}]
+        )
+    problems: list[dict[str, Any]] = []
+    parsed: list[tuple[int, Event, dict[str, Any]]] = []
+    now = format_at(dt.datetime.now(dt.UTC))
+    for index, item in enumerate(items):
+        raw = dict(item) if isinstance(item, Mapping) else item
+        sent = dict(raw) if isinstance(raw, dict) else {}
+        if isinstance(raw, dict) and raw.get("at") is None:
+            raw["at"] = now
+        try:
+            parsed.append((index, parse_event(raw), sent))
+        except InvalidEvent as error:
+            key = sent.get("key") if isinstance(sent.get("key"), str) else None
+            problems.extend(
+                {"index": index, "key": key, "field": name, "message": message}
+                for name, message in error.problems.items()
+            )
+    with hub.engine.connect() as conn:
+        known = _known(conn, {e.workplan_id for _, e, _ in parsed if e.workplan_id})
+    registered = {r.slug for r in hub.repos()}
+    adding: dict[tuple[str, str], str] = {}
+    submissions: list[Submission] = []
+    pending_adds: dict[str, dict[str, str]] = {}
+    for index, event, sent in parsed:
+        found = _check(event, known, registered, buffer, adding, pending_adds)
+        if isinstance(found, dict):
+            problems.extend(
+                {"index": index, "key": event.key, "field": name, "message": message}
+                for name, message in found.items()
+            )
+            continue
+        full = event.to_json() | {"repo": found}
+        payload = {k: v for k, v in full.items() if k in sent}
+        workplan = full.get("workplan")
+        submissions.append(
+            Submission(event.key, event.kind, found, payload, full, workplan, full.get("task"))
+        )
+    if problems:
+        raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
+    try:
+        outcomes = buffer.append(submissions)
+    except KeyConflict as error:
+        raise Conflict(str(error)) from None
+    return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
+
+
+def _check(
+    event: Event,
+    known: _Known,
+    registered: set[str],
+    buffer: WriteBuffer,
+    adding: dict[tuple[str, str], str],
+    pending_adds: dict[str, dict[str, str]],
+) -> str | dict[str, str]:
+    """The repo the event goes to, or the problems per field."""
+    if EVENT_KINDS[event.kind].fixed_path is not None:
+        if event.repo is None:
+            return {"repo": "required for this kind of event"}
+        if event.repo not in registered:
+            return {"repo": f"no repo registered as {event.repo!r}"}
+        return event.repo
+    plan = event.workplan_id
+    assert plan is not None
+    repos = known.plans.get(plan, [])
+    if not repos:
+        return {"workplan": f"no workplan {plan} in any registered repo"}
+    if len(repos) > 1:
+        return {"workplan": f"workplan id {plan} is claimed by more than one file; rename one first"}
+    repo = repos[0]
+    if event.repo is not None and event.repo != repo:
+        return {"repo": f"workplan {plan} is in repo {repo!r}, not {event.repo!r}"}
+    task = getattr(event, "task", None)
+    if task is None:
+        return repo
+    title = known.tasks.get((plan, task)) or adding.get((plan, task))
+    if title is None:  # maybe a task that a pending task.add will create
+        if plan not in pending_adds:
+            pending_adds[plan] = buffer.pending_task_adds(plan)
+        title = pending_adds[plan].get(task)
+    if isinstance(event, TaskAddEvent):
+        if title is not None and title != event.title:
+            return {"task": f"task {plan}-{task} already exists with title {title!r}; add it under a free id"}
+        adding[(plan, task)] = event.title
+        return repo
+    if title is None:
+        return {"task": f"no task {task} in workplan {plan}"}
+    return repo
+
+
+def default_actor() -> str:
+    """The actor a CLI command acts as: ``STATEHUB_ACTOR``, else the login name."""
+    actor = os.environ.get("STATEHUB_ACTOR")
+    if actor:
+        return actor
+    try:
+        return os.getlogin()
+    except OSError:
+        import getpass
+
+        return getpass.getuser()
+
+
+def next_task_id(hub: Hub, buffer: WriteBuffer, workplan: str) -> str:
+    """The next free task id in a workplan, counting tasks that pending events will add."""
+    with hub.engine.connect() as conn:
+        taken = set(conn.execute(select(TASKS.c.task_id).where(TASKS.c.workplan_id == workplan)).scalars())
+    taken |= set(buffer.pending_task_adds(workplan))
+    numbers = [int(t[1:]) for t in taken if t[1:].isdigit()]
+    return f"T{max(numbers, default=0) + 1:02d}"

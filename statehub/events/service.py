@@ -1,0 +1,92 @@
+"""The hub's event desk: the write buffer, who may apply it, and the applier, opened together.
+
+The server and every CLI command open the same buffer file in the data dir
+(ADR-007). Whoever holds the applier lock applies; the server's worker thread
+takes it for each pass, a CLI command takes it briefly to apply its own event
+at once, and leaves the event to the server when the lock is busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from statehub.cache import index_repo
+from statehub.cache.derived import recompute_derived
+from statehub.events.intake import submit_events
+from statehub.events.writeback import Applier, RepoApplied
+from statehub.hub import Hub
+from statehub.settings import Settings
+from sync.applier_lock import ApplierLock
+from sync.buffer import WriteBuffer
+
+__all__ = ["EventDesk", "buffer_path"]
+
+log = logging.getLogger(__name__)
+
+
+def buffer_path(settings: Settings) -> Path:
+    """The write buffer lives in the data dir, never in the cache dir: a rebuild must not touch it."""
+    return settings.data_dir / "buffer.sqlite3"
+
+
+class EventDesk:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.buffer = WriteBuffer(buffer_path(hub.settings))
+        self.lock = ApplierLock(hub.settings.data_dir / "applier.lock")
+        self.applier = Applier(hub, self.buffer)
+        self.accepted = threading.Event()
+        """Set when events were accepted, so the worker wakes at once instead of at its next poll."""
+
+    def close(self) -> None:
+        self.buffer.close()
+
+    def submit(self, body: Any) -> list[dict[str, str]]:
+        results = submit_events(self.hub, self.buffer, body)
+        if any(r["result"] == "accepted" for r in results):
+            self.accepted.set()
+        return results
+
+    def apply_pending(
+        self, repos: Sequence[str] | None = None, timeout: float | None = None
+    ) -> list[RepoApplied] | None:
+        """Apply pending events of ``repos`` (default: every repo with some); None if another
+        process is applying and did not finish within ``timeout`` seconds."""
+        if not self.lock.acquire(timeout):
+            return None
+        try:
+            return self.apply_locked(repos)
+        finally:
+            self.lock.release()
+
+    def apply_locked(self, repos: Sequence[str] | None = None) -> list[RepoApplied]:
+        """Like ``apply_pending`` for a caller that already holds the lock (the sweep)."""
+        targets = list(repos) if repos is not None else self.buffer.pending_repos()
+        roots = {r.slug: r.path for r in self.hub.repos()}
+        results = []
+        for slug in targets:
+            try:
+                results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
+            except Exception as error:  # one repo's git trouble must not hold up the others
+                log.exception("write-back in %s failed", slug)
+                reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
+                pending = self.buffer.pending(slug)
+                self.buffer.wait([e.key for e in pending], reason)
+                results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
+        self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
+        for result in results:
+            self.applier.settle(result)
+        return results
+
+    def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
+        """Re-index the repos a pass changed in one transaction, deriving cross-file facts once."""
+        if not slugs:
+            return
+        with self.hub.write_lock, self.hub.engine.begin() as conn:
+            for slug in slugs:
+                index_repo(conn, slug, roots[slug], derive=False)
+            recompute_derived(conn)

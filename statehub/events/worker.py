@@ -1,0 +1,50 @@
+"""The server's applier: a thread that applies pending events soon after they are accepted.
+
+A thread rather than an asyncio task because every step (SQLite, file writes,
+git) blocks. It wakes when the API accepts events, and polls once a second
+for events a CLI command left in the shared buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from statehub.events.service import EventDesk
+
+__all__ = ["ApplierWorker"]
+
+log = logging.getLogger(__name__)
+
+
+class ApplierWorker:
+    def __init__(self, desk: EventDesk, poll: float = 1.0, gather: float = 0.02) -> None:
+        self.desk = desk
+        self.poll = poll
+        self.gather = gather
+        """After a wake-up, wait this long so a burst of requests lands in one pass."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="statehub-applier", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.desk.accepted.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            woke = self.desk.accepted.wait(self.poll)
+            if self._stop.is_set():
+                return
+            if woke:
+                self._stop.wait(self.gather)
+            self.desk.accepted.clear()
+            try:
+                if self.desk.buffer.pending_repos():
+                    self.desk.apply_pending()
+            except Exception:  # the worker must outlive any one bad repo or file
+                log.exception("applying pending events failed; retrying")
+                self._stop.wait(self.poll)

@@ -1,0 +1,387 @@
+"""Write-back: apply pending events to the files, commit them, re-index, mark them applied.
+
+Per repo, in acceptance order. Each step is safe to repeat, which is how a hub
+killed at any moment comes back without losing or doubling an event:
+
+1. Events whose file has a person's uncommitted change wait, with that reason.
+2. Events are applied to the text read (``workplans.apply_event``); an event the
+   file already reflects changes nothing; one that no longer applies is rejected.
+3. Before touching a file the hub records the write-back in the buffer (the
+   files with the git blob sha of the text read and of the text to write).
+4. Files are written atomically (temp file + rename) if they still hold the
+   text read; then one commit per run of events by the same actor, with one
+   ``Statehub-Event: <key>`` trailer per event that changed the file.
+5. The repo is re-indexed; then the events are marked applied (with the commit)
+   and the records are closed, in one buffer transaction (:meth:`Applier.settle`).
+   So "applied" means: in the file, committed, and visible in the cache.
+
+On restart leftover records are resolved first (:meth:`Applier.recover`): if a
+commit after the recorded HEAD carries the trailers, the events are marked
+applied with it; otherwise a file that holds exactly what the hub wrote is put
+back to HEAD and the events are applied again from scratch. A commit that fails
+(a person's git holds the index lock) puts the files back at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+from sqlalchemy import and_, select
+
+from statehub.cache import blob_sha
+from statehub.cache.schema import WORKPLANS
+from statehub.errors import NotFound
+from statehub.events import gitwork
+from statehub.hub import Hub
+from sync.buffer import BufferedEvent, Writeback, WriteBuffer
+from workplans import (
+    EVENT_KINDS,
+    BrokenTarget,
+    Event,
+    InvalidEvent,
+    NoLongerApplies,
+    apply_event,
+    parse_event,
+)
+
+__all__ = ["CRASH_ENV", "Applier", "RepoApplied"]
+
+CRASH_ENV = "STATEHUB_TEST_CRASH_AT"
+"""Fault injection for the crash tests: the hub SIGKILLs itself at this step ("written", "committed")."""
+
+
+@dataclass(slots=True)
+class RepoApplied:
+    """What one write-back pass did in one repo."""
+
+    repo: str
+    applied: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    waiting: int = 0
+    commits: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    decided: dict[str, str | None] = field(default_factory=dict)
+    """Events to mark applied, with their commit (None: the file already said so)."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Events to mark rejected, with the reason."""
+    writebacks: list[int] = field(default_factory=list)
+    """Write-back records to close once the events are marked."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the repo's files or events moved, so its cache rows need a refresh."""
+        return bool(self.commits or self.applied or self.rejected)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "repo": self.repo,
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "waiting": self.waiting,
+            "commits": self.commits,
+            "reasons": self.reasons,
+        }
+
+
+class _FileChanged(Exception):
+    pass
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Applier:
+    """Applies a buffer's pending events. The caller holds the applier lock."""
+
+    def __init__(self, hub: Hub, buffer: WriteBuffer) -> None:
+        self.hub = hub
+        self.buffer = buffer
+
+    def apply_repo(self, slug: str, root: Path | None = None, *, reindex: bool = True) -> RepoApplied:
+        """Apply the repo's pending events; ``reindex=False`` leaves re-indexing to the caller
+        (a pass over many repos re-indexes them together, see ``EventDesk.apply_locked``)."""
+        result = RepoApplied(slug)
+        try:
+            root = root or self.hub.repo(slug).path
+        except NotFound:
+            events = self.buffer.pending(slug)
+            reason = f"repo {slug!r} is not registered; register it again and the events apply"
+            self.buffer.wait([e.key for e in events], reason)
+            result.waiting = len(events)
+            result.reasons.append(reason)
+            return result
+        repo = gitwork.open_repo(root)
+        try:
+            result.applied += self.recover(slug, repo)
+            self._apply(slug, root, repo, result)
+        finally:
+            repo.close()
+        if reindex:
+            if result.changed:
+                self.hub.refresh(slug)
+            self.settle(result)
+        return result
+
+    def settle(self, result: RepoApplied) -> None:
+        """Mark the pass's events applied or rejected, after the cache shows their files.
+
+        Marking comes last so that "applied" means "in the file, committed and
+        visible in the cache"; a crash before it is resolved by :meth:`recover`.
+        """
+        self.buffer.finish(result.decided, result.refused, result.writebacks)
+        result.decided, result.refused, result.writebacks = {}, {}, []
+
+    # recovery ----------------------------------------------------------------------------------
+
+    def recover(self, slug: str, repo: git.Repo) -> int:
+        """Resolve write-backs a killed hub left behind (see the module docstring).
+
+        Returns how many events turned out to be committed already.
+        """
+        records = self.buffer.writebacks(slug)
+        if not records:
+            return 0
+        head = gitwork.head_sha(repo)
+        committed: dict[str, str] | None = None
+        found = 0
+        root = Path(repo.working_tree_dir or ".")
+        for record in records:
+            assert record.id is not None
+            if head != record.head:
+                if committed is None:
+                    committed = gitwork.trailer_keys(repo, records[0].head)
+                done: dict[str, str | None] = {k: committed[k] for k in record.keys if k in committed}
+                if done:
+                    self.buffer.finish(done, {}, [record.id])
+                    found += len(done)
+                    continue
+            for entry in record.files:
+                target = root / entry["path"]
+                try:
+                    now = blob_sha(target.read_bytes())
+                except OSError:
+                    continue
+                if now == entry["after"] and now != entry["before"]:
+                    gitwork.restore_path(repo, entry["path"])
+            self.buffer.finish({}, {}, [record.id])
+        return found
+
+    # applying ----------------------------------------------------------------------------------
+
+    def _apply(self, slug: str, root: Path, repo: git.Repo, result: RepoApplied) -> None:
+        records = self.buffer.pending(slug)
+        if not records:
+            return
+        rejected: dict[str, str] = {}
+        targets: list[tuple[BufferedEvent, Event, str]] = []
+        paths: dict[str | None, str | None] = {}
+        for record in records:
+            try:
+                event = parse_event(record.event)
+            except InvalidEvent as error:
+                rejected[record.key] = f"the stored event is not valid any more: {error}"
+                continue
+            if event.workplan_id not in paths or EVENT_KINDS[event.kind].fixed_path is not None:
+                paths[event.workplan_id] = self._path_of(slug, event)
+            path = paths[event.workplan_id]
+            if path is None:
+                rejected[record.key] = f"workplan {event.workplan_id} is no longer in repo {slug}"
+                continue
+            targets.append((record, event, path))
+        result.refused.update(rejected)
+        result.rejected += len(rejected)
+        dirty = gitwork.dirty_paths(repo, {path for _, _, path in targets})
+        waiting: dict[str, list[str]] = {}
+        runnable: list[tuple[Event, str]] = []
+        for _record, event, path in targets:
+            if path in dirty:
+                waiting.setdefault(f"uncommitted changes in {path}", []).append(event.key)
+            else:
+                runnable.append((event, path))
+        for reason, keys in waiting.items():
+            self.buffer.wait(keys, reason)
+            result.waiting += len(keys)
+            result.reasons.append(reason)
+        for run in _runs_by_actor(runnable):
+            self._apply_run(slug, root, repo, run, result)
+
+    def _path_of(self, slug: str, event: Event) -> str | None:
+        fixed = EVENT_KINDS[event.kind].fixed_path
+        if fixed is not None:
+            return fixed
+        with self.hub.engine.connect() as conn:
+            row = conn.execute(
+                select(WORKPLANS.c.path).where(
+                    and_(WORKPLANS.c.repo == slug, WORKPLANS.c.id == event.workplan_id)
+                )
+            ).first()
+        return row.path if row else None
+
+    def _apply_run(
+        self, slug: str, root: Path, repo: git.Repo, run: list[tuple[Event, str]], result: RepoApplied
+    ) -> None:
+        before: dict[str, str] = {}
+        current: dict[str, str] = {}
+        changed: list[str] = []
+        unchanged: list[str] = []
+        rejected: dict[str, str] = {}
+        broken: dict[str, list[str]] = {}
+        for event, path in run:
+            if path in broken:
+                broken[path].append(event.key)
+                continue
+            if path not in current:
+                try:
+                    current[path] = before[path] = (root / path).read_bytes().decode("utf-8")
+                except (OSError, UnicodeDecodeError) as error:
+                    broken[path] = [event.key]
+                    result.reasons.append(f"cannot read {path}: {error}")
+                    continue
+            try:
+                text = apply_event(current[path], event)
+            except NoLongerApplies as error:
+                rejected[event.key] = str(error)
+                continue
+            except BrokenTarget as error:
+                broken[path] = [event.key]
+                result.reasons.append(f"{path}: {error}")
+                continue
+            (changed if text != current[path] else unchanged).append(event.key)
+            current[path] = text
+        for path, keys in broken.items():
+            self.buffer.wait(keys, f"{path} cannot be read as a workplan; fix the file and the events apply")
+            result.waiting += len(keys)
+        written = [path for path in current if current[path] != before[path]]
+        commit: str | None = None
+        if written:
+            try:
+                commit = self._write_and_commit(
+                    slug, root, repo, run, written, before, current, changed, result
+                )
+            except _FileChanged as error:
+                keys = [event.key for event, path in run if path not in broken]
+                self.buffer.wait(keys, str(error))
+                result.waiting += len(keys)
+                result.reasons.append(str(error))
+                return
+            result.commits.append(commit)
+        result.decided.update(dict.fromkeys(changed, commit))
+        result.decided.update(dict.fromkeys(unchanged))
+        result.refused.update(rejected)
+        result.applied += len(changed)
+        result.unchanged += len(unchanged)
+        result.rejected += len(rejected)
+
+    def _write_and_commit(
+        self,
+        slug: str,
+        root: Path,
+        repo: git.Repo,
+        run: list[tuple[Event, str]],
+        written: list[str],
+        before: dict[str, str],
+        current: dict[str, str],
+        changed: list[str],
+        result: RepoApplied,
+    ) -> str:
+        shas = {path: blob_sha(before[path].encode("utf-8")) for path in written}
+        for path in written:
+            if blob_sha((root / path).read_bytes()) != shas[path]:
+                raise _FileChanged(f"{path} changed while the hub was applying events; they will retry")
+        record = self.buffer.begin_writeback(
+            Writeback(
+                slug,
+                gitwork.head_sha(repo),
+                changed,
+                [
+                    {"path": p, "before": shas[p], "after": blob_sha(current[p].encode("utf-8"))}
+                    for p in written
+                ],
+            )
+        )
+        for path in written:
+            _atomic_write(root / path, current[path])
+        _crash_point("written")
+        events = [event for event, _ in run if event.key in set(changed)]
+        try:
+            sha = gitwork.commit_paths(repo, written, commit_message(events), run[0][0].actor)
+        except Exception:
+            self._undo(root, written, before, current, record)
+            raise
+        result.writebacks.append(record)
+        _crash_point("committed")
+        return sha
+
+    def _undo(
+        self, root: Path, written: list[str], before: dict[str, str], current: dict[str, str], record: int
+    ) -> None:
+        """The commit failed: put back what the files held, where they still hold what the hub wrote."""
+        for path in written:
+            target = root / path
+            if target.read_bytes() == current[path].encode("utf-8"):
+                _atomic_write(target, before[path])
+        self.buffer.finish({}, {}, [record])
+
+
+def _runs_by_actor(events: list[tuple[Event, str]]) -> list[list[tuple[Event, str]]]:
+    """Split events, in order, into runs by one actor: each run becomes one commit by its author."""
+    runs: list[list[tuple[Event, str]]] = []
+    for item in events:
+        if runs and runs[-1][0][0].actor == item[0].actor:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    mode = path.stat().st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".statehub")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _describe(event: Event) -> str:
+    data = event.to_json()
+    target = data.get("workplan", "")
+    if "task" in data:
+        target = f"{target}-{data['task']}"
+    if event.kind in ("task.status", "workplan.status"):
+        return f"{target}: status {data['status']}"
+    if event.kind == "task.add":
+        return f"{target}: add task {data['title']!r}"
+    if event.kind == "progress.note":
+        return f"{target}: progress note"
+    return f"{event.kind} {target}".strip()
+
+
+def commit_message(events: list[Event]) -> str:
+    """Subject, one line per event, then one ``Statehub-Event`` trailer per event."""
+    if len(events) == 1:
+        subject = f"statehub: {_describe(events[0])}"
+    else:
+        kinds = Counter(event.kind for event in events)
+        subject = (
+            f"statehub: apply {len(events)} events ("
+            + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+            + ")"
+        )
+    lines = [f"- {_describe(event)} @{event.actor}" for event in events]
+    trailers = [f"{gitwork.TRAILER}: {event.key}" for event in events]
+    return "\n".join([subject, "", *lines, "", *trailers]) + "\n"

@@ -1,0 +1,91 @@
+"""Consistency findings for one repo, read from the cache after it was brought up to date.
+
+Each finding says where (path, line when known) and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, select
+
+from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, TASKS, WORKPLANS
+
+__all__ = ["find_problems"]
+
+OPEN = ("todo", "in-progress", "blocked")
+
+
+def _finding(kind: str, path: str, message: str, line: int | None = None) -> dict[str, Any]:
+    return {"kind": kind, "path": path, "line": line, "message": message}
+
+
+def find_problems(conn: Connection, slug: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    known_refs = set(conn.execute(select(TASKS.c.ref)).scalars())
+    cancelled = set(conn.execute(select(TASKS.c.ref).where(TASKS.c.status == "cancelled")).scalars())
+    for edge in conn.execute(
+        select(DEPENDENCIES.c.path, DEPENDENCIES.c.task_id, DEPENDENCIES.c.depends_on, TASKS.c.ref)
+        .join(
+            TASKS,
+            and_(
+                TASKS.c.repo == DEPENDENCIES.c.repo,
+                TASKS.c.path == DEPENDENCIES.c.path,
+                TASKS.c.task_id == DEPENDENCIES.c.task_id,
+            ),
+        )
+        .where(DEPENDENCIES.c.repo == slug)
+        .order_by(DEPENDENCIES.c.path, DEPENDENCIES.c.task_id)
+    ):
+        if edge.depends_on not in known_refs:
+            found.append(
+                _finding(
+                    "unknown-dependency", edge.path, f"{edge.ref} depends on unknown task {edge.depends_on}"
+                )
+            )
+        elif edge.depends_on in cancelled:
+            found.append(
+                _finding(
+                    "cancelled-dependency",
+                    edge.path,
+                    f"{edge.ref} depends on {edge.depends_on}, which is cancelled; "
+                    "drop or replace the dependency",
+                )
+            )
+    for plan in conn.execute(
+        select(WORKPLANS.c.id, WORKPLANS.c.path).where(
+            and_(WORKPLANS.c.repo == slug, WORKPLANS.c.status == "done")
+        )
+    ):
+        open_tasks = list(
+            conn.execute(
+                select(TASKS.c.task_id)
+                .where(and_(TASKS.c.repo == slug, TASKS.c.path == plan.path, TASKS.c.status.in_(OPEN)))
+                .order_by(TASKS.c.position)
+            ).scalars()
+        )
+        if open_tasks:
+            found.append(
+                _finding(
+                    "done-with-open-tasks",
+                    plan.path,
+                    f"workplan {plan.id} is done but tasks {', '.join(open_tasks)} are still open",
+                )
+            )
+    canon_ids = set(conn.execute(select(CANON.c.id)).scalars())
+    for doc in conn.execute(
+        select(CANON.c.id, CANON.c.path, CANON.c.supersedes)
+        .where(CANON.c.repo == slug)
+        .order_by(CANON.c.path)
+    ):
+        for other in doc.supersedes or []:
+            if other not in canon_ids:
+                found.append(
+                    _finding("unknown-supersedes", doc.path, f"{doc.id} supersedes unknown canon id {other}")
+                )
+    for error in conn.execute(
+        select(FILE_ERRORS).where(FILE_ERRORS.c.repo == slug).order_by(FILE_ERRORS.c.path, FILE_ERRORS.c.line)
+    ):
+        kind = "duplicate-id" if error.origin == "duplicate" else "file-error"
+        found.append(_finding(kind, error.path, error.message, error.line))
+    return found

@@ -1,0 +1,373 @@
+"""The durable write buffer: every accepted event, on disk before the client hears "accepted".
+
+Its own SQLite file in the data dir, apart from the cache, so deleting or
+rebuilding the cache never touches it (ARCHITECTURE.md: pending events are
+the only other durable state). WAL with ``synchronous=FULL`` means a commit
+has reached the disk when ``append`` returns, which is what a 202 promises.
+
+The ``event`` table is an append-only log in acceptance order (``seq``); only
+an event's state moves: pending -> applied | rejected, with a reason. An event
+is never deleted. Several processes (the server, a CLI command) may open the
+same file at once; SQLite's locking serialises their writes.
+
+The ``writeback`` table holds the write-backs in flight (files about to be
+written, with their hashes before and after, and the HEAD they started from),
+so a hub killed between writing a file, committing it and marking its events
+applied can tell, on restart, what it had already done. The upstream relay will keep its own state
+per event in a table of its own keyed by ``event.key`` (see ADR-006); nothing
+here needs to change for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BufferedEvent",
+    "EventState",
+    "KeyConflict",
+    "Outcome",
+    "Submission",
+    "WriteBuffer",
+    "Writeback",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS event (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    workplan TEXT,
+    task TEXT,
+    payload TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'rejected')),
+    reason TEXT,
+    accepted_at TEXT NOT NULL,
+    applied_at TEXT,
+    commit_sha TEXT
+);
+CREATE INDEX IF NOT EXISTS event_state_repo ON event (state, repo, seq);
+CREATE INDEX IF NOT EXISTS event_repo ON event (repo, seq);
+CREATE INDEX IF NOT EXISTS event_task_add ON event (workplan, task) WHERE kind = 'task.add';
+CREATE TABLE IF NOT EXISTS writeback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    head TEXT,
+    keys TEXT NOT NULL,
+    files TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS writeback_repo ON writeback (repo, id);
+CREATE TABLE IF NOT EXISTS buffer_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO buffer_meta (key, value) VALUES ('schema_version', '1');
+"""
+
+
+class EventState(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+
+
+class KeyConflict(Exception):
+    """A key already names a different event; nothing of the batch was stored."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"event key {key!r} was already used for a different event; "
+            "an idempotency key must be sent again only with the same event, so pick a new key"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One validated event ready to be stored.
+
+    ``payload`` is what the client sent (canonical JSON), compared to tell a
+    retry from a conflicting reuse of a key; ``event`` is the full event with
+    what the hub filled in (repo, time) and is what gets applied.
+    """
+
+    key: str
+    kind: str
+    repo: str
+    payload: dict[str, Any]
+    event: dict[str, Any]
+    workplan: str | None = None
+    task: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedEvent:
+    seq: int
+    key: str
+    kind: str
+    repo: str
+    workplan: str | None
+    task: str | None
+    event: dict[str, Any]
+    state: EventState
+    reason: str | None
+    accepted_at: str
+    applied_at: str | None
+    commit: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "key": self.key,
+            "kind": self.kind,
+            "repo": self.repo,
+            "state": self.state.value,
+            "reason": self.reason,
+            "accepted_at": self.accepted_at,
+            "applied_at": self.applied_at,
+            "commit": self.commit,
+            "event": self.event,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Writeback:
+    """A write-back that started and has not been marked finished: files, hashes, keys."""
+
+    repo: str
+    head: str | None
+    keys: list[str]
+    files: list[dict[str, str]]
+    """``{"path", "before", "after"}``: git blob shas of the text read and the text written."""
+    id: int | None = None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class WriteBuffer:
+    """The buffer file, opened once per process; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # accepting ---------------------------------------------------------------------------------
+
+    def append(self, submissions: Sequence[Submission]) -> list[Outcome]:
+        """Store new events in order; a key seen before with the same payload is a duplicate.
+
+        Raises KeyConflict (and stores nothing) when a key names a different event.
+        """
+        outcomes: list[Outcome] = []
+        accepted_at = _now()
+        with self._transaction() as db:
+            known: dict[str, str] = {}
+            keys = list({s.key for s in submissions})
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                known.update(db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk))
+            rows = []
+            for submission in submissions:
+                payload = _canonical(submission.payload)
+                if submission.key in known:
+                    if known[submission.key] != payload:
+                        raise KeyConflict(submission.key)
+                    outcomes.append(Outcome.DUPLICATE)
+                    continue
+                known[submission.key] = payload
+                outcomes.append(Outcome.ACCEPTED)
+                rows.append(
+                    (
+                        submission.key,
+                        submission.kind,
+                        submission.repo,
+                        submission.workplan,
+                        submission.task,
+                        payload,
+                        _canonical(submission.event),
+                        accepted_at,
+                    )
+                )
+            db.executemany(
+                "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return outcomes
+
+    # reading -----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> BufferedEvent | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM event WHERE key = ?", (key,)).fetchone()
+        return _record(row) if row else None
+
+    def list_events(
+        self, *, state: str | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[BufferedEvent], int]:
+        where, args = _filters(state=state, repo=repo)
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) FROM event{where}", args).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT * FROM event{where} ORDER BY seq LIMIT ? OFFSET ?", [*args, limit, offset]
+            ).fetchall()
+        return [_record(r) for r in rows], int(total)
+
+    def pending(self, repo: str | None = None, limit: int = 5000) -> list[BufferedEvent]:
+        where, args = _filters(state=EventState.PENDING, repo=repo)
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM event{where} ORDER BY seq LIMIT ?", [*args, limit])
+            return [_record(r) for r in rows.fetchall()]
+
+    def pending_repos(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT repo FROM event WHERE state = 'pending' GROUP BY repo ORDER BY min(seq)"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def pending_task_adds(self, workplan: str) -> dict[str, str]:
+        """Task ids that pending ``task.add`` events will create in ``workplan``, with their titles."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT task, event FROM event WHERE state = 'pending' AND kind = 'task.add' "
+                "AND workplan = ?",
+                (workplan,),
+            ).fetchall()
+        return {r[0]: json.loads(r[1]).get("title", "") for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            found = dict(self._db.execute("SELECT state, count(*) FROM event GROUP BY state").fetchall())
+        return {state.value: int(found.get(state.value, 0)) for state in EventState}
+
+    # applying ----------------------------------------------------------------------------------
+
+    def wait(self, keys: Sequence[str], reason: str) -> None:
+        """Leave events pending, saying why they did not apply yet."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE event SET reason = ? WHERE key = ? AND state = 'pending'",
+                [(reason, key) for key in keys],
+            )
+
+    def begin_writeback(self, writeback: Writeback) -> int:
+        """Record a write-back before its files are touched; returns its id for ``finish``."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    writeback.repo,
+                    writeback.head,
+                    json.dumps(writeback.keys),
+                    json.dumps(writeback.files),
+                    _now(),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def writebacks(self, repo: str) -> list[Writeback]:
+        """Write-backs of ``repo`` left unfinished, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM writeback WHERE repo = ? ORDER BY id", (repo,)).fetchall()
+        return [
+            Writeback(r["repo"], r["head"], json.loads(r["keys"]), json.loads(r["files"]), r["id"])
+            for r in rows
+        ]
+
+    def finish(
+        self,
+        applied: dict[str, str | None],
+        rejected: dict[str, str],
+        writebacks: Sequence[int] = (),
+    ) -> None:
+        """Mark events applied (with their commit, None when the file already said so) or rejected,
+        and close the write-backs that did it, in one transaction."""
+        stamp = _now()
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE event SET state = 'applied', reason = NULL, applied_at = ?, commit_sha = ? "
+                "WHERE key = ? AND state = 'pending'",
+                [(stamp, commit, key) for key, commit in applied.items()],
+            )
+            db.executemany(
+                "UPDATE event SET state = 'rejected', reason = ?, applied_at = ? "
+                "WHERE key = ? AND state = 'pending'",
+                [(reason, stamp, key) for key, reason in rejected.items()],
+            )
+            db.executemany("DELETE FROM writeback WHERE id = ?", [(i,) for i in writebacks])
+
+
+def _filters(*, state: str | None, repo: str | None) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if state is not None:
+        clauses.append("state = ?")
+        args.append(str(state))
+    if repo is not None:
+        clauses.append("repo = ?")
+        args.append(repo)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _record(row: sqlite3.Row) -> BufferedEvent:
+    return BufferedEvent(
+        seq=row["seq"],
+        key=row["key"],
+        kind=row["kind"],
+        repo=row["repo"],
+        workplan=row["workplan"],
+        task=row["task"],
+        event=json.loads(row["event"]),
+        state=EventState(row["state"]),
+        reason=row["reason"],
+        accepted_at=row["accepted_at"],
+        applied_at=row["applied_at"],
+        commit=row["commit_sha"],
+    )

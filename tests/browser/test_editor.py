@@ -1,0 +1,291 @@
+"""The web editor in real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+Two people edit the same manifest at once and converge; a save commits both
+edits in one commit with a co-author trailer; an invalid edit shows its error
+and writes nothing; a hub restart mid-edit duplicates and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statehub.hub import Hub
+from statehub.settings import Settings
+from tests.gitfixtures import GitRepo, workplan_text
+from tests.hubserver import HubServer
+
+CHROMIUM = Path(os.environ.get("STATEHUB_CHROMIUM", "/usr/bin/chromium"))
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
+DOC = "demo/statehub.toml"
+CANON = (
+    '+++\nid = "ADR-001"\ntitle = "Files are the truth"\nkind = "adr"\nstatus = "accepted"\n'
+    "date = 2026-05-02\n+++\nBody.\n"
+)
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="Debian chromium is not installed (.ci/run installs it)",
+)
+
+
+@pytest.fixture(scope="module")
+def hub_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GitRepo]:
+    base = tmp_path_factory.mktemp("browser")
+    repo = GitRepo(base / "repos" / "demo")
+    repo.write("statehub.toml", MANIFEST)
+    tasks: list[dict[str, object]] = [
+        {"id": "T01", "title": "Draft the plan", "status": "done", "owner": "ada"},
+        {"id": "T02", "title": "Move the tunnels", "status": "todo", "owner": "bob", "depends_on": ["T01"]},
+        {"id": "T03", "title": "Drain the old host", "status": "todo", "owner": "bob", "depends_on": ["T02"]},
+    ]
+    repo.write("workplans/DEMO-WP-0001.md", workplan_text("DEMO-WP-0001", tasks, title="Fleet roles"))
+    repo.write("workplans/broken.md", "no front matter here\n")
+    repo.write("canon/ADR-001.md", CANON)
+    repo.commit("start")
+    home = base / "hub-home"
+    hub = Hub(Settings.from_env({"STATEHUB_HOME": str(home)}))
+    hub.register(repo.root)
+    hub.close()
+    return home, repo
+
+
+@pytest.fixture(scope="module")
+def server(hub_home: tuple[Path, GitRepo]) -> Iterator[HubServer]:
+    with HubServer(hub_home[0]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium with a fresh profile (``--user-data-dir``) for the module; each person is a page."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="statehub-chromium-")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def repo(hub_home: tuple[Path, GitRepo], server: HubServer) -> Iterator[GitRepo]:
+    """The demo repo, back at its first manifest after each test (through a save, so the room agrees)."""
+    yield hub_home[1]
+    hub_home[1].write("statehub.toml", MANIFEST)
+    hub_home[1].commit("reset between browser tests")
+
+
+def open_editor(browser: Any, server: HubServer, user: str) -> Any:
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 620})
+    page.goto(f"{server.url}/#/edit/{DOC}?user={user}")
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000
+    )
+    return page
+
+
+def text_of(page: Any) -> str:
+    return str(page.evaluate("() => window.statehubEditor.view.state.doc.toString()"))
+
+
+def type_at(page: Any, where: str, text: str) -> None:
+    page.click(".cm-content")
+    page.keyboard.press("Control+Home" if where == "start" else "Control+End")
+    page.keyboard.type(text)
+
+
+def wait_text(page: Any, predicate_js: str, timeout: int = 10000) -> None:
+    page.wait_for_function(
+        f"() => {{ const text = window.statehubEditor.view.state.doc.toString(); return {predicate_js}; }}",
+        timeout=timeout,
+    )
+
+
+def test_the_dashboard_shows_repos_plans_tasks_and_canon(browser: Any, server: HubServer) -> None:
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto(f"{server.url}/#/")
+    page.wait_for_selector("#task-table table")
+    repos = page.inner_text("#repos")
+    assert "demo" in repos and "statehub.toml" in repos
+    assert page.inner_text("#repos .badge.bad") == "1"  # workplans/broken.md
+    assert "DEMO-WP-0001" in page.inner_text("#workplans")
+    assert "ADR-001" in page.inner_text("#canon")
+    assert page.locator("#task-table tbody tr").count() == 3
+    page.select_option("#f-status", "todo")
+    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 2")
+    page.check("#f-ready")
+    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 1")
+    assert "DEMO-WP-0001-T02" in page.inner_text("#task-table")
+    assert page.locator("#fleet-tables").count() == (1 if _fleet_api(server) else 0)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+    page.close()
+
+
+def _fleet_api(server: HubServer) -> bool:
+    import httpx
+
+    return httpx.get(f"{server.url}/fleet/machines", timeout=5).status_code == 200
+
+
+def test_two_people_converge_and_one_save_commits_both(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    ada = open_editor(browser, server, "Ada")
+    bob = open_editor(browser, server, "Bob")
+    type_at(ada, "end", 'default_branch = "main"\n')
+    type_at(bob, "start", "# two people were here\n")
+    for page in (ada, bob):
+        wait_text(page, "text.includes('default_branch') && text.startsWith('# two people were here')")
+    assert text_of(ada) == text_of(bob) == "# two people were here\n" + MANIFEST + 'default_branch = "main"\n'
+    ada.wait_for_selector('.person[data-name="Bob"]')
+    bob.wait_for_selector('.person[data-name="Ada"]')
+    ada.wait_for_selector(".cm-ySelectionInfo")
+    OUTPUT.mkdir(exist_ok=True)
+    ada.screenshot(path=str(OUTPUT / "editor-two-people.png"))
+
+    head = repo.git("rev-parse", "HEAD").strip()
+    bob.click("#save")
+    for page in (ada, bob):
+        page.wait_for_selector("#status.ok", timeout=10000)
+    assert "saved statehub.toml as commit" in ada.inner_text("#status")
+    assert repo.read("statehub.toml") == text_of(ada)
+    assert repo.git("rev-list", "--count", f"{head}..HEAD").strip() == "1"
+    log = repo.git("log", "-1", "--format=%an%n%B")
+    assert log.startswith("Bob\n")
+    assert "Co-authored-by: Ada <ada@users.statehub.invalid>" in log
+    ada.close()
+    bob.close()
+
+
+def test_an_invalid_edit_shows_its_error_and_writes_nothing(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    before, head = repo.read("statehub.toml"), repo.git("rev-parse", "HEAD")
+    ada = open_editor(browser, server, "Ada")
+    bob = open_editor(browser, server, "Bob")
+    type_at(ada, "end", "owner = = 1\n")
+    wait_text(bob, "text.includes('owner = = 1')")
+    ada.click("#save")
+    for page in (ada, bob):
+        page.wait_for_selector("#status.bad", timeout=10000)
+        assert re.search(r"line \d+, column \d+: invalid TOML", page.inner_text("#errors"))
+    ada.wait_for_selector(".cm-lint-marker-error")
+    ada.screenshot(path=str(OUTPUT / "editor-invalid.png"))
+    assert repo.read("statehub.toml") == before
+    assert repo.git("rev-parse", "HEAD") == head
+    # Fix it so the room is clean for the next test.
+    ada.evaluate(
+        "() => { const t = window.statehubEditor.ydoc.getText('manifest'); const s = t.toString();"
+        " t.delete(s.indexOf('owner = = 1\\n'), 'owner = = 1\\n'.length) }"
+    )
+    wait_text(bob, "!text.includes('owner = = 1')")
+    ada.close()
+    bob.close()
+
+
+def test_a_restart_mid_edit_loses_and_duplicates_nothing(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    ada = open_editor(browser, server, "Ada")
+    bob = open_editor(browser, server, "Bob")
+    type_at(ada, "start", "# before the restart\n")
+    wait_text(bob, "text.startsWith('# before the restart')")
+    server.restart()
+    for page in (ada, bob):
+        page.wait_for_function("() => window.statehubEditor.provider.wsconnected", timeout=15000)
+    type_at(bob, "end", "# after the restart\n")
+    want = "# before the restart\n" + repo.read("statehub.toml") + "# after the restart\n"
+    for page in (ada, bob):
+        wait_text(page, "text.includes('# after the restart')")
+    assert text_of(ada) == text_of(bob) == want
+    assert text_of(ada).count("[repo]") == 1
+    bob.click("#save")
+    bob.wait_for_selector("#status.ok", timeout=10000)
+    assert repo.read("statehub.toml") == want
+    # Ada edited before the restart: she is still credited.
+    assert "Co-authored-by: Ada <ada@users.statehub.invalid>" in repo.git("log", "-1", "--format=%B")
+    ada.close()
+    bob.close()
+
+
+def test_a_stock_node_yjs_client_and_a_browser_converge(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    node_dir = Path(__file__).resolve().parents[1] / "node"
+    if not (node_dir / "node_modules" / "y-websocket").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=node_dir, check=True, capture_output=True
+        )
+    page = open_editor(browser, server, "Ada")
+    type_at(page, "end", "# from the browser\n")
+    run = subprocess.run(
+        ["node", str(node_dir / "interop.mjs"), f"{server.ws_url}/sync", DOC],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    node_text = json.loads(run.stdout.strip().splitlines()[-1])["text"]
+    assert "# from the browser\n" in node_text
+    wait_text(page, "text.includes('# from node-a') && text.includes('# from node-b')")
+    assert text_of(page) == node_text
+    assert node_text.count("[repo]") == 1
+    page.click("#save")
+    page.wait_for_selector("#status.ok", timeout=10000)
+    assert repo.read("statehub.toml") == node_text
+    log = repo.git("log", "-1", "--format=%an%n%B")
+    assert log.startswith("Ada\n")
+    assert "Co-authored-by: node-a <node-a@users.statehub.invalid>" in log
+    assert "Co-authored-by: node-b <node-b@users.statehub.invalid>" in log
+    page.close()
+
+
+def test_a_page_from_an_earlier_lineage_reloads_the_text_instead_of_merging(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    page = open_editor(browser, server, "Ada")
+    type_at(page, "end", "# saved before the restart\n")
+    page.click("#save")
+    page.wait_for_selector("#status.ok", timeout=10000)
+    saved = repo.read("statehub.toml")
+    server.stop()  # the room closes clean and forgets its lineage
+    repo.write("statehub.toml", saved + "# pulled while the hub was down\n")
+    repo.commit("a pull")
+    server.start()
+    page.wait_for_selector(".notice", timeout=15000)
+    assert "changed since you last synced" in page.inner_text("#notice")
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000
+    )
+    wait_text(page, "text.includes('# pulled while the hub was down')")
+    assert text_of(page) == saved + "# pulled while the hub was down\n"
+    page.close()

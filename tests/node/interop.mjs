@@ -1,0 +1,57 @@
+// A stock Yjs client against State Hub: yjs + y-websocket's WebsocketProvider, nothing of ours.
+// Usage: node interop.mjs ws://127.0.0.1:PORT/sync demo/statehub.toml
+// Two providers join the room, each edits the "manifest" Y.Text, and both must converge on
+// the same text holding both edits. Prints one JSON line: {"ok", "text", "awareness"}.
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+
+const [serverUrl, room] = process.argv.slice(2)
+const deadline = Date.now() + 10000
+
+function connect (user) {
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(serverUrl, room, doc, {
+    WebSocketPolyfill: WebSocket,
+    params: { user },
+    disableBc: true
+  })
+  provider.awareness.setLocalStateField('user', { name: user, color: '#3366cc' })
+  return { doc, provider, text: doc.getText('manifest') }
+}
+
+function synced (client) {
+  return new Promise((resolve) => {
+    if (client.provider.synced) resolve()
+    else client.provider.once('sync', (isSynced) => isSynced && resolve())
+  })
+}
+
+async function until (predicate, what) {
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+const a = connect('node-a')
+const b = connect('node-b')
+await Promise.all([synced(a), synced(b)])
+const start = a.text.toString()
+if (start.length === 0) throw new Error('the room sent no text: is the manifest empty?')
+if (b.text.toString() !== start) throw new Error('the two clients started from different texts')
+
+a.text.insert(0, '# from node-a\n')
+b.text.insert(b.text.length, '# from node-b\n')
+await until(() => a.text.toString() === b.text.toString() &&
+  a.text.toString().includes('node-a') && a.text.toString().includes('node-b'), 'convergence')
+await until(() => a.provider.awareness.getStates().size >= 2, 'presence of the other client')
+
+console.log(JSON.stringify({
+  ok: true,
+  text: a.text.toString(),
+  awareness: [...a.provider.awareness.getStates().values()].map((s) => s.user && s.user.name).sort()
+}))
+a.provider.destroy()
+b.provider.destroy()
+process.exit(0)

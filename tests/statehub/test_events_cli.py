@@ -1,0 +1,92 @@
+"""``statehub event ...`` and ``statehub events``: the same rules as the API, from a shell."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from statehub.cli import main
+from statehub.settings import Settings
+from sync.applier_lock import ApplierLock
+from tests.gitfixtures import GitRepo
+from tests.statehub.eventfixtures import PLAN_PATH, plan_repo, trailer_counts
+
+
+def run(*args: str) -> Any:
+    result = CliRunner().invoke(main, list(args))
+    return result
+
+
+@pytest.fixture
+def repo(settings: Settings, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch) -> GitRepo:
+    monkeypatch.setenv("STATEHUB_ACTOR", "agt-cli")
+    made = plan_repo(make_repo)
+    assert run("repos", "add", str(made.root)).exit_code == 0
+    return made
+
+
+def test_status_note_and_add_land_as_commits(repo: GitRepo) -> None:
+    result = run("event", "status", "CUST-WP-0054-T02", "done", "--note", "tunnels moved", "--key", "C1")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("accepted C1 (task.status): applied in commit ")
+    result = run("event", "note", "CUST-WP-0054", "plan-wide note", "--json")
+    out = json.loads(result.output)
+    assert (out["result"], out["state"], out["kind"]) == ("accepted", "applied", "progress.note")
+    result = run(
+        "event", "add", "CUST-WP-0054", "Drain coulombcore", "--owner", "codex", "--depends-on", "T02"
+    )
+    assert result.exit_code == 0, result.output
+    result = run("event", "status", "CUST-WP-0054", "done", "--json")
+    assert json.loads(result.output)["event"]["kind"] == "workplan.status"
+    text = repo.read(PLAN_PATH)
+    assert '[[tasks]]\nid = "T03"\ntitle = "Drain coulombcore"\nstatus = "todo"\nowner = "codex"' in text
+    assert "CUST-WP-0054-T02 @agt-cli: tunnels moved <!-- event:C1 -->" in text
+    assert "CUST-WP-0054 @agt-cli: plan-wide note" in text
+    assert len(trailer_counts(repo)) == 4
+    assert repo.git("log", "-1", "--format=%an").strip() == "agt-cli"
+    again = run("event", "status", "CUST-WP-0054-T02", "done", "--note", "tunnels moved", "--key", "C1")
+    assert again.output.startswith("duplicate C1")
+    listed = json.loads(run("events", "--state", "applied", "--json").output)
+    assert listed["total"] == 4
+    assert "C1" in run("events").output
+
+
+def test_bad_input_gets_a_clear_error_and_an_exit_code(repo: GitRepo) -> None:
+    result = run("event", "status", "CUST-WP-0054-T02", "finished")
+    assert result.exit_code == 6
+    assert "status: 'finished' is not one of todo" in result.output
+    result = run("event", "status", "not-a-ref", "done")
+    assert result.exit_code == 2 and "not a task reference" in result.output
+    result = run("event", "note", "CUST-WP-0054-T09", "x")
+    assert result.exit_code == 6 and "no task T09 in workplan CUST-WP-0054" in result.output
+    result = run("event", "status", "CUST-WP-0054-T02", "done", "--key", "C1")
+    assert result.exit_code == 0
+    result = run("event", "status", "CUST-WP-0054-T02", "blocked", "--key", "C1")
+    assert result.exit_code == 5 and "already used for a different event" in result.output
+    assert json.loads(run("events", "--json").output)["total"] == 1
+
+
+def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
+    repo: GitRepo, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importlib.import_module("statehub.cli.events"), "APPLY_WAIT", 0.1)
+    busy = ApplierLock(settings.data_dir / "applier.lock")
+    assert busy.acquire(timeout=1)
+    try:
+        result = run("event", "note", "CUST-WP-0054-T02", "later", "--key", "L1")
+    finally:
+        busy.release()
+    assert result.exit_code == 0
+    assert "pending; another hub process is applying, it will pick this up" in result.output
+    assert trailer_counts(repo) == {}
+    assert "L1" in run("events", "--state", "pending").output
+
+
+def test_every_event_command_documents_an_example() -> None:
+    for args in (["event", "status"], ["event", "note"], ["event", "add"], ["event"], ["events"], ["sweep"]):
+        assert "Example:" in run(*args, "--help").output

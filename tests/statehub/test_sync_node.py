@@ -1,0 +1,59 @@
+"""A stock Yjs client (npm ``yjs`` + ``y-websocket``) edits a manifest through ``/sync/{doc}``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.gitfixtures import GitRepo
+from tests.hubserver import HubServer
+from tests.sync_fixtures import MANIFEST, demo, room, server
+from tests.ysync_client import YClient
+
+__all__ = ["demo", "server"]
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed: .ci/run installs it; see README 'Web UI'")
+    if not (NODE_DIR / "node_modules" / "y-websocket").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True
+        )
+    return NODE_DIR
+
+
+def test_a_stock_yjs_client_converges_with_another_and_the_server(
+    node_modules: Path, server: HubServer, demo: GitRepo
+) -> None:
+    async def scenario() -> str:
+        watcher = await YClient(room(server, "py")).connect()
+        await asyncio.wait_for(watcher.synced.wait(), 5)
+        run = await asyncio.create_subprocess_exec(
+            "node",
+            str(node_modules / "interop.mjs"),
+            f"{server.ws_url}/sync",
+            "demo/statehub.toml",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(run.communicate(), 30)
+        assert run.returncode == 0, err.decode()
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        assert result["ok"]
+        assert {"node-a", "node-b"} <= set(result["awareness"])
+        text: str = result["text"]
+        await watcher.wait_for(lambda: str(watcher.text) == text)
+        await watcher.close()
+        return text
+
+    text = asyncio.run(scenario())
+    assert text == "# from node-a\n" + MANIFEST + "# from node-b\n"

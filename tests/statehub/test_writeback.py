@@ -1,0 +1,196 @@
+"""Write-back against real git repos: people's uncommitted work, removed tasks, broken files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from statehub.events import EventDesk, writeback
+from statehub.hub import Hub
+from tests.gitfixtures import GitRepo
+from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
+
+
+@pytest.fixture
+def desk(hub: Hub) -> Iterator[EventDesk]:
+    opened = EventDesk(hub)
+    yield opened
+    opened.close()
+
+
+def _state(desk: EventDesk, key: str) -> tuple[str, str | None]:
+    found = desk.buffer.get(key)
+    assert found is not None
+    return found.state.value, found.reason
+
+
+def _setup(hub: Hub, make_repo: Callable[[str], GitRepo]) -> GitRepo:
+    repo = plan_repo(make_repo)
+    hub.register(repo.root)
+    return repo
+
+
+def test_a_persons_uncommitted_edit_is_never_overwritten(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    edited = PLAN_TEXT.replace("Free   text", "Half-typed thought")
+    repo.write(PLAN_PATH, edited)
+    desk.submit(event("E1", kind="progress.note"))
+    desk.apply_pending()
+    assert _state(desk, "E1") == ("pending", f"uncommitted changes in {PLAN_PATH}")
+    assert repo.read(PLAN_PATH) == edited
+    assert trailer_counts(repo) == {}
+    repo.commit("my edit")
+    desk.apply_pending()
+    assert _state(desk, "E1") == ("applied", None)
+    text = repo.read(PLAN_PATH)
+    assert "Half-typed thought" in text and "<!-- event:E1 -->" in text
+    assert trailer_counts(repo) == {"E1": 1}
+
+
+def test_a_persons_staged_work_on_another_file_stays_out_of_hub_commits(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    repo.write("notes.txt", "mine\n")
+    repo.git("add", "notes.txt")
+    desk.submit(event("E2"))
+    desk.apply_pending()
+    assert _state(desk, "E2")[0] == "applied"
+    assert repo.git("show", "--name-only", "--format=", "HEAD").split() == [PLAN_PATH]
+    assert repo.git("status", "--porcelain").strip() == "A  notes.txt"
+
+
+def test_an_event_for_a_task_removed_meanwhile_is_rejected_with_its_reason(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit([event("E3"), event("E4", kind="progress.note", task=None, note="still here")])
+    repo.write(PLAN_PATH, PLAN_TEXT.split('[[tasks]]\nid = "T02"')[0].rstrip("\n") + "\n+++\nbody\n")
+    repo.commit("drop T02")
+    desk.apply_pending()
+    state, reason = _state(desk, "E3")
+    assert state == "rejected"
+    assert reason is not None and "CUST-WP-0054-T02 is no longer in the workplan" in reason
+    assert _state(desk, "E4")[0] == "applied"
+    assert trailer_counts(repo) == {"E4": 1}
+
+
+def test_an_event_for_a_removed_workplan_file_is_rejected(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(event("E5"))
+    repo.git("rm", "-q", PLAN_PATH)
+    repo.commit("drop the plan")
+    hub.refresh()
+    desk.apply_pending()
+    assert _state(desk, "E5") == ("rejected", "workplan CUST-WP-0054 is no longer in repo the-custodian")
+
+
+def test_a_broken_file_holds_its_events_until_it_is_fixed(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(event("E6", kind="workplan.status"))
+    repo.write(PLAN_PATH, PLAN_TEXT.replace('owner = "custodian"', "owner = "))
+    repo.commit("oops")
+    desk.apply_pending()
+    state, reason = _state(desk, "E6")
+    assert state == "pending"
+    assert reason is not None and "fix the file" in reason
+    repo.write(PLAN_PATH, PLAN_TEXT)
+    repo.commit("fixed")
+    desk.apply_pending()
+    assert _state(desk, "E6")[0] == "applied"
+    assert trailer_counts(repo) == {"E6": 1}
+
+
+def test_each_actor_authors_their_own_commit(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    batch: list[dict[str, Any]] = [
+        event("A1", kind="progress.note", note="one"),
+        event("A2", kind="progress.note", note="two"),
+        event("B1", kind="progress.note", note="three", actor="atm-railiance01"),
+    ]
+    desk.submit(batch)
+    results = desk.apply_pending()
+    assert results is not None and len(results[0].commits) == 2
+    authors = repo.git("log", "-2", "--format=%an %cn").splitlines()
+    assert authors == ["atm-railiance01 State Hub", "agt-codex State Hub"]
+    assert "Statehub-Event: A1\nStatehub-Event: A2" in repo.git("log", "-1", "--skip=1", "--format=%B")
+    assert trailer_counts(repo) == {"A1": 1, "A2": 1, "B1": 1}
+
+
+def test_the_buffer_survives_a_cache_rebuild(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(event("R1", kind="progress.note"))
+    hub.rebuild()
+    hub.settings.default_cache_file.unlink()
+    fresh = Hub(hub.settings)
+    again = EventDesk(fresh)
+    try:
+        assert _state(again, "R1")[0] == "pending"
+        again.apply_pending()
+        assert _state(again, "R1")[0] == "applied"
+    finally:
+        again.close()
+        fresh.close()
+    assert trailer_counts(repo) == {"R1": 1}
+
+
+def test_git_trouble_in_one_repo_leaves_its_events_pending_and_the_others_apply(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    stuck = _setup(hub, make_repo)
+    other = plan_repo(make_repo, "other")
+    other.write(PLAN_PATH, other.read(PLAN_PATH).replace("CUST-WP-0054", "OTHR-WP-0054"))
+    other.commit("rename")
+    hub.register(other.root)
+    desk.submit(
+        [event("G1", kind="progress.note"), event("G2", kind="progress.note", workplan="OTHR-WP-0054")]
+    )
+    lock = stuck.root / ".git" / "index.lock"
+    lock.write_text("")  # a person's git command is running
+    desk.apply_pending()
+    state, reason = _state(desk, "G1")
+    assert state == "pending" and reason is not None and "write-back failed, will retry" in reason
+    assert _state(desk, "G2")[0] == "applied"
+    assert stuck.git("status", "--porcelain") == ""  # the written file was put back
+    lock.unlink()
+    desk.apply_pending()
+    assert _state(desk, "G1")[0] == "applied"
+    assert trailer_counts(stuck) == {"G1": 1}
+
+
+def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(event("H1", kind="progress.note"))
+    saved = PLAN_TEXT.replace("Free   text", "Saved meanwhile")
+    real_apply = writeback.apply_event
+
+    def apply_while_a_person_saves(text: str, item: Any) -> str:
+        repo.write(PLAN_PATH, saved)  # lands between the hub's read and its write
+        return real_apply(text, item)
+
+    monkeypatch.setattr(writeback, "apply_event", apply_while_a_person_saves)
+    desk.apply_pending()
+    state, reason = _state(desk, "H1")
+    assert state == "pending"
+    assert reason == f"{PLAN_PATH} changed while the hub was applying events; they will retry"
+    assert repo.read(PLAN_PATH) == saved
+    monkeypatch.setattr(writeback, "apply_event", real_apply)
+    repo.commit("my save")
+    desk.apply_pending()
+    assert _state(desk, "H1")[0] == "applied"
+    assert "Saved meanwhile" in repo.read(PLAN_PATH)
+    assert trailer_counts(repo) == {"H1": 1}

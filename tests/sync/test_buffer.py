@@ -1,0 +1,74 @@
+"""The write buffer: acceptance order, duplicates, conflicts, states, and surviving a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sync.buffer import EventState, KeyConflict, Outcome, Submission, Writeback, WriteBuffer
+
+
+def sub(key: str, note: str = "n", repo: str = "r1") -> Submission:
+    payload = {"key": key, "kind": "progress.note", "note": note}
+    return Submission(key, "progress.note", repo, payload, payload | {"repo": repo}, "CUST-WP-0054", None)
+
+
+def test_duplicates_are_recognised_and_conflicts_store_nothing(tmp_path: Path) -> None:
+    buffer = WriteBuffer(tmp_path / "buffer.sqlite3")
+    assert buffer.append([sub("a"), sub("b"), sub("a")]) == [
+        Outcome.ACCEPTED,
+        Outcome.ACCEPTED,
+        Outcome.DUPLICATE,
+    ]
+    assert buffer.append([sub("a")]) == [Outcome.DUPLICATE]
+    with pytest.raises(KeyConflict, match="'a' was already used for a different event"):
+        buffer.append([sub("c"), sub("a", note="changed")])
+    assert buffer.get("c") is None
+    with pytest.raises(KeyConflict):
+        buffer.append([sub("d"), sub("d", note="other")])
+    assert buffer.counts() == {"pending": 2, "applied": 0, "rejected": 0}
+
+
+def test_events_survive_a_reopen_and_keep_acceptance_order(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.sqlite3"
+    first = WriteBuffer(path)
+    first.append([sub(f"k{i}", repo="r2" if i % 2 else "r1") for i in range(6)])
+    first.close()
+    again = WriteBuffer(path)
+    assert [e.key for e in again.pending()] == [f"k{i}" for i in range(6)]
+    assert [e.key for e in again.pending("r2")] == ["k1", "k3", "k5"]
+    assert again.pending_repos() == ["r1", "r2"]
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_states_move_once_with_reasons(tmp_path: Path) -> None:
+    buffer = WriteBuffer(tmp_path / "b.sqlite3")
+    buffer.append([sub("a"), sub("b"), sub("c")])
+    buffer.wait(["a"], "uncommitted changes in workplans/x.md")
+    pending_a = buffer.get("a")
+    assert pending_a is not None
+    assert (pending_a.state, pending_a.reason) == (
+        EventState.PENDING,
+        "uncommitted changes in workplans/x.md",
+    )
+    record = buffer.begin_writeback(
+        Writeback("r1", "abc", ["a"], [{"path": "p", "before": "1", "after": "2"}])
+    )
+    files = [{"path": "p", "before": "1", "after": "2"}]
+    assert buffer.writebacks("r1") == [Writeback("r1", "abc", ["a"], files, record)]
+    buffer.finish({"a": "c0ffee", "b": None}, {"c": "task T07 is no longer in the workplan"}, [record])
+    assert buffer.writebacks("r1") == []
+    done = buffer.get("a")
+    assert done is not None and done.state is EventState.APPLIED and done.commit == "c0ffee"
+    assert done.reason is None
+    rejected = buffer.get("c")
+    assert rejected is not None and rejected.reason == "task T07 is no longer in the workplan"
+    buffer.finish({"c": "x"}, {})  # a decided event never moves again
+    again = buffer.get("c")
+    assert again is not None and again.state is EventState.REJECTED
+    items, total = buffer.list_events(state="applied", limit=1, offset=1)
+    assert total == 2 and [e.key for e in items] == ["b"]
+    assert buffer.counts() == {"pending": 0, "applied": 2, "rejected": 1}

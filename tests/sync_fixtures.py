@@ -1,0 +1,38 @@
+"""Fixtures for room tests: a registered demo repo and a real hub server over it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from statehub.hub import Hub
+from statehub.settings import Settings
+from tests.gitfixtures import GitRepo
+from tests.hubserver import HubServer
+
+__all__ = ["MANIFEST", "demo", "room", "server"]
+
+MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
+
+
+@pytest.fixture
+def demo(make_repo: Callable[[str], GitRepo], settings: Settings) -> GitRepo:
+    repo = make_repo("demo")
+    repo.write("statehub.toml", MANIFEST)
+    repo.commit("start")
+    hub = Hub(settings)
+    hub.register(repo.root)
+    hub.close()
+    return repo
+
+
+@pytest.fixture
+def server(demo: GitRepo, settings: Settings) -> Iterator[HubServer]:
+    assert settings.config_dir.parent.name == "hub-home"
+    with HubServer(settings.config_dir.parent) as running:
+        yield running
+
+
+def room(server: HubServer, user: str | None = None, doc: str = "demo/statehub.toml") -> str:
+    return f"{server.ws_url}/sync/{doc}" + (f"?user={user}" if user else "")

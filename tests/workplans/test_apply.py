@@ -1,0 +1,220 @@
+"""Applying events to text: exact results, idempotence, order independence, untouched bytes."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workplans import BrokenTarget, Event, NoLongerApplies, apply_event, parse_event, parse_workplan
+
+BASE = """+++
+id = "CUST-WP-0054"   # the plan
+title = "Workstation independence"
+status = "active"   # draft | active
+unknown_key = { nested = [1, 2] }
+
+# first task
+[[tasks]]
+id = "T01"
+title = "Fleet architecture"
+status = "done"   # finished
+
+[[tasks]]
+id = "T02"
+title = "De-hub the network"
+depends_on = ["T01"]
+estimate = 3
+
+[[tasks]]
+id = "T03"
+title = "Drain"
+status = "blocked"
++++
+"""
+
+BODIES = [
+    "",
+    "\n# Plan\n\nFree   text.\n",
+    "\n# Plan\n\n## Progress\n\n- 2026-01-01T00:00:00Z CUST-WP-0054 @a: old <!-- event:OLD -->\n"
+    "\n## After\n\nmore\n",
+    "\n# Plan\n\n## Progress\n",
+    "no trailing newline",
+]
+TASKS = ["T01", "T02", "T03", "T04"]
+
+
+def make(kind: str, key: str, **fields: Any) -> Event:
+    return parse_event(
+        {"key": key, "kind": kind, "workplan": "CUST-WP-0054", "actor": "agt-x", "at": "2026-07-03T22:29:55Z"}
+        | fields
+    )
+
+
+def fold(text: str, events: list[Event]) -> tuple[str, list[Event]]:
+    """Apply in order like the hub: an event that no longer applies is rejected and skipped."""
+    applied = []
+    for event in events:
+        try:
+            text = apply_event(text, event)
+        except NoLongerApplies:
+            continue
+        applied.append(event)
+    return text, applied
+
+
+@st.composite
+def any_event(draw: st.DrawFn) -> Event:
+    key = f"K{draw(st.integers(0, 30))}"
+    kind = draw(st.sampled_from(["task.status", "task.add", "workplan.status", "progress.note"]))
+    if kind == "task.status":
+        status = draw(st.sampled_from(["todo", "in-progress", "blocked", "done", "cancelled"]))
+        note = draw(
+            st.one_of(st.none(), st.text("abcxyz", min_size=1, max_size=8).map(lambda t: t + " done"))
+        )
+        return make(kind, key, task=draw(st.sampled_from(TASKS)), status=status, note=note)
+    if kind == "task.add":
+        title = draw(st.sampled_from(["New", "Other", "Drain"]))
+        return make(kind, key, task=draw(st.sampled_from(["T03", "T04", "T05"])), title=title)
+    if kind == "workplan.status":
+        return make(kind, key, status=draw(st.sampled_from(["draft", "active", "done"])))
+    task = draw(st.one_of(st.none(), st.sampled_from(TASKS)))
+    return make(
+        kind, key, task=task, note=draw(st.text("abcxyz", min_size=1, max_size=8).map(lambda t: t + " done"))
+    )
+
+
+def _unique_keys(events: list[Event]) -> list[Event]:
+    seen: dict[str, Event] = {}
+    for event in events:
+        seen.setdefault(event.key, event)
+    return list(seen.values())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(BODIES), st.lists(any_event(), max_size=12).map(_unique_keys))
+def test_applying_a_sequence_twice_gives_the_file_applying_it_once_gives(
+    body: str, events: list[Event]
+) -> None:
+    once, applied = fold(BASE + body, events)
+    twice, _ = fold(once, applied)
+    assert twice == once
+    for event in applied:
+        assert apply_event(once, event) == apply_event(apply_event(once, event), event)
+    parse_workplan(once, "workplans/x.md")  # still a valid workplan
+
+
+@st.composite
+def independent_events(draw: st.DrawFn) -> list[Event]:
+    """Events that touch different things: distinct tasks' statuses, the plan status, one note, one add."""
+    events: list[Event] = []
+    for index, task in enumerate(draw(st.lists(st.sampled_from(TASKS[:3]), unique=True))):
+        status = draw(st.sampled_from(["todo", "in-progress", "blocked", "done", "cancelled"]))
+        events.append(make("task.status", f"S{index}", task=task, status=status))
+    if draw(st.booleans()):
+        events.append(make("workplan.status", "W", status=draw(st.sampled_from(["draft", "done"]))))
+    if draw(st.booleans()):
+        events.append(make("progress.note", "N", note="a note", task=draw(st.sampled_from(TASKS[:3]))))
+    if draw(st.booleans()):
+        events.append(make("task.add", "A", task="T09", title="Added", owner="codex", depends_on=["T01"]))
+    return events
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(BODIES), independent_events(), st.randoms(use_true_random=False))
+def test_independent_events_in_any_order_give_the_same_file(body: str, events: list[Event], rng: Any) -> None:
+    shuffled = list(events)
+    rng.shuffle(shuffled)
+    assert fold(BASE + body, events)[0] == fold(BASE + body, shuffled)[0]
+
+
+def _is_subsequence(needles: list[str], haystack: list[str]) -> bool:
+    position = iter(haystack)
+    return all(any(line == candidate for candidate in position) for line in needles)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(BODIES), st.lists(any_event(), max_size=12).map(_unique_keys))
+def test_everything_an_event_does_not_target_is_byte_identical(body: str, events: list[Event]) -> None:
+    before = BASE + body
+    after, applied = fold(before, events)
+    old_toml, old_body = before.split("+++\n", 2)[1:]
+    new_toml, new_body = after.split("+++\n", 2)[1:]
+    kept = [line for line in old_toml.splitlines() if not line.startswith("status = ")]
+    assert _is_subsequence(kept, new_toml.splitlines())
+    assert len(new_toml.splitlines()) - len(old_toml.splitlines()) <= 6 * len(applied)
+    new_lines = [line for line in new_body.splitlines(keepends=True) if "<!-- event:K" not in line]
+    stripped = "".join(new_lines)
+    if "## Progress" in old_body:
+        assert stripped.rstrip("\n") == old_body.rstrip("\n")
+    else:
+        assert stripped.startswith(old_body) or stripped.startswith(old_body + "\n")
+    old_data, new_data = tomllib.loads(old_toml), tomllib.loads(new_toml)
+    assert old_data["unknown_key"] == new_data["unknown_key"]
+    assert new_data["tasks"][1]["estimate"] == 3
+
+
+def test_a_task_status_sets_only_that_status_and_keeps_its_comment() -> None:
+    text = apply_event(BASE, make("task.status", "K", task="T01", status="cancelled"))
+    assert text == BASE.replace('status = "done"   # finished', 'status = "cancelled"   # finished')
+    added = apply_event(BASE, make("task.status", "K", task="T02", status="done"))
+    assert added == BASE.replace("estimate = 3\n", 'estimate = 3\nstatus = "done"\n')
+
+
+def test_a_progress_note_goes_at_the_end_of_its_section_once() -> None:
+    text = BASE + BODIES[2]
+    note = make("progress.note", "K7", note="tunnels moved", task="T02")
+    once = apply_event(text, note)
+    assert once == text.replace(
+        "<!-- event:OLD -->\n",
+        "<!-- event:OLD -->\n"
+        "- 2026-07-03T22:29:55Z CUST-WP-0054-T02 @agt-x: tunnels moved <!-- event:K7 -->\n",
+    )
+    assert apply_event(once, note) == once
+    fresh = apply_event(BASE + BODIES[4], make("progress.note", "K8", note="hello"))
+    assert fresh.endswith(
+        "no trailing newline\n\n## Progress\n\n"
+        "- 2026-07-03T22:29:55Z CUST-WP-0054 @agt-x: hello <!-- event:K8 -->\n"
+    )
+
+
+def test_task_add_appends_a_table_and_refuses_a_taken_id() -> None:
+    add = make("task.add", "A", task="T04", title="New one", owner="codex", depends_on=["T01"])
+    text = apply_event(BASE, add)
+    assert text.endswith(
+        'status = "blocked"\n\n[[tasks]]\nid = "T04"\ntitle = "New one"\nstatus = "todo"\n'
+        'owner = "codex"\ndepends_on = ["T01"]\n+++\n'
+    )
+    assert apply_event(text, add) == text
+    with pytest.raises(NoLongerApplies, match="already exists with title 'Drain'"):
+        apply_event(BASE, make("task.add", "B", task="T03", title="Something else"))
+
+
+def test_events_that_no_longer_apply_or_cannot_be_read_say_why() -> None:
+    with pytest.raises(NoLongerApplies, match="T07 is no longer in the workplan"):
+        apply_event(BASE, make("task.status", "K", task="T07", status="done"))
+    with pytest.raises(NoLongerApplies, match="now holds workplan 'OTHER-WP-0001'"):
+        apply_event(
+            BASE.replace("CUST-WP-0054", "OTHER-WP-0001"), make("workplan.status", "K", status="done")
+        )
+    with pytest.raises(BrokenTarget, match="front matter"):
+        apply_event("no front matter\n", make("workplan.status", "K", status="done"))
+    with pytest.raises(BrokenTarget, match="not valid TOML"):
+        apply_event("+++\nid = \n+++\n", make("workplan.status", "K", status="done"))
+
+
+def test_a_file_with_windows_line_endings_keeps_them() -> None:
+    text = (BASE + BODIES[1]).replace("\n", "\r\n")
+    for event in (
+        make("task.status", "K1", task="T02", status="done", note="with a note"),
+        make("task.add", "K2", task="T04", title="New"),
+        make("workplan.status", "K3", status="done"),
+    ):
+        text = apply_event(text, event)
+    assert "\n" not in text.replace("\r\n", "")
+    plan = parse_workplan(text, "workplans/x.md")
+    assert plan is not None and [t.status.value for t in plan.tasks] == ["done", "done", "blocked", "todo"]
+    assert plan.status.value == "done"

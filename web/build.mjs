@@ -1,0 +1,20 @@
+// Build the web UI into statehub/web/static/ (committed, shipped as package data).
+// Run through `make web`; the hub itself never needs Node.
+import { build } from 'esbuild'
+import { copyFileSync, mkdirSync } from 'node:fs'
+
+const out = new URL('../statehub/web/static/', import.meta.url).pathname
+mkdirSync(out, { recursive: true })
+await build({
+  entryPoints: ['src/main.js'],
+  bundle: true,
+  format: 'esm',
+  minify: true,
+  sourcemap: false,
+  target: ['es2020'],
+  legalComments: 'none',
+  outfile: out + 'app.js',
+  logLevel: 'info'
+})
+copyFileSync('src/index.html', out + 'index.html')
+copyFileSync('src/style.css', out + 'style.css')

@@ -1,0 +1,341 @@
+"""Events: the only way a client changes the files (FORMAT.md, "Events").
+
+An event arrives as JSON. :func:`parse_event` turns it into one typed model per
+kind, or raises :class:`InvalidEvent` with one message per field, so a client
+fixes every mistake in one round trip. The file-level effect of each kind lives
+in :mod:`workplans.apply`; the two meet in the kind table :data:`EVENT_KINDS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from workplans.ids import TASK_ID, WORKPLAN_ID, is_task_id, is_task_ref
+from workplans.models import TaskStatus, WorkplanStatus
+
+__all__ = [
+    "EVENT_KEY",
+    "EVENT_KINDS",
+    "Event",
+    "EventKind",
+    "FieldReader",
+    "InvalidEvent",
+    "ProgressNoteEvent",
+    "TaskAddEvent",
+    "TaskStatusEvent",
+    "WorkplanStatusEvent",
+    "event_kinds",
+    "format_at",
+    "parse_event",
+    "register_event_kind",
+]
+
+EVENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+"""Keys end up in HTML comments and git trailers, so they stay plain."""
+ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+_COMMON = ("key", "kind", "repo", "actor", "at")
+
+
+class InvalidEvent(ValueError):
+    """An event that does not follow FORMAT.md; ``problems`` maps each field to what is wrong."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems.items()))
+
+
+def format_at(moment: dt.datetime) -> str:
+    """The one spelling of a moment in events and progress lines: UTC, seconds, ``Z``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What every event carries. ``repo`` may be left out by a client; the hub fills it in."""
+
+    key: str
+    kind: str
+    actor: str
+    at: str
+    repo: str | None = None
+
+    @property
+    def workplan_id(self) -> str | None:
+        """The workplan whose file this event changes, or None for kinds with a fixed file."""
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical form: what the buffer stores and compares for duplicates."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None or value == ():
+                continue
+            out[item.name] = list(value) if isinstance(value, tuple) else str(value)
+        return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStatusEvent(Event):
+    workplan: str
+    task: str
+    status: TaskStatus
+    note: str | None = None
+
+    @property
+    def workplan_id(self) -> str:
+        return self.workplan
+
+    @property
+    def ref(self) -> str:
+        return f"{self.workplan}-{self.task}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAddEvent(Event):
+    workplan: str
+    task: str
+    title: str
+    owner: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def workplan_id(self) -> str:
+        return self.workplan
+
+    @property
+    def ref(self) -> str:
+        return f"{self.workplan}-{self.task}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkplanStatusEvent(Event):
+    workplan: str
+    status: WorkplanStatus
+
+    @property
+    def workplan_id(self) -> str:
+        return self.workplan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressNoteEvent(Event):
+    workplan: str
+    note: str
+    task: str | None = None
+
+    @property
+    def workplan_id(self) -> str:
+        return self.workplan
+
+    @property
+    def ref(self) -> str:
+        return f"{self.workplan}-{self.task}" if self.task else self.workplan
+
+
+class FieldReader:
+    """Read an event's fields, collecting one message per bad field instead of stopping."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+        self.problems: dict[str, str] = {}
+        self.read: set[str] = set()
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.setdefault(name, message)
+
+    def text(self, name: str, *, required: bool, one_line: bool = True) -> str | None:
+        self.read.add(name)
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.problem(name, "required")
+            return None
+        if not isinstance(value, str):
+            self.problem(name, f"must be a string, not {type(value).__name__}")
+            return None
+        if required and not value.strip():
+            self.problem(name, "must not be empty")
+            return None
+        if one_line and ("\n" in value or "\r" in value):
+            self.problem(name, "must be a single line")
+            return None
+        return value
+
+    def matching(self, name: str, pattern: re.Pattern[str], example: str, *, required: bool) -> str | None:
+        value = self.text(name, required=required)
+        if value is not None and not pattern.match(value):
+            self.problem(name, f"{value!r} is not valid (e.g. {example})")
+            return None
+        return value
+
+    def choice(self, name: str, enum: type[TaskStatus] | type[WorkplanStatus]) -> Any:
+        value = self.text(name, required=True)
+        if value is None:
+            return None
+        try:
+            return enum(value)
+        except ValueError:
+            valid = " | ".join(member.value for member in enum)
+            self.problem(name, f"{value!r} is not one of {valid}")
+            return None
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        self.read.add(name)
+        value = self.data.get(name, [])
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(name, "must be an array of strings")
+            return ()
+        return tuple(value)
+
+    def note(self, name: str, *, required: bool) -> str | None:
+        value = self.text(name, required=required)
+        if value is not None and not value.strip():
+            self.problem(name, "must not be blank")
+            return None
+        if value is not None and "-->" in value:
+            self.problem(name, "must not contain '-->' (it would end the progress line's event marker)")
+            return None
+        if value is not None and len(value) > 2000:
+            self.problem(name, "must be at most 2000 characters")
+            return None
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """One kind of event: how to read it from JSON, and how it changes a file's text.
+
+    ``fixed_path`` names the repo-relative file a kind always changes (a fleet
+    kind would say ``registry/fleet.toml``); None means "the file of the
+    event's workplan", which the hub looks up in its cache.
+    """
+
+    name: str
+    read: Callable[[FieldReader, dict[str, Any]], Event | None]
+    """Build the typed event from the common fields and a reader of the rest; None if invalid."""
+    apply: Callable[[str, Any], str]
+    """(file text, event) -> new text; the same text when the file already reflects the event."""
+    fixed_path: str | None = None
+
+
+EVENT_KINDS: dict[str, EventKind] = {}
+"""Every kind the hub accepts, by name. Extend with :func:`register_event_kind`."""
+
+
+def register_event_kind(kind: EventKind) -> None:
+    """Teach the hub one more kind of event (e.g. ``fleet.workload.state``)."""
+    EVENT_KINDS[kind.name] = kind
+
+
+def event_kinds() -> list[str]:
+    return sorted(EVENT_KINDS)
+
+
+def _read_at(reader: FieldReader) -> str | None:
+    value = reader.text("at", required=True)
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        reader.problem("at", f"{value!r} is not an ISO 8601 date-time (e.g. 2026-07-03T22:29:55Z)")
+        return None
+    if moment.tzinfo is None:
+        reader.problem("at", f"{value!r} has no time zone; write UTC with a Z, e.g. 2026-07-03T22:29:55Z")
+        return None
+    return format_at(moment)
+
+
+def _task_field(reader: FieldReader, *, required: bool) -> str | None:
+    return reader.matching("task", TASK_ID, "T02", required=required)
+
+
+def parse_event(data: Any) -> Event:
+    """Turn one JSON object into a typed event, or raise InvalidEvent with a message per field."""
+    if not isinstance(data, Mapping):
+        raise InvalidEvent({"event": f"must be a JSON object, not {type(data).__name__}"})
+    reader = FieldReader(data)
+    common: dict[str, Any] = {
+        "key": reader.matching("key", EVENT_KEY, "01JZ3K7T2Q9", required=True),
+        "actor": reader.matching("actor", ACTOR, "agt-codex", required=True),
+        "at": _read_at(reader),
+        "repo": reader.text("repo", required=False),
+    }
+    name = reader.text("kind", required=True)
+    kind = EVENT_KINDS.get(name) if name is not None else None
+    if name is not None and kind is None:
+        reader.problem("kind", f"unknown kind {name!r}: valid kinds are {', '.join(event_kinds())}")
+    event = kind.read(reader, common) if kind is not None else None
+    for unknown in sorted(k for k in set(data) - reader.read - set(_COMMON) if data[k] is not None):
+        reader.problem(unknown, "unknown field for this kind of event")
+    if reader.problems or event is None:
+        raise InvalidEvent(reader.problems or {"event": "invalid"})
+    return event
+
+
+def _ready(reader: FieldReader, common: dict[str, Any], **values: Any) -> dict[str, Any] | None:
+    """The constructor arguments, or None when any field was bad (the reader holds why)."""
+    if reader.problems or any(common[name] is None for name in ("key", "actor", "at")):
+        return None
+    return common | values
+
+
+def _read_task_status(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+    workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
+    task = _task_field(reader, required=True)
+    status = reader.choice("status", TaskStatus)
+    note = reader.note("note", required=False)
+    values = _ready(reader, common, workplan=workplan, task=task, status=status, note=note)
+    return TaskStatusEvent(kind="task.status", **values) if values else None
+
+
+def _read_task_add(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+    workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
+    task = _task_field(reader, required=True)
+    title = reader.text("title", required=True)
+    owner = reader.text("owner", required=False)
+    depends_on = reader.strings("depends_on")
+    for dependency in depends_on:
+        if not (is_task_id(dependency) or is_task_ref(dependency)):
+            reader.problem("depends_on", f"{dependency!r} is neither a task id (T01) nor a task reference")
+    values = _ready(
+        reader, common, workplan=workplan, task=task, title=title, owner=owner, depends_on=depends_on
+    )
+    return TaskAddEvent(kind="task.add", **values) if values else None
+
+
+def _read_workplan_status(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+    workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
+    status = reader.choice("status", WorkplanStatus)
+    values = _ready(reader, common, workplan=workplan, status=status)
+    return WorkplanStatusEvent(kind="workplan.status", **values) if values else None
+
+
+def _read_progress_note(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+    workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
+    task = _task_field(reader, required=False)
+    note = reader.note("note", required=True)
+    values = _ready(reader, common, workplan=workplan, task=task, note=note)
+    return ProgressNoteEvent(kind="progress.note", **values) if values else None
+
+
+def _install() -> None:
+    from workplans import apply  # the appliers need the models above; import late to keep one table
+
+    for kind in (
+        EventKind("task.status", _read_task_status, apply.apply_task_status),
+        EventKind("task.add", _read_task_add, apply.apply_task_add),
+        EventKind("workplan.status", _read_workplan_status, apply.apply_workplan_status),
+        EventKind("progress.note", _read_progress_note, apply.apply_progress_note),
+    ):
+        register_event_kind(kind)
+
+
+_install()
