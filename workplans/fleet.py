@@ -8,6 +8,7 @@ promotion is *allowed* is the ``registry`` package's business.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import tomlkit
@@ -163,7 +164,8 @@ class _Parse:
             )
             return None
         reader = self.reader(raw, "workloads.gate", index, f"{parent.label} gate")
-        return Gate(
+        first = len(self.problems)
+        gate = Gate(
             overlay_repo=reader.string("overlay_repo", required=False),
             stages_proven=reader.strings("stages_proven"),
             backup_restore_drill=reader.date("backup_restore_drill"),
@@ -173,6 +175,11 @@ class _Parse:
             exception=reader.string("exception", required=False) or "",
             extra=reader.extra(GATE_KEYS),
         )
+        inline_line = self.lines.key("gate", "workloads", index)  # gate = { ... } has no header of its own
+        for at in range(first, len(self.problems)):
+            if self.problems[at].line is None:
+                self.problems[at] = replace(self.problems[at], line=inline_line)
+        return gate
 
     def lanes(self) -> tuple[Lane, ...]:
         lanes: list[Lane] = []

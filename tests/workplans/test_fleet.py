@@ -153,6 +153,15 @@ def test_gate_problems_point_into_the_right_workloads_gate() -> None:
     ]
 
 
+def test_an_inline_gate_is_read_and_its_problems_have_lines() -> None:
+    text = '[[machines]]\nname = "a"\nrole = "build"\n\n[[workloads]]\nname = "w"\ncurrent_host = "a"\n'
+    fleet = parse_fleet(text + 'gate = { image = "x", canary_observed = true }\n')
+    assert fleet.workloads[0].gate == Gate(image="x", canary_observed=True)
+    assert _problems(text + "gate = { image = 3 }\n") == [
+        "registry/fleet.toml:8: workload #1 (w) gate: 'image' must be a string, not an integer"
+    ]
+
+
 def test_shapes_and_bad_toml() -> None:
     assert _problems('machines = "railiance01"\n') == [
         "registry/fleet.toml:1: 'machines' must be an array of tables written as [[machines]]"
