@@ -51,7 +51,9 @@ def violations(registry: FleetRegistry) -> list[Violation]:
                 Violation(subject, f"runs on {host}, a {roles[host]} machine, which must host no production")
             )
         if workload.state is WorkloadState.PROMOTED:
-            found.extend(Violation(subject, f"promoted but {item}") for item in unmet_gate_items(workload))
+            found.extend(
+                Violation(subject, f"promotion gate unmet: {item}") for item in unmet_gate_items(workload)
+            )
     for lane in registry.lanes:
         if not lane.critical:
             continue

@@ -46,13 +46,13 @@ def test_placement_only_before_migration(example: FleetRegistry) -> None:
 def test_promotion_with_missing_evidence_names_what_is_missing(example: FleetRegistry) -> None:
     migrated = apply_to_registry(example, SetWorkloadState("container-registry", S.MIGRATED))
     assert check_change(migrated, SetWorkloadState("container-registry", S.PROMOTED)) == [
-        "workload container-registry: promoted but stage 'promote' is not in stages_proven",
-        "workload container-registry: promoted but stage 'rollback' is not in stages_proven",
-        "workload container-registry: promoted but canary_observed is not true",
-        "workload container-registry: promoted but operator_approval is not recorded",
-        "workload container-registry: promoted but image 'forge.example/registry:2.8' is not pinned by "
-        "digest (name@sha256:<64 hex>)",
-        "workload container-registry: promoted but backup_restore_drill is not recorded "
+        "workload container-registry: promotion gate unmet: stage 'promote' is not in stages_proven",
+        "workload container-registry: promotion gate unmet: stage 'rollback' is not in stages_proven",
+        "workload container-registry: promotion gate unmet: canary_observed is not true",
+        "workload container-registry: promotion gate unmet: operator_approval is not recorded",
+        "workload container-registry: promotion gate unmet: image 'forge.example/registry:2.8' "
+        "is not pinned by digest (name@sha256:<64 hex>)",
+        "workload container-registry: promotion gate unmet: backup_restore_drill is not recorded "
         "(required for a stateful workload)",
     ]
     evidence = SetGateFields(
@@ -137,8 +137,8 @@ def test_role_changes_that_break_a_rule_are_refused(example: FleetRegistry) -> N
 
 def test_withdrawing_evidence_from_a_promoted_workload_is_refused(example: FleetRegistry) -> None:
     assert check_change(example, SetGateFields("forgejo", {"canary_observed": False, "image": None})) == [
-        "workload forgejo: promoted but canary_observed is not true",
-        "workload forgejo: promoted but image is not set",
+        "workload forgejo: promotion gate unmet: canary_observed is not true",
+        "workload forgejo: promotion gate unmet: image is not set",
     ]
 
 

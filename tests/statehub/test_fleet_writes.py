@@ -120,13 +120,13 @@ def test_refused_changes_answer_422_with_every_reason_and_write_nothing(
     migrate = _event("R2", "fleet.workload.state", workload="container-registry", state="migrated")
     promote = _event("R3", "fleet.workload.state", workload="container-registry", state="promoted")
     assert [p["message"] for p in _refused(client, [migrate, promote])] == [
-        "workload container-registry: promoted but stage 'promote' is not in stages_proven",
-        "workload container-registry: promoted but stage 'rollback' is not in stages_proven",
-        "workload container-registry: promoted but canary_observed is not true",
-        "workload container-registry: promoted but operator_approval is not recorded",
-        "workload container-registry: promoted but image 'forge.example/registry:2.8' is not pinned by "
-        "digest (name@sha256:<64 hex>)",
-        "workload container-registry: promoted but backup_restore_drill is not recorded "
+        "workload container-registry: promotion gate unmet: stage 'promote' is not in stages_proven",
+        "workload container-registry: promotion gate unmet: stage 'rollback' is not in stages_proven",
+        "workload container-registry: promotion gate unmet: canary_observed is not true",
+        "workload container-registry: promotion gate unmet: operator_approval is not recorded",
+        "workload container-registry: promotion gate unmet: image 'forge.example/registry:2.8' "
+        "is not pinned by digest (name@sha256:<64 hex>)",
+        "workload container-registry: promotion gate unmet: backup_restore_drill is not recorded "
         "(required for a stateful workload)",
     ]
     jump = _event("R4", "fleet.workload.state", workload="state-hub-api", state="migrated")
