@@ -9,7 +9,7 @@ import click
 from statehub.cache import fleet_queries
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._output import console, print_json, print_table
-from statehub.cli.fleet_changes import place, promote, set_state
+from statehub.cli.fleet_changes import gate, place, promote, set_role, set_state
 
 _repo = click.option("--repo", help="The repo holding registry/fleet.toml, when more than one does.")
 _json = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
@@ -152,5 +152,5 @@ def readiness(repo: str | None, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-for _command in (promote, place, set_state):
+for _command in (promote, place, set_state, gate, set_role):
     fleet.add_command(_command)

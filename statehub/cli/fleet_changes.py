@@ -1,4 +1,4 @@
-"""``statehub fleet promote | place | set-state``: fleet changes sent as events.
+"""``statehub fleet promote | place | set-state | gate | set-role``: fleet changes sent as events.
 
 Each command sends one ``fleet.*`` event to the write buffer, exactly as
 ``POST /events`` would, and applies it at once unless a running hub is
@@ -15,12 +15,12 @@ import click
 from statehub.cache import fleet_queries
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._output import console, print_json
-from statehub.errors import Unprocessable
+from statehub.errors import BadRequest, Unprocessable
 from statehub.events import EventDesk, new_event_key
 from statehub.events.intake import default_actor
-from workplans import WorkloadState
+from workplans import MachineRole, WorkloadState
 
-__all__ = ["place", "promote", "set_state"]
+__all__ = ["gate", "place", "promote", "set_role", "set_state"]
 
 APPLY_WAIT = 5.0
 """Seconds to wait for another applier (a running server) before leaving the event to it."""
@@ -131,4 +131,86 @@ def set_state(
     Example: statehub fleet set-state container-registry migrated
     """
     body = {"kind": "fleet.workload.state", "workload": workload, "state": state, "note": note}
+    _send(body, repo, key, actor, as_json)
+
+
+@click.command()
+@click.argument("workload")
+@click.option("--overlay-repo", help="The overlay repo that deploys WORKLOAD.")
+@click.option("--stage", "stages", multiple=True, help="A proven stage (deploy, observe, promote, rollback).")
+@click.option("--canary-observed/--no-canary-observed", default=None, help="Was the canary watched?")
+@click.option("--operator-approval", help="Who approved the promotion.")
+@click.option("--image", help="The image, pinned by digest: name@sha256:<64 hex>.")
+@click.option("--backup-restore-drill", help="Date of the last restore drill (YYYY-MM-DD).")
+@click.option("--exception", "exception_", help="A documented exception with its rollback.")
+@_repo
+@_note
+@_actor
+@_key
+@_json
+@handle_errors
+def gate(
+    workload: str,
+    overlay_repo: str | None,
+    stages: tuple[str, ...],
+    canary_observed: bool | None,
+    operator_approval: str | None,
+    image: str | None,
+    backup_restore_drill: str | None,
+    exception_: str | None,
+    repo: str | None,
+    note: str | None,
+    actor: str | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Record promotion evidence for WORKLOAD: only the options given are set; --stage adds to the
+    stages already proven.
+
+    Example: statehub fleet gate container-registry --canary-observed --stage promote --stage rollback
+    """
+    if stages:
+        with open_hub() as hub, hub.engine.connect() as conn:
+            found = fleet_queries.load_fleet(conn, repo).registry.workload(workload)
+        proven = found.gate.stages_proven if found is not None and found.gate is not None else ()
+        stages = tuple(dict.fromkeys((*proven, *stages)))
+    fields: dict[str, Any] = {
+        "overlay_repo": overlay_repo,
+        "stages_proven": list(stages) or None,
+        "canary_observed": canary_observed,
+        "operator_approval": operator_approval,
+        "image": image,
+        "backup_restore_drill": backup_restore_drill,
+        "exception": exception_,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not given:
+        raise BadRequest("say what to record, e.g. --canary-observed or --image NAME@sha256:...")
+    body = {"kind": "fleet.workload.gate", "workload": workload, "gate": given, "note": note}
+    _send(body, repo, key, actor, as_json)
+
+
+@click.command("set-role")
+@click.argument("machine")
+@click.argument("role", type=click.Choice([r.value for r in MachineRole]))
+@_repo
+@_note
+@_actor
+@_key
+@_json
+@handle_errors
+def set_role(
+    machine: str,
+    role: str,
+    repo: str | None,
+    note: str | None,
+    actor: str | None,
+    key: str | None,
+    as_json: bool,
+) -> None:
+    """Give MACHINE a new role; refused when that would break a rule (e.g. freezing a planned target).
+
+    Example: statehub fleet set-role coulombcore frozen-legacy
+    """
+    body = {"kind": "fleet.machine.role", "machine": machine, "role": role, "note": note}
     _send(body, repo, key, actor, as_json)

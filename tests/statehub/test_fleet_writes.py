@@ -186,4 +186,20 @@ def test_cli_place_set_state_and_promote(settings: Any, make_repo: Callable[[str
     promoted = cli.invoke(main, ["fleet", "promote", "woodpecker-ci", "--json"])
     assert promoted.exit_code == 0, promoted.output
     assert '"state": "applied"' in promoted.output
-    assert len(trailer_counts(repo)) == 3
+    evidence = ["--canary-observed", "--stage", "rollback", "--backup-restore-drill", "2026-07-02"]
+    recorded = cli.invoke(main, ["fleet", "gate", "container-registry", *evidence])
+    assert recorded.exit_code == 0, recorded.output
+    changed = _diff(EXAMPLE, repo.read(FLEET))
+    for line in (
+        '-stages_proven = ["deploy", "observe"]',
+        '+stages_proven = ["deploy", "observe", "rollback"]',
+        "+backup_restore_drill = 2026-07-02",
+        "+canary_observed = true",
+    ):
+        assert line in changed
+    assert cli.invoke(main, ["fleet", "gate", "vault"]).exit_code == 2
+    refrozen = cli.invoke(main, ["fleet", "set-role", "railiance01", "frozen-legacy"])
+    assert refrozen.exit_code == 6
+    assert "target host railiance01 is frozen-legacy" in refrozen.output
+    assert cli.invoke(main, ["fleet", "set-role", "buildbox", "experimental"]).exit_code == 0
+    assert len(trailer_counts(repo)) == 5
