@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, select
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.derived import recompute_derived
+from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.schema import REPOS
 from statehub.errors import Conflict, NotFound
 from statehub.gitrepo import work_tree_root
@@ -119,12 +119,16 @@ class Hub:
         listed = {r.slug for r in self.repos()}
         with self.write_lock, self.engine.begin() as conn:
             cached = set(conn.execute(select(REPOS.c.slug)).scalars())
+            scope: Scope | None = Scope()
             for slug in cached - listed:
                 remove_repo_rows(conn, slug)
+                scope = None  # a whole repo went away: recompute everything
             for repo in self.repos():
                 if repo.path.is_dir():
-                    index_repo(conn, repo.slug, repo.path, derive=False)
-            recompute_derived(conn)
+                    report = index_repo(conn, repo.slug, repo.path, derive=False)
+                    if scope is not None:
+                        scope.merge(report.scope)
+            recompute_derived(conn, scope)
 
     @staticmethod
     def _has_rows(conn: Connection, slug: str) -> bool:

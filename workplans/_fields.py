@@ -42,12 +42,20 @@ class KeyLines:
     _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
     def __init__(self, toml_text: str, first_line: int) -> None:
+        # Scanned lazily: a valid file never needs a line number, and the scan
+        # costs a third of parsing a workplan (bench/rebuild.py).
+        self._text = toml_text
+        self._first_line = first_line
+        self._scanned = False
         self._lines: dict[tuple[str, int, str], int] = {}
         self._headers: dict[tuple[str, int], int] = {}
+
+    def _scan(self) -> None:
+        self._scanned = True
         counters: dict[str, int] = {}
         table, index = "", 0
-        for offset, raw in enumerate(toml_text.splitlines()):
-            line_no = first_line + offset
+        for offset, raw in enumerate(self._text.splitlines()):
+            line_no = self._first_line + offset
             header = self._HEADER.match(raw)
             if header:
                 table = header.group(1).strip()
@@ -60,9 +68,13 @@ class KeyLines:
                 self._lines.setdefault((table, index, key.group(1)), line_no)
 
     def key(self, key: str, table: str = "", index: int = 0) -> int | None:
+        if not self._scanned:
+            self._scan()
         return self._lines.get((table, index, key)) or self._headers.get((table, index))
 
     def table(self, table: str, index: int = 0) -> int | None:
+        if not self._scanned:
+            self._scan()
         return self._headers.get((table, index))
 
 

@@ -28,7 +28,7 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _json() -> Any:
@@ -95,11 +95,14 @@ class TaskRow(SQLModel, table=True):
         Index("ix_task_status_owner", "status", "owner"),
         Index("ix_task_ready", "ready", "workplan_id", "position"),
         Index("ix_task_order", "workplan_id", "position"),
+        # ref first, then what ready asks of a dependency: SQLite then resolves a
+        # dependency by its ref instead of scanning every done task (bench/rebuild.py).
+        Index("ix_task_ref_status", "ref", "status", "conflicted"),
     )
     repo: str = Field(primary_key=True)
     path: str = Field(primary_key=True)
     task_id: str = Field(primary_key=True)
-    ref: str = Field(index=True)
+    ref: str
     workplan_id: str
     position: int
     title: str
