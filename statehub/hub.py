@@ -105,7 +105,7 @@ class Hub:
             reports = []
             with self.engine.begin() as conn:
                 for repo in self.repos():
-                    reports.append(index_repo(conn, repo.slug, repo.path, full=True, derive=False))
+                    reports.append(index_repo(conn, repo.slug, repo.path, derive=False, empty=True))
                     if progress:
                         progress(repo.slug)
                 recompute_derived(conn)

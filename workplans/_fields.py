@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import cache
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -89,7 +90,7 @@ class Reader:
         problems: list[FileProblem],
         table: str = "",
         index: int = 0,
-        label: str = "",
+        label: str | Callable[[], str] = "",
     ) -> None:
         self.data = data
         self.path = path
@@ -103,7 +104,8 @@ class Reader:
         line = (
             self.lines.key(key, self.table, self.index) if key else self.lines.table(self.table, self.index)
         )
-        prefix = f"{self.label}: " if self.label else ""
+        label = self.label() if callable(self.label) else self.label
+        prefix = f"{label}: " if label else ""
         self.problems.append(FileProblem(self.path, line, prefix + message))
 
     def string(self, key: str, *, required: bool) -> str | None:
@@ -131,12 +133,11 @@ class Reader:
         value = self.string(key, required=default is None)
         if value is None:
             return default if key not in self.data else None
-        try:
-            return enum(value)
-        except ValueError:
-            valid = " | ".join(member.value for member in enum)
+        member: E | None = _members(enum).get(value)
+        if member is None:
+            valid = " | ".join(m.value for m in enum)
             self.problem(key, f"'{key}' = {value!r} is not one of {valid}")
-            return None
+        return member
 
     def strings(self, key: str) -> tuple[str, ...]:
         value = self.data.get(key, [])
@@ -157,5 +158,11 @@ class Reader:
         return None
 
     def extra(self, known: Iterable[str]) -> dict[str, Any]:
-        known_keys = set(known)
+        known_keys = known if isinstance(known, frozenset) else frozenset(known)
         return {k: v for k, v in self.data.items() if k not in known_keys}
+
+
+@cache
+def _members(enum: type[StrEnum]) -> dict[str, Any]:
+    """Value -> member, once per enum: cheaper than ``enum(value)`` in a hot loop."""
+    return {member.value: member for member in enum}

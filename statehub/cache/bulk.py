@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
 
 __all__ = ["insert_rows"]
+
+_dumps = json.JSONEncoder().encode
 
 
 @cache
@@ -36,15 +39,16 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     columns = tuple(rows[0])
     statement, is_json = _plan(table, columns)
-    dumps = json.dumps
-    if any(is_json):
-        params = [
-            tuple(
-                dumps(row[c]) if j else row[c]
-                for c, j in zip(columns, is_json, strict=True)
-            )
-            for row in rows
-        ]
-    else:
-        params = [tuple(row[c] for c in columns) for row in rows]
+    get = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    json_at = [i for i, j in enumerate(is_json) if j]
+    if not json_at:
+        conn.exec_driver_sql(statement, [get(row) for row in rows])
+        return
+    params = []
+    for row in rows:
+        values = list(get(row))
+        for i in json_at:
+            value = values[i]
+            values[i] = _dumps(value) if value else ("{}" if isinstance(value, dict) else "[]")
+        params.append(tuple(values))
     conn.exec_driver_sql(statement, params)

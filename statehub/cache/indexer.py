@@ -56,9 +56,20 @@ class _Pending:
 
 
 def index_repo(
-    conn: Connection, slug: str, root: Path, *, full: bool = False, derive: bool = True
+    conn: Connection,
+    slug: str,
+    root: Path,
+    *,
+    full: bool = False,
+    derive: bool = True,
+    empty: bool = False,
 ) -> IndexReport:
-    """Bring the cache rows of one repo in line with its files, inside the caller's transaction."""
+    """Bring the cache rows of one repo in line with its files, inside the caller's transaction.
+
+    ``full`` re-parses every file; ``empty`` says the cache holds no rows of this
+    repo (a rebuild just reset it), so there is nothing to look up or delete.
+    """
+    full = full or empty
     report = IndexReport(slug)
     scanned = scan_sources(root)
     report.files = len(scanned)
@@ -83,9 +94,10 @@ def index_repo(
         if path not in scanned:
             pending.replaced[row.kind].append(path)
             report.removed += 1
-    report.scope = _old_scope(conn, slug, None if full else pending.replaced)
-    _write(conn, slug, pending, full)
-    _update_repo_row(conn, slug, root, pending)
+    if not empty:
+        report.scope = _old_scope(conn, slug, None if full else pending.replaced)
+    _write(conn, slug, pending, full, empty)
+    _update_repo_row(conn, slug, root, pending, empty)
     report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS, ()))
     report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
     if derive:
@@ -184,8 +196,10 @@ def _problem(pending: _Pending, report: IndexReport, slug: str, problem: FilePro
     )
 
 
-def _write(conn: Connection, slug: str, pending: _Pending, full: bool) -> None:
-    if full:
+def _write(conn: Connection, slug: str, pending: _Pending, full: bool, empty: bool) -> None:
+    if empty:
+        pass
+    elif full:
         remove_repo_rows(conn, slug, keep_repo_row=True)
     else:
         changed = [p for paths in pending.replaced.values() for p in paths]
@@ -211,22 +225,20 @@ def _write(conn: Connection, slug: str, pending: _Pending, full: bool) -> None:
     insert_rows(conn, FILE_ERRORS, pending.errors)
 
 
-def _update_repo_row(conn: Connection, slug: str, root: Path, pending: _Pending) -> None:
-    exists = conn.execute(select(REPOS.c.slug).where(REPOS.c.slug == slug)).first() is not None
-    if not exists:
-        conn.execute(REPOS.insert(), [{"slug": slug, "path": str(root), "prefixes": []}])
-    if pending.manifest_seen or "manifest" in pending.replaced:
-        manifest = pending.manifest or RepoManifest()
-        conn.execute(
-            update(REPOS)
-            .where(REPOS.c.slug == slug)
-            .values(
-                path=str(root),
-                title=manifest.title,
-                prefixes=list(manifest.prefixes),
-                default_branch=manifest.default_branch,
-            )
-        )
+def _update_repo_row(conn: Connection, slug: str, root: Path, pending: _Pending, empty: bool) -> None:
+    manifest = pending.manifest or RepoManifest()
+    values = {
+        "path": str(root),
+        "title": manifest.title,
+        "prefixes": list(manifest.prefixes),
+        "default_branch": manifest.default_branch,
+    }
+    if empty or conn.execute(select(REPOS.c.slug).where(REPOS.c.slug == slug)).first() is None:
+        conn.execute(REPOS.insert(), [{"slug": slug, **values}])
+    elif pending.manifest_seen or "manifest" in pending.replaced:
+        conn.execute(update(REPOS).where(REPOS.c.slug == slug).values(**values))
+    else:
+        conn.execute(update(REPOS).where(REPOS.c.slug == slug).values(path=str(root)))
 
 
 def remove_repo_rows(conn: Connection, slug: str, *, keep_repo_row: bool = False) -> None:
