@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev-hub test lint typecheck unit venv clean
+.PHONY: dev-hub test lint typecheck unit venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Speed targets (ADR-003): rebuild/refresh against a bare tomllib+sqlite3 floor, reads against bare Litestar.
+bench: $(STAMP)
+	$(BIN)/python bench/rebuild.py
+	$(BIN)/python bench/query.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from functools import cache
 from enum import StrEnum
+from functools import cache
 from typing import Any, TypeVar
 
 from workplans.problems import FileProblem

@@ -28,7 +28,7 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _json() -> Any:
@@ -92,8 +92,10 @@ class WorkplanRow(SQLModel, table=True):
 class TaskRow(SQLModel, table=True):
     __tablename__ = "task"
     __table_args__ = (
-        Index("ix_task_status_owner", "status", "owner"),
-        Index("ix_task_ready", "ready", "workplan_id", "position"),
+        # Each list filter, then conflicted (every list excludes conflicted rows), then
+        # the list order: counts are index-only and pages need no sort (bench/query.py).
+        Index("ix_task_status_owner", "status", "owner", "conflicted", "workplan_id", "position"),
+        Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position"),
         Index("ix_task_order", "workplan_id", "position"),
         # ref first, then what ready asks of a dependency: SQLite then resolves a
         # dependency by its ref instead of scanning every done task (bench/rebuild.py).
