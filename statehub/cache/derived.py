@@ -202,11 +202,12 @@ def _scoped_ready(conn: Connection, scope: Scope) -> None:
     dependents: set[tuple[str, str, str]] = set()
     for chunk in _chunks(refs):
         dependents.update(
-            conn.execute(
+            (row.repo, row.path, row.task_id)
+            for row in conn.execute(
                 select(DEPENDENCIES.c.repo, DEPENDENCIES.c.path, DEPENDENCIES.c.task_id).where(
                     DEPENDENCIES.c.depends_on.in_(chunk)
                 )
-            ).tuples()
+            )
         )
     if dependents:
         conn.execute(
