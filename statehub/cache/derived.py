@@ -154,7 +154,7 @@ def _mark_workplans(conn: Connection, duplicated: list[str]) -> None:
         .where(WORKPLANS.c.id.in_(duplicated))
         .order_by(WORKPLANS.c.repo, WORKPLANS.c.path)
     ).all()
-    _report_claims(conn, "workplan", [(r.id, r.repo, r.path) for r in claims])
+    _report_claims(conn, "workplan", [(r.id, r.id, r.repo, r.path) for r in claims])
 
 
 def _mark_canon(conn: Connection, pairs: set[tuple[str, str]]) -> None:
@@ -166,15 +166,17 @@ def _mark_canon(conn: Connection, pairs: set[tuple[str, str]]) -> None:
     claims = conn.execute(
         select(CANON.c.id, CANON.c.repo, CANON.c.path).where(match).order_by(CANON.c.repo, CANON.c.path)
     ).all()
-    _report_claims(conn, "canon document", [(r.id, r.repo, r.path) for r in claims])
+    # canon ids are scoped by repo: group claims by (repo, id)
+    _report_claims(conn, "canon document", [((r.repo, r.id), r.id, r.repo, r.path) for r in claims])
 
 
-def _report_claims(conn: Connection, what: str, claims: list[tuple[str, str, str]]) -> None:
-    by_id: dict[str, list[tuple[str, str]]] = {}
-    for doc_id, repo, path in claims:
-        by_id.setdefault(doc_id, []).append((repo, path))
+def _report_claims(conn: Connection, what: str, claims: list[tuple[Any, str, str, str]]) -> None:
+    """One error per claiming file, naming the others; claims are (group key, id, repo, path)."""
+    by_key: dict[Any, tuple[str, list[tuple[str, str]]]] = {}
+    for key, doc_id, repo, path in claims:
+        by_key.setdefault(key, (doc_id, []))[1].append((repo, path))
     errors: list[dict[str, Any]] = []
-    for doc_id, places in by_id.items():
+    for doc_id, places in by_key.values():
         for repo, path in places:
             others = ", ".join(f"{r}/{p}" for r, p in places if (r, p) != (repo, path))
             errors.append(
