@@ -29,7 +29,12 @@ Progress = Callable[[str], None]
 
 
 class Hub:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reconcile: bool = True) -> None:
+        """Open the cache; ``reconcile`` brings it up to date with hub.toml and the files now.
+
+        Commands that refresh or rebuild themselves pass ``reconcile=False`` so their
+        report shows what they did rather than finding nothing left to do.
+        """
         settings.ensure_dirs()
         self.settings = settings
         self.hub_file = HubFile(settings.hub_file)
@@ -39,7 +44,8 @@ class Hub:
         """Serialises index writes: the API, the watcher and sweeps share one cache."""
         self.on_repos_changed: list[Callable[[], None]] = []
         """Called (from any thread) after a repo is registered or removed."""
-        self.reconcile(rebuild=created)
+        if reconcile or created:
+            self.reconcile(rebuild=created)
 
     def close(self) -> None:
         self.engine.dispose()
