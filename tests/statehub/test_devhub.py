@@ -36,7 +36,10 @@ def test_set_up_registers_the_checkout_extras_and_examples(
     ]
     assert all(r.errors == [] for r in result.reports)
     with hub.engine.connect() as conn:
-        counts = {s: queries.get_repo(conn, s)["counts"] for s in ("the-custodian", "railiance-ops", "activity-core")}
+        counts = {
+            s: queries.get_repo(conn, s)["counts"]
+            for s in ("the-custodian", "railiance-ops", "activity-core")
+        }
         assert counts == {
             "the-custodian": {"workplans": 2, "tasks": 7, "canon": 2},
             "railiance-ops": {"workplans": 2, "tasks": 6, "canon": 1},

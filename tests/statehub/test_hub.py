@@ -102,7 +102,9 @@ def test_refresh_reparses_only_changed_files(hub: Hub, make_repo: MakeRepo) -> N
     repo = _plan_repo(make_repo)
     hub.register(repo.root)
     assert hub.refresh("alpha")[0].parsed == 0
-    repo.write("workplans/A-WP-0002.md", workplan_text("A-WP-0002", [{"id": "T01", "title": "x"}], status="done"))
+    repo.write(
+        "workplans/A-WP-0002.md", workplan_text("A-WP-0002", [{"id": "T01", "title": "x"}], status="done")
+    )
     (repo.root / "workplans" / "A-WP-0003.md").unlink()
     report = hub.refresh("alpha")[0]
     assert (report.parsed, report.removed) == (1, 1)
@@ -277,7 +279,10 @@ def test_restart_picks_up_file_changes_made_while_the_hub_was_down(
     first = Hub(settings)
     first.register(repo.root)
     first.close()
-    repo.write("workplans/A-WP-0001.md", workplan_text("A-WP-0001", [{"id": "T01", "title": "one", "status": "done"}]))
+    repo.write(
+        "workplans/A-WP-0001.md",
+        workplan_text("A-WP-0001", [{"id": "T01", "title": "one", "status": "done"}]),
+    )
     second = Hub(settings)
     try:
         with second.engine.connect() as conn:

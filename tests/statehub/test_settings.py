@@ -16,7 +16,12 @@ def test_defaults_come_from_platformdirs() -> None:
     assert settings.data_dir == Path(platformdirs.user_data_dir("statehub"))
     assert settings.cache_dir == Path(platformdirs.user_cache_dir("statehub"))
     assert settings.database_url == f"sqlite:///{settings.cache_dir / 'cache.sqlite3'}"
-    assert (settings.profile, settings.host, settings.port, settings.watch) == ("dev", "127.0.0.1", 8750, True)
+    assert (settings.profile, settings.host, settings.port, settings.watch) == (
+        "dev",
+        "127.0.0.1",
+        8750,
+        True,
+    )
 
 
 def test_statehub_home_puts_everything_under_one_directory(tmp_path: Path) -> None:
@@ -50,7 +55,12 @@ def test_each_directory_and_the_database_can_be_overridden(tmp_path: Path) -> No
         tmp_path / "tmp",
     )
     assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/statehub"
-    assert (settings.profile, settings.host, settings.port, settings.watch) == ("fleet", "0.0.0.0", 9000, False)
+    assert (settings.profile, settings.host, settings.port, settings.watch) == (
+        "fleet",
+        "0.0.0.0",
+        9000,
+        False,
+    )
 
 
 def test_overrides_return_new_settings(tmp_path: Path) -> None:

@@ -23,12 +23,16 @@ def _wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 def test_an_edited_file_shows_up_in_the_api(settings: Settings, make_repo: Callable[[str], GitRepo]) -> None:
     repo = make_repo("watched")
-    repo.write("workplans/W.md", workplan_text("W-WP-0001", [{"id": "T01", "title": "one", "status": "todo"}]))
+    repo.write(
+        "workplans/W.md", workplan_text("W-WP-0001", [{"id": "T01", "title": "one", "status": "todo"}])
+    )
     repo.commit()
     with TestClient(create_app(settings.with_overrides(watch=True))) as client:
         assert client.post("/repos", json={"path": str(repo.root)}).status_code == 201
         time.sleep(0.3)  # let the watcher pick up the newly registered repo
-        repo.write("workplans/W.md", workplan_text("W-WP-0001", [{"id": "T01", "title": "one", "status": "done"}]))
+        repo.write(
+            "workplans/W.md", workplan_text("W-WP-0001", [{"id": "T01", "title": "one", "status": "done"}])
+        )
         assert _wait_for(lambda: client.get("/tasks/W-WP-0001-T01").json()["status"] == "done")
         repo.write("workplans/new.md", workplan_text("W-WP-0002", [{"id": "T01", "title": "new"}]))
         assert _wait_for(lambda: client.get("/workplans").json()["total"] == 2)

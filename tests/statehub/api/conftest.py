@@ -9,7 +9,10 @@ from litestar.testing import TestClient
 
 from tests.gitfixtures import GitRepo, workplan_text
 
-CANON = '+++\nid = "{id}"\ntitle = "{title}"\nkind = "{kind}"\nstatus = "{status}"\ndate = 2026-05-02\n+++\nBody.\n'
+CANON = (
+    '+++\nid = "{id}"\ntitle = "{title}"\nkind = "{kind}"\nstatus = "{status}"\n'
+    "date = 2026-05-02\n+++\nBody.\n"
+)
 
 
 @pytest.fixture
@@ -22,7 +25,13 @@ def workspace(make_repo: Callable[[str], GitRepo]) -> dict[str, GitRepo]:
             "OPS-WP-0001",
             [
                 {"id": "T01", "title": "Provision", "status": "done", "owner": "codex"},
-                {"id": "T02", "title": "Tunnels", "status": "blocked", "owner": "codex", "depends_on": ["T01"]},
+                {
+                    "id": "T02",
+                    "title": "Tunnels",
+                    "status": "blocked",
+                    "owner": "codex",
+                    "depends_on": ["T01"],
+                },
                 {"id": "T03", "title": "Backups", "status": "todo", "owner": "dana", "depends_on": ["T02"]},
             ],
             owner="ops-lead",

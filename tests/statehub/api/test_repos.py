@@ -46,7 +46,9 @@ def test_registering_a_non_git_path_is_a_400(client: Client, tmp_path: Path) -> 
 
 def test_refresh_reports_what_changed(loaded: Client, workspace: dict[str, GitRepo]) -> None:
     assert loaded.post("/repos/ops/refresh").json()["parsed"] == 0
-    workspace["ops"].write("workplans/OPS-WP-0001.md", workplan_text("OPS-WP-0001", [{"id": "T01", "title": "x"}]))
+    workspace["ops"].write(
+        "workplans/OPS-WP-0001.md", workplan_text("OPS-WP-0001", [{"id": "T01", "title": "x"}])
+    )
     body = loaded.post("/repos/ops/refresh").json()
     assert (body["parsed"], body["counts"]["tasks"]) == (1, 1)
     # the dependent task in the other repo follows: its dependency no longer exists as done

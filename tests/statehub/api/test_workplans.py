@@ -102,7 +102,9 @@ def test_a_bad_filter_value_is_a_400_naming_the_valid_values(loaded: Client, pat
     assert body["status_code"] == 400
 
 
-@pytest.mark.parametrize("path", ["/tasks?limit=0", "/tasks?limit=1001", "/tasks?offset=-1", "/tasks?ready=maybe"])
+@pytest.mark.parametrize(
+    "path", ["/tasks?limit=0", "/tasks?limit=1001", "/tasks?offset=-1", "/tasks?ready=maybe"]
+)
 def test_bad_paging_and_flags_are_400(loaded: Client, path: str) -> None:
     assert loaded.get(path).status_code == 400
 

@@ -42,7 +42,9 @@ def _random_plan(rng: random.Random, plan_id: str) -> str:
             deps.append(f"T{rng.randint(1, n - 1):02d}")
         if rng.random() < 0.4:
             deps.append(f"{rng.choice(['A', 'B'])}-WP-{rng.randint(1, 3):04d}-T{rng.randint(1, 4):02d}")
-        tasks.append({"id": f"T{n:02d}", "title": f"t{n}", "status": rng.choice(STATUSES), "depends_on": deps})
+        tasks.append(
+            {"id": f"T{n:02d}", "title": f"t{n}", "status": rng.choice(STATUSES), "depends_on": deps}
+        )
     return workplan_text(plan_id, tasks)
 
 
@@ -55,7 +57,9 @@ def test_refresh_after_random_edits_equals_a_rebuild(
     for name, repo in repos.items():
         for n in range(1, 4):
             repo.write(f"workplans/{n}.md", _random_plan(rng, f"{name.upper()}-WP-{n:04d}"))
-        repo.write("canon/one.md", '+++\nid = "ADR-001"\ntitle = "t"\nkind = "adr"\nstatus = "accepted"\n+++\n')
+        repo.write(
+            "canon/one.md", '+++\nid = "ADR-001"\ntitle = "t"\nkind = "adr"\nstatus = "accepted"\n+++\n'
+        )
         repo.commit()
         hub.register(repo.root)
     for _step in range(12):
@@ -71,7 +75,9 @@ def test_refresh_after_random_edits_equals_a_rebuild(
         elif action < 0.85:
             repo.write(f"workplans/{n}.md", "+++\nbroken = \n+++\n")
         else:
-            repo.write(f"canon/{n}.md", '+++\nid = "ADR-001"\ntitle = "t"\nkind = "adr"\nstatus = "accepted"\n+++\n')
+            repo.write(
+                f"canon/{n}.md", '+++\nid = "ADR-001"\ntitle = "t"\nkind = "adr"\nstatus = "accepted"\n+++\n'
+            )
         hub.refresh(name)
         refreshed = _snapshot(hub)
         hub.rebuild()

@@ -36,7 +36,9 @@ def repo(make_repo: Callable[[str], GitRepo]) -> GitRepo:
         ),
     )
     made.write("workplans/broken.md", "# no front matter\n")
-    made.write("canon/ADR-001.md", '+++\nid = "ADR-001"\ntitle = "Files"\nkind = "adr"\nstatus = "accepted"\n+++\n')
+    made.write(
+        "canon/ADR-001.md", '+++\nid = "ADR-001"\ntitle = "Files"\nkind = "adr"\nstatus = "accepted"\n+++\n'
+    )
     made.commit()
     return made
 
@@ -127,7 +129,11 @@ def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings_home
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("tasks", "--status", "finished"), 2, "invalid status 'finished': valid values are todo, in-progress"),
+        (
+            ("tasks", "--status", "finished"),
+            2,
+            "invalid status 'finished': valid values are todo, in-progress",
+        ),
         (("workplans", "--status", "open"), 2, "invalid status 'open'"),
         (("canon", "--kind", "law"), 2, "invalid kind 'law'"),
         (("tasks", "--limit", "0"), 2, "invalid limit 0: use 1 to 1000"),
@@ -135,7 +141,9 @@ def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings_home
         (("repos", "refresh", "nope"), 4, "no repo registered as 'nope'"),
     ],
 )
-def test_errors_exit_non_zero_with_one_clear_line(run: Run, args: tuple[str, ...], code: int, message: str) -> None:
+def test_errors_exit_non_zero_with_one_clear_line(
+    run: Run, args: tuple[str, ...], code: int, message: str
+) -> None:
     result = run(*args)
     assert result.exit_code == code
     assert message in _one_error_line(result.output)
