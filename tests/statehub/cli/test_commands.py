@@ -189,3 +189,19 @@ def test_serve_answers_on_loopback(settings_home: Path, repo: GitRepo) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=10)
     assert f"State Hub (dev) on http://127.0.0.1:{port}/" in output
+
+
+def test_an_unreadable_hub_toml_is_one_clear_line(run: Run, settings_home: Path) -> None:
+    (settings_home / "config").mkdir(parents=True, exist_ok=True)
+    (settings_home / "config" / "hub.toml").write_text("[[repos]\n", encoding="utf-8")
+    result = run("repos", "list")
+    assert result.exit_code == 1
+    assert "cannot read the list of registered repos" in _one_error_line(result.output)
+
+
+def test_a_hub_toml_entry_without_a_path_is_one_clear_line(run: Run, settings_home: Path) -> None:
+    (settings_home / "config").mkdir(parents=True, exist_ok=True)
+    (settings_home / "config" / "hub.toml").write_text('[[repos]]\nslug = "x"\n', encoding="utf-8")
+    result = run("tasks")
+    assert result.exit_code == 1
+    assert 'each with slug = "..." and path = "..."' in _one_error_line(result.output)
