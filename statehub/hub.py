@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, select
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
+from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.schema import REPOS
 from statehub.errors import Conflict, NotFound
@@ -107,14 +108,19 @@ class Hub:
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files."""
         with self.write_lock:
-            reset_cache(self.engine)
+            reset_cache(self.engine, indexes=False)
             reports = []
-            with self.engine.begin() as conn:
-                for repo in self.repos():
-                    reports.append(index_repo(conn, repo.slug, repo.path, derive=False, empty=True))
-                    if progress:
-                        progress(repo.slug)
-                recompute_derived(conn)
+            try:
+                with self.engine.begin() as conn:
+                    for repo in self.repos():
+                        reports.append(index_repo(conn, repo.slug, repo.path, derive=False, empty=True))
+                        if progress:
+                            progress(repo.slug)
+                    create_indexes(conn)
+                    recompute_derived(conn)
+            except BaseException:
+                reset_cache(self.engine)  # never leave a cache without its indexes
+                raise
         return reports
 
     def reconcile(self, *, rebuild: bool = False) -> None:
