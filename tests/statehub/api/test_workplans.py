@@ -156,3 +156,10 @@ def test_openapi_documents_every_path(loaded: Client) -> None:
     } <= set(schema["paths"])
     task_params = {p["name"] for p in schema["paths"]["/tasks"]["get"]["parameters"]}
     assert {"repo", "workplan", "status", "owner", "ready", "limit", "offset"} <= task_params
+
+
+def test_schema_is_served_and_unknown_paths_are_json_404(loaded: Client) -> None:
+    assert loaded.get("/schema").status_code == 200
+    response = loaded.get("/no-such-path")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
