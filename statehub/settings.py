@@ -64,7 +64,7 @@ class Settings:
             database_url=url,
             profile=profile,
             host=env.get("STATEHUB_HOST", "127.0.0.1"),
-            port=int(env.get("STATEHUB_PORT", "8750")),
+            port=_port(env.get("STATEHUB_PORT", "8750")),
             watch=env.get("STATEHUB_WATCH", "1") not in ("0", "false", "no"),
         )
 
@@ -74,3 +74,9 @@ class Settings:
     def ensure_dirs(self) -> None:
         for directory in (self.config_dir, self.data_dir, self.cache_dir):
             directory.mkdir(parents=True, exist_ok=True)
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"STATEHUB_PORT={value!r} must be a port number from 1 to 65535")
+    return int(value)

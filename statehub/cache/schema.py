@@ -28,8 +28,8 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 2
-"""2: fleet registry tables (statehub/cache/fleet_schema.py)."""
+SCHEMA_VERSION = 4
+"""3: covering indexes for the list queries; 4: fleet registry tables (statehub/cache/fleet_schema.py)."""
 
 
 def _json() -> Any:
@@ -93,14 +93,19 @@ class WorkplanRow(SQLModel, table=True):
 class TaskRow(SQLModel, table=True):
     __tablename__ = "task"
     __table_args__ = (
-        Index("ix_task_status_owner", "status", "owner"),
-        Index("ix_task_ready", "ready", "workplan_id", "position"),
+        # Each list filter, then conflicted (every list excludes conflicted rows), then
+        # the list order: counts are index-only and pages need no sort (bench/query.py).
+        Index("ix_task_status_owner", "status", "owner", "conflicted", "workplan_id", "position"),
+        Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position"),
         Index("ix_task_order", "workplan_id", "position"),
+        # ref first, then what ready asks of a dependency: SQLite then resolves a
+        # dependency by its ref instead of scanning every done task (bench/rebuild.py).
+        Index("ix_task_ref_status", "ref", "status", "conflicted"),
     )
     repo: str = Field(primary_key=True)
     path: str = Field(primary_key=True)
     task_id: str = Field(primary_key=True)
-    ref: str = Field(index=True)
+    ref: str
     workplan_id: str
     position: int
     title: str
