@@ -49,6 +49,8 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         values = list(get(row))
         for i in json_at:
             value = values[i]
+            if value is None:
+                continue  # a nullable JSON column: SQL NULL, read back as None
             values[i] = _dumps(value) if value else ("{}" if isinstance(value, dict) else "[]")
         params.append(tuple(values))
     conn.exec_driver_sql(statement, params)
