@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, select, update
 
+from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import recompute_derived
 from statehub.cache.schema import FILE_ERRORS, REPOS, SOURCE_FILES
 from statehub.cache.sources import SOURCE_KINDS, ScannedFile, scan_sources
@@ -185,12 +186,9 @@ def _write(conn: Connection, slug: str, pending: _Pending, full: bool) -> None:
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == slug, SOURCE_FILES.c.path.in_(chunk)))
             )
     for table, rows in pending.rows.items():
-        if rows:
-            conn.execute(table.insert(), rows)
-    if pending.sources:
-        conn.execute(SOURCE_FILES.insert(), pending.sources)
-    if pending.errors:
-        conn.execute(FILE_ERRORS.insert(), pending.errors)
+        insert_rows(conn, table, rows)
+    insert_rows(conn, SOURCE_FILES, pending.sources)
+    insert_rows(conn, FILE_ERRORS, pending.errors)
 
 
 def _update_repo_row(conn: Connection, slug: str, root: Path, pending: _Pending) -> None:

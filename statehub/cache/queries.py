@@ -59,10 +59,10 @@ def _where(query: Select[Any], *conditions: ColumnElement[bool] | None) -> Selec
 
 def list_repos(conn: Connection) -> Page:
     counts: dict[str, int] = dict(
-        conn.execute(select(FILE_ERRORS.c.repo, func.count()).group_by(FILE_ERRORS.c.repo)).tuples().all()
+        conn.execute(select(FILE_ERRORS.c.repo, func.count()).group_by(FILE_ERRORS.c.repo)).all()
     )
     plans: dict[str, int] = dict(
-        conn.execute(select(WORKPLANS.c.repo, func.count()).group_by(WORKPLANS.c.repo)).tuples().all()
+        conn.execute(select(WORKPLANS.c.repo, func.count()).group_by(WORKPLANS.c.repo)).all()
     )
     items = [
         _repo_item(row) | {"error_count": counts.get(row.slug, 0), "workplan_count": plans.get(row.slug, 0)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _json() -> Any:
@@ -58,8 +58,9 @@ class SourceFileRow(SQLModel, table=True):
     path: str = Field(primary_key=True)
     kind: str
     sha: str
-    mtime_ns: int
-    size: int
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL."""
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class FileErrorRow(SQLModel, table=True):
