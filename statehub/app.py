@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from statehub.api import health, repos, workplans
 from statehub.api.deps import provide_conn, provide_hub
+from statehub.auth import AuthPolicy, token_guard
 from statehub.errors import HubError
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -21,11 +22,18 @@ __all__ = ["create_app"]
 
 
 def _hub_error(_request: Request[object, object, State], error: HubError) -> Response[dict[str, object]]:
-    return Response({"error": error.message, "status_code": error.status_code}, status_code=error.status_code)
+    headers = {"WWW-Authenticate": 'Bearer realm="statehub"'} if error.status_code == 401 else None
+    return Response(
+        {"error": error.message, "status_code": error.status_code},
+        status_code=error.status_code,
+        headers=headers,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    auth = AuthPolicy.from_settings(settings)
+    """Refuses (SetupError) a configuration that must not serve, e.g. fleet without a token key."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -49,6 +57,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "conn": Provide(provide_conn),
         },
         exception_handlers={HubError: _hub_error},
+        guards=[token_guard],
+        state=State({"auth": auth}),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="State Hub", version="0.1.0", path="/schema"),
     )

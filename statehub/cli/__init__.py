@@ -7,6 +7,7 @@ import click
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
+from statehub.cli.token import token
 
 __all__ = ["main"]
 
@@ -20,5 +21,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon):
+for command in (serve, repos, rebuild, tasks, workplans, canon, token):
     main.add_command(command)

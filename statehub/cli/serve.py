@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from statehub.cli._context import HubCommandError
 from statehub.cli._output import console
+from statehub.errors import HubError
 from statehub.settings import PROFILES, Settings
 
 
@@ -28,5 +30,11 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
     settings = settings.with_overrides(
         host=host or settings.host, port=port or settings.port, profile=profile or settings.profile
     )
-    console.print(f"State Hub ({settings.profile}) on http://{settings.host}:{settings.port}/")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    try:
+        app = create_app(settings)
+    except HubError as error:
+        raise HubCommandError(error) from None
+    auth = "tokens required" if app.state.auth.required else "open, no tokens (loopback only)"
+    console.print(f"State Hub ({settings.profile}, {auth}) on http://{settings.host}:{settings.port}/")
+    # No access log: a WebSocket upgrade may carry its token in the query string.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
