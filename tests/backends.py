@@ -4,7 +4,8 @@ A pytest plugin (loaded from tests/conftest.py). Any test that uses the
 ``settings`` fixture (directly, or through ``hub`` / ``client``) runs once per
 backend, with ids ``[sqlite]`` and ``[postgres]``. Each postgres test gets its
 own freshly created database, dropped afterwards, so tests never see each
-other's rows.
+other's rows. The databases are copies of a session template that already holds
+the current cache schema, which saves each test the DDL (~0.4 s here).
 
     pytest --backends sqlite            # only SQLite (PostgreSQL not needed)
     pytest --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
@@ -20,6 +21,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlmodel import SQLModel
+
+from statehub.cache.database import open_cache
 
 BACKENDS = ("sqlite", "postgres")
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -72,6 +76,46 @@ def postgres_admin(request: pytest.FixtureRequest) -> Iterator[Engine]:
     engine.dispose()
 
 
+class _Template:
+    """A database holding the empty current schema; rebuilt if the set of cache tables changes."""
+
+    def __init__(self, admin: Engine) -> None:
+        self.admin = admin
+        self.name: str | None = None
+        self.tables: frozenset[str] = frozenset()
+
+    def current(self) -> str:
+        import statehub.app  # noqa: F401  (every module that defines cache tables)
+
+        tables = frozenset(SQLModel.metadata.tables)
+        if self.name is None or tables != self.tables:
+            self.drop()
+            name = f"statehub_test_template_{uuid.uuid4().hex[:8]}"
+            with self.admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            engine, _created = open_cache(_url(self.admin, name))
+            engine.dispose()
+            self.name, self.tables = name, tables
+        return self.name
+
+    def drop(self) -> None:
+        if self.name is not None:
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            self.name = None
+
+
+def _url(admin: Engine, database: str) -> str:
+    return make_url(admin.url).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: Engine) -> Iterator[_Template]:
+    template = _Template(postgres_admin)
+    yield template
+    template.drop()
+
+
 @pytest.fixture
 def cache_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """The cache URL for this test: None means the default SQLite file under the test's hub home."""
@@ -79,11 +123,12 @@ def cache_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
         yield None
         return
     admin: Engine = request.getfixturevalue("postgres_admin")
+    template: _Template = request.getfixturevalue("postgres_template")
     name = f"statehub_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.current()}"'))
     try:
-        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+        yield _url(admin, name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -25,11 +25,12 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
+from litestar.exceptions import WebSocketException
 from litestar.handlers.base import BaseRouteHandler
 
 from statehub.auth.policy import AuthPolicy
 from statehub.auth.verify import VerifiedToken, authorize
-from statehub.errors import Forbidden, Unauthorized
+from statehub.errors import Forbidden, HubError, Unauthorized
 
 __all__ = [
     "OPEN",
@@ -88,7 +89,27 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 def token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Authenticate, then authorise the route's right; raise Unauthorized / Forbidden otherwise."""
+    """Authenticate, then authorise the route's right; raise Unauthorized / Forbidden otherwise.
+
+    A refused WebSocket upgrade is closed before accept with code 4401 or 4403 and
+    the reason's first 120 bytes (the protocol's limit for a close reason).
+    """
+    try:
+        _guard(connection, handler)
+    except HubError as error:
+        if connection.scope["type"] != ScopeType.WEBSOCKET:
+            raise
+        raise WebSocketException(detail=_close_reason(error.message), code=4000 + error.status_code) from None
+
+
+def _close_reason(message: str, limit: int = 120) -> str:
+    data = message.encode()
+    if len(data) <= limit:
+        return message
+    return data[: limit - 3].decode(errors="ignore") + "..."
+
+
+def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     policy: AuthPolicy = connection.app.state.auth
     right: str | None = handler.opt.get(RIGHT_OPT)
     if right is None:
