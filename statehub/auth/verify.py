@@ -103,6 +103,7 @@ def authorize(
     now = now or dt.datetime.now(dt.UTC)
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("authorize needs a timezone-aware time")
+    now = now.astimezone(dt.UTC)  # biscuit-python accepts datetime.timezone.utc and nothing else
     builder = _builder()
     builder.add_code(AUTHORIZER_CODE)
     builder.add_fact(Fact("time({now})", {"now": now}))
