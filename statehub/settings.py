@@ -71,6 +71,9 @@ class Settings:
         data = Path(env.get("STATEHUB_DATA_DIR", data))
         cache = Path(env.get("STATEHUB_CACHE_DIR", cache))
         url = env.get("STATEHUB_DATABASE_URL") or f"sqlite:///{cache / 'cache.sqlite3'}"
+        password_file = env.get("STATEHUB_DATABASE_PASSWORD_FILE")
+        if password_file:
+            url = _with_password(url, Path(password_file))
         profile = env.get("STATEHUB_PROFILE", "dev")
         if profile not in PROFILES:
             raise ValueError(f"STATEHUB_PROFILE={profile!r}: valid profiles are {', '.join(PROFILES)}")
@@ -98,3 +101,16 @@ class Settings:
     def ensure_dirs(self) -> None:
         for directory in (self.config_dir, self.data_dir, self.cache_dir):
             directory.mkdir(parents=True, exist_ok=True)
+
+
+def _with_password(url: str, path: Path) -> str:
+    """STATEHUB_DATABASE_PASSWORD_FILE: the password from a file (a container secret), not the URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(
+            f"STATEHUB_DATABASE_PASSWORD_FILE={path}: cannot read it ({error.strerror})"
+        ) from None
+    return make_url(url).set(password=password).render_as_string(hide_password=False)

@@ -62,11 +62,12 @@ class AuthPolicy:
                     "the fleet profile always requires tokens: remove STATEHUB_AUTH=open, or run "
                     "this hub with --profile dev on 127.0.0.1"
                 )
-            if not _is_loopback(settings.host):
+            if settings.auth is None and not _is_loopback(settings.host):
                 raise SetupError(
                     f"refusing to serve without tokens on {settings.host}: an open hub listens on "
-                    "127.0.0.1 only. Bind 127.0.0.1, or set STATEHUB_AUTH=required and "
-                    + HOW_TO_CONFIGURE.format(key_file=settings.root_key_file)
+                    "127.0.0.1 only. Bind 127.0.0.1; or, if something else keeps this address private "
+                    "(a container port published on 127.0.0.1), say so with STATEHUB_AUTH=open; or set "
+                    "STATEHUB_AUTH=required and " + HOW_TO_CONFIGURE.format(key_file=settings.root_key_file)
                 )
             return cls(None)
         try:

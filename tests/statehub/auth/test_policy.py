@@ -53,6 +53,8 @@ def test_dev_is_open_on_loopback_only(tmp_path: Path) -> None:
     assert not AuthPolicy.from_settings(_settings(tmp_path, host="::1")).required
     with pytest.raises(SetupError, match=r"127\.0\.0\.1 only"):
         AuthPolicy.from_settings(_settings(tmp_path, host="0.0.0.0"))
+    # said explicitly (compose/dev.yaml publishes the port on the host's loopback only)
+    assert not AuthPolicy.from_settings(_settings(tmp_path, host="0.0.0.0", auth="open")).required
 
 
 def test_dev_requires_tokens_when_configured(tmp_path: Path) -> None:
@@ -96,3 +98,17 @@ def test_serve_fleet_without_key_exits_with_the_instructions(tmp_path: Path) -> 
     )
     assert result.exit_code == SetupError.exit_code
     assert "statehub token init" in result.output
+
+
+def test_database_password_comes_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr@t/\n", encoding="utf-8")
+    env = {
+        "STATEHUB_HOME": str(tmp_path),
+        "STATEHUB_DATABASE_URL": "postgresql+psycopg://statehub@postgres:5432/statehub",
+        "STATEHUB_DATABASE_PASSWORD_FILE": str(secret),
+    }
+    url = Settings.from_env(env).database_url
+    assert url == "postgresql+psycopg://statehub:s3cr%40t%2F@postgres:5432/statehub"
+    with pytest.raises(ValueError, match="cannot read it"):
+        Settings.from_env({**env, "STATEHUB_DATABASE_PASSWORD_FILE": str(tmp_path / "absent")})
