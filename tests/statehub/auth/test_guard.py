@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from biscuit_auth import KeyPair
 from litestar.exceptions import WebSocketDisconnect
 
+from statehub.auth.guard import OPEN_PATHS
 from statehub.auth.revocation import add_revocation
 from statehub.auth.tokens import attenuate, mint
 from statehub.errors import Forbidden
@@ -168,3 +170,23 @@ def test_authorize_event_directly(secured: SecuredHub) -> None:
     authorize_event(token, "alpha", "agt-codex", now=later)  # no ttl: no expiry
     with pytest.raises(ValueError, match="timezone-aware"):
         authorize_event(token, "alpha", "agt-codex", now=dt.datetime.now())
+
+
+def test_every_route_is_guarded(secured: SecuredHub) -> None:
+    """Enumerate the app's routes: each one refuses a request without a token (except the probe)."""
+    checked = []
+    for route in secured.client.app.routes:
+        path = route.path.replace("{slug:str}", "alpha")
+        path = re.sub(r"\{[^}]+\}", "x", path)
+        for method in sorted(getattr(route, "methods", {"GET"}) - {"OPTIONS", "HEAD"}):
+            if route.path in OPEN_PATHS:
+                continue
+            if "websocket" in type(route).__name__.lower():
+                with pytest.raises(WebSocketDisconnect), secured.client.websocket_connect(path):
+                    pass
+            else:
+                response = secured.client.request(method, path)
+                assert response.status_code == 401, (method, route.path, response.status_code)
+            checked.append((method, route.path))
+    assert ("POST", "/repos") in checked
+    assert ("GET", "/schema/openapi.json") in checked
