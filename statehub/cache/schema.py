@@ -96,6 +96,9 @@ class TaskRow(SQLModel, table=True):
         Index("ix_task_status_owner", "status", "owner"),
         Index("ix_task_ready", "ready", "workplan_id", "position"),
         Index("ix_task_order", "workplan_id", "position"),
+        # "is this dependency done?" (derived.py): with only ix_task_ref and ix_task_status_owner,
+        # SQLite may probe by status and scan every done task per dependency (quadratic).
+        Index("ix_task_ref_status", "ref", "status", "conflicted"),
     )
     repo: str = Field(primary_key=True)
     path: str = Field(primary_key=True)
