@@ -3,6 +3,8 @@
 Usage: .venv/bin/python bench/pg_rebuild.py [--repos 20] [--workplans 40] [--rounds 3]
        [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
+The other benches can take ``--database-url`` the same way through bench/_databases.py.
+
 The corpus is written once as real git work trees in a temp dir; each backend gets
 a fresh cache (a temp SQLite file; a freshly created PostgreSQL database, dropped
 afterwards). Prints the median rebuild time per backend and PostgreSQL's ratio to
@@ -19,11 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from _databases import DEFAULT_POSTGRES_URL, cache_url
+from sqlalchemy import func, select
 
 from statehub.cache.schema import CANON, TASKS, WORKPLANS
 from statehub.hub import Hub
@@ -97,25 +98,16 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=20)
     parser.add_argument("--workplans", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     args = parser.parse_args()
 
-    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    db = f"statehub_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db}"'))
-    pg_url = make_url(args.postgres_url).set(database=db).render_as_string(hide_password=False)
-    try:
-        with tempfile.TemporaryDirectory(prefix="statehub-bench-") as tmp:
-            home = Path(tmp)
-            corpus = write_corpus(home / "corpus", args.repos, args.workplans)
-            results = {}
-            for name, url in (("sqlite", f"sqlite:///{home / 'cache.sqlite3'}"), ("postgresql", pg_url)):
+    with tempfile.TemporaryDirectory(prefix="statehub-bench-") as tmp:
+        home = Path(tmp)
+        corpus = write_corpus(home / "corpus", args.repos, args.workplans)
+        results = {}
+        for name, server in (("sqlite", None), ("postgresql", args.postgres_url)):
+            with cache_url(server, home) as url:
                 results[name] = time_backend(name, url, home, corpus, args.rounds)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
 
     counts = results["sqlite"][1]
     if results["postgresql"][1] != counts:
