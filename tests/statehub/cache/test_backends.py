@@ -7,17 +7,21 @@ mtimes, refresh deletes, and the paged queries behind the API.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from litestar.testing import TestClient
 from sqlalchemy import event, select
 
 from statehub.cache import queries
 from statehub.cache.bulk import insert_rows
 from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
+from statehub.cli import main
 from statehub.hub import Hub
+from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
 
 MANY = 60
@@ -168,3 +172,22 @@ def test_ready_tasks_probe_dependencies_by_reference(hub: Hub, make_repo: Callab
         event.remove(hub.engine, "before_cursor_execute", explain)
     assert plans
     assert "SEARCH done_task USING INDEX ix_task_ref_status (ref=?" in plans[0]
+
+
+def test_cli_uses_the_configured_backend(settings: Settings, make_repo: Callable[[str], GitRepo]) -> None:
+    """The CLI opens the cache named by STATEHUB_DATABASE_URL (the fixture sets it per backend)."""
+    repo = _corpus(make_repo)
+    runner = CliRunner()
+    added = runner.invoke(main, ["repos", "add", str(repo.root), "--json"])
+    assert added.exit_code == 0, added.output
+    ready = runner.invoke(main, ["tasks", "--ready", "--json", "--limit", "1"])
+    assert json.loads(ready.stdout)["total"] == 1 + MANY
+    hub = Hub(settings)
+    try:
+        assert hub.engine.dialect.name == (
+            "sqlite" if settings.database_url.startswith("sqlite") else "postgresql"
+        )
+        with hub.engine.connect() as conn:
+            assert queries.list_repos(conn).total == 1
+    finally:
+        hub.close()
