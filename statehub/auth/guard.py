@@ -48,6 +48,7 @@ REPO_OPT = "statehub_repo"
 _OPEN = "open"
 _PER_EVENT = "per-event"
 _STATE_KEY = "statehub_token"
+_UNAUTHENTICATED = "unauthenticated"
 _READS = frozenset({"GET", "HEAD"})
 OPEN_PATHS = frozenset({"/state/health"})
 """Answered without a token, so container health checks and load balancers can probe the hub."""
@@ -115,8 +116,11 @@ def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHan
     if right is None:
         method = connection.scope.get("method") if connection.scope["type"] == ScopeType.HTTP else None
         right = "read" if method is None or method in _READS else "admin"
-    connection.state[_STATE_KEY] = None
-    if policy.verifier is None or right == _OPEN or connection.scope["path"] in OPEN_PATHS:
+    if policy.verifier is None:
+        connection.state[_STATE_KEY] = None  # an open hub: every request may act
+        return
+    connection.state[_STATE_KEY] = _UNAUTHENTICATED
+    if right == _OPEN or connection.scope["path"] in OPEN_PATHS:
         return
     raw = _bearer(connection)
     if raw is None:
@@ -132,10 +136,16 @@ def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHan
 
 
 def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> VerifiedToken | None:
-    """The request's verified token; None when the hub is open (no token needed)."""
+    """The request's verified token; None when the hub is open (no token needed).
+
+    Fails closed: on a route left open (``OPEN``) in a hub that requires tokens there
+    is no token to act for, so asking for one is refused rather than answered None.
+    """
     if _STATE_KEY not in connection.state:
         raise RuntimeError("token_guard did not run for this route; add it to the app's guards")
-    token: VerifiedToken | None = connection.state[_STATE_KEY]
+    token: VerifiedToken | str | None = connection.state[_STATE_KEY]
+    if isinstance(token, str):
+        raise Unauthorized("this route does not take a token, so it cannot act for anyone")
     return token
 
 

@@ -190,3 +190,23 @@ def test_every_route_is_guarded(secured: SecuredHub) -> None:
             checked.append((method, route.path))
     assert ("POST", "/repos") in checked
     assert ("GET", "/schema/openapi.json") in checked
+
+
+def test_an_open_route_cannot_act_for_a_token_holder(secured: SecuredHub) -> None:
+    """token_of fails closed: an events route marked OPEN by mistake writes nothing."""
+    from litestar import Request, post
+
+    from statehub.auth import OPEN, authorize_event, token_of
+
+    @post("/probe/misconfigured", opt=OPEN, sync_to_thread=False)
+    def misconfigured(request: Request) -> dict[str, str]:  # type: ignore[type-arg]
+        authorize_event(token_of(request), "alpha", "anyone")
+        secured.written.append({"misconfigured": "yes"})
+        return {}
+
+    secured.client.app.register(misconfigured)
+    response = secured.client.post(
+        "/probe/misconfigured", headers=secured.bearer(secured.token(right="admin"))
+    )
+    assert response.status_code == 401
+    assert secured.written == []
