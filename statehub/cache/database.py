@@ -1,4 +1,8 @@
-"""Open the cache database; drop and rebuild it when its schema version differs."""
+"""Open the cache database; drop and rebuild it when its schema version differs.
+
+Two backends: a SQLite file (dev, one small host) and PostgreSQL (fleet), picked
+by the URL alone: ``sqlite:///path`` or ``postgresql+psycopg://user@host/db``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlmodel import SQLModel
 
 from statehub.cache.schema import META, SCHEMA_VERSION
 
-__all__ = ["create_indexes", "open_cache", "reset_cache"]
+__all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -20,6 +24,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql", "postgres"))
 
 
 def open_cache(url: str) -> tuple[Engine, bool]:
@@ -34,6 +42,9 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
+    elif is_postgres(url):
+        # A server may restart under a long-running hub; a dead pooled connection is replaced.
+        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)

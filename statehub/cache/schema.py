@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -28,8 +28,8 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 4
-"""3: covering indexes for the list queries; 4: fleet registry tables (statehub/cache/fleet_schema.py)."""
+SCHEMA_VERSION = 5
+"""3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL."""
 
 
 def _json() -> Any:
@@ -59,8 +59,9 @@ class SourceFileRow(SQLModel, table=True):
     path: str = Field(primary_key=True)
     kind: str
     sha: str
-    mtime_ns: int
-    size: int
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL."""
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class FileErrorRow(SQLModel, table=True):

@@ -10,6 +10,7 @@ from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
 from statehub.cli.sweep import sweep
+from statehub.cli.token import token
 
 __all__ = ["main"]
 
@@ -23,5 +24,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet):
+for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet, token):
     main.add_command(command)
