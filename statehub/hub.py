@@ -46,7 +46,11 @@ class Hub:
         self.on_repos_changed: list[Callable[[], None]] = []
         """Called (from any thread) after a repo is registered or removed."""
         if reconcile or created:
-            self.reconcile(rebuild=created)
+            try:
+                self.reconcile(rebuild=created)
+            except BaseException:
+                self.engine.dispose()  # a broken hub.toml must not leak the cache's connections
+                raise
 
     def close(self) -> None:
         self.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-__all__ = ["GitRepo", "workplan_text"]
+__all__ = ["GitRepo", "lose_cache", "workplan_text"]
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -64,3 +64,19 @@ def workplan_text(
                 lines.append(f'{key} = "{value}"')
     lines.append("+++")
     return "\n".join(lines) + "\n" + body
+
+
+def lose_cache(database_url: str, cache_file: Path) -> None:
+    """What 'rm cache.sqlite3' is for SQLite: on PostgreSQL, drop every table of the cache database."""
+    if database_url.startswith("sqlite"):
+        cache_file.unlink()
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from bench.corpus import build_corpus
 from statehub.cli import main
 from statehub.settings import Settings
+from tests.gitfixtures import lose_cache
 
 
 def _ready_by_definition(repos: list[Path], broken: set[str]) -> set[str]:
@@ -53,5 +54,5 @@ def test_corpus_counts_errors_and_ready_survive_a_lost_cache(settings: Settings,
 
     before = answers()
     assert before[1] == sorted(_ready_by_definition(corpus.repos, broken))
-    settings.default_cache_file.unlink()
+    lose_cache(settings.database_url, settings.default_cache_file)
     assert answers() == before

@@ -10,11 +10,15 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from statehub.auth import PER_EVENT, authorize_event, authorize_request, token_of
 from statehub.errors import BadRequest, NotFound, invalid_choice
 from statehub.events import EventDesk
 from sync.buffer import EventState
 
-__all__ = ["EventController", "provide_desk"]
+__all__ = ["ADMIN_KINDS", "EventController", "provide_desk"]
+
+ADMIN_KINDS = frozenset({"fleet.machine.role"})
+"""Event kinds that change what a machine may host: they need the admin right, not only write."""
 
 
 def provide_desk(state: State) -> EventDesk:
@@ -26,14 +30,21 @@ class EventController(Controller):
     path = "/events"
     tags = ["events"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED)
+    @post("/", status_code=HTTP_202_ACCEPTED, opt=PER_EVENT)
     async def send(self, request: Request[Any, Any, Any], events: EventDesk) -> dict[str, Any]:
         """Accept one event or a list. 202 means every event is on disk in the write buffer."""
         try:
             body = await request.json()
         except Exception:
             raise BadRequest("the body must be JSON: one event object or a list of them") from None
-        results = await asyncio.to_thread(events.submit, body)
+        token = token_of(request)
+
+        def authorize(repo: str, actor: str, kind: str) -> None:
+            authorize_event(token, repo, actor)
+            if kind in ADMIN_KINDS:
+                authorize_request(token, "admin", repo)
+
+        results = await asyncio.to_thread(events.submit, body, authorize)
         return {"results": results}
 
     @get("/", sync_to_thread=True)

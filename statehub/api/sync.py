@@ -17,14 +17,17 @@ import json
 from typing import Any
 
 from litestar import Request, Response, WebSocket, get, post, websocket
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
+from statehub.auth import authorize_request, requires, token_of
 from statehub.errors import HubError, NotFound
 from statehub.hub import Hub
 from statehub.manifests import EDITABLE, resolve_doc
 from sync.rooms import RESYNC_CLOSE_CODE, Rooms
 from sync.saving import Person
+from workplans import FLEET_PATH
 
 __all__ = ["ROUTES", "LitestarChannel"]
 
@@ -82,7 +85,21 @@ async def _refuse(socket: WebSocket[Any, Any, Any], error: HubError) -> None:
         await socket.close(code=4000 + error.status_code, reason=error.message[:120])
 
 
-@websocket("/sync/{doc:path}")
+def repo_of_doc(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """``{doc}`` is ``<repo slug>/<path>``: the repo a room belongs to, for the token guard."""
+    doc = connection.path_params.get("doc")
+    if not isinstance(doc, str):
+        return None
+    return doc.strip("/").split("/", 1)[0] or None
+
+
+def _authorize_edit(connection: ASGIConnection[Any, Any, Any, Any], path: str, repo: str) -> None:
+    """Editing the fleet registry can change what machines may host: that needs admin, like role changes."""
+    if path == FLEET_PATH:
+        authorize_request(token_of(connection), "admin", repo)
+
+
+@websocket("/sync/{doc:path}", opt=requires("edit", repo=repo_of_doc))
 async def sync_room(
     socket: WebSocket[Any, Any, Any], doc: str, user: str | None = None, email: str | None = None
 ) -> None:
@@ -91,6 +108,7 @@ async def sync_room(
     rooms: Rooms = state.rooms
     try:
         manifest = resolve_doc(hub, doc)
+        _authorize_edit(socket, manifest.path, manifest.repo.slug)
     except HubError as error:
         await _refuse(socket, error)
         return
@@ -101,7 +119,7 @@ async def sync_room(
         await socket.close(code=RESYNC_CLOSE_CODE, reason="resync: the file changed since you last synced")
 
 
-@post("/sync/{doc:path}", tags=["sync"], status_code=200)
+@post("/sync/{doc:path}", tags=["sync"], status_code=200, opt=requires("edit", repo=repo_of_doc))
 async def save_room(
     request: Request[Any, Any, Any], doc: str, user: str | None = None, email: str | None = None
 ) -> Response[dict[str, Any]]:
@@ -117,6 +135,7 @@ async def save_room(
     hub: Hub = request.app.state.hub
     rooms: Rooms = request.app.state.rooms
     manifest = resolve_doc(hub, name.removesuffix("/save"))
+    _authorize_edit(request, manifest.path, manifest.repo.slug)
     outcome = await rooms.save(manifest.name, manifest.file, _person(user, email))
     status = 200 if outcome.ok else 422 if outcome.errors else 409
     return Response({"doc": manifest.name, **outcome.to_json()}, status_code=status)

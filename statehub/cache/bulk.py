@@ -48,6 +48,9 @@ def _sqlite_plan(table: Table, columns: tuple[str, ...]) -> tuple[str, tuple[boo
 
 def _sqlite(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     columns = tuple(rows[0])
+    if _leaves_out_defaults(table, columns):
+        conn.execute(table.insert(), list(rows))  # let SQLAlchemy fill in the column defaults
+        return
     statement, is_json = _sqlite_plan(table, columns)
     get = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     json_at = [i for i, j in enumerate(is_json) if j]
@@ -64,6 +67,11 @@ def _sqlite(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> N
             values[i] = _dumps(value) if value else ("{}" if isinstance(value, dict) else "[]")
         params.append(tuple(values))
     conn.exec_driver_sql(statement, params)
+
+
+@cache
+def _leaves_out_defaults(table: Table, columns: tuple[str, ...]) -> bool:
+    return any(c.default is not None and c.name not in columns for c in table.columns)
 
 
 def _postgres_copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +77,17 @@ def _known(conn: Connection, workplan_ids: set[str]) -> _Known:
     return _Known(plans, tasks)
 
 
-def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, str]]:
-    """Validate and store one event or a list; ``[{"key", "result": accepted|duplicate}]``."""
+Authorize = Callable[[str, str, str], None]
+"""(repo, actor, kind) -> None, or raise Unauthorized/Forbidden: may the sender write this event?"""
+
+
+def submit_events(
+    hub: Hub, buffer: WriteBuffer, body: Any, authorize: Authorize | None = None
+) -> list[dict[str, str]]:
+    """Validate, authorise and store one event or a list; ``[{"key", "result": accepted|duplicate}]``.
+
+    Every event of a batch is checked before any is stored: one refusal stores nothing.
+    """
     items = body if isinstance(body, list) else [body]
     if not items:
         raise InvalidEvents([{"index": 0, "key": None, "field": "events", "message": "the list is empty"}])
@@ -131,6 +140,9 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, st
         submissions.append(
             Submission(event.key, event.kind, found, payload, full, workplan, full.get("task"))
         )
+    if authorize is not None:
+        for submission in submissions:
+            authorize(submission.repo, str(submission.event.get("actor")), submission.kind)
     if problems:
         raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
     try:

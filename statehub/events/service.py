@@ -16,7 +16,7 @@ from typing import Any
 
 from statehub.cache import index_repo
 from statehub.cache.derived import recompute_derived
-from statehub.events.intake import submit_events
+from statehub.events.intake import Authorize, submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -45,8 +45,8 @@ class EventDesk:
     def close(self) -> None:
         self.buffer.close()
 
-    def submit(self, body: Any) -> list[dict[str, str]]:
-        results = submit_events(self.hub, self.buffer, body)
+    def submit(self, body: Any, authorize: Authorize | None = None) -> list[dict[str, str]]:
+        results = submit_events(self.hub, self.buffer, body, authorize)
         if any(r["result"] == "accepted" for r in results):
             self.accepted.set()
         return results

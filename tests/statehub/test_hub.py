@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from statehub.cache import queries
 from statehub.cache.schema import META, TASKS
 from statehub.errors import Conflict, NotAGitRepo, NotFound
 from statehub.hub import Hub
 from statehub.settings import Settings
-from tests.gitfixtures import GitRepo, workplan_text
+from tests.gitfixtures import GitRepo, lose_cache, workplan_text
 
 MakeRepo = Callable[[str], GitRepo]
 
@@ -239,7 +238,7 @@ def test_hub_toml_survives_deleting_the_cache(settings: Settings, make_repo: Mak
     with first.engine.connect() as conn:
         before = queries.list_tasks(conn).items, queries.list_canon(conn).items
     first.close()
-    settings.default_cache_file.unlink()
+    lose_cache(settings.database_url, settings.default_cache_file)
     second = Hub(settings)
     try:
         with second.engine.connect() as conn:
@@ -256,12 +255,12 @@ def test_a_cache_of_another_schema_version_is_dropped_and_rebuilt(
     first = Hub(settings)
     first.register(repo.root)
     first.close()
-    db = sqlite3.connect(settings.default_cache_file)
-    db.execute("UPDATE cache_meta SET value = '0' WHERE key = 'schema_version'")
-    db.execute("DELETE FROM task")
-    db.execute("CREATE TABLE leftover_from_old_schema (x)")
-    db.commit()
-    db.close()
+    engine = create_engine(settings.database_url)
+    with engine.begin() as db:
+        db.execute(text("UPDATE cache_meta SET value = '0' WHERE key = 'schema_version'"))
+        db.execute(text("DELETE FROM task"))
+        db.execute(text("CREATE TABLE leftover_from_old_schema (x integer)"))
+    engine.dispose()
     second = Hub(settings)
     try:
         with second.engine.connect() as conn:

@@ -9,7 +9,7 @@ import pytest
 
 from statehub.events import EventDesk, writeback
 from statehub.hub import Hub
-from tests.gitfixtures import GitRepo
+from tests.gitfixtures import GitRepo, lose_cache
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
 
 
@@ -133,7 +133,7 @@ def test_the_buffer_survives_a_cache_rebuild(
     repo = _setup(hub, make_repo)
     desk.submit(event("R1", kind="progress.note"))
     hub.rebuild()
-    hub.settings.default_cache_file.unlink()
+    lose_cache(hub.settings.database_url, hub.settings.default_cache_file)
     fresh = Hub(hub.settings)
     again = EventDesk(fresh)
     try:

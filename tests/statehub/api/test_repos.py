@@ -6,6 +6,7 @@ from pathlib import Path
 
 from litestar.testing import TestClient
 
+from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
 
 Client = TestClient  # type: ignore[type-arg]
@@ -64,7 +65,8 @@ def test_remove(loaded: Client) -> None:
     assert loaded.delete("/repos/ops").status_code == 404
 
 
-def test_health(loaded: Client) -> None:
+def test_health(loaded: Client, settings: Settings) -> None:
     body = loaded.get("/state/health").json()
     assert body["status"] == "ok"
-    assert (body["profile"], body["repos"], body["cache"]["backend"]) == ("dev", 2, "sqlite")
+    backend = "sqlite" if settings.database_url.startswith("sqlite") else "postgresql"
+    assert (body["profile"], body["repos"], body["cache"]["backend"]) == ("dev", 2, backend)

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from statehub.cli import main
-from tests.gitfixtures import GitRepo, workplan_text
+from statehub.settings import Settings
+from tests.gitfixtures import GitRepo, lose_cache, workplan_text
 from tests.statehub.cli.conftest import Run
 
 
@@ -115,9 +116,9 @@ def test_tasks_workplans_canon(run: Run, repo: GitRepo) -> None:
     assert "ADR-001" in run("canon", "--repo", "ops").output
 
 
-def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings_home: Path) -> None:
+def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings: Settings) -> None:
     run("repos", "add", str(repo.root))
-    (settings_home / "cache" / "cache.sqlite3").unlink()
+    lose_cache(settings.database_url, settings.default_cache_file)
     summary = json.loads(run("rebuild", "--json").output)
     assert (summary["repos"], summary["workplans"], summary["tasks"], summary["canon"]) == (1, 1, 3, 1)
     assert [e["path"] for e in summary["errors"]] == ["workplans/broken.md"]
@@ -188,7 +189,7 @@ def test_serve_answers_on_loopback(settings_home: Path, repo: GitRepo) -> None:
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
-    assert f"State Hub (dev) on http://127.0.0.1:{port}/" in output
+    assert f"on http://127.0.0.1:{port}/" in output and "State Hub (dev" in output
 
 
 def test_an_unreadable_hub_toml_is_one_clear_line(run: Run, settings_home: Path) -> None:
