@@ -27,13 +27,20 @@ class EventController(Controller):
     tags = ["events"]
 
     @post("/", status_code=HTTP_202_ACCEPTED)
-    async def send(self, request: Request[Any, Any, Any], events: EventDesk) -> dict[str, Any]:
-        """Accept one event or a list. 202 means every event is on disk in the write buffer."""
+    async def send(
+        self, request: Request[Any, Any, Any], events: EventDesk, each: bool = False
+    ) -> dict[str, Any]:
+        """Accept one event or a list. 202 means every event is on disk in the write buffer.
+
+        ``?each=true`` (what a relaying hub sends, ADR-019): no all-or-nothing;
+        every event gets its own result (accepted, duplicate, rejected with a
+        reason) and its state here (pending, applied, rejected).
+        """
         try:
             body = await request.json()
         except Exception:
             raise BadRequest("the body must be JSON: one event object or a list of them") from None
-        results = await asyncio.to_thread(events.submit, body)
+        results = await asyncio.to_thread(events.submit, body, each)
         return {"results": results}
 
     @get("/", sync_to_thread=True)

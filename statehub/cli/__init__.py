@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from statehub.cli.buffer import buffer
 from statehub.cli.events import event, events
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
@@ -22,5 +23,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep):
+for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, buffer):
     main.add_command(command)

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, false, select
 from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Conflict, Unprocessable
 from statehub.hub import Hub
-from sync.buffer import KeyConflict, Submission, WriteBuffer
+from sync.buffer import KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 
@@ -75,8 +75,14 @@ def _known(conn: Connection, workplan_ids: set[str]) -> _Known:
     return _Known(plans, tasks)
 
 
-def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, str]]:
-    """Validate and store one event or a list; ``[{"key", "result": accepted|duplicate}]``."""
+def submit_events(hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False) -> list[dict[str, Any]]:
+    """Validate and store one event or a list; ``[{"key", "result": accepted|duplicate}]``.
+
+    ``each=True`` is how a relaying hub sends (ADR-019): instead of all or
+    nothing, every event gets its own answer, ``rejected`` with a ``reason``
+    for one that is invalid or reuses a key for a different event, and each
+    answer carries the event's ``state`` here (pending, applied, rejected).
+    """
     items = body if isinstance(body, list) else [body]
     if not items:
         raise InvalidEvents([{"index": 0, "key": None, "field": "events", "message": "the list is empty"}])
@@ -105,6 +111,7 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, st
     registered = {r.slug for r in hub.repos()}
     adding: dict[tuple[str, str], str] = {}
     submissions: list[Submission] = []
+    indexes: list[int] = []
     pending_adds: dict[str, dict[str, str]] = {}
     for index, event, sent in parsed:
         found = _check(event, known, registered, buffer, adding, pending_adds)
@@ -120,6 +127,9 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, st
         submissions.append(
             Submission(event.key, event.kind, found, payload, full, workplan, full.get("task"))
         )
+        indexes.append(index)
+    if each:
+        return _answer_each(buffer, len(items), problems, submissions, indexes)
     if problems:
         raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
     try:
@@ -127,6 +137,41 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any) -> list[dict[str, st
     except KeyConflict as error:
         raise Conflict(str(error)) from None
     return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
+
+
+def _answer_each(
+    buffer: WriteBuffer,
+    count: int,
+    problems: list[dict[str, Any]],
+    submissions: list[Submission],
+    indexes: list[int],
+) -> list[dict[str, Any]]:
+    """Store the good events of a relayed batch and answer every event on its own."""
+    answers: list[dict[str, Any]] = [{} for _ in range(count)]
+    for problem in problems:
+        answer = answers[problem["index"]]
+        said = f"{problem['field']}: {problem['message']}"
+        answer.update(key=problem["key"], result="rejected", state=None)
+        answer["reason"] = f"{answer['reason']}; {said}" if answer.get("reason") else said
+    outcomes = buffer.append(submissions, conflicts="report")
+    states = buffer.states([s.key for s in submissions])
+    for submission, index, outcome in zip(submissions, indexes, outcomes, strict=True):
+        if outcome is Outcome.CONFLICT:
+            answers[index] = {
+                "key": submission.key,
+                "result": "rejected",
+                "state": None,
+                "reason": str(KeyConflict(submission.key)),
+            }
+            continue
+        state, reason = states[submission.key]
+        answers[index] = {
+            "key": submission.key,
+            "result": outcome.value,
+            "state": state.value,
+            "reason": reason,
+        }
+    return answers
 
 
 def _check(
