@@ -36,6 +36,7 @@ class Settings:
     upstream_token_file: Path | None = None
     """Read again before every relay attempt, so replacing it resumes a paused relay."""
     relay_backoff_cap: float = 60.0
+    relay_batch: int = 1000
 
     @property
     def hub_file(self) -> Path:
@@ -73,7 +74,7 @@ class Settings:
             host=env.get("STATEHUB_HOST", "127.0.0.1"),
             port=int(env.get("STATEHUB_PORT", "8750")),
             watch=env.get("STATEHUB_WATCH", "1") not in ("0", "false", "no"),
-            **_relay_settings(env, config),
+            **_relay_settings(env),
         )
 
     @property
@@ -89,9 +90,9 @@ class Settings:
             directory.mkdir(parents=True, exist_ok=True)
 
 
-def _relay_settings(env: Mapping[str, str], config: Path) -> dict[str, Any]:
+def _relay_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """``STATEHUB_UPSTREAM`` (URL), ``STATEHUB_UPSTREAM_TOKEN`` or ``STATEHUB_UPSTREAM_TOKEN_FILE``,
-    ``STATEHUB_RELAY_BACKOFF_CAP`` (seconds, default 60)."""
+    ``STATEHUB_RELAY_BACKOFF_CAP`` (seconds, default 60), ``STATEHUB_RELAY_BATCH`` (events a request)."""
     upstream = env.get("STATEHUB_UPSTREAM") or None
     if upstream is not None and not upstream.startswith(("http://", "https://")):
         raise ValueError(
@@ -104,10 +105,14 @@ def _relay_settings(env: Mapping[str, str], config: Path) -> dict[str, Any]:
         raise ValueError(f"STATEHUB_RELAY_BACKOFF_CAP={cap!r}: give a number of seconds") from None
     if backoff_cap <= 0:
         raise ValueError(f"STATEHUB_RELAY_BACKOFF_CAP={cap!r}: must be more than 0 seconds")
+    batch = env.get("STATEHUB_RELAY_BATCH", "1000")
+    if not batch.isdigit() or not 1 <= int(batch) <= 5000:
+        raise ValueError(f"STATEHUB_RELAY_BATCH={batch!r}: give a whole number from 1 to 5000")
     token_file = env.get("STATEHUB_UPSTREAM_TOKEN_FILE")
     return {
         "upstream": upstream,
         "upstream_token": env.get("STATEHUB_UPSTREAM_TOKEN") or None,
         "upstream_token_file": Path(token_file) if token_file else None,
         "relay_backoff_cap": backoff_cap,
+        "relay_batch": int(batch),
     }

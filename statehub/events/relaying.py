@@ -16,7 +16,13 @@ def start_relay(desk: EventDesk) -> Relay | None:
     if settings.upstream is None or desk.relay_queue is None:
         return None
     token = TokenSource(settings.upstream_token, settings.upstream_token_path)
-    relay = Relay(desk.relay_queue, settings.upstream, token, cap=settings.relay_backoff_cap)
+    relay = Relay(
+        desk.relay_queue,
+        settings.upstream,
+        token,
+        cap=settings.relay_backoff_cap,
+        batch=settings.relay_batch,
+    )
     desk.on_accepted.append(relay.wake.set)
     relay.start()
     return relay
