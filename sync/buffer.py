@@ -277,6 +277,33 @@ class WriteBuffer:
                 found.update({r[0]: (EventState(r[1]), r[2]) for r in rows})
         return found
 
+    def stored_as_sent(self, items: Sequence[Any]) -> dict[int, tuple[str, EventState, str | None]]:
+        """Which of ``items`` (raw events) are stored exactly as sent: index -> (key, state, reason).
+
+        A relaying hub resends what it sent until it is applied; this answers
+        those resends without validating them again.
+        """
+        wanted = {
+            i: item["key"]
+            for i, item in enumerate(items)
+            if isinstance(item, dict) and isinstance(item.get("key"), str)
+        }
+        rows: dict[str, tuple[str, EventState, str | None]] = {}
+        keys = list(set(wanted.values()))
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found = self._db.execute(
+                    f"SELECT key, payload, state, reason FROM event WHERE key IN ({marks})", chunk
+                )
+                rows.update({r[0]: (r[1], EventState(r[2]), r[3]) for r in found})
+        same: dict[int, tuple[str, EventState, str | None]] = {}
+        for index, key in wanted.items():
+            if key in rows and rows[key][0] == _canonical(items[index]):
+                same[index] = (key, rows[key][1], rows[key][2])
+        return same
+
     def pending(self, repo: str | None = None, limit: int = 5000) -> list[BufferedEvent]:
         where, args = _filters(state=EventState.PENDING, repo=repo)
         with self._lock:

@@ -110,6 +110,7 @@ class Relay:
         base: float = 1.0,
         cap: float = 60.0,
         poll: float = 0.2,
+        confirm_poll: float = 0.5,
         timeout: float = 60.0,
     ) -> None:
         self.queue = queue
@@ -119,6 +120,8 @@ class Relay:
         self.base = base
         self.cap = cap
         self.poll = poll
+        self.confirm_poll = confirm_poll
+        """Between rounds of asking the upstream about sent events it has not applied yet."""
         self._client = httpx.Client(timeout=timeout)
         self._stop = threading.Event()
         self.wake = threading.Event()
@@ -191,7 +194,9 @@ class Relay:
         self._refused_token = None
         self.queue.set_status(reachable=True, paused=None, last_error=None)
         # events the upstream stored but has not applied yet: ask again soon, not in a busy loop
-        return 0.0 if items[0].state is RelayState.QUEUED else self.poll
+        if items[0].state is RelayState.QUEUED:
+            return 0.0
+        return self.confirm_poll if self._confirm_after == 0 else 0.0
 
     def _paused_wait(self) -> float:
         return self.cap

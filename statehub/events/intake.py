@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, false, select
 from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Conflict, Unprocessable
 from statehub.hub import Hub
-from sync.buffer import KeyConflict, Outcome, Submission, WriteBuffer
+from sync.buffer import EventState, KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 
@@ -90,6 +90,8 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False) 
         raise InvalidEvents(
             [{"index": 0, "key": None, "field": "events", "message": f"at most {MAX_BATCH} events a request"}]
         )
+    if each and (resent := buffer.stored_as_sent(items)):
+        return _answer_known(hub, buffer, items, resent)
     problems: list[dict[str, Any]] = []
     parsed: list[tuple[int, Event, dict[str, Any]]] = []
     now = format_at(dt.datetime.now(dt.UTC))
@@ -137,6 +139,22 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False) 
     except KeyConflict as error:
         raise Conflict(str(error)) from None
     return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
+
+
+def _answer_known(
+    hub: Hub, buffer: WriteBuffer, items: list[Any], known: dict[int, tuple[str, EventState, str | None]]
+) -> list[dict[str, Any]]:
+    """Answer resends of stored events from the buffer alone; the rest go through intake."""
+    answers: list[dict[str, Any]] = [{} for _ in items]
+    for index, (key, state, reason) in known.items():
+        answers[index] = {"key": key, "result": "duplicate", "state": state.value, "reason": reason}
+    rest = [i for i in range(len(items)) if i not in known]
+    if rest:
+        for index, answer in zip(
+            rest, submit_events(hub, buffer, [items[i] for i in rest], each=True), strict=True
+        ):
+            answers[index] = answer
+    return answers
 
 
 def _answer_each(

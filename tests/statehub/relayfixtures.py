@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.gitfixtures import GitRepo
+from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import plan_repo
 from tests.statehub.hubprocess import HubProcess
 
-__all__ = ["HubPair", "clone", "notes", "run_cli"]
+__all__ = ["PLANS", "HubPair", "clone", "notes", "plan_of", "run_cli"]
 
 
 def clone(remote: Path, root: Path) -> GitRepo:
@@ -32,14 +32,22 @@ def clone(remote: Path, root: Path) -> GitRepo:
     return repo
 
 
+PLANS = [f"RELAY-WP-{n:04d}" for n in range(1, 11)]
+"""Ten small workplans, so 1,000 notes make ten files of 100 lines, not one of 1,000."""
+
+
+def plan_of(key: str) -> str:
+    return PLANS[int(key.rsplit("-", 1)[1]) % len(PLANS)]
+
+
 def notes(prefix: str, count: int, start: int = 0) -> list[dict[str, Any]]:
-    """Progress notes from two actors, each with its own original time."""
+    """Progress notes from two actors over ten workplans, each with its own original time."""
     return [
         {
             "key": f"{prefix}-{i:05d}",
             "kind": "progress.note",
-            "workplan": "CUST-WP-0054",
-            "task": "T02",
+            "workplan": PLANS[i % len(PLANS)],
+            "task": "T01",
             "note": f"note {i}",
             "actor": ("agt-codex", "atm-railiance01")[i % 2],
             "at": f"2026-07-03T{10 + i // 3600 % 10:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
@@ -63,6 +71,9 @@ class HubPair:
         self.remote = tmp_path / "remote.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.remote)], check=True)
         seed = plan_repo(make_repo, "seed")
+        for plan in PLANS:
+            seed.write(f"workplans/{plan}.md", workplan_text(plan, [{"id": "T01", "title": "Relay"}]))
+        seed.commit("plans for relayed notes")
         seed.git("remote", "add", "origin", str(self.remote))
         seed.git("push", "-q", "-u", "origin", "main")
         self.fleet_repo = clone(self.remote, tmp_path / "fleet-checkout" / "the-custodian")
@@ -102,7 +113,9 @@ class HubPair:
             if relay["counts"]["confirmed"] >= confirmed and relay["pending"] == 0:
                 return relay
             time.sleep(0.1)
-        raise AssertionError(f"relay did not finish: {json.dumps(self.relay())}\n{self.dev.log.read_text()[-3000:]}")
+        raise AssertionError(
+            f"relay did not finish: {json.dumps(self.relay())}\n{self.dev.log.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         self.dev.stop()
