@@ -41,7 +41,7 @@ def plan_of(key: str) -> str:
 
 
 def notes(prefix: str, count: int, start: int = 0) -> list[dict[str, Any]]:
-    """Progress notes from two actors over ten workplans, each with its own original time."""
+    """Progress notes over ten workplans, each with its own original time (one actor: one commit a pass)."""
     return [
         {
             "key": f"{prefix}-{i:05d}",
@@ -49,7 +49,7 @@ def notes(prefix: str, count: int, start: int = 0) -> list[dict[str, Any]]:
             "workplan": PLANS[i % len(PLANS)],
             "task": "T01",
             "note": f"note {i}",
-            "actor": ("agt-codex", "atm-railiance01")[i % 2],
+            "actor": "agt-codex",
             "at": f"2026-07-03T{10 + i // 3600 % 10:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
         }
         for i in range(start, start + count)
