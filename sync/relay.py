@@ -14,7 +14,8 @@ Failures: a network error, a 5xx or a 429 waits with full-jitter exponential
 backoff (1 s doubling, capped at 60 s) or the ``Retry-After`` the upstream
 asked for, then resends the same batch. A 401/403 pauses the relay with a clear
 message and keeps every event; the token is read again before each attempt, so
-writing a new token file resumes it at once. Any other 4xx for a whole batch
+writing a new token file resumes it at once (the same token is tried again once
+per backoff cap, in case the upstream's side was fixed). Any other 4xx for a whole batch
 is narrowed down by halving the batch until the one event the upstream refuses
 is parked with its answer.
 """
@@ -130,6 +131,7 @@ class Relay:
         self._failures = 0
         self._refused_token: str | None = None
         self._confirm_after = 0
+        self._paused_at = 0.0
 
     def start(self) -> None:
         self.queue.set_status(upstream=self.upstream, reachable=None, paused=None, last_error=None)
@@ -170,7 +172,9 @@ class Relay:
     def step(self) -> float:
         """One send: queued events first, else sent ones to confirm. Returns seconds to wait."""
         if self._refused_token is not None and self.token.read() == self._refused_token:
-            return self._paused_wait()
+            left = self._paused_at + self.cap - time.monotonic()
+            if left > 0:  # the same refused token: ask again once per cap, not in a storm
+                return left
         self.queue.enqueue_new()
         items = self.queue.batch(RelayState.QUEUED, self.batch_size)
         if not items:  # ask about sent events, a batch at a time round the whole list
@@ -182,10 +186,11 @@ class Relay:
             self._deliver(items)
         except _Pause as pause:
             self._refused_token = self.token.read()
+            self._paused_at = time.monotonic()
             self.queue.set_status(reachable=True, paused=str(pause), last_error=str(pause))
-            log.error("relay paused: %s", pause)
+            log.error("%s", pause)
             self._failures = 0
-            return self._paused_wait()
+            return self.cap
         except _Transient as error:
             return self._fail(str(error), error.wait)
         if self._failures or self._refused_token is not None:
@@ -197,9 +202,6 @@ class Relay:
         if items[0].state is RelayState.QUEUED:
             return 0.0
         return self.confirm_poll if self._confirm_after == 0 else 0.0
-
-    def _paused_wait(self) -> float:
-        return self.cap
 
     def _fail(self, message: str, asked: float | None = None) -> float:
         self._failures += 1

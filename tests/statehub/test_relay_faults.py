@@ -109,6 +109,7 @@ def test_a_revoked_upstream_token_pauses_the_relay_and_a_new_token_resumes_it(pa
     try:
         gate.tokens = {"token-one"}
         pair.token_file.write_text("token-one\n")
+        pair.dev_env["STATEHUB_RELAY_BACKOFF_CAP"] = "5"  # a refused token is tried again after 5 s
         pair.register(upstream=gate.url)
         pair.fleet.start()
         before = notes("before", 50)
