@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from statehub.events.writeback import CRASH_ENV
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import PLANS, HubPair, notes, plan_of, run_cli
@@ -43,7 +46,9 @@ def test_a_thousand_events_buffered_offline_arrive_upstream_exactly_once(pair: H
         assert pair.dev.call("POST", "/events", json=batch[start : start + 250]).status_code == 202
     pair.dev.wait_settled()
     deadline = time.monotonic() + 30
-    while pair.relay()["reachable"] is not False and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (
+        pair.relay()["reachable"] is False and pair.relay()["pending"] == 1000
+    ):
         time.sleep(0.05)
     offline = pair.relay()
     assert offline["reachable"] is False and offline["pending"] == 1000
@@ -83,6 +88,10 @@ def test_kills_on_both_sides_mid_relay_still_deliver_exactly_once(pair: HubPair)
     pair.register()
     batch = notes("kill", 1000)
     assert pair.dev.call("POST", "/events", json=batch).status_code == 202
+    with contextlib.suppress(AssertionError):  # it may be dead before it answered its first health check
+        pair.fleet.start(**{CRASH_ENV: "committed"})  # dies right after committing the first relayed batch
+    assert pair.fleet.wait_exit() == -signal.SIGKILL
+    assert pair.relay()["counts"]["confirmed"] == 0
     pair.fleet.start()
     deadline = time.monotonic() + 60
     while pair.relay()["counts"]["queued"] > 700 and time.monotonic() < deadline:
