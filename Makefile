@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev-hub test lint typecheck unit venv clean web node-test-deps
+.PHONY: dev-hub test lint typecheck unit venv clean web node-test-deps bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ web:
 # npm packages of the stock-Yjs interop test (tests/node); the test also runs this when they are missing.
 node-test-deps:
 	cd tests/node && npm ci --no-audit --no-fund
+
+# Speed targets (ADR-003): rebuild/refresh against a bare tomllib+sqlite3 floor, reads against bare Litestar.
+bench: $(STAMP)
+	$(BIN)/python bench/rebuild.py
+	$(BIN)/python bench/query.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -10,8 +10,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from statehub.api import events, health, repos, sweeps, sync, web, workplans
+from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
 from statehub.api.deps import provide_conn, provide_hub
+from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
 from statehub.errors import HubError
 from statehub.events import ApplierWorker, EventDesk
@@ -26,11 +27,14 @@ __all__ = ["create_app"]
 def _hub_error(_request: Request[object, object, State], error: HubError) -> Response[dict[str, object]]:
     body: dict[str, object] = {"error": error.message, "status_code": error.status_code}
     body.update(getattr(error, "details", None) or {})
-    return Response(body, status_code=error.status_code)
+    headers = {"WWW-Authenticate": 'Bearer realm="statehub"'} if error.status_code == 401 else None
+    return Response(body, status_code=error.status_code, headers=headers)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    auth = AuthPolicy.from_settings(settings)
+    """Refuses (SetupError) a configuration that must not serve, e.g. fleet without a token key."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *workplans.ROUTES,
             events.EventController,
             *sweeps.ROUTES,
+            fleet.FleetController,
             *sync.ROUTES,
             *web.ROUTES,
         ],
@@ -76,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "conn": Provide(provide_conn),
         },
         exception_handlers={HubError: _hub_error},
+        guards=[token_guard],
+        state=State({"auth": auth}),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="State Hub", version="0.1.0", path="/schema"),
     )

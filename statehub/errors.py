@@ -5,7 +5,10 @@
     ├── NotAGitRepo      400, exit 2   registration of something that is not a git work tree
     ├── NotFound         404, exit 4   an unknown repo, workplan, task or canon id
     ├── Conflict         409, exit 5   a slug taken by another path, an ambiguous id
-    └── Unprocessable    422, exit 6   a well-formed request the rules refuse
+    ├── Unprocessable    422, exit 6   a well-formed request the rules refuse
+    ├── Unauthorized     401, exit 7   no token, or one that is forged, expired or revoked
+    ├── Forbidden        403, exit 8   a valid token that does not allow this request
+    └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
 Messages are written for the person who has to act on them.
 """
@@ -17,9 +20,12 @@ from collections.abc import Iterable
 __all__ = [
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "HubError",
     "NotAGitRepo",
     "NotFound",
+    "SetupError",
+    "Unauthorized",
     "Unprocessable",
     "invalid_choice",
 ]
@@ -56,6 +62,24 @@ class Conflict(HubError):
 class Unprocessable(HubError):
     status_code = 422
     exit_code = 6
+
+
+class Unauthorized(HubError):
+    """Who is asking is unknown: the token is missing or cannot be trusted."""
+
+    status_code = 401
+    exit_code = 7
+
+
+class Forbidden(HubError):
+    """Who is asking is known, and their token does not allow this."""
+
+    status_code = 403
+    exit_code = 8
+
+
+class SetupError(HubError):
+    exit_code = 3
 
 
 def invalid_choice(name: str, value: str, valid: Iterable[str]) -> BadRequest:

@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, select
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.derived import recompute_derived
+from statehub.cache.database import create_indexes
+from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.schema import REPOS
 from statehub.errors import Conflict, NotFound
 from statehub.gitrepo import work_tree_root
@@ -29,7 +30,12 @@ Progress = Callable[[str], None]
 
 
 class Hub:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reconcile: bool = True) -> None:
+        """Open the cache; ``reconcile`` brings it up to date with hub.toml and the files now.
+
+        Commands that refresh or rebuild themselves pass ``reconcile=False`` so their
+        report shows what they did rather than finding nothing left to do.
+        """
         settings.ensure_dirs()
         self.settings = settings
         self.hub_file = HubFile(settings.hub_file)
@@ -39,7 +45,8 @@ class Hub:
         """Serialises index writes: the API, the watcher and sweeps share one cache."""
         self.on_repos_changed: list[Callable[[], None]] = []
         """Called (from any thread) after a repo is registered or removed."""
-        self.reconcile(rebuild=created)
+        if reconcile or created:
+            self.reconcile(rebuild=created)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -101,14 +108,19 @@ class Hub:
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files."""
         with self.write_lock:
-            reset_cache(self.engine)
+            reset_cache(self.engine, indexes=False)
             reports = []
-            with self.engine.begin() as conn:
-                for repo in self.repos():
-                    reports.append(index_repo(conn, repo.slug, repo.path, full=True, derive=False))
-                    if progress:
-                        progress(repo.slug)
-                recompute_derived(conn)
+            try:
+                with self.engine.begin() as conn:
+                    for repo in self.repos():
+                        reports.append(index_repo(conn, repo.slug, repo.path, derive=False, empty=True))
+                        if progress:
+                            progress(repo.slug)
+                    create_indexes(conn)
+                    recompute_derived(conn)
+            except BaseException:
+                reset_cache(self.engine)  # never leave a cache without its indexes
+                raise
         return reports
 
     def reconcile(self, *, rebuild: bool = False) -> None:
@@ -119,12 +131,16 @@ class Hub:
         listed = {r.slug for r in self.repos()}
         with self.write_lock, self.engine.begin() as conn:
             cached = set(conn.execute(select(REPOS.c.slug)).scalars())
+            scope: Scope | None = Scope()
             for slug in cached - listed:
                 remove_repo_rows(conn, slug)
+                scope = None  # a whole repo went away: recompute everything
             for repo in self.repos():
                 if repo.path.is_dir():
-                    index_repo(conn, repo.slug, repo.path, derive=False)
-            recompute_derived(conn)
+                    report = index_repo(conn, repo.slug, repo.path, derive=False)
+                    if scope is not None:
+                        scope.merge(report.scope)
+            recompute_derived(conn, scope)
 
     @staticmethod
     def _has_rows(conn: Connection, slug: str) -> bool:

@@ -37,7 +37,16 @@ class HubFile:
             data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
         except FormatError as error:
             raise ValueError(f"cannot read the list of registered repos: {error}") from None
-        return [RegisteredRepo(str(r["slug"]), Path(str(r["path"]))) for r in data.get("repos", [])]
+        entries = data.get("repos", [])
+        if not isinstance(entries, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("slug"), str) and isinstance(r.get("path"), str)
+            for r in entries
+        ):
+            raise ValueError(
+                f"cannot read the list of registered repos: {self.path} must hold [[repos]] tables "
+                'each with slug = "..." and path = "..."'
+            )
+        return [RegisteredRepo(r["slug"], Path(r["path"])) for r in entries]
 
     def add(self, repo: RegisteredRepo) -> None:
         doc = self._load()

@@ -7,11 +7,10 @@ editable: ``statehub.toml`` (the repo manifest) and ``registry/fleet.toml``
 Validation runs TOML syntax first, then the schema of the file's kind, and
 reports each problem with a 1-based line and column.
 
-**Plug point for the fleet registry.** ``VALIDATORS["registry/fleet.toml"]``
-is :func:`check_fleet_minimal` (syntax plus the shape of the three arrays of
-tables) until the real validator lands. Any callable ``(text, path) -> object``
-that raises :class:`workplans.FormatError` fits; at merge, set it to the fleet
-parser from ``workplans.fleet``.
+**The fleet registry** is checked by ``workplans.parse_fleet``: types, roles,
+states, unique names and references to declared machines, every problem with
+its line. :func:`check_fleet_minimal` (syntax plus the shape of the three
+arrays of tables) stays as the stand-in it was before that parser existed.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any
 from statehub.errors import BadRequest
 from statehub.hub import Hub
 from statehub.hubfile import RegisteredRepo
-from workplans import MANIFEST_PATH, FileProblem, FormatError, parse_manifest
+from workplans import MANIFEST_PATH, FileProblem, FormatError, parse_fleet, parse_manifest
 from workplans._toml import load_toml
 
 __all__ = [
@@ -75,7 +74,7 @@ def _line_of(lines: list[str], key: str) -> int | None:
     return next((i + 1 for i, raw in enumerate(lines) if pattern.match(raw)), None)
 
 
-VALIDATORS: dict[str, Validator] = {MANIFEST_PATH: parse_manifest, FLEET_PATH: check_fleet_minimal}
+VALIDATORS: dict[str, Validator] = {MANIFEST_PATH: parse_manifest, FLEET_PATH: parse_fleet}
 
 _COLUMN = re.compile(r"\s*\(column (\d+)\)$")
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import platformdirs
 
-__all__ = ["PROFILES", "Settings"]
+__all__ = ["AUTH_MODES", "PROFILES", "Settings"]
 
 APP_NAME = "statehub"
 PROFILES = ("dev", "fleet")
+AUTH_MODES = ("required", "open")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +38,27 @@ class Settings:
     """Read again before every relay attempt, so replacing it resumes a paused relay."""
     relay_backoff_cap: float = 60.0
     relay_batch: int = 1000
+    auth: str | None = None
+    """'required', 'open', or None for the profile's default (statehub.auth.policy)."""
+    token_public_key: str | None = None
+    """The root public key tokens are verified with (``ed25519/<hex>``)."""
+    token_root_key_file: Path | None = None
+    """The root private key file; None means ``<data dir>/token-root.key``."""
 
     @property
     def hub_file(self) -> Path:
         """The list of registered repos: the truth the cache is rebuilt from."""
         return self.config_dir / "hub.toml"
+
+    @property
+    def root_key_file(self) -> Path:
+        """Where ``statehub token init`` writes the root private key (mode 0600)."""
+        return self.token_root_key_file or self.data_dir / "token-root.key"
+
+    @property
+    def revocation_file(self) -> Path:
+        """Revoked token ids, one a line; the hub reloads it when it changes."""
+        return self.config_dir / "revoked-tokens.txt"
 
     @property
     def default_cache_file(self) -> Path:
@@ -62,9 +79,16 @@ class Settings:
         data = Path(env.get("STATEHUB_DATA_DIR", data))
         cache = Path(env.get("STATEHUB_CACHE_DIR", cache))
         url = env.get("STATEHUB_DATABASE_URL") or f"sqlite:///{cache / 'cache.sqlite3'}"
+        password_file = env.get("STATEHUB_DATABASE_PASSWORD_FILE")
+        if password_file:
+            url = _with_password(url, Path(password_file))
         profile = env.get("STATEHUB_PROFILE", "dev")
         if profile not in PROFILES:
             raise ValueError(f"STATEHUB_PROFILE={profile!r}: valid profiles are {', '.join(PROFILES)}")
+        auth = env.get("STATEHUB_AUTH") or None
+        if auth is not None and auth not in AUTH_MODES:
+            raise ValueError(f"STATEHUB_AUTH={auth!r}: valid values are {', '.join(AUTH_MODES)}")
+        root_key_file = env.get("STATEHUB_TOKEN_ROOT_KEY_FILE")
         return cls(
             config_dir=config,
             data_dir=data,
@@ -72,9 +96,12 @@ class Settings:
             database_url=url,
             profile=profile,
             host=env.get("STATEHUB_HOST", "127.0.0.1"),
-            port=int(env.get("STATEHUB_PORT", "8750")),
+            port=_port(env.get("STATEHUB_PORT", "8750")),
             watch=env.get("STATEHUB_WATCH", "1") not in ("0", "false", "no"),
             **_relay_settings(env),
+            auth=auth,
+            token_public_key=env.get("STATEHUB_TOKEN_PUBLIC_KEY") or None,
+            token_root_key_file=Path(root_key_file).expanduser() if root_key_file else None,
         )
 
     @property
@@ -116,3 +143,22 @@ def _relay_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "relay_backoff_cap": backoff_cap,
         "relay_batch": int(batch),
     }
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"STATEHUB_PORT={value!r} must be a port number from 1 to 65535")
+    return int(value)
+
+
+def _with_password(url: str, path: Path) -> str:
+    """STATEHUB_DATABASE_PASSWORD_FILE: the password from a file (a container secret), not the URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(
+            f"STATEHUB_DATABASE_PASSWORD_FILE={path}: cannot read it ({error.strerror})"
+        ) from None
+    return make_url(url).set(password=password).render_as_string(hide_password=False)

@@ -13,13 +13,30 @@ from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
 
+pytest_plugins = ["tests.backends"]
+"""``--backends``: every test using ``settings`` runs on SQLite and on PostgreSQL (tests/backends.py)."""
+
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings under a temp STATEHUB_HOME, so no test touches a person's real hub."""
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_backend: str | None) -> Settings:
+    """Settings under a temp STATEHUB_HOME, so no test touches a person's real hub.
+
+    Parametrised over the cache backends: the CLI run in-process sees the same
+    database through STATEHUB_DATABASE_URL.
+    """
     home = tmp_path / "hub-home"
     monkeypatch.setenv("STATEHUB_HOME", str(home))
-    monkeypatch.delenv("STATEHUB_DATABASE_URL", raising=False)
+    if cache_backend is None:
+        monkeypatch.delenv("STATEHUB_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("STATEHUB_DATABASE_URL", cache_backend)
+    for name in (
+        "STATEHUB_PROFILE",
+        "STATEHUB_AUTH",
+        "STATEHUB_TOKEN_PUBLIC_KEY",
+        "STATEHUB_TOKEN_ROOT_KEY_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
     return Settings.from_env().with_overrides(watch=False)
 
 

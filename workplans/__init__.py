@@ -17,6 +17,17 @@ from workplans.events import (
     parse_event,
     register_event_kind,
 )
+from workplans.fleet import parse_fleet, render_fleet
+from workplans.fleet_models import (
+    FLEET_PATH,
+    FleetRegistry,
+    Gate,
+    Lane,
+    Machine,
+    MachineRole,
+    Workload,
+    WorkloadState,
+)
 from workplans.ids import is_task_id, is_task_ref, is_workplan_id, split_task_ref
 from workplans.manifest import MANIFEST_PATH, parse_manifest
 from workplans.models import (
@@ -35,6 +46,7 @@ from workplans.workplan import parse_workplan, render_workplan
 __all__ = [
     "CANON_ID",
     "EVENT_KINDS",
+    "FLEET_PATH",
     "MANIFEST_PATH",
     "ApplyError",
     "BrokenTarget",
@@ -44,8 +56,13 @@ __all__ = [
     "Event",
     "EventKind",
     "FileProblem",
+    "FleetRegistry",
     "FormatError",
+    "Gate",
     "InvalidEvent",
+    "Lane",
+    "Machine",
+    "MachineRole",
     "NoLongerApplies",
     "ProgressNoteEvent",
     "RepoManifest",
@@ -53,6 +70,8 @@ __all__ = [
     "TaskAddEvent",
     "TaskStatus",
     "TaskStatusEvent",
+    "Workload",
+    "WorkloadState",
     "Workplan",
     "WorkplanStatus",
     "WorkplanStatusEvent",
@@ -62,10 +81,12 @@ __all__ = [
     "is_workplan_id",
     "parse_canon",
     "parse_event",
+    "parse_fleet",
     "parse_manifest",
     "parse_workplan",
     "register_event_kind",
     "render_canon",
+    "render_fleet",
     "render_workplan",
     "split_task_ref",
 ]

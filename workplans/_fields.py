@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
+from functools import cache
 from typing import Any, TypeVar
 
 from workplans.problems import FileProblem
@@ -35,23 +36,39 @@ class KeyLines:
     """Find the file line of a key, so semantic problems point at a line too.
 
     TOML parsers do not report positions for values, so we scan the raw text:
-    top-level keys, then keys inside the n-th ``[[array]]`` table.
+    top-level keys, then keys inside the n-th ``[[array]]`` table (and inside its
+    sub-tables, such as the ``[workloads.gate]`` of the n-th ``[[workloads]]``).
     """
 
     _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
     def __init__(self, toml_text: str, first_line: int) -> None:
+        # Scanned lazily: a valid file never needs a line number, and the scan
+        # costs a third of parsing a workplan (bench/rebuild.py).
+        self._text = toml_text
+        self._first_line = first_line
+        self._scanned = False
         self._lines: dict[tuple[str, int, str], int] = {}
         self._headers: dict[tuple[str, int], int] = {}
+
+    def _scan(self) -> None:
+        self._scanned = True
         counters: dict[str, int] = {}
+        arrays: set[str] = set()
         table, index = "", 0
-        for offset, raw in enumerate(toml_text.splitlines()):
-            line_no = first_line + offset
+        for offset, raw in enumerate(self._text.splitlines()):
+            line_no = self._first_line + offset
             header = self._HEADER.match(raw)
             if header:
                 table = header.group(1).strip()
-                index = counters.get(table, -1) + 1 if raw.lstrip().startswith("[[") else 0
+                if raw.lstrip().startswith("[["):
+                    index = counters.get(table, -1) + 1
+                    arrays.add(table)
+                else:
+                    # [workloads.gate] belongs to the latest [[workloads]] entry, so it shares its index
+                    parent = table.rpartition(".")[0]
+                    index = counters.get(parent, 0) if parent in arrays else 0
                 counters[table] = index
                 self._headers.setdefault((table, index), line_no)
                 continue
@@ -60,9 +77,13 @@ class KeyLines:
                 self._lines.setdefault((table, index, key.group(1)), line_no)
 
     def key(self, key: str, table: str = "", index: int = 0) -> int | None:
+        if not self._scanned:
+            self._scan()
         return self._lines.get((table, index, key)) or self._headers.get((table, index))
 
     def table(self, table: str, index: int = 0) -> int | None:
+        if not self._scanned:
+            self._scan()
         return self._headers.get((table, index))
 
 
@@ -77,7 +98,7 @@ class Reader:
         problems: list[FileProblem],
         table: str = "",
         index: int = 0,
-        label: str = "",
+        label: str | Callable[[], str] = "",
     ) -> None:
         self.data = data
         self.path = path
@@ -91,7 +112,8 @@ class Reader:
         line = (
             self.lines.key(key, self.table, self.index) if key else self.lines.table(self.table, self.index)
         )
-        prefix = f"{self.label}: " if self.label else ""
+        label = self.label() if callable(self.label) else self.label
+        prefix = f"{label}: " if label else ""
         self.problems.append(FileProblem(self.path, line, prefix + message))
 
     def string(self, key: str, *, required: bool) -> str | None:
@@ -119,12 +141,11 @@ class Reader:
         value = self.string(key, required=default is None)
         if value is None:
             return default if key not in self.data else None
-        try:
-            return enum(value)
-        except ValueError:
-            valid = " | ".join(member.value for member in enum)
+        member: E | None = _members(enum).get(value)
+        if member is None:
+            valid = " | ".join(m.value for m in enum)
             self.problem(key, f"'{key}' = {value!r} is not one of {valid}")
-            return None
+        return member
 
     def strings(self, key: str) -> tuple[str, ...]:
         value = self.data.get(key, [])
@@ -145,5 +166,11 @@ class Reader:
         return None
 
     def extra(self, known: Iterable[str]) -> dict[str, Any]:
-        known_keys = set(known)
+        known_keys = known if isinstance(known, frozenset) else frozenset(known)
         return {k: v for k, v in self.data.items() if k not in known_keys}
+
+
+@cache
+def _members(enum: type[StrEnum]) -> dict[str, Any]:
+    """Value -> member, once per enum: cheaper than ``enum(value)`` in a hot loop."""
+    return {member.value: member for member in enum}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import tomlkit
@@ -18,8 +19,8 @@ __all__ = ["SKIPPED_WITHOUT_FRONT_MATTER", "parse_workplan", "render_workplan"]
 SKIPPED_WITHOUT_FRONT_MATTER = frozenset({"README.md", "index.md"})
 """File names under ``workplans/`` that may be plain Markdown (FORMAT.md)."""
 
-_WORKPLAN_KEYS = ("id", "title", "status", "owner", "related", "tasks")
-_TASK_KEYS = ("id", "title", "status", "owner", "depends_on")
+_WORKPLAN_KEYS = frozenset(("id", "title", "status", "owner", "related", "tasks"))
+_TASK_KEYS = frozenset(("id", "title", "status", "owner", "depends_on"))
 
 
 def parse_workplan(text: str, path: str) -> Workplan | None:
@@ -71,8 +72,7 @@ def _parse_tasks(
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     for index, table in enumerate(raw):
-        label = f"task #{index + 1}" + (f" ({table['id']})" if isinstance(table.get("id"), str) else "")
-        reader = Reader(table, path, lines, problems, "tasks", index, label)
+        reader = Reader(table, path, lines, problems, "tasks", index, _task_label(table, index))
         task_id = reader.pattern("id", TASK_ID, "T01")
         title = reader.string("title", required=True)
         status = reader.choice("status", TaskStatus, default=TaskStatus.TODO)
@@ -103,6 +103,16 @@ def _parse_tasks(
             )
         )
     return tuple(tasks)
+
+
+def _task_label(table: dict[str, Any], index: int) -> Callable[[], str]:
+    """How problems name a task ("task #2 (T02)"); built only when there is a problem."""
+
+    def label() -> str:
+        task_id = table.get("id")
+        return f"task #{index + 1}" + (f" ({task_id})" if isinstance(task_id, str) else "")
+
+    return label
 
 
 def render_workplan(workplan: Workplan) -> str:

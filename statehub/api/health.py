@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import get
+from litestar.di import NamedDependency
 from sqlalchemy import Connection, func, select
 
 from statehub.cache import SCHEMA_VERSION
@@ -15,7 +16,9 @@ from statehub.hub import Hub
 
 
 @get("/state/health", sync_to_thread=False)
-def health(hub: Hub, conn: Connection, events: EventDesk) -> dict[str, Any]:
+def health(
+    hub: NamedDependency[Hub], conn: NamedDependency[Connection], events: NamedDependency[EventDesk]
+) -> dict[str, Any]:
     repos = conn.execute(select(func.count()).select_from(REPOS)).scalar_one()
     return {
         "status": "ok",

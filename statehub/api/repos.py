@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy import Connection
 
@@ -32,23 +34,23 @@ class RepoController(Controller):
     tags = ["repos"]
 
     @get("/", sync_to_thread=False)
-    def list_repos(self, conn: Connection) -> dict[str, Any]:
+    def list_repos(self, conn: NamedDependency[Connection]) -> dict[str, Any]:
         page = queries.list_repos(conn)
         return {"items": page.items, "total": page.total}
 
     @post("/", status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def register(self, hub: Hub, data: RegisterRepo) -> dict[str, Any]:
+    def register(self, hub: NamedDependency[Hub], data: JSONBody[RegisterRepo]) -> dict[str, Any]:
         return _report(hub, hub.register(Path(data.path)))
 
     @get("/{slug:str}", sync_to_thread=False)
-    def get_repo(self, conn: Connection, slug: str) -> dict[str, Any]:
+    def get_repo(self, conn: NamedDependency[Connection], slug: FromPath[str]) -> dict[str, Any]:
         return queries.get_repo(conn, slug)
 
     @delete("/{slug:str}", status_code=HTTP_200_OK, sync_to_thread=True)
-    def remove(self, hub: Hub, slug: str) -> dict[str, Any]:
+    def remove(self, hub: NamedDependency[Hub], slug: FromPath[str]) -> dict[str, Any]:
         hub.remove(slug)
         return {"removed": slug}
 
     @post("/{slug:str}/refresh", status_code=HTTP_200_OK, sync_to_thread=True)
-    def refresh(self, hub: Hub, slug: str) -> dict[str, Any]:
+    def refresh(self, hub: NamedDependency[Hub], slug: FromPath[str]) -> dict[str, Any]:
         return _report(hub, hub.refresh(slug)[0])

@@ -1,16 +1,21 @@
-"""Open the cache database; drop and rebuild it when its schema version differs."""
+"""Open the cache database; drop and rebuild it when its schema version differs.
+
+Two backends: a SQLite file (dev, one small host) and PostgreSQL (fleet), picked
+by the URL alone: ``sqlite:///path`` or ``postgresql+psycopg://user@host/db``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel
 
 from statehub.cache.schema import META, SCHEMA_VERSION
 
-__all__ = ["open_cache", "reset_cache"]
+__all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -19,6 +24,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql", "postgres"))
 
 
 def open_cache(url: str) -> tuple[Engine, bool]:
@@ -33,6 +42,9 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
+    elif is_postgres(url):
+        # A server may restart under a long-running hub; a dead pooled connection is replaced.
+        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -42,15 +54,30 @@ def open_cache(url: str) -> tuple[Engine, bool]:
     return engine, True
 
 
-def reset_cache(engine: Engine) -> None:
-    """Drop every cache table and create the current schema."""
+def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
+    """Drop every cache table and create the current schema.
+
+    ``indexes=False`` leaves out the secondary indexes, for a bulk load that then
+    calls :func:`create_indexes`: building an index once over loaded rows is
+    cheaper than keeping it up to date row by row (bench/rebuild.py).
+    """
     SQLModel.metadata.drop_all(engine)
-    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            conn.execute(CreateTable(table))
+        if indexes:
+            create_indexes(conn)
     with engine.begin() as conn:
         conn.execute(
             META.insert(),
             [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
         )
+
+
+def create_indexes(conn: Connection) -> None:
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _stored_version(engine: Engine) -> int | None:

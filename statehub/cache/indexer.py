@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, select, update
 
-from statehub.cache.derived import recompute_derived
-from statehub.cache.schema import FILE_ERRORS, REPOS, SOURCE_FILES
+from statehub.cache.bulk import insert_rows
+from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, SOURCE_FILES, TASKS, WORKPLANS
 from statehub.cache.sources import SOURCE_KINDS, ScannedFile, scan_sources
 from workplans import FileProblem, FormatError, RepoManifest, parse_manifest
 
@@ -37,6 +38,8 @@ class IndexReport:
     parsed: int = 0
     removed: int = 0
     errors: list[FileProblem] = field(default_factory=list)
+    scope: Scope = field(default_factory=Scope)
+    """What the changed files can affect beyond themselves (see derived.Scope)."""
 
 
 @dataclass(slots=True)
@@ -53,9 +56,20 @@ class _Pending:
 
 
 def index_repo(
-    conn: Connection, slug: str, root: Path, *, full: bool = False, derive: bool = True
+    conn: Connection,
+    slug: str,
+    root: Path,
+    *,
+    full: bool = False,
+    derive: bool = True,
+    empty: bool = False,
 ) -> IndexReport:
-    """Bring the cache rows of one repo in line with its files, inside the caller's transaction."""
+    """Bring the cache rows of one repo in line with its files, inside the caller's transaction.
+
+    ``full`` re-parses every file; ``empty`` says the cache holds no rows of this
+    repo (a rebuild just reset it), so there is nothing to look up or delete.
+    """
+    full = full or empty
     report = IndexReport(slug)
     scanned = scan_sources(root)
     report.files = len(scanned)
@@ -80,11 +94,36 @@ def index_repo(
         if path not in scanned:
             pending.replaced[row.kind].append(path)
             report.removed += 1
-    _write(conn, slug, pending, full)
-    _update_repo_row(conn, slug, root, pending)
+    if not empty:
+        report.scope = _old_scope(conn, slug, None if full else pending.replaced)
+    _write(conn, slug, pending, full, empty)
+    _update_repo_row(conn, slug, root, pending, empty)
+    report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS, ()))
+    report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
     if derive:
-        recompute_derived(conn)
+        recompute_derived(conn, report.scope)
     return report
+
+
+def _old_scope(conn: Connection, slug: str, replaced: dict[str, list[str]] | None) -> Scope:
+    """The ids and refs the rows about to be replaced hold (all of the repo's when ``replaced`` is None)."""
+    scope = Scope()
+    if replaced is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        chunks = list(_chunks([p for paths in replaced.values() for p in paths]))
+        if not chunks:
+            return scope
+    for chunk in chunks:
+
+        def where(table: Table, chunk: list[str] | None = chunk) -> Any:
+            repo = table.c.repo == slug
+            return repo if chunk is None else and_(repo, table.c.path.in_(chunk))
+
+        scope.workplan_ids.update(conn.execute(select(WORKPLANS.c.id).where(where(WORKPLANS))).scalars())
+        scope.refs.update(conn.execute(select(TASKS.c.ref).where(where(TASKS))).scalars())
+        scope.canon.update((slug, i) for i in conn.execute(select(CANON.c.id).where(where(CANON))).scalars())
+    return scope
 
 
 def _consider(
@@ -157,8 +196,10 @@ def _problem(pending: _Pending, report: IndexReport, slug: str, problem: FilePro
     )
 
 
-def _write(conn: Connection, slug: str, pending: _Pending, full: bool) -> None:
-    if full:
+def _write(conn: Connection, slug: str, pending: _Pending, full: bool, empty: bool) -> None:
+    if empty:
+        pass
+    elif full:
         remove_repo_rows(conn, slug, keep_repo_row=True)
     else:
         changed = [p for paths in pending.replaced.values() for p in paths]
@@ -167,14 +208,8 @@ def _write(conn: Connection, slug: str, pending: _Pending, full: bool) -> None:
                 for chunk in _chunks(paths):
                     conn.execute(delete(table).where(and_(table.c.repo == slug, table.c.path.in_(chunk))))
         for chunk in _chunks(changed):
-            conn.execute(
-                delete(FILE_ERRORS).where(
-                    and_(
-                        FILE_ERRORS.c.repo == slug,
-                        FILE_ERRORS.c.origin == "parse",
-                        FILE_ERRORS.c.path.in_(chunk),
-                    )
-                )
+            conn.execute(  # both origins: a changed file's duplicate claims are re-derived
+                delete(FILE_ERRORS).where(and_(FILE_ERRORS.c.repo == slug, FILE_ERRORS.c.path.in_(chunk)))
             )
             conn.execute(
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == slug, SOURCE_FILES.c.path.in_(chunk)))
@@ -185,30 +220,25 @@ def _write(conn: Connection, slug: str, pending: _Pending, full: bool) -> None:
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == slug, SOURCE_FILES.c.path.in_(chunk)))
             )
     for table, rows in pending.rows.items():
-        if rows:
-            conn.execute(table.insert(), rows)
-    if pending.sources:
-        conn.execute(SOURCE_FILES.insert(), pending.sources)
-    if pending.errors:
-        conn.execute(FILE_ERRORS.insert(), pending.errors)
+        insert_rows(conn, table, rows)
+    insert_rows(conn, SOURCE_FILES, pending.sources)
+    insert_rows(conn, FILE_ERRORS, pending.errors)
 
 
-def _update_repo_row(conn: Connection, slug: str, root: Path, pending: _Pending) -> None:
-    exists = conn.execute(select(REPOS.c.slug).where(REPOS.c.slug == slug)).first() is not None
-    if not exists:
-        conn.execute(REPOS.insert(), [{"slug": slug, "path": str(root), "prefixes": []}])
-    if pending.manifest_seen or "manifest" in pending.replaced:
-        manifest = pending.manifest or RepoManifest()
-        conn.execute(
-            update(REPOS)
-            .where(REPOS.c.slug == slug)
-            .values(
-                path=str(root),
-                title=manifest.title,
-                prefixes=list(manifest.prefixes),
-                default_branch=manifest.default_branch,
-            )
-        )
+def _update_repo_row(conn: Connection, slug: str, root: Path, pending: _Pending, empty: bool) -> None:
+    manifest = pending.manifest or RepoManifest()
+    values = {
+        "path": str(root),
+        "title": manifest.title,
+        "prefixes": list(manifest.prefixes),
+        "default_branch": manifest.default_branch,
+    }
+    if empty or conn.execute(select(REPOS.c.slug).where(REPOS.c.slug == slug)).first() is None:
+        conn.execute(REPOS.insert(), [{"slug": slug, **values}])
+    elif pending.manifest_seen or "manifest" in pending.replaced:
+        conn.execute(update(REPOS).where(REPOS.c.slug == slug).values(**values))
+    else:
+        conn.execute(update(REPOS).where(REPOS.c.slug == slug).values(path=str(root)))
 
 
 def remove_repo_rows(conn: Connection, slug: str, *, keep_repo_row: bool = False) -> None:

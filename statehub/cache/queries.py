@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, false, func, select
 
+from statehub.cache.prepared import PreparedPage, decode_json, prepare_page
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, TASKS, WORKPLANS
 from statehub.errors import BadRequest, Conflict, NotFound, invalid_choice
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
@@ -39,14 +40,11 @@ def _check(name: str, value: str | None, enum: type[Any]) -> None:
         raise invalid_choice(name, value, [m.value for m in enum])
 
 
-def _page(conn: Connection, query: Select[Any], limit: int, offset: int) -> tuple[Sequence[Any], int]:
+def _check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"invalid limit {limit}: use 1 to {MAX_LIMIT}")
     if offset < 0:
         raise BadRequest(f"invalid offset {offset}: use 0 or more")
-    total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    rows = conn.execute(query.limit(limit).offset(offset)).all()
-    return rows, total
 
 
 def _where(query: Select[Any], *conditions: ColumnElement[bool] | None) -> Select[Any]:
@@ -59,10 +57,10 @@ def _where(query: Select[Any], *conditions: ColumnElement[bool] | None) -> Selec
 
 def list_repos(conn: Connection) -> Page:
     counts: dict[str, int] = dict(
-        conn.execute(select(FILE_ERRORS.c.repo, func.count()).group_by(FILE_ERRORS.c.repo)).tuples().all()
+        conn.execute(select(FILE_ERRORS.c.repo, func.count()).group_by(FILE_ERRORS.c.repo)).all()
     )
     plans: dict[str, int] = dict(
-        conn.execute(select(WORKPLANS.c.repo, func.count()).group_by(WORKPLANS.c.repo)).tuples().all()
+        conn.execute(select(WORKPLANS.c.repo, func.count()).group_by(WORKPLANS.c.repo)).all()
     )
     items = [
         _repo_item(row) | {"error_count": counts.get(row.slug, 0), "workplan_count": plans.get(row.slug, 0)}
@@ -120,36 +118,48 @@ def list_workplans(
     offset: int = 0,
 ) -> Page:
     _check("status", status, WorkplanStatus)
-    query = _where(
-        select(
-            WORKPLANS.c.id,
-            WORKPLANS.c.repo,
-            WORKPLANS.c.path,
-            WORKPLANS.c.title,
-            WORKPLANS.c.status,
-            WORKPLANS.c.owner,
-            WORKPLANS.c.related,
-            WORKPLANS.c.task_count,
-        ),
-        WORKPLANS.c.conflicted == false(),
-        WORKPLANS.c.repo == repo if repo else None,
-        WORKPLANS.c.status == status if status else None,
-        WORKPLANS.c.owner == owner if owner else None,
-    ).order_by(WORKPLANS.c.id)
-    rows, total = _page(conn, query, limit, offset)
+    _check_page(limit, offset)
+    values = {"repo": repo, "status": status, "owner": owner}
+    rows, total = _workplans_query(bool(repo), bool(status), bool(owner)).run(conn, values, limit, offset)
     return Page([_workplan_item(r) for r in rows], total)
 
 
+_WORKPLAN_COLUMNS = (
+    WORKPLANS.c.id,
+    WORKPLANS.c.repo,
+    WORKPLANS.c.path,
+    WORKPLANS.c.title,
+    WORKPLANS.c.status,
+    WORKPLANS.c.owner,
+    WORKPLANS.c.related,
+    WORKPLANS.c.task_count,
+)
+
+
+@cache
+def _workplans_query(repo: bool, status: bool, owner: bool) -> PreparedPage:
+    return prepare_page(
+        lambda: _where(
+            select(*_WORKPLAN_COLUMNS),
+            WORKPLANS.c.conflicted == false(),
+            WORKPLANS.c.repo == bindparam("repo") if repo else None,
+            WORKPLANS.c.status == bindparam("status") if status else None,
+            WORKPLANS.c.owner == bindparam("owner") if owner else None,
+        ).order_by(WORKPLANS.c.id)
+    )
+
+
 def _workplan_item(row: Any) -> dict[str, Any]:
+    plan_id, repo, path, title, status, owner, related, task_count = row[:8]
     return {
-        "id": row.id,
-        "repo": row.repo,
-        "path": row.path,
-        "title": row.title,
-        "status": row.status,
-        "owner": row.owner,
-        "related": row.related,
-        "task_count": row.task_count,
+        "id": plan_id,
+        "repo": repo,
+        "path": path,
+        "title": title,
+        "status": status,
+        "owner": owner,
+        "related": decode_json(related),
+        "task_count": task_count,
     }
 
 
@@ -161,12 +171,14 @@ def get_workplan(conn: Connection, workplan_id: str) -> dict[str, Any]:
         places = ", ".join(f"{r.repo}/{r.path}" for r in rows)
         raise Conflict(f"workplan id {workplan_id} is claimed by {places}; rename one of them")
     row = rows[0]
+    if row.conflicted:
+        raise Conflict(f"workplan id {workplan_id} is claimed by more than one file; rename one of them")
     tasks = conn.execute(
         _task_columns()
         .where(and_(TASKS.c.repo == row.repo, TASKS.c.path == row.path))
         .order_by(TASKS.c.position)
     ).all()
-    return _workplan_item(row) | {
+    return _workplan_item(tuple(getattr(row, c.name) for c in _WORKPLAN_COLUMNS)) | {
         "body": row.body,
         "extra": row.extra,
         "tasks": [_task_item(t) for t in tasks],
@@ -192,18 +204,34 @@ def _task_columns() -> Select[Any]:
 
 
 def _task_item(row: Any) -> dict[str, Any]:
+    ref, workplan_id, task_id, repo, path, title, status, owner, depends_on, ready = row[:10]
     return {
-        "ref": row.ref,
-        "workplan": row.workplan_id,
-        "id": row.task_id,
-        "repo": row.repo,
-        "path": row.path,
-        "title": row.title,
-        "status": row.status,
-        "owner": row.owner,
-        "depends_on": row.depends_on,
-        "ready": bool(row.ready),
+        "ref": ref,
+        "workplan": workplan_id,
+        "id": task_id,
+        "repo": repo,
+        "path": path,
+        "title": title,
+        "status": status,
+        "owner": owner,
+        "depends_on": decode_json(depends_on),
+        "ready": bool(ready),
     }
+
+
+@cache
+def _tasks_query(repo: bool, workplan: bool, status: bool, owner: bool, ready: bool) -> PreparedPage:
+    return prepare_page(
+        lambda: _where(
+            _task_columns(),
+            TASKS.c.conflicted == false(),
+            TASKS.c.repo == bindparam("repo") if repo else None,
+            TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
+            TASKS.c.status == bindparam("status") if status else None,
+            TASKS.c.owner == bindparam("owner") if owner else None,
+            TASKS.c.ready == bindparam("ready") if ready else None,
+        ).order_by(TASKS.c.workplan_id, TASKS.c.position)
+    )
 
 
 def list_tasks(
@@ -218,16 +246,10 @@ def list_tasks(
     offset: int = 0,
 ) -> Page:
     _check("status", status, TaskStatus)
-    query = _where(
-        _task_columns(),
-        TASKS.c.conflicted == false(),
-        TASKS.c.repo == repo if repo else None,
-        TASKS.c.workplan_id == workplan if workplan else None,
-        TASKS.c.status == status if status else None,
-        TASKS.c.owner == owner if owner else None,
-        TASKS.c.ready == ready if ready is not None else None,
-    ).order_by(TASKS.c.workplan_id, TASKS.c.position)
-    rows, total = _page(conn, query, limit, offset)
+    _check_page(limit, offset)
+    values = {"repo": repo, "workplan": workplan, "status": status, "owner": owner, "ready": ready}
+    prepared = _tasks_query(bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
+    rows, total = prepared.run(conn, values, limit, offset)
     return Page([_task_item(r) for r in rows], total)
 
 
@@ -243,17 +265,43 @@ def get_task(conn: Connection, ref: str) -> dict[str, Any]:
 # canon -------------------------------------------------------------------------------------------
 
 
+_CANON_COLUMNS = (
+    CANON.c.id,
+    CANON.c.repo,
+    CANON.c.path,
+    CANON.c.title,
+    CANON.c.kind,
+    CANON.c.status,
+    CANON.c.date,
+    CANON.c.supersedes,
+)
+
+
 def _canon_item(row: Any) -> dict[str, Any]:
+    doc_id, repo, path, title, kind, status, date, supersedes = row[:8]
     return {
-        "id": row.id,
-        "repo": row.repo,
-        "path": row.path,
-        "title": row.title,
-        "kind": row.kind,
-        "status": row.status,
-        "date": row.date,
-        "supersedes": row.supersedes,
+        "id": doc_id,
+        "repo": repo,
+        "path": path,
+        "title": title,
+        "kind": kind,
+        "status": status,
+        "date": date,
+        "supersedes": decode_json(supersedes),
     }
+
+
+@cache
+def _canon_query(repo: bool, kind: bool, status: bool) -> PreparedPage:
+    return prepare_page(
+        lambda: _where(
+            select(*_CANON_COLUMNS),
+            CANON.c.conflicted == false(),
+            CANON.c.repo == bindparam("repo") if repo else None,
+            CANON.c.kind == bindparam("kind") if kind else None,
+            CANON.c.status == bindparam("status") if status else None,
+        ).order_by(CANON.c.id, CANON.c.repo)
+    )
 
 
 def list_canon(
@@ -267,14 +315,9 @@ def list_canon(
 ) -> Page:
     _check("kind", kind, CanonKind)
     _check("status", status, CanonStatus)
-    query = _where(
-        select(CANON),
-        CANON.c.conflicted == false(),
-        CANON.c.repo == repo if repo else None,
-        CANON.c.kind == kind if kind else None,
-        CANON.c.status == status if status else None,
-    ).order_by(CANON.c.id, CANON.c.repo)
-    rows, total = _page(conn, query, limit, offset)
+    _check_page(limit, offset)
+    values = {"repo": repo, "kind": kind, "status": status}
+    rows, total = _canon_query(bool(repo), bool(kind), bool(status)).run(conn, values, limit, offset)
     return Page([_canon_item(r) for r in rows], total)
 
 
@@ -290,4 +333,7 @@ def get_canon(conn: Connection, doc_id: str, repo: str | None = None) -> dict[st
             raise Conflict(f"{doc_id} exists in repos {', '.join(repos)}; ask again with ?repo=<slug>")
         raise Conflict(f"{doc_id} is claimed by more than one file in {repos[0]}; rename one of them")
     row = rows[0]
-    return _canon_item(row) | {"body": row.body, "extra": row.extra}
+    return _canon_item(tuple(getattr(row, c.name) for c in _CANON_COLUMNS)) | {
+        "body": row.body,
+        "extra": row.extra,
+    }

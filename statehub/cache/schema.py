@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -28,7 +28,8 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 5
+"""3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL."""
 
 
 def _json() -> Any:
@@ -58,8 +59,9 @@ class SourceFileRow(SQLModel, table=True):
     path: str = Field(primary_key=True)
     kind: str
     sha: str
-    mtime_ns: int
-    size: int
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL."""
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class FileErrorRow(SQLModel, table=True):
@@ -92,14 +94,19 @@ class WorkplanRow(SQLModel, table=True):
 class TaskRow(SQLModel, table=True):
     __tablename__ = "task"
     __table_args__ = (
-        Index("ix_task_status_owner", "status", "owner"),
-        Index("ix_task_ready", "ready", "workplan_id", "position"),
+        # Each list filter, then conflicted (every list excludes conflicted rows), then
+        # the list order: counts are index-only and pages need no sort (bench/query.py).
+        Index("ix_task_status_owner", "status", "owner", "conflicted", "workplan_id", "position"),
+        Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position"),
         Index("ix_task_order", "workplan_id", "position"),
+        # ref first, then what ready asks of a dependency: SQLite then resolves a
+        # dependency by its ref instead of scanning every done task (bench/rebuild.py).
+        Index("ix_task_ref_status", "ref", "status", "conflicted"),
     )
     repo: str = Field(primary_key=True)
     path: str = Field(primary_key=True)
     task_id: str = Field(primary_key=True)
-    ref: str = Field(index=True)
+    ref: str
     workplan_id: str
     position: int
     title: str

@@ -62,7 +62,7 @@ def _workplan_rows(repo: str, path: str, text: str) -> Rows:
                 "status": task.status.value,
                 "owner": task.owner,
                 "depends_on": depends_on,
-                "extra": json_safe(task.extra),
+                "extra": json_safe(task.extra) if task.extra else {},
                 "ready": False,
                 "conflicted": False,
             }

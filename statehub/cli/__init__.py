@@ -6,10 +6,12 @@ import click
 
 from statehub.cli.buffer import buffer
 from statehub.cli.events import event, events
+from statehub.cli.fleet import fleet
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
 from statehub.cli.sweep import sweep
+from statehub.cli.token import token
 
 __all__ = ["main"]
 
@@ -23,5 +25,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, buffer):
+for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet, token, buffer):
     main.add_command(command)

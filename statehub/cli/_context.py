@@ -19,12 +19,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
-def open_hub() -> Iterator[Hub]:
+def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
     try:
         settings = Settings.from_env()
-    except ValueError as error:
+        hub = Hub(settings, reconcile=reconcile)
+    except ValueError as error:  # a bad setting or an unreadable hub.toml
         raise click.ClickException(str(error)) from None
-    hub = Hub(settings)
     try:
         yield hub
     finally:

@@ -86,7 +86,7 @@ def refresh(slug: str | None, as_json: bool) -> None:
 
     Example: statehub repos refresh the-custodian
     """
-    with open_hub() as hub:
+    with open_hub(reconcile=False) as hub:
         reports = hub.refresh(slug)
         with hub.engine.connect() as conn:
             details = [queries.get_repo(conn, r.repo) for r in reports]
@@ -108,7 +108,7 @@ def rebuild(as_json: bool) -> None:
 
     Example: statehub rebuild
     """
-    with open_hub() as hub:
+    with open_hub(reconcile=False) as hub:
         repos_ = hub.repos()
         with Progress(
             TextColumn("indexing"),

@@ -20,10 +20,12 @@ from sqlalchemy import Connection, and_, false, select
 
 from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Conflict, Unprocessable
+from statehub.events.fleet_intake import FleetIntake
 from statehub.hub import Hub
 from sync.buffer import EventState, KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
+from workplans.fleet_event_types import FleetEvent
 
 __all__ = ["MAX_BATCH", "InvalidEvents", "default_actor", "new_event_key", "next_task_id", "submit_events"]
 
@@ -111,6 +113,7 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False) 
     with hub.engine.connect() as conn:
         known = _known(conn, {e.workplan_id for _, e, _ in parsed if e.workplan_id})
     registered = {r.slug for r in hub.repos()}
+    fleet = FleetIntake(hub, buffer)
     adding: dict[tuple[str, str], str] = {}
     submissions: list[Submission] = []
     indexes: list[int] = []
@@ -123,6 +126,14 @@ def submit_events(hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False) 
                 for name, message in found.items()
             )
             continue
+        if isinstance(event, FleetEvent):
+            refused = fleet.refusals(event, found)
+            if refused:
+                problems.extend(
+                    {"index": index, "key": event.key, "field": event.rule_field, "message": reason}
+                    for reason in refused
+                )
+                continue
         full = event.to_json() | {"repo": found}
         payload = {k: v for k, v in full.items() if k in sent}
         workplan = full.get("workplan")

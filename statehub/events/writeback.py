@@ -49,6 +49,7 @@ from workplans import (
     apply_event,
     parse_event,
 )
+from workplans.fleet_event_types import FleetEvent
 
 __all__ = ["CRASH_ENV", "Applier", "RepoApplied"]
 
@@ -358,6 +359,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _describe(event: Event) -> str:
+    if isinstance(event, FleetEvent):
+        return event.describe()
     data = event.to_json()
     target = data.get("workplan", "")
     if "task" in data:

@@ -14,7 +14,10 @@ from statehub.manifests import resolve_doc, validate
 from sync.saving import Person, SaveRequest
 from tests.gitfixtures import GitRepo
 
-FLEET = '[[machines]]\nname = "railiance01"\nrole = "production-home"\n\n[[workloads]]\nname = "api"\n'
+FLEET = (
+    '[[machines]]\nname = "railiance01"\nrole = "production-home"\n\n'
+    '[[workloads]]\nname = "api"\ncurrent_host = "railiance01"\n'
+)
 
 
 def test_only_the_two_manifests_of_a_registered_repo_are_editable(
@@ -34,8 +37,15 @@ def test_only_the_two_manifests_of_a_registered_repo_are_editable(
 
 def test_fleet_problems_have_lines_and_columns() -> None:
     assert validate("registry/fleet.toml", FLEET) == []
-    problems = validate("registry/fleet.toml", FLEET + '\n[[lanes]]\nfrom = "a"\n')
-    assert problems == [{"line": 8, "column": 1, "message": 'each [[lanes]] needs a name = "..."'}]
+    problems = validate("registry/fleet.toml", FLEET + '\n[[lanes]]\nfrom = "railiance01"\nto = "a"\n')
+    assert problems == [
+        {"line": 9, "column": 1, "message": "lane #1: missing required key 'name'"},
+        {
+            "line": 11,
+            "column": 1,
+            "message": "lane #1: 'to' = 'a' is not a machine in this file (machines: railiance01)",
+        },
+    ]
     assert validate("registry/fleet.toml", "machines = 3\n")[0]["line"] == 1
     syntax = validate("registry/fleet.toml", '[[machines]]\nname = "a\n')
     assert syntax[0]["line"] == 2 and syntax[0]["column"] is not None

@@ -1,0 +1,186 @@
+"""Read latency and throughput of the hub's busiest questions, beside a bare endpoint, in one run.
+
+Serves the synthetic corpus (bench/corpus.py) with a real uvicorn server on
+loopback in a subprocess, and the bare Litestar + sqlite3 endpoint
+(bench/bare_app.py) over the same cache file in another, then asks both
+    GET /tasks?status=blocked&owner=codex
+    GET /tasks?ready=true&limit=50
+with httpx. Targets: p99 <= 10 ms; throughput >= 60% of the bare endpoint.
+
+Throughput is judged as requests served per second of the server process's own
+CPU time: four client threads in one Python process saturate before a bare
+server does, so client-side requests per second would compare the client with
+itself. Client-side req/s is printed too.
+
+    .venv/bin/python bench/query.py [--repos 74] [--requests 1000] [--rounds 3]
+
+The hub is served with STATEHUB_WATCH=0: the watcher does not touch the read path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import build_corpus  # noqa: E402
+from statehub.hub import Hub  # noqa: E402
+from statehub.settings import Settings  # noqa: E402
+
+P99_TARGET_MS = 10.0
+THROUGHPUT_TARGET = 0.6
+QUERIES = {
+    "blocked+owner": "/tasks?status=blocked&owner=codex",
+    "ready limit 50": "/tasks?ready=true&limit=50",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), so throughput can be judged by the
+    server's own cost per request rather than by how fast a Python client can send."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/tasks?limit=1", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server {command} did not come up") from None
+                time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def latency(url: str, path: str, requests: int) -> tuple[float, float]:
+    with httpx.Client(base_url=url) as client:
+        for _ in range(100):
+            client.get(path).raise_for_status()
+        times = []
+        for _ in range(requests):
+            start = time.perf_counter()
+            client.get(path).raise_for_status()
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def throughput(url: str, pid: int, path: str, seconds: float, clients: int = 4) -> tuple[float, float]:
+    """(requests per wall second seen by the clients, requests per server CPU second)."""
+    counts = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def run(index: int) -> None:
+        with httpx.Client(base_url=url) as client:
+            while time.monotonic() < stop:
+                client.get(path).raise_for_status()
+                counts[index] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    start, cpu = time.monotonic(), cpu_seconds(pid)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    served = sum(counts)
+    return served / (time.monotonic() - start), served / max(cpu_seconds(pid) - cpu, 1e-9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repos", type=int, default=74)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="statehub-query-") as tmp:
+        base = Path(tmp)
+        corpus = build_corpus(base / "corpus", repos=args.repos)
+        env = {**os.environ, "STATEHUB_HOME": str(base / "home"), "STATEHUB_WATCH": "0"}
+        env.pop("STATEHUB_DATABASE_URL", None)
+        settings = Settings.from_env(env)
+        hub = Hub(settings)
+        for repo in corpus.repos:
+            hub.register(repo)
+        hub.close()
+        print(f"corpus: {len(corpus.repos)} repos, {corpus.workplans} workplans, {corpus.tasks} tasks")
+
+        hub_port, bare_port = _free_port(), _free_port()
+        hub_cmd = [sys.executable, "-m", "statehub", "serve", "--port", str(hub_port)]
+        bare_cmd = [
+            sys.executable,
+            str(HERE / "bare_app.py"),
+            str(settings.default_cache_file),
+            str(bare_port),
+        ]
+        results: dict[str, dict[str, tuple[float, float, float, float]]] = {}
+        with serving(hub_cmd, env, hub_port) as hub, serving(bare_cmd, env, bare_port) as bare:
+            (hub_url, _), (bare_url, _) = hub, bare
+            for name, path in QUERIES.items():
+                hub_total = httpx.get(hub_url + path).json()["total"]
+                bare_total = httpx.get(bare_url + path).json()["total"]
+                assert hub_total == bare_total, (name, hub_total, bare_total)
+                # Rounds alternate hub and bare so load from other work on the machine hits both
+                # alike; each figure is the median over the rounds.
+                rounds: dict[str, list[tuple[float, float, float, float]]] = {"hub": [], "bare": []}
+                for _ in range(args.rounds):
+                    for label, (url, pid) in (("hub", hub), ("bare", bare)):
+                        p50, p99 = latency(url, path, args.requests)
+                        rps, capacity = throughput(url, pid, path, args.seconds)
+                        rounds[label].append((p50, p99, rps, capacity))
+                for label, figures in rounds.items():
+                    medians = tuple(statistics.median(f[i] for f in figures) for i in range(4))
+                    results.setdefault(name, {})[label] = medians  # type: ignore[assignment]
+                print(f"{name}: {hub_total} matching tasks")
+
+    met = True
+    for name, by in results.items():
+        hp50, hp99, hrps, hcap = by["hub"]
+        bp50, bp99, brps, bcap = by["bare"]
+        ratio = hcap / bcap
+        met = met and hp99 <= P99_TARGET_MS and ratio >= THROUGHPUT_TARGET
+        print(f"GET {QUERIES[name]}")
+        print(
+            f"  hub : p50 {hp50:6.2f} ms  p99 {hp99:6.2f} ms  {hrps:7.0f} req/s "
+            f"(p99 target <= {P99_TARGET_MS:.0f} ms)"
+        )
+        print(f"  bare: p50 {bp50:6.2f} ms  p99 {bp99:6.2f} ms  {brps:7.0f} req/s")
+        print(f"  server capacity: hub {hcap:.0f}, bare {bcap:.0f} requests per server CPU second")
+        print(f"  throughput hub/bare {ratio:.2f}  (target >= {THROUGHPUT_TARGET})")
+    print("targets met" if met else "TARGETS MISSED")
+
+
+if __name__ == "__main__":
+    main()

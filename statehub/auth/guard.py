@@ -1,0 +1,171 @@
+"""One guard for every route: HTTP requests and WebSocket upgrades (before accept).
+
+The right a route needs comes from its ``opt``; without one, reads (GET, HEAD)
+need ``read``, a WebSocket upgrade needs ``read``, and anything else needs
+``admin``, so a new route is closed until someone says otherwise:
+
+    @post("/repos/{slug:str}/refresh", opt=requires("admin"))        # repo from the path
+    @websocket("/sync/{doc:str}", opt=requires("edit", repo=repo_of_doc))
+    @post("/events", opt=PER_EVENT)     # the handler calls authorize_event for each event
+
+A route marked ``PER_EVENT`` is only authenticated here; its handler must call
+``authorize_event(token_of(request), event.repo, event.actor)`` for every event
+of a batch before writing any of them.
+
+The token comes from ``Authorization: Bearer <token>``; a WebSocket upgrade may
+instead send ``?token=<token>`` (browsers cannot set headers on a WebSocket),
+which is why the server runs without access logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.exceptions import WebSocketException
+from litestar.handlers.base import BaseRouteHandler
+
+from statehub.auth.policy import AuthPolicy
+from statehub.auth.verify import VerifiedToken, authorize
+from statehub.errors import Forbidden, HubError, Unauthorized
+
+__all__ = [
+    "OPEN",
+    "PER_EVENT",
+    "RepoOf",
+    "authorize_event",
+    "authorize_request",
+    "requires",
+    "token_guard",
+    "token_of",
+]
+
+RIGHT_OPT = "statehub_right"
+REPO_OPT = "statehub_repo"
+_OPEN = "open"
+_PER_EVENT = "per-event"
+_STATE_KEY = "statehub_token"
+_UNAUTHENTICATED = "unauthenticated"
+_READS = frozenset({"GET", "HEAD"})
+OPEN_PATHS = frozenset({"/state/health"})
+"""Answered without a token, so container health checks and load balancers can probe the hub."""
+
+RepoOf = Callable[[ASGIConnection[Any, Any, Any, Any]], str | None]
+"""Which repo a request acts on (None: the whole hub)."""
+
+
+def default_repo(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """A ``{slug}`` path parameter, else a ``?repo=`` filter."""
+    slug = connection.path_params.get("slug")
+    if isinstance(slug, str):
+        return slug
+    repo = connection.query_params.get("repo")
+    return repo if isinstance(repo, str) and repo else None
+
+
+def requires(right: str, repo: RepoOf = default_repo) -> dict[str, Any]:
+    """``opt`` for a route that needs ``right`` (read | write | edit | admin) on ``repo(connection)``."""
+    return {RIGHT_OPT: right, REPO_OPT: repo}
+
+
+PER_EVENT: dict[str, Any] = {RIGHT_OPT: _PER_EVENT}
+OPEN: dict[str, Any] = {RIGHT_OPT: _OPEN}
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("send the token as 'Authorization: Bearer <token>'")
+        return value.strip()
+    if connection.scope["type"] == ScopeType.WEBSOCKET:
+        query = connection.query_params.get("token")
+        if isinstance(query, str) and query:
+            return query
+    return None
+
+
+def token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Authenticate, then authorise the route's right; raise Unauthorized / Forbidden otherwise.
+
+    A refused WebSocket upgrade is closed before accept with code 4401 or 4403 and
+    the reason's first 120 bytes (the protocol's limit for a close reason).
+    """
+    try:
+        _guard(connection, handler)
+    except HubError as error:
+        if connection.scope["type"] != ScopeType.WEBSOCKET:
+            raise
+        raise WebSocketException(detail=_close_reason(error.message), code=4000 + error.status_code) from None
+
+
+def _close_reason(message: str, limit: int = 120) -> str:
+    data = message.encode()
+    if len(data) <= limit:
+        return message
+    return data[: limit - 3].decode(errors="ignore") + "..."
+
+
+def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    policy: AuthPolicy = connection.app.state.auth
+    right: str | None = handler.opt.get(RIGHT_OPT)
+    if right is None:
+        method = connection.scope.get("method") if connection.scope["type"] == ScopeType.HTTP else None
+        right = "read" if method is None or method in _READS else "admin"
+    if policy.verifier is None:
+        connection.state[_STATE_KEY] = None  # an open hub: every request may act
+        return
+    connection.state[_STATE_KEY] = _UNAUTHENTICATED
+    if right == _OPEN or connection.scope["path"] in OPEN_PATHS:
+        return
+    raw = _bearer(connection)
+    if raw is None:
+        raise Unauthorized(
+            "this hub requires a token: send 'Authorization: Bearer <token>'; ask the hub's admin to "
+            "run 'statehub token mint --actor YOU --right read'"
+        )
+    token = policy.verifier.verify(raw)
+    connection.state[_STATE_KEY] = token
+    if right != _PER_EVENT:
+        repo_of: RepoOf = handler.opt.get(REPO_OPT, default_repo)
+        authorize(token, right, repo_of(connection))
+
+
+def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> VerifiedToken | None:
+    """The request's verified token; None when the hub is open (no token needed).
+
+    Fails closed: on a route left open (``OPEN``) in a hub that requires tokens there
+    is no token to act for, so asking for one is refused rather than answered None.
+    """
+    if _STATE_KEY not in connection.state:
+        raise RuntimeError("token_guard did not run for this route; add it to the app's guards")
+    token: VerifiedToken | str | None = connection.state[_STATE_KEY]
+    if isinstance(token, str):
+        raise Unauthorized("this route does not take a token, so it cannot act for anyone")
+    return token
+
+
+def authorize_request(
+    token: VerifiedToken | None, right: str, repo: str | None = None, now: dt.datetime | None = None
+) -> None:
+    """Check one more right inside a handler (e.g. a CRDT save needing ``edit``); open hubs allow all."""
+    if token is not None:
+        authorize(token, right, repo, now)
+
+
+def authorize_event(
+    token: VerifiedToken | None, repo: str, actor: str, now: dt.datetime | None = None
+) -> None:
+    """May this token write an event for ``repo`` as ``actor``? Call for each event before writing any."""
+    if token is None:
+        return
+    authorize(token, "write", repo, now)
+    if actor != token.actor:
+        raise Forbidden(
+            f"the event's actor {actor!r} is not this token's actor {token.actor!r}: send events as "
+            f"{token.actor!r}, or use a token minted for {actor!r}"
+        )

@@ -1,0 +1,301 @@
+"""Registration, refresh and rebuild through the Hub: the files are the truth, the cache follows."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from statehub.cache import queries
+from statehub.cache.schema import META, TASKS
+from statehub.errors import Conflict, NotAGitRepo, NotFound
+from statehub.hub import Hub
+from statehub.settings import Settings
+from tests.gitfixtures import GitRepo, workplan_text
+
+MakeRepo = Callable[[str], GitRepo]
+
+
+def _plan_repo(make_repo: MakeRepo, name: str = "alpha", plans: int = 3) -> GitRepo:
+    repo = make_repo(name)
+    for n in range(1, plans + 1):
+        repo.write(
+            f"workplans/A-WP-{n:04d}.md",
+            workplan_text(f"A-WP-{n:04d}", [{"id": "T01", "title": "one", "status": "todo"}]),
+        )
+    repo.write("canon/ADR-001.md", _canon("ADR-001"))
+    repo.commit()
+    return repo
+
+
+def _canon(doc_id: str) -> str:
+    return f'+++\nid = "{doc_id}"\ntitle = "A decision"\nkind = "adr"\nstatus = "accepted"\n+++\nBody.\n'
+
+
+def _counts(hub: Hub, slug: str) -> dict[str, int]:
+    with hub.engine.connect() as conn:
+        counts: dict[str, int] = queries.get_repo(conn, slug)["counts"]
+        return counts
+
+
+def test_register_indexes_workplans_tasks_and_canon(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    report = hub.register(repo.root)
+    assert (report.repo, report.files, report.parsed, report.errors) == ("alpha", 4, 4, [])
+    assert _counts(hub, "alpha") == {"workplans": 3, "tasks": 3, "canon": 1}
+    assert [r.slug for r in hub.repos()] == ["alpha"]
+
+
+def test_register_from_a_subdirectory_registers_the_work_tree(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    assert hub.register(repo.root / "workplans").repo == "alpha"
+    assert hub.repos()[0].path == repo.root.resolve()
+
+
+def test_registering_again_is_idempotent(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    hub.register(repo.root)
+    again = hub.register(repo.root)
+    assert again.parsed == 0
+    assert len(hub.repos()) == 1
+    assert _counts(hub, "alpha") == {"workplans": 3, "tasks": 3, "canon": 1}
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p, "does not exist"),
+        (lambda p: (p.mkdir(), p)[1], "is not inside a git work tree"),
+        (lambda p: (p.write_text("x"), p)[1], "is not a directory"),
+        (
+            lambda p: (subprocess.run(["git", "init", "-q", "--bare", str(p)], check=True), p)[1],
+            "is a bare git repository",
+        ),
+    ],
+    ids=["missing", "not-git", "file", "bare"],
+)
+def test_registering_something_that_is_not_a_work_tree_says_why(
+    hub: Hub, tmp_path: Path, setup: Callable[[Path], Path], message: str
+) -> None:
+    target = setup(tmp_path / "thing")
+    with pytest.raises(NotAGitRepo, match=message):
+        hub.register(target)
+    assert hub.repos() == []
+
+
+def test_a_slug_taken_by_another_path_is_a_conflict(hub: Hub, make_repo: MakeRepo) -> None:
+    first, second = make_repo("one"), make_repo("two")
+    for repo in (first, second):
+        repo.write("statehub.toml", '[repo]\nslug = "same"\n')
+        repo.commit()
+    hub.register(first.root)
+    with pytest.raises(Conflict, match="slug 'same' is already registered"):
+        hub.register(second.root)
+
+
+def test_refresh_reparses_only_changed_files(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    hub.register(repo.root)
+    assert hub.refresh("alpha")[0].parsed == 0
+    repo.write(
+        "workplans/A-WP-0002.md", workplan_text("A-WP-0002", [{"id": "T01", "title": "x"}], status="done")
+    )
+    (repo.root / "workplans" / "A-WP-0003.md").unlink()
+    report = hub.refresh("alpha")[0]
+    assert (report.parsed, report.removed) == (1, 1)
+    with hub.engine.connect() as conn:
+        assert queries.get_workplan(conn, "A-WP-0002")["status"] == "done"
+        with pytest.raises(NotFound):
+            queries.get_workplan(conn, "A-WP-0003")
+
+
+def test_touching_a_file_without_changing_it_does_not_reparse(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    hub.register(repo.root)
+    path = repo.root / "workplans" / "A-WP-0001.md"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    assert hub.refresh("alpha")[0].parsed == 0
+
+
+def test_untracked_files_are_indexed_and_refreshed(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    hub.register(repo.root)
+    repo.write("workplans/sub/A-WP-0009.md", workplan_text("A-WP-0009", [{"id": "T01", "title": "new"}]))
+    assert hub.refresh("alpha")[0].parsed == 1
+    repo.write("workplans/sub/A-WP-0009.md", workplan_text("A-WP-0009", [{"id": "T01", "title": "renamed"}]))
+    assert hub.refresh("alpha")[0].parsed == 1
+    with hub.engine.connect() as conn:
+        assert queries.get_task(conn, "A-WP-0009-T01")["title"] == "renamed"
+
+
+def test_a_broken_file_is_reported_and_the_rest_indexed(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    repo.write("workplans/broken.md", '+++\nid = "A-WP-0100"\ntitle = \n+++\n')
+    repo.write("workplans/bin.md", "")
+    (repo.root / "workplans" / "bin.md").write_bytes(b"+++\n\xff\xfe\n+++\n")
+    repo.commit()
+    report = hub.register(repo.root)
+    assert sorted(str(p) for p in report.errors) == [
+        "workplans/bin.md: file is not valid UTF-8 (byte 4)",
+        "workplans/broken.md:3: invalid TOML: Invalid value (column 9)",
+    ]
+    assert _counts(hub, "alpha")["workplans"] == 3
+    repo.write("workplans/broken.md", workplan_text("A-WP-0100", []))
+    assert hub.refresh("alpha")[0].errors == []
+    with hub.engine.connect() as conn:
+        errors = queries.get_repo(conn, "alpha")["errors"]
+    assert [e["path"] for e in errors] == ["workplans/bin.md"]
+
+
+def test_a_workplan_id_in_two_repos_is_an_error_on_both_and_neither_is_served(
+    hub: Hub, make_repo: MakeRepo
+) -> None:
+    a, b = make_repo("a"), make_repo("b")
+    a.write("workplans/X.md", workplan_text("X-WP-0001", [{"id": "T01", "title": "a"}]))
+    b.write("workplans/Y.md", workplan_text("X-WP-0001", [{"id": "T01", "title": "b"}]))
+    a.commit()
+    b.commit()
+    hub.register(a.root)
+    hub.register(b.root)
+    with hub.engine.connect() as conn:
+        assert queries.list_workplans(conn).total == 0
+        assert queries.list_tasks(conn).total == 0
+        with pytest.raises(Conflict):
+            queries.get_workplan(conn, "X-WP-0001")
+        with pytest.raises(Conflict):
+            queries.get_task(conn, "X-WP-0001-T01")
+        errors = {s: queries.get_repo(conn, s)["errors"] for s in ("a", "b")}
+    assert errors["a"][0]["message"].startswith("workplan id X-WP-0001 is also claimed by b/workplans/Y.md")
+    assert errors["b"][0]["message"].startswith("workplan id X-WP-0001 is also claimed by a/workplans/X.md")
+    # renaming one resolves both
+    b.write("workplans/Y.md", workplan_text("X-WP-0002", [{"id": "T01", "title": "b"}]))
+    hub.refresh("b")
+    with hub.engine.connect() as conn:
+        assert queries.list_workplans(conn).total == 2
+        assert queries.get_repo(conn, "a")["errors"] == []
+        assert queries.get_task(conn, "X-WP-0001-T01")["title"] == "a"
+
+
+def test_a_workplan_id_twice_in_one_repo_is_an_error_on_both(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = make_repo("a")
+    repo.write("workplans/one.md", workplan_text("X-WP-0001", []))
+    repo.write("workplans/two.md", workplan_text("X-WP-0001", []))
+    repo.commit()
+    hub.register(repo.root)
+    with hub.engine.connect() as conn:
+        errors = queries.get_repo(conn, "a")["errors"]
+        assert queries.list_workplans(conn).total == 0
+    assert [e["path"] for e in errors] == ["workplans/one.md", "workplans/two.md"]
+    (repo.root / "workplans" / "two.md").unlink()
+    hub.refresh("a")
+    with hub.engine.connect() as conn:
+        assert queries.get_repo(conn, "a")["errors"] == []
+        assert queries.list_workplans(conn).total == 1
+
+
+def test_a_canon_id_twice_in_one_repo_is_an_error_but_two_repos_may_each_have_one(
+    hub: Hub, make_repo: MakeRepo
+) -> None:
+    a, b = make_repo("a"), make_repo("b")
+    a.write("canon/one.md", _canon("ADR-001"))
+    a.write("canon/two.md", _canon("ADR-001"))
+    b.write("canon/one.md", _canon("ADR-001"))
+    a.commit()
+    b.commit()
+    hub.register(a.root)
+    hub.register(b.root)
+    with hub.engine.connect() as conn:
+        assert [d["repo"] for d in queries.list_canon(conn).items] == ["b"]
+        assert len(queries.get_repo(conn, "a")["errors"]) == 2
+        assert queries.get_canon(conn, "ADR-001", "b")["repo"] == "b"
+
+
+def test_removing_a_repo_removes_its_rows_and_leaves_its_files(hub: Hub, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    other = _plan_repo(make_repo, "beta", plans=0)
+    hub.register(repo.root)
+    hub.register(other.root)
+    hub.remove("alpha")
+    assert [r.slug for r in hub.repos()] == ["beta"]
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(TASKS)).scalar_one() == 0
+        with pytest.raises(NotFound):
+            queries.get_repo(conn, "alpha")
+    assert (repo.root / "workplans" / "A-WP-0001.md").exists()
+    with pytest.raises(NotFound, match="no repo registered as 'alpha'"):
+        hub.remove("alpha")
+
+
+def test_hub_toml_survives_deleting_the_cache(settings: Settings, make_repo: MakeRepo) -> None:
+    repo = _plan_repo(make_repo)
+    first = Hub(settings)
+    first.register(repo.root)
+    with first.engine.connect() as conn:
+        before = queries.list_tasks(conn).items, queries.list_canon(conn).items
+    first.close()
+    settings.default_cache_file.unlink()
+    second = Hub(settings)
+    try:
+        with second.engine.connect() as conn:
+            assert (queries.list_tasks(conn).items, queries.list_canon(conn).items) == before
+    finally:
+        second.close()
+    assert "alpha" in settings.hub_file.read_text(encoding="utf-8")
+
+
+def test_a_cache_of_another_schema_version_is_dropped_and_rebuilt(
+    settings: Settings, make_repo: MakeRepo
+) -> None:
+    repo = _plan_repo(make_repo)
+    first = Hub(settings)
+    first.register(repo.root)
+    first.close()
+    db = sqlite3.connect(settings.default_cache_file)
+    db.execute("UPDATE cache_meta SET value = '0' WHERE key = 'schema_version'")
+    db.execute("DELETE FROM task")
+    db.execute("CREATE TABLE leftover_from_old_schema (x)")
+    db.commit()
+    db.close()
+    second = Hub(settings)
+    try:
+        with second.engine.connect() as conn:
+            assert queries.list_tasks(conn).total == 3
+            version = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one()
+        assert version != "0"
+    finally:
+        second.close()
+
+
+def test_restart_picks_up_file_changes_made_while_the_hub_was_down(
+    settings: Settings, make_repo: MakeRepo
+) -> None:
+    repo = _plan_repo(make_repo)
+    first = Hub(settings)
+    first.register(repo.root)
+    first.close()
+    repo.write(
+        "workplans/A-WP-0001.md",
+        workplan_text("A-WP-0001", [{"id": "T01", "title": "one", "status": "done"}]),
+    )
+    second = Hub(settings)
+    try:
+        with second.engine.connect() as conn:
+            assert queries.get_task(conn, "A-WP-0001-T01")["status"] == "done"
+    finally:
+        second.close()
+
+
+def test_rebuild_gives_the_same_answers(hub: Hub, make_repo: MakeRepo) -> None:
+    hub.register(_plan_repo(make_repo).root)
+    with hub.engine.connect() as conn:
+        before = queries.list_tasks(conn).items
+    reports = hub.rebuild()
+    assert [(r.repo, r.parsed) for r in reports] == [("alpha", 4)]
+    with hub.engine.connect() as conn:
+        assert queries.list_tasks(conn).items == before

@@ -1,0 +1,87 @@
+"""Settings: platformdirs by default, STATEHUB_HOME for isolation, each directory overridable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from statehub.settings import Settings
+
+
+def test_defaults_come_from_platformdirs() -> None:
+    settings = Settings.from_env({})
+    assert settings.config_dir == Path(platformdirs.user_config_dir("statehub"))
+    assert settings.data_dir == Path(platformdirs.user_data_dir("statehub"))
+    assert settings.cache_dir == Path(platformdirs.user_cache_dir("statehub"))
+    assert settings.database_url == f"sqlite:///{settings.cache_dir / 'cache.sqlite3'}"
+    assert (settings.profile, settings.host, settings.port, settings.watch) == (
+        "dev",
+        "127.0.0.1",
+        8750,
+        True,
+    )
+
+
+def test_statehub_home_puts_everything_under_one_directory(tmp_path: Path) -> None:
+    settings = Settings.from_env({"STATEHUB_HOME": str(tmp_path)})
+    assert (settings.config_dir, settings.data_dir, settings.cache_dir) == (
+        tmp_path / "config",
+        tmp_path / "data",
+        tmp_path / "cache",
+    )
+    assert settings.hub_file == tmp_path / "config" / "hub.toml"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'cache' / 'cache.sqlite3'}"
+
+
+def test_each_directory_and_the_database_can_be_overridden(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "STATEHUB_HOME": str(tmp_path / "home"),
+            "STATEHUB_CONFIG_DIR": str(tmp_path / "etc"),
+            "STATEHUB_DATA_DIR": str(tmp_path / "var"),
+            "STATEHUB_CACHE_DIR": str(tmp_path / "tmp"),
+            "STATEHUB_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/statehub",
+            "STATEHUB_PROFILE": "fleet",
+            "STATEHUB_HOST": "0.0.0.0",
+            "STATEHUB_PORT": "9000",
+            "STATEHUB_WATCH": "0",
+        }
+    )
+    assert (settings.config_dir, settings.data_dir, settings.cache_dir) == (
+        tmp_path / "etc",
+        tmp_path / "var",
+        tmp_path / "tmp",
+    )
+    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/statehub"
+    assert (settings.profile, settings.host, settings.port, settings.watch) == (
+        "fleet",
+        "0.0.0.0",
+        9000,
+        False,
+    )
+
+
+def test_overrides_return_new_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env({"STATEHUB_HOME": str(tmp_path)})
+    changed = settings.with_overrides(port=8999, watch=False)
+    assert (changed.port, changed.watch, settings.port) == (8999, False, 8750)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STATEHUB_PROFILE": "laptop"}, "STATEHUB_PROFILE='laptop': valid profiles are dev, fleet"),
+        ({"STATEHUB_PORT": "http"}, "STATEHUB_PORT='http' must be a port number"),
+    ],
+)
+def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_ensure_dirs_creates_them(tmp_path: Path) -> None:
+    settings = Settings.from_env({"STATEHUB_HOME": str(tmp_path / "h")})
+    settings.ensure_dirs()
+    assert all(d.is_dir() for d in (settings.config_dir, settings.data_dir, settings.cache_dir))

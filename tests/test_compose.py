@@ -1,0 +1,160 @@
+"""The deployment files in compose/: parsed (no container engine here), and every
+statehub command, option and STATEHUB_* setting they use must exist."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+import statehub.settings
+from statehub.cli import main
+
+COMPOSE = Path(__file__).resolve().parent.parent / "compose"
+SETTINGS_SOURCE = Path(statehub.settings.__file__).read_text(encoding="utf-8")
+
+
+def check_statehub_argv(argv: list[str]) -> None:
+    """Resolve ``statehub ARGS...`` through the click tree and parse its options, without running it."""
+    command: click.Command = main
+    args = list(argv)
+    path = ["statehub"]
+    while isinstance(command, click.Group):
+        assert args, f"{' '.join(path)} needs a subcommand"
+        name = args.pop(0)
+        sub = command.commands.get(name)
+        assert sub is not None, f"'{' '.join(path)} {name}' is not a command"
+        command, path = sub, [*path, name]
+    command.make_context(" ".join(path), args)  # raises on unknown options, bad choices, missing args
+
+
+def _yaml(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((COMPOSE / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def _dockerfile() -> str:
+    return (COMPOSE / "Dockerfile").read_text(encoding="utf-8")
+
+
+def _exec_form(dockerfile: str, instruction: str) -> list[str]:
+    match = re.search(rf"^{instruction}\s+(\[.*\])\s*$", dockerfile, re.MULTILINE)
+    assert match, f"Dockerfile has no exec-form {instruction}"
+    value: list[str] = json.loads(match.group(1))
+    return value
+
+
+def _unit() -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(_unit_text())
+    return parser
+
+
+def _unit_text() -> str:
+    return (COMPOSE / "statehub.service").read_text(encoding="utf-8")
+
+
+def _setting_names(text: str) -> set[str]:
+    return set(re.findall(r"\bSTATEHUB_[A-Z_]+\b", text))
+
+
+def test_dockerfile_is_multi_stage_and_runs_unprivileged() -> None:
+    dockerfile = _dockerfile()
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", dockerfile, re.MULTILINE)
+    assert stages == ["build", "runtime"]
+    assert re.search(r"^COPY --from=build ", dockerfile, re.MULTILINE)
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users
+    assert users[-1] not in ("root", "0")
+    assert _exec_form(dockerfile, "ENTRYPOINT") == ["statehub"]
+    check_statehub_argv(_exec_form(dockerfile, "CMD"))
+    assert "/state/health" in dockerfile
+
+
+@pytest.mark.parametrize("name", ["dev.yaml", "fleet.yaml"])
+def test_compose_commands_exist(name: str) -> None:
+    for service in _yaml(name)["services"].values():
+        if "command" in service and service.get("build"):
+            command = service["command"]
+            check_statehub_argv(command if isinstance(command, list) else shlex.split(command))
+
+
+def test_dev_compose_is_one_hub_with_sqlite_on_a_volume() -> None:
+    dev = _yaml("dev.yaml")
+    assert list(dev["services"]) == ["hub"]
+    hub = dev["services"]["hub"]
+    assert "STATEHUB_DATABASE_URL" not in hub["environment"]  # the SQLite file under STATEHUB_HOME
+    home = hub["environment"]["STATEHUB_HOME"]
+    assert any(v.split(":")[1] == home and v.split(":")[0] in dev["volumes"] for v in hub["volumes"])
+    assert hub["environment"]["STATEHUB_AUTH"] == "open"
+    assert all(p.startswith("127.0.0.1:") for p in hub["ports"])  # open only behind the host's loopback
+    assert "--profile" in hub["command"]
+    assert hub["command"][hub["command"].index("--profile") + 1] == "dev"
+
+
+def test_fleet_compose_has_postgres_health_checks_volumes_and_the_root_key_secret() -> None:
+    fleet = _yaml("fleet.yaml")
+    postgres, hub = fleet["services"]["postgres"], fleet["services"]["hub"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(v.split(":")[0] in fleet["volumes"] for v in postgres["volumes"])
+    assert hub["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "/state/health" in " ".join(hub["healthcheck"]["test"])
+    assert any(v.split(":")[0] in fleet["volumes"] for v in hub["volumes"])
+    env = hub["environment"]
+    assert env["STATEHUB_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert "@postgres:" in env["STATEHUB_DATABASE_URL"]
+    assert env["STATEHUB_TOKEN_ROOT_KEY_FILE"] == "/run/secrets/statehub_root_key"
+    assert "statehub_root_key" in hub["secrets"]
+    assert fleet["secrets"]["statehub_root_key"]["file"]
+    assert env["STATEHUB_DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert hub["command"][hub["command"].index("--profile") + 1] == "fleet"
+    assert "STATEHUB_AUTH" not in env
+
+
+def test_systemd_unit_runs_the_fleet_profile_unprivileged() -> None:
+    unit = _unit()
+    service = unit["Service"]
+    assert service["User"] not in ("root", "0")
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/statehub")
+    check_statehub_argv(argv[1:])
+    assert argv[argv.index("--profile") + 1] == "fleet"
+    assert "LoadCredential" in service
+    assert "STATEHUB_TOKEN_ROOT_KEY_FILE=%d/" in _unit_text()
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "dev.yaml", "fleet.yaml", "statehub.service"])
+def test_every_setting_named_exists(name: str) -> None:
+    used = _setting_names((COMPOSE / name).read_text(encoding="utf-8"))
+    unknown = {n for n in used if f'"{n}"' not in SETTINGS_SOURCE} - {"STATEHUB_REPOS"}
+    assert unknown == set(), f"{name} sets {sorted(unknown)}, which Settings.from_env does not read"
+
+
+def test_statehub_commands_in_comments_exist() -> None:
+    """The how-to lines in the files' comments are commands people will paste."""
+    for name in ("dev.yaml", "fleet.yaml", "statehub.service"):
+        for line in (COMPOSE / name).read_text(encoding="utf-8").splitlines():
+            match = re.search(r"(?:^|\s)statehub ((?:repos|token|serve|rebuild)\b[^#]*)", line)
+            if line.lstrip().startswith("#") and match:
+                check_statehub_argv(shlex.split(match.group(1)))
+
+
+def test_the_checker_catches_mistakes() -> None:
+    with pytest.raises(AssertionError, match="is not a command"):
+        check_statehub_argv(["srve"])
+    with pytest.raises(click.UsageError):
+        check_statehub_argv(["serve", "--profiel", "fleet"])
+    with pytest.raises(click.BadParameter):
+        check_statehub_argv(["serve", "--profile", "prod"])
+    with pytest.raises(click.UsageError):
+        check_statehub_argv(["token", "mint", "--actor", "x"])
