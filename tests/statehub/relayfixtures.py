@@ -87,16 +87,25 @@ class HubPair:
             "STATEHUB_RELAY_BACKOFF_CAP": "0.5",
             "STATEHUB_RELAY_BATCH": str(batch),
         }
+        self.fleet_env: dict[str, str] = {}
+        self.fleet_headers: dict[str, str] = {}
+        """For a fleet hub that requires tokens: the test's own admin token."""
 
     def register(self, upstream: str | None = None) -> None:
         """Register each checkout with its hub; the fleet hub is left stopped (the upstream is down)."""
-        self.fleet.start()
-        assert self.fleet.call("POST", "/repos", json={"path": str(self.fleet_repo.root)}).status_code == 201
+        self.start_fleet()
+        added = self.fleet.call(
+            "POST", "/repos", json={"path": str(self.fleet_repo.root)}, headers=self.fleet_headers
+        )
+        assert added.status_code == 201, added.text
         self.fleet.stop()
         if upstream is not None:
             self.dev_env["STATEHUB_UPSTREAM"] = upstream
         self.start_dev()
         assert self.dev.call("POST", "/repos", json={"path": str(self.dev_repo.root)}).status_code == 201
+
+    def start_fleet(self) -> None:
+        self.fleet.start(**self.fleet_env)
 
     def start_dev(self) -> None:
         self.dev.start(**self.dev_env)

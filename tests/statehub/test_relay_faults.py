@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,48 +105,6 @@ def test_poison_and_conflicting_events_are_parked_while_later_events_flow(pair: 
     assert pair.dev.call("GET", f"/events/{clash['key']}").status_code == 200  # the local record stays
 
 
-def test_a_revoked_upstream_token_pauses_the_relay_and_a_new_token_resumes_it(pair: HubPair) -> None:
-    gate = Gate(pair.fleet.url)
-    try:
-        gate.tokens = {"token-one"}
-        pair.token_file.write_text("token-one\n")
-        pair.dev_env["STATEHUB_RELAY_BACKOFF_CAP"] = "5"  # a refused token is tried again after 5 s
-        pair.register(upstream=gate.url)
-        pair.fleet.start()
-        before = notes("before", 50)
-        assert pair.dev.call("POST", "/events", json=before).status_code == 202
-        pair.wait_relay(50)
-        gate.tokens = {"token-two"}  # token-one is revoked
-        after = notes("after", 50)
-        assert pair.dev.call("POST", "/events", json=after).status_code == 202
-        _until(lambda: bool(pair.relay()["paused"]), "the relay to pause")
-        paused = pair.relay()
-        assert (
-            "refused the upstream token (401)" in paused["paused"]
-            and "every event is kept" in paused["paused"]
-        )
-        assert paused["pending"] == 50 and paused["counts"]["confirmed"] == 50
-        human = _status(pair, "status")
-        assert "PAUSED" in human.stdout
-        refused = len(gate.seen)
-        time.sleep(1.5)  # paused means paused: no retry storm while the token is the revoked one
-        assert len(gate.seen) - refused <= 1
-        assert pair.relay()["pending"] == 50
-        pair.token_file.write_text("token-two\n")  # a new token resumes the relay, no restart
-        relay = pair.wait_relay(100)
-        assert relay["paused"] is None and relay["reachable"] is True
-        pair.fleet.wait_settled()
-        counts = trailer_counts(pair.fleet_repo)
-        keys = [e["key"] for e in before + after]
-        assert {k: counts.get(k, 0) for k in keys} == dict.fromkeys(keys, 1)
-        assert {token for _, path, token, _ in gate.seen if path.startswith("/events")} == {
-            "token-one",
-            "token-two",
-        }
-    finally:
-        gate.close()
-
-
 def test_an_overloaded_upstream_is_waited_for_as_it_asks(pair: HubPair) -> None:
     gate = Gate(pair.fleet.url)
     try:
@@ -164,3 +123,53 @@ def test_an_overloaded_upstream_is_waited_for_as_it_asks(pair: HubPair) -> None:
         assert max(b - a for a, b in itertools.pairwise(busy)) <= 1.5  # backoff capped (0.5 s here)
     finally:
         gate.close()
+
+
+def _token(home: Path, actor: str) -> tuple[str, str]:
+    """Mint an admin token on the fleet hub's host: (token, revocation id)."""
+    minted = run_cli(home, "token", "mint", "--actor", actor, "--right", "admin")
+    assert minted.returncode == 0, minted.stderr
+    revocation = re.search(r"statehub token revoke ([0-9a-f]+)", minted.stderr)
+    assert revocation is not None, minted.stderr
+    return minted.stdout.strip(), revocation.group(1)
+
+
+def test_a_revoked_upstream_token_pauses_the_relay_and_a_new_token_resumes_it(pair: HubPair) -> None:
+    """Against the real guard: a fleet hub that requires Biscuit tokens, revoked live."""
+    assert run_cli(pair.fleet.home, "token", "init").returncode == 0
+    admin, _ = _token(pair.fleet.home, "test-admin")
+    first, first_id = _token(pair.fleet.home, "hub-laptop")
+    pair.fleet_env = {"STATEHUB_AUTH": "required"}
+    pair.fleet_headers = {"Authorization": f"Bearer {admin}"}
+    pair.token_file.write_text(first + "\n")
+    pair.dev_env["STATEHUB_RELAY_BACKOFF_CAP"] = "5"  # a refused token is tried again after 5 s
+    pair.register()
+    pair.start_fleet()
+    assert pair.fleet.call("GET", "/events").status_code == 401  # the guard is on
+    before = notes("before", 50)
+    assert pair.dev.call("POST", "/events", json=before).status_code == 202
+    pair.wait_relay(50)
+    revoked = run_cli(pair.fleet.home, "token", "revoke", first_id, "--note", "laptop token rotated")
+    assert revoked.returncode == 0, revoked.stderr
+    after = notes("after", 50)
+    assert pair.dev.call("POST", "/events", json=after).status_code == 202
+    _until(lambda: bool(pair.relay()["paused"]), "the relay to pause")
+    paused = pair.relay()
+    assert (
+        "refused the upstream token (401)" in paused["paused"] and "every event is kept" in paused["paused"]
+    )
+    assert "revoked" in paused["paused"]  # the guard's own words
+    assert paused["pending"] == 50 and paused["counts"]["confirmed"] == 50 and paused["parked"] == 0
+    assert "PAUSED" in _status(pair, "status").stdout
+    time.sleep(1.5)  # paused means paused: nothing is sent, parked or lost meanwhile
+    assert pair.relay()["pending"] == 50 and pair.relay()["parked"] == 0
+    second, _ = _token(pair.fleet.home, "hub-laptop")
+    pair.token_file.write_text(second + "\n")  # a new token resumes the relay, no restart
+    relay = pair.wait_relay(100)
+    assert relay["paused"] is None and relay["reachable"] is True
+    pair.fleet.wait_settled()
+    counts = trailer_counts(pair.fleet_repo)
+    keys = [e["key"] for e in before + after]
+    assert {k: counts.get(k, 0) for k in keys} == dict.fromkeys(keys, 1)
+    upstream = pair.fleet.call("GET", f"/events/{after[0]['key']}", headers=pair.fleet_headers).json()
+    assert upstream["event"]["actor"] == "agt-codex"  # the original actor, not the relay token's
