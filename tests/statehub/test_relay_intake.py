@@ -77,3 +77,17 @@ def test_relay_settings_from_the_environment(tmp_path: Path) -> None:
     assert settings.upstream == "https://fleet.example" and settings.upstream_token == "t"
     assert settings.upstream_token_path == tmp_path.resolve() / "config" / "upstream.token"
     assert settings.relay_backoff_cap == 60.0 and settings.relay_batch == 1000
+
+
+def test_buffer_status_without_an_upstream_says_so(settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from statehub.cli import main
+
+    runner = CliRunner()
+    human = runner.invoke(main, ["buffer", "status"])
+    assert human.exit_code == 0 and "no upstream configured" in human.output
+    as_json = runner.invoke(main, ["buffer", "status", "--json"])
+    assert as_json.exit_code == 0 and '"relay": null' in as_json.output
+    refused = runner.invoke(main, ["buffer", "drop", "some-key", "--reason", "x"])
+    assert refused.exit_code == 2 and "STATEHUB_UPSTREAM" in refused.output
