@@ -16,6 +16,7 @@ from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
 from statehub.errors import HubError
 from statehub.events import ApplierWorker, EventDesk
+from statehub.events.relaying import start_relay
 from statehub.hub import Hub
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
@@ -50,9 +51,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.events = desk
         applier = ApplierWorker(desk)
         applier.start()
+        relay = start_relay(desk)
         try:
             yield
         finally:
+            if relay is not None:
+                relay.stop()
             applier.stop()
             await watcher.stop()
             await rooms.close()

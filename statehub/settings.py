@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -30,6 +31,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8750
     watch: bool = True
+    upstream: str | None = None
+    """The hub this one relays its accepted events to (ADR-018); None: no relay."""
+    upstream_token: str | None = None
+    upstream_token_file: Path | None = None
+    """Read again before every relay attempt, so replacing it resumes a paused relay."""
+    relay_backoff_cap: float = 60.0
+    relay_batch: int = 1000
     auth: str | None = None
     """'required', 'open', or None for the profile's default (statehub.auth.policy)."""
     token_public_key: str | None = None
@@ -90,10 +98,16 @@ class Settings:
             host=env.get("STATEHUB_HOST", "127.0.0.1"),
             port=_port(env.get("STATEHUB_PORT", "8750")),
             watch=env.get("STATEHUB_WATCH", "1") not in ("0", "false", "no"),
+            **_relay_settings(env),
             auth=auth,
             token_public_key=env.get("STATEHUB_TOKEN_PUBLIC_KEY") or None,
             token_root_key_file=Path(root_key_file).expanduser() if root_key_file else None,
         )
+
+    @property
+    def upstream_token_path(self) -> Path:
+        """``STATEHUB_UPSTREAM_TOKEN_FILE``, else ``<config dir>/upstream.token``."""
+        return self.upstream_token_file or self.config_dir / "upstream.token"
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -101,6 +115,34 @@ class Settings:
     def ensure_dirs(self) -> None:
         for directory in (self.config_dir, self.data_dir, self.cache_dir):
             directory.mkdir(parents=True, exist_ok=True)
+
+
+def _relay_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``STATEHUB_UPSTREAM`` (URL), ``STATEHUB_UPSTREAM_TOKEN`` or ``STATEHUB_UPSTREAM_TOKEN_FILE``,
+    ``STATEHUB_RELAY_BACKOFF_CAP`` (seconds, default 60), ``STATEHUB_RELAY_BATCH`` (events a request)."""
+    upstream = env.get("STATEHUB_UPSTREAM") or None
+    if upstream is not None and not upstream.startswith(("http://", "https://")):
+        raise ValueError(
+            f"STATEHUB_UPSTREAM={upstream!r}: give the upstream hub's URL, like https://hub.example:8750"
+        )
+    cap = env.get("STATEHUB_RELAY_BACKOFF_CAP", "60")
+    try:
+        backoff_cap = float(cap)
+    except ValueError:
+        raise ValueError(f"STATEHUB_RELAY_BACKOFF_CAP={cap!r}: give a number of seconds") from None
+    if backoff_cap <= 0:
+        raise ValueError(f"STATEHUB_RELAY_BACKOFF_CAP={cap!r}: must be more than 0 seconds")
+    batch = env.get("STATEHUB_RELAY_BATCH", "1000")
+    if not batch.isdigit() or not 1 <= int(batch) <= 5000:
+        raise ValueError(f"STATEHUB_RELAY_BATCH={batch!r}: give a whole number from 1 to 5000")
+    token_file = env.get("STATEHUB_UPSTREAM_TOKEN_FILE")
+    return {
+        "upstream": upstream,
+        "upstream_token": env.get("STATEHUB_UPSTREAM_TOKEN") or None,
+        "upstream_token_file": Path(token_file) if token_file else None,
+        "relay_backoff_cap": backoff_cap,
+        "relay_batch": int(batch),
+    }
 
 
 def _port(value: str) -> int:

@@ -83,6 +83,8 @@ class EventState(StrEnum):
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    """Only with ``append(..., conflicts="report")``: the key names a different event; not stored."""
 
 
 class KeyConflict(Exception):
@@ -198,10 +200,12 @@ class WriteBuffer:
 
     # accepting ---------------------------------------------------------------------------------
 
-    def append(self, submissions: Sequence[Submission]) -> list[Outcome]:
+    def append(self, submissions: Sequence[Submission], conflicts: str = "raise") -> list[Outcome]:
         """Store new events in order; a key seen before with the same payload is a duplicate.
 
-        Raises KeyConflict (and stores nothing) when a key names a different event.
+        Raises KeyConflict (and stores nothing) when a key names a different event,
+        unless ``conflicts="report"`` (a relayed batch, ADR-019): then that event
+        alone is not stored and its outcome is ``CONFLICT``.
         """
         outcomes: list[Outcome] = []
         accepted_at = _now()
@@ -217,6 +221,9 @@ class WriteBuffer:
                 payload = _canonical(submission.payload)
                 if submission.key in known:
                     if known[submission.key] != payload:
+                        if conflicts == "report":
+                            outcomes.append(Outcome.CONFLICT)
+                            continue
                         raise KeyConflict(submission.key)
                     outcomes.append(Outcome.DUPLICATE)
                     continue
@@ -258,6 +265,44 @@ class WriteBuffer:
                 f"SELECT * FROM event{where} ORDER BY seq LIMIT ? OFFSET ?", [*args, limit, offset]
             ).fetchall()
         return [_record(r) for r in rows], int(total)
+
+    def states(self, keys: Sequence[str]) -> dict[str, tuple[EventState, str | None]]:
+        """The state and reason of each known key (a relay asks what became of its events)."""
+        found: dict[str, tuple[EventState, str | None]] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key, state, reason FROM event WHERE key IN ({marks})", chunk)
+                found.update({r[0]: (EventState(r[1]), r[2]) for r in rows})
+        return found
+
+    def stored_as_sent(self, items: Sequence[Any]) -> dict[int, tuple[str, EventState, str | None]]:
+        """Which of ``items`` (raw events) are stored exactly as sent: index -> (key, state, reason).
+
+        A relaying hub resends what it sent until it is applied; this answers
+        those resends without validating them again.
+        """
+        wanted = {
+            i: item["key"]
+            for i, item in enumerate(items)
+            if isinstance(item, dict) and isinstance(item.get("key"), str)
+        }
+        rows: dict[str, tuple[str, EventState, str | None]] = {}
+        keys = list(set(wanted.values()))
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found = self._db.execute(
+                    f"SELECT key, payload, state, reason FROM event WHERE key IN ({marks})", chunk
+                )
+                rows.update({r[0]: (r[1], EventState(r[2]), r[3]) for r in found})
+        same: dict[int, tuple[str, EventState, str | None]] = {}
+        for index, key in wanted.items():
+            if key in rows and rows[key][0] == _canonical(items[index]):
+                same[index] = (key, rows[key][1], rows[key][2])
+        return same
 
     def pending(self, repo: str | None = None, limit: int = 5000) -> list[BufferedEvent]:
         where, args = _filters(state=EventState.PENDING, repo=repo)

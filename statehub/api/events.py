@@ -10,8 +10,8 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from statehub.auth import PER_EVENT, authorize_event, authorize_request, token_of
-from statehub.errors import BadRequest, NotFound, invalid_choice
+from statehub.auth import PER_EVENT, VerifiedToken, authorize_event, authorize_request, token_of
+from statehub.errors import BadRequest, HubError, NotFound, invalid_choice
 from statehub.events import EventDesk
 from sync.buffer import EventState
 
@@ -26,13 +26,35 @@ def provide_desk(state: State) -> EventDesk:
     return desk
 
 
+def _is_admin(token: VerifiedToken | None, repo: str) -> bool:
+    """An admin token may send events as any actor: a dev hub relays its people's events (ADR-021)."""
+    if token is None:
+        return False
+    try:
+        authorize_request(token, "admin", repo)
+    except HubError:
+        return False
+    return True
+
+
 class EventController(Controller):
     path = "/events"
     tags = ["events"]
 
     @post("/", status_code=HTTP_202_ACCEPTED, opt=PER_EVENT)
-    async def send(self, request: Request[Any, Any, Any], events: EventDesk) -> dict[str, Any]:
-        """Accept one event or a list. 202 means every event is on disk in the write buffer."""
+    async def send(
+        self, request: Request[Any, Any, Any], events: EventDesk, each: bool = False
+    ) -> dict[str, Any]:
+        """Accept one event or a list. 202 means every event is on disk in the write buffer.
+
+        ``?each=true`` (what a relaying hub sends, ADR-019): no all-or-nothing;
+        every event gets its own result (accepted, duplicate, rejected with a
+        reason) and its state here (pending, applied, rejected).
+
+        With tokens, every event is authorised before any is stored: write on its
+        repo as the token's actor, or admin on its repo (a hub relaying its
+        people's events, ADR-021); a fleet role change needs admin.
+        """
         try:
             body = await request.json()
         except Exception:
@@ -40,11 +62,12 @@ class EventController(Controller):
         token = token_of(request)
 
         def authorize(repo: str, actor: str, kind: str) -> None:
-            authorize_event(token, repo, actor)
-            if kind in ADMIN_KINDS:
+            if kind in ADMIN_KINDS or _is_admin(token, repo):
                 authorize_request(token, "admin", repo)
+                return
+            authorize_event(token, repo, actor)
 
-        results = await asyncio.to_thread(events.submit, body, authorize)
+        results = await asyncio.to_thread(events.submit, body, each, authorize)
         return {"results": results}
 
     @get("/", sync_to_thread=True)

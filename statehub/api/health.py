@@ -1,4 +1,4 @@
-"""``GET /state/health``: is the hub up, which profile, how many repos, cache state."""
+"""``GET /state/health``: is the hub up, which profile, how many repos, cache state, relay state."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, select
 from statehub.cache import SCHEMA_VERSION
 from statehub.cache.schema import REPOS
 from statehub.events import EventDesk
+from statehub.events.relaying import relay_status
 from statehub.hub import Hub
 
 
@@ -25,4 +26,23 @@ def health(
         "repos": repos,
         "cache": {"backend": hub.engine.dialect.name, "schema_version": SCHEMA_VERSION},
         "buffer": events.buffer.counts(),
+        "relay": _relay(events),
     }
+
+
+def _relay(events: EventDesk) -> dict[str, Any] | None:
+    """Upstream reachable or not, pending (queued + sent), oldest pending age, parked count."""
+    status = relay_status(events)
+    if status is None:
+        return None
+    keep = (
+        "upstream",
+        "reachable",
+        "paused",
+        "last_error",
+        "pending",
+        "parked",
+        "oldest_pending_age_s",
+        "counts",
+    )
+    return {k: status.get(k) for k in keep}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from statehub.cli.buffer import buffer
 from statehub.cli.events import event, events
 from statehub.cli.fleet import fleet
 from statehub.cli.read import canon, tasks, workplans
@@ -24,5 +25,5 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet, token):
+for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet, token, buffer):
     main.add_command(command)

@@ -22,7 +22,7 @@ from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Conflict, Unprocessable
 from statehub.events.fleet_intake import FleetIntake
 from statehub.hub import Hub
-from sync.buffer import KeyConflict, Submission, WriteBuffer
+from sync.buffer import EventState, KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 from workplans.fleet_event_types import FleetEvent
@@ -82,11 +82,15 @@ Authorize = Callable[[str, str, str], None]
 
 
 def submit_events(
-    hub: Hub, buffer: WriteBuffer, body: Any, authorize: Authorize | None = None
-) -> list[dict[str, str]]:
+    hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False, authorize: Authorize | None = None
+) -> list[dict[str, Any]]:
     """Validate, authorise and store one event or a list; ``[{"key", "result": accepted|duplicate}]``.
 
-    Every event of a batch is checked before any is stored: one refusal stores nothing.
+    Every event of a batch is authorised before any is stored: one refusal stores nothing.
+    ``each=True`` is how a relaying hub sends (ADR-019): instead of all or
+    nothing, every event gets its own answer, ``rejected`` with a ``reason``
+    for one that is invalid or reuses a key for a different event, and each
+    answer carries the event's ``state`` here (pending, applied, rejected).
     """
     items = body if isinstance(body, list) else [body]
     if not items:
@@ -95,6 +99,8 @@ def submit_events(
         raise InvalidEvents(
             [{"index": 0, "key": None, "field": "events", "message": f"at most {MAX_BATCH} events a request"}]
         )
+    if each and (resent := buffer.stored_as_sent(items)):
+        return _answer_known(hub, buffer, items, resent)
     problems: list[dict[str, Any]] = []
     parsed: list[tuple[int, Event, dict[str, Any]]] = []
     now = format_at(dt.datetime.now(dt.UTC))
@@ -117,6 +123,7 @@ def submit_events(
     fleet = FleetIntake(hub, buffer)
     adding: dict[tuple[str, str], str] = {}
     submissions: list[Submission] = []
+    indexes: list[int] = []
     pending_adds: dict[str, dict[str, str]] = {}
     for index, event, sent in parsed:
         found = _check(event, known, registered, buffer, adding, pending_adds)
@@ -140,9 +147,12 @@ def submit_events(
         submissions.append(
             Submission(event.key, event.kind, found, payload, full, workplan, full.get("task"))
         )
+        indexes.append(index)
     if authorize is not None:
         for submission in submissions:
             authorize(submission.repo, str(submission.event.get("actor")), submission.kind)
+    if each:
+        return _answer_each(buffer, len(items), problems, submissions, indexes)
     if problems:
         raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
     try:
@@ -150,6 +160,57 @@ def submit_events(
     except KeyConflict as error:
         raise Conflict(str(error)) from None
     return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
+
+
+def _answer_known(
+    hub: Hub, buffer: WriteBuffer, items: list[Any], known: dict[int, tuple[str, EventState, str | None]]
+) -> list[dict[str, Any]]:
+    """Answer resends of stored events from the buffer alone; the rest go through intake."""
+    answers: list[dict[str, Any]] = [{} for _ in items]
+    for index, (key, state, reason) in known.items():
+        answers[index] = {"key": key, "result": "duplicate", "state": state.value, "reason": reason}
+    rest = [i for i in range(len(items)) if i not in known]
+    if rest:
+        for index, answer in zip(
+            rest, submit_events(hub, buffer, [items[i] for i in rest], each=True), strict=True
+        ):
+            answers[index] = answer
+    return answers
+
+
+def _answer_each(
+    buffer: WriteBuffer,
+    count: int,
+    problems: list[dict[str, Any]],
+    submissions: list[Submission],
+    indexes: list[int],
+) -> list[dict[str, Any]]:
+    """Store the good events of a relayed batch and answer every event on its own."""
+    answers: list[dict[str, Any]] = [{} for _ in range(count)]
+    for problem in problems:
+        answer = answers[problem["index"]]
+        said = f"{problem['field']}: {problem['message']}"
+        answer.update(key=problem["key"], result="rejected", state=None)
+        answer["reason"] = f"{answer['reason']}; {said}" if answer.get("reason") else said
+    outcomes = buffer.append(submissions, conflicts="report")
+    states = buffer.states([s.key for s in submissions])
+    for submission, index, outcome in zip(submissions, indexes, outcomes, strict=True):
+        if outcome is Outcome.CONFLICT:
+            answers[index] = {
+                "key": submission.key,
+                "result": "rejected",
+                "state": None,
+                "reason": str(KeyConflict(submission.key)),
+            }
+            continue
+        state, reason = states[submission.key]
+        answers[index] = {
+            "key": submission.key,
+            "result": outcome.value,
+            "state": state.value,
+            "reason": reason,
+        }
+    return answers
 
 
 def _check(

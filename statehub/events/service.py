@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from statehub.hub import Hub
 from statehub.settings import Settings
 from sync.applier_lock import ApplierLock
 from sync.buffer import WriteBuffer
+from sync.relay_queue import RelayQueue
 
 __all__ = ["EventDesk", "buffer_path"]
 
@@ -41,14 +42,23 @@ class EventDesk:
         self.applier = Applier(hub, self.buffer)
         self.accepted = threading.Event()
         """Set when events were accepted, so the worker wakes at once instead of at its next poll."""
+        self.relay_queue = RelayQueue(self.buffer.path) if hub.settings.upstream else None
+        """With an upstream, every event accepted from now on (here or by a CLI) is relayed."""
+        self.on_accepted: list[Callable[[], None]] = []
 
     def close(self) -> None:
+        if self.relay_queue is not None:
+            self.relay_queue.close()
         self.buffer.close()
 
-    def submit(self, body: Any, authorize: Authorize | None = None) -> list[dict[str, str]]:
-        results = submit_events(self.hub, self.buffer, body, authorize)
+    def submit(
+        self, body: Any, each: bool = False, authorize: Authorize | None = None
+    ) -> list[dict[str, Any]]:
+        results = submit_events(self.hub, self.buffer, body, each=each, authorize=authorize)
         if any(r["result"] == "accepted" for r in results):
             self.accepted.set()
+            for callback in self.on_accepted:
+                callback()
         return results
 
     def apply_pending(

@@ -1,0 +1,145 @@
+"""``statehub buffer ...``: the relay of accepted events to the upstream hub, and decisions on it.
+
+``status`` shows what is waiting and what the upstream refused; ``retry``
+re-queues a parked event after its cause was fixed; ``drop`` is the one way an
+event stops being relayed unconfirmed, an explicit decision logged with the
+event and its reason (ADR-020).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from statehub.cli._context import handle_errors, open_hub
+from statehub.cli._output import console, print_json, print_table
+from statehub.errors import BadRequest, NotFound
+from statehub.events import EventDesk
+from statehub.events.intake import default_actor
+from statehub.events.relaying import relay_status
+from sync.relay_queue import RelayQueue, UnknownRelayKey
+
+__all__ = ["buffer"]
+
+log = logging.getLogger("statehub.relay.decisions")
+
+_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group()
+def buffer() -> None:
+    """The write buffer's relay to the upstream hub: what waits, what was refused.
+
+    Example: statehub buffer status
+    """
+
+
+@contextmanager
+def _desk() -> Iterator[EventDesk]:
+    with open_hub() as hub:
+        desk = EventDesk(hub)
+        try:
+            yield desk
+        finally:
+            desk.close()
+
+
+def _queue(desk: EventDesk) -> RelayQueue:
+    if desk.relay_queue is None:
+        raise BadRequest("this hub has no upstream: set STATEHUB_UPSTREAM to the upstream hub's URL")
+    return desk.relay_queue
+
+
+@buffer.command("status")
+@_json
+@handle_errors
+def status(as_json: bool) -> None:
+    """Show the buffer's counts and the relay: upstream, pending, oldest pending, parked events.
+
+    Example: statehub buffer status --json
+    """
+    with _desk() as desk:
+        out: dict[str, Any] = {"events": desk.buffer.counts(), "relay": relay_status(desk)}
+    if as_json:
+        print_json(out)
+        return
+    events = out["events"]
+    console.print(
+        f"events: {events['pending']} pending, {events['applied']} applied, "
+        f"{events['rejected']} rejected here"
+    )
+    relay = out["relay"]
+    if relay is None:
+        console.print("relay: no upstream configured (set STATEHUB_UPSTREAM to relay events)")
+        return
+    reachable = {True: "reachable", False: "unreachable", None: "not contacted yet"}[relay["reachable"]]
+    console.print(f"upstream: {relay['upstream']} ({reachable})", soft_wrap=True)
+    if relay.get("paused"):
+        console.print(f"[bold]PAUSED[/bold]: {relay['paused']}", soft_wrap=True)
+    elif relay.get("last_error"):
+        console.print(f"last error: {relay['last_error']}", soft_wrap=True)
+    counts = relay["counts"]
+    age = relay["oldest_pending_age_s"]
+    oldest = f", oldest waiting {age:.0f} s" if age is not None else ""
+    console.print(
+        f"relay: {relay['pending']} pending ({counts['queued']} queued, {counts['sent']} sent){oldest}, "
+        f"{counts['confirmed']} confirmed, {counts['parked']} parked"
+    )
+    if relay["parked_events"]:
+        rows = [(p["key"], p["reason"]) for p in relay["parked_events"]]
+        print_table("parked (statehub buffer retry KEY | drop KEY --reason TEXT)", ["key", "reason"], rows)
+
+
+@buffer.command("retry")
+@click.argument("key")
+@click.option("--actor", help="Who decides (default: $STATEHUB_ACTOR, else your login name).")
+@_json
+@handle_errors
+def retry(key: str, actor: str | None, as_json: bool) -> None:
+    """Queue a parked event again, once what the upstream refused is fixed.
+
+    Example: statehub buffer retry 01JZ3ABCDEF0123456789XYZAB
+    """
+    who = actor or default_actor()
+    with _desk() as desk:
+        try:
+            _queue(desk).retry(key, who)
+        except UnknownRelayKey as error:
+            raise NotFound(str(error)) from None
+    log.warning("relay decision: %s re-queued parked event %s", who, key)
+    if as_json:
+        print_json({"key": key, "state": "queued", "actor": who})
+        return
+    console.print(f"queued {key} again; a running hub relays it within a second", soft_wrap=True)
+
+
+@buffer.command("drop")
+@click.argument("key")
+@click.option("--reason", required=True, help="Why this event must never reach the upstream (logged).")
+@click.option("--actor", help="Who decides (default: $STATEHUB_ACTOR, else your login name).")
+@_json
+@handle_errors
+def drop(key: str, reason: str, actor: str | None, as_json: bool) -> None:
+    """Stop relaying one event: an explicit decision, logged with the event and your reason.
+
+    The event's local record stays; nothing else ever removes an event from the relay.
+
+    Example: statehub buffer drop 01JZ3ABCDEF0123456789XYZAB --reason "task was deleted upstream on purpose"
+    """
+    who = actor or default_actor()
+    if not reason.strip():
+        raise BadRequest("--reason must say why the event is dropped")
+    with _desk() as desk:
+        try:
+            dropped = _queue(desk).drop(key, reason, who)
+        except UnknownRelayKey as error:
+            raise NotFound(str(error)) from None
+    log.warning("relay decision: %s dropped event %s (was %s): %s", who, key, dropped["was"], reason)
+    if as_json:
+        print_json(dropped | {"reason": reason, "actor": who})
+        return
+    console.print(f"dropped {key} (was {dropped['was']}) from the relay: {reason}", soft_wrap=True)

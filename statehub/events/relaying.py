@@ -1,0 +1,39 @@
+"""Wiring the upstream relay (``sync.relay``) into a hub: settings in, a running thread out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statehub.events.service import EventDesk
+from sync.relay import Relay, TokenSource
+
+__all__ = ["relay_status", "start_relay"]
+
+
+def start_relay(desk: EventDesk) -> Relay | None:
+    """Start relaying accepted events upstream when the settings name an upstream."""
+    settings = desk.hub.settings
+    if settings.upstream is None or desk.relay_queue is None:
+        return None
+    token = TokenSource(settings.upstream_token, settings.upstream_token_path)
+    relay = Relay(
+        desk.relay_queue,
+        settings.upstream,
+        token,
+        cap=settings.relay_backoff_cap,
+        batch=settings.relay_batch,
+    )
+    desk.on_accepted.append(relay.wake.set)
+    relay.start()
+    return relay
+
+
+def relay_status(desk: EventDesk) -> dict[str, Any] | None:
+    """What ``/state/health`` and ``statehub buffer status`` show; None without an upstream."""
+    if desk.relay_queue is None:
+        return None
+    status = desk.relay_queue.status()
+    status["upstream"] = desk.hub.settings.upstream
+    status.setdefault("reachable", None)
+    status.setdefault("paused", None)
+    return status

@@ -1,0 +1,281 @@
+"""Per-event relay state, kept in the write buffer's own SQLite file (ADR-018).
+
+The ``event`` table stays the append-only log it is (ADR-006); the relay
+keeps, per event key, where the event stands with the upstream:
+
+- ``queued``: accepted here, not yet known to be stored upstream;
+- ``sent``: the upstream stored it (it answered accepted or duplicate) and has
+  not applied it yet;
+- ``confirmed``: the upstream applied it (or its files already said so);
+- ``parked``: the upstream refused it, with its reason. Parked events never
+  block later ones; ``retry`` puts one back in the queue.
+
+Events enter the queue by a watermark over ``event.seq``: whatever any process
+(the server or a CLI command) accepted after the relay table was first made is
+queued, so nothing accepted while the server was down is missed. ``drop`` is
+the only way an event leaves the queue unconfirmed, and it is logged with its
+reason in ``relay_decision``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RelayItem", "RelayQueue", "RelayState", "UnknownRelayKey"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS relay (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'sent', 'confirmed', 'parked')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    queued_at TEXT NOT NULL,
+    sent_at TEXT,
+    confirmed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS relay_state_seq ON relay (state, seq);
+CREATE TABLE IF NOT EXISTS relay_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS relay_decision (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT,
+    at TEXT NOT NULL
+)
+"""
+
+
+class RelayState(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    PARKED = "parked"
+
+
+class UnknownRelayKey(Exception):
+    """A ``retry`` or ``drop`` named a key the relay does not hold in a fitting state."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayItem:
+    key: str
+    seq: int
+    state: RelayState
+    attempts: int
+    reason: str | None
+    body: dict[str, Any]
+    """What goes upstream: the fields the client sent, plus the time it was accepted here."""
+    queued_at: str
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def relay_body(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the client sent it, with the original ``at`` (key and actor are in it).
+
+    The local repo slug is not sent: workplan ids are global, and the upstream
+    names its own repos. A client's own ``repo`` field (fixed-path kinds) stays.
+    """
+    body = dict(payload)
+    if "at" in event:
+        body["at"] = event["at"]
+    return body
+
+
+class RelayQueue:
+    """The relay tables in ``buffer.sqlite3``; one per process, safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            # The first time a relay is set up, it relays what is accepted from now on.
+            db.execute(
+                "INSERT OR IGNORE INTO relay_meta (key, value) "
+                "SELECT 'enqueued_seq', COALESCE(MAX(seq), 0) FROM event"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # queueing ----------------------------------------------------------------------------------
+
+    def enqueue_new(self) -> int:
+        """Queue every event accepted since the last call (by any process); returns how many."""
+        with self._transaction() as db:
+            mark = int(db.execute("SELECT value FROM relay_meta WHERE key = 'enqueued_seq'").fetchone()[0])
+            top = db.execute("SELECT MAX(seq) FROM event").fetchone()[0]
+            if top is None or top <= mark:
+                return 0
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO relay (key, seq, queued_at) "
+                "SELECT key, seq, ? FROM event WHERE seq > ? AND seq <= ? ORDER BY seq",
+                (_now(), mark, top),
+            )
+            db.execute("UPDATE relay_meta SET value = ? WHERE key = 'enqueued_seq'", (str(top),))
+            return int(cursor.rowcount)
+
+    def batch(self, state: RelayState, limit: int, after: int = 0) -> list[RelayItem]:
+        """The oldest events in ``state`` (past ``after``, a seq), in acceptance order, with what to send."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.*, e.payload, e.event FROM relay r JOIN event e ON e.key = r.key "
+                "WHERE r.state = ? AND r.seq > ? ORDER BY r.seq LIMIT ?",
+                (state.value, after, limit),
+            ).fetchall()
+        return [_item(r) for r in rows]
+
+    def get(self, key: str) -> RelayItem | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT r.*, e.payload, e.event FROM relay r JOIN event e ON e.key = r.key WHERE r.key = ?",
+                (key,),
+            ).fetchone()
+        return _item(row) if row else None
+
+    # answers -----------------------------------------------------------------------------------
+
+    def record(
+        self,
+        sent: Sequence[str] = (),
+        confirmed: Sequence[str] = (),
+        parked: dict[str, str] | None = None,
+    ) -> None:
+        """Move events on after an upstream answer, in one transaction."""
+        stamp = _now()
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE relay SET state = 'sent', reason = NULL, attempts = attempts + 1, "
+                "sent_at = COALESCE(sent_at, ?) WHERE key = ? AND state = 'queued'",
+                [(stamp, k) for k in sent],
+            )
+            db.executemany(
+                "UPDATE relay SET state = 'confirmed', reason = NULL, confirmed_at = ?, "
+                "sent_at = COALESCE(sent_at, ?) WHERE key = ? AND state IN ('queued', 'sent')",
+                [(stamp, stamp, k) for k in confirmed],
+            )
+            db.executemany(
+                "UPDATE relay SET state = 'parked', reason = ?, attempts = attempts + 1 "
+                "WHERE key = ? AND state IN ('queued', 'sent')",
+                [(reason, k) for k, reason in (parked or {}).items()],
+            )
+
+    def retry(self, key: str, actor: str) -> None:
+        """Put a parked event back in the queue (after the cause was fixed); logged."""
+        with self._transaction() as db:
+            row = db.execute("SELECT state, reason FROM relay WHERE key = ?", (key,)).fetchone()
+            if row is None or row["state"] != RelayState.PARKED:
+                said = "not in the relay queue" if row is None else f"{row['state']}, not parked"
+                raise UnknownRelayKey(f"event {key!r} is {said}; only a parked event can be retried")
+            db.execute("UPDATE relay SET state = 'queued', reason = NULL WHERE key = ?", (key,))
+            db.execute(
+                "INSERT INTO relay_decision (key, decision, reason, actor, at) VALUES (?, 'retry', ?, ?, ?)",
+                (key, f"was parked: {row['reason']}", actor, _now()),
+            )
+
+    def drop(self, key: str, reason: str, actor: str) -> dict[str, Any]:
+        """Stop relaying an event: the one way an event leaves the queue unconfirmed, logged with
+        the event itself and the reason. Its local record (the ``event`` row) stays."""
+        if not reason.strip():
+            raise ValueError("a drop needs a reason: say why this event must never reach the upstream")
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT r.state, e.event FROM relay r JOIN event e ON e.key = r.key WHERE r.key = ?", (key,)
+            ).fetchone()
+            if row is None or row["state"] == RelayState.CONFIRMED:
+                said = "not in the relay queue" if row is None else "already confirmed by the upstream"
+                raise UnknownRelayKey(f"event {key!r} is {said}; nothing to drop")
+            db.execute("DELETE FROM relay WHERE key = ?", (key,))
+            db.execute(
+                "INSERT INTO relay_decision (key, decision, reason, actor, event, at) "
+                "VALUES (?, 'drop', ?, ?, ?, ?)",
+                (key, reason, actor, row["event"], _now()),
+            )
+        return {"key": key, "was": row["state"], "event": json.loads(row["event"])}
+
+    # status ------------------------------------------------------------------------------------
+
+    def set_status(self, **values: object) -> None:
+        """What the relay loop last saw (reachable, paused, last error), for health and the CLI."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO relay_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(f"status.{k}", json.dumps(v)) for k, v in values.items()],
+            )
+
+    def status(self) -> dict[str, Any]:
+        """Counts per state, pending (queued + sent), the oldest pending event's age, parked events."""
+        with self._lock:
+            counts = dict(self._db.execute("SELECT state, count(*) FROM relay GROUP BY state").fetchall())
+            oldest = self._db.execute(
+                "SELECT min(queued_at) FROM relay WHERE state IN ('queued', 'sent')"
+            ).fetchone()[0]
+            parked = self._db.execute(
+                "SELECT key, reason, attempts FROM relay WHERE state = 'parked' ORDER BY seq LIMIT 100"
+            ).fetchall()
+            meta = self._db.execute("SELECT key, value FROM relay_meta WHERE key LIKE 'status.%'").fetchall()
+            decisions = self._db.execute(
+                "SELECT key, decision, reason, actor, at FROM relay_decision ORDER BY id DESC LIMIT 20"
+            ).fetchall()
+        found = {state.value: int(counts.get(state.value, 0)) for state in RelayState}
+        age = None
+        if oldest is not None:
+            started = dt.datetime.strptime(oldest, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+            age = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
+        return {
+            **{k.removeprefix("status."): json.loads(v) for k, v in meta},
+            "counts": found,
+            "pending": found["queued"] + found["sent"],
+            "parked": found["parked"],
+            "oldest_pending_age_s": age,
+            "parked_events": [dict(r) for r in parked],
+            "decisions": [dict(r) for r in decisions],
+        }
+
+
+def _item(row: sqlite3.Row) -> RelayItem:
+    return RelayItem(
+        key=row["key"],
+        seq=row["seq"],
+        state=RelayState(row["state"]),
+        attempts=row["attempts"],
+        reason=row["reason"],
+        body=relay_body(json.loads(row["payload"]), json.loads(row["event"])),
+        queued_at=row["queued_at"],
+    )
