@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._databases import add_database_option, cache_url  # noqa: E402
 from bench.corpus import build_corpus  # noqa: E402
 from statehub.hub import Hub  # noqa: E402
 from statehub.settings import Settings  # noqa: E402
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
+    add_database_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="statehub-query-") as tmp:
         base = Path(tmp)
@@ -131,11 +133,21 @@ def main() -> None:
         env = {**os.environ, "STATEHUB_HOME": str(base / "home"), "STATEHUB_WATCH": "0"}
         env.pop("STATEHUB_DATABASE_URL", None)
         settings = Settings.from_env(env)
-        hub = Hub(settings)
+        hub = Hub(settings)  # the bare endpoint always reads this SQLite cache
         for repo in corpus.repos:
             hub.register(repo)
         hub.close()
+        database = ExitStack()
+        if args.database_url and not args.database_url.startswith("sqlite"):
+            url = database.enter_context(cache_url(args.database_url, base))
+            env["STATEHUB_HOME"] = str(base / "home-pg")
+            env["STATEHUB_DATABASE_URL"] = url
+            served = Hub(Settings.from_env(env))
+            for repo in corpus.repos:
+                served.register(repo)
+            served.close()
         print(f"corpus: {len(corpus.repos)} repos, {corpus.workplans} workplans, {corpus.tasks} tasks")
+        print(f"hub cache: {env.get('STATEHUB_DATABASE_URL', 'sqlite').split('://')[0]}; bare: sqlite3")
 
         hub_port, bare_port = _free_port(), _free_port()
         hub_cmd = [sys.executable, "-m", "statehub", "serve", "--port", str(hub_port)]
@@ -164,6 +176,7 @@ def main() -> None:
                     medians = tuple(statistics.median(f[i] for f in figures) for i in range(4))
                     results.setdefault(name, {})[label] = medians  # type: ignore[assignment]
                 print(f"{name}: {hub_total} matching tasks")
+        database.close()
 
     met = True
     for name, by in results.items():

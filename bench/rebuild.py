@@ -20,6 +20,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import SQLModel
 
+from bench._databases import add_database_option, cache_url
 from bench.corpus import Corpus, build_corpus
 from statehub.cache.indexer import blob_sha
 from statehub.hub import Hub
@@ -178,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=74)
     parser.add_argument("--runs", type=int, default=5)
+    add_database_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="statehub-bench-") as tmp:
         base = Path(tmp)
@@ -188,7 +191,12 @@ def main() -> None:
             f"{corpus.canon} canon, {corpus.broken} broken files "
             f"({time.perf_counter() - start:.1f} s to write)"
         )
-        settings = Settings.from_env({"STATEHUB_HOME": str(base / "home")}).with_overrides(watch=False)
+        database = ExitStack()
+        url = database.enter_context(cache_url(args.database_url, base))
+        settings = Settings.from_env({"STATEHUB_HOME": str(base / "home")}).with_overrides(
+            watch=False, database_url=url
+        )
+        print(f"cache: {settings.database_url.split('://')[0]}")
         hub = Hub(settings)
         start = time.perf_counter()
         for repo in corpus.repos:
@@ -219,6 +227,7 @@ def main() -> None:
 
         one_all_s = best_of(args.runs * 2, one_file_all)
         hub.close()
+        database.close()
 
     ratio = rebuild_s / floor_s
     refresh_ratio = refresh_s / floor_s
