@@ -22,13 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from sync._durable import DurableFile
 
 __all__ = ["RelayItem", "RelayQueue", "RelayState", "UnknownRelayKey"]
 
@@ -97,41 +97,17 @@ def relay_body(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]
     return body
 
 
-class RelayQueue:
+class RelayQueue(DurableFile):
     """The relay tables in ``buffer.sqlite3``; one per process, safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        super().__init__(path, SCHEMA)
         with self._transaction() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
             # The first time a relay is set up, it relays what is accepted from now on.
             db.execute(
                 "INSERT OR IGNORE INTO relay_meta (key, value) "
                 "SELECT 'enqueued_seq', COALESCE(MAX(seq), 0) FROM event"
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # queueing ----------------------------------------------------------------------------------
 

@@ -26,10 +26,10 @@ from workplans import (
     parse_fleet,
 )
 
-__all__ = ["FLEET_FILE", "fleet_rows", "registry_from_rows"]
+__all__ = ["FLEET_FILE", "fleet_rows", "gate_json", "registry_from_rows"]
 
 
-def _gate_json(gate: Gate | None) -> dict[str, Any] | None:
+def gate_json(gate: Gate | None) -> dict[str, Any] | None:
     if gate is None:
         return None
     return {
@@ -70,7 +70,7 @@ def fleet_rows(repo: str, path: str, text: str) -> Rows:
             "wave": w.wave,
             "stateful": w.stateful,
             "state": w.state.value,
-            "gate": _gate_json(w.gate),
+            "gate": gate_json(w.gate),
             "extra": json_safe(w.extra),
         }
         for i, w in enumerate(fleet.workloads)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 
 import registry
-from statehub.cache.fleet_index import registry_from_rows
+from statehub.cache.fleet_index import gate_json, registry_from_rows
 from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
 from statehub.errors import Conflict, NotFound, Unprocessable, invalid_choice
 from workplans import FLEET_PATH, FleetRegistry, Gate, Workload, WorkloadState
@@ -63,17 +63,9 @@ def load_fleet(conn: Connection, repo: str | None = None) -> LoadedFleet:
 
 
 def _gate(gate: Gate | None) -> dict[str, Any] | None:
-    if gate is None:
-        return None
-    return {
-        "overlay_repo": gate.overlay_repo,
-        "stages_proven": list(gate.stages_proven),
-        "backup_restore_drill": gate.backup_restore_drill.isoformat() if gate.backup_restore_drill else None,
-        "canary_observed": gate.canary_observed,
-        "operator_approval": gate.operator_approval,
-        "image": gate.image,
-        "exception": gate.exception,
-    }
+    """The gate as the API shows it: the cache's form without the unknown keys."""
+    stored = gate_json(gate)
+    return None if stored is None else {k: v for k, v in stored.items() if k != "extra"}
 
 
 def workload_item(workload: Workload) -> dict[str, Any]:
