@@ -89,8 +89,12 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return None
 
 
-def token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Authenticate, then authorise the route's right; raise Unauthorized / Forbidden otherwise.
+
+    Async on purpose: Litestar runs a sync guard in a worker thread, a thread hop on
+    every request that cost more than the read queries themselves (bench/query.py).
+    Verifying a token is CPU work with no I/O, so it belongs on the event loop.
 
     A refused WebSocket upgrade is closed before accept with code 4401 or 4403 and
     the reason's first 120 bytes (the protocol's limit for a close reason).
@@ -112,13 +116,12 @@ def _close_reason(message: str, limit: int = 120) -> str:
 
 def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     policy: AuthPolicy = connection.app.state.auth
+    if policy.verifier is None:
+        return  # an open hub: every request may act, and token_of answers None
     right: str | None = handler.opt.get(RIGHT_OPT)
     if right is None:
         method = connection.scope.get("method") if connection.scope["type"] == ScopeType.HTTP else None
         right = "read" if method is None or method in _READS else "admin"
-    if policy.verifier is None:
-        connection.state[_STATE_KEY] = None  # an open hub: every request may act
-        return
     connection.state[_STATE_KEY] = _UNAUTHENTICATED
     if right == _OPEN or connection.scope["path"] in OPEN_PATHS:
         return
@@ -141,6 +144,9 @@ def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> VerifiedToken | 
     Fails closed: on a route left open (``OPEN``) in a hub that requires tokens there
     is no token to act for, so asking for one is refused rather than answered None.
     """
+    policy: AuthPolicy = connection.app.state.auth
+    if policy.verifier is None:
+        return None
     if _STATE_KEY not in connection.state:
         raise RuntimeError("token_guard did not run for this route; add it to the app's guards")
     token: VerifiedToken | str | None = connection.state[_STATE_KEY]
