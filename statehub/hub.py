@@ -6,8 +6,10 @@ library functions and see the same rules.
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, select
@@ -111,7 +113,7 @@ class Hub:
 
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files."""
-        with self.write_lock:
+        with self.write_lock, _collector_paused():
             reset_cache(self.engine, indexes=False)
             reports = []
             try:
@@ -149,6 +151,25 @@ class Hub:
     @staticmethod
     def _has_rows(conn: Connection, slug: str) -> bool:
         return conn.execute(select(REPOS.c.slug).where(REPOS.c.slug == slug)).first() is not None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a rebuild runs.
+
+    Parsing thousands of files allocates tens of thousands of dicts and lists,
+    which keeps triggering collections that walk every object the process
+    holds; that cost 0.3 s of a 1.5 s rebuild (bench/rebuild.py: 1.55x the
+    floor with it, 1.33x without). The rows hold no cycles worth chasing, and
+    the collector runs again as soon as the rebuild is done.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _slug_for(root: Path) -> str:
