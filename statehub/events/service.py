@@ -80,7 +80,10 @@ class EventDesk:
         results = []
         for slug in targets:
             try:
-                results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
+                # The hub's write lock: a CRDT save commits in these work trees too, and two
+                # git commits at once in one repo would fight over its index lock.
+                with self.hub.write_lock:
+                    results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
             except Exception as error:  # one repo's git trouble must not hold up the others
                 log.exception("write-back in %s failed", slug)
                 reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
