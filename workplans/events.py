@@ -80,15 +80,21 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskStatusEvent(Event):
+class WorkplanEvent(Event):
+    """An event that changes one workplan's file."""
+
     workplan: str
-    task: str
-    status: TaskStatus
-    note: str | None = None
 
     @property
     def workplan_id(self) -> str:
         return self.workplan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent(WorkplanEvent):
+    """An event about one task of a workplan."""
+
+    task: str
 
     @property
     def ref(self) -> str:
@@ -96,41 +102,27 @@ class TaskStatusEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskAddEvent(Event):
-    workplan: str
-    task: str
+class TaskStatusEvent(TaskEvent):
+    status: TaskStatus
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAddEvent(TaskEvent):
     title: str
     owner: str | None = None
     depends_on: tuple[str, ...] = ()
 
-    @property
-    def workplan_id(self) -> str:
-        return self.workplan
-
-    @property
-    def ref(self) -> str:
-        return f"{self.workplan}-{self.task}"
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WorkplanStatusEvent(Event):
-    workplan: str
+class WorkplanStatusEvent(WorkplanEvent):
     status: WorkplanStatus
 
-    @property
-    def workplan_id(self) -> str:
-        return self.workplan
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProgressNoteEvent(Event):
-    workplan: str
+class ProgressNoteEvent(WorkplanEvent):
     note: str
     task: str | None = None
-
-    @property
-    def workplan_id(self) -> str:
-        return self.workplan
 
     @property
     def ref(self) -> str:
