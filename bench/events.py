@@ -12,10 +12,6 @@ resends (duplicates).
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,33 +24,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _events_corpus import make_corpus, make_events
+from _hubs import count_trailers, free_port, start_hub
 
 TARGET = 500.0
-_TRAILER = re.compile(r"^Statehub-Event: (\S+)$", re.MULTILINE)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start(home: Path, port: int, log: Path, watch: bool) -> subprocess.Popen[bytes]:
-    env = os.environ | {"STATEHUB_HOME": str(home), "STATEHUB_WATCH": "1" if watch else "0"}
-    env.pop("STATEHUB_DATABASE_URL", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "statehub", "serve", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/state/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"hub did not start: {log.read_text()}")
 
 
 def main() -> int:
@@ -69,8 +41,8 @@ def main() -> int:
         root = Path(tmp)
         corpus = make_corpus(root / "repos", repos=args.repos)
         events, unique = make_events(corpus, args.events, duplicates=0.10)
-        port = _free_port()
-        process = _start(root / "home", port, root / "hub.log", args.watch)
+        port = free_port()
+        process = start_hub(root / "home", port, root / "hub.log", STATEHUB_WATCH="1" if args.watch else "0")
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
@@ -104,18 +76,7 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(timeout=60)
-        counts: dict[str, int] = {}
-        for repo in corpus.repos:
-            log = subprocess.run(
-                ["git", "log", "--format=%B"], cwd=repo, capture_output=True, text=True, check=True
-            ).stdout
-            for key in _TRAILER.findall(log):
-                counts[key] = counts.get(key, 0) + 1
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
-            ).stdout
-            if dirty:
-                raise SystemExit(f"{repo} has uncommitted changes after the run:\n{dirty}")
+        counts = count_trailers(corpus.repos)
     accepted, duplicate = results.count("accepted"), results.count("duplicate")
     exactly_once = len(counts) == unique and set(counts.values()) == {1}
     rate = len(events) / elapsed

@@ -13,9 +13,6 @@ by counting ``Statehub-Event`` trailers in the upstream's repos.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,36 +25,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _events_corpus import make_corpus, make_events
+from _hubs import count_trailers, free_port, start_hub
 
 TARGET = 500.0
-_TRAILER = re.compile(r"^Statehub-Event: (\S+)$", re.MULTILINE)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start(home: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    environ = os.environ | {"STATEHUB_HOME": str(home), "STATEHUB_WATCH": "0"} | env
-    environ.pop("STATEHUB_DATABASE_URL", None)
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "statehub", "serve", "--port", str(port)],
-            env=environ,
-            stdout=out,
-            stderr=out,
-        )
-    for _ in range(1200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/state/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"hub did not start: {log.read_text()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -83,14 +53,14 @@ def main() -> int:
         fleet_corpus = make_corpus(root / "fleet-repos", repos=args.repos)
         dev_corpus = make_corpus(root / "dev-repos", repos=args.repos)
         events, unique = make_events(dev_corpus, args.events, duplicates=0.0)
-        fleet_port, dev_port = _free_port(), _free_port()
+        fleet_port, dev_port = free_port(), free_port()
         fleet_url, dev_url = f"http://127.0.0.1:{fleet_port}", f"http://127.0.0.1:{dev_port}"
-        fleet = _start(root / "fleet-home", fleet_port, root / "fleet.log")
+        fleet = start_hub(root / "fleet-home", fleet_port, root / "fleet.log")
         with httpx.Client(base_url=fleet_url, timeout=120) as client:
             for repo in fleet_corpus.repos:
                 client.post("/repos", json={"path": str(repo)}).raise_for_status()
         _stop(fleet)  # the upstream is down from here on
-        dev = _start(
+        dev = start_hub(
             root / "dev-home",
             dev_port,
             root / "dev.log",
@@ -116,7 +86,7 @@ def main() -> int:
                 _wait(lambda: relay()["counts"]["queued"] == unique, "the dev hub to queue every event")
                 _wait(lambda: relay()["reachable"] is False, "the dev hub to find the upstream down")
                 buffered = relay()
-                fleet = _start(root / "fleet-home", fleet_port, root / "fleet.log")
+                fleet = start_hub(root / "fleet-home", fleet_port, root / "fleet.log")
                 started = time.perf_counter()  # the upstream answers: it is up
                 with httpx.Client(base_url=fleet_url, timeout=120) as fleet_client:
 
@@ -139,18 +109,7 @@ def main() -> int:
             _stop(dev)
             if fleet is not None:
                 _stop(fleet)
-        counts: dict[str, int] = {}
-        for repo in fleet_corpus.repos:
-            log = subprocess.run(
-                ["git", "log", "--format=%B"], cwd=repo, capture_output=True, text=True, check=True
-            ).stdout
-            for key in _TRAILER.findall(log):
-                counts[key] = counts.get(key, 0) + 1
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True
-            ).stdout
-            if dirty:
-                raise SystemExit(f"{repo} has uncommitted changes after the run:\n{dirty}")
+        counts = count_trailers(fleet_corpus.repos)
     exactly_once = len(counts) == unique and set(counts.values()) == {1}
     rate = unique / elapsed
     print(f"events: {unique} buffered by the dev hub over {args.repos} repos while the upstream was down")
