@@ -8,6 +8,7 @@
     ├── Unprocessable    422, exit 6   a well-formed request the rules refuse
     ├── Unauthorized     401, exit 7   no token, or one that is forged, expired or revoked
     ├── Forbidden        403, exit 8   a valid token that does not allow this request
+    ├── PayloadTooLarge  413, exit 9   a body, file or batch over its size limit (the message names the limit)
     └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
 Messages are written for the person who has to act on them.
@@ -24,6 +25,7 @@ __all__ = [
     "HubError",
     "NotAGitRepo",
     "NotFound",
+    "PayloadTooLarge",
     "SetupError",
     "Unauthorized",
     "Unprocessable",
@@ -76,6 +78,13 @@ class Forbidden(HubError):
 
     status_code = 403
     exit_code = 8
+
+
+class PayloadTooLarge(HubError):
+    """The input is bigger than the hub accepts; the message says the limit."""
+
+    status_code = 413
+    exit_code = 9
 
 
 class SetupError(HubError):
