@@ -1,4 +1,4 @@
-"""docs/architecture.md is the contract: every route and command it lists exists, and every one that exists is listed.
+"""docs/architecture.md is the contract: what it lists exists, and what exists is listed.
 
 The page says how it is read (its last section, "How the contract test reads
 this page"): table rows of ``## HTTP contract`` holding a code span
@@ -31,9 +31,7 @@ IGNORED_PREFIXES = ("/schema", "/static")
 """The framework's OpenAPI viewers and the web UI's built assets: served, not part of the contract."""
 
 _SPAN = re.compile(r"`([^`]+)`")
-_ROUTE = re.compile(
-    rf"^((?:{'|'.join(METHODS)})(?:\s*,\s*(?:{'|'.join(METHODS)}))*)\s+(/\S*)$"
-)
+_ROUTE = re.compile(rf"^((?:{'|'.join(METHODS)})(?:\s*,\s*(?:{'|'.join(METHODS)}))*)\s+(/\S*)$")
 _COMMAND_WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 _PARAM = re.compile(r"\{([^{}:]+)(?::([^{}]+))?\}")
 
@@ -137,7 +135,7 @@ def served_commands() -> dict[str, bool]:
 
 
 def _served_pattern(path: str) -> re.Pattern[str]:
-    """A served path as a regex over documented paths: ``{x:path}`` takes the rest, other params one segment."""
+    """A served path as a regex over documented ones: ``{x:path}`` takes the rest, ``{x:str}`` one segment."""
     out, end = [], 0
     for match in _PARAM.finditer(path):
         out.append(re.escape(path[end : match.start()]))
@@ -152,7 +150,7 @@ def _matches(documented: Route, served: Route) -> bool:
 
 
 def _same(documented: Route, served: Route) -> bool:
-    """The same route, not merely a path a served route would also take (``/events/stream`` vs ``/events/{key}``)."""
+    """The same route, not merely a path a served route takes too (``/events/stream``, ``/events/{key}``)."""
     return documented[0] == served[0] and _PARAM.sub("{}", documented[1]) == _PARAM.sub("{}", served[1])
 
 
@@ -179,7 +177,9 @@ def test_every_served_route_is_documented(page: dict[str, list[str]], served_rou
     )
 
 
-def test_every_documented_command_exists(page: dict[str, list[str]], served_commands: dict[str, bool]) -> None:
+def test_every_documented_command_exists(
+    page: dict[str, list[str]], served_commands: dict[str, bool]
+) -> None:
     documented = _commands_in(page["CLI contract"])
     assert documented, "found no `statehub ...` rows under '## CLI contract'"
     missing = sorted(documented - set(served_commands))

@@ -1,6 +1,6 @@
 """The four fleet event kinds as typed events: how each is read from JSON and what change it asks for.
 
-They extend FORMAT.md's event table (docs/FORMAT-fleet.md) and ride the same
+They are the fleet kinds of the event table in docs/format.md and ride the same
 buffer, applier and commits as workplan events. Their kind table rows are
 registered by ``registry.event_kinds``, because applying one is allowed only
 after the fleet rules say yes, and those rules live in ``registry``.

@@ -113,7 +113,7 @@ def gate_value(key: str, value: Any) -> Any:
 
 
 def parse_fleet_change(event: Mapping[str, Any]) -> FleetChange:
-    """Read a fleet event's fields (FORMAT-fleet.md) into a change; FleetChangeError says what is wrong."""
+    """Read a fleet event's fields (docs/format.md) into a change; FleetChangeError says what is wrong."""
     kind = event.get("kind")
     if kind == SetWorkloadState.kind:
         workload, state = _text(event, "workload"), _text(event, "state")

@@ -1,7 +1,7 @@
 """Biscuit capability tokens: keys, minting and attenuation, revocation, and the request guard.
 
 keys        the root key pair (private key file, mode 0600) and the public key
-contract    the Datalog fact names tokens carry and the hub supplies (README "Tokens")
+contract    the Datalog fact names tokens carry and the hub supplies (docs/deployment.md, "Tokens")
 tokens      mint, attenuate, describe
 revocation  revoked ids in <config dir>/revoked-tokens.txt, reloaded on change
 verify      who is asking (signature, revocation) and may they (right, repo, time)

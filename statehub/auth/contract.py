@@ -1,7 +1,7 @@
 """The token contract: the Datalog fact names a token carries and the ones the hub supplies.
 
 Anyone holding the root private key can mint a token the hub accepts, with any
-Biscuit library, by following this contract (README "Tokens"):
+Biscuit library, by following this contract (docs/deployment.md, "Tokens"):
 
 Authority block (signed with the root key)
 

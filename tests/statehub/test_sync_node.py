@@ -23,7 +23,7 @@ NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     if shutil.which("node") is None:
-        pytest.fail("node is not installed: .ci/run installs it; see README 'Web UI'")
+        pytest.fail("node is not installed: .ci/run installs it; see README, web UI")
     if not (NODE_DIR / "node_modules" / "y-websocket").is_dir():
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True

@@ -2,7 +2,7 @@
 
 Nothing here uses statehub.auth to build tokens: only biscuit_auth, the hub's
 root private key file (as any minter holding it would) and the fact names in
-the README. The hub must accept each token exactly when its facts and checks allow.
+docs/deployment.md ("Tokens"). The hub must accept each token exactly when its facts and checks allow.
 """
 
 from __future__ import annotations
