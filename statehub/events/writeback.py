@@ -237,6 +237,7 @@ class Applier:
         unchanged: list[str] = []
         rejected: dict[str, str] = {}
         broken: dict[str, list[str]] = {}
+        refused: dict[str, str] = {}
         for event, path in run:
             if path in broken:
                 broken[path].append(event.key)
@@ -244,7 +245,12 @@ class Applier:
             if path not in current:
                 try:
                     current[path] = before[path] = self._read_text(root, path)
-                except (OSError, UnicodeDecodeError, RepoPathError) as error:
+                except RepoPathError as error:  # a link, outside the repo, too large (ADR-022)
+                    broken[path] = [event.key]
+                    refused[path] = f"{error}; the hub does not read or write it"
+                    result.reasons.append(refused[path])
+                    continue
+                except (OSError, UnicodeDecodeError) as error:
                     broken[path] = [event.key]
                     result.reasons.append(f"cannot read {path}: {error}")
                     continue
@@ -261,7 +267,8 @@ class Applier:
             (changed if text != current[path] else unchanged).append(event.key)
             current[path] = text
         for path, keys in broken.items():
-            self.buffer.wait(keys, f"{path} cannot be read as a workplan; fix the file and the events apply")
+            why = refused.get(path, f"{path} cannot be read as a workplan")
+            self.buffer.wait(keys, f"{why}; fix the file and the events apply")
             result.waiting += len(keys)
         written = [path for path in current if current[path] != before[path]]
         commit: str | None = None
