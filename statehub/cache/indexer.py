@@ -173,8 +173,8 @@ def recheck_claims(
             affected.setdefault(row.repo, set()).add(row.path)
     roots = {row.slug: row.path for row in conn.execute(select(REPOS.c.slug, REPOS.c.path))}
     for repo, paths in sorted(affected.items()):
-        if repo not in roots:
-            continue
+        if repo not in roots or not Path(roots[repo]).is_dir():
+            continue  # a work tree gone missing keeps its rows until it is back (Hub.reconcile)
         for chunk in _chunks(sorted(paths)):  # forget their stat: they are read and judged again
             conn.execute(
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == repo, SOURCE_FILES.c.path.in_(chunk)))
