@@ -17,10 +17,12 @@ from sqlalchemy import Connection, Engine, select
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.indexer import declared_prefixes
 from statehub.cache.schema import REPOS
 from statehub.errors import Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
+from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from statehub.settings import Settings
 from workplans import MANIFEST_PATH, FormatError, parse_manifest
 from workplans.manifest import SLUG
@@ -71,7 +73,7 @@ class Hub:
     def register(self, path: Path) -> IndexReport:
         """Register a git work tree and index it; registering it again only refreshes it."""
         root = work_tree_root(path.expanduser().resolve())
-        slug = _slug_for(root)
+        slug = _slug_for(root, self.settings.file_limits)
         for known in self.repos():
             if known.slug == slug and known.path != root:
                 raise Conflict(
@@ -80,17 +82,36 @@ class Hub:
                 )
             if known.path == root and known.slug != slug:
                 self.remove(known.slug)
+        self._refuse_taken_prefixes(slug, root)
         with self.write_lock:
             with self.engine.begin() as conn:
-                report = index_repo(conn, slug, root, full=not self._has_rows(conn, slug))
+                report = index_repo(
+                    conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
+                )
             self.hub_file.add(RegisteredRepo(slug, root))
         self._announce()
         return report
 
+    def _refuse_taken_prefixes(self, slug: str, root: Path) -> None:
+        """Conflict when ``root`` declares a prefix another registered repo declares (ADR-022):
+        a prefix belongs to one repo, and the hub cannot tell which claim is the real one."""
+        prefixes = set(declared_prefixes(root, self.settings.file_limits))
+        if not prefixes:
+            return
+        with self.engine.connect() as conn:
+            others = conn.execute(select(REPOS.c.slug, REPOS.c.prefixes).where(REPOS.c.slug != slug)).all()
+        for other in others:
+            shared = sorted(prefixes & set(other.prefixes or ()))
+            if shared:
+                raise Conflict(
+                    f"prefix {', '.join(shared)} is already declared by repo {other.slug!r}; "
+                    f"declare other prefixes in {root / MANIFEST_PATH} or remove that repo first"
+                )
+
     def remove(self, slug: str) -> None:
         self.repo(slug)
         with self.write_lock, self.engine.begin() as conn:
-            remove_repo_rows(conn, slug)
+            remove_repo_rows(conn, slug, limits=self.settings.file_limits)
             recompute_derived(conn)
             self.hub_file.remove(slug)
         self._announce()
@@ -106,7 +127,7 @@ class Hub:
         with self.write_lock:
             for repo in targets:
                 with self.engine.begin() as conn:
-                    reports.append(index_repo(conn, repo.slug, repo.path))
+                    reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
                 if progress:
                     progress(repo.slug)
         return reports
@@ -119,7 +140,16 @@ class Hub:
             try:
                 with self.engine.begin() as conn:
                     for repo in self.repos():
-                        reports.append(index_repo(conn, repo.slug, repo.path, derive=False, empty=True))
+                        reports.append(
+                            index_repo(
+                                conn,
+                                repo.slug,
+                                repo.path,
+                                derive=False,
+                                empty=True,
+                                limits=self.settings.file_limits,
+                            )
+                        )
                         if progress:
                             progress(repo.slug)
                     create_indexes(conn)
@@ -139,11 +169,13 @@ class Hub:
             cached = set(conn.execute(select(REPOS.c.slug)).scalars())
             scope: Scope | None = Scope()
             for slug in cached - listed:
-                remove_repo_rows(conn, slug)
+                remove_repo_rows(conn, slug, limits=self.settings.file_limits)
                 scope = None  # a whole repo went away: recompute everything
             for repo in self.repos():
                 if repo.path.is_dir():
-                    report = index_repo(conn, repo.slug, repo.path, derive=False)
+                    report = index_repo(
+                        conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
+                    )
                     if scope is not None:
                         scope.merge(report.scope)
             recompute_derived(conn, scope)
@@ -172,15 +204,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _slug_for(root: Path) -> str:
-    """The manifest's slug, else the directory name made into a valid slug."""
-    manifest = root / MANIFEST_PATH
-    if manifest.is_file():
-        try:
-            declared = parse_manifest(manifest.read_text(encoding="utf-8")).slug
-        except (FormatError, UnicodeDecodeError):
-            declared = None
-        if declared:
-            return declared
+def _slug_for(root: Path, limits: FileLimits) -> str:
+    """The manifest's slug, else the directory name made into a valid slug.
+
+    The manifest is read like every repo file (ADR-022): a link, a special file
+    or one over the manifest limit is not read, and the index reports it.
+    """
+    try:
+        text = read_repo_file(root, MANIFEST_PATH, limits.manifest_bytes).decode("utf-8")
+        declared = parse_manifest(text).slug
+    except (OSError, RepoPathError, FormatError, UnicodeDecodeError):
+        declared = None
+    if declared:
+        return declared
     slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in root.name.lower()).strip("-.")
     return slug if slug and SLUG.match(slug) else "repo"

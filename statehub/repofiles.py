@@ -9,8 +9,17 @@ root. A symlink anywhere on the path, a path that climbs out (``..``, an
 absolute path) or anything but a regular file at the end is refused with
 :class:`RepoPathError` before a byte is read or written.
 
+Directory trees (``workplans/``, ``canon/``) are listed by :func:`scan_repo_tree`
+the same way: directories are opened without following links, and every
+symbolic link or special file met on the way is reported, never followed.
+
+Files also have limits (:class:`FileLimits`): bytes per kind of file and tasks
+per workplan. A file over its limit is a file error naming the limit and the
+size; it is never parsed, and write-back never grows a file past it.
+
     RepoPathError (statehub.errors.BadRequest, 400 / exit 2)
-    └── FileTooLarge      the file or the data is over the size limit
+    ├── FileTooLarge      the file or the data is over the size limit (413)
+    └── TooManyTasks      a workplan with more tasks than the limit (413)
 """
 
 from __future__ import annotations
@@ -18,19 +27,28 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from statehub.errors import BadRequest
 
 __all__ = [
     "IS_SYMLINK",
+    "NOT_REGULAR",
     "OUTSIDE",
+    "FileLimits",
     "FileTooLarge",
     "RepoPathError",
+    "TooManyTasks",
+    "TreeEntry",
     "check_repo_path",
+    "count_task_tables",
+    "lstat_repo_path",
     "read_repo_file",
+    "scan_repo_tree",
     "write_repo_file",
 ]
 
@@ -59,6 +77,76 @@ class FileTooLarge(RepoPathError):
         self.size = size
         self.limit = limit
         super().__init__(path, f"is {size:,} bytes, over the limit of {limit:,} bytes")
+
+
+class TooManyTasks(RepoPathError):
+    """413-sized: the workplan at ``path`` holds ``count`` tasks, over ``limit``."""
+
+    status_code = 413
+
+    def __init__(self, path: str, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            path, f"has {count:,} tasks, over the limit of {limit:,} tasks; split it into several workplans"
+        )
+
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """Size limits of the files the hub reads from a repo (ADR-022).
+
+    Bytes per kind of file (``workplan``, ``canon``, ``manifest``, ``fleet``;
+    any other kind gets ``other_bytes``) and tasks per workplan. Defaults keep
+    one write-back of a workplan under about a quarter of a second (tomlkit
+    edits cost ~0.25 ms a task); ``STATEHUB_MAX_<KIND>_BYTES`` and
+    ``STATEHUB_MAX_WORKPLAN_TASKS`` override them (statehub.settings).
+    """
+
+    workplan_bytes: int = MiB
+    workplan_tasks: int = 1000
+    canon_bytes: int = MiB
+    manifest_bytes: int = 64 * 1024
+    fleet_bytes: int = MiB
+    other_bytes: int = MiB
+
+    def bytes_for(self, kind: str) -> int:
+        """The byte limit of a file of ``kind`` (a cache source kind name)."""
+        value = getattr(self, f"{kind}_bytes", None)
+        return value if isinstance(value, int) else self.other_bytes
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FileLimits:
+        """``STATEHUB_MAX_{WORKPLAN,CANON,MANIFEST,FLEET}_BYTES``, ``STATEHUB_MAX_WORKPLAN_TASKS``;
+        ValueError naming the variable for anything but a whole number of at least 1."""
+        values: dict[str, int] = {}
+        for field in ("workplan_bytes", "workplan_tasks", "canon_bytes", "manifest_bytes", "fleet_bytes"):
+            name = f"STATEHUB_MAX_{field.upper()}"
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            if not raw.isdigit() or int(raw) < 1 or len(raw) > 15:
+                raise ValueError(f"{name}={raw!r}: give a whole number of at least 1")
+            values[field] = int(raw)
+        return cls(**values)
+
+
+_TASK_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*(?:tasks|\"tasks\"|'tasks')[ \t]*\]\]", re.MULTILINE)
+
+
+def count_task_tables(text: str) -> int:
+    """How many ``[[tasks]]`` headers ``text`` holds: a count made without parsing the file.
+
+    Cheap enough to run before any TOML parser, so a file with a million tasks
+    is refused in milliseconds. Tasks written as an inline array are not
+    counted here; callers check the parsed count as well.
+    """
+    if "[[" not in text:
+        return 0
+    return len(_TASK_TABLE.findall(text))
 
 
 def _parts(rel: str) -> list[str]:
@@ -107,6 +195,99 @@ def _is_link(dir_fd: int, name: str) -> bool:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
+
+
+def lstat_repo_path(root: Path, rel: str) -> os.stat_result | None:
+    """The stat of the regular file ``rel`` inside ``root`` (links not followed), None if absent.
+
+    RepoPathError when ``rel`` or a directory on the way is a symbolic link, climbs
+    out of ``root``, or is not a regular file (a FIFO, a device, a directory).
+    """
+    try:
+        with _parent_dir(root, rel) as (fd, name):
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        raise RepoPathError(rel, IS_SYMLINK)
+    if not stat.S_ISREG(info.st_mode):
+        raise RepoPathError(rel, NOT_REGULAR)
+    return info
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    """One entry :func:`scan_repo_tree` met: a regular file with its stat, or a refusal.
+
+    ``stat`` is the entry's own stat (links not followed); ``error`` is None for a
+    regular file, else the reason it is refused (``IS_SYMLINK``, ``NOT_REGULAR``).
+    """
+
+    path: str
+    stat: os.stat_result
+    error: str | None = None
+
+
+def scan_repo_tree(root: Path, top: str, suffix: str) -> Iterator[TreeEntry]:
+    """Every regular file under directory ``top`` of ``root`` whose name ends with ``suffix``,
+    and every entry the hub refuses there, walked without following links.
+
+    Names starting with ``.`` are skipped. A symbolic link (to a file or a
+    directory, whatever its name) and a FIFO, socket or device named ``*suffix``
+    are yielded with their ``error``; a symbolic link or special file at ``top``
+    itself (or on the way to it) is yielded as one entry for ``top``. Nothing a
+    link points at is ever opened or listed.
+    """
+    try:
+        with _parent_dir(root, top) as (parent, name):
+            try:
+                own = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if stat.S_ISLNK(own.st_mode):
+                yield TreeEntry(top, own, IS_SYMLINK)
+                return
+            if not stat.S_ISDIR(own.st_mode):
+                return  # a plain file called workplans holds no workplans
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except RepoPathError as error:
+        yield TreeEntry(error.path, os.stat(root), error.reason)
+        return
+    yield from _walk_fd(fd, top, suffix)
+
+
+def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
+    """Walk the directory open at ``fd`` (closed here); see :func:`scan_repo_tree`."""
+    try:
+        with os.scandir(fd) as entries:
+            listed = sorted(entries, key=lambda e: e.name)
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}"
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since the listing
+            if stat.S_ISLNK(info.st_mode):
+                yield TreeEntry(rel, info, IS_SYMLINK)
+            elif stat.S_ISDIR(info.st_mode):
+                try:
+                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link meanwhile
+                        yield TreeEntry(rel, info, IS_SYMLINK)
+                    continue
+                yield from _walk_fd(child, rel, suffix)
+            elif entry.name.endswith(suffix):
+                yield TreeEntry(rel, info, None if stat.S_ISREG(info.st_mode) else NOT_REGULAR)
+    finally:
+        os.close(fd)
 
 
 def check_repo_path(root: Path, rel: str) -> None:

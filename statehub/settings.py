@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from statehub.repofiles import FileLimits
 
 __all__ = ["AUTH_MODES", "PROFILES", "Settings"]
 
@@ -44,6 +46,8 @@ class Settings:
     """The root public key tokens are verified with (``ed25519/<hex>``)."""
     token_root_key_file: Path | None = None
     """The root private key file; None means ``<data dir>/token-root.key``."""
+    file_limits: FileLimits = field(default_factory=FileLimits)
+    """Bytes per kind of repo file and tasks per workplan (ADR-022; ``STATEHUB_MAX_*``)."""
 
     @property
     def hub_file(self) -> Path:
@@ -102,6 +106,7 @@ class Settings:
             auth=auth,
             token_public_key=env.get("STATEHUB_TOKEN_PUBLIC_KEY") or None,
             token_root_key_file=Path(root_key_file).expanduser() if root_key_file else None,
+            file_limits=FileLimits.from_env(env),
         )
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table
 
 from statehub.cache.schema import CANON, DEPENDENCIES, TASKS, WORKPLANS
+from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_repo_path, scan_repo_tree
 from workplans import MANIFEST_PATH, parse_canon, parse_manifest, parse_workplan
 
 __all__ = ["SOURCE_KINDS", "Rows", "SourceKind", "json_safe", "kind_of", "scan_sources"]
@@ -140,40 +141,48 @@ def kind_of(path: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ScannedFile:
+    """An indexable path: its kind, its own stat (links not followed), and why it is refused.
+
+    ``error`` is None for a regular file inside the repo; otherwise the path is a
+    file error and is never read (ADR-022): ``is a symbolic link``, ``is not a
+    regular file``. The path may be a directory (``workplans``, ``registry``)
+    when that directory is a link.
+    """
+
     kind: str
     mtime_ns: int
     size: int
+    error: str | None = None
 
 
 def scan_sources(root: Path) -> dict[str, ScannedFile]:
-    """Every indexable file under ``root`` with its stat, keyed by repo-relative POSIX path."""
+    """Every indexable path under ``root`` with its stat, keyed by repo-relative POSIX path.
+
+    Walked from the root without following links (statehub.repofiles): a symbolic
+    link at any level, or a special file where a source file belongs, is listed
+    with its ``error`` instead of being followed or skipped.
+    """
     found: dict[str, ScannedFile] = {}
-    for rel in _SINGLE_FILES:
+    for rel, kind in _SINGLE_FILES.items():
         try:
-            stat = (root / rel).stat()
-        except OSError:
-            continue
-        found[rel] = ScannedFile(_SINGLE_FILES[rel], stat.st_mtime_ns, stat.st_size)
-    for top, kind in _MARKDOWN_DIRS.items():
-        for rel, stat in _walk_markdown(root, top):
-            found[rel] = ScannedFile(kind, stat.st_mtime_ns, stat.st_size)
-    return found
-
-
-def _walk_markdown(root: Path, top: str) -> Iterator[tuple[str, os.stat_result]]:
-    stack = [top]
-    while stack:
-        rel_dir = stack.pop()
-        try:
-            entries = os.scandir(root / rel_dir)
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                if entry.name.startswith("."):
+            info = lstat_repo_path(root, rel)
+        except RepoPathError as error:
+            if error.reason not in (IS_SYMLINK, NOT_REGULAR):
+                continue  # e.g. a plain file called "registry": it holds no registry/fleet.toml
+            if error.path != rel:  # a directory on the way: stat the link itself
+                try:
+                    info = os.stat(root / error.path, follow_symlinks=False)
+                except OSError:
                     continue
-                rel = f"{rel_dir}/{entry.name}"
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(rel)
-                elif entry.name.endswith(".md") and entry.is_file():
-                    yield rel, entry.stat()
+            else:
+                info = os.stat(root / rel, follow_symlinks=False)
+            found[error.path] = ScannedFile(kind, info.st_mtime_ns, info.st_size, error.reason)
+            continue
+        except OSError:
+            continue
+        if info is not None:
+            found[rel] = ScannedFile(kind, info.st_mtime_ns, info.st_size)
+    for top, kind in _MARKDOWN_DIRS.items():
+        for entry in scan_repo_tree(root, top, ".md"):
+            found[entry.path] = ScannedFile(kind, entry.stat.st_mtime_ns, entry.stat.st_size, entry.error)
+    return found

@@ -101,5 +101,5 @@ class EventDesk:
             return
         with self.hub.write_lock, self.hub.engine.begin() as conn:
             for slug in slugs:
-                index_repo(conn, slug, roots[slug], derive=False)
+                index_repo(conn, slug, roots[slug], derive=False, limits=self.hub.settings.file_limits)
             recompute_derived(conn)

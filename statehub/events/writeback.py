@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +38,11 @@ from statehub.cache.schema import WORKPLANS
 from statehub.errors import NotFound
 from statehub.events import gitwork
 from statehub.hub import Hub
+from statehub.repofiles import RepoPathError, TooManyTasks, count_task_tables, read_repo_file, write_repo_file
 from sync.buffer import BufferedEvent, Writeback, WriteBuffer
 from workplans import (
     EVENT_KINDS,
+    FLEET_PATH,
     BrokenTarget,
     Event,
     InvalidEvent,
@@ -167,10 +168,9 @@ class Applier:
                     found += len(done)
                     continue
             for entry in record.files:
-                target = root / entry["path"]
                 try:
-                    now = blob_sha(target.read_bytes())
-                except OSError:
+                    now = blob_sha(self._read(root, entry["path"]))
+                except (OSError, RepoPathError):
                     continue
                 if now == entry["after"] and now != entry["before"]:
                     gitwork.restore_path(repo, entry["path"])
@@ -237,19 +237,26 @@ class Applier:
         unchanged: list[str] = []
         rejected: dict[str, str] = {}
         broken: dict[str, list[str]] = {}
+        refused: dict[str, str] = {}
         for event, path in run:
             if path in broken:
                 broken[path].append(event.key)
                 continue
             if path not in current:
                 try:
-                    current[path] = before[path] = (root / path).read_bytes().decode("utf-8")
+                    current[path] = before[path] = self._read_text(root, path)
+                except RepoPathError as error:  # a link, outside the repo, too large (ADR-022)
+                    broken[path] = [event.key]
+                    refused[path] = f"{error}; the hub does not read or write it"
+                    result.reasons.append(refused[path])
+                    continue
                 except (OSError, UnicodeDecodeError) as error:
                     broken[path] = [event.key]
                     result.reasons.append(f"cannot read {path}: {error}")
                     continue
             try:
                 text = apply_event(current[path], event)
+                self._check_growth(path, current[path], text)
             except NoLongerApplies as error:
                 rejected[event.key] = str(error)
                 continue
@@ -260,7 +267,8 @@ class Applier:
             (changed if text != current[path] else unchanged).append(event.key)
             current[path] = text
         for path, keys in broken.items():
-            self.buffer.wait(keys, f"{path} cannot be read as a workplan; fix the file and the events apply")
+            why = refused.get(path, f"{path} cannot be read as a workplan")
+            self.buffer.wait(keys, f"{why}; fix the file and the events apply")
             result.waiting += len(keys)
         written = [path for path in current if current[path] != before[path]]
         commit: str | None = None
@@ -297,7 +305,11 @@ class Applier:
     ) -> str:
         shas = {path: blob_sha(before[path].encode("utf-8")) for path in written}
         for path in written:
-            if blob_sha((root / path).read_bytes()) != shas[path]:
+            try:
+                now = blob_sha(self._read(root, path))
+            except (OSError, RepoPathError) as error:
+                raise _FileChanged(f"cannot read {path}: {error}; the events will retry") from None
+            if now != shas[path]:
                 raise _FileChanged(f"{path} changed while the hub was applying events; they will retry")
         record = self.buffer.begin_writeback(
             Writeback(
@@ -311,7 +323,7 @@ class Applier:
             )
         )
         for path in written:
-            _atomic_write(root / path, current[path])
+            write_repo_file(root, path, current[path].encode("utf-8"))
         _crash_point("written")
         events = [event for event, _ in run if event.key in set(changed)]
         try:
@@ -328,10 +340,48 @@ class Applier:
     ) -> None:
         """The commit failed: put back what the files held, where they still hold what the hub wrote."""
         for path in written:
-            target = root / path
-            if target.read_bytes() == current[path].encode("utf-8"):
-                _atomic_write(target, before[path])
+            try:
+                if self._read(root, path) == current[path].encode("utf-8"):
+                    write_repo_file(root, path, before[path].encode("utf-8"))
+            except (OSError, RepoPathError):
+                continue  # not what the hub wrote any more (or not a file it may touch): leave it
         self.buffer.finish({}, {}, [record])
+
+    # reading and writing inside the repo (ADR-022) ----------------------------------------------
+
+    def _read(self, root: Path, path: str) -> bytes:
+        """The bytes of ``path``: never through a link, never outside ``root``, never over the limit.
+
+        Raises RepoPathError (FileTooLarge) or OSError.
+        """
+        return read_repo_file(root, path, self.hub.settings.file_limits.bytes_for(_kind_of(path)))
+
+    def _read_text(self, root: Path, path: str) -> str:
+        """The text of ``path`` as :meth:`_read` reads it; TooManyTasks for a workplan over the
+        task limit, UnicodeDecodeError for one that is not UTF-8."""
+        text = self._read(root, path).decode("utf-8")
+        limit = self.hub.settings.file_limits.workplan_tasks
+        if _kind_of(path) == "workplan" and (count := count_task_tables(text)) > limit:
+            raise TooManyTasks(path, count, limit)
+        return text
+
+    def _check_growth(self, path: str, old: str, new: str) -> None:
+        """NoLongerApplies when applying an event would take ``path`` past its size or task limit."""
+        limits = self.hub.settings.file_limits
+        limit = limits.bytes_for(_kind_of(path))
+        size = len(new.encode("utf-8"))
+        if size > limit and size > len(old.encode("utf-8")):
+            raise NoLongerApplies(
+                f"{path} would grow to {size:,} bytes, over the limit of {limit:,} bytes; "
+                "the hub does not grow a file past its limit: split it, then send the event again"
+            )
+        if _kind_of(path) == "workplan" and len(new) > len(old):
+            count = count_task_tables(new)
+            if count > limits.workplan_tasks and count > count_task_tables(old):
+                raise NoLongerApplies(
+                    f"{path} would hold {count:,} tasks, over the limit of {limits.workplan_tasks:,} "
+                    "tasks; split the workplan, then send the event again"
+                )
 
 
 def _runs_by_actor(events: list[tuple[Event, str]]) -> list[list[tuple[Event, str]]]:
@@ -345,17 +395,9 @@ def _runs_by_actor(events: list[tuple[Event, str]]) -> list[list[tuple[Event, st
     return runs
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".statehub")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _kind_of(path: str) -> str:
+    """The limits kind of a write-back target: the fleet registry or a workplan."""
+    return "fleet" if path == FLEET_PATH else "workplan"
 
 
 def _describe(event: Event) -> str:
