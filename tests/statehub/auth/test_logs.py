@@ -89,8 +89,7 @@ def test_no_token_reaches_the_logs(
             with connect(f"ws://{address}/probe/sync/alpha?token={token}") as ws:
                 statuses.append(("accepted", ws.recv()))
         except ConnectionClosed as refused:  # accepted, then closed with the reason (ADR-016)
-            assert refused.rcvd is not None
-            statuses.append(("refused", refused.rcvd.code))
+            statuses.append(("refused", refused.rcvd.code if refused.rcvd else None))
     assert statuses[0][0] == "accepted"
     assert statuses[1:] == [("refused", 4401), ("refused", 4401)]
     captured = capfd.readouterr()
