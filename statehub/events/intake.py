@@ -196,12 +196,15 @@ def _authorise_all(
         if isinstance(item, Mapping) and isinstance(item.get("key"), str)
     }
     stored = set(buffer.states(sorted(set(keys.values()))))
-    for index, key in sorted(keys.items()):
+    asks: list[tuple[int, str, str, str, str]] = []
+    for index, key in keys.items():
         if key in stored and (record := buffer.get(key)) is not None:
-            _ask(authorise, index, key, record.repo, str(record.event.get("actor")), record.kind)
+            asks.append((index, key, record.repo, str(record.event.get("actor")), record.kind))
     for submission, index in zip(submissions, indexes, strict=True):
         actor = str(submission.event.get("actor"))
-        _ask(authorise, index, submission.key, submission.repo, actor, submission.kind)
+        asks.append((index, submission.key, submission.repo, actor, submission.kind))
+    for index, key, repo, actor, kind in sorted(asks, key=lambda ask: ask[0]):
+        _ask(authorise, index, key, repo, actor, kind)
 
 
 def _ask(authorise: EventAuthoriser, index: int, key: str, repo: str, actor: str, kind: str) -> None:
