@@ -18,6 +18,8 @@ from workplans.ids import TASK_ID, WORKPLAN_ID, is_task_id, is_task_ref
 from workplans.models import TaskStatus, WorkplanStatus
 
 __all__ = [
+    "ACTOR",
+    "ACTOR_RULE",
     "EVENT_KEY",
     "EVENT_KINDS",
     "Event",
@@ -30,14 +32,23 @@ __all__ = [
     "WorkplanStatusEvent",
     "event_kinds",
     "format_at",
+    "is_actor",
     "parse_event",
     "register_event_kind",
 ]
 
 EVENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 """Keys end up in HTML comments and git trailers, so they stay plain."""
-ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+ACTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+"""Who acts, in events and in tokens alike (ADR-016, ADR-022): use with ``fullmatch`` (``is_actor``).
+It ends up in progress lines, commit authors and token facts, so it stays plain and one line."""
+ACTOR_RULE = "letters, digits and . _ @ + - (like agt-codex), starting with a letter or digit, at most 128"
 _COMMON = ("key", "kind", "repo", "actor", "at")
+
+
+def is_actor(value: str) -> bool:
+    """Whether ``value`` is an actor name (``ACTOR``), for an event and a token alike."""
+    return ACTOR.fullmatch(value) is not None
 
 
 class InvalidEvent(ValueError):
@@ -158,9 +169,16 @@ class FieldReader:
             return None
         return value
 
+    def actor(self) -> str | None:
+        value = self.text("actor", required=True)
+        if value is not None and not is_actor(value):
+            self.problem("actor", f"{value[:200]!r} is not valid: use {ACTOR_RULE} characters")
+            return None
+        return value
+
     def matching(self, name: str, pattern: re.Pattern[str], example: str, *, required: bool) -> str | None:
         value = self.text(name, required=required)
-        if value is not None and not pattern.match(value):
+        if value is not None and not pattern.fullmatch(value):
             self.problem(name, f"{value!r} is not valid (e.g. {example})")
             return None
         return value
@@ -256,7 +274,7 @@ def parse_event(data: Any) -> Event:
     reader = FieldReader(data)
     common: dict[str, Any] = {
         "key": reader.matching("key", EVENT_KEY, "01JZ3K7T2Q9", required=True),
-        "actor": reader.matching("actor", ACTOR, "agt-codex", required=True),
+        "actor": reader.actor(),
         "at": _read_at(reader),
         "repo": reader.text("repo", required=False),
     }

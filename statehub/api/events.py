@@ -10,31 +10,18 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from statehub.auth import PER_EVENT, VerifiedToken, authorize_event, authorize_request, token_of
-from statehub.errors import BadRequest, HubError, NotFound, invalid_choice
+from statehub.auth import PER_EVENT, token_of
+from statehub.auth.event_policy import event_authoriser
+from statehub.errors import BadRequest, NotFound, invalid_choice
 from statehub.events import EventDesk
 from sync.buffer import EventState
 
-__all__ = ["ADMIN_KINDS", "EventController", "provide_desk"]
-
-ADMIN_KINDS = frozenset({"fleet.machine.role"})
-"""Event kinds that change what a machine may host: they need the admin right, not only write."""
+__all__ = ["EventController", "provide_desk"]
 
 
 def provide_desk(state: State) -> EventDesk:
     desk: EventDesk = state.events
     return desk
-
-
-def _is_admin(token: VerifiedToken | None, repo: str) -> bool:
-    """An admin token may send events as any actor: a dev hub relays its people's events (ADR-021)."""
-    if token is None:
-        return False
-    try:
-        authorize_request(token, "admin", repo)
-    except HubError:
-        return False
-    return True
 
 
 class EventController(Controller):
@@ -51,23 +38,17 @@ class EventController(Controller):
         every event gets its own result (accepted, duplicate, rejected with a
         reason) and its state here (pending, applied, rejected).
 
-        With tokens, every event is authorised before any is stored: write on its
-        repo as the token's actor, or admin on its repo (a hub relaying its
-        people's events, ADR-021); a fleet role change needs admin.
+        With tokens, every event (resent or not) is authorised before any is stored
+        (``statehub.auth.event_policy``): write on its repo as the token's actor, or
+        admin on its repo (a hub relaying its people's events, ADR-021); a fleet role
+        change needs admin.
         """
         try:
             body = await request.json()
         except Exception:
             raise BadRequest("the body must be JSON: one event object or a list of them") from None
-        token = token_of(request)
-
-        def authorize(repo: str, actor: str, kind: str) -> None:
-            if kind in ADMIN_KINDS or _is_admin(token, repo):
-                authorize_request(token, "admin", repo)
-                return
-            authorize_event(token, repo, actor)
-
-        results = await asyncio.to_thread(events.submit, body, each, authorize)
+        authorise = event_authoriser(token_of(request))
+        results = await asyncio.to_thread(events.submit, body, authorise=authorise, each=each)
         return {"results": results}
 
     @get("/", sync_to_thread=True)

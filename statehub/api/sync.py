@@ -21,7 +21,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
-from statehub.auth import authorize_request, requires, token_of
+from statehub.auth import authorize_request, refuse_socket, requires, token_of
 from statehub.errors import HubError, NotFound
 from statehub.hub import Hub
 from statehub.manifests import EDITABLE, resolve_doc
@@ -68,7 +68,14 @@ def _person(user: str | None, email: str | None) -> Person | None:
 
 
 async def _refuse(socket: WebSocket[Any, Any, Any], error: HubError) -> None:
-    """Refuse before accepting: an HTTP answer with the reason where the server allows it."""
+    """Refuse before accepting: an HTTP answer with the reason where the server allows it.
+
+    A refusal of the token (401, 403) closes with 4401/4403 and the reason instead,
+    as the guard's do (``refuse_socket``, ADR-016).
+    """
+    if error.status_code in (401, 403):
+        await refuse_socket(socket, error)
+        return
     body = json.dumps({"error": error.message, "status_code": error.status_code}).encode()
     extensions: Any = socket.scope.get("extensions") or {}
     if "websocket.http.response" in extensions:

@@ -5,15 +5,25 @@ contract    the Datalog fact names tokens carry and the hub supplies (docs/deplo
 tokens      mint, attenuate, describe
 revocation  revoked ids in <config dir>/revoked-tokens.txt, reloaded on change
 verify      who is asking (signature, revocation) and may they (right, repo, time)
+event_policy  who may store which event; the authoriser every intake path takes (ADR-021, ADR-022)
 policy      whether this hub requires tokens, decided from the settings at start
 guard       the Litestar guard every route and WebSocket upgrade passes through
 """
 
+from statehub.auth.event_policy import (
+    ADMIN_KINDS,
+    LOCAL_COMMAND,
+    OPEN_HUB,
+    EventAuthoriser,
+    TokenAuthoriser,
+    event_authoriser,
+)
 from statehub.auth.guard import (
     OPEN,
     PER_EVENT,
     authorize_event,
     authorize_request,
+    refuse_socket,
     requires,
     token_guard,
     token_of,
@@ -22,13 +32,20 @@ from statehub.auth.policy import AuthPolicy
 from statehub.auth.verify import VerifiedToken, authorize
 
 __all__ = [
+    "ADMIN_KINDS",
+    "LOCAL_COMMAND",
     "OPEN",
+    "OPEN_HUB",
     "PER_EVENT",
     "AuthPolicy",
+    "EventAuthoriser",
+    "TokenAuthoriser",
     "VerifiedToken",
     "authorize",
     "authorize_event",
     "authorize_request",
+    "event_authoriser",
+    "refuse_socket",
     "requires",
     "token_guard",
     "token_of",

@@ -5,7 +5,8 @@ Biscuit library, by following this contract (docs/deployment.md, "Tokens"):
 
 Authority block (signed with the root key)
 
-    actor("agt-codex");          exactly one: who acts; an event's actor must equal it
+    actor("agt-codex");          exactly one: who acts; an event's actor must equal it, and both
+                                 follow one rule (``ACTOR``: 1 to 128 of letters, digits, . _ @ + -)
     right("write");              read | write | edit | admin; each includes the ones before it
     check if time($t), $t <= 2026-11-24T08:00:00Z;                  optional expiry
     check if operation("read") or repo($r), ["ops"].contains($r);   optional repo scope
@@ -27,20 +28,21 @@ operation (``rank`` facts below), with every check of every block passing.
 
 from __future__ import annotations
 
-import re
+from workplans.events import ACTOR, ACTOR_RULE, is_actor
 
 __all__ = [
     "ACTOR",
+    "ACTOR_RULE",
     "AUTHORIZER_CODE",
     "RIGHTS",
     "includes",
+    "is_actor",
     "rights_up_to",
 ]
 
 RIGHTS = ("read", "write", "edit", "admin")
 """Each right includes the ones before it: admin can edit, edit can write, write can read."""
 
-ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 AUTHORIZER_CODE = (
     "\n".join(f'rank("{right}", {level});' for level, right in enumerate(RIGHTS, start=1))

@@ -6,11 +6,11 @@ need ``read``, a WebSocket upgrade needs ``read``, and anything else needs
 
     @post("/repos/{slug:str}/refresh", opt=requires("admin"))        # repo from the path
     @websocket("/sync/{doc:str}", opt=requires("edit", repo=repo_of_doc))
-    @post("/events", opt=PER_EVENT)     # the handler calls authorize_event for each event
+    @post("/events", opt=PER_EVENT)     # intake authorises each event (auth.event_policy)
 
-A route marked ``PER_EVENT`` is only authenticated here; its handler must call
-``authorize_event(token_of(request), event.repo, event.actor)`` for every event
-of a batch before writing any of them.
+A route marked ``PER_EVENT`` is only authenticated here; its handler passes
+``event_authoriser(token_of(request))`` to intake, which asks it about every
+event of a batch before storing any of them (``statehub.auth.event_policy``).
 
 The token comes from ``Authorization: Bearer <token>``; a WebSocket upgrade may
 instead send ``?token=<token>`` (browsers cannot set headers on a WebSocket),
@@ -23,14 +23,15 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, WebSocket
 from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
 from litestar.handlers.base import BaseRouteHandler
 
+from statehub.auth.event_policy import event_authoriser
 from statehub.auth.policy import AuthPolicy
 from statehub.auth.verify import VerifiedToken, authorize
-from statehub.errors import Forbidden, HubError, Unauthorized
+from statehub.errors import HubError, Unauthorized
 
 __all__ = [
     "OPEN",
@@ -38,6 +39,7 @@ __all__ = [
     "RepoOf",
     "authorize_event",
     "authorize_request",
+    "refuse_socket",
     "requires",
     "token_guard",
     "token_of",
@@ -58,10 +60,19 @@ RepoOf = Callable[[ASGIConnection[Any, Any, Any, Any]], str | None]
 
 
 def default_repo(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """A ``{slug}`` path parameter, else a ``?repo=`` filter."""
+    """A ``{slug}`` path parameter, else (reads only) a ``?repo=`` filter.
+
+    A request that changes state acts on the repo its path names, or on the whole
+    hub: a ``?repo=`` it does not act on must not narrow the check, or an admin
+    token for one repo could ``POST /sweeps?repo=mine`` to sweep them all or
+    ``POST /repos?repo=mine`` to register a new repo (ADR-022).
+    """
     slug = connection.path_params.get("slug")
     if isinstance(slug, str):
         return slug
+    method = connection.scope.get("method") if connection.scope["type"] == ScopeType.HTTP else None
+    if method not in _READS:
+        return None
     repo = connection.query_params.get("repo")
     return repo if isinstance(repo, str) and repo else None
 
@@ -96,15 +107,35 @@ async def token_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: B
     every request that cost more than the read queries themselves (bench/query.py).
     Verifying a token is CPU work with no I/O, so it belongs on the event loop.
 
-    A refused WebSocket upgrade is closed before accept with code 4401 or 4403 and
-    the reason's first 120 bytes (the protocol's limit for a close reason).
+    A refused WebSocket upgrade is accepted and at once closed with code 4401 or
+    4403 and the reason's first 120 bytes (the protocol's limit for a close
+    reason): a close before accept reaches a client as a bare HTTP 403 without
+    the reason, and a browser sees only code 1006 (ADR-016, ADR-022).
     """
     try:
         _guard(connection, handler)
     except HubError as error:
         if connection.scope["type"] != ScopeType.WEBSOCKET:
             raise
+        await _accept(connection)
         raise WebSocketException(detail=_close_reason(error.message), code=4000 + error.status_code) from None
+
+
+async def _accept(connection: ASGIConnection[Any, Any, Any, Any]) -> WebSocket[Any, Any, Any]:
+    socket = (
+        connection
+        if isinstance(connection, WebSocket)
+        else WebSocket(connection.scope, connection.receive, connection.send)
+    )
+    await socket.accept()
+    return socket
+
+
+async def refuse_socket(connection: ASGIConnection[Any, Any, Any, Any], error: HubError) -> None:
+    """Refuse a WebSocket upgrade a handler decided against (e.g. a fleet registry room needs
+    admin): accept, then close with 4000 + the status (4401, 4403) and the reason, like the guard."""
+    socket = await _accept(connection)
+    await socket.close(code=4000 + error.status_code, reason=_close_reason(error.message))
 
 
 def _close_reason(message: str, limit: int = 120) -> str:
@@ -164,14 +195,8 @@ def authorize_request(
 
 
 def authorize_event(
-    token: VerifiedToken | None, repo: str, actor: str, now: dt.datetime | None = None
+    token: VerifiedToken | None, repo: str, actor: str, now: dt.datetime | None = None, kind: str = ""
 ) -> None:
-    """May this token write an event for ``repo`` as ``actor``? Call for each event before writing any."""
-    if token is None:
-        return
-    authorize(token, "write", repo, now)
-    if actor != token.actor:
-        raise Forbidden(
-            f"the event's actor {actor!r} is not this token's actor {token.actor!r}: send events as "
-            f"{token.actor!r}, or use a token minted for {actor!r}"
-        )
+    """May this token store an event of ``kind`` for ``repo`` as ``actor``? The policy of
+    ``statehub.auth.event_policy`` for one event; intake asks it for every item before storing any."""
+    event_authoriser(token, now).check(repo, actor, kind)

@@ -23,7 +23,7 @@ from biscuit_auth import (
     UnverifiedBiscuit,
 )
 
-from statehub.auth.contract import ACTOR, RIGHTS, rights_up_to
+from statehub.auth.contract import ACTOR_RULE, RIGHTS, is_actor, rights_up_to
 from statehub.errors import BadRequest, Unauthorized, invalid_choice
 from workplans.manifest import SLUG
 
@@ -54,7 +54,7 @@ def _utc_now(now: dt.datetime | None) -> dt.datetime:
 
 def _check_repos(repos: Sequence[str]) -> list[str]:
     for repo in repos:
-        if not SLUG.match(repo):
+        if not SLUG.fullmatch(repo):
             raise BadRequest(f"invalid repo slug {repo!r}: 'statehub repos list' shows the registered slugs")
     return sorted(set(repos))
 
@@ -72,10 +72,8 @@ def mint(
     ttl: dt.timedelta | None = None,
     now: dt.datetime | None = None,
 ) -> Biscuit:
-    if not ACTOR.match(actor):
-        raise BadRequest(
-            f"invalid actor {actor!r}: use letters, digits and . _ @ + - (like agt-codex), at most 128"
-        )
+    if not is_actor(actor):
+        raise BadRequest(f"invalid actor {actor[:200]!r}: use {ACTOR_RULE} characters")
     _check_right(right)
     builder = BiscuitBuilder("actor({actor}); right({right});", {"actor": actor, "right": right})
     _add_limits(builder, _check_repos(repos), None, ttl, now)

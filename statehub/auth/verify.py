@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from biscuit_auth import AuthorizationError, AuthorizerBuilder, Biscuit, Fact, PublicKey, Rule
 
-from statehub.auth.contract import AUTHORIZER_CODE, RIGHTS
+from statehub.auth.contract import ACTOR_RULE, AUTHORIZER_CODE, RIGHTS, is_actor
 from statehub.auth.revocation import RevocationList
 from statehub.auth.tokens import read_token
 from statehub.errors import Forbidden, HubError, Unauthorized
@@ -63,6 +63,11 @@ class TokenVerifier:
             raise Unauthorized(
                 f"the token names {len(actors)} actors; a hub token names exactly one "
                 "(actor(\"name\") in its first block): mint it with 'statehub token mint --actor NAME'"
+            )
+        if not is_actor(actors[0]):
+            raise Unauthorized(
+                f"the token's actor {actors[0][:200]!r} is not an actor name ({ACTOR_RULE} characters), "
+                "so no event could carry it: mint one with 'statehub token mint --actor NAME'"
             )
         rights = [r for r in facts.get("right", []) if r in RIGHTS]
         if not rights:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from statehub.auth.event_policy import LOCAL_COMMAND
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._output import console, print_json, print_table
 from statehub.errors import BadRequest
@@ -40,7 +41,7 @@ def _send(body: dict[str, Any], as_json: bool) -> None:
     with open_hub() as hub:
         desk = EventDesk(hub)
         try:
-            result = desk.submit(body)[0]
+            result = desk.submit(body, authorise=LOCAL_COMMAND)[0]
             applied = desk.apply_pending(timeout=APPLY_WAIT)
             record = desk.buffer.get(body["key"])
         finally:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from statehub.auth.event_policy import LOCAL_COMMAND
 from statehub.cache import fleet_queries
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._output import console, print_json
@@ -42,7 +43,7 @@ def _send(body: dict[str, Any], repo: str | None, key: str | None, actor: str | 
         body |= {"key": key or new_event_key(), "actor": actor or default_actor(), "repo": slug}
         desk = EventDesk(hub)
         try:
-            result = desk.submit(body)[0]
+            result = desk.submit(body, authorise=LOCAL_COMMAND)[0]
             applied = desk.apply_pending([slug], timeout=APPLY_WAIT)
             record = desk.buffer.get(body["key"])
         finally:

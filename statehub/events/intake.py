@@ -12,17 +12,18 @@ import datetime as dt
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, false, select
 
+from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache.schema import TASKS, WORKPLANS
-from statehub.errors import Conflict, Unprocessable
+from statehub.errors import Conflict, Forbidden, Unauthorized, Unprocessable
 from statehub.events.fleet_intake import FleetIntake
 from statehub.hub import Hub
-from sync.buffer import EventState, KeyConflict, Outcome, Submission, WriteBuffer
+from sync.buffer import KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 from workplans.fleet_event_types import FleetEvent
@@ -77,20 +78,24 @@ def _known(conn: Connection, workplan_ids: set[str]) -> _Known:
     return _Known(plans, tasks)
 
 
-Authorize = Callable[[str, str, str], None]
-"""(repo, actor, kind) -> None, or raise Unauthorized/Forbidden: may the sender write this event?"""
-
-
 def submit_events(
-    hub: Hub, buffer: WriteBuffer, body: Any, each: bool = False, authorize: Authorize | None = None
+    hub: Hub, buffer: WriteBuffer, body: Any, *, authorise: EventAuthoriser, each: bool = False
 ) -> list[dict[str, Any]]:
     """Validate, authorise and store one event or a list; ``[{"key", "result": accepted|duplicate}]``.
 
-    Every event of a batch is authorised before any is stored: one refusal stores nothing.
+    ``authorise`` is required: the token's ``event_authoriser``, or ``OPEN_HUB`` /
+    ``LOCAL_COMMAND`` where nobody is to be checked (statehub.auth.event_policy).
+    Every item is authorised before anything is stored or answered (ADR-022): each
+    event as it will be stored, and for a key already in the buffer also the stored
+    event, so resending somebody else's event neither writes nor reads it. One
+    refusal refuses the whole request (401/403), with or without ``each``.
+
     ``each=True`` is how a relaying hub sends (ADR-019): instead of all or
     nothing, every event gets its own answer, ``rejected`` with a ``reason``
     for one that is invalid or reuses a key for a different event, and each
     answer carries the event's ``state`` here (pending, applied, rejected).
+    A resend of an event stored exactly as sent is answered from the buffer
+    without validating it again.
     """
     items = body if isinstance(body, list) else [body]
     if not items:
@@ -99,12 +104,33 @@ def submit_events(
         raise InvalidEvents(
             [{"index": 0, "key": None, "field": "events", "message": f"at most {MAX_BATCH} events a request"}]
         )
-    if each and (resent := buffer.stored_as_sent(items)):
-        return _answer_known(hub, buffer, items, resent)
+    resent = buffer.stored_as_sent(items) if each else {}
+    problems, submissions, indexes = _validate(hub, buffer, items, skip=set(resent))
+    _authorise_all(authorise, buffer, items, submissions, indexes)
+    if each:
+        answers = _answer_each(buffer, len(items), problems, submissions, indexes)
+        for index, (key, state, reason) in resent.items():
+            answers[index] = {"key": key, "result": "duplicate", "state": state.value, "reason": reason}
+        return answers
+    if problems:
+        raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
+    try:
+        outcomes = buffer.append(submissions)
+    except KeyConflict as error:
+        raise Conflict(str(error)) from None
+    return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
+
+
+def _validate(
+    hub: Hub, buffer: WriteBuffer, items: list[Any], skip: set[int]
+) -> tuple[list[dict[str, Any]], list[Submission], list[int]]:
+    """Parse and check every item but ``skip``: (problems, submissions, the index of each submission)."""
     problems: list[dict[str, Any]] = []
     parsed: list[tuple[int, Event, dict[str, Any]]] = []
     now = format_at(dt.datetime.now(dt.UTC))
     for index, item in enumerate(items):
+        if index in skip:
+            continue
         raw = dict(item) if isinstance(item, Mapping) else item
         sent = dict(raw) if isinstance(raw, dict) else {}
         if isinstance(raw, dict) and raw.get("at") is None:
@@ -148,34 +174,44 @@ def submit_events(
             Submission(event.key, event.kind, found, payload, full, workplan, full.get("task"))
         )
         indexes.append(index)
-    if authorize is not None:
-        for submission in submissions:
-            authorize(submission.repo, str(submission.event.get("actor")), submission.kind)
-    if each:
-        return _answer_each(buffer, len(items), problems, submissions, indexes)
-    if problems:
-        raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
+    return problems, submissions, indexes
+
+
+def _authorise_all(
+    authorise: EventAuthoriser,
+    buffer: WriteBuffer,
+    items: list[Any],
+    submissions: list[Submission],
+    indexes: list[int],
+) -> None:
+    """Ask ``authorise`` about every item; raise the first refusal, naming the event (ADR-022).
+
+    An item whose key is already stored is checked against the stored event too
+    (its repo, actor and kind): answering a resend with its state, or a reused
+    key with a conflict, is a read of that repo; storing it is a write.
+    """
+    keys = {
+        index: item["key"]
+        for index, item in enumerate(items)
+        if isinstance(item, Mapping) and isinstance(item.get("key"), str)
+    }
+    stored = set(buffer.states(sorted(set(keys.values()))))
+    asks: list[tuple[int, str, str, str, str]] = []
+    for index, key in keys.items():
+        if key in stored and (record := buffer.get(key)) is not None:
+            asks.append((index, key, record.repo, str(record.event.get("actor")), record.kind))
+    for submission, index in zip(submissions, indexes, strict=True):
+        actor = str(submission.event.get("actor"))
+        asks.append((index, submission.key, submission.repo, actor, submission.kind))
+    for index, key, repo, actor, kind in sorted(asks, key=lambda ask: ask[0]):
+        _ask(authorise, index, key, repo, actor, kind)
+
+
+def _ask(authorise: EventAuthoriser, index: int, key: str, repo: str, actor: str, kind: str) -> None:
     try:
-        outcomes = buffer.append(submissions)
-    except KeyConflict as error:
-        raise Conflict(str(error)) from None
-    return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
-
-
-def _answer_known(
-    hub: Hub, buffer: WriteBuffer, items: list[Any], known: dict[int, tuple[str, EventState, str | None]]
-) -> list[dict[str, Any]]:
-    """Answer resends of stored events from the buffer alone; the rest go through intake."""
-    answers: list[dict[str, Any]] = [{} for _ in items]
-    for index, (key, state, reason) in known.items():
-        answers[index] = {"key": key, "result": "duplicate", "state": state.value, "reason": reason}
-    rest = [i for i in range(len(items)) if i not in known]
-    if rest:
-        for index, answer in zip(
-            rest, submit_events(hub, buffer, [items[i] for i in rest], each=True), strict=True
-        ):
-            answers[index] = answer
-    return answers
+        authorise.check(repo, actor, kind)
+    except (Unauthorized, Forbidden) as error:
+        raise type(error)(f"event #{index} (key {key!r}, {kind} in repo {repo!r}): {error.message}") from None
 
 
 def _answer_each(

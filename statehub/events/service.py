@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache import index_repo
 from statehub.cache.derived import recompute_derived
-from statehub.events.intake import Authorize, submit_events
+from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -51,10 +52,10 @@ class EventDesk:
             self.relay_queue.close()
         self.buffer.close()
 
-    def submit(
-        self, body: Any, each: bool = False, authorize: Authorize | None = None
-    ) -> list[dict[str, Any]]:
-        results = submit_events(self.hub, self.buffer, body, each=each, authorize=authorize)
+    def submit(self, body: Any, *, authorise: EventAuthoriser, each: bool = False) -> list[dict[str, Any]]:
+        """Store events through intake (``submit_events``); ``authorise`` has no default, so every
+        caller says who is asking: a token's ``event_authoriser``, ``OPEN_HUB`` or ``LOCAL_COMMAND``."""
+        results = submit_events(self.hub, self.buffer, body, authorise=authorise, each=each)
         if any(r["result"] == "accepted" for r in results):
             self.accepted.set()
             for callback in self.on_accepted:

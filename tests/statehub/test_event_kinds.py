@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from statehub.auth import LOCAL_COMMAND
 from statehub.errors import Unprocessable
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -54,8 +55,8 @@ def test_a_registered_kind_lands_in_its_fixed_file(hub: Hub, make_repo: Callable
     try:
         base = {"kind": "fleet.machine.note", "actor": "ops", "machine": "railiance01", "note": "rebooted"}
         with pytest.raises(Unprocessable, match="repo: required"):
-            desk.submit(base | {"key": "F0"})
-        desk.submit(base | {"key": "F1", "repo": "fleet"})
+            desk.submit(base | {"key": "F0"}, authorise=LOCAL_COMMAND)
+        desk.submit(base | {"key": "F1", "repo": "fleet"}, authorise=LOCAL_COMMAND)
         desk.apply_pending()
         record = desk.buffer.get("F1")
     finally:

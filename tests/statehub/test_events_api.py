@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -146,7 +147,7 @@ def test_the_server_applies_events_another_process_left_in_the_buffer(
     other = Hub(settings)  # what a CLI command opens: its own hub and buffer connection
     desk = EventDesk(other)
     try:
-        desk.submit(event("CLI1", kind="progress.note"))  # stored, not applied here
+        desk.submit(event("CLI1", kind="progress.note"), authorise=LOCAL_COMMAND)  # stored, not applied here
     finally:
         desk.close()
         other.close()

@@ -11,6 +11,7 @@ from typing import Any
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
+from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -149,7 +150,10 @@ def test_a_change_the_file_no_longer_allows_is_rejected_at_apply_time(
     hub.register(repo.root)
     desk = EventDesk(hub)
     try:
-        desk.submit(_event("A1", "fleet.workload.place", workload="vault", target_host="buildbox"))
+        desk.submit(
+            _event("A1", "fleet.workload.place", workload="vault", target_host="buildbox"),
+            authorise=LOCAL_COMMAND,
+        )
         repo.write(
             FLEET,
             EXAMPLE.replace('name = "buildbox"\nrole = "build"', 'name = "buildbox"\nrole = "frozen-legacy"'),

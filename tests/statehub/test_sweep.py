@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
+from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -68,7 +69,7 @@ def test_the_sweep_pulls_the_teammate_pushes_the_hub_and_survives_a_moving_remot
 ) -> None:
     team = Team(tmp_path, make_repo)
     hub.register(team.hub.root)
-    desk.submit(event("SW1", kind="progress.note", note="from the hub"))
+    desk.submit(event("SW1", kind="progress.note", note="from the hub"), authorise=LOCAL_COMMAND)
     team.mate_commit("workplans/MATE-WP-0001.md", workplan_text("MATE-WP-0001"), "teammate adds a plan")
     team.move_remote_on_first_push()
     report = sweep(desk)
@@ -174,7 +175,7 @@ def test_an_unreachable_remote_is_reported_and_events_still_land_locally(
 ) -> None:
     team = Team(tmp_path, make_repo)
     hub.register(team.hub.root)
-    desk.submit(event("OFF1", kind="progress.note"))
+    desk.submit(event("OFF1", kind="progress.note"), authorise=LOCAL_COMMAND)
     team.remote.rename(tmp_path / "gone.git")
     [repo] = sweep(desk)["repos"]
     assert repo["pushed"] is False

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk, writeback
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, lose_cache
@@ -38,7 +39,7 @@ def test_a_persons_uncommitted_edit_is_never_overwritten(
     repo = _setup(hub, make_repo)
     edited = PLAN_TEXT.replace("Free   text", "Half-typed thought")
     repo.write(PLAN_PATH, edited)
-    desk.submit(event("E1", kind="progress.note"))
+    desk.submit(event("E1", kind="progress.note"), authorise=LOCAL_COMMAND)
     desk.apply_pending()
     assert _state(desk, "E1") == ("pending", f"uncommitted changes in {PLAN_PATH}")
     assert repo.read(PLAN_PATH) == edited
@@ -57,7 +58,7 @@ def test_a_persons_staged_work_on_another_file_stays_out_of_hub_commits(
     repo = _setup(hub, make_repo)
     repo.write("notes.txt", "mine\n")
     repo.git("add", "notes.txt")
-    desk.submit(event("E2"))
+    desk.submit(event("E2"), authorise=LOCAL_COMMAND)
     desk.apply_pending()
     assert _state(desk, "E2")[0] == "applied"
     assert repo.git("show", "--name-only", "--format=", "HEAD").split() == [PLAN_PATH]
@@ -68,7 +69,10 @@ def test_an_event_for_a_task_removed_meanwhile_is_rejected_with_its_reason(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
 ) -> None:
     repo = _setup(hub, make_repo)
-    desk.submit([event("E3"), event("E4", kind="progress.note", task=None, note="still here")])
+    desk.submit(
+        [event("E3"), event("E4", kind="progress.note", task=None, note="still here")],
+        authorise=LOCAL_COMMAND,
+    )
     repo.write(PLAN_PATH, PLAN_TEXT.split('[[tasks]]\nid = "T02"')[0].rstrip("\n") + "\n+++\nbody\n")
     repo.commit("drop T02")
     desk.apply_pending()
@@ -83,7 +87,7 @@ def test_an_event_for_a_removed_workplan_file_is_rejected(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
 ) -> None:
     repo = _setup(hub, make_repo)
-    desk.submit(event("E5"))
+    desk.submit(event("E5"), authorise=LOCAL_COMMAND)
     repo.git("rm", "-q", PLAN_PATH)
     repo.commit("drop the plan")
     hub.refresh()
@@ -95,7 +99,7 @@ def test_a_broken_file_holds_its_events_until_it_is_fixed(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
 ) -> None:
     repo = _setup(hub, make_repo)
-    desk.submit(event("E6", kind="workplan.status"))
+    desk.submit(event("E6", kind="workplan.status"), authorise=LOCAL_COMMAND)
     repo.write(PLAN_PATH, PLAN_TEXT.replace('owner = "custodian"', "owner = "))
     repo.commit("oops")
     desk.apply_pending()
@@ -118,7 +122,7 @@ def test_each_actor_authors_their_own_commit(
         event("A2", kind="progress.note", note="two"),
         event("B1", kind="progress.note", note="three", actor="atm-railiance01"),
     ]
-    desk.submit(batch)
+    desk.submit(batch, authorise=LOCAL_COMMAND)
     results = desk.apply_pending()
     assert results is not None and len(results[0].commits) == 2
     authors = repo.git("log", "-2", "--format=%an %cn").splitlines()
@@ -131,7 +135,7 @@ def test_the_buffer_survives_a_cache_rebuild(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
 ) -> None:
     repo = _setup(hub, make_repo)
-    desk.submit(event("R1", kind="progress.note"))
+    desk.submit(event("R1", kind="progress.note"), authorise=LOCAL_COMMAND)
     hub.rebuild()
     lose_cache(hub.settings.database_url, hub.settings.default_cache_file)
     fresh = Hub(hub.settings)
@@ -155,7 +159,8 @@ def test_git_trouble_in_one_repo_leaves_its_events_pending_and_the_others_apply(
     other.commit("rename")
     hub.register(other.root)
     desk.submit(
-        [event("G1", kind="progress.note"), event("G2", kind="progress.note", workplan="OTHR-WP-0054")]
+        [event("G1", kind="progress.note"), event("G2", kind="progress.note", workplan="OTHR-WP-0054")],
+        authorise=LOCAL_COMMAND,
     )
     lock = stuck.root / ".git" / "index.lock"
     lock.write_text("")  # a person's git command is running
@@ -174,7 +179,7 @@ def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = _setup(hub, make_repo)
-    desk.submit(event("H1", kind="progress.note"))
+    desk.submit(event("H1", kind="progress.note"), authorise=LOCAL_COMMAND)
     saved = PLAN_TEXT.replace("Free   text", "Saved meanwhile")
     real_apply = writeback.apply_event
 

@@ -138,16 +138,19 @@ def test_edit_routes_need_edit_on_the_repo(secured: SecuredHub) -> None:
     assert secured.written == [{"saved": "alpha"}]
 
 
-def test_websocket_upgrade_is_refused_before_accept(secured: SecuredHub) -> None:
-    with pytest.raises(WebSocketDisconnect) as refused, secured.client.websocket_connect("/probe/sync/alpha"):
-        pass
+def test_a_refused_websocket_upgrade_closes_with_4401_or_4403(secured: SecuredHub) -> None:
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        secured.client.websocket_connect("/probe/sync/alpha") as socket,
+    ):
+        socket.receive()
     assert refused.value.code == 4401
     reader = secured.token(right="read")
     with (
         pytest.raises(WebSocketDisconnect) as forbidden,
-        secured.client.websocket_connect("/probe/sync/alpha", headers=secured.bearer(reader)),
+        secured.client.websocket_connect("/probe/sync/alpha", headers=secured.bearer(reader)) as socket,
     ):
-        pass
+        socket.receive()
     assert forbidden.value.code == 4403
     editor = secured.token(actor="ann", right="edit", repos=("alpha",))
     with secured.client.websocket_connect(f"/probe/sync/alpha?token={editor}") as socket:
@@ -182,8 +185,12 @@ def test_every_route_is_guarded(secured: SecuredHub) -> None:
             if route.path in OPEN_PATHS:
                 continue
             if "websocket" in type(route).__name__.lower():
-                with pytest.raises(WebSocketDisconnect), secured.client.websocket_connect(path):
-                    pass
+                with (
+                    pytest.raises(WebSocketDisconnect) as closed,
+                    secured.client.websocket_connect(path) as ws,
+                ):
+                    ws.receive()
+                assert closed.value.code == 4401, (route.path, closed.value.code)
             else:
                 response = secured.client.request(method, path)
                 assert response.status_code == 401, (method, route.path, response.status_code)

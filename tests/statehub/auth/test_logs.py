@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from statehub.app import create_app
@@ -88,10 +88,10 @@ def test_no_token_reaches_the_logs(
         try:
             with connect(f"ws://{address}/probe/sync/alpha?token={token}") as ws:
                 statuses.append(("accepted", ws.recv()))
-        except InvalidStatus as refused:
-            statuses.append(("refused", refused.response.status_code))
+        except ConnectionClosed as refused:  # accepted, then closed with the reason (ADR-016)
+            statuses.append(("refused", refused.rcvd.code if refused.rcvd else None))
     assert statuses[0][0] == "accepted"
-    assert statuses[1:] == [("refused", 403), ("refused", 403)]
+    assert statuses[1:] == [("refused", 4401), ("refused", 4401)]
     captured = capfd.readouterr()
     server_records = [r for r in caplog.records if not r.name.startswith(CLIENT_LOGGERS)]
     assert any("[redacted]" in r.getMessage() for r in server_records)  # handshakes were logged

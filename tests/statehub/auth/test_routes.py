@@ -130,22 +130,25 @@ def test_saving_a_manifest_needs_edit_and_the_fleet_registry_needs_admin(secured
     assert post(fleet, headers=secured.headers("admin")).status_code not in (401, 403)
 
 
-def test_the_websocket_upgrade_is_refused_before_accept(secured: Hub) -> None:
+def test_a_refused_websocket_upgrade_closes_with_4401_or_4403(secured: Hub) -> None:
     room = "/sync/alpha/statehub.toml"
-    with pytest.raises(WebSocketDisconnect) as refused, secured.client.websocket_connect(room):
-        pass
+    with pytest.raises(WebSocketDisconnect) as refused, secured.client.websocket_connect(room) as socket:
+        socket.receive()
     assert refused.value.code == 4401
     reader = secured.headers("read")["Authorization"].removeprefix("Bearer ")
     with (
         pytest.raises(WebSocketDisconnect) as read_only,
-        secured.client.websocket_connect(f"{room}?token={reader}"),
+        secured.client.websocket_connect(f"{room}?token={reader}") as socket,
     ):
-        pass
+        socket.receive()
     assert read_only.value.code == 4403
     fleet_editor = secured.headers("edit", ("alpha",))["Authorization"].removeprefix("Bearer ")
     fleet_room = f"/sync/alpha/registry/fleet.toml?token={fleet_editor}"
-    with pytest.raises(WebSocketDisconnect) as not_admin, secured.client.websocket_connect(fleet_room):
-        pass
+    with (
+        pytest.raises(WebSocketDisconnect) as not_admin,
+        secured.client.websocket_connect(fleet_room) as socket,
+    ):
+        socket.receive()
     assert not_admin.value.code == 4403
     with secured.client.websocket_connect(f"{room}?token={fleet_editor}&user=ada") as socket:
         socket.send_bytes(ysync.sync_step1(Doc().get_state()))
