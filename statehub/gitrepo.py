@@ -24,7 +24,10 @@ config) that disables hooks (``core.hooksPath=/dev/null``), fsmonitor,
 signing and signature checks, credential helpers other than the hub user's
 global ones, submodule recursion, auto gc/maintenance, and neutralises each
 filter, merge and diff driver and each remote's upload/receive-pack that the
-repo's config names. Empty ``filter.<x>.clean/smudge/process`` skip the filter
+repo's config names. (``remote.<x>.uploadpack/receivepack`` keep their first
+value, so the sweep passes ``--upload-pack``/``--receive-pack`` on the command
+line instead, :func:`upload_pack_args` / :func:`receive_pack_args`.) Empty
+``filter.<x>.clean/smudge/process`` skip the filter
 (checked with git 2.39, see tests/statehub/security/test_git_code.py), empty
 ``diff.<x>.command/textconv`` fail closed, ``merge.<x>.driver=false`` turns a
 custom merge into a conflict.
@@ -62,7 +65,9 @@ __all__ = [
     "local_receive_pack",
     "open_repo",
     "open_work_tree",
+    "receive_pack_args",
     "run_git",
+    "upload_pack_args",
     "work_tree_root",
 ]
 
@@ -145,6 +150,18 @@ def is_local_url(url: str) -> bool:
     return colon < 0 or (0 <= slash < colon)
 
 
+def upload_pack_args() -> list[str]:
+    """Options for every ``git fetch``: the plain upload-pack, whatever the repo's config says."""
+    return ["--upload-pack=git-upload-pack"]
+
+
+def receive_pack_args(urls: list[str]) -> list[str]:
+    """Options for a ``git push`` to ``urls``: plain receive-pack, with no hooks for a local remote."""
+    if any(is_local_url(url) for url in urls):
+        return [f"--receive-pack={local_receive_pack()}"]
+    return ["--receive-pack=git-receive-pack"]
+
+
 def local_receive_pack() -> str:
     """The receive-pack command for a push to a repo on this machine: its hooks never run.
 
@@ -176,15 +193,18 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def _config_entries(git_dir: Path, work_tree: Path, *, includes: bool) -> list[tuple[str, str, str]]:
-    """(scope, key, value) of every config entry git would read for this repo."""
-    args = ["git", "config", "--list", "--show-scope", "-z"]
-    if not includes:
-        args.insert(3, "--no-includes")
-    env = _base_env() | {"GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(work_tree)}
+def _run_config(args: list[str], git_dir: Path, work_tree: Path, *, in_repo: bool = True) -> str:
+    """``git config ARGS``; outside any repo when ``in_repo`` is false (git then reads no repo config)."""
+    env = _base_env()
+    cwd = work_tree
+    if in_repo:
+        env |= {"GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(work_tree)}
+    else:
+        env["GIT_CEILING_DIRECTORIES"] = "/"
+        cwd = Path("/")
     try:
-        out = subprocess.run(
-            args, cwd=work_tree, env=env, capture_output=True, check=True, timeout=30
+        return subprocess.run(
+            ["git", "config", *args], cwd=cwd, env=env, capture_output=True, check=True, timeout=30
         ).stdout.decode("utf-8", "surrogateescape")
     except subprocess.CalledProcessError as error:
         detail = error.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -193,12 +213,38 @@ def _config_entries(git_dir: Path, work_tree: Path, *, includes: bool) -> list[t
         ) from None
     except subprocess.TimeoutExpired:
         raise NotAGitRepo(f"reading the git config of {work_tree} took over 30 s; the hub gave up") from None
+
+
+def _repo_config_entries(git_dir: Path, work_tree: Path) -> list[tuple[str, str, str]]:
+    """("local", key, value) of the repo's own config files, read one by one without includes.
+
+    (Inside the repo, git reads its config, includes and all, while starting up,
+    so a FIFO include would block even ``--no-includes``; run from ``/`` it does not.)
+    """
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
     entries: list[tuple[str, str, str]] = []
-    for record in out.split("\0"):
-        if not record:
+    for path in dict.fromkeys([common / "config", git_dir / "config", git_dir / "config.worktree"]):
+        if not path.is_file():
             continue
-        scope, _, rest = record.partition("\t")
-        key, _, value = rest.partition("\n")
+        args = ["--file", str(path), "--no-includes", "--list", "-z"]
+        out = _run_config(args, git_dir, work_tree, in_repo=False)
+        for record in out.split("\0"):
+            if record:
+                key, _, value = record.partition("\n")
+                entries.append(("local", key, value))
+    return entries
+
+
+def _config_entries(git_dir: Path, work_tree: Path) -> list[tuple[str, str, str]]:
+    """(scope, key, value) of every config entry git reads for this repo, includes followed."""
+    out = _run_config(["--list", "--show-scope", "-z"], git_dir, work_tree)
+    # With -z and --show-scope, each entry is "scope NUL key LF value NUL" (no LF: no value).
+    fields = out.split("\0")
+    entries: list[tuple[str, str, str]] = []
+    for scope, record in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = record.partition("\n")
         entries.append((scope, key, value))
     return entries
 
@@ -238,7 +284,6 @@ def _neutralised(entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
     filters: dict[str, None] = {}
     merges: dict[str, None] = {}
     diffs: dict[str, None] = {}
-    remotes: dict[str, None] = {}
     helpers: list[tuple[str, str]] = []
     ssh_command: str | None = None
     for scope, key, value in entries:
@@ -249,8 +294,6 @@ def _neutralised(entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
             merges[sub] = None
         elif section == "diff" and sub is not None:
             diffs[sub] = None
-        elif section == "remote" and sub is not None:
-            remotes[sub] = None
         elif section == "credential" and name == "helper" and scope in ("global", "system"):
             helpers.append((key, value))
         elif section == "core" and sub is None and name == "sshcommand" and scope in ("global", "system"):
@@ -270,11 +313,6 @@ def _neutralised(entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
         config += [(f"merge.{sub}.driver", "false"), (f"merge.{sub}.recursive", "binary")]
     for sub in diffs:
         config += [(f"diff.{sub}.command", ""), (f"diff.{sub}.textconv", "")]
-    for sub in remotes:
-        config += [
-            (f"remote.{sub}.uploadpack", "git-upload-pack"),
-            (f"remote.{sub}.receivepack", "git-receive-pack"),
-        ]
     return config
 
 
@@ -331,10 +369,10 @@ def hardened_env(git_dir: Path, work_tree: Path) -> dict[str, str]:
         cached = _cache.get(key)
     if cached is not None and cached[0] == signature:
         return dict(cached[1])
-    refusal = _refusals(_config_entries(git_dir, work_tree, includes=False), git_dir, work_tree)
+    refusal = _refusals(_repo_config_entries(git_dir, work_tree), git_dir, work_tree)
     if refusal:
         raise NotAGitRepo(refusal)
-    entries = _config_entries(git_dir, work_tree, includes=True)
+    entries = _config_entries(git_dir, work_tree)
     config = _neutralised(entries)
     env = _base_env()
     env["GIT_SSH_COMMAND"] = _ssh_env(entries)

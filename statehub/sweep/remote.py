@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import git
 
-from statehub.gitrepo import is_local_url, local_receive_pack
+from statehub.gitrepo import receive_pack_args, upload_pack_args
 
 __all__ = ["Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
 
@@ -56,7 +56,7 @@ def upstream(repo: git.Repo) -> tuple[str, str] | None:
 def fetch(repo: git.Repo, remote: str) -> str | None:
     """Fetch the remote; the reason when it could not be reached."""
     try:
-        repo.git.fetch("--quiet", remote)
+        repo.git.fetch(*upload_pack_args(), "--quiet", remote)
     except git.GitCommandError as error:
         return f"fetch from {remote} failed: {_error(error)}"
     return None
@@ -108,14 +108,13 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
 
 
 def _receive_pack(repo: git.Repo, remote: str) -> list[str]:
-    """For a remote on this machine, a receive-pack that runs none of that repo's hooks (ADR-022)."""
+    """The receive-pack to push with: never the repo's; none of the remote's hooks on this machine
+    (ADR-022)."""
     try:
         urls = repo.git.remote("get-url", "--push", "--all", remote).splitlines()
     except git.GitCommandError:
-        return []
-    if any(is_local_url(url) for url in urls):
-        return [f"--receive-pack={local_receive_pack()}"]
-    return []
+        urls = []
+    return receive_pack_args(urls)
 
 
 def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushResult:
