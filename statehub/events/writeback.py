@@ -140,7 +140,13 @@ def _git_detail(error: Exception) -> str:
             for line in text.splitlines()
             if line.strip().removeprefix("stderr:").strip(" '")
         ]
-        return " ".join(lines)[-400:] or f"git exited with status {error.status}"
+        key = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+        detail = " ".join(key)
+        return (
+            (detail[:397] + "...")
+            if len(detail) > 400
+            else detail or f"git exited with status {error.status}"
+        )
     return f"{type(error).__name__}: {error}"[:400]
 
 
