@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from statehub.cache.indexer import IndexReport
 from statehub.errors import HubError
+from statehub.gitrepo import run_git
 from statehub.hub import Hub
 from statehub.settings import Settings
 
@@ -76,7 +76,7 @@ def prepare_examples(settings: Settings, source: Path = EXAMPLES) -> list[Path]:
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+    run_git(cwd, *args)
 
 
 def set_up(

@@ -1,7 +1,13 @@
-"""``GET /state/health``: is the hub up, which profile, how many repos, cache state, relay state."""
+"""``GET /state/health``: is the hub up, which profile, how many repos, cache state, relay state.
+
+``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo;
+``problems`` then holds one sentence per failing repo and ``writeback`` the
+details (reason, attempts, seconds failing, seconds to the next retry).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import get
@@ -20,8 +26,12 @@ def health(
     hub: NamedDependency[Hub], conn: NamedDependency[Connection], events: NamedDependency[EventDesk]
 ) -> dict[str, Any]:
     repos = conn.execute(select(func.count()).select_from(REPOS)).scalar_one()
+    now = time.monotonic()
+    failing = dict(events.applier.failing)
     return {
-        "status": "ok",
+        "status": "degraded" if failing else "ok",
+        "problems": [f"{slug}: {f.reason}" for slug, f in sorted(failing.items())],
+        "writeback": {slug: f.as_dict(now) for slug, f in sorted(failing.items())},
         "profile": hub.settings.profile,
         "repos": repos,
         "cache": {"backend": hub.engine.dialect.name, "schema_version": SCHEMA_VERSION},

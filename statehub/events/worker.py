@@ -3,6 +3,9 @@
 A thread rather than an asyncio task because every step (SQLite, file writes,
 git) blocks. It wakes when the API accepts events, and polls once a second
 for events a CLI command left in the shared buffer.
+
+A repo whose write-back fails is retried with backoff (``Applier.due``), not on
+every wake-up; meanwhile its pending events, new ones too, carry the reason.
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ class ApplierWorker:
                 self._stop.wait(self.gather)
             self.desk.accepted.clear()
             try:
-                if self.desk.buffer.pending_repos():
-                    self.desk.apply_pending()
+                pending = self.desk.buffer.pending_repos()
+                due = [slug for slug in pending if self.desk.applier.due(slug)]
+                for slug in pending:
+                    if slug not in due:
+                        self.desk.applier.hold(slug)
+                if due:
+                    self.desk.apply_pending(due)
             except Exception:  # the worker must outlive any one bad repo or file
                 log.exception("applying pending events failed; retrying")
                 self._stop.wait(self.poll)

@@ -9,8 +9,9 @@ killed at any moment comes back without losing or doubling an event:
 3. Before touching a file the hub records the write-back in the buffer (the
    files with the git blob sha of the text read and of the text to write).
 4. Files are written atomically (temp file + rename) if they still hold the
-   text read; then one commit per run of events by the same actor, with one
-   ``Statehub-Event: <key>`` trailer per event that changed the file.
+   text read; then one commit per run of events by the same actor (a run holds at
+   most :data:`MAX_EVENTS_PER_COMMIT` events: a longer one becomes several
+   commits), with one ``Statehub-Event: <key>`` trailer per event that changed the file.
 5. The repo is re-indexed; then the events are marked applied (with the commit)
    and the records are closed, in one buffer transaction (:meth:`Applier.settle`).
    So "applied" means: in the file, committed, and visible in the cache.
@@ -20,12 +21,20 @@ commit after the recorded HEAD carries the trailers, the events are marked
 applied with it; otherwise a file that holds exactly what the hub wrote is put
 back to HEAD and the events are applied again from scratch. A commit that fails
 (a person's git holds the index lock) puts the files back at once.
+
+When git fails in a repo (a stale ``index.lock``, a read-only ``.git``, config the
+hub refuses), every pending event of the repo waits with that reason, the repo
+is listed in :attr:`Applier.failing` (``/state/health`` says "degraded" with it)
+and the server's worker retries it with exponential backoff (:data:`BACKOFF`,
+:meth:`Applier.due`) rather than on every pass; an explicit apply (CLI) tries at
+once. The first pass that gets through clears it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +44,7 @@ from sqlalchemy import and_, select
 
 from statehub.cache import blob_sha
 from statehub.cache.schema import WORKPLANS
-from statehub.errors import NotFound
+from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
 from statehub.hub import Hub
 from statehub.repofiles import RepoPathError, TooManyTasks, count_task_tables, read_repo_file, write_repo_file
@@ -52,7 +61,13 @@ from workplans import (
 )
 from workplans.fleet_event_types import FleetEvent
 
-__all__ = ["CRASH_ENV", "Applier", "RepoApplied"]
+__all__ = ["BACKOFF", "CRASH_ENV", "MAX_EVENTS_PER_COMMIT", "Applier", "Failing", "RepoApplied"]
+
+MAX_EVENTS_PER_COMMIT = 200
+"""A run of events by one actor is committed in chunks of at most this many (message size bound)."""
+
+BACKOFF = (1.0, 60.0)
+"""Seconds before the first retry of a failing repo, and the most it waits between retries."""
 
 CRASH_ENV = "STATEHUB_TEST_CRASH_AT"
 """Fault injection for the crash tests: the hub SIGKILLs itself at this step ("written", "committed")."""
@@ -97,6 +112,45 @@ class _FileChanged(Exception):
     pass
 
 
+@dataclass(slots=True)
+class Failing:
+    """A repo whose write-back fails: why, since when, how often, and when it is tried again."""
+
+    reason: str
+    since: float
+    attempts: int
+    retry_at: float
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        return {
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "failing_for_s": round(now - self.since, 1),
+            "retry_in_s": round(max(0.0, self.retry_at - now), 1),
+        }
+
+
+def _git_detail(error: Exception) -> str:
+    """A short account of a git failure: git's own last lines, never the command line."""
+    if isinstance(error, HubError):
+        return error.message
+    if isinstance(error, git.GitCommandError):
+        text = error.stderr if isinstance(error.stderr, str) else ""
+        lines = [
+            line.strip().removeprefix("stderr:").strip(" '")
+            for line in text.splitlines()
+            if line.strip().removeprefix("stderr:").strip(" '")
+        ]
+        key = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+        detail = " ".join(key)
+        return (
+            (detail[:397] + "...")
+            if len(detail) > 400
+            else detail or f"git exited with status {error.status}"
+        )
+    return f"{type(error).__name__}: {error}"[:400]
+
+
 def _crash_point(step: str) -> None:
     if os.environ.get(CRASH_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -108,6 +162,8 @@ class Applier:
     def __init__(self, hub: Hub, buffer: WriteBuffer) -> None:
         self.hub = hub
         self.buffer = buffer
+        self.failing: dict[str, Failing] = {}
+        """Repos whose last write-back failed (shown by ``/state/health``)."""
 
     def apply_repo(self, slug: str, root: Path | None = None, *, reindex: bool = True) -> RepoApplied:
         """Apply the repo's pending events; ``reindex=False`` leaves re-indexing to the caller
@@ -122,17 +178,51 @@ class Applier:
             result.waiting = len(events)
             result.reasons.append(reason)
             return result
-        repo = gitwork.open_repo(root)
         try:
-            result.applied += self.recover(slug, repo)
-            self._apply(slug, root, repo, result)
-        finally:
-            repo.close()
+            repo = gitwork.open_repo(root)
+            try:
+                result.applied += self.recover(slug, repo)
+                self._apply(slug, root, repo, result)
+            finally:
+                repo.close()
+        except (git.GitCommandError, HubError, OSError) as error:
+            self._failed(slug, _git_detail(error), result)
+        else:
+            self.failing.pop(slug, None)
         if reindex:
             if result.changed:
                 self.hub.refresh(slug)
             self.settle(result)
         return result
+
+    def due(self, slug: str) -> bool:
+        """Whether ``slug`` may be tried now: it is not failing, or its backoff has run out."""
+        failing = self.failing.get(slug)
+        return failing is None or time.monotonic() >= failing.retry_at
+
+    def hold(self, slug: str) -> None:
+        """Give the pending events of a failing repo, new ones too, its reason until its retry."""
+        failing = self.failing.get(slug)
+        if failing is not None:
+            self._wait_all(slug, failing.reason, RepoApplied(slug))
+
+    def _failed(self, slug: str, detail: str, result: RepoApplied) -> None:
+        """Git failed in ``slug``: back off, and give every pending event there the reason."""
+        now = time.monotonic()
+        before = self.failing.get(slug)
+        attempts = before.attempts + 1 if before else 1
+        delay = min(BACKOFF[1], BACKOFF[0] * 2 ** (attempts - 1))
+        since = before.since if before else now
+        reason = f"write-back failed, will retry in {delay:.0f} s: {detail}"
+        self.failing[slug] = Failing(reason, since, attempts, now + delay)
+        self._wait_all(slug, reason, result)
+
+    def _wait_all(self, slug: str, reason: str, result: RepoApplied) -> None:
+        undecided = set(result.decided) | set(result.refused)
+        keys = [e.key for e in self.buffer.pending(slug) if e.key not in undecided]
+        self.buffer.wait(keys, reason)
+        result.waiting += len(keys)
+        result.reasons.append(reason)
 
     def settle(self, result: RepoApplied) -> None:
         """Mark the pass's events applied or rejected, after the cache shows their files.
@@ -191,6 +281,10 @@ class Applier:
                 event = parse_event(record.event)
             except InvalidEvent as error:
                 rejected[record.key] = f"the stored event is not valid any more: {error}"
+                continue
+            problem = gitwork.identity_problem(event.actor)
+            if problem:
+                rejected[record.key] = f"actor {event.actor!r} cannot author a commit: {problem}"
                 continue
             if event.workplan_id not in paths or EVENT_KINDS[event.kind].fixed_path is not None:
                 paths[event.workplan_id] = self._path_of(slug, event)
@@ -384,11 +478,14 @@ class Applier:
                 )
 
 
-def _runs_by_actor(events: list[tuple[Event, str]]) -> list[list[tuple[Event, str]]]:
-    """Split events, in order, into runs by one actor: each run becomes one commit by its author."""
+def _runs_by_actor(
+    events: list[tuple[Event, str]], limit: int = MAX_EVENTS_PER_COMMIT
+) -> list[list[tuple[Event, str]]]:
+    """Split events, in order, into runs by one actor of at most ``limit`` events:
+    each run becomes one commit by its author."""
     runs: list[list[tuple[Event, str]]] = []
     for item in events:
-        if runs and runs[-1][0][0].actor == item[0].actor:
+        if runs and runs[-1][0][0].actor == item[0].actor and len(runs[-1]) < limit:
             runs[-1].append(item)
         else:
             runs.append([item])

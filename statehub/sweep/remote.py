@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import git
 
+from statehub.gitrepo import receive_pack_args, upload_pack_args
+
 __all__ = ["Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
 
 
@@ -54,7 +56,7 @@ def upstream(repo: git.Repo) -> tuple[str, str] | None:
 def fetch(repo: git.Repo, remote: str) -> str | None:
     """Fetch the remote; the reason when it could not be reached."""
     try:
-        repo.git.fetch("--quiet", remote)
+        repo.git.fetch(*upload_pack_args(), "--quiet", remote)
     except git.GitCommandError as error:
         return f"fetch from {remote} failed: {_error(error)}"
     return None
@@ -88,7 +90,7 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
         except git.GitCommandError as error:
             return Integration(problem=f"fast-forward to {remote}/{branch} failed: {_error(error)}")
         return Integration(pulled=count)
-    if repo.git.status("--porcelain", "--untracked-files=no"):
+    if repo.git.status("--porcelain", "--untracked-files=no", "--ignore-submodules=all"):
         return Integration(
             problem=f"local commits and {remote}/{branch} diverged and the work tree has uncommitted "
             "changes; commit or stash them and sweep again"
@@ -105,6 +107,16 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
     return Integration(pulled=count, rebased=True)
 
 
+def _receive_pack(repo: git.Repo, remote: str) -> list[str]:
+    """The receive-pack to push with: never the repo's; none of the remote's hooks on this machine
+    (ADR-022)."""
+    try:
+        urls = repo.git.remote("get-url", "--push", "--all", remote).splitlines()
+    except git.GitCommandError:
+        urls = []
+    return receive_pack_args(urls)
+
+
 def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushResult:
     """Push local commits; when the remote moved meanwhile, fetch, rebase and try again."""
     reason: str | None = None
@@ -114,7 +126,7 @@ def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushRes
         if ahead == 0:
             return PushResult(False, "nothing to push", attempt - 1)
         try:
-            repo.git.push("--quiet", remote, f"HEAD:refs/heads/{branch}")
+            repo.git.push(*_receive_pack(repo, remote), "--quiet", remote, f"HEAD:refs/heads/{branch}")
         except git.GitCommandError as error:
             reason = _error(error)
             problem = fetch(repo, remote) or integrate(repo, remote, branch).problem

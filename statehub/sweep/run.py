@@ -18,7 +18,7 @@ from typing import Any
 
 from statehub.cache import queries
 from statehub.events import EventDesk
-from statehub.events.gitwork import open_repo
+from statehub.gitrepo import open_repo
 from statehub.settings import Settings
 from statehub.sweep.findings import find_problems
 from statehub.sweep.remote import fetch, integrate, push, upstream

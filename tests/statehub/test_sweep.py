@@ -16,6 +16,7 @@ from statehub.cli import main
 from statehub.events import EventDesk
 from statehub.hub import Hub
 from statehub.sweep import latest_sweep, sweep
+from statehub.sweep import remote as remote_module
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
 
@@ -49,29 +50,38 @@ class Team:
         self.mate.commit(message)
         self.mate.git("push", "-q", "origin", "main")
 
-    def move_remote_on_first_push(self) -> None:
-        """A pre-push hook in the hub's clone that makes the teammate push first, once."""
-        hook = self.hub.root / ".git" / "hooks" / "pre-push"
-        mark = self.hub.root.parent / "moved-once"
-        hook.write_text(
-            "#!/bin/sh\n"
-            f'[ -f "{mark}" ] && exit 0\n'
-            f'touch "{mark}"\n'
-            "unset $(git rev-parse --local-env-vars)\n"
-            f'cd "{self.mate_root}" && git pull -q --rebase && echo racing >> race.txt && git add race.txt '
-            "&& git commit -qm 'teammate races the hub' && git push -q origin main\n"
-        )
-        hook.chmod(0o755)
+    def move_remote_on_first_push(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The teammate pushes first, once, just before the hub's first push.
+
+        (A pre-push hook did this once; the hub runs no hooks any more, ADR-022.)
+        """
+        real = remote_module._receive_pack
+        moved: list[bool] = []
+
+        def race_then_push(repo: Any, remote: str) -> list[str]:
+            if not moved:
+                moved.append(True)
+                self.mate.git("pull", "-q", "--rebase")
+                self.mate.write("race.txt", "racing\n")
+                self.mate.commit("teammate races the hub")
+                self.mate.git("push", "-q", "origin", "main")
+            return real(repo, remote)
+
+        monkeypatch.setattr(remote_module, "_receive_pack", race_then_push)
 
 
 def test_the_sweep_pulls_the_teammate_pushes_the_hub_and_survives_a_moving_remote(
-    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
+    hub: Hub,
+    desk: EventDesk,
+    make_repo: Callable[[str], GitRepo],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     team = Team(tmp_path, make_repo)
     hub.register(team.hub.root)
     desk.submit(event("SW1", kind="progress.note", note="from the hub"), authorise=LOCAL_COMMAND)
     team.mate_commit("workplans/MATE-WP-0001.md", workplan_text("MATE-WP-0001"), "teammate adds a plan")
-    team.move_remote_on_first_push()
+    team.move_remote_on_first_push(monkeypatch)
     report = sweep(desk)
     [repo] = report["repos"]
     assert repo["pulled"] == 1
