@@ -443,6 +443,8 @@ def _bodies(path: str) -> Iterator[Any]:
             for field in EVENT_FIELDS:
                 for value in ODD_JSON:
                     yield base | {field: value}
+            for at in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00Z"):
+                yield base | {"at": at}
         yield from ODD_JSON
         yield [event("01JZ3K7T2Q9SWEEP000000002")] * 3 + [None]
     elif path == "/repos":
