@@ -11,7 +11,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
+from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import provide_conn, provide_hub
+from statehub.api.inputbounds import inputbounds_middleware
 from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
 from statehub.errors import HubError
@@ -82,6 +84,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         exception_handlers={HubError: _hub_error},
         guards=[token_guard],
+        # Cross-site checks first (Host, Origin, JSON only), then size and character bounds (ADR-022).
+        middleware=[
+            crosssite_middleware(CrossSitePolicy.from_settings(settings)),
+            inputbounds_middleware(settings.max_body_bytes),
+        ],
+        request_max_body_size=settings.max_body_bytes,
         state=State({"auth": auth}),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="State Hub", version="0.1.0", path="/schema"),

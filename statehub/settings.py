@@ -16,11 +16,13 @@ import platformdirs
 
 from statehub.repofiles import FileLimits
 
-__all__ = ["AUTH_MODES", "PROFILES", "Settings"]
+__all__ = ["AUTH_MODES", "DEFAULT_MAX_BODY_BYTES", "PROFILES", "Settings", "sqlite_url"]
 
 APP_NAME = "statehub"
 PROFILES = ("dev", "fleet")
 AUTH_MODES = ("required", "open")
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""16 MiB: a relay batch of 1000 events of a few KB each fits many times over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,12 @@ class Settings:
     """The root private key file; None means ``<data dir>/token-root.key``."""
     file_limits: FileLimits = field(default_factory=FileLimits)
     """Bytes per kind of repo file and tasks per workplan (ADR-022; ``STATEHUB_MAX_*``)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names answered besides 127.0.0.1, localhost, [::1] and ``host`` (ADR-022); ``*``: any."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (``https://editor.example``) besides the hub's own that may change state (ADR-022)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body the hub reads; a bigger one is refused with 413 (ADR-022)."""
 
     @property
     def hub_file(self) -> Path:
@@ -82,7 +90,7 @@ class Settings:
         config = Path(env.get("STATEHUB_CONFIG_DIR", config))
         data = Path(env.get("STATEHUB_DATA_DIR", data))
         cache = Path(env.get("STATEHUB_CACHE_DIR", cache))
-        url = env.get("STATEHUB_DATABASE_URL") or f"sqlite:///{cache / 'cache.sqlite3'}"
+        url = env.get("STATEHUB_DATABASE_URL") or sqlite_url(cache / "cache.sqlite3")
         password_file = env.get("STATEHUB_DATABASE_PASSWORD_FILE")
         if password_file:
             url = _with_password(url, Path(password_file))
@@ -107,6 +115,7 @@ class Settings:
             token_public_key=env.get("STATEHUB_TOKEN_PUBLIC_KEY") or None,
             token_root_key_file=Path(root_key_file).expanduser() if root_key_file else None,
             file_limits=FileLimits.from_env(env),
+            **_web_settings(env),
         )
 
     @property
@@ -148,6 +157,44 @@ def _relay_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "relay_backoff_cap": backoff_cap,
         "relay_batch": int(batch),
     }
+
+
+def _web_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``STATEHUB_ALLOWED_HOSTS`` and ``STATEHUB_ALLOWED_ORIGINS`` (separated by commas or spaces),
+    ``STATEHUB_MAX_BODY_BYTES`` (bytes, default 16 MiB). ADR-022."""
+    hosts = tuple(_words(env.get("STATEHUB_ALLOWED_HOSTS", "")))
+    for name in hosts:
+        if name != "*" and ("/" in name or not name.strip("[].:")):
+            raise ValueError(
+                f"STATEHUB_ALLOWED_HOSTS: {name!r} is not a host name; give names like hub.example"
+            )
+    origins = tuple(_words(env.get("STATEHUB_ALLOWED_ORIGINS", "")))
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or origin.rstrip("/").count("/") != 2:
+            raise ValueError(
+                f"STATEHUB_ALLOWED_ORIGINS: {origin!r} is not an origin; give scheme and host, "
+                "like https://editor.example or http://localhost:5173"
+            )
+    size = env.get("STATEHUB_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))
+    if not size.isdigit() or not 1024 <= int(size) <= 2**31:
+        raise ValueError(f"STATEHUB_MAX_BODY_BYTES={size!r}: give a number of bytes from 1024 to 2147483648")
+    return {"allowed_hosts": hosts, "allowed_origins": origins, "max_body_bytes": int(size)}
+
+
+def _words(value: str) -> list[str]:
+    return [word for word in value.replace(",", " ").split() if word]
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file at ``path``, whatever characters it holds.
+
+    Built with ``URL.create``, never by formatting a string: a ``?``, ``#`` or
+    ``%`` in a directory name would otherwise cut the path short or change it,
+    and the cache would be written somewhere else (ADR-022).
+    """
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
 
 
 def _port(value: str) -> int:

@@ -37,6 +37,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_backend: str
         "STATEHUB_TOKEN_ROOT_KEY_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
+    # Litestar's TestClient sends Host: testserver.local; the hub answers configured names only.
+    monkeypatch.setenv("STATEHUB_ALLOWED_HOSTS", "testserver.local")
     return Settings.from_env().with_overrides(watch=False)
 
 

@@ -60,8 +60,13 @@ class InvalidEvent(ValueError):
 
 
 def format_at(moment: dt.datetime) -> str:
-    """The one spelling of a moment in events and progress lines: UTC, seconds, ``Z``."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The one spelling of a moment in events and progress lines: UTC, seconds, ``Z``.
+
+    The year always has four digits (``0001``), so the text sorts and reads back.
+    Raises OverflowError when the moment in UTC falls outside years 1-9999.
+    """
+    utc = moment.astimezone(dt.UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,7 +265,12 @@ def _read_at(reader: FieldReader) -> str | None:
     if moment.tzinfo is None:
         reader.problem("at", f"{value!r} has no time zone; write UTC with a Z, e.g. 2026-07-03T22:29:55Z")
         return None
-    return format_at(moment)
+    try:
+        return format_at(moment)
+    except OverflowError:
+        # ADR-022: refused at intake, never accepted and failing later in the buffer or a file.
+        reader.problem("at", f"{value!r} falls outside years 0001-9999 in UTC; write UTC with a Z")
+        return None
 
 
 def _task_field(reader: FieldReader, *, required: bool) -> str | None:

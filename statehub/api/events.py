@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
 from statehub.errors import BadRequest, NotFound, invalid_choice
@@ -58,7 +59,7 @@ class EventController(Controller):
         events: EventDesk,
         repo: str | None = None,
         limit: int = Parameter(ge=1, le=1000, default=100),
-        offset: int = Parameter(ge=0, default=0),
+        offset: int = Parameter(ge=0, le=MAX_QUERY_INT, default=0),
     ) -> dict[str, Any]:
         state_ = request.query_params.get("state")  # "state" is a reserved handler argument name
         if state_ is not None and state_ not in {s.value for s in EventState}:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.params import Parameter
 from sqlalchemy import Connection
 
+from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.cache import fleet_queries
 
 
@@ -25,7 +27,7 @@ class FleetController(Controller):
         conn: Connection,
         repo: str | None = None,
         host: str | None = None,
-        wave: int | None = None,
+        wave: int | None = Parameter(ge=0, le=MAX_QUERY_INT, default=None),
     ) -> dict[str, Any]:
         state = request.query_params.get("state")  # "state" is a reserved handler argument name
         return fleet_queries.list_workloads(conn, repo, host=host, state=state, wave=wave)

@@ -14,11 +14,12 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.cache import queries
 from statehub.hub import Hub
 
 Limit = Annotated[int, QueryParameter(ge=1, le=queries.MAX_LIMIT, description="At most this many items.")]
-Offset = Annotated[int, QueryParameter(ge=0, description="Skip this many items.")]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_QUERY_INT, description="Skip this many items.")]
 HubDep = NamedDependency[Hub]
 
 

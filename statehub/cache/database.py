@@ -2,6 +2,8 @@
 
 Two backends: a SQLite file (dev, one small host) and PostgreSQL (fleet), picked
 by the URL alone: ``sqlite:///path`` or ``postgresql+psycopg://user@host/db``.
+A SQLite path is read from the parsed URL (``statehub.settings.sqlite_url``
+builds it), so a directory with ``?``, ``#``, ``%`` or spaces works (ADR-022).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel
 
@@ -38,8 +41,8 @@ def open_cache(url: str) -> tuple[Engine, bool]:
     """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
     elif is_postgres(url):

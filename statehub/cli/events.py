@@ -181,8 +181,12 @@ def add(
     "--state", type=click.Choice(["pending", "applied", "rejected"]), help="Only events in this state."
 )
 @click.option("--repo", help="Only events for this repo (slug).")
-@click.option("--limit", default=100, show_default=True, help="At most this many events.")
-@click.option("--offset", default=0, show_default=True, help="Skip this many events.")
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="At most this many events."
+)
+@click.option(
+    "--offset", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Skip this many events."
+)
 @_json
 @handle_errors
 def events(state: str | None, repo: str | None, limit: int, offset: int, as_json: bool) -> None:

@@ -9,7 +9,13 @@ from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._output import print_json, print_table
 
 _limit = click.option("--limit", default=100, show_default=True, help="At most this many rows.")
-_offset = click.option("--offset", default=0, show_default=True, help="Skip this many rows.")
+_offset = click.option(
+    "--offset",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**31 - 1),
+    help="Skip this many rows.",
+)  # bounded like the API's offset, so 2**64 is a usage error, not an overflow (ADR-022)
 _json = click.option("--json", "as_json", is_flag=True, help="Print {items, total} as JSON.")
 
 

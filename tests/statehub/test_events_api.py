@@ -94,7 +94,8 @@ def test_bad_events_get_a_message_per_field_and_nothing_is_stored(
     assert "JSON object" in problems[(5, "event")]
     assert (0, "key") not in problems
     assert client.get("/events").json()["total"] == 0
-    assert client.post("/events", content=b"{not json").status_code == 400
+    malformed = client.post("/events", content=b"{not json", headers={"content-type": "application/json"})
+    assert malformed.status_code == 400
     empty = client.post("/events", json=[])
     assert empty.status_code == 422 and empty.json()["problems"][0]["message"] == "the list is empty"
     assert client.get("/events/NOPE").status_code == 404
