@@ -118,6 +118,8 @@ def read_manifest(root: Path, rel: str) -> LoadedFile:
         ) from None
     except FileNotFoundError:
         return LoadedFile(None, None)
+    except IsADirectoryError:
+        raise RoomFileError(f"{rel} is not a regular file: the editor opens only regular files") from None
     except OSError as error:
         raise RoomFileError(f"{rel} cannot be read: {error.strerror or error}", 400) from None
     try:
