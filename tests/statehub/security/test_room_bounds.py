@@ -40,12 +40,30 @@ def fresh(hub: EditorHub) -> Iterator[EditorHub]:
     """The demo repo back at its first commit, and a hub with no drafts, after each test."""
     head = hub.demo.git("rev-parse", "HEAD").strip()
     yield hub
-    hub.process.stop()
     hub.demo.git("reset", "-q", "--hard", head)
     hub.demo.git("clean", "-qfdx")
-    for name in ("rooms.sqlite3", "rooms.sqlite3-wal", "rooms.sqlite3-shm"):
-        (hub.settings.data_dir / name).unlink(missing_ok=True)
-    hub.process.start()
+    asyncio.run(_discard_drafts(hub))
+
+
+async def _discard_drafts(hub: EditorHub) -> None:
+    """Open each room with unsaved edits and set its text back to the file's: the room then forgets it."""
+    listed = await asyncio.to_thread(hub.call, "GET", "/sync")
+    for item in listed.json()["items"]:
+        if not item["unsaved"]:
+            continue
+        repo = hub.demo if item["repo"] == "demo" else hub.beta
+        disk = repo.read(item["path"]) if (repo.root / item["path"]).exists() else ""
+        client = await YClient(hub.room(item["doc"])).connect()
+        await asyncio.wait_for(client.synced.wait(), 10)
+        await asyncio.sleep(0.3)
+        with client.doc.transaction():
+            del client.text[0 : len(client.text)]
+            client.text.insert(0, disk)
+        await asyncio.sleep(0.3)
+        await client.close()
+    await asyncio.sleep(0.3)
+    listed = await asyncio.to_thread(hub.call, "GET", "/sync")
+    assert not any(item["unsaved"] for item in listed.json()["items"]), listed.text
 
 
 class HealthWatch:
@@ -94,12 +112,12 @@ def _message_of(size: int) -> bytes:
 
 def _manifest_of(size: int) -> str:
     """A valid manifest of exactly ``size`` bytes: comment lines after the [repo] table."""
-    text = MANIFEST
-    line = 0
-    while len(text.encode()) + 80 < size:
-        text += f"# line {line:06d} " + "x" * 62 + "\n"
-        line += 1
-    return text + "#" * (size - len(text.encode()) - 1) + "\n"
+    lines = [MANIFEST]
+    length = len(MANIFEST.encode())
+    while length + 80 < size:
+        lines.append(f"# line {len(lines) - 1:06d} " + "x" * 62 + "\n")
+        length += 77
+    return "".join(lines) + "#" * (size - length - 1) + "\n"
 
 
 @pytest.mark.parametrize("size", [20_000, 1_000_000])
