@@ -107,8 +107,7 @@ def test_an_update_is_stored_before_any_member_receives_it(tmp_path: Path) -> No
 
         ada, bob = MemoryChannel(), MemoryChannel(on_send)
         tasks = [
-            asyncio.create_task(rooms.join("d", ch, Person(n)))
-            for ch, n in ((ada, "Ada"), (bob, "Bob"))
+            asyncio.create_task(rooms.join("d", ch, Person(n))) for ch, n in ((ada, "Ada"), (bob, "Bob"))
         ]
         for channel in (ada, bob):
             channel.inbox.put_nowait(ysync.sync_step1(b"\x00"))
