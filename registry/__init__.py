@@ -4,13 +4,13 @@ Pure functions over a parsed ``workplans`` fleet registry: no files, no
 database, no network. The API, the CLI and the events applier all ask these.
 """
 
-from registry.changes import apply_to_registry, check_change
+from registry.changes import apply_to_registry, changes_between, check_change, check_edit
 from registry.drain import DrainPlan, DrainStep, DrainWave, UnknownMachine, drain_plan
 from registry.gate import REQUIRED_STAGES, is_pinned_by_digest, unmet_gate_items
 from registry.lanes import LaneRisk, lane_risks
 from registry.readiness import Blocker, Readiness, readiness
 from registry.roles import POLICIES, RolePolicy, policy
-from registry.rules import Violation, violations
+from registry.rules import Violation, added_violations, violations
 from registry.states import NEXT_STATES, transition_refusal
 
 __all__ = [
@@ -26,8 +26,11 @@ __all__ = [
     "RolePolicy",
     "UnknownMachine",
     "Violation",
+    "added_violations",
     "apply_to_registry",
+    "changes_between",
     "check_change",
+    "check_edit",
     "drain_plan",
     "is_pinned_by_digest",
     "lane_risks",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from registry.roles import policy
-from registry.rules import violations
+from registry.rules import added_violations
 from registry.states import transition_refusal
 from workplans.fleet_events import (
     FleetChange,
@@ -22,7 +22,7 @@ from workplans.fleet_events import (
 )
 from workplans.fleet_models import FleetRegistry, Gate, Workload, WorkloadState
 
-__all__ = ["apply_to_registry", "check_change"]
+__all__ = ["apply_to_registry", "changes_between", "check_change", "check_edit"]
 
 _PLACEABLE = (WorkloadState.RUNNING, WorkloadState.DRAINING)
 _GATE_DEFAULTS = Gate()
@@ -102,6 +102,48 @@ def check_change(registry: FleetRegistry, change: FleetChange) -> list[str]:
     if after == registry:
         return []
     reasons = _specific(registry, change)
-    before = set(violations(registry))
-    reasons.extend(str(v) for v in violations(after) if v not in before)
+    reasons.extend(str(v) for v in added_violations(registry, after))
+    return list(dict.fromkeys(reasons))
+
+
+def changes_between(before: FleetRegistry, after: FleetRegistry) -> list[FleetChange]:
+    """The event-shaped changes a whole-file edit makes to names both versions hold, in file order.
+
+    A machine whose role differs is a ``SetMachineRole``; a workload whose
+    target host differs is a ``PlaceWorkload``, whose state differs a
+    ``SetWorkloadState``. Added or removed entries and other fields have no
+    event of their own: only the whole-registry rules (``violations``) apply to them.
+    """
+    found: list[FleetChange] = []
+    for machine in after.machines:
+        old = before.machine(machine.name)
+        if old is not None and old.role is not machine.role:
+            found.append(SetMachineRole(machine.name, machine.role))
+    for workload in after.workloads:
+        was = before.workload(workload.name)
+        if was is None:
+            continue
+        if workload.target_host != was.target_host and workload.target_host is not None:
+            found.append(PlaceWorkload(workload.name, workload.target_host))
+        if workload.state is not was.state:
+            found.append(SetWorkloadState(workload.name, workload.state))
+    return found
+
+
+def check_edit(before: FleetRegistry, after: FleetRegistry) -> list[str]:
+    """Every reason a whole-file edit from ``before`` to ``after`` is refused; empty when allowed.
+
+    The editor's counterpart of :func:`check_change` (ADR-010, ADR-022): each
+    event-shaped change in the edit (see :func:`changes_between`) must pass the
+    checks its event would (a state transition, a placement of a workload that
+    may move, a promotion on a machine that accepts one), and the edited
+    registry must add no violation the committed one did not have (a target on
+    a frozen-legacy host, an unmet promotion gate, ...). The reasons are the
+    ones ``statehub fleet place`` / ``promote`` / ``set-role`` give.
+    """
+    reasons: list[str] = []
+    for change in changes_between(before, after):
+        if not _lookup(before, change) and not _lookup(after, change):
+            reasons.extend(_specific(before, change))
+    reasons.extend(str(v) for v in added_violations(before, after))
     return list(dict.fromkeys(reasons))

@@ -14,7 +14,7 @@ from registry.gate import unmet_gate_items
 from registry.roles import policy
 from workplans.fleet_models import FleetRegistry, WorkloadState
 
-__all__ = ["Violation", "violations"]
+__all__ = ["Violation", "added_violations", "violations"]
 
 _POSITION = {"from": "starts at", "via": "passes through", "to": "ends at"}
 
@@ -67,3 +67,9 @@ def violations(registry: FleetRegistry) -> list[Violation]:
                     )
                 )
     return found
+
+
+def added_violations(before: FleetRegistry, after: FleetRegistry) -> list[Violation]:
+    """The violations ``after`` has that ``before`` did not (ADR-010: a change adds none), in file order."""
+    known = set(violations(before))
+    return [v for v in violations(after) if v not in known]

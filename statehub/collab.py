@@ -1,52 +1,219 @@
-"""Saving a room: validate the whole manifest, write it atomically, commit it, re-index.
+"""The hub's side of rooms: reading a manifest into a room, and saving one (ADR-022).
 
 The room (``sync.rooms``) decides *when* to save and *who* edited; this module
-owns the hub's side: the schema check (:mod:`statehub.manifests`), the write
-guarded by the text the room last read (a concurrent human edit is detected,
-never overwritten), one git commit authored by the saver with a
-``Co-authored-by:`` trailer per other editor, then ``Hub.refresh``.
+owns the hub's side:
+
+- :class:`ManifestFiles`, the room's loader: the file is read only through
+  :mod:`statehub.repofiles` (no symlink anywhere on the path, nothing outside
+  the repo, a regular file of at most :data:`MANIFEST_LIMIT` bytes, UTF-8),
+  so a ``statehub.toml`` committed as a symlink to the hub's key file is
+  refused with the reason and not one byte of the target is sent.
+- :class:`ManifestSaver`, the room's saver: the size limit, the schema check
+  (:mod:`statehub.manifests`), the rules events obey (a fleet registry edit
+  adds no violation and passes the checks its events would, ADR-010; a repo
+  manifest's slug and prefixes clash with no other registered repo), who the
+  author is, the write guarded by the text the room last read (a concurrent
+  human edit is detected, never overwritten), one git commit with its
+  message on stdin and a ``Co-authored-by:`` trailer per other editor, then
+  ``Hub.refresh``. A save that fails after writing restores the file and
+  the index entry as they were, and answers with a short reason.
+
+Who authors a save: the saver the room names (the token's actor on a hub
+with tokens, or an admin token's chosen author; a ``?user=`` or awareness
+name on an open hub); on an open hub a save without a name is authored by
+the repo's git identity (``git config user.name`` / ``user.email``), as
+``git commit`` on that laptop would be. Every name and email is one line
+without ``<``, ``>`` or control characters (``sync.saving.identity_problem``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import git
 
+from registry import check_edit
+from statehub.cache import queries
+from statehub.errors import HubError
 from statehub.gitrepo import open_work_tree
 from statehub.hub import Hub
-from statehub.manifests import validate
+from statehub.manifests import resolve_doc, validate
+from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file, write_repo_file
 from sync.room_store import RoomStore
-from sync.rooms import Rooms
-from sync.saving import SaveOutcome, SaveRequest
+from sync.rooms import TEXT_LIMIT, Rooms
+from sync.saving import (
+    LoadedFile,
+    Person,
+    RoomError,
+    RoomFileError,
+    RoomInputError,
+    SaveOutcome,
+    SaveRequest,
+    Stamp,
+)
+from workplans import FLEET_PATH, MANIFEST_PATH, FleetRegistry, FormatError, parse_fleet, parse_manifest
 
-__all__ = ["ROOM_STORE_FILE", "ManifestSaver", "commit_message", "open_rooms"]
+__all__ = [
+    "MANIFEST_LIMIT",
+    "ROOM_STORE_FILE",
+    "ManifestFiles",
+    "ManifestSaver",
+    "commit_message",
+    "git_identity",
+    "open_rooms",
+    "read_manifest",
+]
+
+log = logging.getLogger(__name__)
 
 ROOM_STORE_FILE = "rooms.sqlite3"
 COMMITTER = ("State Hub", "statehub@localhost")
+MANIFEST_LIMIT = TEXT_LIMIT
+"""Bytes of a manifest the editor opens or saves (the room's text limit)."""
 
 
 def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> Rooms:
     """The hub's rooms, with their pending edits in ``<data dir>/rooms.sqlite3``."""
     store = RoomStore(hub.settings.data_dir / ROOM_STORE_FILE)
-    return Rooms(store, ManifestSaver(hub), poll_interval=poll_interval)
+    return Rooms(store, ManifestFiles(hub), ManifestSaver(hub), poll_interval=poll_interval)
 
 
-def commit_message(request: SaveRequest) -> str:
+# reading -----------------------------------------------------------------------------------------
+
+
+def _stamp(root: Path, rel: str) -> Stamp | None:
+    try:
+        info = os.lstat(root / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino, info.st_mode)
+
+
+def read_manifest(root: Path, rel: str) -> LoadedFile:
+    """The manifest ``rel`` of the repo at ``root`` as text; RoomFileError saying why it may not be read.
+
+    Refused (ADR-022): a symlink anywhere on the path, a path resolving
+    outside the repo, anything but a regular file (a FIFO, a directory),
+    more than :data:`MANIFEST_LIMIT` bytes (status 413), bytes that are not
+    UTF-8. A missing file is ``LoadedFile(None, None)``.
+    """
+    stamp = _stamp(root, rel)
+    try:
+        data = read_repo_file(root, rel, MANIFEST_LIMIT)
+    except FileTooLarge as error:
+        raise RoomFileError(
+            f"{rel} is {error.size:,} bytes, over the editor's limit of {error.limit:,} bytes; "
+            "edit it with a text editor and commit it",
+            413,
+        ) from None
+    except RepoPathError as error:
+        raise RoomFileError(
+            f"{error.path} {error.reason}: the editor opens only regular files inside the repo", 400
+        ) from None
+    except FileNotFoundError:
+        return LoadedFile(None, None)
+    except IsADirectoryError:
+        raise RoomFileError(f"{rel} is not a regular file: the editor opens only regular files") from None
+    except OSError as error:
+        raise RoomFileError(f"{rel} cannot be read: {error.strerror or error}", 400) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RoomFileError(
+            f"{rel} is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x}); the editor opens "
+            "UTF-8 TOML only: save the file as UTF-8, then open it again",
+            400,
+        ) from None
+    return LoadedFile(text, stamp)
+
+
+class ManifestFiles:
+    """The :class:`sync.saving.FileLoader` the hub gives its rooms: ``<slug>/<path>`` read by repofiles."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def locate(self, doc: str) -> tuple[Path, str]:
+        """The repo root and the repo-relative path of ``doc``; RoomFileError if it names no manifest."""
+        try:
+            manifest = resolve_doc(self.hub, doc)
+        except HubError as error:
+            raise RoomFileError(error.message, error.status_code) from None
+        return manifest.repo.path, manifest.path
+
+    def __call__(self, doc: str) -> LoadedFile:
+        return read_manifest(*self.locate(doc))
+
+    def stamp(self, doc: str) -> Stamp | None:
+        return _stamp(*self.locate(doc))
+
+    def problem(self, doc: str) -> tuple[bool, str | None]:
+        """Whether the file exists, and why the editor would refuse it (None: it would open it)."""
+        root, rel = self.locate(doc)
+        try:
+            check_repo_path(root, rel)
+        except RepoPathError as error:
+            return True, f"{error.path} {error.reason}"
+        info = _stamp(root, rel)
+        if info is not None and info[2] > MANIFEST_LIMIT:
+            return True, f"{rel} is over the editor's limit of {MANIFEST_LIMIT:,} bytes"
+        return info is not None, None
+
+
+# saving ------------------------------------------------------------------------------------------
+
+
+def commit_message(request: SaveRequest, author: Person) -> str:
+    """The commit message of a save; every name in it passed ``identity_problem`` (one line, no <>)."""
     path = request.doc.partition("/")[2]
     lines = [
         f"Edit {path} together in the web editor",
         "",
-        f"Saved by {request.saver.name} from room {request.doc}.",
+        f"Saved by {author.name} from room {request.doc}.",
     ]
-    if request.coauthors:
+    coauthors = [p for p in request.coauthors if p.name != author.name]
+    if coauthors:
         lines.append("")
-        lines += [f"Co-authored-by: {p.signature()}" for p in request.coauthors]
+        lines += [f"Co-authored-by: {p.signature()}" for p in coauthors]
     return "\n".join(lines) + "\n"
+
+
+def git_identity(repo: git.Repo) -> Person | None:
+    """``user.name`` / ``user.email`` as ``git commit`` in this repo would use them; None if unset.
+
+    Reading config runs no code. RoomInputError when a value cannot be a git
+    identity (a line break, ``<``, ...).
+    """
+
+    def value(key: str) -> str | None:
+        try:
+            found = str(repo.git.config("--get", key)).strip()
+        except git.GitCommandError:
+            return None
+        return found or None
+
+    name = value("user.name")
+    if name is None:
+        return None
+    try:
+        return Person(name, value("user.email"))
+    except RoomInputError as error:
+        raise RoomInputError(f"the repo's git identity cannot author a save: {error.message}") from None
+
+
+class _Refused(Exception):
+    def __init__(self, outcome: SaveOutcome) -> None:
+        self.outcome = outcome
+
+
+def _refuse(message: str, status: int, errors: list[dict[str, object]] | None = None) -> _Refused:
+    return _Refused(SaveOutcome(False, message, list(errors or []), status=status))
 
 
 class ManifestSaver:
@@ -54,80 +221,196 @@ class ManifestSaver:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._written: dict[Path, str] = {}
-        """Hash of what we last wrote per file: a dirty work tree holding exactly that is ours."""
 
     async def __call__(self, request: SaveRequest) -> SaveOutcome:
-        path = request.doc.partition("/")[2]
-        errors = validate(path, request.text)
+        return await asyncio.to_thread(self.save, request)
+
+    def save(self, request: SaveRequest) -> SaveOutcome:
+        """Check, write and commit ``request``; a refusal is an outcome with its reason, never a raise."""
+        try:
+            return self._save(request)
+        except _Refused as refused:
+            return refused.outcome
+        except RoomError as error:
+            return SaveOutcome(False, f"not saved: {error.message}", status=error.status)
+        except HubError as error:
+            return SaveOutcome(False, f"not saved: {error.message}", status=error.status_code)
+        except git.GitCommandError as error:
+            return SaveOutcome(False, f"not saved: {_git_reason(error)}", status=409)
+
+    def _save(self, request: SaveRequest) -> SaveOutcome:
+        try:
+            manifest = resolve_doc(self.hub, request.doc)
+        except HubError as error:
+            raise _refuse(error.message, error.status_code) from None
+        root, rel = manifest.repo.path, manifest.path
+        size = len(request.text.encode("utf-8"))
+        if size > MANIFEST_LIMIT:
+            raise _refuse(
+                f"{rel} not saved: the text is {size:,} bytes, over the limit of {MANIFEST_LIMIT:,} bytes; "
+                "nothing was written",
+                413,
+            )
+        errors = validate(rel, request.text)
         if errors:
             count = f"{len(errors)} problem" + ("s" if len(errors) > 1 else "")
-            return SaveOutcome(False, f"{path} not saved: {count}; nothing was written", errors)
-        if request.text == request.base_text:
-            return SaveOutcome(True, "nothing changed since the file was last read or saved")
-        return await asyncio.to_thread(self._write_and_commit, request, path)
-
-    def _write_and_commit(self, request: SaveRequest, rel: str) -> SaveOutcome:
-        slug = request.doc.partition("/")[0]
+            raise _refuse(f"{rel} not saved: {count}; nothing was written", 422, errors)
         with self.hub.write_lock:
-            repo = open_work_tree(request.path.parent)
+            repo = open_work_tree(root)
             try:
-                refusal = self._refusal(repo, request, rel)
-                if refusal:
-                    return SaveOutcome(False, refusal)
-                _atomic_write(request.path, request.text)
-                self._written[request.path] = _digest(request.text)
-                sha = _commit(repo, rel, request)
+                committed = read_manifest(root, rel).text
+                on_disk = committed or ""
+                if on_disk != request.base_text:
+                    raise _refuse(
+                        f"{rel} changed on disk while saving; the room merges that change, then save again",
+                        409,
+                    )
+                if _dirty(repo, rel):
+                    raise _refuse(
+                        f"{rel} has uncommitted changes in its repo; the hub never commits over them: "
+                        "commit or discard them there, then save again",
+                        409,
+                    )
+                reasons = self._rule_refusals(manifest.repo.slug, rel, committed, request.text)
+                if reasons:
+                    raise _refuse(
+                        f"{rel} not saved: " + "; ".join(reasons),
+                        422,
+                        [{"line": None, "column": None, "message": r} for r in reasons],
+                    )
+                if request.text == on_disk and committed is not None:
+                    return SaveOutcome(True, "nothing changed since the file was last read or saved")
+                author = request.saver or git_identity(repo)
+                if author is None:
+                    raise _refuse(
+                        "say who you are to save: connect with ?user=NAME, or set user.name in the repo's "
+                        "git config",
+                        400,
+                    )
+                sha = _write_and_commit(repo, root, rel, committed, request, author)
             finally:
                 repo.close()
-            self.hub.refresh(slug)
-        return SaveOutcome(True, f"saved {rel} as commit {sha[:10]}", commit=sha)
+        try:
+            self.hub.refresh(manifest.repo.slug)
+        except Exception:  # saved and committed; the watcher or the next refresh re-indexes it
+            log.exception("re-indexing %s after a save failed", manifest.repo.slug)
+        return SaveOutcome(True, f"saved {rel} as commit {sha[:10]}", commit=sha, by=author.name)
 
-    def _refusal(self, repo: git.Repo, request: SaveRequest, rel: str) -> str | None:
-        on_disk = request.path.read_text(encoding="utf-8") if request.path.exists() else ""
-        if on_disk != request.base_text:
-            return f"{rel} changed on disk while saving; the room merges that change, then save again"
-        if on_disk and _dirty(repo, rel) and self._written.get(request.path) != _digest(on_disk):
-            return (
-                f"{rel} has uncommitted changes in {request.path.parent}; the hub never commits over "
-                "them: commit or discard them there, then save again"
-            )
-        return None
+    def _rule_refusals(self, slug: str, rel: str, committed: str | None, text: str) -> list[str]:
+        """What the rules events obey refuse in this edit (ADR-010, ADR-022); empty when it may be saved."""
+        if rel == FLEET_PATH:
+            try:
+                before = parse_fleet(committed, rel) if committed else FleetRegistry()
+            except FormatError:
+                before = FleetRegistry()  # a broken committed file: every violation is new
+            return check_edit(before, parse_fleet(text, rel))
+        if rel == MANIFEST_PATH:
+            return self._manifest_clashes(slug, committed, text)
+        return []
 
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    def _manifest_clashes(self, slug: str, committed: str | None, text: str) -> list[str]:
+        """A slug or prefix this save takes from another registered repo (clashes it had already stay)."""
+        new = parse_manifest(text)
+        try:
+            old_prefixes = set(parse_manifest(committed).prefixes) if committed else set()
+        except FormatError:
+            old_prefixes = set()
+        reasons = []
+        others = [r for r in self.hub.repos() if r.slug != slug]
+        for other in others:
+            if new.slug is not None and new.slug == other.slug:
+                reasons.append(
+                    f"slug {new.slug!r} is already registered for another repo ({other.path}); choose another"
+                )
+        with self.hub.engine.connect() as conn:
+            declared = {
+                prefix: item["slug"]
+                for item in queries.list_repos(conn).items
+                if item["slug"] != slug
+                for prefix in item["prefixes"] or []
+            }
+        for prefix in new.prefixes:
+            if prefix in declared and prefix not in old_prefixes:
+                reasons.append(
+                    f"prefix {prefix!r} is already declared by repo {declared[prefix]!r}; a workplan id "
+                    "belongs to one repo's prefixes: choose another prefix"
+                )
+        return reasons
 
 
 def _dirty(repo: git.Repo, rel: str) -> bool:
-    return bool(repo.git.status("--porcelain", "--", rel).strip())
+    return bool(str(repo.git.status("--porcelain", "--", rel)).strip())
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _git_reason(error: git.GitCommandError) -> str:
+    """A short reason from git's own words: never the command line, at most one line."""
+    stderr = str(error.stderr or "")
+    if "index.lock" in stderr:
+        return (
+            "git could not lock the repo's index: another git command is running there, or one stopped "
+            "and left .git/index.lock behind (remove it once no git command is running)"
+        )
+    match = re.search(r"(?:fatal|error): ([^\n']+)", stderr)
+    return f"git refused the commit: {match.group(1).strip()[:200]}" if match else "git refused the commit"
 
 
-def _commit(repo: git.Repo, rel: str, request: SaveRequest) -> str:
-    """Commit only ``rel`` (other staged work stays staged), authored by the saver."""
+def _write_and_commit(
+    repo: git.Repo, root: Path, rel: str, committed: str | None, request: SaveRequest, author: Person
+) -> str:
+    """Write ``rel`` and commit only it (other staged work stays staged), authored by ``author``.
+
+    On any failure the file and its index entry are put back as they were
+    (a new file and the directories made for it are removed) and a
+    ``_Refused`` with a short reason is raised.
+    """
+    entry = str(repo.git.ls_files("-s", "--", rel)).strip()
+    parent = rel.rpartition("/")[0]
+    made_dir = bool(parent) and not (root / parent).exists()
     env = {
-        "GIT_AUTHOR_NAME": request.saver.name,
-        "GIT_AUTHOR_EMAIL": request.saver.address,
+        "GIT_AUTHOR_NAME": author.name,
+        "GIT_AUTHOR_EMAIL": author.address,
         "GIT_COMMITTER_NAME": COMMITTER[0],
         "GIT_COMMITTER_EMAIL": COMMITTER[1],
     }
-    repo.git.add("--", rel)
-    with repo.git.custom_environment(**env):
-        repo.git.commit("--no-verify", "--only", "-m", commit_message(request), "--", rel)
-    return str(repo.head.commit.hexsha)
+    try:
+        write_repo_file(root, rel, request.text.encode("utf-8"), make_dirs=True)
+        repo.git.add("--", rel)
+        with tempfile.TemporaryFile() as message, repo.git.custom_environment(**env):
+            message.write(commit_message(request, author).encode("utf-8"))
+            message.seek(0)
+            repo.git.commit("--no-verify", "--only", "-F", "-", "--", rel, istream=message)
+        return str(repo.head.commit.hexsha)
+    except git.GitCommandError as error:
+        _restore(repo, root, rel, committed, entry, made_dir)
+        raise _refuse(f"{rel} not saved: {_git_reason(error)}; the file is as it was", 409) from None
+    except RepoPathError as error:
+        raise _refuse(f"{rel} not saved: {error.path} {error.reason}; nothing was written", 400) from None
+    except OSError as error:
+        _restore(repo, root, rel, committed, entry, made_dir)
+        reason = error.strerror or type(error).__name__
+        raise _refuse(
+            f"{rel} not saved: it could not be written ({reason}); the file is as it was", 409
+        ) from None
+
+
+def _restore(repo: git.Repo, root: Path, rel: str, committed: str | None, entry: str, made_dir: bool) -> None:
+    """Put ``rel`` and its index entry back as they were before a failed save (best effort, logged)."""
+    try:
+        if committed is not None:
+            write_repo_file(root, rel, committed.encode("utf-8"))
+        else:
+            check_repo_path(root, rel)
+            (root / rel).unlink(missing_ok=True)
+            if made_dir:
+                with contextlib.suppress(OSError):
+                    (root / rel).parent.rmdir()
+    except (OSError, RoomError, HubError):
+        log.exception("restoring %s in %s after a failed save", rel, root)
+    try:
+        if entry:
+            mode, sha = entry.split()[:2]
+            repo.git.update_index("--add", "--cacheinfo", f"{mode},{sha},{rel}")
+        else:
+            repo.git.update_index("--force-remove", "--", rel)
+    except git.GitCommandError as error:
+        log.warning("restoring the index entry of %s after a failed save: %s", rel, _git_reason(error))

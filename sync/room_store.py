@@ -19,8 +19,11 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pycrdt import merge_updates
+from pycrdt import Doc, merge_updates
+
+from sync.seed import doc_text, seed_doc
 
 __all__ = ["PendingEdits", "RoomStore"]
 
@@ -162,6 +165,25 @@ class RoomStore:
     def docs(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT doc FROM lineage ORDER BY doc")]
+
+    def drafts(self) -> list[str]:
+        """Documents whose stored edits make a text other than their file's: unsaved work, open or not.
+
+        ``GET /sync`` lists these, so a draft left in a closed room (or by a
+        crashed hub) is not forgotten. Replays each lineage; call it off the event loop.
+        """
+        found = []
+        for doc in self.docs():
+            pending = self.load(doc)
+            if pending is None:
+                continue
+            replay: Doc[Any] = Doc()
+            replay.apply_update(seed_doc(pending.seed_text))
+            for update in pending.updates:
+                replay.apply_update(update)
+            if doc_text(replay) != pending.file_text:
+                found.append(doc)
+        return found
 
     def update_count(self, doc: str) -> int:
         with self._lock:

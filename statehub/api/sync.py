@@ -4,15 +4,25 @@
 ``registry/fleet.toml``. The socket speaks y-sync (see ``sync.ysync``); the
 text is the root ``Y.Text`` named ``"manifest"``.
 
-Who you are: ``?user=NAME`` (and optionally ``&email=ADDRESS``) on the socket
-or the save; without it the room takes ``user.name`` / ``user.email`` from the
-client's awareness state, as y-codemirror's presence sets it. Saves need a name:
-it becomes the commit author, and everyone else who edited since the last
-save becomes a ``Co-authored-by:`` trailer.
+A room on a manifest that may not be read (a symlink anywhere on its path,
+outside the repo, not a regular file, not UTF-8, over the size limit) is
+refused before the socket is accepted: an HTTP 400/413 with the reason, or a
+close with 4400/4413 and the reason where the server cannot answer HTTP, and
+not one byte of the file is sent (ADR-022).
+
+Who you are (ADR-022): on a hub with tokens, the token's actor; only an
+admin token may name another author with ``?user=NAME`` (and
+``&email=ADDRESS``). On an open hub, ``?user=NAME`` (and ``&email=``), else
+``user.name`` / ``user.email`` from the client's own awareness state, else
+the repo's git identity (``git config user.name``). Names and emails are one
+line without ``<``, ``>`` or control characters. The author of a save is the
+saver; everyone else who edited since the last save becomes a
+``Co-authored-by:`` trailer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -22,11 +32,20 @@ from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
 from statehub.auth import authorize_request, refuse_socket, requires, token_of
-from statehub.errors import HubError, NotFound
+from statehub.collab import ManifestFiles
+from statehub.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+)
 from statehub.hub import Hub
 from statehub.manifests import EDITABLE, resolve_doc
-from sync.rooms import RESYNC_CLOSE_CODE, Rooms
-from sync.saving import Person
+from sync.rooms import Rooms
+from sync.saving import Person, RoomError, RoomInputError
 from workplans import FLEET_PATH
 
 __all__ = ["ROUTES", "LitestarChannel"]
@@ -63,8 +82,54 @@ class LitestarChannel:
         return bytes(data) if data is not None else str(message.get("text", "")).encode("utf-8")
 
 
-def _person(user: str | None, email: str | None) -> Person | None:
-    return Person(user.strip(), (email or "").strip() or None) if user and user.strip() else None
+_BY_STATUS: dict[int, type[HubError]] = {
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+}
+
+
+def _hub_error(error: RoomError) -> HubError:
+    return _BY_STATUS.get(error.status, BadRequest)(error.message)
+
+
+def _person(
+    connection: ASGIConnection[Any, Any, Any, Any], repo: str, user: str | None, email: str | None
+) -> Person | None:
+    """Who this connection edits and saves as (ADR-022); Forbidden / BadRequest when it may not say so.
+
+    A token hub: the token's actor, or, for an admin token only, the
+    ``?user=`` / ``&email=`` it names. An open hub: ``?user=`` / ``&email=``
+    or None (the room then asks awareness, the saver the repo's git identity).
+    """
+    name = user.strip() if user and user.strip() else None
+    address = email.strip() if email and email.strip() else None
+    token = token_of(connection)
+    try:
+        if token is None:
+            if address is not None and name is None:
+                raise BadRequest("&email= needs ?user=NAME with it")
+            return Person(name, address) if name else None
+        if (name is None or name == token.actor) and address is None:
+            return Person(token.actor)
+        try:
+            authorize_request(token, "admin", repo)
+        except HubError:
+            raise Forbidden(
+                f"this token acts as {token.actor!r}: saves are authored by it; only an admin token may "
+                "name another author (drop ?user= and &email=)"
+            ) from None
+        return Person(name or token.actor, address)
+    except RoomInputError as error:
+        raise BadRequest(f"?user= / &email=: {error.message}") from None
+
+
+def _close_reason(message: str, limit: int = 120) -> str:
+    """A WebSocket close reason: at most ``limit`` bytes of UTF-8 (the protocol allows 123)."""
+    data = message.encode()
+    return message if len(data) <= limit else data[: limit - 3].decode(errors="ignore") + "..."
 
 
 async def _refuse(socket: WebSocket[Any, Any, Any], error: HubError) -> None:
@@ -89,7 +154,7 @@ async def _refuse(socket: WebSocket[Any, Any, Any], error: HubError) -> None:
         await socket.send(start)
         await socket.send(end)
     else:
-        await socket.close(code=4000 + error.status_code, reason=error.message[:120])
+        await socket.close(code=4000 + error.status_code, reason=_close_reason(error.message))
 
 
 def repo_of_doc(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -116,14 +181,19 @@ async def sync_room(
     try:
         manifest = resolve_doc(hub, doc)
         _authorize_edit(socket, manifest.path, manifest.repo.slug)
+        person = _person(socket, manifest.repo.slug, user, email)
     except HubError as error:
         await _refuse(socket, error)
         return
-    await socket.accept()
-    channel = LitestarChannel(socket, manifest.name)
-    stayed = await rooms.join(manifest.name, manifest.file, channel, _person(user, email))
-    if not stayed:
-        await socket.close(code=RESYNC_CLOSE_CODE, reason="resync: the file changed since you last synced")
+    try:
+        async with rooms.holding(manifest.name) as room:
+            await socket.accept()
+            leave = await room.serve(LitestarChannel(socket, manifest.name), person)
+    except RoomError as error:  # raised before accept: nothing of the file was sent
+        await _refuse(socket, _hub_error(error))
+        return
+    if leave.code is not None:
+        await socket.close(code=leave.code, reason=_close_reason(leave.reason))
 
 
 @post("/sync/{doc:path}", tags=["sync"], status_code=200, opt=requires("edit", repo=repo_of_doc))
@@ -143,32 +213,47 @@ async def save_room(
     rooms: Rooms = request.app.state.rooms
     manifest = resolve_doc(hub, name.removesuffix("/save"))
     _authorize_edit(request, manifest.path, manifest.repo.slug)
-    outcome = await rooms.save(manifest.name, manifest.file, _person(user, email))
-    status = 200 if outcome.ok else 422 if outcome.errors else 409
+    person = _person(request, manifest.repo.slug, user, email)
+    try:
+        outcome = await rooms.save(manifest.name, person)
+    except RoomError as error:
+        raise _hub_error(error) from None
+    status = 200 if outcome.ok else outcome.status or (422 if outcome.errors else 409)
     return Response({"doc": manifest.name, **outcome.to_json()}, status_code=status)
 
 
-@get("/sync", tags=["sync"], sync_to_thread=False)
-def list_rooms(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Every editable manifest of every registered repo: who has it open, whether it has unsaved edits."""
-    hub: Hub = request.app.state.hub
-    rooms: Rooms = request.app.state.rooms
+def _files(hub: Hub) -> list[dict[str, Any]]:
+    """Each editable manifest, whether it exists and why the editor would refuse it (no content read)."""
+    files = ManifestFiles(hub)
     found = []
     for repo in hub.repos():
         for path, kind in EDITABLE.items():
             name = f"{repo.slug}/{path}"
-            room = rooms.rooms.get(name)
-            found.append(
-                {
-                    "doc": name,
-                    "repo": repo.slug,
-                    "path": path,
-                    "kind": kind,
-                    "exists": (repo.path / path).is_file(),
-                    "people": room.people() if room else [],
-                    "unsaved": room.unsaved if room else False,
-                }
-            )
+            try:
+                exists, problem = files.problem(name)
+            except RoomError as error:
+                exists, problem = False, error.message
+            item = {"doc": name, "repo": repo.slug, "path": path, "kind": kind, "exists": exists}
+            found.append(item | ({"error": problem} if problem else {}))
+    return found
+
+
+@get("/sync", tags=["sync"])
+async def list_rooms(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Every editable manifest of every registered repo: who has it open, whether it has unsaved edits.
+
+    ``unsaved`` counts drafts kept in the room store for rooms nobody has
+    open (a closed tab, a restarted hub), not only open rooms; ``error`` says
+    why the editor would refuse the file, when it would.
+    """
+    hub: Hub = request.app.state.hub
+    rooms: Rooms = request.app.state.rooms
+    found = await asyncio.to_thread(_files, hub)
+    drafts = await rooms.drafts()
+    for item in found:
+        room = rooms.rooms.get(item["doc"])
+        item["people"] = room.people() if room else []
+        item["unsaved"] = item["doc"] in drafts
     return {"items": found, "total": len(found)}
 
 

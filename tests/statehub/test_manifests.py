@@ -57,7 +57,7 @@ def test_a_manifest_schema_problem_points_at_its_line() -> None:
 
 
 def _request(repo: GitRepo, text: str, base: str) -> SaveRequest:
-    return SaveRequest("demo/statehub.toml", repo.root / "statehub.toml", text, base, Person("Ada"), [])
+    return SaveRequest("demo/statehub.toml", text, base, Person("Ada"), [])
 
 
 def test_a_save_never_commits_over_an_uncommitted_change(

@@ -12,8 +12,26 @@ from pycrdt import Decoder, Doc, Text
 from sync import ysync
 from sync.room_store import RoomStore
 from sync.rooms import Rooms
-from sync.saving import Person, SaveOutcome, SaveRequest
+from sync.saving import LoadedFile, Person, SaveOutcome, SaveRequest, Stamp
 from sync.seed import TEXT_NAME
+
+
+class PathLoader:
+    """A test loader over one plain file (the hub's reads through statehub.repofiles)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, doc: str) -> LoadedFile:
+        stamp = self.stamp(doc)
+        return LoadedFile(self.path.read_text(encoding="utf-8") if stamp else None, stamp)
+
+    def stamp(self, doc: str) -> Stamp | None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 class MemoryChannel:
@@ -59,6 +77,11 @@ async def _settle() -> None:
         await asyncio.sleep(0.01)
 
 
+def _rooms(path: Path, log: list[SaveRequest], poll_interval: float = 0.25) -> Rooms:
+    store = RoomStore(path.parent / "rooms.sqlite3")
+    return Rooms(store, PathLoader(path), _writer(path, log), poll_interval=poll_interval)
+
+
 def _writer(path: Path, log: list[SaveRequest]) -> Any:
     async def save(request: SaveRequest) -> SaveOutcome:
         log.append(request)
@@ -74,8 +97,8 @@ def test_an_update_is_stored_before_any_member_receives_it(tmp_path: Path) -> No
     async def scenario() -> None:
         path = tmp_path / "statehub.toml"
         path.write_text("x = 1\n")
-        store = RoomStore(tmp_path / "rooms.sqlite3")
-        rooms = Rooms(store, _writer(path, []), poll_interval=0.05)
+        rooms = _rooms(path, [], poll_interval=0.05)
+        store = rooms.store
         stored_at_send: list[int] = []
 
         def on_send(message: bytes) -> None:
@@ -84,8 +107,7 @@ def test_an_update_is_stored_before_any_member_receives_it(tmp_path: Path) -> No
 
         ada, bob = MemoryChannel(), MemoryChannel(on_send)
         tasks = [
-            asyncio.create_task(rooms.join("d", path, ch, Person(n)))
-            for ch, n in ((ada, "Ada"), (bob, "Bob"))
+            asyncio.create_task(rooms.join("d", ch, Person(n))) for ch, n in ((ada, "Ada"), (bob, "Bob"))
         ]
         for channel in (ada, bob):
             channel.inbox.put_nowait(ysync.sync_step1(b"\x00"))
@@ -101,7 +123,7 @@ def test_an_update_is_stored_before_any_member_receives_it(tmp_path: Path) -> No
         assert rooms.rooms["d"].editors == {"Ada": Person("Ada")}
         for channel in (ada, bob):
             channel.inbox.put_nowait(None)
-        assert await asyncio.gather(*tasks) == [True, True]
+        assert [leave.code for leave in await asyncio.gather(*tasks)] == [None, None]
         assert "d" not in rooms.rooms
         assert store.load("d") is not None  # unsaved: kept for the next opening
         await rooms.close()
@@ -113,9 +135,9 @@ def test_presence_is_relayed_named_and_cleared_when_a_member_leaves(tmp_path: Pa
     async def scenario() -> None:
         path = tmp_path / "statehub.toml"
         path.write_text("x = 1\n")
-        rooms = Rooms(RoomStore(tmp_path / "rooms.sqlite3"), _writer(path, []))
+        rooms = _rooms(path, [])
         ada, bob = MemoryChannel(), MemoryChannel()
-        tasks = [asyncio.create_task(rooms.join("d", path, ch)) for ch in (ada, bob)]
+        tasks = [asyncio.create_task(rooms.join("d", ch)) for ch in (ada, bob)]
         for channel in (ada, bob):
             channel.inbox.put_nowait(ysync.sync_step1(b"\x00"))
         state = json.dumps({"user": {"name": "Ada", "email": "ada@example.org"}})
@@ -142,10 +164,8 @@ def test_saves_name_the_saver_and_credit_the_other_editors(tmp_path: Path) -> No
         path = tmp_path / "statehub.toml"
         path.write_text("x = 1\n")
         requests: list[SaveRequest] = []
-        rooms = Rooms(RoomStore(tmp_path / "rooms.sqlite3"), _writer(path, requests))
-        room = rooms.open("d", path)
-        nobody = await room.save(None)
-        assert not nobody.ok and "?user=NAME" in nobody.message
+        rooms = _rooms(path, requests)
+        room = await rooms.open("d")
         room.editors = {"Ada": Person("Ada"), "Bob": Person("Bob")}
         room.doc.get(TEXT_NAME, type=Text).insert(0, "bad\n")
         refused = await room.save(Person("Bob"))
@@ -167,13 +187,13 @@ def test_a_deleted_file_does_not_empty_the_room(tmp_path: Path) -> None:
     async def scenario() -> None:
         path = tmp_path / "statehub.toml"
         path.write_text("x = 1\n")
-        rooms = Rooms(RoomStore(tmp_path / "rooms.sqlite3"), _writer(path, []))
-        room = rooms.open("d", path)
+        rooms = _rooms(path, [])
+        room = await rooms.open("d")
         path.unlink()
-        assert not room.check_file()
+        assert not await room.check_file()
         assert room.text == "x = 1\n"
         path.write_text("x = 2\n")
-        assert room.check_file()
+        assert await room.check_file()
         assert room.text == "x = 2\n"
         await rooms.close()
 

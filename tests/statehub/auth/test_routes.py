@@ -116,16 +116,13 @@ def test_a_machine_role_change_needs_admin(secured: Hub) -> None:
 
 def test_saving_a_manifest_needs_edit_and_the_fleet_registry_needs_admin(secured: Hub) -> None:
     post = secured.client.post
-    assert post("/sync/alpha/statehub.toml/save?user=ada", headers=secured.headers("read")).status_code == 403
+    assert post("/sync/alpha/statehub.toml/save", headers=secured.headers("read")).status_code == 403
     assert (
-        post(
-            "/sync/alpha/statehub.toml/save?user=ada", headers=secured.headers("edit", ("beta",))
-        ).status_code
-        == 403
+        post("/sync/alpha/statehub.toml/save", headers=secured.headers("edit", ("beta",))).status_code == 403
     )
-    saved = post("/sync/alpha/statehub.toml/save?user=ada", headers=secured.headers("edit", ("alpha",)))
+    saved = post("/sync/alpha/statehub.toml/save", headers=secured.headers("edit", ("alpha",)))
     assert saved.status_code not in (401, 403), saved.text
-    fleet = "/sync/alpha/registry/fleet.toml/save?user=ada"
+    fleet = "/sync/alpha/registry/fleet.toml/save"
     assert post(fleet, headers=secured.headers("edit", ("alpha",))).status_code == 403
     assert post(fleet, headers=secured.headers("admin")).status_code not in (401, 403)
 
@@ -150,6 +147,6 @@ def test_a_refused_websocket_upgrade_closes_with_4401_or_4403(secured: Hub) -> N
     ):
         socket.receive()
     assert not_admin.value.code == 4403
-    with secured.client.websocket_connect(f"{room}?token={fleet_editor}&user=ada") as socket:
+    with secured.client.websocket_connect(f"{room}?token={fleet_editor}") as socket:
         socket.send_bytes(ysync.sync_step1(Doc().get_state()))
         assert socket.receive_bytes()  # the room answers: the upgrade was accepted
