@@ -87,7 +87,11 @@ def snapshot(repo: GitRepo) -> RepoSnapshot:
 
 
 def refusal(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    """Open ``url`` as a WebSocket expecting a refusal: (HTTP status or close code, body or close reason)."""
+    """Open ``url`` as a WebSocket expecting a refusal: (HTTP status, body or close reason).
+
+    A refusal is an HTTP answer to the upgrade, or an accepted socket closed at once with
+    4000 + the status and the reason, before any message (ADR-022).
+    """
 
     async def attempt() -> tuple[int, str]:
         try:
@@ -101,7 +105,10 @@ def refusal(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
                     received.append(message)
         except websockets.ConnectionClosed:
             pass
-        raise AssertionError(f"accepted, then closed with {socket.close_code} after {received!r}")
+        code = socket.close_code or 0
+        if not received and 4400 <= code < 4600:  # accepted, then refused at once: 4000 + status
+            return code - 4000, socket.close_reason or ""
+        raise AssertionError(f"accepted, then closed with {code} after {received!r}")
 
     return asyncio.run(attempt())
 

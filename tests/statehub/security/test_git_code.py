@@ -198,8 +198,7 @@ def test_a_save_runs_no_planted_code(hub: Hub, make_repo: Callable[[str], GitRep
     hub.register(repo.root)
     assert _marks(marks) == []
     text = MANIFEST + 'default_branch = "main"\n'
-    target = repo.root / "statehub.toml"
-    request = SaveRequest("demo/statehub.toml", target, text, MANIFEST, Person("Ada"), [])
+    request = SaveRequest("demo/statehub.toml", text, MANIFEST, Person("Ada"), [])
     outcome = asyncio.run(ManifestSaver(hub)(request))
     assert outcome.ok, outcome.message
     assert repo.read("statehub.toml") == text

@@ -87,7 +87,8 @@ def test_a_bad_name_or_email_is_refused_before_anything_is_written(open_hub: Edi
     for params in ({"user": bad}, {"user": "Ada", "email": bad}):
         status, body = refusal(hub.room(**params))
         assert status == 400, body
-        assert "?user= / &email=" in body
+        # Control characters are refused by the URL check before the room reads the name.
+        assert "?user= / &email=" in body or "control character" in body, body
         query = "&".join(f"{k}={v}" for k, v in params.items())
         answer = hub.call("POST", f"/sync/demo/statehub.toml/save?{query}")
         assert answer.status_code == 400, answer.text
