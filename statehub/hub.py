@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from sqlalchemy import Connection, Engine, select
 
@@ -34,6 +36,8 @@ Progress = Callable[[str], None]
 
 
 class Hub:
+    """Open with ``with Hub(settings) as hub:``; leaving the block closes the cache's connections."""
+
     def __init__(self, settings: Settings, *, reconcile: bool = True) -> None:
         """Open the cache; ``reconcile`` brings it up to date with hub.toml and the files now.
 
@@ -58,6 +62,14 @@ class Hub:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # registration --------------------------------------------------------------------------------
 

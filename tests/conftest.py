@@ -52,9 +52,8 @@ def make_repo(tmp_path: Path) -> Callable[[str], GitRepo]:
 
 @pytest.fixture
 def hub(settings: Settings) -> Iterator[Hub]:
-    opened = Hub(settings)
-    yield opened
-    opened.close()
+    with Hub(settings) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ def demo(make_repo: Callable[[str], GitRepo], settings: Settings) -> GitRepo:
     repo = make_repo("demo")
     repo.write("statehub.toml", MANIFEST)
     repo.commit("start")
-    hub = Hub(settings)
-    hub.register(repo.root)
-    hub.close()
+    with Hub(settings) as hub:
+        hub.register(repo.root)
     return repo
 
 

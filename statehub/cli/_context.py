@@ -5,35 +5,53 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from statehub.cli._output import clean
 from statehub.errors import HubError
 from statehub.hub import Hub
 from statehub.settings import Settings
 
-__all__ = ["handle_errors", "open_hub"]
+if TYPE_CHECKING:
+    from statehub.events import EventDesk
+
+__all__ = ["HubCommandError", "handle_errors", "load_settings", "open_desk", "open_hub"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad one is one clear line and exit 1."""
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        raise click.ClickException(clean(error)) from None
 
 
 @contextmanager
 def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
     try:
-        settings = Settings.from_env()
-        hub = Hub(settings, reconcile=reconcile)
-    except ValueError as error:  # a bad setting or an unreadable hub.toml
-        raise click.ClickException(str(error)) from None
-    try:
+        hub = Hub(load_settings(), reconcile=reconcile)
+    except ValueError as error:  # an unreadable hub.toml
+        raise click.ClickException(clean(error)) from None
+    with hub:
         yield hub
-    finally:
-        hub.close()
+
+
+@contextmanager
+def open_desk() -> Iterator[EventDesk]:
+    """The hub and its event desk (write buffer, applier lock, relay queue), closed together."""
+    from statehub.events import EventDesk  # not at import: listing commands never load intake
+
+    with open_hub() as hub, EventDesk(hub) as desk:
+        yield desk
 
 
 class HubCommandError(click.ClickException):
     def __init__(self, error: HubError) -> None:
-        super().__init__(error.message)
+        super().__init__(clean(error.message))
         self.exit_code = error.exit_code  # type: ignore[misc]
 
 

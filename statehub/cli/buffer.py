@@ -9,14 +9,13 @@ event and its reason (ADR-020).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from statehub.cli._context import handle_errors, open_hub
-from statehub.cli._output import console, print_json, print_table
+from statehub.cli._context import handle_errors, open_desk
+from statehub.cli._options import actor_option, json_option
+from statehub.cli._output import print_json, print_table, say
 from statehub.errors import BadRequest, NotFound
 from statehub.events import EventDesk
 from statehub.events.intake import default_actor
@@ -27,8 +26,6 @@ __all__ = ["buffer"]
 
 log = logging.getLogger("statehub.relay.decisions")
 
-_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-
 
 @click.group()
 def buffer() -> None:
@@ -38,16 +35,6 @@ def buffer() -> None:
     """
 
 
-@contextmanager
-def _desk() -> Iterator[EventDesk]:
-    with open_hub() as hub:
-        desk = EventDesk(hub)
-        try:
-            yield desk
-        finally:
-            desk.close()
-
-
 def _queue(desk: EventDesk) -> RelayQueue:
     if desk.relay_queue is None:
         raise BadRequest("this hub has no upstream: set STATEHUB_UPSTREAM to the upstream hub's URL")
@@ -55,37 +42,37 @@ def _queue(desk: EventDesk) -> RelayQueue:
 
 
 @buffer.command("status")
-@_json
+@json_option()
 @handle_errors
 def status(as_json: bool) -> None:
     """Show the buffer's counts and the relay: upstream, pending, oldest pending, parked events.
 
     Example: statehub buffer status --json
     """
-    with _desk() as desk:
+    with open_desk() as desk:
         out: dict[str, Any] = {"events": desk.buffer.counts(), "relay": relay_status(desk)}
     if as_json:
         print_json(out)
         return
     events = out["events"]
-    console.print(
+    say(
         f"events: {events['pending']} pending, {events['applied']} applied, "
         f"{events['rejected']} rejected here"
     )
     relay = out["relay"]
     if relay is None:
-        console.print("relay: no upstream configured (set STATEHUB_UPSTREAM to relay events)")
+        say("relay: no upstream configured (set STATEHUB_UPSTREAM to relay events)")
         return
     reachable = {True: "reachable", False: "unreachable", None: "not contacted yet"}[relay["reachable"]]
-    console.print(f"upstream: {relay['upstream']} ({reachable})", soft_wrap=True)
+    say(f"upstream: {relay['upstream']} ({reachable})")
     if relay.get("paused"):
-        console.print(f"[bold]PAUSED[/bold]: {relay['paused']}", soft_wrap=True)
+        say(("PAUSED", "bold"), f": {relay['paused']}")
     elif relay.get("last_error"):
-        console.print(f"last error: {relay['last_error']}", soft_wrap=True)
+        say(f"last error: {relay['last_error']}")
     counts = relay["counts"]
     age = relay["oldest_pending_age_s"]
     oldest = f", oldest waiting {age:.0f} s" if age is not None else ""
-    console.print(
+    say(
         f"relay: {relay['pending']} pending ({counts['queued']} queued, {counts['sent']} sent){oldest}, "
         f"{counts['confirmed']} confirmed, {counts['parked']} parked"
     )
@@ -96,8 +83,8 @@ def status(as_json: bool) -> None:
 
 @buffer.command("retry")
 @click.argument("key")
-@click.option("--actor", help="Who decides (default: $STATEHUB_ACTOR, else your login name).")
-@_json
+@actor_option
+@json_option()
 @handle_errors
 def retry(key: str, actor: str | None, as_json: bool) -> None:
     """Queue a parked event again, once what the upstream refused is fixed.
@@ -105,7 +92,7 @@ def retry(key: str, actor: str | None, as_json: bool) -> None:
     Example: statehub buffer retry 01JZ3ABCDEF0123456789XYZAB
     """
     who = actor or default_actor()
-    with _desk() as desk:
+    with open_desk() as desk:
         try:
             _queue(desk).retry(key, who)
         except UnknownRelayKey as error:
@@ -114,14 +101,14 @@ def retry(key: str, actor: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"key": key, "state": "queued", "actor": who})
         return
-    console.print(f"queued {key} again; a running hub relays it within a second", soft_wrap=True)
+    say(f"queued {key} again; a running hub relays it within a second")
 
 
 @buffer.command("drop")
 @click.argument("key")
 @click.option("--reason", required=True, help="Why this event must never reach the upstream (logged).")
-@click.option("--actor", help="Who decides (default: $STATEHUB_ACTOR, else your login name).")
-@_json
+@actor_option
+@json_option()
 @handle_errors
 def drop(key: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Stop relaying one event: an explicit decision, logged with the event and your reason.
@@ -133,7 +120,7 @@ def drop(key: str, reason: str, actor: str | None, as_json: bool) -> None:
     who = actor or default_actor()
     if not reason.strip():
         raise BadRequest("--reason must say why the event is dropped")
-    with _desk() as desk:
+    with open_desk() as desk:
         try:
             dropped = _queue(desk).drop(key, reason, who)
         except UnknownRelayKey as error:
@@ -142,4 +129,4 @@ def drop(key: str, reason: str, actor: str | None, as_json: bool) -> None:
     if as_json:
         print_json(dropped | {"reason": reason, "actor": who})
         return
-    console.print(f"dropped {key} (was {dropped['was']}) from the relay: {reason}", soft_wrap=True)
+    say(f"dropped {key} (was {dropped['was']}) from the relay: {reason}")

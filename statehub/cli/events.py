@@ -11,22 +11,14 @@ from typing import Any
 
 import click
 
-from statehub.auth.event_policy import LOCAL_COMMAND
-from statehub.cli._context import handle_errors, open_hub
-from statehub.cli._output import console, print_json, print_table
+from statehub.cli._context import handle_errors, open_desk
+from statehub.cli._options import event_options, json_option, page_options
+from statehub.cli._output import print_json, print_table
+from statehub.cli._sending import send_event
 from statehub.errors import BadRequest
-from statehub.events import EventDesk, new_event_key
-from statehub.events.intake import default_actor, next_task_id
+from statehub.events import EventDesk
+from statehub.events.intake import next_task_id
 from workplans import is_workplan_id, split_task_ref
-
-APPLY_WAIT = 5.0
-"""Seconds a command waits for another applier (a running server) before leaving the event to it."""
-
-_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-_actor = click.option("--actor", help="Who is acting (default: $STATEHUB_ACTOR, else your login name).")
-_key = click.option(
-    "--key", help="Idempotency key (default: a fresh one). Resend with the same key to retry."
-)
 
 
 @click.group()
@@ -35,32 +27,6 @@ def event() -> None:
 
     Example: statehub event status CUST-WP-0054-T02 done --note "tunnels moved"
     """
-
-
-def _send(body: dict[str, Any], as_json: bool) -> None:
-    with open_hub() as hub:
-        desk = EventDesk(hub)
-        try:
-            result = desk.submit(body, authorise=LOCAL_COMMAND)[0]
-            applied = desk.apply_pending(timeout=APPLY_WAIT)
-            record = desk.buffer.get(body["key"])
-        finally:
-            desk.close()
-    assert record is not None
-    out = record.as_dict() | {"result": result["result"], "applied_here": applied is not None}
-    if as_json:
-        print_json(out)
-        return
-    line = f"{result['result']} {record.key} ({record.kind}): {record.state.value}"
-    if record.commit:
-        line += f" in commit {record.commit[:10]}"
-    elif record.state.value == "applied":
-        line += " (the file already said so; no commit)"
-    if record.reason:
-        line += f"; {record.reason}"
-    if applied is None and record.state.value == "pending":
-        line += "; another hub process is applying, it will pick this up"
-    console.print(line, soft_wrap=True)
 
 
 def _task(ref: str) -> tuple[str, str]:
@@ -74,9 +40,7 @@ def _task(ref: str) -> tuple[str, str]:
 @click.argument("ref")
 @click.argument("status")
 @click.option("--note", help="A progress note to record with the change.")
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def status(
     ref: str, status: str, note: str | None, actor: str | None, key: str | None, as_json: bool
@@ -86,11 +50,7 @@ def status(
 
     Example: statehub event status CUST-WP-0054-T02 done --note "railiance01 tunnels moved"
     """
-    body: dict[str, Any] = {
-        "key": key or new_event_key(),
-        "actor": actor or default_actor(),
-        "status": status,
-    }
+    body: dict[str, Any] = {"status": status}
     if is_workplan_id(ref):
         if note:
             raise BadRequest("--note goes with a task's status; use 'statehub event note' for a workplan")
@@ -98,34 +58,26 @@ def status(
     else:
         workplan, task = _task(ref)
         body |= {"kind": "task.status", "workplan": workplan, "task": task}
-        if note:
-            body["note"] = note
-    _send(body, as_json)
+        body["note"] = note or None
+    send_event(body, actor=actor, key=key, as_json=as_json)
 
 
 @event.command("note")
 @click.argument("ref")
 @click.argument("text")
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def note(ref: str, text: str, actor: str | None, key: str | None, as_json: bool) -> None:
     """Append a progress note to a workplan (REF: a workplan id or a task reference).
 
     Example: statehub event note CUST-WP-0054-T02 "railiance01 tunnels moved"
     """
-    body: dict[str, Any] = {
-        "key": key or new_event_key(),
-        "kind": "progress.note",
-        "actor": actor or default_actor(),
-    }
+    body: dict[str, Any] = {"kind": "progress.note", "note": text}
     if is_workplan_id(ref):
         body["workplan"] = ref
     else:
         body["workplan"], body["task"] = _task(ref)
-    body["note"] = text
-    _send(body, as_json)
+    send_event(body, actor=actor, key=key, as_json=as_json)
 
 
 @event.command("add")
@@ -134,9 +86,7 @@ def note(ref: str, text: str, actor: str | None, key: str | None, as_json: bool)
 @click.option("--owner", help="Who owns the new task.")
 @click.option("--depends-on", "depends_on", multiple=True, help="A task id or reference; repeatable.")
 @click.option("--task", "task_id", help="The new task's id (default: the next free one).")
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def add(
     workplan: str,
@@ -155,25 +105,19 @@ def add(
     if not is_workplan_id(workplan):
         raise BadRequest(f"{workplan!r} is not a workplan id; write it like CUST-WP-0054")
     body: dict[str, Any] = {
-        "key": key or new_event_key(),
         "kind": "task.add",
         "workplan": workplan,
         "title": title,
-        "actor": actor or default_actor(),
+        "owner": owner or None,
+        "depends_on": list(depends_on) or None,
     }
-    if owner:
-        body["owner"] = owner
-    if depends_on:
-        body["depends_on"] = list(depends_on)
-    if task_id is None:
-        with open_hub() as hub:
-            desk = EventDesk(hub)
-            try:
-                task_id = next_task_id(hub, desk.buffer, workplan)
-            finally:
-                desk.close()
-    body["task"] = task_id
-    _send(body, as_json)
+
+    def with_task_id(desk: EventDesk) -> dict[str, Any]:
+        return body | {
+            "task": task_id if task_id is not None else next_task_id(desk.hub, desk.buffer, workplan)
+        }
+
+    send_event(with_task_id, actor=actor, key=key, as_json=as_json)
 
 
 @click.command()
@@ -181,25 +125,16 @@ def add(
     "--state", type=click.Choice(["pending", "applied", "rejected"]), help="Only events in this state."
 )
 @click.option("--repo", help="Only events for this repo (slug).")
-@click.option(
-    "--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="At most this many events."
-)
-@click.option(
-    "--offset", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1), help="Skip this many events."
-)
-@_json
+@page_options("events")
+@json_option("{items, total}")
 @handle_errors
 def events(state: str | None, repo: str | None, limit: int, offset: int, as_json: bool) -> None:
     """List events in the write buffer, oldest first, with their state and reason.
 
     Example: statehub events --state pending
     """
-    with open_hub() as hub:
-        desk = EventDesk(hub)
-        try:
-            items, total = desk.buffer.list_events(state=state, repo=repo, limit=limit, offset=offset)
-        finally:
-            desk.close()
+    with open_desk() as desk:
+        items, total = desk.buffer.list_events(state=state, repo=repo, limit=limit, offset=offset)
     if as_json:
         print_json({"items": [item.as_dict() for item in items], "total": total})
         return

@@ -8,11 +8,9 @@ import click
 
 from statehub.cache import fleet_queries
 from statehub.cli._context import handle_errors, open_hub
-from statehub.cli._output import console, print_json, print_table
+from statehub.cli._options import fleet_repo_option, json_option
+from statehub.cli._output import print_json, print_table, say
 from statehub.cli.fleet_changes import gate, place, promote, set_role, set_state
-
-_repo = click.option("--repo", help="The repo holding registry/fleet.toml, when more than one does.")
-_json = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 
 
 @click.group()
@@ -28,8 +26,8 @@ def _blockers(blockers: list[str]) -> str:
 
 
 @fleet.command()
-@_repo
-@_json
+@fleet_repo_option
+@json_option("the answer")
 @handle_errors
 def status(repo: str | None, as_json: bool) -> None:
     """Show machines, workloads, lane risks and readiness in one view.
@@ -94,18 +92,18 @@ def _gate_cell(workload: dict[str, Any]) -> str:
 
 def _print_readiness(ready: dict[str, Any]) -> None:
     if ready["ready"]:
-        console.print("[green]ready[/green]: production runs with every temporary-dev machine switched off")
+        say(("ready", "green"), ": production runs with every temporary-dev machine switched off")
         return
     off = ", ".join(ready["switched_off"])
-    console.print(f"[red]not ready[/red]: production still needs {off}")
+    say(("not ready", "red"), f": production still needs {off}")
     for blocker in ready["blockers"]:
-        console.print(f"  {blocker['kind']} {blocker['name']}: {blocker['reason']}")
+        say(f"  {blocker['kind']} {blocker['name']}: {blocker['reason']}")
 
 
 @fleet.command("drain-plan")
 @click.argument("machine")
-@_repo
-@_json
+@fleet_repo_option
+@json_option("the answer")
 @handle_errors
 def drain_plan(machine: str, repo: str | None, as_json: bool) -> None:
     """Show what must leave MACHINE, wave by wave, with each next step and its blockers.
@@ -134,8 +132,8 @@ def drain_plan(machine: str, repo: str | None, as_json: bool) -> None:
 
 
 @fleet.command()
-@_repo
-@_json
+@fleet_repo_option
+@json_option("the answer")
 @handle_errors
 def readiness(repo: str | None, as_json: bool) -> None:
     """Answer: can production run with every temporary-dev machine switched off? Exits 1 when not.

@@ -8,69 +8,46 @@ refuse is answered with every reason and exit code 6; nothing is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from statehub.auth.event_policy import LOCAL_COMMAND
 from statehub.cache import fleet_queries
-from statehub.cli._context import handle_errors, open_hub
-from statehub.cli._output import console, print_json
-from statehub.errors import BadRequest, Unprocessable
-from statehub.events import EventDesk, new_event_key
-from statehub.events.intake import default_actor
+from statehub.cache.fleet_queries import LoadedFleet
+from statehub.cli._context import handle_errors
+from statehub.cli._options import event_options, fleet_repo_option
+from statehub.cli._sending import send_event
+from statehub.errors import BadRequest
+from statehub.events import EventDesk
 from workplans import MachineRole, WorkloadState
 
 __all__ = ["gate", "place", "promote", "set_role", "set_state"]
 
-APPLY_WAIT = 5.0
-"""Seconds to wait for another applier (a running server) before leaving the event to it."""
-
-_repo = click.option("--repo", help="The repo holding registry/fleet.toml, when more than one does.")
-_json = click.option("--json", "as_json", is_flag=True, help="Print the stored event as JSON.")
-_actor = click.option("--actor", help="Who is acting (default: $STATEHUB_ACTOR, else your login name).")
-_key = click.option(
-    "--key", help="Idempotency key (default: a fresh one). Resend with the same key to retry."
-)
 _note = click.option("--note", help="Why, in a few words; kept with the event.")
 
 
-def _send(body: dict[str, Any], repo: str | None, key: str | None, actor: str | None, as_json: bool) -> None:
-    with open_hub() as hub:
-        with hub.engine.connect() as conn:
-            slug = fleet_queries.load_fleet(conn, repo).repo
-        body = {k: v for k, v in body.items() if v is not None}
-        body |= {"key": key or new_event_key(), "actor": actor or default_actor(), "repo": slug}
-        desk = EventDesk(hub)
-        try:
-            result = desk.submit(body, authorise=LOCAL_COMMAND)[0]
-            applied = desk.apply_pending([slug], timeout=APPLY_WAIT)
-            record = desk.buffer.get(body["key"])
-        finally:
-            desk.close()
-    assert record is not None
-    if as_json:
-        print_json(record.as_dict() | {"result": result["result"], "applied_here": applied is not None})
-    else:
-        line = f"{result['result']} {record.key} ({record.kind}): {record.state.value}"
-        if record.commit:
-            line += f" in commit {record.commit[:10]}"
-        elif record.state.value == "applied":
-            line += " (the file already said so; no commit)"
-        if applied is None and record.state.value == "pending":
-            line += "; another hub process is applying, it will pick this up"
-        console.print(line)
-    if record.state.value == "rejected":
-        raise Unprocessable(f"the change was rejected when applied: {record.reason}")
+Change = dict[str, Any] | Callable[[LoadedFleet], dict[str, Any]]
+"""The event's fields, or a function of the fleet registry that returns them."""
+
+
+def _send_change(change: Change, repo: str | None, key: str | None, actor: str | None, as_json: bool) -> None:
+    """Send a ``fleet.*`` event to the repo holding registry/fleet.toml (``--repo``, or the only one);
+    an event the fleet rules reject when applied exits 6 with every reason."""
+
+    def build(desk: EventDesk) -> dict[str, Any]:
+        with desk.hub.engine.connect() as conn:
+            fleet = fleet_queries.load_fleet(conn, repo)
+        return (change(fleet) if callable(change) else change) | {"repo": fleet.repo}
+
+    send_event(build, actor=actor, key=key, as_json=as_json, refuse_rejected=True)
 
 
 @click.command()
 @click.argument("workload")
-@_repo
+@fleet_repo_option
 @_note
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def promote(
     workload: str, repo: str | None, note: str | None, actor: str | None, key: str | None, as_json: bool
@@ -80,17 +57,15 @@ def promote(
     Example: statehub fleet promote woodpecker-ci
     """
     body = {"kind": "fleet.workload.state", "workload": workload, "state": "promoted", "note": note}
-    _send(body, repo, key, actor, as_json)
+    _send_change(body, repo, key, actor, as_json)
 
 
 @click.command()
 @click.argument("workload")
 @click.option("--on", "host", required=True, help="The machine WORKLOAD must move to.")
-@_repo
+@fleet_repo_option
 @_note
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def place(
     workload: str,
@@ -106,17 +81,15 @@ def place(
     Example: statehub fleet place vault --on railiance01
     """
     body = {"kind": "fleet.workload.place", "workload": workload, "target_host": host, "note": note}
-    _send(body, repo, key, actor, as_json)
+    _send_change(body, repo, key, actor, as_json)
 
 
 @click.command("set-state")
 @click.argument("workload")
 @click.argument("state", type=click.Choice([s.value for s in WorkloadState]))
-@_repo
+@fleet_repo_option
 @_note
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def set_state(
     workload: str,
@@ -132,7 +105,7 @@ def set_state(
     Example: statehub fleet set-state container-registry migrated
     """
     body = {"kind": "fleet.workload.state", "workload": workload, "state": state, "note": note}
-    _send(body, repo, key, actor, as_json)
+    _send_change(body, repo, key, actor, as_json)
 
 
 @click.command()
@@ -144,11 +117,9 @@ def set_state(
 @click.option("--image", help="The image, pinned by digest: name@sha256:<64 hex>.")
 @click.option("--backup-restore-drill", help="Date of the last restore drill (YYYY-MM-DD).")
 @click.option("--exception", "exception_", help="A documented exception with its rollback.")
-@_repo
+@fleet_repo_option
 @_note
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def gate(
     workload: str,
@@ -170,11 +141,6 @@ def gate(
 
     Example: statehub fleet gate container-registry --canary-observed --stage promote --stage rollback
     """
-    if stages:
-        with open_hub() as hub, hub.engine.connect() as conn:
-            found = fleet_queries.load_fleet(conn, repo).registry.workload(workload)
-        proven = found.gate.stages_proven if found is not None and found.gate is not None else ()
-        stages = tuple(dict.fromkeys((*proven, *stages)))
     fields: dict[str, Any] = {
         "overlay_repo": overlay_repo,
         "stages_proven": list(stages) or None,
@@ -187,18 +153,23 @@ def gate(
     given = {k: v for k, v in fields.items() if v is not None}
     if not given:
         raise BadRequest("say what to record, e.g. --canary-observed or --image NAME@sha256:...")
-    body = {"kind": "fleet.workload.gate", "workload": workload, "gate": given, "note": note}
-    _send(body, repo, key, actor, as_json)
+
+    def body(fleet: LoadedFleet) -> dict[str, Any]:
+        if stages:  # added to the stages already proven
+            found = fleet.registry.workload(workload)
+            proven = found.gate.stages_proven if found is not None and found.gate is not None else ()
+            given["stages_proven"] = list(dict.fromkeys((*proven, *stages)))
+        return {"kind": "fleet.workload.gate", "workload": workload, "gate": given, "note": note}
+
+    _send_change(body, repo, key, actor, as_json)
 
 
 @click.command("set-role")
 @click.argument("machine")
 @click.argument("role", type=click.Choice([r.value for r in MachineRole]))
-@_repo
+@fleet_repo_option
 @_note
-@_actor
-@_key
-@_json
+@event_options
 @handle_errors
 def set_role(
     machine: str,
@@ -214,4 +185,4 @@ def set_role(
     Example: statehub fleet set-role coulombcore frozen-legacy
     """
     body = {"kind": "fleet.machine.role", "machine": machine, "role": role, "note": note}
-    _send(body, repo, key, actor, as_json)
+    _send_change(body, repo, key, actor, as_json)

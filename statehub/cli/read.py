@@ -6,17 +6,8 @@ import click
 
 from statehub.cache import queries
 from statehub.cli._context import handle_errors, open_hub
+from statehub.cli._options import json_option, page_options
 from statehub.cli._output import print_json, print_table
-
-_limit = click.option("--limit", default=100, show_default=True, help="At most this many rows.")
-_offset = click.option(
-    "--offset",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**31 - 1),
-    help="Skip this many rows.",
-)  # bounded like the API's offset, so 2**64 is a usage error, not an overflow (ADR-022)
-_json = click.option("--json", "as_json", is_flag=True, help="Print {items, total} as JSON.")
 
 
 @click.command()
@@ -25,9 +16,8 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print {items, tota
 @click.option("--repo", help="Only tasks in this repo (slug).")
 @click.option("--workplan", help="Only tasks of this workplan id.")
 @click.option("--ready", is_flag=True, help="Only tasks that can start now: open, every dependency done.")
-@_limit
-@_offset
-@_json
+@page_options()
+@json_option("{items, total}")
 @handle_errors
 def tasks(
     status: str | None,
@@ -65,9 +55,8 @@ def tasks(
 @click.option("--status", help="draft | active | blocked | done | cancelled")
 @click.option("--owner", help="Only workplans owned by this actor.")
 @click.option("--repo", help="Only workplans in this repo (slug).")
-@_limit
-@_offset
-@_json
+@page_options()
+@json_option("{items, total}")
 @handle_errors
 def workplans(
     status: str | None, owner: str | None, repo: str | None, limit: int, offset: int, as_json: bool
@@ -89,9 +78,8 @@ def workplans(
 @click.option("--kind", help="adr | standard | runbook | note")
 @click.option("--status", help="proposed | accepted | superseded | deprecated")
 @click.option("--repo", help="Only documents in this repo (slug).")
-@_limit
-@_offset
-@_json
+@page_options()
+@json_option("{items, total}")
 @handle_errors
 def canon(
     kind: str | None, status: str | None, repo: str | None, limit: int, offset: int, as_json: bool

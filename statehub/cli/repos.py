@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from statehub.cache import queries
 from statehub.cache.indexer import IndexReport
 from statehub.cli._context import handle_errors, open_hub
-from statehub.cli._output import console, print_json, print_table
+from statehub.cli._options import json_option
+from statehub.cli._output import console, print_json, print_table, say
 
 
 @click.group()
@@ -28,7 +29,7 @@ def _report_line(report: IndexReport) -> str:
 
 @repos.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @handle_errors
 def add(paths: tuple[Path, ...], as_json: bool) -> None:
     """Register git work trees and index them.
@@ -42,13 +43,13 @@ def add(paths: tuple[Path, ...], as_json: bool) -> None:
                 print_json([queries.get_repo(conn, r.repo) for r in reports])
             return
         for report in reports:
-            console.print(f"registered {_report_line(report)}")
+            say(f"registered {_report_line(report)}")
             for problem in report.errors:
-                console.print(f"  [red]{problem}[/red]")
+                say("  ", (str(problem), "red"))
 
 
 @repos.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the repos as JSON.")
+@json_option("the repos")
 @handle_errors
 def list_(as_json: bool) -> None:
     """List registered repos with their error counts.
@@ -74,12 +75,12 @@ def remove(slug: str) -> None:
     """
     with open_hub() as hub:
         hub.remove(slug)
-    console.print(f"removed {slug}")
+    say(f"removed {slug}")
 
 
 @repos.command("refresh")
 @click.argument("slug", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option()
 @handle_errors
 def refresh(slug: str | None, as_json: bool) -> None:
     """Re-index files that changed, in one repo or in all.
@@ -94,14 +95,14 @@ def refresh(slug: str | None, as_json: bool) -> None:
         print_json(details)
         return
     for report, detail in zip(reports, details, strict=True):
-        console.print(_report_line(report))
+        say(_report_line(report))
         for error in detail["errors"]:
             where = f"{error['path']}:{error['line']}" if error["line"] else error["path"]
-            console.print(f"  [red]{where}: {error['message']}[/red]")
+            say("  ", (f"{where}: {error['message']}", "red"))
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("the summary")
 @handle_errors
 def rebuild(as_json: bool) -> None:
     """Drop the cache and index every registered repo from its files.
@@ -132,10 +133,10 @@ def rebuild(as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return
-    console.print(
+    say(
         f"{summary['repos']} repos: {summary['workplans']} workplans, {summary['tasks']} tasks, "
         f"{summary['canon']} canon documents, {len(summary['errors'])} file errors"
     )
     for error in summary["errors"]:
         where = f"{error['path']}:{error['line']}" if error["line"] else error["path"]
-        console.print(f"  [red]{error['repo']}/{where}: {error['message']}[/red]")
+        say("  ", (f"{error['repo']}/{where}: {error['message']}", "red"))

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from statehub.cli._context import HubCommandError
-from statehub.cli._output import console
+from statehub.cli._context import HubCommandError, load_settings
+from statehub.cli._output import say
 from statehub.errors import HubError
 from statehub.settings import PROFILES, Settings
 
@@ -29,10 +29,7 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
 
     from statehub.app import create_app
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    settings = load_settings()
     settings = settings.with_overrides(
         host=host or settings.host, port=port or settings.port, profile=profile or settings.profile
     )
@@ -41,7 +38,7 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
     except HubError as error:
         raise HubCommandError(error) from None
     auth = "tokens required" if app.state.auth.required else "open, no tokens (loopback only)"
-    console.print(f"State Hub ({settings.profile}, {auth}) on http://{settings.host}:{settings.port}/")
+    say(f"State Hub ({settings.profile}, {auth}) on http://{settings.host}:{settings.port}/")
     uvicorn.Server(server_config(app, settings)).run()
 
 

@@ -16,19 +16,13 @@ from biscuit_auth import PublicKey
 from statehub.auth import keys, tokens
 from statehub.auth.contract import RIGHTS
 from statehub.auth.revocation import add_revocation
-from statehub.cli._context import handle_errors
-from statehub.cli._output import print_json
+from statehub.cli._context import handle_errors, load_settings
+from statehub.cli._options import json_option
+from statehub.cli._output import clean, print_json
 from statehub.errors import SetupError
 from statehub.settings import Settings
 
 __all__ = ["token"]
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _token_arg(value: str) -> str:
@@ -61,7 +55,7 @@ def init(print_public_key: bool, force: bool) -> None:
 
     Example: statehub token init --print-public-key
     """
-    settings = _settings()
+    settings = load_settings()
     path = settings.root_key_file
     if print_public_key and path.exists() and not force:
         public = keys.load_root_key(path).public_key
@@ -82,7 +76,7 @@ def mint(actor: str, right: str, repos: tuple[str, ...], ttl: str | None) -> Non
 
     Example: statehub token mint --actor agt-codex --right write --repo the-custodian --ttl 8h
     """
-    settings = _settings()
+    settings = load_settings()
     root = keys.load_root_key(settings.root_key_file)
     minted = tokens.mint(root, actor, right, repos, _ttl(ttl))
     scope = ", ".join(repos) if repos else "all repos"
@@ -123,7 +117,7 @@ def attenuate(
 
     Example: statehub token attenuate - --repo the-custodian --right write --ttl 1h < token.txt
     """
-    settings = _settings()
+    settings = load_settings()
     narrowed = tokens.attenuate(
         _token_arg(token_text), _public_key(settings, public_key), repos, right, _ttl(ttl)
     )
@@ -133,14 +127,14 @@ def attenuate(
 @token.command("inspect")
 @click.argument("token_text", metavar="TOKEN")
 @click.option("--public-key", help="Also check the signature against this public key.")
-@click.option("--json", "as_json", is_flag=True, help="Print the blocks and ids as JSON.")
+@json_option("the blocks and ids")
 @handle_errors
 def inspect(token_text: str, public_key: str | None, as_json: bool) -> None:
     """Show what a token allows, block by block, and its revocation ids.
 
     Example: statehub token inspect "$TOKEN"
     """
-    settings = _settings()
+    settings = load_settings()
     key = (
         keys.parse_public_key(public_key, source="--public-key")
         if public_key
@@ -159,12 +153,13 @@ def inspect(token_text: str, public_key: str | None, as_json: bool) -> None:
         )
         return
     state = {True: "signature verifies", False: "SIGNATURE DOES NOT VERIFY", None: "signature not checked"}
-    click.echo(f"actor: {', '.join(info.facts.get('actor', [])) or '?'}  ({state[info.verified]})")
+    actors = clean(", ".join(info.facts.get("actor", [])) or "?")  # a token's text is anyone's
+    click.echo(f"actor: {actors}  ({state[info.verified]})")
     for index, (source, rid) in enumerate(zip(info.blocks, info.revocation_ids, strict=False)):
         label = "authority block" if index == 0 else f"block {index} (attenuation)"
         click.echo(f"\n{label}, revocation id {rid}:")
         for line in source.strip().splitlines():
-            click.echo(f"  {line}")
+            click.echo(f"  {clean(line)}")
 
 
 @token.command("revoke")
@@ -176,7 +171,7 @@ def revoke(revocation_id: str, note: str) -> None:
 
     Example: statehub token revoke 5f3c... --note "laptop lost"
     """
-    settings = _settings()
+    settings = load_settings()
     added = add_revocation(settings.revocation_file, revocation_id, note)
     where = settings.revocation_file
     click.echo(err=True, message=f"revoked in {where}" if added else f"already revoked in {where}")

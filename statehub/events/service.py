@@ -12,7 +12,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache import index_repo
@@ -36,6 +37,8 @@ def buffer_path(settings: Settings) -> Path:
 
 
 class EventDesk:
+    """Open with ``with EventDesk(hub) as desk:``; leaving the block closes the buffer (not the hub)."""
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.buffer = WriteBuffer(buffer_path(hub.settings))
@@ -51,6 +54,14 @@ class EventDesk:
         if self.relay_queue is not None:
             self.relay_queue.close()
         self.buffer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def submit(self, body: Any, *, authorise: EventAuthoriser, each: bool = False) -> list[dict[str, Any]]:
         """Store events through intake (``submit_events``); ``authorise`` has no default, so every

@@ -53,9 +53,8 @@ def hub_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GitRepo]:
     repo.write("canon/ADR-001.md", CANON)
     repo.commit("start")
     home = base / "hub-home"
-    hub = Hub(Settings.from_env({"STATEHUB_HOME": str(home)}))
-    hub.register(repo.root)
-    hub.close()
+    with Hub(Settings.from_env({"STATEHUB_HOME": str(home)})) as hub:
+        hub.register(repo.root)
     return home, repo
 
 

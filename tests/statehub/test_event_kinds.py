@@ -51,16 +51,13 @@ def test_a_registered_kind_lands_in_its_fixed_file(hub: Hub, make_repo: Callable
     repo.write("registry/fleet.toml", '[[machines]]\nname = "railiance01"\n')
     repo.commit()
     hub.register(repo.root)
-    desk = EventDesk(hub)
-    try:
+    with EventDesk(hub) as desk:
         base = {"kind": "fleet.machine.note", "actor": "ops", "machine": "railiance01", "note": "rebooted"}
         with pytest.raises(Unprocessable, match="repo: required"):
             desk.submit(base | {"key": "F0"}, authorise=LOCAL_COMMAND)
         desk.submit(base | {"key": "F1", "repo": "fleet"}, authorise=LOCAL_COMMAND)
         desk.apply_pending()
         record = desk.buffer.get("F1")
-    finally:
-        desk.close()
     assert record is not None and record.state.value == "applied"
     assert repo.read("registry/fleet.toml").endswith("# railiance01: rebooted (event F1)\n")
     assert trailer_counts(repo) == {"F1": 1}

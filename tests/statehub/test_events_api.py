@@ -145,13 +145,8 @@ def test_the_server_applies_events_another_process_left_in_the_buffer(
 ) -> None:
     repo = plan_repo(make_repo)
     client.post("/repos", json={"path": str(repo.root)})
-    other = Hub(settings)  # what a CLI command opens: its own hub and buffer connection
-    desk = EventDesk(other)
-    try:
-        desk.submit(event("CLI1", kind="progress.note"), authorise=LOCAL_COMMAND)  # stored, not applied here
-    finally:
-        desk.close()
-        other.close()
+    with Hub(settings) as other, EventDesk(other) as desk:  # what a CLI command opens: its own
+        desk.submit(event("CLI1", kind="progress.note"), authorise=LOCAL_COMMAND)  # stored, not applied
     _wait_settled(client)
     assert client.get("/events/CLI1").json()["state"] == "applied"
     assert trailer_counts(repo) == {"CLI1": 1}

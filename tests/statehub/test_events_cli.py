@@ -74,7 +74,7 @@ def test_bad_input_gets_a_clear_error_and_an_exit_code(repo: GitRepo) -> None:
 def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
     repo: GitRepo, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importlib.import_module("statehub.cli.events"), "APPLY_WAIT", 0.1)
+    monkeypatch.setattr(importlib.import_module("statehub.cli._sending"), "APPLY_WAIT", 0.1)
     busy = ApplierLock(settings.data_dir / "applier.lock")
     assert busy.acquire(timeout=1)
     try:

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from statehub.cli import main
-from statehub.cli._output import console
 from statehub.cli.fleet import fleet
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
@@ -20,10 +19,7 @@ EXAMPLE = (Path(__file__).parent.parent / "registry" / "fleet_example.toml").rea
 
 
 @pytest.fixture
-def runner(
-    settings: Settings, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
-) -> CliRunner:
-    monkeypatch.setattr(console, "width", 250)  # wide tables: no wrapped cells to match against
+def runner(settings: Settings, make_repo: Callable[[str], GitRepo]) -> CliRunner:
     repo = make_repo("fleet-registry")
     repo.write("registry/fleet.toml", EXAMPLE)
     repo.commit()

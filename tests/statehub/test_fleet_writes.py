@@ -148,8 +148,7 @@ def test_a_change_the_file_no_longer_allows_is_rejected_at_apply_time(
 ) -> None:
     repo = _repo(make_repo)
     hub.register(repo.root)
-    desk = EventDesk(hub)
-    try:
+    with EventDesk(hub) as desk:
         desk.submit(
             _event("A1", "fleet.workload.place", workload="vault", target_host="buildbox"),
             authorise=LOCAL_COMMAND,
@@ -161,8 +160,6 @@ def test_a_change_the_file_no_longer_allows_is_rejected_at_apply_time(
         repo.commit("freeze buildbox by hand")
         desk.apply_pending()
         record = desk.buffer.get("A1")
-    finally:
-        desk.close()
     assert record is not None and record.state.value == "rejected"
     assert (
         record.reason == "workload vault: target host buildbox is frozen-legacy: it accepts no new placement"

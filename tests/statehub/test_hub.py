@@ -233,18 +233,13 @@ def test_removing_a_repo_removes_its_rows_and_leaves_its_files(hub: Hub, make_re
 
 def test_hub_toml_survives_deleting_the_cache(settings: Settings, make_repo: MakeRepo) -> None:
     repo = _plan_repo(make_repo)
-    first = Hub(settings)
-    first.register(repo.root)
-    with first.engine.connect() as conn:
-        before = queries.list_tasks(conn).items, queries.list_canon(conn).items
-    first.close()
+    with Hub(settings) as first:
+        first.register(repo.root)
+        with first.engine.connect() as conn:
+            before = queries.list_tasks(conn).items, queries.list_canon(conn).items
     lose_cache(settings.database_url, settings.default_cache_file)
-    second = Hub(settings)
-    try:
-        with second.engine.connect() as conn:
-            assert (queries.list_tasks(conn).items, queries.list_canon(conn).items) == before
-    finally:
-        second.close()
+    with Hub(settings) as second, second.engine.connect() as conn:
+        assert (queries.list_tasks(conn).items, queries.list_canon(conn).items) == before
     assert "alpha" in settings.hub_file.read_text(encoding="utf-8")
 
 
@@ -252,42 +247,32 @@ def test_a_cache_of_another_schema_version_is_dropped_and_rebuilt(
     settings: Settings, make_repo: MakeRepo
 ) -> None:
     repo = _plan_repo(make_repo)
-    first = Hub(settings)
-    first.register(repo.root)
-    first.close()
+    with Hub(settings) as first:
+        first.register(repo.root)
     engine = create_engine(settings.database_url)
     with engine.begin() as db:
         db.execute(text("UPDATE cache_meta SET value = '0' WHERE key = 'schema_version'"))
         db.execute(text("DELETE FROM task"))
         db.execute(text("CREATE TABLE leftover_from_old_schema (x integer)"))
     engine.dispose()
-    second = Hub(settings)
-    try:
-        with second.engine.connect() as conn:
-            assert queries.list_tasks(conn).total == 3
-            version = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one()
-        assert version != "0"
-    finally:
-        second.close()
+    with Hub(settings) as second, second.engine.connect() as conn:
+        assert queries.list_tasks(conn).total == 3
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one()
+    assert version != "0"
 
 
 def test_restart_picks_up_file_changes_made_while_the_hub_was_down(
     settings: Settings, make_repo: MakeRepo
 ) -> None:
     repo = _plan_repo(make_repo)
-    first = Hub(settings)
-    first.register(repo.root)
-    first.close()
+    with Hub(settings) as first:
+        first.register(repo.root)
     repo.write(
         "workplans/A-WP-0001.md",
         workplan_text("A-WP-0001", [{"id": "T01", "title": "one", "status": "done"}]),
     )
-    second = Hub(settings)
-    try:
-        with second.engine.connect() as conn:
-            assert queries.get_task(conn, "A-WP-0001-T01")["status"] == "done"
-    finally:
-        second.close()
+    with Hub(settings) as second, second.engine.connect() as conn:
+        assert queries.get_task(conn, "A-WP-0001-T01")["status"] == "done"
 
 
 def test_rebuild_gives_the_same_answers(hub: Hub, make_repo: MakeRepo) -> None:

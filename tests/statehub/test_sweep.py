@@ -23,9 +23,8 @@ from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_co
 
 @pytest.fixture
 def desk(hub: Hub) -> Iterator[EventDesk]:
-    opened = EventDesk(hub)
-    yield opened
-    opened.close()
+    with EventDesk(hub) as opened:
+        yield opened
 
 
 class Team:

@@ -16,9 +16,8 @@ from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo,
 
 @pytest.fixture
 def desk(hub: Hub) -> Iterator[EventDesk]:
-    opened = EventDesk(hub)
-    yield opened
-    opened.close()
+    with EventDesk(hub) as opened:
+        yield opened
 
 
 def _state(desk: EventDesk, key: str) -> tuple[str, str | None]:
@@ -138,15 +137,10 @@ def test_the_buffer_survives_a_cache_rebuild(
     desk.submit(event("R1", kind="progress.note"), authorise=LOCAL_COMMAND)
     hub.rebuild()
     lose_cache(hub.settings.database_url, hub.settings.default_cache_file)
-    fresh = Hub(hub.settings)
-    again = EventDesk(fresh)
-    try:
+    with Hub(hub.settings) as fresh, EventDesk(fresh) as again:
         assert _state(again, "R1")[0] == "pending"
         again.apply_pending()
         assert _state(again, "R1")[0] == "applied"
-    finally:
-        again.close()
-        fresh.close()
     assert trailer_counts(repo) == {"R1": 1}
 
 

@@ -182,12 +182,9 @@ def test_cli_uses_the_configured_backend(settings: Settings, make_repo: Callable
     assert added.exit_code == 0, added.output
     ready = runner.invoke(main, ["tasks", "--ready", "--json", "--limit", "1"])
     assert json.loads(ready.stdout)["total"] == 1 + MANY
-    hub = Hub(settings)
-    try:
+    with Hub(settings) as hub:
         assert hub.engine.dialect.name == (
             "sqlite" if settings.database_url.startswith("sqlite") else "postgresql"
         )
         with hub.engine.connect() as conn:
             assert queries.list_repos(conn).total == 1
-    finally:
-        hub.close()
