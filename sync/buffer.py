@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sync._durable import DurableFile
+from sync.errors import KeyConflict
 
 __all__ = [
     "BufferedEvent",
@@ -85,17 +86,6 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     """Only with ``append(..., conflicts="report")``: the key names a different event; not stored."""
-
-
-class KeyConflict(Exception):
-    """A key already names a different event; nothing of the batch was stored."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(
-            f"event key {key!r} was already used for a different event; "
-            "an idempotency key must be sent again only with the same event, so pick a new key"
-        )
 
 
 @dataclass(frozen=True, slots=True)

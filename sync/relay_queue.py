@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sync._durable import DurableFile
+from sync.errors import DropWithoutReason, UnknownRelayKey
 
 __all__ = ["RelayItem", "RelayQueue", "RelayState", "UnknownRelayKey"]
 
@@ -63,10 +64,6 @@ class RelayState(StrEnum):
     SENT = "sent"
     CONFIRMED = "confirmed"
     PARKED = "parked"
-
-
-class UnknownRelayKey(Exception):
-    """A ``retry`` or ``drop`` named a key the relay does not hold in a fitting state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +185,7 @@ class RelayQueue(DurableFile):
         """Stop relaying an event: the one way an event leaves the queue unconfirmed, logged with
         the event itself and the reason. Its local record (the ``event`` row) stays."""
         if not reason.strip():
-            raise ValueError("a drop needs a reason: say why this event must never reach the upstream")
+            raise DropWithoutReason("a drop needs a reason: say why this event must never reach the upstream")
         with self._transaction() as db:
             row = db.execute(
                 "SELECT r.state, e.event FROM relay r JOIN event e ON e.key = r.key WHERE r.key = ?", (key,)

@@ -9,11 +9,14 @@ from typing import Any, TypeVar
 
 import click
 
-from statehub.errors import HubError
+from registry.errors import RegistryError
+from statehub.errors import LIBRARY_ERRORS, HubError, SetupError, as_hub_error
 from statehub.hub import Hub
 from statehub.settings import Settings
+from sync.errors import SyncError
+from workplans.errors import WorkplansError
 
-__all__ = ["handle_errors", "open_hub"]
+__all__ = ["HubCommandError", "handle_errors", "open_hub", "setup_error"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,7 +27,7 @@ def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
         settings = Settings.from_env()
         hub = Hub(settings, reconcile=reconcile)
     except ValueError as error:  # a bad setting or an unreadable hub.toml
-        raise click.ClickException(str(error)) from None
+        raise setup_error(error) from None
     try:
         yield hub
     finally:
@@ -32,9 +35,17 @@ def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
 
 
 class HubCommandError(click.ClickException):
-    def __init__(self, error: HubError) -> None:
-        super().__init__(error.message)
-        self.exit_code = error.exit_code  # type: ignore[misc]
+    """A hub error (or a library error, mapped by ``as_hub_error``) as one line and its exit code."""
+
+    def __init__(self, error: HubError | WorkplansError | RegistryError | SyncError) -> None:
+        hub_error = as_hub_error(error)
+        super().__init__(hub_error.message)
+        self.exit_code = hub_error.exit_code  # type: ignore[misc]
+
+
+def setup_error(error: ValueError) -> HubCommandError:
+    """A setting the hub cannot use (``Settings.from_env`` says which): exit with the setup code."""
+    return HubCommandError(SetupError(str(error)))
 
 
 def handle_errors(func: F) -> F:
@@ -42,7 +53,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except HubError as error:
+        except (HubError, *LIBRARY_ERRORS) as error:
             raise HubCommandError(error) from None
 
     return wrapper  # type: ignore[return-value]

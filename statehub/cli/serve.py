@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from statehub.cli._context import HubCommandError
+from statehub.cli._context import HubCommandError, setup_error
 from statehub.cli._output import console
 from statehub.errors import HubError
 from statehub.settings import PROFILES, Settings
@@ -32,7 +32,7 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
     try:
         settings = Settings.from_env()
     except ValueError as error:
-        raise click.ClickException(str(error)) from None
+        raise setup_error(error) from None
     settings = settings.with_overrides(
         host=host or settings.host, port=port or settings.port, profile=profile or settings.profile
     )

@@ -16,7 +16,7 @@ from biscuit_auth import PublicKey
 from statehub.auth import keys, tokens
 from statehub.auth.contract import RIGHTS
 from statehub.auth.revocation import add_revocation
-from statehub.cli._context import handle_errors
+from statehub.cli._context import handle_errors, setup_error
 from statehub.cli._output import print_json
 from statehub.errors import SetupError
 from statehub.settings import Settings
@@ -28,7 +28,7 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ValueError as error:
-        raise click.ClickException(str(error)) from None
+        raise setup_error(error) from None
 
 
 def _token_arg(value: str) -> str:
