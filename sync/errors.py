@@ -53,5 +53,5 @@ class StoreTooNew(SyncError):
         self.version = version
         super().__init__(
             f"{path} was written by a newer State Hub ({what} version {version}, this one knows up to "
-            f"{known}); upgrade State Hub, or move the file away only if losing what it holds is acceptable"
+            f"{known}); upgrade State Hub, and keep the file: it holds what nothing else does"
         )

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pycrdt import merge_updates
 
-__all__ = ["PendingEdits", "RoomStore"]
+from sync._durable import migrate
 
-SCHEMA_VERSION = 1
+__all__ = ["PendingEdits", "RoomStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lineage (
@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS editors (      -- who edited since the last save: the
     PRIMARY KEY (doc, name)
 );
 """
+_STEPS = (_SCHEMA,)
+"""``_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``: append, never edit a shipped step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +71,7 @@ class RoomStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(
-                f"{path} was written by a newer State Hub (room store version {version}); "
-                "upgrade State Hub or move that file away (it holds unsaved editor changes)"
-            )
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        migrate(self._db, path, _STEPS, "room store, with unsaved editor changes")  # sync._durable
 
     def close(self) -> None:
         with self._lock:
