@@ -189,7 +189,6 @@ def test_serve_answers_on_loopback(settings_home: Path, repo: GitRepo) -> None:
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
-        print(output)
     assert f"on http://127.0.0.1:{port}/" in output and "State Hub (dev" in output
 
 
