@@ -31,10 +31,12 @@ from sync.errors import DropWithoutReason, KeyConflict, StoreTooNew, SyncError, 
 from workplans.errors import (
     ApplyError,
     BrokenTarget,
+    DuplicateEventKind,
     FleetChangeError,
     FormatError,
     InvalidEvent,
     NoLongerApplies,
+    UnclosedFrontMatter,
     WorkplansError,
 )
 
@@ -127,6 +129,8 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
     # workplans
     WorkplansError: Unprocessable,
     FormatError: Unprocessable,
+    UnclosedFrontMatter: Unprocessable,
+    DuplicateEventKind: HubError,
     InvalidEvent: Unprocessable,
     FleetChangeError: Unprocessable,
     ApplyError: Unprocessable,

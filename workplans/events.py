@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from workplans.errors import InvalidEvent
+from workplans.errors import DuplicateEventKind, InvalidEvent
 from workplans.ids import TASK_ID, WORKPLAN_ID, is_task_id, is_task_ref
 from workplans.models import TaskStatus, WorkplanStatus
 
@@ -247,7 +247,7 @@ class EventKinds(Mapping[str, EventKind]):
         table: dict[str, EventKind] = {}
         for kind in kinds:
             if kind.name in table:
-                raise ValueError(f"event kind {kind.name!r} is defined twice")
+                raise DuplicateEventKind(f"event kind {kind.name!r} is defined twice")
             table[kind.name] = kind
         self._kinds = table
 
