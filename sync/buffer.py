@@ -43,6 +43,7 @@ __all__ = [
     "Writeback",
 ]
 
+
 class EventState(StrEnum):
     PENDING = "pending"
     APPLIED = "applied"

@@ -34,6 +34,7 @@ from sync.errors import DropWithoutReason, UnknownRelayKey
 
 __all__ = ["RelayItem", "RelayQueue", "RelayState", "UnknownRelayKey"]
 
+
 class RelayState(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
