@@ -5,7 +5,9 @@ database, no network. The API, the CLI and the events applier all ask these.
 """
 
 from registry.changes import apply_to_registry, changes_between, check_change, check_edit
-from registry.drain import DrainPlan, DrainStep, DrainWave, UnknownMachine, drain_plan
+from registry.drain import DrainPlan, DrainStep, DrainWave, drain_plan
+from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
+from registry.event_kinds import fleet_event_kinds, hub_event_kinds
 from registry.gate import REQUIRED_STAGES, is_pinned_by_digest, unmet_gate_items
 from registry.lanes import LaneRisk, lane_risks
 from registry.readiness import Blocker, Readiness, readiness
@@ -21,8 +23,11 @@ __all__ = [
     "DrainPlan",
     "DrainStep",
     "DrainWave",
+    "FleetChangeRefused",
+    "FleetFileBroken",
     "LaneRisk",
     "Readiness",
+    "RegistryError",
     "RolePolicy",
     "UnknownMachine",
     "Violation",
@@ -32,6 +37,8 @@ __all__ = [
     "check_change",
     "check_edit",
     "drain_plan",
+    "fleet_event_kinds",
+    "hub_event_kinds",
     "is_pinned_by_digest",
     "lane_risks",
     "policy",

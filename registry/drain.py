@@ -10,20 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.errors import UnknownMachine
 from registry.gate import unmet_gate_items
 from registry.roles import policy
 from workplans.fleet_models import FleetRegistry, MachineRole, Workload, WorkloadState
 
 __all__ = ["DrainPlan", "DrainStep", "DrainWave", "UnknownMachine", "drain_plan"]
-
-
-class UnknownMachine(LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        self.name = name
-        self.message = (
-            f"no machine named {name!r} in the fleet registry (machines: {', '.join(known) or 'none'})"
-        )
-        super().__init__(self.message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
-"""Register the four fleet event kinds, with an applier that asks the fleet rules first.
+"""The fleet event kinds, with an applier that asks the fleet rules first, and the hub's whole table.
 
 Intake already refuses a change the rules forbid (422). The applier asks
 again against the file as it is when the event is applied: if someone changed
 the file in between so the change no longer holds (a machine frozen since, a
 gate field removed), the event is rejected with the reasons instead of
-written. Importing this module registers the kinds; ``statehub.events`` does.
+written. :func:`hub_event_kinds` builds every kind the hub accepts, once; the
+hub passes that table to intake and write-back. Importing registers nothing.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from registry.changes import check_change
-from workplans.apply import BrokenTarget, NoLongerApplies
-from workplans.events import EventKind, register_event_kind
+from registry.errors import FleetChangeRefused, FleetFileBroken
+from workplans.errors import FleetChangeError, FormatError
+from workplans.event_kinds import workplan_event_kinds
+from workplans.events import EventKind, EventKinds
 from workplans.fleet import parse_fleet
 from workplans.fleet_event_types import FLEET_READERS, FleetEvent
-from workplans.fleet_events import FleetChangeError, apply_fleet_change
+from workplans.fleet_events import apply_fleet_change
 from workplans.fleet_models import FLEET_PATH
-from workplans.problems import FormatError
 
-__all__ = ["apply_fleet_event", "install"]
+__all__ = ["apply_fleet_event", "fleet_event_kinds", "hub_event_kinds"]
 
 
 def apply_fleet_event(text: str, event: Any) -> str:
@@ -29,19 +31,24 @@ def apply_fleet_event(text: str, event: Any) -> str:
     try:
         fleet = parse_fleet(text)
     except FormatError as error:
-        raise BrokenTarget(f"{FLEET_PATH} does not parse ({error}); fix the file") from None
+        raise FleetFileBroken(f"{FLEET_PATH} does not parse ({error}); fix the file") from None
     reasons = check_change(fleet, event.change)
     if reasons:
-        raise NoLongerApplies("; ".join(reasons))
+        raise FleetChangeRefused("; ".join(reasons))
     try:
         return apply_fleet_change(text, event.change)
     except FleetChangeError as error:
-        raise NoLongerApplies(str(error)) from None
+        raise FleetChangeRefused(str(error)) from None
 
 
-def install() -> None:
-    for name, read in FLEET_READERS.items():
-        register_event_kind(EventKind(name, read, apply_fleet_event, fixed_path=FLEET_PATH))
+def fleet_event_kinds() -> tuple[EventKind, ...]:
+    """The four fleet kinds: each changes ``registry/fleet.toml`` once the rules say yes."""
+    return tuple(
+        EventKind(name, read, apply_fleet_event, fixed_path=FLEET_PATH)
+        for name, read in FLEET_READERS.items()
+    )
 
 
-install()
+def hub_event_kinds() -> EventKinds:
+    """Every kind the hub accepts: the workplan kinds and the fleet kinds, built once per hub."""
+    return EventKinds([*workplan_event_kinds().values(), *fleet_event_kinds()])

@@ -11,14 +11,37 @@
     ├── PayloadTooLarge  413, exit 9   a body, file or batch over its size limit (the message names the limit)
     └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
-Messages are written for the person who has to act on them.
+Messages are written for the person who has to act on them. ``details`` is
+structured data for a client (None when the message says it all).
+
+The libraries have their own trees (``workplans.errors``, ``registry.errors``,
+``sync.errors``); :func:`as_hub_error` maps them to this one, in one table
+(:data:`LIBRARY_ERRORS`), for the app's exception handler and the CLI alike.
+A library error the table does not name more closely becomes a ``HubError``
+(500, exit 1): a bug to fix, not a user's mistake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
+from sync.errors import DropWithoutReason, KeyConflict, StoreTooNew, SyncError, UnknownRelayKey
+from workplans.errors import (
+    ApplyError,
+    BrokenTarget,
+    DuplicateEventKind,
+    FleetChangeError,
+    FormatError,
+    InvalidEvent,
+    NoLongerApplies,
+    UnclosedFrontMatter,
+    WorkplansError,
+)
 
 __all__ = [
+    "LIBRARY_ERRORS",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -29,6 +52,7 @@ __all__ = [
     "SetupError",
     "Unauthorized",
     "Unprocessable",
+    "as_hub_error",
     "invalid_choice",
 ]
 
@@ -36,9 +60,12 @@ __all__ = [
 class HubError(Exception):
     status_code = 500
     exit_code = 1
+    details: dict[str, Any] | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         self.message = message
+        if details is not None:
+            self.details = details
         super().__init__(message)
 
 
@@ -93,3 +120,45 @@ class SetupError(HubError):
 
 def invalid_choice(name: str, value: str, valid: Iterable[str]) -> BadRequest:
     return BadRequest(f"invalid {name} {value!r}: valid values are {', '.join(valid)}")
+
+
+LIBRARY_ERRORS = (WorkplansError, RegistryError, SyncError)
+"""The roots of the libraries' trees: what the app's handler and the CLI catch besides ``HubError``."""
+
+_MAPPING: dict[type[Exception], type[HubError]] = {
+    # workplans
+    WorkplansError: Unprocessable,
+    FormatError: Unprocessable,
+    UnclosedFrontMatter: Unprocessable,
+    DuplicateEventKind: HubError,
+    InvalidEvent: Unprocessable,
+    FleetChangeError: Unprocessable,
+    ApplyError: Unprocessable,
+    NoLongerApplies: Conflict,
+    BrokenTarget: Unprocessable,
+    # registry
+    RegistryError: Unprocessable,
+    UnknownMachine: NotFound,
+    FleetChangeRefused: Unprocessable,
+    FleetFileBroken: Unprocessable,
+    # sync
+    SyncError: HubError,
+    KeyConflict: Conflict,
+    UnknownRelayKey: NotFound,
+    DropWithoutReason: BadRequest,
+    StoreTooNew: SetupError,
+}
+"""Library error -> hub error; the most specific class in the error's MRO wins."""
+
+
+def as_hub_error(error: HubError | WorkplansError | RegistryError | SyncError) -> HubError:
+    """The hub's error for ``error``: itself when it is one, else by :data:`_MAPPING`.
+
+    The message and ``details`` carry over unchanged.
+    """
+    if isinstance(error, HubError):
+        return error
+    kind = next((_MAPPING[cls] for cls in type(error).__mro__ if cls in _MAPPING), HubError)
+    mapped = kind(str(error), details=error.details)
+    mapped.__cause__ = error
+    return mapped

@@ -16,6 +16,7 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, select
 
+from registry.event_kinds import hub_event_kinds
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
@@ -26,7 +27,7 @@ from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from statehub.settings import Settings
-from workplans import MANIFEST_PATH, FormatError, parse_manifest
+from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
 from workplans.manifest import SLUG
 
 __all__ = ["Hub", "Progress"]
@@ -38,14 +39,20 @@ Progress = Callable[[str], None]
 class Hub:
     """Open with ``with Hub(settings) as hub:``; leaving the block closes the cache's connections."""
 
-    def __init__(self, settings: Settings, *, reconcile: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, reconcile: bool = True, event_kinds: EventKinds | None = None
+    ) -> None:
         """Open the cache; ``reconcile`` brings it up to date with hub.toml and the files now.
 
         Commands that refresh or rebuild themselves pass ``reconcile=False`` so their
         report shows what they did rather than finding nothing left to do.
+        ``event_kinds`` is every kind of event the hub accepts (default: the workplan
+        and fleet kinds, ``registry.hub_event_kinds``), built here once and read by
+        intake and write-back.
         """
         settings.ensure_dirs()
         self.settings = settings
+        self.event_kinds = hub_event_kinds() if event_kinds is None else event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
         self.engine, created = open_cache(settings.database_url)

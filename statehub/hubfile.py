@@ -6,14 +6,13 @@ Written with tomlkit so a person's comments in it survive.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
 from tomlkit.items import AoT, Table
 
+from statehub.atomic import atomic_write
 from workplans import FormatError
 from workplans._toml import load_toml
 
@@ -84,8 +83,4 @@ class HubFile:
         return tomlkit.parse(self.path.read_text(encoding="utf-8"))
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".hub.", suffix=".toml")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(tomlkit.dumps(doc))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, tomlkit.dumps(doc))

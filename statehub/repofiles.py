@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from statehub.atomic import replace_in_dir
 from statehub.errors import BadRequest
 
 __all__ = [
@@ -341,7 +342,8 @@ def write_repo_file(
     """Atomically replace (or create) the regular file ``rel`` inside ``root`` with ``data``.
 
     A temp file in the same directory is written, fsynced and renamed over the
-    target, then the directory is fsynced. The existing file's permission bits
+    target, then the directory is fsynced (``statehub.atomic.replace_in_dir``, the
+    one core every writer of the hub shares). The existing file's permission bits
     are kept (``mode`` when it is new, default 0o644). ``make_dirs`` creates
     missing directories inside the repo. Raises RepoPathError before anything is
     written when the path or any directory on it is a symlink or not inside the
@@ -358,19 +360,4 @@ def write_repo_file(
             if not stat.S_ISREG(existing.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
             keep = stat.S_IMODE(existing.st_mode)
-        temp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.statehub"
-        fd = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, keep, dir_fd=dir_fd
-        )
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fchmod(handle.fileno(), keep)
-                os.fsync(handle.fileno())
-            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=dir_fd)
-            raise
-        os.fsync(dir_fd)
+        replace_in_dir(dir_fd, name, data, keep)

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from sync._durable import DurableFile
+from sync._events_file import EVENTS_FILE_STEPS
+from sync.errors import KeyConflict
 
 __all__ = [
     "BufferedEvent",
@@ -40,38 +42,6 @@ __all__ = [
     "WriteBuffer",
     "Writeback",
 ]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS event (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    repo TEXT NOT NULL,
-    workplan TEXT,
-    task TEXT,
-    payload TEXT NOT NULL,
-    event TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'rejected')),
-    reason TEXT,
-    accepted_at TEXT NOT NULL,
-    applied_at TEXT,
-    commit_sha TEXT
-);
-CREATE INDEX IF NOT EXISTS event_state_repo ON event (state, repo, seq);
-CREATE INDEX IF NOT EXISTS event_repo ON event (repo, seq);
-CREATE INDEX IF NOT EXISTS event_task_add ON event (workplan, task) WHERE kind = 'task.add';
-CREATE TABLE IF NOT EXISTS writeback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    repo TEXT NOT NULL,
-    head TEXT,
-    keys TEXT NOT NULL,
-    files TEXT NOT NULL,
-    started_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS writeback_repo ON writeback (repo, id);
-CREATE TABLE IF NOT EXISTS buffer_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO buffer_meta (key, value) VALUES ('schema_version', '1');
-"""
 
 
 class EventState(StrEnum):
@@ -85,17 +55,6 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     """Only with ``append(..., conflicts="report")``: the key names a different event; not stored."""
-
-
-class KeyConflict(Exception):
-    """A key already names a different event; nothing of the batch was stored."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(
-            f"event key {key!r} was already used for a different event; "
-            "an idempotency key must be sent again only with the same event, so pick a new key"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +129,7 @@ class WriteBuffer(DurableFile):
     """The buffer file, opened once per process; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, EVENTS_FILE_STEPS, "events file")
 
     # accepting ---------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from sync.errors import SyncError
 from sync.relay_queue import RelayItem, RelayQueue, RelayState
 
 __all__ = ["Relay", "TokenSource", "backoff_delay", "retry_after"]
@@ -84,19 +85,19 @@ class TokenSource:
         return self.value
 
 
-class _Pause(Exception):
+class _Pause(SyncError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
 
 
-class _Transient(Exception):
+class _Transient(SyncError):
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.wait = wait
 
 
-class _Refused(Exception):
+class _Refused(SyncError):
     """A 4xx (not 401/403/429) for the whole batch."""
 
 

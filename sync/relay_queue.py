@@ -29,33 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from sync._durable import DurableFile
+from sync._events_file import EVENTS_FILE_STEPS
+from sync.errors import DropWithoutReason, UnknownRelayKey
 
 __all__ = ["RelayItem", "RelayQueue", "RelayState", "UnknownRelayKey"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS relay (
-    key TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued'
-        CHECK (state IN ('queued', 'sent', 'confirmed', 'parked')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    queued_at TEXT NOT NULL,
-    sent_at TEXT,
-    confirmed_at TEXT
-);
-CREATE INDEX IF NOT EXISTS relay_state_seq ON relay (state, seq);
-CREATE TABLE IF NOT EXISTS relay_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS relay_decision (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    event TEXT,
-    at TEXT NOT NULL
-)
-"""
 
 
 class RelayState(StrEnum):
@@ -63,10 +40,6 @@ class RelayState(StrEnum):
     SENT = "sent"
     CONFIRMED = "confirmed"
     PARKED = "parked"
-
-
-class UnknownRelayKey(Exception):
-    """A ``retry`` or ``drop`` named a key the relay does not hold in a fitting state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +74,7 @@ class RelayQueue(DurableFile):
     """The relay tables in ``buffer.sqlite3``; one per process, safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, EVENTS_FILE_STEPS, "events file")
         with self._transaction() as db:
             # The first time a relay is set up, it relays what is accepted from now on.
             db.execute(
@@ -188,7 +161,7 @@ class RelayQueue(DurableFile):
         """Stop relaying an event: the one way an event leaves the queue unconfirmed, logged with
         the event itself and the reason. Its local record (the ``event`` row) stays."""
         if not reason.strip():
-            raise ValueError("a drop needs a reason: say why this event must never reach the upstream")
+            raise DropWithoutReason("a drop needs a reason: say why this event must never reach the upstream")
         with self._transaction() as db:
             row = db.execute(
                 "SELECT r.state, e.event FROM relay r JOIN event e ON e.key = r.key WHERE r.key = ?", (key,)

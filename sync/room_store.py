@@ -23,11 +23,10 @@ from typing import Any
 
 from pycrdt import Doc, merge_updates
 
+from sync._durable import migrate
 from sync.seed import doc_text, seed_doc
 
 __all__ = ["PendingEdits", "RoomStore"]
-
-SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lineage (
@@ -50,6 +49,8 @@ CREATE TABLE IF NOT EXISTS editors (      -- who edited since the last save: the
     PRIMARY KEY (doc, name)
 );
 """
+_STEPS = (_SCHEMA,)
+"""``_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``: append, never edit a shipped step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +73,7 @@ class RoomStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(
-                f"{path} was written by a newer State Hub (room store version {version}); "
-                "upgrade State Hub or move that file away (it holds unsaved editor changes)"
-            )
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        migrate(self._db, path, _STEPS, "room store, with unsaved editor changes")  # sync._durable
 
     def close(self) -> None:
         with self._lock:

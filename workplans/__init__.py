@@ -3,19 +3,27 @@
 Pure: text in, text out. No database, no network, nothing of ours imported.
 """
 
-from workplans.apply import ApplyError, BrokenTarget, NoLongerApplies, apply_event
+from workplans.apply import apply_event
 from workplans.canon import CANON_ID, parse_canon, render_canon
+from workplans.errors import (
+    ApplyError,
+    BrokenTarget,
+    FleetChangeError,
+    FormatError,
+    InvalidEvent,
+    NoLongerApplies,
+    WorkplansError,
+)
+from workplans.event_kinds import workplan_event_kinds
 from workplans.events import (
-    EVENT_KINDS,
     Event,
     EventKind,
-    InvalidEvent,
+    EventKinds,
     ProgressNoteEvent,
     TaskAddEvent,
     TaskStatusEvent,
     WorkplanStatusEvent,
     parse_event,
-    register_event_kind,
 )
 from workplans.fleet import parse_fleet, render_fleet
 from workplans.fleet_models import (
@@ -40,12 +48,11 @@ from workplans.models import (
     Workplan,
     WorkplanStatus,
 )
-from workplans.problems import FileProblem, FormatError
+from workplans.problems import FileProblem
 from workplans.workplan import parse_workplan, render_workplan
 
 __all__ = [
     "CANON_ID",
-    "EVENT_KINDS",
     "FLEET_PATH",
     "MANIFEST_PATH",
     "ApplyError",
@@ -55,7 +62,9 @@ __all__ = [
     "CanonStatus",
     "Event",
     "EventKind",
+    "EventKinds",
     "FileProblem",
+    "FleetChangeError",
     "FleetRegistry",
     "FormatError",
     "Gate",
@@ -75,6 +84,7 @@ __all__ = [
     "Workplan",
     "WorkplanStatus",
     "WorkplanStatusEvent",
+    "WorkplansError",
     "apply_event",
     "is_task_id",
     "is_task_ref",
@@ -84,9 +94,9 @@ __all__ = [
     "parse_fleet",
     "parse_manifest",
     "parse_workplan",
-    "register_event_kind",
     "render_canon",
     "render_fleet",
     "render_workplan",
     "split_task_ref",
+    "workplan_event_kinds",
 ]

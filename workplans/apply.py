@@ -6,13 +6,13 @@ appended under ``## Progress``. Applying an event the text already reflects
 returns the same text, which is what makes the hub's write-back safe to repeat
 after a crash.
 
-Extension point: every kind is a row of :data:`workplans.events.EVENT_KINDS`
-(an :class:`~workplans.events.EventKind` with a ``read`` and an ``apply``
-function). A fleet kind, say ``fleet.workload.state``, is added by calling
-:func:`workplans.events.register_event_kind` with ``fixed_path =
-"registry/fleet.toml"`` and an ``apply(text, event) -> text`` that edits that
-TOML file; :func:`apply_event` and the hub's write-back then handle it like
-the four workplan kinds.
+Extension point: every kind is a row of an :class:`~workplans.events.EventKinds`
+table (an :class:`~workplans.events.EventKind` with a ``read`` and an ``apply``
+function), built once and passed in. A fleet kind, say ``fleet.workload.state``,
+is a row with ``fixed_path = "registry/fleet.toml"`` and an ``apply(text, event)
+-> text`` that edits that TOML file (``registry.event_kinds``);
+:func:`apply_event` and the hub's write-back then handle it like the four
+workplan kinds (:func:`workplans.event_kinds.workplan_event_kinds`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Table
 
+from workplans.errors import ApplyError, BrokenTarget, NoLongerApplies
 from workplans.front_matter import FENCE
 
 if TYPE_CHECKING:
     from workplans.events import (
         Event,
+        EventKinds,
         ProgressNoteEvent,
         TaskAddEvent,
         TaskStatusEvent,
@@ -56,23 +58,9 @@ PROGRESS_HEADING = "## Progress"
 _BARE_LF = re.compile(r"(?<!\r)\n")
 
 
-class ApplyError(Exception):
-    """An event could not be applied to a file; the message says why."""
-
-
-class NoLongerApplies(ApplyError):
-    """The file moved on (task removed, id taken by another task): the event is rejected."""
-
-
-class BrokenTarget(ApplyError):
-    """The file cannot be read as its format says; the event waits until someone fixes it."""
-
-
-def apply_event(text: str, event: Event) -> str:
-    """Apply ``event`` to ``text`` through its kind's applier (see the module docstring)."""
-    from workplans.events import EVENT_KINDS
-
-    kind = EVENT_KINDS.get(event.kind)
+def apply_event(text: str, event: Event, kinds: EventKinds) -> str:
+    """Apply ``event`` to ``text`` through its kind's applier in ``kinds`` (see the module docstring)."""
+    kind = kinds.get(event.kind)
     if kind is None:
         raise NoLongerApplies(f"unknown event kind {event.kind!r}")
     result: str = kind.apply(text, event)

@@ -3,17 +3,21 @@
 An event arrives as JSON. :func:`parse_event` turns it into one typed model per
 kind, or raises :class:`InvalidEvent` with one message per field, so a client
 fixes every mistake in one round trip. The file-level effect of each kind lives
-in :mod:`workplans.apply`; the two meet in the kind table :data:`EVENT_KINDS`.
+in :mod:`workplans.apply`; the two meet in an :class:`EventKinds` table, built
+once from the kinds' definitions (:func:`workplans.event_kinds.workplan_event_kinds`,
+``registry.event_kinds.hub_event_kinds``) and passed to whatever parses or applies.
+This module imports neither: nothing is registered as a side effect of an import.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from workplans.errors import DuplicateEventKind, InvalidEvent
 from workplans.ids import TASK_ID, WORKPLAN_ID, is_task_id, is_task_ref
 from workplans.models import TaskStatus, WorkplanStatus
 
@@ -21,20 +25,22 @@ __all__ = [
     "ACTOR",
     "ACTOR_RULE",
     "EVENT_KEY",
-    "EVENT_KINDS",
     "Event",
     "EventKind",
+    "EventKinds",
     "FieldReader",
     "InvalidEvent",
     "ProgressNoteEvent",
     "TaskAddEvent",
     "TaskStatusEvent",
     "WorkplanStatusEvent",
-    "event_kinds",
     "format_at",
     "is_actor",
     "parse_event",
-    "register_event_kind",
+    "read_progress_note",
+    "read_task_add",
+    "read_task_status",
+    "read_workplan_status",
 ]
 
 EVENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -49,14 +55,6 @@ _COMMON = ("key", "kind", "repo", "actor", "at")
 def is_actor(value: str) -> bool:
     """Whether ``value`` is an actor name (``ACTOR``), for an event and a token alike."""
     return ACTOR.fullmatch(value) is not None
-
-
-class InvalidEvent(ValueError):
-    """An event that does not follow FORMAT.md; ``problems`` maps each field to what is wrong."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems.items()))
 
 
 def format_at(moment: dt.datetime) -> str:
@@ -240,17 +238,38 @@ class EventKind:
     fixed_path: str | None = None
 
 
-EVENT_KINDS: dict[str, EventKind] = {}
-"""Every kind the hub accepts, by name. Extend with :func:`register_event_kind`."""
+class EventKinds(Mapping[str, EventKind]):
+    """Every kind a reader of events accepts, by name: fixed once built.
 
+    Build it from the kinds' definitions and pass it in; a kind named twice is a
+    mistake and refused. ``EventKinds([*workplan_event_kinds(), my_kind])``
+    teaches a hub one more kind.
+    """
 
-def register_event_kind(kind: EventKind) -> None:
-    """Teach the hub one more kind of event (e.g. ``fleet.workload.state``)."""
-    EVENT_KINDS[kind.name] = kind
+    __slots__ = ("_kinds",)
 
+    def __init__(self, kinds: Iterable[EventKind]) -> None:
+        table: dict[str, EventKind] = {}
+        for kind in kinds:
+            if kind.name in table:
+                raise DuplicateEventKind(f"event kind {kind.name!r} is defined twice")
+            table[kind.name] = kind
+        self._kinds = table
 
-def event_kinds() -> list[str]:
-    return sorted(EVENT_KINDS)
+    def __getitem__(self, name: str) -> EventKind:
+        return self._kinds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+    def __repr__(self) -> str:
+        return f"EventKinds({self.names()})"
 
 
 def _read_at(reader: FieldReader) -> str | None:
@@ -277,8 +296,9 @@ def _task_field(reader: FieldReader, *, required: bool) -> str | None:
     return reader.matching("task", TASK_ID, "T02", required=required)
 
 
-def parse_event(data: Any) -> Event:
-    """Turn one JSON object into a typed event, or raise InvalidEvent with a message per field."""
+def parse_event(data: Any, kinds: EventKinds) -> Event:
+    """Turn one JSON object into a typed event of one of ``kinds``, or raise InvalidEvent with a
+    message per field."""
     if not isinstance(data, Mapping):
         raise InvalidEvent({"event": f"must be a JSON object, not {type(data).__name__}"})
     reader = FieldReader(data)
@@ -289,9 +309,9 @@ def parse_event(data: Any) -> Event:
         "repo": reader.text("repo", required=False),
     }
     name = reader.text("kind", required=True)
-    kind = EVENT_KINDS.get(name) if name is not None else None
+    kind = kinds.get(name) if name is not None else None
     if name is not None and kind is None:
-        reader.problem("kind", f"unknown kind {name!r}: valid kinds are {', '.join(event_kinds())}")
+        reader.problem("kind", f"unknown kind {name!r}: valid kinds are {', '.join(kinds.names())}")
     event = kind.read(reader, common) if kind is not None else None
     for unknown in sorted(k for k in set(data) - reader.read - set(_COMMON) if data[k] is not None):
         reader.problem(unknown, "unknown field for this kind of event")
@@ -307,7 +327,7 @@ def _ready(reader: FieldReader, common: dict[str, Any], **values: Any) -> dict[s
     return common | values
 
 
-def _read_task_status(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+def read_task_status(reader: FieldReader, common: dict[str, Any]) -> Event | None:
     workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
     task = _task_field(reader, required=True)
     status = reader.choice("status", TaskStatus)
@@ -316,7 +336,7 @@ def _read_task_status(reader: FieldReader, common: dict[str, Any]) -> Event | No
     return TaskStatusEvent(kind="task.status", **values) if values else None
 
 
-def _read_task_add(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+def read_task_add(reader: FieldReader, common: dict[str, Any]) -> Event | None:
     workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
     task = _task_field(reader, required=True)
     title = reader.text("title", required=True)
@@ -331,31 +351,16 @@ def _read_task_add(reader: FieldReader, common: dict[str, Any]) -> Event | None:
     return TaskAddEvent(kind="task.add", **values) if values else None
 
 
-def _read_workplan_status(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+def read_workplan_status(reader: FieldReader, common: dict[str, Any]) -> Event | None:
     workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
     status = reader.choice("status", WorkplanStatus)
     values = _ready(reader, common, workplan=workplan, status=status)
     return WorkplanStatusEvent(kind="workplan.status", **values) if values else None
 
 
-def _read_progress_note(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+def read_progress_note(reader: FieldReader, common: dict[str, Any]) -> Event | None:
     workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
     task = _task_field(reader, required=False)
     note = reader.note("note", required=True)
     values = _ready(reader, common, workplan=workplan, task=task, note=note)
     return ProgressNoteEvent(kind="progress.note", **values) if values else None
-
-
-def _install() -> None:
-    from workplans import apply  # the appliers need the models above; import late to keep one table
-
-    for kind in (
-        EventKind("task.status", _read_task_status, apply.apply_task_status),
-        EventKind("task.add", _read_task_add, apply.apply_task_add),
-        EventKind("workplan.status", _read_workplan_status, apply.apply_workplan_status),
-        EventKind("progress.note", _read_progress_note, apply.apply_progress_note),
-    ):
-        register_event_kind(kind)
-
-
-_install()

@@ -2,7 +2,7 @@
 
 They are the fleet kinds of the event table in docs/format.md and ride the same
 buffer, applier and commits as workplan events. Their kind table rows are
-registered by ``registry.event_kinds``, because applying one is allowed only
+built by ``registry.event_kinds``, because applying one is allowed only
 after the fleet rules say yes, and those rules live in ``registry``.
 """
 
@@ -202,4 +202,4 @@ FLEET_READERS = {
     SetGateFields.kind: _read_gate,
     SetMachineRole.kind: _read_role,
 }
-"""kind -> reader, for ``registry.event_kinds`` to register with its checked applier."""
+"""kind -> reader, for ``registry.event_kinds`` to pair with its checked applier."""

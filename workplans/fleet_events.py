@@ -18,6 +18,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Table
 
+from workplans.errors import FleetChangeError
 from workplans.fleet import GATE_KEYS
 from workplans.fleet_models import MachineRole, WorkloadState
 
@@ -33,10 +34,6 @@ __all__ = [
     "gate_value",
     "parse_fleet_change",
 ]
-
-
-class FleetChangeError(ValueError):
-    """An event that cannot be read or cannot apply to this file; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workplans.errors import UnclosedFrontMatter
+
 __all__ = ["FENCE", "FrontMatter", "split_front_matter"]
 
 FENCE = "+++"
@@ -36,4 +38,4 @@ def split_front_matter(text: str) -> FrontMatter | None:
                 body="".join(lines[index + 1 :]),
                 first_line=2,
             )
-    raise ValueError("front matter opened with '+++' on line 1 is never closed by a '+++' line")
+    raise UnclosedFrontMatter("front matter opened with '+++' on line 1 is never closed by a '+++' line")

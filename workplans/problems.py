@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from workplans.errors import FormatError
+
 __all__ = ["FileProblem", "FormatError", "toml_error_line"]
 
 
@@ -24,14 +26,6 @@ class FileProblem:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"{where}: {self.message}"
-
-
-class FormatError(Exception):
-    """A file does not follow the files contract (FORMAT.md)."""
-
-    def __init__(self, problems: list[FileProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
 
 
 _AT_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -8,11 +8,11 @@ attenuates or checks tokens) as ``ed25519/<hex>``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from biscuit_auth import KeyPair, PrivateKey, PublicKey
 
+from statehub.atomic import atomic_write
 from statehub.errors import BadRequest, Conflict, SetupError
 from statehub.settings import Settings
 
@@ -53,17 +53,8 @@ def init_root_key(path: Path, *, force: bool = False) -> PublicKey:
             f"a root key already exists at {path}; tokens minted with it stop working if it is "
             "replaced, so pass --force only if that is what you want"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     pair = KeyPair()
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask says
-        os.write(fd, (PRIVATE_PREFIX + pair.private_key.to_bytes().hex() + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    atomic_write(path, PRIVATE_PREFIX + pair.private_key.to_bytes().hex() + "\n", mode=0o600)
     return pair.public_key
 
 

@@ -8,11 +8,11 @@ ids is listed, so revoking a parent also revokes every token narrowed from it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import threading
 from pathlib import Path
 
+from statehub.atomic import FileChanged, atomic_write, content_sha
 from statehub.errors import BadRequest
 
 __all__ = ["RevocationList", "add_revocation", "check_revocation_id"]
@@ -44,20 +44,36 @@ def _read_ids(path: Path) -> frozenset[str]:
 
 
 def add_revocation(path: Path, revocation_id: str, note: str = "") -> bool:
-    """Add an id (atomically: a hub reading concurrently sees the old or the new file); False if listed."""
+    """Add an id (atomically: a hub reading concurrently sees the old or the new file); False if listed.
+
+    Guarded by the content read: an id another command added meanwhile is read again, never lost.
+    """
     revocation_id = check_revocation_id(revocation_id)
-    if revocation_id in _read_ids(path):
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     comment = f"  # revoked {stamp}" + (f": {' '.join(note.split())}" if note.strip() else "")
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(old + revocation_id + comment + "\n", encoding="utf-8")
-    os.replace(temp, path)
-    return True
+    attempts = 0
+    while True:
+        if revocation_id in _read_ids(path):
+            return False
+        try:
+            raw: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        old = raw.decode("utf-8") if raw else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        expected = content_sha(raw) if raw is not None else None
+        try:
+            atomic_write(path, old + revocation_id + comment + "\n", expected_sha=expected)
+        except FileChanged:
+            attempts += 1
+            if attempts == _WRITE_ATTEMPTS:
+                raise
+            continue
+        return True
+
+
+_WRITE_ATTEMPTS = 5
 
 
 class RevocationList:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, select
 import registry
 from statehub.cache.fleet_index import gate_json, registry_from_rows
 from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
-from statehub.errors import Conflict, NotFound, Unprocessable, invalid_choice
+from statehub.errors import Conflict, NotFound, Unprocessable, as_hub_error, invalid_choice
 from workplans import FLEET_PATH, FleetRegistry, Gate, Workload, WorkloadState
 
 __all__ = [
@@ -155,7 +155,7 @@ def drain_plan(conn: Connection, machine: str, repo: str | None = None) -> dict[
     try:
         plan = registry.drain_plan(fleet.registry, machine)
     except registry.UnknownMachine as error:
-        raise NotFound(error.message) from None
+        raise as_hub_error(error) from None
     return {
         "repo": fleet.repo,
         "machine": plan.machine,

@@ -9,25 +9,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from registry.errors import RegistryError
 from statehub.cli._output import clean
-from statehub.errors import HubError
+from statehub.errors import LIBRARY_ERRORS, HubError, SetupError, as_hub_error
 from statehub.hub import Hub
 from statehub.settings import Settings
+from sync.errors import SyncError
+from workplans.errors import WorkplansError
 
 if TYPE_CHECKING:
     from statehub.events import EventDesk
 
-__all__ = ["HubCommandError", "handle_errors", "load_settings", "open_desk", "open_hub"]
+__all__ = ["HubCommandError", "handle_errors", "load_settings", "open_desk", "open_hub", "setup_error"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def load_settings() -> Settings:
-    """The settings from the environment; a bad one is one clear line and exit 1."""
+    """The settings from the environment; a bad one is one clear line and the setup exit code (3)."""
     try:
         return Settings.from_env()
     except ValueError as error:
-        raise click.ClickException(clean(error)) from None
+        raise setup_error(error) from None
 
 
 @contextmanager
@@ -35,7 +38,7 @@ def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
     try:
         hub = Hub(load_settings(), reconcile=reconcile)
     except ValueError as error:  # an unreadable hub.toml
-        raise click.ClickException(clean(error)) from None
+        raise setup_error(error) from None
     with hub:
         yield hub
 
@@ -50,9 +53,17 @@ def open_desk() -> Iterator[EventDesk]:
 
 
 class HubCommandError(click.ClickException):
-    def __init__(self, error: HubError) -> None:
-        super().__init__(clean(error.message))
-        self.exit_code = error.exit_code  # type: ignore[misc]
+    """A hub error (or a library error, mapped by ``as_hub_error``) as one line and its exit code."""
+
+    def __init__(self, error: HubError | WorkplansError | RegistryError | SyncError) -> None:
+        hub_error = as_hub_error(error)
+        super().__init__(clean(hub_error.message))
+        self.exit_code = hub_error.exit_code  # type: ignore[misc]
+
+
+def setup_error(error: ValueError) -> HubCommandError:
+    """A setting the hub cannot use (``Settings.from_env`` says which): exit with the setup code."""
+    return HubCommandError(SetupError(str(error)))
 
 
 def handle_errors(func: F) -> F:
@@ -60,7 +71,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except HubError as error:
+        except (HubError, *LIBRARY_ERRORS) as error:
             raise HubCommandError(error) from None
 
     return wrapper  # type: ignore[return-value]

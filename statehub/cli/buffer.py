@@ -16,11 +16,11 @@ import click
 from statehub.cli._context import handle_errors, open_desk
 from statehub.cli._options import actor_option, json_option
 from statehub.cli._output import print_json, print_table, say
-from statehub.errors import BadRequest, NotFound
+from statehub.errors import BadRequest
 from statehub.events import EventDesk
 from statehub.events.intake import default_actor
 from statehub.events.relaying import relay_status
-from sync.relay_queue import RelayQueue, UnknownRelayKey
+from sync.relay_queue import RelayQueue
 
 __all__ = ["buffer"]
 
@@ -93,10 +93,7 @@ def retry(key: str, actor: str | None, as_json: bool) -> None:
     """
     who = actor or default_actor()
     with open_desk() as desk:
-        try:
-            _queue(desk).retry(key, who)
-        except UnknownRelayKey as error:
-            raise NotFound(str(error)) from None
+        _queue(desk).retry(key, who)  # an UnknownRelayKey exits 4 (as_hub_error)
     log.warning("relay decision: %s re-queued parked event %s", who, key)
     if as_json:
         print_json({"key": key, "state": "queued", "actor": who})
@@ -121,10 +118,7 @@ def drop(key: str, reason: str, actor: str | None, as_json: bool) -> None:
     if not reason.strip():
         raise BadRequest("--reason must say why the event is dropped")
     with open_desk() as desk:
-        try:
-            dropped = _queue(desk).drop(key, reason, who)
-        except UnknownRelayKey as error:
-            raise NotFound(str(error)) from None
+        dropped = _queue(desk).drop(key, reason, who)  # an UnknownRelayKey exits 4 (as_hub_error)
     log.warning("relay decision: %s dropped event %s (was %s): %s", who, key, dropped["was"], reason)
     if as_json:
         print_json(dropped | {"reason": reason, "actor": who})

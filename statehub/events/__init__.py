@@ -1,6 +1,5 @@
 """Events on the hub side: intake against the cache, write-back to files and git, the worker."""
 
-from registry import event_kinds as event_kinds  # registers the fleet.* event kinds
 from statehub.events.intake import InvalidEvents, new_event_key, submit_events
 from statehub.events.service import EventDesk, buffer_path
 from statehub.events.worker import ApplierWorker

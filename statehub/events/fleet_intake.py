@@ -48,7 +48,7 @@ class FleetIntake:
                 return error.message
             for record in self.buffer.pending(repo):
                 try:
-                    pending = parse_event(record.event)
+                    pending = parse_event(record.event, self.hub.event_kinds)
                 except InvalidEvent:
                     continue
                 if isinstance(pending, FleetEvent) and not check_change(fleet, pending.change):

@@ -20,11 +20,11 @@ from sqlalchemy import Connection, and_, false, select
 
 from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache.schema import TASKS, WORKPLANS
-from statehub.errors import Conflict, Forbidden, Unauthorized, Unprocessable
+from statehub.errors import Forbidden, Unauthorized, Unprocessable, as_hub_error
 from statehub.events.fleet_intake import FleetIntake
 from statehub.hub import Hub
 from sync.buffer import KeyConflict, Outcome, Submission, WriteBuffer
-from workplans import EVENT_KINDS, Event, InvalidEvent, TaskAddEvent, parse_event
+from workplans import Event, EventKinds, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 from workplans.fleet_event_types import FleetEvent
 
@@ -117,7 +117,7 @@ def submit_events(
     try:
         outcomes = buffer.append(submissions)
     except KeyConflict as error:
-        raise Conflict(str(error)) from None
+        raise as_hub_error(error) from None
     return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
 
 
@@ -136,7 +136,7 @@ def _validate(
         if isinstance(raw, dict) and raw.get("at") is None:
             raw["at"] = now
         try:
-            parsed.append((index, parse_event(raw), sent))
+            parsed.append((index, parse_event(raw, hub.event_kinds), sent))
         except InvalidEvent as error:
             key = sent.get("key") if isinstance(sent.get("key"), str) else None
             problems.extend(
@@ -152,7 +152,7 @@ def _validate(
     indexes: list[int] = []
     pending_adds: dict[str, dict[str, str]] = {}
     for index, event, sent in parsed:
-        found = _check(event, known, registered, buffer, adding, pending_adds)
+        found = _check(event, hub.event_kinds, known, registered, buffer, adding, pending_adds)
         if isinstance(found, dict):
             problems.extend(
                 {"index": index, "key": event.key, "field": name, "message": message}
@@ -251,6 +251,7 @@ def _answer_each(
 
 def _check(
     event: Event,
+    kinds: EventKinds,
     known: _Known,
     registered: set[str],
     buffer: WriteBuffer,
@@ -258,7 +259,7 @@ def _check(
     pending_adds: dict[str, dict[str, str]],
 ) -> str | dict[str, str]:
     """The repo the event goes to, or the problems per field."""
-    if EVENT_KINDS[event.kind].fixed_path is not None:
+    if kinds[event.kind].fixed_path is not None:
         if event.repo is None:
             return {"repo": "required for this kind of event"}
         if event.repo not in registered:

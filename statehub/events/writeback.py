@@ -50,7 +50,6 @@ from statehub.hub import Hub
 from statehub.repofiles import RepoPathError, TooManyTasks, count_task_tables, read_repo_file, write_repo_file
 from sync.buffer import BufferedEvent, Writeback, WriteBuffer
 from workplans import (
-    EVENT_KINDS,
     FLEET_PATH,
     BrokenTarget,
     Event,
@@ -278,7 +277,7 @@ class Applier:
         paths: dict[str | None, str | None] = {}
         for record in records:
             try:
-                event = parse_event(record.event)
+                event = parse_event(record.event, self.hub.event_kinds)
             except InvalidEvent as error:
                 rejected[record.key] = f"the stored event is not valid any more: {error}"
                 continue
@@ -286,7 +285,7 @@ class Applier:
             if problem:
                 rejected[record.key] = f"actor {event.actor!r} cannot author a commit: {problem}"
                 continue
-            if event.workplan_id not in paths or EVENT_KINDS[event.kind].fixed_path is not None:
+            if event.workplan_id not in paths or self.hub.event_kinds[event.kind].fixed_path is not None:
                 paths[event.workplan_id] = self._path_of(slug, event)
             path = paths[event.workplan_id]
             if path is None:
@@ -311,7 +310,7 @@ class Applier:
             self._apply_run(slug, root, repo, run, result)
 
     def _path_of(self, slug: str, event: Event) -> str | None:
-        fixed = EVENT_KINDS[event.kind].fixed_path
+        fixed = self.hub.event_kinds[event.kind].fixed_path
         if fixed is not None:
             return fixed
         with self.hub.engine.connect() as conn:
@@ -349,7 +348,7 @@ class Applier:
                     result.reasons.append(f"cannot read {path}: {error}")
                     continue
             try:
-                text = apply_event(current[path], event)
+                text = apply_event(current[path], event, self.hub.event_kinds)
                 self._check_growth(path, current[path], text)
             except NoLongerApplies as error:
                 rejected[event.key] = str(error)

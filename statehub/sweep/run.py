@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from statehub.atomic import atomic_write
 from statehub.cache import queries
 from statehub.events import EventDesk
 from statehub.gitrepo import open_repo
@@ -129,11 +128,7 @@ def sweep(
 
 
 def _save(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".latest.", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(report, indent=2))
 
 
 def latest_sweep(settings: Settings) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from statehub.events import EventDesk, writeback
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, lose_cache
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
+from workplans import EventKinds
 
 
 @pytest.fixture
@@ -177,9 +178,9 @@ def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
     saved = PLAN_TEXT.replace("Free   text", "Saved meanwhile")
     real_apply = writeback.apply_event
 
-    def apply_while_a_person_saves(text: str, item: Any) -> str:
+    def apply_while_a_person_saves(text: str, item: Any, kinds: EventKinds) -> str:
         repo.write(PLAN_PATH, saved)  # lands between the hub's read and its write
-        return real_apply(text, item)
+        return real_apply(text, item, kinds)
 
     monkeypatch.setattr(writeback, "apply_event", apply_while_a_person_saves)
     desk.apply_pending()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
+from sync.errors import StoreTooNew
 from sync.room_store import RoomStore
 from sync.seed import TEXT_NAME, doc_text, seed_doc
 
@@ -79,7 +80,7 @@ def test_a_store_from_a_newer_hub_is_refused_and_left_alone(tmp_path: Path) -> N
     path = tmp_path / "rooms.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=99")
-    with pytest.raises(RuntimeError, match="unsaved editor changes"):
+    with pytest.raises(StoreTooNew, match="unsaved editor changes"):
         RoomStore(path)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 99

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workplans import BrokenTarget, Event, NoLongerApplies, apply_event, parse_event, parse_workplan
+import workplans
+from workplans import BrokenTarget, Event, NoLongerApplies, parse_event, parse_workplan, workplan_event_kinds
+
+KINDS = workplan_event_kinds()
+
+
+def apply_event(text: str, event: Event) -> str:
+    return workplans.apply_event(text, event, KINDS)
+
 
 BASE = """+++
 id = "CUST-WP-0054"   # the plan
@@ -50,7 +58,8 @@ TASKS = ["T01", "T02", "T03", "T04"]
 def make(kind: str, key: str, **fields: Any) -> Event:
     return parse_event(
         {"key": key, "kind": kind, "workplan": "CUST-WP-0054", "actor": "agt-x", "at": "2026-07-03T22:29:55Z"}
-        | fields
+        | fields,
+        KINDS,
     )
 
 

@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from workplans import InvalidEvent, TaskAddEvent, TaskStatus, TaskStatusEvent, parse_event
+from workplans import (
+    InvalidEvent,
+    TaskAddEvent,
+    TaskStatus,
+    TaskStatusEvent,
+    parse_event,
+    workplan_event_kinds,
+)
+
+KINDS = workplan_event_kinds()
 
 GOOD: dict[str, Any] = {
     "key": "01JZ3K7T2Q9",
@@ -23,12 +32,12 @@ GOOD: dict[str, Any] = {
 
 def problems(data: Any) -> dict[str, str]:
     with pytest.raises(InvalidEvent) as caught:
-        parse_event(data)
+        parse_event(data, KINDS)
     return caught.value.problems
 
 
 def test_the_format_md_example_reads_as_a_typed_event() -> None:
-    event = parse_event(GOOD)
+    event = parse_event(GOOD, KINDS)
     assert isinstance(event, TaskStatusEvent)
     assert event.status is TaskStatus.DONE
     assert event.ref == "CUST-WP-0054-T02"
@@ -36,14 +45,15 @@ def test_the_format_md_example_reads_as_a_typed_event() -> None:
 
 
 def test_times_are_normalised_to_utc() -> None:
-    assert parse_event(GOOD | {"at": "2026-07-04T00:29:55+02:00"}).at == "2026-07-03T22:29:55Z"
+    assert parse_event(GOOD | {"at": "2026-07-04T00:29:55+02:00"}, KINDS).at == "2026-07-03T22:29:55Z"
 
 
 def test_task_add_reads_owner_and_dependencies() -> None:
     event = parse_event(
         GOOD
         | {"kind": "task.add", "task": "T03", "title": "Drain", "owner": "codex", "depends_on": ["T01"]}
-        | {"status": None, "note": None}
+        | {"status": None, "note": None},
+        KINDS,
     )
     assert isinstance(event, TaskAddEvent)
     assert event.depends_on == ("T01",)

@@ -160,7 +160,7 @@ def test_a_bad_setting_is_one_clear_line(run: Run, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("STATEHUB_PROFILE", "laptop")
     for args in (("tasks",), ("serve",)):
         result = run(*args)
-        assert result.exit_code == 1
+        assert result.exit_code == 3  # the setup code: the hub is configured so it cannot run
         assert "valid profiles are dev, fleet" in _one_error_line(result.output)
 
 
@@ -196,7 +196,7 @@ def test_an_unreadable_hub_toml_is_one_clear_line(run: Run, settings_home: Path)
     (settings_home / "config").mkdir(parents=True, exist_ok=True)
     (settings_home / "config" / "hub.toml").write_text("[[repos]\n", encoding="utf-8")
     result = run("repos", "list")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "cannot read the list of registered repos" in _one_error_line(result.output)
 
 
@@ -204,5 +204,5 @@ def test_a_hub_toml_entry_without_a_path_is_one_clear_line(run: Run, settings_ho
     (settings_home / "config").mkdir(parents=True, exist_ok=True)
     (settings_home / "config" / "hub.toml").write_text('[[repos]]\nslug = "x"\n', encoding="utf-8")
     result = run("tasks")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert 'each with slug = "..." and path = "..."' in _one_error_line(result.output)

@@ -1,0 +1,70 @@
+"""The layout of ``buffer.sqlite3``, version by version: the write buffer's tables and the relay's.
+
+Both live in one file under one ``PRAGMA user_version``, so :class:`~sync.buffer.WriteBuffer`
+and :class:`~sync.relay_queue.RelayQueue` open it with the same steps (see :mod:`sync._durable`).
+Step 1 is the layout State Hub wrote before the file carried a version (its
+statements all say ``IF NOT EXISTS``, so such a file is adopted as it is).
+Append a step to change the layout; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EVENTS_FILE_STEPS"]
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS event (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    workplan TEXT,
+    task TEXT,
+    payload TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'rejected')),
+    reason TEXT,
+    accepted_at TEXT NOT NULL,
+    applied_at TEXT,
+    commit_sha TEXT
+);
+CREATE INDEX IF NOT EXISTS event_state_repo ON event (state, repo, seq);
+CREATE INDEX IF NOT EXISTS event_repo ON event (repo, seq);
+CREATE INDEX IF NOT EXISTS event_task_add ON event (workplan, task) WHERE kind = 'task.add';
+CREATE TABLE IF NOT EXISTS writeback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    head TEXT,
+    keys TEXT NOT NULL,
+    files TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS writeback_repo ON writeback (repo, id);
+CREATE TABLE IF NOT EXISTS buffer_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO buffer_meta (key, value) VALUES ('schema_version', '1');
+
+CREATE TABLE IF NOT EXISTS relay (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'sent', 'confirmed', 'parked')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    queued_at TEXT NOT NULL,
+    sent_at TEXT,
+    confirmed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS relay_state_seq ON relay (state, seq);
+CREATE TABLE IF NOT EXISTS relay_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS relay_decision (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT,
+    at TEXT NOT NULL
+);
+"""
+
+EVENTS_FILE_STEPS: tuple[str, ...] = (_V1,)
+"""``EVENTS_FILE_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``."""

@@ -1,0 +1,57 @@
+"""Every error the ``sync`` package raises, in one tree.
+
+    SyncError              the root: catch this to catch anything the buffer, relay or stores refuse
+    ├── KeyConflict        an event key already names a different event; nothing of the batch was stored
+    ├── UnknownRelayKey    a relay retry or drop named a key the relay does not hold in a fitting state
+    ├── DropWithoutReason  a relay drop was asked for without saying why
+    └── StoreTooNew        a durable store was written by a newer State Hub; it is never dropped
+
+The relay's own outcomes (``_Pause``, ``_Transient``, ``_Refused`` in
+``sync.relay``) derive from ``SyncError`` too but never leave that module.
+``details`` is structured data for a client (None when the message says it
+all); the hub maps this tree to its own in ``statehub.errors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DropWithoutReason", "KeyConflict", "StoreTooNew", "SyncError", "UnknownRelayKey"]
+
+
+class SyncError(Exception):
+    """The root of the tree; the message tells the person what to do."""
+
+    details: dict[str, Any] | None = None
+
+
+class KeyConflict(SyncError):
+    """A key already names a different event; nothing of the batch was stored."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"event key {key!r} was already used for a different event; "
+            "an idempotency key must be sent again only with the same event, so pick a new key"
+        )
+
+
+class UnknownRelayKey(SyncError):
+    """A ``retry`` or ``drop`` named a key the relay does not hold in a fitting state."""
+
+
+class DropWithoutReason(SyncError, ValueError):
+    """A relay ``drop`` needs a reason, logged with the event."""
+
+
+class StoreTooNew(SyncError):
+    """A durable store's schema version is newer than this code knows: refuse to open, never drop."""
+
+    def __init__(self, path: Path, what: str, version: int, known: int) -> None:
+        self.path = path
+        self.version = version
+        super().__init__(
+            f"{path} was written by a newer State Hub ({what} version {version}, this one knows up to "
+            f"{known}); upgrade State Hub, and keep the file: it holds what nothing else does"
+        )
