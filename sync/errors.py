@@ -4,7 +4,10 @@
     ├── KeyConflict        an event key already names a different event; nothing of the batch was stored
     ├── UnknownRelayKey    a relay retry or drop named a key the relay does not hold in a fitting state
     ├── DropWithoutReason  a relay drop was asked for without saying why
-    └── StoreTooNew        a durable store was written by a newer State Hub; it is never dropped
+    ├── StoreTooNew        a durable store was written by a newer State Hub; it is never dropped
+    └── RoomError          a room refuses something; ``status`` is the HTTP-like status to answer
+        ├── RoomFileError  the room's file may not be read or written (ADR-022): nothing of it is sent
+        └── RoomInputError a client's message or name the room does not take
 
 The relay's own outcomes (``_Pause``, ``_Transient``, ``_Refused`` in
 ``sync.relay``) derive from ``SyncError`` too but never leave that module.
@@ -17,7 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DropWithoutReason", "KeyConflict", "StoreTooNew", "SyncError", "UnknownRelayKey"]
+__all__ = [
+    "DropWithoutReason",
+    "KeyConflict",
+    "RoomError",
+    "RoomFileError",
+    "RoomInputError",
+    "StoreTooNew",
+    "SyncError",
+    "UnknownRelayKey",
+]
 
 
 class SyncError(Exception):
@@ -55,3 +67,23 @@ class StoreTooNew(SyncError):
             f"{path} was written by a newer State Hub ({what} version {version}, this one knows up to "
             f"{known}); upgrade State Hub, and keep the file: it holds what nothing else does"
         )
+
+
+class RoomError(SyncError):
+    """Something a room refuses; ``status`` is the HTTP-like status the hub answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.message = message
+        if status is not None:
+            self.status = status
+        super().__init__(message)
+
+
+class RoomFileError(RoomError):
+    """The room's file may not be read or written: nothing of it is sent to anyone (ADR-022)."""
+
+
+class RoomInputError(RoomError):
+    """A client's message or name that the room does not take."""

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sync.errors import RoomError, RoomFileError, RoomInputError
+
 __all__ = [
     "NAME_LIMIT",
     "FileLoader",
@@ -39,26 +41,6 @@ __all__ = [
 
 NAME_LIMIT = 200
 """Characters in a person's name or email (ADR-022: every input is bounded)."""
-
-
-class RoomError(Exception):
-    """Something a room refuses; ``status`` is the HTTP-like status the hub answers with."""
-
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        self.message = message
-        if status is not None:
-            self.status = status
-        super().__init__(message)
-
-
-class RoomFileError(RoomError):
-    """The room's file may not be read or written: nothing of it is sent to anyone (ADR-022)."""
-
-
-class RoomInputError(RoomError):
-    """A client's message or name that the room does not take."""
 
 
 def identity_problem(what: str, value: str) -> str | None:
