@@ -5,9 +5,11 @@ Every test here failed before its fix: the input, what the hub did, what it must
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -96,4 +98,58 @@ def test_a_big_body_does_not_hold_the_event_loop(target: Target) -> None:
         sender.join(timeout=120)
     assert statuses and statuses[0] < 500
     assert slowest < 1.0, f"/state/health waited {slowest:.2f} s while a big body was checked"
+    target.assert_untouched()
+
+
+# --- A hard link is a regular file whose bytes live at another name, maybe outside the repo:
+#     the hub indexed and served it (a workplan), and the editor would open it (a manifest).
+
+OUTSIDE_PLAN = (
+    "+++\n"
+    'id = "CUST-WP-0777"\n'
+    'title = "Lives outside the repo"\n'
+    'status = "active"\n'
+    'owner = "someone-else"\n'
+    "+++\n"
+    "\n"
+    "Secret text from outside the repo.\n"
+)
+
+
+def test_a_hard_linked_file_is_never_read(target: Target, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.md"
+    outside.write_text(OUTSIDE_PLAN, encoding="utf-8")
+    linked = target.repo.root / "workplans" / "CUST-WP-0777.md"
+    os.link(outside, linked)
+    try:
+        answer = target.hub.call("POST", "/repos/the-custodian/refresh")
+        assert answer.status_code == 200, answer.text[:300]
+        assert target.hub.call("GET", "/workplans/CUST-WP-0777").status_code == 404
+        assert "Secret text" not in target.hub.call("GET", "/workplans?limit=1000").text
+        errors = target.hub.call("GET", "/repos/the-custodian").json()["errors"]
+        assert any("CUST-WP-0777.md" in str(e) and "hard links" in str(e) for e in errors), errors
+    finally:
+        linked.unlink()
+        target.hub.call("POST", "/repos/the-custodian/refresh")
+    assert outside.read_text(encoding="utf-8") == OUTSIDE_PLAN
+    target.assert_untouched()
+
+
+def test_a_hard_linked_manifest_is_refused_by_the_editor(target: Target, tmp_path: Path) -> None:
+    manifest = target.repo.root / "statehub.toml"
+    assert not manifest.exists()
+    outside = tmp_path / "outside.toml"
+    outside.write_text(
+        '[repo]\nslug = "the-custodian"\nprefixes = ["CUST"]\n# a secret outside the repo\n', encoding="utf-8"
+    )
+    os.link(outside, manifest)
+    try:
+        rooms = target.hub.call("GET", "/sync").json()["items"]
+        room = next(r for r in rooms if r["doc"] == "the-custodian/statehub.toml")
+        assert "hard links" in room.get("error", ""), room
+        saved = target.hub.call("POST", "/sync/the-custodian/statehub.toml/save")
+        assert saved.status_code == 400, saved.text[:300]
+        assert "hard links" in saved.json()["error"]
+    finally:
+        manifest.unlink()
     target.assert_untouched()
