@@ -14,7 +14,7 @@ from registry.errors import RegistryError
 from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import provide_conn, provide_hub
-from statehub.api.inputbounds import inputbounds_middleware
+from statehub.api.inputbounds import TOO_DEEP, inputbounds_middleware
 from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
@@ -37,6 +37,17 @@ def _hub_error(
     body.update(error.details or {})
     headers = {"WWW-Authenticate": 'Bearer realm="statehub"'} if error.status_code == 401 else None
     return Response(body, status_code=error.status_code, headers=headers)
+
+
+def _too_deep(
+    _request: Request[object, object, State], _error: RecursionError
+) -> Response[dict[str, object]]:
+    """A body nested too deep for the JSON decoder (msgspec gives up near 1,000 levels): 400, not 500.
+
+    Litestar decodes a handler's typed ``data`` before the handler runs, so the
+    RecursionError cannot be caught there (ADR-022: no input yields a 500).
+    """
+    return Response({"error": TOO_DEEP, "status_code": 400}, status_code=400)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -88,7 +99,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "events": Provide(events.provide_desk, sync_to_thread=False),
             "conn": Provide(provide_conn),
         },
-        exception_handlers=dict.fromkeys((HubError, *LIBRARY_ERRORS), _hub_error),
+        exception_handlers={
+            **dict.fromkeys((HubError, *LIBRARY_ERRORS), _hub_error),
+            RecursionError: _too_deep,
+        },
         guards=[token_guard],
         # Cross-site checks first (Host, Origin, JSON only), then size and character bounds (ADR-022).
         middleware=[

@@ -7,7 +7,8 @@ repo root with ``O_NOFOLLOW`` directory handles (``openat``), so neither a
 symlink at any level nor a rename racing the walk can lead the hub outside the
 root. A symlink anywhere on the path, a path that climbs out (``..``, an
 absolute path) or anything but a regular file at the end is refused with
-:class:`RepoPathError` before a byte is read or written.
+:class:`RepoPathError` before a byte is read or written; a file with more than
+one hard link is never read (its other name may be outside the repo).
 
 Directory trees (``workplans/``, ``canon/``) are listed by :func:`scan_repo_tree`
 the same way: directories are opened without following links, and every
@@ -37,6 +38,7 @@ from statehub.atomic import replace_in_dir
 from statehub.errors import BadRequest
 
 __all__ = [
+    "HARD_LINKED",
     "IS_SYMLINK",
     "NOT_REGULAR",
     "OUTSIDE",
@@ -56,6 +58,7 @@ __all__ = [
 IS_SYMLINK = "is a symbolic link"
 OUTSIDE = "resolves outside the repo"
 NOT_REGULAR = "is not a regular file"
+HARD_LINKED = "has other hard links (it may be a file outside the repo)"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -300,13 +303,15 @@ def check_repo_path(root: Path, rel: str) -> None:
     try:
         with _parent_dir(root, rel) as (fd, name):
             try:
-                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 return
-            if stat.S_ISLNK(mode):
+            if stat.S_ISLNK(info.st_mode):
                 raise RepoPathError(rel, IS_SYMLINK)
-            if not stat.S_ISREG(mode):
+            if not stat.S_ISREG(info.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
+            if info.st_nlink > 1:
+                raise RepoPathError(rel, HARD_LINKED)  # git would commit the other name's bytes
     except FileNotFoundError:
         return
 
@@ -315,7 +320,14 @@ def read_repo_file(root: Path, rel: str, limit: int) -> bytes:
     """The bytes of the regular file ``rel`` inside ``root``, at most ``limit`` bytes.
 
     Raises RepoPathError (a symlink on the way, outside the repo, not a regular
-    file), FileTooLarge, or FileNotFoundError / OSError as ``open`` would.
+    file, a file with more than one hard link), FileTooLarge, or
+    FileNotFoundError / OSError as ``open`` would.
+
+    A hard link is a regular file whose bytes may be a file anywhere else on the
+    same file system (the hub's root key, another repo's work), and nothing on
+    the path says so; git never makes one in a work tree, so a file with more
+    than one link is refused like a symlink (ADR-022). Writes replace the file
+    (a new inode), so they never reach the other name.
     """
     with _parent_dir(root, rel) as (dir_fd, name):
         try:
@@ -328,6 +340,8 @@ def read_repo_file(root: Path, rel: str, limit: int) -> bytes:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
+            if info.st_nlink > 1:
+                raise RepoPathError(rel, HARD_LINKED)
             if info.st_size > limit:
                 raise FileTooLarge(rel, info.st_size, limit)
             data = handle.read(limit + 1)

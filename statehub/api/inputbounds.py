@@ -13,12 +13,20 @@ on every HTTP request:
 - **No NUL or lone surrogate in a JSON body.** A JSON string with ``\\u0000``
   or an unpaired ``\\ud800``-``\\udfff`` escape is 400: neither can be written
   to a file, a commit, SQLite or PostgreSQL.
+- **No JSON nested too deep to decode** (400, ``TOO_DEEP``): Python's JSON
+  decoders give up with a RecursionError near 1,000 levels; the check here
+  and the app's handler for RecursionError (statehub.app) answer 400, where
+  it used to be a 500 on every route with a typed body.
+
+A body bigger than ``_THREAD_ABOVE`` bytes is checked in a worker thread, so
+a 16 MiB body never holds the event loop (ADR-022: nothing blocks it).
 
 Refusals are JSON ``{"error", "status_code"}`` like every hub error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -29,13 +37,22 @@ from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, S
 
 from statehub.api.crosssite import refuse
 
-__all__ = ["MAX_QUERY_INT", "inputbounds_middleware"]
+__all__ = ["MAX_QUERY_INT", "TOO_DEEP", "inputbounds_middleware"]
 
 MAX_QUERY_INT = 2**31 - 1
 """The largest whole number a query parameter (offset, wave) may hold: it fits every
 database's integer, so ``2**64`` is a 400 from validation and never an overflow (ADR-022)."""
 
+TOO_DEEP = (
+    "the JSON body nests arrays or objects too deep to read (about 1,000 levels); no hub request "
+    "nests more than a few"
+)
+
+_THREAD_ABOVE = 64 * 1024
+"""Bodies bigger than this are checked off the event loop."""
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ODD_CHAR = re.compile("[\x00\ud800-\udfff]")
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
 
 
@@ -70,7 +87,7 @@ def _odd_string(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item or any("\ud800" <= c <= "\udfff" for c in item):
+            if _ODD_CHAR.search(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -87,6 +104,8 @@ def _body_problem(body: bytes) -> str | None:
         parsed = json.loads(body)
     except ValueError:
         return None  # the handler says what is wrong with it
+    except RecursionError:
+        return TOO_DEEP
     if _odd_string(parsed):
         return (
             "a string in the body holds a NUL character (\\u0000) or an unpaired surrogate "
@@ -137,7 +156,10 @@ def inputbounds_middleware(max_body_bytes: int) -> Any:
                 if not message.get("more_body", False):
                     break
             body = b"".join(chunks)
-            problem = _body_problem(body)
+            if len(body) > _THREAD_ABOVE:
+                problem = await asyncio.to_thread(_body_problem, body)
+            else:
+                problem = _body_problem(body)
             if problem is not None:
                 await refuse(scope, receive, send, 400, problem)
                 return
