@@ -55,13 +55,12 @@ class EventController(Controller):
     @get("/", sync_to_thread=True)
     def list_events(
         self,
-        request: Request[Any, Any, Any],
         events: EventDesk,
         repo: str | None = None,
         limit: int = Parameter(ge=1, le=1000, default=100),
         offset: int = Parameter(ge=0, le=MAX_QUERY_INT, default=0),
+        state_: str | None = Parameter(query="state", default=None),  # "state" is a reserved argument name
     ) -> dict[str, Any]:
-        state_ = request.query_params.get("state")  # "state" is a reserved handler argument name
         if state_ is not None and state_ not in {s.value for s in EventState}:
             raise invalid_choice("state", state_, [s.value for s in EventState])
         items, total = events.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)
