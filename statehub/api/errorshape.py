@@ -38,14 +38,18 @@ from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_500_INTERNAL_SERVER_
 
 from registry.errors import RegistryError
 from statehub.api.inputbounds import too_large
-from statehub.errors import BadRequest, HubError, as_hub_error
+from statehub.errors import BadRequest, HubError, NotFound, as_hub_error
+from statehub.events import EventDesk
 from statehub.hub import Hub
 from sync.errors import SyncError
 from workplans.errors import WorkplansError
 
-__all__ = ["RouteTable", "before_handler", "error_body", "exception_handlers"]
+__all__ = ["REPO_IN_BUFFER", "RouteTable", "before_handler", "error_body", "exception_handlers"]
 
 log = logging.getLogger(__name__)
+
+REPO_IN_BUFFER = "repo_in_buffer"
+"""``opt`` key: a ``?repo=`` filter may also name a repo the write buffer has events for."""
 
 AnyRequest = Request[Any, Any, State]
 
@@ -170,6 +174,23 @@ def _names(names: frozenset[str]) -> str:
     return ", ".join(sorted(names)) if names else "none"
 
 
+def _known_repo(request: AnyRequest, repo: str) -> None:
+    """NotFound naming ``repo`` unless it is registered (or, for the event list, has events stored).
+
+    The write buffer keeps events for a repo that is not (or no longer) registered,
+    rejected ones included; ``GET /events?repo=`` must still list them.
+    """
+    hub: Hub = request.app.state.hub
+    try:
+        hub.repo(repo)
+    except NotFound:
+        if request.route_handler.opt.get(REPO_IN_BUFFER):
+            desk: EventDesk = request.app.state.events
+            if desk.buffer.list_events(repo=repo, limit=1, offset=0)[1]:
+                return
+        raise
+
+
 def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Response[None] | None]]:
     """The app's ``before_request`` hook.
 
@@ -197,8 +218,7 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
             )
         repo = query.get("repo")
         if "repo" in allowed and isinstance(repo, str) and repo:
-            hub: Hub = request.app.state.hub
-            hub.repo(repo)  # NotFound naming the repo and how to list the registered ones
+            _known_repo(request, repo)
         return None
 
     return check

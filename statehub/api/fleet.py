@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from sqlalchemy import Connection
 
 from statehub.api.inputbounds import MAX_QUERY_INT
@@ -27,7 +27,7 @@ class FleetController(Controller):
         repo: str | None = None,
         host: str | None = None,
         wave: int | None = Parameter(ge=0, le=MAX_QUERY_INT, default=None),
-        state_: str | None = Parameter(query="state", default=None),  # "state" is a reserved argument name
+        state_: Annotated[str | None, QueryParameter(name="state")] = None,  # "state" is a reserved name
     ) -> dict[str, Any]:
         return fleet_queries.list_workloads(conn, repo, host=host, state=state_, wave=wave)
 

@@ -148,7 +148,7 @@ def test_a_body_over_the_limit_is_413_naming_the_limit(target: Target, size: int
         assert f"the limit is {LIMIT} bytes" in answer.json()["error"]
         assert "STATEHUB_MAX_BODY_BYTES" in answer.json()["error"]
     else:
-        assert answer.json()["problems"][0]["message"] == "the list is empty"
+        assert answer.json()["details"]["problems"][0]["message"] == "the list is empty"
     target.assert_untouched()
 
 
@@ -332,7 +332,7 @@ def test_a_timestamp_the_hub_cannot_store_is_refused_at_intake(target: Target, a
     sent = event("01JZ3K7T2Q9BOUNDS00000009", at=at)
     answer = target.post_json("/events", json.dumps(sent).encode())
     assert answer.status_code == 422, answer.text[:300]
-    problems = answer.json()["problems"]
+    problems = answer.json()["details"]["problems"]
     assert [p["field"] for p in problems] == ["at"], problems
     target.assert_untouched()
 
