@@ -19,9 +19,9 @@ route's ``Allow``, and two checks run:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from litestar import Litestar, Request, Response

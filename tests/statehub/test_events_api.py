@@ -97,7 +97,8 @@ def test_bad_events_get_a_message_per_field_and_nothing_is_stored(
     malformed = client.post("/events", content=b"{not json", headers={"content-type": "application/json"})
     assert malformed.status_code == 400
     empty = client.post("/events", json=[])
-    assert empty.status_code == 422 and empty.json()["details"]["problems"][0]["message"] == "the list is empty"
+    assert empty.status_code == 422
+    assert empty.json()["details"]["problems"][0]["message"] == "the list is empty"
     assert client.get("/events/NOPE").status_code == 404
     assert client.get("/events?state=bogus").status_code == 400
 
