@@ -5,49 +5,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from registry.errors import RegistryError
 from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import provide_conn, provide_hub
-from statehub.api.inputbounds import TOO_DEEP, inputbounds_middleware
+from statehub.api.errorshape import RouteTable, before_handler, exception_handlers
+from statehub.api.inputbounds import inputbounds_middleware
 from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
-from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
+from statehub.errors import LIBRARY_ERRORS
 from statehub.events import ApplierWorker, EventDesk
 from statehub.events.relaying import start_relay
 from statehub.hub import Hub
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
-from sync.errors import SyncError
-from workplans.errors import WorkplansError
 
 __all__ = ["create_app"]
-
-
-def _hub_error(
-    _request: Request[object, object, State], raised: HubError | WorkplansError | RegistryError | SyncError
-) -> Response[dict[str, object]]:
-    error = as_hub_error(raised)
-    body: dict[str, object] = {"error": error.message, "status_code": error.status_code}
-    body.update(error.details or {})
-    headers = {"WWW-Authenticate": 'Bearer realm="statehub"'} if error.status_code == 401 else None
-    return Response(body, status_code=error.status_code, headers=headers)
-
-
-def _too_deep(
-    _request: Request[object, object, State], _error: RecursionError
-) -> Response[dict[str, object]]:
-    """A body nested too deep for the JSON decoder (msgspec gives up near 1,000 levels): 400, not 500.
-
-    Litestar decodes a handler's typed ``data`` before the handler runs, so the
-    RecursionError cannot be caught there (ADR-022: no input yields a 500).
-    """
-    return Response({"error": TOO_DEEP, "status_code": 400}, status_code=400)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -83,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             desk.close()
             hub.close()
 
-    return Litestar(
+    routes = RouteTable()
+    app = Litestar(
         route_handlers=[
             health.health,
             repos.RepoController,
@@ -99,10 +77,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "events": Provide(events.provide_desk, sync_to_thread=False),
             "conn": Provide(provide_conn),
         },
-        exception_handlers={
-            **dict.fromkeys((HubError, *LIBRARY_ERRORS), _hub_error),
-            RecursionError: _too_deep,
-        },
+        # One error shape for the hub's errors, the framework's and bugs (docs/architecture.md "Errors").
+        exception_handlers=exception_handlers(LIBRARY_ERRORS, settings.max_body_bytes),
+        before_request=before_handler(routes),
         guards=[token_guard],
         # Cross-site checks first (Host, Origin, JSON only), then size and character bounds (ADR-022).
         middleware=[
@@ -114,3 +91,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="State Hub", version="0.1.0", path="/schema"),
     )
+    routes.fill(app)
+    return app

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from statehub.api.errorshape import REPO_IN_BUFFER
 from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
@@ -52,16 +53,15 @@ class EventController(Controller):
         results = await asyncio.to_thread(events.submit, body, authorise=authorise, each=each)
         return {"results": results}
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, opt={REPO_IN_BUFFER: True})
     def list_events(
         self,
-        request: Request[Any, Any, Any],
         events: EventDesk,
         repo: str | None = None,
         limit: int = Parameter(ge=1, le=1000, default=100),
         offset: int = Parameter(ge=0, le=MAX_QUERY_INT, default=0),
+        state_: Annotated[str | None, QueryParameter(name="state")] = None,  # "state" is a reserved name
     ) -> dict[str, Any]:
-        state_ = request.query_params.get("state")  # "state" is a reserved handler argument name
         if state_ is not None and state_ not in {s.value for s in EventState}:
             raise invalid_choice("state", state_, [s.value for s in EventState])
         items, total = events.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)

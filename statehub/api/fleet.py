@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar import Controller, get
+from litestar.params import Parameter, QueryParameter
 from sqlalchemy import Connection
 
 from statehub.api.inputbounds import MAX_QUERY_INT
@@ -23,14 +23,13 @@ class FleetController(Controller):
     @get("/workloads", sync_to_thread=False)
     def workloads(
         self,
-        request: Request[Any, Any, Any],
         conn: Connection,
         repo: str | None = None,
         host: str | None = None,
         wave: int | None = Parameter(ge=0, le=MAX_QUERY_INT, default=None),
+        state_: Annotated[str | None, QueryParameter(name="state")] = None,  # "state" is a reserved name
     ) -> dict[str, Any]:
-        state = request.query_params.get("state")  # "state" is a reserved handler argument name
-        return fleet_queries.list_workloads(conn, repo, host=host, state=state, wave=wave)
+        return fleet_queries.list_workloads(conn, repo, host=host, state=state_, wave=wave)
 
     @get("/lanes", sync_to_thread=False)
     def lanes(self, conn: Connection, repo: str | None = None) -> dict[str, Any]:

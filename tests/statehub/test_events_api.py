@@ -84,7 +84,7 @@ def test_bad_events_get_a_message_per_field_and_nothing_is_stored(
     ]
     answer = client.post("/events", json=bad)
     assert answer.status_code == 422
-    problems = {(p["index"], p["field"]): p["message"] for p in answer.json()["problems"]}
+    problems = {(p["index"], p["field"]): p["message"] for p in answer.json()["details"]["problems"]}
     assert problems[(1, "key")] == "required"
     assert problems[(1, "actor")] == "required"
     assert "not one of todo" in problems[(1, "status")]
@@ -97,7 +97,8 @@ def test_bad_events_get_a_message_per_field_and_nothing_is_stored(
     malformed = client.post("/events", content=b"{not json", headers={"content-type": "application/json"})
     assert malformed.status_code == 400
     empty = client.post("/events", json=[])
-    assert empty.status_code == 422 and empty.json()["problems"][0]["message"] == "the list is empty"
+    assert empty.status_code == 422
+    assert empty.json()["details"]["problems"][0]["message"] == "the list is empty"
     assert client.get("/events/NOPE").status_code == 404
     assert client.get("/events?state=bogus").status_code == 400
 
@@ -111,7 +112,7 @@ def test_list_events_filters_and_pages(client: TestClient[Any], make_repo: Calla
     assert page["total"] == 5
     assert [e["key"] for e in page["items"]] == ["N1", "N2"]
     assert client.get("/events?state=rejected").json()["total"] == 0
-    assert client.get("/events?repo=elsewhere").json()["total"] == 0
+    assert client.get("/events?repo=elsewhere").status_code == 404  # neither registered nor in the buffer
 
 
 def test_a_task_added_by_an_event_can_be_changed_by_the_next_one(

@@ -98,7 +98,7 @@ def test_an_accepted_promotion_lands_as_commits_with_formatting_intact(
 def _refused(client: Client, body: Any) -> list[dict[str, Any]]:
     response = client.post("/events", json=body)
     assert response.status_code == 422, response.text
-    problems: list[dict[str, Any]] = response.json()["problems"]
+    problems: list[dict[str, Any]] = response.json()["details"]["problems"]
     return problems
 
 

@@ -60,7 +60,8 @@ def test_refresh_reports_what_changed(loaded: Client, workspace: dict[str, GitRe
 def test_remove(loaded: Client) -> None:
     assert loaded.delete("/repos/ops").json() == {"removed": "ops"}
     assert loaded.get("/repos/ops").status_code == 404
-    assert loaded.get("/tasks?repo=ops").json()["total"] == 0
+    assert loaded.get("/tasks?repo=ops").status_code == 404
+    assert all(not t["ref"].startswith("OPS-") for t in loaded.get("/tasks").json()["items"])
     assert loaded.get("/tasks/APP-WP-0001-T01").json()["ready"] is False
     assert loaded.delete("/repos/ops").status_code == 404
 

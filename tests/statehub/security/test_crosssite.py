@@ -146,7 +146,7 @@ def test_an_event_is_stored_only_from_our_origin_as_json(
         assert "Content-Type" in answer.json()["error"]
     else:
         assert answer.status_code == 422, answer.text
-        assert answer.json()["problems"][0]["message"] == "the list is empty"
+        assert answer.json()["details"]["problems"][0]["message"] == "the list is empty"
     site.assert_untouched()
 
 

@@ -20,12 +20,15 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from registry.event_kinds import hub_event_kinds
 from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import event, plan_repo
 from tests.statehub.hubprocess import HubProcess
 from workplans.events import InvalidEvent, parse_event
+
+KINDS = hub_event_kinds()
 
 LIMIT = 64 * 1024
 """The body limit the hub under test runs with (STATEHUB_MAX_BODY_BYTES)."""
@@ -148,7 +151,7 @@ def test_a_body_over_the_limit_is_413_naming_the_limit(target: Target, size: int
         assert f"the limit is {LIMIT} bytes" in answer.json()["error"]
         assert "STATEHUB_MAX_BODY_BYTES" in answer.json()["error"]
     else:
-        assert answer.json()["problems"][0]["message"] == "the list is empty"
+        assert answer.json()["details"]["problems"][0]["message"] == "the list is empty"
     target.assert_untouched()
 
 
@@ -332,7 +335,7 @@ def test_a_timestamp_the_hub_cannot_store_is_refused_at_intake(target: Target, a
     sent = event("01JZ3K7T2Q9BOUNDS00000009", at=at)
     answer = target.post_json("/events", json.dumps(sent).encode())
     assert answer.status_code == 422, answer.text[:300]
-    problems = answer.json()["problems"]
+    problems = answer.json()["details"]["problems"]
     assert [p["field"] for p in problems] == ["at"], problems
     target.assert_untouched()
 
@@ -349,16 +352,16 @@ def test_a_timestamp_the_hub_cannot_store_is_refused_at_intake(target: Target, a
     ],
 )
 def test_a_timestamp_at_the_edges_is_stored_with_four_digit_years(at: str, stored: str) -> None:
-    parsed = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=at))
+    parsed = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=at), KINDS)
     assert parsed.at == stored
     assert dt.datetime.fromisoformat(parsed.at.replace("Z", "+00:00")).tzinfo is not None
-    again = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=parsed.at))
+    again = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=parsed.at), KINDS)
     assert again.at == stored
 
 
 def test_an_overflowing_timestamp_names_the_field() -> None:
     with pytest.raises(InvalidEvent) as refused:
-        parse_event(event("01JZ3K7T2Q9BOUNDS00000011", at="9999-12-31T23:59:59-05:00"))
+        parse_event(event("01JZ3K7T2Q9BOUNDS00000011", at="9999-12-31T23:59:59-05:00"), KINDS)
     assert "outside years 0001-9999" in refused.value.problems["at"]
 
 
