@@ -28,7 +28,7 @@ from tests.statehub.eventfixtures import event, plan_repo
 from tests.statehub.hubprocess import HubProcess
 from workplans.events import InvalidEvent, parse_event
 
-KINDS = hub_event_kinds()
+HUB_KINDS = hub_event_kinds()
 
 LIMIT = 64 * 1024
 """The body limit the hub under test runs with (STATEHUB_MAX_BODY_BYTES)."""
@@ -352,16 +352,16 @@ def test_a_timestamp_the_hub_cannot_store_is_refused_at_intake(target: Target, a
     ],
 )
 def test_a_timestamp_at_the_edges_is_stored_with_four_digit_years(at: str, stored: str) -> None:
-    parsed = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=at), KINDS)
+    parsed = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=at), HUB_KINDS)
     assert parsed.at == stored
     assert dt.datetime.fromisoformat(parsed.at.replace("Z", "+00:00")).tzinfo is not None
-    again = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=parsed.at), KINDS)
+    again = parse_event(event("01JZ3K7T2Q9BOUNDS00000010", at=parsed.at), HUB_KINDS)
     assert again.at == stored
 
 
 def test_an_overflowing_timestamp_names_the_field() -> None:
     with pytest.raises(InvalidEvent) as refused:
-        parse_event(event("01JZ3K7T2Q9BOUNDS00000011", at="9999-12-31T23:59:59-05:00"), KINDS)
+        parse_event(event("01JZ3K7T2Q9BOUNDS00000011", at="9999-12-31T23:59:59-05:00"), HUB_KINDS)
     assert "outside years 0001-9999" in refused.value.problems["at"]
 
 
