@@ -61,7 +61,8 @@ class InvalidEvent(ValueError):
 
 def format_at(moment: dt.datetime) -> str:
     """The one spelling of a moment in events and progress lines: UTC, seconds, ``Z``."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: %Y does not pad years before 1000, and fromisoformat wants four digits
+    return moment.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,7 +261,11 @@ def _read_at(reader: FieldReader) -> str | None:
     if moment.tzinfo is None:
         reader.problem("at", f"{value!r} has no time zone; write UTC with a Z, e.g. 2026-07-03T22:29:55Z")
         return None
-    return format_at(moment)
+    try:
+        return format_at(moment)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC moment Python can hold
+        reader.problem("at", f"{value!r} is out of range in UTC (years 1 to 9999)")
+        return None
 
 
 def _task_field(reader: FieldReader, *, required: bool) -> str | None:
