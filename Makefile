@@ -1,18 +1,31 @@
-# Two commands matter: `make dev-hub` and `make test`. Both build the virtualenv themselves.
+# Two commands matter: `make dev-hub` and `make test`. Both build the virtualenv themselves,
+# from uv.lock (every dependency and tool pinned, hashes checked). `make lock` after editing
+# pyproject.toml's dependencies; `make test` refuses a lock that no longer matches it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv from PATH if there is one, else a pinned copy from PyPI in .uv/ (only python3 needed).
+UV_VERSION := 0.13.9
+UV ?= $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Tiers `make test-fast` leaves out (markers applied in tests/conftest.py).
+SLOW_TIERS := not browser and not postgres and not node
 
-.PHONY: dev-hub test lint typecheck unit venv clean web node-test-deps bench
+.PHONY: dev-hub test test-fast lint typecheck unit venv lock clean web node-test-deps bench
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+.uv/bin/uv:
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+lock: | $(UV)
+	$(UV) lock
 
 dev-hub: $(STAMP)
 	$(BIN)/python -m statehub.devhub
@@ -29,6 +42,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The quick loop: SQLite only, no browser, PostgreSQL or node tests.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q --backends sqlite -m '$(SLOW_TIERS)'
+
 # The web UI's built assets (statehub/web/static/) are committed; rebuild them after changing web/src.
 web:
 	cd web && npm ci --no-audit --no-fund && node build.mjs
@@ -43,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/query.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .uv .mypy_cache .pytest_cache .ruff_cache

@@ -1,5 +1,8 @@
 """The hub itself: settings, cache, registration, git access, API, CLI, web UI."""
 
+from importlib.metadata import version
+
 __all__ = ["__version__"]
 
-__version__ = "0.1.0"
+__version__ = version("statehub")
+"""Written once, in pyproject.toml; read from the installed package's metadata."""

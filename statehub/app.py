@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from statehub import __version__
 from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import provide_conn, provide_hub
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         state=State({"auth": auth}),
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="State Hub", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="State Hub", version=__version__, path="/schema"),
     )
     routes.fill(app)
     return app

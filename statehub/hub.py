@@ -237,4 +237,4 @@ def _slug_for(root: Path, limits: FileLimits) -> str:
     if declared:
         return declared
     slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in root.name.lower()).strip("-.")
-    return slug if slug and SLUG.match(slug) else "repo"
+    return slug if slug and SLUG.fullmatch(slug) else "repo"

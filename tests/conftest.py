@@ -16,6 +16,31 @@ from tests.gitfixtures import GitRepo
 pytest_plugins = ["tests.backends"]
 """``--backends``: every test using ``settings`` runs on SQLite and on PostgreSQL (tests/backends.py)."""
 
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+POSTGRES_PARAMS = frozenset({"postgres", "postgresql"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tiers (registered in pyproject.toml; ``make test-fast`` leaves them out).
+
+    - ``browser``: everything under tests/browser (Playwright driving chromium);
+    - ``postgres``: the ``[postgres]`` runs of backend-parametrised tests, and any test
+      that asks for the PostgreSQL admin connection;
+    - ``node``: tests that ask for the ``node_modules`` fixture (npm yjs + y-websocket under node).
+    """
+    for item in items:
+        if BROWSER_DIR in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres_admin" in fixtures or any(
+            isinstance(value, str) and value in POSTGRES_PARAMS for value in params
+        ):
+            item.add_marker(pytest.mark.postgres)
+        if "node_modules" in fixtures:
+            item.add_marker(pytest.mark.node)
+
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_backend: str | None) -> Settings:

@@ -16,7 +16,7 @@ import registry
 import sync
 import workplans
 from registry.errors import RegistryError, UnknownMachine
-from statehub.app import _hub_error
+from statehub.api.errorshape import _hub_error
 from statehub.cli._context import handle_errors
 from statehub.errors import (
     LIBRARY_ERRORS,

@@ -132,7 +132,7 @@ class Reader:
 
     def pattern(self, key: str, pattern: re.Pattern[str], example: str) -> str | None:
         value = self.string(key, required=True)
-        if value is not None and not pattern.match(value):
+        if value is not None and not pattern.fullmatch(value):
             self.problem(key, f"'{key}' = {value!r} does not match {pattern.pattern} (e.g. {example})")
             return None
         return value

@@ -80,7 +80,7 @@ def _name(reader: Reader, seen: dict[str, int], what: str) -> str | None:
     name = reader.string("name", required=True)
     if name is None:
         return None
-    if not FLEET_NAME.match(name):
+    if not FLEET_NAME.fullmatch(name):
         reader.problem("name", f"'name' = {name!r} must be letters, digits, '.', '_' or '-'")
         return None
     if name in seen:

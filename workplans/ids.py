@@ -20,20 +20,20 @@ TASK_REF = re.compile(r"^(?P<workplan>[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-WP-[0-9]{4})-(
 
 
 def is_workplan_id(value: str) -> bool:
-    return WORKPLAN_ID.match(value) is not None
+    return WORKPLAN_ID.fullmatch(value) is not None
 
 
 def is_task_id(value: str) -> bool:
-    return TASK_ID.match(value) is not None
+    return TASK_ID.fullmatch(value) is not None
 
 
 def is_task_ref(value: str) -> bool:
-    return TASK_REF.match(value) is not None
+    return TASK_REF.fullmatch(value) is not None
 
 
 def split_task_ref(ref: str) -> tuple[str, str] | None:
     """``CUST-WP-0054-T02`` -> ``("CUST-WP-0054", "T02")``; None if it is not a task reference."""
-    match = TASK_REF.match(ref)
+    match = TASK_REF.fullmatch(ref)
     if match is None:
         return None
     return match.group("workplan"), match.group("task")

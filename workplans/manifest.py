@@ -25,12 +25,12 @@ def parse_manifest(text: str, path: str = MANIFEST_PATH) -> RepoManifest:
         raise FormatError([FileProblem(path, lines.key("repo"), "'repo' must be a table: [repo]")])
     reader = Reader(repo, path, lines, problems, table="repo")
     slug = reader.string("slug", required=False)
-    if slug is not None and not SLUG.match(slug):
+    if slug is not None and not SLUG.fullmatch(slug):
         reader.problem("slug", f"'slug' = {slug!r} must be lower-case letters, digits, '.', '_' or '-'")
     title = reader.string("title", required=False)
     prefixes = reader.strings("prefixes")
     for prefix in prefixes:
-        if not PREFIX.match(prefix):
+        if not PREFIX.fullmatch(prefix):
             reader.problem("prefixes", f"prefix {prefix!r} must look like CUST or RAIL-BS")
     branch = reader.string("default_branch", required=False)
     unknown = sorted(k for k in data if k != "repo")
