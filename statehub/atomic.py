@@ -17,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
 from statehub.errors import Conflict
 
-__all__ = ["FileChanged", "atomic_write", "content_sha", "replace_in_dir"]
+__all__ = ["FileChanged", "atomic_write", "content_sha", "remove_stale_temps", "replace_in_dir"]
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_MODE = 0o644
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.statehub")
+"""``.<name>.<pid>.<8 hex>.statehub``: what :func:`replace_in_dir` names its temp files."""
 
 
 class FileChanged(Conflict):
@@ -94,3 +97,31 @@ def _check_unchanged(dir_fd: int, path: Path, expected_sha: str) -> None:
         current = content_sha(handle.read())
     if current != expected_sha:
         raise FileChanged(f"{path} changed since it was read; read it again and redo the change")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temps(dir_fd: int) -> list[str]:
+    """Remove the temp files a killed writer left in the directory open as ``dir_fd``; their names.
+
+    Only names :func:`replace_in_dir` makes, only regular files, only when the
+    process that made them is gone (a live writer's temp file is left alone).
+    """
+    removed = []
+    for name in os.listdir(dir_fd):
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=dir_fd)
+                removed.append(name)
+    return removed

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from statehub.atomic import replace_in_dir
+from statehub.atomic import remove_stale_temps, replace_in_dir
 from statehub.errors import BadRequest
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "count_task_tables",
     "lstat_repo_path",
     "read_repo_file",
+    "remove_stale_repo_temps",
     "scan_repo_tree",
     "write_repo_file",
 ]
@@ -375,3 +376,19 @@ def write_repo_file(
                 raise RepoPathError(rel, NOT_REGULAR)
             keep = stat.S_IMODE(existing.st_mode)
         replace_in_dir(dir_fd, name, data, keep)
+
+
+def remove_stale_repo_temps(root: Path, rel: str) -> list[str]:
+    """Remove temp files a killed hub left beside ``rel`` inside ``root`` (see
+    :func:`statehub.atomic.remove_stale_temps`); the repo-relative paths removed.
+
+    The directory is walked as every other path here is; a refused or missing
+    directory removes nothing.
+    """
+    try:
+        with _parent_dir(root, rel) as (dir_fd, _name):
+            names = remove_stale_temps(dir_fd)
+    except (OSError, RepoPathError):
+        return []
+    parent = rel.rpartition("/")[0]
+    return [f"{parent}/{n}" if parent else n for n in names]

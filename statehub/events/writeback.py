@@ -32,6 +32,7 @@ once. The first pass that gets through clears it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -47,7 +48,14 @@ from statehub.cache.schema import WORKPLANS
 from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
 from statehub.hub import Hub
-from statehub.repofiles import RepoPathError, TooManyTasks, count_task_tables, read_repo_file, write_repo_file
+from statehub.repofiles import (
+    RepoPathError,
+    TooManyTasks,
+    count_task_tables,
+    read_repo_file,
+    remove_stale_repo_temps,
+    write_repo_file,
+)
 from sync.buffer import BufferedEvent, Writeback, WriteBuffer
 from workplans import (
     FLEET_PATH,
@@ -61,6 +69,8 @@ from workplans import (
 from workplans.fleet_event_types import FleetEvent
 
 __all__ = ["BACKOFF", "CRASH_ENV", "MAX_EVENTS_PER_COMMIT", "Applier", "Failing", "RepoApplied"]
+
+log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_COMMIT = 200
 """A run of events by one actor is committed in chunks of at most this many (message size bound)."""
@@ -242,6 +252,10 @@ class Applier:
         records = self.buffer.writebacks(slug)
         if not records:
             return 0
+        root = Path(repo.working_tree_dir or ".")
+        for path in {entry["path"] for record in records for entry in record.files}:
+            for temp in remove_stale_repo_temps(root, path):  # a kill mid-write left it (ADR-022)
+                log.info("removed %s in %s: a temp file a killed write-back left behind", temp, slug)
         head = gitwork.head_sha(repo)
         committed: dict[str, str] | None = None
         found = 0

@@ -149,3 +149,26 @@ def test_no_other_module_replaces_files_by_hand() -> None:
         and WRITERS.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_temp_files_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from statehub.repofiles import remove_stale_repo_temps
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(gone.stdout)
+    plans = tmp_path / "workplans"
+    plans.mkdir()
+    (plans / "A.md").write_text("x")
+    stale = plans / f".A.md.{dead}.0123abcd.statehub"
+    live = plans / f".A.md.{os.getpid()}.89abcdef.statehub"
+    person = plans / ".A.md.swp"
+    for path in (stale, live, person):
+        path.write_text("half")
+    assert remove_stale_repo_temps(tmp_path, "workplans/A.md") == [f"workplans/{stale.name}"]
+    assert not stale.exists() and live.exists() and person.exists()
+    assert remove_stale_repo_temps(tmp_path, "../outside/A.md") == []
