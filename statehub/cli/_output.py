@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -77,3 +79,18 @@ def _print_whole(table: Table) -> None:
     natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum
     wide = Console(file=console.file, width=max(natural, console.width), highlight=False, markup=False)
     wide.print(table)
+
+
+@contextmanager
+def progress_bar(label: str, total: int, *, hidden: bool = False) -> Iterator[Callable[[str], None]]:
+    """A per-repo progress bar on the CLI's console: yields ``advance(slug)``; ``hidden`` for --json."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=hidden,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda _slug: bar.advance(task)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from statehub.cache import queries
 from statehub.cache.indexer import IndexReport
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
-from statehub.cli._output import console, print_json, print_table, say
+from statehub.cli._output import print_json, print_table, progress_bar, say
 
 
 @click.group()
@@ -111,16 +110,8 @@ def rebuild(as_json: bool) -> None:
     """
     with open_hub(reconcile=False) as hub:
         repos_ = hub.repos()
-        with Progress(
-            TextColumn("indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json,
-        ) as bar:
-            task = bar.add_task("rebuild", total=len(repos_))
-            reports = hub.rebuild(progress=lambda _slug: bar.advance(task))
+        with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
+            reports = hub.rebuild(progress=advance)
         with hub.engine.connect() as conn:
             details = [queries.get_repo(conn, r.repo) for r in reports]
     summary = {

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from statehub.cli._context import handle_errors, open_desk
 from statehub.cli._options import json_option
-from statehub.cli._output import console, print_json, say
+from statehub.cli._output import print_json, progress_bar, say
 from statehub.sweep import sweep as run_sweep
 
 
@@ -24,16 +23,8 @@ def sweep(slugs: tuple[str, ...], as_json: bool) -> None:
     """
     with open_desk() as desk:
         total = len(slugs) if slugs else len(desk.hub.repos())
-        with Progress(
-            TextColumn("sweeping"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json,
-        ) as bar:
-            task = bar.add_task("sweep", total=total)
-            report = run_sweep(desk, slugs or None, progress=lambda _slug: bar.advance(task))
+        with progress_bar("sweeping", total, hidden=as_json) as advance:
+            report = run_sweep(desk, slugs or None, progress=advance)
     if as_json:
         print_json(report)
         return
