@@ -41,6 +41,7 @@ import git
 from registry import check_edit
 from statehub.cache import queries
 from statehub.errors import HubError
+from statehub.events.gitwork import HUB_EMAIL, HUB_NAME
 from statehub.gitrepo import open_work_tree
 from statehub.hub import Hub
 from statehub.manifests import resolve_doc, validate
@@ -73,7 +74,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROOM_STORE_FILE = "rooms.sqlite3"
-COMMITTER = ("State Hub", "statehub@localhost")
 MANIFEST_LIMIT = TEXT_LIMIT
 """Bytes of a manifest the editor opens or saves (the room's text limit)."""
 
@@ -369,8 +369,8 @@ def _write_and_commit(
     env = {
         "GIT_AUTHOR_NAME": author.name,
         "GIT_AUTHOR_EMAIL": author.address,
-        "GIT_COMMITTER_NAME": COMMITTER[0],
-        "GIT_COMMITTER_EMAIL": COMMITTER[1],
+        "GIT_COMMITTER_NAME": HUB_NAME,
+        "GIT_COMMITTER_EMAIL": HUB_EMAIL,
     }
     try:
         write_repo_file(root, rel, request.text.encode("utf-8"), make_dirs=True)
