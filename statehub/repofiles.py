@@ -296,25 +296,15 @@ def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
 
 
 def check_repo_path(root: Path, rel: str) -> None:
-    """RepoPathError unless ``rel`` names a regular file inside ``root``, or nothing yet.
+    """RepoPathError unless ``rel`` names a regular file inside ``root`` with no other hard
+    link, or nothing yet (:func:`lstat_repo_path`'s rules, plus the link count).
 
     Used where a caller hands the path to another program (git) rather than
     reading it here.
     """
-    try:
-        with _parent_dir(root, rel) as (fd, name):
-            try:
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return
-            if stat.S_ISLNK(info.st_mode):
-                raise RepoPathError(rel, IS_SYMLINK)
-            if not stat.S_ISREG(info.st_mode):
-                raise RepoPathError(rel, NOT_REGULAR)
-            if info.st_nlink > 1:
-                raise RepoPathError(rel, HARD_LINKED)  # git would commit the other name's bytes
-    except FileNotFoundError:
-        return
+    info = lstat_repo_path(root, rel)
+    if info is not None and info.st_nlink > 1:
+        raise RepoPathError(rel, HARD_LINKED)  # git would commit the other name's bytes
 
 
 def read_repo_file(root: Path, rel: str, limit: int) -> bytes:
