@@ -21,11 +21,8 @@ import httpx
 import pytest
 
 from registry.event_kinds import hub_event_kinds
-from statehub.hub import Hub
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
-from tests.statehub.eventfixtures import event, plan_repo
-from tests.statehub.hubprocess import HubProcess
+from tests.statehub.eventfixtures import event
+from tests.statehub.security.boundshub import Target, bounds_hub
 from workplans.events import InvalidEvent, parse_event
 
 HUB_KINDS = hub_event_kinds()
@@ -88,37 +85,8 @@ ODD_JSON: list[Any] = [
 ]
 
 
-class Target:
-    def __init__(self, hub: HubProcess, repo: GitRepo) -> None:
-        self.hub = hub
-        self.repo = repo
-        self.head = repo.git("rev-parse", "HEAD")
-
-    def post_json(self, path: str, body: bytes, **headers: str) -> httpx.Response:
-        return self.hub.call(
-            "POST", path, content=body, headers={"Content-Type": "application/json", **headers}
-        )
-
-    def assert_untouched(self) -> None:
-        assert self.hub.call("GET", "/events").json()["total"] == 0
-        assert [r["slug"] for r in self.hub.call("GET", "/repos").json()["items"]] == ["the-custodian"]
-        assert self.repo.git("rev-parse", "HEAD") == self.head
-        assert self.repo.git("status", "--porcelain") == ""
-
-
 def _hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    base = tmp_path_factory.mktemp("bounds")
-    repo = plan_repo(lambda name: GitRepo(base / "repos" / name))
-    home = base / "home"
-    hub = Hub(Settings.from_env({"STATEHUB_HOME": str(home)}))
-    hub.register(repo.root)
-    hub.close()
-    process = HubProcess(home, base / "hub.log")
-    process.start(STATEHUB_MAX_BODY_BYTES=str(LIMIT))
-    try:
-        yield Target(process, repo)
-    finally:
-        process.stop()
+    yield from bounds_hub(tmp_path_factory.mktemp("bounds"), STATEHUB_MAX_BODY_BYTES=str(LIMIT))
 
 
 @pytest.fixture(scope="module")

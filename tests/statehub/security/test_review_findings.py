@@ -11,46 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from statehub.hub import Hub
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
-from tests.statehub.eventfixtures import plan_repo
-from tests.statehub.hubprocess import HubProcess
-
-
-class Target:
-    def __init__(self, hub: HubProcess, repo: GitRepo) -> None:
-        self.hub = hub
-        self.repo = repo
-        self.head = repo.git("rev-parse", "HEAD")
-
-    def post_json(self, path: str, body: bytes) -> httpx.Response:
-        return self.hub.call("POST", path, content=body, headers={"Content-Type": "application/json"})
-
-    def assert_untouched(self) -> None:
-        assert self.hub.call("GET", "/events").json()["total"] == 0
-        assert [r["slug"] for r in self.hub.call("GET", "/repos").json()["items"]] == ["the-custodian"]
-        assert self.repo.git("rev-parse", "HEAD") == self.head
-        assert self.repo.git("status", "--porcelain") == ""
+from tests.statehub.security.boundshub import Target, bounds_hub
 
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    base = tmp_path_factory.mktemp("review")
-    repo = plan_repo(lambda name: GitRepo(base / "repos" / name))
-    home = base / "home"
-    hub = Hub(Settings.from_env({"STATEHUB_HOME": str(home)}))
-    hub.register(repo.root)
-    hub.close()
-    process = HubProcess(home, base / "hub.log")
-    process.start()
-    try:
-        yield Target(process, repo)
-    finally:
-        process.stop()
+    yield from bounds_hub(tmp_path_factory.mktemp("review"))
 
 
 # --- JSON nested deeper than the decoders go was a 500 (RecursionError) on typed bodies.
