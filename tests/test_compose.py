@@ -79,6 +79,20 @@ def test_dockerfile_is_multi_stage_and_runs_unprivileged() -> None:
     assert "/state/health" in dockerfile
 
 
+def test_dockerfile_installs_from_the_lock_with_the_makefiles_uv() -> None:
+    dockerfile = _dockerfile()
+    makefile = (COMPOSE.parent / "Makefile").read_text(encoding="utf-8")
+    pinned = re.search(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
+    assert pinned
+    assert f"pip install 'uv=={pinned.group(1)}'" in dockerfile
+    assert "COPY pyproject.toml uv.lock" in dockerfile
+    installs = re.findall(r"^RUN (.*)$", dockerfile.split("AS runtime")[0], re.MULTILINE)
+    syncs = [line for line in installs if line.startswith("uv sync")]
+    assert syncs, "the build stage installs nothing with uv sync"
+    assert all("--locked" in line and "--no-default-groups" in line for line in syncs)
+    assert not any("pip install ." in line for line in installs)
+
+
 @pytest.mark.parametrize("name", ["dev.yaml", "fleet.yaml"])
 def test_compose_commands_exist(name: str) -> None:
     for service in _yaml(name)["services"].values():
