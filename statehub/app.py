@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 
 from statehub import __version__
 from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
@@ -25,7 +26,21 @@ from statehub.hub import Hub
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
 
-__all__ = ["create_app"]
+__all__ = ["SCHEMA_VIEWERS", "create_app"]
+
+# /schema is Swagger UI from the hub's own static files (web/build.mjs copies them): it renders
+# offline, and a page of the hub never loads code from a CDN. /schema/openapi.json and .yaml for tools.
+SCHEMA_VIEWERS = [
+    SwaggerRenderPlugin(
+        path="/swagger",
+        js_url="/static/schema/swagger-ui-bundle.js",
+        css_url="/static/schema/swagger-ui.css",
+        standalone_preset_js_url="/static/schema/swagger-ui-standalone-preset.js",
+        favicon="<link rel='icon' href='data:,'>",
+    ),
+    JsonRenderPlugin(),
+    YamlRenderPlugin(),
+]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -90,7 +105,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         state=State({"auth": auth}),
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="State Hub", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="State Hub", version=__version__, path="/schema", render_plugins=SCHEMA_VIEWERS
+        ),
     )
     routes.fill(app)
     return app

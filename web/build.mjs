@@ -18,3 +18,8 @@ await build({
 })
 copyFileSync('src/index.html', out + 'index.html')
 copyFileSync('src/style.css', out + 'style.css')
+// The API viewer at /schema loads Swagger UI from here, never from a CDN (it works offline).
+mkdirSync(out + 'schema', { recursive: true })
+for (const name of ['swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'swagger-ui.css']) {
+  copyFileSync('node_modules/swagger-ui-dist/' + name, out + 'schema/' + name)
+}

@@ -8,11 +8,8 @@ and writes nothing; a hub restart mid-edit duplicates and loses nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,20 +18,15 @@ import pytest
 
 from statehub.hub import Hub
 from statehub.settings import Settings
+from tests.browser.chromium import OUTPUT
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 
-CHROMIUM = Path(os.environ.get("STATEHUB_CHROMIUM", "/usr/bin/chromium"))
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
 DOC = "demo/statehub.toml"
 CANON = (
     '+++\nid = "ADR-001"\ntitle = "Files are the truth"\nkind = "adr"\nstatus = "accepted"\n'
     "date = 2026-05-02\n+++\nBody.\n"
-)
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"),
-    reason="Debian chromium is not installed (.ci/run installs it)",
 )
 
 
@@ -62,33 +54,6 @@ def hub_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GitRepo]:
 def server(hub_home: tuple[Path, GitRepo]) -> Iterator[HubServer]:
     with HubServer(hub_home[0]) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One Chromium with a fresh profile (``--user-data-dir``) for the module; each person is a page."""
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="statehub-chromium-")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield launched
-        launched.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
