@@ -68,6 +68,19 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_backend: str
 
 
 @pytest.fixture
+def served_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for a hub served by a child process (tests/hubserver.py): not run per backend.
+
+    The child reads only STATEHUB_HOME and runs the embedded SQLite cache, so a
+    ``[postgres]`` run of a server test would repeat the ``[sqlite]`` one.
+    """
+    home = tmp_path / "hub-home"
+    monkeypatch.setenv("STATEHUB_HOME", str(home))
+    monkeypatch.delenv("STATEHUB_DATABASE_URL", raising=False)
+    return Settings.from_env().with_overrides(watch=False)
+
+
+@pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[[str], GitRepo]:
     def make(name: str) -> GitRepo:
         return GitRepo(tmp_path / "repos" / name)

@@ -17,19 +17,19 @@ MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
 
 
 @pytest.fixture
-def demo(make_repo: Callable[[str], GitRepo], settings: Settings) -> GitRepo:
+def demo(make_repo: Callable[[str], GitRepo], served_settings: Settings) -> GitRepo:
     repo = make_repo("demo")
     repo.write("statehub.toml", MANIFEST)
     repo.commit("start")
-    with Hub(settings) as hub:
+    with Hub(served_settings) as hub:
         hub.register(repo.root)
     return repo
 
 
 @pytest.fixture
-def server(demo: GitRepo, settings: Settings) -> Iterator[HubServer]:
-    assert settings.config_dir.parent.name == "hub-home"
-    with HubServer(settings.config_dir.parent) as running:
+def server(demo: GitRepo, served_settings: Settings) -> Iterator[HubServer]:
+    assert served_settings.config_dir.parent.name == "hub-home"
+    with HubServer(served_settings.config_dir.parent) as running:
         yield running
 
 

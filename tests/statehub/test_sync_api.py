@@ -173,8 +173,8 @@ def test_a_client_from_an_earlier_lineage_is_told_to_resync(server: HubServer, d
     asyncio.run(scenario())
 
 
-def test_room_store_lives_in_the_data_dir(server: HubServer, settings: Settings) -> None:
-    assert (Path(settings.data_dir) / "rooms.sqlite3").exists()
+def test_room_store_lives_in_the_data_dir(server: HubServer, served_settings: Settings) -> None:
+    assert (Path(served_settings.data_dir) / "rooms.sqlite3").exists()
 
 
 def test_the_room_list_names_every_editable_manifest(server: HubServer) -> None:
