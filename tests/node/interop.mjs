@@ -5,6 +5,7 @@
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import * as decoding from 'lib0/decoding'
 
 const [serverUrl, room] = process.argv.slice(2)
 const deadline = Date.now() + 10000
@@ -16,8 +17,11 @@ function connect (user) {
     params: { user },
     disableBc: true
   })
+  const hubMessages = []
+  // State Hub's own message (type 100, a JSON string), read as our editor reads it.
+  provider.messageHandlers[100] = (_encoder, decoder) => hubMessages.push(JSON.parse(decoding.readVarString(decoder)))
   provider.awareness.setLocalStateField('user', { name: user, color: '#3366cc' })
-  return { doc, provider, text: doc.getText('manifest') }
+  return { doc, provider, hubMessages, text: doc.getText('manifest') }
 }
 
 function synced (client) {
@@ -50,7 +54,8 @@ await until(() => a.provider.awareness.getStates().size >= 2, 'presence of the o
 console.log(JSON.stringify({
   ok: true,
   text: a.text.toString(),
-  awareness: [...a.provider.awareness.getStates().values()].map((s) => s.user && s.user.name).sort()
+  awareness: [...a.provider.awareness.getStates().values()].map((s) => s.user && s.user.name).sort(),
+  hubMessages: [...a.hubMessages, ...b.hubMessages]
 }))
 a.provider.destroy()
 b.provider.destroy()
