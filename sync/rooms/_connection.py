@@ -15,16 +15,17 @@ helpers, with three differences that are ours (ADR-012, ADR-022):
 
 What the room sends a member waits in the member's outbox; one sender task per
 member drains it, so a slow client never holds up the others. That task lives
-in a task group around the session: when the member leaves, what is queued for
-it is sent for at most :data:`DRAIN_SECONDS`, then the task is cancelled.
+in a task group around the session (``asyncio.TaskGroup``): when the member
+leaves, what is queued for it is sent for at most :data:`DRAIN_SECONDS`, then
+the task is cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-import anyio
 from pycrdt import Channel, Decoder, YMessageType, YSyncMessageType, create_sync_message, handle_sync_message
 
 from sync import ysync
@@ -55,15 +56,16 @@ async def serve(room: Room, channel: Channel, person: Person | None = None) -> L
     """Speak y-sync with one member of ``room`` until it leaves, is told to resync or sends too much."""
     member = Member(channel, person)
     room.members.append(member)
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_send_queued, member, name=f"statehub-room-send {room.name}")
+    async with asyncio.TaskGroup() as tasks:
+        sender = tasks.create_task(_send_queued(member), name=f"statehub-room-send {room.name}")
         try:
             leave = await _converse(room, member)
         finally:
             room.members.remove(member)
             room.presence.forget(member)
             member.outbox.put_nowait(None)
-            tasks.cancel_scope.deadline = anyio.current_time() + DRAIN_SECONDS
+            drained = asyncio.get_running_loop().call_later(DRAIN_SECONDS, sender.cancel)
+    drained.cancel()
     return leave
 
 

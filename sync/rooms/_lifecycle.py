@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-import anyio
-from anyio.abc import TaskGroup
 from pycrdt import Channel
 
 from sync.room_store import RoomStore
@@ -26,14 +24,16 @@ log = logging.getLogger(__name__)
 class Rooms:
     """The open rooms, by document name; open with ``async with Rooms(...) as rooms:``.
 
-    The rooms' own work runs in one task group (as pycrdt-websocket's
-    ``YRoom`` runs its own): loading a room (its file and pending edits,
-    shared by everyone who opens it meanwhile) and polling the open rooms'
-    files every ``poll_interval`` seconds. Leaving the block cancels that work
-    and waits for it; leave it in the task that entered it. A task that fails
-    (it never should: a load's error goes to those opening the room, a file
-    check's to the log) fails the block. Members' sessions run in their
-    connections' tasks (:meth:`Room.serve <sync.rooms.Room.serve>`).
+    The rooms' own work runs in one ``asyncio.TaskGroup`` entered with the
+    block (as pycrdt-websocket's ``YRoom`` enters its task group): loading a
+    room (its file and pending edits, shared by everyone who opens it
+    meanwhile) and polling the open rooms' files every ``poll_interval``
+    seconds. Leaving the block cancels that work and waits for it; leave it in
+    the task that entered it. A task that fails (none should: a load's error
+    goes to those opening the room, a file check's to the log) cancels the
+    task that entered the block and is raised when it leaves. Members'
+    sessions run in their connections' tasks (:meth:`Room.serve
+    <sync.rooms.Room.serve>`).
     """
 
     def __init__(
@@ -44,16 +44,26 @@ class Rooms:
         self.saver = saver
         self.poll_interval = poll_interval
         self.rooms: dict[str, Room] = {}
-        self._tasks: TaskGroup | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        """What runs in the group, to cancel on close (``TaskGroup`` has no cancel of its own)."""
         self._opened = asyncio.Event()
         """Set when a room opens: the file poll sleeps while no room is open."""
 
     async def __aenter__(self) -> Self:
-        tasks = anyio.create_task_group()
-        await tasks.__aenter__()
-        self._tasks = tasks
-        tasks.start_soon(self._watch_files, name="statehub-rooms-watch")
+        group = asyncio.TaskGroup()
+        await group.__aenter__()
+        self._group = group
+        self._start(self._watch_files(), "statehub-rooms-watch")
         return self
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        if self._group is None:
+            work.close()
+            raise RuntimeError("the rooms are not open: use 'async with Rooms(...) as rooms:'")
+        task = self._group.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
@@ -62,10 +72,11 @@ class Rooms:
 
     async def close(self) -> None:
         """Cancel the rooms' work and wait for it; every room is dropped (unsaved edits stay in the store)."""
-        tasks, self._tasks = self._tasks, None
-        if tasks is not None:
-            tasks.cancel_scope.cancel()
-            await tasks.__aexit__(None, None, None)
+        group, self._group = self._group, None
+        if group is not None:
+            for task in self._tasks:
+                task.cancel()
+            await group.__aexit__(None, None, None)
         self.rooms.clear()
 
     @contextlib.asynccontextmanager
@@ -91,11 +102,10 @@ class Rooms:
         """
         room = self.rooms.get(name)
         if room is None:
-            if self._tasks is None:
-                raise RuntimeError("the rooms are not open: use 'async with Rooms(...) as rooms:'")
-            room = self.rooms[name] = Room(name, self.store, self.loader, self.saver)
+            room = Room(name, self.store, self.loader, self.saver)
             room.loading = asyncio.get_running_loop().create_future()
-            self._tasks.start_soon(self._load, room, name=f"statehub-room-load {name}")
+            self._start(self._load(room), f"statehub-room-load {name}")
+            self.rooms[name] = room
             self._opened.set()
         assert room.loading is not None
         room.holds += 1  # while waiting: a load that ends meanwhile must not close the room
