@@ -96,7 +96,7 @@ def test_what_a_member_sets_reaches_the_other_members_as_it_was_set(sequence: li
     relayed: list[tuple[bytes, Member | None]] = []
     room = Presence(Doc(), lambda message, sender: relayed.append((message, sender)))
     alice = Awareness(Doc())
-    connection = Member(channel=None)  # type: ignore[arg-type]  # the room only queues for it here
+    connection = Member(channel=None)  # type: ignore[arg-type]  # nothing is sent: the room only queues
     bob = Awareness(Doc())
     for state in sequence:
         alice.set_local_state(state)
