@@ -27,11 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import websockets  # noqa: E402
-from pycrdt import Doc, Text  # noqa: E402
+from pycrdt import Doc, Text, create_sync_message, create_update_message  # noqa: E402
 
 from statehub.hub import Hub  # noqa: E402
 from statehub.settings import Settings  # noqa: E402
-from sync import ysync  # noqa: E402
 from sync.seed import TEXT_NAME  # noqa: E402
 from tests.hubserver import HubServer  # noqa: E402
 
@@ -85,7 +84,7 @@ class Client:
     async def connect(self) -> None:
         self.ws = await websockets.connect(self.url, max_size=None, compression=None)
         self.reader = asyncio.create_task(self.read())
-        await self.ws.send(ysync.sync_step1(b"\x00"))
+        await self.ws.send(create_sync_message(Doc()))
 
     async def read(self) -> None:
         try:
@@ -105,7 +104,7 @@ class Client:
     async def edit(self, seq: int, others: int) -> None:
         before = self.doc.get_state()
         self.text.insert(0, f"# client {self.index} edit {seq}\n")
-        message = ysync.sync_update(self.doc.get_update(before))
+        message = create_update_message(self.doc.get_update(before))
         self.pending[message] = [time.perf_counter(), others]
         await self.ws.send(message)
 
@@ -156,7 +155,7 @@ async def memory(server: HubServer, repos: int) -> dict[str, float]:
     assert server.process is not None
     pid = server.process.pid
     warm = await websockets.connect(f"{server.ws_url}/sync/r000/statehub.toml", max_size=None)
-    await warm.send(ysync.sync_step1(b"\x00"))
+    await warm.send(create_sync_message(Doc()))
     await warm.recv()
     await asyncio.sleep(0.5)
     before = rss_mb(pid)
@@ -164,7 +163,7 @@ async def memory(server: HubServer, repos: int) -> dict[str, float]:
     for n in range(1, repos):
         for path in ("statehub.toml", "registry/fleet.toml"):
             ws = await websockets.connect(f"{server.ws_url}/sync/r{n:03d}/{path}", max_size=None)
-            await ws.send(ysync.sync_step1(b"\x00"))
+            await ws.send(create_sync_message(Doc()))
             await ws.recv()
             sockets.append(ws)
     await asyncio.sleep(1.0)

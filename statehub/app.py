@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -50,31 +50,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        hub = Hub(settings)
-        app.state.hub = hub
-        rooms = open_rooms(hub)
-        app.state.rooms = rooms
-        watcher = RepoWatcher(hub)
-        app.state.watcher = watcher
-        if settings.watch:
-            watcher.start()
-            hub.on_repos_changed.append(watcher.repos_changed)
-        desk = EventDesk(hub)
-        app.state.events = desk
-        applier = ApplierWorker(desk)
-        applier.start()
-        relay = start_relay(desk)
-        try:
-            yield
-        finally:
+        # Each resource joins the stack as soon as it is open: leaving, or failing to open
+        # the next one, closes those already open, newest first.
+        async with AsyncExitStack() as stack:
+            hub = app.state.hub = stack.enter_context(Hub(settings))
+            app.state.rooms = await stack.enter_async_context(open_rooms(hub))
+            watcher = app.state.watcher = RepoWatcher(hub)
+            if settings.watch:
+                watcher.start()
+                stack.push_async_callback(watcher.stop)
+                hub.on_repos_changed.append(watcher.repos_changed)
+            desk = app.state.events = stack.enter_context(EventDesk(hub))
+            applier = ApplierWorker(desk)
+            applier.start()
+            stack.callback(applier.stop)
+            relay = start_relay(desk)
             if relay is not None:
-                relay.stop()
-            applier.stop()
-            await watcher.stop()
-            await rooms.close()
-            rooms.store.close()
-            desk.close()
-            hub.close()
+                stack.callback(relay.stop)
+            yield
 
     routes = RouteTable()
     app = Litestar(

@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import git
@@ -78,10 +79,16 @@ MANIFEST_LIMIT = TEXT_LIMIT
 """Bytes of a manifest the editor opens or saves (the room's text limit)."""
 
 
-def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> Rooms:
-    """The hub's rooms, with their pending edits in ``<data dir>/rooms.sqlite3``."""
-    store = RoomStore(hub.settings.data_dir / ROOM_STORE_FILE)
-    return Rooms(store, ManifestFiles(hub), ManifestSaver(hub), poll_interval=poll_interval)
+@contextlib.asynccontextmanager
+async def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> AsyncIterator[Rooms]:
+    """The hub's rooms, with their pending edits in ``<data dir>/rooms.sqlite3``, open for the block.
+
+    Leaving it stops the rooms' work, then closes the store. StoreTooNew when
+    the store was written by a newer State Hub (nothing is left open then).
+    """
+    with RoomStore(hub.settings.data_dir / ROOM_STORE_FILE) as store:
+        async with Rooms(store, ManifestFiles(hub), ManifestSaver(hub), poll_interval=poll_interval) as rooms:
+            yield rooms
 
 
 # reading -----------------------------------------------------------------------------------------

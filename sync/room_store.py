@@ -19,7 +19,8 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from pycrdt import Doc, merge_updates
 
@@ -64,20 +65,36 @@ class PendingEdits:
 
 
 class RoomStore:
-    """Pending room edits in ``path`` (created on first use); safe to share between threads."""
+    """Pending room edits in ``path`` (created on first use); safe to share between threads.
+
+    Open with ``with RoomStore(path) as store:``; StoreTooNew when the file was
+    written by a newer State Hub.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        migrate(self._db, path, _STEPS, "room store, with unsaved editor changes")  # sync._durable
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            migrate(self._db, path, _STEPS, "room store, with unsaved editor changes")  # sync._durable
+        except BaseException:
+            self._db.close()  # a store that does not open leaves nothing open (StoreTooNew, a bad file)
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def load(self, doc: str) -> PendingEdits | None:
         with self._lock:

@@ -145,6 +145,8 @@ def test_two_people_converge_and_one_save_commits_both(
     log = repo.git("log", "-1", "--format=%an%n%B")
     assert log.startswith("Bob\n")
     assert "Co-authored-by: Ada <ada@users.statehub.invalid>" in log
+    # y-websocket sends back the other's presence it applied: that is no attempt to change it.
+    assert [page.inner_text("#notice") for page in (ada, bob)] == ["", ""]
     ada.close()
     bob.close()
 

@@ -1,10 +1,13 @@
 // A stock Yjs client against State Hub: yjs + y-websocket's WebsocketProvider, nothing of ours.
 // Usage: node interop.mjs ws://127.0.0.1:PORT/sync demo/statehub.toml
 // Two providers join the room, each edits the "manifest" Y.Text, and both must converge on
-// the same text holding both edits. Prints one JSON line: {"ok", "text", "awareness"}.
+// the same text holding both edits and see each other's presence. Each records the State Hub
+// messages (type 100) it gets, as our editor reads them. Prints one JSON line:
+// {"ok", "text", "awareness", "hubMessages"}.
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import * as decoding from 'lib0/decoding'
 
 const [serverUrl, room] = process.argv.slice(2)
 const deadline = Date.now() + 10000
@@ -16,8 +19,24 @@ function connect (user) {
     params: { user },
     disableBc: true
   })
+  const hubMessages = []
+  provider.messageHandlers[100] = (_encoder, decoder) => hubMessages.push(JSON.parse(decoding.readVarString(decoder)))
+  const client = { doc, provider, hubMessages, awarenessMessages: 0, text: doc.getText('manifest') }
+  const applyAwareness = provider.messageHandlers[1]
+  provider.messageHandlers[1] = (...args) => {
+    client.awarenessMessages++
+    applyAwareness(...args)
+  }
   provider.awareness.setLocalStateField('user', { name: user, color: '#3366cc' })
-  return { doc, provider, text: doc.getText('manifest') }
+  return client
+}
+
+// A query-awareness (type 3) and its answer: whatever the hub said about what the client
+// sent before it (an echo of the other's presence, say) has arrived by then.
+async function roundTrip (client) {
+  const before = client.awarenessMessages
+  client.provider.ws.send(Uint8Array.of(3))
+  await until(() => client.awarenessMessages > before, 'the answer to a query-awareness')
 }
 
 function synced (client) {
@@ -46,11 +65,15 @@ b.text.insert(b.text.length, '# from node-b\n')
 await until(() => a.text.toString() === b.text.toString() &&
   a.text.toString().includes('node-a') && a.text.toString().includes('node-b'), 'convergence')
 await until(() => a.provider.awareness.getStates().size >= 2, 'presence of the other client')
+await until(() => b.provider.awareness.getStates().size >= 2, 'presence of the other client')
+await roundTrip(a)
+await roundTrip(b)
 
 console.log(JSON.stringify({
   ok: true,
   text: a.text.toString(),
-  awareness: [...a.provider.awareness.getStates().values()].map((s) => s.user && s.user.name).sort()
+  awareness: [...a.provider.awareness.getStates().values()].map((s) => s.user && s.user.name).sort(),
+  hubMessages: [...a.hubMessages, ...b.hubMessages]
 }))
 a.provider.destroy()
 b.provider.destroy()

@@ -50,6 +50,8 @@ def test_a_stock_yjs_client_converges_with_another_and_the_server(
         result = json.loads(out.decode().strip().splitlines()[-1])
         assert result["ok"]
         assert {"node-a", "node-b"} <= set(result["awareness"])
+        # y-websocket sends back every awareness update it applies: no refusal for that.
+        assert result["hubMessages"] == []
         text: str = result["text"]
         await watcher.wait_for(lambda: str(watcher.text) == text)
         await watcher.close()

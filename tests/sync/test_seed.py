@@ -18,7 +18,7 @@ from sync.seed import (
     seed_client_id,
     seed_doc,
 )
-from sync.ysync import decode_state_vector
+from sync.ysync import read_state_vector
 
 MANIFEST = '[repo]\nslug = "demo"\ntitle = "Démo ✓"\nprefixes = ["DEMO"]\n'
 texts = st.text(alphabet=st.sampled_from(list('ab\n =["]é✓😀')), max_size=40)
@@ -44,7 +44,7 @@ def test_a_client_that_kept_its_copy_merges_a_reseeded_room_without_duplicates()
 
 
 def test_an_empty_file_still_marks_its_lineage() -> None:
-    state = decode_state_vector(_doc(seed_doc("")).get_state())
+    state = read_state_vector(_doc(seed_doc("")).get_state())
     assert seed_client_id("") in state
 
 

@@ -12,13 +12,12 @@ import pytest
 from biscuit_auth import KeyPair
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
-from pycrdt import Doc
+from pycrdt import Doc, create_sync_message
 
 from statehub.app import create_app
 from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
 from statehub.settings import Settings
-from sync import ysync
 from tests.gitfixtures import GitRepo, workplan_text
 
 FLEET_EXAMPLE = Path(__file__).resolve().parents[2] / "registry" / "fleet_example.toml"
@@ -148,5 +147,5 @@ def test_a_refused_websocket_upgrade_closes_with_4401_or_4403(secured: Hub) -> N
         socket.receive()
     assert not_admin.value.code == 4403
     with secured.client.websocket_connect(f"{room}?token={fleet_editor}") as socket:
-        socket.send_bytes(ysync.sync_step1(Doc().get_state()))
+        socket.send_bytes(create_sync_message(Doc()))
         assert socket.receive_bytes()  # the room answers: the upgrade was accepted

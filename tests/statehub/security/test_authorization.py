@@ -27,7 +27,7 @@ from biscuit_auth import BiscuitBuilder, KeyPair
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from pycrdt import Doc
+from pycrdt import Doc, create_sync_message
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -35,7 +35,6 @@ from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
 from statehub.errors import BadRequest
 from statehub.settings import Settings
-from sync import ysync
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.hubprocess import HubProcess
 
@@ -447,7 +446,7 @@ def test_refused_websocket_upgrades_close_with_4401_or_4403_and_the_reason(secur
         assert (got, said in reason) == (code, True), (url.split("?")[0], got, reason)
         assert len(reason.encode()) <= 123
     with connect(f"{room}?token={alpha_editor}&user=ann", open_timeout=10) as socket:
-        socket.send(ysync.sync_step1(Doc().get_state()))
+        socket.send(create_sync_message(Doc()))
         assert socket.recv(timeout=10)  # the room answers: this upgrade was accepted
     time.sleep(0.2)
     assert secured.repos["alpha"].read("statehub.toml") == manifest

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import pytest
 import websockets
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, create_sync_message, create_update_message
 
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -303,8 +303,8 @@ async def _try_to_save(site: Site, origin: str | None) -> tuple[int, str] | None
     with doc.transaction():
         text.insert(0, "# planted by another site\n")
     try:
-        await socket_.send(ysync.sync_step1(b"\x00"))
-        await socket_.send(ysync.sync_update(doc.get_update()))
+        await socket_.send(create_sync_message(Doc()))
+        await socket_.send(create_update_message(doc.get_update()))
         await socket_.send(ysync.hub_message({"type": "save"}))
         while True:
             await asyncio.wait_for(socket_.recv(), 3)
@@ -342,7 +342,7 @@ def test_a_socket_from_our_origin_opens_and_syncs(site: Site, origin: str | None
         client = YClient(_room(site))
         client._ws = await websockets.connect(client.url, origin=cast(Any, chosen), max_size=None)
         client._task = asyncio.create_task(client._read())
-        await client._ws.send(ysync.sync_step1(client.doc.get_state()))
+        await client._ws.send(create_sync_message(client.doc))
         await asyncio.wait_for(client.synced.wait(), 5)
         text = str(client.text)
         await client.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from pycrdt import Doc, create_sync_message
 
 from statehub.collab import MANIFEST_LIMIT, ManifestSaver
 from statehub.hub import Hub
@@ -26,7 +27,7 @@ from sync import ysync
 from sync.rooms import MESSAGE_LIMIT, TEXT_LIMIT, TOO_LARGE_CLOSE_CODE
 from sync.saving import Person, SaveRequest
 from tests.statehub.security.editorhub import MANIFEST, EditorHub, editor_hub, refusal, snapshot
-from tests.ysync_client import YClient
+from tests.ysync_client import YClient, claim_presence
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +234,7 @@ def test_the_message_limit_at_just_over_and_far_over(fresh: EditorHub, size: int
 
     async def scenario() -> None:
         async with websockets.connect(hub.room(user="Ada"), max_size=None) as socket:
-            await socket.send(ysync.sync_step1(b"\x00"))
+            await socket.send(create_sync_message(Doc()))
             padded = _message_of(size)
             await socket.send(padded)
             await socket.send(ysync.hub_message({"type": "ping"}))
@@ -255,8 +256,8 @@ def test_an_awareness_state_over_the_limit_is_refused(fresh: EditorHub) -> None:
 
     async def scenario() -> None:
         async with websockets.connect(hub.room()) as socket:
-            big = '{"user": {"name": "Ada", "pad": "' + "p" * 9000 + '"}}'
-            await socket.send(ysync.encode_awareness([ysync.AwarenessEntry(7, 1, big)]))
+            big = {"user": {"name": "Ada", "pad": "p" * 9000}}
+            await socket.send(claim_presence({7: big}))
             async with asyncio.timeout(10):
                 while True:
                     message = await socket.recv()

@@ -12,17 +12,17 @@ message. Awareness entries for another connection's client ids are dropped.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import websockets
+from pycrdt import Doc, create_sync_message
 
 from sync import ysync
 from tests.statehub.security.editorhub import MANIFEST, EditorHub, editor_hub, refusal, snapshot
-from tests.ysync_client import YClient
+from tests.ysync_client import YClient, claim_presence
 
 
 @pytest.fixture
@@ -49,8 +49,7 @@ async def _edit_and_save(url: str, line: str, *, awareness: str | None = None) -
     client = await YClient(url).connect()
     await asyncio.wait_for(client.synced.wait(), 10)
     if awareness is not None:
-        entry = ysync.AwarenessEntry(client.doc.client_id, 1, json.dumps({"user": {"name": awareness}}))
-        await client._ws.send(ysync.encode_awareness([entry]))
+        await client.set_presence({"user": {"name": awareness}})
     client.text.insert(len(str(client.text)), line)
     await asyncio.sleep(0.3)
     await client.save()
@@ -163,9 +162,9 @@ def test_awareness_is_bound_to_the_connection_that_set_it(open_hub: EditorHub) -
         people = hub.call("GET", "/sync").json()["items"][0]["people"]
         assert people == ["Ada", "Bob"]
         # Bob overwrites Ada's presence and then clears it, using her client id.
-        mallory = json.dumps({"user": {"name": "Mallory"}})
-        await bob._ws.send(ysync.encode_awareness([ysync.AwarenessEntry(ada.doc.client_id, 9, mallory)]))
-        await bob._ws.send(ysync.encode_awareness([ysync.AwarenessEntry(ada.doc.client_id, 10, "null")]))
+        mallory = {"user": {"name": "Mallory"}}
+        await bob._ws.send(claim_presence({ada.doc.client_id: mallory}, clock=9))
+        await bob._ws.send(claim_presence({ada.doc.client_id: None}, clock=10))
         await bob.wait_for(lambda: sum(m.get("type") == "error" for m in bob.hub_messages) >= 2, 10)
         assert "belongs to another connection" in bob.hub_messages[-1]["message"]
         assert hub.call("GET", "/sync").json()["items"][0]["people"] == ["Ada", "Bob"]
@@ -187,11 +186,8 @@ def test_awareness_is_bound_to_the_connection_that_set_it(open_hub: EditorHub) -
 def test_a_connection_introduces_a_bounded_number_of_presences(open_hub: EditorHub) -> None:
     async def scenario() -> None:
         async with websockets.connect(open_hub.room()) as socket:
-            entries = [
-                ysync.AwarenessEntry(1000 + i, 1, json.dumps({"user": {"name": f"p{i}"}})) for i in range(20)
-            ]
-            await socket.send(ysync.encode_awareness(entries))
-            await socket.send(ysync.sync_step1(b"\x00"))
+            await socket.send(claim_presence({1000 + i: {"user": {"name": f"p{i}"}} for i in range(20)}))
+            await socket.send(create_sync_message(Doc()))
             async with asyncio.timeout(10):
                 while True:
                     message = await socket.recv()

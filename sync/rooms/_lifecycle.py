@@ -1,0 +1,176 @@
+"""The open rooms: each opens with its first member, closes with its last; their work in a task group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+from pycrdt import Channel
+
+from sync.room_store import RoomStore
+from sync.rooms._member import Leave
+from sync.rooms._room import Room
+from sync.saving import FileLoader, Person, SaveOutcome, Saver
+
+__all__ = ["Rooms"]
+
+log = logging.getLogger(__name__)
+
+
+class Rooms:
+    """The open rooms, by document name; open with ``async with Rooms(...) as rooms:``.
+
+    The rooms' own work runs in one ``asyncio.TaskGroup`` entered with the
+    block (as pycrdt-websocket's ``YRoom`` enters its task group): loading a
+    room (its file and pending edits, shared by everyone who opens it
+    meanwhile) and polling the open rooms' files every ``poll_interval``
+    seconds. Leaving the block cancels that work and waits for it; leave it in
+    the task that entered it. A task that fails (none should: a load's error
+    goes to those opening the room, a file check's to the log) cancels the
+    task that entered the block and is raised when it leaves. Members'
+    sessions run in their connections' tasks (:meth:`Room.serve
+    <sync.rooms.Room.serve>`).
+    """
+
+    def __init__(
+        self, store: RoomStore, loader: FileLoader, saver: Saver, *, poll_interval: float = 0.25
+    ) -> None:
+        self.store = store
+        self.loader = loader
+        self.saver = saver
+        self.poll_interval = poll_interval
+        self.rooms: dict[str, Room] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        """What runs in the group, to cancel on close (``TaskGroup`` has no cancel of its own)."""
+        self._opened = asyncio.Event()
+        """Set when a room opens: the file poll sleeps while no room is open."""
+
+    async def __aenter__(self) -> Self:
+        group = asyncio.TaskGroup()
+        await group.__aenter__()
+        self._group = group
+        self._start(self._watch_files(), "statehub-rooms-watch")
+        return self
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        if self._group is None:
+            work.close()
+            raise RuntimeError("the rooms are not open: use 'async with Rooms(...) as rooms:'")
+        task = self._group.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Cancel the rooms' work and wait for it; every room is dropped (unsaved edits stay in the store)."""
+        group, self._group = self._group, None
+        if group is not None:
+            for task in self._tasks:
+                task.cancel()
+            await group.__aexit__(None, None, None)
+        self.rooms.clear()
+
+    @contextlib.asynccontextmanager
+    async def holding(self, name: str) -> AsyncIterator[Room]:
+        """The room for ``name``, opened and kept open until the block ends.
+
+        Raises RoomFileError before anything of the file is sent to anyone
+        when it may not be read (ADR-022): a caller refuses the connection then.
+        """
+        room = await self.open(name)
+        room.holds += 1
+        try:
+            yield room
+        finally:
+            room.holds -= 1
+            self._close(room)
+
+    async def open(self, name: str) -> Room:
+        """The room for ``name``, loaded; RoomFileError when its file may not be read.
+
+        Prefer :meth:`holding`: a room opened here closes as soon as nobody is in it.
+        RuntimeError outside ``async with``.
+        """
+        room = self.rooms.get(name)
+        if room is None:
+            room = Room(name, self.store, self.loader, self.saver)
+            room.loading = asyncio.get_running_loop().create_future()
+            self._start(self._load(room), f"statehub-room-load {name}")
+            self.rooms[name] = room
+            self._opened.set()
+        assert room.loading is not None
+        room.holds += 1  # while waiting: a load that ends meanwhile must not close the room
+        try:
+            await asyncio.shield(room.loading)
+            await room.check_file()
+            if room.file_problem is not None:
+                raise room.file_problem
+        except BaseException:
+            room.holds -= 1
+            self._close(room)
+            raise
+        room.holds -= 1
+        return room
+
+    async def _load(self, room: Room) -> None:
+        """Load ``room``; its outcome goes to everyone opening it (``room.loading``)."""
+        assert room.loading is not None
+        try:
+            await room.load()
+        except Exception as error:  # for those opening the room: a RoomFileError, or a bug they report
+            room.loading.set_exception(error)
+        else:
+            room.loading.set_result(None)
+        finally:
+            if not room.loading.done():  # cancelled: the rooms are closing
+                room.loading.cancel()
+        self._close(room)
+
+    async def join(self, name: str, channel: Channel, person: Person | None = None) -> Leave:
+        """Serve one member in the room for ``name`` until it leaves (RoomFileError: not opened)."""
+        async with self.holding(name) as room:
+            return await room.serve(channel, person)
+
+    async def save(self, name: str, saver: Person | None) -> SaveOutcome:
+        """A save from outside the room (``POST /sync/{doc}/save``)."""
+        async with self.holding(name) as room:
+            return await room.save(saver)
+
+    async def drafts(self) -> set[str]:
+        """Documents with unsaved edits: those of open rooms, and those kept in the store for closed ones."""
+        stored = await asyncio.to_thread(self.store.drafts)
+        loaded = {name: room for name, room in self.rooms.items() if room.loaded}
+        return {doc for doc in stored if doc not in loaded} | {n for n, r in loaded.items() if r.unsaved}
+
+    def _close(self, room: Room) -> None:
+        if self.rooms.get(room.name) is not room or room.members or room.holds or room.save_lock.locked():
+            return
+        if room.loading is not None and not room.loading.done():
+            return
+        del self.rooms[room.name]
+        if room.loaded and not room.unsaved:
+            self.store.forget(room.name)
+
+    async def _watch_files(self) -> None:
+        """Poll open rooms' files: out-of-band changes are merged while people edit."""
+        while True:
+            if not self.rooms:
+                self._opened.clear()
+                await self._opened.wait()
+            await asyncio.sleep(self.poll_interval)
+            for room in list(self.rooms.values()):
+                if not room.loaded:
+                    continue
+                try:
+                    await room.check_file()
+                except Exception:  # one unreadable file must not stop the others
+                    log.exception("checking room %s for outside changes failed", room.name)
