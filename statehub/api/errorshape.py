@@ -229,13 +229,14 @@ class RouteTable:
     when a controller declares several (``/repos/{slug}`` answered ``GET,
     OPTIONS``, not ``DELETE, GET, OPTIONS``), so the hub answers OPTIONS itself.
 
-    ``choices``: ``id(handler)`` -> query parameter name -> the values of the enum
-    it is declared as, so a bad value is answered naming the valid ones.
+    ``choices``: ``id(handler)`` -> the handler's parameter name -> (the query
+    parameter's name, the values of the enum it is declared as), so a bad value is
+    answered naming the parameter as the client sent it and the valid values.
     """
 
     query: dict[int, frozenset[str]] = field(default_factory=dict)
     allow: dict[int, str] = field(default_factory=dict)
-    choices: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    choices: dict[int, dict[str, tuple[str, list[str]]]] = field(default_factory=dict)
 
     def fill(self, app: Litestar) -> None:
         for route in app.routes:
@@ -248,12 +249,13 @@ class RouteTable:
                 if handler.include_in_schema:
                     self.query[id(handler)] = frozenset(p.field_alias for p in model.expected_query_params)
                 parameters = handler.parsed_fn_signature.parameters
-                found = {
-                    p.field_alias: [str(m.value) for m in enum]
-                    for p in model.expected_query_params
-                    if p.field_name in parameters
-                    and (enum := _enum_in(parameters[p.field_name].annotation)) is not None
-                }
+                found: dict[str, tuple[str, list[str]]] = {}
+                for p in model.expected_query_params:
+                    declared = parameters.get(p.field_name)
+                    enum = _enum_in(declared.annotation) if declared is not None else None
+                    if enum is not None:
+                        # Litestar names a problem by the handler's parameter (``state_``), not its alias.
+                        found[p.field_name] = (p.field_alias, [str(m.value) for m in enum])
                 if found:
                     self.choices[id(handler)] = found
 
@@ -269,10 +271,12 @@ class RouteTable:
         named = []
         for problem in problems:
             key = problem.get("key") if isinstance(problem, dict) else None
-            valid = choices.get(key) if isinstance(key, str) else None
-            if valid is not None and problem.get("source") in ("query", ParamType.QUERY):
-                value = request.query_params.get(key)
+            choice = choices.get(key) if isinstance(key, str) else None
+            if choice is not None and problem.get("source") == ParamType.QUERY:
+                alias, valid = choice
+                value = request.query_params.get(alias)
                 problem = problem | {
+                    "key": alias,
                     "message": f"{value!r} is not valid; valid values are {', '.join(valid)}",
                     "valid": valid,
                 }

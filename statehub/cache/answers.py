@@ -53,14 +53,10 @@ __all__ = [
 T = TypeVar("T")
 
 
-class _Answer(msgspec.Struct, frozen=True):
-    """Base of the cache's answers: immutable, encoded as JSON objects with every field."""
-
-
 # repos -------------------------------------------------------------------------------------------
 
 
-class FileError(_Answer):
+class FileError(msgspec.Struct, frozen=True):
     """A problem in a repo file: where (repo-relative ``path``, 1-based ``line`` or None) and what."""
 
     path: str
@@ -68,7 +64,7 @@ class FileError(_Answer):
     message: str
 
 
-class RepoCounts(_Answer):
+class RepoCounts(msgspec.Struct, frozen=True):
     """How many workplans, tasks and canon documents the cache holds for a repo."""
 
     workplans: int
@@ -76,7 +72,7 @@ class RepoCounts(_Answer):
     canon: int
 
 
-class _RepoBase(_Answer):
+class _RepoBase(msgspec.Struct, frozen=True):
     slug: str
     path: str
     """The work tree's absolute path on the hub's machine."""
@@ -86,14 +82,14 @@ class _RepoBase(_Answer):
     default_branch: str | None
 
 
-class RepoItem(_RepoBase):
+class RepoItem(_RepoBase, frozen=True):
     """A registered repo in ``GET /repos``: its manifest fields, file errors and workplans counted."""
 
     error_count: int
     workplan_count: int
 
 
-class RepoDetail(_RepoBase):
+class RepoDetail(_RepoBase, frozen=True):
     """``GET /repos/{slug}``: the repo, what the cache holds for it and every file error."""
 
     counts: RepoCounts
@@ -102,7 +98,7 @@ class RepoDetail(_RepoBase):
     error_count: int
 
 
-class IndexedRepo(RepoDetail):
+class IndexedRepo(RepoDetail, frozen=True):
     """A repo just registered or refreshed: its detail and what indexing did (files seen, parsed, removed)."""
 
     files: int
@@ -113,7 +109,7 @@ class IndexedRepo(RepoDetail):
 # workplans, tasks, canon ---------------------------------------------------------------------------
 
 
-class TaskItem(_Answer):
+class TaskItem(msgspec.Struct, frozen=True):
     """One task: ``ref`` is ``<workplan id>-<task id>``, the hub-wide reference (CUST-WP-0054-T02)."""
 
     ref: str
@@ -131,7 +127,7 @@ class TaskItem(_Answer):
     """Open (todo or blocked) and every dependency done."""
 
 
-class WorkplanItem(_Answer):
+class WorkplanItem(msgspec.Struct, frozen=True):
     """One workplan in a list: its front matter and how many tasks it has."""
 
     id: str
@@ -144,7 +140,7 @@ class WorkplanItem(_Answer):
     task_count: int
 
 
-class WorkplanDetail(WorkplanItem):
+class WorkplanDetail(WorkplanItem, frozen=True):
     """``GET /workplans/{id}``: the workplan, its markdown body, unknown front matter keys, its tasks."""
 
     body: str
@@ -153,7 +149,7 @@ class WorkplanDetail(WorkplanItem):
     """In file order."""
 
 
-class CanonItem(_Answer):
+class CanonItem(msgspec.Struct, frozen=True):
     """One canon document (ADR, standard, runbook, note) in a list."""
 
     id: str
@@ -167,7 +163,7 @@ class CanonItem(_Answer):
     supersedes: list[str]
 
 
-class CanonDetail(CanonItem):
+class CanonDetail(CanonItem, frozen=True):
     """``GET /canon/{id}``: the document, its markdown body and unknown front matter keys."""
 
     body: str
@@ -185,7 +181,7 @@ class FleetList(msgspec.Struct, Generic[T], frozen=True):
     total: int
 
 
-class MachineAllows(_Answer):
+class MachineAllows(msgspec.Struct, frozen=True):
     """What a machine's role allows (registry.policy)."""
 
     placement: bool
@@ -194,7 +190,7 @@ class MachineAllows(_Answer):
     critical_lanes: bool
 
 
-class MachineItem(_Answer):
+class MachineItem(msgspec.Struct, frozen=True):
     name: str
     role: MachineRole
     address: str | None
@@ -206,7 +202,7 @@ class MachineItem(_Answer):
     """Workloads running on the machine now."""
 
 
-class GateView(_Answer):
+class GateView(msgspec.Struct, frozen=True):
     """A workload's promotion evidence as recorded (unknown keys left out)."""
 
     overlay_repo: str | None
@@ -220,7 +216,7 @@ class GateView(_Answer):
     """A documented exception with its rollback; empty when none."""
 
 
-class WorkloadItem(_Answer):
+class WorkloadItem(msgspec.Struct, frozen=True):
     name: str
     current_host: str
     target_host: str | None
@@ -235,7 +231,7 @@ class WorkloadItem(_Answer):
     """Gate items still missing before a promotion (registry.unmet_gate_items)."""
 
 
-class LaneRisk(_Answer):
+class LaneRisk(msgspec.Struct, frozen=True):
     """A machine on a critical lane whose role must not carry one."""
 
     machine: str
@@ -243,7 +239,7 @@ class LaneRisk(_Answer):
     position: str
 
 
-class LaneItem(_Answer):
+class LaneItem(msgspec.Struct, frozen=True):
     name: str
     from_: str = msgspec.field(name="from")
     to: str
@@ -261,7 +257,7 @@ class LaneList(msgspec.Struct, frozen=True):
     at_risk: int
 
 
-class DrainStep(_Answer):
+class DrainStep(msgspec.Struct, frozen=True):
     workload: str
     state: WorkloadState
     target_host: str | None
@@ -269,13 +265,13 @@ class DrainStep(_Answer):
     blockers: list[str]
 
 
-class DrainWave(_Answer):
+class DrainWave(msgspec.Struct, frozen=True):
     wave: int | None
     """None for workloads without a wave (they go last)."""
     steps: list[DrainStep]
 
 
-class DrainPlan(_Answer):
+class DrainPlan(msgspec.Struct, frozen=True):
     """What must leave ``machine``, wave by wave; ``drained`` when nothing is left on it."""
 
     repo: str
@@ -285,7 +281,7 @@ class DrainPlan(_Answer):
     waves: list[DrainWave]
 
 
-class ReadinessBlocker(_Answer):
+class ReadinessBlocker(msgspec.Struct, frozen=True):
     kind: str
     """``workload`` or ``lane``."""
     name: str
@@ -293,7 +289,7 @@ class ReadinessBlocker(_Answer):
     reason: str
 
 
-class Readiness(_Answer):
+class Readiness(msgspec.Struct, frozen=True):
     """Can production run with every temporary-dev machine switched off, and what stands in the way."""
 
     repo: str
@@ -303,7 +299,7 @@ class Readiness(_Answer):
     blockers: list[ReadinessBlocker]
 
 
-class Violation(_Answer):
+class Violation(msgspec.Struct, frozen=True):
     """A fleet rule the file breaks as written (ADR-010)."""
 
     subject: str

@@ -9,7 +9,6 @@ event and its reason (ADR-020).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import click
 
@@ -50,16 +49,11 @@ def status(as_json: bool) -> None:
     Example: statehub buffer status --json
     """
     with open_desk() as desk:
-        out: dict[str, Any] = {"events": desk.buffer.counts(), "relay": relay_status(desk)}
+        events, relay = desk.buffer.counts(), relay_status(desk)
     if as_json:
-        print_json(out)
+        print_json({"events": events, "relay": relay})
         return
-    events = out["events"]
-    say(
-        f"events: {events['pending']} pending, {events['applied']} applied, "
-        f"{events['rejected']} rejected here"
-    )
-    relay = out["relay"]
+    say(f"events: {events.pending} pending, {events.applied} applied, {events.rejected} rejected here")
     if relay is None:
         say("relay: no upstream configured (set STATEHUB_UPSTREAM to relay events)")
         return

@@ -26,8 +26,7 @@ from statehub.sweep.findings import Finding, find_problems
 from statehub.sweep.remote import fetch, integrate, push, upstream
 
 __all__ = [
-    "RepoSweepFailed",
-    "RepoSwept",
+    "RepoSweep",
     "SweepReport",
     "SweepTotals",
     "SweptEvents",
@@ -126,11 +125,12 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
         if target is not None and problem is None:
             remote, branch = target
             outcome = push(repo, remote, branch)
+            # Not pushed always comes with a reason (statehub.sweep.remote.push).
             pushed, push_said = outcome.pushed, outcome.reason or "pushed"
-            if outcome.attempts > 1:
-                push_said = f"pushed after {outcome.attempts} attempts" if outcome.pushed else outcome.reason
-            if not outcome.pushed and outcome.reason != "nothing to push":
-                problems.append(outcome.reason)
+            if outcome.pushed and outcome.attempts > 1:
+                push_said = f"pushed after {outcome.attempts} attempts"
+            if not outcome.pushed and push_said != "nothing to push":
+                problems.append(push_said)
             hub.refresh(slug)
         elif target is not None:
             push_said = "not pushed: the repo could not be brought in step with its remote"
