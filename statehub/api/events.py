@@ -22,7 +22,7 @@ __all__ = ["EventController"]
 StateFilter = Annotated[
     EventState | None, QueryParameter(name="state", description="Only events in this state.")
 ]
-"""``?state=``: ``state`` is a name Litestar reserves for the app's state, so the handler calls it ``state_``."""
+"""``?state=``: Litestar reserves the name ``state`` (the app's state), so the handler calls it ``state_``."""
 
 EventsRepo = Annotated[
     str | None,
