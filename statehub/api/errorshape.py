@@ -103,16 +103,25 @@ WRITE_STATUSES = (413, 415)
 """What every state-changing operation can answer besides: body size and type (ADR-022)."""
 
 
-def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+def error_responses(
+    *statuses: int, refusal: Any = None, refused_with: tuple[int, ...] = ()
+) -> dict[int, ResponseSpec]:
     """An operation's ``responses``: every error status it can answer, each with :class:`ErrorBody`.
 
     :data:`COMMON_STATUSES` are always included; name the others (404 for a
     lookup or a ``?repo=`` filter, 409, 422, and :data:`WRITE_STATUSES` for a POST
     or DELETE), so the OpenAPI document lists what the route really answers.
+    An operation whose own answer can also come with an error status (a save
+    refused with its reasons) names that type as ``refusal`` and those statuses
+    as ``refused_with``: they are documented as either body.
     """
     return {
-        status: ResponseSpec(ErrorBody, description=_MEANINGS[status], generate_examples=False)
-        for status in sorted({*COMMON_STATUSES, *statuses})
+        status: ResponseSpec(
+            refusal | ErrorBody if status in refused_with else ErrorBody,
+            description=_MEANINGS[status],
+            generate_examples=False,
+        )
+        for status in sorted({*COMMON_STATUSES, *statuses, *refused_with})
     }
 
 

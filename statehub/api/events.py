@@ -46,10 +46,13 @@ class EventController(Controller):
         self,
         request: Request[Any, Any, Any],
         desk: DeskDep,
-        data: JSONBody[Any],
+        data: JSONBody[Any] = None,
         each: FromQuery[bool] = False,
     ) -> EventResults:
         """Accept one event or a list. 202 means every event is on disk in the write buffer.
+
+        The body is any JSON: intake (``statehub.events.intake``) says what is wrong with
+        each item (422, nothing stored); malformed JSON is 400.
 
         ``?each=true`` (what a relaying hub sends, ADR-019): no all-or-nothing;
         every event gets its own result (accepted, duplicate, rejected with a

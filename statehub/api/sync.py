@@ -156,7 +156,9 @@ class SyncController(Controller):
         "/{doc:path}",
         status_code=200,
         opt=requires("edit", repo=repo_of_doc),
-        responses=error_responses(404, 409, 422, *WRITE_STATUSES),
+        responses=error_responses(
+            404, 409, 422, *WRITE_STATUSES, refusal=SaveAnswer, refused_with=(400, 409, 413, 422)
+        ),
     )
     async def save_room(
         self,
