@@ -122,7 +122,7 @@ class TaskItem(msgspec.Struct, frozen=True):
     status: TaskStatus
     owner: str | None
     depends_on: list[str]
-    """Task ids of the same workplan or references to other workplans' tasks, as written in the file."""
+    """The tasks it depends on, as hub-wide references (a bare ``T01`` in the file names its own workplan)."""
     ready: bool
     """Open (todo or blocked) and every dependency done."""
 

@@ -129,7 +129,8 @@ def test_the_json_of_an_answer_is_what_clients_saw(loaded: Client) -> None:
         "depends_on",
         "ready",
     ]
-    assert task["ready"] is True and task["depends_on"] == ["T01"]  # blocked, its dependency done
+    assert task["ready"] is True  # blocked, and its one dependency is done
+    assert task["depends_on"] == ["OPS-WP-0001-T01"]
     decoded = msgspec.convert(task, TaskItem)  # what a typed client reads it into
     assert decoded.status is TaskStatus.BLOCKED
     assert msgspec.to_builtins(decoded) == task
