@@ -9,9 +9,10 @@ details (reason, attempts, seconds failing, seconds to the next retry). What
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
+from msgspec import UnsetType
 from sqlalchemy import func, select
 
 from statehub.cache import SCHEMA_VERSION
@@ -19,8 +20,9 @@ from statehub.cache.schema import REPOS
 from statehub.events import EventDesk
 from statehub.events.relaying import relay_status
 from sync.buffer import BufferCounts
+from sync.relay_queue import RelayCounts, RelayStatus
 
-__all__ = ["CacheInfo", "Health", "RelayCounts", "RelayHealth", "WritebackFailure", "health"]
+__all__ = ["CacheInfo", "Health", "RelayHealth", "WritebackFailure", "health"]
 
 
 class WritebackFailure(msgspec.Struct, frozen=True):
@@ -38,15 +40,6 @@ class CacheInfo(msgspec.Struct, frozen=True):
     backend: str
     """``sqlite`` or ``postgresql``."""
     schema_version: int
-
-
-class RelayCounts(msgspec.Struct, frozen=True):
-    """Relayed events by state in the relay queue."""
-
-    queued: int
-    sent: int
-    confirmed: int
-    parked: int
 
 
 class RelayHealth(msgspec.Struct, frozen=True):
@@ -98,16 +91,16 @@ def health(desk: EventDesk) -> Health:
     )
 
 
-def _relay(status: dict[str, Any] | None) -> RelayHealth | None:
+def _relay(status: RelayStatus | None) -> RelayHealth | None:
     if status is None:
         return None
     return RelayHealth(
-        upstream=status.get("upstream"),
-        reachable=status.get("reachable"),
-        paused=status.get("paused"),
-        last_error=status.get("last_error"),
-        pending=status["pending"],
-        parked=status["parked"],
-        oldest_pending_age_s=status.get("oldest_pending_age_s"),
-        counts=msgspec.convert(status["counts"], RelayCounts),
+        upstream=status.upstream,
+        reachable=status.reachable,
+        paused=status.paused,
+        last_error=None if isinstance(status.last_error, UnsetType) else status.last_error,
+        pending=status.pending,
+        parked=status.parked,
+        oldest_pending_age_s=status.oldest_pending_age_s,
+        counts=status.counts,
     )

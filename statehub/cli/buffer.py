@@ -57,21 +57,20 @@ def status(as_json: bool) -> None:
     if relay is None:
         say("relay: no upstream configured (set STATEHUB_UPSTREAM to relay events)")
         return
-    reachable = {True: "reachable", False: "unreachable", None: "not contacted yet"}[relay["reachable"]]
-    say(f"upstream: {relay['upstream']} ({reachable})")
-    if relay.get("paused"):
-        say(("PAUSED", "bold"), f": {relay['paused']}")
-    elif relay.get("last_error"):
-        say(f"last error: {relay['last_error']}")
-    counts = relay["counts"]
-    age = relay["oldest_pending_age_s"]
+    reachable = {True: "reachable", False: "unreachable", None: "not contacted yet"}[relay.reachable]
+    say(f"upstream: {relay.upstream} ({reachable})")
+    if relay.paused:
+        say(("PAUSED", "bold"), f": {relay.paused}")
+    elif isinstance(relay.last_error, str) and relay.last_error:
+        say(f"last error: {relay.last_error}")
+    counts, age = relay.counts, relay.oldest_pending_age_s
     oldest = f", oldest waiting {age:.0f} s" if age is not None else ""
     say(
-        f"relay: {relay['pending']} pending ({counts['queued']} queued, {counts['sent']} sent){oldest}, "
-        f"{counts['confirmed']} confirmed, {counts['parked']} parked"
+        f"relay: {relay.pending} pending ({counts.queued} queued, {counts.sent} sent){oldest}, "
+        f"{counts.confirmed} confirmed, {counts.parked} parked"
     )
-    if relay["parked_events"]:
-        rows = [(p["key"], p["reason"]) for p in relay["parked_events"]]
+    if relay.parked_events:
+        rows = [(p.key, p.reason) for p in relay.parked_events]
         print_table("parked (statehub buffer retry KEY | drop KEY --reason TEXT)", ["key", "reason"], rows)
 
 
