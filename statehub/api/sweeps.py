@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 from litestar import Controller, get, post
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
@@ -22,6 +25,15 @@ class SweepRequest(msgspec.Struct, frozen=True):
     """Slugs to sweep; empty means every registered repo."""
 
 
+@dataclass
+class OptionalBody(Operation):
+    """The operation of a route whose JSON body may be left out: Litestar marks every body required."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
 class SweepController(Controller):
     path = "/sweeps"
     tags = ["sweeps"]
@@ -31,6 +43,7 @@ class SweepController(Controller):
         status_code=HTTP_200_OK,
         sync_to_thread=True,
         responses=error_responses(404, *WRITE_STATUSES),
+        operation_class=OptionalBody,
     )
     def run_sweep(self, desk: DeskDep, data: JSONBody[SweepRequest | None] = None) -> SweepReport:
         """Sweep now and answer with the report (per repo: pulled, events, commits, pushed, findings)."""
