@@ -7,16 +7,24 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 
 from statehub import __version__
-from statehub.api import events, fleet, health, repos, sweeps, sync, web, workplans
+from statehub.api import web
+from statehub.api.canon import CanonController
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
-from statehub.api.deps import provide_conn, provide_hub
+from statehub.api.deps import DEPENDENCIES
 from statehub.api.errorshape import RouteTable, before_handler, exception_handlers
+from statehub.api.events import EventController
+from statehub.api.fleet import FleetController
+from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
+from statehub.api.repos import RepoController
+from statehub.api.sweeps import SweepController
+from statehub.api.sync import SyncController
+from statehub.api.tasks import TaskController
+from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS
@@ -72,22 +80,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
     routes = RouteTable()
     app = Litestar(
         route_handlers=[
-            health.health,
-            repos.RepoController,
-            *workplans.ROUTES,
-            events.EventController,
-            *sweeps.ROUTES,
-            fleet.FleetController,
-            *sync.ROUTES,
+            HealthController,
+            RepoController,
+            WorkplanController,
+            TaskController,
+            CanonController,
+            EventController,
+            SweepController,
+            FleetController,
+            SyncController,
             *web.ROUTES,
         ],
-        dependencies={
-            "hub": Provide(provide_hub, sync_to_thread=False),
-            "events": Provide(events.provide_desk, sync_to_thread=False),
-            "conn": Provide(provide_conn),
-        },
+        dependencies=DEPENDENCIES,
         # One error shape for the hub's errors, the framework's and bugs (docs/architecture.md "Errors").
-        exception_handlers=exception_handlers(LIBRARY_ERRORS, settings.max_body_bytes),
+        exception_handlers=exception_handlers(LIBRARY_ERRORS, settings.max_body_bytes, routes),
         before_request=before_handler(routes),
         guards=[token_guard],
         # Cross-site checks first (Host, Origin, JSON only), then size and character bounds (ADR-022).

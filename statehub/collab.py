@@ -331,10 +331,10 @@ class ManifestSaver:
                 )
         with self.hub.engine.connect() as conn:
             declared = {
-                prefix: item["slug"]
+                prefix: item.slug
                 for item in queries.list_repos(conn).items
-                if item["slug"] != slug
-                for prefix in item["prefixes"] or []
+                if item.slug != slug
+                for prefix in item.prefixes
             }
         for prefix in new.prefixes:
             if prefix in declared and prefix not in old_prefixes:

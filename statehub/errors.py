@@ -24,7 +24,8 @@ A library error the table does not name more closely becomes a ``HubError``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
 from sync.errors import DropWithoutReason, KeyConflict, StoreTooNew, SyncError, UnknownRelayKey
@@ -54,7 +55,10 @@ __all__ = [
     "Unprocessable",
     "as_hub_error",
     "invalid_choice",
+    "parse_choice",
 ]
+
+E = TypeVar("E", bound=Enum)
 
 
 class HubError(Exception):
@@ -119,7 +123,23 @@ class SetupError(HubError):
 
 
 def invalid_choice(name: str, value: str, valid: Iterable[str]) -> BadRequest:
+    """The one sentence for a value outside a fixed set: ``invalid status 'x': valid values are a, b``."""
     return BadRequest(f"invalid {name} {value!r}: valid values are {', '.join(valid)}")
+
+
+def parse_choice(enum: type[E], name: str, value: str | None) -> E | None:
+    """``value`` as a member of ``enum`` (None stays None), else BadRequest naming the valid values.
+
+    What the CLI does with a ``--status`` it read as text; the HTTP API declares
+    the enum on the parameter and Litestar parses it (``statehub.api.errorshape``
+    answers a bad value with the same sentence).
+    """
+    if value is None:
+        return None
+    for member in enum:
+        if member.value == value:
+            return member
+    raise invalid_choice(name, value, [str(m.value) for m in enum])
 
 
 LIBRARY_ERRORS = (WorkplansError, RegistryError, SyncError)

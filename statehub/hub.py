@@ -22,7 +22,7 @@ from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.schema import REPOS
-from statehub.errors import Conflict, NotFound
+from statehub.errors import BadRequest, Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
@@ -30,10 +30,36 @@ from statehub.settings import Settings
 from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
 from workplans.manifest import SLUG
 
-__all__ = ["Hub", "Progress"]
+__all__ = ["Hub", "Progress", "sent_path"]
 
 Progress = Callable[[str], None]
 """Called with a repo slug as each repo finishes indexing (drives progress bars)."""
+
+
+def sent_path(text: str) -> Path:
+    """A work tree path a client sent over HTTP (``POST /repos``), checked before registering it.
+
+    It must be absolute (``~`` and ``~user`` expand): a relative path would name a
+    directory under the server's working directory, not the client's. A path the
+    system cannot look up (too long, a loop) is BadRequest with the system's reason
+    (ADR-022); one that does not exist passes, and registration says it is not a
+    git work tree. The CLI resolves its paths against the caller's directory instead.
+    """
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~user for a user this machine does not know
+        path = Path(text)
+    if not path.is_absolute():
+        raise BadRequest(
+            f"{text!r} is not an absolute path; give the work tree's full path on the hub's machine"
+        )
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass  # registration says it is not a git work tree
+    except OSError as error:
+        raise BadRequest(f"cannot look up {text[:200]!r}: {error.strerror}") from None
+    return path
 
 
 class Hub:

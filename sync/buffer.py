@@ -27,14 +27,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.errors import KeyConflict
 
 __all__ = [
-    "BufferedEvent",
+    "BufferCounts",
+    "EventRecord",
+    "EventResult",
+    "EventResults",
     "EventState",
     "KeyConflict",
     "Outcome",
@@ -75,34 +80,57 @@ class Submission:
     task: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class BufferedEvent:
+class EventRecord(msgspec.Struct, frozen=True):
+    """One event as the buffer holds it: ``GET /events/{key}``, the items of ``GET /events``.
+
+    ``seq`` is the acceptance order; times are UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``;
+    ``commit`` is the commit that applied it (None while pending, when rejected, or
+    when the file already said so); ``event`` is the full event as applied (what the
+    client sent, with the ``repo`` and ``at`` the hub filled in).
+    """
+
     seq: int
     key: str
     kind: str
     repo: str
-    workplan: str | None
-    task: str | None
-    event: dict[str, Any]
     state: EventState
     reason: str | None
+    """Why it was rejected, or why it is still pending; None otherwise."""
     accepted_at: str
     applied_at: str | None
     commit: str | None
+    event: dict[str, Any]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "key": self.key,
-            "kind": self.kind,
-            "repo": self.repo,
-            "state": self.state.value,
-            "reason": self.reason,
-            "accepted_at": self.accepted_at,
-            "applied_at": self.applied_at,
-            "commit": self.commit,
-            "event": self.event,
-        }
+
+class EventResult(msgspec.Struct, frozen=True):
+    """What ``POST /events`` answers for one event, in the order sent: ``{"results": [EventResult]}``.
+
+    ``result``: accepted (stored now), duplicate (stored before under this key
+    with the same content), rejected (only with ``?each=true``: invalid, or the
+    key names a different event; nothing stored). With ``?each=true`` every
+    result also carries ``state`` (the event's state here; None when rejected)
+    and ``reason``; without it they are left out of the JSON (``UNSET``).
+    """
+
+    key: str | None
+    """None when a rejected item carried no usable key."""
+    result: Literal["accepted", "duplicate", "rejected"]
+    state: EventState | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class EventResults(msgspec.Struct, frozen=True):
+    """The body of ``POST /events``' 202."""
+
+    results: list[EventResult]
+
+
+class BufferCounts(msgspec.Struct, frozen=True):
+    """How many events the buffer holds in each state."""
+
+    pending: int
+    applied: int
+    rejected: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +211,14 @@ class WriteBuffer(DurableFile):
 
     # reading -----------------------------------------------------------------------------------
 
-    def get(self, key: str) -> BufferedEvent | None:
+    def get(self, key: str) -> EventRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM event WHERE key = ?", (key,)).fetchone()
         return _record(row) if row else None
 
     def list_events(
-        self, *, state: str | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
-    ) -> tuple[list[BufferedEvent], int]:
+        self, *, state: EventState | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[EventRecord], int]:
         where, args = _filters(state=state, repo=repo)
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM event{where}", args).fetchone()[0]
@@ -237,7 +265,7 @@ class WriteBuffer(DurableFile):
                 same[index] = (key, rows[key][1], rows[key][2])
         return same
 
-    def pending(self, repo: str | None = None, limit: int = 5000) -> list[BufferedEvent]:
+    def pending(self, repo: str | None = None, limit: int = 5000) -> list[EventRecord]:
         where, args = _filters(state=EventState.PENDING, repo=repo)
         with self._lock:
             rows = self._db.execute(f"SELECT * FROM event{where} ORDER BY seq LIMIT ?", [*args, limit])
@@ -260,10 +288,10 @@ class WriteBuffer(DurableFile):
             ).fetchall()
         return {r[0]: json.loads(r[1]).get("title", "") for r in rows}
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> BufferCounts:
         with self._lock:
             found = dict(self._db.execute("SELECT state, count(*) FROM event GROUP BY state").fetchall())
-        return {state.value: int(found.get(state.value, 0)) for state in EventState}
+        return BufferCounts(**{state.value: int(found.get(state.value, 0)) for state in EventState})
 
     # applying ----------------------------------------------------------------------------------
 
@@ -334,18 +362,16 @@ def _filters(*, state: str | None, repo: str | None) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _record(row: sqlite3.Row) -> BufferedEvent:
-    return BufferedEvent(
+def _record(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
         seq=row["seq"],
         key=row["key"],
         kind=row["kind"],
         repo=row["repo"],
-        workplan=row["workplan"],
-        task=row["task"],
-        event=json.loads(row["event"]),
         state=EventState(row["state"]),
         reason=row["reason"],
         accepted_at=row["accepted_at"],
         applied_at=row["applied_at"],
         commit=row["commit_sha"],
+        event=json.loads(row["event"]),
     )

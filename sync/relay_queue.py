@@ -28,11 +28,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from msgspec import UNSET, UnsetType
+
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.errors import DropWithoutReason, UnknownRelayKey
 
-__all__ = ["RelayItem", "RelayQueue", "RelayState", "UnknownRelayKey"]
+__all__ = [
+    "ParkedEvent",
+    "RelayCounts",
+    "RelayDecision",
+    "RelayItem",
+    "RelayQueue",
+    "RelayState",
+    "RelayStatus",
+    "UnknownRelayKey",
+]
 
 
 class RelayState(StrEnum):
@@ -40,6 +52,56 @@ class RelayState(StrEnum):
     SENT = "sent"
     CONFIRMED = "confirmed"
     PARKED = "parked"
+
+
+class RelayCounts(msgspec.Struct, frozen=True):
+    """Relayed events by state."""
+
+    queued: int
+    sent: int
+    confirmed: int
+    parked: int
+
+
+class ParkedEvent(msgspec.Struct, frozen=True):
+    """An event the upstream refused: why, after how many attempts."""
+
+    key: str
+    reason: str | None
+    attempts: int
+
+
+class RelayDecision(msgspec.Struct, frozen=True):
+    """A person's decision on a relayed event (``retry`` or ``drop``), newest first in the status."""
+
+    key: str
+    decision: str
+    reason: str | None
+    actor: str
+    at: str
+
+
+class RelayStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the relay stands: what the relay loop last saw, the queue's counts, parked events,
+    the last 20 decisions. ``last_error`` and ``retry_in_s`` are left out (``UNSET``) until the
+    relay loop has said something about them."""
+
+    upstream: str | None
+    reachable: bool | None
+    """None until the relay loop has tried the upstream."""
+    paused: str | None
+    """Why relaying is paused (the upstream refused the token), else None."""
+    last_error: str | UnsetType | None = UNSET
+    retry_in_s: float | UnsetType | None = UNSET
+    """Seconds until the next attempt after a failure."""
+    counts: RelayCounts
+    pending: int
+    """Queued plus sent: not yet confirmed."""
+    parked: int
+    oldest_pending_age_s: float | None
+    parked_events: list[ParkedEvent]
+    """The first 100, oldest first."""
+    decisions: list[RelayDecision]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +250,7 @@ class RelayQueue(DurableFile):
                 [(f"status.{k}", json.dumps(v)) for k, v in values.items()],
             )
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> RelayStatus:
         """Counts per state, pending (queued + sent), the oldest pending event's age, parked events."""
         with self._lock:
             counts = dict(self._db.execute("SELECT state, count(*) FROM relay GROUP BY state").fetchall())
@@ -202,20 +264,27 @@ class RelayQueue(DurableFile):
             decisions = self._db.execute(
                 "SELECT key, decision, reason, actor, at FROM relay_decision ORDER BY id DESC LIMIT 20"
             ).fetchall()
-        found = {state.value: int(counts.get(state.value, 0)) for state in RelayState}
+        found = RelayCounts(**{state.value: int(counts.get(state.value, 0)) for state in RelayState})
         age = None
         if oldest is not None:
             started = dt.datetime.strptime(oldest, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
             age = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3)
-        return {
-            **{k.removeprefix("status."): json.loads(v) for k, v in meta},
-            "counts": found,
-            "pending": found["queued"] + found["sent"],
-            "parked": found["parked"],
-            "oldest_pending_age_s": age,
-            "parked_events": [dict(r) for r in parked],
-            "decisions": [dict(r) for r in decisions],
-        }
+        seen = {k.removeprefix("status."): json.loads(v) for k, v in meta}
+        return RelayStatus(
+            upstream=seen.get("upstream"),
+            reachable=seen.get("reachable"),
+            paused=seen.get("paused"),
+            last_error=seen.get("last_error", UNSET),
+            retry_in_s=seen.get("retry_in_s", UNSET),
+            counts=found,
+            pending=found.queued + found.sent,
+            parked=found.parked,
+            oldest_pending_age_s=age,
+            parked_events=[ParkedEvent(r["key"], r["reason"], r["attempts"]) for r in parked],
+            decisions=[
+                RelayDecision(r["key"], r["decision"], r["reason"], r["actor"], r["at"]) for r in decisions
+            ],
+        )
 
 
 def _item(row: sqlite3.Row) -> RelayItem:

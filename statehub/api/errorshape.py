@@ -19,13 +19,16 @@ route's ``Allow``, and two checks run:
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
+from litestar.enums import ParamType
 from litestar.exceptions import (
     HTTPException,
     MethodNotAllowedException,
@@ -33,6 +36,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -44,7 +48,15 @@ from statehub.hub import Hub
 from sync.errors import SyncError
 from workplans.errors import WorkplansError
 
-__all__ = ["REPO_IN_BUFFER", "RouteTable", "before_handler", "error_body", "exception_handlers"]
+__all__ = [
+    "REPO_IN_BUFFER",
+    "ErrorBody",
+    "RouteTable",
+    "before_handler",
+    "error_body",
+    "error_responses",
+    "exception_handlers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +68,66 @@ AnyRequest = Request[Any, Any, State]
 SERVER_ERROR = "the hub failed to answer this request; its log has the details"
 
 
-def error_body(message: str, status_code: int, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The one error body: ``{"error", "status_code", "details"?}``."""
-    body: dict[str, Any] = {"error": message, "status_code": status_code}
-    if details:
-        body["details"] = dict(details)
-    return body
+class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The one error body: ``{"error", "status_code", "details"?}``; ``details`` is left out when None."""
+
+    error: str
+    """A sentence for the person who has to act on it."""
+    status_code: int
+    """The HTTP status again."""
+    details: dict[str, Any] | None = None
+    """Structured data for a client, when there is some (e.g. ``problems``, ``unknown``/``allowed``)."""
+
+
+def error_body(message: str, status_code: int, details: Mapping[str, Any] | None = None) -> ErrorBody:
+    """The one error body; empty ``details`` are left out."""
+    return ErrorBody(message, status_code, dict(details) if details else None)
+
+
+_MEANINGS = {
+    400: "The request cannot be used: a query parameter the route does not take, a value of the wrong "
+    "type or out of range, a malformed body; the sentence says which",
+    401: "No token, or one that is forged, expired or revoked (a hub with tokens)",
+    403: "The token does not allow this, or a cross-site request was refused",
+    404: "Nothing by that name: an unknown repo, id, reference or key",
+    409: "Conflict: an id claimed twice, a slug taken, a file that moved",
+    413: "The body is over the hub's size limit (the sentence names it)",
+    415: "The body is not application/json",
+    421: "The hub does not answer to this Host name",
+    422: "Well formed, but the rules refuse it",
+    500: "The hub failed; its log has the details",
+}
+COMMON_STATUSES = (400, 401, 403, 421, 500)
+"""Statuses every operation can answer: unknown query parameters, tokens, Host checks, bugs."""
+WRITE_STATUSES = (413, 415)
+"""What every state-changing operation can answer besides: body size and type (ADR-022)."""
+
+
+def error_responses(
+    *statuses: int, refusal: Any = None, refused_with: tuple[int, ...] = ()
+) -> dict[int, ResponseSpec]:
+    """An operation's ``responses``: every error status it can answer, each with :class:`ErrorBody`.
+
+    :data:`COMMON_STATUSES` are always included; name the others (404 for a
+    lookup or a ``?repo=`` filter, 409, 422, and :data:`WRITE_STATUSES` for a POST
+    or DELETE), so the OpenAPI document lists what the route really answers.
+    An operation whose own answer can also come with an error status (a save
+    refused with its reasons) names that type as ``refusal`` and those statuses
+    as ``refused_with``: they are documented as either body.
+    """
+    return {
+        status: ResponseSpec(
+            refusal | ErrorBody if status in refused_with else ErrorBody,
+            description=_MEANINGS[status],
+            generate_examples=False,
+        )
+        for status in sorted({*COMMON_STATUSES, *statuses, *refused_with})
+    }
 
 
 def _hub_error(
     _request: AnyRequest, raised: HubError | WorkplansError | RegistryError | SyncError
-) -> Response[dict[str, Any]]:
+) -> Response[ErrorBody]:
     error = as_hub_error(raised)
     headers = {"WWW-Authenticate": 'Bearer realm="statehub"'} if error.status_code == 401 else None
     return Response(
@@ -93,12 +154,17 @@ def _validation_sentence(problems: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def _framework_error(max_body_bytes: int) -> Callable[[AnyRequest, HTTPException], Response[dict[str, Any]]]:
-    def handler(request: AnyRequest, raised: HTTPException) -> Response[dict[str, Any]]:
+def _framework_error(
+    max_body_bytes: int, routes: RouteTable
+) -> Callable[[AnyRequest, HTTPException], Response[ErrorBody]]:
+    def handler(request: AnyRequest, raised: HTTPException) -> Response[ErrorBody]:
         status = raised.status_code
         method, path = request.method, request.url.path
         details: dict[str, Any] | None = None
         extra = raised.extra
+        headers = raised.headers
+        if isinstance(raised, ValidationException) and isinstance(extra, list):
+            extra = routes.name_choices(request, extra)
         if isinstance(extra, list) and extra:
             details = {"problems": extra}
         elif isinstance(extra, dict) and extra:
@@ -108,7 +174,9 @@ def _framework_error(max_body_bytes: int) -> Callable[[AnyRequest, HTTPException
         elif isinstance(raised, NotFoundException):
             message = f"no route {method} {path}; GET /schema lists the hub's routes"
         elif isinstance(raised, MethodNotAllowedException):
-            allowed = next((v for k, v in (raised.headers or {}).items() if k.lower() == "allow"), "")
+            given = next((v for k, v in (headers or {}).items() if k.lower() == "allow"), "")
+            allowed = ", ".join(sorted(m.strip() for m in given.split(",") if m.strip()))  # a stable order
+            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"} | {"Allow": allowed}
             message = f"{method} is not allowed on {path}" + (f"; it allows {allowed}" if allowed else "")
         elif isinstance(raised, RequestEntityTooLarge):
             message = too_large(max_body_bytes)
@@ -117,32 +185,37 @@ def _framework_error(max_body_bytes: int) -> Callable[[AnyRequest, HTTPException
             return Response(error_body(SERVER_ERROR, status), status_code=status)
         else:
             message = raised.detail or "the hub cannot use this request"
-        return Response(error_body(message, status, details), status_code=status, headers=raised.headers)
+        return Response(error_body(message, status, details), status_code=status, headers=headers)
 
     return handler
 
 
-def _server_error(request: AnyRequest, raised: Exception) -> Response[dict[str, Any]]:
+def _server_error(request: AnyRequest, raised: Exception) -> Response[ErrorBody]:
     log.error("%s %s failed", request.method, request.url.path, exc_info=raised)
     return Response(
         error_body(SERVER_ERROR, HTTP_500_INTERNAL_SERVER_ERROR), status_code=HTTP_500_INTERNAL_SERVER_ERROR
     )
 
 
-def _too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Response[dict[str, Any]]:
+def _too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Response[ErrorBody]:
     """A body nested too deep for the JSON decoder (msgspec gives up near 1,000 levels): 400, not 500.
 
     Litestar decodes a handler's typed ``data`` before the handler runs, so the
     RecursionError cannot be caught there (ADR-022: no input yields a 500).
     """
-    return Response({"error": TOO_DEEP, "status_code": 400}, status_code=400)
+    return Response(error_body(TOO_DEEP, 400), status_code=400)
 
 
-def exception_handlers(library_errors: tuple[type[Exception], ...], max_body_bytes: int) -> dict[Any, Any]:
-    """The app's handlers: the hub's tree, the framework's exceptions, then anything else (500)."""
+def exception_handlers(
+    library_errors: tuple[type[Exception], ...], max_body_bytes: int, routes: RouteTable
+) -> dict[Any, Any]:
+    """The app's handlers: the hub's tree, the framework's exceptions, then anything else (500).
+
+    ``routes`` (filled once the app is built) lets a bad enum value name the valid ones.
+    """
     return {
         **dict.fromkeys((HubError, *library_errors), _hub_error),
-        HTTPException: _framework_error(max_body_bytes),
+        HTTPException: _framework_error(max_body_bytes, routes),
         RecursionError: _too_deep,
         Exception: _server_error,
     }
@@ -164,10 +237,15 @@ class RouteTable:
     own OPTIONS answer lists only the methods of the first handler of a path
     when a controller declares several (``/repos/{slug}`` answered ``GET,
     OPTIONS``, not ``DELETE, GET, OPTIONS``), so the hub answers OPTIONS itself.
+
+    ``choices``: ``id(handler)`` -> the handler's parameter name -> (the query
+    parameter's name, the values of the enum it is declared as), so a bad value is
+    answered naming the parameter as the client sent it and the valid values.
     """
 
     query: dict[int, frozenset[str]] = field(default_factory=dict)
     allow: dict[int, str] = field(default_factory=dict)
+    choices: dict[int, dict[str, tuple[str, list[str]]]] = field(default_factory=dict)
 
     def fill(self, app: Litestar) -> None:
         for route in app.routes:
@@ -176,8 +254,54 @@ class RouteTable:
             for method, (handler, model) in route.route_handler_map.items():
                 if method == "OPTIONS":
                     self.allow[id(handler)] = ", ".join(sorted(route.methods))
-                elif handler.include_in_schema:
+                    continue
+                if handler.include_in_schema:
                     self.query[id(handler)] = frozenset(p.field_alias for p in model.expected_query_params)
+                parameters = handler.parsed_fn_signature.parameters
+                found: dict[str, tuple[str, list[str]]] = {}
+                for p in model.expected_query_params:
+                    declared = parameters.get(p.field_name)
+                    enum = _enum_in(declared.annotation) if declared is not None else None
+                    if enum is not None:
+                        # Litestar names a problem by the handler's parameter (``state_``), not its alias.
+                        found[p.field_name] = (p.field_alias, [str(m.value) for m in enum])
+                if found:
+                    self.choices[id(handler)] = found
+
+    def name_choices(self, request: AnyRequest, problems: list[Any]) -> list[Any]:
+        """``problems`` of a ValidationException, a bad value of an enum parameter saying the valid ones.
+
+        Such a problem's message becomes ``'x' is not valid; valid values are a, b`` and it
+        gains ``valid``: the values, in the enum's order.
+        """
+        choices = self.choices.get(id(request.route_handler))
+        if not choices:
+            return problems
+        named = []
+        for problem in problems:
+            key = problem.get("key") if isinstance(problem, dict) else None
+            choice = choices.get(key) if isinstance(key, str) else None
+            if choice is not None and problem.get("source") == ParamType.QUERY:
+                alias, valid = choice
+                value = request.query_params.get(alias)
+                problem = problem | {
+                    "key": alias,
+                    "message": f"{value!r} is not valid; valid values are {', '.join(valid)}",
+                    "valid": valid,
+                }
+            named.append(problem)
+        return named
+
+
+def _enum_in(annotation: Any) -> type[Enum] | None:
+    """The Enum an annotation (``Status``, ``Status | None``, ``Annotated[...]``) declares, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return annotation
+    for inner in typing.get_args(annotation):
+        found = _enum_in(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def _names(names: frozenset[str]) -> str:

@@ -6,35 +6,53 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
-from litestar.params import Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from statehub.api.errorshape import REPO_IN_BUFFER
-from statehub.api.inputbounds import MAX_QUERY_INT
+from statehub.answers import Page
+from statehub.api.deps import DeskDep, Limit, Offset
+from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_responses
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
-from statehub.errors import BadRequest, NotFound, invalid_choice
-from statehub.events import EventDesk
-from sync.buffer import EventState
+from statehub.errors import NotFound
+from sync.buffer import EventRecord, EventResults, EventState
 
-__all__ = ["EventController", "provide_desk"]
+__all__ = ["EventController"]
 
+StateFilter = Annotated[
+    EventState | None, QueryParameter(name="state", description="Only events in this state.")
+]
+"""``?state=``: Litestar reserves the name ``state`` (the app's state), so the handler calls it ``state_``."""
 
-def provide_desk(state: State) -> EventDesk:
-    desk: EventDesk = state.events
-    return desk
+EventsRepo = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only events for this repo: a registered one, or one the buffer has events for."
+    ),
+]
 
 
 class EventController(Controller):
     path = "/events"
     tags = ["events"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED, opt=PER_EVENT)
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        opt=PER_EVENT,
+        responses=error_responses(409, 422, *WRITE_STATUSES),
+    )
     async def send(
-        self, request: Request[Any, Any, Any], events: EventDesk, each: bool = False
-    ) -> dict[str, Any]:
+        self,
+        request: Request[Any, Any, Any],
+        desk: DeskDep,
+        data: JSONBody[Any] = None,
+        each: FromQuery[bool] = False,
+    ) -> EventResults:
         """Accept one event or a list. 202 means every event is on disk in the write buffer.
+
+        The body is any JSON: intake (``statehub.events.intake``) says what is wrong with
+        each item (422, nothing stored); malformed JSON is 400.
 
         ``?each=true`` (what a relaying hub sends, ADR-019): no all-or-nothing;
         every event gets its own result (accepted, duplicate, rejected with a
@@ -45,31 +63,27 @@ class EventController(Controller):
         admin on its repo (a hub relaying its people's events, ADR-021); a fleet role
         change needs admin.
         """
-        try:
-            body = await request.json()
-        except Exception:
-            raise BadRequest("the body must be JSON: one event object or a list of them") from None
         authorise = event_authoriser(token_of(request))
-        results = await asyncio.to_thread(events.submit, body, authorise=authorise, each=each)
-        return {"results": results}
+        results = await asyncio.to_thread(desk.submit, data, authorise=authorise, each=each)
+        return EventResults(results)
 
-    @get("/", sync_to_thread=True, opt={REPO_IN_BUFFER: True})
+    @get("/", sync_to_thread=True, opt={REPO_IN_BUFFER: True}, responses=error_responses(404))
     def list_events(
         self,
-        events: EventDesk,
-        repo: str | None = None,
-        limit: int = Parameter(ge=1, le=1000, default=100),
-        offset: int = Parameter(ge=0, le=MAX_QUERY_INT, default=0),
-        state_: Annotated[str | None, QueryParameter(name="state")] = None,  # "state" is a reserved name
-    ) -> dict[str, Any]:
-        if state_ is not None and state_ not in {s.value for s in EventState}:
-            raise invalid_choice("state", state_, [s.value for s in EventState])
-        items, total = events.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)
-        return {"items": [item.as_dict() for item in items], "total": total}
+        desk: DeskDep,
+        repo: EventsRepo = None,
+        state_: StateFilter = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Page[EventRecord]:
+        """The write buffer, oldest first."""
+        items, total = desk.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)
+        return Page(items, total)
 
-    @get("/{key:str}", sync_to_thread=False)
-    def get_event(self, events: EventDesk, key: str) -> dict[str, Any]:
-        found = events.buffer.get(key)
+    @get("/{key:str}", sync_to_thread=False, responses=error_responses(404))
+    def get_event(self, desk: DeskDep, key: FromPath[str]) -> EventRecord:
+        """One event by its key."""
+        found = desk.buffer.get(key)
         if found is None:
             raise NotFound(f"no event with key {key!r} in the write buffer")
-        return found.as_dict()
+        return found

@@ -1,58 +1,21 @@
-"""``GET /state/health``: is the hub up, which profile, how many repos, cache state, relay state.
-
-``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo;
-``problems`` then holds one sentence per failing repo and ``writeback`` the
-details (reason, attempts, seconds failing, seconds to the next retry).
-"""
+"""``GET /state/health``: is the hub up, which profile, how many repos, cache, buffer and relay state."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from litestar import Controller, get
 
-from litestar import get
-from litestar.di import NamedDependency
-from sqlalchemy import Connection, func, select
+from statehub.api.deps import DeskDep
+from statehub.api.errorshape import error_responses
+from statehub.health import Health, health
 
-from statehub.cache import SCHEMA_VERSION
-from statehub.cache.schema import REPOS
-from statehub.events import EventDesk
-from statehub.events.relaying import relay_status
-from statehub.hub import Hub
+__all__ = ["HealthController"]
 
 
-@get("/state/health", sync_to_thread=False)
-def health(
-    hub: NamedDependency[Hub], conn: NamedDependency[Connection], events: NamedDependency[EventDesk]
-) -> dict[str, Any]:
-    repos = conn.execute(select(func.count()).select_from(REPOS)).scalar_one()
-    now = time.monotonic()
-    failing = dict(events.applier.failing)
-    return {
-        "status": "degraded" if failing else "ok",
-        "problems": [f"{slug}: {f.reason}" for slug, f in sorted(failing.items())],
-        "writeback": {slug: f.as_dict(now) for slug, f in sorted(failing.items())},
-        "profile": hub.settings.profile,
-        "repos": repos,
-        "cache": {"backend": hub.engine.dialect.name, "schema_version": SCHEMA_VERSION},
-        "buffer": events.buffer.counts(),
-        "relay": _relay(events),
-    }
+class HealthController(Controller):
+    path = "/state"
+    tags = ["health"]
 
-
-def _relay(events: EventDesk) -> dict[str, Any] | None:
-    """Upstream reachable or not, pending (queued + sent), oldest pending age, parked count."""
-    status = relay_status(events)
-    if status is None:
-        return None
-    keep = (
-        "upstream",
-        "reachable",
-        "paused",
-        "last_error",
-        "pending",
-        "parked",
-        "oldest_pending_age_s",
-        "counts",
-    )
-    return {k: status.get(k) for k in keep}
+    @get("/health", sync_to_thread=False, responses=error_responses())
+    def get_health(self, desk: DeskDep) -> Health:
+        """``status`` ok, or degraded with ``problems`` while write-back fails in some repo."""
+        return health(desk)

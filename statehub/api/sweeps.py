@@ -2,37 +2,57 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from litestar import get, post
+import msgspec
+from litestar import Controller, get, post
+from litestar.openapi.spec import Operation, RequestBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
+from statehub.api.deps import DeskDep
+from statehub.api.errorshape import WRITE_STATUSES, error_responses
 from statehub.errors import NotFound
-from statehub.events import EventDesk
-from statehub.sweep import latest_sweep, sweep
+from statehub.sweep import SweepReport, latest_sweep, sweep
 
-__all__ = ["ROUTES"]
+__all__ = ["SweepController", "SweepRequest"]
 
 
-@dataclass
-class SweepRequest:
-    repos: list[str] = field(default_factory=list)
+class SweepRequest(msgspec.Struct, frozen=True):
+    """``POST /sweeps``' body (optional)."""
+
+    repos: list[str] = []
     """Slugs to sweep; empty means every registered repo."""
 
 
-@post("/sweeps", status_code=HTTP_200_OK, sync_to_thread=True, tags=["sweeps"])
-def run_sweep(events: EventDesk, data: SweepRequest | None = None) -> dict[str, Any]:
-    """Sweep now and answer with the report (per repo: pulled, events, commits, pushed, findings)."""
-    return sweep(events, (data.repos if data else None) or None)
+@dataclass
+class OptionalBody(Operation):
+    """The operation of a route whose JSON body may be left out: Litestar marks every body required."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
 
 
-@get("/sweeps/latest", sync_to_thread=True, tags=["sweeps"])
-def last_sweep(events: EventDesk) -> dict[str, Any]:
-    report = latest_sweep(events.hub.settings)
-    if report is None:
-        raise NotFound("no sweep has run yet; POST /sweeps or run 'statehub sweep'")
-    return report
+class SweepController(Controller):
+    path = "/sweeps"
+    tags = ["sweeps"]
 
+    @post(
+        "/",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        responses=error_responses(404, *WRITE_STATUSES),
+        operation_class=OptionalBody,
+    )
+    def run_sweep(self, desk: DeskDep, data: JSONBody[SweepRequest | None] = None) -> SweepReport:
+        """Sweep now and answer with the report (per repo: pulled, events, commits, pushed, findings)."""
+        return sweep(desk, (data.repos if data else None) or None)
 
-ROUTES = [run_sweep, last_sweep]
+    @get("/latest", sync_to_thread=True, responses=error_responses(404))
+    def last_sweep(self, desk: DeskDep) -> SweepReport:
+        """The last sweep's report, whoever ran it; 404 before the first."""
+        report = latest_sweep(desk.hub.settings)
+        if report is None:
+            raise NotFound("no sweep has run yet; POST /sweeps or run 'statehub sweep'")
+        return report

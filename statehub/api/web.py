@@ -10,27 +10,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Response, get
+from litestar import Controller, Response, get
 from litestar.static_files import create_static_files_router
 
-__all__ = ["ROUTES", "STATIC_DIR"]
+__all__ = ["ROUTES", "STATIC_DIR", "WebController"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
-@get("/", include_in_schema=False, sync_to_thread=False)
-def index() -> Response[bytes]:
-    page = STATIC_DIR / "index.html"
-    if not page.is_file():
-        return Response(
-            b"The web UI is not built: run 'make web' (needs npm) in the State Hub source tree.",
-            media_type="text/plain",
-            status_code=503,
-        )
-    return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
+class WebController(Controller):
+    """The page; its assets are served by the static files router beside it (``ROUTES``)."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/", sync_to_thread=False)
+    def index(self) -> Response[bytes]:
+        page = STATIC_DIR / "index.html"
+        if not page.is_file():
+            return Response(
+                b"The web UI is not built: run 'make web' (needs npm) in the State Hub source tree.",
+                media_type="text/plain",
+                status_code=503,
+            )
+        return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
 
 
 ROUTES: list[Any] = [
-    index,
+    WebController,
     create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
 ]

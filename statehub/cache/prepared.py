@@ -9,14 +9,26 @@ dialect, then hand the driver the SQL string and its parameters directly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, func
+import msgspec
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func
 
-__all__ = ["PreparedPage", "decode_json", "prepare_page"]
+__all__ = [
+    "PreparedPage",
+    "StructColumns",
+    "decode_json",
+    "decode_list",
+    "member_of",
+    "prepare_page",
+    "struct_columns",
+]
+
+S = TypeVar("S", bound=msgspec.Struct)
+E = TypeVar("E", bound=Enum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,74 @@ def prepare_page(build: Callable[[], Select[Any]]) -> PreparedPage:
     return PreparedPage(count, page)
 
 
+_decode_list = msgspec.json.Decoder(list[str]).decode
+
+
 def decode_json(value: Any) -> Any:
     """JSON columns come back as text from sqlite3 and already decoded from psycopg."""
-    return json.loads(value) if isinstance(value, str) else value
+    return msgspec.json.decode(value) if isinstance(value, str) else value
+
+
+def decode_list(value: Any) -> list[str]:
+    """A JSON list-of-strings column (``depends_on``, ``related``, ``supersedes``, ``prefixes``)."""
+    if isinstance(value, str):
+        return _decode_list(value)
+    found: list[str] = value
+    return found
+
+
+Convert = Callable[[Any], Any]
+"""Turns a column's value as the driver returns it into the field's value (decode JSON, int -> bool)."""
+
+
+def member_of(enum: type[E]) -> Callable[[str], E]:
+    """The converter of a column holding an enum's values (a dict lookup, cheaper than ``enum(value)``)."""
+    return {member.value: member for member in enum}.__getitem__
+
+
+@dataclass(frozen=True, slots=True)
+class StructColumns(Generic[S]):
+    """How a Struct is read from a cache row: the columns of its fields, named by field, in field order.
+
+    Build it with :func:`struct_columns`, select ``*columns`` first (other
+    columns may follow), and :meth:`read` each row. Which column feeds which
+    field is settled once, by name, when the module is imported; a row is then
+    read at the driver's speed (bench/query.py: reading each field by name off
+    a SQLAlchemy row cost more than the query itself for a 100-row page).
+    """
+
+    struct: type[S]
+    columns: tuple[ColumnElement[Any], ...]
+    """One per field of ``struct``, in the Struct's field order, each labelled with its field name."""
+    convert: tuple[tuple[int, Convert], ...]
+    """(field index, converter) for the fields whose stored value is not the field's value."""
+
+    def read(self, row: Sequence[Any]) -> S:
+        """The Struct of a row selected as ``select(*columns, ...)``."""
+        values = list(row[: len(self.columns)])
+        for index, convert in self.convert:
+            values[index] = convert(values[index])
+        return self.struct(*values)
+
+
+def struct_columns(
+    struct: type[S], **fields: ColumnElement[Any] | tuple[ColumnElement[Any], Convert]
+) -> StructColumns[S]:
+    """``fields``: every field of ``struct`` by name, as a column or ``(column, convert)``.
+
+    Raises TypeError at import when a field has no column or a column names no field,
+    so a renamed column or field cannot silently shift values into the wrong field.
+    """
+    names = struct.__struct_fields__
+    if set(fields) != set(names):
+        missing, unknown = sorted(set(names) - set(fields)), sorted(set(fields) - set(names))
+        raise TypeError(f"{struct.__name__}: no column for {missing}, no field for {unknown}")
+    columns: list[ColumnElement[Any]] = []
+    convert: list[tuple[int, Convert]] = []
+    for index, name in enumerate(names):
+        given = fields[name]
+        column, change = given if isinstance(given, tuple) else (given, None)
+        columns.append(column.label(name))
+        if change is not None:
+            convert.append((index, change))
+    return StructColumns(struct, tuple(columns), tuple(convert))

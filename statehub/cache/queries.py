@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, false, func, select
+import msgspec
+from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam, false, func, select
 
-from statehub.cache.prepared import PreparedPage, decode_json, prepare_page
+from statehub.answers import Page
+from statehub.cache.answers import (
+    CanonDetail,
+    CanonItem,
+    FileError,
+    IndexedRepo,
+    RepoCounts,
+    RepoDetail,
+    RepoItem,
+    TaskItem,
+    WorkplanDetail,
+    WorkplanItem,
+)
+from statehub.cache.indexer import IndexReport
+from statehub.cache.prepared import (
+    PreparedPage,
+    decode_json,
+    decode_list,
+    member_of,
+    prepare_page,
+    struct_columns,
+)
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, TASKS, WORKPLANS
-from statehub.errors import BadRequest, Conflict, NotFound, invalid_choice
+from statehub.errors import BadRequest, Conflict, NotFound
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 __all__ = [
     "MAX_LIMIT",
-    "Page",
     "get_canon",
     "get_repo",
     "get_task",
     "get_workplan",
+    "indexed_repo",
     "list_canon",
     "list_repos",
     "list_tasks",
@@ -27,17 +48,6 @@ __all__ = [
 ]
 
 MAX_LIMIT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[dict[str, Any]]
-    total: int
-
-
-def _check(name: str, value: str | None, enum: type[Any]) -> None:
-    if value is not None and value not in {m.value for m in enum}:
-        raise invalid_choice(name, value, [m.value for m in enum])
 
 
 def _check_page(limit: int, offset: int) -> None:
@@ -52,95 +62,118 @@ def _where(query: Select[Any], *conditions: ColumnElement[bool] | None) -> Selec
     return query.where(and_(*present)) if present else query
 
 
+def _value(choice: Any) -> str | None:
+    """An enum filter as the text stored in the cache (psycopg would send an Enum by its name)."""
+    return None if choice is None else str(choice.value)
+
+
 # repos -------------------------------------------------------------------------------------------
 
 
-def list_repos(conn: Connection) -> Page:
-    counts: dict[str, int] = dict(
-        conn.execute(select(FILE_ERRORS.c.repo, func.count()).group_by(FILE_ERRORS.c.repo)).all()
-    )
-    plans: dict[str, int] = dict(
-        conn.execute(select(WORKPLANS.c.repo, func.count()).group_by(WORKPLANS.c.repo)).all()
-    )
+def _repo_fields(row: Any) -> dict[str, Any]:
+    """The manifest fields of a ``repo`` row, by name."""
+    return {
+        "slug": row.slug,
+        "path": row.path,
+        "title": row.title,
+        "prefixes": decode_list(row.prefixes),
+        "default_branch": row.default_branch,
+    }
+
+
+def list_repos(conn: Connection) -> Page[RepoItem]:
+    """Every registered repo, by slug, with its file errors and workplans counted."""
+    counts: dict[str, int] = {
+        row.repo: row.n
+        for row in conn.execute(
+            select(FILE_ERRORS.c.repo, func.count().label("n")).group_by(FILE_ERRORS.c.repo)
+        )
+    }
+    plans: dict[str, int] = {
+        row.repo: row.n
+        for row in conn.execute(select(WORKPLANS.c.repo, func.count().label("n")).group_by(WORKPLANS.c.repo))
+    }
     items = [
-        _repo_item(row) | {"error_count": counts.get(row.slug, 0), "workplan_count": plans.get(row.slug, 0)}
+        RepoItem(
+            **_repo_fields(row),
+            error_count=counts.get(row.slug, 0),
+            workplan_count=plans.get(row.slug, 0),
+        )
         for row in conn.execute(select(REPOS).order_by(REPOS.c.slug))
     ]
     return Page(items, len(items))
 
 
-def get_repo(conn: Connection, slug: str) -> dict[str, Any]:
+def get_repo(conn: Connection, slug: str) -> RepoDetail:
+    """One repo with its counts and every file error; NotFound when ``slug`` is not registered."""
     row = conn.execute(select(REPOS).where(REPOS.c.slug == slug)).first()
     if row is None:
         raise NotFound(f"no repo registered as {slug!r}; 'statehub repos list' shows the registered ones")
     errors = [
-        {"path": e.path, "line": e.line, "message": e.message}
+        FileError(path=e.path, line=e.line, message=e.message)
         for e in conn.execute(
-            select(FILE_ERRORS)
+            select(FILE_ERRORS.c.path, FILE_ERRORS.c.line, FILE_ERRORS.c.message)
             .where(FILE_ERRORS.c.repo == slug)
             .order_by(FILE_ERRORS.c.path, FILE_ERRORS.c.line, FILE_ERRORS.c.id)
         )
     ]
-    counts = {
-        "workplans": conn.execute(
-            select(func.count()).select_from(WORKPLANS).where(WORKPLANS.c.repo == slug)
-        ).scalar_one(),
-        "tasks": conn.execute(
-            select(func.count()).select_from(TASKS).where(TASKS.c.repo == slug)
-        ).scalar_one(),
-        "canon": conn.execute(
-            select(func.count()).select_from(CANON).where(CANON.c.repo == slug)
-        ).scalar_one(),
-    }
-    return _repo_item(row) | {"counts": counts, "errors": errors, "error_count": len(errors)}
+    counts = RepoCounts(
+        workplans=_count(conn, WORKPLANS, WORKPLANS.c.repo == slug),
+        tasks=_count(conn, TASKS, TASKS.c.repo == slug),
+        canon=_count(conn, CANON, CANON.c.repo == slug),
+    )
+    return RepoDetail(**_repo_fields(row), counts=counts, errors=errors, error_count=len(errors))
 
 
-def _repo_item(row: Any) -> dict[str, Any]:
-    return {
-        "slug": row.slug,
-        "path": row.path,
-        "title": row.title,
-        "prefixes": row.prefixes,
-        "default_branch": row.default_branch,
-    }
+def _count(conn: Connection, table: Table, condition: ColumnElement[bool]) -> int:
+    found: int = conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
+    return found
+
+
+def indexed_repo(conn: Connection, report: IndexReport) -> IndexedRepo:
+    """The repo ``report`` indexed, with what indexing did: files seen, parsed, removed."""
+    detail = get_repo(conn, report.repo)
+    return IndexedRepo(
+        **msgspec.structs.asdict(detail), files=report.files, parsed=report.parsed, removed=report.removed
+    )
 
 
 # workplans ---------------------------------------------------------------------------------------
+
+_WORKPLAN_ITEM = struct_columns(
+    WorkplanItem,
+    id=WORKPLANS.c.id,
+    repo=WORKPLANS.c.repo,
+    path=WORKPLANS.c.path,
+    title=WORKPLANS.c.title,
+    status=(WORKPLANS.c.status, member_of(WorkplanStatus)),
+    owner=WORKPLANS.c.owner,
+    related=(WORKPLANS.c.related, decode_list),
+    task_count=WORKPLANS.c.task_count,
+)
 
 
 def list_workplans(
     conn: Connection,
     *,
     repo: str | None = None,
-    status: str | None = None,
+    status: WorkplanStatus | None = None,
     owner: str | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> Page:
-    _check("status", status, WorkplanStatus)
+) -> Page[WorkplanItem]:
+    """Workplans by id, filtered; those whose id two files claim are left out (they are file errors)."""
     _check_page(limit, offset)
-    values = {"repo": repo, "status": status, "owner": owner}
+    values = {"repo": repo, "status": _value(status), "owner": owner}
     rows, total = _workplans_query(bool(repo), bool(status), bool(owner)).run(conn, values, limit, offset)
-    return Page([_workplan_item(r) for r in rows], total)
-
-
-_WORKPLAN_COLUMNS = (
-    WORKPLANS.c.id,
-    WORKPLANS.c.repo,
-    WORKPLANS.c.path,
-    WORKPLANS.c.title,
-    WORKPLANS.c.status,
-    WORKPLANS.c.owner,
-    WORKPLANS.c.related,
-    WORKPLANS.c.task_count,
-)
+    return Page([_WORKPLAN_ITEM.read(r) for r in rows], total)
 
 
 @cache
 def _workplans_query(repo: bool, status: bool, owner: bool) -> PreparedPage:
     return prepare_page(
         lambda: _where(
-            select(*_WORKPLAN_COLUMNS),
+            select(*_WORKPLAN_ITEM.columns),
             WORKPLANS.c.conflicted == false(),
             WORKPLANS.c.repo == bindparam("repo") if repo else None,
             WORKPLANS.c.status == bindparam("status") if status else None,
@@ -149,22 +182,13 @@ def _workplans_query(repo: bool, status: bool, owner: bool) -> PreparedPage:
     )
 
 
-def _workplan_item(row: Any) -> dict[str, Any]:
-    plan_id, repo, path, title, status, owner, related, task_count = row[:8]
-    return {
-        "id": plan_id,
-        "repo": repo,
-        "path": path,
-        "title": title,
-        "status": status,
-        "owner": owner,
-        "related": decode_json(related),
-        "task_count": task_count,
-    }
-
-
-def get_workplan(conn: Connection, workplan_id: str) -> dict[str, Any]:
-    rows = conn.execute(select(WORKPLANS).where(WORKPLANS.c.id == workplan_id)).all()
+def get_workplan(conn: Connection, workplan_id: str) -> WorkplanDetail:
+    """One workplan with its tasks; NotFound, or Conflict when two files claim the id."""
+    rows = conn.execute(
+        select(*_WORKPLAN_ITEM.columns, WORKPLANS.c.body, WORKPLANS.c.extra, WORKPLANS.c.conflicted).where(
+            WORKPLANS.c.id == workplan_id
+        )
+    ).all()
     if not rows:
         raise NotFound(f"no workplan {workplan_id!r} in any registered repo")
     if len(rows) > 1:
@@ -174,56 +198,40 @@ def get_workplan(conn: Connection, workplan_id: str) -> dict[str, Any]:
     if row.conflicted:
         raise Conflict(f"workplan id {workplan_id} is claimed by more than one file; rename one of them")
     tasks = conn.execute(
-        _task_columns()
+        select(*_TASK_ITEM.columns)
         .where(and_(TASKS.c.repo == row.repo, TASKS.c.path == row.path))
         .order_by(TASKS.c.position)
-    ).all()
-    return _workplan_item(tuple(getattr(row, c.name) for c in _WORKPLAN_COLUMNS)) | {
-        "body": row.body,
-        "extra": row.extra,
-        "tasks": [_task_item(t) for t in tasks],
-    }
+    )
+    return WorkplanDetail(
+        **msgspec.structs.asdict(_WORKPLAN_ITEM.read(row)),
+        body=row.body,
+        extra=decode_json(row.extra),
+        tasks=[_TASK_ITEM.read(t) for t in tasks],
+    )
 
 
 # tasks -------------------------------------------------------------------------------------------
 
-
-def _task_columns() -> Select[Any]:
-    return select(
-        TASKS.c.ref,
-        TASKS.c.workplan_id,
-        TASKS.c.task_id,
-        TASKS.c.repo,
-        TASKS.c.path,
-        TASKS.c.title,
-        TASKS.c.status,
-        TASKS.c.owner,
-        TASKS.c.depends_on,
-        TASKS.c.ready,
-    )
-
-
-def _task_item(row: Any) -> dict[str, Any]:
-    ref, workplan_id, task_id, repo, path, title, status, owner, depends_on, ready = row[:10]
-    return {
-        "ref": ref,
-        "workplan": workplan_id,
-        "id": task_id,
-        "repo": repo,
-        "path": path,
-        "title": title,
-        "status": status,
-        "owner": owner,
-        "depends_on": decode_json(depends_on),
-        "ready": bool(ready),
-    }
+_TASK_ITEM = struct_columns(
+    TaskItem,
+    ref=TASKS.c.ref,
+    workplan=TASKS.c.workplan_id,
+    id=TASKS.c.task_id,
+    repo=TASKS.c.repo,
+    path=TASKS.c.path,
+    title=TASKS.c.title,
+    status=(TASKS.c.status, member_of(TaskStatus)),
+    owner=TASKS.c.owner,
+    depends_on=(TASKS.c.depends_on, decode_list),
+    ready=(TASKS.c.ready, bool),
+)
 
 
 @cache
 def _tasks_query(repo: bool, workplan: bool, status: bool, owner: bool, ready: bool) -> PreparedPage:
     return prepare_page(
         lambda: _where(
-            _task_columns(),
+            select(*_TASK_ITEM.columns),
             TASKS.c.conflicted == false(),
             TASKS.c.repo == bindparam("repo") if repo else None,
             TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
@@ -239,63 +247,50 @@ def list_tasks(
     *,
     repo: str | None = None,
     workplan: str | None = None,
-    status: str | None = None,
+    status: TaskStatus | None = None,
     owner: str | None = None,
     ready: bool | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> Page:
-    _check("status", status, TaskStatus)
+) -> Page[TaskItem]:
+    """Tasks in workplan id, file order, filtered; ``ready`` True for those that can start now."""
     _check_page(limit, offset)
-    values = {"repo": repo, "workplan": workplan, "status": status, "owner": owner, "ready": ready}
+    values = {"repo": repo, "workplan": workplan, "status": _value(status), "owner": owner, "ready": ready}
     prepared = _tasks_query(bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
     rows, total = prepared.run(conn, values, limit, offset)
-    return Page([_task_item(r) for r in rows], total)
+    return Page([_TASK_ITEM.read(r) for r in rows], total)
 
 
-def get_task(conn: Connection, ref: str) -> dict[str, Any]:
-    rows = conn.execute(_task_columns().add_columns(TASKS.c.conflicted).where(TASKS.c.ref == ref)).all()
+def get_task(conn: Connection, ref: str) -> TaskItem:
+    """One task by reference; NotFound, or Conflict when its workplan id is claimed twice."""
+    rows = conn.execute(select(*_TASK_ITEM.columns, TASKS.c.conflicted).where(TASKS.c.ref == ref)).all()
     if not rows:
         raise NotFound(f"no task {ref!r}; a task reference looks like CUST-WP-0054-T02")
     if len(rows) > 1 or rows[0].conflicted:
         raise Conflict(f"task {ref} belongs to a workplan id claimed by more than one file")
-    return _task_item(rows[0])
+    return _TASK_ITEM.read(rows[0])
 
 
 # canon -------------------------------------------------------------------------------------------
 
-
-_CANON_COLUMNS = (
-    CANON.c.id,
-    CANON.c.repo,
-    CANON.c.path,
-    CANON.c.title,
-    CANON.c.kind,
-    CANON.c.status,
-    CANON.c.date,
-    CANON.c.supersedes,
+_CANON_ITEM = struct_columns(
+    CanonItem,
+    id=CANON.c.id,
+    repo=CANON.c.repo,
+    path=CANON.c.path,
+    title=CANON.c.title,
+    kind=(CANON.c.kind, member_of(CanonKind)),
+    status=(CANON.c.status, member_of(CanonStatus)),
+    date=CANON.c.date,
+    supersedes=(CANON.c.supersedes, decode_list),
 )
-
-
-def _canon_item(row: Any) -> dict[str, Any]:
-    doc_id, repo, path, title, kind, status, date, supersedes = row[:8]
-    return {
-        "id": doc_id,
-        "repo": repo,
-        "path": path,
-        "title": title,
-        "kind": kind,
-        "status": status,
-        "date": date,
-        "supersedes": decode_json(supersedes),
-    }
 
 
 @cache
 def _canon_query(repo: bool, kind: bool, status: bool) -> PreparedPage:
     return prepare_page(
         lambda: _where(
-            select(*_CANON_COLUMNS),
+            select(*_CANON_ITEM.columns),
             CANON.c.conflicted == false(),
             CANON.c.repo == bindparam("repo") if repo else None,
             CANON.c.kind == bindparam("kind") if kind else None,
@@ -308,21 +303,24 @@ def list_canon(
     conn: Connection,
     *,
     repo: str | None = None,
-    kind: str | None = None,
-    status: str | None = None,
+    kind: CanonKind | None = None,
+    status: CanonStatus | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> Page:
-    _check("kind", kind, CanonKind)
-    _check("status", status, CanonStatus)
+) -> Page[CanonItem]:
+    """Canon documents by id, then repo, filtered."""
     _check_page(limit, offset)
-    values = {"repo": repo, "kind": kind, "status": status}
+    values = {"repo": repo, "kind": _value(kind), "status": _value(status)}
     rows, total = _canon_query(bool(repo), bool(kind), bool(status)).run(conn, values, limit, offset)
-    return Page([_canon_item(r) for r in rows], total)
+    return Page([_CANON_ITEM.read(r) for r in rows], total)
 
 
-def get_canon(conn: Connection, doc_id: str, repo: str | None = None) -> dict[str, Any]:
-    query = _where(select(CANON).where(CANON.c.id == doc_id), CANON.c.repo == repo if repo else None)
+def get_canon(conn: Connection, doc_id: str, repo: str | None = None) -> CanonDetail:
+    """One canon document; NotFound, or Conflict when the id is ambiguous (``repo`` settles two repos)."""
+    query = _where(
+        select(*_CANON_ITEM.columns, CANON.c.body, CANON.c.extra).where(CANON.c.id == doc_id),
+        CANON.c.repo == repo if repo else None,
+    )
     rows = conn.execute(query).all()
     if not rows:
         where = f" in repo {repo!r}" if repo else ""
@@ -333,7 +331,6 @@ def get_canon(conn: Connection, doc_id: str, repo: str | None = None) -> dict[st
             raise Conflict(f"{doc_id} exists in repos {', '.join(repos)}; ask again with ?repo=<slug>")
         raise Conflict(f"{doc_id} is claimed by more than one file in {repos[0]}; rename one of them")
     row = rows[0]
-    return _canon_item(tuple(getattr(row, c.name) for c in _CANON_COLUMNS)) | {
-        "body": row.body,
-        "extra": row.extra,
-    }
+    return CanonDetail(
+        **msgspec.structs.asdict(_CANON_ITEM.read(row)), body=row.body, extra=decode_json(row.extra)
+    )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -55,7 +56,9 @@ def say(*parts: Part, file: Console | None = None) -> None:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    """``value`` (the library's answer Structs, or lists and dicts of them) as indented JSON: the
+    same fields and values the HTTP API answers."""
+    sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, default=str) + "\n")
 
 
 def print_table(

@@ -12,17 +12,29 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from statehub.auth.event_policy import LOCAL_COMMAND
 from statehub.cli._context import open_desk
 from statehub.cli._output import print_json, say
 from statehub.errors import Unprocessable
 from statehub.events import EventDesk, new_event_key
 from statehub.events.intake import default_actor
+from sync.buffer import EventRecord, EventState
 
-__all__ = ["APPLY_WAIT", "send_event"]
+__all__ = ["APPLY_WAIT", "SentEvent", "send_event"]
 
 APPLY_WAIT = 5.0
 """Seconds a command waits for another applier (a running server) before leaving the event to it."""
+
+
+class SentEvent(EventRecord, frozen=True):
+    """What a command that sends an event prints with ``--json``: the stored event, what intake
+    said of it (accepted | duplicate) and whether this command applied it (False: a running hub will)."""
+
+    result: str
+    applied_here: bool
+
 
 Body = Mapping[str, Any] | Callable[[EventDesk], Mapping[str, Any]]
 """The event's fields, or a function of the open desk that returns them (when building the
@@ -53,18 +65,22 @@ def send_event(
         applied = desk.apply_pending([stored.repo], timeout=APPLY_WAIT)
         record = desk.buffer.get(event["key"])
     assert record is not None
-    rejected = record.state.value == "rejected"
+    rejected = record.state is EventState.REJECTED
     if as_json:
-        print_json(record.as_dict() | {"result": result["result"], "applied_here": applied is not None})
+        print_json(
+            SentEvent(
+                **msgspec.structs.asdict(record), result=result.result, applied_here=applied is not None
+            )
+        )
     else:
-        line = f"{result['result']} {record.key} ({record.kind}): {record.state.value}"
+        line = f"{result.result} {record.key} ({record.kind}): {record.state.value}"
         if record.commit:
             line += f" in commit {record.commit[:10]}"
-        elif record.state.value == "applied":
+        elif record.state is EventState.APPLIED:
             line += " (the file already said so; no commit)"
         if record.reason and not (rejected and refuse_rejected):
             line += f"; {record.reason}"
-        if applied is None and record.state.value == "pending":
+        if applied is None and record.state is EventState.PENDING:
             line += "; another hub process is applying, it will pick this up"
         say(line)
     if rejected and refuse_rejected:

@@ -9,7 +9,6 @@ event and its reason (ADR-020).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import click
 
@@ -50,34 +49,28 @@ def status(as_json: bool) -> None:
     Example: statehub buffer status --json
     """
     with open_desk() as desk:
-        out: dict[str, Any] = {"events": desk.buffer.counts(), "relay": relay_status(desk)}
+        events, relay = desk.buffer.counts(), relay_status(desk)
     if as_json:
-        print_json(out)
+        print_json({"events": events, "relay": relay})
         return
-    events = out["events"]
-    say(
-        f"events: {events['pending']} pending, {events['applied']} applied, "
-        f"{events['rejected']} rejected here"
-    )
-    relay = out["relay"]
+    say(f"events: {events.pending} pending, {events.applied} applied, {events.rejected} rejected here")
     if relay is None:
         say("relay: no upstream configured (set STATEHUB_UPSTREAM to relay events)")
         return
-    reachable = {True: "reachable", False: "unreachable", None: "not contacted yet"}[relay["reachable"]]
-    say(f"upstream: {relay['upstream']} ({reachable})")
-    if relay.get("paused"):
-        say(("PAUSED", "bold"), f": {relay['paused']}")
-    elif relay.get("last_error"):
-        say(f"last error: {relay['last_error']}")
-    counts = relay["counts"]
-    age = relay["oldest_pending_age_s"]
+    reachable = {True: "reachable", False: "unreachable", None: "not contacted yet"}[relay.reachable]
+    say(f"upstream: {relay.upstream} ({reachable})")
+    if relay.paused:
+        say(("PAUSED", "bold"), f": {relay.paused}")
+    elif isinstance(relay.last_error, str) and relay.last_error:
+        say(f"last error: {relay.last_error}")
+    counts, age = relay.counts, relay.oldest_pending_age_s
     oldest = f", oldest waiting {age:.0f} s" if age is not None else ""
     say(
-        f"relay: {relay['pending']} pending ({counts['queued']} queued, {counts['sent']} sent){oldest}, "
-        f"{counts['confirmed']} confirmed, {counts['parked']} parked"
+        f"relay: {relay.pending} pending ({counts.queued} queued, {counts.sent} sent){oldest}, "
+        f"{counts.confirmed} confirmed, {counts.parked} parked"
     )
-    if relay["parked_events"]:
-        rows = [(p["key"], p["reason"]) for p in relay["parked_events"]]
+    if relay.parked_events:
+        rows = [(p.key, p.reason) for p in relay.parked_events]
         print_table("parked (statehub buffer retry KEY | drop KEY --reason TEXT)", ["key", "reason"], rows)
 
 

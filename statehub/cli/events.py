@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from statehub.answers import Page
 from statehub.cli._context import handle_errors, open_desk
 from statehub.cli._options import event_options, json_option, page_options
 from statehub.cli._output import print_json, print_table
@@ -18,6 +19,7 @@ from statehub.cli._sending import send_event
 from statehub.errors import BadRequest
 from statehub.events import EventDesk
 from statehub.events.intake import next_task_id
+from sync.buffer import EventState
 from workplans import is_workplan_id, split_task_ref
 
 
@@ -121,9 +123,7 @@ def add(
 
 
 @click.command()
-@click.option(
-    "--state", type=click.Choice(["pending", "applied", "rejected"]), help="Only events in this state."
-)
+@click.option("--state", type=click.Choice([s.value for s in EventState]), help="Only events in this state.")
 @click.option("--repo", help="Only events for this repo (slug).")
 @page_options("events")
 @json_option("{items, total}")
@@ -134,9 +134,11 @@ def events(state: str | None, repo: str | None, limit: int, offset: int, as_json
     Example: statehub events --state pending
     """
     with open_desk() as desk:
-        items, total = desk.buffer.list_events(state=state, repo=repo, limit=limit, offset=offset)
+        items, total = desk.buffer.list_events(
+            state=EventState(state) if state else None, repo=repo, limit=limit, offset=offset
+        )
     if as_json:
-        print_json({"items": [item.as_dict() for item in items], "total": total})
+        print_json(Page(items, total))
         return
     rows = [
         (e.key, e.kind, e.repo, e.state.value, (e.commit or "")[:10], e.reason or "", e.accepted_at)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from statehub.cache import fleet_queries
+from statehub.cache.answers import Readiness, WorkloadItem
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import fleet_repo_option, json_option
 from statehub.cli._output import print_json, print_table, say
 from statehub.cli.fleet_changes import gate, place, promote, set_role, set_state
+from workplans import WorkloadState
 
 
 @click.group()
@@ -52,52 +52,41 @@ def status(repo: str | None, as_json: bool) -> None:
         )
         return
     print_table(
-        f"Machines ({machines['repo']})",
+        f"Machines ({machines.repo})",
         ["name", "role", "runs", "rule"],
-        [(m["name"], m["role"], ", ".join(m["workloads"]), m["rule"]) for m in machines["items"]],
+        [(m.name, m.role.value, ", ".join(m.workloads), m.rule) for m in machines.items],
     )
     print_table(
         "Workloads",
         ["wave", "name", "state", "on", "target", "gate"],
         [
-            (
-                w["wave"],
-                w["name"],
-                w["state"],
-                w["current_host"],
-                w["target_host"],
-                _gate_cell(w),
-            )
-            for w in workloads["items"]
+            (w.wave, w.name, w.state.value, w.current_host, w.target_host, _gate_cell(w))
+            for w in workloads.items
         ],
     )
-    risky = [
-        (lane["name"], r["machine"], r["role"], r["position"])
-        for lane in lanes["items"]
-        for r in lane["risks"]
-    ]
+    risky = [(lane.name, r.machine, r.role.value, r.position) for lane in lanes.items for r in lane.risks]
     if risky:
         print_table("Lane risks", ["lane", "machine", "role", "position"], risky)
-    if broken["items"]:
-        rows = [(v["subject"], v["message"]) for v in broken["items"]]
+    if broken.items:
+        rows = [(v.subject, v.message) for v in broken.items]
         print_table("Rules the file breaks", ["what", "rule"], rows)
     _print_readiness(ready)
 
 
-def _gate_cell(workload: dict[str, Any]) -> str:
-    if workload["state"] == "retired":
+def _gate_cell(workload: WorkloadItem) -> str:
+    if workload.state is WorkloadState.RETIRED:
         return ""
-    return f"{len(workload['gate_unmet'])} unmet" if workload["gate_unmet"] else "ok"
+    return f"{len(workload.gate_unmet)} unmet" if workload.gate_unmet else "ok"
 
 
-def _print_readiness(ready: dict[str, Any]) -> None:
-    if ready["ready"]:
+def _print_readiness(ready: Readiness) -> None:
+    if ready.ready:
         say(("ready", "green"), ": production runs with every temporary-dev machine switched off")
         return
-    off = ", ".join(ready["switched_off"])
+    off = ", ".join(ready.switched_off)
     say(("not ready", "red"), f": production still needs {off}")
-    for blocker in ready["blockers"]:
-        say(f"  {blocker['kind']} {blocker['name']}: {blocker['reason']}")
+    for blocker in ready.blockers:
+        say(f"  {blocker.kind} {blocker.name}: {blocker.reason}")
 
 
 @fleet.command("drain-plan")
@@ -117,17 +106,17 @@ def drain_plan(machine: str, repo: str | None, as_json: bool) -> None:
         return
     rows = [
         (
-            "-" if wave["wave"] is None else wave["wave"],
-            step["workload"],
-            step["state"],
-            step["target_host"],
-            step["next_step"],
-            _blockers(step["blockers"]),
+            "-" if wave.wave is None else wave.wave,
+            step.workload,
+            step.state.value,
+            step.target_host,
+            step.next_step,
+            _blockers(step.blockers),
         )
-        for wave in plan["waves"]
-        for step in wave["steps"]
+        for wave in plan.waves
+        for step in wave.steps
     ]
-    title = f"Drain plan for {plan['machine']} ({plan['role']})" + (" - drained" if plan["drained"] else "")
+    title = f"Drain plan for {plan.machine} ({plan.role.value})" + (" - drained" if plan.drained else "")
     print_table(title, ["wave", "workload", "state", "target", "next step", "blockers"], rows)
 
 
@@ -146,7 +135,7 @@ def readiness(repo: str | None, as_json: bool) -> None:
         print_json(ready)
     else:
         _print_readiness(ready)
-    if not ready["ready"]:
+    if not ready.ready:
         raise click.exceptions.Exit(1)
 
 

@@ -8,6 +8,8 @@ from statehub.cache import queries
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option, page_options
 from statehub.cli._output import print_json, print_table
+from statehub.errors import parse_choice
+from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 
 @click.command()
@@ -33,10 +35,11 @@ def tasks(
 
     Example: statehub tasks --ready --owner codex
     """
+    chosen = parse_choice(TaskStatus, "status", status)
     with open_hub() as hub, hub.engine.connect() as conn:
         page = queries.list_tasks(
             conn,
-            status=status,
+            status=chosen,
             owner=owner,
             repo=repo,
             workplan=workplan,
@@ -45,9 +48,9 @@ def tasks(
             offset=offset,
         )
     if as_json:
-        print_json({"items": page.items, "total": page.total})
+        print_json(page)
         return
-    rows = [(t["ref"], t["status"], t["owner"], "yes" if t["ready"] else "", t["title"]) for t in page.items]
+    rows = [(t.ref, t.status.value, t.owner, "yes" if t.ready else "", t.title) for t in page.items]
     print_table(f"Tasks ({page.total})", ["ref", "status", "owner", "ready", "title"], rows, page.total)
 
 
@@ -65,12 +68,13 @@ def workplans(
 
     Example: statehub workplans --status active
     """
+    chosen = parse_choice(WorkplanStatus, "status", status)
     with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_workplans(conn, status=status, owner=owner, repo=repo, limit=limit, offset=offset)
+        page = queries.list_workplans(conn, status=chosen, owner=owner, repo=repo, limit=limit, offset=offset)
     if as_json:
-        print_json({"items": page.items, "total": page.total})
+        print_json(page)
         return
-    rows = [(w["id"], w["status"], w["owner"], w["task_count"], w["title"]) for w in page.items]
+    rows = [(w.id, w.status.value, w.owner, w.task_count, w.title) for w in page.items]
     print_table(f"Workplans ({page.total})", ["id", "status", "owner", "tasks", "title"], rows, page.total)
 
 
@@ -88,10 +92,12 @@ def canon(
 
     Example: statehub canon --kind adr --status accepted
     """
+    kind_ = parse_choice(CanonKind, "kind", kind)
+    status_ = parse_choice(CanonStatus, "status", status)
     with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_canon(conn, kind=kind, status=status, repo=repo, limit=limit, offset=offset)
+        page = queries.list_canon(conn, kind=kind_, status=status_, repo=repo, limit=limit, offset=offset)
     if as_json:
-        print_json({"items": page.items, "total": page.total})
+        print_json(page)
         return
-    rows = [(d["id"], d["repo"], d["kind"], d["status"], d["title"]) for d in page.items]
+    rows = [(d.id, d.repo, d.kind.value, d.status.value, d.title) for d in page.items]
     print_table(f"Canon ({page.total})", ["id", "repo", "kind", "status", "title"], rows, page.total)

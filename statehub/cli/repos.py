@@ -5,12 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import msgspec
 
 from statehub.cache import queries
+from statehub.cache.answers import FileError
 from statehub.cache.indexer import IndexReport
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, print_table, progress_bar, say
+
+
+class RepoFileError(msgspec.Struct, frozen=True):
+    """A file error of ``statehub rebuild --json``: which repo, where, what."""
+
+    repo: str
+    path: str
+    line: int | None
+    message: str
+
+
+class RebuildSummary(msgspec.Struct, frozen=True):
+    """What ``statehub rebuild --json`` prints: what the cache holds now, and every file error."""
+
+    repos: int
+    workplans: int
+    tasks: int
+    canon: int
+    errors: list[RepoFileError]
 
 
 @click.group()
@@ -60,7 +81,7 @@ def list_(as_json: bool) -> None:
     if as_json:
         print_json(page.items)
         return
-    rows = [(r["slug"], r["workplan_count"], r["error_count"], r["path"]) for r in page.items]
+    rows = [(r.slug, r.workplan_count, r.error_count, r.path) for r in page.items]
     print_table("Repos", ["slug", "workplans", "errors", "path"], rows)
 
 
@@ -95,9 +116,8 @@ def refresh(slug: str | None, as_json: bool) -> None:
         return
     for report, detail in zip(reports, details, strict=True):
         say(_report_line(report))
-        for error in detail["errors"]:
-            where = f"{error['path']}:{error['line']}" if error["line"] else error["path"]
-            say("  ", (f"{where}: {error['message']}", "red"))
+        for error in detail.errors:
+            say("  ", (f"{_where(error)}: {error.message}", "red"))
 
 
 @click.command()
@@ -114,20 +134,23 @@ def rebuild(as_json: bool) -> None:
             reports = hub.rebuild(progress=advance)
         with hub.engine.connect() as conn:
             details = [queries.get_repo(conn, r.repo) for r in reports]
-    summary = {
-        "repos": len(details),
-        "workplans": sum(d["counts"]["workplans"] for d in details),
-        "tasks": sum(d["counts"]["tasks"] for d in details),
-        "canon": sum(d["counts"]["canon"] for d in details),
-        "errors": [{"repo": d["slug"], **e} for d in details for e in d["errors"]],
-    }
+    summary = RebuildSummary(
+        repos=len(details),
+        workplans=sum(d.counts.workplans for d in details),
+        tasks=sum(d.counts.tasks for d in details),
+        canon=sum(d.counts.canon for d in details),
+        errors=[RepoFileError(d.slug, e.path, e.line, e.message) for d in details for e in d.errors],
+    )
     if as_json:
         print_json(summary)
         return
     say(
-        f"{summary['repos']} repos: {summary['workplans']} workplans, {summary['tasks']} tasks, "
-        f"{summary['canon']} canon documents, {len(summary['errors'])} file errors"
+        f"{summary.repos} repos: {summary.workplans} workplans, {summary.tasks} tasks, "
+        f"{summary.canon} canon documents, {len(summary.errors)} file errors"
     )
-    for error in summary["errors"]:
-        where = f"{error['path']}:{error['line']}" if error["line"] else error["path"]
-        say("  ", (f"{error['repo']}/{where}: {error['message']}", "red"))
+    for error in summary.errors:
+        say("  ", (f"{error.repo}/{_where(error)}: {error.message}", "red"))
+
+
+def _where(error: FileError | RepoFileError) -> str:
+    return f"{error.path}:{error.line}" if error.line else error.path

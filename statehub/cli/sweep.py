@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
+from msgspec import UnsetType
 
 from statehub.cli._context import handle_errors, open_desk
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, progress_bar, say
+from statehub.sweep import RepoSweep
 from statehub.sweep import sweep as run_sweep
 
 
@@ -28,28 +28,30 @@ def sweep(slugs: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
-    for repo in report["repos"]:
+    for repo in report.repos:
         _print_repo(repo)
-    totals = report["totals"]
+    totals = report.totals
     say(
-        f"{totals['repos']} repos swept: {totals['commits']} commits, {totals['pushed']} pushed, "
-        f"{totals['findings']} findings, {totals['problems']} problems"
+        f"{totals.repos} repos swept: {totals.commits} commits, {totals.pushed} pushed, "
+        f"{totals.findings} findings, {totals.problems} problems"
     )
 
 
-def _print_repo(repo: dict[str, Any]) -> None:
-    if "error" in repo:
-        say((f"{repo['repo']}: {repo['error']}", "red"))
+def _print_repo(repo: RepoSweep) -> None:
+    if isinstance(repo.error, str):
+        say((f"{repo.repo}: {repo.error}", "red"))
         return
-    events = repo["events"]
+    events, commits, problems = repo.events, repo.commits, repo.problems
+    assert not isinstance(events, UnsetType) and not isinstance(commits, UnsetType)  # set unless error
+    assert not isinstance(problems, UnsetType)
     say(
-        (repo["repo"], "bold"),
-        f": pulled {repo['pulled']}, applied {events['applied']} "
-        f"(rejected {events['rejected']}, waiting {events['waiting']}), {len(repo['commits'])} commits, "
-        f"push: {repo['push']}",
+        (repo.repo, "bold"),
+        f": pulled {repo.pulled}, applied {events.applied} "
+        f"(rejected {events.rejected}, waiting {events.waiting}), {len(commits)} commits, "
+        f"push: {repo.push}",
     )
-    for problem in repo["problems"]:
-        say("  ", (str(problem), "red"))
-    for finding in repo["findings"]:
-        where = f"{finding['path']}:{finding['line']}" if finding["line"] else finding["path"]
-        say("  ", (finding["kind"], "yellow"), f" {where}: {finding['message']}")
+    for problem in problems:
+        say("  ", (problem, "red"))
+    for finding in repo.findings:
+        where = f"{finding.path}:{finding.line}" if finding.line else finding.path
+        say("  ", (finding.kind, "yellow"), f" {where}: {finding.message}")

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, false, select
 
@@ -23,7 +23,7 @@ from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Forbidden, Unauthorized, Unprocessable, as_hub_error
 from statehub.events.fleet_intake import FleetIntake
 from statehub.hub import Hub
-from sync.buffer import KeyConflict, Outcome, Submission, WriteBuffer
+from sync.buffer import EventResult, KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import Event, EventKinds, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 from workplans.fleet_event_types import FleetEvent
@@ -80,8 +80,8 @@ def _known(conn: Connection, workplan_ids: set[str]) -> _Known:
 
 def submit_events(
     hub: Hub, buffer: WriteBuffer, body: Any, *, authorise: EventAuthoriser, each: bool = False
-) -> list[dict[str, Any]]:
-    """Validate, authorise and store one event or a list; ``[{"key", "result": accepted|duplicate}]``.
+) -> list[EventResult]:
+    """Validate, authorise and store one event or a list; one ``EventResult`` per event, in order.
 
     ``authorise`` is required: the token's ``event_authoriser``, or ``OPEN_HUB`` /
     ``LOCAL_COMMAND`` where nobody is to be checked (statehub.auth.event_policy).
@@ -108,17 +108,17 @@ def submit_events(
     problems, submissions, indexes = _validate(hub, buffer, items, skip=set(resent))
     _authorise_all(authorise, buffer, items, submissions, indexes)
     if each:
-        answers = _answer_each(buffer, len(items), problems, submissions, indexes)
+        answers = _answer_each(buffer, problems, submissions, indexes)
         for index, (key, state, reason) in resent.items():
-            answers[index] = {"key": key, "result": "duplicate", "state": state.value, "reason": reason}
-        return answers
+            answers[index] = EventResult(key, "duplicate", state, reason)
+        return [answers[index] for index in range(len(items))]
     if problems:
         raise InvalidEvents(sorted(problems, key=lambda p: p["index"]))
     try:
         outcomes = buffer.append(submissions)
     except KeyConflict as error:
         raise as_hub_error(error) from None
-    return [{"key": s.key, "result": o.value} for s, o in zip(submissions, outcomes, strict=True)]
+    return [EventResult(s.key, _RESULTS[o]) for s, o in zip(submissions, outcomes, strict=True)]
 
 
 def _validate(
@@ -214,38 +214,35 @@ def _ask(authorise: EventAuthoriser, index: int, key: str, repo: str, actor: str
         raise type(error)(f"event #{index} (key {key!r}, {kind} in repo {repo!r}): {error.message}") from None
 
 
+_RESULTS: dict[Outcome, Literal["accepted", "duplicate", "rejected"]] = {
+    Outcome.ACCEPTED: "accepted",
+    Outcome.DUPLICATE: "duplicate",
+    Outcome.CONFLICT: "rejected",
+}
+
+
 def _answer_each(
     buffer: WriteBuffer,
-    count: int,
     problems: list[dict[str, Any]],
     submissions: list[Submission],
     indexes: list[int],
-) -> list[dict[str, Any]]:
-    """Store the good events of a relayed batch and answer every event on its own."""
-    answers: list[dict[str, Any]] = [{} for _ in range(count)]
+) -> dict[int, EventResult]:
+    """Store the good events of a relayed batch and answer every event on its own, by index."""
+    answers: dict[int, EventResult] = {}
     for problem in problems:
-        answer = answers[problem["index"]]
         said = f"{problem['field']}: {problem['message']}"
-        answer.update(key=problem["key"], result="rejected", state=None)
-        answer["reason"] = f"{answer['reason']}; {said}" if answer.get("reason") else said
+        earlier = answers.get(problem["index"])
+        if earlier is not None and isinstance(earlier.reason, str):
+            said = f"{earlier.reason}; {said}"
+        answers[problem["index"]] = EventResult(problem["key"], "rejected", None, said)
     outcomes = buffer.append(submissions, conflicts="report")
     states = buffer.states([s.key for s in submissions])
     for submission, index, outcome in zip(submissions, indexes, outcomes, strict=True):
         if outcome is Outcome.CONFLICT:
-            answers[index] = {
-                "key": submission.key,
-                "result": "rejected",
-                "state": None,
-                "reason": str(KeyConflict(submission.key)),
-            }
+            answers[index] = EventResult(submission.key, "rejected", None, str(KeyConflict(submission.key)))
             continue
         state, reason = states[submission.key]
-        answers[index] = {
-            "key": submission.key,
-            "result": outcome.value,
-            "state": state.value,
-            "reason": reason,
-        }
+        answers[index] = EventResult(submission.key, _RESULTS[outcome], state, reason)
     return answers
 
 

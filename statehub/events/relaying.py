@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import msgspec
 
 from statehub.events.service import EventDesk
 from sync.relay import Relay, TokenSource
+from sync.relay_queue import RelayStatus
 
 __all__ = ["relay_status", "start_relay"]
 
@@ -28,12 +29,11 @@ def start_relay(desk: EventDesk) -> Relay | None:
     return relay
 
 
-def relay_status(desk: EventDesk) -> dict[str, Any] | None:
-    """What ``/state/health`` and ``statehub buffer status`` show; None without an upstream."""
+def relay_status(desk: EventDesk) -> RelayStatus | None:
+    """What ``/state/health`` and ``statehub buffer status`` show; None without an upstream.
+
+    ``upstream`` is this hub's setting (the queue keeps what the relay loop last used).
+    """
     if desk.relay_queue is None:
         return None
-    status = desk.relay_queue.status()
-    status["upstream"] = desk.hub.settings.upstream
-    status.setdefault("reachable", None)
-    status.setdefault("paused", None)
-    return status
+    return msgspec.structs.replace(desk.relay_queue.status(), upstream=desk.hub.settings.upstream)

@@ -23,7 +23,7 @@ from statehub.events.writeback import Applier, RepoApplied
 from statehub.hub import Hub
 from statehub.settings import Settings
 from sync.applier_lock import ApplierLock
-from sync.buffer import WriteBuffer
+from sync.buffer import EventResult, WriteBuffer
 from sync.relay_queue import RelayQueue
 
 __all__ = ["EventDesk", "buffer_path"]
@@ -63,11 +63,11 @@ class EventDesk:
     ) -> None:
         self.close()
 
-    def submit(self, body: Any, *, authorise: EventAuthoriser, each: bool = False) -> list[dict[str, Any]]:
+    def submit(self, body: Any, *, authorise: EventAuthoriser, each: bool = False) -> list[EventResult]:
         """Store events through intake (``submit_events``); ``authorise`` has no default, so every
         caller says who is asking: a token's ``event_authoriser``, ``OPEN_HUB`` or ``LOCAL_COMMAND``."""
         results = submit_events(self.hub, self.buffer, body, authorise=authorise, each=each)
-        if any(r["result"] == "accepted" for r in results):
+        if any(r.result == "accepted" for r in results):
             self.accepted.set()
             for callback in self.on_accepted:
                 callback()

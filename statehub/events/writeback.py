@@ -56,7 +56,7 @@ from statehub.repofiles import (
     remove_stale_repo_temps,
     write_repo_file,
 )
-from sync.buffer import BufferedEvent, Writeback, WriteBuffer
+from sync.buffer import EventRecord, Writeback, WriteBuffer
 from workplans import (
     FLEET_PATH,
     BrokenTarget,
@@ -287,7 +287,7 @@ class Applier:
         if not records:
             return
         rejected: dict[str, str] = {}
-        targets: list[tuple[BufferedEvent, Event, str]] = []
+        targets: list[tuple[EventRecord, Event, str]] = []
         paths: dict[str | None, str | None] = {}
         for record in records:
             try:

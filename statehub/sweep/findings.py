@@ -5,23 +5,33 @@ Each finding says where (path, line when known) and what to do about it.
 
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from sqlalchemy import Connection, and_, select
 
 from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, TASKS, WORKPLANS
 
-__all__ = ["find_problems"]
+__all__ = ["Finding", "find_problems"]
 
 OPEN = ("todo", "in-progress", "blocked")
 
 
-def _finding(kind: str, path: str, message: str, line: int | None = None) -> dict[str, Any]:
-    return {"kind": kind, "path": path, "line": line, "message": message}
+class Finding(msgspec.Struct, frozen=True):
+    """One inconsistency: ``kind`` (unknown-dependency, cancelled-dependency, done-with-open-tasks,
+    unknown-supersedes, duplicate-id, file-error), where (repo-relative path, line or None), what to do."""
+
+    kind: str
+    path: str
+    line: int | None
+    message: str
 
 
-def find_problems(conn: Connection, slug: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+def _finding(kind: str, path: str, message: str, line: int | None = None) -> Finding:
+    return Finding(kind=kind, path=path, line=line, message=message)
+
+
+def find_problems(conn: Connection, slug: str) -> list[Finding]:
+    """Every inconsistency in repo ``slug``, in a stable order."""
+    found: list[Finding] = []
     known_refs = set(conn.execute(select(TASKS.c.ref)).scalars())
     cancelled = set(conn.execute(select(TASKS.c.ref).where(TASKS.c.status == "cancelled")).scalars())
     for edge in conn.execute(

@@ -12,17 +12,82 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from statehub.atomic import atomic_write
 from statehub.cache import queries
+from statehub.cache.answers import RepoCounts
 from statehub.events import EventDesk
 from statehub.gitrepo import open_repo
 from statehub.settings import Settings
-from statehub.sweep.findings import find_problems
+from statehub.sweep.findings import Finding, find_problems
 from statehub.sweep.remote import fetch, integrate, push, upstream
 
-__all__ = ["latest_sweep", "sweep", "sweep_repo"]
+__all__ = [
+    "RepoSweep",
+    "SweepReport",
+    "SweepTotals",
+    "SweptEvents",
+    "latest_sweep",
+    "sweep",
+    "sweep_repo",
+]
+
+
+class SweptEvents(msgspec.Struct, frozen=True):
+    """Pending events the sweep's write-back pass decided: applied, already so, rejected, left waiting."""
+
+    applied: int
+    unchanged: int
+    rejected: int
+    waiting: int
+
+
+class RepoSweep(msgspec.Struct, frozen=True, kw_only=True):
+    """What the sweep did in one repo; or, when it failed unexpectedly, ``error`` and ``findings`` only.
+
+    The fields a failed sweep has no value for are ``UNSET`` and left out of the JSON.
+    ``remote`` is ``<remote>/<branch>`` or None without an upstream; ``push`` says
+    what became of the push in words (``pushed``, ``no remote``, ``nothing to push``,
+    ``pushed after N attempts``, or why not); ``problems`` are sentences.
+    """
+
+    repo: str
+    error: str | UnsetType = UNSET
+    """Why the sweep of this repo failed (an unexpected error); the sweep went on with the others."""
+    remote: str | UnsetType | None = UNSET
+    pulled: int | UnsetType = UNSET
+    """Commits brought in from the remote."""
+    rebased: bool | UnsetType = UNSET
+    events: SweptEvents | UnsetType = UNSET
+    commits: list[str] | UnsetType = UNSET
+    """Shas of the commits the write-back made."""
+    pushed: bool | UnsetType = UNSET
+    push: str | UnsetType = UNSET
+    problems: list[str] | UnsetType = UNSET
+    findings: list[Finding]
+    counts: RepoCounts | UnsetType = UNSET
+
+
+class SweepTotals(msgspec.Struct, frozen=True):
+    repos: int
+    findings: int
+    commits: int
+    pushed: int
+    """Repos pushed to."""
+    problems: int
+    """Problem sentences, plus one per repo whose sweep failed."""
+
+
+class SweepReport(msgspec.Struct, frozen=True):
+    """``POST /sweeps``, ``GET /sweeps/latest``, ``statehub sweep --json``; times UTC, to the second."""
+
+    started_at: str
+    finished_at: str
+    repos: list[RepoSweep]
+    totals: SweepTotals
 
 
 def _now() -> str:
@@ -33,21 +98,13 @@ def _latest_path(settings: Settings) -> Path:
     return settings.data_dir / "sweeps" / "latest.json"
 
 
-def sweep_repo(desk: EventDesk, slug: str) -> dict[str, Any]:
+def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
     """Sweep one registered repo; the caller holds the applier lock."""
     hub = desk.hub
     root = hub.repo(slug).path
-    report: dict[str, Any] = {
-        "repo": slug,
-        "remote": None,
-        "pulled": 0,
-        "rebased": False,
-        "events": {"applied": 0, "unchanged": 0, "rejected": 0, "waiting": 0},
-        "commits": [],
-        "pushed": False,
-        "push": "no remote",
-        "problems": [],
-    }
+    remote_name: str | None = None
+    pulled, rebased, pushed, push_said = 0, False, False, "no remote"
+    problems: list[str] = []
     repo = open_repo(root)
     try:
         desk.applier.recover(slug, repo)
@@ -55,85 +112,89 @@ def sweep_repo(desk: EventDesk, slug: str) -> dict[str, Any]:
         problem: str | None = None
         if target is not None:
             remote, branch = target
-            report["remote"] = f"{remote}/{branch}"
+            remote_name = f"{remote}/{branch}"
             problem = fetch(repo, remote)
             if problem is None:
                 merged = integrate(repo, remote, branch)
-                report["pulled"], report["rebased"], problem = merged.pulled, merged.rebased, merged.problem
+                pulled, rebased, problem = merged.pulled, merged.rebased, merged.problem
             if problem:
-                report["problems"].append(problem)
+                problems.append(problem)
         hub.refresh(slug)
         applied = desk.apply_locked([slug])[0]
-        for name in report["events"]:
-            report["events"][name] = getattr(applied, name)
-        report["commits"] = applied.commits
-        report["problems"].extend(applied.reasons)
+        problems.extend(applied.reasons)
         if target is not None and problem is None:
             remote, branch = target
-            pushed = push(repo, remote, branch)
-            report["pushed"], report["push"] = pushed.pushed, pushed.reason or "pushed"
-            if pushed.attempts > 1:
-                report["push"] = (
-                    f"pushed after {pushed.attempts} attempts" if pushed.pushed else pushed.reason
-                )
-            if not pushed.pushed and pushed.reason != "nothing to push":
-                report["problems"].append(pushed.reason)
+            outcome = push(repo, remote, branch)
+            # Not pushed always comes with a reason (statehub.sweep.remote.push).
+            pushed, push_said = outcome.pushed, outcome.reason or "pushed"
+            if outcome.pushed and outcome.attempts > 1:
+                push_said = f"pushed after {outcome.attempts} attempts"
+            if not outcome.pushed and push_said != "nothing to push":
+                problems.append(push_said)
             hub.refresh(slug)
         elif target is not None:
-            report["push"] = "not pushed: the repo could not be brought in step with its remote"
+            push_said = "not pushed: the repo could not be brought in step with its remote"
     finally:
         repo.close()
     with hub.engine.connect() as conn:
-        report["findings"] = find_problems(conn, slug)
-        report["counts"] = queries.get_repo(conn, slug)["counts"]
-    return report
+        findings = find_problems(conn, slug)
+        counts = queries.get_repo(conn, slug).counts
+    return RepoSweep(
+        repo=slug,
+        remote=remote_name,
+        pulled=pulled,
+        rebased=rebased,
+        events=SweptEvents(applied.applied, applied.unchanged, applied.rejected, applied.waiting),
+        commits=list(applied.commits),
+        pushed=pushed,
+        push=push_said,
+        problems=problems,
+        findings=findings,
+        counts=counts,
+    )
 
 
 def sweep(
     desk: EventDesk,
     slugs: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> SweepReport:
     """Sweep the named repos (default: all registered), one at a time, and keep the report."""
     hub = desk.hub
     targets = list(slugs) if slugs else [r.slug for r in hub.repos()]
     for slug in targets:
         hub.repo(slug)  # unknown slugs fail before anything is done
     started = _now()
-    repos: list[dict[str, Any]] = []
+    repos: list[RepoSweep] = []
     for slug in targets:
         desk.lock.acquire()
         try:
             repos.append(sweep_repo(desk, slug))
         except Exception as error:  # one broken repo must not stop the sweep of the others
-            repos.append({"repo": slug, "error": f"{type(error).__name__}: {error}", "findings": []})
+            repos.append(RepoSweep(repo=slug, error=f"{type(error).__name__}: {error}", findings=[]))
         finally:
             desk.lock.release()
         if progress:
             progress(slug)
-    report = {
-        "started_at": started,
-        "finished_at": _now(),
-        "repos": repos,
-        "totals": {
-            "repos": len(repos),
-            "findings": sum(len(r.get("findings", [])) for r in repos),
-            "commits": sum(len(r.get("commits", [])) for r in repos),
-            "pushed": sum(1 for r in repos if r.get("pushed")),
-            "problems": sum(len(r.get("problems", [])) + (1 if "error" in r else 0) for r in repos),
-        },
-    }
-    _save(_latest_path(hub.settings), report)
+    report = SweepReport(
+        started_at=started,
+        finished_at=_now(),
+        repos=repos,
+        totals=SweepTotals(
+            repos=len(repos),
+            findings=sum(len(r.findings) for r in repos),
+            commits=sum(len(r.commits) for r in repos if not isinstance(r.commits, UnsetType)),
+            pushed=sum(1 for r in repos if r.pushed is True),
+            problems=sum(len(r.problems) if not isinstance(r.problems, UnsetType) else 1 for r in repos),
+        ),
+    )
+    atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
     return report
 
 
-def _save(path: Path, report: dict[str, Any]) -> None:
-    atomic_write(path, json.dumps(report, indent=2))
-
-
-def latest_sweep(settings: Settings) -> dict[str, Any] | None:
+def latest_sweep(settings: Settings) -> SweepReport | None:
+    """The last sweep's report (whoever ran it: the API or the CLI), None before the first."""
     path = _latest_path(settings)
     if not path.exists():
         return None
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return loaded
+    return msgspec.json.decode(path.read_bytes(), type=SweepReport)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from statehub.cache import queries
+from statehub.cache.answers import RepoCounts
 from statehub.devhub import CHECKOUT, repo_paths, set_up
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
@@ -37,16 +38,15 @@ def test_set_up_registers_the_checkout_extras_and_examples(
     assert all(r.errors == [] for r in result.reports)
     with hub.engine.connect() as conn:
         counts = {
-            s: queries.get_repo(conn, s)["counts"]
-            for s in ("the-custodian", "railiance-ops", "activity-core")
+            s: queries.get_repo(conn, s).counts for s in ("the-custodian", "railiance-ops", "activity-core")
         }
         assert counts == {
-            "the-custodian": {"workplans": 2, "tasks": 7, "canon": 2},
-            "railiance-ops": {"workplans": 2, "tasks": 6, "canon": 1},
-            "activity-core": {"workplans": 1, "tasks": 3, "canon": 1},
+            "the-custodian": RepoCounts(workplans=2, tasks=7, canon=2),
+            "railiance-ops": RepoCounts(workplans=2, tasks=6, canon=1),
+            "activity-core": RepoCounts(workplans=1, tasks=3, canon=1),
         }
         ready = queries.list_tasks(conn, ready=True).items
-        assert sorted(t["ref"] for t in ready) == [
+        assert sorted(t.ref for t in ready) == [
             "ACT-WP-0001-T01",
             "CUST-WP-0054-T02",
             "CUST-WP-0054-T03",
@@ -55,7 +55,7 @@ def test_set_up_registers_the_checkout_extras_and_examples(
             "RAIL-BS-WP-0006-T02",
             "RAIL-HO-WP-0005-T03",
         ]
-        own_canon = {d["id"] for d in queries.list_canon(conn, repo="statehub").items}
+        own_canon = {d.id for d in queries.list_canon(conn, repo="statehub").items}
         assert {"ADR-001", "ADR-002", "ADR-003", "ADR-004", "ADR-005"} <= own_canon
     assert hub.repo("statehub").path == CHECKOUT
     assert (hub.settings.data_dir / "examples" / "the-custodian" / ".git").is_dir()
@@ -67,4 +67,4 @@ def test_examples_are_copied_on_the_first_run_only(hub: Hub) -> None:
     plan.write_text(plan.read_text(encoding="utf-8").replace('status = "in-progress"', 'status = "done"'))
     set_up(hub, [], checkout=None, say=lambda _line: None)
     with hub.engine.connect() as conn:
-        assert queries.get_task(conn, "ACT-WP-0001-T01")["status"] == "done"
+        assert queries.get_task(conn, "ACT-WP-0001-T01").status == "done"

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from statehub.cache import queries
+from statehub.cache.answers import RepoCounts
 from statehub.cache.schema import META, TASKS
 from statehub.errors import Conflict, NotAGitRepo, NotFound
 from statehub.hub import Hub
@@ -36,17 +37,16 @@ def _canon(doc_id: str) -> str:
     return f'+++\nid = "{doc_id}"\ntitle = "A decision"\nkind = "adr"\nstatus = "accepted"\n+++\nBody.\n'
 
 
-def _counts(hub: Hub, slug: str) -> dict[str, int]:
+def _counts(hub: Hub, slug: str) -> RepoCounts:
     with hub.engine.connect() as conn:
-        counts: dict[str, int] = queries.get_repo(conn, slug)["counts"]
-        return counts
+        return queries.get_repo(conn, slug).counts
 
 
 def test_register_indexes_workplans_tasks_and_canon(hub: Hub, make_repo: MakeRepo) -> None:
     repo = _plan_repo(make_repo)
     report = hub.register(repo.root)
     assert (report.repo, report.files, report.parsed, report.errors) == ("alpha", 4, 4, [])
-    assert _counts(hub, "alpha") == {"workplans": 3, "tasks": 3, "canon": 1}
+    assert _counts(hub, "alpha") == RepoCounts(workplans=3, tasks=3, canon=1)
     assert [r.slug for r in hub.repos()] == ["alpha"]
 
 
@@ -62,7 +62,7 @@ def test_registering_again_is_idempotent(hub: Hub, make_repo: MakeRepo) -> None:
     again = hub.register(repo.root)
     assert again.parsed == 0
     assert len(hub.repos()) == 1
-    assert _counts(hub, "alpha") == {"workplans": 3, "tasks": 3, "canon": 1}
+    assert _counts(hub, "alpha") == RepoCounts(workplans=3, tasks=3, canon=1)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_refresh_reparses_only_changed_files(hub: Hub, make_repo: MakeRepo) -> N
     report = hub.refresh("alpha")[0]
     assert (report.parsed, report.removed) == (1, 1)
     with hub.engine.connect() as conn:
-        assert queries.get_workplan(conn, "A-WP-0002")["status"] == "done"
+        assert queries.get_workplan(conn, "A-WP-0002").status == "done"
         with pytest.raises(NotFound):
             queries.get_workplan(conn, "A-WP-0003")
 
@@ -130,7 +130,7 @@ def test_untracked_files_are_indexed_and_refreshed(hub: Hub, make_repo: MakeRepo
     repo.write("workplans/sub/A-WP-0009.md", workplan_text("A-WP-0009", [{"id": "T01", "title": "renamed"}]))
     assert hub.refresh("alpha")[0].parsed == 1
     with hub.engine.connect() as conn:
-        assert queries.get_task(conn, "A-WP-0009-T01")["title"] == "renamed"
+        assert queries.get_task(conn, "A-WP-0009-T01").title == "renamed"
 
 
 def test_a_broken_file_is_reported_and_the_rest_indexed(hub: Hub, make_repo: MakeRepo) -> None:
@@ -144,12 +144,12 @@ def test_a_broken_file_is_reported_and_the_rest_indexed(hub: Hub, make_repo: Mak
         "workplans/bin.md: file is not valid UTF-8 (byte 4)",
         "workplans/broken.md:3: invalid TOML: Invalid value (column 9)",
     ]
-    assert _counts(hub, "alpha")["workplans"] == 3
+    assert _counts(hub, "alpha").workplans == 3
     repo.write("workplans/broken.md", workplan_text("A-WP-0100", []))
     assert hub.refresh("alpha")[0].errors == []
     with hub.engine.connect() as conn:
-        errors = queries.get_repo(conn, "alpha")["errors"]
-    assert [e["path"] for e in errors] == ["workplans/bin.md"]
+        errors = queries.get_repo(conn, "alpha").errors
+    assert [e.path for e in errors] == ["workplans/bin.md"]
 
 
 def test_a_workplan_id_in_two_repos_is_an_error_on_both_and_neither_is_served(
@@ -169,16 +169,16 @@ def test_a_workplan_id_in_two_repos_is_an_error_on_both_and_neither_is_served(
             queries.get_workplan(conn, "X-WP-0001")
         with pytest.raises(Conflict):
             queries.get_task(conn, "X-WP-0001-T01")
-        errors = {s: queries.get_repo(conn, s)["errors"] for s in ("a", "b")}
-    assert errors["a"][0]["message"].startswith("workplan id X-WP-0001 is also claimed by b/workplans/Y.md")
-    assert errors["b"][0]["message"].startswith("workplan id X-WP-0001 is also claimed by a/workplans/X.md")
+        errors = {s: queries.get_repo(conn, s).errors for s in ("a", "b")}
+    assert errors["a"][0].message.startswith("workplan id X-WP-0001 is also claimed by b/workplans/Y.md")
+    assert errors["b"][0].message.startswith("workplan id X-WP-0001 is also claimed by a/workplans/X.md")
     # renaming one resolves both
     b.write("workplans/Y.md", workplan_text("X-WP-0002", [{"id": "T01", "title": "b"}]))
     hub.refresh("b")
     with hub.engine.connect() as conn:
         assert queries.list_workplans(conn).total == 2
-        assert queries.get_repo(conn, "a")["errors"] == []
-        assert queries.get_task(conn, "X-WP-0001-T01")["title"] == "a"
+        assert queries.get_repo(conn, "a").errors == []
+        assert queries.get_task(conn, "X-WP-0001-T01").title == "a"
 
 
 def test_a_workplan_id_twice_in_one_repo_is_an_error_on_both(hub: Hub, make_repo: MakeRepo) -> None:
@@ -188,13 +188,13 @@ def test_a_workplan_id_twice_in_one_repo_is_an_error_on_both(hub: Hub, make_repo
     repo.commit()
     hub.register(repo.root)
     with hub.engine.connect() as conn:
-        errors = queries.get_repo(conn, "a")["errors"]
+        errors = queries.get_repo(conn, "a").errors
         assert queries.list_workplans(conn).total == 0
-    assert [e["path"] for e in errors] == ["workplans/one.md", "workplans/two.md"]
+    assert [e.path for e in errors] == ["workplans/one.md", "workplans/two.md"]
     (repo.root / "workplans" / "two.md").unlink()
     hub.refresh("a")
     with hub.engine.connect() as conn:
-        assert queries.get_repo(conn, "a")["errors"] == []
+        assert queries.get_repo(conn, "a").errors == []
         assert queries.list_workplans(conn).total == 1
 
 
@@ -210,9 +210,9 @@ def test_a_canon_id_twice_in_one_repo_is_an_error_but_two_repos_may_each_have_on
     hub.register(a.root)
     hub.register(b.root)
     with hub.engine.connect() as conn:
-        assert [d["repo"] for d in queries.list_canon(conn).items] == ["b"]
-        assert len(queries.get_repo(conn, "a")["errors"]) == 2
-        assert queries.get_canon(conn, "ADR-001", "b")["repo"] == "b"
+        assert [d.repo for d in queries.list_canon(conn).items] == ["b"]
+        assert len(queries.get_repo(conn, "a").errors) == 2
+        assert queries.get_canon(conn, "ADR-001", "b").repo == "b"
 
 
 def test_removing_a_repo_removes_its_rows_and_leaves_its_files(hub: Hub, make_repo: MakeRepo) -> None:
@@ -272,7 +272,7 @@ def test_restart_picks_up_file_changes_made_while_the_hub_was_down(
         workplan_text("A-WP-0001", [{"id": "T01", "title": "one", "status": "done"}]),
     )
     with Hub(settings) as second, second.engine.connect() as conn:
-        assert queries.get_task(conn, "A-WP-0001-T01")["status"] == "done"
+        assert queries.get_task(conn, "A-WP-0001-T01").status == "done"
 
 
 def test_rebuild_gives_the_same_answers(hub: Hub, make_repo: MakeRepo) -> None:

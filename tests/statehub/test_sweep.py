@@ -82,12 +82,12 @@ def test_the_sweep_pulls_the_teammate_pushes_the_hub_and_survives_a_moving_remot
     team.mate_commit("workplans/MATE-WP-0001.md", workplan_text("MATE-WP-0001"), "teammate adds a plan")
     team.move_remote_on_first_push(monkeypatch)
     report = sweep(desk)
-    [repo] = report["repos"]
-    assert repo["pulled"] == 1
-    assert repo["events"]["applied"] == 1 and len(repo["commits"]) == 1
-    assert repo["pushed"] is True
-    assert repo["push"] == "pushed after 2 attempts"
-    assert repo["problems"] == []
+    [repo] = report.repos
+    assert repo.pulled == 1
+    assert repo.events.applied == 1 and len(repo.commits) == 1
+    assert repo.pushed is True
+    assert repo.push == "pushed after 2 attempts"
+    assert repo.problems == []
     remote_log = subprocess.run(
         ["git", "--git-dir", str(team.remote), "log", "--format=%s%n%b", "main"],
         capture_output=True,
@@ -103,7 +103,7 @@ def test_the_sweep_pulls_the_teammate_pushes_the_hub_and_survives_a_moving_remot
     with hub.engine.connect() as conn:
         from statehub.cache import queries
 
-        assert queries.get_workplan(conn, "MATE-WP-0001")["repo"] == "the-custodian"
+        assert queries.get_workplan(conn, "MATE-WP-0001").repo == "the-custodian"
     assert latest_sweep(hub.settings) == report
 
 
@@ -116,9 +116,9 @@ def test_a_conflicting_rebase_is_aborted_and_no_commit_is_lost(
     local = team.hub.commit("local change")
     team.mate_commit("shared.txt", "teammate version\n", "teammate change")
     report = sweep(desk)
-    [repo] = report["repos"]
-    assert repo["pushed"] is False
-    assert any("conflicts" in problem for problem in repo["problems"])
+    [repo] = report.repos
+    assert repo.pushed is False
+    assert any("conflicts" in problem for problem in repo.problems)
     assert team.hub.git("rev-parse", "HEAD").strip() == local
     assert team.hub.git("status", "--porcelain") == ""
 
@@ -147,14 +147,14 @@ def test_findings_name_every_inconsistency(
     )
     repo.commit()
     hub.register(repo.root)
-    [report] = sweep(desk)["repos"]
-    kinds = {f["kind"] for f in report["findings"]}
+    [report] = sweep(desk).repos
+    kinds = {f.kind for f in report.findings}
     assert {"duplicate-id", "file-error", "unknown-supersedes"} <= kinds
-    assert report["push"] == "no remote"
+    assert report.push == "no remote"
     repo.git("rm", "-q", "workplans/B-WP-0001.md")
     repo.commit("drop the duplicate")
-    [report] = sweep(desk)["repos"]
-    messages = {f["kind"]: f["message"] for f in report["findings"]}
+    [report] = sweep(desk).repos
+    messages = {f.kind: f.message for f in report.findings}
     assert messages["unknown-dependency"] == "A-WP-0001-T02 depends on unknown task ZZ-WP-0009-T01"
     assert "A-WP-0001-T01, which is cancelled" in messages["cancelled-dependency"]
     assert messages["done-with-open-tasks"] == "workplan A-WP-0001 is done but tasks T02 are still open"
@@ -186,11 +186,11 @@ def test_an_unreachable_remote_is_reported_and_events_still_land_locally(
     hub.register(team.hub.root)
     desk.submit(event("OFF1", kind="progress.note"), authorise=LOCAL_COMMAND)
     team.remote.rename(tmp_path / "gone.git")
-    [repo] = sweep(desk)["repos"]
-    assert repo["pushed"] is False
-    assert any(p.startswith("fetch from origin failed") for p in repo["problems"])
-    assert repo["push"] == "not pushed: the repo could not be brought in step with its remote"
+    [repo] = sweep(desk).repos
+    assert repo.pushed is False
+    assert any(p.startswith("fetch from origin failed") for p in repo.problems)
+    assert repo.push == "not pushed: the repo could not be brought in step with its remote"
     assert trailer_counts(team.hub) == {"OFF1": 1}
     (tmp_path / "gone.git").rename(team.remote)
-    [repo] = sweep(desk)["repos"]
-    assert (repo["pushed"], repo["problems"]) == (True, [])
+    [repo] = sweep(desk).repos
+    assert (repo.pushed, repo.problems) == (True, [])

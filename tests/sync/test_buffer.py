@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.buffer import EventState, KeyConflict, Outcome, Submission, Writeback, WriteBuffer
+from sync.buffer import BufferCounts, EventState, KeyConflict, Outcome, Submission, Writeback, WriteBuffer
 
 
 def sub(key: str, note: str = "n", repo: str = "r1") -> Submission:
@@ -28,7 +28,7 @@ def test_duplicates_are_recognised_and_conflicts_store_nothing(tmp_path: Path) -
     assert buffer.get("c") is None
     with pytest.raises(KeyConflict):
         buffer.append([sub("d"), sub("d", note="other")])
-    assert buffer.counts() == {"pending": 2, "applied": 0, "rejected": 0}
+    assert buffer.counts() == BufferCounts(pending=2, applied=0, rejected=0)
 
 
 def test_events_survive_a_reopen_and_keep_acceptance_order(tmp_path: Path) -> None:
@@ -71,4 +71,4 @@ def test_states_move_once_with_reasons(tmp_path: Path) -> None:
     assert again is not None and again.state is EventState.REJECTED
     items, total = buffer.list_events(state="applied", limit=1, offset=1)
     assert total == 2 and [e.key for e in items] == ["b"]
-    assert buffer.counts() == {"pending": 0, "applied": 2, "rejected": 1}
+    assert buffer.counts() == BufferCounts(pending=0, applied=2, rejected=1)

@@ -10,7 +10,7 @@ import pytest
 
 from sync.buffer import Outcome, Submission, WriteBuffer
 from sync.relay import TokenSource, backoff_delay, retry_after
-from sync.relay_queue import RelayQueue, RelayState, UnknownRelayKey
+from sync.relay_queue import ParkedEvent, RelayCounts, RelayQueue, RelayState, UnknownRelayKey
 
 
 def sub(key: str, note: str = "n") -> Submission:
@@ -55,14 +55,13 @@ def test_answers_move_events_and_only_decisions_take_them_out(tmp_path: Path) ->
     queue.enqueue_new()
     queue.record(sent=["a", "b"], confirmed=["c"], parked={"d": "upstream rejected it: no workplan"})
     status = queue.status()
-    assert status["counts"] == {"queued": 0, "sent": 2, "confirmed": 1, "parked": 1}
-    assert status["pending"] == 2 and status["parked"] == 1 and status["oldest_pending_age_s"] >= 0
-    assert status["parked_events"] == [
-        {"key": "d", "reason": "upstream rejected it: no workplan", "attempts": 1}
-    ]
+    assert status.counts == RelayCounts(queued=0, sent=2, confirmed=1, parked=1)
+    assert status.pending == 2 and status.parked == 1
+    assert status.oldest_pending_age_s is not None and status.oldest_pending_age_s >= 0
+    assert status.parked_events == [ParkedEvent("d", "upstream rejected it: no workplan", 1)]
     queue.record(confirmed=["a"])
     queue.record(sent=["c"])  # a late answer cannot move a confirmed event back
-    assert queue.status()["counts"]["confirmed"] == 2
+    assert queue.status().counts.confirmed == 2
 
     with pytest.raises(UnknownRelayKey, match="sent, not parked"):
         queue.retry("b", "alice")
@@ -72,7 +71,7 @@ def test_answers_move_events_and_only_decisions_take_them_out(tmp_path: Path) ->
         queue.drop("a", "no", "alice")
     with pytest.raises(ValueError, match="needs a reason"):
         queue.drop("d", "  ", "alice")
-    assert queue.status()["decisions"] == []
+    assert queue.status().decisions == []
 
     queue.retry("d", "alice")
     assert queue.get("d") is not None and queue.get("d").state is RelayState.QUEUED  # type: ignore[union-attr]
@@ -80,8 +79,8 @@ def test_answers_move_events_and_only_decisions_take_them_out(tmp_path: Path) ->
     assert dropped["was"] == "sent" and dropped["event"]["key"] == "b"
     assert queue.get("b") is None and buffer.get("b") is not None  # the local record stays
     assert queue.enqueue_new() == 0  # a dropped event is not queued again
-    decisions = queue.status()["decisions"]
-    assert [(d["key"], d["decision"], d["actor"]) for d in decisions] == [
+    decisions = queue.status().decisions
+    assert [(d.key, d.decision, d.actor) for d in decisions] == [
         ("b", "drop", "bob"),
         ("d", "retry", "alice"),
     ]

@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 from sqlalchemy import event, select
 
 from statehub.cache import queries
+from statehub.cache.answers import RepoCounts, RepoDetail
 from statehub.cache.bulk import insert_rows
 from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
 from statehub.cli import main
@@ -65,8 +66,8 @@ def _corpus(make_repo: Callable[[str], GitRepo]) -> GitRepo:
 def _snapshot(hub: Hub) -> dict[str, object]:
     with hub.engine.connect() as conn:
         return {
-            "ready": [t["ref"] for t in queries.list_tasks(conn, ready=True, limit=1000).items],
-            "workplans": [w["id"] for w in queries.list_workplans(conn).items],
+            "ready": [t.ref for t in queries.list_tasks(conn, ready=True, limit=1000).items],
+            "workplans": [w.id for w in queries.list_workplans(conn).items],
             "tasks": queries.list_tasks(conn, limit=1).total,
             "repo": queries.get_repo(conn, "ops"),
             "canon": queries.get_canon(conn, "ADR-001"),
@@ -87,12 +88,12 @@ def test_index_rebuild_and_refresh_agree(hub: Hub, make_repo: Callable[[str], Gi
     assert "OPS-WP-0001-T03" not in ready
     assert len(ready) == 1 + MANY
     repo_info = first["repo"]
-    assert isinstance(repo_info, dict)
-    assert repo_info["prefixes"] == ["OPS"]
-    assert repo_info["counts"] == {"workplans": 4, "tasks": 5 + MANY, "canon": 1}
-    messages = [e["message"] for e in repo_info["errors"]]
+    assert isinstance(repo_info, RepoDetail)
+    assert repo_info.prefixes == ["OPS"]
+    assert repo_info.counts == RepoCounts(workplans=4, tasks=5 + MANY, canon=1)
+    messages = [e.message for e in repo_info.errors]
     assert sum("also claimed by" in m for m in messages) == 2
-    assert first["canon"]["date"] == "2026-05-02"  # type: ignore[index]
+    assert first["canon"].date == "2026-05-02"  # type: ignore[attr-defined]
 
     hub.rebuild()
     assert _snapshot(hub) == first
@@ -109,11 +110,11 @@ def test_index_rebuild_and_refresh_agree(hub: Hub, make_repo: Callable[[str], Gi
     (repo.root / "workplans" / "dup-b.md").unlink()
     hub.refresh("ops")
     with hub.engine.connect() as conn:
-        plans = [w["id"] for w in queries.list_workplans(conn).items]
+        plans = [w.id for w in queries.list_workplans(conn).items]
         assert plans == ["OPS-WP-0001", "OPS-WP-0002", "OPS-WP-0009"]
-        assert queries.get_workplan(conn, "OPS-WP-0001")["task_count"] == 1
-        errors = queries.get_repo(conn, "ops")["errors"]
-    assert [e["path"] for e in errors] == ["workplans/broken.md"]
+        assert queries.get_workplan(conn, "OPS-WP-0001").task_count == 1
+        errors = queries.get_repo(conn, "ops").errors
+    assert [e.path for e in errors] == ["workplans/broken.md"]
 
 
 def test_remove_leaves_nothing_behind(hub: Hub, make_repo: Callable[[str], GitRepo]) -> None:

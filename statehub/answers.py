@@ -1,0 +1,35 @@
+"""Answers shared by several resources: ``Page[T]``, ``{"items": [T, ...], "total": N}``, and ``Removed``.
+
+The hub's answers are msgspec Structs (ADR-024), built by the library where the
+data is read (``statehub.cache.queries``, ``statehub.cache.fleet_queries``,
+``sync.buffer``, ...), returned as they are by the HTTP controllers (Litestar
+encodes Structs natively) and rendered by the CLI (``statehub.cli._output``).
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import msgspec
+
+__all__ = ["Page", "Removed"]
+
+T = TypeVar("T")
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """One page of a list: ``items`` in the list's order, ``total`` matching items over all pages.
+
+    ``total`` counts every item the filters match, so a client pages with
+    ``limit`` / ``offset`` until it has ``total``; a list that is never paged
+    (repos, rooms) has ``total == len(items)``.
+    """
+
+    items: list[T]
+    total: int
+
+
+class Removed(msgspec.Struct, frozen=True):
+    """``DELETE /repos/{slug}``: the slug that is no longer registered."""
+
+    removed: str

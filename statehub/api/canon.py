@@ -1,0 +1,40 @@
+"""``/canon``: ADRs, standards, runbooks and notes of every repo, and one with its body."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
+
+from statehub.answers import Page
+from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.api.errorshape import error_responses
+from statehub.cache import queries
+from statehub.cache.answers import CanonDetail, CanonItem
+from workplans import CanonKind, CanonStatus
+
+__all__ = ["CanonController"]
+
+
+class CanonController(Controller):
+    path = "/canon"
+    tags = ["canon"]
+
+    @get("/", sync_to_thread=False, responses=error_responses(404))
+    def list_canon(
+        self,
+        hub: HubDep,
+        repo: RepoFilter = None,
+        kind: FromQuery[CanonKind | None] = None,
+        status: FromQuery[CanonStatus | None] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Page[CanonItem]:
+        """Canon documents by id, then repo."""
+        with hub.engine.connect() as conn:
+            return queries.list_canon(conn, repo=repo, kind=kind, status=status, limit=limit, offset=offset)
+
+    @get("/{doc_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
+    def get_canon(self, hub: HubDep, doc_id: FromPath[str], repo: RepoFilter = None) -> CanonDetail:
+        """One document with its body; 409 when two repos use the id and ``?repo=`` does not say which."""
+        with hub.engine.connect() as conn:
+            return queries.get_canon(conn, doc_id, repo)
