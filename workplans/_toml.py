@@ -28,6 +28,6 @@ def load_toml(text: str, path: str, first_line: int = 1) -> dict[str, Any]:
             message = "line ends with a lone carriage return (CR); TOML needs LF or CRLF line endings"
             raise FormatError([FileProblem(path, file_line, message)]) from None
         line, column, message = toml_error_line(str(error))
-        file_line = line + first_line - 1 if line is not None else None
+        at = line + first_line - 1 if line is not None else None
         where = f" (column {column})" if column is not None else ""
-        raise FormatError([FileProblem(path, file_line, f"invalid TOML: {message}{where}")]) from None
+        raise FormatError([FileProblem(path, at, f"invalid TOML: {message}{where}")]) from None

@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 
-
 def apply_event(text: str, event: Event, kinds: EventKinds) -> str:
     """Apply ``event`` to ``text`` through its kind's applier in ``kinds`` (see the module docstring)."""
     kind = kinds.get(event.kind)
@@ -93,8 +92,12 @@ class _Parts:
     def join(self) -> str:
         closing = self.closing
         if self.body and not ending(closing):  # the file ended at the fence and now has a body
-            closing += ending(split_lines(self.toml)[-1] if self.toml else self.opening)
+            closing += self.closing_ending()
         return self.opening + self.toml + closing + self.body
+
+    def closing_ending(self) -> str:
+        """The closing fence's line ending, or the one it gets from its neighbours when it has none."""
+        return ending(self.closing) or ending(split_lines(self.toml)[-1] if self.toml else self.opening)
 
     def body_line(self) -> int:
         """The file line of the body's first line (TOML holds no lone CR, so LF counts its lines)."""
@@ -265,5 +268,4 @@ def _with_progress(parts: _Parts, event: Event, ref: str, note: str) -> None:
         return
     line = progress_line(event.at, ref, event.actor, note, event.key)
     added = add_progress_line(parts.body, line, parts.body_line())
-    around = ending(parts.closing) or ending(parts.opening)
-    parts.body = keep_line_endings(parts.body, added, around)
+    parts.body = keep_line_endings(parts.body, added, parts.closing_ending())

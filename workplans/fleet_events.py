@@ -4,8 +4,8 @@ Format level only: which fields an event carries and how the file's text
 changes. Whether a change is *allowed* (frozen hosts, the promotion gate,
 valid transitions) is decided by ``registry.check_change`` before this runs.
 Write-back goes through tomlkit so comments, key order and spacing stay as
-the person wrote them, and every untouched line keeps its bytes; a change the file already reflects returns the text
-unchanged, byte for byte.
+the person wrote them, and every untouched line keeps its bytes; a change the
+file already reflects returns the text unchanged, byte for byte.
 """
 
 from __future__ import annotations

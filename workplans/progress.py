@@ -135,9 +135,9 @@ def _section_end(texts: list[str], heading: int, start: int) -> int:
     if texts[first].startswith("#") and _plain(texts, heading, first):
         return first
     for token in _blocks(texts[heading:]):  # the heading is top-level: what follows reads on its own
-        if token.type == "heading_open" and token.level == 0 and token.tag in ("h1", "h2") and token.map:
-            if token.map[0] + heading >= start:
-                return token.map[0] + heading
+        top = token.type == "heading_open" and token.level == 0 and token.tag in ("h1", "h2")
+        if top and token.map and token.map[0] + heading >= start:
+            return token.map[0] + heading
     return len(texts)
 
 
@@ -192,7 +192,7 @@ def add_progress_line(body: str, line: str, first_line: int = 1) -> str:
         new = texts[: last + 1] + insert + texts[last + 1 :]
         if _starts_item(new, section.heading, last + len(insert)):
             return _insert(lines, last + 1, insert)
-    opened, what = _swallower(texts[: last + 1] + [line], section.heading, last + 1)
+    opened, what = _swallower([*texts[: last + 1], line], section.heading, last + 1)
     raise BrokenTarget(
         f"the '{_TEXT}' section ends inside {what} opened on line {opened + first_line} that is never "
         "closed, so no note added after it can be read as one; close the block"

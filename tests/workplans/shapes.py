@@ -10,10 +10,10 @@ and an optional final line ending.
 
 from __future__ import annotations
 
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from hypothesis import strategies as st
 from workplans.lines import split_lines, strip_ending
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "blocks_of_markdown",
     "bodies",
     "oracle_progress_heading",
+    "oracle_section_items",
     "oracle_top_level_items",
     "with_line_endings",
 ]
@@ -154,9 +155,9 @@ def oracle_progress_heading(body: str) -> int | None:
     """The 0-based line of the first top-level level-2 ``Progress`` heading, by a full CommonMark parse."""
     tokens = _parse(body)
     for index, token in enumerate(tokens):
-        if token.type == "heading_open" and token.level == 0 and token.tag == "h2" and token.map:
-            if tokens[index + 1].content == "Progress":
-                return token.map[0]
+        top = token.type == "heading_open" and token.level == 0 and token.tag == "h2"
+        if top and token.map and tokens[index + 1].content == "Progress":
+            return token.map[0]
     return None
 
 
@@ -168,3 +169,21 @@ def oracle_top_level_items(body: str) -> list[tuple[int, str]]:
         for token in _parse(body)
         if token.type == "list_item_open" and token.level == 1 and token.map
     ]
+
+
+def oracle_section_items(body: str) -> list[str]:
+    """Raw first lines of the top-level list items in the first Progress section, by a full parse."""
+    tokens = _parse(body)
+    heading = oracle_progress_heading(body)
+    if heading is None:
+        return []
+    lines = [strip_ending(line) for line in split_lines(body)]
+    items: list[str] = []
+    for token in tokens:
+        if not token.map or token.map[0] <= heading:
+            continue
+        if token.type == "heading_open" and token.level == 0 and token.tag in ("h1", "h2"):
+            break
+        if token.type == "list_item_open" and token.level == 1:
+            items.append(lines[token.map[0]])
+    return items

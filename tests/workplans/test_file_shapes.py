@@ -43,8 +43,8 @@ PLAN = (
 
 
 def event(kind: str, key: str, **fields: object) -> Event:
-    base = {"key": key, "kind": kind, "workplan": "CUST-WP-0054", "actor": "agt-x", "at": "2026-07-03T22:29:55Z"}
-    return parse_event(base | fields, KINDS)
+    base = {"key": key, "kind": kind, "workplan": "CUST-WP-0054", "actor": "agt-x"}
+    return parse_event(base | {"at": "2026-07-03T22:29:55Z"} | fields, KINDS)
 
 
 def apply(text: str, *events: Event) -> str:
@@ -62,7 +62,8 @@ NOTE = "- 2026-07-03T22:29:55Z CUST-WP-0054 @agt-x: moved <!-- event:N1 -->"
 def test_a_byte_order_mark_before_the_front_matter_is_read_like_none() -> None:
     plan = parse_workplan(BOM + PLAN + "# Body\n", "workplans/a.md")
     assert plan is not None and plan.id == "CUST-WP-0054" and plan.body == "# Body\n"
-    doc = parse_canon(BOM + '+++\nid = "ADR-001"\ntitle = "T"\nkind = "adr"\nstatus = "accepted"\n+++\n', "c.md")
+    canon = '+++\nid = "ADR-001"\ntitle = "T"\nkind = "adr"\nstatus = "accepted"\n+++\n'
+    doc = parse_canon(BOM + canon, "canon/adr-001.md")
     assert doc is not None and doc.id == "ADR-001"
     assert parse_manifest(BOM + '[repo]\nslug = "cust"\n').slug == "cust"
     fleet = parse_fleet(BOM + '[[machines]]\nname = "a"\nrole = "build"\n')
@@ -114,7 +115,7 @@ def test_line_endings_of_every_kind_are_read() -> None:
     for newline in ("\n", "\r\n"):
         plan = parse_workplan(PLAN.replace("\n", newline) + "body", "workplans/a.md")
         assert plan is not None and plan.tasks[0].id == "T01" and plan.body == "body"
-    mixed = "+++\r\nid = \"CUST-WP-0054\"\ntitle = \"Fleet\"\r\nstatus = \"active\"\n+++\r\nbody\rmore\n"
+    mixed = '+++\r\nid = "CUST-WP-0054"\ntitle = "Fleet"\r\nstatus = "active"\n+++\r\nbody\rmore\n'
     plan = parse_workplan(mixed, "workplans/a.md")
     assert plan is not None and plan.body == "body\rmore\n"
 
@@ -137,7 +138,7 @@ def test_a_line_separator_inside_a_value_is_not_a_line_break() -> None:
 
 
 def test_tabs_and_trailing_whitespace_in_toml_are_whitespace() -> None:
-    text = PLAN.replace(' = ', '\t=\t').replace('"Fleet"', '"Fleet"  \t')
+    text = PLAN.replace(" = ", "\t=\t").replace('"Fleet"', '"Fleet"  \t')
     plan = parse_workplan(text, "workplans/a.md")
     assert plan is not None and plan.title == "Fleet" and plan.tasks[0].title == "First"
 
@@ -211,15 +212,15 @@ def test_no_final_line_ending_the_last_line_gets_its_neighbours() -> None:
 
 def test_an_empty_body_and_a_body_of_blank_lines() -> None:
     assert apply(PLAN, event("progress.note", "N1", note="moved")) == PLAN + f"## Progress\n\n{NOTE}\n"
-    assert apply(PLAN + "\n\n", event("progress.note", "N1", note="moved")) == PLAN + f"\n\n## Progress\n\n{NOTE}\n"
+    blank = apply(PLAN + "\n\n", event("progress.note", "N1", note="moved"))
+    assert blank == PLAN + f"\n\n## Progress\n\n{NOTE}\n"
 
 
 def test_a_task_added_to_a_crlf_file_is_written_in_crlf() -> None:
     text = PLAN.replace("\n", "\r\n")
     after = apply(text, event("task.add", "A1", task="T02", title="Second"))
-    assert after == text.replace(
-        '"First"\r\n+++', '"First"\r\n\r\n[[tasks]]\r\nid = "T02"\r\ntitle = "Second"\r\nstatus = "todo"\r\n+++'
-    )
+    table = '[[tasks]]\r\nid = "T02"\r\ntitle = "Second"\r\nstatus = "todo"\r\n'
+    assert after == text.replace('"First"\r\n+++', f'"First"\r\n\r\n{table}+++')
 
 
 def test_a_body_ending_in_a_fence_never_closed_makes_a_note_wait_with_the_line() -> None:
@@ -251,4 +252,5 @@ def test_keep_line_endings_rule() -> None:
 def test_split_front_matter_keeps_fences_as_written() -> None:
     front = split_front_matter(BOM + "+++ \r\nid = 1\n+++\t\nbody")
     assert front is not None
-    assert (front.opening, front.toml, front.closing, front.body) == (BOM + "+++ \r\n", "id = 1\n", "+++\t\n", "body")
+    parts = (front.opening, front.toml, front.closing, front.body)
+    assert parts == (BOM + "+++ \r\n", "id = 1\n", "+++\t\n", "body")
