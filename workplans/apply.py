@@ -267,5 +267,4 @@ def _with_progress(parts: _Parts, event: Event, ref: str, note: str) -> None:
     if event_marker(event.key) in parts.body:
         return
     line = progress_line(event.at, ref, event.actor, note, event.key)
-    added = add_progress_line(parts.body, line, parts.body_line())
-    parts.body = keep_line_endings(parts.body, added, parts.closing_ending())
+    parts.body = add_progress_line(parts.body, line, parts.closing_ending(), parts.body_line())

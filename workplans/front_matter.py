@@ -15,6 +15,7 @@ line number where the TOML starts lets TOML errors point at the file's line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from workplans.errors import UnclosedFrontMatter
@@ -45,25 +46,35 @@ def is_fence(line: str, *, first: bool = False) -> bool:
     return text.rstrip(" \t") == FENCE
 
 
+_OPENING = re.compile(r"\ufeff?\+\+\+[ \t]*(?:\r\n|\r|\n|\Z)")
+_CLOSING = re.compile(r"^\+\+\+[ \t]*(?:\r\n|\r(?!\n)|\n|\Z)", re.MULTILINE)
+"""A fence line after an LF: found in C. A fence after a lone CR (never valid TOML) takes the line walk."""
+
+
 def split_front_matter(text: str) -> FrontMatter | None:
     """Return the front matter, or None when the file does not open with a ``+++`` fence.
 
     Raises UnclosedFrontMatter (a ValueError) when the opening fence has no closing fence.
     """
-    if not text.startswith((FENCE, BOM + FENCE)):
+    opening = _OPENING.match(text)
+    if opening is None:
         return None
-    lines = split_lines(text)
-    if not is_fence(lines[0], first=True):
-        return None
-    for index in range(1, len(lines)):
-        if is_fence(lines[index]):
-            return FrontMatter(
-                opening=lines[0],
-                toml="".join(lines[1:index]),
-                closing=lines[index],
-                body="".join(lines[index + 1 :]),
-            )
-    raise UnclosedFrontMatter("front matter opened with '+++' on line 1 is never closed by a '+++' line")
+    start = opening.end()
+    closing = _CLOSING.search(text, start) if text[start - 1 : start] == "\n" else None
+    if closing is None and "\r" in text:
+        lines = split_lines(text[start:])
+        index = next((i for i, line in enumerate(lines) if is_fence(line)), None)
+        if index is not None:
+            toml, fence = "".join(lines[:index]), lines[index]
+            return FrontMatter(text[:start], toml, fence, text[start + len(toml) + len(fence) :])
+    if closing is None:
+        raise UnclosedFrontMatter("front matter opened with '+++' on line 1 is never closed by a '+++' line")
+    return FrontMatter(
+        opening=text[:start],
+        toml=text[start : closing.start()],
+        closing=closing.group(),
+        body=text[closing.end() :],
+    )
 
 
 def missing_front_matter(text: str, what: str) -> tuple[int, str]:

@@ -48,7 +48,7 @@ def strip_ending(line: str) -> str:
     return line[: len(line) - len(ending(line))]
 
 
-def keep_line_endings(before: str, after: str, default: str = "\n") -> str:
+def keep_line_endings(before: str, after: str | list[str], default: str = "\n") -> str:
     """``after`` (an edit of ``before`` that writes its new lines with LF) with the line endings kept.
 
     A line of ``after`` matched to a line of ``before`` with the same text is
@@ -58,16 +58,25 @@ def keep_line_endings(before: str, after: str, default: str = "\n") -> str:
     first line after it, else ``default`` (for a part of a file, the ending of
     the line before the part). A last line that had no ending and now has
     lines after it gets one the same way; the last line of ``after`` has an
-    ending exactly when ``after``'s has.
+    ending exactly when ``after``'s has. One exception keeps lines apart: an
+    empty line the edit wrote right after a lone CR takes CR, not LF (CR
+    then LF would read as one CRLF and the empty line would vanish).
 
-    Lines are matched by their longest common prefix and suffix, then by
-    difflib inside what remains, so an edit in one place costs one pass.
+    ``after`` may be given as its lines (:func:`split_lines` form), which an
+    edit that writes an LF line after a lone-CR line must do. Lines are matched
+    by their longest common prefix and suffix, then by difflib inside what
+    remains, so an edit in one place costs one pass.
     """
-    if before == after:
-        return after
-    if "\r" not in before and "\r" not in after and ("\n" in before or default == "\n"):
-        return after  # every neighbourhood says LF, and LF is what the edit wrote
-    old, new = split_lines(before), split_lines(after)
+    joined = after if isinstance(after, str) else "".join(after)
+    if before == joined:
+        return joined
+    if "\r" not in before and "\r" not in joined and ("\n" in before or default == "\n"):
+        return joined  # every neighbourhood says LF, and LF is what the edit wrote
+    lone_cr = "\r" in joined.replace("\r\n", "")
+    if not lone_cr and _uniform_crlf(before) and (default == "\r\n" or "\n" in before):
+        return _BARE_LF.sub("\r\n", joined)  # every neighbourhood says CRLF
+    old = split_lines(before)
+    new = split_lines(after) if isinstance(after, str) else after
     old_text = [strip_ending(line) for line in old]
     new_text = [strip_ending(line) for line in new]
     limit = min(len(old), len(new))
@@ -83,25 +92,38 @@ def keep_line_endings(before: str, after: str, default: str = "\n") -> str:
     blocks = [("equal", 0, head, 0, head)]
     blocks += [(op, i1 + head, i2 + head, j1 + head, j2 + head) for op, i1, i2, j1, j2 in middle]
     blocks.append(("equal", len(old) - tail, len(old), len(new) - tail, len(new)))
-    written: list[str] = []
-    last = ""  # the ending of the line written last
+    texts: list[str] = []
+    endings: list[str] = []
 
     def near(after_old: int) -> str:
-        if last:
-            return last
+        if endings and endings[-1]:
+            return endings[-1]
         return next((e for e in map(ending, old[after_old:]) if e), default)
 
     for op, i1, i2, j1, j2 in blocks:
         for k, j in enumerate(range(j1, j2)):
+            kept = op == "equal" and bool(ending(old[i1 + k]))
             if not ending(new[j]):
-                written.append(new_text[j])
-                continue
-            if op == "equal":
-                line_ending = ending(old[i1 + k]) or near(i1 + k + 1)
+                line_ending = ""
+            elif kept:
+                line_ending = ending(old[i1 + k])
+            elif op == "equal":
+                line_ending = near(i1 + k + 1)
             elif op == "replace" and i1 + k < i2 and ending(old[i1 + k]):
                 line_ending = ending(old[i1 + k])
             else:
                 line_ending = near(i2)
-            written.append(new_text[j] + line_ending)
-            last = line_ending
-    return "".join(written)
+            if not kept and endings and endings[-1] == "\r" and not new_text[j] and line_ending[:1] == "\n":
+                line_ending = "\r"  # CR then LF would read as one CRLF: this empty line would vanish
+            texts.append(new_text[j])
+            endings.append(line_ending)
+    return "".join(text + line_ending for text, line_ending in zip(texts, endings, strict=True))
+
+
+_BARE_LF = re.compile(r"(?<!\r)\n")
+
+
+def _uniform_crlf(text: str) -> bool:
+    """Every line of ``text`` ends with CRLF (the last may have none)."""
+    crlf = text.count("\r\n")
+    return crlf > 0 and crlf == text.count("\n") == text.count("\r")

@@ -28,6 +28,8 @@ every block, so it is given the fewest lines that decide.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 
@@ -35,7 +37,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from workplans.errors import BrokenTarget
-from workplans.lines import ending, split_lines, strip_ending
+from workplans.lines import ending, keep_line_endings, split_lines, strip_ending
 
 __all__ = ["PROGRESS_HEADING", "Section", "add_progress_line", "find_progress"]
 
@@ -161,17 +163,62 @@ def _swallower(texts: list[str], start: int, line: int) -> tuple[int, str]:
     return line, "the block before it"
 
 
-def add_progress_line(body: str, line: str, first_line: int = 1) -> str:
+class _Appended(threading.local):
+    """Bodies this thread wrote a note into, and where the next note goes in each.
+
+    Write-back applies runs of events to a file, each call getting the text
+    the last one returned; after a note the section's last line is that note,
+    a list item, so the next note goes right after it with its line ending.
+    Only a byte-identical body is found here, so the answer is the one the
+    full reading gives (tests/workplans/test_progress.py checks both ways).
+    """
+
+    def __init__(self) -> None:
+        self.bodies: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self.chars = 0
+
+
+_APPENDED = _Appended()
+_KEEP, _KEEP_CHARS = 64, 4 << 20
+
+
+def _remember(body: str, offset: int, line_ending: str) -> None:
+    cache = _APPENDED
+    if body in cache.bodies:
+        return
+    cache.bodies[body] = (offset, line_ending)
+    cache.chars += len(body)
+    while len(cache.bodies) > _KEEP or cache.chars > _KEEP_CHARS:
+        cache.chars -= len(cache.bodies.popitem(last=False)[0])
+
+
+def add_progress_line(body: str, line: str, around: str = "\n", first_line: int = 1) -> str:
     """``body`` with ``line`` (one ``- ...`` progress line, no ending) appended to its Progress section.
 
     The section is created at the end of the body when there is none. Lines
-    the body holds keep their bytes; the added lines end with LF (the caller
-    gives them their neighbourhood's ending, :func:`workplans.lines.keep_line_endings`),
-    as does a last line that had no ending. ``first_line`` is the file line
-    of the body's first line, for messages. Raises BrokenTarget when no place
-    in the section lets the line be read as a list item.
+    the body holds keep their bytes; the added lines (and a last line that
+    had no ending) take their neighbourhood's line ending,
+    :func:`workplans.lines.keep_line_endings`, ``around`` being the ending of
+    the line before the body. ``first_line`` is the file line of the body's
+    first line, for messages. Raises BrokenTarget when no place in the
+    section lets the line be read as a list item.
     """
+    known = _APPENDED.bodies.get(body)
+    if known is not None:
+        offset, line_ending = known
+        result = body[:offset] + line + line_ending + body[offset:]
+        _remember(result, offset + len(line) + len(line_ending), line_ending)
+        return result
     lines = split_lines(body)
+    at, insert = _place(body, lines, line, first_line)
+    result = keep_line_endings(body, _insert(lines, at, insert), around)
+    written = split_lines(result)[: at + insert.index(line) + 1]
+    _remember(result, sum(map(len, written)), ending(written[-1]))
+    return result
+
+
+def _place(body: str, lines: list[str], line: str, first_line: int) -> tuple[int, list[str]]:
+    """(index of the line to insert before, lines to insert) for a note in ``body``."""
     texts = [strip_ending(text) for text in lines]
     section = find_progress(lines)
     if section is None:
@@ -184,23 +231,54 @@ def add_progress_line(body: str, line: str, first_line: int = 1) -> str:
                 f"the body ends inside {what} opened on line {opened + first_line} that is never closed, "
                 f"so a '{PROGRESS_HEADING}' section added after it would be part of it; close the block"
             )
-        return _insert(lines, len(lines), [*lead, PROGRESS_HEADING, "", line])
+        return len(lines), [*lead, PROGRESS_HEADING, "", line]
     last = max((i for i in range(section.start, section.end) if texts[i].strip(" \t")), default=None)
-    if last is None:
-        return _insert(lines, section.start, ["", line])
-    for insert in ([line], ["", line]):
-        new = texts[: last + 1] + insert + texts[last + 1 :]
-        if _starts_item(new, section.heading, last + len(insert)):
-            return _insert(lines, last + 1, insert)
-    opened, what = _swallower([*texts[: last + 1], line], section.heading, last + 1)
+    at = section.start if last is None else last + 1
+    tries = (
+        ([line], ["", line], [line, ""], ["", line, ""]) if last is not None else (["", line], ["", line, ""])
+    )
+    seen = False
+    for insert in tries:
+        new = texts[:at] + insert + texts[at:]
+        if not _starts_item(new, section.heading, at + insert.index(line)):
+            continue
+        seen = True
+        if _keeps_end(new, section.heading, section.end + len(insert)):
+            return at, insert
+    if seen:
+        raise BrokenTarget(
+            f"the heading on line {section.end + first_line} that ends the '{_TEXT}' section is indented, "
+            "so a note added before it would take it in as part of the note; remove its indentation"
+        )
+    opened, what = _swallower([*texts[:at], line], section.heading, at)
     raise BrokenTarget(
         f"the '{_TEXT}' section ends inside {what} opened on line {opened + first_line} that is never "
         "closed, so no note added after it can be read as one; close the block"
     )
 
 
-def _insert(lines: list[str], at: int, new: list[str]) -> str:
+def _keeps_end(texts: list[str], heading: int, end: int) -> bool:
+    """Whether the heading that ended the section, its first line now ``texts[end]``, still does.
+
+    A note is a list item: a line after it indented under its text, or a
+    paragraph line right after it, becomes part of it. An ATX heading at
+    column 0 never does.
+    """
+    if end >= len(texts) or (texts[end].startswith("#") and _ATX_1_OR_2.match(texts[end])):
+        return True
+    return any(  # read to the end: a setext heading's text may run over several lines
+        t.type == "heading_open"
+        and t.level == 0
+        and t.tag in ("h1", "h2")
+        and t.map
+        and t.map[0] == end - heading
+        for t in _blocks(texts[heading:])
+    )
+
+
+def _insert(lines: list[str], at: int, new: list[str]) -> list[str]:
+    """``lines`` with ``new`` written at ``at`` with LF: as lines, since an LF after a CR line would merge."""
     head = lines[:at]
     if head and not ending(head[-1]):
         head[-1] += "\n"
-    return "".join(head) + "".join(text + "\n" for text in new) + "".join(lines[at:])
+    return [*head, *(text + "\n" for text in new), *lines[at:]]

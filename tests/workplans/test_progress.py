@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.workplans.shapes import bodies, oracle_progress_heading, oracle_top_level_items
 from workplans.errors import BrokenTarget
 from workplans.lines import split_lines
-from workplans.progress import add_progress_line, find_progress
+from workplans.progress import _APPENDED, add_progress_line, find_progress
 
 NOTE = "- 2026-07-03T22:29:55Z CUST-WP-0054 @a: a note <!-- event:NEW -->"
 
@@ -96,6 +97,17 @@ def test_the_section_ends_at_the_next_top_level_level_1_or_2_heading() -> None:
     assert add_progress_line(hr, NOTE) == hr + NOTE + "\n"
 
 
+def test_a_note_never_takes_in_the_heading_after_it() -> None:
+    # a paragraph line right after a list item would be its lazy continuation: a blank line goes between
+    body = "## Progress\n\n```\nx\n```\nNext\n---\n"
+    after = add_progress_line(body, NOTE)
+    assert after == body.replace("```\nNext", f"```\n{NOTE}\n\nNext")
+    _assert_note_is_an_item_of_the_section(after)
+    # a heading indented under the note's text would become part of it: the note waits
+    with pytest.raises(BrokenTarget, match="heading on line 3 that ends the 'Progress' section is indented"):
+        add_progress_line("## Progress\n\n   ## Next\n", NOTE)
+
+
 def test_a_note_after_a_running_html_block_gets_a_blank_line_first() -> None:
     body = "## Progress\n\n<div>x</div>\n"
     after = add_progress_line(body, NOTE)
@@ -129,7 +141,27 @@ def test_the_line_scan_agrees_with_a_full_commonmark_parse(body: str) -> None:
     assert (section.heading if section else None) == oracle_progress_heading(body)
     try:
         after = add_progress_line(body, NOTE)
-    except BrokenTarget:
-        assert not any(text == NOTE for _, text in oracle_top_level_items(body + "\n\n" + NOTE + "\n"))
+    except BrokenTarget as error:
+        if "never closed" in str(error):  # nothing added at the end could be an item
+            assert not any(text == NOTE for _, text in oracle_top_level_items(body + "\n\n" + NOTE + "\n"))
+        else:  # the heading that ends the section is indented: a note before it would take it in
+            line = int(str(error).split("on line ")[1].split()[0]) - 1
+            assert section is not None and section.end == line and body.splitlines()[line].startswith(" ")
         return
     _assert_note_is_an_item_of_the_section(after)
+
+
+@settings(max_examples=150, deadline=None)
+@given(bodies(open_end=False), st.sampled_from(["\n", "\r\n"]))
+def test_a_run_of_notes_gives_what_reading_each_body_afresh_gives(body: str, around: str) -> None:
+    """The thread's memory of where the last note went (a run of events to one file) changes nothing."""
+    remembered = fresh = body.replace("\n", around)
+    for number in range(3):
+        note = NOTE.replace("NEW", f"N{number}")
+        try:
+            remembered = add_progress_line(remembered, note, around)
+        except BrokenTarget:  # a body that takes no note (tested above)
+            return
+        _APPENDED.bodies.clear()
+        fresh = add_progress_line(fresh, note, around)
+        assert fresh == remembered
