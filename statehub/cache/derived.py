@@ -280,16 +280,22 @@ def _edges(conn: Connection, starts: set[str] | None) -> Graph:
 
 
 def _knots(graph: Graph) -> list[list[str]]:
-    """The strongly connected components that hold a cycle (Tarjan's algorithm, without recursion)."""
+    """The strongly connected components that hold a cycle (Tarjan's algorithm, without recursion).
+
+    Only refs with dependencies of their own can be on a cycle, so edges to
+    others are dropped first; on a plan graph that leaves little to walk.
+    """
+    succ = {ref: [d for d in deps if d in graph] for ref, deps in graph.items()}
+    _prune(succ)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     knots: list[list[str]] = []
-    for root in sorted(graph):
-        if root in index:
+    for root, root_deps in succ.items():
+        if root in index or not root_deps:
             continue
-        work = [(root, iter(sorted(graph.get(root, ()))))]
+        work = [(root, iter(root_deps))]
         index[root] = low[root] = len(index)
         stack.append(root)
         on_stack.add(root)
@@ -301,14 +307,13 @@ def _knots(graph: Graph) -> list[list[str]]:
                     index[step] = low[step] = len(index)
                     stack.append(step)
                     on_stack.add(step)
-                    work.append((step, iter(sorted(graph.get(step, ())))))
-                elif step in on_stack:
-                    low[node] = min(low[node], index[step])
+                    work.append((step, iter(succ[step])))
+                elif step in on_stack and index[step] < low[node]:
+                    low[node] = index[step]
                 continue
             work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
+            if work and low[node] < low[work[-1][0]]:
+                low[work[-1][0]] = low[node]
             if low[node] == index[node]:
                 component = []
                 while True:
@@ -317,9 +322,29 @@ def _knots(graph: Graph) -> list[list[str]]:
                     component.append(member)
                     if member == node:
                         break
-                if len(component) > 1 or node in graph.get(node, ()):
+                if len(component) > 1 or node in graph[node]:
                     knots.append(sorted(component))
     return knots
+
+
+def _prune(succ: dict[str, list[str]]) -> None:
+    """Drop from ``succ`` every ref no cycle can hold: one whose dependencies all lead to a dead end
+    (Kahn's algorithm on the reversed graph). On a plan graph without cycles nothing is left."""
+    waiting = {ref: len(deps) for ref, deps in succ.items()}
+    needed_by: dict[str, list[str]] = {}
+    for ref, deps in succ.items():
+        for dependency in deps:
+            needed_by.setdefault(dependency, []).append(ref)
+    done = [ref for ref, count in waiting.items() if not count]
+    for ref in done:
+        for dependent in needed_by.get(ref, ()):
+            waiting[dependent] -= 1
+            if not waiting[dependent]:
+                done.append(dependent)
+    for ref in done:
+        del succ[ref]
+    for ref, deps in succ.items():
+        succ[ref] = [d for d in deps if d in succ]
 
 
 def _cycle_path(graph: Graph, knot: list[str]) -> list[str]:
