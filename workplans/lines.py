@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-__all__ = ["BOM", "ending", "keep_line_endings", "split_lines", "strip_ending"]
+__all__ = ["BOM", "ending", "keep_line_endings", "line_texts", "split_lines", "strip_ending"]
 
 BOM = "\ufeff"
 """The byte order mark as a character: a file read as UTF-8 that starts with EF BB BF starts with it."""
@@ -27,11 +27,25 @@ _NOT_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
+def _splitlines_agrees(text: str) -> bool:
+    """Whether ``str.splitlines`` cuts ``text`` where :func:`split_lines` does (no other breaks in it)."""
+    if text.isascii():
+        return not any(c in text for c in "\v\f\x1c\x1d\x1e")
+    return _NOT_BREAKS.search(text) is None
+
+
 def split_lines(text: str) -> list[str]:
     """``text`` cut after each LF, CRLF or lone CR; each line keeps its ending; ``""`` gives ``[]``."""
-    if _NOT_BREAKS.search(text) is None:
+    if _splitlines_agrees(text):
         return text.splitlines(keepends=True)  # the same cut, in C
     return _LINE.findall(text)
+
+
+def line_texts(text: str) -> list[str]:
+    """The lines of :func:`split_lines` without their endings."""
+    if _splitlines_agrees(text):
+        return text.splitlines()
+    return [strip_ending(line) for line in _LINE.findall(text)]
 
 
 def ending(line: str) -> str:

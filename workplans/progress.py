@@ -37,7 +37,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from workplans.errors import BrokenTarget
-from workplans.lines import ending, keep_line_endings, split_lines, strip_ending
+from workplans.lines import ending, keep_line_endings, line_texts, split_lines, strip_ending
 
 __all__ = ["PROGRESS_HEADING", "Section", "add_progress_line", "find_progress"]
 
@@ -105,23 +105,36 @@ def _heading_at(texts: list[str], start: int, line: int, levels: tuple[str, ...]
 
 def find_progress(lines: list[str]) -> Section | None:
     """The first top-level ``Progress`` level-2 heading's section in a body's lines (see the module)."""
-    texts = [strip_ending(line) for line in lines]
+    return _find([strip_ending(line) for line in lines])
+
+
+def _find(texts: list[str]) -> Section | None:
+    """:func:`find_progress` on the lines' texts.
+
+    One pass and at most two parses of the body, whatever it holds: the first
+    line that may be the heading is decided by the scan when it is ``## ...``
+    at column 0 with no fence or HTML line before it, else by parsing the
+    lines up to it; only when it is not the heading is the whole body parsed.
+    """
+    opened = False
     for line, text in enumerate(texts):
-        after: int
         if _atx_text(text) == _TEXT:
-            if not (text.startswith("##") and _plain(texts, 0, line)):
-                inline = _heading_at(texts, 0, line, ("h2",))
-                if inline is None or inline.content != _TEXT:
-                    continue
-            after = line + 1
-        elif text.strip(" \t") == _TEXT and line + 1 < len(texts) and _DASHES.fullmatch(texts[line + 1]):
-            inline = _heading_at(texts, 0, line, ("h2",))
-            if inline is None or inline.content != _TEXT:
-                continue
-            after = line + 2
-        else:
-            continue
-        return Section(line, after, _section_end(texts, line, after))
+            if text.startswith("##") and not opened:
+                return Section(line, line + 1, _section_end(texts, line, line + 1))
+            break
+        if text.strip(" \t") == _TEXT and line + 1 < len(texts) and _DASHES.fullmatch(texts[line + 1]):
+            break
+        opened = opened or _OPENER.match(text) is not None
+    else:
+        return None
+    # the lines up to the candidate decide it; only when it is not the heading is the rest read
+    for upto in (line + 2, len(texts)):
+        tokens = _blocks(texts[:upto])
+        for index, token in enumerate(tokens):
+            top = token.type == "heading_open" and token.level == 0 and token.tag == "h2"
+            if top and token.map and tokens[index + 1].content == _TEXT:
+                heading, after = token.map
+                return Section(heading, after, _section_end(texts, heading, after))
     return None
 
 
@@ -212,15 +225,17 @@ def add_progress_line(body: str, line: str, around: str = "\n", first_line: int 
     lines = split_lines(body)
     at, insert = _place(body, lines, line, first_line)
     result = keep_line_endings(body, _insert(lines, at, insert), around)
-    written = split_lines(result)[: at + insert.index(line) + 1]
-    _remember(result, sum(map(len, written)), ending(written[-1]))
+    start = result.index(line, sum(map(len, lines[: max(at - 1, 0)])))  # past the lines kept as they were
+    offset = start + len(line)
+    line_ending = "\r\n" if result.startswith("\r\n", offset) else result[offset]
+    _remember(result, offset + len(line_ending), line_ending)
     return result
 
 
 def _place(body: str, lines: list[str], line: str, first_line: int) -> tuple[int, list[str]]:
     """(index of the line to insert before, lines to insert) for a note in ``body``."""
-    texts = [strip_ending(text) for text in lines]
-    section = find_progress(lines)
+    texts = line_texts(body)
+    section = _find(texts)
     if section is None:
         lead = [""] if body.strip() else []
         new = texts + lead + [PROGRESS_HEADING, "", line]

@@ -10,6 +10,7 @@ and an optional final line ending.
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -19,6 +20,7 @@ from workplans.lines import split_lines, strip_ending
 __all__ = [
     "PROGRESS_LOOKALIKES",
     "PROGRESS_SECTIONS",
+    "SLOW_DRAW",
     "blocks_of_markdown",
     "bodies",
     "oracle_progress_heading",
@@ -187,3 +189,8 @@ def oracle_section_items(body: str) -> list[str]:
         if token.type == "list_item_open" and token.level == 1:
             items.append(lines[token.map[0]])
     return items
+
+
+SLOW_DRAW = [HealthCheck.too_slow]
+"""Drawing a whole file is slow next to a flag; on a shared, loaded machine hypothesis would call it
+too slow and fail a test that found nothing wrong."""

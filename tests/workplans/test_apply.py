@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import workplans
-from tests.workplans.shapes import bodies, oracle_section_items, with_line_endings
+from tests.workplans.shapes import SLOW_DRAW, bodies, oracle_section_items, with_line_endings
 from workplans import BrokenTarget, Event, NoLongerApplies, parse_event, parse_workplan, workplan_event_kinds
 from workplans.apply import event_marker
 from workplans.front_matter import split_front_matter
@@ -126,7 +126,7 @@ def _unique_keys(events: list[Event]) -> list[Event]:
     return list(seen.values())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_DRAW)
 @given(files(), st.lists(any_event(), max_size=12).map(_unique_keys))
 def test_applying_a_sequence_twice_gives_the_file_applying_it_once_gives(
     before: str, events: list[Event]
@@ -155,7 +155,7 @@ def independent_events(draw: st.DrawFn) -> list[Event]:
     return events
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_DRAW)
 @given(files(), independent_events(), st.randoms(use_true_random=False))
 def test_independent_events_in_any_order_give_the_same_file(
     before: str, events: list[Event], rng: Any
@@ -187,7 +187,7 @@ _TARGETED = re.compile(r"[ \t]*status[ \t]*=")
 """The only front matter lines an event may change: status lines."""
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_DRAW)
 @given(files(), st.lists(any_event(), max_size=12).map(_unique_keys))
 def test_everything_an_event_does_not_target_is_byte_identical(before: str, events: list[Event]) -> None:
     after, applied = fold(before, events)

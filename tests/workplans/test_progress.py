@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.workplans.shapes import bodies, oracle_progress_heading, oracle_top_level_items
+from tests.workplans.shapes import SLOW_DRAW, bodies, oracle_progress_heading, oracle_top_level_items
 from workplans.errors import BrokenTarget
 from workplans.lines import split_lines
 from workplans.progress import _APPENDED, add_progress_line, find_progress
@@ -134,7 +134,7 @@ def test_a_body_that_ends_inside_a_block_never_closed_waits_with_the_reason(body
         add_progress_line(body, NOTE, first_line=8)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=SLOW_DRAW)
 @given(bodies())
 def test_the_line_scan_agrees_with_a_full_commonmark_parse(body: str) -> None:
     section = find_progress(split_lines(body))
@@ -151,7 +151,7 @@ def test_the_line_scan_agrees_with_a_full_commonmark_parse(body: str) -> None:
     _assert_note_is_an_item_of_the_section(after)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_DRAW)
 @given(bodies(open_end=False), st.sampled_from(["\n", "\r\n"]))
 def test_a_run_of_notes_gives_what_reading_each_body_afresh_gives(body: str, around: str) -> None:
     """The thread's memory of where the last note went (a run of events to one file) changes nothing."""
