@@ -152,6 +152,7 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
                             "{}",
                             False,
                             False,
+                            False,
                         )
                     )
                     deps.extend((slug, path, task["id"], ref) for ref in dict.fromkeys(refs))
@@ -163,7 +164,7 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
     )
     db.executemany(
         "INSERT INTO task (repo,path,task_id,ref,workplan_id,position,title,status,owner,depends_on,extra,"
-        "ready,conflicted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "ready,conflicted,cyclic) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         tasks,
     )
     db.executemany("INSERT INTO task_dependency VALUES (?,?,?,?)", deps)

@@ -2,9 +2,12 @@
 
 The front matter is edited with tomlkit, which keeps comments, key order and
 spacing; the body is left byte-for-byte alone except that progress notes are
-appended under ``## Progress``. Applying an event the text already reflects
-returns the same text, which is what makes the hub's write-back safe to repeat
-after a crash.
+appended to its Progress section, found as a CommonMark reader finds it
+(:mod:`workplans.progress`). Every line an event does not change keeps its
+bytes, line ending and byte order mark included; new and changed lines take
+the line ending of their neighbourhood (:func:`workplans.lines.keep_line_endings`).
+Applying an event the text already reflects returns the same text, which is
+what makes the hub's write-back safe to repeat after a crash.
 
 Extension point: every kind is a row of an :class:`~workplans.events.EventKinds`
 table (an :class:`~workplans.events.EventKind` with a ``read`` and an ``apply``
@@ -17,7 +20,6 @@ workplan kinds (:func:`workplans.event_kinds.workplan_event_kinds`).
 
 from __future__ import annotations
 
-import re
 import threading
 import tomllib
 from collections import OrderedDict
@@ -28,8 +30,10 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Table
 
-from workplans.errors import ApplyError, BrokenTarget, NoLongerApplies
-from workplans.front_matter import FENCE
+from workplans.errors import ApplyError, BrokenTarget, NoLongerApplies, UnclosedFrontMatter
+from workplans.front_matter import split_front_matter
+from workplans.lines import ending, keep_line_endings, split_lines
+from workplans.progress import add_progress_line
 
 if TYPE_CHECKING:
     from workplans.events import (
@@ -53,9 +57,6 @@ __all__ = [
     "event_marker",
     "progress_line",
 ]
-
-PROGRESS_HEADING = "## Progress"
-_BARE_LF = re.compile(r"(?<!\r)\n")
 
 
 def apply_event(text: str, event: Event, kinds: EventKinds) -> str:
@@ -81,27 +82,36 @@ def progress_line(at: str, ref: str, actor: str, note: str, key: str) -> str:
 
 @dataclass(slots=True)
 class _Parts:
+    """A workplan file cut at its fences; an applier replaces ``toml`` or ``body`` and joins them back."""
+
     opening: str
     toml: str
     closing: str
     body: str
-    newline: str
 
     def join(self) -> str:
-        return self.opening + self.toml + self.closing + self.body
+        closing = self.closing
+        if self.body and not ending(closing):  # the file ended at the fence and now has a body
+            closing += self.closing_ending()
+        return self.opening + self.toml + closing + self.body
+
+    def closing_ending(self) -> str:
+        """The closing fence's line ending, or the one it gets from its neighbours when it has none."""
+        return ending(self.closing) or ending(split_lines(self.toml)[-1] if self.toml else self.opening)
+
+    def body_line(self) -> int:
+        """The file line of the body's first line (TOML holds no lone CR, so LF counts its lines)."""
+        return self.toml.count("\n") + 3
 
 
 def _split(text: str) -> _Parts:
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].rstrip("\r\n") != FENCE:
+    try:
+        front = split_front_matter(text)
+    except UnclosedFrontMatter:
+        raise BrokenTarget("the front matter opened with '+++' is never closed") from None
+    if front is None:
         raise BrokenTarget("the file no longer opens with '+++' front matter")
-    for index in range(1, len(lines)):
-        if lines[index].rstrip("\r\n") == FENCE:
-            newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
-            return _Parts(
-                lines[0], "".join(lines[1:index]), lines[index], "".join(lines[index + 1 :]), newline
-            )
-    raise BrokenTarget("the front matter opened with '+++' is never closed")
+    return _Parts(front.opening, front.toml, front.closing, front.body)
 
 
 class _Parsed(threading.local):
@@ -159,10 +169,7 @@ def _document(parts: _Parts) -> tomlkit.TOMLDocument:
 
 
 def _store(parts: _Parts, doc: tomlkit.TOMLDocument) -> None:
-    text = tomlkit.dumps(doc)
-    if parts.newline == "\r\n":  # tomlkit writes new lines with "\n"; keep the file's line endings
-        text = _BARE_LF.sub("\r\n", text)
-    parts.toml = text
+    parts.toml = keep_line_endings(parts.toml, tomlkit.dumps(doc), ending(parts.opening))
     _remember(_PARSED.docs, parts.toml, doc)
 
 
@@ -198,7 +205,7 @@ def apply_task_status(text: str, event: TaskStatusEvent) -> str:
         table["status"] = event.status.value
         _store(parts, doc)
     if event.note:
-        parts.body = _with_progress(parts.body, parts.newline, event, event.ref, event.note)
+        _with_progress(parts, event, event.ref, event.note)
     return parts.join()
 
 
@@ -229,7 +236,7 @@ def apply_task_add(text: str, event: TaskAddEvent) -> str:
         values["depends_on"] = list(event.depends_on)
     tables = any(line.strip().startswith("[[tasks]]") for line in parts.toml.splitlines())
     if "tasks" not in data or tables:
-        parts.toml = _append_task_table(parts.toml, values, parts.newline)
+        parts.toml = _append_task_table(parts.toml, values, ending(parts.opening))
     else:  # an inline array of tables: let tomlkit extend it in place
         doc = _document(parts)
         doc["tasks"].append(values)
@@ -237,13 +244,11 @@ def apply_task_add(text: str, event: TaskAddEvent) -> str:
     return parts.join()
 
 
-def _append_task_table(toml_text: str, values: dict[str, Any], newline: str) -> str:
+def _append_task_table(toml_text: str, values: dict[str, Any], default: str) -> str:
     lines = ["[[tasks]]"] + [f"{key} = {tomlkit.item(value).as_string()}" for key, value in values.items()]
-    block = newline.join(lines) + newline
-    if toml_text and not toml_text.endswith("\n"):
-        toml_text += newline
-    separator = newline if toml_text.strip() else ""
-    result = toml_text + separator + block
+    block = "\n".join(lines) + "\n"
+    separator = "\n" if toml_text.strip() else ""
+    result = keep_line_endings(toml_text, toml_text + separator + block, default)
     tomllib.loads(result)  # the appended table must keep the front matter valid
     return result
 
@@ -253,38 +258,13 @@ def apply_progress_note(text: str, event: ProgressNoteEvent) -> str:
     data = _data(parts, event.workplan)
     if event.task is not None and _task_data(data, event.task) is None:
         raise NoLongerApplies(f"task {event.ref} is no longer in the workplan (removed or renamed)")
-    parts.body = _with_progress(parts.body, parts.newline, event, event.ref, event.note)
+    _with_progress(parts, event, event.ref, event.note)
     return parts.join()
 
 
-def _with_progress(body: str, newline: str, event: Event, ref: str, note: str) -> str:
-    """Append one progress line under ``## Progress``, creating the section at the end if absent."""
-    if event_marker(event.key) in body:
-        return body
-    line = progress_line(event.at, ref, event.actor, note, event.key) + newline
-    lines = body.splitlines(keepends=True)
-    heading = next((i for i, raw in enumerate(lines) if raw.rstrip() == PROGRESS_HEADING), None)
-    if heading is None:
-        if body and not body.endswith(("\n", "\r")):
-            body += newline
-        lead = newline if body.strip() else ""
-        return body + lead + PROGRESS_HEADING + newline + newline + line
-    if not lines[heading].endswith(("\n", "\r")):
-        lines[heading] += newline
-    end = next(
-        (i for i in range(heading + 1, len(lines)) if lines[i].startswith(("# ", "## "))),
-        len(lines),
-    )
-    last = max((i for i in range(heading + 1, end) if lines[i].strip()), default=None)
-    if last is None:
-        insert = [newline, line]
-        at = heading + 1
-    else:
-        insert = [line]
-        at = last + 1
-        if not lines[last].endswith(("\n", "\r")):
-            lines[last] += newline
-    if at >= len(lines) and lines and not lines[-1].endswith(("\n", "\r")):
-        lines[-1] += newline
-    lines[at:at] = insert
-    return "".join(lines)
+def _with_progress(parts: _Parts, event: Event, ref: str, note: str) -> None:
+    """Append one progress line to the Progress section (:mod:`workplans.progress`), once per event."""
+    if event_marker(event.key) in parts.body:
+        return
+    line = progress_line(event.at, ref, event.actor, note, event.key)
+    parts.body = add_progress_line(parts.body, line, parts.closing_ending(), parts.body_line())

@@ -8,7 +8,7 @@ import tomlkit
 
 from workplans._fields import KeyLines, Reader
 from workplans._toml import load_toml
-from workplans.front_matter import FENCE, split_front_matter
+from workplans.front_matter import FENCE, missing_front_matter, split_front_matter
 from workplans.models import CanonDocument, CanonKind, CanonStatus
 from workplans.problems import FileProblem, FormatError
 
@@ -27,9 +27,8 @@ def parse_canon(text: str, path: str) -> CanonDocument | None:
     if front is None:
         if path.rsplit("/", 1)[-1] in ("README.md", "index.md"):
             return None
-        raise FormatError(
-            [FileProblem(path, 1, "a canon document must open with TOML front matter between '+++' lines")]
-        )
+        line, message = missing_front_matter(text, "a canon document")
+        raise FormatError([FileProblem(path, line, message)])
     data = load_toml(front.toml, path, front.first_line)
     problems: list[FileProblem] = []
     reader = Reader(data, path, KeyLines(front.toml, front.first_line), problems)

@@ -25,6 +25,7 @@ from workplans.fleet_models import (
     Workload,
     WorkloadState,
 )
+from workplans.lines import BOM
 from workplans.problems import FileProblem, FormatError
 
 __all__ = ["FLEET_NAME", "GATE_KEYS", "parse_fleet", "render_fleet"]
@@ -99,6 +100,7 @@ class _Parse:
     """One parse of one file: the readers share its lines, problems and machine names."""
 
     def __init__(self, text: str, path: str) -> None:
+        text = text.removeprefix(BOM)  # an editor's byte order mark (docs/format.md)
         self.path = path
         self.data = load_toml(text, path)
         self.lines = KeyLines(text, 1)

@@ -4,8 +4,8 @@ Format level only: which fields an event carries and how the file's text
 changes. Whether a change is *allowed* (frozen hosts, the promotion gate,
 valid transitions) is decided by ``registry.check_change`` before this runs.
 Write-back goes through tomlkit so comments, key order and spacing stay as
-the person wrote them; a change the file already reflects returns the text
-unchanged, byte for byte.
+the person wrote them, and every untouched line keeps its bytes; a change the
+file already reflects returns the text unchanged, byte for byte.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tomlkit.items import AoT, Table
 from workplans.errors import FleetChangeError
 from workplans.fleet import GATE_KEYS
 from workplans.fleet_models import MachineRole, WorkloadState
+from workplans.lines import BOM, keep_line_endings
 
 __all__ = [
     "FLEET_EVENT_KINDS",
@@ -168,8 +169,14 @@ def _set(table: Any, key: str, value: Any) -> bool:
 
 
 def apply_fleet_change(text: str, change: FleetChange) -> str:
-    """The file's text with the change made; unchanged text when the file already reflects it."""
-    doc = tomlkit.parse(text)
+    """The file's text with the change made; unchanged text when the file already reflects it.
+
+    A byte order mark and every line the change leaves alone keep their bytes;
+    new and changed lines take their neighbourhood's line ending
+    (:func:`workplans.lines.keep_line_endings`).
+    """
+    bom = BOM if text.startswith(BOM) else ""
+    doc = tomlkit.parse(text.removeprefix(BOM))
     changed: bool
     if isinstance(change, SetMachineRole):
         changed = _set(_entry(doc, "machines", change.machine, "machine"), "role", change.role.value)
@@ -181,7 +188,9 @@ def apply_fleet_change(text: str, change: FleetChange) -> str:
             changed = _set(workload, "target_host", change.target_host)
         else:
             changed = _set_gate(workload, change.fields)
-    return tomlkit.dumps(doc) if changed else text
+    if not changed:
+        return text
+    return bom + keep_line_endings(text.removeprefix(BOM), tomlkit.dumps(doc))
 
 
 def _set_gate(workload: Any, fields: Mapping[str, Any]) -> bool:

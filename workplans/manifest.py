@@ -6,6 +6,7 @@ import re
 
 from workplans._fields import KeyLines, Reader
 from workplans._toml import load_toml
+from workplans.lines import BOM
 from workplans.models import RepoManifest
 from workplans.problems import FileProblem, FormatError
 
@@ -17,6 +18,8 @@ PREFIX = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 
 
 def parse_manifest(text: str, path: str = MANIFEST_PATH) -> RepoManifest:
+    """Read ``statehub.toml`` (docs/format.md); a leading byte order mark is allowed. Raises FormatError."""
+    text = text.removeprefix(BOM)
     data = load_toml(text, path)
     problems: list[FileProblem] = []
     lines = KeyLines(text, 1)

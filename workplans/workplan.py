@@ -9,7 +9,7 @@ import tomlkit
 
 from workplans._fields import KeyLines, Reader
 from workplans._toml import load_toml
-from workplans.front_matter import FENCE, split_front_matter
+from workplans.front_matter import FENCE, missing_front_matter, split_front_matter
 from workplans.ids import TASK_ID, WORKPLAN_ID, is_task_id, is_task_ref
 from workplans.models import Task, TaskStatus, Workplan, WorkplanStatus
 from workplans.problems import FileProblem, FormatError
@@ -35,9 +35,8 @@ def parse_workplan(text: str, path: str) -> Workplan | None:
     if front is None:
         if path.rsplit("/", 1)[-1] in SKIPPED_WITHOUT_FRONT_MATTER:
             return None
-        raise FormatError(
-            [FileProblem(path, 1, "a workplan must open with TOML front matter between '+++' lines")]
-        )
+        line, message = missing_front_matter(text, "a workplan")
+        raise FormatError([FileProblem(path, line, message)])
     data = load_toml(front.toml, path, front.first_line)
     lines = KeyLines(front.toml, front.first_line)
     problems: list[FileProblem] = []

@@ -28,8 +28,9 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 5
-"""3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL."""
+SCHEMA_VERSION = 6
+"""3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL;
+6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py)."""
 
 
 def _json() -> Any:
@@ -73,7 +74,8 @@ class FileErrorRow(SQLModel, table=True):
     line: int | None = None
     message: str
     origin: str = "parse"
-    """'parse' for problems inside the file, 'duplicate' for ids claimed twice across files."""
+    """'parse' for problems inside the file, 'prefix' for an id outside its repo's prefixes,
+    'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle."""
 
 
 class WorkplanRow(SQLModel, table=True):
@@ -116,6 +118,8 @@ class TaskRow(SQLModel, table=True):
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     ready: bool = False
     conflicted: bool = False
+    cyclic: bool = False
+    """In a dependency cycle (a self-dependency included): never ready (cache/derived.py)."""
 
 
 class DependencyRow(SQLModel, table=True):

@@ -66,6 +66,7 @@ def _workplan_rows(repo: str, path: str, text: str) -> Rows:
                 "extra": json_safe(task.extra) if task.extra else {},
                 "ready": False,
                 "conflicted": False,
+                "cyclic": False,
             }
         )
         edges.extend(

@@ -21,7 +21,14 @@ def _snapshot(hub: Hub) -> dict[str, Any]:
         return {
             "tasks": sorted(
                 conn.execute(
-                    select(TASKS.c.repo, TASKS.c.path, TASKS.c.ref, TASKS.c.ready, TASKS.c.conflicted)
+                    select(
+                        TASKS.c.repo,
+                        TASKS.c.path,
+                        TASKS.c.ref,
+                        TASKS.c.ready,
+                        TASKS.c.conflicted,
+                        TASKS.c.cyclic,
+                    )
                 ).all()
             ),
             "workplans": sorted(
@@ -29,7 +36,11 @@ def _snapshot(hub: Hub) -> dict[str, Any]:
             ),
             "canon": sorted(conn.execute(select(CANON.c.repo, CANON.c.path, CANON.c.conflicted)).all()),
             "errors": sorted(
-                conn.execute(select(FILE_ERRORS.c.repo, FILE_ERRORS.c.path, FILE_ERRORS.c.message)).all()
+                conn.execute(
+                    select(
+                        FILE_ERRORS.c.repo, FILE_ERRORS.c.path, FILE_ERRORS.c.origin, FILE_ERRORS.c.message
+                    )
+                ).all()
             ),
         }
 
@@ -40,6 +51,8 @@ def _random_plan(rng: random.Random, plan_id: str) -> str:
         deps = []
         if n > 1 and rng.random() < 0.5:
             deps.append(f"T{rng.randint(1, n - 1):02d}")
+        if rng.random() < 0.15:  # any task of the plan, itself included: a cycle in the plan
+            deps.append(f"T{rng.randint(1, 4):02d}")
         if rng.random() < 0.4:
             deps.append(f"{rng.choice(['A', 'B'])}-WP-{rng.randint(1, 3):04d}-T{rng.randint(1, 4):02d}")
         tasks.append(
@@ -48,7 +61,7 @@ def _random_plan(rng: random.Random, plan_id: str) -> str:
     return workplan_text(plan_id, tasks)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(8))
 def test_refresh_after_random_edits_equals_a_rebuild(
     hub: Hub, make_repo: Callable[[str], GitRepo], seed: int
 ) -> None:
