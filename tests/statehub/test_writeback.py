@@ -92,7 +92,12 @@ def test_an_event_for_a_removed_workplan_file_is_rejected(
     repo.commit("drop the plan")
     hub.refresh()
     desk.apply_pending()
-    assert _state(desk, "E5") == ("rejected", "workplan CUST-WP-0054 is no longer in repo the-custodian")
+    head = repo.git("rev-parse", "--short=10", "HEAD").strip()
+    assert _state(desk, "E5") == (
+        "rejected",
+        f"workplan CUST-WP-0054 is in no committed file of repo the-custodian (HEAD {head}): "
+        "it was removed or renamed there",
+    )
 
 
 def test_a_broken_file_holds_its_events_until_it_is_fixed(
@@ -186,7 +191,9 @@ def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
     desk.apply_pending()
     state, reason = _state(desk, "H1")
     assert state == "pending"
-    assert reason == f"{PLAN_PATH} changed while the hub was applying events; they will retry"
+    # The write found the person's bytes and wrote nothing; the pass started over and saw their save.
+    assert reason == f"uncommitted changes in {PLAN_PATH}"
+    assert trailer_counts(repo) == {}
     assert repo.read(PLAN_PATH) == saved
     monkeypatch.setattr(writeback, "apply_event", real_apply)
     repo.commit("my save")
