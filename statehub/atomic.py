@@ -187,12 +187,16 @@ def _replace_read(dir_fd: int, name: str, data: bytes, mode: int, expected_sha: 
                 ):
                     _rename2(dir_fd, temp, name, _RENAME_EXCHANGE)  # theirs back at the name
                     raise changed
+                os.unlink(temp, dir_fd=dir_fd)
             else:
                 os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                if not _same_file(fd, before, expected_sha):  # written into while we replaced it
-                    ours = _temp_file(dir_fd, name, os.pread(fd, os.fstat(fd).st_size + 1, 0), mode)
-                    os.replace(ours, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                    raise changed
+            if not _same_file(fd, before, expected_sha):
+                # Someone who had the file open wrote into it while it was replaced: their bytes
+                # are only in the file we still hold open. They go back at the name.
+                theirs = os.pread(fd, os.fstat(fd).st_size + 1, 0)
+                with contextlib.suppress(FileChanged):
+                    _replace_read(dir_fd, name, theirs, mode, content_sha(data), label)
+                raise changed
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=dir_fd)

@@ -351,7 +351,7 @@ def _dirty(committed: str | None, blob: Blob | None) -> bool:
 
 def _git_reason(error: git.GitCommandError) -> str:
     """A short reason from git's own words: never the command line, at most one line."""
-    stderr = str(error.stderr or "")
+    stderr = re.sub(r"update_ref failed for ref '[^'\n]*': ", "", str(error.stderr or ""))
     if "index.lock" in stderr:
         return (
             "git could not lock the repo's index: another git command is running there, or one stopped "

@@ -365,8 +365,7 @@ class Applier:
         if not records:
             return
         head = gitcommit.read_head(repo)
-        targets = self._targets(slug, repo, head, records, result)
-        blobs = gitcommit.committed_blobs(repo, head, {path for _, path in targets})
+        targets, blobs = self._targets(slug, root, repo, head, records, result)
         read: dict[str, bytes] = {}
         text: dict[str, str] = {}
         stuck: dict[str, str] = {}
@@ -460,13 +459,24 @@ class Applier:
         return chain.commits, record
 
     def _targets(
-        self, slug: str, repo: HubRepo, head: Head, records: list[BufferedEvent], result: RepoApplied
-    ) -> list[tuple[Event, str]]:
-        """Each pending event with its target path; events whose target the committed files say
-        is gone, or that cannot be applied at all, are rejected into ``result``."""
-        targets: list[tuple[Event, str]] = []
-        paths: dict[str | None, str | None] = {}
-        committed: _CommittedPlans | None = None
+        self,
+        slug: str,
+        root: Path,
+        repo: HubRepo,
+        head: Head,
+        records: list[BufferedEvent],
+        result: RepoApplied,
+    ) -> tuple[list[tuple[Event, str]], dict[str, Blob]]:
+        """Each pending event with its target path, and the HEAD blob of each target.
+
+        The path is the cache's; when HEAD has no file there (renamed, or the cache
+        lost the workplan to a broken file), the committed file declaring the
+        workplan. An event is rejected into ``result`` when it cannot be applied at
+        all, or when no committed file declares its workplan and none is in the work
+        tree at the cache's path either (an uncommitted new file waits).
+        """
+        found: list[tuple[Event, str | None]] = []
+        cached: dict[str | None, str | None] = {}
         for record in records:
             try:
                 event = parse_event(record.event, self.hub.event_kinds)
@@ -478,26 +488,30 @@ class Applier:
                 result.refused[record.key] = f"actor {event.actor!r} cannot author a commit: {problem}"
                 continue
             fixed = self.hub.event_kinds[event.kind].fixed_path
-            if fixed is not None:
-                targets.append((event, fixed))
-                continue
-            if event.workplan_id not in paths:
-                path = self._cached_path(slug, event.workplan_id)
-                if path is None:
-                    committed = committed or _CommittedPlans(repo, head)
-                    path = committed.path_of(event.workplan_id)
-                paths[event.workplan_id] = path
-            path = paths[event.workplan_id]
-            if path is None:
-                where = f"HEAD {head.sha[:10]}" if head.sha else "an unborn branch"
-                result.refused[record.key] = (
-                    f"workplan {event.workplan_id} is in no committed file of repo {slug} ({where}): "
-                    "it was removed or renamed there"
-                )
-                continue
+            if fixed is None and event.workplan_id not in cached:
+                cached[event.workplan_id] = self._cached_path(slug, event.workplan_id)
+            found.append((event, fixed or cached[event.workplan_id]))
+        blobs = gitcommit.committed_blobs(repo, head, {path for _, path in found if path is not None})
+        committed: _CommittedPlans | None = None
+        targets: list[tuple[Event, str]] = []
+        for event, path in found:
+            if self.hub.event_kinds[event.kind].fixed_path is None and (path is None or path not in blobs):
+                committed = committed or _CommittedPlans(repo, head)
+                moved = committed.path_of(event.workplan_id)
+                if moved is not None:
+                    path = moved
+                    blobs.setdefault(moved, committed.tree[moved])
+                elif path is None or not os.path.lexists(root / path):
+                    where = f"HEAD {head.sha[:10]}" if head.sha else "an unborn branch"
+                    result.refused[event.key] = (
+                        f"workplan {event.workplan_id} is in no committed file of repo {slug} ({where}): "
+                        "it was removed or renamed there"
+                    )
+                    continue
+            assert path is not None
             targets.append((event, path))
         result.rejected += len(result.refused)
-        return targets
+        return targets, blobs
 
     def _cached_path(self, slug: str, workplan: str | None) -> str | None:
         with self.hub.engine.connect() as conn:
@@ -597,9 +611,9 @@ class _CommittedPlans:
         self.paths: dict[str, str] = {}
         self.unreadable: dict[str, bytes] = {}
         tree = gitcommit.committed_tree(repo, head, "workplans")
-        tree = {path: blob for path, blob in tree.items() if path.endswith(".md")}
-        contents = gitcommit.blob_bytes(repo, [blob.sha for blob in tree.values()])
-        for path, blob in sorted(tree.items()):
+        self.tree = {path: blob for path, blob in tree.items() if path.endswith(".md")}
+        contents = gitcommit.blob_bytes(repo, [blob.sha for blob in self.tree.values()])
+        for path, blob in sorted(self.tree.items()):
             data = contents.get(blob.sha, b"")
             try:
                 plan = parse_workplan(data.decode("utf-8"), path)
