@@ -1,8 +1,10 @@
 """``GET /state/health``: is the hub up, which profile, how many repos, cache state, relay state.
 
-``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo;
-``problems`` then holds one sentence per failing repo and ``writeback`` the
-details (reason, attempts, seconds failing, seconds to the next retry).
+``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo
+or the disk under the write buffer is full (events are answered 507 then);
+``problems`` then holds one sentence per failing repo (and one for the full
+disk) and ``writeback`` the details (reason, attempts, seconds failing, seconds
+to the next retry).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ def health(
     repos = conn.execute(select(func.count()).select_from(REPOS)).scalar_one()
     now = time.monotonic()
     failing = dict(events.applier.failing)
+    problems = [f"{slug}: {f.reason}" for slug, f in sorted(failing.items())]
+    stores = [events.buffer, *([events.relay_queue] if events.relay_queue is not None else [])]
+    problems += list(dict.fromkeys(p for store in stores if (p := store.space_problem()) is not None))
     return {
-        "status": "degraded" if failing else "ok",
-        "problems": [f"{slug}: {f.reason}" for slug, f in sorted(failing.items())],
+        "status": "degraded" if problems else "ok",
+        "problems": problems,
         "writeback": {slug: f.as_dict(now) for slug, f in sorted(failing.items())},
         "profile": hub.settings.profile,
         "repos": repos,
