@@ -348,13 +348,15 @@ def _next_index(
 ) -> Path | None:
     """A copy of the index where each path of ``after`` whose entry is its ``before`` blob (both
     absent for a new file) gets its ``after`` blob; any other entry (a person's staged work, a
-    conflict) stays. None when no entry changes (or the repo has no index yet)."""
+    conflict) stays. None when no entry changes."""
     changed = sorted(p for p, blob in after.items() if blob != before.get(p))
     index = git_dir / "index"
-    if not changed or not index.exists():
-        return None
+    fresh = not index.exists()
+    if not changed or (fresh and any(before.get(p) is not None for p in changed)):
+        return None  # no index at all while HEAD has files: nothing of ours to keep in step
     temp = git_dir / f"statehub-index.{os.getpid()}.{os.urandom(4).hex()}"
-    shutil.copyfile(index, temp)
+    if not fresh:  # (a repo with no commit and no index yet gets one holding the new files)
+        shutil.copyfile(index, temp)
     try:
         env = {"GIT_INDEX_FILE": str(temp), "GIT_LITERAL_PATHSPECS": "1"}
         staged: dict[str, list[tuple[Blob, bytes]]] = {}
@@ -374,7 +376,7 @@ def _next_index(
                 new = after[path]
                 lines += f"{new.mode} {new.sha}\t".encode() + path.encode("utf-8", "surrogateescape") + b"\0"
         if not lines:
-            temp.unlink()
+            temp.unlink(missing_ok=True)
             return None
         git_in(repo, "update-index", "-z", "--index-info", stdin=bytes(lines), env=env)
     except BaseException:

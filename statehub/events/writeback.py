@@ -381,18 +381,22 @@ class Applier:
                 continue
             try:
                 after = apply_event(text[path], event, self.hub.event_kinds)
-                self._check_growth(path, text[path], after)
-            except NoLongerApplies as error:
+            except NoLongerApplies as error:  # the file holds its HEAD blob: the commit says so
                 refused[event.key] = f"{error} (the committed {path} says so)"
                 continue
             except BrokenTarget as error:
                 stuck[path] = f"{path}: {error}; fix the file and the events apply"
                 continue
+            try:
+                self._check_growth(path, text[path], after)
+            except NoLongerApplies as error:
+                refused[event.key] = str(error)
+                continue
             steps.append((event, path, after if after != text[path] else None))
             text[path] = after
         waiting: dict[str, list[str]] = {}
         for event, path in targets:
-            if path in stuck:
+            if path in stuck and event.key not in refused:
                 waiting.setdefault(stuck[path], []).append(event.key)
         steps = [step for step in steps if step[1] not in stuck]
         commits, runs = _commits(steps)
