@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
+from git.refs.symbolic import SymbolicReference
 
 from statehub.atomic import NO_FILE, FileChanged, content_sha, move_into_place
 from statehub.cache import blob_sha
@@ -156,11 +157,12 @@ class FileWrite:
 
 
 def read_head(repo: HubRepo) -> Head:
-    """HEAD as it is now, read from the ref files (no git process)."""
+    """HEAD as it is now, read from the ref files (no git process, not even gitpython's object
+    reader)."""
     head = repo.head
     ref = None if head.is_detached else head.ref.path
     try:
-        sha: str | None = head.commit.hexsha
+        sha: str | None = SymbolicReference.dereference_recursive(repo, "HEAD")
     except ValueError:  # an unborn branch
         sha = None
     return Head(ref, sha)

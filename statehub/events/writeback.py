@@ -479,8 +479,7 @@ class Applier:
         all, or when no committed file declares its workplan and none is in the work
         tree at the cache's path either (an uncommitted new file waits).
         """
-        found: list[tuple[Event, str | None]] = []
-        cached: dict[str | None, str | None] = {}
+        parsed: list[Event] = []
         for record in records:
             try:
                 event = parse_event(record.event, self.hub.event_kinds)
@@ -491,10 +490,12 @@ class Applier:
             if problem:
                 result.refused[record.key] = f"actor {event.actor!r} cannot author a commit: {problem}"
                 continue
-            fixed = self.hub.event_kinds[event.kind].fixed_path
-            if fixed is None and event.workplan_id not in cached:
-                cached[event.workplan_id] = self._cached_path(slug, event.workplan_id)
-            found.append((event, fixed or cached[event.workplan_id]))
+            parsed.append(event)
+        cached = self._cached_paths(slug, {e.workplan_id for e in parsed if e.workplan_id is not None})
+        found: list[tuple[Event, str | None]] = [
+            (event, self.hub.event_kinds[event.kind].fixed_path or cached.get(event.workplan_id or ""))
+            for event in parsed
+        ]
         blobs = gitcommit.committed_blobs(repo, head, {path for _, path in found if path is not None})
         committed: _CommittedPlans | None = None
         targets: list[tuple[Event, str]] = []
@@ -517,12 +518,19 @@ class Applier:
         result.rejected += len(result.refused)
         return targets, blobs
 
-    def _cached_path(self, slug: str, workplan: str | None) -> str | None:
+    def _cached_paths(self, slug: str, workplans: set[str]) -> dict[str, str]:
+        """The path the cache holds for each of ``workplans`` in ``slug`` (one query per 500)."""
+        found: dict[str, str] = {}
+        wanted = sorted(workplans)
         with self.hub.engine.connect() as conn:
-            row = conn.execute(
-                select(WORKPLANS.c.path).where(and_(WORKPLANS.c.repo == slug, WORKPLANS.c.id == workplan))
-            ).first()
-        return row.path if row else None
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    select(WORKPLANS.c.id, WORKPLANS.c.path).where(
+                        and_(WORKPLANS.c.repo == slug, WORKPLANS.c.id.in_(wanted[start : start + 500]))
+                    )
+                )
+                found.update({row.id: row.path for row in rows})
+        return found
 
     def _load(
         self, root: Path, path: str, blob: Blob | None, read: dict[str, bytes], text: dict[str, str]
