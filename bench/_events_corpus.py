@@ -64,9 +64,12 @@ def make_corpus(root: Path, repos: int = 74, plans: int = 3, tasks: int = 5) -> 
 
 
 def make_events(
-    corpus: Corpus, total: int, duplicates: float, seed: int = 7
+    corpus: Corpus, total: int, duplicates: float, seed: int = 7, actors: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
-    """``total`` events of mixed kinds, a ``duplicates`` share of them exact resends; (events, unique)."""
+    """``total`` events of mixed kinds, a ``duplicates`` share of them exact resends; (events, unique).
+
+    ``actors=0``: one actor per repo (``agt-<slug>``); ``actors=N``: ``agt-0`` .. ``agt-<N-1>`` take
+    turns, so consecutive events of a repo come from different actors (the interleaved case)."""
     rng = random.Random(seed)
     unique_count = round(total * (1 - duplicates))
     task_status: dict[tuple[str, str], str] = {}
@@ -80,7 +83,7 @@ def make_events(
         base = {
             "key": f"BENCH{number:06d}",
             "workplan": plan,
-            "actor": f"agt-{slug}",
+            "actor": f"agt-{number % actors}" if actors else f"agt-{slug}",
             "at": "2026-07-03T22:29:55Z",
         }
         roll = rng.random()

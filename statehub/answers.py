@@ -1,6 +1,6 @@
 """Answers shared by several resources: ``Page[T]``, ``{"items": [T, ...], "total": N}``, and ``Removed``.
 
-The hub's answers are msgspec Structs (ADR-024), built by the library where the
+The hub's answers are msgspec Structs (ADR-025), built by the library where the
 data is read (``statehub.cache.queries``, ``statehub.cache.fleet_queries``,
 ``sync.buffer``, ...), returned as they are by the HTTP controllers (Litestar
 encodes Structs natively) and rendered by the CLI (``statehub.cli._output``).

@@ -13,10 +13,12 @@ owns the hub's side:
   adds no violation and passes the checks its events would, ADR-010; a repo
   manifest's slug and prefixes clash with no other registered repo), who the
   author is, the write guarded by the text the room last read (a concurrent
-  human edit is detected, never overwritten), one git commit with its
-  message on stdin and a ``Co-authored-by:`` trailer per other editor, then
-  ``Hub.refresh``. A save that fails after writing restores the file and
-  the index entry as they were, and answers with a short reason.
+  human edit is detected, never overwritten), one commit through the hub's one
+  commit path (:mod:`statehub.gitcommit`: built from the saved bytes, the file
+  replaced only if it still holds what was read, the branch moved by compare
+  and swap) with a ``Co-authored-by:`` trailer per other editor, then
+  ``Hub.refresh``. A save that fails leaves the file, the index and the branch
+  as they were, and answers with a short reason.
 
 Who authors a save: the saver the room names (the token's actor on a hub
 with tokens, or an admin token's chosen author; a ``?user=`` or awareness
@@ -33,20 +35,21 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import git
 
 from registry import check_edit
-from statehub.cache import queries
+from statehub import gitcommit
+from statehub.atomic import FileChanged
+from statehub.cache import blob_sha, queries
 from statehub.errors import HubError
-from statehub.events.gitwork import HUB_EMAIL, HUB_NAME
-from statehub.gitrepo import open_work_tree
+from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, IndexBusy, NewCommit
+from statehub.gitrepo import HubRepo, open_work_tree
 from statehub.hub import Hub
 from statehub.manifests import resolve_doc, validate
-from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file, write_repo_file
+from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file
 from sync.room_store import RoomStore
 from sync.rooms import TEXT_LIMIT, Rooms
 from sync.saving import (
@@ -272,7 +275,9 @@ class ManifestSaver:
                         f"{rel} changed on disk while saving; the room merges that change, then save again",
                         409,
                     )
-                if _dirty(repo, rel):
+                head = gitcommit.read_head(repo)
+                blob = gitcommit.committed_blobs(repo, head, [rel]).get(rel)
+                if _dirty(committed, blob):
                     raise _refuse(
                         f"{rel} has uncommitted changes in its repo; the hub never commits over them: "
                         "commit or discard them there, then save again",
@@ -294,7 +299,7 @@ class ManifestSaver:
                         "git config",
                         400,
                     )
-                sha = _write_and_commit(repo, root, rel, committed, request, author)
+                sha = _commit_save(repo, rel, head, blob, committed, request, author)
             finally:
                 repo.close()
         try:
@@ -345,13 +350,16 @@ class ManifestSaver:
         return reasons
 
 
-def _dirty(repo: git.Repo, rel: str) -> bool:
-    return bool(str(repo.git.status("--porcelain", "--", rel)).strip())
+def _dirty(committed: str | None, blob: Blob | None) -> bool:
+    """Whether the file (its text, None when absent) differs from its HEAD blob (None when absent)."""
+    if committed is None or blob is None:
+        return (committed is None) != (blob is None)
+    return blob_sha(committed.encode("utf-8")) != blob.sha
 
 
 def _git_reason(error: git.GitCommandError) -> str:
     """A short reason from git's own words: never the command line, at most one line."""
-    stderr = str(error.stderr or "")
+    stderr = re.sub(r"update_ref failed for ref '[^'\n]*': ", "", str(error.stderr or ""))
     if "index.lock" in stderr:
         return (
             "git could not lock the repo's index: another git command is running there, or one stopped "
@@ -361,63 +369,46 @@ def _git_reason(error: git.GitCommandError) -> str:
     return f"git refused the commit: {match.group(1).strip()[:200]}" if match else "git refused the commit"
 
 
-def _write_and_commit(
-    repo: git.Repo, root: Path, rel: str, committed: str | None, request: SaveRequest, author: Person
+def _commit_save(
+    repo: HubRepo,
+    rel: str,
+    head: Head,
+    blob: Blob | None,
+    committed: str | None,
+    request: SaveRequest,
+    author: Person,
 ) -> str:
-    """Write ``rel`` and commit only it (other staged work stays staged), authored by ``author``.
+    """Write ``rel`` and commit only it through the one commit path, authored by ``author``; the sha.
 
-    On any failure the file and its index entry are put back as they were
-    (a new file and the directories made for it are removed) and a
-    ``_Refused`` with a short reason is raised.
+    Built from the saved bytes (a person's other staged work stays staged); the file is
+    replaced only if it still holds the text read. On any failure the file, the index
+    and the branch are as they were and a ``_Refused`` with a short reason is raised.
     """
-    entry = str(repo.git.ls_files("-s", "--", rel)).strip()
-    parent = rel.rpartition("/")[0]
-    made_dir = bool(parent) and not (root / parent).exists()
-    env = {
-        "GIT_AUTHOR_NAME": author.name,
-        "GIT_AUTHOR_EMAIL": author.address,
-        "GIT_COMMITTER_NAME": HUB_NAME,
-        "GIT_COMMITTER_EMAIL": HUB_EMAIL,
-    }
+    data = request.text.encode("utf-8")
+    read = committed.encode("utf-8") if committed is not None else None
     try:
-        write_repo_file(root, rel, request.text.encode("utf-8"), make_dirs=True)
-        repo.git.add("--", rel)
-        with tempfile.TemporaryFile() as message, repo.git.custom_environment(**env):
-            message.write(commit_message(request, author).encode("utf-8"))
-            message.seek(0)
-            repo.git.commit("--no-verify", "--only", "-F", "-", "--", rel, istream=message)
-        return str(repo.head.commit.hexsha)
+        change = NewCommit(author, commit_message(request, author), {rel: data})
+        chain = gitcommit.build_chain(repo, head, [change], {rel: blob})
+        gitcommit.publish(repo, chain, [FileWrite(rel, read, data)])
+    except IndexBusy:
+        reason = (
+            "git could not lock the repo's index: another git command is running there, or one stopped "
+            "and left .git/index.lock behind (remove it once no git command is running)"
+        )
+        raise _refuse(f"{rel} not saved: {reason}; the file is as it was", 409) from None
+    except HeadMoved as error:
+        raise _refuse(f"{rel} not saved: {error.message} while saving; save again", 409) from None
+    except FileChanged:
+        raise _refuse(
+            f"{rel} changed on disk while saving; the room merges that change, then save again", 409
+        ) from None
     except git.GitCommandError as error:
-        _restore(repo, root, rel, committed, entry, made_dir)
         raise _refuse(f"{rel} not saved: {_git_reason(error)}; the file is as it was", 409) from None
     except RepoPathError as error:
         raise _refuse(f"{rel} not saved: {error.path} {error.reason}; nothing was written", 400) from None
     except OSError as error:
-        _restore(repo, root, rel, committed, entry, made_dir)
         reason = error.strerror or type(error).__name__
         raise _refuse(
             f"{rel} not saved: it could not be written ({reason}); the file is as it was", 409
         ) from None
-
-
-def _restore(repo: git.Repo, root: Path, rel: str, committed: str | None, entry: str, made_dir: bool) -> None:
-    """Put ``rel`` and its index entry back as they were before a failed save (best effort, logged)."""
-    try:
-        if committed is not None:
-            write_repo_file(root, rel, committed.encode("utf-8"))
-        else:
-            check_repo_path(root, rel)
-            (root / rel).unlink(missing_ok=True)
-            if made_dir:
-                with contextlib.suppress(OSError):
-                    (root / rel).parent.rmdir()
-    except (OSError, RoomError, HubError):
-        log.exception("restoring %s in %s after a failed save", rel, root)
-    try:
-        if entry:
-            mode, sha = entry.split()[:2]
-            repo.git.update_index("--add", "--cacheinfo", f"{mode},{sha},{rel}")
-        else:
-            repo.git.update_index("--force-remove", "--", rel)
-    except git.GitCommandError as error:
-        log.warning("restoring the index entry of %s after a failed save: %s", rel, _git_reason(error))
+    return chain.tip

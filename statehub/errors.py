@@ -9,10 +9,12 @@
     ├── Unauthorized     401, exit 7   no token, or one that is forged, expired or revoked
     ├── Forbidden        403, exit 8   a valid token that does not allow this request
     ├── PayloadTooLarge  413, exit 9   a body, file or batch over its size limit (the message names the limit)
+    ├── InsufficientStorage 507, exit 10  the disk under the write buffer is full; nothing stored, retry later
     └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
 Messages are written for the person who has to act on them. ``details`` is
-structured data for a client (None when the message says it all).
+structured data for a client (None when the message says it all); ``headers``
+are HTTP headers the answer carries (``Retry-After``).
 
 The libraries have their own trees (``workplans.errors``, ``registry.errors``,
 ``sync.errors``); :func:`as_hub_error` maps them to this one, in one table
@@ -28,7 +30,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
-from sync.errors import DropWithoutReason, KeyConflict, StoreTooNew, SyncError, UnknownRelayKey
+from sync.errors import DropWithoutReason, KeyConflict, StoreFull, StoreTooNew, SyncError, UnknownRelayKey
 from workplans.errors import (
     ApplyError,
     BrokenTarget,
@@ -47,6 +49,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "HubError",
+    "InsufficientStorage",
     "NotAGitRepo",
     "NotFound",
     "PayloadTooLarge",
@@ -65,6 +68,7 @@ class HubError(Exception):
     status_code = 500
     exit_code = 1
     details: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         self.message = message
@@ -118,6 +122,15 @@ class PayloadTooLarge(HubError):
     exit_code = 9
 
 
+class InsufficientStorage(HubError):
+    """The disk under the write buffer is full: nothing of the request was stored; send it again
+    after ``Retry-After`` seconds (sync.errors.StoreFull.retry_after)."""
+
+    status_code = 507
+    exit_code = 10
+    headers = {"Retry-After": str(StoreFull.retry_after)}
+
+
 class SetupError(HubError):
     exit_code = 3
 
@@ -167,6 +180,7 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
     UnknownRelayKey: NotFound,
     DropWithoutReason: BadRequest,
     StoreTooNew: SetupError,
+    StoreFull: InsufficientStorage,
 }
 """Library error -> hub error; the most specific class in the error's MRO wins."""
 

@@ -10,8 +10,9 @@ the rule **a repo's .git never runs code**:
   gitpython ``Repo`` whose command wrapper (:class:`HardenedGit`) adds the
   hardened environment (:func:`hardened_env`) to *every* command it runs,
   including gitpython's persistent ``cat-file`` processes;
-* :func:`run_git` is the only subprocess call of git (for the dev hub's own
-  example repos), with the same environment.
+* :func:`run_git` (for the dev hub's own example repos) and :func:`git_in`
+  (plumbing with bytes in and out, for :mod:`statehub.gitcommit`) are the only
+  subprocess calls of git, with the same environment.
 
 The hardened environment is ``GIT_CONFIG_NOSYSTEM=1``, no prompts
 (``GIT_TERMINAL_PROMPT=0``, empty ``GIT_ASKPASS``), no-op editors and pager,
@@ -60,6 +61,7 @@ __all__ = [
     "HardenedGit",
     "HubRepo",
     "check_git_version",
+    "git_in",
     "hardened_env",
     "is_local_url",
     "local_receive_pack",
@@ -492,3 +494,41 @@ def run_git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
         ["git", *args], cwd=cwd, env={**base, **extra}, check=True, capture_output=True, timeout=120
     )
     return result.stdout.decode("utf-8", "replace")
+
+
+def git_in(
+    repo: HubRepo,
+    *args: str,
+    stdin: bytes = b"",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> bytes:
+    """Run ``git ARGS`` in the registered work tree of ``repo`` with the hardened environment; its stdout.
+
+    ``stdin`` goes to git's stdin (a ``fast-import`` stream, ``--index-info`` lines); ``env``
+    may add identities, ``GIT_INDEX_FILE`` or ``GIT_LITERAL_PATHSPECS``, never loosen
+    a rule of :func:`hardened_env`. Raises git.GitCommandError (git failed or took
+    over ``timeout`` seconds, with git's stderr) or NotAGitRepo (config refused).
+    """
+    command = repo.git
+    assert isinstance(command, HardenedGit)
+    if command._hub_git_dir is None or command._hub_work_tree is None:
+        raise NotAGitRepo("internal: a git command ran before the repo was pinned")
+    hardened = hardened_env(command._hub_git_dir, command._hub_work_tree)
+    extra = {k: v for k, v in (env or {}).items() if k not in hardened and not k.startswith("GIT_CONFIG")}
+    argv = ["git", *args]
+    try:
+        result = subprocess.run(
+            argv,
+            cwd=command._hub_work_tree,
+            env={**hardened, **extra},
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise git.GitCommandError(argv, -1, f"git {args[0]} took over {timeout:.0f} s") from None
+    if result.returncode != 0:
+        raise git.GitCommandError(argv, result.returncode, result.stderr.decode("utf-8", "replace"))
+    return result.stdout

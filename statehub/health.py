@@ -1,8 +1,9 @@
 """The hub's health: up, which profile, how many repos, the cache, the write buffer, the relay.
 
-``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo;
-``problems`` then holds one sentence per failing repo and ``writeback`` the
-details (reason, attempts, seconds failing, seconds to the next retry). What
+``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo
+or the disk under the write buffer is full (events are answered 507 then);
+``problems`` then holds one sentence per failing repo (and one for the full
+disk) and ``writeback`` the details (reason, attempts, seconds failing, seconds to the next retry). What
 ``GET /state/health`` answers.
 """
 
@@ -79,9 +80,12 @@ def health(desk: EventDesk) -> Health:
         repos = int(conn.execute(select(func.count()).select_from(REPOS)).scalar_one())
     now = time.monotonic()
     failing = sorted(dict(desk.applier.failing).items())
+    problems = [f"{slug}: {f.reason}" for slug, f in failing]
+    stores = [desk.buffer, *([desk.relay_queue] if desk.relay_queue is not None else [])]
+    problems += list(dict.fromkeys(p for store in stores if (p := store.space_problem()) is not None))
     return Health(
-        status="degraded" if failing else "ok",
-        problems=[f"{slug}: {f.reason}" for slug, f in failing],
+        status="degraded" if problems else "ok",
+        problems=problems,
         writeback={slug: msgspec.convert(f.as_dict(now), WritebackFailure) for slug, f in failing},
         profile=hub.settings.profile,
         repos=repos,

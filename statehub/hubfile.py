@@ -28,10 +28,25 @@ class RegisteredRepo:
 class HubFile:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._read: tuple[tuple[int, ...], list[RegisteredRepo]] | None = None
+        """The repos as last read, with the file's stat then: every event intake asks for them."""
 
     def repos(self) -> list[RegisteredRepo]:
-        if not self.path.exists():
+        """The registered repos; read again whenever the file changed (its stat), so a CLI command
+        registering a repo is seen by a running server at once."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
             return []
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        read = self._read
+        if read is not None and read[0] == stamp:
+            return list(read[1])
+        repos = self._parse()
+        self._read = (stamp, repos)
+        return list(repos)
+
+    def _parse(self) -> list[RegisteredRepo]:
         try:
             data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
         except FormatError as error:

@@ -30,11 +30,11 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from statehub.atomic import remove_stale_temps, replace_in_dir
+from statehub.atomic import remove_in_dir, remove_stale_temps, replace_in_dir
 from statehub.errors import BadRequest
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "count_task_tables",
     "lstat_repo_path",
     "read_repo_file",
+    "remove_repo_file",
     "remove_stale_repo_temps",
     "scan_repo_tree",
     "write_repo_file",
@@ -342,18 +343,29 @@ def read_repo_file(root: Path, rel: str, limit: int) -> bytes:
 
 
 def write_repo_file(
-    root: Path, rel: str, data: bytes, *, make_dirs: bool = False, mode: int | None = None
-) -> None:
-    """Atomically replace (or create) the regular file ``rel`` inside ``root`` with ``data``.
+    root: Path,
+    rel: str,
+    data: bytes,
+    *,
+    make_dirs: bool = False,
+    mode: int | None = None,
+    expected_sha: str | None = None,
+) -> list[str]:
+    """Atomically replace (or create) the regular file ``rel`` inside ``root`` with ``data``;
+    the repo-relative directories it had to create (``make_dirs``), outermost first.
 
     A temp file in the same directory is written, fsynced and renamed over the
     target, then the directory is fsynced (``statehub.atomic.replace_in_dir``, the
     one core every writer of the hub shares). The existing file's permission bits
     are kept (``mode`` when it is new, default 0o644). ``make_dirs`` creates
-    missing directories inside the repo. Raises RepoPathError before anything is
-    written when the path or any directory on it is a symlink or not inside the
-    repo; on any failure the temp file is removed and the target is untouched.
+    missing directories inside the repo. ``expected_sha`` (``statehub.atomic.content_sha``
+    of the bytes read, or ``statehub.atomic.NO_FILE``) replaces only exactly the
+    bytes read: anything else raises ``statehub.atomic.FileChanged`` (409) with
+    nothing written (ADR-028). Raises RepoPathError before anything is written
+    when the path or any directory on it is a symlink or not inside the repo; on
+    any failure the temp file is removed and the target is untouched.
     """
+    made = _missing_dirs(root, rel) if make_dirs else []
     with _parent_dir(root, rel, create=make_dirs) as (dir_fd, name):
         try:
             existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -365,7 +377,30 @@ def write_repo_file(
             if not stat.S_ISREG(existing.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
             keep = stat.S_IMODE(existing.st_mode)
-        replace_in_dir(dir_fd, name, data, keep)
+        replace_in_dir(dir_fd, name, data, keep, expected_sha=expected_sha, label=rel)
+    return made
+
+
+def _missing_dirs(root: Path, rel: str) -> list[str]:
+    """The directories on the way to ``rel`` that do not exist yet, outermost first."""
+    parts = _parts(rel)[:-1]
+    missing: list[str] = []
+    for depth in range(1, len(parts) + 1):
+        path = "/".join(parts[:depth])
+        if missing or not os.path.lexists(root / path):
+            missing.append(path)
+    return missing
+
+
+def remove_repo_file(root: Path, rel: str, expected_sha: str, dirs: Sequence[str] = ()) -> None:
+    """Remove ``rel`` inside ``root`` if it still holds exactly the bytes hashed as ``expected_sha``
+    (``statehub.atomic.remove_in_dir``; FileChanged otherwise, nothing removed), then each of the
+    directories ``dirs`` that is empty, innermost first (the list :func:`write_repo_file` returned)."""
+    with _parent_dir(root, rel) as (dir_fd, name):
+        remove_in_dir(dir_fd, name, expected_sha, label=rel)
+    for path in reversed(dirs):
+        with contextlib.suppress(OSError), _parent_dir(root, path) as (dir_fd, name):
+            os.rmdir(name, dir_fd=dir_fd)
 
 
 def remove_stale_repo_temps(root: Path, rel: str) -> list[str]:

@@ -16,19 +16,42 @@ relay state) survives a crash or a power cut. One connection per process,
 shared by threads behind a lock; ``BEGIN IMMEDIATE`` takes the write lock up
 front so two processes (a hub and a CLI command) queue instead of failing
 half-way through a transaction.
+
+A write that finds the disk full (``SQLITE_FULL``) is rolled back whole and
+raised as :class:`~sync.errors.StoreFull`; until a write goes through again, or
+the file system has at least :data:`ROOM_AGAIN` bytes more free than when it
+failed, :meth:`DurableFile.space_problem` says so (the hub's health turns
+``degraded``). Nothing needs restarting: the next write that fits succeeds.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from sync.errors import StoreTooNew
+from sync.errors import StoreFull, StoreTooNew
 
-__all__ = ["DurableFile", "migrate", "schema_version"]
+__all__ = ["ROOM_AGAIN", "DurableFile", "migrate", "schema_version"]
+
+ROOM_AGAIN = 1024 * 1024
+"""Bytes the file system must have freed since a write found it full before the store counts as
+writable again without a successful write (what health reads)."""
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return 0
+    return info.f_bavail * info.f_frsize
+
+
+def _is_full(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
 
 
 def schema_version(db: sqlite3.Connection) -> int:
@@ -73,6 +96,9 @@ def _statements(script: str) -> Iterator[str]:
 class DurableFile:
     def __init__(self, path: Path, steps: Sequence[str], what: str) -> None:
         self.path = path
+        self.what = what
+        self._full: tuple[str, int] | None = None
+        """(the problem, free bytes when it was met) while the disk was full at the last write."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -91,13 +117,33 @@ class DurableFile:
         with self._lock:
             self._db.close()
 
+    def space_problem(self) -> str | None:
+        """Why writes fail now (the disk under the file is full), or None; see the module docstring."""
+        full = self._full
+        if full is None:
+            return None
+        if _free_bytes(self.path.parent) >= full[1] + ROOM_AGAIN:
+            self._full = None
+            return None
+        return full[0]
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on any error, StoreFull when the disk is full."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                if not _is_full(error):
+                    raise
+                full = StoreFull(self.path, self.what)
+                self._full = (str(full), _free_bytes(self.path.parent))
+                raise full from None
+            self._full = None

@@ -5,6 +5,7 @@
     ├── UnknownRelayKey    a relay retry or drop named a key the relay does not hold in a fitting state
     ├── DropWithoutReason  a relay drop was asked for without saying why
     ├── StoreTooNew        a durable store was written by a newer State Hub; it is never dropped
+    ├── StoreFull          the disk under a durable store is full: nothing of the write was kept
     └── RoomError          a room refuses something; ``status`` is the HTTP-like status to answer
         ├── RoomFileError  the room's file may not be read or written (ADR-022): nothing of it is sent
         └── RoomInputError a client's message or name the room does not take
@@ -26,6 +27,7 @@ __all__ = [
     "RoomError",
     "RoomFileError",
     "RoomInputError",
+    "StoreFull",
     "StoreTooNew",
     "SyncError",
     "UnknownRelayKey",
@@ -66,6 +68,23 @@ class StoreTooNew(SyncError):
         super().__init__(
             f"{path} was written by a newer State Hub ({what} version {version}, this one knows up to "
             f"{known}); upgrade State Hub, and keep the file: it holds what nothing else does"
+        )
+
+
+class StoreFull(SyncError):
+    """The disk under a durable store is full: the write was rolled back, nothing of it was kept.
+
+    ``retry_after`` is the seconds a client should wait before sending again; the
+    store takes writes again by itself once there is room.
+    """
+
+    retry_after = 10
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the disk holding {path} is full: the {what} could not store this, and nothing of it was "
+            f"kept; free space there, then send it again (retry after {self.retry_after} s)"
         )
 
 

@@ -168,9 +168,13 @@ def _document(parts: _Parts) -> tomlkit.TOMLDocument:
     return doc
 
 
-def _store(parts: _Parts, doc: tomlkit.TOMLDocument) -> None:
+def _store(parts: _Parts, doc: tomlkit.TOMLDocument, data: dict[str, Any] | None = None) -> None:
+    """Render the edited ``doc`` into ``parts`` and keep it for the next call; ``data``, when the
+    caller knows it, is what tomllib reads from the new text (kept too: the next check is free)."""
     parts.toml = keep_line_endings(parts.toml, tomlkit.dumps(doc), ending(parts.opening))
     _remember(_PARSED.docs, parts.toml, doc)
+    if data is not None:
+        _remember(_PARSED.data, parts.toml, data)
 
 
 def _task_data(data: dict[str, Any], task_id: str) -> dict[str, Any] | None:
@@ -178,6 +182,13 @@ def _task_data(data: dict[str, Any], task_id: str) -> dict[str, Any] | None:
     if not isinstance(tasks, list):
         return None
     return next((t for t in tasks if isinstance(t, dict) and t.get("id") == task_id), None)
+
+
+def _task_data_with(data: dict[str, Any], task: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """``data`` with ``values`` set in its task ``task`` (a new dict; the cached one is never changed):
+    what tomllib reads once the same values are set through tomlkit."""
+    tasks = [{**t, **values} if t is task else t for t in data["tasks"]]
+    return {**data, "tasks": tasks}
 
 
 def _find_task(doc: tomlkit.TOMLDocument, task_id: str) -> Table | None:
@@ -203,7 +214,8 @@ def apply_task_status(text: str, event: TaskStatusEvent) -> str:
         table = _find_task(doc, event.task)
         assert table is not None  # the same text parsed with tomllib has it
         table["status"] = event.status.value
-        _store(parts, doc)
+        data = _task_data_with(_data(parts, event.workplan), task, status=event.status.value)
+        _store(parts, doc, data)
     if event.note:
         _with_progress(parts, event, event.ref, event.note)
     return parts.join()
@@ -211,10 +223,11 @@ def apply_task_status(text: str, event: TaskStatusEvent) -> str:
 
 def apply_workplan_status(text: str, event: WorkplanStatusEvent) -> str:
     parts = _split(text)
-    if _data(parts, event.workplan).get("status") != event.status.value:
+    data = _data(parts, event.workplan)
+    if data.get("status") != event.status.value:
         doc = _document(parts)
         doc["status"] = event.status.value
-        _store(parts, doc)
+        _store(parts, doc, {**data, "status": event.status.value})
     return parts.join()
 
 
@@ -236,7 +249,9 @@ def apply_task_add(text: str, event: TaskAddEvent) -> str:
         values["depends_on"] = list(event.depends_on)
     tables = any(line.strip().startswith("[[tasks]]") for line in parts.toml.splitlines())
     if "tasks" not in data or tables:
+        before = parts.toml
         parts.toml = _append_task_table(parts.toml, values, ending(parts.opening))
+        _extend_document(before, parts, values)
     else:  # an inline array of tables: let tomlkit extend it in place
         doc = _document(parts)
         doc["tasks"].append(values)
@@ -244,12 +259,29 @@ def apply_task_add(text: str, event: TaskAddEvent) -> str:
     return parts.join()
 
 
+def _extend_document(before: str, parts: _Parts, values: dict[str, Any]) -> None:
+    """Keep the document of ``before`` (if one is kept) for the text with the table appended,
+    when tomlkit renders the same table to exactly that text; else drop it (speed: the next
+    edit would otherwise parse the whole front matter again)."""
+    doc = _PARSED.docs.pop(before, None)
+    tasks = doc.get("tasks") if doc is not None else None
+    if doc is None or not isinstance(tasks, AoT) or not len(tasks):
+        return
+    table = tomlkit.table()
+    for key, value in values.items():
+        table[key] = value
+    tasks[-1].add(tomlkit.nl())
+    tasks.append(table)
+    if keep_line_endings(before, tomlkit.dumps(doc), ending(parts.opening)) == parts.toml:
+        _remember(_PARSED.docs, parts.toml, doc)
+
+
 def _append_task_table(toml_text: str, values: dict[str, Any], default: str) -> str:
     lines = ["[[tasks]]"] + [f"{key} = {tomlkit.item(value).as_string()}" for key, value in values.items()]
     block = "\n".join(lines) + "\n"
     separator = "\n" if toml_text.strip() else ""
     result = keep_line_endings(toml_text, toml_text + separator + block, default)
-    tomllib.loads(result)  # the appended table must keep the front matter valid
+    _remember(_PARSED.data, result, tomllib.loads(result))  # the table must keep the front matter valid
     return result
 
 

@@ -129,11 +129,13 @@ def _hub_error(
     _request: AnyRequest, raised: HubError | WorkplansError | RegistryError | SyncError
 ) -> Response[ErrorBody]:
     error = as_hub_error(raised)
-    headers = {"WWW-Authenticate": 'Bearer realm="statehub"'} if error.status_code == 401 else None
+    headers = dict(error.headers or {})
+    if error.status_code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="statehub"'
     return Response(
         error_body(error.message, error.status_code, error.details),
         status_code=error.status_code,
-        headers=headers,
+        headers=headers or None,
     )
 
 

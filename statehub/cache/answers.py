@@ -1,6 +1,6 @@
 """The answers read from the cache: repos, workplans, tasks, canon, and the fleet registry's plans.
 
-msgspec Structs (ADR-024), built in :mod:`statehub.cache.queries` and
+msgspec Structs (ADR-025), built in :mod:`statehub.cache.queries` and
 :mod:`statehub.cache.fleet_queries`, returned as they are by the HTTP API and
 rendered by the CLI. Each field's JSON name is its Python name (but
 ``LaneItem.from_``, ``"from"``); field order is the JSON key order. Every

@@ -1,28 +1,43 @@
 """Write-back: apply pending events to the files, commit them, re-index, mark them applied.
 
-Per repo, in acceptance order. Each step is safe to repeat, which is how a hub
-killed at any moment comes back without losing or doubling an event:
+Per repo, in acceptance order, in passes. Each step is safe to repeat, which is
+how a hub killed at any moment comes back without losing or doubling an event:
 
-1. Events whose file has a person's uncommitted change wait, with that reason.
-2. Events are applied to the text read (``workplans.apply_event``); an event the
-   file already reflects changes nothing; one that no longer applies is rejected.
-3. Before touching a file the hub records the write-back in the buffer (the
-   files with the git blob sha of the text read and of the text to write).
-4. Files are written atomically (temp file + rename) if they still hold the
-   text read; then one commit per run of events by the same actor (a run holds at
-   most :data:`MAX_EVENTS_PER_COMMIT` events: a longer one becomes several
-   commits), with one ``Statehub-Event: <key>`` trailer per event that changed the file.
-5. The repo is re-indexed; then the events are marked applied (with the commit)
+1. Each event's target file is found: the cache's path for its workplan, else the
+   committed file (HEAD) that declares it. An event is rejected only when the
+   committed files say its target is gone (no committed file declares the
+   workplan; the committed file has no such task), and the reason says so.
+2. A target is read; it must hold exactly its HEAD blob. Otherwise (a person's
+   uncommitted change, a half-saved file, a file missing from the work tree) its
+   events wait with the reason and apply on a later pass; so does an event whose
+   file cannot be read as a workplan ("fix the file and the events apply").
+3. Events are applied to the text read (``workplans.apply_event``); an event the
+   file already reflects changes nothing (applied, ``commit = null``).
+4. Every run of consecutive events by one actor that changed a file becomes one
+   commit (at most :data:`MAX_EVENTS_PER_COMMIT` events each), authored by the
+   actor, with one ``Statehub-Event: <key>`` trailer per event: an event that a
+   later one reverts still has its commit. The commits of the pass are built in
+   one go from the hub's own text (:func:`statehub.gitcommit.build_chain`).
+5. The write-back is recorded in the buffer (the files, with the git blob sha of
+   the text read and of the text to write), then published
+   (:func:`statehub.gitcommit.publish`): under the index lock each file is
+   replaced only if it still holds the bytes read, the index follows where it held
+   the old HEAD blob, and the branch moves by compare and swap. A person's change
+   or commit that lands meanwhile stops it with nothing written; the pass starts
+   over (:data:`PASS_ATTEMPTS`), then the events wait for the next pass.
+6. The repo is re-indexed; then the events are marked applied (with their commit)
    and the records are closed, in one buffer transaction (:meth:`Applier.settle`).
    So "applied" means: in the file, committed, and visible in the cache.
 
 On restart leftover records are resolved first (:meth:`Applier.recover`): if a
 commit after the recorded HEAD carries the trailers, the events are marked
-applied with it; otherwise a file that holds exactly what the hub wrote is put
-back to HEAD and the events are applied again from scratch. A commit that fails
-(a person's git holds the index lock) puts the files back at once.
+applied with it (and the index entries it left behind are brought up to HEAD);
+otherwise a file that holds exactly what the hub wrote, not committed, gets back
+the bytes it held. A lock or half-built index a killed hub left in ``.git`` is
+removed (``statehub.gitcommit.clear_stale``).
 
-When git fails in a repo (a stale ``index.lock``, a read-only ``.git``, config the
+When git fails in a repo (an ``index.lock`` held for longer than
+:data:`statehub.gitcommit.INDEX_LOCK_WAIT`, a read-only ``.git``, config the
 hub refuses), every pending event of the repo waits with that reason, the repo
 is listed in :attr:`Applier.failing` (``/state/health`` says "degraded" with it)
 and the server's worker retries it with exponential backoff (:data:`BACKOFF`,
@@ -43,10 +58,14 @@ from pathlib import Path
 import git
 from sqlalchemy import and_, select
 
+from statehub import gitcommit
+from statehub.atomic import FileChanged, content_sha
 from statehub.cache import blob_sha
 from statehub.cache.schema import WORKPLANS
 from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
+from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, NewCommit
+from statehub.gitrepo import HubRepo
 from statehub.hub import Hub
 from statehub.repofiles import (
     RepoPathError,
@@ -57,23 +76,37 @@ from statehub.repofiles import (
     write_repo_file,
 )
 from sync.buffer import EventRecord, Writeback, WriteBuffer
+from sync.saving import Person, identity_problem
 from workplans import (
     FLEET_PATH,
     BrokenTarget,
     Event,
+    FormatError,
     InvalidEvent,
     NoLongerApplies,
     apply_event,
     parse_event,
+    parse_workplan,
 )
 from workplans.fleet_event_types import FleetEvent
 
-__all__ = ["BACKOFF", "CRASH_ENV", "MAX_EVENTS_PER_COMMIT", "Applier", "Failing", "RepoApplied"]
+__all__ = [
+    "BACKOFF",
+    "CRASH_ENV",
+    "MAX_EVENTS_PER_COMMIT",
+    "PASS_ATTEMPTS",
+    "Applier",
+    "Failing",
+    "RepoApplied",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_COMMIT = 200
 """A run of events by one actor is committed in chunks of at most this many (message size bound)."""
+
+PASS_ATTEMPTS = 3
+"""A pass that finds a person's change or commit landing under it starts over at most this often."""
 
 BACKOFF = (1.0, 60.0)
 """Seconds before the first retry of a failing repo, and the most it waits between retries."""
@@ -100,6 +133,18 @@ class RepoApplied:
     writebacks: list[int] = field(default_factory=list)
     """Write-back records to close once the events are marked."""
 
+    def merge(self, other: RepoApplied) -> None:
+        """Add what ``other`` (a pass over the same repo) did."""
+        self.applied += other.applied
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.waiting += other.waiting
+        self.commits += other.commits
+        self.reasons += other.reasons
+        self.decided |= other.decided
+        self.refused |= other.refused
+        self.writebacks += other.writebacks
+
     @property
     def changed(self) -> bool:
         """Whether the repo's files or events moved, so its cache rows need a refresh."""
@@ -117,8 +162,8 @@ class RepoApplied:
         }
 
 
-class _FileChanged(Exception):
-    pass
+class _Retry(Exception):
+    """A person's change or commit landed while the pass was publishing: nothing was written."""
 
 
 @dataclass(slots=True)
@@ -190,6 +235,8 @@ class Applier:
         try:
             repo = gitwork.open_repo(root)
             try:
+                for name in gitcommit.clear_stale(repo):
+                    log.warning("removed .git/%s in %s: a killed State Hub process left it", name, slug)
                 result.applied += self.recover(slug, repo)
                 self._apply(slug, root, repo, result)
             finally:
@@ -244,7 +291,7 @@ class Applier:
 
     # recovery ----------------------------------------------------------------------------------
 
-    def recover(self, slug: str, repo: git.Repo) -> int:
+    def recover(self, slug: str, repo: HubRepo) -> int:
         """Resolve write-backs a killed hub left behind (see the module docstring).
 
         Returns how many events turned out to be committed already.
@@ -256,203 +303,258 @@ class Applier:
         for path in {entry["path"] for record in records for entry in record.files}:
             for temp in remove_stale_repo_temps(root, path):  # a kill mid-write left it (ADR-022)
                 log.info("removed %s in %s: a temp file a killed write-back left behind", temp, slug)
-        head = gitwork.head_sha(repo)
+        head = gitcommit.read_head(repo)
         committed: dict[str, str] | None = None
         found = 0
-        root = Path(repo.working_tree_dir or ".")
         for record in records:
             assert record.id is not None
-            if head != record.head:
+            changes = {entry["path"]: (entry["before"], entry["after"]) for entry in record.files}
+            if head.sha != record.head:
                 if committed is None:
                     committed = gitwork.trailer_keys(repo, records[0].head)
                 done: dict[str, str | None] = {k: committed[k] for k in record.keys if k in committed}
-                if done:
+                if done:  # published; the kill may have come before the index followed
+                    gitcommit.repair_index(repo, changes)
                     self.buffer.finish(done, {}, [record.id])
                     found += len(done)
                     continue
-            for entry in record.files:
-                try:
-                    now = blob_sha(self._read(root, entry["path"]))
-                except (OSError, RepoPathError):
-                    continue
-                if now == entry["after"] and now != entry["before"]:
-                    gitwork.restore_path(repo, entry["path"])
+            self._put_back(root, repo, head, changes)
             self.buffer.finish({}, {}, [record.id])
         return found
 
+    def _put_back(self, root: Path, repo: HubRepo, head: Head, changes: dict[str, tuple[str, str]]) -> None:
+        """Files that hold exactly what an unpublished write-back wrote get back what they held."""
+        now = gitcommit.committed_blobs(repo, head, changes)
+        restore: dict[str, bytes] = {}
+        for path, (before, after) in changes.items():
+            committed = now.get(path)
+            if before == after or (committed is not None and committed.sha == after):
+                continue  # nothing written, or a commit holds it: it is no longer only the hub's
+            try:
+                data = self._read(root, path)
+            except (OSError, RepoPathError):
+                continue
+            if blob_sha(data) == after:
+                restore[path] = data
+        old = gitcommit.blob_bytes(repo, [changes[p][0] for p in restore])
+        for path, data in restore.items():
+            if changes[path][0] not in old:
+                continue
+            try:
+                write_repo_file(root, path, old[changes[path][0]], expected_sha=content_sha(data))
+            except (FileChanged, OSError, RepoPathError) as error:
+                log.warning("not putting %s back: %s", path, error)
+
     # applying ----------------------------------------------------------------------------------
 
-    def _apply(self, slug: str, root: Path, repo: git.Repo, result: RepoApplied) -> None:
+    def _apply(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied) -> None:
+        """One pass, started over when a person's change or commit lands while it publishes."""
+        for attempt in range(1, PASS_ATTEMPTS + 1):
+            attempt_result = RepoApplied(slug)
+            try:
+                self._pass(slug, root, repo, attempt_result)
+            except _Retry as retry:
+                if attempt == PASS_ATTEMPTS:
+                    self._wait_all(slug, str(retry), result)
+                continue
+            result.merge(attempt_result)
+            return
+
+    def _pass(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied) -> None:
         records = self.buffer.pending(slug)
         if not records:
             return
-        rejected: dict[str, str] = {}
-        targets: list[tuple[EventRecord, Event, str]] = []
-        paths: dict[str | None, str | None] = {}
-        for record in records:
+        head = gitcommit.read_head(repo)
+        targets, blobs = self._targets(slug, root, repo, head, records, result)
+        read: dict[str, bytes] = {}
+        text: dict[str, str] = {}
+        stuck: dict[str, str] = {}
+        for path in dict.fromkeys(path for _, path in targets):
+            problem = self._load(root, path, blobs.get(path), read, text)
+            if problem is not None:
+                stuck[path] = problem
+        steps: list[tuple[Event, str, str | None]] = []
+        """(event, path, the file's text after it; None: it changed nothing)."""
+        refused: dict[str, str] = {}
+        for event, path in targets:
+            if path in stuck:
+                continue
             try:
-                event = parse_event(record.event, self.hub.event_kinds)
-            except InvalidEvent as error:
-                rejected[record.key] = f"the stored event is not valid any more: {error}"
+                after = apply_event(text[path], event, self.hub.event_kinds)
+            except NoLongerApplies as error:  # the file holds its HEAD blob: the commit says so
+                refused[event.key] = f"{error} (the committed {path} says so)"
                 continue
-            problem = gitwork.identity_problem(event.actor)
-            if problem:
-                rejected[record.key] = f"actor {event.actor!r} cannot author a commit: {problem}"
+            except BrokenTarget as error:
+                stuck[path] = f"{path}: {error}; fix the file and the events apply"
                 continue
-            if event.workplan_id not in paths or self.hub.event_kinds[event.kind].fixed_path is not None:
-                paths[event.workplan_id] = self._path_of(slug, event)
-            path = paths[event.workplan_id]
-            if path is None:
-                rejected[record.key] = f"workplan {event.workplan_id} is no longer in repo {slug}"
+            try:
+                self._check_growth(path, text[path], after)
+            except NoLongerApplies as error:
+                refused[event.key] = str(error)
                 continue
-            targets.append((record, event, path))
-        result.refused.update(rejected)
-        result.rejected += len(rejected)
-        dirty = gitwork.dirty_paths(repo, {path for _, _, path in targets})
+            steps.append((event, path, after if after != text[path] else None))
+            text[path] = after
         waiting: dict[str, list[str]] = {}
-        runnable: list[tuple[Event, str]] = []
-        for _record, event, path in targets:
-            if path in dirty:
-                waiting.setdefault(f"uncommitted changes in {path}", []).append(event.key)
-            else:
-                runnable.append((event, path))
+        for event, path in targets:
+            if path in stuck and event.key not in refused:
+                waiting.setdefault(stuck[path], []).append(event.key)
+        steps = [step for step in steps if step[1] not in stuck]
+        commits, runs = _commits(steps)
+        if commits:
+            shas, record = self._publish(slug, root, repo, head, commits, runs, blobs, read, steps)
+            result.writebacks.append(record)
+            for run, sha in zip(runs, shas, strict=True):
+                result.decided.update(dict.fromkeys((event.key for event in run), sha))
+            result.commits += shas
+        unchanged = [event.key for event, _, after in steps if after is None]
+        result.decided.update(dict.fromkeys(unchanged))
+        result.applied += sum(len(run) for run in runs)
+        result.unchanged += len(unchanged)
+        result.refused.update(refused)
+        result.rejected += len(refused)
         for reason, keys in waiting.items():
             self.buffer.wait(keys, reason)
             result.waiting += len(keys)
             result.reasons.append(reason)
-        for run in _runs_by_actor(runnable):
-            self._apply_run(slug, root, repo, run, result)
 
-    def _path_of(self, slug: str, event: Event) -> str | None:
-        fixed = self.hub.event_kinds[event.kind].fixed_path
-        if fixed is not None:
-            return fixed
-        with self.hub.engine.connect() as conn:
-            row = conn.execute(
-                select(WORKPLANS.c.path).where(
-                    and_(WORKPLANS.c.repo == slug, WORKPLANS.c.id == event.workplan_id)
-                )
-            ).first()
-        return row.path if row else None
-
-    def _apply_run(
-        self, slug: str, root: Path, repo: git.Repo, run: list[tuple[Event, str]], result: RepoApplied
-    ) -> None:
-        before: dict[str, str] = {}
-        current: dict[str, str] = {}
-        changed: list[str] = []
-        unchanged: list[str] = []
-        rejected: dict[str, str] = {}
-        broken: dict[str, list[str]] = {}
-        refused: dict[str, str] = {}
-        for event, path in run:
-            if path in broken:
-                broken[path].append(event.key)
-                continue
-            if path not in current:
-                try:
-                    current[path] = before[path] = self._read_text(root, path)
-                except RepoPathError as error:  # a link, outside the repo, too large (ADR-022)
-                    broken[path] = [event.key]
-                    refused[path] = f"{error}; the hub does not read or write it"
-                    result.reasons.append(refused[path])
-                    continue
-                except (OSError, UnicodeDecodeError) as error:
-                    broken[path] = [event.key]
-                    result.reasons.append(f"cannot read {path}: {error}")
-                    continue
-            try:
-                text = apply_event(current[path], event, self.hub.event_kinds)
-                self._check_growth(path, current[path], text)
-            except NoLongerApplies as error:
-                rejected[event.key] = str(error)
-                continue
-            except BrokenTarget as error:
-                broken[path] = [event.key]
-                result.reasons.append(f"{path}: {error}")
-                continue
-            (changed if text != current[path] else unchanged).append(event.key)
-            current[path] = text
-        for path, keys in broken.items():
-            why = refused.get(path, f"{path} cannot be read as a workplan")
-            self.buffer.wait(keys, f"{why}; fix the file and the events apply")
-            result.waiting += len(keys)
-        written = [path for path in current if current[path] != before[path]]
-        commit: str | None = None
-        if written:
-            try:
-                commit = self._write_and_commit(
-                    slug, root, repo, run, written, before, current, changed, result
-                )
-            except _FileChanged as error:
-                keys = [event.key for event, path in run if path not in broken]
-                self.buffer.wait(keys, str(error))
-                result.waiting += len(keys)
-                result.reasons.append(str(error))
-                return
-            result.commits.append(commit)
-        result.decided.update(dict.fromkeys(changed, commit))
-        result.decided.update(dict.fromkeys(unchanged))
-        result.refused.update(rejected)
-        result.applied += len(changed)
-        result.unchanged += len(unchanged)
-        result.rejected += len(rejected)
-
-    def _write_and_commit(
+    def _publish(
         self,
         slug: str,
         root: Path,
-        repo: git.Repo,
-        run: list[tuple[Event, str]],
-        written: list[str],
-        before: dict[str, str],
-        current: dict[str, str],
-        changed: list[str],
-        result: RepoApplied,
-    ) -> str:
-        shas = {path: blob_sha(before[path].encode("utf-8")) for path in written}
-        for path in written:
-            try:
-                now = blob_sha(self._read(root, path))
-            except (OSError, RepoPathError) as error:
-                raise _FileChanged(f"cannot read {path}: {error}; the events will retry") from None
-            if now != shas[path]:
-                raise _FileChanged(f"{path} changed while the hub was applying events; they will retry")
+        repo: HubRepo,
+        head: Head,
+        commits: list[NewCommit],
+        runs: list[list[Event]],
+        blobs: dict[str, Blob],
+        read: dict[str, bytes],
+        steps: list[tuple[Event, str, str | None]],
+    ) -> tuple[list[str], int]:
+        """Build the pass's commits, record the write-back, write and publish; the commit shas and
+        the write-back record.
+
+        Raises _Retry when a person's change or commit got there first (nothing written).
+        """
+        final: dict[str, bytes] = {}
+        for _, path, after in steps:
+            if after is not None:
+                final[path] = after.encode("utf-8")
+        chain = gitcommit.build_chain(repo, head, commits, {path: blobs[path] for path in final})
         record = self.buffer.begin_writeback(
             Writeback(
                 slug,
-                gitwork.head_sha(repo),
-                changed,
-                [
-                    {"path": p, "before": shas[p], "after": blob_sha(current[p].encode("utf-8"))}
-                    for p in written
-                ],
+                head.sha,
+                [event.key for run in runs for event in run],
+                [{"path": p, "before": blobs[p].sha, "after": blob_sha(data)} for p, data in final.items()],
             )
         )
-        for path in written:
-            write_repo_file(root, path, current[path].encode("utf-8"))
-        _crash_point("written")
-        events = [event for event, _ in run if event.key in set(changed)]
+        writes = [FileWrite(path, read[path], data) for path, data in final.items() if data != read[path]]
         try:
-            sha = gitwork.commit_paths(repo, written, commit_message(events), run[0][0].actor)
-        except Exception:
-            self._undo(root, written, before, current, record)
+            gitcommit.publish(repo, chain, writes, on_written=lambda: _crash_point("written"))
+        except FileChanged as error:
+            self.buffer.finish({}, {}, [record])
+            raise _Retry(f"{error.path} changed while the hub was applying events; they will retry") from None
+        except HeadMoved as error:
+            self.buffer.finish({}, {}, [record])
+            raise _Retry(f"{error.message} while the hub was applying events; they will retry") from None
+        except BaseException:
+            self.buffer.finish({}, {}, [record])
             raise
-        result.writebacks.append(record)
         _crash_point("committed")
-        return sha
+        return chain.commits, record
 
-    def _undo(
-        self, root: Path, written: list[str], before: dict[str, str], current: dict[str, str], record: int
-    ) -> None:
-        """The commit failed: put back what the files held, where they still hold what the hub wrote."""
-        for path in written:
+    def _targets(
+        self,
+        slug: str,
+        root: Path,
+        repo: HubRepo,
+        head: Head,
+        records: list[EventRecord],
+        result: RepoApplied,
+    ) -> tuple[list[tuple[Event, str]], dict[str, Blob]]:
+        """Each pending event with its target path, and the HEAD blob of each target.
+
+        The path is the cache's; when HEAD has no file there (renamed, or the cache
+        lost the workplan to a broken file), the committed file declaring the
+        workplan. An event is rejected into ``result`` when it cannot be applied at
+        all, or when no committed file declares its workplan and none is in the work
+        tree at the cache's path either (an uncommitted new file waits).
+        """
+        parsed: list[Event] = []
+        for record in records:
             try:
-                if self._read(root, path) == current[path].encode("utf-8"):
-                    write_repo_file(root, path, before[path].encode("utf-8"))
-            except (OSError, RepoPathError):
-                continue  # not what the hub wrote any more (or not a file it may touch): leave it
-        self.buffer.finish({}, {}, [record])
+                event = parse_event(record.event, self.hub.event_kinds)
+            except InvalidEvent as error:
+                result.refused[record.key] = f"the stored event is not valid any more: {error}"
+                continue
+            problem = identity_problem("name", event.actor)
+            if problem:
+                result.refused[record.key] = f"actor {event.actor!r} cannot author a commit: {problem}"
+                continue
+            parsed.append(event)
+        cached = self._cached_paths(slug, {e.workplan_id for e in parsed if e.workplan_id is not None})
+        found: list[tuple[Event, str | None]] = [
+            (event, self.hub.event_kinds[event.kind].fixed_path or cached.get(event.workplan_id or ""))
+            for event in parsed
+        ]
+        blobs = gitcommit.committed_blobs(repo, head, {path for _, path in found if path is not None})
+        committed: _CommittedPlans | None = None
+        targets: list[tuple[Event, str]] = []
+        for event, path in found:
+            if self.hub.event_kinds[event.kind].fixed_path is None and (path is None or path not in blobs):
+                committed = committed or _CommittedPlans(repo, head)
+                moved = committed.path_of(event.workplan_id)
+                if moved is not None:
+                    path = moved
+                    blobs.setdefault(moved, committed.tree[moved])
+                elif path is None or not os.path.lexists(root / path):
+                    where = f"HEAD {head.sha[:10]}" if head.sha else "an unborn branch"
+                    result.refused[event.key] = (
+                        f"workplan {event.workplan_id} is in no committed file of repo {slug} ({where}): "
+                        "it was removed or renamed there"
+                    )
+                    continue
+            assert path is not None
+            targets.append((event, path))
+        result.rejected += len(result.refused)
+        return targets, blobs
+
+    def _cached_paths(self, slug: str, workplans: set[str]) -> dict[str, str]:
+        """The path the cache holds for each of ``workplans`` in ``slug`` (one query per 500)."""
+        found: dict[str, str] = {}
+        wanted = sorted(workplans)
+        with self.hub.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    select(WORKPLANS.c.id, WORKPLANS.c.path).where(
+                        and_(WORKPLANS.c.repo == slug, WORKPLANS.c.id.in_(wanted[start : start + 500]))
+                    )
+                )
+                found.update({row.id: row.path for row in rows})
+        return found
+
+    def _load(
+        self, root: Path, path: str, blob: Blob | None, read: dict[str, bytes], text: dict[str, str]
+    ) -> str | None:
+        """Read ``path`` into ``read``/``text`` when it holds exactly its HEAD blob; else why its
+        events wait."""
+        try:
+            data = self._read(root, path)
+        except RepoPathError as error:  # a link, outside the repo, too large (ADR-022)
+            return f"{error}; the hub does not read or write it; fix the file and the events apply"
+        except FileNotFoundError:
+            if blob is None:
+                return f"{path} cannot be read: it is not in the work tree; the events apply once it is"
+            return f"uncommitted changes in {path} (it is missing from the work tree)"
+        except OSError as error:
+            return f"cannot read {path}: {error.strerror or error}; the events will retry"
+        if blob is None or blob_sha(data) != blob.sha:
+            return f"uncommitted changes in {path}"
+        try:
+            text[path] = self._text(path, data)
+        except (UnicodeDecodeError, TooManyTasks) as error:
+            return f"{path} cannot be read as a workplan ({error}); fix the file and the events apply"
+        read[path] = data
+        return None
 
     # reading and writing inside the repo (ADR-022) ----------------------------------------------
 
@@ -463,10 +565,10 @@ class Applier:
         """
         return read_repo_file(root, path, self.hub.settings.file_limits.bytes_for(_kind_of(path)))
 
-    def _read_text(self, root: Path, path: str) -> str:
-        """The text of ``path`` as :meth:`_read` reads it; TooManyTasks for a workplan over the
-        task limit, UnicodeDecodeError for one that is not UTF-8."""
-        text = self._read(root, path).decode("utf-8")
+    def _text(self, path: str, data: bytes) -> str:
+        """``data`` as text; TooManyTasks for a workplan over the task limit, UnicodeDecodeError for
+        bytes that are not UTF-8."""
+        text = data.decode("utf-8")
         limit = self.hub.settings.file_limits.workplan_tasks
         if _kind_of(path) == "workplan" and (count := count_task_tables(text)) > limit:
             raise TooManyTasks(path, count, limit)
@@ -491,18 +593,57 @@ class Applier:
                 )
 
 
-def _runs_by_actor(
-    events: list[tuple[Event, str]], limit: int = MAX_EVENTS_PER_COMMIT
-) -> list[list[tuple[Event, str]]]:
-    """Split events, in order, into runs by one actor of at most ``limit`` events:
-    each run becomes one commit by its author."""
-    runs: list[list[tuple[Event, str]]] = []
-    for item in events:
-        if runs and runs[-1][0][0].actor == item[0].actor and len(runs[-1]) < limit:
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
+def _commits(steps: list[tuple[Event, str, str | None]]) -> tuple[list[NewCommit], list[list[Event]]]:
+    """The commits of a pass: one per run of consecutive events by one actor that changed a file
+    (at most :data:`MAX_EVENTS_PER_COMMIT` each), each holding its files as they are after the run;
+    and the events of each."""
+    commits: list[NewCommit] = []
+    runs: list[list[Event]] = []
+    files: dict[str, bytes] = {}
+    for event, path, after in steps:
+        if after is None:
+            continue
+        if not runs or runs[-1][0].actor != event.actor or len(runs[-1]) >= MAX_EVENTS_PER_COMMIT:
+            if runs:
+                commits.append(NewCommit(Person(runs[-1][0].actor), commit_message(runs[-1]), files))
+            runs.append([])
+            files = {}
+        runs[-1].append(event)
+        files[path] = after.encode("utf-8")
+    if runs:
+        commits.append(NewCommit(Person(runs[-1][0].actor), commit_message(runs[-1]), files))
+    return commits, runs
+
+
+class _CommittedPlans:
+    """Which committed file (in HEAD) declares each workplan id: read once, when the cache does
+    not know a workplan (its file is broken, missing or moved in the work tree)."""
+
+    def __init__(self, repo: HubRepo, head: Head) -> None:
+        self.paths: dict[str, str] = {}
+        self.unreadable: dict[str, bytes] = {}
+        tree = gitcommit.committed_tree(repo, head, "workplans")
+        self.tree = {path: blob for path, blob in tree.items() if path.endswith(".md")}
+        contents = gitcommit.blob_bytes(repo, [blob.sha for blob in self.tree.values()])
+        for path, blob in sorted(self.tree.items()):
+            data = contents.get(blob.sha, b"")
+            try:
+                plan = parse_workplan(data.decode("utf-8"), path)
+            except (FormatError, UnicodeDecodeError):
+                self.unreadable[path] = data
+                continue
+            if plan is not None:
+                self.paths.setdefault(plan.id, path)
+
+    def path_of(self, workplan: str | None) -> str | None:
+        """The committed file declaring ``workplan``, or one that cannot be parsed but names it
+        (it may declare it: its events wait for a fix rather than being rejected); else None."""
+        if workplan is None:
+            return None
+        if workplan in self.paths:
+            return self.paths[workplan]
+        needle = workplan.encode()
+        return next((path for path, data in self.unreadable.items() if needle in data), None)
 
 
 def _kind_of(path: str) -> str:

@@ -98,9 +98,9 @@ def test_repo_files_go_through_the_same_core(tmp_path: Path, monkeypatch: pytest
     calls: list[str] = []
     real = atomic.replace_in_dir
 
-    def spy(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    def spy(dir_fd: int, name: str, data: bytes, mode: int, **guard: Any) -> None:
         calls.append(name)
-        real(dir_fd, name, data, mode)
+        real(dir_fd, name, data, mode, **guard)
 
     monkeypatch.setattr("statehub.repofiles.replace_in_dir", spy)
     write_repo_file(tmp_path, "plans/x.md", b"text", make_dirs=True)

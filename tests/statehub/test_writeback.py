@@ -92,7 +92,12 @@ def test_an_event_for_a_removed_workplan_file_is_rejected(
     repo.commit("drop the plan")
     hub.refresh()
     desk.apply_pending()
-    assert _state(desk, "E5") == ("rejected", "workplan CUST-WP-0054 is no longer in repo the-custodian")
+    head = repo.git("rev-parse", "--short=10", "HEAD").strip()
+    assert _state(desk, "E5") == (
+        "rejected",
+        f"workplan CUST-WP-0054 is in no committed file of repo the-custodian (HEAD {head}): "
+        "it was removed or renamed there",
+    )
 
 
 def test_a_broken_file_holds_its_events_until_it_is_fixed(
@@ -186,7 +191,9 @@ def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
     desk.apply_pending()
     state, reason = _state(desk, "H1")
     assert state == "pending"
-    assert reason == f"{PLAN_PATH} changed while the hub was applying events; they will retry"
+    # The write found the person's bytes and wrote nothing; the pass started over and saw their save.
+    assert reason == f"uncommitted changes in {PLAN_PATH}"
+    assert trailer_counts(repo) == {}
     assert repo.read(PLAN_PATH) == saved
     monkeypatch.setattr(writeback, "apply_event", real_apply)
     repo.commit("my save")
@@ -194,3 +201,133 @@ def test_a_file_saved_by_a_person_while_the_hub_applies_is_not_overwritten(
     assert _state(desk, "H1")[0] == "applied"
     assert "Saved meanwhile" in repo.read(PLAN_PATH)
     assert trailer_counts(repo) == {"H1": 1}
+
+
+def _hub_commits(repo: GitRepo) -> list[tuple[str, list[str]]]:
+    """(author, trailer keys) of each commit the hub made, oldest first."""
+    log = repo.git("log", "--reverse", "--format=%cn%x00%an%x00%(trailers:key=Statehub-Event,valueonly)%x00")
+    fields = log.split("\0")
+    return [
+        (author, keys.split())
+        for committer, author, keys in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+        if committer.strip() == "State Hub"
+    ]
+
+
+def test_an_event_and_the_one_reverting_it_both_get_their_trailer(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    original = repo.read(PLAN_PATH)
+    desk.submit(
+        [
+            event("V1", status="done"),  # T02 is in-progress: changes the file
+            event("V2", status="in-progress"),  # back as it was, same actor
+            event("V3", status="done", actor="atm-railiance01"),
+            event("V4", status="in-progress", actor="agt-codex"),  # back again, another actor
+            event("V5", status="in-progress"),  # the file already says so
+        ],
+        authorise=LOCAL_COMMAND,
+    )
+    results = desk.apply_pending()
+    assert results is not None and results[0].applied == 4 and results[0].unchanged == 1
+    assert repo.read(PLAN_PATH) == original
+    assert trailer_counts(repo) == {"V1": 1, "V2": 1, "V3": 1, "V4": 1}
+    assert _hub_commits(repo) == [
+        ("agt-codex", ["V1", "V2"]),
+        ("atm-railiance01", ["V3"]),
+        ("agt-codex", ["V4"]),
+    ]
+    states = {key: desk.buffer.get(key) for key in ("V1", "V2", "V3", "V4", "V5")}
+    assert all(found is not None and found.state.value == "applied" for found in states.values())
+    commits = {key: found.commit for key, found in states.items() if found is not None}
+    assert commits["V1"] == commits["V2"] and commits["V3"] and commits["V4"] and commits["V5"] is None
+    assert repo.git("status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["saved", "committed"])
+def test_events_accepted_before_a_half_saved_file_wait_for_the_fix_then_apply(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], committed: bool
+) -> None:
+    repo = _setup(hub, make_repo)
+    answers = desk.submit(
+        [event("B1", kind="progress.note"), event("B2", kind="workplan.status")], authorise=LOCAL_COMMAND
+    )
+    assert [a["result"] for a in answers] == ["accepted", "accepted"]
+    # An editor's truncate-then-write seen half-way, or a TOML typo: the watcher re-indexes it
+    # and the cache no longer knows the workplan.
+    repo.write(PLAN_PATH, PLAN_TEXT[: PLAN_TEXT.index("[[tasks]]")])
+    if committed:
+        repo.commit("half a file")
+    hub.refresh()
+    for _ in range(2):
+        desk.apply_pending()
+        for key in ("B1", "B2"):
+            state, reason = _state(desk, key)
+            assert state == "pending" and reason is not None
+            assert (
+                ("fix the file" in reason) if committed else (reason == f"uncommitted changes in {PLAN_PATH}")
+            )
+    repo.write(PLAN_PATH, PLAN_TEXT)
+    if committed:
+        repo.commit("fixed")
+    hub.refresh()
+    desk.apply_pending()
+    assert _state(desk, "B1") == ("applied", None) and _state(desk, "B2") == ("applied", None)
+    assert trailer_counts(repo) == {"B1": 1, "B2": 1}
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_a_momentarily_missing_file_holds_its_events(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(event("M1", kind="progress.note"), authorise=LOCAL_COMMAND)
+    (repo.root / PLAN_PATH).unlink()  # an editor that deletes, then writes
+    hub.refresh()
+    desk.apply_pending()
+    assert _state(desk, "M1") == (
+        "pending",
+        f"uncommitted changes in {PLAN_PATH} (it is missing from the work tree)",
+    )
+    repo.write(PLAN_PATH, PLAN_TEXT)
+    desk.apply_pending()
+    assert _state(desk, "M1") == ("applied", None)
+    assert trailer_counts(repo) == {"M1": 1}
+
+
+def test_a_workplan_moved_and_committed_follows_its_file_and_a_removed_task_is_rejected_as_committed(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    desk.submit(
+        [event("W1", kind="progress.note", task=None, note="moved"), event("W2")], authorise=LOCAL_COMMAND
+    )
+    repo.git("mv", PLAN_PATH, "workplans/renamed.md")
+    text = repo.read("workplans/renamed.md")
+    repo.write("workplans/renamed.md", text.split('[[tasks]]\nid = "T02"')[0].rstrip("\n") + "\n+++\nbody\n")
+    repo.commit("rename, drop T02")  # the cache has not seen it yet
+    desk.apply_pending()
+    state, reason = _state(desk, "W2")
+    assert state == "rejected" and reason is not None
+    assert "T02 is no longer in the workplan" in reason
+    assert "the committed workplans/renamed.md says so" in reason
+    assert _state(desk, "W1") == ("applied", None)
+    assert "<!-- event:W1 -->" in repo.read("workplans/renamed.md")
+    assert trailer_counts(repo) == {"W1": 1}
+
+
+def test_a_persons_staged_version_of_the_target_stays_staged(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = _setup(hub, make_repo)
+    repo.write(PLAN_PATH, PLAN_TEXT.replace("Free   text", "Staged thought"))
+    repo.git("add", PLAN_PATH)
+    staged = repo.git("ls-files", "-s", PLAN_PATH)
+    repo.write(PLAN_PATH, PLAN_TEXT)  # the work tree is back as committed; the index is not
+    desk.submit(event("S1", kind="progress.note"), authorise=LOCAL_COMMAND)
+    desk.apply_pending()
+    assert _state(desk, "S1") == ("applied", None)
+    assert repo.git("ls-files", "-s", PLAN_PATH) == staged  # the person's staged work is theirs
+    assert "Staged thought" not in repo.git("show", f"HEAD:{PLAN_PATH}")
+    assert "<!-- event:S1 -->" in repo.read(PLAN_PATH)

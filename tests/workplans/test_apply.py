@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import workplans
 from tests.workplans.shapes import SLOW_DRAW, bodies, oracle_section_items, with_line_endings
 from workplans import BrokenTarget, Event, NoLongerApplies, parse_event, parse_workplan, workplan_event_kinds
-from workplans.apply import event_marker
+from workplans.apply import _PARSED, event_marker
 from workplans.front_matter import split_front_matter
 from workplans.lines import ending, split_lines, strip_ending
 
@@ -137,6 +137,31 @@ def test_applying_a_sequence_twice_gives_the_file_applying_it_once_gives(
     for event in applied:
         assert apply_event(once, event) == apply_event(apply_event(once, event), event)
     parse_workplan(once, "workplans/x.md")  # still a valid workplan
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([BASE, BASE.replace("\n", "\r\n"), BASE.replace("[[tasks]]", "[[ tasks ]]")]),
+    st.lists(any_event(), max_size=12).map(_unique_keys),
+)
+def test_front_matter_kept_from_an_edit_is_what_a_fresh_parse_reads(base: str, events: list[Event]) -> None:
+    """Write-back reuses what an edit knows about the new front matter instead of parsing it again
+    (speed): every kept reading equals tomllib's reading of that text, and the file comes out the
+    same as with every front matter parsed afresh."""
+    _PARSED.data.clear()
+    _PARSED.docs.clear()
+    kept, _ = fold(base, events)
+    for text, data in _PARSED.data.items():
+        assert data == tomllib.loads(text)
+    fresh = base
+    for event in events:  # the same events, every front matter parsed afresh
+        _PARSED.data.clear()
+        _PARSED.docs.clear()
+        try:
+            fresh = apply_event(fresh, event)
+        except NoLongerApplies:
+            continue
+    assert kept == fresh
 
 
 @st.composite

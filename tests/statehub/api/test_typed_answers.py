@@ -1,4 +1,4 @@
-"""Typed answers and an honest OpenAPI document (issue 11, ADR-024).
+"""Typed answers and an honest OpenAPI document (issue 11, ADR-025).
 
 Every operation lists the error statuses it can answer with the one error shape,
 enum parameters list their values, a bad enum value names the valid ones, and

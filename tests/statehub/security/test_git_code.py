@@ -24,12 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from statehub import gitrepo
+from statehub import gitcommit, gitrepo
 from statehub.collab import ManifestSaver
 from statehub.errors import NotAGitRepo
 from statehub.events import gitwork
 from statehub.hub import Hub
-from sync.saving import Person, SaveRequest
+from sync.errors import RoomInputError
+from sync.saving import Person, SaveRequest, identity_problem
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
 from tests.statehub.hubprocess import HubProcess
@@ -377,14 +378,19 @@ def test_an_author_name_is_one_line_without_angle_brackets_or_control_characters
 ) -> None:
     repo = plan_repo(make_repo)
     head = repo.git("rev-parse", "HEAD")
-    assert gitwork.identity_problem(name) is not None
-    repo.write(PLAN_PATH, repo.read(PLAN_PATH) + "x\n")
+    assert identity_problem("name", name) is not None
     opened = gitrepo.open_repo(repo.root)
     try:
-        with pytest.raises(ValueError, match="author name"):
-            gitwork.commit_paths(opened, [PLAN_PATH], "subject\n", name)
+        # the commit path takes authors as Persons, and no Person has such a name
+        with pytest.raises(RoomInputError, match="name"):
+            gitcommit.build_chain(
+                opened,
+                gitcommit.read_head(opened),
+                [gitcommit.NewCommit(Person(name), "subject\n", {PLAN_PATH: b"x\n"})],
+                {},
+            )
     finally:
         opened.close()
     assert repo.git("rev-parse", "HEAD") == head
-    assert gitwork.identity_problem("agt-codex") is None
-    assert gitwork.identity_problem("Ada Lovelace") is None
+    assert identity_problem("name", "agt-codex") is None
+    assert identity_problem("name", "Ada Lovelace") is None
