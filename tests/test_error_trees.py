@@ -9,6 +9,7 @@ import pkgutil
 from pathlib import Path
 
 import click
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -117,7 +118,7 @@ def test_a_subclass_the_table_does_not_name_maps_as_its_nearest_parent() -> None
 def test_the_app_answers_a_library_error_through_the_mapping() -> None:
     response = _hub_error(None, KeyConflict("k1"))  # type: ignore[arg-type]
     assert response.status_code == 409
-    assert response.content == {"error": str(KeyConflict("k1")), "status_code": 409}
+    assert msgspec.to_builtins(response.content) == {"error": str(KeyConflict("k1")), "status_code": 409}
 
 
 def test_the_cli_exits_with_the_mapped_code() -> None:

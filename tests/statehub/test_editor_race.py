@@ -171,13 +171,13 @@ def test_a_person_editing_and_committing_beside_events_loses_nothing(
         for thread in threads:
             thread.join()
     deadline = time.monotonic() + 60
-    while desk.buffer.counts()["pending"] and time.monotonic() < deadline:
+    while desk.buffer.counts().pending and time.monotonic() < deadline:
         desk.accepted.set()
         time.sleep(0.05)
     worker.stop()
 
     counts = desk.buffer.counts()
-    assert counts == {"pending": 0, "applied": len(sent), "rejected": 0}, counts
+    assert (counts.pending, counts.applied, counts.rejected) == (0, len(sent), 0), counts
     assert len(sent) > 100 and waited, "the events never met the person's edits"
 
     # No line of the person's is lost, from the work tree or from history.

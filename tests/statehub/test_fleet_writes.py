@@ -163,6 +163,7 @@ def test_a_change_the_file_no_longer_allows_is_rejected_at_apply_time(
     assert record is not None and record.state.value == "rejected"
     assert (
         record.reason == "workload vault: target host buildbox is frozen-legacy: it accepts no new placement"
+        " (the committed registry/fleet.toml says so)"
     )
     assert "A1" not in trailer_counts(repo)
 

@@ -253,7 +253,7 @@ def test_events_accepted_before_a_half_saved_file_wait_for_the_fix_then_apply(
     answers = desk.submit(
         [event("B1", kind="progress.note"), event("B2", kind="workplan.status")], authorise=LOCAL_COMMAND
     )
-    assert [a["result"] for a in answers] == ["accepted", "accepted"]
+    assert [a.result for a in answers] == ["accepted", "accepted"]
     # An editor's truncate-then-write seen half-way, or a TOML typo: the watcher re-indexes it
     # and the cache no longer knows the workplan.
     repo.write(PLAN_PATH, PLAN_TEXT[: PLAN_TEXT.index("[[tasks]]")])

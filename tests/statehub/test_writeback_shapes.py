@@ -109,9 +109,9 @@ def test_a_workplan_of_every_shape_is_served_and_written_back_byte_for_byte(
     repo.commit("a person's editor")
     hub.register(repo.root)
     with hub.engine.connect() as conn:
-        assert queries.get_repo(conn, "the-custodian")["errors"] == []
+        assert queries.get_repo(conn, "the-custodian").errors == []
         plan = queries.get_workplan(conn, "CUST-WP-0054")
-    assert [t["status"] for t in plan["tasks"]] == ["done", "in-progress"]
+    assert [t.status for t in plan.tasks] == ["done", "in-progress"]
     desk.submit(
         [event("E1"), event("E2", kind="progress.note"), event("E3", kind="task.add")],
         authorise=LOCAL_COMMAND,
@@ -161,7 +161,7 @@ def test_a_fleet_registry_and_manifest_with_a_bom_and_mixed_endings_are_read_and
     repo.commit("a person's editor")
     assert hub.register(repo.root).repo == "the-fleet"  # the manifest's slug, read through its BOM
     with hub.engine.connect() as conn:
-        assert queries.get_repo(conn, "the-fleet")["errors"] == []
+        assert queries.get_repo(conn, "the-fleet").errors == []
     state = {"key": "F1", "kind": "fleet.workload.state", "repo": "the-fleet", "actor": "agt-codex"}
     desk.submit(state | {"workload": "state-hub-api", "state": "draining"}, authorise=LOCAL_COMMAND)
     desk.apply_pending()

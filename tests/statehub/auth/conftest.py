@@ -14,6 +14,7 @@ import pytest
 from biscuit_auth import KeyPair
 from litestar import Request, WebSocket, post, websocket
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 from litestar.testing import TestClient
 
 from statehub.app import create_app
@@ -27,7 +28,7 @@ REPOS = ("alpha", "beta", "gamma")
 
 
 @post("/probe/events", opt=PER_EVENT, sync_to_thread=False)
-def probe_events(request: Request[Any, Any, State], data: list[dict[str, str]]) -> dict[str, int]:
+def probe_events(request: Request[Any, Any, State], data: JSONBody[list[dict[str, str]]]) -> dict[str, int]:
     """How POST /events must use the guard: authorise every event, then write them all."""
     token = token_of(request)
     for event in data:
@@ -38,14 +39,14 @@ def probe_events(request: Request[Any, Any, State], data: list[dict[str, str]]) 
 
 
 @post("/probe/save/{slug:str}", opt=requires("edit"), sync_to_thread=False)
-def probe_save(request: Request[Any, Any, State], slug: str) -> dict[str, str]:
+def probe_save(request: Request[Any, Any, State], slug: FromPath[str]) -> dict[str, str]:
     written: list[dict[str, str]] = request.app.state.written
     written.append({"saved": slug})
     return {"saved": slug}
 
 
 @websocket("/probe/sync/{slug:str}", opt=requires("edit"))
-async def probe_sync(socket: WebSocket[Any, Any, State], slug: str) -> None:
+async def probe_sync(socket: WebSocket[Any, Any, State], slug: FromPath[str]) -> None:
     await socket.accept()
     token = token_of(socket)
     await socket.send_json({"doc": slug, "actor": token.actor if token else None})
