@@ -18,6 +18,10 @@ the hub never replaces bytes it did not read. Two steps:
    for :data:`INDEX_LOCK_WAIT` seconds, then :class:`IndexBusy`):
 
    - HEAD must still be what the hub read, else :class:`HeadMoved` and nothing is written;
+   - nothing in the git state may stop writes (:func:`statehub.gitstate.stops`: an operation
+     in progress, a detached HEAD, a branch other than the tracked one, the branch checked
+     out in another worktree), else :class:`WritesStopped` and nothing is written: a commit
+     there could be lost, so the hub never makes one (ADR-029);
    - each file is replaced only if it still holds exactly the bytes the hub read
      (``write_repo_file(expected_sha=...)``), else ``statehub.atomic.FileChanged``;
    - a copy of the index gets the new blob for each path whose entry was the old
@@ -51,10 +55,12 @@ from pathlib import Path
 import git
 from git.refs.symbolic import SymbolicReference
 
+from statehub.answers import Problem
 from statehub.atomic import NO_FILE, FileChanged, content_sha, move_into_place
 from statehub.cache import blob_sha
 from statehub.errors import Conflict
-from statehub.gitrepo import HubRepo, git_in
+from statehub.gitrepo import GitDirs, HubRepo, git_in
+from statehub.gitstate import HUB_LOCK_MARK, LOCK_BUSY_AFTER, index_lock, lock_problem, stops
 from statehub.repofiles import RepoPathError, remove_repo_file, write_repo_file
 from sync.saving import Person
 
@@ -68,11 +74,13 @@ __all__ = [
     "HeadMoved",
     "IndexBusy",
     "NewCommit",
+    "WritesStopped",
     "blob_bytes",
     "build_chain",
     "clear_stale",
     "committed_blobs",
     "committed_tree",
+    "dirs_of",
     "publish",
     "read_head",
     "repair_index",
@@ -83,12 +91,13 @@ log = logging.getLogger(__name__)
 HUB = Person("State Hub", "statehub@statehub.invalid")
 """The committer of every hub commit (events and saves); the author is whoever acted."""
 
-INDEX_LOCK_WAIT = 1.0
-"""Seconds :func:`publish` waits for an index lock someone else holds (a person's git command)."""
+INDEX_LOCK_WAIT = LOCK_BUSY_AFTER
+"""Seconds :func:`publish` waits for an index lock someone else holds (a person's git command);
+a lock held longer counts as stopping writes (``statehub.gitstate``)."""
 
 _SCRATCH = b"refs/statehub/chain"
 _NO_SHA = "0" * 40
-_LOCK_MARK = b"statehub index lock, pid "
+_LOCK_MARK = HUB_LOCK_MARK
 _TEMP_INDEX = re.compile(r"statehub-index\.(?P<pid>[0-9]+)\.[0-9a-f]{8}")
 _FILE_MODES = (b"100644", b"100755")
 
@@ -99,6 +108,15 @@ class HeadMoved(Conflict):
 
 class IndexBusy(Conflict):
     """The repo's ``.git/index.lock`` is held by someone else (a git command running, or a stale lock)."""
+
+
+class WritesStopped(Conflict):
+    """The work tree's git state stops writes (``statehub.gitstate.stops``): ``problem`` says what
+    and the remedy; the message is its sentence."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.sentence())
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,27 +302,39 @@ def build_chain(
 # publishing -------------------------------------------------------------------------------------
 
 
+def dirs_of(repo: HubRepo) -> GitDirs:
+    """The git directories of an opened work tree (``statehub.gitrepo.GitDirs``)."""
+    assert repo.working_tree_dir is not None
+    return GitDirs(Path(repo.working_tree_dir), Path(repo.git_dir), Path(repo.common_dir))
+
+
 def publish(
     repo: HubRepo,
     chain: Chain,
     writes: Sequence[FileWrite],
     *,
+    tracked: str | None = None,
     on_written: Callable[[], None] | None = None,
     lock_wait: float = INDEX_LOCK_WAIT,
 ) -> None:
     """Write ``writes`` and put ``chain`` on the branch, all or nothing (see the module docstring).
 
-    ``on_written`` runs once the files are written and before the branch moves
-    (fault injection). Raises IndexBusy, HeadMoved, FileChanged (a person changed
-    a file: nothing is published), RepoPathError, OSError or GitCommandError; in
-    every case the files are put back and the branch and index are untouched.
+    ``tracked`` is the branch the repo tracks (``default_branch`` in its statehub.toml;
+    None: the branch HEAD names). ``on_written`` runs once the files are written and
+    before the branch moves (fault injection). Raises IndexBusy, HeadMoved,
+    WritesStopped, FileChanged (a person changed a file: nothing is published),
+    RepoPathError, OSError or GitCommandError; in every case the files are put back
+    and the branch and index are untouched.
     """
-    assert repo.working_tree_dir is not None
-    root, git_dir = Path(repo.working_tree_dir), Path(repo.git_dir)
-    with _index_lock(git_dir, lock_wait):
+    dirs = dirs_of(repo)
+    root, git_dir = dirs.work_tree, dirs.git_dir
+    with _index_lock(root, git_dir, lock_wait):
         now = read_head(repo)
         if now != chain.base:
             raise HeadMoved(_moved(chain.base, now))
+        stopped = stops(dirs, tracked, lock=False)
+        if stopped:
+            raise WritesStopped(stopped[0])
         done: list[tuple[FileWrite, list[str]]] = []
         index: Path | None = None
         try:
@@ -403,8 +433,9 @@ def repair_index(
             before[path], after[path] = Blob(blob.mode, old), blob
     if not after:
         return
-    git_dir = Path(repo.git_dir)
-    with _index_lock(git_dir, lock_wait):
+    dirs = dirs_of(repo)
+    git_dir = dirs.git_dir
+    with _index_lock(dirs.work_tree, git_dir, lock_wait):
         index = _next_index(repo, git_dir, before, after)
         if index is not None:
             move_into_place(index, git_dir / "index")
@@ -427,9 +458,10 @@ def _move_branch(repo: HubRepo, chain: Chain) -> None:
 
 
 @contextlib.contextmanager
-def _index_lock(git_dir: Path, wait: float) -> Iterator[None]:
+def _index_lock(root: Path, git_dir: Path, wait: float) -> Iterator[None]:
     """Hold ``.git/index.lock`` as git does (created exclusively, removed when done); the lock
-    says who holds it, so :func:`clear_stale` can tell a lock a killed hub left behind."""
+    says who holds it, so :func:`clear_stale` can tell a lock a killed hub left behind. IndexBusy
+    when someone else holds it for ``wait`` seconds (the message says how long, and the remedy)."""
     lock = git_dir / "index.lock"
     token = _LOCK_MARK + f"{os.getpid()} {os.urandom(4).hex()}\n".encode()
     deadline = time.monotonic() + wait
@@ -441,11 +473,10 @@ def _index_lock(git_dir: Path, wait: float) -> Iterator[None]:
             if _clear_stale_lock(lock):
                 continue
             if time.monotonic() >= deadline:
-                raise IndexBusy(
-                    f"Unable to create '{lock}': File exists. Another git process is running in this "
-                    "repo, or one stopped and left .git/index.lock behind: remove it once no git "
-                    "command runs there"
-                ) from None
+                held = index_lock(git_dir)
+                if held is None:
+                    continue  # released just now
+                raise IndexBusy(lock_problem(root, held).sentence()) from None
             time.sleep(0.005)
     try:
         os.write(fd, token)

@@ -49,6 +49,7 @@ import shlex
 import subprocess
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,11 @@ from statehub.errors import NotAGitRepo
 
 __all__ = [
     "MIN_GIT",
+    "GitDirs",
     "HardenedGit",
     "HubRepo",
     "check_git_version",
+    "git_dirs",
     "git_in",
     "hardened_env",
     "is_local_url",
@@ -430,6 +433,29 @@ def _find_git(path: Path) -> tuple[Path, Path]:
         if all((candidate / part).exists() for part in ("HEAD", "objects", "refs")):
             raise NotAGitRepo(f"{path} is a bare git repository; register a clone with a work tree instead")
     raise NotAGitRepo(f"{path} is not inside a git work tree; run 'git init' there or register a clone")
+
+
+@dataclass(frozen=True, slots=True)
+class GitDirs:
+    """Where a work tree's git keeps things: ``git_dir`` holds its HEAD, index and the state of an
+    operation in progress (``.git``, or ``<common>/worktrees/<name>`` for a linked worktree,
+    ``<super>/.git/modules/<name>`` for a submodule); ``common_dir`` holds refs, objects, config
+    and ``shallow`` (the same as ``git_dir`` but for a linked worktree)."""
+
+    work_tree: Path
+    git_dir: Path
+    common_dir: Path
+
+
+def git_dirs(root: Path) -> GitDirs:
+    """The git directories of the work tree at ``root``, found by reading files only (no git
+    process). Raises NotAGitRepo as :func:`open_work_tree`."""
+    work_tree, git_dir = _find_git(root.resolve())
+    common = git_dir
+    commondir = git_dir / "commondir"
+    if commondir.is_file():
+        common = (git_dir / commondir.read_text(encoding="utf-8").strip()).resolve()
+    return GitDirs(work_tree, git_dir, common)
 
 
 def open_work_tree(path: Path) -> HubRepo:
