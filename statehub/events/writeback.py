@@ -58,10 +58,10 @@ from pathlib import Path
 import git
 from sqlalchemy import and_, select
 
-from statehub import gitcommit
+from statehub import gitcommit, gitstate
 from statehub.atomic import FileChanged, content_sha
 from statehub.cache import blob_sha
-from statehub.cache.schema import WORKPLANS
+from statehub.cache.schema import REPOS, WORKPLANS
 from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, NewCommit
@@ -237,8 +237,13 @@ class Applier:
             try:
                 for name in gitcommit.clear_stale(repo):
                     log.warning("removed .git/%s in %s: a killed State Hub process left it", name, slug)
-                result.applied += self.recover(slug, repo)
-                self._apply(slug, root, repo, result)
+                tracked = self.tracked_branch(slug)
+                stopped = gitstate.stops(gitcommit.dirs_of(repo), tracked)
+                if stopped:  # nothing is touched, not even a killed pass's leftovers (ADR-029)
+                    self._wait_all(slug, stopped[0].sentence(), result)
+                else:
+                    result.applied += self.recover(slug, repo)
+                    self._apply(slug, root, repo, result, tracked)
             finally:
                 repo.close()
         except (git.GitCommandError, HubError, OSError) as error:
@@ -250,6 +255,13 @@ class Applier:
                 self.hub.refresh(slug)
             self.settle(result)
         return result
+
+    def tracked_branch(self, slug: str) -> str | None:
+        """The branch ``slug`` tracks: ``default_branch`` in its statehub.toml as the cache holds it
+        (None: the branch HEAD names)."""
+        with self.hub.engine.connect() as conn:
+            found = conn.execute(select(REPOS.c.default_branch).where(REPOS.c.slug == slug)).scalar()
+        return found if isinstance(found, str) and found else None
 
     def due(self, slug: str) -> bool:
         """Whether ``slug`` may be tried now: it is not failing, or its backoff has run out."""
@@ -347,20 +359,28 @@ class Applier:
 
     # applying ----------------------------------------------------------------------------------
 
-    def _apply(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied) -> None:
-        """One pass, started over when a person's change or commit lands while it publishes."""
+    def _apply(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied, tracked: str | None) -> None:
+        """One pass, started over when a person's change or commit lands while it publishes.
+
+        When the git state stops the commit (someone's index lock held past the wait, an
+        operation started meanwhile: ``gitcommit.IndexBusy``, ``gitcommit.WritesStopped``),
+        nothing was written and every pending event waits with the reason.
+        """
         for attempt in range(1, PASS_ATTEMPTS + 1):
             attempt_result = RepoApplied(slug)
             try:
-                self._pass(slug, root, repo, attempt_result)
+                self._pass(slug, root, repo, attempt_result, tracked)
             except _Retry as retry:
                 if attempt == PASS_ATTEMPTS:
                     self._wait_all(slug, str(retry), result)
                 continue
+            except (gitcommit.IndexBusy, gitcommit.WritesStopped) as stopped:
+                self._wait_all(slug, stopped.message, result)
+                return
             result.merge(attempt_result)
             return
 
-    def _pass(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied) -> None:
+    def _pass(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied, tracked: str | None) -> None:
         records = self.buffer.pending(slug)
         if not records:
             return
@@ -401,7 +421,7 @@ class Applier:
         steps = [step for step in steps if step[1] not in stuck]
         commits, runs = _commits(steps)
         if commits:
-            shas, record = self._publish(slug, root, repo, head, commits, runs, blobs, read, steps)
+            shas, record = self._publish(slug, repo, head, commits, runs, blobs, read, steps, tracked)
             result.writebacks.append(record)
             for run, sha in zip(runs, shas, strict=True):
                 result.decided.update(dict.fromkeys((event.key for event in run), sha))
@@ -420,7 +440,6 @@ class Applier:
     def _publish(
         self,
         slug: str,
-        root: Path,
         repo: HubRepo,
         head: Head,
         commits: list[NewCommit],
@@ -428,6 +447,7 @@ class Applier:
         blobs: dict[str, Blob],
         read: dict[str, bytes],
         steps: list[tuple[Event, str, str | None]],
+        tracked: str | None,
     ) -> tuple[list[str], int]:
         """Build the pass's commits, record the write-back, write and publish; the commit shas and
         the write-back record.
@@ -449,7 +469,9 @@ class Applier:
         )
         writes = [FileWrite(path, read[path], data) for path, data in final.items() if data != read[path]]
         try:
-            gitcommit.publish(repo, chain, writes, on_written=lambda: _crash_point("written"))
+            gitcommit.publish(
+                repo, chain, writes, tracked=tracked, on_written=lambda: _crash_point("written")
+            )
         except FileChanged as error:
             self.buffer.finish({}, {}, [record])
             raise _Retry(f"{error.path} changed while the hub was applying events; they will retry") from None
@@ -547,6 +569,11 @@ class Applier:
             return f"uncommitted changes in {path} (it is missing from the work tree)"
         except OSError as error:
             return f"cannot read {path}: {error.strerror or error}; the events will retry"
+        if blob is None and (nested := _nested_repo(root, path)) is not None:
+            return (
+                f"{path} is inside {nested}, a git repo of its own (a submodule): the hub writes only the "
+                f"files of the repo itself; register {root / nested} as a repo of its own to send it events"
+            )
         if blob is None or blob_sha(data) != blob.sha:
             return f"uncommitted changes in {path}"
         try:
@@ -644,6 +671,16 @@ class _CommittedPlans:
             return self.paths[workplan]
         needle = workplan.encode()
         return next((path for path, data in self.unreadable.items() if needle in data), None)
+
+
+def _nested_repo(root: Path, path: str) -> str | None:
+    """The directory above ``path`` (repo-relative) that is a git repo of its own (it holds a
+    ``.git``: a submodule or a repo cloned inside), or None."""
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        if os.path.lexists(root.joinpath(*parts[:depth], ".git")):
+            return "/".join(parts[:depth])
+    return None
 
 
 def _kind_of(path: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from statehub import atomic, gitcommit, gitrepo
 from statehub.atomic import FileChanged
-from statehub.gitcommit import FileWrite, HeadMoved, IndexBusy, NewCommit
+from statehub.gitcommit import FileWrite, HeadMoved, IndexBusy, NewCommit, WritesStopped
 from statehub.gitrepo import HubRepo
 from sync.saving import Person
 from tests.gitfixtures import GitRepo
@@ -132,7 +132,9 @@ def test_a_lock_held_by_someone_else_is_waited_for_then_refused(repo: GitRepo, o
     chain = _commit(opened, {PATH: b"one\nhub\n"})
     lock = repo.root / ".git" / "index.lock"
     lock.write_text("")
-    with pytest.raises(IndexBusy, match=r"Unable to create .*index\.lock.*File exists"):
+    with pytest.raises(
+        IndexBusy, match=rf"^git is busy in {repo.root}: {lock} has been held for .*rm {lock}$"
+    ):
         gitcommit.publish(opened, chain, [FileWrite(PATH, b"one\n", b"one\nhub\n")], lock_wait=0.05)
     assert lock.exists() and repo.read(PATH) == "one\n"
 
@@ -152,13 +154,18 @@ def test_a_lock_a_killed_hub_left_is_removed_and_no_one_elses(repo: GitRepo, ope
     assert gitcommit.clear_stale(opened) == [] and lock.exists()
 
 
-def test_a_detached_head_and_an_unborn_branch(make_repo: Callable[[str], GitRepo], repo: GitRepo) -> None:
+def test_a_detached_head_is_refused_with_nothing_written_and_an_unborn_branch_gets_its_first_commit(
+    make_repo: Callable[[str], GitRepo], repo: GitRepo
+) -> None:
     repo.git("checkout", "-q", "--detach")
+    before = repo.git("rev-parse", "HEAD").strip()
     with gitrepo.open_repo(repo.root) as detached:
         chain = _commit(detached, {PATH: b"one\nhub\n"})
-        gitcommit.publish(detached, chain, [FileWrite(PATH, b"one\n", b"one\nhub\n")])
-    assert repo.git("rev-parse", "HEAD").strip() == chain.tip
-    assert repo.git("rev-parse", "main").strip() != chain.tip  # the branch is where it was
+        with pytest.raises(WritesStopped, match=r"HEAD in .* is detached at .*, on no branch") as stopped:
+            gitcommit.publish(detached, chain, [FileWrite(PATH, b"one\n", b"one\nhub\n")])
+    assert stopped.value.problem.kind == "detached-head"
+    assert repo.git("rev-parse", "HEAD").strip() == before and repo.read(PATH) == "one\n"
+    assert repo.git("status", "--porcelain") == ""
     fresh = make_repo("fresh")  # git init only: no commit, no index
     with gitrepo.open_repo(fresh.root) as unborn:
         chain = _commit(unborn, {"statehub.toml": b"[repo]\n"})
@@ -166,3 +173,13 @@ def test_a_detached_head_and_an_unborn_branch(make_repo: Callable[[str], GitRepo
     assert fresh.git("rev-parse", "main").strip() == chain.tip
     assert fresh.read("statehub.toml") == "[repo]\n"
     assert fresh.git("status", "--porcelain") == ""
+
+
+def test_a_branch_other_than_the_tracked_one_is_refused(repo: GitRepo, opened: HubRepo) -> None:
+    repo.git("switch", "-q", "-c", "feature")
+    with gitrepo.open_repo(repo.root) as on_feature:
+        chain = _commit(on_feature, {PATH: b"one\nhub\n"})
+        with pytest.raises(WritesStopped, match="is on branch feature, and the repo tracks main"):
+            gitcommit.publish(on_feature, chain, [FileWrite(PATH, b"one\n", b"one\nhub\n")], tracked="main")
+        gitcommit.publish(on_feature, chain, [FileWrite(PATH, b"one\n", b"one\nhub\n")], tracked="feature")
+    assert repo.git("rev-parse", "feature").strip() == chain.tip
