@@ -12,6 +12,9 @@
     ├── InsufficientStorage 507, exit 10  the disk under the write buffer is full; nothing stored, retry later
     └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
+Besides the errors' codes, one exit code says a command ran to the end and found
+something only a person can fix: :data:`NEEDS_A_PERSON` (11).
+
 Messages are written for the person who has to act on them. ``details`` is
 structured data for a client (None when the message says it all); ``headers``
 are HTTP headers the answer carries (``Retry-After``).
@@ -45,6 +48,7 @@ from workplans.errors import (
 
 __all__ = [
     "LIBRARY_ERRORS",
+    "NEEDS_A_PERSON",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -62,6 +66,11 @@ __all__ = [
 ]
 
 E = TypeVar("E", bound=Enum)
+
+NEEDS_A_PERSON = 11
+"""The exit code of a command that ran to the end and found what only a person can fix:
+``statehub sweep`` when a repo could not be integrated or pushed (or its git state stops writes),
+``statehub doctor`` when something stops writes. The report names each with its remedy."""
 
 
 class HubError(Exception):

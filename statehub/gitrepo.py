@@ -65,6 +65,7 @@ __all__ = [
     "check_git_version",
     "git_dirs",
     "git_in",
+    "git_said",
     "hardened_env",
     "is_local_url",
     "local_receive_pack",
@@ -558,3 +559,20 @@ def git_in(
     if result.returncode != 0:
         raise git.GitCommandError(argv, result.returncode, result.stderr.decode("utf-8", "replace"))
     return result.stdout
+
+
+def git_said(error: git.GitCommandError, limit: int = 400) -> str:
+    """What git said when a command failed, for a person: its ``fatal:`` / ``error:`` lines (else
+    every line it printed), never the command line and never a ``hint:`` (advice about a command
+    the hub ran, often one it has already undone); at most ``limit`` characters."""
+    text = error.stderr if isinstance(error.stderr, str) else ""
+    lines = [
+        cleaned
+        for line in text.splitlines()
+        if (cleaned := line.strip().removeprefix("stderr:").strip(" '")) and not cleaned.startswith("hint:")
+    ]
+    key = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+    said = " ".join(key)
+    if len(said) > limit:
+        return said[: limit - 3] + "..."
+    return said or f"git exited with status {error.status}"

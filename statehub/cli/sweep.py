@@ -1,4 +1,8 @@
-"""``statehub sweep``: bring repos in step with their remotes and their pending events."""
+"""``statehub sweep``: bring repos in step with their remotes and their pending events.
+
+Exits 11 (``statehub.errors.NEEDS_A_PERSON``) when a repo could not be integrated or pushed, or
+its git state stops writes (``in_step`` false): a cron job sees it. The report says why, per repo.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from msgspec import UnsetType
 from statehub.cli._context import handle_errors, open_desk
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, progress_bar, say
+from statehub.errors import NEEDS_A_PERSON
 from statehub.sweep import RepoSweep
 from statehub.sweep import sweep as run_sweep
 
@@ -19,6 +24,8 @@ from statehub.sweep import sweep as run_sweep
 def sweep(slugs: tuple[str, ...], as_json: bool) -> None:
     """Pull, re-index, apply pending events and push, per repo; then list what is inconsistent.
 
+    Exits 11 when a repo could not be brought in step with its remote (a person must act).
+
     Example: statehub sweep the-custodian railiance --json
     """
     with open_desk() as desk:
@@ -27,19 +34,23 @@ def sweep(slugs: tuple[str, ...], as_json: bool) -> None:
             report = run_sweep(desk, slugs or None, progress=advance)
     if as_json:
         print_json(report)
-        return
-    for repo in report.repos:
-        _print_repo(repo)
-    totals = report.totals
-    say(
-        f"{totals.repos} repos swept: {totals.commits} commits, {totals.pushed} pushed, "
-        f"{totals.findings} findings, {totals.problems} problems"
-    )
+    else:
+        for repo in report.repos:
+            _print_repo(repo)
+        totals = report.totals
+        stuck = f", {totals.not_in_step} need a person" if totals.not_in_step else ""
+        say(
+            f"{totals.repos} repos swept: {totals.commits} commits, {totals.pushed} pushed, "
+            f"{totals.findings} findings, {totals.problems} problems{stuck}"
+        )
+    if report.totals.not_in_step:
+        raise click.exceptions.Exit(NEEDS_A_PERSON)
 
 
 def _print_repo(repo: RepoSweep) -> None:
     if isinstance(repo.error, str):
         say((f"{repo.repo}: {repo.error}", "red"))
+        _print_findings(repo)
         return
     events, commits, problems = repo.events, repo.commits, repo.problems
     assert not isinstance(events, UnsetType) and not isinstance(commits, UnsetType)  # set unless error
@@ -52,6 +63,10 @@ def _print_repo(repo: RepoSweep) -> None:
     )
     for problem in problems:
         say("  ", (problem, "red"))
+    _print_findings(repo)
+
+
+def _print_findings(repo: RepoSweep) -> None:
     for finding in repo.findings:
         where = f"{finding.path}:{finding.line}" if finding.line else finding.path
         say("  ", (finding.kind, "yellow"), f" {where}: {finding.message}")

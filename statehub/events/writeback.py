@@ -65,7 +65,7 @@ from statehub.cache.schema import REPOS, WORKPLANS
 from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, NewCommit
-from statehub.gitrepo import HubRepo
+from statehub.gitrepo import HubRepo, git_said
 from statehub.hub import Hub
 from statehub.repofiles import (
     RepoPathError,
@@ -185,23 +185,11 @@ class Failing:
 
 
 def _git_detail(error: Exception) -> str:
-    """A short account of a git failure: git's own last lines, never the command line."""
+    """A short account of a git failure: git's own words, never the command line."""
     if isinstance(error, HubError):
         return error.message
     if isinstance(error, git.GitCommandError):
-        text = error.stderr if isinstance(error.stderr, str) else ""
-        lines = [
-            line.strip().removeprefix("stderr:").strip(" '")
-            for line in text.splitlines()
-            if line.strip().removeprefix("stderr:").strip(" '")
-        ]
-        key = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
-        detail = " ".join(key)
-        return (
-            (detail[:397] + "...")
-            if len(detail) > 400
-            else detail or f"git exited with status {error.status}"
-        )
+        return git_said(error)
     return f"{type(error).__name__}: {error}"[:400]
 
 

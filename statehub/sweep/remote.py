@@ -2,55 +2,56 @@
 
 Integration fast-forwards when the hub has nothing unpushed, and otherwise
 rebases the local unpushed commits onto the remote branch. It never
-force-pushes and never resets, so no local or remote commit can be dropped; when
-a rebase conflicts it is aborted and the repo is reported as needing a person.
+force-pushes and never resets, so no local or remote commit can be dropped. When
+it cannot go ahead (a rebase that conflicts, uncommitted changes in the way, a
+shallow history that does not reach the shared commit) nothing is changed (a
+conflicting rebase is aborted) and the problem names the files and what a person
+does; git's own advice about an operation the hub already undid is never quoted.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import git
 
-from statehub.gitrepo import receive_pack_args, upload_pack_args
+from statehub.gitrepo import git_said, receive_pack_args, upload_pack_args
+from statehub.gitstate import upstream
 
 __all__ = ["Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
 
 
 @dataclass(slots=True)
 class Integration:
+    """What integrating the remote branch did: commits pulled, whether it rebased, and when it
+    could not, why (``problem``) and the files in the way (``conflicts``)."""
+
     pulled: int = 0
     rebased: bool = False
     problem: str | None = None
+    conflicts: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class PushResult:
+    """Whether the push went through; when not, why, and the files a rebase after a rejected push
+    conflicted in."""
+
     pushed: bool
     reason: str | None = None
     attempts: int = 0
+    conflicts: list[str] = field(default_factory=list)
 
 
-def _error(error: git.GitCommandError) -> str:
-    text = (error.stderr or error.stdout or str(error)).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "stderr:" not in line]
-    return " ".join(lines)[-400:] or str(error)
+def _root(repo: git.Repo) -> Path:
+    return Path(repo.working_tree_dir or ".")
 
 
-def upstream(repo: git.Repo) -> tuple[str, str] | None:
-    """(remote, branch) the current branch follows; ``origin`` and the same name if none is set."""
-    if not repo.remotes:
-        return None
-    try:
-        branch = repo.active_branch
-    except TypeError:  # detached HEAD
-        return None
-    tracking = branch.tracking_branch()
-    if tracking is not None:
-        return tracking.remote_name, tracking.remote_head
-    names = [r.name for r in repo.remotes]
-    return ("origin" if "origin" in names else names[0]), branch.name
+def _listed(paths: list[str], most: int = 10) -> str:
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 def fetch(repo: git.Repo, remote: str) -> str | None:
@@ -58,7 +59,10 @@ def fetch(repo: git.Repo, remote: str) -> str | None:
     try:
         repo.git.fetch(*upload_pack_args(), "--quiet", remote)
     except git.GitCommandError as error:
-        return f"fetch from {remote} failed: {_error(error)}"
+        return (
+            f"fetch from {remote} failed: {git_said(error)}; nothing was integrated or pushed: check the "
+            f"remote's URL (git -C {_root(repo)} remote get-url {remote}), the network and the credentials"
+        )
     return None
 
 
@@ -77,9 +81,29 @@ def _is_ancestor(repo: git.Repo, older: str, newer: str) -> bool:
     return True
 
 
+def _changed(repo: git.Repo) -> list[str]:
+    """Tracked paths with uncommitted changes (work tree or index)."""
+    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=all")
+    records = iter(out.split("\0"))
+    found = []
+    for record in records:
+        if len(record) > 3:
+            found.append(record[3:])
+            if record[0] in "RC":
+                next(records, None)  # a rename's or copy's original path follows
+    return found
+
+
+def _overwritten(error: git.GitCommandError) -> list[str]:
+    """The files git names after 'would be overwritten by merge:' (tab-indented lines)."""
+    text = error.stderr if isinstance(error.stderr, str) else ""
+    return [line.strip() for line in text.splitlines() if line.startswith("\t") and line.strip()]
+
+
 def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
     """Bring the remote branch's commits into the local branch (fast-forward or rebase)."""
-    theirs = _rev(repo, f"{remote}/{branch}")
+    root, upstream_name = _root(repo), f"{remote}/{branch}"
+    theirs = _rev(repo, upstream_name)
     ours = _rev(repo, "HEAD")
     if theirs is None or ours is None or _is_ancestor(repo, theirs, ours):
         return Integration()
@@ -88,21 +112,56 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
         try:
             repo.git.merge("--ff-only", "--quiet", theirs)
         except git.GitCommandError as error:
-            return Integration(problem=f"fast-forward to {remote}/{branch} failed: {_error(error)}")
+            files = _overwritten(error)
+            if files:
+                return Integration(
+                    problem=f"fast-forwarding to {upstream_name} would overwrite uncommitted changes in "
+                    f"{_listed(files)}; nothing was changed: commit or stash them, then sweep again",
+                    conflicts=files,
+                )
+            return Integration(problem=f"fast-forward to {upstream_name} failed: {git_said(error)}")
         return Integration(pulled=count)
-    if repo.git.status("--porcelain", "--untracked-files=no", "--ignore-submodules=all"):
+    ahead = int(repo.git.rev_list("--count", f"{theirs}..HEAD"))
+    changed = _changed(repo)
+    if changed:
         return Integration(
-            problem=f"local commits and {remote}/{branch} diverged and the work tree has uncommitted "
-            "changes; commit or stash them and sweep again"
+            problem=f"the {ahead} local commits and {upstream_name} diverged and uncommitted changes in "
+            f"{_listed(changed)} are in the way of a rebase; nothing was changed: commit or stash them, "
+            "then sweep again",
+            conflicts=changed,
+        )
+    try:
+        repo.git.merge_base(ours, theirs)
+    except git.GitCommandError:
+        if (Path(repo.common_dir) / "shallow").is_file():
+            return Integration(
+                problem=f"the clone is shallow and its history does not reach the commit it shares with "
+                f"{upstream_name}, so the {ahead} local commits cannot be rebased; nothing was changed: "
+                f"deepen it (git -C {root} fetch --unshallow {remote}), then sweep again"
+            )
+        return Integration(
+            problem=f"the local branch and {upstream_name} share no history; nothing was changed: "
+            "a person must decide which one the repo follows"
         )
     try:
         repo.git.rebase("--quiet", theirs)
     except git.GitCommandError as error:
+        conflicts: list[str] = []
+        with contextlib.suppress(git.GitCommandError):
+            conflicts = [p for p in repo.git.diff("--name-only", "--diff-filter=U", "-z").split("\0") if p]
         with contextlib.suppress(git.GitCommandError):
             repo.git.rebase("--abort")
+        if conflicts:
+            return Integration(
+                problem=f"rebasing the {ahead} local commits onto {upstream_name} conflicts in "
+                f"{_listed(conflicts)}; the rebase was aborted and nothing was changed: rebase by hand "
+                f"(git -C {root} pull --rebase {remote} {branch}), resolve those files, push, "
+                "then sweep again",
+                conflicts=conflicts,
+            )
         return Integration(
-            problem=f"rebasing local commits onto {remote}/{branch} conflicts ({_error(error)}); "
-            "nothing was changed, resolve it by hand"
+            problem=f"rebasing the {ahead} local commits onto {upstream_name} failed ({git_said(error)}); "
+            "the rebase was aborted and nothing was changed"
         )
     return Integration(pulled=count, rebased=True)
 
@@ -128,10 +187,13 @@ def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushRes
         try:
             repo.git.push(*_receive_pack(repo, remote), "--quiet", remote, f"HEAD:refs/heads/{branch}")
         except git.GitCommandError as error:
-            reason = _error(error)
-            problem = fetch(repo, remote) or integrate(repo, remote, branch).problem
+            reason = git_said(error)
+            problem = fetch(repo, remote)
+            merged = Integration() if problem else integrate(repo, remote, branch)
+            problem = problem or merged.problem
             if problem is not None:
-                return PushResult(False, f"push rejected ({reason}); then {problem}", attempt)
+                said = f"push to {remote} rejected ({reason}); then {problem}"
+                return PushResult(False, said, attempt, merged.conflicts)
             continue
         return PushResult(True, None, attempt)
     return PushResult(False, f"push rejected {attempts} times, the remote keeps moving: {reason}", attempts)

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import git
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from statehub.atomic import atomic_write
 from statehub.cache import queries
 from statehub.cache.answers import RepoCounts
+from statehub.errors import HubError, NotFound
 from statehub.events import EventDesk
-from statehub.gitrepo import open_repo
+from statehub.gitcommit import dirs_of
+from statehub.gitrepo import git_said, open_repo
+from statehub.gitstate import stops
 from statehub.settings import Settings
 from statehub.sweep.findings import Finding, find_problems
 from statehub.sweep.remote import fetch, integrate, push, upstream
@@ -35,6 +40,8 @@ __all__ = [
     "sweep_repo",
 ]
 
+log = logging.getLogger(__name__)
+
 
 class SweptEvents(msgspec.Struct, frozen=True):
     """Pending events the sweep's write-back pass decided: applied, already so, rejected, left waiting."""
@@ -46,21 +53,29 @@ class SweptEvents(msgspec.Struct, frozen=True):
 
 
 class RepoSweep(msgspec.Struct, frozen=True, kw_only=True):
-    """What the sweep did in one repo; or, when it failed unexpectedly, ``error`` and ``findings`` only.
+    """What the sweep did in one repo; or, when it failed unexpectedly, ``error``, ``in_step``
+    (false) and the findings.
 
     The fields a failed sweep has no value for are ``UNSET`` and left out of the JSON.
     ``remote`` is ``<remote>/<branch>`` or None without an upstream; ``push`` says
     what became of the push in words (``pushed``, ``no remote``, ``nothing to push``,
-    ``pushed after N attempts``, or why not); ``problems`` are sentences.
+    ``pushed after N attempts``, or why not); ``problems`` are sentences, each with
+    what a person does about it.
     """
 
     repo: str
     error: str | UnsetType = UNSET
     """Why the sweep of this repo failed (an unexpected error); the sweep went on with the others."""
+    in_step: bool
+    """Whether the repo is in step with its remote after the sweep (integrated and pushed, or no
+    remote to be in step with) and nothing in its git state stops writes. False: a person must act
+    (``problems`` says what), and ``statehub sweep`` exits 11."""
     remote: str | UnsetType | None = UNSET
     pulled: int | UnsetType = UNSET
     """Commits brought in from the remote."""
     rebased: bool | UnsetType = UNSET
+    conflicts: list[str] | UnsetType = UNSET
+    """Files that stopped the integration (a rebase's conflicts, uncommitted changes in the way)."""
     events: SweptEvents | UnsetType = UNSET
     commits: list[str] | UnsetType = UNSET
     """Shas of the commits the write-back made."""
@@ -79,6 +94,9 @@ class SweepTotals(msgspec.Struct, frozen=True):
     """Repos pushed to."""
     problems: int
     """Problem sentences, plus one per repo whose sweep failed."""
+    not_in_step: int
+    """Repos a person must act on (``in_step`` false, failed sweeps included); ``statehub sweep``
+    exits 11 when there is any."""
 
 
 class SweepReport(msgspec.Struct, frozen=True):
@@ -99,59 +117,100 @@ def _latest_path(settings: Settings) -> Path:
 
 
 def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
-    """Sweep one registered repo; the caller holds the applier lock."""
+    """Sweep one registered repo; the caller holds the applier lock.
+
+    A git state that stops writes (``statehub.gitstate.stops``) stops the sweep's own git
+    work too: nothing is recovered, fetched, integrated or pushed, the problem is listed
+    with its remedy, and the repo is not in step. The repo is still re-indexed, its events
+    get their reasons and its findings are listed.
+    """
     hub = desk.hub
     root = hub.repo(slug).path
     remote_name: str | None = None
     pulled, rebased, pushed, push_said = 0, False, False, "no remote"
     problems: list[str] = []
+    conflicts: list[str] = []
+    in_step = True
     repo = open_repo(root)
     try:
-        desk.applier.recover(slug, repo)
         target = upstream(repo)
-        problem: str | None = None
         if target is not None:
-            remote, branch = target
-            remote_name = f"{remote}/{branch}"
-            problem = fetch(repo, remote)
-            if problem is None:
-                merged = integrate(repo, remote, branch)
-                pulled, rebased, problem = merged.pulled, merged.rebased, merged.problem
-            if problem:
-                problems.append(problem)
+            remote_name = f"{target[0]}/{target[1]}"
+        stopped = stops(dirs_of(repo), desk.applier.tracked_branch(slug))
+        problem: str | None = None
+        if stopped:
+            problem = stopped[0].sentence()
+            problems.append(problem)
+        else:
+            desk.applier.recover(slug, repo)
+            if target is not None:
+                remote, branch = target
+                problem = fetch(repo, remote)
+                if problem is None:
+                    merged = integrate(repo, remote, branch)
+                    pulled, rebased, problem = merged.pulled, merged.rebased, merged.problem
+                    conflicts = merged.conflicts
+                if problem:
+                    problems.append(problem)
         hub.refresh(slug)
         applied = desk.apply_locked([slug])[0]
-        problems.extend(applied.reasons)
+        problems.extend(reason for reason in applied.reasons if reason not in problems)
         if target is not None and problem is None:
             remote, branch = target
             outcome = push(repo, remote, branch)
             # Not pushed always comes with a reason (statehub.sweep.remote.push).
             pushed, push_said = outcome.pushed, outcome.reason or "pushed"
+            conflicts = conflicts or outcome.conflicts
             if outcome.pushed and outcome.attempts > 1:
                 push_said = f"pushed after {outcome.attempts} attempts"
             if not outcome.pushed and push_said != "nothing to push":
                 problems.append(push_said)
+                in_step = False
             hub.refresh(slug)
-        elif target is not None:
-            push_said = "not pushed: the repo could not be brought in step with its remote"
+        elif problem is not None:
+            in_step = False
+            if target is not None:
+                push_said = "not pushed: the repo could not be brought in step with its remote"
     finally:
         repo.close()
-    with hub.engine.connect() as conn:
-        findings = find_problems(conn, slug)
-        counts = queries.get_repo(conn, slug).counts
+    findings, counts = _findings(desk, slug)
     return RepoSweep(
         repo=slug,
+        in_step=in_step,
         remote=remote_name,
         pulled=pulled,
         rebased=rebased,
+        conflicts=conflicts,
         events=SweptEvents(applied.applied, applied.unchanged, applied.rejected, applied.waiting),
         commits=list(applied.commits),
         pushed=pushed,
         push=push_said,
         problems=problems,
         findings=findings,
-        counts=counts,
+        counts=counts if counts is not None else UNSET,
     )
+
+
+def _findings(desk: EventDesk, slug: str) -> tuple[list[Finding], RepoCounts | None]:
+    """The repo's findings and counts as the cache holds them (empty when the cache has no row for
+    it: it could not be indexed)."""
+    with desk.hub.engine.connect() as conn:
+        findings = find_problems(conn, slug)
+        try:
+            counts: RepoCounts | None = queries.get_repo(conn, slug).counts
+        except NotFound:
+            counts = None
+    return findings, counts
+
+
+def _failure(error: Exception) -> str:
+    """An unexpected failure of one repo's sweep in a sentence: git's own words, never a command
+    line or a traceback."""
+    if isinstance(error, HubError):
+        return error.message
+    if isinstance(error, git.GitCommandError):
+        return f"git failed: {git_said(error)}"
+    return f"{type(error).__name__}: {error}"[:500]
 
 
 def sweep(
@@ -171,7 +230,21 @@ def sweep(
         try:
             repos.append(sweep_repo(desk, slug))
         except Exception as error:  # one broken repo must not stop the sweep of the others
-            repos.append(RepoSweep(repo=slug, error=f"{type(error).__name__}: {error}", findings=[]))
+            try:  # ... nor hide what the cache knows about it
+                findings, counts = _findings(desk, slug)
+            except Exception:
+                log.exception("listing the findings of %s after its sweep failed", slug)
+                findings, counts = [], None
+            repos.append(
+                RepoSweep(
+                    repo=slug,
+                    error=_failure(error),
+                    in_step=False,
+                    problems=[_failure(error)],
+                    findings=findings,
+                    counts=counts if counts is not None else UNSET,
+                )
+            )
         finally:
             desk.lock.release()
         if progress:
@@ -186,6 +259,7 @@ def sweep(
             commits=sum(len(r.commits) for r in repos if not isinstance(r.commits, UnsetType)),
             pushed=sum(1 for r in repos if r.pushed is True),
             problems=sum(len(r.problems) if not isinstance(r.problems, UnsetType) else 1 for r in repos),
+            not_in_step=sum(1 for r in repos if not r.in_step),
         ),
     )
     atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
@@ -193,8 +267,13 @@ def sweep(
 
 
 def latest_sweep(settings: Settings) -> SweepReport | None:
-    """The last sweep's report (whoever ran it: the API or the CLI), None before the first."""
+    """The last sweep's report (whoever ran it: the API or the CLI), None before the first (or when
+    the kept one has another shape: a State Hub of another version wrote it)."""
     path = _latest_path(settings)
-    if not path.exists():
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=SweepReport)
+    except FileNotFoundError:
         return None
-    return msgspec.json.decode(path.read_bytes(), type=SweepReport)
+    except msgspec.ValidationError as error:  # written by a State Hub with another report shape
+        log.warning("not showing %s: %s; the next sweep replaces it", path, error)
+        return None
