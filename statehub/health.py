@@ -1,29 +1,39 @@
 """The hub's health: up, which profile, how many repos, the cache, the write buffer, the relay.
 
-``status`` is ``"ok"``, or ``"degraded"`` while write-back fails in some repo
-or the disk under the write buffer is full (events are answered 507 then);
-``problems`` then holds one sentence per failing repo (and one for the full
-disk) and ``writeback`` the details (reason, attempts, seconds failing, seconds to the next retry). What
-``GET /state/health`` answers.
+``status`` is ``"ok"``, or ``"degraded"`` while anything stops writes: write-back
+fails in some repo, a repo's git state stops writes there (an operation in
+progress, a detached HEAD, another branch, a busy index lock, ...:
+``statehub.gitstate.stops``, read from files only, every time), or the disk under
+the write buffer is full (events are answered 507 then). ``problems`` then holds
+one sentence per cause, ``writeback`` the details of failing write-backs (reason,
+attempts, seconds failing, seconds to the next retry) and ``writes_stopped`` each
+repo's git problems with their remedies. What ``GET /state/health`` answers;
+``statehub doctor`` and ``GET /state/diagnostics`` say more.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Literal
 
 import msgspec
 from msgspec import UnsetType
 from sqlalchemy import func, select
 
+from statehub.answers import Problem
 from statehub.cache import SCHEMA_VERSION
 from statehub.cache.schema import REPOS
+from statehub.errors import NotAGitRepo
 from statehub.events import EventDesk
 from statehub.events.relaying import relay_status
+from statehub.gitrepo import git_dirs
+from statehub.gitstate import stops
+from statehub.hub import Hub
 from sync.buffer import BufferCounts
 from sync.relay_queue import RelayCounts, RelayStatus
 
-__all__ = ["CacheInfo", "Health", "RelayHealth", "WritebackFailure", "health"]
+__all__ = ["CacheInfo", "Health", "RelayHealth", "WritebackFailure", "health", "writes_stopped"]
 
 
 class WritebackFailure(msgspec.Struct, frozen=True):
@@ -63,6 +73,8 @@ class Health(msgspec.Struct, frozen=True):
     problems: list[str]
     writeback: dict[str, WritebackFailure]
     """By repo slug, the repos whose write-back fails."""
+    writes_stopped: dict[str, list[Problem]]
+    """By repo slug, what in each repo's git state stops writes, with the remedy."""
     profile: str
     """``dev`` or ``fleet``."""
     repos: int
@@ -81,17 +93,51 @@ def health(desk: EventDesk) -> Health:
     now = time.monotonic()
     failing = sorted(dict(desk.applier.failing).items())
     problems = [f"{slug}: {f.reason}" for slug, f in failing]
+    stopped = writes_stopped(hub)
+    problems += [f"{slug}: {problem.sentence()}" for slug, found in stopped.items() for problem in found]
     stores = [desk.buffer, *([desk.relay_queue] if desk.relay_queue is not None else [])]
     problems += list(dict.fromkeys(p for store in stores if (p := store.space_problem()) is not None))
     return Health(
         status="degraded" if problems else "ok",
         problems=problems,
         writeback={slug: msgspec.convert(f.as_dict(now), WritebackFailure) for slug, f in failing},
+        writes_stopped=stopped,
         profile=hub.settings.profile,
         repos=repos,
         cache=CacheInfo(backend=hub.engine.dialect.name, schema_version=SCHEMA_VERSION),
         buffer=desk.buffer.counts(),
         relay=_relay(relay_status(desk)),
+    )
+
+
+def writes_stopped(hub: Hub) -> dict[str, list[Problem]]:
+    """By slug, the registered repos whose git state stops writes now, and what stops them
+    (``statehub.gitstate.stops``; a path that is no work tree any more stops them too). Reads
+    files under each ``.git`` only, no git process; one cache query for the tracked branches."""
+    with hub.engine.connect() as conn:
+        tracked = {
+            row.slug: row.default_branch or None
+            for row in conn.execute(select(REPOS.c.slug, REPOS.c.default_branch))
+        }
+    found: dict[str, list[Problem]] = {}
+    for repo in hub.repos():
+        try:
+            problems = stops(git_dirs(repo.path), tracked.get(repo.slug))
+        except NotAGitRepo as error:
+            problems = [not_a_repo(repo.slug, repo.path, error)]
+        if problems:
+            found[repo.slug] = problems
+    return found
+
+
+def not_a_repo(slug: str, path: Path, error: NotAGitRepo) -> Problem:
+    """A registered repo whose path is no (usable) git work tree any more, as a problem."""
+    return Problem(
+        "not-a-repo",
+        f"repo {slug} cannot be opened: {error.message}; its events wait",
+        f"put the work tree back at {path} (or fix what the message names), or register it where it "
+        f"is now (statehub repos add PATH) and remove this one (statehub repos remove {slug})",
+        True,
     )
 
 
