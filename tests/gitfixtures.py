@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-__all__ = ["GitRepo", "lose_cache", "workplan_text"]
+__all__ = ["GitRepo", "clone", "lose_cache", "workplan_text"]
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -14,12 +14,14 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 class GitRepo:
-    """A real git work tree; ``write`` files, ``commit`` them, read ``log``."""
+    """A real git work tree; ``write`` files, ``commit`` them, read ``log``. ``init=False`` takes a
+    work tree that exists already (a clone, a worktree, a submodule) and only sets the identity."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, init: bool = True) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        _git(root, "init", "-q", "-b", "main")
+        if init:
+            _git(root, "init", "-q", "-b", "main")
         _git(root, "config", "user.email", "tests@statehub.invalid")
         _git(root, "config", "user.name", "State Hub tests")
         _git(root, "config", "commit.gpgsign", "false")
@@ -40,6 +42,16 @@ class GitRepo:
 
     def git(self, *args: str) -> str:
         return _git(self.root, *args)
+
+    def try_git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``git ARGS`` that may fail (a merge or rebase that stops on a conflict)."""
+        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, check=False)
+
+
+def clone(source: Path | str, dest: Path, *args: str) -> GitRepo:
+    """``git clone ARGS source dest`` (``--depth 1`` for a shallow clone), as a GitRepo."""
+    subprocess.run(["git", "clone", "-q", *args, str(source), str(dest)], check=True, capture_output=True)
+    return GitRepo(dest, init=False)
 
 
 def workplan_text(

@@ -378,7 +378,7 @@ class Applier:
         text: dict[str, str] = {}
         stuck: dict[str, str] = {}
         for path in dict.fromkeys(path for _, path in targets):
-            problem = self._load(root, path, blobs.get(path), read, text)
+            problem = self._load(root, path, blobs.get(path), read, text, unborn=head.sha is None)
             if problem is not None:
                 stuck[path] = problem
         steps: list[tuple[Event, str, str | None]] = []
@@ -543,10 +543,17 @@ class Applier:
         return found
 
     def _load(
-        self, root: Path, path: str, blob: Blob | None, read: dict[str, bytes], text: dict[str, str]
+        self,
+        root: Path,
+        path: str,
+        blob: Blob | None,
+        read: dict[str, bytes],
+        text: dict[str, str],
+        *,
+        unborn: bool = False,
     ) -> str | None:
         """Read ``path`` into ``read``/``text`` when it holds exactly its HEAD blob; else why its
-        events wait."""
+        events wait (``unborn``: HEAD's branch has no commit yet, so no file is committed)."""
         try:
             data = self._read(root, path)
         except RepoPathError as error:  # a link, outside the repo, too large (ADR-022)
@@ -561,6 +568,11 @@ class Applier:
             return (
                 f"{path} is inside {nested}, a git repo of its own (a submodule): the hub writes only the "
                 f"files of the repo itself; register {root / nested} as a repo of its own to send it events"
+            )
+        if blob is None and unborn:
+            return (
+                f"{path} is not committed yet: the branch has no commit, and the hub commits only over "
+                "committed files; commit it and the events apply"
             )
         if blob is None or blob_sha(data) != blob.sha:
             return f"uncommitted changes in {path}"
