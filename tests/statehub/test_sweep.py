@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from litestar.testing import TestClient
 
 from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
+from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
 from statehub.hub import Hub
 from statehub.sweep import latest_sweep, sweep
@@ -107,20 +109,72 @@ def test_the_sweep_pulls_the_teammate_pushes_the_hub_and_survives_a_moving_remot
     assert latest_sweep(hub.settings) == report
 
 
-def test_a_conflicting_rebase_is_aborted_and_no_commit_is_lost(
+def test_a_conflicting_rebase_is_aborted_names_the_files_and_the_sweep_exits_non_zero(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
 ) -> None:
     team = Team(tmp_path, make_repo)
+    team.hub.write("workplans/broken.md", "+++\nid = \n+++\n")  # a finding the problem must not hide
+    team.hub.commit("a broken plan")
+    team.hub.git("push", "-q")
     hub.register(team.hub.root)
     team.hub.write("shared.txt", "hub version\n")
     local = team.hub.commit("local change")
     team.mate_commit("shared.txt", "teammate version\n", "teammate change")
     report = sweep(desk)
     [repo] = report.repos
-    assert repo.pushed is False
-    assert any("conflicts" in problem for problem in repo.problems)
+    assert (repo.pushed, repo.in_step, repo.conflicts) == (False, False, ["shared.txt"])
+    assert repo.problems == [
+        "rebasing the 1 local commits onto origin/main conflicts in shared.txt; the rebase was aborted and "
+        f"nothing was changed: rebase by hand (git -C {team.hub.root} pull --rebase origin main), resolve "
+        "those files, push, then sweep again"
+    ]
+    assert [f.kind for f in repo.findings] == ["file-error"]
+    assert report.totals.not_in_step == 1
     assert team.hub.git("rev-parse", "HEAD").strip() == local
     assert team.hub.git("status", "--porcelain") == ""
+    result = CliRunner().invoke(main, ["sweep"])
+    assert result.exit_code == NEEDS_A_PERSON
+    assert "conflicts in shared.txt" in result.output and "hint" not in result.output
+    assert "file-error workplans/broken.md" in result.output
+
+
+def test_uncommitted_changes_in_the_way_of_a_fast_forward_are_named(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    team = Team(tmp_path, make_repo)
+    hub.register(team.hub.root)
+    team.mate_commit("shared.txt", "teammate version\n", "teammate change")
+    team.hub.write("shared.txt", "my unsaved thought\n")
+    team.hub.git("add", "shared.txt")
+    [repo] = sweep(desk).repos
+    assert (repo.in_step, repo.conflicts) == (False, ["shared.txt"])
+    assert repo.problems == [
+        "fast-forwarding to origin/main would overwrite uncommitted changes in shared.txt; nothing was "
+        "changed: commit or stash them, then sweep again"
+    ]
+    assert team.hub.read("shared.txt") == "my unsaved thought\n"
+
+
+def test_a_repo_whose_sweep_fails_keeps_its_findings_and_the_others_are_swept(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    gone = make_repo("gone")
+    gone.write("workplans/broken.md", "+++\nid = \n+++\n")
+    gone.commit()
+    hub.register(gone.root)
+    fine = plan_repo(make_repo)
+    hub.register(fine.root)
+    shutil.rmtree(gone.root / ".git")
+    report = sweep(desk)
+    failed, swept = report.repos
+    assert failed.repo == "gone" and failed.in_step is False
+    assert isinstance(failed.error, str) and failed.error.startswith(
+        f"{gone.root} is not inside a git work tree"
+    )
+    assert "Traceback" not in failed.error and [f.kind for f in failed.findings] == ["file-error"]
+    assert (swept.repo, swept.in_step) == ("the-custodian", True)
+    result = CliRunner().invoke(main, ["sweep"])
+    assert result.exit_code == NEEDS_A_PERSON and "file-error workplans/broken.md" in result.output
 
 
 def test_findings_name_every_inconsistency(
@@ -188,9 +242,16 @@ def test_an_unreachable_remote_is_reported_and_events_still_land_locally(
     team.remote.rename(tmp_path / "gone.git")
     [repo] = sweep(desk).repos
     assert repo.pushed is False
-    assert any(p.startswith("fetch from origin failed") for p in repo.problems)
+    [problem] = repo.problems
+    assert problem.startswith("fetch from origin failed: fatal:")
+    assert problem.endswith(
+        f"nothing was integrated or pushed: check the remote's URL (git -C {team.hub.root} remote get-url "
+        "origin), the network and the credentials"
+    )
     assert repo.push == "not pushed: the repo could not be brought in step with its remote"
+    assert repo.in_step is False
     assert trailer_counts(team.hub) == {"OFF1": 1}
+    assert CliRunner().invoke(main, ["sweep", "--json"]).exit_code == NEEDS_A_PERSON
     (tmp_path / "gone.git").rename(team.remote)
     [repo] = sweep(desk).repos
-    assert (repo.pushed, repo.problems) == (True, [])
+    assert (repo.pushed, repo.problems, repo.in_step) == (True, [], True)
