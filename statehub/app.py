@@ -31,6 +31,7 @@ from statehub.errors import LIBRARY_ERRORS
 from statehub.events import ApplierWorker, EventDesk
 from statehub.events.relaying import start_relay
 from statehub.hub import Hub
+from statehub.servermark import mark_server
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 watcher.start()
                 stack.push_async_callback(watcher.stop)
                 hub.on_repos_changed.append(watcher.repos_changed)
+            stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
             desk = app.state.events = stack.enter_context(EventDesk(hub))
             applier = ApplierWorker(desk)
             applier.start()

@@ -33,7 +33,16 @@ from statehub.hub import Hub
 from sync.buffer import BufferCounts
 from sync.relay_queue import RelayCounts, RelayStatus
 
-__all__ = ["CacheInfo", "Health", "RelayHealth", "WritebackFailure", "health", "writes_stopped"]
+__all__ = [
+    "CacheInfo",
+    "Health",
+    "RelayHealth",
+    "WritebackFailure",
+    "as_relay_health",
+    "health",
+    "not_a_repo",
+    "writes_stopped",
+]
 
 
 class WritebackFailure(msgspec.Struct, frozen=True):
@@ -106,7 +115,7 @@ def health(desk: EventDesk) -> Health:
         repos=repos,
         cache=CacheInfo(backend=hub.engine.dialect.name, schema_version=SCHEMA_VERSION),
         buffer=desk.buffer.counts(),
-        relay=_relay(relay_status(desk)),
+        relay=as_relay_health(relay_status(desk)),
     )
 
 
@@ -141,7 +150,8 @@ def not_a_repo(slug: str, path: Path, error: NotAGitRepo) -> Problem:
     )
 
 
-def _relay(status: RelayStatus | None) -> RelayHealth | None:
+def as_relay_health(status: RelayStatus | None) -> RelayHealth | None:
+    """The relay as health shows it (None without an upstream)."""
     if status is None:
         return None
     return RelayHealth(

@@ -30,6 +30,11 @@ class RepoWatcher:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="statehub-watcher")
 
+    @property
+    def alive(self) -> bool:
+        """Whether the watching task runs: started, and neither stopped nor ended by an error."""
+        return self._task is not None and not self._task.done()
+
     def repos_changed(self) -> None:
         """Called from any thread after a registration or removal: watch what hub.toml lists."""
         if self._loop is not None and not self._loop.is_closed():

@@ -43,6 +43,7 @@ __all__ = [
     "EventState",
     "KeyConflict",
     "Outcome",
+    "PendingGroup",
     "Submission",
     "WriteBuffer",
     "Writeback",
@@ -100,6 +101,16 @@ class EventRecord(msgspec.Struct, frozen=True):
     applied_at: str | None
     commit: str | None
     event: dict[str, Any]
+
+
+class PendingGroup(msgspec.Struct, frozen=True):
+    """Pending events of one repo that wait for one reason (None: not tried yet)."""
+
+    reason: str | None
+    count: int
+    oldest_accepted_at: str
+    keys: list[str]
+    """The first five, oldest first."""
 
 
 class EventResult(msgspec.Struct, frozen=True):
@@ -277,6 +288,25 @@ class WriteBuffer(DurableFile):
                 "SELECT repo FROM event WHERE state = 'pending' GROUP BY repo ORDER BY min(seq)"
             ).fetchall()
         return [r[0] for r in rows]
+
+    def pending_groups(self, repo: str) -> list[PendingGroup]:
+        """The pending events of ``repo`` grouped by the reason they wait for, the group waiting
+        longest first (what ``statehub doctor`` shows)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT reason, count(*), min(accepted_at), min(seq) FROM event "
+                "WHERE state = 'pending' AND repo = ? GROUP BY reason ORDER BY min(seq)",
+                (repo,),
+            ).fetchall()
+            groups = []
+            for reason, count, oldest, _seq in rows:
+                keys = self._db.execute(
+                    "SELECT key FROM event WHERE state = 'pending' AND repo = ? AND reason IS ? "
+                    "ORDER BY seq LIMIT 5",
+                    (repo, reason),
+                ).fetchall()
+                groups.append(PendingGroup(reason, int(count), oldest, [k[0] for k in keys]))
+        return groups
 
     def pending_task_adds(self, workplan: str) -> dict[str, str]:
         """Task ids that pending ``task.add`` events will create in ``workplan``, with their titles."""

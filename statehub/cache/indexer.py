@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.indexed import forget_indexed, record_indexed
 from statehub.cache.prefixes import claim_problem
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, SOURCE_FILES, TASKS, WORKPLANS
 from statehub.cache.sources import SOURCE_KINDS, ScannedFile, scan_sources
@@ -136,6 +137,7 @@ def index_repo(
         report.scope.merge(recheck_claims(conn, slug, old_prefixes or (), prefixes, limits))
     if derive:
         recompute_derived(conn, report.scope)
+    record_indexed(conn, slug, root)
     return report
 
 
@@ -403,6 +405,7 @@ def remove_repo_rows(
     for table in tables:
         conn.execute(delete(table).where(table.c.repo == slug))
     if not keep_repo_row:
+        forget_indexed(conn, slug)
         held = conn.execute(select(REPOS.c.prefixes).where(REPOS.c.slug == slug)).scalar()
         conn.execute(delete(REPOS).where(REPOS.c.slug == slug))
         if held:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from statehub.cli.buffer import buffer
+from statehub.cli.doctor import doctor
 from statehub.cli.events import event, events
 from statehub.cli.fleet import fleet
 from statehub.cli.read import canon, tasks, workplans
@@ -25,5 +26,19 @@ def main() -> None:
     """
 
 
-for command in (serve, repos, rebuild, tasks, workplans, canon, event, events, sweep, fleet, token, buffer):
+for command in (
+    serve,
+    repos,
+    rebuild,
+    tasks,
+    workplans,
+    canon,
+    event,
+    events,
+    sweep,
+    fleet,
+    token,
+    buffer,
+    doctor,
+):
     main.add_command(command)

@@ -1,0 +1,56 @@
+"""When each repo was last indexed, and at which commit: what ``statehub doctor`` shows.
+
+Kept in the cache's ``cache_meta`` table, one row per repo (key ``indexed:<slug>``,
+value JSON ``{"at": <UTC time>, "commit": <HEAD sha or null>}``), written by every
+``index_repo`` call (a refresh that found nothing changed too) and dropped with the
+repo's rows. Like the rest of the cache it is rebuilt from the files: a rebuild
+indexes every repo again. HEAD is read from the files under ``.git`` (no git
+process, ``statehub.gitstate.read_head``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import msgspec
+from sqlalchemy import Connection, delete, select
+
+from statehub.cache.schema import META
+from statehub.errors import NotAGitRepo
+from statehub.gitrepo import git_dirs
+from statehub.gitstate import read_head
+
+__all__ = ["LastIndex", "forget_indexed", "last_indexed", "record_indexed"]
+
+_PREFIX = "indexed:"
+
+
+class LastIndex(msgspec.Struct, frozen=True):
+    """The last time a repo's files were indexed (UTC, to the second) and HEAD's commit then (None:
+    an unborn branch, or no git work tree there)."""
+
+    at: str
+    commit: str | None
+
+
+def record_indexed(conn: Connection, slug: str, root: Path) -> LastIndex:
+    """Note that ``slug`` (work tree ``root``) was indexed now, inside the caller's transaction."""
+    try:
+        commit = read_head(git_dirs(root)).sha
+    except (NotAGitRepo, OSError):
+        commit = None
+    found = LastIndex(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), commit)
+    forget_indexed(conn, slug)
+    conn.execute(META.insert(), [{"key": _PREFIX + slug, "value": msgspec.json.encode(found).decode()}])
+    return found
+
+
+def last_indexed(conn: Connection, slug: str) -> LastIndex | None:
+    """When ``slug`` was last indexed; None when the cache has no note of it."""
+    value = conn.execute(select(META.c.value).where(META.c.key == _PREFIX + slug)).scalar()
+    return None if value is None else msgspec.json.decode(value, type=LastIndex)
+
+
+def forget_indexed(conn: Connection, slug: str) -> None:
+    conn.execute(delete(META).where(META.c.key == _PREFIX + slug))

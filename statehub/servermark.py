@@ -1,0 +1,67 @@
+"""Which server runs on this hub home: ``<data dir>/server.json``, written while ``statehub serve`` runs.
+
+The server writes it when it starts (its pid, when, whether it watches the files)
+and removes it when it stops; a server killed leaves it, and a mark whose process
+is gone counts as no server. ``statehub doctor`` reads it to say whether a
+watcher keeps the cache in step with the files (the CLI has no other way to see
+into the server's process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from statehub.atomic import atomic_write
+from statehub.settings import Settings
+
+__all__ = ["SERVER_FILE", "ServerMark", "mark_server", "running_server"]
+
+SERVER_FILE = "server.json"
+
+
+class ServerMark(msgspec.Struct, frozen=True):
+    """A running server: its pid, when it started (UTC, to the second), whether it watches files."""
+
+    pid: int
+    started_at: str
+    watch: bool
+
+
+def _path(settings: Settings) -> Path:
+    return settings.data_dir / SERVER_FILE
+
+
+@contextlib.contextmanager
+def mark_server(settings: Settings, *, watch: bool) -> Iterator[ServerMark]:
+    """Mark this process as the hub's server for the block; the mark goes when the block ends
+    (unless another server has marked the home since)."""
+    mark = ServerMark(os.getpid(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), watch)
+    path = _path(settings)
+    atomic_write(path, msgspec.json.encode(mark).decode())
+    try:
+        yield mark
+    finally:
+        with contextlib.suppress(OSError, msgspec.DecodeError):
+            if msgspec.json.decode(path.read_bytes(), type=ServerMark).pid == mark.pid:
+                path.unlink()
+
+
+def running_server(settings: Settings) -> ServerMark | None:
+    """The server running on this hub home, or None (no mark, or its process is gone)."""
+    try:
+        mark = msgspec.json.decode(_path(settings).read_bytes(), type=ServerMark)
+    except (OSError, msgspec.DecodeError):
+        return None
+    try:
+        os.kill(mark.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return mark  # alive, another user's
+    return mark
