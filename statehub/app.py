@@ -15,6 +15,7 @@ from statehub.api import web
 from statehub.api.canon import CanonController
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import DEPENDENCIES
+from statehub.api.diagnostics import DiagnosticsController
 from statehub.api.errorshape import RouteTable, before_handler, exception_handlers
 from statehub.api.events import EventController
 from statehub.api.fleet import FleetController
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController,
+            DiagnosticsController,
             RepoController,
             WorkplanController,
             TaskController,

@@ -19,7 +19,7 @@ from statehub.auth.revocation import RevocationList
 from statehub.auth.tokens import read_token
 from statehub.errors import Forbidden, HubError, Unauthorized
 
-__all__ = ["TokenVerifier", "VerifiedToken", "authorize"]
+__all__ = ["TokenVerifier", "VerifiedToken", "authorize", "repos_in_scope"]
 
 _MAX_TIME = dt.timedelta(milliseconds=100)
 """Biscuit's default 1 ms budget fails valid tokens on a busy host; our policy is tiny."""
@@ -119,6 +119,28 @@ def authorize(
         builder.build(token.biscuit).authorize()
     except AuthorizationError as error:
         raise _refusal(token, operation, repo, str(error)) from None
+
+
+def repos_in_scope(token: VerifiedToken, repos: list[str], now: dt.datetime | None = None) -> list[str]:
+    """Of ``repos``, those the token is scoped to: where it holds the highest right it holds on any
+    of them (``GET /state/diagnostics`` shows only these).
+
+    A token minted or narrowed with ``--repo`` reads hub-wide but writes only its repos
+    (ADR-016), so its repos are those it may write to; a token without a repo scope holds
+    the same right everywhere and is scoped to every repo; a token with a strict
+    ``check if repo($r), ...`` reads only its repos. ``repos`` keep their order.
+    """
+    held: dict[str, int] = {}
+    for repo in repos:
+        for level in range(RIGHTS.index(token.right), -1, -1):
+            try:
+                authorize(token, RIGHTS[level], repo, now)
+            except HubError:
+                continue
+            held[repo] = level
+            break
+    top = max(held.values(), default=-1)
+    return [repo for repo in repos if held.get(repo, -2) == top]
 
 
 def _refusal(token: VerifiedToken, operation: str, repo: str | None, message: str) -> HubError:
