@@ -21,11 +21,13 @@ def free_port() -> int:
 
 
 class HubServer:
-    """``statehub serve`` over ``home`` (a STATEHUB_HOME); ``restart`` keeps the port and the data."""
+    """``statehub serve`` over ``home`` (a STATEHUB_HOME); ``restart`` keeps the port and the data.
+    ``watch`` turns the file watcher on (off by default: most tests refresh themselves)."""
 
-    def __init__(self, home: Path, port: int | None = None) -> None:
+    def __init__(self, home: Path, port: int | None = None, *, watch: bool = False) -> None:
         self.home = home
         self.port = port or free_port()
+        self.watch = watch
         self.process: subprocess.Popen[bytes] | None = None
         self.log = home / "server.log"
 
@@ -38,7 +40,7 @@ class HubServer:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> HubServer:
-        env = dict(os.environ, STATEHUB_HOME=str(self.home), STATEHUB_WATCH="0")
+        env = dict(os.environ, STATEHUB_HOME=str(self.home), STATEHUB_WATCH="1" if self.watch else "0")
         env.pop("STATEHUB_DATABASE_URL", None)
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:

@@ -2,8 +2,9 @@
 
 Needs ``read``; a token scoped to some repos (``statehub token mint --repo``) sees
 only those (``statehub.auth.verify.repos_in_scope``) and the hub's own part (watcher,
-disk, relay). The diagnosis is ``statehub.diagnostics.diagnose``; the drafts come from
-the rooms and the watcher is this server's.
+disk, relay); 403 for ``?repo=`` outside its scope. The diagnosis is
+``statehub.diagnostics.diagnose``; the drafts come from the rooms and the watcher is
+this server's.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class DiagnosticsController(Controller):
         hub = desk.hub
         registered = [r.slug for r in hub.repos()]
         wanted = [repo] if repo is not None else registered
-        shown = wanted if token is None else repos_in_scope(token, wanted)
+        scope = registered if token is None else repos_in_scope(token, registered)
+        shown = [slug for slug in wanted if slug in scope]
         if repo is not None and not shown:
             assert token is not None
             raise Forbidden(

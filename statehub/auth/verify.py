@@ -25,6 +25,9 @@ _MAX_TIME = dt.timedelta(milliseconds=100)
 """Biscuit's default 1 ms budget fails valid tokens on a busy host; our policy is tiny."""
 
 _FAILED_CHECK = re.compile(r"Check n°\d+ in block n°(\d+): (.*?)(?=, Check n°|$)")
+_REPO_CHECK = re.compile(r"repo\(\$(?P<var>\w+)\)\s*,\s*\[(?P<items>[^\]]*)\]\.contains\(\$(?P=var)\)")
+"""The repo scope of a token's check (``repo($r), ["a", "b"].contains($r)``, statehub.auth.contract)."""
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,25 +125,29 @@ def authorize(
 
 
 def repos_in_scope(token: VerifiedToken, repos: list[str], now: dt.datetime | None = None) -> list[str]:
-    """Of ``repos``, those the token is scoped to: where it holds the highest right it holds on any
-    of them (``GET /state/diagnostics`` shows only these).
+    """Of ``repos``, those the token is scoped to and may read (``GET /state/diagnostics`` shows only
+    these), in their order.
 
-    A token minted or narrowed with ``--repo`` reads hub-wide but writes only its repos
-    (ADR-016), so its repos are those it may write to; a token without a repo scope holds
-    the same right everywhere and is scoped to every repo; a token with a strict
-    ``check if repo($r), ...`` reads only its repos. ``repos`` keep their order.
+    The scope is the contract's repo check (``repo($r), [...].contains($r)``, ADR-016) in
+    every block that has one, the intersection of their lists; a token without one is
+    scoped to every repo. A repo-scoped token reads listings hub-wide (ADR-016) but sees
+    the diagnostics of its own repos only: they name work trees, remotes and files.
     """
-    held: dict[str, int] = {}
+    scope: set[str] | None = None
+    for index in range(token.biscuit.block_count()):
+        for match in _REPO_CHECK.finditer(token.biscuit.block_source(index)):
+            listed = {item.replace('\\"', '"') for item in _QUOTED.findall(match.group("items"))}
+            scope = listed if scope is None else scope & listed
+    found = []
     for repo in repos:
-        for level in range(RIGHTS.index(token.right), -1, -1):
-            try:
-                authorize(token, RIGHTS[level], repo, now)
-            except HubError:
-                continue
-            held[repo] = level
-            break
-    top = max(held.values(), default=-1)
-    return [repo for repo in repos if held.get(repo, -2) == top]
+        if scope is not None and repo not in scope:
+            continue
+        try:
+            authorize(token, "read", repo, now)
+        except HubError:
+            continue
+        found.append(repo)
+    return found
 
 
 def _refusal(token: VerifiedToken, operation: str, repo: str | None, message: str) -> HubError:
