@@ -36,10 +36,20 @@ otherwise a file that holds exactly what the hub wrote, not committed, gets back
 the bytes it held. A lock or half-built index a killed hub left in ``.git`` is
 removed (``statehub.gitcommit.clear_stale``).
 
-When git fails in a repo (an ``index.lock`` held for longer than
-:data:`statehub.gitcommit.INDEX_LOCK_WAIT`, a read-only ``.git``, config the
-hub refuses), every pending event of the repo waits with that reason, the repo
-is listed in :attr:`Applier.failing` (``/state/health`` says "degraded" with it)
+Before any of this, the repo's git state is read (``statehub.gitstate.stops``,
+files under ``.git`` only, ADR-029): where a commit could be lost (an operation
+in progress, a detached HEAD, a branch other than the tracked one, the branch
+checked out in another worktree, someone else's ``index.lock`` held for
+:data:`statehub.gitstate.LOCK_BUSY_AFTER` seconds or more) nothing is touched,
+not even a killed pass's leftovers, and every pending event of the repo waits
+with the problem's sentence (what is wrong; the remedy). The commit path checks
+again under the index lock (``gitcommit.WritesStopped``, ``gitcommit.IndexBusy``:
+the same waiting). Each pass looks again, so the events apply as soon as the
+person is done.
+
+When git fails in a repo otherwise (a read-only ``.git``, config the hub
+refuses), every pending event of the repo waits with that reason, the repo is
+listed in :attr:`Applier.failing` (``/state/health`` says "degraded" with it)
 and the server's worker retries it with exponential backoff (:data:`BACKOFF`,
 :meth:`Applier.due`) rather than on every pass; an explicit apply (CLI) tries at
 once. The first pass that gets through clears it.

@@ -23,6 +23,7 @@ from statehub.answers import Problem
 from statehub.auth import LOCAL_COMMAND
 from statehub.cache import queries
 from statehub.cli import main
+from statehub.collab import ManifestSaver
 from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
 from statehub.gitrepo import git_dirs
@@ -30,6 +31,7 @@ from statehub.gitstate import Operation
 from statehub.health import health
 from statehub.hub import Hub
 from statehub.sweep import sweep
+from sync.saving import Person, SaveRequest
 from tests.gitfixtures import GitRepo, clone, workplan_text
 from tests.statehub.eventfixtures import PLAN, PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
 
@@ -448,3 +450,26 @@ def test_a_remote_that_diverged_is_reported_before_the_sweep_and_rebased_by_it(
     [swept] = sweep(desk).repos
     assert (swept.in_step, swept.rebased, swept.pushed) == (True, True, True)
     assert gitstate.inspect(repo.root).problems == []
+
+
+def test_a_save_from_the_editor_is_refused_where_a_commit_could_be_lost(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = plan_repo(make_repo)
+    manifest = '[repo]\nslug = "the-custodian"\n'
+    repo.write("statehub.toml", manifest)
+    repo.commit("manifest")
+    hub.register(repo.root)
+    repo.try_git("bisect", "start")  # HEAD stays on main, and a bisect may move it any moment
+    saver = ManifestSaver(hub)
+    request = SaveRequest(
+        "the-custodian/statehub.toml", manifest + 'title = "Custodian"\n', manifest, Person("Ada"), []
+    )
+    refused = saver.save(request)
+    assert (refused.ok, refused.status) == (False, 409)
+    assert refused.message == f"not saved: {_waiting(repo.root)}"
+    assert repo.read("statehub.toml") == manifest and repo.git("status", "--porcelain") == ""
+    repo.git("bisect", "reset")
+    saved = saver.save(request)
+    assert saved.ok and saved.commit is not None
+    assert "main" in repo.git("branch", "--contains", saved.commit, "--format=%(refname:short)").split()
