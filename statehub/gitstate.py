@@ -158,23 +158,25 @@ class GitState(msgspec.Struct, frozen=True, kw_only=True):
 # reading files under .git ----------------------------------------------------------------------
 
 
-def _text(path: Path) -> str | None:
+def _text(path: str) -> str | None:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
+        with open(path, "rb") as file:
+            return file.read().decode("utf-8", "replace").strip()
     except OSError:
         return None
 
 
 def _resolve(dirs: GitDirs, ref: str) -> str | None:
     """The commit ``ref`` points to (loose ref files, then packed-refs), following symbolic refs."""
+    common, own = os.fspath(dirs.common_dir), os.fspath(dirs.git_dir)
     for _ in range(5):
-        bases = [dirs.common_dir]
-        if not ref.startswith("refs/heads/") and dirs.git_dir != dirs.common_dir:
-            bases.insert(0, dirs.git_dir)  # per-worktree refs (refs/bisect, refs/worktree)
-        found = next((text for base in bases if (text := _text(base / ref)) is not None), None)
+        found = None
+        if own != common and not ref.startswith("refs/heads/"):  # per-worktree refs (refs/bisect)
+            found = _text(os.path.join(own, ref))
         if found is None:
-            packed = _text(dirs.common_dir / "packed-refs") or ""
-            for line in packed.splitlines():
+            found = _text(os.path.join(common, ref))
+        if found is None:
+            for line in (_text(os.path.join(common, "packed-refs")) or "").splitlines():
                 match = _PACKED_LINE.match(line.strip())
                 if match is not None and match.group(2) == ref:
                     return match.group(1)
@@ -187,44 +189,54 @@ def _resolve(dirs: GitDirs, ref: str) -> str | None:
 
 def read_head(dirs: GitDirs) -> HeadState:
     """HEAD of the work tree, read from the files (no git process)."""
-    text = _text(dirs.git_dir / "HEAD") or ""
+    text = _text(os.path.join(dirs.git_dir, "HEAD")) or ""
     if text.startswith("ref:"):
         ref = text[4:].strip()
         return HeadState(ref, _resolve(dirs, ref))
     return HeadState(None, text or None)
 
 
-def operation(git_dir: Path) -> tuple[Operation, str | None] | None:
+def _names(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return frozenset()
+
+
+def operation(git_dir: Path, names: frozenset[str] | None = None) -> tuple[Operation, str | None] | None:
     """The operation in progress in the work tree whose git dir is ``git_dir``, and the branch it
     works on (None when it does not say); None when there is none. Read as git's own prompt
-    script does, from the files the operation leaves in the git dir."""
+    script does, from the files the operation leaves in the git dir (``names``: its entries,
+    when the caller listed them already)."""
+    base = os.fspath(git_dir)
+    names = _names(base) if names is None else names
     for name in ("rebase-merge", "rebase-apply"):
-        state = git_dir / name
-        if state.is_dir():
-            kind = Operation.AM if (state / "applying").exists() else Operation.REBASE
-            head = _text(state / "head-name")
+        if name in names:
+            state = os.path.join(base, name)
+            kind = Operation.AM if os.path.exists(os.path.join(state, "applying")) else Operation.REBASE
+            head = _text(os.path.join(state, "head-name"))
             branch = head.removeprefix("refs/heads/") if head and head.startswith("refs/") else None
             return kind, branch
-    if (git_dir / "MERGE_HEAD").exists():
+    if "MERGE_HEAD" in names:
         return Operation.MERGE, None
-    if (git_dir / "CHERRY_PICK_HEAD").exists():
+    if "CHERRY_PICK_HEAD" in names:
         return Operation.CHERRY_PICK, None
-    if (git_dir / "REVERT_HEAD").exists():
+    if "REVERT_HEAD" in names:
         return Operation.REVERT, None
-    if (git_dir / "sequencer").is_dir():
-        todo = _text(git_dir / "sequencer" / "todo") or ""
+    if "sequencer" in names:
+        todo = _text(os.path.join(base, "sequencer", "todo")) or ""
         return (Operation.REVERT if todo.startswith("revert") else Operation.CHERRY_PICK), None
-    if (git_dir / "BISECT_START").exists():
-        return Operation.BISECT, _text(git_dir / "BISECT_START") or None
+    if "BISECT_START" in names:
+        return Operation.BISECT, _text(os.path.join(base, "BISECT_START")) or None
     return None
 
 
 def index_lock(git_dir: Path, now: float | None = None) -> IndexLock | None:
     """``git_dir/index.lock`` when it exists: its age and, when a State Hub process holds it, the
     pid. None when there is none."""
-    path = git_dir / "index.lock"
+    path = os.path.join(git_dir, "index.lock")
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError:
         return None
     hub_pid: int | None = None
@@ -240,35 +252,32 @@ def index_lock(git_dir: Path, now: float | None = None) -> IndexLock | None:
         pid = head[len(HUB_LOCK_MARK) :].split(b" ", 1)[0]
         hub_pid = int(pid) if pid.isdigit() else None
     age = max(0.0, (time.time() if now is None else now) - info.st_mtime)
-    return IndexLock(str(path), round(age, 1), hub_pid)
+    return IndexLock(path, round(age, 1), hub_pid)
 
 
-def _checkouts(dirs: GitDirs) -> list[tuple[Path, Path]]:
-    """(work tree, git dir) of every checkout sharing this one's refs, this one included."""
-    found: list[tuple[Path, Path]] = []
+def _elsewhere(dirs: GitDirs, ref: str) -> str | None:
+    """Another work tree that has ``ref`` checked out, or is rebasing it (read only when the repo
+    has linked worktrees at all)."""
+    common = os.fspath(dirs.common_dir)
+    linked = sorted(_names(os.path.join(common, "worktrees")))
+    if not linked:
+        return None
+    others: list[tuple[str, str]] = []
     if dirs.common_dir.name == ".git":  # the main work tree (a bare repo's worktrees have none)
-        found.append((dirs.common_dir.parent, dirs.common_dir))
-    try:
-        linked = sorted((dirs.common_dir / "worktrees").iterdir())
-    except OSError:
-        linked = []
-    for state in linked:
-        link = _text(state / "gitdir")
-        if link and state.is_dir():
-            found.append((Path(link).parent, state))
-    return found
-
-
-def _elsewhere(dirs: GitDirs, ref: str) -> Path | None:
-    """Another work tree that has ``ref`` checked out, or is rebasing it."""
+        others.append((os.path.dirname(common), common))
+    for name in linked:
+        state = os.path.join(common, "worktrees", name)
+        link = _text(os.path.join(state, "gitdir"))
+        if link:
+            others.append((os.path.dirname(link), state))
     mine = os.path.realpath(dirs.git_dir)
-    for work_tree, git_dir in _checkouts(dirs):
+    for work_tree, git_dir in others:
         if os.path.realpath(git_dir) == mine:
             continue
-        if _text(git_dir / "HEAD") == f"ref: {ref}":
+        if _text(os.path.join(git_dir, "HEAD")) == f"ref: {ref}":
             return work_tree
         for name in ("rebase-merge", "rebase-apply"):
-            if _text(git_dir / name / "head-name") == ref:
+            if _text(os.path.join(git_dir, name, "head-name")) == ref:
                 return work_tree
     return None
 
@@ -339,7 +348,8 @@ def stops(
     root = dirs.work_tree
     found: list[Problem] = []
     head = read_head(dirs)
-    doing = operation(dirs.git_dir)
+    names = _names(os.fspath(dirs.git_dir))
+    doing = operation(dirs.git_dir, names)
     if doing is not None:
         found.append(_operation_problem(root, doing[0], doing[1], conflicted or []))
     elif head.ref is None:
@@ -378,7 +388,7 @@ def stops(
                     True,
                 )
             )
-    held = index_lock(dirs.git_dir, now) if lock else None
+    held = index_lock(dirs.git_dir, now) if lock and "index.lock" in names else None
     if held is not None and held.hub_pid is None and held.age_s >= LOCK_BUSY_AFTER:
         found.append(lock_problem(root, held))
     return found
