@@ -59,8 +59,9 @@ class RepoSweep(msgspec.Struct, frozen=True, kw_only=True):
     The fields a failed sweep has no value for are ``UNSET`` and left out of the JSON.
     ``remote`` is ``<remote>/<branch>`` or None without an upstream; ``push`` says
     what became of the push in words (``pushed``, ``no remote``, ``nothing to push``,
-    ``pushed after N attempts``, or why not); ``problems`` are sentences, each with
-    what a person does about it.
+    ``pushed after N attempts``, ``not pushed: ...`` when the repo could not be brought in
+    step or its git state stops the sweep, or why the remote refused); ``problems`` are
+    sentences, each with what a person does about it.
     """
 
     repo: str
@@ -141,6 +142,8 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
         if stopped:
             problem = stopped[0].sentence()
             problems.append(problem)
+            if repo.remotes:  # (a detached HEAD follows no upstream, yet the repo has a remote)
+                push_said = "not pushed: the repo's git state stops the sweep (see problems)"
         else:
             desk.applier.recover(slug, repo)
             if target is not None:
@@ -169,7 +172,7 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
             hub.refresh(slug)
         elif problem is not None:
             in_step = False
-            if target is not None:
+            if target is not None and not stopped:
                 push_said = "not pushed: the repo could not be brought in step with its remote"
     finally:
         repo.close()

@@ -105,9 +105,13 @@ def _served(hub: Hub) -> str:
 
 
 def test_a_detached_head_holds_events_until_the_branch_is_back_and_nothing_is_lost(
-    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
 ) -> None:
     repo = _registered(hub, make_repo)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    repo.git("remote", "add", "origin", str(remote))
+    repo.git("push", "-q", "-u", "origin", "main")
     repo.git("checkout", "-q", "--detach")
     state = gitstate.inspect(repo.root)
     assert (state.detached, state.branch, state.head) == (True, None, repo.git("rev-parse", "HEAD").strip())
@@ -119,10 +123,15 @@ def test_a_detached_head_holds_events_until_the_branch_is_back_and_nothing_is_lo
     assert trailer_counts(repo) == {} and repo.git("status", "--porcelain") == ""
     assert health(desk).status == "degraded" and health(desk).writes_stopped == {"the-custodian": [problem]}
     assert _served(hub) == PLAN_PATH
+    [swept] = sweep(desk).repos
+    assert (swept.in_step, swept.problems) == (False, [problem.sentence()])
+    assert swept.push == "not pushed: the repo's git state stops the sweep (see problems)"  # not "no remote"
     repo.git("checkout", "-q", "main")
     desk.apply_pending()
     _applied_on(desk, repo, "D1")
     assert health(desk).status == "ok"
+    [swept] = sweep(desk).repos
+    assert (swept.in_step, swept.push) == (True, "pushed")
 
 
 def test_an_unborn_branch_waits_for_its_first_commit_then_takes_the_events(
