@@ -171,6 +171,7 @@ def _git(repo: RegisteredRepo, tracked: str | None, probe: bool, timeout: float)
 def _waiting_problem(root: Path, group: PendingGroup) -> Problem:
     """Events waiting for one reason, as a problem: the reason's own remedy where it ends with one."""
     count = f"{group.count} event" + ("s" if group.count > 1 else "")
+    wait = "waits" if group.count == 1 else "wait"
     if group.reason is None:
         return Problem(
             "events-waiting",
@@ -181,21 +182,21 @@ def _waiting_problem(root: Path, group: PendingGroup) -> Problem:
     if group.reason.startswith("write-back failed"):
         return Problem(
             "writeback-failing",
-            f"{count} wait: {group.reason}",
+            f"{count} {wait}: {group.reason}",
             f"the hub retries by itself; if it keeps failing, fix what git says (git -C {root} status)",
             True,
         )
     if group.reason.startswith("uncommitted changes in"):
         return Problem(
             "events-waiting",
-            f"{count} wait: {group.reason}",
+            f"{count} {wait}: {group.reason}",
             f"commit or revert that change (git -C {root} status shows it), and the events apply",
             False,
         )
     said, _, remedy = group.reason.rpartition("; ")
     return Problem(
         "events-waiting",
-        f"{count} wait: {said or group.reason}",
+        f"{count} {wait}: {said or group.reason}",
         remedy if said else "the events apply once that is fixed",
         False,
     )
@@ -347,10 +348,11 @@ def _hub_problems(watcher: WatcherState, relay: RelayHealth | None, orphans: dic
             )
         )
     for slug, count in sorted(orphans.items()):
+        events = "1 event waits" if count == 1 else f"{count} events wait"
         found.append(
             Problem(
                 "unregistered-repo",
-                f"{count} events wait for repo {slug}, which is not registered",
+                f"{events} for repo {slug}, which is not registered",
                 "register it again (statehub repos add PATH) and the events apply",
                 True,
             )

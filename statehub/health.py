@@ -3,8 +3,9 @@
 ``status`` is ``"ok"``, or ``"degraded"`` while anything stops writes: write-back
 fails in some repo, a repo's git state stops writes there (an operation in
 progress, a detached HEAD, another branch, a busy index lock, ...:
-``statehub.gitstate.stops``, read from files only, every time), or the disk under
-the write buffer is full (events are answered 507 then). ``problems`` then holds
+``statehub.gitstate.stops``, read from files only, every time), events wait for a
+repo no longer registered, or the disk under the write buffer is full (events are
+answered 507 then). ``problems`` then holds
 one sentence per cause, ``writeback`` the details of failing write-backs (reason,
 attempts, seconds failing, seconds to the next retry) and ``writes_stopped`` each
 repo's git problems with their remedies. What ``GET /state/health`` answers;
@@ -104,6 +105,13 @@ def health(desk: EventDesk) -> Health:
     problems = [f"{slug}: {f.reason}" for slug, f in failing]
     stopped = writes_stopped(hub)
     problems += [f"{slug}: {problem.sentence()}" for slug, found in stopped.items() for problem in found]
+    registered = {repo.slug for repo in hub.repos()}
+    problems += [
+        f"{slug}: events wait for this repo, which is not registered; register it again "
+        "(statehub repos add PATH) and they apply"
+        for slug in desk.buffer.pending_repos()
+        if slug not in registered
+    ]
     stores = [desk.buffer, *([desk.relay_queue] if desk.relay_queue is not None else [])]
     problems += list(dict.fromkeys(p for store in stores if (p := store.space_problem()) is not None))
     return Health(

@@ -28,6 +28,7 @@ from statehub.cli import main
 from statehub.collab import ROOM_STORE_FILE
 from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
+from statehub.health import health
 from statehub.hub import Hub
 from statehub.settings import Settings
 from statehub.sweep import sweep
@@ -118,7 +119,7 @@ def test_the_doctor_names_every_problem_with_a_remedy_and_exits_11_while_writes_
         "unsaved-draft",
     }
     assert all(problem["remedy"] and not problem["stops_writes"] for problem in problems.values())
-    assert problems["events-waiting"]["message"] == f"1 event wait: uncommitted changes in {PLAN_PATH}"
+    assert problems["events-waiting"]["message"] == f"1 event waits: uncommitted changes in {PLAN_PATH}"
     assert problems["events-waiting"]["remedy"] == (
         f"commit or revert that change (git -C {repo.root} status shows it), and the events apply"
     )
@@ -252,3 +253,25 @@ def test_a_real_server_holds_events_in_a_detached_head_says_why_and_applies_them
         assert "<!-- event:SRV1 -->" in repo.read(PLAN_PATH)
     result = CliRunner().invoke(main, ["doctor", "--json"])
     assert json.loads(result.output)["hub"]["watcher"]["running"] is False  # the mark went with it
+
+
+def test_events_for_a_repo_no_longer_registered_stop_writes_until_it_is_back(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = plan_repo(make_repo)
+    hub.register(repo.root)
+    desk.submit(event("O1", kind="progress.note"), authorise=LOCAL_COMMAND)
+    hub.remove("the-custodian")
+    said = health(desk)
+    assert said.status == "degraded" and said.problems[0].startswith(
+        "the-custodian: events wait for this repo"
+    )
+    result, report = _doctor()
+    assert result.exit_code == NEEDS_A_PERSON
+    orphan = _kinds(report["hub"]["problems"])["unregistered-repo"]
+    assert orphan["message"] == "1 event waits for repo the-custodian, which is not registered"
+    hub.register(repo.root)
+    desk.apply_pending()
+    found = desk.buffer.get("O1")
+    assert found is not None and found.state.value == "applied"
+    assert health(desk).status == "ok"
