@@ -65,6 +65,10 @@ __all__ = [
 LOW_DISK = 64 * 1024 * 1024
 """Free bytes under the data dir below which the disk is a problem (not yet one that stops writes)."""
 
+_GIT_STOP = ", so writes wait; "
+"""How the sentence of a git state that stops writes reads (``statehub.gitstate.stops``): a reason
+holding it is listed once, as the git state is now."""
+
 _FILE_PROBLEMS = 20
 """File errors listed as problems one by one; the rest are counted in one more."""
 
@@ -235,10 +239,10 @@ def _repo(
     drafts: list[str],
 ) -> RepoDiagnosis:
     problems = list(state.problems) if isinstance(state, GitState) else [state]
-    stopping = [p.remedy for p in problems if p.stops_writes]
+    stopped = any(p.stops_writes for p in problems)
     for group in waiting:
-        if group.reason is not None and any(remedy in group.reason for remedy in stopping):
-            continue  # waiting on a git problem listed already
+        if stopped and group.reason is not None and _GIT_STOP in group.reason:
+            continue  # waiting on the git state, listed already as it is now
         problems.append(_waiting_problem(repo.path, group))
     problems += _file_problems(errors)
     for event in parked:
@@ -252,8 +256,8 @@ def _repo(
                 False,
             )
         )
-    if sweep is not None and not sweep.in_step:
-        said = sweep.error or (sweep.problems[0] if sweep.problems else "a person must act")
+    said = None if sweep is None or sweep.in_step else (sweep.error or next(iter(sweep.problems), ""))
+    if sweep is not None and said is not None and not (stopped and _GIT_STOP in said):
         problems.append(
             Problem(
                 "sweep",

@@ -355,6 +355,7 @@ def stops(
     elif head.ref is None:
         where = f"at {head.sha[:10]}" if head.sha else "with no commit"
         note = _submodule_note(dirs)
+        tracked = tracked or _left_branch(os.fspath(dirs.git_dir))
         found.append(
             Problem(
                 "detached-head",
@@ -413,6 +414,25 @@ def lock_problem(root: Path, held: IndexLock) -> Problem:
         f"if no git command is running there, remove it: rm {held.path}",
         True,
     )
+
+
+_CHECKOUT = re.compile(r"\tcheckout: moving from (\S+) to ")
+_SHA = re.compile(r"^[0-9a-f]{40,64}$")
+
+
+def _left_branch(git_dir: str) -> str | None:
+    """The branch HEAD was last checked out from, as HEAD's reflog says (its last 16 KiB)."""
+    try:
+        with open(os.path.join(git_dir, "logs", "HEAD"), "rb") as file:
+            file.seek(max(0, os.fstat(file.fileno()).st_size - 16384))
+            tail = file.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        match = _CHECKOUT.search(line)
+        if match is not None and not _SHA.match(match.group(1)):
+            return match.group(1)
+    return None
 
 
 def _submodule_note(dirs: GitDirs) -> str:

@@ -116,7 +116,9 @@ def test_a_detached_head_holds_events_until_the_branch_is_back_and_nothing_is_lo
     state = gitstate.inspect(repo.root)
     assert (state.detached, state.branch, state.head) == (True, None, repo.git("rev-parse", "HEAD").strip())
     problem = _stop(repo.root)
-    assert problem.kind == "detached-head" and f"git -C {repo.root} switch <branch>" in problem.remedy
+    assert (
+        problem.kind == "detached-head" and f"git -C {repo.root} switch main " in problem.remedy
+    )  # from the reflog
     _note(desk, "D1")
     desk.apply_pending()
     assert _state(desk, "D1") == ("pending", problem.sentence())
