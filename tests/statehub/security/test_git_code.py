@@ -23,10 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from statehub import gitcommit, gitrepo
+from statehub import gitcommit, gitrepo, gitstate
+from statehub.cli import main
 from statehub.collab import ManifestSaver
-from statehub.errors import NotAGitRepo
+from statehub.errors import NEEDS_A_PERSON, NotAGitRepo
 from statehub.events import gitwork
 from statehub.hub import Hub
 from sync.errors import RoomInputError
@@ -204,6 +206,27 @@ def test_a_save_runs_no_planted_code(hub: Hub, make_repo: Callable[[str], GitRep
     assert outcome.ok, outcome.message
     assert repo.read("statehub.toml") == text
     assert repo.git("-c", "core.hooksPath=/dev/null", "log", "-1", "--format=%an").strip() == "Ada"
+    assert _marks(marks) == []
+
+
+def test_reading_the_git_state_and_the_doctor_run_no_planted_code(
+    hub: Hub, make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    repo = plan_repo(make_repo)
+    _remote(tmp_path, repo, marks)
+    plant(repo, marks)
+    hub.register(repo.root)
+    repo.write(PLAN_PATH, repo.read(PLAN_PATH) + "a person's change\n")  # git status looks at it
+    head = repo.git("-c", "core.hooksPath=/dev/null", "rev-parse", "HEAD").strip()
+    (repo.root / ".git" / "HEAD").write_text(head + "\n")  # detached (a checkout would run filters)
+    for leftover in marks.iterdir():
+        leftover.unlink()
+    state = gitstate.inspect(repo.root, probe=True)
+    assert (state.detached, state.dirty, state.remote_reachable) == (True, [PLAN_PATH], True)
+    result = CliRunner().invoke(main, ["doctor", "--json"])
+    assert result.exit_code == NEEDS_A_PERSON, result.output
     assert _marks(marks) == []
 
 
