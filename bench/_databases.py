@@ -11,14 +11,17 @@ CREATE DATABASE on; each run gets a fresh database, dropped afterwards.
 
 from __future__ import annotations
 
-import argparse
 import uuid
-from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from pathlib import Path
 
 __all__ = ["DEFAULT_POSTGRES_URL", "add_database_option", "cache_url"]
 

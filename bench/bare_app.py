@@ -60,9 +60,10 @@ def tasks(
         params.append(int(ready))
     clause = " AND ".join(where)
     db = _db()
-    total = db.execute(f"SELECT count(*) FROM task WHERE {clause}", params).fetchone()[0]
+    total = db.execute(f"SELECT count(*) FROM task WHERE {clause}", params).fetchone()[0]  # noqa: S608 - constant column names and ? placeholders
     rows = db.execute(
-        f"SELECT {COLUMNS} FROM task WHERE {clause} {ORDER} LIMIT ?", [*params, limit]
+        f"SELECT {COLUMNS} FROM task WHERE {clause} {ORDER} LIMIT ?",  # noqa: S608 - constant column names and ? placeholders
+        [*params, limit],
     ).fetchall()
     return {"items": [_item(r) for r in rows], "total": total}
 

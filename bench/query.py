@@ -28,9 +28,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -42,6 +42,9 @@ from bench._databases import add_database_option, cache_url  # noqa: E402
 from bench.corpus import build_corpus  # noqa: E402
 from statehub.hub import Hub  # noqa: E402
 from statehub.settings import Settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 P99_TARGET_MS = 10.0
 THROUGHPUT_TARGET = 0.6

@@ -19,11 +19,12 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from typing import TYPE_CHECKING
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -34,6 +35,9 @@ from bench.corpus import Corpus, build_corpus
 from statehub.cache.indexer import blob_sha
 from statehub.hub import Hub
 from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REBUILD_TARGET = 1.5
 REFRESH_TARGET = 0.2

@@ -13,12 +13,11 @@ by counting ``Statehub-Event`` trailers in the upstream's repos.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _events_corpus import make_corpus, make_events
 from _hubs import count_trailers, free_port, start_hub
+
+if TYPE_CHECKING:
+    import subprocess
 
 TARGET = 500.0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -35,6 +35,9 @@ from statehub.hub import Hub
 from statehub.servermark import mark_server
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 __all__ = ["SCHEMA_VIEWERS", "create_app"]
 

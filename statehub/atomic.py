@@ -34,9 +34,12 @@ import hashlib
 import os
 import re
 import stat
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from statehub.errors import Conflict
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "NO_FILE",

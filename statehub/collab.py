@@ -35,8 +35,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 
@@ -47,7 +46,6 @@ from statehub.cache import blob_sha, queries
 from statehub.errors import HubError
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, IndexBusy, NewCommit
 from statehub.gitrepo import HubRepo, open_work_tree
-from statehub.hub import Hub
 from statehub.manifests import resolve_doc, validate
 from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file
 from sync.room_store import RoomStore
@@ -63,6 +61,12 @@ from sync.saving import (
     Stamp,
 )
 from workplans import FLEET_PATH, MANIFEST_PATH, FleetRegistry, FormatError, parse_fleet, parse_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from statehub.hub import Hub
 
 __all__ = [
     "MANIFEST_LIMIT",

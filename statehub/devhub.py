@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from statehub.cache.indexer import IndexReport
 from statehub.errors import HubError
 from statehub.gitrepo import run_git
 from statehub.hub import Hub
 from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = ["CHECKOUT", "EXAMPLES", "DevHub", "main", "prepare_examples", "repo_paths", "set_up"]
 

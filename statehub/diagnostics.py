@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import git
 import msgspec
@@ -39,16 +37,21 @@ from statehub.cache.answers import FileError
 from statehub.cache.indexed import LastIndex, last_indexed
 from statehub.cache.schema import REPOS
 from statehub.errors import NotAGitRepo, NotFound
-from statehub.events import EventDesk
 from statehub.events.relaying import relay_status
 from statehub.gitrepo import git_said
 from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect
 from statehub.health import RelayHealth, as_relay_health, not_a_repo
-from statehub.hubfile import RegisteredRepo
-from statehub.servermark import ServerMark
 from statehub.sweep import latest_sweep
 from sync.buffer import PendingGroup
 from sync.relay_queue import ParkedEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+    from pathlib import Path
+
+    from statehub.events import EventDesk
+    from statehub.hubfile import RegisteredRepo
+    from statehub.servermark import ServerMark
 
 __all__ = [
     "LOW_DISK",

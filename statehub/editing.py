@@ -21,6 +21,7 @@ client's own awareness state, else the saver uses the repo's git identity.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -36,11 +37,13 @@ from statehub.errors import (
     PayloadTooLarge,
     Unprocessable,
 )
-from statehub.hub import Hub
 from statehub.manifests import EDITABLE, ManifestDoc, resolve_doc
-from sync.rooms import Rooms
 from sync.saving import Person, RoomError, RoomInputError
 from workplans import FLEET_PATH
+
+if TYPE_CHECKING:
+    from statehub.hub import Hub
+    from sync.rooms import Rooms
 
 __all__ = [
     "RoomItem",

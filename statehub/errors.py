@@ -28,9 +28,8 @@ A library error the table does not name more closely becomes a ``HubError``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
 from sync.errors import DropWithoutReason, KeyConflict, StoreFull, StoreTooNew, SyncError, UnknownRelayKey
@@ -45,6 +44,9 @@ from workplans.errors import (
     UnclosedFrontMatter,
     WorkplansError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "LIBRARY_ERRORS",

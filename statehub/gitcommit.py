@@ -51,11 +51,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 from git.refs.symbolic import SymbolicReference
 
-from statehub.answers import Problem
 from statehub.atomic import NO_FILE, FileChanged, content_sha, move_into_place
 from statehub.cache import blob_sha
 from statehub.errors import Conflict
@@ -63,6 +63,9 @@ from statehub.gitrepo import GitDirs, HubRepo, git_in
 from statehub.gitstate import HUB_LOCK_MARK, LOCK_BUSY_AFTER, index_lock, lock_problem, stops
 from statehub.repofiles import RepoPathError, remove_repo_file, write_repo_file
 from sync.saving import Person
+
+if TYPE_CHECKING:
+    from statehub.answers import Problem
 
 __all__ = [
     "HUB",

@@ -48,14 +48,16 @@ import os
 import shlex
 import subprocess
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import git
 
 from statehub.errors import NotAGitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "MIN_GIT",
@@ -276,7 +278,7 @@ def _refusals(entries: list[tuple[str, str, str]], git_dir: Path, work_tree: Pat
                 f"(git config --unset-all {key}) and try again"
             )
         if section == "core" and name == "worktree":
-            target = Path(value) if os.path.isabs(value) else git_dir / value
+            target = Path(value) if Path(value).is_absolute() else git_dir / value
             if os.path.realpath(target) != os.path.realpath(work_tree):
                 return (
                     f"{work_tree}: its git config sets core.worktree = {value}, a work tree elsewhere; the "

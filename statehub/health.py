@@ -15,8 +15,7 @@ repo's git problems with their remedies. What ``GET /state/health`` answers;
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from msgspec import UnsetType
@@ -26,13 +25,17 @@ from statehub.answers import Problem
 from statehub.cache import SCHEMA_VERSION
 from statehub.cache.schema import REPOS
 from statehub.errors import NotAGitRepo
-from statehub.events import EventDesk
 from statehub.events.relaying import relay_status
 from statehub.gitrepo import git_dirs
 from statehub.gitstate import stops
-from statehub.hub import Hub
 from sync.buffer import BufferCounts
 from sync.relay_queue import RelayCounts, RelayStatus
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.events import EventDesk
+    from statehub.hub import Hub
 
 __all__ = [
     "CacheInfo",

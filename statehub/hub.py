@@ -11,8 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import Connection, Engine, select
 
@@ -26,9 +25,13 @@ from statehub.errors import BadRequest, Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
-from statehub.settings import Settings
 from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
 from workplans.manifest import SLUG
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from statehub.settings import Settings
 
 __all__ = ["Hub", "Progress", "sent_path"]
 

@@ -18,14 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statehub.errors import BadRequest
-from statehub.hub import Hub
 from statehub.hubfile import RegisteredRepo
 from workplans import MANIFEST_PATH, FileProblem, FormatError, parse_fleet, parse_manifest
 from workplans._toml import load_toml
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.hub import Hub
 
 __all__ = [
     "EDITABLE",

@@ -30,12 +30,15 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from statehub.atomic import remove_in_dir, remove_stale_temps, replace_in_dir
 from statehub.errors import BadRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
 
 __all__ = [
     "HARD_LINKED",

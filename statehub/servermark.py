@@ -12,13 +12,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from statehub.atomic import atomic_write
-from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from statehub.settings import Settings
 
 __all__ = ["SERVER_FILE", "ServerMark", "mark_server", "running_server"]
 

@@ -7,14 +7,16 @@ how tests and isolated runs keep away from a person's real hub.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from statehub.repofiles import FileLimits
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["AUTH_MODES", "DEFAULT_MAX_BODY_BYTES", "PROFILES", "Settings", "sqlite_url"]
 

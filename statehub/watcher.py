@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchfiles import Change, awatch
 
 from statehub.cache.sources import kind_of
-from statehub.hub import Hub
+
+if TYPE_CHECKING:
+    from statehub.hub import Hub
 
 __all__ = ["RepoWatcher"]
 

@@ -29,11 +29,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sync.errors import StoreFull, StoreTooNew
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 __all__ = ["ROOM_AGAIN", "DurableFile", "migrate", "schema_version"]
 

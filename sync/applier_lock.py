@@ -13,8 +13,11 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 __all__ = ["ApplierLock"]
 

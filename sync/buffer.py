@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.errors import KeyConflict
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Sequence
+    from pathlib import Path
 
 __all__ = [
     "BufferCounts",
@@ -187,7 +189,7 @@ class WriteBuffer(DurableFile):
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                known.update(db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk))
+                known.update(db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk))  # noqa: S608 - only the ? placeholders are interpolated
             rows = []
             for submission in submissions:
                 payload = _canonical(submission.payload)
@@ -232,9 +234,10 @@ class WriteBuffer(DurableFile):
     ) -> tuple[list[EventRecord], int]:
         where, args = _filters(state=state, repo=repo)
         with self._lock:
-            total = self._db.execute(f"SELECT count(*) FROM event{where}", args).fetchone()[0]
+            total = self._db.execute(f"SELECT count(*) FROM event{where}", args).fetchone()[0]  # noqa: S608 - `where` holds constant column names and ? placeholders
             rows = self._db.execute(
-                f"SELECT * FROM event{where} ORDER BY seq LIMIT ? OFFSET ?", [*args, limit, offset]
+                f"SELECT * FROM event{where} ORDER BY seq LIMIT ? OFFSET ?",  # noqa: S608 - `where` holds constant column names and ? placeholders
+                [*args, limit, offset],
             ).fetchall()
         return [_record(r) for r in rows], int(total)
 
@@ -245,7 +248,7 @@ class WriteBuffer(DurableFile):
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, state, reason FROM event WHERE key IN ({marks})", chunk)
+                rows = self._db.execute(f"SELECT key, state, reason FROM event WHERE key IN ({marks})", chunk)  # noqa: S608 - only the ? placeholders are interpolated
                 found.update({r[0]: (EventState(r[1]), r[2]) for r in rows})
         return found
 
@@ -267,7 +270,8 @@ class WriteBuffer(DurableFile):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 found = self._db.execute(
-                    f"SELECT key, payload, state, reason FROM event WHERE key IN ({marks})", chunk
+                    f"SELECT key, payload, state, reason FROM event WHERE key IN ({marks})",  # noqa: S608 - only the ? placeholders are interpolated
+                    chunk,
                 )
                 rows.update({r[0]: (r[1], EventState(r[2]), r[3]) for r in found})
         same: dict[int, tuple[str, EventState, str | None]] = {}
@@ -279,7 +283,7 @@ class WriteBuffer(DurableFile):
     def pending(self, repo: str | None = None, limit: int = 5000) -> list[EventRecord]:
         where, args = _filters(state=EventState.PENDING, repo=repo)
         with self._lock:
-            rows = self._db.execute(f"SELECT * FROM event{where} ORDER BY seq LIMIT ?", [*args, limit])
+            rows = self._db.execute(f"SELECT * FROM event{where} ORDER BY seq LIMIT ?", [*args, limit])  # noqa: S608 - `where` holds constant column names and ? placeholders
             return [_record(r) for r in rows.fetchall()]
 
     def pending_repos(self) -> list[str]:

@@ -18,8 +18,10 @@ all); the hub maps this tree to its own in ``statehub.errors``.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "DropWithoutReason",

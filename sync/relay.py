@@ -28,15 +28,17 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from sync.errors import SyncError
 from sync.relay_queue import RelayItem, RelayQueue, RelayState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["Relay", "TokenSource", "backoff_delay", "retry_after"]
 

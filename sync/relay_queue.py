@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -34,6 +31,11 @@ from msgspec import UNSET, UnsetType
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.errors import DropWithoutReason, UnknownRelayKey
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Sequence
+    from pathlib import Path
 
 __all__ = [
     "ParkedEvent",

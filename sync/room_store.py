@@ -18,14 +18,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pycrdt import Doc, merge_updates
 
 from sync._durable import migrate
 from sync.seed import doc_text, seed_doc
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 __all__ = ["PendingEdits", "RoomStore"]
 

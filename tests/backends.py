@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -24,6 +24,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 from statehub.cache.database import open_cache
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BACKENDS = ("sqlite", "postgres")
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

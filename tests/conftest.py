@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from litestar.testing import TestClient
@@ -12,6 +12,9 @@ from statehub.app import create_app
 from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 pytest_plugins = ["tests.backends"]
 """``--backends``: every test using ``settings`` runs on SQLite and on PostgreSQL (tests/backends.py)."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from statehub.hub import Hub
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
 from tests.hubserver import HubServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
 
 __all__ = ["MANIFEST", "demo", "room", "server"]
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import tomllib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from click.testing import CliRunner
 
 from bench.corpus import build_corpus
 from statehub.cli import main
-from statehub.settings import Settings
 from tests.gitfixtures import lose_cache
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.settings import Settings
 
 
 def _ready_by_definition(repos: list[Path], broken: set[str]) -> set[str]:

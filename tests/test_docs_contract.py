@@ -10,8 +10,8 @@ exist yet), and the rows of ``## Exit codes``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pytest
@@ -21,6 +21,9 @@ import statehub.errors
 from statehub.app import create_app
 from statehub.cli import main
 from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = ROOT / "docs" / "architecture.md"

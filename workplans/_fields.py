@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
 from enum import StrEnum
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workplans.problems import FileProblem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 E = TypeVar("E", bound=StrEnum)
 

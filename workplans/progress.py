@@ -32,12 +32,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from workplans.errors import BrokenTarget
 from workplans.lines import ending, keep_line_endings, line_texts, split_lines, strip_ending
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 __all__ = ["PROGRESS_HEADING", "Section", "add_progress_line", "find_progress"]
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 
@@ -13,6 +12,9 @@ from workplans.front_matter import FENCE, missing_front_matter, split_front_matt
 from workplans.ids import TASK_ID, WORKPLAN_ID, is_task_id, is_task_ref
 from workplans.models import Task, TaskStatus, Workplan, WorkplanStatus
 from workplans.problems import FileProblem, FormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["SKIPPED_WITHOUT_FRONT_MATTER", "parse_workplan", "render_workplan"]
 

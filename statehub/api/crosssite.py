@@ -46,7 +46,7 @@ __all__ = ["CrossSitePolicy", "crosssite_middleware", "refuse"]
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
+_WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - recognised in the settings, not bound
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ class Trusted:
 
     why: str
 
-    def check(self, repo: str, actor: str, kind: str) -> None:
+    def check(self, repo: str, actor: str, kind: str) -> None:  # noqa: ARG002 - the EventPolicy protocol
         return None
 
 

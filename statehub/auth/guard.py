@@ -19,19 +19,23 @@ which is why the server runs without access logs.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection, WebSocket
 from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
-from litestar.handlers.base import BaseRouteHandler
 
 from statehub.auth.event_policy import event_authoriser
-from statehub.auth.policy import AuthPolicy
 from statehub.auth.verify import VerifiedToken, authorize
 from statehub.errors import HubError, Unauthorized
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from litestar.handlers.base import BaseRouteHandler
+
+    from statehub.auth.policy import AuthPolicy
 
 __all__ = [
     "OPEN",

@@ -8,13 +8,17 @@ attenuates or checks tokens) as ``ed25519/<hex>``.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biscuit_auth import KeyPair, PrivateKey, PublicKey
 
 from statehub.atomic import atomic_write
 from statehub.errors import BadRequest, Conflict, SetupError
-from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.settings import Settings
 
 __all__ = [
     "format_public_key",

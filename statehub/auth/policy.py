@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from statehub.auth.keys import hub_public_key
 from statehub.auth.revocation import RevocationList
 from statehub.auth.verify import TokenVerifier
 from statehub.errors import BadRequest, SetupError
-from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from statehub.settings import Settings
 
 __all__ = ["HOW_TO_CONFIGURE", "AuthPolicy"]
 

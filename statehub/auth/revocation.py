@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from statehub.atomic import FileChanged, atomic_write, content_sha
 from statehub.errors import BadRequest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["RevocationList", "add_revocation", "check_revocation_id"]
 

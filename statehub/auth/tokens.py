@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from biscuit_auth import (
     Biscuit,
@@ -26,6 +26,9 @@ from biscuit_auth import (
 from statehub.auth.contract import ACTOR_RULE, RIGHTS, is_actor, rights_up_to
 from statehub.errors import BadRequest, Unauthorized, invalid_choice
 from workplans.manifest import SLUG
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["TokenInfo", "attenuate", "describe", "mint", "parse_ttl", "read_token"]
 

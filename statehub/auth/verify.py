@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from biscuit_auth import AuthorizationError, AuthorizerBuilder, Biscuit, Fact, PublicKey, Rule
 
 from statehub.auth.contract import ACTOR_RULE, AUTHORIZER_CODE, RIGHTS, is_actor
-from statehub.auth.revocation import RevocationList
 from statehub.auth.tokens import read_token
 from statehub.errors import Forbidden, HubError, Unauthorized
+
+if TYPE_CHECKING:
+    from statehub.auth.revocation import RevocationList
 
 __all__ = ["TokenVerifier", "VerifiedToken", "authorize", "repos_in_scope"]
 

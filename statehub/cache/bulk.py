@@ -11,12 +11,14 @@ PostgreSQL, where one round trip per row is the cost, rows stream through
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from functools import cache
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, Connection, Table
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["insert_rows"]
 
@@ -43,7 +45,7 @@ def _sqlite_plan(table: Table, columns: tuple[str, ...]) -> tuple[str, tuple[boo
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     is_json = tuple(isinstance(table.c[c].type, JSON) for c in columns)
-    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', is_json
+    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', is_json  # noqa: S608 - names from our schema
 
 
 def _sqlite(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -25,13 +25,15 @@ is, and the old ``cycle`` rows are replaced wholesale.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, text, true, tuple_, update
 
 from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, TASKS, WORKPLANS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["Scope", "recompute_derived"]
 
@@ -69,12 +71,12 @@ _READY = """(
         )
     )
 )"""
-_FULL_READY = text(f"UPDATE task SET ready = {_READY} WHERE ready != {_READY}")
+_FULL_READY = text(f"UPDATE task SET ready = {_READY} WHERE ready != {_READY}")  # noqa: S608 - _READY is a constant expression
 _READY_BY_WORKPLAN = text(
-    f"UPDATE task SET ready = {_READY} WHERE workplan_id IN :ids AND ready != {_READY}"
+    f"UPDATE task SET ready = {_READY} WHERE workplan_id IN :ids AND ready != {_READY}"  # noqa: S608 - _READY is a constant expression
 ).bindparams(bindparam("ids", expanding=True))
 _READY_BY_KEY = text(
-    f"UPDATE task SET ready = {_READY} WHERE repo = :repo AND path = :path AND task_id = :task_id"
+    f"UPDATE task SET ready = {_READY} WHERE repo = :repo AND path = :path AND task_id = :task_id"  # noqa: S608 - _READY is a constant expression
 )
 
 

@@ -11,7 +11,7 @@ process, ``statehub.gitstate.read_head``).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 from sqlalchemy import Connection, delete, select
@@ -20,6 +20,9 @@ from statehub.cache.schema import META
 from statehub.errors import NotAGitRepo
 from statehub.gitrepo import git_dirs
 from statehub.gitstate import read_head
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["LastIndex", "forget_indexed", "last_indexed", "record_indexed"]
 

@@ -45,7 +45,7 @@ _DEFAULT_LIMITS = FileLimits()
 
 def blob_sha(data: bytes) -> str:
     """The sha git gives this content as a blob; equals the index's sha for a clean file."""
-    digest = hashlib.sha1(b"blob %d\0" % len(data))
+    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
     digest.update(data)
     return digest.hexdigest()
 

@@ -18,7 +18,10 @@ which of the two is the impostor and must never serve or write the wrong one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["claim_problem", "covers"]
 

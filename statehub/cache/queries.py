@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam, false, func, select
@@ -21,7 +21,6 @@ from statehub.cache.answers import (
     WorkplanDetail,
     WorkplanItem,
 )
-from statehub.cache.indexer import IndexReport
 from statehub.cache.prepared import (
     PreparedPage,
     decode_json,
@@ -33,6 +32,9 @@ from statehub.cache.prepared import (
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, TASKS, WORKPLANS
 from statehub.errors import BadRequest, Conflict, NotFound
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+
+if TYPE_CHECKING:
+    from statehub.cache.indexer import IndexReport
 
 __all__ = [
     "MAX_LIMIT",

@@ -7,17 +7,18 @@ file is re-indexed by deleting its rows and inserting the new ones.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 
 from statehub.cache.schema import CANON, DEPENDENCIES, TASKS, WORKPLANS
 from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_repo_path, scan_repo_tree
 from workplans import MANIFEST_PATH, parse_canon, parse_manifest, parse_workplan
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["SOURCE_KINDS", "Rows", "SourceKind", "json_safe", "kind_of", "scan_sources"]
 
@@ -109,7 +110,7 @@ def _canon_rows(repo: str, path: str, text: str) -> Rows:
     return {CANON: [row]}
 
 
-def _manifest_rows(repo: str, path: str, text: str) -> Rows:
+def _manifest_rows(repo: str, path: str, text: str) -> Rows:  # noqa: ARG001 - SourceKind.rows signature
     parse_manifest(text, path)  # the repo row is updated by the indexer; this validates
     return {}
 
@@ -172,11 +173,11 @@ def scan_sources(root: Path) -> dict[str, ScannedFile]:
                 continue  # e.g. a plain file called "registry": it holds no registry/fleet.toml
             if error.path != rel:  # a directory on the way: stat the link itself
                 try:
-                    info = os.stat(root / error.path, follow_symlinks=False)
+                    info = (root / error.path).lstat()
                 except OSError:
                     continue
             else:
-                info = os.stat(root / rel, follow_symlinks=False)
+                info = (root / rel).lstat()
             found[error.path] = ScannedFile(kind, info.st_mtime_ns, info.st_size, error.reason)
             continue
         except OSError:

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from registry.errors import RegistryError
 from statehub.cli._output import clean
 from statehub.errors import LIBRARY_ERRORS, HubError, SetupError, as_hub_error
 from statehub.hub import Hub
 from statehub.settings import Settings
-from sync.errors import SyncError
-from workplans.errors import WorkplansError
 
 if TYPE_CHECKING:
+    from registry.errors import RegistryError
     from statehub.events import EventDesk
+    from sync.errors import SyncError
+    from workplans.errors import WorkplansError
 
 __all__ = ["HubCommandError", "handle_errors", "load_settings", "open_desk", "open_hub", "setup_error"]
 

@@ -9,6 +9,7 @@ event and its reason (ADR-020).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,10 +17,12 @@ from statehub.cli._context import handle_errors, open_desk
 from statehub.cli._options import actor_option, json_option
 from statehub.cli._output import print_json, print_table, say
 from statehub.errors import BadRequest
-from statehub.events import EventDesk
 from statehub.events.intake import default_actor
 from statehub.events.relaying import relay_status
-from sync.relay_queue import RelayQueue
+
+if TYPE_CHECKING:
+    from statehub.events import EventDesk
+    from sync.relay_queue import RelayQueue
 
 __all__ = ["buffer"]
 

@@ -9,9 +9,10 @@ writes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from statehub.answers import Problem
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, say
@@ -19,10 +20,13 @@ from statehub.collab import ROOM_STORE_FILE
 from statehub.diagnostics import Diagnostics, RepoDiagnosis, diagnose, watcher_of_server
 from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
-from statehub.gitstate import GitState
 from statehub.servermark import running_server
-from statehub.settings import Settings
 from sync.room_store import RoomStore
+
+if TYPE_CHECKING:
+    from statehub.answers import Problem
+    from statehub.gitstate import GitState
+    from statehub.settings import Settings
 
 __all__ = ["doctor"]
 

@@ -7,7 +7,7 @@ running hub applies it within a second.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,10 +17,12 @@ from statehub.cli._options import event_options, json_option, page_options
 from statehub.cli._output import print_json, print_table
 from statehub.cli._sending import send_event
 from statehub.errors import BadRequest
-from statehub.events import EventDesk
 from statehub.events.intake import next_task_id
 from sync.buffer import EventState
 from workplans import is_workplan_id, split_task_ref
+
+if TYPE_CHECKING:
+    from statehub.events import EventDesk
 
 
 @click.group()

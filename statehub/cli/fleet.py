@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from statehub.cache import fleet_queries
-from statehub.cache.answers import Readiness, WorkloadItem
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import fleet_repo_option, json_option
 from statehub.cli._output import print_json, print_table, say
 from statehub.cli.fleet_changes import gate, place, promote, set_role, set_state
 from workplans import WorkloadState
+
+if TYPE_CHECKING:
+    from statehub.cache.answers import Readiness, WorkloadItem
 
 
 @click.group()

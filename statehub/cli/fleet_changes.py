@@ -9,7 +9,7 @@ refuse is answered with every reason and exit code 6; nothing is written.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,8 +19,10 @@ from statehub.cli._context import handle_errors
 from statehub.cli._options import event_options, fleet_repo_option
 from statehub.cli._sending import send_event
 from statehub.errors import BadRequest
-from statehub.events import EventDesk
 from workplans import MachineRole, WorkloadState
+
+if TYPE_CHECKING:
+    from statehub.events import EventDesk
 
 __all__ = ["gate", "place", "promote", "set_role", "set_state"]
 

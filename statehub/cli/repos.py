@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
 
 from statehub.cache import queries
-from statehub.cache.answers import FileError
-from statehub.cache.indexer import IndexReport
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, print_table, progress_bar, say
+
+if TYPE_CHECKING:
+    from statehub.cache.answers import FileError
+    from statehub.cache.indexer import IndexReport
 
 
 class RepoFileError(msgspec.Struct, frozen=True):

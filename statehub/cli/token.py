@@ -7,11 +7,10 @@ A TOKEN argument of ``-`` is read from stdin, which keeps it out of shell histor
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from biscuit_auth import PublicKey
 
 from statehub.auth import keys, tokens
 from statehub.auth.contract import RIGHTS
@@ -20,7 +19,13 @@ from statehub.cli._context import handle_errors, load_settings
 from statehub.cli._options import json_option
 from statehub.cli._output import clean, print_json
 from statehub.errors import SetupError
-from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from biscuit_auth import PublicKey
+
+    from statehub.settings import Settings
 
 __all__ = ["token"]
 

@@ -8,13 +8,17 @@ a 422 with every reason; nothing of the batch is stored.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from registry import apply_to_registry, check_change
 from statehub.cache.fleet_queries import load_fleet
 from statehub.errors import HubError
-from statehub.hub import Hub
-from sync.buffer import WriteBuffer
 from workplans import FleetRegistry, InvalidEvent, parse_event
 from workplans.fleet_event_types import FleetEvent
+
+if TYPE_CHECKING:
+    from statehub.hub import Hub
+    from sync.buffer import WriteBuffer
 
 __all__ = ["FleetIntake"]
 

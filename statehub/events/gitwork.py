@@ -10,12 +10,16 @@ event was applied.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 
 from statehub import gitrepo
-from statehub.gitrepo import HubRepo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.gitrepo import HubRepo
 
 __all__ = ["TRAILER", "open_repo", "trailer_keys"]
 

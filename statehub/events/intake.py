@@ -14,19 +14,21 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, and_, false, select
 
-from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Forbidden, Unauthorized, Unprocessable, as_hub_error
 from statehub.events.fleet_intake import FleetIntake
-from statehub.hub import Hub
 from sync.buffer import EventResult, KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import Event, EventKinds, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
 from workplans.fleet_event_types import FleetEvent
+
+if TYPE_CHECKING:
+    from statehub.auth.event_policy import EventAuthoriser
+    from statehub.hub import Hub
 
 __all__ = ["MAX_BATCH", "InvalidEvents", "default_actor", "new_event_key", "next_task_id", "submit_events"]
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
-from statehub.events.service import EventDesk
 from sync.relay import Relay, TokenSource
-from sync.relay_queue import RelayStatus
+
+if TYPE_CHECKING:
+    from statehub.events.service import EventDesk
+    from sync.relay_queue import RelayStatus
 
 __all__ = ["relay_status", "start_relay"]
 

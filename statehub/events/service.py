@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache import index_repo
 from statehub.cache.derived import recompute_derived
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
-from statehub.hub import Hub
-from statehub.settings import Settings
 from sync.applier_lock import ApplierLock
 from sync.buffer import EventResult, WriteBuffer
 from sync.relay_queue import RelayQueue
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from types import TracebackType
+
+    from statehub.auth.event_policy import EventAuthoriser
+    from statehub.hub import Hub
+    from statehub.settings import Settings
 
 __all__ = ["EventDesk", "buffer_path"]
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from statehub.events.service import EventDesk
+if TYPE_CHECKING:
+    from statehub.events.service import EventDesk
 
 __all__ = ["ApplierWorker"]
 

@@ -64,6 +64,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 from sqlalchemy import and_, select
@@ -76,7 +77,6 @@ from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, NewCommit
 from statehub.gitrepo import HubRepo, git_said
-from statehub.hub import Hub
 from statehub.repofiles import (
     RepoPathError,
     TooManyTasks,
@@ -99,6 +99,9 @@ from workplans import (
     parse_workplan,
 )
 from workplans.fleet_event_types import FleetEvent
+
+if TYPE_CHECKING:
+    from statehub.hub import Hub
 
 __all__ = [
     "BACKOFF",

@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 import msgspec
@@ -22,13 +21,18 @@ from statehub.atomic import atomic_write
 from statehub.cache import queries
 from statehub.cache.answers import RepoCounts
 from statehub.errors import HubError, NotFound
-from statehub.events import EventDesk
 from statehub.gitcommit import dirs_of
 from statehub.gitrepo import git_said, open_repo
 from statehub.gitstate import stops
-from statehub.settings import Settings
 from statehub.sweep.findings import Finding, find_problems
 from statehub.sweep.remote import fetch, integrate, push, upstream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from statehub.events import EventDesk
+    from statehub.settings import Settings
 
 __all__ = [
     "RepoSweep",
@@ -232,7 +236,7 @@ def sweep(
         desk.lock.acquire()
         try:
             repos.append(sweep_repo(desk, slug))
-        except Exception as error:  # one broken repo must not stop the sweep of the others
+        except Exception as error:  # noqa: BLE001 - one broken repo, whatever the bug, must not stop the others
             try:  # ... nor hide what the cache knows about it
                 findings, counts = _findings(desk, slug)
             except Exception:

@@ -73,7 +73,7 @@ async def _send_queued(member: Member) -> None:
     while (message := await member.outbox.get()) is not None:
         try:
             await member.channel.send(message)
-        except Exception:  # a closed socket: its session ends on its own
+        except Exception:  # noqa: BLE001 - a socket that failed however: its session ends on its own
             return
 
 

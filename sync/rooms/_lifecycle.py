@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
-from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from pycrdt import Channel
-
-from sync.room_store import RoomStore
-from sync.rooms._member import Leave
 from sync.rooms._room import Room
-from sync.saving import FileLoader, Person, SaveOutcome, Saver
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Coroutine
+    from types import TracebackType
+
+    from pycrdt import Channel
+
+    from sync.room_store import RoomStore
+    from sync.rooms._member import Leave
+    from sync.saving import FileLoader, Person, SaveOutcome, Saver
 
 __all__ = ["Rooms"]
 
@@ -126,7 +129,7 @@ class Rooms:
         assert room.loading is not None
         try:
             await room.load()
-        except Exception as error:  # for those opening the room: a RoomFileError, or a bug they report
+        except Exception as error:  # noqa: BLE001 - the openers get a RoomFileError, or a bug to report
             room.loading.set_exception(error)
         else:
             room.loading.set_result(None)

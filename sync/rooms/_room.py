@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycrdt import Channel, Doc, Text, create_update_message, merge_updates
 
 from sync import ysync
-from sync.room_store import RoomStore
 from sync.rooms._connection import serve
-from sync.rooms._member import Leave, Member
 from sync.rooms._presence import Presence
 from sync.saving import (
     FileLoader,
@@ -36,6 +34,10 @@ from sync.saving import (
     Stamp,
 )
 from sync.seed import TEXT_NAME, doc_text, file_change_update, seed_client_id, seed_doc
+
+if TYPE_CHECKING:
+    from sync.room_store import RoomStore
+    from sync.rooms._member import Leave, Member
 
 __all__ = ["MERGE_SECONDS", "TEXT_LIMIT", "Room"]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +20,9 @@ from statehub.settings import Settings
 from tests.browser.chromium import OUTPUT
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
 DOC = "demo/statehub.toml"

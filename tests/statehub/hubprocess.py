@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["HubProcess"]
 

@@ -11,13 +11,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import plan_repo
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 __all__ = ["PLANS", "HubPair", "clone", "notes", "plan_of", "run_cli"]
 

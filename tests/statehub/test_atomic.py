@@ -30,7 +30,7 @@ def test_writes_creates_directories_and_leaves_no_temp_file(tmp_path: Path) -> N
     assert path.read_bytes() == "één\r\n".encode()
     atomic_write(path, b"\x00bytes")
     assert path.read_bytes() == b"\x00bytes"
-    assert os.listdir(path.parent) == ["file.txt"]
+    assert [p.name for p in path.parent.iterdir()] == ["file.txt"]
 
 
 def test_mode_new_files_default_existing_files_keep_theirs(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_a_failure_removes_the_temp_file_and_keeps_the_target(
     with pytest.raises(OSError, match="disk full"):
         atomic_write(path, "after")
     assert path.read_text() == "before"
-    assert os.listdir(tmp_path) == ["f"]
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
 def test_repo_files_go_through_the_same_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

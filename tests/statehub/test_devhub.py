@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from statehub.cache import queries
 from statehub.cache.answers import RepoCounts
 from statehub.devhub import CHECKOUT, repo_paths, set_up
-from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.hub import Hub
 
 
 def test_repo_paths_split_on_colons_and_spaces() -> None:

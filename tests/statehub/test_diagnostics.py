@@ -10,9 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -37,6 +35,10 @@ from sync.seed import TEXT_NAME, seed_doc
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 
 def _doctor(*args: str) -> tuple[Result, dict[str, Any]]:

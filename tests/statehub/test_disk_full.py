@@ -7,15 +7,18 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import event, plan_repo, trailer_counts
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tests.gitfixtures import GitRepo
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ progress notes, and the hub's real applier thread writes them back. Afterwards:
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,9 +28,13 @@ from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.events.intake import InvalidEvents
 from statehub.events.worker import ApplierWorker
-from statehub.hub import Hub
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from statehub.hub import Hub
+    from tests.gitfixtures import GitRepo
 
 CYCLES = 300
 PERSON = re.compile(r"person line \d+")
@@ -75,7 +78,7 @@ class Editor:
         else:  # save to a temp file, then rename over the file
             temp = self.path.with_name(f".{self.path.name}.swp")
             temp.write_bytes(data)
-            os.replace(temp, self.path)
+            temp.replace(self.path)
 
     def commit(self) -> None:
         for _ in range(2000):

@@ -7,10 +7,9 @@ registers nothing, and the workplans modules import one another without a cycle.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,11 +18,15 @@ from statehub.auth import LOCAL_COMMAND
 from statehub.errors import Unprocessable
 from statehub.events import EventDesk
 from statehub.hub import Hub
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import trailer_counts
 from workplans import Event, EventKind, EventKinds, workplan_event_kinds
-from workplans.events import FieldReader
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
+    from workplans.events import FieldReader
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

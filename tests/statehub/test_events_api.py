@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
-
-from litestar.testing import TestClient
+from typing import TYPE_CHECKING, Any
 
 from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.hub import Hub
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from litestar.testing import TestClient
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
 
 
 def _wait_settled(client: TestClient[Any], timeout: float = 20.0) -> None:

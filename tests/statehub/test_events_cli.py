@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
 
 from statehub.cli import main
-from statehub.settings import Settings
 from sync.applier_lock import ApplierLock
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, plan_repo, trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
 
 
 def run(*args: str) -> Any:

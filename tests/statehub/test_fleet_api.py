@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.testing import TestClient
 
-from tests.gitfixtures import GitRepo
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.gitfixtures import GitRepo
 
 EXAMPLE = (Path(__file__).parent.parent / "registry" / "fleet_example.toml").read_text(encoding="utf-8")
 

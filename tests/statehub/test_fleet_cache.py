@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +13,9 @@ from sqlmodel import SQLModel
 from statehub.cache.fleet_index import FLEET_FILE, fleet_rows, registry_from_rows
 from tests.workplans.test_fleet import EXAMPLE, registries
 from workplans import FleetRegistry, parse_fleet, render_fleet
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pytest
@@ -12,8 +12,12 @@ from click.testing import CliRunner
 
 from statehub.cli import main
 from statehub.cli.fleet import fleet
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
 
 EXAMPLE = (Path(__file__).parent.parent / "registry" / "fleet_example.toml").read_text(encoding="utf-8")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner
 from litestar.testing import TestClient
@@ -14,9 +13,13 @@ from litestar.testing import TestClient
 from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
 from statehub.events import EventDesk
-from statehub.hub import Hub
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.hub import Hub
+    from tests.gitfixtures import GitRepo
 
 EXAMPLE = (Path(__file__).parent.parent / "registry" / "fleet_example.toml").read_text(encoding="utf-8")
 FLEET = "registry/fleet.toml"

@@ -6,16 +6,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from statehub import atomic, gitcommit, gitrepo
 from statehub.atomic import FileChanged
 from statehub.gitcommit import FileWrite, HeadMoved, IndexBusy, NewCommit, WritesStopped
-from statehub.gitrepo import HubRepo
 from sync.saving import Person
-from tests.gitfixtures import GitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from statehub.gitrepo import HubRepo
+    from tests.gitfixtures import GitRepo
 
 PATH = "workplans/a.md"
 
@@ -110,7 +114,7 @@ def test_a_write_into_the_file_at_the_last_moment_is_handed_back(
         gitcommit.publish(opened, chain, [FileWrite(PATH, b"one\n", b"one\nhub\n")])
     assert repo.read(PATH) == "one\nmine\n"
     assert repo.git("rev-parse", "HEAD") == head
-    assert sorted(os.listdir(repo.root / "workplans")) == ["a.md"]
+    assert sorted(p.name for p in (repo.root / "workplans").iterdir()) == ["a.md"]
 
 
 def test_a_persons_staged_version_stays_staged_and_other_staged_work_stays_out(

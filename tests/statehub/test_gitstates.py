@@ -12,14 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
 
 from statehub import gitstate
-from statehub.answers import Problem
 from statehub.auth import LOCAL_COMMAND
 from statehub.cache import queries
 from statehub.cli import main
@@ -29,11 +27,17 @@ from statehub.events import EventDesk
 from statehub.gitrepo import git_dirs
 from statehub.gitstate import Operation
 from statehub.health import health
-from statehub.hub import Hub
 from statehub.sweep import sweep
 from sync.saving import Person, SaveRequest
 from tests.gitfixtures import GitRepo, clone, workplan_text
 from tests.statehub.eventfixtures import PLAN, PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from statehub.answers import Problem
+    from statehub.hub import Hub
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -15,8 +15,12 @@ from statehub.cache.answers import RepoCounts
 from statehub.cache.schema import META, TASKS
 from statehub.errors import Conflict, NotAGitRepo, NotFound
 from statehub.hub import Hub
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, lose_cache, workplan_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.settings import Settings
 
 MakeRepo = Callable[[str], GitRepo]
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +23,10 @@ from statehub.collab import ROOM_STORE_FILE
 from statehub.events.service import buffer_path
 from statehub.settings import Settings
 from sync.errors import StoreTooNew
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 
 @pytest.fixture

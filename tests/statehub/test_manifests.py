@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from statehub.collab import ManifestSaver
 from statehub.errors import BadRequest, NotFound
-from statehub.hub import Hub
 from statehub.manifests import resolve_doc, validate
 from sync.saving import Person, SaveRequest
-from tests.gitfixtures import GitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.hub import Hub
+    from tests.gitfixtures import GitRepo
 
 FLEET = (
     '[[machines]]\nname = "railiance01"\nrole = "production-home"\n\n'

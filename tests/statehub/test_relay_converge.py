@@ -5,8 +5,7 @@ reflects (it came by git first) is a no-op."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +13,10 @@ from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import PLANS, HubPair, notes
 from tests.statehub.relaygate import Gate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 
 @pytest.fixture

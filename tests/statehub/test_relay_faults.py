@@ -7,9 +7,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +15,10 @@ from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import HubPair, notes, run_cli
 from tests.statehub.relaygate import Gate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 
 @pytest.fixture

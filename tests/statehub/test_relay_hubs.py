@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from statehub.events.writeback import CRASH_ENV
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import PLANS, HubPair, notes, plan_of, run_cli
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tests.gitfixtures import GitRepo
 
 
 @pytest.fixture

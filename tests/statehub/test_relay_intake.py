@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from litestar.testing import TestClient
 
 from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import event, plan_repo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from litestar.testing import TestClient
+
+    from tests.gitfixtures import GitRepo
 
 
 def test_a_relayed_batch_is_answered_per_event(

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
-from litestar.testing import TestClient
 
 from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
 from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
-from statehub.hub import Hub
 from statehub.sweep import latest_sweep, sweep
 from statehub.sweep import remote as remote_module
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from litestar.testing import TestClient
+
+    from statehub.hub import Hub
 
 
 @pytest.fixture

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import websockets
 
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
-from tests.hubserver import HubServer
 from tests.sync_fixtures import MANIFEST, demo, room, server
 from tests.ysync_client import YClient
+
+if TYPE_CHECKING:
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
+    from tests.hubserver import HubServer
 
 __all__ = ["demo", "server"]
 

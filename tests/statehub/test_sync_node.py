@@ -7,13 +7,16 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.gitfixtures import GitRepo
-from tests.hubserver import HubServer
 from tests.sync_fixtures import MANIFEST, demo, room, server
 from tests.ysync_client import YClient
+
+if TYPE_CHECKING:
+    from tests.gitfixtures import GitRepo
+    from tests.hubserver import HubServer
 
 __all__ = ["demo", "server"]
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from litestar.testing import TestClient
 
 from statehub.app import create_app
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.settings import Settings
 
 
 def _wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:

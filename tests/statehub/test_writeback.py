@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -12,7 +11,11 @@ from statehub.events import EventDesk, writeback
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, lose_cache
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo, trailer_counts
-from workplans import EventKinds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from workplans import EventKinds
 
 
 @pytest.fixture

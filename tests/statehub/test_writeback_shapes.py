@@ -11,17 +11,21 @@ it. The fleet registry keeps its byte order mark and line endings too.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from statehub.auth import LOCAL_COMMAND
 from statehub.cache import queries
 from statehub.events import EventDesk
-from statehub.hub import Hub
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from statehub.hub import Hub
+    from tests.gitfixtures import GitRepo
 
 BOM = "\ufeff"
 

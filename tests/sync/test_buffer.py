@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sync.buffer import BufferCounts, EventState, KeyConflict, Outcome, Submission, Writeback, WriteBuffer
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def sub(key: str, note: str = "n", repo: str = "r1") -> Submission:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +13,9 @@ from sync.buffer import EventState, WriteBuffer
 from sync.errors import StoreTooNew
 from sync.relay_queue import RelayQueue, RelayState
 from sync.room_store import RoomStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # The layout of buffer.sqlite3 as State Hub wrote it before the file carried a version: the write
 # buffer's DDL and the relay's, each run with executescript on every open, user_version left at 0.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sync.buffer import Outcome, Submission, WriteBuffer
 from sync.relay import TokenSource, backoff_delay, retry_after
 from sync.relay_queue import ParkedEvent, RelayCounts, RelayQueue, RelayState, UnknownRelayKey
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def sub(key: str, note: str = "n") -> Submission:

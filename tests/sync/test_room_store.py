@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pycrdt import Doc, Text
@@ -12,6 +11,9 @@ from pycrdt import Doc, Text
 from sync.errors import StoreTooNew
 from sync.room_store import RoomStore
 from sync.seed import TEXT_NAME, doc_text, seed_doc
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _edit(base: bytes, insert: str) -> bytes:

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pycrdt import (
@@ -29,6 +27,10 @@ from sync.rooms import Rooms
 from sync.saving import LoadedFile, Person, RoomFileError, SaveOutcome, SaveRequest, Stamp
 from sync.seed import TEXT_NAME
 from sync.ysync import read_awareness
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
 
 
 class PathLoader:

@@ -10,12 +10,16 @@ and an optional final line ending.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from workplans.lines import split_lines, strip_ending
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 __all__ = [
     "PROGRESS_LOOKALIKES",

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given, settings
@@ -49,6 +48,9 @@ from workplans.ids import (
 )
 from workplans.models import TaskStatus, WorkplanStatus
 from workplans.problems import FormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # One line of any text (surrogates cannot be encoded); the reader refuses "\n" and "\r".
 one_line = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), max_size=40)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from litestar.testing import TestClient
 
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from litestar.testing import TestClient
 
 CANON = (
     '+++\nid = "{id}"\ntitle = "{title}"\nkind = "{kind}"\nstatus = "{status}"\n'

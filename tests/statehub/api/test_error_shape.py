@@ -7,8 +7,7 @@ naming no registered repo is 404, and OPTIONS answers 204 with the route's ``All
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from litestar import get
@@ -16,7 +15,11 @@ from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
 from statehub.app import create_app
-from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from statehub.settings import Settings
 
 Client = TestClient[Any]
 

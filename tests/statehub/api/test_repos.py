@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from litestar.testing import TestClient
 
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.settings import Settings
 
 Client = TestClient  # type: ignore[type-arg]
 

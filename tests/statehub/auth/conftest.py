@@ -6,15 +6,12 @@ saves, WS /sync/{doc}) and use the guard's API exactly as those must.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from biscuit_auth import KeyPair
 from litestar import Request, WebSocket, post, websocket
-from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
 from litestar.testing import TestClient
 
 from statehub.app import create_app
@@ -23,6 +20,12 @@ from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from litestar.datastructures import State
+    from litestar.params import FromPath, JSONBody
 
 REPOS = ("alpha", "beta", "gamma")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from biscuit_auth import KeyPair
@@ -13,7 +14,10 @@ from statehub.auth.guard import OPEN_PATHS
 from statehub.auth.revocation import add_revocation
 from statehub.auth.tokens import attenuate, mint
 from statehub.errors import Forbidden
-from tests.statehub.auth.conftest import SecuredHub
+
+if TYPE_CHECKING:
+    from statehub.auth.verify import TokenVerifier
+    from tests.statehub.auth.conftest import SecuredHub
 
 
 def test_reads_need_a_token(secured: SecuredHub) -> None:
@@ -159,7 +163,6 @@ def test_a_refused_websocket_upgrade_closes_with_4401_or_4403(secured: SecuredHu
 
 def test_authorize_event_directly(secured: SecuredHub) -> None:
     from statehub.auth.guard import authorize_event
-    from statehub.auth.verify import TokenVerifier
 
     verifier: TokenVerifier = secured.client.app.state.auth.verifier
     token = verifier.verify(secured.token(actor="agt-codex", right="write", repos=("alpha",)))
@@ -172,7 +175,7 @@ def test_authorize_event_directly(secured: SecuredHub) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
     authorize_event(token, "alpha", "agt-codex", now=later)  # no ttl: no expiry
     with pytest.raises(ValueError, match="timezone-aware"):
-        authorize_event(token, "alpha", "agt-codex", now=dt.datetime.now())
+        authorize_event(token, "alpha", "agt-codex", now=dt.datetime.now())  # noqa: DTZ005 - naive on purpose
 
 
 def test_every_route_is_guarded(secured: SecuredHub) -> None:

@@ -8,11 +8,14 @@ docs/deployment.md ("Tokens"). The hub must accept each token exactly when its f
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from biscuit_auth import BiscuitBuilder, BlockBuilder, KeyPair, PrivateKey
 
 from statehub.auth.keys import format_public_key
-from tests.statehub.auth.conftest import SecuredHub
+
+if TYPE_CHECKING:
+    from tests.statehub.auth.conftest import SecuredHub
 
 NOW = dt.datetime.now(dt.UTC)
 AGO = (NOW - dt.timedelta(minutes=1)).isoformat()

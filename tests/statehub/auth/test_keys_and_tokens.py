@@ -76,7 +76,7 @@ def test_mint_refuses_bad_input() -> None:
     with pytest.raises(BadRequest, match="invalid repo slug"):
         mint(root, "agt", "read", ["Bad Slug"])
     with pytest.raises(ValueError, match="timezone-aware"):
-        mint(root, "agt", "read", ttl=dt.timedelta(hours=1), now=dt.datetime(2026, 1, 1))
+        mint(root, "agt", "read", ttl=dt.timedelta(hours=1), now=dt.datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
 
 
 def test_attenuate_needs_a_limit_and_a_genuine_token() -> None:
@@ -117,7 +117,7 @@ def test_the_authorizer_is_given_the_time_explicitly() -> None:
     with pytest.raises(Unauthorized, match="expired"):
         authorize(token, "read", now=start + dt.timedelta(hours=8, seconds=1))
     with pytest.raises(ValueError, match="timezone-aware"):
-        authorize(token, "read", now=dt.datetime(2026, 11, 23, 9, 0))
+        authorize(token, "read", now=dt.datetime(2026, 11, 23, 9, 0))  # noqa: DTZ001 - naive on purpose
     with pytest.raises(Forbidden):
         authorize(token, "write", now=start)
 

@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -19,9 +19,13 @@ from statehub.app import create_app
 from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
 from statehub.cli.serve import server_config
-from statehub.settings import Settings
-from tests.gitfixtures import GitRepo
 from tests.statehub.auth.conftest import probe_events, probe_sync
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
 
 CLIENT_LOGGERS = ("httpx", "httpcore", "websockets.client")
 """This test's own clients log their requests at DEBUG; only the hub's side is under test."""

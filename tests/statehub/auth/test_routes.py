@@ -4,12 +4,10 @@ and the WebSocket upgrade. A refused request writes nothing."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from biscuit_auth import KeyPair
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from pycrdt import Doc, create_sync_message
@@ -17,8 +15,14 @@ from pycrdt import Doc, create_sync_message
 from statehub.app import create_app
 from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from biscuit_auth import KeyPair
+
+    from statehub.settings import Settings
 
 FLEET_EXAMPLE = Path(__file__).resolve().parents[2] / "registry" / "fleet_example.toml"
 

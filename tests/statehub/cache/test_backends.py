@@ -8,12 +8,10 @@ mtimes, refresh deletes, and the paged queries behind the API.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
-from litestar.testing import TestClient
 from sqlalchemy import event, select
 
 from statehub.cache import queries
@@ -22,8 +20,14 @@ from statehub.cache.bulk import insert_rows
 from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
 from statehub.cli import main
 from statehub.hub import Hub
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from litestar.testing import TestClient
+
+    from statehub.settings import Settings
 
 MANY = 60
 """Enough tasks in one file that the PostgreSQL path streams them with COPY."""

@@ -10,13 +10,16 @@ and ``rebuild``. Real git repos, a real SQLite cache.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from litestar.testing import TestClient
 from sqlalchemy import select
 
 from statehub.cache.schema import FILE_ERRORS, TASKS
-from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from statehub.hub import Hub
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 
 from statehub.cache.schema import CANON, FILE_ERRORS, TASKS, WORKPLANS
-from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.hub import Hub
 
 STATUSES = ["todo", "in-progress", "blocked", "done", "cancelled"]
 

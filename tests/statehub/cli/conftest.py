@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
 
 from statehub.cli import main
-from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.settings import Settings
 
 Run = Callable[..., Result]
 

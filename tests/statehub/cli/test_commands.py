@@ -8,17 +8,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import httpx
 import pytest
 
 from statehub.cli import main
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, lose_cache, workplan_text
-from tests.statehub.cli.conftest import Run
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from statehub.settings import Settings
+    from tests.statehub.cli.conftest import Run
 
 
 @pytest.fixture

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tests.gitfixtures import GitRepo, workplan_text
-from tests.statehub.cli.conftest import Run
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.statehub.cli.conftest import Run
 
 CYCLE = "dependency cycle OPS-WP-0001-T02 -> OPS-WP-0002-T01 -> OPS-WP-0001-T02"
 

@@ -6,8 +6,8 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from rich.cells import cell_len
@@ -18,9 +18,13 @@ from statehub.cli import _output
 from statehub.cli._context import HubCommandError
 from statehub.cli._output import clean, print_table
 from statehub.errors import Unprocessable
-from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
-from tests.statehub.cli.conftest import Run
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.settings import Settings
+    from tests.statehub.cli.conftest import Run
 
 HOSTILE = "[[tasks]] [/x] [bold]b \x1b[31mred :smile:"
 """Markup Rich would read (one closing tag that crashes it), an ANSI colour and an emoji code."""

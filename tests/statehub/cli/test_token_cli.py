@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from biscuit_auth import Biscuit, PublicKey
@@ -13,6 +13,9 @@ from click.testing import CliRunner, Result
 
 from statehub.cli import main
 from statehub.errors import BadRequest, SetupError, Unauthorized
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 Run = Callable[..., Result]
 

@@ -6,16 +6,19 @@ sends something hostile, and asserts the answer and that nothing was stored or c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import plan_repo
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    import httpx
 
 __all__ = ["Target", "bounds_hub"]
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import websockets
 
 from statehub.auth.keys import init_root_key, load_root_key
@@ -25,6 +23,11 @@ from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import httpx
 
 __all__ = ["BETA_FLEET", "MANIFEST", "EditorHub", "RepoSnapshot", "editor_hub", "refusal", "snapshot"]
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from biscuit_auth import BiscuitBuilder, KeyPair
 from hypothesis import given
@@ -37,6 +35,11 @@ from statehub.errors import BadRequest
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import httpx
 
 FLEET_EXAMPLE = Path(__file__).resolve().parents[2] / "registry" / "fleet_example.toml"
 REPOS = ("alpha", "beta", "gamma")

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from statehub.events.writeback import MAX_EVENTS_PER_COMMIT
-from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tests.gitfixtures import GitRepo
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import websockets
@@ -27,6 +25,10 @@ from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import event, plan_repo
 from tests.statehub.hubprocess import HubProcess
 from tests.ysync_client import YClient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 MANIFEST = '[repo]\nslug = "the-custodian"\ntitle = "Custodian"\nprefixes = ["CUST", "OTHER"]\n'
 ALLOWED_ORIGIN = "http://editor.test:5173"
@@ -297,7 +299,7 @@ def _room(site: Site) -> str:
 
 async def _try_to_save(site: Site, origin: str | None) -> tuple[int, str] | None:
     """Connect with ``origin``, edit and save at once; the close (code, reason), or None if it stayed open."""
-    socket_ = await websockets.connect(_room(site), origin=cast(Any, origin), max_size=None)
+    socket_ = await websockets.connect(_room(site), origin=cast("Any", origin), max_size=None)
     doc: Doc[Any] = Doc()
     text = doc.get(TEXT_NAME, type=Text)
     with doc.transaction():
@@ -340,7 +342,7 @@ def test_a_socket_from_our_origin_opens_and_syncs(site: Site, origin: str | None
     async def scenario() -> str:
         chosen = site.origin if origin == "same" else origin
         client = YClient(_room(site))
-        client._ws = await websockets.connect(client.url, origin=cast(Any, chosen), max_size=None)
+        client._ws = await websockets.connect(client.url, origin=cast("Any", chosen), max_size=None)
         client._task = asyncio.create_task(client._read())
         await client._ws.send(create_sync_message(client.doc))
         await asyncio.wait_for(client.synced.wait(), 5)

@@ -12,8 +12,7 @@ the index and answers with a short reason, never the git command line.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +21,9 @@ from tests.statehub.security.editorhub import MANIFEST, EditorHub, editor_hub, s
 from tests.ysync_client import YClient
 from workplans import MachineRole, WorkloadState, parse_fleet
 from workplans.fleet_events import FleetChange, PlaceWorkload, SetMachineRole, SetWorkloadState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FLEET = """[[machines]]
 name = "home"

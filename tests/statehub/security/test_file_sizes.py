@@ -9,14 +9,17 @@ committing nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from statehub.repofiles import FileLimits
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 MiB = 1024 * 1024
 

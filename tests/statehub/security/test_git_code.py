@@ -18,9 +18,9 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -30,13 +30,17 @@ from statehub.cli import main
 from statehub.collab import ManifestSaver
 from statehub.errors import NEEDS_A_PERSON, NotAGitRepo
 from statehub.events import gitwork
-from statehub.hub import Hub
 from sync.errors import RoomInputError
 from sync.saving import Person, SaveRequest, identity_problem
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
 from tests.statehub.hubprocess import HubProcess
 from tests.sync_fixtures import MANIFEST
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from statehub.hub import Hub
 
 HOOKS = (
     "applypatch-msg",

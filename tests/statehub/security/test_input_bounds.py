@@ -13,8 +13,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +23,9 @@ from registry.event_kinds import hub_event_kinds
 from tests.statehub.eventfixtures import event
 from tests.statehub.security.boundshub import Target, bounds_hub
 from workplans.events import InvalidEvent, parse_event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HUB_KINDS = hub_event_kinds()
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 SECRET = "OUTSIDE-SECRET-7f3a"
 PRIVATE = "BETA-PRIVATE-91c2"
@@ -71,7 +73,7 @@ def world(tmp_path: Path, make_repo: Callable[[str], GitRepo]) -> dict[str, Any]
 def _link(repo: GitRepo, rel: str, target: str) -> None:
     path = repo.root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(target, path)
+    path.symlink_to(target)
 
 
 def _everything(server: HubProcess) -> str:

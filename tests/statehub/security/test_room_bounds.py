@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -28,6 +27,10 @@ from sync.rooms import MESSAGE_LIMIT, TEXT_LIMIT, TOO_LARGE_CLOSE_CODE
 from sync.saving import Person, SaveRequest
 from tests.statehub.security.editorhub import MANIFEST, EditorHub, editor_hub, refusal, snapshot
 from tests.ysync_client import YClient, claim_presence
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(scope="module")

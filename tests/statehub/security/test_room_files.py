@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -30,6 +30,9 @@ from tests.statehub.security.editorhub import (
 )
 from tests.ysync_client import YClient
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 Plant = Callable[[EditorHub], str]
 """Plants one variant in demo (committed where git can hold it); returns the doc to open."""
 
@@ -39,7 +42,7 @@ def _link(hub: EditorHub, rel: str, target: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
         path.unlink()
-    os.symlink(target, path)
+    path.symlink_to(target)
 
 
 def _commit(hub: EditorHub) -> None:

@@ -12,8 +12,7 @@ message. Awareness entries for another connection's client ids are dropped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
@@ -23,6 +22,10 @@ from pycrdt import Doc, create_sync_message
 from sync import ysync
 from tests.statehub.security.editorhub import MANIFEST, EditorHub, editor_hub, refusal, snapshot
 from tests.ysync_client import YClient, claim_presence
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture

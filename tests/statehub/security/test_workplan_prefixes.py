@@ -9,13 +9,16 @@ owner's file only. Tried against a real hub process over real git repos.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.hubprocess import HubProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 
 def _manifest(slug: str, *prefixes: str) -> str:
