@@ -277,3 +277,13 @@ def test_events_for_a_repo_no_longer_registered_stop_writes_until_it_is_back(
     found = desk.buffer.get("O1")
     assert found is not None and found.state.value == "applied"
     assert health(desk).status == "ok"
+
+
+@pytest.mark.parametrize("asked", ["nope", ""])
+def test_diagnostics_for_a_repo_not_registered_is_a_client_error_on_an_open_hub(
+    client: TestClient[Any], make_repo: Callable[[str], GitRepo], asked: str
+) -> None:
+    client.app.state.hub.register(plan_repo(make_repo, "mine").root)
+    answer = client.get("/state/diagnostics", params={"repo": asked, "probe": "false"})
+    assert answer.status_code in (400, 404), answer.text
+    assert set(answer.json()) >= {"error", "status_code"}
