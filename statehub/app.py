@@ -13,6 +13,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 from statehub import __version__
 from statehub.api import web
 from statehub.api.canon import CanonController
+from statehub.api.claims import ClaimController
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import DEPENDENCIES
 from statehub.api.diagnostics import DiagnosticsController
@@ -27,6 +28,7 @@ from statehub.api.sync import SyncController
 from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
+from statehub.claims import LeaseWorker
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS
 from statehub.events import ApplierWorker, EventDesk
@@ -78,6 +80,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             applier = ApplierWorker(desk)
             applier.start()
             stack.callback(applier.stop)
+            leases = LeaseWorker(desk)  # releases run-out leases (ADR-032)
+            leases.start()
+            stack.callback(leases.stop)
             relay = start_relay(desk)
             if relay is not None:
                 stack.callback(relay.stop)
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RepoController,
             WorkplanController,
             TaskController,
+            ClaimController,
             CanonController,
             EventController,
             SweepController,

@@ -6,10 +6,12 @@ from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 
 from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub import claims
+from statehub.api.deps import DeskDep, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import TaskItem
+from statehub.errors import BadRequest
 from workplans import TaskStatus
 
 __all__ = ["TaskController"]
@@ -23,15 +25,31 @@ class TaskController(Controller):
     def list_tasks(
         self,
         hub: HubDep,
+        desk: DeskDep,
         repo: RepoFilter = None,
         workplan: FromQuery[str | None] = None,
         status: FromQuery[TaskStatus | None] = None,
         owner: FromQuery[str | None] = None,
         ready: FromQuery[bool | None] = None,
+        claimable: FromQuery[bool | None] = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[TaskItem]:
-        """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done."""
+        """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done.
+
+        ``claimable=true``: what a claim would win now (todo, every dependency done, no live
+        lease, nothing pending, not contested: ``statehub.claims``); it takes ``repo``,
+        ``workplan`` and ``owner`` and refuses ``status`` and ``ready`` (400).
+        """
+        if claimable is not None:
+            if not claimable or status is not None or ready is not None:
+                raise BadRequest(
+                    "claimable takes only true, and not with status or ready (a claimable task is "
+                    "todo and ready)"
+                )
+            return claims.list_claimable(
+                desk, repo=repo, workplan=workplan, owner=owner, limit=limit, offset=offset
+            )
         with hub.engine.connect() as conn:
             return queries.list_tasks(
                 conn,

@@ -34,6 +34,8 @@ from statehub.errors import BadRequest, Conflict, NotFound
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from statehub.cache.indexer import IndexReport
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "get_workplan",
     "indexed_repo",
     "list_canon",
+    "list_claimable",
     "list_repos",
     "list_tasks",
     "list_workplans",
@@ -271,6 +274,34 @@ def get_task(conn: Connection, ref: str) -> TaskItem:
     if len(rows) > 1 or rows[0].conflicted:
         raise Conflict(f"task {ref} belongs to a workplan id claimed by more than one file")
     return _TASK_ITEM.read(rows[0])
+
+
+def list_claimable(
+    conn: Connection,
+    *,
+    excluded: Collection[str],
+    repo: str | None = None,
+    workplan: str | None = None,
+    owner: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page[TaskItem]:
+    """Tasks the cache shows claimable (status todo, every dependency done, not in a cycle), minus
+    ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``)."""
+    _check_page(limit, offset)
+    query = _where(
+        select(*_TASK_ITEM.columns),
+        TASKS.c.conflicted == false(),
+        TASKS.c.status == TaskStatus.TODO.value,
+        TASKS.c.ready.is_(True),
+        TASKS.c.repo == repo if repo else None,
+        TASKS.c.workplan_id == workplan if workplan else None,
+        TASKS.c.owner == owner if owner else None,
+        TASKS.c.ref.not_in(sorted(excluded)) if excluded else None,
+    )
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = conn.execute(query.order_by(TASKS.c.workplan_id, TASKS.c.position).limit(limit).offset(offset))
+    return Page([_TASK_ITEM.read(r) for r in rows], int(total))
 
 
 # canon -------------------------------------------------------------------------------------------
