@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from statehub.cli.buffer import buffer
+from statehub.cli.claims import claim, heartbeat, release
 from statehub.cli.doctor import doctor
 from statehub.cli.events import event, events
 from statehub.cli.fleet import fleet
@@ -40,5 +41,8 @@ for command in (
     token,
     buffer,
     doctor,
+    claim,
+    heartbeat,
+    release,
 ):
     main.add_command(command)
