@@ -49,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import false, select
 
-from statehub.answers import Page
 from statehub.cache import queries
 from statehub.cache.schema import TASKS
 from statehub.errors import BadRequest, Conflict
@@ -63,6 +62,7 @@ from workplans.ids import split_task_ref
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from statehub.answers import Page
     from statehub.auth.event_policy import EventAuthoriser
     from statehub.cache.answers import TaskItem
     from statehub.events import EventDesk
@@ -198,7 +198,8 @@ def _refusal(tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: fl
         if contested is not None:
             return _Refusal(
                 "contested",
-                f"task {task.ref} is contested: the upstream refused this hub's claim by {lease.actor}: {contested}",
+                f"task {task.ref} is contested: the upstream refused this hub's claim by "
+                f"{lease.actor}: {contested}",
                 {"holder": lease.actor, "upstream": contested},
             )
     refs = [task.ref, *task.depends_on]
@@ -206,7 +207,9 @@ def _refusal(tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: fl
     status, _owner = _effective(tx, task.ref, cached)
     if status != TaskStatus.TODO.value:
         return _Refusal(
-            "status", f"task {task.ref} is {status}, not todo: only a todo task can be claimed", {"status": status}
+            "status",
+            f"task {task.ref} is {status}, not todo: only a todo task can be claimed",
+            {"status": status},
         )
     for dependency in task.depends_on:
         if dependency not in cached:
@@ -313,7 +316,21 @@ def claim(
                 "workplan": task.workplan,
                 "task": task.id,
             }
-            tx.hold(Lease(ref, task.repo, task.workplan, task.id, actor, key, owner, lease_s, now, now + lease_s, "held"))
+            tx.hold(
+                Lease(
+                    ref,
+                    task.repo,
+                    task.workplan,
+                    task.id,
+                    actor,
+                    key,
+                    owner,
+                    lease_s,
+                    now,
+                    now + lease_s,
+                    "held",
+                )
+            )
             tx.insert([_submission(task, event)])
             stored = True
     if stored:
@@ -323,13 +340,13 @@ def claim(
     return Claim(ref, actor, _stamp(now + lease_s), key)
 
 
-def _holder_lease(tx: LeaseTransaction, task: TaskItem, actor: str, now: float) -> tuple[Lease | None, _Refusal | None]:
+def _holder_lease(
+    tx: LeaseTransaction, task: TaskItem, actor: str, now: float
+) -> tuple[Lease | None, _Refusal | None]:
     """``actor``'s live lease on ``task``, or why there is none (expiring a run-out lease on the way)."""
     lease = tx.lease(task.ref)
     if lease is None or lease.state != "held":
-        return None, _Refusal(
-            "not_held", f"task {task.ref} is not claimed: claim it first", {"holder": None}
-        )
+        return None, _Refusal("not_held", f"task {task.ref} is not claimed: claim it first", {"holder": None})
     if lease.actor != actor:
         until = _stamp(lease.expires_at)
         return None, _Refusal(
@@ -557,11 +574,27 @@ def _decide_one(tx: LeaseTransaction, hub: Hub, event: Event, repo: str) -> str 
         cached = _cached(hub, [ref])
         _status, owner = _effective(tx, ref, cached)
         length = float(DEFAULT_LEASE_S)
-        tx.hold(Lease(ref, repo, task.workplan, task.id, event.actor, event.key, owner, length, now, now + length, "held"))
+        tx.hold(
+            Lease(
+                ref,
+                repo,
+                task.workplan,
+                task.id,
+                event.actor,
+                event.key,
+                owner,
+                length,
+                now,
+                now + length,
+                "held",
+            )
+        )
         return None
     claim_key = data["claim"]
     if lease is None or lease.claim_key != claim_key:
-        holder = f"; it is held by {lease.actor} (claim {lease.claim_key})" if lease and lease.live(now) else ""
+        holder = (
+            f"; it is held by {lease.actor} (claim {lease.claim_key})" if lease and lease.live(now) else ""
+        )
         return f"claim {claim_key} does not hold task {ref}{holder}"
     if lease.state == "released":
         if lease.release_key == event.key:

@@ -124,8 +124,9 @@ class LeaseTransaction:
 
     def held(self, now: float | None = None, *, expired: bool = False, limit: int = 10_000) -> list[Lease]:
         """Held leases: all (``now`` None), live at ``now``, or run out by ``now`` (``expired``)."""
+        args: tuple[float, ...] = ()
         if now is None:
-            where, args = "state = 'held'", ()
+            where = "state = 'held'"
         elif expired:
             where, args = "state = 'held' AND expires_at <= ?", (now,)
         else:

@@ -78,9 +78,7 @@ class ClaimController(Controller):
         ``details.reason`` says which. 404: no such task.
         """
         authorise = event_authoriser(token_of(request))
-        return await asyncio.to_thread(
-            claims.claim, desk, ref, data.actor, data.lease_s, authorise=authorise
-        )
+        return await asyncio.to_thread(claims.claim, desk, ref, data.actor, data.lease_s, authorise=authorise)
 
     @post(
         "/{ref:str}/heartbeat",
@@ -89,7 +87,11 @@ class ClaimController(Controller):
         responses=error_responses(404, 409, *WRITE_STATUSES),
     )
     async def heartbeat(
-        self, request: Request[Any, Any, Any], desk: DeskDep, ref: FromPath[str], data: JSONBody[HeartbeatBody]
+        self,
+        request: Request[Any, Any, Any],
+        desk: DeskDep,
+        ref: FromPath[str],
+        data: JSONBody[HeartbeatBody],
     ) -> claims.Claim:
         """Extend the actor's live lease to now + ``lease_s`` (no event, no commit); 409 when the
         actor holds no live lease on the task."""

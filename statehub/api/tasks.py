@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 
-from statehub.answers import Page
 from statehub import claims
+from statehub.answers import Page
 from statehub.api.deps import DeskDep, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries

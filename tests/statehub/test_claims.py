@@ -28,7 +28,7 @@ from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import trailer_counts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from statehub.settings import Settings
 
@@ -84,10 +84,10 @@ def _plan_repo(make_repo: Callable[[str], GitRepo]) -> GitRepo:
 
 
 @pytest.fixture
-def served(client: TestClient[Any], make_repo: Callable[[str], GitRepo]) -> Iterator[tuple[TestClient[Any], GitRepo]]:
+def served(client: TestClient[Any], make_repo: Callable[[str], GitRepo]) -> tuple[TestClient[Any], GitRepo]:
     repo = _plan_repo(make_repo)
     assert client.post("/repos", json={"path": str(repo.root)}).status_code == 201
-    yield client, repo
+    return client, repo
 
 
 def _settle(client: TestClient[Any], timeout: float = 30.0) -> None:
@@ -126,7 +126,9 @@ def test_a_claim_and_its_release_go_to_the_file_byte_identical_outside_the_chang
     released = done.json()
     assert (released["status"], released["owner"], released["claim"]) == ("done", "custodian", body["key"])
     _settle(client)
-    expected = TEXT.replace('status = "todo"\r\nowner = "custodian"\r\n', 'status = "done"\r\nowner = "custodian"\r\n')
+    expected = TEXT.replace(
+        'status = "todo"\r\nowner = "custodian"\r\n', 'status = "done"\r\nowner = "custodian"\r\n'
+    )
     expected += f"- {_at(repo, released['key'])} {T01} @agt-a: shipped <!-- event:{released['key']} -->\n"
     assert _raw(repo) == expected
     assert trailer_counts(repo) == {body["key"]: 1, released["key"]: 1}
@@ -160,7 +162,11 @@ def test_a_lost_claim_says_why(served: tuple[TestClient[Any], GitRepo]) -> None:
 
     dependency = client.post(f"/tasks/{T02}/claim", json={"actor": "agt-b"})
     assert dependency.status_code == 409
-    assert dependency.json()["details"] == {"reason": "dependency", "dependency": T01, "status": "in-progress"}
+    assert dependency.json()["details"] == {
+        "reason": "dependency",
+        "dependency": T01,
+        "status": "in-progress",
+    }
     assert f"depends on {T01}" in dependency.json()["error"]
 
     status = client.post(f"/tasks/{T03}/claim", json={"actor": "agt-b"})
@@ -209,7 +215,11 @@ def test_the_holder_renews_and_heartbeats_extend(served: tuple[TestClient[Any], 
     assert beat.json()["key"] == first["key"]
     assert beat.json()["lease_expires_at"] > again["lease_expires_at"]
     state = client.get(f"/tasks/{T04}/claim").json()
-    assert (state["held"], state["actor"], state["lease_expires_at"]) == (True, "agt-a", beat.json()["lease_expires_at"])
+    assert (state["held"], state["actor"], state["lease_expires_at"]) == (
+        True,
+        "agt-a",
+        beat.json()["lease_expires_at"],
+    )
     assert state["claimable"] is False
     _settle(client)
     assert trailer_counts(repo) == {first["key"]: 1}  # a renewal and a heartbeat commit nothing
@@ -224,7 +234,10 @@ def test_claimable_lists_what_a_claim_would_win(served: tuple[TestClient[Any], G
     assert [t["ref"] for t in client.get(f"/tasks?claimable=true&workplan={PLAN}").json()["items"]] == [T04]
     client.post(f"/tasks/{T01}/release", json={"actor": "agt-a", "status": "done"})
     _settle(client)
-    assert [t["ref"] for t in client.get(f"/tasks?claimable=true&workplan={PLAN}").json()["items"]] == [T02, T04]
+    assert [t["ref"] for t in client.get(f"/tasks?claimable=true&workplan={PLAN}").json()["items"]] == [
+        T02,
+        T04,
+    ]
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -240,9 +253,7 @@ def test_a_lease_that_runs_out_is_released_by_the_hub(served: tuple[TestClient[A
     client, repo = served
     claim = client.post(f"/tasks/{T01}/claim", json={"actor": "agt-a", "lease_s": 1}).json()
     _wait(
-        lambda: any(
-            e["kind"] == "task.release" for e in client.get("/events?state=applied").json()["items"]
-        ),
+        lambda: any(e["kind"] == "task.release" for e in client.get("/events?state=applied").json()["items"]),
         "the hub released the run-out lease and the release reached the file",
     )
     assert client.get(f"/tasks/{T01}/claim").json()["claimable"]
@@ -356,14 +367,17 @@ def test_processes_and_a_server_racing_for_one_task_make_one_winner(
         wins = answers.count(200) + codes.count(0)
         assert wins == 1, (answers, codes, [o[1] for o in outs])
         assert answers.count(409) + codes.count(5) == 7
-        winner = next(json.loads(o[0])["actor"] for o, c in zip(outs, codes, strict=True) if c == 0) if 0 in codes else None
+        winner = (
+            next(json.loads(o[0])["actor"] for o, c in zip(outs, codes, strict=True) if c == 0)
+            if 0 in codes
+            else None
+        )
         state = client.get(f"/tasks/{T04}/claim").json()
         assert state["held"]
         if winner is not None:
             assert state["actor"] == winner
         _settle(client)
-    claims_in_git = [k for k in trailer_counts(repo)]
-    assert len(claims_in_git) == 1
+    assert len(trailer_counts(repo)) == 1
 
 
 def test_twenty_agents_racing_for_ten_tasks_take_each_once(
