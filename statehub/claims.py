@@ -185,6 +185,13 @@ class _Refusal:
 
 def _refusal(tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: float) -> _Refusal | None:
     """Why ``actor`` may not claim ``task`` now (inside the transaction), or None: claimable."""
+    return _decision(tx, hub, task, actor, now)[0]
+
+
+def _decision(
+    tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: float
+) -> tuple[_Refusal | None, str | None]:
+    """(why ``actor`` may not claim ``task`` now or None, the task's owner now): one cache read."""
     lease = tx.lease(task.ref)
     if lease is not None and lease.live(now) and lease.actor != actor:
         until = _stamp(lease.expires_at)
@@ -192,7 +199,7 @@ def _refusal(tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: fl
             "held",
             f"task {task.ref} is held by {lease.actor} until {until} (claim {lease.claim_key})",
             {"holder": lease.actor, "until": until, "claim": lease.claim_key},
-        )
+        ), None
     if lease is not None and lease.state == "held":
         contested = tx.contested(lease.claim_key)
         if contested is not None:
@@ -201,31 +208,31 @@ def _refusal(tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: fl
                 f"task {task.ref} is contested: the upstream refused this hub's claim by "
                 f"{lease.actor}: {contested}",
                 {"holder": lease.actor, "upstream": contested},
-            )
+            ), None
     refs = [task.ref, *task.depends_on]
     cached = _cached(hub, refs)
-    status, _owner = _effective(tx, task.ref, cached)
+    status, owner = _effective(tx, task.ref, cached)
     if status != TaskStatus.TODO.value:
         return _Refusal(
             "status",
             f"task {task.ref} is {status}, not todo: only a todo task can be claimed",
             {"status": status},
-        )
+        ), owner
     for dependency in task.depends_on:
         if dependency not in cached:
             return _Refusal(
                 "dependency",
                 f"task {task.ref} depends on {dependency}, which no registered repo has",
                 {"dependency": dependency, "status": None},
-            )
+            ), owner
         dep_status, _ = _effective(tx, dependency, cached)
         if dep_status != TaskStatus.DONE.value:
             return _Refusal(
                 "dependency",
                 f"task {task.ref} depends on {dependency}, which is {dep_status}, not done",
                 {"dependency": dependency, "status": dep_status},
-            )
-    return None
+            ), owner
+    return None, owner
 
 
 def _effective(
@@ -280,6 +287,25 @@ def _accepted(desk: EventDesk) -> None:
         callback()
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """What one decision inside the lease store's transaction came to."""
+
+    claim: Claim | None = None
+    released: Released | None = None
+    refused: _Refusal | None = None
+    stored: bool = False
+    """Whether it stored an event (a claim, a release, the release of a run-out lease)."""
+
+
+def _finish(desk: EventDesk, outcome: _Outcome) -> None:
+    """After the commit: wake the applier and relay for stored events, raise a refusal."""
+    if outcome.stored:
+        _accepted(desk)
+    if outcome.refused is not None:
+        raise outcome.refused.error()
+
+
 def claim(
     desk: EventDesk, ref: str, actor: str, lease_s: float = DEFAULT_LEASE_S, *, authorise: EventAuthoriser
 ) -> Claim:
@@ -293,76 +319,76 @@ def claim(
     _check_lease(lease_s)
     task = _task(desk.hub, ref)
     authorise.check(task.repo, actor, "task.claim")
-    stored = False
-    with desk.leases.transaction() as tx:
+
+    def decide(tx: LeaseTransaction) -> _Outcome:
+        outcome = _Outcome()
         now = time.time()
         lease = tx.lease(ref)
         if lease is not None and lease.live(now) and lease.actor == actor:
             tx.renew(ref, now + lease_s, lease_s)
-            return Claim(ref, actor, _stamp(now + lease_s), lease.claim_key)
+            outcome.claim = Claim(ref, actor, _stamp(now + lease_s), lease.claim_key)
+            return outcome
         if lease is not None and lease.state == "held" and not lease.live(now):
             _expire(tx, task, lease, now)
-            stored = True
-        refused = _refusal(tx, desk.hub, task, actor, now)
-        if refused is None:
-            cached = _cached(desk.hub, [ref])
-            _status, owner = _effective(tx, ref, cached)
-            key = new_event_key()
-            event = {
-                "key": key,
-                "kind": "task.claim",
-                "actor": actor,
-                "at": _stamp(now),
-                "workplan": task.workplan,
-                "task": task.id,
-            }
-            tx.hold(
-                Lease(
-                    ref,
-                    task.repo,
-                    task.workplan,
-                    task.id,
-                    actor,
-                    key,
-                    owner,
-                    lease_s,
-                    now,
-                    now + lease_s,
-                    "held",
-                )
+            outcome.stored = True
+        outcome.refused, owner = _decision(tx, desk.hub, task, actor, now)
+        if outcome.refused is not None:
+            return outcome
+        key = new_event_key()
+        event = {
+            "key": key,
+            "kind": "task.claim",
+            "actor": actor,
+            "at": _stamp(now),
+            "workplan": task.workplan,
+            "task": task.id,
+        }
+        tx.hold(
+            Lease(
+                ref, task.repo, task.workplan, task.id, actor, key, owner, lease_s, now, now + lease_s, "held"
             )
-            tx.insert([_submission(task, event)])
-            stored = True
-    if stored:
-        _accepted(desk)
-    if refused is not None:
-        raise refused.error()
-    return Claim(ref, actor, _stamp(now + lease_s), key)
+        )
+        tx.insert([_submission(task, event)])
+        outcome.stored = True
+        outcome.claim = Claim(ref, actor, _stamp(now + lease_s), key)
+        return outcome
+
+    outcome = desk.leases.run(decide)
+    _finish(desk, outcome)
+    assert outcome.claim is not None
+    return outcome.claim
 
 
 def _holder_lease(
-    tx: LeaseTransaction, task: TaskItem, actor: str, now: float
-) -> tuple[Lease | None, _Refusal | None]:
-    """``actor``'s live lease on ``task``, or why there is none (expiring a run-out lease on the way)."""
+    tx: LeaseTransaction, task: TaskItem, actor: str, now: float, outcome: _Outcome
+) -> Lease | None:
+    """``actor``'s live lease on ``task``, or None with ``outcome.refused`` saying why (a run-out
+    lease is released on the way)."""
     lease = tx.lease(task.ref)
     if lease is None or lease.state != "held":
-        return None, _Refusal("not_held", f"task {task.ref} is not claimed: claim it first", {"holder": None})
+        outcome.refused = _Refusal(
+            "not_held", f"task {task.ref} is not claimed: claim it first", {"holder": None}
+        )
+        return None
     if lease.actor != actor:
         until = _stamp(lease.expires_at)
-        return None, _Refusal(
+        outcome.refused = _Refusal(
             "held",
             f"task {task.ref} is held by {lease.actor} until {until}, not by {actor}",
             {"holder": lease.actor, "until": until, "claim": lease.claim_key},
         )
+        return None
     if not lease.live(now):
         _expire(tx, task, lease, now)
-        return None, _Refusal(
+        outcome.stored = True
+        outcome.refused = _Refusal(
             "not_held",
             f"the lease of {actor} on task {task.ref} ran out at {_stamp(lease.expires_at)}; "
             "the hub released it: claim it again",
             {"holder": None, "expired_at": _stamp(lease.expires_at)},
         )
-    return lease, None
+        return None
+    return lease
 
 
 def heartbeat(
@@ -377,18 +403,21 @@ def heartbeat(
         _check_lease(lease_s)
     task = _task(desk.hub, ref)
     authorise.check(task.repo, actor, "task.claim")
-    with desk.leases.transaction() as tx:
+
+    def decide(tx: LeaseTransaction) -> _Outcome:
+        outcome = _Outcome()
         now = time.time()
-        lease, refused = _holder_lease(tx, task, actor, now)
+        lease = _holder_lease(tx, task, actor, now, outcome)
         if lease is not None:
             length = lease_s if lease_s is not None else lease.lease_s
             tx.renew(ref, now + length, length)
-    if refused is not None:
-        if refused.reason == "not_held" and "expired_at" in refused.details:
-            _accepted(desk)
-        raise refused.error()
-    assert lease is not None
-    return Claim(ref, actor, _stamp(now + length), lease.claim_key)
+            outcome.claim = Claim(ref, actor, _stamp(now + length), lease.claim_key)
+        return outcome
+
+    outcome = desk.leases.run(decide)
+    _finish(desk, outcome)
+    assert outcome.claim is not None
+    return outcome.claim
 
 
 def release(
@@ -411,19 +440,23 @@ def release(
         _check_note(note)
     task = _task(desk.hub, ref)
     authorise.check(task.repo, actor, "task.release")
-    with desk.leases.transaction() as tx:
+
+    def decide(tx: LeaseTransaction) -> _Outcome:
+        outcome = _Outcome()
         now = time.time()
-        lease, refused = _holder_lease(tx, task, actor, now)
+        lease = _holder_lease(tx, task, actor, now, outcome)
         if lease is not None:
             event = _release_event(task, lease, actor, status, note, now)
             tx.release(ref, event["key"], actor, now)
             tx.insert([_submission(task, event)])
-    if refused is None or "expired_at" in refused.details:
-        _accepted(desk)
-    if refused is not None:
-        raise refused.error()
-    assert lease is not None
-    return Released(ref, actor, status, lease.prior_owner, event["key"], lease.claim_key)
+            outcome.stored = True
+            outcome.released = Released(ref, actor, status, lease.prior_owner, event["key"], lease.claim_key)
+        return outcome
+
+    outcome = desk.leases.run(decide)
+    _finish(desk, outcome)
+    assert outcome.released is not None
+    return outcome.released
 
 
 def _check_note(note: str) -> None:
@@ -568,11 +601,9 @@ def _decide_one(tx: LeaseTransaction, hub: Hub, event: Event, repo: str) -> str 
             return None  # a resend of a claim decided before
         if lease is not None and lease.state == "held" and not lease.live(now):
             _expire(tx, task, lease, now)
-        refused = _refusal(tx, hub, task, event.actor, now)
+        refused, owner = _decision(tx, hub, task, event.actor, now)
         if refused is not None:
             return refused.message
-        cached = _cached(hub, [ref])
-        _status, owner = _effective(tx, ref, cached)
         length = float(DEFAULT_LEASE_S)
         tx.hold(
             Lease(

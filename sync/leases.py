@@ -14,6 +14,13 @@ row per task that was ever claimed: its live claim (``held``) or its last one
 sent it). Times are POSIX seconds (UTC). Rows are never deleted: the next claim
 of the task replaces its row.
 
+Group commit: a commit on this file waits for the disk (``synchronous=FULL``),
+so one transaction per claim would cap claims at the disk's fsync rate. Claims
+that arrive while another batch is being decided wait in a queue; the next
+thread to take the store's turn runs all of them in one transaction, each in its
+own savepoint (an error in one undoes that one only), and commits once
+(:meth:`LeaseStore.run`). Each decision still sees every decision before it.
+
 This module stores and reads; the rules (what is claimable, what a 409 says)
 are the hub's (``statehub.claims``), which works inside :meth:`LeaseStore.transaction`.
 """
@@ -21,18 +28,22 @@ are the hub's (``statehub.claims``), which works inside :meth:`LeaseStore.transa
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.buffer import Outcome, Submission, insert_events
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Iterator, Sequence
     from pathlib import Path
+
+T = TypeVar("T")
 
 __all__ = ["STATUS_KINDS", "Lease", "LeaseStore", "LeaseTransaction", "PendingChange"]
 
@@ -174,22 +185,84 @@ class LeaseTransaction:
         return insert_events(self._db, submissions)
 
 
+@dataclass(slots=True)
+class _Work(Generic[T]):
+    """One caller's decision, waiting for its batch to commit."""
+
+    decide: Callable[[LeaseTransaction], T]
+    result: T | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 class LeaseStore(DurableFile):
     """The lease table of ``buffer.sqlite3``; one per process, safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, EVENTS_FILE_STEPS, "events file")
+        self._queue: list[_Work[object]] = []
+        self._queue_lock = threading.Lock()
+        self._turn = threading.Lock()
+        """Held by the thread deciding a batch."""
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._reader.execute("PRAGMA busy_timeout=30000")
+        self._reader_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._reader_lock:
+            self._reader.close()
+        super().close()
+
+    def run(self, decide: Callable[[LeaseTransaction], T]) -> T:
+        """``decide(tx)`` inside a write transaction shared with the decisions queued beside it
+        (group commit, see the module docstring); its result once the transaction committed.
+
+        An exception ``decide`` raises undoes its own writes only (a savepoint) and is raised
+        here; a failed commit (a full disk: StoreFull) is raised to every caller of the batch.
+        """
+        work: _Work[T] = _Work(decide)
+        with self._queue_lock:
+            self._queue.append(work)  # type: ignore[arg-type]
+        while not work.done:
+            with self._turn:
+                if work.done:
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._decide(batch)
+        if work.error is not None:
+            raise work.error
+        return work.result  # type: ignore[return-value]
+
+    def _decide(self, batch: list[_Work[object]]) -> None:
+        try:
+            with self._transaction() as db:
+                tx = LeaseTransaction(db)
+                for work in batch:
+                    db.execute("SAVEPOINT decision")
+                    try:
+                        work.result = work.decide(tx)
+                    except Exception as error:  # noqa: BLE001 - handed to its caller, the batch goes on
+                        db.execute("ROLLBACK TO decision")
+                        work.error = error
+                    db.execute("RELEASE decision")
+        except Exception as error:  # noqa: BLE001 - the commit failed: every caller of the batch hears it
+            for work in batch:
+                work.result, work.error = None, error
+        finally:
+            for work in batch:
+                work.done = True
 
     @contextmanager
     def transaction(self) -> Iterator[LeaseTransaction]:
-        """One ``BEGIN IMMEDIATE`` transaction: every other writer of the file, in any process,
-        waits until it ends; an error inside rolls back whole."""
+        """One ``BEGIN IMMEDIATE`` transaction of its own: every other writer of the file, in any
+        process, waits until it ends; an error inside rolls back whole."""
         with self._transaction() as db:
             yield LeaseTransaction(db)
 
     @contextmanager
     def reading(self) -> Iterator[LeaseTransaction]:
-        """Reads without the write lock (each statement sees a committed state): for answers that
-        decide nothing, such as the list of claimable tasks."""
-        with self._lock:
-            yield LeaseTransaction(self._db)
+        """Reads on a connection of their own (each statement sees the last commit, WAL lets them
+        run beside a write): for answers that decide nothing, such as the claimable list."""
+        with self._reader_lock:
+            yield LeaseTransaction(self._reader)
