@@ -504,7 +504,7 @@ def list_claimable(
     every dependency done, minus live leases, contested tasks and tasks with pending status events."""
     with desk.leases.reading() as tx:
         now = time.time()
-        excluded = {lease.ref for lease in tx.held(now)}
+        excluded = tx.live_refs(now)
         excluded |= set(tx.contested_refs())
         excluded |= {f"{plan}-{task}" for plan, task in tx.pending_tasks()}
     with desk.hub.engine.connect() as conn:

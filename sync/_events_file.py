@@ -85,7 +85,7 @@ CREATE TABLE lease (
 );
 CREATE INDEX lease_held ON lease (state, expires_at);
 CREATE INDEX lease_claim_key ON lease (claim_key);
-CREATE INDEX event_pending_task ON event (workplan, task, seq) WHERE state = 'pending';
+CREATE INDEX event_pending_task ON event (workplan, task, kind, seq) WHERE state = 'pending';
 """
 """Version 2: the lease store (``sync.leases``, ADR-032): one row per task that was ever claimed,
 its live or last claim; and an index for the pending events of one task (what a claim overlays on

@@ -148,6 +148,11 @@ class LeaseTransaction:
         ).fetchall()
         return [Lease(*r) for r in rows]
 
+    def live_refs(self, now: float) -> set[str]:
+        """Refs of every task under a lease that has not run out at ``now``."""
+        rows = self._db.execute("SELECT ref FROM lease WHERE state = 'held' AND expires_at > ?", (now,))
+        return {r[0] for r in rows}
+
     def contested(self, claim_key: str) -> str | None:
         """Why the upstream refused the relayed claim ``claim_key`` (it parked it), or None."""
         row = self._db.execute(

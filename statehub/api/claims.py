@@ -1,15 +1,17 @@
 """``/tasks/{ref}/claim | heartbeat | release``: take a task under a lease, keep it, give it back (ADR-032).
 
-Each handler authenticates through the token guard (``PER_EVENT``: the route
-needs a token when the hub has tokens) and authorises its one item with the
-token's event policy, as ``POST /events`` does each event: a token acts as its
-own actor, or as anyone when it is admin on the task's repo. The rules and
-answers are :mod:`statehub.claims`.
+Handlers run in Litestar's worker threads (``sync_to_thread``): concurrent
+claims meet in the lease store, which decides those that queue together in one
+transaction (group commit, ``sync.leases``). Each handler authenticates through
+the token guard (``PER_EVENT``: the route needs a token when the hub has
+tokens) and authorises its one item with the token's event policy, as
+``POST /events`` does each event: a token acts as its own actor, or as anyone
+when it is admin on the task's repo. The rules and answers are
+:mod:`statehub.claims`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -64,9 +66,10 @@ class ClaimController(Controller):
         "/{ref:str}/claim",
         status_code=HTTP_200_OK,
         opt=PER_EVENT,
+        sync_to_thread=True,
         responses=error_responses(404, 409, *WRITE_STATUSES),
     )
-    async def claim(
+    def claim(
         self, request: Request[Any, Any, Any], desk: DeskDep, ref: FromPath[str], data: JSONBody[ClaimBody]
     ) -> claims.Claim:
         """Claim the task for ``actor`` for ``lease_s`` seconds; the holder claiming again renews.
@@ -78,15 +81,16 @@ class ClaimController(Controller):
         ``details.reason`` says which. 404: no such task.
         """
         authorise = event_authoriser(token_of(request))
-        return await asyncio.to_thread(claims.claim, desk, ref, data.actor, data.lease_s, authorise=authorise)
+        return claims.claim(desk, ref, data.actor, data.lease_s, authorise=authorise)
 
     @post(
         "/{ref:str}/heartbeat",
         status_code=HTTP_200_OK,
         opt=PER_EVENT,
+        sync_to_thread=True,
         responses=error_responses(404, 409, *WRITE_STATUSES),
     )
-    async def heartbeat(
+    def heartbeat(
         self,
         request: Request[Any, Any, Any],
         desk: DeskDep,
@@ -96,25 +100,22 @@ class ClaimController(Controller):
         """Extend the actor's live lease to now + ``lease_s`` (no event, no commit); 409 when the
         actor holds no live lease on the task."""
         authorise = event_authoriser(token_of(request))
-        return await asyncio.to_thread(
-            claims.heartbeat, desk, ref, data.actor, data.lease_s, authorise=authorise
-        )
+        return claims.heartbeat(desk, ref, data.actor, data.lease_s, authorise=authorise)
 
     @post(
         "/{ref:str}/release",
         status_code=HTTP_200_OK,
         opt=PER_EVENT,
+        sync_to_thread=True,
         responses=error_responses(404, 409, *WRITE_STATUSES),
     )
-    async def release(
+    def release(
         self, request: Request[Any, Any, Any], desk: DeskDep, ref: FromPath[str], data: JSONBody[ReleaseBody]
     ) -> claims.Released:
         """End the actor's claim with a ``task.release`` event: the status given, the owner from
         before the claim, the note to Progress. 409 when the actor holds no live lease on it."""
         authorise = event_authoriser(token_of(request))
-        return await asyncio.to_thread(
-            claims.release, desk, ref, data.actor, data.status, data.note, authorise=authorise
-        )
+        return claims.release(desk, ref, data.actor, data.status, data.note, authorise=authorise)
 
     @get("/{ref:str}/claim", sync_to_thread=True, responses=error_responses(404, 409))
     def claim_state(self, desk: DeskDep, ref: FromPath[str]) -> claims.ClaimState:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 
@@ -21,8 +24,8 @@ class TaskController(Controller):
     path = "/tasks"
     tags = ["tasks"]
 
-    @get("/", sync_to_thread=False, responses=error_responses(404))
-    def list_tasks(
+    @get("/", responses=error_responses(404))
+    async def list_tasks(
         self,
         hub: HubDep,
         desk: DeskDep,
@@ -47,9 +50,19 @@ class TaskController(Controller):
                     "claimable takes only true, and not with status or ready (a claimable task is "
                     "todo and ready)"
                 )
-            return claims.list_claimable(
-                desk, repo=repo, workplan=workplan, owner=owner, limit=limit, offset=offset
+            # In a worker thread: it reads the lease store and the cache, while agents claim.
+            return await asyncio.to_thread(
+                functools.partial(
+                    claims.list_claimable,
+                    desk,
+                    repo=repo,
+                    workplan=workplan,
+                    owner=owner,
+                    limit=limit,
+                    offset=offset,
+                )
             )
+        # On the event loop, as before: a thread hop cost this hot path (bench/query.py).
         with hub.engine.connect() as conn:
             return queries.list_tasks(
                 conn,

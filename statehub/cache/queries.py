@@ -287,21 +287,30 @@ def list_claimable(
     offset: int = 0,
 ) -> Page[TaskItem]:
     """Tasks the cache shows claimable (status todo, every dependency done, not in a cycle), minus
-    ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``)."""
+    ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``).
+
+    The candidates' refs are read in list order and filtered here, then only the page's rows
+    are read: a ``NOT IN`` of a thousand held refs made the query 8x slower (bench/claims.py).
+    """
     _check_page(limit, offset)
-    query = _where(
-        select(*_TASK_ITEM.columns),
+    candidates = _where(
+        select(TASKS.c.ref),
         TASKS.c.conflicted == false(),
         TASKS.c.status == TaskStatus.TODO.value,
         TASKS.c.ready.is_(True),
         TASKS.c.repo == repo if repo else None,
         TASKS.c.workplan_id == workplan if workplan else None,
         TASKS.c.owner == owner if owner else None,
-        TASKS.c.ref.not_in(sorted(excluded)) if excluded else None,
+    ).order_by(TASKS.c.workplan_id, TASKS.c.position)
+    refs = [ref for ref in conn.execute(candidates).scalars().all() if ref not in excluded]
+    page = refs[offset : offset + limit]
+    if not page:
+        return Page([], len(refs))
+    rows = conn.execute(
+        select(*_TASK_ITEM.columns).where(TASKS.c.ref.in_(page), TASKS.c.conflicted == false())
     )
-    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = conn.execute(query.order_by(TASKS.c.workplan_id, TASKS.c.position).limit(limit).offset(offset))
-    return Page([_TASK_ITEM.read(r) for r in rows], int(total))
+    items = {item.ref: item for item in (_TASK_ITEM.read(r) for r in rows)}
+    return Page([items[ref] for ref in page if ref in items], len(refs))
 
 
 # canon -------------------------------------------------------------------------------------------
