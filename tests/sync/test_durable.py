@@ -166,7 +166,9 @@ def test_a_newer_events_file_is_refused_and_left_as_it_is(tmp_path: Path) -> Non
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(StoreTooNew, match=rf"events file version 7, this one knows up to {len(EVENTS_FILE_STEPS)}"):
+    with pytest.raises(
+        StoreTooNew, match=rf"events file version 7, this one knows up to {len(EVENTS_FILE_STEPS)}"
+    ):
         WriteBuffer(path)
     with sqlite3.connect(path) as db:
         assert schema_version(db) == 7
