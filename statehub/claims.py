@@ -513,10 +513,10 @@ def list_claimable(
         )
 
 
-def expire_leases(desk: EventDesk, limit: int = 500) -> int:
+def expire_leases(desk: EventDesk, limit: int = 500, warned: set[str] | None = None) -> int:
     """Release every lease that has run out (actor ``statehub``, note ``lease expired``, status
     todo, owner restored); returns how many. A task gone from the cache keeps its lease row until
-    it comes back (its release could not name a file)."""
+    it comes back (its release could not name a file); it is logged once per ref in ``warned``."""
     now = time.time()
     with desk.leases.reading() as tx:
         if not tx.held(now, expired=True, limit=1):
@@ -528,7 +528,10 @@ def expire_leases(desk: EventDesk, limit: int = 500) -> int:
             try:
                 task = _task(desk.hub, lease.ref)
             except Exception:  # noqa: BLE001 - a task gone from the cache (or claimed twice) waits
-                log.warning("lease on %s ran out but the task is not in the cache; kept", lease.ref)
+                if warned is None or lease.ref not in warned:
+                    log.warning("lease on %s ran out but the task is not in the cache; kept", lease.ref)
+                    if warned is not None:
+                        warned.add(lease.ref)
                 continue
             _expire(tx, task, lease, now)
             done += 1
@@ -544,6 +547,7 @@ class LeaseWorker:
         self.desk = desk
         self.every = every
         self._stop = threading.Event()
+        self._warned: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="statehub-leases", daemon=True)
 
     def start(self) -> None:
@@ -556,7 +560,7 @@ class LeaseWorker:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                expire_leases(self.desk)
+                expire_leases(self.desk, warned=self._warned)
             except Exception:  # a full disk or a busy file must not end the thread
                 log.exception("releasing run-out leases failed; will retry")
 
