@@ -15,6 +15,7 @@ from tomlkit.items import AoT, Table
 from statehub.atomic import atomic_write
 from workplans import FormatError
 from workplans._toml import load_toml
+from workplans.lines import BOM
 
 __all__ = ["HubFile", "RegisteredRepo"]
 
@@ -30,6 +31,8 @@ class HubFile:
         self.path = path
         self._read: tuple[tuple[int, ...], list[RegisteredRepo]] | None = None
         """The repos as last read, with the file's stat then: every event intake asks for them."""
+        self._bom = ""
+        """The byte order mark the file opened with when last loaded for an edit, kept on writing it."""
 
     def repos(self) -> list[RegisteredRepo]:
         """The registered repos; read again whenever the file changed (its stat), so a CLI command
@@ -48,7 +51,8 @@ class HubFile:
 
     def _parse(self) -> list[RegisteredRepo]:
         try:
-            data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
+            text = self.path.read_text(encoding="utf-8").removeprefix(BOM)  # an editor's byte order mark
+            data = load_toml(text, str(self.path))
         except FormatError as error:
             raise ValueError(f"cannot read the list of registered repos: {error}") from None
         entries = data.get("repos", [])
@@ -95,7 +99,9 @@ class HubFile:
             doc = tomlkit.document()
             doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
             return doc
-        return tomlkit.parse(self.path.read_text(encoding="utf-8"))
+        text = self.path.read_text(encoding="utf-8")
+        self._bom = BOM if text.startswith(BOM) else ""
+        return tomlkit.parse(text.removeprefix(BOM))
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
-        atomic_write(self.path, tomlkit.dumps(doc))
+        atomic_write(self.path, self._bom + tomlkit.dumps(doc))

@@ -1,0 +1,126 @@
+"""Findings of the issue 12 review, one regression test each, on real repos and a real hub home.
+
+Each test names what was tried and how it failed before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import CliRunner
+
+from statehub.cli import main
+from statehub.events import EventDesk
+from statehub.hub import Hub
+from statehub.sweep import sweep
+from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from statehub.settings import Settings
+
+MakeRepo = Callable[[str], GitRepo]
+BOM = "\ufeff"
+
+
+@pytest.fixture
+def desk(hub: Hub) -> Iterator[EventDesk]:
+    with EventDesk(hub) as opened:
+        yield opened
+
+
+def _knotted_repo(make_repo: MakeRepo) -> GitRepo:
+    """A repo whose files all read, with a cycle, a self-dependency and a workplan id claimed twice."""
+    repo = make_repo("knots")
+    knot = workplan_text(
+        "K-WP-0001",
+        [
+            {"id": "T01", "title": "one", "depends_on": ["T02"]},
+            {"id": "T02", "title": "two", "depends_on": ["T01"]},
+            {"id": "T03", "title": "three", "depends_on": ["T03"]},
+        ],
+    )
+    repo.write("workplans/K-WP-0001.md", knot)
+    twice = workplan_text("K-WP-0002", [{"id": "T01", "title": "x"}])
+    repo.write("workplans/K-WP-0002.md", twice)
+    repo.write("workplans/copy.md", twice)
+    repo.commit("knots")
+    return repo
+
+
+def test_a_hub_toml_opening_with_a_byte_order_mark_loads_and_keeps_it(
+    settings: Settings, make_repo: MakeRepo
+) -> None:
+    """Before: a person's editor saved hub.toml with a BOM and every command failed
+    ("cannot read the list of registered repos: ... invalid TOML"); adding a repo raised tomlkit's
+    "Empty key at line 1 col 0"."""
+    first, second = make_repo("first"), make_repo("second")
+    for repo in (first, second):
+        repo.write("workplans/A-WP-0001.md", workplan_text("A-WP-0001", [{"id": "T01", "title": "x"}]))
+        repo.commit()
+    settings.ensure_dirs()
+    settings.hub_file.write_text(
+        f'{BOM}# my repos\n[[repos]]\nslug = "first"\npath = "{first.root}"\n', encoding="utf-8"
+    )
+    with Hub(settings) as hub:
+        assert [r.slug for r in hub.repos()] == ["first"]
+    result = CliRunner().invoke(main, ["repos", "add", str(second.root)])
+    assert result.exit_code == 0, result.output
+    text = settings.hub_file.read_text(encoding="utf-8")
+    assert text.startswith(f"{BOM}# my repos\n") and text.count(BOM) == 1
+    with Hub(settings) as hub:
+        assert sorted(r.slug for r in hub.repos()) == ["first", "second"]
+
+
+def test_repos_add_prints_the_duplicate_ids_and_cycles_it_found(
+    settings: Settings, make_repo: MakeRepo
+) -> None:
+    """Before: ``statehub repos add`` printed "registered knots: 3 files, 3 parsed, 0 removed" and no
+    error, while ``--json`` and ``repos refresh`` listed the duplicate id, the cycle and the
+    self-dependency (found across files after each parsed)."""
+    del settings
+    repo = _knotted_repo(make_repo)
+    result = CliRunner().invoke(main, ["repos", "add", str(repo.root)])
+    assert result.exit_code == 0, result.output
+    as_json = CliRunner().invoke(main, ["repos", "add", "--json", str(repo.root)])
+    [detail] = json.loads(as_json.output)
+    assert len(detail["errors"]) == 4
+    assert "4 file errors" in result.output
+    for error in detail["errors"]:
+        assert f"{error['path']}: {error['message']}" in result.output
+    assert "dependency cycle T01 -> T02 -> T01" in result.output
+    assert "depends on itself (T03 -> T03)" in result.output
+    assert "workplan id K-WP-0002 is also claimed" in result.output
+
+
+def test_sweeps_call_a_cycle_a_dependency_cycle_and_the_doctor_gives_its_own_remedy(
+    hub: Hub, desk: EventDesk, make_repo: MakeRepo
+) -> None:
+    """Before: a sweep listed the cycle and the self-dependency as kind ``file-error``, and the doctor
+    told the person to "fix the file (events to it wait until it reads)" although the file reads and
+    events to it apply."""
+    repo = _knotted_repo(make_repo)
+    repo.write("workplans/broken.md", "+++\nid = \n+++\n")
+    repo.commit("a file that does not read")
+    hub.register(repo.root)
+    [swept] = sweep(desk).repos
+    kinds = sorted((f.kind, f.path) for f in swept.findings)
+    assert kinds == [
+        ("dependency-cycle", "workplans/K-WP-0001.md"),
+        ("dependency-cycle", "workplans/K-WP-0001.md"),
+        ("duplicate-id", "workplans/K-WP-0002.md"),
+        ("duplicate-id", "workplans/copy.md"),
+        ("file-error", "workplans/broken.md"),
+    ]
+    result = CliRunner().invoke(main, ["doctor", "--json"])
+    [diagnosis] = json.loads(result.output)["repos"]
+    remedies = {
+        p["message"].split(":", 1)[0]: p["remedy"] for p in diagnosis["problems"] if p["kind"] == "file-error"
+    }
+    assert remedies["workplans/broken.md"] == "fix the file (events to it wait until it reads)"
+    assert remedies["workplans/K-WP-0001.md"].startswith("remove one depends_on entry along the cycle")
+    assert remedies["workplans/copy.md"].startswith("give one of the files another id")
