@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 import pytest
 from click.testing import CliRunner
 
+from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
 from statehub.events import EventDesk
 from statehub.hub import Hub
 from statehub.sweep import sweep
 from tests.gitfixtures import GitRepo, workplan_text
+from tests.statehub.eventfixtures import event, plan_repo, trailer_counts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -124,3 +126,38 @@ def test_sweeps_call_a_cycle_a_dependency_cycle_and_the_doctor_gives_its_own_rem
     assert remedies["workplans/broken.md"] == "fix the file (events to it wait until it reads)"
     assert remedies["workplans/K-WP-0001.md"].startswith("remove one depends_on entry along the cycle")
     assert remedies["workplans/copy.md"].startswith("give one of the files another id")
+
+
+def test_an_event_to_a_workplan_not_committed_yet_says_so_and_how_to_fix_it(
+    hub: Hub, desk: EventDesk, make_repo: MakeRepo
+) -> None:
+    """Before: an event to a new workplan the person had not committed yet waited with
+    "uncommitted changes in workplans/NEW-WP-0001.md", as if the person had edited a committed
+    file, and the doctor's remedy said to commit or revert "that change"."""
+    repo = plan_repo(make_repo)
+    hub.register(repo.root)
+    new = "workplans/NEW-WP-0001.md"
+    repo.write(new, workplan_text("NEW-WP-0001", [{"id": "T01", "title": "x"}]))
+    hub.refresh()  # the watcher's part: the cache serves the new file
+    [answer] = desk.submit(
+        event("NEW1", kind="progress.note", workplan="NEW-WP-0001", task="T01"), authorise=LOCAL_COMMAND
+    )
+    assert answer.result == "accepted"
+    desk.apply_pending()
+    found = desk.buffer.get("NEW1")
+    assert found is not None
+    said = (
+        f"{new} is not committed yet: the hub commits only over committed files; commit it "
+        f"(git -C {repo.root} add {new}, then git commit) and the events apply"
+    )
+    assert (found.state.value, found.reason) == ("pending", said)
+    result = CliRunner().invoke(main, ["doctor", "--json"])
+    [waiting] = [
+        p for p in json.loads(result.output)["repos"][0]["problems"] if p["kind"] == "events-waiting"
+    ]
+    assert (
+        waiting["remedy"] == f"commit it (git -C {repo.root} add {new}, then git commit) and the events apply"
+    )
+    repo.commit("the new plan")
+    desk.apply_pending()
+    assert trailer_counts(repo) == {"NEW1": 1}
