@@ -38,8 +38,8 @@ from statehub.cache.indexed import LastIndex, last_indexed
 from statehub.cache.schema import FILE_ERRORS, REPOS
 from statehub.errors import NotAGitRepo, NotFound
 from statehub.events.relaying import relay_status
-from statehub.gitrepo import git_said
-from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect
+from statehub.gitrepo import git_dirs, git_said
+from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect, stops
 from statehub.health import RelayHealth, as_relay_health, not_a_repo
 from statehub.sweep import latest_sweep
 from sync.buffer import PendingGroup
@@ -167,6 +167,8 @@ def _git(repo: RegisteredRepo, tracked: str | None, probe: bool, timeout: float)
     except NotAGitRepo as error:
         return not_a_repo(repo.slug, repo.path, error)
     except git.GitCommandError as error:
+        if stopped := [p for p in stops(git_dirs(repo.path), tracked) if p.stops_writes]:
+            return stopped[0]  # a state git cannot say itself (a reftable repo for an older git)
         return Problem(
             "git-error",
             f"git cannot read {repo.path}: {git_said(error)}; its events wait",

@@ -9,12 +9,15 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import git
 import pytest
 from click.testing import CliRunner
 
 from statehub.auth import LOCAL_COMMAND
 from statehub.cli import main
+from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
+from statehub.gitrepo import git_said, open_repo
 from statehub.hub import Hub
 from statehub.sweep import sweep
 from tests.gitfixtures import GitRepo, workplan_text
@@ -161,3 +164,43 @@ def test_an_event_to_a_workplan_not_committed_yet_says_so_and_how_to_fix_it(
     repo.commit("the new plan")
     desk.apply_pending()
     assert trailer_counts(repo) == {"NEW1": 1}
+
+
+def _as_reftable(repo: GitRepo) -> None:
+    """What ``git init --ref-format=reftable`` (git 2.45+) leaves, as far as an older git and the
+    hub see it: the extension in the config, a ``reftable/`` dir holding the refs, and HEAD
+    pointing at ``refs/heads/.invalid``. (The git here is too old to make a real one.)"""
+    repo.git("config", "core.repositoryformatversion", "1")
+    repo.git("config", "extensions.refStorage", "reftable")
+    git_dir = repo.root / ".git"
+    (git_dir / "reftable").mkdir()
+    (git_dir / "refs" / "heads" / "main").rename(git_dir / "reftable" / "main-as-it-was")
+    (git_dir / "HEAD").write_text("ref: refs/heads/.invalid\n", encoding="utf-8")
+
+
+def test_a_reftable_repo_stops_writes_with_its_reason_and_remedy(
+    hub: Hub, desk: EventDesk, make_repo: MakeRepo
+) -> None:
+    """Before: the hub read HEAD's ref file, found no commit and said the events wait because
+    "the branch has no commit ...; commit it", the sweep exited 0 and the doctor quoted git cut
+    short ("fatal: unknown repository extension found:", without the extension's name)."""
+    repo = plan_repo(make_repo)
+    hub.register(repo.root)
+    _as_reftable(repo)
+    [answer] = desk.submit(event("RT1", kind="progress.note"), authorise=LOCAL_COMMAND)
+    assert answer.result == "accepted"
+    desk.apply_pending()
+    found = desk.buffer.get("RT1")
+    assert found is not None and found.state.value == "pending" and found.reason is not None
+    assert "keeps its refs in the reftable format" in found.reason
+    assert f"git -C {repo.root} refs migrate --ref-format=files" in found.reason
+    swept = CliRunner().invoke(main, ["sweep"])
+    assert swept.exit_code == NEEDS_A_PERSON, swept.output
+    doctor = CliRunner().invoke(main, ["doctor", "--json"])
+    assert doctor.exit_code == NEEDS_A_PERSON
+    [diagnosis] = json.loads(doctor.output)["repos"]
+    [problem] = [p for p in diagnosis["problems"] if p["stops_writes"]]
+    assert problem["remedy"].startswith(f"convert it to the files format (git -C {repo.root} refs migrate")
+    with pytest.raises(git.GitCommandError) as raised:
+        open_repo(repo.root).git.status()
+    assert git_said(raised.value) == "fatal: unknown repository extension found: refstorage"
