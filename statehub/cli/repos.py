@@ -48,7 +48,7 @@ def repos() -> None:
 def _report_line(report: IndexReport, errors_now: int | None = None) -> str:
     """One repo's pass; ``errors_now`` (the repo's file errors after it) replaces the count of new ones."""
     if errors_now is not None:
-        errors = f", {errors_now} file errors" if errors_now else ""
+        errors = f", {errors_now} file error{'s' if errors_now > 1 else ''}" if errors_now else ""
     else:
         errors = f", {len(report.errors)} new file errors" if report.errors else ""
     return f"{report.repo}: {report.files} files, {report.parsed} parsed, {report.removed} removed{errors}"

@@ -76,7 +76,7 @@ def test_the_example_check_sees_an_undocumented_command() -> None:
 def test_repos_add_list_refresh_remove(run: Run, repo: GitRepo) -> None:
     added = run("repos", "add", str(repo.root))
     assert added.exit_code == 0
-    assert "registered ops: 3 files, 3 parsed, 0 removed, 1 new file errors" in added.output
+    assert "registered ops: 3 files, 3 parsed, 0 removed, 1 file error" in added.output
     assert "workplans/broken.md:1: a workplan must open with TOML front matter" in added.output
 
     listed = json.loads(run("repos", "list", "--json").output)
