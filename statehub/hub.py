@@ -219,13 +219,12 @@ class Hub:
             for slug in cached - listed:
                 remove_repo_rows(conn, slug, limits=self.settings.file_limits)
                 scope = None  # a whole repo went away: recompute everything
-            for repo in self.repos():
-                if repo.path.is_dir():
-                    report = index_repo(
-                        conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
-                    )
-                    if scope is not None:
-                        scope.merge(report.scope)
+            for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
+                report = index_repo(
+                    conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
+                )
+                if scope is not None:
+                    scope.merge(report.scope)
             recompute_derived(conn, scope)
 
     @staticmethod
