@@ -48,7 +48,7 @@ __all__ = ["RepoWatcher", "WatchLayout"]
 
 log = logging.getLogger(__name__)
 
-STEP_MS = 50
+STEP_MS = 30
 """A batch ends once no change arrived for this long (watchfiles ``step``)."""
 DEBOUNCE_MS = 200
 """A burst is cut into batches at most this long (watchfiles ``debounce``)."""

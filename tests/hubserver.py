@@ -53,7 +53,7 @@ class HubServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # imports alone take 20 s on a loaded 2-core machine
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hub server exited: {self.log.read_text()}")
@@ -62,7 +62,7 @@ class HubServer:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise RuntimeError(f"hub server did not answer in 20 s: {self.log.read_text()}")
+        raise RuntimeError(f"hub server did not answer in 60 s: {self.log.read_text()}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
