@@ -125,8 +125,10 @@ def main() -> int:
                     plan_id = corpus.plans[repo.name][0]
                     path = repo / "workplans" / f"{plan_id}.md"
                     text = path.read_text(encoding="utf-8")
-                    now, then = ("todo", "done") if 'status = "todo"' in text else ("done", "todo")
-                    changed = text.replace(f'status = "{now}"', f'status = "{then}"', 1)
+                    at = text.index('status = "', text.index('id = "T01"'))  # T01's own status line
+                    then = "done" if text.startswith('status = "todo"', at) else "todo"
+                    now = "todo" if then == "done" else "done"
+                    changed = text[:at] + text[at:].replace(f'status = "{now}"', f'status = "{then}"', 1)
                     started = time.perf_counter()
                     _save(path, changed, atomic=number % 2 == 1)
                     latencies.append(_until_shown(client, f"{plan_id}-T01", then) - started)

@@ -79,9 +79,15 @@ def index_repo(
         return _index_missing(
             conn, report, root, gone, old_prefixes, derive=derive, empty=empty, limits=limits
         )
-    if not empty:  # back (or never gone): no note of it missing
+    if not empty:  # back (or never gone): no note of it missing (by repo and path: indexed)
         conn.execute(
-            delete(FILE_ERRORS).where(and_(FILE_ERRORS.c.repo == slug, FILE_ERRORS.c.origin == MISSING_TREE))
+            delete(FILE_ERRORS).where(
+                and_(
+                    FILE_ERRORS.c.repo == slug,
+                    FILE_ERRORS.c.path == ".",
+                    FILE_ERRORS.c.origin == MISSING_TREE,
+                )
+            )
         )
     prefixes = declared_prefixes(root, limits)
     declared[slug] = prefixes
