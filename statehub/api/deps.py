@@ -17,15 +17,33 @@ from typing import Annotated
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.cache.queries import MAX_LIMIT
 from statehub.events import EventDesk
 from statehub.hub import Hub
 from sync.rooms import Rooms
+from workplans.events import EVENT_KEY
+from workplans.manifest import SLUG
 
-__all__ = ["DEPENDENCIES", "DeskDep", "HubDep", "Limit", "Offset", "RepoFilter", "RoomsDep"]
+__all__ = [
+    "DEPENDENCIES",
+    "MAX_NAME",
+    "PRINTABLE",
+    "DeskDep",
+    "DocPath",
+    "EventKey",
+    "HubDep",
+    "Limit",
+    "NamePath",
+    "NameQuery",
+    "Offset",
+    "RepoFilter",
+    "RequiredName",
+    "RoomsDep",
+    "SlugPath",
+]
 
 HubDep = NamedDependency[Hub]
 DeskDep = NamedDependency[EventDesk]
@@ -33,9 +51,52 @@ RoomsDep = NamedDependency[Rooms]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="At most this many items (1-1000).")]
 Offset = Annotated[int, QueryParameter(ge=0, le=MAX_QUERY_INT, description="Skip this many items.")]
+
+# -- names in paths and queries: the bounds the hub enforces, stated in the OpenAPI document ---------------
+# Litestar checks ``pattern`` and ``max_length`` before the handler (a value outside them is 400 in the
+# one error shape) and writes them into the document, so a client (and schemathesis) knows them (ADR-031).
+
+MAX_NAME = 255
+"""The longest name (slug, id, reference, owner, machine) the hub takes in a path or a query: a
+file or directory name's length on every file system the hub runs on; none of the hub's names is longer."""
+MAX_DOC = 1024
+"""The longest ``{doc}`` of ``/sync`` (``<slug>/<path>/save``): a repo-relative path and its slug."""
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+"""No control character (U+0000-U+001F, U+007F): ``statehub.api.inputbounds`` refuses one in any URL."""
+
+_SLUG_RULE = "a repo slug: lower-case letters, digits and . _ - (workplans.manifest.SLUG)"
+
 RepoFilter = Annotated[
     str | None,
-    QueryParameter(description="Only this registered repo (slug); 404 when no repo has that slug."),
+    QueryParameter(
+        pattern=SLUG.pattern,
+        max_length=MAX_NAME,
+        description=f"Only this registered repo, by {_SLUG_RULE}; 404 when no repo has that slug.",
+    ),
+]
+SlugPath = Annotated[
+    str, PathParameter(pattern=SLUG.pattern, max_length=MAX_NAME, description=f"The repo, by {_SLUG_RULE}.")
+]
+EventKey = Annotated[
+    str,
+    PathParameter(
+        pattern=EVENT_KEY.pattern,
+        description="An event's key: letters, digits and . _ : -, at most 128 (workplans.events.EVENT_KEY).",
+    ),
+]
+NamePath = Annotated[str, PathParameter(pattern=PRINTABLE, min_length=1, max_length=MAX_NAME)]
+"""An id or a reference in a path (``/workplans/{workplan_id}``): what it names is looked up, 404 if none."""
+NameQuery = Annotated[str | None, QueryParameter(pattern=PRINTABLE, max_length=MAX_NAME)]
+"""An optional name filter (``?owner=``, ``?host=``): matched as given, no match is an empty list."""
+RequiredName = Annotated[str, QueryParameter(pattern=PRINTABLE, min_length=1, max_length=MAX_NAME)]
+"""A name the route needs (``/fleet/drain-plan?machine=``)."""
+DocPath = Annotated[
+    str,
+    PathParameter(
+        pattern=PRINTABLE,
+        max_length=MAX_DOC,
+        description="``<repo slug>/<path>/save``, path ``statehub.toml`` or ``registry/fleet.toml``.",
+    ),
 ]
 
 
