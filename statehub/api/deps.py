@@ -17,6 +17,7 @@ from typing import Annotated
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Example
 from litestar.params import PathParameter, QueryParameter
 
 from statehub.api.inputbounds import MAX_QUERY_INT
@@ -31,18 +32,21 @@ __all__ = [
     "DEPENDENCIES",
     "MAX_NAME",
     "PRINTABLE",
+    "CanonIdPath",
     "DeskDep",
     "DocPath",
     "EventKey",
     "HubDep",
     "Limit",
-    "NamePath",
     "NameQuery",
     "Offset",
     "RepoFilter",
     "RequiredName",
     "RoomsDep",
     "SlugPath",
+    "TaskRefPath",
+    "WorkplanIdPath",
+    "name_in_path",
 ]
 
 HubDep = NamedDependency[Hub]
@@ -66,29 +70,59 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 _SLUG_RULE = "a repo slug: lower-case letters, digits and . _ - (workplans.manifest.SLUG)"
 
+
+def _example(value: str) -> list[Example]:
+    """A parameter's example in the document (Swagger UI shows it; schemathesis' examples phase sends it)."""
+    return [Example(value=value)]
+
+
+def name_in_path(example: str, description: str) -> PathParameter:
+    """An id or a reference in a path (``/workplans/{workplan_id}``): no control character, at most
+    :data:`MAX_NAME`; what it names is looked up as given, 404 if nothing has it."""
+    return PathParameter(
+        pattern=PRINTABLE,
+        min_length=1,
+        max_length=MAX_NAME,
+        description=description,
+        examples=_example(example),
+    )
+
+
 RepoFilter = Annotated[
     str | None,
     QueryParameter(
         pattern=SLUG.pattern,
         max_length=MAX_NAME,
         description=f"Only this registered repo, by {_SLUG_RULE}; 404 when no repo has that slug.",
+        examples=_example("ops"),
     ),
 ]
 SlugPath = Annotated[
-    str, PathParameter(pattern=SLUG.pattern, max_length=MAX_NAME, description=f"The repo, by {_SLUG_RULE}.")
+    str,
+    PathParameter(
+        pattern=SLUG.pattern,
+        max_length=MAX_NAME,
+        description=f"The repo, by {_SLUG_RULE}.",
+        examples=_example("ops"),
+    ),
 ]
 EventKey = Annotated[
     str,
     PathParameter(
         pattern=EVENT_KEY.pattern,
         description="An event's key: letters, digits and . _ : -, at most 128 (workplans.events.EVENT_KEY).",
+        examples=_example("01JZ3K7T2Q9"),
     ),
 ]
-NamePath = Annotated[str, PathParameter(pattern=PRINTABLE, min_length=1, max_length=MAX_NAME)]
-"""An id or a reference in a path (``/workplans/{workplan_id}``): what it names is looked up, 404 if none."""
+WorkplanIdPath = Annotated[str, name_in_path("OPS-WP-0001", "A workplan id.")]
+TaskRefPath = Annotated[str, name_in_path("OPS-WP-0001-T02", "A task reference: <workplan id>-<task id>.")]
+CanonIdPath = Annotated[str, name_in_path("ADR-001", "A canon document's id.")]
 NameQuery = Annotated[str | None, QueryParameter(pattern=PRINTABLE, max_length=MAX_NAME)]
 """An optional name filter (``?owner=``, ``?host=``): matched as given, no match is an empty list."""
-RequiredName = Annotated[str, QueryParameter(pattern=PRINTABLE, min_length=1, max_length=MAX_NAME)]
+RequiredName = Annotated[
+    str,
+    QueryParameter(pattern=PRINTABLE, min_length=1, max_length=MAX_NAME, examples=_example("railiance01")),
+]
 """A name the route needs (``/fleet/drain-plan?machine=``)."""
 DocPath = Annotated[
     str,
@@ -96,6 +130,7 @@ DocPath = Annotated[
         pattern=PRINTABLE,
         max_length=MAX_DOC,
         description="``<repo slug>/<path>/save``, path ``statehub.toml`` or ``registry/fleet.toml``.",
+        examples=_example("ops/statehub.toml/save"),
     ),
 ]
 

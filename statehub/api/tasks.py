@@ -6,7 +6,7 @@ from litestar import Controller, get
 from litestar.params import FromQuery
 
 from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, NamePath, NameQuery, Offset, RepoFilter
+from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, TaskRefPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import TaskItem
@@ -45,7 +45,7 @@ class TaskController(Controller):
             )
 
     @get("/{ref:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_task(self, hub: HubDep, ref: NamePath) -> TaskItem:
+    def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskItem:
         """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice."""
         with hub.engine.connect() as conn:
             return queries.get_task(conn, ref)

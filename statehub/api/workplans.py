@@ -11,7 +11,7 @@ from litestar import Controller, get
 from litestar.params import FromQuery
 
 from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, NamePath, NameQuery, Offset, RepoFilter
+from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, WorkplanIdPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import WorkplanDetail, WorkplanItem
@@ -41,7 +41,7 @@ class WorkplanController(Controller):
             )
 
     @get("/{workplan_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_workplan(self, hub: HubDep, workplan_id: NamePath) -> WorkplanDetail:
+    def get_workplan(self, hub: HubDep, workplan_id: WorkplanIdPath) -> WorkplanDetail:
         """One workplan with its body and tasks; 409 when two files claim its id."""
         with hub.engine.connect() as conn:
             return queries.get_workplan(conn, workplan_id)

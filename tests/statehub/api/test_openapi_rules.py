@@ -24,11 +24,11 @@ from statehub.app import create_app
 from statehub.auth.guard import OPEN_PATHS
 from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
-from statehub.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from statehub.settings import Settings
     from tests.gitfixtures import GitRepo
 
 Client = TestClient  # type: ignore[type-arg]
