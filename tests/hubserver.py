@@ -51,7 +51,7 @@ class HubServer:
         *,
         watch: bool = False,
         env: Mapping[str, str] | None = None,
-        start_timeout: float = 20,
+        start_timeout: float = 60,
     ) -> None:
         self.home = home
         self.port = port or free_port()

@@ -1,5 +1,11 @@
 """What the controllers are given, and the parameters several of them take, declared once.
 
+Parameters: paging (``Limit``, ``Offset``) and every name a path or a query
+carries, each with the bounds the hub checks and the OpenAPI document states
+(``pattern``, ``maxLength``, an example; ADR-031): a slug matches the
+manifest's slug rule, an event key the event key rule, any other name holds no
+control character and at most :data:`MAX_NAME` characters.
+
 Dependencies (each a ``NamedDependency``, provided synchronously from the app's
 state, which the lifespan fills): ``hub`` (:class:`statehub.hub.Hub`), ``desk``
 (:class:`statehub.events.EventDesk`), ``rooms`` (:class:`sync.rooms.Rooms`).

@@ -134,8 +134,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     fleet_home = base / "fleet-home"
     init_root_key(fleet_home / "data" / "token-root.key")
     admin = mint(load_root_key(fleet_home / "data" / "token-root.key"), "agt-admin", "admin").to_base64()
-    dev = HubServer(base / "dev-home", start_timeout=60)
-    fleet = HubServer(fleet_home, env={"STATEHUB_PROFILE": "fleet"}, start_timeout=60)
+    dev = HubServer(base / "dev-home")
+    fleet = HubServer(fleet_home, env={"STATEHUB_PROFILE": "fleet"})
     started: list[Run] = []
     try:
         dev.launch()
