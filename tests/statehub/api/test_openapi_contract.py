@@ -8,8 +8,10 @@ in every phase (examples, coverage, fuzzing, stateful) with the repo's
 must find no failure.
 
 Runtime: both runs go at once, :data:`MAX_EXAMPLES` test cases per operation
-and phase; about 1,000 test cases per hub, some 30-50 s in all on a loaded
-2-core machine. It cannot hang: every request has a timeout
+in fuzzing and stateful; about 1,000 test cases per hub (the coverage phase
+makes most), some 45 s of CPU in all (hub start-up included). On the shared
+2-core machine under a load average of 12-15 that was 41 s of set-up and 93 s
+of runs. It cannot hang: every request has a timeout
 (``--request-timeout``), each run a deadline (:data:`RUN_DEADLINE`, then it is
 killed), and the servers stop with the test process (``HubServer`` asks the
 kernel to send them SIGTERM when it dies).
