@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import click
@@ -39,7 +40,32 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
         raise HubCommandError(error) from None
     auth = "tokens required" if app.state.auth.required else "open, no tokens (loopback only)"
     say(f"State Hub ({settings.profile}, {auth}) on http://{settings.host}:{settings.port}/")
-    uvicorn.Server(server_config(app, settings)).run()
+    server = uvicorn.Server(server_config(app, settings))
+    quiet = _StartupFailure(app)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(quiet)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's exit when the lifespan failed to open something
+        failed: HubError | None = app.state.get("startup_error")
+        if failed is not None:
+            raise HubCommandError(failed) from None
+        raise
+    finally:
+        uvicorn_log.removeFilter(quiet)
+
+
+class _StartupFailure(logging.Filter):
+    """Hides uvicorn's report of a startup that failed with a hub error (the lifespan's whole
+    traceback, then "Application startup failed"): ``serve`` says it in one line with its exit
+    code instead, as every command does. Any other failure is logged as uvicorn logs it."""
+
+    def __init__(self, app: Litestar) -> None:
+        super().__init__()
+        self.app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or self.app.state.get("startup_error") is None
 
 
 def server_config(app: Litestar, settings: Settings) -> uvicorn.Config:
