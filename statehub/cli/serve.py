@@ -26,8 +26,6 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
 
     Example: statehub serve --host 127.0.0.1 --port 8750
     """
-    import uvicorn
-
     from statehub.app import create_app
 
     settings = load_settings()
@@ -40,6 +38,18 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
         raise HubCommandError(error) from None
     auth = "tokens required" if app.state.auth.required else "open, no tokens (loopback only)"
     say(f"State Hub ({settings.profile}, {auth}) on http://{settings.host}:{settings.port}/")
+    run_server(app, settings)
+
+
+def run_server(app: Litestar, settings: Settings) -> None:
+    """Run ``app`` with uvicorn until it stops: how ``serve`` and ``make dev-hub`` run the hub.
+
+    A startup that fails with a hub or library error (the lifespan's ``startup_error``: an
+    unreadable hub.toml, a store written by a newer State Hub) is raised as
+    :class:`HubCommandError`, one line and its exit code, instead of uvicorn's traceback.
+    """
+    import uvicorn
+
     server = uvicorn.Server(server_config(app, settings))
     quiet = _StartupFailure(app)
     uvicorn_log = logging.getLogger("uvicorn.error")
