@@ -146,6 +146,11 @@ def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings: Set
         (("tasks", "--limit", "0"), 2, "invalid limit 0: use 1 to 1000"),
         (("repos", "remove", "nope"), 4, "no repo registered as 'nope'"),
         (("repos", "refresh", "nope"), 4, "no repo registered as 'nope'"),
+        # a --repo naming no registered repo is 404 on the API: here too, not an empty list
+        (("tasks", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("workplans", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("canon", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("events", "--repo", "nope"), 4, "no repo registered as 'nope'"),
     ],
 )
 def test_errors_exit_non_zero_with_one_clear_line(
