@@ -151,6 +151,7 @@ def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings: Set
         (("workplans", "--repo", "nope"), 4, "no repo registered as 'nope'"),
         (("canon", "--repo", "nope"), 4, "no repo registered as 'nope'"),
         (("events", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("sweep", "nope"), 4, "no repo registered as 'nope'"),  # before any progress bar
     ],
 )
 def test_errors_exit_non_zero_with_one_clear_line(
