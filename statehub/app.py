@@ -27,7 +27,7 @@ from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
-from statehub.errors import LIBRARY_ERRORS
+from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
 from statehub.events import ApplierWorker, EventDesk
 from statehub.events.relaying import start_relay
 from statehub.hub import Hub
@@ -64,22 +64,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Each resource joins the stack as soon as it is open: leaving, or failing to open
         # the next one, closes those already open, newest first.
+        # A hub or library error while opening (an unreadable hub.toml, a store written by a
+        # newer State Hub) is kept as ``startup_error``: ``statehub serve`` says it in one line.
         async with AsyncExitStack() as stack:
-            hub = app.state.hub = stack.enter_context(Hub(settings))
-            app.state.rooms = await stack.enter_async_context(open_rooms(hub))
-            watcher = app.state.watcher = RepoWatcher(hub)
-            if settings.watch:
-                watcher.start()
-                stack.push_async_callback(watcher.stop)
-                hub.on_repos_changed.append(watcher.repos_changed)
-            stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
-            desk = app.state.events = stack.enter_context(EventDesk(hub))
-            applier = ApplierWorker(desk)
-            applier.start()
-            stack.callback(applier.stop)
-            relay = start_relay(desk)
-            if relay is not None:
-                stack.callback(relay.stop)
+            try:
+                hub = app.state.hub = stack.enter_context(Hub(settings))
+                app.state.rooms = await stack.enter_async_context(open_rooms(hub))
+                watcher = app.state.watcher = RepoWatcher(hub)
+                if settings.watch:
+                    watcher.start()
+                    stack.push_async_callback(watcher.stop)
+                    hub.on_repos_changed.append(watcher.repos_changed)
+                stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
+                desk = app.state.events = stack.enter_context(EventDesk(hub))
+                applier = ApplierWorker(desk)
+                applier.start()
+                stack.callback(applier.stop)
+                relay = start_relay(desk)
+                if relay is not None:
+                    stack.callback(relay.stop)
+            except (HubError, *LIBRARY_ERRORS) as error:
+                app.state.startup_error = as_hub_error(error)
+                raise
             yield
 
     routes = RouteTable()

@@ -318,20 +318,14 @@ def _names(names: frozenset[str]) -> str:
 
 
 def _known_repo(request: AnyRequest, repo: str) -> None:
-    """NotFound naming ``repo`` unless it is registered (or, for the event list, has events stored).
-
-    The write buffer keeps events for a repo that is not (or no longer) registered,
-    rejected ones included; ``GET /events?repo=`` must still list them.
-    """
-    hub: Hub = request.app.state.hub
-    try:
+    """NotFound naming ``repo`` unless it is registered (:meth:`Hub.repo`) or, for the event list,
+    has events stored (:meth:`EventDesk.known_repo`): the same rules the CLI's ``--repo`` obeys."""
+    if request.route_handler.opt.get(REPO_IN_BUFFER):
+        desk: EventDesk = request.app.state.events
+        desk.known_repo(repo)
+    else:
+        hub: Hub = request.app.state.hub
         hub.repo(repo)
-    except NotFound:
-        if request.route_handler.opt.get(REPO_IN_BUFFER):
-            desk: EventDesk = request.app.state.events
-            if desk.buffer.list_events(repo=repo, limit=1, offset=0)[1]:
-                return
-        raise
 
 
 def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Response[None] | None]]:

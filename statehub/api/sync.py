@@ -31,7 +31,7 @@ from statehub.api.deps import MAX_NAME, PRINTABLE, DocPath, HubDep, RoomsDep
 from statehub.api.errorshape import WRITE_STATUSES, error_body, error_responses
 from statehub.auth import refuse_socket, requires, token_of
 from statehub.editing import RoomItem, SaveAnswer
-from statehub.errors import HubError
+from statehub.errors import HubError, as_hub_error
 from sync.saving import RoomError
 
 __all__ = ["LitestarChannel", "SyncController", "repo_of_doc"]
@@ -155,7 +155,7 @@ class SyncController(Controller):
                 await socket.accept()
                 leave = await room.serve(LitestarChannel(socket, manifest.name), person)
         except RoomError as error:  # raised before accept: nothing of the file was sent
-            await _refuse(socket, editing.room_error(error))
+            await _refuse(socket, as_hub_error(error))
             return
         if leave.code is not None:
             await socket.close(code=leave.code, reason=_close_reason(leave.reason))
