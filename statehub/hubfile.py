@@ -1,7 +1,9 @@
 """``hub.toml``: which repos are registered, kept in the config dir, never only in the cache.
 
 Delete the cache and restart: this file is what brings every repo back.
-Written with tomlkit so a person's comments in it survive.
+Written with tomlkit so a person's comments in it survive. A file the hub
+cannot read is a :class:`~statehub.errors.SetupError` (exit 3; a 500 naming the
+file on the API): the hub is configured so it cannot run until a person fixes it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
+from tomlkit.exceptions import ParseError as TomlkitParseError
 from tomlkit.items import AoT, Table
 
 from statehub.atomic import atomic_write
+from statehub.errors import SetupError
 from workplans import FormatError
 from workplans._toml import load_toml
 from workplans.lines import BOM
@@ -54,13 +58,13 @@ class HubFile:
             text = self.path.read_text(encoding="utf-8").removeprefix(BOM)  # an editor's byte order mark
             data = load_toml(text, str(self.path))
         except FormatError as error:
-            raise ValueError(f"cannot read the list of registered repos: {error}") from None
+            raise SetupError(f"cannot read the list of registered repos: {error}") from None
         entries = data.get("repos", [])
         if not isinstance(entries, list) or not all(
             isinstance(r, dict) and isinstance(r.get("slug"), str) and isinstance(r.get("path"), str)
             for r in entries
         ):
-            raise ValueError(
+            raise SetupError(
                 f"cannot read the list of registered repos: {self.path} must hold [[repos]] tables "
                 'each with slug = "..." and path = "..."'
             )
@@ -101,7 +105,10 @@ class HubFile:
             return doc
         text = self.path.read_text(encoding="utf-8")
         self._bom = BOM if text.startswith(BOM) else ""
-        return tomlkit.parse(text.removeprefix(BOM))
+        try:
+            return tomlkit.parse(text.removeprefix(BOM))
+        except TomlkitParseError as error:
+            raise SetupError(f"cannot read the list of registered repos: {self.path}: {error}") from None
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
         atomic_write(self.path, self._bom + tomlkit.dumps(doc))

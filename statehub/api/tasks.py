@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, TaskRefPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import TaskItem
@@ -24,9 +24,9 @@ class TaskController(Controller):
         self,
         hub: HubDep,
         repo: RepoFilter = None,
-        workplan: FromQuery[str | None] = None,
+        workplan: NameQuery = None,
         status: FromQuery[TaskStatus | None] = None,
-        owner: FromQuery[str | None] = None,
+        owner: NameQuery = None,
         ready: FromQuery[bool | None] = None,
         limit: Limit = 100,
         offset: Offset = 0,
@@ -45,7 +45,7 @@ class TaskController(Controller):
             )
 
     @get("/{ref:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_task(self, hub: HubDep, ref: FromPath[str]) -> TaskItem:
+    def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskItem:
         """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice."""
         with hub.engine.connect() as conn:
             return queries.get_task(conn, ref)
