@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import git
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -21,6 +22,7 @@ from statehub.gitrepo import git_said, open_repo
 from statehub.hub import Hub
 from statehub.sweep import sweep
 from tests.gitfixtures import GitRepo, workplan_text
+from tests.hubserver import HubServer
 from tests.statehub.eventfixtures import event, plan_repo, trailer_counts
 
 if TYPE_CHECKING:
@@ -204,3 +206,24 @@ def test_a_reftable_repo_stops_writes_with_its_reason_and_remedy(
     with pytest.raises(git.GitCommandError) as raised:
         open_repo(repo.root).git.status()
     assert git_said(raised.value) == "fatal: unknown repository extension found: refstorage"
+
+
+def test_a_half_saved_hub_toml_makes_a_running_servers_health_degraded_not_a_500(
+    served_settings: Settings, make_repo: MakeRepo
+) -> None:
+    """Before: with hub.toml mistyped under a running server (an editor mid-save), GET /state/health
+    answered 500 ("the hub failed to answer this request") while every write had stopped."""
+    repo = plan_repo(make_repo)
+    assert CliRunner().invoke(main, ["repos", "add", str(repo.root)]).exit_code == 0
+    good = served_settings.hub_file.read_text(encoding="utf-8")
+    with HubServer(served_settings.config_dir.parent) as server:
+        served_settings.hub_file.write_text("[[repos]\n" + good, encoding="utf-8")
+        answer = httpx.get(f"{server.url}/state/health", timeout=30)
+        assert answer.status_code == 200, answer.text
+        health = answer.json()
+        assert health["status"] == "degraded"
+        [problem] = health["problems"]
+        assert problem.startswith(f"cannot read the list of registered repos: {served_settings.hub_file}")
+        assert problem.endswith(f"fix {served_settings.hub_file}")
+        served_settings.hub_file.write_text(good, encoding="utf-8")
+        assert httpx.get(f"{server.url}/state/health", timeout=30).json()["status"] == "ok"
