@@ -244,7 +244,9 @@ def scan_repo_tree(root: Path, top: str, suffix: str) -> Iterator[TreeEntry]:
     """Every regular file under directory ``top`` of ``root`` whose name ends with ``suffix``,
     and every entry the hub refuses there, walked without following links.
 
-    Names starting with ``.`` are skipped. A symbolic link (to a file or a
+    Names starting with ``.`` are skipped, and so is a directory holding a
+    ``.git`` (a submodule or a repo cloned inside this one): its files belong to
+    that other repo, which is registered on its own if at all. A symbolic link (to a file or a
     directory, whatever its name) and a FIFO, socket or device named ``*suffix``
     are yielded with their ``error``; a symbolic link or special file at ``top``
     itself (or on the way to it) is yielded as one entry for ``top``. Nothing a
@@ -267,7 +269,19 @@ def scan_repo_tree(root: Path, top: str, suffix: str) -> Iterator[TreeEntry]:
     except RepoPathError as error:
         yield TreeEntry(error.path, os.stat(root), error.reason)
         return
+    if _other_repo(fd):
+        os.close(fd)
+        return
     yield from _walk_fd(fd, top, suffix)
+
+
+def _other_repo(fd: int) -> bool:
+    """Whether the directory open at ``fd`` is the top of another work tree (it holds ``.git``)."""
+    try:
+        os.stat(".git", dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
@@ -291,6 +305,9 @@ def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
                 except OSError as error:
                     if error.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link meanwhile
                         yield TreeEntry(rel, info, IS_SYMLINK)
+                    continue
+                if _other_repo(child):
+                    os.close(child)
                     continue
                 yield from _walk_fd(child, rel, suffix)
             elif entry.name.endswith(suffix):

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from statehub import claims
-from statehub.api.deps import DeskDep
+from statehub.api.deps import DeskDep, TaskRefPath
 from statehub.api.errorshape import WRITE_STATUSES, error_responses
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
@@ -70,7 +70,7 @@ class ClaimController(Controller):
         responses=error_responses(404, 409, *WRITE_STATUSES),
     )
     def claim(
-        self, request: Request[Any, Any, Any], desk: DeskDep, ref: FromPath[str], data: JSONBody[ClaimBody]
+        self, request: Request[Any, Any, Any], desk: DeskDep, ref: TaskRefPath, data: JSONBody[ClaimBody]
     ) -> claims.Claim:
         """Claim the task for ``actor`` for ``lease_s`` seconds; the holder claiming again renews.
 
@@ -94,7 +94,7 @@ class ClaimController(Controller):
         self,
         request: Request[Any, Any, Any],
         desk: DeskDep,
-        ref: FromPath[str],
+        ref: TaskRefPath,
         data: JSONBody[HeartbeatBody],
     ) -> claims.Claim:
         """Extend the actor's live lease to now + ``lease_s`` (no event, no commit); 409 when the
@@ -110,7 +110,7 @@ class ClaimController(Controller):
         responses=error_responses(404, 409, *WRITE_STATUSES),
     )
     def release(
-        self, request: Request[Any, Any, Any], desk: DeskDep, ref: FromPath[str], data: JSONBody[ReleaseBody]
+        self, request: Request[Any, Any, Any], desk: DeskDep, ref: TaskRefPath, data: JSONBody[ReleaseBody]
     ) -> claims.Released:
         """End the actor's claim with a ``task.release`` event: the status given, the owner from
         before the claim, the note to Progress. 409 when the actor holds no live lease on it."""
@@ -118,7 +118,7 @@ class ClaimController(Controller):
         return claims.release(desk, ref, data.actor, data.status, data.note, authorise=authorise)
 
     @get("/{ref:str}/claim", sync_to_thread=True, responses=error_responses(404, 409))
-    def claim_state(self, desk: DeskDep, ref: FromPath[str]) -> claims.ClaimState:
+    def claim_state(self, desk: DeskDep, ref: TaskRefPath) -> claims.ClaimState:
         """Who holds the task and until when, whether it is contested (a dev hub whose relayed claim
         the upstream refused), and whether a new claim would win now."""
         return claims.claim_state(desk, ref)

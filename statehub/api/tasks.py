@@ -6,11 +6,11 @@ import asyncio
 import functools
 
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from statehub import claims
 from statehub.answers import Page
-from statehub.api.deps import DeskDep, HubDep, Limit, Offset, RepoFilter
+from statehub.api.deps import DeskDep, HubDep, Limit, NameQuery, Offset, RepoFilter, TaskRefPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import TaskItem
@@ -30,9 +30,9 @@ class TaskController(Controller):
         hub: HubDep,
         desk: DeskDep,
         repo: RepoFilter = None,
-        workplan: FromQuery[str | None] = None,
+        workplan: NameQuery = None,
         status: FromQuery[TaskStatus | None] = None,
-        owner: FromQuery[str | None] = None,
+        owner: NameQuery = None,
         ready: FromQuery[bool | None] = None,
         claimable: FromQuery[bool | None] = None,
         limit: Limit = 100,
@@ -76,7 +76,7 @@ class TaskController(Controller):
             )
 
     @get("/{ref:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_task(self, hub: HubDep, ref: FromPath[str]) -> TaskItem:
+    def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskItem:
         """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice."""
         with hub.engine.connect() as conn:
             return queries.get_task(conn, ref)

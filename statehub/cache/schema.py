@@ -28,9 +28,10 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL;
-6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py)."""
+6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py); 7: ``source_file``
+keeps ctime and inode too (an editor's atomic rename with the same size and mtime is seen, ADR-030)."""
 
 
 def _json() -> Any:
@@ -63,6 +64,10 @@ class SourceFileRow(SQLModel, table=True):
     mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     """Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL."""
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    ctime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """The inode's change time: a rename onto the path, a chmod or a write moves it (ADR-030)."""
+    inode: int = Field(sa_column=Column(BigInteger, nullable=False))
+    """The file's inode number: an atomic-rename save puts a new inode at the path."""
 
 
 class FileErrorRow(SQLModel, table=True):
@@ -75,7 +80,8 @@ class FileErrorRow(SQLModel, table=True):
     message: str
     origin: str = "parse"
     """'parse' for problems inside the file, 'prefix' for an id outside its repo's prefixes,
-    'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle."""
+    'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle,
+    'work-tree' for a registered work tree that is missing (path ``.``, ADR-030)."""
 
 
 class WorkplanRow(SQLModel, table=True):

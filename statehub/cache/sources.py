@@ -18,9 +18,19 @@ from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_rep
 from workplans import MANIFEST_PATH, parse_canon, parse_manifest, parse_workplan
 
 if TYPE_CHECKING:
+    import os
     from pathlib import Path
 
-__all__ = ["SOURCE_KINDS", "Rows", "SourceKind", "json_safe", "kind_of", "scan_sources"]
+__all__ = [
+    "SOURCE_KINDS",
+    "Rows",
+    "ScannedFile",
+    "SourceKind",
+    "json_safe",
+    "kind_of",
+    "may_hold_sources",
+    "scan_sources",
+]
 
 Rows = dict[Table, list[dict[str, Any]]]
 
@@ -141,6 +151,30 @@ def kind_of(path: str) -> str | None:
     return None
 
 
+def may_hold_sources(path: str) -> bool:
+    """Whether a change at repo-relative POSIX ``path`` can change what the hub indexes of the repo.
+
+    ``path`` is a file or a directory, created, changed, moved or gone (a watcher
+    cannot tell which once it is gone): the repo root itself (``""``), a source
+    file (:func:`kind_of`), anything under ``workplans/`` or ``canon/`` (a
+    directory renamed, moved in or out, deleted), or a directory on the way to a
+    single source file (``registry`` for ``registry/fleet.toml``). A name starting
+    with ``.`` (an editor's swap or temp file) is never indexed and changes nothing.
+    """
+    if path in ("", "."):
+        return True
+    if path.rpartition("/")[2].startswith("."):
+        return False
+    if kind_of(path) is not None or path.partition("/")[0] in _MARKDOWN_DIRS:
+        return True
+    return any(single.startswith(path + "/") for single in _SINGLE_FILES)
+
+
+def _signed64(value: int) -> int:
+    """An unsigned 64-bit stat field (an inode number) as the signed BIGINT the cache stores."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 @dataclass(frozen=True, slots=True)
 class ScannedFile:
     """An indexable path: its kind, its own stat (links not followed), and why it is refused.
@@ -148,13 +182,22 @@ class ScannedFile:
     ``error`` is None for a regular file inside the repo; otherwise the path is a
     file error and is never read (ADR-022): ``is a symbolic link``, ``is not a
     regular file``. The path may be a directory (``workplans``, ``registry``)
-    when that directory is a link.
+    when that directory is a link. The stat identity is size, mtime, ctime and
+    inode (nanoseconds; the inode as a signed 64-bit number): an editor's
+    atomic-rename save with the same size and mtime still puts a new inode and
+    ctime at the path (ADR-030).
     """
 
     kind: str
     mtime_ns: int
     size: int
+    ctime_ns: int
+    inode: int
     error: str | None = None
+
+    @classmethod
+    def of(cls, kind: str, info: os.stat_result, error: str | None = None) -> ScannedFile:
+        return cls(kind, info.st_mtime_ns, info.st_size, info.st_ctime_ns, _signed64(info.st_ino), error)
 
 
 def scan_sources(root: Path) -> dict[str, ScannedFile]:
@@ -178,13 +221,13 @@ def scan_sources(root: Path) -> dict[str, ScannedFile]:
                     continue
             else:
                 info = (root / rel).lstat()
-            found[error.path] = ScannedFile(kind, info.st_mtime_ns, info.st_size, error.reason)
+            found[error.path] = ScannedFile.of(kind, info, error.reason)
             continue
         except OSError:
             continue
         if info is not None:
-            found[rel] = ScannedFile(kind, info.st_mtime_ns, info.st_size)
+            found[rel] = ScannedFile.of(kind, info)
     for top, kind in _MARKDOWN_DIRS.items():
         for entry in scan_repo_tree(root, top, ".md"):
-            found[entry.path] = ScannedFile(kind, entry.stat.st_mtime_ns, entry.stat.st_size, entry.error)
+            found[entry.path] = ScannedFile.of(kind, entry.stat, entry.error)
     return found

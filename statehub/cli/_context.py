@@ -37,8 +37,8 @@ def load_settings() -> Settings:
 def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
     try:
         hub = Hub(load_settings(), reconcile=reconcile)
-    except ValueError as error:  # an unreadable hub.toml
-        raise setup_error(error) from None
+    except HubError as error:  # e.g. an unreadable hub.toml (SetupError, exit 3)
+        raise HubCommandError(error) from None
     with hub:
         yield hub
 

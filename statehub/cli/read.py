@@ -37,6 +37,8 @@ def tasks(
     """
     chosen = parse_choice(TaskStatus, "status", status)
     with open_hub() as hub, hub.engine.connect() as conn:
+        if repo is not None:
+            hub.repo(repo)  # NotFound (exit 4), as the API's 404: not an empty list
         page = queries.list_tasks(
             conn,
             status=chosen,
@@ -70,6 +72,8 @@ def workplans(
     """
     chosen = parse_choice(WorkplanStatus, "status", status)
     with open_hub() as hub, hub.engine.connect() as conn:
+        if repo is not None:
+            hub.repo(repo)  # NotFound (exit 4), as the API's 404: not an empty list
         page = queries.list_workplans(conn, status=chosen, owner=owner, repo=repo, limit=limit, offset=offset)
     if as_json:
         print_json(page)
@@ -95,6 +99,8 @@ def canon(
     kind_ = parse_choice(CanonKind, "kind", kind)
     status_ = parse_choice(CanonStatus, "status", status)
     with open_hub() as hub, hub.engine.connect() as conn:
+        if repo is not None:
+            hub.repo(repo)  # NotFound (exit 4), as the API's 404: not an empty list
         page = queries.list_canon(conn, kind=kind_, status=status_, repo=repo, limit=limit, offset=offset)
     if as_json:
         print_json(page)

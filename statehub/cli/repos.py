@@ -45,8 +45,12 @@ def repos() -> None:
     """
 
 
-def _report_line(report: IndexReport) -> str:
-    errors = f", {len(report.errors)} new file errors" if report.errors else ""
+def _report_line(report: IndexReport, errors_now: int | None = None) -> str:
+    """One repo's pass; ``errors_now`` (the repo's file errors after it) replaces the count of new ones."""
+    if errors_now is not None:
+        errors = f", {errors_now} file error{'s' if errors_now > 1 else ''}" if errors_now else ""
+    else:
+        errors = f", {len(report.errors)} new file errors" if report.errors else ""
     return f"{report.repo}: {report.files} files, {report.parsed} parsed, {report.removed} removed{errors}"
 
 
@@ -61,14 +65,17 @@ def add(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     with open_hub() as hub:
         reports = [hub.register(path) for path in paths]
-        if as_json:
-            with hub.engine.connect() as conn:
-                print_json([queries.get_repo(conn, r.repo) for r in reports])
-            return
-        for report in reports:
-            say(f"registered {_report_line(report)}")
-            for problem in report.errors:
-                say("  ", (str(problem), "red"))
+        with hub.engine.connect() as conn:
+            details = [queries.get_repo(conn, r.repo) for r in reports]
+    if as_json:
+        print_json(details)
+        return
+    # The repo's errors as the cache holds them after the whole pass, not the parse errors alone:
+    # a duplicate id or a dependency cycle is found across files, after each file parsed.
+    for report, detail in zip(reports, details, strict=True):
+        say(f"registered {_report_line(report, len(detail.errors))}")
+        for error in detail.errors:
+            say("  ", (f"{_where(error)}: {error.message}", "red"))
 
 
 @repos.command("list")

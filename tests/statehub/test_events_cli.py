@@ -93,3 +93,16 @@ def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
 def test_every_event_command_documents_an_example() -> None:
     for args in (["event", "status"], ["event", "note"], ["event", "add"], ["event"], ["events"], ["sweep"]):
         assert "Example:" in run(*args, "--help").output
+
+
+def test_events_of_a_repo_no_longer_registered_are_still_listed_by_repo(repo: GitRepo) -> None:
+    """``--repo`` obeys the API's rule (``EventDesk.known_repo``): a slug neither registered nor
+    in the buffer is exit 4; one the buffer holds events for is listed after it is removed."""
+    assert run("event", "status", "CUST-WP-0054-T02", "done", "--key", "R1").exit_code == 0
+    assert run("repos", "remove", "the-custodian").exit_code == 0
+    listed = run("events", "--repo", "the-custodian", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [e["key"] for e in json.loads(listed.output)["items"]] == ["R1"]
+    unknown = run("events", "--repo", "elsewhere")
+    assert unknown.exit_code == 4
+    assert "no repo registered as 'elsewhere'" in unknown.output

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -76,7 +78,7 @@ def test_the_example_check_sees_an_undocumented_command() -> None:
 def test_repos_add_list_refresh_remove(run: Run, repo: GitRepo) -> None:
     added = run("repos", "add", str(repo.root))
     assert added.exit_code == 0
-    assert "registered ops: 3 files, 3 parsed, 0 removed, 1 new file errors" in added.output
+    assert "registered ops: 3 files, 3 parsed, 0 removed, 1 file error" in added.output
     assert "workplans/broken.md:1: a workplan must open with TOML front matter" in added.output
 
     listed = json.loads(run("repos", "list", "--json").output)
@@ -144,6 +146,12 @@ def test_rebuild_prints_counts_and_errors(run: Run, repo: GitRepo, settings: Set
         (("tasks", "--limit", "0"), 2, "invalid limit 0: use 1 to 1000"),
         (("repos", "remove", "nope"), 4, "no repo registered as 'nope'"),
         (("repos", "refresh", "nope"), 4, "no repo registered as 'nope'"),
+        # a --repo naming no registered repo is 404 on the API: here too, not an empty list
+        (("tasks", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("workplans", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("canon", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("events", "--repo", "nope"), 4, "no repo registered as 'nope'"),
+        (("sweep", "nope"), 4, "no repo registered as 'nope'"),  # before any progress bar
     ],
 )
 def test_errors_exit_non_zero_with_one_clear_line(
@@ -210,3 +218,40 @@ def test_a_hub_toml_entry_without_a_path_is_one_clear_line(run: Run, settings_ho
     result = run("tasks")
     assert result.exit_code == 3
     assert 'each with slug = "..." and path = "..."' in _one_error_line(result.output)
+
+
+def _serve_failing(settings_home: Path) -> subprocess.CompletedProcess[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "STATEHUB_HOME": str(settings_home), "STATEHUB_WATCH": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "statehub", "serve", "--port", str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_serve_says_an_unreadable_hub_toml_in_one_line(settings_home: Path) -> None:
+    """What fails while the server opens is said as every command says it: one line, exit 3,
+    not uvicorn's page of traceback."""
+    (settings_home / "config").mkdir(parents=True, exist_ok=True)
+    (settings_home / "config" / "hub.toml").write_text("[[repos]\n", encoding="utf-8")
+    result = _serve_failing(settings_home)
+    assert result.returncode == 3
+    assert "cannot read the list of registered repos" in _one_error_line(result.stderr)
+
+
+def test_serve_says_a_store_from_a_newer_state_hub_in_one_line(settings_home: Path) -> None:
+    data = settings_home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(data / "rooms.sqlite3")) as db:
+        db.execute("PRAGMA user_version = 99")
+    result = _serve_failing(settings_home)
+    assert result.returncode == 3
+    assert "was written by a newer State Hub" in _one_error_line(result.stderr)
+    with contextlib.closing(sqlite3.connect(data / "rooms.sqlite3")) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 99  # refused, left as it was
