@@ -494,14 +494,18 @@ def claim_state(desk: EventDesk, ref: str) -> ClaimState:
 def list_claimable(
     desk: EventDesk,
     *,
+    claimable: bool = True,
     repo: str | None = None,
     workplan: str | None = None,
+    status: TaskStatus | None = None,
     owner: str | None = None,
+    ready: bool | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
-    """Tasks a claim would win now, in workplan id then file order: the cache's todo tasks with
-    every dependency done, minus live leases, contested tasks and tasks with pending status events."""
+    """Tasks a claim would win now (``claimable=False``: would not), in workplan id then file order,
+    with the filters of ``GET /tasks``: the cache's todo tasks with every dependency done, minus
+    live leases, contested tasks and tasks with pending status events."""
     with desk.leases.reading() as tx:
         now = time.time()
         excluded = tx.live_refs(now)
@@ -509,7 +513,16 @@ def list_claimable(
         excluded |= {f"{plan}-{task}" for plan, task in tx.pending_tasks()}
     with desk.hub.engine.connect() as conn:
         return queries.list_claimable(
-            conn, excluded=excluded, repo=repo, workplan=workplan, owner=owner, limit=limit, offset=offset
+            conn,
+            excluded=excluded,
+            claimable=claimable,
+            repo=repo,
+            workplan=workplan,
+            status=status,
+            owner=owner,
+            ready=ready,
+            limit=limit,
+            offset=offset,
         )
 
 

@@ -35,27 +35,37 @@ LeaseSeconds = Annotated[
 ]
 
 
-class ClaimBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+Note = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2000,
+        pattern=r"^(?![\s\S]*[\r\n])(?!.*-->).*\S.*$",
+        description="One line for ## Progress: not blank, no '-->', at most 2000 characters.",
+    ),
+]
+
+
+class ClaimBody(msgspec.Struct, frozen=True):
     """``POST /tasks/{ref}/claim``' body."""
 
     actor: Actor
     lease_s: LeaseSeconds = claims.DEFAULT_LEASE_S
 
 
-class HeartbeatBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class HeartbeatBody(msgspec.Struct, frozen=True):
     """``POST /tasks/{ref}/heartbeat``' body; ``lease_s`` left out: the lease's own length."""
 
     actor: Actor
     lease_s: LeaseSeconds | None = None
 
 
-class ReleaseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ReleaseBody(msgspec.Struct, frozen=True):
     """``POST /tasks/{ref}/release``' body: the status the task gets (todo | done | blocked) and an
     optional note for ``## Progress``."""
 
     actor: Actor
     status: TaskStatus
-    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    note: Note | None = None
 
 
 class ClaimController(Controller):

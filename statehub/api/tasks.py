@@ -14,7 +14,6 @@ from statehub.api.deps import DeskDep, HubDep, Limit, NameQuery, Offset, RepoFil
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import TaskItem
-from statehub.errors import BadRequest
 from workplans import TaskStatus
 
 __all__ = ["TaskController"]
@@ -41,23 +40,21 @@ class TaskController(Controller):
         """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done.
 
         ``claimable=true``: what a claim would win now (todo, every dependency done, no live
-        lease, nothing pending, not contested: ``statehub.claims``); it takes ``repo``,
-        ``workplan`` and ``owner`` and refuses ``status`` and ``ready`` (400).
+        lease, nothing pending, not contested: ``statehub.claims``); ``claimable=false``: the
+        rest. The other filters narrow either.
         """
         if claimable is not None:
-            if not claimable or status is not None or ready is not None:
-                raise BadRequest(
-                    "claimable takes only true, and not with status or ready (a claimable task is "
-                    "todo and ready)"
-                )
             # In a worker thread: it reads the lease store and the cache, while agents claim.
             return await asyncio.to_thread(
                 functools.partial(
                     claims.list_claimable,
                     desk,
+                    claimable=claimable,
                     repo=repo,
                     workplan=workplan,
+                    status=status,
                     owner=owner,
+                    ready=ready,
                     limit=limit,
                     offset=offset,
                 )

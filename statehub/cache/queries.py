@@ -280,29 +280,38 @@ def list_claimable(
     conn: Connection,
     *,
     excluded: Collection[str],
+    claimable: bool = True,
     repo: str | None = None,
     workplan: str | None = None,
+    status: TaskStatus | None = None,
     owner: str | None = None,
+    ready: bool | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
-    """Tasks the cache shows claimable (status todo, every dependency done, not in a cycle), minus
-    ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``).
+    """Tasks, filtered as :func:`list_tasks`, that a claim would win now (``claimable``) or would not.
 
-    The candidates' refs are read in list order and filtered here, then only the page's rows
-    are read: a ``NOT IN`` of a thousand held refs made the query 8x slower (bench/claims.py).
+    Claimable: status todo and ready in the cache (every dependency done, not in a cycle) and not
+    in ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``).
+    The matching refs are read in list order and sorted out here, then only the page's rows are
+    read: a ``NOT IN`` of a thousand held refs made the query 8x slower (bench/claims.py).
     """
     _check_page(limit, offset)
-    candidates = _where(
-        select(TASKS.c.ref),
+    matching = _where(
+        select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready),
         TASKS.c.conflicted == false(),
-        TASKS.c.status == TaskStatus.TODO.value,
-        TASKS.c.ready.is_(True),
         TASKS.c.repo == repo if repo else None,
         TASKS.c.workplan_id == workplan if workplan else None,
+        TASKS.c.status == status.value if status is not None else None,
         TASKS.c.owner == owner if owner else None,
+        TASKS.c.ready == ready if ready is not None else None,
     ).order_by(TASKS.c.workplan_id, TASKS.c.position)
-    refs = [ref for ref in conn.execute(candidates).scalars().all() if ref not in excluded]
+    todo = TaskStatus.TODO.value
+    refs = [
+        row.ref
+        for row in conn.execute(matching).all()
+        if (row.status == todo and bool(row.ready) and row.ref not in excluded) is claimable
+    ]
     page = refs[offset : offset + limit]
     if not page:
         return Page([], len(refs))

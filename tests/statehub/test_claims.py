@@ -193,15 +193,26 @@ def test_bad_bodies_are_400(served: tuple[TestClient[Any], GitRepo]) -> None:
         {"actor": "agt a"},
         {"actor": "agt-a", "lease_s": 0},
         {"actor": "agt-a", "lease_s": claims.MAX_LEASE_S + 1},
-        {"actor": "agt-a", "extra": 1},
         {},
     ):
         assert client.post(f"/tasks/{T01}/claim", json=body).status_code == 400, body
     for status in ("in-progress", "cancelled"):
         answer = client.post(f"/tasks/{T01}/release", json={"actor": "agt-a", "status": status})
         assert answer.status_code in (400, 409), answer.text
-    assert client.get("/tasks?claimable=false").status_code == 400
-    assert client.get("/tasks?claimable=true&status=todo").status_code == 400
+    blank = client.post(f"/tasks/{T01}/claim", json={"actor": "agt-a"})
+    assert (
+        client.post(
+            f"/tasks/{T01}/release", json={"actor": "agt-a", "status": "done", "note": " "}
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            f"/tasks/{T01}/release", json={"actor": "agt-a", "status": "done", "note": "a-->b"}
+        ).status_code
+        == 400
+    )
+    assert client.get(f"/tasks/{T01}/claim").json()["key"] == blank.json()["key"]  # nothing released
 
 
 def test_the_holder_renews_and_heartbeats_extend(served: tuple[TestClient[Any], GitRepo]) -> None:
@@ -230,6 +241,10 @@ def test_claimable_lists_what_a_claim_would_win(served: tuple[TestClient[Any], G
     listed = client.get(f"/tasks?claimable=true&workplan={PLAN}").json()
     assert [t["ref"] for t in listed["items"]] == [T01, T04]
     assert listed["total"] == 2
+    rest = client.get(f"/tasks?claimable=false&workplan={PLAN}").json()
+    assert [t["ref"] for t in rest["items"]] == [T02, T03]
+    assert client.get(f"/tasks?claimable=true&workplan={PLAN}&status=in-progress").json()["total"] == 0
+    assert client.get(f"/tasks?claimable=true&workplan={PLAN}&owner=custodian").json()["total"] == 1
     client.post(f"/tasks/{T01}/claim", json={"actor": "agt-a"})
     assert [t["ref"] for t in client.get(f"/tasks?claimable=true&workplan={PLAN}").json()["items"]] == [T04]
     client.post(f"/tasks/{T01}/release", json={"actor": "agt-a", "status": "done"})
