@@ -12,7 +12,7 @@ when it is admin on the task's repo. The rules and answers are
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -64,7 +64,8 @@ class ReleaseBody(msgspec.Struct, frozen=True):
     optional note for ``## Progress``."""
 
     actor: Actor
-    status: TaskStatus
+    status: Literal["todo", "done", "blocked"]
+    """What the task becomes (``workplans.events.RELEASE_STATUSES``)."""
     note: Note | None = None
 
 
@@ -125,7 +126,7 @@ class ClaimController(Controller):
         """End the actor's claim with a ``task.release`` event: the status given, the owner from
         before the claim, the note to Progress. 409 when the actor holds no live lease on it."""
         authorise = event_authoriser(token_of(request))
-        return claims.release(desk, ref, data.actor, data.status, data.note, authorise=authorise)
+        return claims.release(desk, ref, data.actor, TaskStatus(data.status), data.note, authorise=authorise)
 
     @get("/{ref:str}/claim", sync_to_thread=True, responses=error_responses(404, 409))
     def claim_state(self, desk: DeskDep, ref: TaskRefPath) -> claims.ClaimState:
