@@ -140,7 +140,16 @@ def test_unknown_query_parameters_are_400_on_every_get_route(client: Client) -> 
 
 def test_the_task_list_names_its_parameters(client: Client) -> None:
     body = assert_shape(client.get("/tasks?state=done"), 400)
-    assert body["details"]["allowed"] == ["claimable", "limit", "offset", "owner", "ready", "repo", "status", "workplan"]
+    assert body["details"]["allowed"] == [
+        "claimable",
+        "limit",
+        "offset",
+        "owner",
+        "ready",
+        "repo",
+        "status",
+        "workplan",
+    ]
     assert "status" in body["error"]
 
 
