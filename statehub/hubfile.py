@@ -1,20 +1,21 @@
 """``hub.toml``: which repos are registered, kept in the config dir, never only in the cache.
 
 Delete the cache and restart: this file is what brings every repo back.
-Written with tomlkit so a person's comments in it survive.
+Written with tomlkit so a person's comments in it survive; read with tomllib, and tomlkit
+is loaded only to write (a read command does not load it; canon/ADR-033).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tomlkit
-from tomlkit.items import AoT, Table
-
-from statehub.atomic import atomic_write
-from workplans import FormatError
 from workplans._toml import load_toml
+from workplans.errors import FormatError
+
+if TYPE_CHECKING:
+    import tomlkit
 
 __all__ = ["HubFile", "RegisteredRepo"]
 
@@ -63,6 +64,9 @@ class HubFile:
         return [RegisteredRepo(r["slug"], Path(r["path"])) for r in entries]
 
     def add(self, repo: RegisteredRepo) -> None:
+        import tomlkit
+        from tomlkit.items import AoT
+
         doc = self._load()
         repos = doc.get("repos")
         if not isinstance(repos, AoT):
@@ -80,6 +84,9 @@ class HubFile:
         self._write(doc)
 
     def remove(self, slug: str) -> None:
+        import tomlkit
+        from tomlkit.items import AoT, Table
+
         doc = self._load()
         repos = doc.get("repos")
         if isinstance(repos, AoT):
@@ -91,6 +98,8 @@ class HubFile:
         self._write(doc)
 
     def _load(self) -> tomlkit.TOMLDocument:
+        import tomlkit
+
         if not self.path.exists():
             doc = tomlkit.document()
             doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
@@ -98,4 +107,8 @@ class HubFile:
         return tomlkit.parse(self.path.read_text(encoding="utf-8"))
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
+        import tomlkit
+
+        from statehub.atomic import atomic_write
+
         atomic_write(self.path, tomlkit.dumps(doc))

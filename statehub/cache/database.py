@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel
 
+from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.schema import META, SCHEMA_VERSION
 
 __all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]

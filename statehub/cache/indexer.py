@@ -23,12 +23,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
+from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.indexed import forget_indexed, record_indexed
 from statehub.cache.prefixes import claim_problem
+from statehub.cache.scan import ScannedFile, scan_sources
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, SOURCE_FILES, TASKS, WORKPLANS
-from statehub.cache.sources import SOURCE_KINDS, ScannedFile, scan_sources
+from statehub.cache.sources import SOURCE_KINDS
 from statehub.repofiles import FileLimits, RepoPathError, count_task_tables, read_repo_file
 from workplans import MANIFEST_PATH, FileProblem, FormatError, RepoManifest, parse_manifest
 from workplans._fields import KeyLines

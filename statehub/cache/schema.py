@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Table
 from sqlmodel import Field, SQLModel
 
+from statehub.cache.version import SCHEMA_VERSION
+
 __all__ = [
     "CANON",
     "DEPENDENCIES",
@@ -27,10 +29,6 @@ __all__ = [
     "TaskRow",
     "WorkplanRow",
 ]
-
-SCHEMA_VERSION = 6
-"""3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL;
-6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py)."""
 
 
 def _json() -> Any:

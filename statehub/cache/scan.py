@@ -1,0 +1,85 @@
+"""Which paths of a repo the hub indexes, and their stat: the walk a refresh starts with.
+
+Kept apart from ``statehub.cache.sources`` (which turns files into rows and
+needs SQLAlchemy and the parsers) so the CLI's read path can ask "did anything
+change since the last index?" with a stat walk and nothing else (canon/ADR-033).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_repo_path, scan_repo_tree
+from workplans.fleet_models import FLEET_PATH
+from workplans.manifest import MANIFEST_PATH
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["ScannedFile", "kind_of", "scan_sources"]
+
+_MARKDOWN_DIRS = {"workplans": "workplan", "canon": "canon"}
+_SINGLE_FILES = {MANIFEST_PATH: "manifest", FLEET_PATH: "fleet"}
+"""Single files by path: the manifest, and the fleet registry (its kind and tables are
+``statehub.cache.fleet_index``, registered whenever a cache is opened or indexed)."""
+
+
+def kind_of(path: str) -> str | None:
+    """The kind of source file a repo-relative POSIX path is (``workplan``, ``canon``, ``manifest``,
+    ``fleet``), or None when the hub does not index it."""
+    if path in _SINGLE_FILES:
+        return _SINGLE_FILES[path]
+    top, _, rest = path.partition("/")
+    if rest and top in _MARKDOWN_DIRS and path.endswith(".md"):
+        return _MARKDOWN_DIRS[top]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedFile:
+    """An indexable path: its kind, its own stat (links not followed), and why it is refused.
+
+    ``error`` is None for a regular file inside the repo; otherwise the path is a
+    file error and is never read (ADR-022): ``is a symbolic link``, ``is not a
+    regular file``. The path may be a directory (``workplans``, ``registry``)
+    when that directory is a link.
+    """
+
+    kind: str
+    mtime_ns: int
+    size: int
+    error: str | None = None
+
+
+def scan_sources(root: Path) -> dict[str, ScannedFile]:
+    """Every indexable path under ``root`` with its stat, keyed by repo-relative POSIX path.
+
+    Walked from the root without following links (statehub.repofiles): a symbolic
+    link at any level, or a special file where a source file belongs, is listed
+    with its ``error`` instead of being followed or skipped.
+    """
+    found: dict[str, ScannedFile] = {}
+    for rel, kind in _SINGLE_FILES.items():
+        try:
+            info = lstat_repo_path(root, rel)
+        except RepoPathError as error:
+            if error.reason not in (IS_SYMLINK, NOT_REGULAR):
+                continue  # e.g. a plain file called "registry": it holds no registry/fleet.toml
+            if error.path != rel:  # a directory on the way: stat the link itself
+                try:
+                    info = (root / error.path).lstat()
+                except OSError:
+                    continue
+            else:
+                info = (root / rel).lstat()
+            found[error.path] = ScannedFile(kind, info.st_mtime_ns, info.st_size, error.reason)
+            continue
+        except OSError:
+            continue
+        if info is not None:
+            found[rel] = ScannedFile(kind, info.st_mtime_ns, info.st_size)
+    for top, kind in _MARKDOWN_DIRS.items():
+        for entry in scan_repo_tree(root, top, ".md"):
+            found[entry.path] = ScannedFile(kind, entry.stat.st_mtime_ns, entry.stat.st_size, entry.error)
+    return found
