@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-__all__ = ["Freshness", "LastIndex", "Page", "Problem", "Removed", "RepoFreshness"]
+__all__ = ["Freshness", "LastIndex", "Page", "Problem", "Removed", "RepoFreshness", "with_freshness"]
 
 T = TypeVar("T")
 
@@ -75,6 +75,11 @@ class Page(msgspec.Struct, Generic[T], frozen=True, omit_defaults=True):
     """How fresh the cache was for the repos the list draws on (the lists read from the cache
     over HTTP); left out of the JSON when None (lists that do not come from the cache, and
     the CLI, whose ``--json`` envelope carries it instead)."""
+
+
+def with_freshness(page: Page[T], freshness: Freshness) -> Page[T]:
+    """``page`` carrying ``freshness`` (the HTTP list answers read from the cache)."""
+    return Page(page.items, page.total, freshness)
 
 
 class Removed(msgspec.Struct, frozen=True):

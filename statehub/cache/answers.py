@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from statehub.answers import Freshness
 from workplans import (
     CanonKind,
     CanonStatus,
@@ -45,6 +46,7 @@ __all__ = [
     "RepoCounts",
     "RepoDetail",
     "RepoItem",
+    "TaskDetail",
     "TaskItem",
     "TaskShown",
     "Violation",
@@ -95,16 +97,18 @@ class RepoItem(_RepoBase, frozen=True):
     workplan_count: int
 
 
-class RepoDetail(_RepoBase, frozen=True):
+class RepoDetail(_RepoBase, frozen=True, omit_defaults=True):
     """``GET /repos/{slug}``: the repo, what the cache holds for it and every file error."""
 
     counts: RepoCounts
     errors: list[FileError]
     """In path, line order."""
     error_count: int
+    freshness: Freshness | None = None
+    """How fresh the cache is for the repo (``GET /repos/{slug}``); left out when None."""
 
 
-class IndexedRepo(RepoDetail, frozen=True):
+class IndexedRepo(RepoDetail, frozen=True, kw_only=True):
     """A repo just registered or refreshed: its detail and what indexing did (files seen, parsed, removed)."""
 
     files: int
@@ -146,13 +150,23 @@ class WorkplanItem(msgspec.Struct, frozen=True):
     task_count: int
 
 
-class WorkplanDetail(WorkplanItem, frozen=True):
+class TaskDetail(TaskItem, frozen=True, omit_defaults=True):
+    """``GET /tasks/{ref}``: the task, and how fresh the cache is for its repo."""
+
+    freshness: Freshness | None = None
+    """Left out when None."""
+
+
+class WorkplanDetail(WorkplanItem, frozen=True, omit_defaults=True):
     """``GET /workplans/{id}``: the workplan, its markdown body, unknown front matter keys, its tasks."""
 
     body: str
     extra: dict[str, Any]
     tasks: list[TaskItem]
     """In file order."""
+    freshness: Freshness | None = None
+    """How fresh the cache is for its repo (``GET /workplans/{id}``); left out when None (the CLI's
+    envelope carries it)."""
 
 
 class CanonItem(msgspec.Struct, frozen=True):
@@ -169,11 +183,13 @@ class CanonItem(msgspec.Struct, frozen=True):
     supersedes: list[str]
 
 
-class CanonDetail(CanonItem, frozen=True):
+class CanonDetail(CanonItem, frozen=True, omit_defaults=True):
     """``GET /canon/{id}``: the document, its markdown body and unknown front matter keys."""
 
     body: str
     extra: dict[str, Any]
+    freshness: Freshness | None = None
+    """How fresh the cache is for its repo (``GET /canon/{id}``); left out when None."""
 
 
 # fleet -------------------------------------------------------------------------------------------

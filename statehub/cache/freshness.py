@@ -13,6 +13,8 @@ module loads no database library.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,10 +27,20 @@ from statehub.cache.scan import scan_sources
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["INDEXED_SQL", "SOURCES_SQL", "IndexState", "freshness", "read_index_state", "utc_now"]
+__all__ = [
+    "INDEXED_SQL",
+    "SOURCES_SQL",
+    "FreshnessMemo",
+    "IndexState",
+    "freshness",
+    "read_index_state",
+    "repo_freshness",
+    "utc_now",
+]
 
-INDEXED_SQL = "SELECT key, value FROM cache_meta WHERE key LIKE 'indexed:%'"
-"""The repos' last-index notes (``statehub.cache.indexed``)."""
+INDEXED_SQL = "SELECT key, value FROM cache_meta WHERE key >= 'indexed:' AND key < 'indexed;'"
+"""The repos' last-index notes (``statehub.cache.indexed``): keys ``indexed:<slug>`` (``;`` follows
+``:``), without ``LIKE '...%'``, which psycopg would read as a placeholder."""
 SOURCES_SQL = "SELECT repo, path, mtime_ns, size FROM source_file"
 """What the cache recorded of every indexed file."""
 
@@ -77,27 +89,54 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def freshness(
-    repos: Iterable[tuple[str, Path]], state: IndexState, *, watching: bool, checked_at: str | None = None
-) -> Freshness:
-    """The freshness of an answer drawn from ``repos`` ((slug, work tree) pairs, in the order
-    given) as the cache's ``state`` and the files now say; ``watching``: a watcher keeps the
-    cache in step."""
-    found = []
-    for slug, root in repos:
-        note = state.notes.get(slug)
-        changed = changed_since(root, state.files.get(slug, {})) if note is not None else True
-        found.append(
-            RepoFreshness(
-                repo=slug,
-                indexed_at=None if note is None else note.at,
-                commit=None if note is None else note.commit,
-                changed_since=changed,
-            )
-        )
+def repo_freshness(slug: str, root: Path, state: IndexState) -> RepoFreshness:
+    """One repo's freshness: its last index note, and whether its files changed since (True when the
+    cache has no note of it and its work tree is there; None when the work tree cannot be read)."""
+    note = state.notes.get(slug)
+    if note is None:
+        return RepoFreshness(slug, None, None, changed_since=True if root.is_dir() else None)
+    return RepoFreshness(slug, note.at, note.commit, changed_since(root, state.files.get(slug, {})))
+
+
+def freshness(repos: Iterable[RepoFreshness], *, watching: bool, checked_at: str | None = None) -> Freshness:
+    """The freshness of an answer drawn from ``repos``; ``stale`` when any changed since, was never
+    indexed, or cannot be read."""
+    found = list(repos)
     return Freshness(
         checked_at=checked_at or utc_now(),
         watching=watching,
         stale=any(r.changed_since is not False for r in found),
         repos=found,
     )
+
+
+class FreshnessMemo:
+    """Each registered repo's freshness, worked out at most once every ``ttl`` seconds (the server
+    answers many reads a second; one stat walk of every repo a second bounds what they cost)."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._at = -float("inf")
+        self._key: tuple[tuple[str, Path], ...] = ()
+        self._repos: dict[str, RepoFreshness] = {}
+        self._checked_at = ""
+
+    def repos(
+        self, execute: Execute, registered: Sequence[tuple[str, Path]]
+    ) -> tuple[dict[str, RepoFreshness], str]:
+        """By slug, the freshness of each of ``registered`` ((slug, work tree) pairs), and when it
+        was checked; ``execute`` runs the two queries when the memo is older than ``ttl``."""
+        key = tuple(registered)
+        with self._lock:
+            now = time.monotonic()
+            if key != self._key or now - self._at >= self.ttl:
+                state = read_index_state(execute)
+                self._repos = {slug: repo_freshness(slug, root, state) for slug, root in key}
+                self._key, self._at, self._checked_at = key, now, utc_now()
+            return self._repos, self._checked_at
+
+    def forget(self) -> None:
+        """Work it out again at the next ask (after this process indexed something)."""
+        with self._lock:
+            self._at = -float("inf")

@@ -21,9 +21,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from statehub.answers import Freshness, RepoFreshness
+from statehub.answers import RepoFreshness
 from statehub.cache.fastread import open_sqlite_reader
-from statehub.cache.freshness import IndexState, changed_since, read_index_state, utc_now
+from statehub.cache.freshness import freshness, read_index_state, repo_freshness, utc_now
 from statehub.cli._context import load_settings, open_hub, setup_error
 from statehub.hubfile import HubFile
 from statehub.servermark import running_server
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from pathlib import Path
 
-    from statehub.answers import Page
+    from statehub.answers import Freshness, Page
     from statehub.cache.answers import (
         CanonDetail,
         CanonItem,
@@ -152,26 +152,14 @@ class Reading:
         """The freshness of an answer drawn from ``slugs`` (None: every registered repo)."""
         wanted = list(self.repos) if slugs is None else list(dict.fromkeys(slugs))
         found = [self.repos[slug] for slug in wanted if slug in self.repos]
-        return Freshness(
-            checked_at=self.checked_at,
-            watching=self.watching,
-            stale=any(r.changed_since is not False for r in found),
-            repos=found,
-        )
-
-
-def _repo_freshness(slug: str, root: Path, state: IndexState) -> RepoFreshness:
-    note = state.notes.get(slug)
-    if note is None:
-        return RepoFreshness(slug, None, None, changed_since=root.is_dir() or None)
-    return RepoFreshness(slug, note.at, note.commit, changed_since(root, state.files.get(slug, {})))
+        return freshness(found, watching=self.watching, checked_at=self.checked_at)
 
 
 def _survey(reader: Reader, registered: list[tuple[str, Path]]) -> tuple[dict[str, RepoFreshness], bool]:
     """Each registered repo's freshness, and whether the cache is in step: it holds exactly the
     registered repos, and none whose work tree is there has changed since its last index."""
     state = read_index_state(reader.execute)
-    found = {slug: _repo_freshness(slug, root, state) for slug, root in registered}
+    found = {slug: repo_freshness(slug, root, state) for slug, root in registered}
     cached = {str(row[0]) for row in reader.execute("SELECT slug FROM repo")}
     in_step = cached <= found.keys() and all(
         r.changed_since is not True and (r.indexed_at is not None or r.changed_since is None)
