@@ -93,7 +93,8 @@ class Hub:
         """Called (from any thread) after a repo is registered or removed."""
         self.watching: Callable[[], bool] = lambda: False
         """Whether a file watcher keeps this cache in step with the files (the server sets it)."""
-        self._freshness = FreshnessMemo()
+        self.freshness_memo = FreshnessMemo()
+        """Each repo's freshness, worked out at most once a second (``forget()`` to ask again now)."""
         if reconcile or created:
             try:
                 self.reconcile(rebuild=created)
@@ -131,7 +132,7 @@ class Hub:
             with self.engine.connect() as conn:
                 return conn.exec_driver_sql(sql).all()
 
-        repos, checked_at = self._freshness.repos(execute, [(r.slug, r.path) for r in self.repos()])
+        repos, checked_at = self.freshness_memo.repos(execute, [(r.slug, r.path) for r in self.repos()])
         wanted = list(repos) if slugs is None else list(dict.fromkeys(slugs))
         return freshness(
             [repos[s] for s in wanted if s in repos], watching=self.watching(), checked_at=checked_at
@@ -167,7 +168,7 @@ class Hub:
                     conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
                 )
             self.hub_file.add(RegisteredRepo(slug, root))
-        self._freshness.forget()
+        self.freshness_memo.forget()
         self._announce()
         return report
 
@@ -209,7 +210,7 @@ class Hub:
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
                 if progress:
                     progress(repo.slug)
-            self._freshness.forget()
+            self.freshness_memo.forget()
         return reports
 
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
@@ -238,7 +239,7 @@ class Hub:
                 reset_cache(self.engine)  # never leave a cache without its indexes
                 raise
             finally:
-                self._freshness.forget()
+                self.freshness_memo.forget()
         return reports
 
     def reconcile(self, *, rebuild: bool = False) -> None:
@@ -261,7 +262,7 @@ class Hub:
                     if scope is not None:
                         scope.merge(report.scope)
             recompute_derived(conn, scope)
-        self._freshness.forget()
+        self.freshness_memo.forget()
 
     @staticmethod
     def _has_rows(conn: Connection, slug: str) -> bool:

@@ -25,32 +25,41 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("statehub.cli.read:tasks", "List tasks across every registered repo."),
     "workplans": ("statehub.cli.read:workplans", "List workplans across every registered repo."),
     "canon": ("statehub.cli.read:canon", "List canon documents: ADRs, standards, runbooks, notes."),
-    "show": ("statehub.cli.show:show", "Show one task, workplan or canon document in full."),
-    "next": ("statehub.cli.show:next_", "The best task the actor can take now."),
+    "show": (
+        "statehub.cli.show:show",
+        "Show one task (with its dependencies and dependents), workplan (with its...",
+    ),
+    "next": (
+        "statehub.cli.show:next_",
+        "The best task the actor can take now: todo, every dependency done, theirs or...",
+    ),
     "event": (
         "statehub.cli.events:event",
-        "Change workplans by sending events: they land in the files as git...",
+        "Change workplans by sending events: they land in the files as git commits.",
     ),
-    "events": ("statehub.cli.events:events", "List the write buffer: accepted events, their state and why."),
+    "events": (
+        "statehub.cli.events:events",
+        "List events in the write buffer, oldest first, with their state and reason.",
+    ),
     "sweep": (
         "statehub.cli.sweep:sweep",
-        "Pull, re-index, apply pending events and push, per repo; then list...",
+        "Pull, re-index, apply pending events and push, per repo; then list what is...",
     ),
     "fleet": (
         "statehub.cli.fleet:fleet",
-        "Machines, workloads and lanes of the fleet registry, and the plans...",
+        "Machines, workloads and lanes of the fleet registry, and the plans drawn from...",
     ),
     "token": (
         "statehub.cli.token:token",
-        "Biscuit capability tokens: who may read, write, edit or administer...",
+        "Biscuit capability tokens: who may read, write, edit or administer which repos.",
     ),
     "buffer": (
         "statehub.cli.buffer:buffer",
-        "The write buffer's relay to the upstream hub: what waits, what was...",
+        "The write buffer's relay to the upstream hub: what waits, what was refused.",
     ),
     "doctor": (
         "statehub.cli.doctor:doctor",
-        "Say what stops writes or needs a person, per repo and for the hub,...",
+        "Say what stops writes or needs a person, per repo and for the hub, each with...",
     ),
 }
 """name -> ("module:attribute", the command's short help as ``--help`` lists it)."""
