@@ -13,7 +13,11 @@ steadier figure on a shared machine.
 
 Targets (issue 13): each read <= 150 ms; rebuild <= 1.5x its floor.
 
-    .venv/bin/python bench/cli.py [--repos 74] [--runs 11] [--rebuild-runs 3]
+    .venv/bin/python bench/cli.py [--repos 74] [--runs 11] [--rebuild-runs 3] [--statehub-python PATH]
+
+``--statehub-python`` runs the commands with another checkout's interpreter (its
+``.venv/bin/python``), e.g. to time main before a change against the same floors;
+a command that checkout does not have is shown as n/a.
 """
 
 from __future__ import annotations
@@ -156,6 +160,10 @@ print(json.dumps({"workplans": len(plans), "tasks": len(tasks), "canon": len(can
 """
 
 
+class Missing(Exception):
+    """The command does not exist in the checkout being timed."""
+
+
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one whole process; fails loudly on a non-zero exit."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -163,6 +171,8 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     done = subprocess.run(argv, env=env, capture_output=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode == 2 and b"No such command" in done.stderr:
+        raise Missing(argv[3])
     if done.returncode != 0:
         raise SystemExit(f"{argv} exited {done.returncode}: {done.stderr.decode()[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -199,9 +209,10 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=74)
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--rebuild-runs", type=int, default=3)
+    parser.add_argument("--statehub-python", help="the interpreter that runs statehub (default: this one)")
     args = parser.parse_args()
     python = sys.executable
-    statehub = [python, "-m", "statehub"]
+    statehub = [args.statehub_python or python, "-m", "statehub"]
     with tempfile.TemporaryDirectory(prefix="statehub-bench-cli-") as tmp:
         base = Path(tmp)
         corpus = build_corpus(base / "corpus", repos=args.repos)
