@@ -165,10 +165,12 @@ class Missing(Exception):
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one whole process; fails loudly on a non-zero exit."""
+    """(wall, CPU) seconds of one whole process; fails loudly on a non-zero exit. Run from the
+    temp dir, so ``python -m statehub`` is the interpreter's own install, not a checkout in the
+    working directory."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, check=False)
+    done = subprocess.run(argv, env=env, capture_output=True, check=False, cwd=env["STATEHUB_HOME"] + "/..")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode == 2 and b"No such command" in done.stderr:

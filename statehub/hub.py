@@ -132,8 +132,11 @@ class Hub:
             with self.engine.connect() as conn:
                 return conn.exec_driver_sql(sql).all()
 
-        repos, checked_at = self.freshness_memo.repos(execute, [(r.slug, r.path) for r in self.repos()])
-        wanted = list(repos) if slugs is None else list(dict.fromkeys(slugs))
+        registered = [(r.slug, r.path) for r in self.repos()]
+        if slugs is None:  # the busiest case (every unfiltered list): one object a second
+            return self.freshness_memo.everything(execute, registered, watching=self.watching())
+        repos, checked_at = self.freshness_memo.repos(execute, registered)
+        wanted = list(dict.fromkeys(slugs))
         return freshness(
             [repos[s] for s in wanted if s in repos], watching=self.watching(), checked_at=checked_at
         )

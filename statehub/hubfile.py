@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workplans._toml import load_toml
 from workplans.errors import FormatError
 
 if TYPE_CHECKING:
@@ -48,6 +47,8 @@ class HubFile:
         return list(repos)
 
     def _parse(self) -> list[RegisteredRepo]:
+        from workplans._toml import load_toml
+
         try:
             data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
         except FormatError as error:

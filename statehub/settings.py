@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-import platformdirs
-
 from statehub.repofiles import FileLimits
 
 if TYPE_CHECKING:
@@ -95,6 +93,8 @@ class Settings:
             base = Path(home).expanduser().resolve()
             config, data, cache = base / "config", base / "data", base / "cache"
         else:
+            import platformdirs
+
             config = Path(platformdirs.user_config_dir(APP_NAME))
             data = Path(platformdirs.user_data_dir(APP_NAME))
             cache = Path(platformdirs.user_cache_dir(APP_NAME))

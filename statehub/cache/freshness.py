@@ -121,6 +121,7 @@ class FreshnessMemo:
         self._key: tuple[tuple[str, Path], ...] = ()
         self._repos: dict[str, RepoFreshness] = {}
         self._checked_at = ""
+        self._everything: Freshness | None = None
 
     def repos(
         self, execute: Execute, registered: Sequence[tuple[str, Path]]
@@ -134,7 +135,20 @@ class FreshnessMemo:
                 state = read_index_state(execute)
                 self._repos = {slug: repo_freshness(slug, root, state) for slug, root in key}
                 self._key, self._at, self._checked_at = key, now, utc_now()
+                self._everything = None
             return self._repos, self._checked_at
+
+    def everything(
+        self, execute: Execute, registered: Sequence[tuple[str, Path]], *, watching: bool
+    ) -> Freshness:
+        """The freshness of an answer drawn from every one of ``registered``, built once per memo."""
+        repos, checked_at = self.repos(execute, registered)
+        with self._lock:
+            found = self._everything
+            if found is None or found.watching != watching or found.checked_at != checked_at:
+                found = freshness(list(repos.values()), watching=watching, checked_at=checked_at)
+                self._everything = found
+            return found
 
     def forget(self) -> None:
         """Work it out again at the next ask (after this process indexed something)."""

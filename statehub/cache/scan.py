@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_repo_path, scan_repo_tree
-from workplans.fleet_models import FLEET_PATH
-from workplans.manifest import MANIFEST_PATH
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,8 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["ScannedFile", "kind_of", "scan_sources"]
 
 _MARKDOWN_DIRS = {"workplans": "workplan", "canon": "canon"}
-_SINGLE_FILES = {MANIFEST_PATH: "manifest", FLEET_PATH: "fleet"}
-"""Single files by path: the manifest, and the fleet registry (its kind and tables are
+_SINGLE_FILES = {"statehub.toml": "manifest", "registry/fleet.toml": "fleet"}
+"""Single files by path: the manifest (``workplans.MANIFEST_PATH``), and the fleet registry
+(``workplans.FLEET_PATH``; written out here so a read loads neither parser, and a test holds
+them equal) (its kind and tables are
 ``statehub.cache.fleet_index``, registered whenever a cache is opened or indexed)."""
 
 

@@ -117,6 +117,7 @@ def print_json(value: Any, freshness: Freshness | None = None) -> None:
     """``value`` (the library's answer Structs, or lists and dicts of them) as indented JSON in the
     :class:`Envelope`: the same fields and values the HTTP API answers, under ``data``."""
     envelope = Envelope(JSON_SCHEMA_VERSION, _command_name(), value, freshness)
+    # json.dumps keeps ensure_ascii: a bidirectional override from a file is printed as \u202e
     sys.stdout.write(json.dumps(msgspec.to_builtins(envelope), indent=2, default=str) + "\n")
 
 

@@ -112,3 +112,10 @@ def test_read_commands_load_nothing_heavy(
     code, heavy = json.loads(line)
     assert code == 0, done.stdout + done.stderr
     assert heavy == [], f"statehub {' '.join(args)} imported {heavy}"
+
+
+def test_the_stat_walk_knows_the_single_files_the_parsers_name() -> None:
+    from statehub.cache import scan
+    from workplans import FLEET_PATH, MANIFEST_PATH
+
+    assert scan._SINGLE_FILES == {MANIFEST_PATH: "manifest", FLEET_PATH: "fleet"}
