@@ -122,7 +122,8 @@ for repo in sorted(corpus.iterdir()):
             data = Path(entry.path).read_bytes()
             path = f"{top}/{entry.name}"
             sha = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-            sources.append((slug, path, top, sha, stat.st_mtime_ns, stat.st_size))
+            inode = stat.st_ino - (1 << 64) if stat.st_ino >= 1 << 63 else stat.st_ino
+            sources.append((slug, path, top, sha, stat.st_mtime_ns, stat.st_size, stat.st_ctime_ns, inode))
             text = data.decode()
             if not text.startswith("+++\n"):
                 continue
@@ -146,7 +147,7 @@ for repo in sorted(corpus.iterdir()):
                               task.get("status", "todo"), task.get("owner"), json.dumps(refs), "{}", False, False,
                               False))
                 deps.extend((slug, path, task["id"], ref) for ref in dict.fromkeys(refs))
-db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?)", sources)
+db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?,?,?)", sources)
 db.executemany("INSERT INTO workplan (repo,path,id,title,status,owner,related,body,extra,task_count,conflicted)"
                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", plans)
 db.executemany("INSERT INTO task (repo,path,task_id,ref,workplan_id,position,title,status,owner,depends_on,extra,"

@@ -94,7 +94,18 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
                 stat = entry.stat()
                 data = Path(entry.path).read_bytes()
                 path = f"{top}/{entry.name}"
-                sources.append((slug, path, top, blob_sha(data), stat.st_mtime_ns, stat.st_size))
+                sources.append(
+                    (
+                        slug,
+                        path,
+                        top,
+                        blob_sha(data),
+                        stat.st_mtime_ns,
+                        stat.st_size,
+                        stat.st_ctime_ns,
+                        stat.st_ino,
+                    )
+                )
                 text = data.decode()
                 if not text.startswith("+++\n"):
                     continue
@@ -160,7 +171,7 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
                         )
                     )
                     deps.extend((slug, path, task["id"], ref) for ref in dict.fromkeys(refs))
-    db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?)", sources)
+    db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?,?,?)", sources)
     db.executemany(
         "INSERT INTO workplan (repo,path,id,title,status,owner,related,body,extra,task_count,conflicted)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?)",

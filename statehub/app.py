@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 
-from statehub import __version__
 from statehub.api import web
 from statehub.api.canon import CanonController
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
@@ -21,6 +19,7 @@ from statehub.api.events import EventController
 from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
+from statehub.api.openapi import declare_security, openapi_config
 from statehub.api.repos import RepoController
 from statehub.api.sweeps import SweepController
 from statehub.api.sync import SyncController
@@ -112,9 +111,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         state=State({"auth": auth}),
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(
-            title="State Hub", version=__version__, path="/schema", render_plugins=SCHEMA_VIEWERS
-        ),
+        openapi_config=openapi_config(tokens=auth.verifier is not None, render_plugins=SCHEMA_VIEWERS),
     )
     routes.fill(app)
+    declare_security(app)
     return app

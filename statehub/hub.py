@@ -204,7 +204,11 @@ class Hub:
             listener()
 
     def refresh(self, slug: str | None = None, progress: Progress | None = None) -> list[IndexReport]:
-        """Re-index what changed on disk: one repo, or every registered repo."""
+        """Re-index what changed on disk: one repo, or every registered repo.
+
+        A repo whose work tree is missing loses its rows and gets one file error at
+        path ``.`` saying so, as a rebuild would give (statehub.cache.indexer, ADR-030).
+        """
         targets = [self.repo(slug)] if slug else self.repos()
         reports = []
         with self.write_lock:
@@ -246,7 +250,9 @@ class Hub:
         return reports
 
     def reconcile(self, *, rebuild: bool = False) -> None:
-        """Make the cache hold exactly the repos hub.toml lists, each up to date with its files."""
+        """Make the cache hold exactly the repos hub.toml lists, each up to date with its files
+        (a missing work tree noted as ``refresh`` notes it); the watcher calls it whenever the
+        set of work trees or hub.toml changes."""
         if rebuild:
             self.rebuild()
             return
@@ -257,13 +263,12 @@ class Hub:
             for slug in cached - listed:
                 remove_repo_rows(conn, slug, limits=self.settings.file_limits)
                 scope = None  # a whole repo went away: recompute everything
-            for repo in self.repos():
-                if repo.path.is_dir():
-                    report = index_repo(
-                        conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
-                    )
-                    if scope is not None:
-                        scope.merge(report.scope)
+            for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
+                report = index_repo(
+                    conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
+                )
+                if scope is not None:
+                    scope.merge(report.scope)
             recompute_derived(conn, scope)
         self.freshness_memo.forget()
 

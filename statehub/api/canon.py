@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from statehub.answers import Page, with_freshness
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.api.deps import CanonIdPath, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import CanonDetail, CanonItem
@@ -36,7 +36,7 @@ class CanonController(Controller):
         return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{doc_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_canon(self, hub: HubDep, doc_id: FromPath[str], repo: RepoFilter = None) -> CanonDetail:
+    def get_canon(self, hub: HubDep, doc_id: CanonIdPath, repo: RepoFilter = None) -> CanonDetail:
         """One document with its body; 409 when two repos use the id and ``?repo=`` does not say which."""
         with hub.engine.connect() as conn:
             doc = queries.get_canon(conn, doc_id, repo)

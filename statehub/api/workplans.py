@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from statehub.answers import Page, with_freshness
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, WorkplanIdPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import WorkplanDetail, WorkplanItem
@@ -31,7 +31,7 @@ class WorkplanController(Controller):
         hub: HubDep,
         repo: RepoFilter = None,
         status: FromQuery[WorkplanStatus | None] = None,
-        owner: FromQuery[str | None] = None,
+        owner: NameQuery = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[WorkplanItem]:
@@ -43,7 +43,7 @@ class WorkplanController(Controller):
         return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{workplan_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_workplan(self, hub: HubDep, workplan_id: FromPath[str]) -> WorkplanDetail:
+    def get_workplan(self, hub: HubDep, workplan_id: WorkplanIdPath) -> WorkplanDetail:
         """One workplan with its body and tasks; 409 when two files claim its id."""
         with hub.engine.connect() as conn:
             plan = queries.get_workplan(conn, workplan_id)

@@ -3,7 +3,7 @@ changed since (canon/ADR-033).
 
 A stat walk of each repo's indexable files (``statehub.cache.scan``, the walk a
 refresh starts with) is compared with what the cache recorded of them
-(``source_file``: path, modification time, size): a file added, removed, or with
+(``source_file``: path, size, modification and change time, inode; ADR-030): a file added, removed, or with
 another size or time is a change not yet indexed. No file is read, no git
 process runs. The two queries are plain SQL both cache backends answer, run by
 the caller (sqlite3 on the CLI's read path, SQLAlchemy in the server), so this
@@ -41,7 +41,7 @@ __all__ = [
 INDEXED_SQL = "SELECT key, value FROM cache_meta WHERE key >= 'indexed:' AND key < 'indexed;'"
 """The repos' last-index notes (``statehub.cache.indexed``): keys ``indexed:<slug>`` (``;`` follows
 ``:``), without ``LIKE '...%'``, which psycopg would read as a placeholder."""
-SOURCES_SQL = "SELECT repo, path, mtime_ns, size FROM source_file"
+SOURCES_SQL = "SELECT repo, path, mtime_ns, size, ctime_ns, inode FROM source_file"
 """What the cache recorded of every indexed file."""
 
 Execute = Callable[[str], Iterable[Sequence[Any]]]
@@ -56,8 +56,8 @@ class IndexState:
     """What the cache knows of each repo's last index: notes and file stats, by slug."""
 
     notes: dict[str, LastIndex] = field(default_factory=dict)
-    files: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
-    """slug -> path -> (mtime_ns, size)."""
+    files: dict[str, dict[str, tuple[int, int, int, int]]] = field(default_factory=dict)
+    """slug -> path -> (mtime_ns, size, ctime_ns, inode): the stat identity a refresh compares (ADR-030)."""
 
 
 def read_index_state(execute: Execute) -> IndexState:
@@ -68,20 +68,23 @@ def read_index_state(execute: Execute) -> IndexState:
             state.notes[str(key)[len(_INDEXED) :]] = _decode_note(value)
         except msgspec.DecodeError:
             continue  # a note that cannot be read is no note: the repo shows as never indexed
-    for repo, path, mtime_ns, size in execute(SOURCES_SQL):
-        state.files.setdefault(repo, {})[path] = (int(mtime_ns), int(size))
+    for repo, path, mtime_ns, size, ctime_ns, inode in execute(SOURCES_SQL):
+        state.files.setdefault(repo, {})[path] = (int(mtime_ns), int(size), int(ctime_ns), int(inode))
     return state
 
 
-def changed_since(root: Path, known: dict[str, tuple[int, int]]) -> bool | None:
-    """Whether ``root``'s indexable files differ from ``known`` (path -> (mtime_ns, size)); None
-    when ``root`` is no directory to walk."""
+def changed_since(root: Path, known: dict[str, tuple[int, int, int, int]]) -> bool | None:
+    """Whether ``root``'s indexable files differ from ``known`` (path -> (mtime_ns, size, ctime_ns,
+    inode), as ``statehub.cache.scan.ScannedFile`` gives them); None when ``root`` is no directory."""
     if not root.is_dir():
         return None
     scanned = scan_sources(root)
     if scanned.keys() != known.keys():
         return True
-    return any((found.mtime_ns, found.size) != known[path] for path, found in scanned.items())
+    return any(
+        (found.mtime_ns, found.size, found.ctime_ns, found.inode) != known[path]
+        for path, found in scanned.items()
+    )
 
 
 def utc_now() -> str:

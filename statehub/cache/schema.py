@@ -64,6 +64,10 @@ SOURCE_FILES = Table(
     # Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL.
     Column("mtime_ns", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
+    # The inode's change time: a rename onto the path, a chmod or a write moves it (ADR-030).
+    Column("ctime_ns", BigInteger, nullable=False),
+    # The file's inode number: an atomic-rename save puts a new inode at the path.
+    Column("inode", BigInteger, nullable=False),
 )
 """What was indexed from each file, so a refresh re-parses only what changed."""
 
@@ -76,7 +80,8 @@ FILE_ERRORS = Table(
     Column("line", Integer, nullable=True),
     _text("message"),
     # 'parse' for problems inside the file, 'prefix' for an id outside its repo's prefixes,
-    # 'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle.
+    # 'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle,
+    # 'work-tree' for a registered work tree that is missing (path ``.``, ADR-030).
     Column("origin", String, nullable=False, default="parse"),
     Index("ix_file_error_repo_path", "repo", "path"),
 )

@@ -13,11 +13,20 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from statehub.cache.scan import _SINGLE_FILES, kind_of, scan_sources
+from statehub.cache.scan import _SINGLE_FILES, ScannedFile, kind_of, may_hold_sources, scan_sources
 from statehub.cache.schema import CANON, DEPENDENCIES, TASKS, WORKPLANS
 from workplans import parse_canon, parse_manifest, parse_workplan
 
-__all__ = ["SOURCE_KINDS", "Rows", "SourceKind", "json_safe", "kind_of", "scan_sources"]
+__all__ = [
+    "SOURCE_KINDS",
+    "Rows",
+    "ScannedFile",
+    "SourceKind",
+    "json_safe",
+    "kind_of",
+    "may_hold_sources",
+    "scan_sources",
+]
 
 Rows = dict[Table, list[dict[str, Any]]]
 

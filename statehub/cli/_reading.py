@@ -156,14 +156,16 @@ class Reading:
 
 
 def _survey(reader: Reader, registered: list[tuple[str, Path]]) -> tuple[dict[str, RepoFreshness], bool]:
-    """Each registered repo's freshness, and whether the cache is in step: it holds exactly the
-    registered repos, and none whose work tree is there has changed since its last index."""
+    """Each registered repo's freshness, and whether the cache is in step: it holds no repo hub.toml
+    does not list, every repo whose work tree is there is indexed and unchanged since, and every repo
+    whose work tree is gone has had its rows dropped (``Hub.reconcile`` notes a missing tree so)."""
     state = read_index_state(reader.execute)
     found = {slug: repo_freshness(slug, root, state) for slug, root in registered}
     cached = {str(row[0]) for row in reader.execute("SELECT slug FROM repo")}
     in_step = cached <= found.keys() and all(
-        r.changed_since is not True and (r.indexed_at is not None or r.changed_since is None)
-        for r in found.values()
+        r.changed_since is False
+        or (r.changed_since is None and not state.files.get(slug))  # gone, and its rows dropped (ADR-030)
+        for slug, r in found.items()
     )
     return found, in_step
 

@@ -160,7 +160,7 @@ def test_reads_see_a_file_changed_since_the_last_index(run: Run, added: GitRepo)
 def test_a_repo_gone_from_disk_is_stale_not_an_error(run: Run, added: GitRepo) -> None:
     added.root.rename(added.root.with_name("moved"))
     envelope = cli_envelope(run("workplans", "--json").output)
-    assert envelope["data"]["total"] == 3  # the cache keeps its rows until it is back
+    assert envelope["data"]["total"] == 0  # a missing work tree's rows go (ADR-030)
     assert envelope["freshness"]["stale"] is True
     assert envelope["freshness"]["repos"][0]["changed_since"] is None
 
