@@ -23,7 +23,7 @@ from statehub.cli._context import handle_errors
 from statehub.cli._options import actor_option, json_option
 from statehub.cli._output import clean, print_json, print_table
 from statehub.cli._reading import open_reader
-from statehub.errors import BadRequest
+from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
 from workplans.ids import is_task_ref, is_workplan_id
 from workplans.models import TaskStatus, WorkplanStatus
@@ -72,7 +72,10 @@ def show_ref(reader: Reader, ref: str, repo: str | None = None) -> TaskShown | W
     if is_workplan_id(ref):
         plan = reader.get_workplan(ref)
         return WorkplanShown(workplan=plan, progress=progress_of(plan))
-    return CanonShown(canon=reader.get_canon(ref, repo))
+    try:
+        return CanonShown(canon=reader.get_canon(ref, repo))
+    except Conflict as error:  # the library's sentence names the API's ?repo=; say the option here
+        raise Conflict(error.message.replace("ask again with ?repo=<slug>", "add --repo SLUG")) from None
 
 
 def _repos_of(shown: TaskShown | WorkplanShown | CanonShown) -> list[str]:

@@ -96,6 +96,21 @@ def test_show_a_canon_document(run: Run, added: GitRepo) -> None:
     assert "Why we decided." in run("show", "ADR-001", "--repo", "ops").output
 
 
+def test_a_canon_id_two_repos_use_asks_for_repo(
+    run: Run, added: GitRepo, make_repo: Callable[[str], GitRepo]
+) -> None:
+    other = make_repo("app")
+    other.write("canon/ADR-001.md", CANON.format(id="ADR-001", title="Also files"))
+    other.commit()
+    assert run("repos", "add", str(other.root)).exit_code == 0
+    result = run("show", "ADR-001")
+    assert result.exit_code == 5
+    assert "ADR-001 exists in repos app, ops; add --repo SLUG" in result.output
+    assert (
+        cli_data(run("show", "ADR-001", "--repo", "app", "--json").output)["canon"]["title"] == "Also files"
+    )
+
+
 @pytest.mark.parametrize(
     ("ref", "code", "message"),
     [
