@@ -1,7 +1,8 @@
 """``hub.toml``: which repos are registered, kept in the config dir, never only in the cache.
 
 Delete the cache and restart: this file is what brings every repo back.
-Written with tomlkit so a person's comments in it survive. A file the hub
+Written with tomlkit so a person's comments in it survive; read with tomllib, and tomlkit
+is loaded only to write (a read command does not load it; canon/ADR-033). A file the hub
 cannot read is a :class:`~statehub.errors.SetupError` (exit 3; a 500 naming the
 file on the API): the hub is configured so it cannot run until a person fixes it.
 """
@@ -10,16 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tomlkit
-from tomlkit.exceptions import ParseError as TomlkitParseError
-from tomlkit.items import AoT, Table
-
-from statehub.atomic import atomic_write
 from statehub.errors import SetupError
-from workplans import FormatError
-from workplans._toml import load_toml
+from workplans.errors import FormatError
 from workplans.lines import BOM
+
+if TYPE_CHECKING:
+    import tomlkit
 
 __all__ = ["HubFile", "RegisteredRepo"]
 
@@ -54,6 +53,8 @@ class HubFile:
         return list(repos)
 
     def _parse(self) -> list[RegisteredRepo]:
+        from workplans._toml import load_toml
+
         try:
             text = self.path.read_text(encoding="utf-8").removeprefix(BOM)  # an editor's byte order mark
             data = load_toml(text, str(self.path))
@@ -71,6 +72,9 @@ class HubFile:
         return [RegisteredRepo(r["slug"], Path(r["path"])) for r in entries]
 
     def add(self, repo: RegisteredRepo) -> None:
+        import tomlkit
+        from tomlkit.items import AoT
+
         doc = self._load()
         repos = doc.get("repos")
         if not isinstance(repos, AoT):
@@ -88,6 +92,9 @@ class HubFile:
         self._write(doc)
 
     def remove(self, slug: str) -> None:
+        import tomlkit
+        from tomlkit.items import AoT, Table
+
         doc = self._load()
         repos = doc.get("repos")
         if isinstance(repos, AoT):
@@ -99,6 +106,9 @@ class HubFile:
         self._write(doc)
 
     def _load(self) -> tomlkit.TOMLDocument:
+        import tomlkit
+        from tomlkit.exceptions import ParseError as TomlkitParseError
+
         if not self.path.exists():
             doc = tomlkit.document()
             doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
@@ -111,4 +121,8 @@ class HubFile:
             raise SetupError(f"cannot read the list of registered repos: {self.path}: {error}") from None
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
+        import tomlkit
+
+        from statehub.atomic import atomic_write
+
         atomic_write(self.path, self._bom + tomlkit.dumps(doc))

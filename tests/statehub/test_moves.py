@@ -24,11 +24,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine, select
-from sqlmodel import SQLModel
 
 from statehub.cache import queries
 from statehub.cache.indexer import MISSING_TREE
-from statehub.cache.schema import FILE_ERRORS
+from statehub.cache.schema import FILE_ERRORS, metadata
 from statehub.cli import main
 from statehub.hub import Hub
 from statehub.settings import Settings
@@ -70,7 +69,7 @@ def _rows(engine: Engine) -> dict[str, list[str]]:
     """Every cache row but the index times (``cache_meta``) and row ids, in a comparable order."""
     found: dict[str, list[str]] = {}
     with engine.connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             if table.name == "cache_meta":
                 continue
             columns = [c for c in table.columns if c.name != "id"]
