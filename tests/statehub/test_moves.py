@@ -430,3 +430,27 @@ def test_changed_paths_map_to_the_repos_they_can_change(tmp_path: Path) -> None:
     assert touched("a/registry") == {"a"}  # on the way to registry/fleet.toml
     assert touched("a/README.md", "a/src/x.md", "a/.git/index", "a/workplans/.x.md.swp") == set()
     assert touched("elsewhere/workplans/x.md") == set()
+
+
+def test_changes_through_a_link_out_of_the_repo_refresh_nothing(tmp_path: Path) -> None:
+    """Review finding: the notifier follows a link to a directory (``canon -> ..``) when it
+    opens its watch, so changes to the hub's own cache beside the repo came in as the repo's
+    and each refresh wrote the cache again, without end. Only paths inside the work tree count."""
+    root = tmp_path / "a"
+    (root / "workplans" / "team").mkdir(parents=True)
+    (tmp_path / "hub" / "cache").mkdir(parents=True)
+    (root / "canon").symlink_to("..")  # a link up, out of the repo
+    (root / "workplans" / "out").symlink_to(tmp_path / "hub")  # a link to a directory elsewhere
+    (root / "workplans" / "here").symlink_to("team")  # a link that stays inside
+    roots = {root: "a"}
+    added = 1
+
+    def touched(*rels: str) -> set[str]:
+        return RepoWatcher.touched({(added, str(root / rel)) for rel in rels}, roots)  # type: ignore[misc]
+
+    assert touched("canon/hub/cache/cache.sqlite3-wal") == set()
+    assert touched("workplans/out/cache/x.md") == set()
+    assert touched("canon") == {"a"}  # the link itself is the repo's (a file error says so)
+    assert touched("workplans/here/x.md") == {"a"}
+    assert touched("workplans/team/x.md", "canon/hub/cache/y.md") == {"a"}
+    assert touched("workplans/gone/deleted/x.md") == {"a"}  # a path no longer there resolves as spelled
