@@ -109,6 +109,8 @@ def health(desk: EventDesk) -> Health:
     stopped = writes_stopped(hub)
     problems += [f"{slug}: {problem.sentence()}" for slug, found in stopped.items() for problem in found]
     registered = {repo.slug for repo in hub.repos()}
+    if hub.hub_file.broken is not None:
+        problems.append(f"{hub.hub_file.broken}; serving the repos it listed before")
     problems += [
         f"{slug}: events wait for this repo, which is not registered; register it again "
         "(statehub repos add PATH) and they apply"
