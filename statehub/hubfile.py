@@ -77,9 +77,11 @@ class HubFile:
         return list(repos)
 
     def _parse(self) -> list[RegisteredRepo]:
+        if not self.path.is_file():  # a directory; a FIFO, whose read would block every request
+            raise HubFileBroken(f"cannot read the list of registered repos: {self.path} is no regular file")
         try:
             data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
-        except FormatError as error:
+        except (FormatError, OSError, UnicodeDecodeError) as error:
             raise HubFileBroken(f"cannot read the list of registered repos: {error}") from None
         entries = data.get("repos", [])
         if not isinstance(entries, list) or not all(
@@ -130,3 +132,4 @@ class HubFile:
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
         atomic_write(self.path, tomlkit.dumps(doc))
+        self.repos()  # what was written is the list last read, kept if a later edit leaves it unreadable
