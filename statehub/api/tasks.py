@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import functools
 
+import msgspec
 from litestar import Controller, get
 from litestar.params import FromQuery
 
 from statehub import claims
-from statehub.answers import Page
+from statehub.answers import Page, with_freshness
 from statehub.api.deps import DeskDep, HubDep, Limit, NameQuery, Offset, RepoFilter, TaskRefPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
-from statehub.cache.answers import TaskItem
+from statehub.cache.answers import TaskDetail, TaskItem
 from workplans import TaskStatus
 
 __all__ = ["TaskController"]
@@ -39,13 +40,15 @@ class TaskController(Controller):
     ) -> Page[TaskItem]:
         """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done.
 
+        ``freshness`` says how current the cache is for the repos listed (``repo``, else all).
+
         ``claimable=true``: what a claim would win now (todo, every dependency done, no live
         lease, nothing pending, not contested: ``statehub.claims``); ``claimable=false``: the
         rest. The other filters narrow either.
         """
         if claimable is not None:
             # In a worker thread: it reads the lease store and the cache, while agents claim.
-            return await asyncio.to_thread(
+            page = await asyncio.to_thread(
                 functools.partial(
                     claims.list_claimable,
                     desk,
@@ -59,9 +62,10 @@ class TaskController(Controller):
                     offset=offset,
                 )
             )
+            return with_freshness(page, hub.freshness([repo] if repo else None))
         # On the event loop, as before: a thread hop cost this hot path (bench/query.py).
         with hub.engine.connect() as conn:
-            return queries.list_tasks(
+            page = queries.list_tasks(
                 conn,
                 repo=repo,
                 workplan=workplan,
@@ -71,9 +75,12 @@ class TaskController(Controller):
                 limit=limit,
                 offset=offset,
             )
+        return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{ref:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskItem:
-        """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice."""
+    def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskDetail:
+        """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice.
+        ``freshness`` says how current the cache is for its repo."""
         with hub.engine.connect() as conn:
-            return queries.get_task(conn, ref)
+            task = queries.get_task(conn, ref)
+        return TaskDetail(**msgspec.structs.asdict(task), freshness=hub.freshness([task.repo]))
