@@ -6,7 +6,6 @@ race across processes, real ``statehub claim`` processes on the same hub home.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -24,6 +23,7 @@ from statehub.auth import LOCAL_COMMAND
 from statehub.errors import Conflict
 from statehub.events import EventDesk
 from statehub.hub import Hub
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import trailer_counts
 
@@ -383,7 +383,7 @@ def test_processes_and_a_server_racing_for_one_task_make_one_winner(
         assert wins == 1, (answers, codes, [o[1] for o in outs])
         assert answers.count(409) + codes.count(5) == 7
         winner = (
-            next(json.loads(o[0])["actor"] for o, c in zip(outs, codes, strict=True) if c == 0)
+            next(cli_data(o[0])["actor"] for o, c in zip(outs, codes, strict=True) if c == 0)
             if 0 in codes
             else None
         )

@@ -3,9 +3,9 @@ the file after a claim and a release."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def test_claim_heartbeat_release_from_the_command_line(make_repo: Callable[[str]
     before = repo.read(PATH)
     claimed = run("claim", REF, "--actor", "agt-cli", "--lease-s", "600", "--json")
     assert claimed.exit_code == 0, claimed.output
-    body = json.loads(claimed.output)
+    body = cli_data(claimed.output)
     assert set(body) == {"ref", "actor", "lease_expires_at", "key"}
     assert 'owner = "agt-cli"' in repo.read(PATH)  # applied at once: no server holds the applier lock
     assert 'status = "in-progress"' in repo.read(PATH)
@@ -43,12 +43,12 @@ def test_claim_heartbeat_release_from_the_command_line(make_repo: Callable[[str]
 
     beat = run("heartbeat", REF, "--actor", "agt-cli", "--json")
     assert beat.exit_code == 0, beat.output
-    assert json.loads(beat.output)["key"] == body["key"]
+    assert cli_data(beat.output)["key"] == body["key"]
     assert run("heartbeat", REF, "--actor", "agt-other").exit_code == 5
 
     released = run("release", REF, "--status", "todo", "--actor", "agt-cli", "--json")
     assert released.exit_code == 0, released.output
-    assert json.loads(released.output)["owner"] == "lead"
+    assert cli_data(released.output)["owner"] == "lead"
     assert repo.read(PATH) == before
     assert run("release", REF, "--status", "cancelled", "--actor", "agt-cli").exit_code == 2
     assert run("claim", REF, "--actor", "agt-cli", "--lease-s", "0").exit_code == 2
