@@ -50,11 +50,12 @@ import msgspec
 from sqlalchemy import false, select
 
 from statehub.cache import queries
+from statehub.cache.answers import TaskItem
 from statehub.cache.schema import TASKS
 from statehub.errors import BadRequest, Conflict
 from statehub.events.intake import new_event_key
 from sync.buffer import Submission
-from sync.leases import Lease, LeaseStore, LeaseTransaction
+from sync.leases import DEFAULT_LEASE_S, MAX_LEASE_S, Lease, LeaseStore, LeaseTransaction
 from workplans import TaskStatus, is_task_ref, parse_event
 from workplans.events import ACTOR_RULE, RELEASE_STATUSES, format_at, is_actor
 from workplans.ids import split_task_ref
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
     from statehub.answers import Page
     from statehub.auth.event_policy import EventAuthoriser
-    from statehub.cache.answers import TaskItem
     from statehub.events import EventDesk
     from statehub.hub import Hub
     from workplans.events import Event
@@ -77,6 +77,7 @@ __all__ = [
     "Claim",
     "ClaimState",
     "LeaseWorker",
+    "NextClaimed",
     "Released",
     "claim",
     "claim_state",
@@ -89,11 +90,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE_S = 900
-"""Seconds a lease lasts when the claim does not say (15 minutes)."""
-MAX_LEASE_S = 86_400
-"""The longest lease a claim or heartbeat may ask for (a day): an agent that vanishes frees its
-task within this, whatever it asked."""
 HUB_ACTOR = "statehub"
 """The actor of the release the hub sends when a lease runs out."""
 EXPIRED_NOTE = "lease expired"
@@ -650,3 +646,17 @@ def _decide_one(tx: LeaseTransaction, hub: Hub, event: Event, repo: str) -> str 
         return f"claim {claim_key} on task {ref} already ended: released by {lease.released_by}"
     tx.release(ref, event.key, event.actor, now)
     return None
+
+
+class NextClaimed(msgspec.Struct, frozen=True):
+    """``statehub next --claim``: the task won, its claim (ADR-032), and why it was chosen; ``task``
+    and ``claim`` are None when no candidate could be claimed (``reason`` says why)."""
+
+    actor: str
+    task: TaskItem | None
+    claim: Claim | None
+    reason: str
+    candidates: int
+    """How many tasks were in the running."""
+    passed_over: list[str]
+    """Better-ranked candidates a claim did not win (held by someone else, taken meanwhile): ``ref: why``."""

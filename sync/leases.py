@@ -45,8 +45,21 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["STATUS_KINDS", "Lease", "LeaseStore", "LeaseTransaction", "PendingChange"]
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "MAX_LEASE_S",
+    "STATUS_KINDS",
+    "Lease",
+    "LeaseStore",
+    "LeaseTransaction",
+    "PendingChange",
+]
 
+DEFAULT_LEASE_S = 900
+"""Seconds a lease lasts when the claim does not say (15 minutes)."""
+MAX_LEASE_S = 86_400
+"""The longest lease a claim or heartbeat may ask for (a day): an agent that vanishes frees its
+task within this, whatever it asked."""
 STATUS_KINDS = ("task.status", "task.claim", "task.release")
 """The event kinds that change a task's status: what a pending event overlays on the cache."""
 

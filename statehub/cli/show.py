@@ -25,11 +25,14 @@ from statehub.cli._output import clean, print_json, print_table
 from statehub.cli._reading import open_reader
 from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
+from sync.leases import DEFAULT_LEASE_S, MAX_LEASE_S
 from workplans.ids import is_task_ref, is_workplan_id
 from workplans.models import TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
+    from statehub.answers import Freshness
     from statehub.cache.answers import TaskItem, WorkplanDetail
+    from statehub.claims import NextClaimed
     from statehub.cli._reading import Reader
 
 __all__ = ["choose_next", "next_", "progress_of", "show", "show_ref"]
@@ -173,8 +176,9 @@ def _owner_rank(task: TaskItem, actor: str) -> int:
     return 1 if task.owner is None else 2
 
 
-def choose_next(reader: Reader, actor: str, repo: str | None = None) -> NextTask:
-    """The best task ``actor`` can take now (``NextTask`` says how it is chosen)."""
+def ranked_next(reader: Reader, actor: str, repo: str | None = None) -> tuple[list[TaskItem], str]:
+    """The tasks ``actor`` can take now, best first (``NextTask`` says how they are ranked), and
+    the words naming where they were looked for."""
     ready: list[TaskItem] = []
     offset = 0
     while True:
@@ -185,31 +189,100 @@ def choose_next(reader: Reader, actor: str, repo: str | None = None) -> NextTask
             break
     plans = reader.workplan_statuses(t.workplan for t in ready)
     candidates = [t for t in ready if plans.get(t.workplan) in _PLAN_RANK]
-    where = f" in {repo}" if repo else ""
+    # sorted is stable: equals keep the list's order, workplan id then file order
+    candidates.sort(key=lambda t: (_owner_rank(t, actor), _PLAN_RANK[plans[t.workplan]], t.workplan))
+    return candidates, f" in {repo}" if repo else ""
+
+
+def _why(task: TaskItem, actor: str, plan_status: str, ready: int, where: str) -> str:
+    whose = ("yours", "unowned", f"owned by {task.owner}")[_owner_rank(task, actor)]
+    return f"{whose}, ready, in {plan_status} workplan {task.workplan}; {ready} ready{where}"
+
+
+def choose_next(reader: Reader, actor: str, repo: str | None = None) -> NextTask:
+    """The best task ``actor`` can take now (``NextTask`` says how it is chosen)."""
+    candidates, where = ranked_next(reader, actor, repo)
     if not candidates:
         return NextTask(actor, None, f"no task{where} is todo with every dependency done", 0)
-    best = min(
-        candidates,
-        key=lambda t: (_owner_rank(t, actor), _PLAN_RANK[plans[t.workplan]], t.workplan),
-    )  # min keeps the first of equals: the list is in workplan id, file order
-    plan_status = plans[best.workplan].value
-    whose = ("yours", "unowned", f"owned by {best.owner}")[_owner_rank(best, actor)]
-    reason = f"{whose}, ready, in {plan_status} workplan {best.workplan}; {len(candidates)} ready{where}"
-    return NextTask(actor, best, reason, len(candidates))
+    best = candidates[0]
+    plan_status = reader.workplan_statuses([best.workplan])[best.workplan].value
+    return NextTask(actor, best, _why(best, actor, plan_status, len(candidates), where), len(candidates))
+
+
+MAX_CLAIM_TRIES = 20
+"""``next --claim`` tries at most this many candidates, best first, before saying none was won."""
+
+
+def claim_next(actor: str, repo: str | None, lease_s: float) -> tuple[NextClaimed, Freshness]:
+    """Claim the best task ``actor`` can take now: candidates best first, each tried with a claim
+    until one wins (at most :data:`MAX_CLAIM_TRIES`); a claim another agent wins first is passed over."""
+    from statehub import claims
+    from statehub.auth.event_policy import LOCAL_COMMAND
+    from statehub.claims import NextClaimed
+    from statehub.cli._context import open_desk
+    from statehub.cli._sending import APPLY_WAIT
+
+    with open_reader() as reading:
+        reading.require_repo(repo)
+        candidates, where = ranked_next(reading.reader, actor, repo)
+        plans = reading.reader.workplan_statuses(t.workplan for t in candidates[:MAX_CLAIM_TRIES])
+        fresh = reading.freshness([repo] if repo else None)
+    passed: list[str] = []
+    with open_desk() as desk:
+        for task in candidates[:MAX_CLAIM_TRIES]:
+            try:
+                won = claims.claim(desk, task.ref, actor, lease_s, authorise=LOCAL_COMMAND)
+            except Conflict as lost:
+                passed.append(f"{task.ref}: {lost.message}")
+                continue
+            desk.apply_pending(timeout=APPLY_WAIT)
+            why = _why(task, actor, plans[task.workplan].value, len(candidates), where)
+            return NextClaimed(actor, task, won, f"claimed: {why}", len(candidates), passed), fresh
+    if not candidates:
+        reason = f"no task{where} is todo with every dependency done"
+    else:
+        reason = f"no claim won among the best {len(passed)} of {len(candidates)} ready{where}"
+    return NextClaimed(actor, None, None, reason, len(candidates), passed), fresh
 
 
 @click.command("next")
 @click.option("--repo", help="Only tasks in this repo (slug).")
+@click.option("--claim", "take", is_flag=True, help="Claim it too: the best task a claim wins (ADR-032).")
+@click.option(
+    "--lease-s",
+    "lease_s",
+    type=click.IntRange(1, MAX_LEASE_S),
+    default=DEFAULT_LEASE_S,
+    show_default=True,
+    help="With --claim: seconds the lease lasts.",
+)
 @actor_option
-@json_option("{actor, task, reason, candidates}")
+@json_option("{actor, task, reason, candidates} (with --claim also claim, passed_over)")
 @handle_errors
-def next_(repo: str | None, actor: str | None, as_json: bool) -> None:
+def next_(repo: str | None, take: bool, lease_s: int, actor: str | None, as_json: bool) -> None:
     """The best task the actor can take now: todo, every dependency done, theirs or unowned first.
 
-    Example: statehub next --repo ops --json
+    With --claim, claim it as well: candidates are tried best first and one
+    another agent wins meanwhile is passed over; exit 5 when no claim is won.
+
+    Example: statehub next --repo ops --claim --json
     """
     who = actor or default_actor()
+    if take:
+        claimed, fresh = claim_next(who, repo, lease_s)
+        if as_json:
+            print_json(claimed, fresh)
+        elif claimed.task is not None and claimed.claim is not None:
+            print_table("Next", ["ref", "status", "owner", "ready", "title"], [_task_row(claimed.task)])
+            _line(f"claimed as {who} until {claimed.claim.lease_expires_at} (claim {claimed.claim.key})")
+            _line(claimed.reason)
+        if claimed.claim is None:
+            raise Conflict(
+                f"nothing claimed for {who}: {claimed.reason}", details={"passed_over": claimed.passed_over}
+            )
+        return
     with open_reader() as reading:
+        reading.require_repo(repo)
         found = choose_next(reading.reader, who, repo)
         fresh = reading.freshness([repo] if repo else None)
     if as_json:

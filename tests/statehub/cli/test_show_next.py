@@ -184,3 +184,26 @@ def test_commands_that_do_not_read_the_cache_carry_no_freshness(run: Run, added:
     envelope = cli_envelope(run("events", "--json").output)
     assert envelope["freshness"] is None
     assert envelope["data"] == {"items": [], "total": 0}
+
+
+def test_next_claim_takes_the_best_task_a_claim_wins_and_passes_over_the_taken(
+    run: Run, added: GitRepo
+) -> None:
+    """``next --claim``: the best candidate is claimed (a lease and a task.claim commit, ADR-032);
+    the next agent gets the next best; when every candidate is taken it exits 5 saying so."""
+    first = cli_envelope(run("next", "--claim", "--actor", "lee", "--lease-s", "600", "--json").output)
+    won = first["data"]
+    assert won["task"]["ref"] == "OPS-WP-0001-T04" and won["claim"]["actor"] == "lee"
+    assert won["claim"]["ref"] == "OPS-WP-0001-T04" and won["reason"].startswith("claimed: unowned")
+    assert "T04" in added.git("log", "-1", "--format=%B") and "lee" in added.git("log", "-1", "--format=%an")
+
+    second = cli_data(run("next", "--claim", "--actor", "kim", "--json").output)
+    assert second["task"]["ref"] == "OPS-WP-0001-T02"  # T04 is lee's now; dana's T02 is claimable
+    third = run("next", "--claim", "--actor", "max")
+    assert third.exit_code == 0 and "OPS-WP-0002-T01" in third.output and "claimed as max" in third.output
+
+    none_left = run("next", "--claim", "--actor", "ann")
+    assert none_left.exit_code == 5
+    assert "nothing claimed for ann" in none_left.output
+    shown = cli_data(run("show", "OPS-WP-0001-T04", "--json").output)["task"]
+    assert (shown["status"], shown["owner"]) == ("in-progress", "lee")
