@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
+from statehub.metrics import HubMetrics
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
 from workplans.manifest import SLUG
@@ -69,7 +71,12 @@ class Hub:
     """Open with ``with Hub(settings) as hub:``; leaving the block closes the cache's connections."""
 
     def __init__(
-        self, settings: Settings, *, reconcile: bool = True, event_kinds: EventKinds | None = None
+        self,
+        settings: Settings,
+        *,
+        reconcile: bool = True,
+        event_kinds: EventKinds | None = None,
+        metrics: HubMetrics | None = None,
     ) -> None:
         """Open the cache; ``reconcile`` brings it up to date with hub.toml and the files now.
 
@@ -77,10 +84,12 @@ class Hub:
         report shows what they did rather than finding nothing left to do.
         ``event_kinds`` is every kind of event the hub accepts (default: the workplan
         and fleet kinds, ``registry.hub_event_kinds``), built here once and read by
-        intake and write-back.
+        intake and write-back. ``metrics`` is where the hub counts what happens
+        (default: a registry of its own, ``statehub.metrics``).
         """
         settings.ensure_dirs()
         self.settings = settings
+        self.metrics = metrics or HubMetrics()
         self.event_kinds = hub_event_kinds() if event_kinds is None else event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
@@ -178,8 +187,10 @@ class Hub:
         reports = []
         with self.write_lock:
             for repo in targets:
+                started = time.perf_counter()
                 with self.engine.begin() as conn:
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
+                self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
                     progress(repo.slug)
         return reports

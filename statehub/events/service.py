@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Self
 
 from statehub.cache import index_repo
@@ -82,6 +83,8 @@ class EventDesk:
         """Store events through intake (``submit_events``); ``authorise`` has no default, so every
         caller says who is asking: a token's ``event_authoriser``, ``OPEN_HUB`` or ``LOCAL_COMMAND``."""
         results = submit_events(self.hub, self.buffer, body, authorise=authorise, each=each)
+        for outcome in ("accepted", "duplicate", "rejected"):
+            self.hub.metrics.count_events(outcome, sum(r.result == outcome for r in results))
         if any(r.result == "accepted" for r in results):
             self.accepted.set()
             for callback in self.on_accepted:
@@ -110,7 +113,9 @@ class EventDesk:
                 # The hub's write lock: a CRDT save commits in these work trees too, and two
                 # git commits at once in one repo would fight over its index lock.
                 with self.hub.write_lock:
+                    started = time.perf_counter()
                     results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
+                    self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
             except Exception as error:  # one repo's git trouble must not hold up the others
                 log.exception("write-back in %s failed", slug)
                 reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
@@ -119,7 +124,11 @@ class EventDesk:
                 results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
         self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
         for result in results:
+            applied, rejected = len(result.decided), len(result.refused)  # settle empties them
             self.applier.settle(result)
+            self.hub.metrics.count_events("applied", applied)
+            self.hub.metrics.count_events("rejected", rejected)
+            self.hub.metrics.count_events("waited", result.waiting)
         return results
 
     def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
