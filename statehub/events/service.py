@@ -137,5 +137,7 @@ class EventDesk:
             return
         with self.hub.write_lock, self.hub.engine.begin() as conn:
             for slug in slugs:
+                started = time.perf_counter()
                 index_repo(conn, slug, roots[slug], derive=False, limits=self.hub.settings.file_limits)
+                self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
             recompute_derived(conn)
