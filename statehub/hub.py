@@ -25,7 +25,6 @@ from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
-from statehub.metrics import HubMetrics
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
 from workplans.manifest import SLUG
@@ -33,6 +32,7 @@ from workplans.manifest import SLUG
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from statehub.metrics import HubMetrics
     from statehub.settings import Settings
 
 __all__ = ["Hub", "Progress", "sent_path"]
@@ -85,11 +85,12 @@ class Hub:
         ``event_kinds`` is every kind of event the hub accepts (default: the workplan
         and fleet kinds, ``registry.hub_event_kinds``), built here once and read by
         intake and write-back. ``metrics`` is where the hub counts what happens
-        (default: a registry of its own, ``statehub.metrics``).
+        (``statehub.metrics``; the server passes its app's): None, the default, counts
+        nothing and never loads the metrics library (a command answers at once, canon/ADR-033).
         """
         settings.ensure_dirs()
         self.settings = settings
-        self.metrics = metrics or HubMetrics()
+        self.metrics = metrics
         self.event_kinds = hub_event_kinds() if event_kinds is None else event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
@@ -190,7 +191,8 @@ class Hub:
                 started = time.perf_counter()
                 with self.engine.begin() as conn:
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
-                self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
+                if self.metrics is not None:
+                    self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
                     progress(repo.slug)
         return reports

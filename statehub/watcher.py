@@ -211,10 +211,13 @@ class RepoWatcher:
         except Exception:
             log.exception("re-indexing %s after a file change failed", slug)
             return
+        if self.hub.metrics is None:
+            return
         now = time.time()
         stamps = [now]
         for path in changed[:1000]:  # a batch can be huge (a checkout); its first files tell enough
             if path.is_relative_to(root):
                 with contextlib.suppress(OSError):  # deleted since
                     stamps.append(path.lstat().st_ctime)  # a rename keeps mtime, not ctime
-        self.hub.metrics.index_lag_seconds.labels(slug).observe(max(0.0, now - min(stamps)))
+        if self.hub.metrics is not None:
+            self.hub.metrics.index_lag_seconds.labels(slug).observe(max(0.0, now - min(stamps)))

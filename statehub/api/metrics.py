@@ -30,4 +30,6 @@ class MetricsController(Controller):
     def metrics(self, hub: HubDep) -> Response[str]:
         """Counters and histograms since the hub started, gauges read now (a few cache queries, and
         each registered repo's git state from its files): a scrape costs a few milliseconds."""
-        return Response(hub.metrics.exposition().decode("utf-8"), media_type=CONTENT_TYPE)
+        metrics = hub.metrics
+        assert metrics is not None, "create_app gives its hub the app's metrics"
+        return Response(metrics.exposition().decode("utf-8"), media_type=CONTENT_TYPE)

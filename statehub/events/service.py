@@ -83,8 +83,9 @@ class EventDesk:
         """Store events through intake (``submit_events``); ``authorise`` has no default, so every
         caller says who is asking: a token's ``event_authoriser``, ``OPEN_HUB`` or ``LOCAL_COMMAND``."""
         results = submit_events(self.hub, self.buffer, body, authorise=authorise, each=each)
-        for outcome in ("accepted", "duplicate", "rejected"):
-            self.hub.metrics.count_events(outcome, sum(r.result == outcome for r in results))
+        if (metrics := self.hub.metrics) is not None:
+            for outcome in ("accepted", "duplicate", "rejected"):
+                metrics.count_events(outcome, sum(r.result == outcome for r in results))
         if any(r.result == "accepted" for r in results):
             self.accepted.set()
             for callback in self.on_accepted:
@@ -115,7 +116,8 @@ class EventDesk:
                 with self.hub.write_lock:
                     started = time.perf_counter()
                     results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
-                    self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
+                    if self.hub.metrics is not None:
+                        self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
             except Exception as error:  # one repo's git trouble must not hold up the others
                 log.exception("write-back in %s failed", slug)
                 reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
@@ -126,9 +128,10 @@ class EventDesk:
         for result in results:
             applied, rejected = len(result.decided), len(result.refused)  # settle empties them
             self.applier.settle(result)
-            self.hub.metrics.count_events("applied", applied)
-            self.hub.metrics.count_events("rejected", rejected)
-            self.hub.metrics.count_events("waited", result.waiting)
+            if (metrics := self.hub.metrics) is not None:
+                metrics.count_events("applied", applied)
+                metrics.count_events("rejected", rejected)
+                metrics.count_events("waited", result.waiting)
         return results
 
     def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
@@ -139,5 +142,6 @@ class EventDesk:
             for slug in slugs:
                 started = time.perf_counter()
                 index_repo(conn, slug, roots[slug], derive=False, limits=self.hub.settings.file_limits)
-                self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
+                if self.hub.metrics is not None:
+                    self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
             recompute_derived(conn)
