@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlmodel import SQLModel
 
 from bench._databases import add_database_option, cache_url
 from bench.corpus import Corpus, build_corpus
 from statehub.cache.indexer import blob_sha
+from statehub.cache.schema import metadata
 from statehub.hub import Hub
 from statehub.settings import Settings
 
@@ -70,7 +70,7 @@ def interleaved(runs: int, *funcs: Callable[[], object]) -> list[tuple[float, fl
 def _ddl() -> list[str]:
     dialect = sqlite_dialect.dialect()
     statements = []
-    for table in SQLModel.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         statements.append(str(CreateTable(table).compile(dialect=dialect)))
         statements.extend(str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes)
     return statements

@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 watcher = app.state.watcher = RepoWatcher(hub)
                 if settings.watch:
                     watcher.start()
+                    hub.watching = lambda: watcher.alive  # answers say whether changes are followed
                     stack.push_async_callback(watcher.stop)
                     hub.on_repos_changed.append(watcher.repos_changed)
                 stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it

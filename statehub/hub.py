@@ -9,31 +9,33 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection, Engine, select
 
-from registry.event_kinds import hub_event_kinds
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
-from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
+from workplans import MANIFEST_PATH, FormatError, parse_manifest
 from workplans.manifest import SLUG
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from statehub.answers import Freshness
     from statehub.metrics import HubMetrics
     from statehub.settings import Settings
+    from workplans import EventKinds
 
 __all__ = ["Hub", "Progress", "sent_path"]
 
@@ -91,7 +93,7 @@ class Hub:
         settings.ensure_dirs()
         self.settings = settings
         self.metrics = metrics
-        self.event_kinds = hub_event_kinds() if event_kinds is None else event_kinds
+        self._event_kinds = event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
         self.engine, created = open_cache(settings.database_url)
@@ -99,12 +101,26 @@ class Hub:
         """Serialises index writes: the API, the watcher and sweeps share one cache."""
         self.on_repos_changed: list[Callable[[], None]] = []
         """Called (from any thread) after a repo is registered or removed."""
+        self.watching: Callable[[], bool] = lambda: False
+        """Whether a file watcher keeps this cache in step with the files (the server sets it)."""
+        self.freshness_memo = FreshnessMemo()
+        """Each repo's freshness, worked out at most once a second (``forget()`` to ask again now)."""
         if reconcile or created:
             try:
                 self.reconcile(rebuild=created)
             except BaseException:
                 self.engine.dispose()  # a broken hub.toml must not leak the cache's connections
                 raise
+
+    @property
+    def event_kinds(self) -> EventKinds:
+        """Every kind of event the hub accepts, built when first asked for (the event machinery, its
+        parsers and writers, is not loaded by commands that only index or read; canon/ADR-033)."""
+        if self._event_kinds is None:
+            from registry.event_kinds import hub_event_kinds
+
+            self._event_kinds = hub_event_kinds()
+        return self._event_kinds
 
     def close(self) -> None:
         self.engine.dispose()
@@ -116,6 +132,24 @@ class Hub:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def freshness(self, slugs: Iterable[str] | None = None) -> Freshness:
+        """How fresh answers drawn from ``slugs`` (None: every registered repo) are: each repo's last
+        index and whether its files changed since (``statehub.cache.freshness``, worked out at most
+        once a second), and whether a watcher runs. Slugs not registered are left out."""
+
+        def execute(sql: str) -> Sequence[Sequence[Any]]:
+            with self.engine.connect() as conn:
+                return conn.exec_driver_sql(sql).all()
+
+        registered = [(r.slug, r.path) for r in self.repos()]
+        if slugs is None:  # the busiest case (every unfiltered list): one object a second
+            return self.freshness_memo.everything(execute, registered, watching=self.watching())
+        repos, checked_at = self.freshness_memo.repos(execute, registered)
+        wanted = list(dict.fromkeys(slugs))
+        return freshness(
+            [repos[s] for s in wanted if s in repos], watching=self.watching(), checked_at=checked_at
+        )
 
     # registration --------------------------------------------------------------------------------
 
@@ -147,6 +181,7 @@ class Hub:
                     conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
                 )
             self.hub_file.add(RegisteredRepo(slug, root))
+        self.freshness_memo.forget()
         self._announce()
         return report
 
@@ -195,6 +230,7 @@ class Hub:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
                     progress(repo.slug)
+            self.freshness_memo.forget()
         return reports
 
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
@@ -222,6 +258,8 @@ class Hub:
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes
                 raise
+            finally:
+                self.freshness_memo.forget()
         return reports
 
     def reconcile(self, *, rebuild: bool = False) -> None:
@@ -245,6 +283,7 @@ class Hub:
                 if scope is not None:
                     scope.merge(report.scope)
             recompute_derived(conn, scope)
+        self.freshness_memo.forget()
 
     @staticmethod
     def _has_rows(conn: Connection, slug: str) -> bool:

@@ -33,7 +33,6 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from statehub.atomic import remove_in_dir, remove_stale_temps, replace_in_dir
 from statehub.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -397,6 +396,8 @@ def write_repo_file(
             if not stat.S_ISREG(existing.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
             keep = stat.S_IMODE(existing.st_mode)
+        from statehub.atomic import replace_in_dir
+
         replace_in_dir(dir_fd, name, data, keep, expected_sha=expected_sha, label=rel)
     return made
 
@@ -417,6 +418,8 @@ def remove_repo_file(root: Path, rel: str, expected_sha: str, dirs: Sequence[str
     (``statehub.atomic.remove_in_dir``; FileChanged otherwise, nothing removed), then each of the
     directories ``dirs`` that is empty, innermost first (the list :func:`write_repo_file` returned)."""
     with _parent_dir(root, rel) as (dir_fd, name):
+        from statehub.atomic import remove_in_dir
+
         remove_in_dir(dir_fd, name, expected_sha, label=rel)
     for path in reversed(dirs):
         with contextlib.suppress(OSError), _parent_dir(root, path) as (dir_fd, name):
@@ -432,6 +435,8 @@ def remove_stale_repo_temps(root: Path, rel: str) -> list[str]:
     """
     try:
         with _parent_dir(root, rel) as (dir_fd, _name):
+            from statehub.atomic import remove_stale_temps
+
             names = remove_stale_temps(dir_fd)
     except (OSError, RepoPathError):
         return []

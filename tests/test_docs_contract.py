@@ -120,9 +120,18 @@ def served_routes(tmp_path_factory: pytest.TempPathFactory) -> set[Route]:
     return found
 
 
+def _subcommands(command: click.Command) -> dict[str, click.Command]:
+    """A group's subcommands, the lazily loaded ones too (``statehub.cli.LazyGroup``)."""
+    if not isinstance(command, click.Group):
+        return {}
+    ctx = click.Context(command)
+    found = {name: command.get_command(ctx, name) for name in command.list_commands(ctx)}
+    return {name: sub for name, sub in found.items() if sub is not None}
+
+
 def _walk(command: click.Command, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], bool]]:
     """Every command path below ``statehub``, and whether it is a leaf (has no subcommands)."""
-    subcommands = command.commands if isinstance(command, click.Group) else {}
+    subcommands = _subcommands(command)
     if prefix:
         yield prefix, not subcommands
     for name, sub in sorted(subcommands.items()):

@@ -7,7 +7,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from statehub.answers import Page, Removed
+from statehub.answers import Page, Removed, with_freshness
 from statehub.api.deps import HubDep, SlugPath
 from statehub.api.errorshape import WRITE_STATUSES, error_responses
 from statehub.cache import queries
@@ -32,7 +32,8 @@ class RepoController(Controller):
     def list_repos(self, hub: HubDep) -> Page[RepoItem]:
         """Every registered repo by slug, with file errors and workplans counted."""
         with hub.engine.connect() as conn:
-            return queries.list_repos(conn)
+            page = queries.list_repos(conn)
+        return with_freshness(page, hub.freshness())
 
     @post(
         "/",
@@ -54,13 +55,14 @@ class RepoController(Controller):
     def get_repo(self, hub: HubDep, slug: SlugPath) -> RepoDetail:
         """One repo: manifest fields, counts, every file error."""
         with hub.engine.connect() as conn:
-            return queries.get_repo(conn, slug)
+            repo = queries.get_repo(conn, slug)
+        return msgspec.structs.replace(repo, freshness=hub.freshness([slug]))
 
     @delete(
         "/{slug:str}",
         status_code=HTTP_200_OK,
         sync_to_thread=True,
-        responses=error_responses(404, *WRITE_STATUSES),
+        responses=error_responses(404, 409, *WRITE_STATUSES),
     )
     def remove(self, hub: HubDep, slug: SlugPath) -> Removed:
         """Unregister the repo and drop its cache rows; its files are untouched."""

@@ -7,10 +7,11 @@ cache connection itself (see ``statehub.api.deps``) and runs on the event loop
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, get
 from litestar.params import FromQuery
 
-from statehub.answers import Page
+from statehub.answers import Page, with_freshness
 from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, WorkplanIdPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
@@ -36,12 +37,14 @@ class WorkplanController(Controller):
     ) -> Page[WorkplanItem]:
         """Workplans by id; a workplan id claimed by two files is left out (it is a file error)."""
         with hub.engine.connect() as conn:
-            return queries.list_workplans(
+            page = queries.list_workplans(
                 conn, repo=repo, status=status, owner=owner, limit=limit, offset=offset
             )
+        return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{workplan_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
     def get_workplan(self, hub: HubDep, workplan_id: WorkplanIdPath) -> WorkplanDetail:
         """One workplan with its body and tasks; 409 when two files claim its id."""
         with hub.engine.connect() as conn:
-            return queries.get_workplan(conn, workplan_id)
+            plan = queries.get_workplan(conn, workplan_id)
+        return msgspec.structs.replace(plan, freshness=hub.freshness([plan.repo]))

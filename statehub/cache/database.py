@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
-from sqlmodel import SQLModel
 
-from statehub.cache.schema import META, SCHEMA_VERSION
+from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
+from statehub.cache.schema import META, SCHEMA_VERSION, metadata
 
 __all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
 
@@ -64,9 +64,9 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
     calls :func:`create_indexes`: building an index once over loaded rows is
     cheaper than keeping it up to date row by row (bench/rebuild.py).
     """
-    SQLModel.metadata.drop_all(engine)
+    metadata.drop_all(engine)
     with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             conn.execute(CreateTable(table))
         if indexes:
             create_indexes(conn)
@@ -78,7 +78,7 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
 
 
 def create_indexes(conn: Connection) -> None:
-    for table in SQLModel.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
+from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.indexed import forget_indexed, record_indexed

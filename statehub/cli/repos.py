@@ -1,4 +1,5 @@
-"""``statehub repos ...`` and ``statehub rebuild``: registration and the cache."""
+"""``statehub repos ...`` and ``statehub rebuild``: registration and the cache (``repos list`` is a
+read command, in ``statehub.cli.read``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from statehub.cache import queries
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
-from statehub.cli._output import print_json, print_table, progress_bar, say
+from statehub.cli._output import print_json, progress_bar, say
+from statehub.cli.read import repos_list
 
 if TYPE_CHECKING:
     from statehub.cache.answers import FileError
@@ -63,6 +64,8 @@ def add(paths: tuple[Path, ...], as_json: bool) -> None:
 
     Example: statehub repos add ~/src/the-custodian ~/src/railiance
     """
+    from statehub.cache import queries
+
     with open_hub() as hub:
         reports = [hub.register(path) for path in paths]
         with hub.engine.connect() as conn:
@@ -78,21 +81,7 @@ def add(paths: tuple[Path, ...], as_json: bool) -> None:
             say("  ", (f"{_where(error)}: {error.message}", "red"))
 
 
-@repos.command("list")
-@json_option("the repos")
-@handle_errors
-def list_(as_json: bool) -> None:
-    """List registered repos with their error counts.
-
-    Example: statehub repos list --json
-    """
-    with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_repos(conn)
-    if as_json:
-        print_json(page.items)
-        return
-    rows = [(r.slug, r.workplan_count, r.error_count, r.path) for r in page.items]
-    print_table("Repos", ["slug", "workplans", "errors", "path"], rows)
+repos.add_command(repos_list)
 
 
 @repos.command("remove")
@@ -117,6 +106,8 @@ def refresh(slug: str | None, as_json: bool) -> None:
 
     Example: statehub repos refresh the-custodian
     """
+    from statehub.cache import queries
+
     with open_hub(reconcile=False) as hub:
         reports = hub.refresh(slug)
         with hub.engine.connect() as conn:
@@ -138,6 +129,8 @@ def rebuild(as_json: bool) -> None:
 
     Example: statehub rebuild
     """
+    from statehub.cache import queries
+
     with open_hub(reconcile=False) as hub:
         repos_ = hub.repos()
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:

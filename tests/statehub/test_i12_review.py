@@ -5,7 +5,6 @@ Each test names what was tried and how it failed before the fix.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from statehub.events import EventDesk
 from statehub.gitrepo import git_said, open_repo
 from statehub.hub import Hub
 from statehub.sweep import sweep
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 from tests.statehub.eventfixtures import event, plan_repo, trailer_counts
@@ -94,7 +94,7 @@ def test_repos_add_prints_the_duplicate_ids_and_cycles_it_found(
     result = CliRunner().invoke(main, ["repos", "add", str(repo.root)])
     assert result.exit_code == 0, result.output
     as_json = CliRunner().invoke(main, ["repos", "add", "--json", str(repo.root)])
-    [detail] = json.loads(as_json.output)
+    [detail] = cli_data(as_json.output)
     assert len(detail["errors"]) == 4
     assert "4 file errors" in result.output
     for error in detail["errors"]:
@@ -124,7 +124,7 @@ def test_sweeps_call_a_cycle_a_dependency_cycle_and_the_doctor_gives_its_own_rem
         ("file-error", "workplans/broken.md"),
     ]
     result = CliRunner().invoke(main, ["doctor", "--json"])
-    [diagnosis] = json.loads(result.output)["repos"]
+    [diagnosis] = cli_data(result.output)["repos"]
     remedies = {
         p["message"].split(":", 1)[0]: p["remedy"] for p in diagnosis["problems"] if p["kind"] == "file-error"
     }
@@ -157,9 +157,7 @@ def test_an_event_to_a_workplan_not_committed_yet_says_so_and_how_to_fix_it(
     )
     assert (found.state.value, found.reason) == ("pending", said)
     result = CliRunner().invoke(main, ["doctor", "--json"])
-    [waiting] = [
-        p for p in json.loads(result.output)["repos"][0]["problems"] if p["kind"] == "events-waiting"
-    ]
+    [waiting] = [p for p in cli_data(result.output)["repos"][0]["problems"] if p["kind"] == "events-waiting"]
     assert (
         waiting["remedy"] == f"commit it (git -C {repo.root} add {new}, then git commit) and the events apply"
     )
@@ -200,7 +198,7 @@ def test_a_reftable_repo_stops_writes_with_its_reason_and_remedy(
     assert swept.exit_code == NEEDS_A_PERSON, swept.output
     doctor = CliRunner().invoke(main, ["doctor", "--json"])
     assert doctor.exit_code == NEEDS_A_PERSON
-    [diagnosis] = json.loads(doctor.output)["repos"]
+    [diagnosis] = cli_data(doctor.output)["repos"]
     [problem] = [p for p in diagnosis["problems"] if p["stops_writes"]]
     assert problem["remedy"].startswith(f"convert it to the files format (git -C {repo.root} refs migrate")
     with pytest.raises(git.GitCommandError) as raised:

@@ -4,13 +4,13 @@ token pauses the relay without losing anything; an overloaded upstream is waited
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import HubPair, notes, run_cli
@@ -38,7 +38,7 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
 
 def _status(pair: HubPair, *args: str) -> Any:
     done = run_cli(pair.dev.home, "buffer", *args, env=pair.dev_env)
-    return done if "--json" not in args or done.returncode else json.loads(done.stdout)
+    return done if "--json" not in args or done.returncode else cli_data(done.stdout)
 
 
 def test_poison_and_conflicting_events_are_parked_while_later_events_flow(pair: HubPair) -> None:

@@ -151,6 +151,17 @@ def test_declared_parameters_stay_allowed(client: Client) -> None:
     assert client.post("/events?each=true", json=[]).status_code != 400
 
 
+def test_a_repeated_query_parameter_is_400(loaded: Client) -> None:
+    """Review finding: ``?repo=ops&repo=nope`` passed the repo check on the first value and
+    filtered by the last, answering an empty 200 page; every hub parameter takes one value."""
+    body = assert_shape(loaded.get("/workplans?repo=ops&repo=nope"), 400)
+    assert body["details"] == {"repeated": ["repo"]}
+    body = assert_shape(loaded.get("/tasks?status=todo&limit=1&status=done&limit=2"), 400)
+    assert body["details"] == {"repeated": ["limit", "status"]}
+    assert "'limit', 'status'" in body["error"]
+    assert loaded.get("/tasks?repo=ops&status=todo").status_code == 200
+
+
 def test_unknown_parameters_on_other_methods_are_400_too(client: Client) -> None:
     assert_shape(client.post("/repos?bogus=1", json={"path": "/nowhere"}), 400)
 
