@@ -1,8 +1,9 @@
 """The hub's Prometheus metrics (``GET /metrics``, ADR-035).
 
-Each hub has its own ``CollectorRegistry`` (:class:`HubMetrics`, made with the
-:class:`statehub.hub.Hub`), never the library's global one, so several hubs in
-one process (the tests) do not collide. Two kinds of metric live there:
+Each app has its own ``CollectorRegistry`` (:class:`HubMetrics`, made by
+``create_app`` and handed to its :class:`statehub.hub.Hub`), never the library's
+global one, so several hubs in one process (the tests) do not collide. A hub
+opened by a CLI command has none (``Hub.metrics`` is None) and counts nothing. Two kinds of metric live there:
 
 - counters and histograms updated where things happen: events by state
   (intake, write-back), write-back duration (one repo's pass), index duration
