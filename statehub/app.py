@@ -20,6 +20,7 @@ from statehub.api.events import EventController
 from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
+from statehub.api.metrics import MetricsController
 from statehub.api.openapi import declare_security, openapi_config
 from statehub.api.repos import RepoController
 from statehub.api.sweeps import SweepController
@@ -33,6 +34,7 @@ from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
 from statehub.events import ApplierWorker, EventDesk
 from statehub.events.relaying import start_relay
 from statehub.hub import Hub
+from statehub.metrics import HubMetrics, StateCollector, http_metrics_middleware
 from statehub.servermark import mark_server
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     auth = AuthPolicy.from_settings(settings)
     """Refuses (SetupError) a configuration that must not serve, e.g. fleet without a token key."""
+    metrics = HubMetrics()  # this app's own registry (ADR-035): several apps in one process never collide
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # newer State Hub) is kept as ``startup_error``: ``statehub serve`` says it in one line.
         async with AsyncExitStack() as stack:
             try:
-                hub = app.state.hub = stack.enter_context(Hub(settings))
+                hub = app.state.hub = stack.enter_context(Hub(settings, metrics=metrics))
                 app.state.rooms = await stack.enter_async_context(open_rooms(hub))
                 watcher = app.state.watcher = RepoWatcher(hub)
                 if settings.watch:
@@ -89,6 +92,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 relay = start_relay(desk)
                 if relay is not None:
                     stack.callback(relay.stop)
+                stack.callback(
+                    metrics.watch(StateCollector(desk, watcher if settings.watch else None, app.state.rooms))
+                )
             except (HubError, *LIBRARY_ERRORS) as error:
                 app.state.startup_error = as_hub_error(error)
                 raise
@@ -98,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
             DiagnosticsController,
             RepoController,
             WorkplanController,
@@ -115,8 +122,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=exception_handlers(LIBRARY_ERRORS, settings.max_body_bytes, routes),
         before_request=before_handler(routes),
         guards=[token_guard],
-        # Cross-site checks first (Host, Origin, JSON only), then size and character bounds (ADR-022).
+        # Request timing first, so refusals are timed too (route templates only, ADR-035), then
+        # cross-site checks (Host, Origin, JSON only), then size and character bounds (ADR-022).
         middleware=[
+            http_metrics_middleware(metrics),
             crosssite_middleware(CrossSitePolicy.from_settings(settings)),
             inputbounds_middleware(settings.max_body_bytes),
         ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from statehub.answers import Freshness
+    from statehub.metrics import HubMetrics
     from statehub.settings import Settings
     from workplans import EventKinds
 
@@ -71,7 +73,12 @@ class Hub:
     """Open with ``with Hub(settings) as hub:``; leaving the block closes the cache's connections."""
 
     def __init__(
-        self, settings: Settings, *, reconcile: bool = True, event_kinds: EventKinds | None = None
+        self,
+        settings: Settings,
+        *,
+        reconcile: bool = True,
+        event_kinds: EventKinds | None = None,
+        metrics: HubMetrics | None = None,
     ) -> None:
         """Open the cache; ``reconcile`` brings it up to date with hub.toml and the files now.
 
@@ -79,10 +86,13 @@ class Hub:
         report shows what they did rather than finding nothing left to do.
         ``event_kinds`` is every kind of event the hub accepts (default: the workplan
         and fleet kinds, ``registry.hub_event_kinds``), built here once and read by
-        intake and write-back.
+        intake and write-back. ``metrics`` is where the hub counts what happens
+        (``statehub.metrics``; the server passes its app's): None, the default, counts
+        nothing and never loads the metrics library (a command answers at once, canon/ADR-033).
         """
         settings.ensure_dirs()
         self.settings = settings
+        self.metrics = metrics
         self._event_kinds = event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
@@ -213,8 +223,11 @@ class Hub:
         reports = []
         with self.write_lock:
             for repo in targets:
+                started = time.perf_counter()
                 with self.engine.begin() as conn:
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
+                if self.metrics is not None:
+                    self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
                     progress(repo.slug)
             self.freshness_memo.forget()

@@ -28,9 +28,11 @@ while no watch ran is missed. A missing work tree is a file error, not silence
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,7 +175,8 @@ class RepoWatcher:
                 self._restart.set()
                 return
             for slug in sorted(self.touched(changes, layout.roots)):
-                await asyncio.to_thread(self._refresh, slug)
+                root = next(root for root, named in layout.roots.items() if named == slug)
+                await asyncio.to_thread(self._refresh, slug, [Path(p) for _c, p in changes], root)
 
     # what changed ------------------------------------------------------------------------------
 
@@ -223,8 +226,21 @@ class RepoWatcher:
         except Exception:
             log.exception("bringing the cache up to date with hub.toml and the work trees failed")
 
-    def _refresh(self, slug: str) -> None:
+    def _refresh(self, slug: str, changed: list[Path], root: Path) -> None:
+        """Re-index ``slug``, then note the lag from its earliest changed file's change time to now
+        (``statehub_index_lag_seconds``; a deleted file counts from now, so adds no lag)."""
         try:
             self.hub.refresh(slug)
         except Exception:
             log.exception("re-indexing %s after a file change failed", slug)
+            return
+        if self.hub.metrics is None:
+            return
+        now = time.time()
+        stamps = [now]
+        for path in changed[:1000]:  # a batch can be huge (a checkout); its first files tell enough
+            if path.is_relative_to(root):
+                with contextlib.suppress(OSError):  # deleted since
+                    stamps.append(path.lstat().st_ctime)  # a rename keeps mtime, not ctime
+        if self.hub.metrics is not None:
+            self.hub.metrics.index_lag_seconds.labels(slug).observe(max(0.0, now - min(stamps)))

@@ -256,6 +256,12 @@ class WriteBuffer(DurableFile):
             ).fetchall()
         return [r[0] for r in rows]
 
+    def oldest_pending_at(self) -> str | None:
+        """``accepted_at`` (UTC, ISO 8601 with ``Z``) of the oldest pending event, None when none wait."""
+        with self._lock:
+            found = self._db.execute("SELECT min(accepted_at) FROM event WHERE state = 'pending'").fetchone()
+        return found[0] if found and isinstance(found[0], str) else None
+
     def pending_groups(self, repo: str) -> list[PendingGroup]:
         """The pending events of ``repo`` grouped by the reason they wait for, the group waiting
         longest first (what ``statehub doctor`` shows)."""

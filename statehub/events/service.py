@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Self
 
 from statehub.cache import index_repo
@@ -95,6 +96,9 @@ class EventDesk:
             each=each,
             decide=lambda submissions: decide_relayed(self.leases, self.hub, submissions),
         )
+        if (metrics := self.hub.metrics) is not None:
+            for outcome in ("accepted", "duplicate", "rejected"):
+                metrics.count_events(outcome, sum(r.result == outcome for r in results))
         if any(r.result == "accepted" for r in results):
             self.accepted.set()
             for callback in self.on_accepted:
@@ -123,7 +127,10 @@ class EventDesk:
                 # The hub's write lock: a CRDT save commits in these work trees too, and two
                 # git commits at once in one repo would fight over its index lock.
                 with self.hub.write_lock:
+                    started = time.perf_counter()
                     results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
+                    if self.hub.metrics is not None:
+                        self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
             except Exception as error:  # one repo's git trouble must not hold up the others
                 log.exception("write-back in %s failed", slug)
                 reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
@@ -132,7 +139,12 @@ class EventDesk:
                 results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
         self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
         for result in results:
+            applied, rejected = len(result.decided), len(result.refused)  # settle empties them
             self.applier.settle(result)
+            if (metrics := self.hub.metrics) is not None:
+                metrics.count_events("applied", applied)
+                metrics.count_events("rejected", rejected)
+                metrics.count_events("waited", result.waiting)
         return results
 
     def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
@@ -141,5 +153,8 @@ class EventDesk:
             return
         with self.hub.write_lock, self.hub.engine.begin() as conn:
             for slug in slugs:
+                started = time.perf_counter()
                 index_repo(conn, slug, roots[slug], derive=False, limits=self.hub.settings.file_limits)
+                if self.hub.metrics is not None:
+                    self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
             recompute_derived(conn)
