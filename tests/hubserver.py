@@ -14,7 +14,11 @@ import httpx
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["HubServer", "free_port"]
+__all__ = ["START_TIMEOUT", "HubServer", "free_port"]
+
+START_TIMEOUT = 60.0
+"""Seconds a server may take to answer /state/health: generous, since a loaded machine (or
+pytest-xdist workers sharing two cores) can take well over 20 s to import and open a hub."""
 
 
 def free_port() -> int:
@@ -53,7 +57,7 @@ class HubServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hub server exited: {self.log.read_text()}")
@@ -62,7 +66,8 @@ class HubServer:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise RuntimeError(f"hub server did not answer in 20 s: {self.log.read_text()}")
+        self.stop()  # a server that never answered is not left running after the test
+        raise RuntimeError(f"hub server did not answer in {START_TIMEOUT:.0f} s: {self.log.read_text()}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
