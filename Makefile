@@ -11,6 +11,12 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Tiers `make test-fast` leaves out (markers applied in tests/conftest.py).
 SLOW_TIERS := not browser and not postgres and not node
+# pytest-xdist workers for `make unit` / `test-fast` (`make unit PYTEST_WORKERS=0` runs in one process).
+# Much of the suite waits on hub processes, git and PostgreSQL, so two workers overlap those waits
+# on a 2-core machine. --dist loadfile keeps each module on one worker: its module-scoped hub
+# servers and browser start once.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: dev-hub test test-fast lint typecheck unit venv lock clean web node-test-deps bench
 
@@ -38,13 +44,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 test: lint typecheck unit
 
 # The quick loop: SQLite only, no browser, PostgreSQL or node tests.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q --backends sqlite -m '$(SLOW_TIERS)'
+	$(BIN)/pytest -q $(XDIST) --backends sqlite -m '$(SLOW_TIERS)'
 
 # The web UI's built assets (statehub/web/static/) are committed; rebuild them after changing web/src.
 web:

@@ -17,7 +17,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["HubServer", "free_port"]
+__all__ = ["START_TIMEOUT", "HubServer", "free_port"]
+
+START_TIMEOUT = 60.0
+"""Seconds a server may take to answer /state/health: generous, since a loaded machine (or
+pytest-xdist workers sharing two cores) can take well over 20 s to import and open a hub."""
 
 
 def free_port() -> int:
@@ -51,7 +55,7 @@ class HubServer:
         *,
         watch: bool = False,
         env: Mapping[str, str] | None = None,
-        start_timeout: float = 60,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.home = home
         self.port = port or free_port()

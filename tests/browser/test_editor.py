@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,9 +19,11 @@ from statehub.settings import Settings
 from tests.browser.chromium import OUTPUT
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
+from tests.nodepackages import node_packages
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 MANIFEST = '[repo]\nslug = "demo"\ntitle = "Demo"\nprefixes = ["DEMO"]\n'
 DOC = "demo/statehub.toml"
@@ -207,11 +208,7 @@ def test_a_restart_mid_edit_loses_and_duplicates_nothing(
 def test_a_stock_node_yjs_client_and_a_browser_converge(
     browser: Any, server: HubServer, repo: GitRepo
 ) -> None:
-    node_dir = Path(__file__).resolve().parents[1] / "node"
-    if not (node_dir / "node_modules" / "y-websocket").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=node_dir, check=True, capture_output=True
-        )
+    node_dir = node_packages()
     page = open_editor(browser, server, "Ada")
     type_at(page, "end", "# from the browser\n")
     run = subprocess.run(

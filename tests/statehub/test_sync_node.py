@@ -4,34 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.nodepackages import node_packages
 from tests.sync_fixtures import MANIFEST, demo, room, server
 from tests.ysync_client import YClient
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.gitfixtures import GitRepo
     from tests.hubserver import HubServer
 
 __all__ = ["demo", "server"]
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
-
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    if shutil.which("node") is None:
-        pytest.fail("node is not installed: .ci/run installs it; see README, web UI")
-    if not (NODE_DIR / "node_modules" / "y-websocket").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True
-        )
-    return NODE_DIR
+    return node_packages()
 
 
 def test_a_stock_yjs_client_converges_with_another_and_the_server(

@@ -1,8 +1,9 @@
 """Big batches do not wedge a repo, and a failing write-back says why (ADR-022, issue 10 item 8).
 
-Through a real hub server: 600 and 5,000 events in one batch by one actor are
-all applied, in bounded commits (messages through stdin, never ``-m``), one
-trailer per event. Git config the hub refuses makes write-back fail: every
+Through a real hub server: 600 events in one batch by one actor (the batch that
+wedged a repo: ``git commit -m`` over the argument limit) and 1,001 (six commits,
+the last holding one event) are all applied, in bounded commits (messages through
+stdin, never ``-m``), one trailer per event. Git config the hub refuses makes write-back fail: every
 waiting event and ``/state/health`` (degraded) carry the reason, retries back
 off, and the events apply once it is fixed. A stale ``index.lock`` stops writes
 (ADR-029): the events wait with the remedy, and apply once the lock is gone.
@@ -49,7 +50,7 @@ def _hub_commits(repo: GitRepo) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("count", [600, 5000])
+@pytest.mark.parametrize("count", [600, 5 * MAX_EVENTS_PER_COMMIT + 1])
 def test_a_big_batch_by_one_actor_applies_in_bounded_commits(
     server: HubProcess, make_repo: Callable[[str], GitRepo], count: int
 ) -> None:

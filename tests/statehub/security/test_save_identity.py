@@ -34,6 +34,13 @@ def open_hub(tmp_path: Path) -> Iterator[EditorHub]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def refusing_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditorHub]:
+    """One open hub for the refusal cases: each asserts it wrote nothing, so they can share it."""
+    with editor_hub(tmp_path_factory.mktemp("refusing")) as running:
+        yield running
+
+
 @pytest.fixture
 def token_hub(tmp_path: Path) -> Iterator[EditorHub]:
     with editor_hub(tmp_path, tokens=True) as running:
@@ -82,8 +89,10 @@ BAD_NAMES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_NAMES))
-def test_a_bad_name_or_email_is_refused_before_anything_is_written(open_hub: EditorHub, case: str) -> None:
-    hub = open_hub
+def test_a_bad_name_or_email_is_refused_before_anything_is_written(
+    refusing_hub: EditorHub, case: str
+) -> None:
+    hub = refusing_hub
     before = snapshot(hub.demo)
     bad = quote(BAD_NAMES[case], safe="")
     for params in ({"user": bad}, {"user": "Ada", "email": bad}):
