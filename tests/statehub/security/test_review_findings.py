@@ -50,10 +50,14 @@ def test_a_big_body_does_not_hold_the_event_loop(target: Target) -> None:
     done = threading.Event()
     statuses: list[int] = []
 
+    took: list[float] = []
+
     def send() -> None:
+        started = time.monotonic()
         try:
             statuses.append(target.post_json("/events", body).status_code)
         finally:
+            took.append(time.monotonic() - started)
             done.set()
 
     sender = threading.Thread(target=send)
@@ -68,7 +72,10 @@ def test_a_big_body_does_not_hold_the_event_loop(target: Target) -> None:
     finally:
         sender.join(timeout=120)
     assert statuses and statuses[0] < 500
-    assert slowest < 1.0, f"/state/health waited {slowest:.2f} s while a big body was checked"
+    # Held, the loop made every request wait out the whole check (about 3 s); free, a health
+    # answer takes a fraction of the POST however loaded the machine is.
+    bound = max(1.0, took[0] / 2)
+    assert slowest < bound, f"/state/health waited {slowest:.2f} s while a {took[0]:.2f} s body check ran"
     target.assert_untouched()
 
 
