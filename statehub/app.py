@@ -22,6 +22,7 @@ from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
 from statehub.api.repos import RepoController
+from statehub.api.search import SearchController
 from statehub.api.sweeps import SweepController
 from statehub.api.sync import SyncController
 from statehub.api.tasks import TaskController
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             WorkplanController,
             TaskController,
             CanonController,
+            SearchController,
             EventController,
             SweepController,
             FleetController,

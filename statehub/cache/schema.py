@@ -28,9 +28,10 @@ __all__ = [
     "WorkplanRow",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL;
-6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py)."""
+6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py);
+7: the full-text search index over workplan, task and canon (cache/search.py, ADR-034)."""
 
 
 def _json() -> Any:
