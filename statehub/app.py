@@ -21,6 +21,7 @@ from statehub.api.events import EventController
 from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
+from statehub.api.mcp import mcp_endpoint, open_mcp
 from statehub.api.repos import RepoController
 from statehub.api.search import SearchController
 from statehub.api.sweeps import SweepController
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 hub.on_repos_changed.append(watcher.repos_changed)
             stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
             desk = app.state.events = stack.enter_context(EventDesk(hub))
+            app.state.mcp = await stack.enter_async_context(open_mcp(hub, desk))
             applier = ApplierWorker(desk)
             applier.start()
             stack.callback(applier.stop)
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SweepController,
             FleetController,
             SyncController,
+            mcp_endpoint,
             *web.ROUTES,
         ],
         dependencies=DEPENDENCIES,

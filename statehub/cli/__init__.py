@@ -8,6 +8,7 @@ from statehub.cli.buffer import buffer
 from statehub.cli.doctor import doctor
 from statehub.cli.events import event, events
 from statehub.cli.fleet import fleet
+from statehub.cli.mcp import mcp
 from statehub.cli.read import canon, tasks, workplans
 from statehub.cli.repos import rebuild, repos
 from statehub.cli.serve import serve
@@ -40,5 +41,6 @@ for command in (
     token,
     buffer,
     doctor,
+    mcp,
 ):
     main.add_command(command)
