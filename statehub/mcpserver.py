@@ -31,6 +31,7 @@ fast; tool calls run in a worker thread (the cache and git work are blocking).
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ from sync.buffer import EventRecord, EventState
 from workplans import CanonKind, CanonStatus, TaskStatus, is_workplan_id, split_task_ref
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from mcp.server.context import ServerRequestContext
 
     from statehub.events import EventDesk
@@ -277,19 +280,41 @@ def _repo(access: HubAccess, caller: Caller, repo: str | None) -> None:
 
 
 def _list_ready_tasks(access: HubAccess, caller: Caller, args: ListReadyTasksArgs) -> Page[TaskItem]:
+    """Claimable tasks first (the claims library's list when the hub has it, else ready ``todo``
+    tasks), then ready tasks in progress or blocked; ``total`` counts every ready task."""
     _repo(access, caller, args.repo)
-    with access.hub.engine.connect() as conn:
-        todo = queries.list_tasks(
-            conn, repo=args.repo, owner=args.owner, ready=True, status=TaskStatus.TODO, limit=args.limit
+    claims = claims_library()
+    if claims is not None:
+        first: list[TaskItem] = list(
+            claims.list_claimable(access.desk(), repo=args.repo, owner=args.owner, limit=args.limit).items
         )
-        everything = queries.list_tasks(conn, repo=args.repo, owner=args.owner, ready=True, limit=1)
-        items = list(todo.items)
-        if len(items) < args.limit and everything.total > todo.total:
-            rest = queries.list_tasks(
-                conn, repo=args.repo, owner=args.owner, ready=True, limit=min(1000, args.limit + todo.total)
+    with access.hub.engine.connect() as conn:
+        if claims is None:
+            first = list(
+                queries.list_tasks(
+                    conn,
+                    repo=args.repo,
+                    owner=args.owner,
+                    ready=True,
+                    status=TaskStatus.TODO,
+                    limit=args.limit,
+                ).items
             )
-            items += [t for t in rest.items if t.status is not TaskStatus.TODO][: args.limit - len(items)]
-    return Page(items, everything.total)
+        total = queries.list_tasks(conn, repo=args.repo, owner=args.owner, ready=True, limit=1).total
+        items = first
+        for status in (TaskStatus.IN_PROGRESS, TaskStatus.BLOCKED):
+            if len(items) >= args.limit:
+                break
+            more = queries.list_tasks(
+                conn,
+                repo=args.repo,
+                owner=args.owner,
+                ready=True,
+                status=status,
+                limit=args.limit - len(items),
+            )
+            items += more.items
+    return Page(items, total)
 
 
 def _get_task(access: HubAccess, caller: Caller, args: GetTaskArgs) -> TaskItem:
@@ -402,6 +427,122 @@ def send(access: HubAccess, caller: Caller, body: dict[str, Any], key: str | Non
     if record.state is EventState.REJECTED:
         raise Unprocessable(f"the change was rejected when applied: {record.reason}")
     return ToolEvent(**msgspec.structs.asdict(record), result=result.result, applied_here=applied is not None)
+
+
+# claims (statehub.claims, when the hub has it) --------------------------------------------------
+
+
+def claims_library() -> ModuleType | None:
+    """``statehub.claims`` (claims with leases, ADR-032) when this hub has it, else None: the claim
+    tools and the claimable-first order of ``list_ready_tasks`` join when it is there."""
+    try:
+        return importlib.import_module("statehub.claims")
+    except ModuleNotFoundError as error:
+        if error.name != "statehub.claims":
+            raise
+        return None
+
+
+class ClaimTaskArgs(_Args, frozen=True):
+    ref: Ref
+    lease_s: Annotated[
+        int, msgspec.Meta(ge=1, le=86_400, description="Seconds the lease lasts (1-86400).")
+    ] = 900
+
+
+class HeartbeatArgs(_Args, frozen=True):
+    ref: Ref
+    lease_s: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=1, le=86_400, description="New lease length in seconds (default: the lease's own)."
+            ),
+        ]
+        | None
+    ) = None
+
+
+class ReleaseTaskArgs(_Args, frozen=True):
+    ref: Ref
+    status: Literal["todo", "done", "blocked"]
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+
+
+def _apply_for(access: HubAccess, ref: str) -> None:
+    """Apply the pending events of ``ref``'s repo now, unless another process is applying."""
+    with access.hub.engine.connect() as conn:
+        repo = queries.get_task(conn, ref).repo
+    access.desk().apply_pending([repo], timeout=APPLY_WAIT)
+
+
+def _claim_task(access: HubAccess, caller: Caller, args: ClaimTaskArgs) -> Any:
+    claims = _require_claims()
+    answer = claims.claim(access.desk(), args.ref, caller.actor, args.lease_s, authorise=caller.authorise)
+    _apply_for(access, args.ref)
+    return answer
+
+
+def _heartbeat(access: HubAccess, caller: Caller, args: HeartbeatArgs) -> Any:
+    claims = _require_claims()
+    return claims.heartbeat(access.desk(), args.ref, caller.actor, args.lease_s, authorise=caller.authorise)
+
+
+def _release_task(access: HubAccess, caller: Caller, args: ReleaseTaskArgs) -> Any:
+    claims = _require_claims()
+    answer = claims.release(
+        access.desk(), args.ref, caller.actor, TaskStatus(args.status), args.note, authorise=caller.authorise
+    )
+    _apply_for(access, args.ref)
+    return answer
+
+
+def _require_claims() -> ModuleType:
+    claims = claims_library()
+    if claims is None:  # pragma: no cover - the tools are listed only with the library
+        raise NotFound("this hub has no claims")
+    return claims
+
+
+def claim_tools() -> tuple[ToolSpec, ...]:
+    """``claim_task``, ``heartbeat``, ``release_task``: present when the claims library is."""
+    claims = claims_library()
+    if claims is None:
+        return ()
+    return (
+        ToolSpec(
+            "claim_task",
+            "Claim task",
+            "Take a claimable task (todo, every dependency done, no live claim by someone else) for a "
+            "lease: exactly one of any number of concurrent claims wins; the task becomes in-progress "
+            "and owned by you (one commit). Claiming again renews your lease. A lost claim is an error "
+            "saying who holds it until when, or which dependency is open.",
+            ClaimTaskArgs,
+            claims.Claim,
+            _claim_task,
+            read_only=False,
+        ),
+        ToolSpec(
+            "heartbeat",
+            "Extend lease",
+            "Extend your live lease on a claimed task (no commit); an error when you hold none.",
+            HeartbeatArgs,
+            claims.Claim,
+            _heartbeat,
+            read_only=False,
+        ),
+        ToolSpec(
+            "release_task",
+            "Release task",
+            "End your claim: the status given (todo, done, blocked), the owner from before the claim "
+            "restored, the note appended to Progress (one commit).",
+            ReleaseTaskArgs,
+            claims.Released,
+            _release_task,
+            read_only=False,
+            idempotent=False,
+        ),
+    )
 
 
 _READ_NOTE = " Read-only; answers from the hub's cache of the files."
@@ -637,8 +778,13 @@ def read_resource(access: HubAccess, caller: Caller, uri: str) -> types.ReadReso
 # the server ----------------------------------------------------------------------------------------
 
 
-def build_server(access: HubAccess, caller_of: CallerOf, tools: tuple[ToolSpec, ...] = TOOLS) -> Server[Any]:
-    """The MCP server over ``access``; ``caller_of(ctx)`` says who each request acts for."""
+def build_server(
+    access: HubAccess, caller_of: CallerOf, tools: tuple[ToolSpec, ...] | None = None
+) -> Server[Any]:
+    """The MCP server over ``access``; ``caller_of(ctx)`` says who each request acts for. ``tools``
+    default: :data:`TOOLS` and, when the hub has claims, :func:`claim_tools`."""
+    if tools is None:
+        tools = TOOLS + claim_tools()
     by_name = {spec.name: spec for spec in tools}
     listed = types.ListToolsResult(tools=[spec.tool() for spec in tools])
 

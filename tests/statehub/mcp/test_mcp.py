@@ -41,7 +41,7 @@ TOOLS = {
     "fleet_readiness",
     "drain_plan",
 }
-WRITES = {"set_task_status", "add_progress_note", "add_task"}
+WRITES = {"set_task_status", "add_progress_note", "add_task", "claim_task", "heartbeat", "release_task"}
 
 
 @pytest.fixture
@@ -275,5 +275,52 @@ def test_http_with_tokens_acts_as_the_token_and_refuses_others(tokened: Any, hom
             )
             assert "write" in _message(refused)
             assert _repo(home).git("rev-parse", "HEAD") == head
+
+    _run(scenario)
+
+
+def test_claims_over_stdio(home: Path) -> None:
+    """claim_task, heartbeat, release_task call the claims library (when the hub has it)."""
+    pytest.importorskip("statehub.claims")
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "statehub", "mcp", "--actor", "agt-claimer"],
+        env={"STATEHUB_HOME": str(home), "PATH": os.environ.get("PATH", "")},
+    )
+    repo = _repo(home)
+
+    async def scenario() -> None:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert {"claim_task", "heartbeat", "release_task"} <= names
+            head = repo.git("rev-parse", "HEAD")
+            bad = await session.call_tool("claim_task", {"ref": "OPS-WP-0001-T02", "lease_s": 0})
+            assert "lease_s" in _message(bad)
+            blocked = await session.call_tool("claim_task", {"ref": "OPS-WP-0001-T04"})
+            assert "OPS-WP-0001-T02" in _message(blocked)  # the open dependency
+            assert repo.git("rev-parse", "HEAD") == head
+
+            ready = _data(await session.call_tool("list_ready_tasks", {}))
+            assert ready["items"][0]["ref"] == "OPS-WP-0001-T02"  # the claimable one first
+            won = _data(await session.call_tool("claim_task", {"ref": "OPS-WP-0001-T02", "lease_s": 600}))
+            assert (won["ref"], won["actor"]) == ("OPS-WP-0001-T02", "agt-claimer")
+            task = _data(await session.call_tool("get_task", {"ref": "OPS-WP-0001-T02"}))
+            assert (task["status"], task["owner"]) == ("in-progress", "agt-claimer")
+            assert (
+                _data(await session.call_tool("heartbeat", {"ref": "OPS-WP-0001-T02"}))["key"] == won["key"]
+            )
+            released = _data(
+                await session.call_tool(
+                    "release_task", {"ref": "OPS-WP-0001-T02", "status": "done", "note": "lamp wired"}
+                )
+            )
+            assert (released["status"], released["owner"]) == ("done", None)
+            task = _data(await session.call_tool("get_task", {"ref": "OPS-WP-0001-T02"}))
+            assert (task["status"], task["owner"]) == ("done", None)
+            again = await session.call_tool("release_task", {"ref": "OPS-WP-0001-T02", "status": "done"})
+            assert _message(again)
+            assert "OPS-WP-0001-T02 @agt-claimer: lamp wired" in repo.read("workplans/OPS-WP-0001.md")
+            assert repo.git("status", "--porcelain") == ""
 
     _run(scenario)
