@@ -12,11 +12,13 @@ import anyio
 import httpx
 import httpx2
 import pytest
+from click.testing import CliRunner
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
+from statehub.cli import main
 from statehub.hub import Hub
 from statehub.settings import Settings
 from tests.gitfixtures import GitRepo, workplan_text
@@ -299,6 +301,7 @@ def test_claims_over_stdio(home: Path) -> None:
             assert "lease_s" in _message(bad)
             blocked = await session.call_tool("claim_task", {"ref": "OPS-WP-0001-T04"})
             assert "OPS-WP-0001-T02" in _message(blocked)  # the open dependency
+            assert _message(await session.call_tool("heartbeat", {"ref": "OPS-WP-0001-T02"}))  # not held
             assert repo.git("rev-parse", "HEAD") == head
 
             ready = _data(await session.call_tool("list_ready_tasks", {}))
@@ -324,3 +327,19 @@ def test_claims_over_stdio(home: Path) -> None:
             assert repo.git("status", "--porcelain") == ""
 
     _run(scenario)
+
+
+def test_config_prints_the_client_snippet(home: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["mcp", "--config", "--actor", "agt-x"])
+    assert result.exit_code == 0, result.output
+    server = json.loads(result.output)["mcpServers"]["statehub"]
+    assert (server["type"], server["args"]) == ("stdio", ["mcp"])
+    assert server["env"] == {"STATEHUB_ACTOR": "agt-x", "STATEHUB_HOME": str(home.resolve())}
+    result = runner.invoke(main, ["mcp", "--config", "--url", "https://hub.example/mcp"])
+    assert json.loads(result.output)["mcpServers"]["statehub"] == {
+        "type": "http",
+        "url": "https://hub.example/mcp",
+        "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}"},
+    }
+    assert runner.invoke(main, ["mcp", "--url", "https://hub.example/mcp"]).exit_code == 2
