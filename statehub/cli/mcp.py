@@ -1,9 +1,11 @@
 """``statehub mcp``: the hub as an MCP server over stdio, for a coding agent on this host (ADR-034).
 
 The agent's MCP client starts ``statehub mcp`` and speaks JSON-RPC on its stdin and
-stdout; the hub's logs go to stderr. Reads answer from the cache; writes are events in
-the same write buffer a running server uses, applied at once unless that server is
-applying (then it applies them within a second). Litestar is never imported here.
+stdout; the hub's logs go to stderr. Reads answer from the cache, which it keeps up
+with file changes like a server does (unless a server on the same hub home already
+watches: the cache is shared); writes are events in the same write buffer a running
+server uses, applied at once unless that server is applying (then it applies them within
+a second). Litestar is never imported here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from statehub.cli._context import handle_errors, load_settings, setup_error
 if TYPE_CHECKING:
     from statehub.events import EventDesk
     from statehub.hub import Hub
+    from statehub.watcher import RepoWatcher
 
 __all__ = ["mcp"]
 
@@ -97,6 +100,20 @@ class LocalAccess:
             self._desk.close()
 
 
+def _watch(hub: Hub) -> RepoWatcher | None:
+    """Follow file changes while serving, unless a server on this hub home already does (it keeps
+    the shared cache fresh) or watching is off (``STATEHUB_WATCH=0``); call in the event loop."""
+    from statehub.servermark import running_server
+    from statehub.watcher import RepoWatcher
+
+    server = running_server(hub.settings)
+    if not hub.settings.watch or (server is not None and server.watch):
+        return None
+    watcher = RepoWatcher(hub)
+    watcher.start()
+    return watcher
+
+
 def serve_stdio(actor: str) -> None:
     """Run the MCP server on stdin/stdout until the client closes stdin."""
     import anyio
@@ -116,8 +133,13 @@ def serve_stdio(actor: str) -> None:
         server = build_server(access, lambda _ctx: caller)
 
         async def run() -> None:
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
+            watcher = _watch(hub)
+            try:
+                async with stdio_server() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+            finally:
+                if watcher is not None:
+                    await watcher.stop()
 
         try:
             anyio.run(run)

@@ -198,6 +198,15 @@ def test_stdio_agent_loop(home: Path) -> None:
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             await _agent_loop(session, _repo(home), "agt-stdio")
+            # a file edited by hand reaches the answers: statehub mcp watches when no server does
+            repo = _repo(home)
+            path = "workplans/OPS-WP-0001.md"
+            repo.write(path, repo.read(path).replace("Paint it", "Paint it white"))
+            with anyio.fail_after(30):
+                while _data(await session.call_tool("get_task", {"ref": "OPS-WP-0001-T03"}))["title"] != (
+                    "Paint it white"
+                ):
+                    await anyio.sleep(0.1)
 
     _run(scenario)
 
