@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -352,3 +353,62 @@ def test_config_prints_the_client_snippet(home: Path) -> None:
         "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}"},
     }
     assert runner.invoke(main, ["mcp", "--url", "https://hub.example/mcp"]).exit_code == 2
+
+
+def test_statehub_mcp_does_not_load_the_web_stack(home: Path) -> None:
+    """A whole stdio session, a write included, without Litestar (fast start, ADR-034)."""
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "add_progress_note",
+                "arguments": {"ref": "OPS-WP-0001-T02", "note": "no web"},
+            },
+        },
+    ]
+    script = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: print('litestar', 'litestar' in sys.modules, file=sys.stderr))\n"
+        "from statehub.cli import main\n"
+        "main(['mcp', '--actor', 'agt-lean'])\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "STATEHUB_HOME": str(home), "STATEHUB_WATCH": "0"},
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        answers: dict[int, Any] = {}
+        for message in messages:
+            process.stdin.write(json.dumps(message) + "\n")
+            process.stdin.flush()
+            if "id" in message:  # wait for its answer (the server drops what is in flight at EOF)
+                while message["id"] not in answers:
+                    answer = json.loads(process.stdout.readline())
+                    answers[answer["id"]] = answer
+        stderr = process.communicate(timeout=60)[1]  # closes stdin: the server ends
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert answers[2]["result"]["isError"] is False, answers
+    assert "litestar False" in stderr.splitlines()[-1], stderr
+    assert "@agt-lean: no web" in _repo(home).read("workplans/OPS-WP-0001.md")
