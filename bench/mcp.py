@@ -6,8 +6,10 @@ An agent's loop step: ``list_ready_tasks`` (limit 50), then a write tool
 client driving ``statehub mcp`` over stdio, p50 and p99 over ``--rounds``; the
 floor is the same work in this process with no protocol: ``queries.list_tasks``
 on an open engine, and ``EventDesk.submit`` + ``apply_pending`` for the note (what
-``statehub event note`` does once its process is up). Start-up of the child
-(``initialize``) is reported apart.
+``statehub event note`` does once its process is up). When the hub has claims
+(statehub.claims), the issue's loop is timed too: ``list_ready_tasks`` then
+``claim_task`` on its first (claimable) task, beside ``claims.claim`` +
+``apply_pending`` in process. Start-up of the child (``initialize``) is reported apart.
 
     .venv/bin/python bench/mcp.py [--repos 20] [--rounds 200]
 """
@@ -35,7 +37,7 @@ from statehub.auth.event_policy import LOCAL_COMMAND
 from statehub.cache import queries
 from statehub.events import EventDesk, new_event_key
 from statehub.hub import Hub
-from statehub.mcpserver import TOOLS, Caller, call_tool, read_anything
+from statehub.mcpserver import TOOLS, Caller, call_tool, claims_library, read_anything
 from statehub.settings import Settings
 
 
@@ -87,6 +89,9 @@ def main() -> None:
         floor_list: list[float] = []
         floor_note: list[float] = []
         tool_list: list[float] = []
+        floor_claim: list[float] = []
+        mcp_claim: list[float] = []
+        claims = claims_library()
         with Hub(settings) as hub, EventDesk(hub) as desk:
             access = _Access(hub, desk)
             caller = Caller("agt-bench", LOCAL_COMMAND, read_anything)
@@ -114,6 +119,13 @@ def main() -> None:
                 desk.submit(event, authorise=LOCAL_COMMAND)
                 desk.apply_pending(timeout=5)
                 floor_note.append(time.perf_counter() - start)
+            for _ in range(args.rounds if claims is not None else 0):
+                assert claims is not None
+                ref = claims.list_claimable(desk, limit=1).items[0].ref
+                start = time.perf_counter()
+                claims.claim(desk, ref, "agt-bench-floor", authorise=LOCAL_COMMAND)
+                desk.apply_pending(timeout=5)
+                floor_claim.append(time.perf_counter() - start)
 
         params = StdioServerParameters(
             command=sys.executable,
@@ -146,6 +158,14 @@ def main() -> None:
                     mcp_list.append(mid - begin)
                     mcp_note.append(end - mid)
                     pair.append(end - begin)
+                for _ in range(args.rounds if claims is not None else 0):
+                    begin = time.perf_counter()
+                    listed = await session.call_tool("list_ready_tasks", {"limit": 50})
+                    assert listed.structured_content is not None
+                    ref = listed.structured_content["items"][0]["ref"]
+                    won = await session.call_tool("claim_task", {"ref": ref})
+                    mcp_claim.append(time.perf_counter() - begin)
+                    assert not won.is_error, won.content
 
         anyio.run(scenario)
 
@@ -160,6 +180,11 @@ def main() -> None:
             [a + b for a, b in zip(floor_list, floor_note, strict=True)],
         )
     )
+    if claims is None:
+        print("claims: this hub has no statehub.claims; list_ready_tasks + claim_task not timed")
+    else:
+        both = [a + b for a, b in zip(floor_list, floor_claim, strict=True)]
+        print(line("list_ready_tasks + claim_task", mcp_claim, both))
 
 
 if __name__ == "__main__":
