@@ -9,7 +9,7 @@ by ``event_authoriser(token)``, exactly as ``GET`` routes and ``POST /events`` a
 
 Stateless and JSON-answering (``stateless=True``, ``json_response=True``): every POST
 is one self-contained JSON-RPC exchange, so nothing is kept per client between requests
-and any number of agents can call at once. The hub's own Host/Origin checks
+and any number of agents can call at once; other methods are 405. The hub's own Host/Origin checks
 (statehub.api.crosssite) stand in for the SDK's DNS-rebinding protection.
 """
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import asgi
 from litestar.connection import ASGIConnection
+from litestar.exceptions import MethodNotAllowedException
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -97,7 +98,14 @@ def _caller(scope: Scope) -> Caller:
 
 @asgi(MCP_PATH, is_mount=True, opt=PER_EVENT, copy_scope=True)
 async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-    """MCP streamable HTTP: POST JSON-RPC requests, answered as JSON (tools, resources)."""
+    """MCP streamable HTTP: POST JSON-RPC requests, answered as JSON (tools, resources).
+
+    Only POST: a stateless server has nothing to push, so the optional ``GET`` stream (which
+    would hold a connection open for ever) and session ``DELETE`` are 405 (the protocol's
+    answer for "no stream here"), in the one error shape.
+    """
+    if scope.get("method") != "POST":
+        raise MethodNotAllowedException(headers={"Allow": "POST"})
     scope[_CALLER] = _caller(scope)  # type: ignore[literal-required]
     endpoint: StreamableHTTPASGIApp = scope["app"].state.mcp
     await endpoint(scope, receive, send)  # type: ignore[arg-type]

@@ -220,6 +220,13 @@ def server(home: Path) -> AsyncIterator[HubServer] | Any:
 
 
 def test_http_agent_loop_on_an_open_hub(server: HubServer, home: Path) -> None:
+    for method in ("GET", "DELETE"):  # no server-sent stream, no sessions: 405, never a held connection
+        response = httpx.request(
+            method, f"{server.url}/mcp", headers={"Accept": "text/event-stream"}, timeout=10
+        )
+        assert response.status_code == 405, response.text
+        assert (response.json()["status_code"], response.headers["allow"]) == (405, "POST")
+
     async def scenario() -> None:
         async with (
             httpx2.AsyncClient(headers={"X-Statehub-Actor": "agt-http"}) as client,
