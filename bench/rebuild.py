@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlmodel import SQLModel
 
 from bench._databases import add_database_option, cache_url
 from bench.corpus import Corpus, build_corpus
 from statehub.cache.indexer import blob_sha
+from statehub.cache.schema import metadata
 from statehub.hub import Hub
 from statehub.settings import Settings
 
@@ -70,7 +70,7 @@ def interleaved(runs: int, *funcs: Callable[[], object]) -> list[tuple[float, fl
 def _ddl() -> list[str]:
     dialect = sqlite_dialect.dialect()
     statements = []
-    for table in SQLModel.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         statements.append(str(CreateTable(table).compile(dialect=dialect)))
         statements.extend(str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes)
     return statements
@@ -94,7 +94,18 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
                 stat = entry.stat()
                 data = Path(entry.path).read_bytes()
                 path = f"{top}/{entry.name}"
-                sources.append((slug, path, top, blob_sha(data), stat.st_mtime_ns, stat.st_size))
+                sources.append(
+                    (
+                        slug,
+                        path,
+                        top,
+                        blob_sha(data),
+                        stat.st_mtime_ns,
+                        stat.st_size,
+                        stat.st_ctime_ns,
+                        stat.st_ino,
+                    )
+                )
                 text = data.decode()
                 if not text.startswith("+++\n"):
                     continue
@@ -160,7 +171,7 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
                         )
                     )
                     deps.extend((slug, path, task["id"], ref) for ref in dict.fromkeys(refs))
-    db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?)", sources)
+    db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?,?,?)", sources)
     db.executemany(
         "INSERT INTO workplan (repo,path,id,title,status,owner,related,body,extra,task_count,conflicted)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -4,16 +4,22 @@ Pure functions over a parsed ``workplans`` fleet registry: no files, no
 database, no network. The API, the CLI and the events applier all ask these.
 """
 
-from registry.changes import apply_to_registry, changes_between, check_change, check_edit
-from registry.drain import DrainPlan, DrainStep, DrainWave, drain_plan
-from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
-from registry.event_kinds import fleet_event_kinds, hub_event_kinds
-from registry.gate import REQUIRED_STAGES, is_pinned_by_digest, unmet_gate_items
-from registry.lanes import LaneRisk, lane_risks
-from registry.readiness import Blocker, Readiness, readiness
-from registry.roles import POLICIES, RolePolicy, policy
-from registry.rules import Violation, added_violations, violations
-from registry.states import NEXT_STATES, transition_refusal
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry.changes import apply_to_registry, changes_between, check_change, check_edit
+    from registry.drain import DrainPlan, DrainStep, DrainWave, drain_plan
+    from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
+    from registry.event_kinds import fleet_event_kinds, hub_event_kinds
+    from registry.gate import REQUIRED_STAGES, is_pinned_by_digest, unmet_gate_items
+    from registry.lanes import LaneRisk, lane_risks
+    from registry.readiness import Blocker, Readiness, readiness
+    from registry.roles import POLICIES, RolePolicy, policy
+    from registry.rules import Violation, added_violations, violations
+    from registry.states import NEXT_STATES, transition_refusal
 
 __all__ = [
     "NEXT_STATES",
@@ -47,3 +53,51 @@ __all__ = [
     "unmet_gate_items",
     "violations",
 ]
+
+_WHERE = {
+    "Blocker": "registry.readiness",
+    "DrainPlan": "registry.drain",
+    "DrainStep": "registry.drain",
+    "DrainWave": "registry.drain",
+    "FleetChangeRefused": "registry.errors",
+    "FleetFileBroken": "registry.errors",
+    "LaneRisk": "registry.lanes",
+    "NEXT_STATES": "registry.states",
+    "POLICIES": "registry.roles",
+    "REQUIRED_STAGES": "registry.gate",
+    "Readiness": "registry.readiness",
+    "RegistryError": "registry.errors",
+    "RolePolicy": "registry.roles",
+    "UnknownMachine": "registry.errors",
+    "Violation": "registry.rules",
+    "added_violations": "registry.rules",
+    "apply_to_registry": "registry.changes",
+    "changes_between": "registry.changes",
+    "check_change": "registry.changes",
+    "check_edit": "registry.changes",
+    "drain_plan": "registry.drain",
+    "fleet_event_kinds": "registry.event_kinds",
+    "hub_event_kinds": "registry.event_kinds",
+    "is_pinned_by_digest": "registry.gate",
+    "lane_risks": "registry.lanes",
+    "policy": "registry.roles",
+    "readiness": "registry.readiness",
+    "transition_refusal": "registry.states",
+    "unmet_gate_items": "registry.gate",
+    "violations": "registry.rules",
+}
+"""Each public name and the submodule that defines it: imported on first use (PEP 562), so a
+reader that needs one enum does not load every parser and writer (canon/ADR-033)."""
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 
-from statehub import __version__
 from statehub.api import web
 from statehub.api.canon import CanonController
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
@@ -22,6 +20,7 @@ from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
 from statehub.api.mcp import mcp_endpoint, open_mcp
+from statehub.api.openapi import declare_security, openapi_config
 from statehub.api.repos import RepoController
 from statehub.api.search import SearchController
 from statehub.api.sweeps import SweepController
@@ -30,7 +29,7 @@ from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
 from statehub.collab import open_rooms
-from statehub.errors import LIBRARY_ERRORS
+from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
 from statehub.events import ApplierWorker, EventDesk
 from statehub.events.relaying import start_relay
 from statehub.hub import Hub
@@ -67,23 +66,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # Each resource joins the stack as soon as it is open: leaving, or failing to open
         # the next one, closes those already open, newest first.
+        # A hub or library error while opening (an unreadable hub.toml, a store written by a
+        # newer State Hub) is kept as ``startup_error``: ``statehub serve`` says it in one line.
         async with AsyncExitStack() as stack:
-            hub = app.state.hub = stack.enter_context(Hub(settings))
-            app.state.rooms = await stack.enter_async_context(open_rooms(hub))
-            watcher = app.state.watcher = RepoWatcher(hub)
-            if settings.watch:
-                watcher.start()
-                stack.push_async_callback(watcher.stop)
-                hub.on_repos_changed.append(watcher.repos_changed)
-            stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
-            desk = app.state.events = stack.enter_context(EventDesk(hub))
-            app.state.mcp = await stack.enter_async_context(open_mcp(hub, desk))
-            applier = ApplierWorker(desk)
-            applier.start()
-            stack.callback(applier.stop)
-            relay = start_relay(desk)
-            if relay is not None:
-                stack.callback(relay.stop)
+            try:
+                hub = app.state.hub = stack.enter_context(Hub(settings))
+                app.state.rooms = await stack.enter_async_context(open_rooms(hub))
+                watcher = app.state.watcher = RepoWatcher(hub)
+                if settings.watch:
+                    watcher.start()
+                    hub.watching = lambda: watcher.alive  # answers say whether changes are followed
+                    stack.push_async_callback(watcher.stop)
+                    hub.on_repos_changed.append(watcher.repos_changed)
+                stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
+                desk = app.state.events = stack.enter_context(EventDesk(hub))
+                app.state.mcp = await stack.enter_async_context(open_mcp(hub, desk))
+                applier = ApplierWorker(desk)
+                applier.start()
+                stack.callback(applier.stop)
+                relay = start_relay(desk)
+                if relay is not None:
+                    stack.callback(relay.stop)
+            except (HubError, *LIBRARY_ERRORS) as error:
+                app.state.startup_error = as_hub_error(error)
+                raise
             yield
 
     routes = RouteTable()
@@ -116,9 +122,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         state=State({"auth": auth}),
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(
-            title="State Hub", version=__version__, path="/schema", render_plugins=SCHEMA_VIEWERS
-        ),
+        openapi_config=openapi_config(tokens=auth.verifier is not None, render_plugins=SCHEMA_VIEWERS),
     )
     routes.fill(app)
+    declare_security(app)
     return app

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,20 +108,34 @@ def set_up(
 
 
 def main(environ: Mapping[str, str] | None = None) -> None:
-    env = os.environ if environ is None else environ
-    import uvicorn
+    """Set up and serve, as ``statehub serve`` serves; an error is one line and its exit code."""
+    from statehub.cli._context import HubCommandError
 
-    from statehub.app import create_app
-
-    settings = Settings.from_env(env)
-    hub = Hub(settings)
     try:
-        set_up(hub, repo_paths(env.get("DEV_HUB_REPOS")))
-    finally:
-        hub.close()
+        _main(os.environ if environ is None else environ)
+    except HubCommandError as error:
+        error.show()
+        sys.exit(error.exit_code)
+
+
+def _main(env: Mapping[str, str]) -> None:
+    from statehub.app import create_app
+    from statehub.cli._context import HubCommandError, setup_error
+    from statehub.cli.serve import run_server
+
+    try:
+        settings = Settings.from_env(env)
+    except ValueError as error:
+        raise setup_error(error) from None
+    try:
+        with Hub(settings) as hub:
+            set_up(hub, repo_paths(env.get("DEV_HUB_REPOS")))
+        app = create_app(settings)
+    except HubError as error:
+        raise HubCommandError(error) from None
     url = f"http://{settings.host}:{settings.port}/"
     print(f"State Hub (dev) on {url}  (try {url}tasks?ready=true)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    run_server(app, settings)
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ from statehub.answers import Problem
 from statehub.cache import queries
 from statehub.cache.answers import FileError
 from statehub.cache.indexed import LastIndex, last_indexed
-from statehub.cache.schema import REPOS
+from statehub.cache.schema import FILE_ERRORS, REPOS
 from statehub.errors import NotAGitRepo, NotFound
 from statehub.events.relaying import relay_status
-from statehub.gitrepo import git_said
-from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect
+from statehub.gitrepo import git_dirs, git_said
+from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect, stops
 from statehub.health import RelayHealth, as_relay_health, not_a_repo
 from statehub.sweep import latest_sweep
 from sync.buffer import PendingGroup
@@ -167,6 +167,8 @@ def _git(repo: RegisteredRepo, tracked: str | None, probe: bool, timeout: float)
     except NotAGitRepo as error:
         return not_a_repo(repo.slug, repo.path, error)
     except git.GitCommandError as error:
+        if stopped := [p for p in stops(git_dirs(repo.path), tracked) if p.stops_writes]:
+            return stopped[0]  # a state git cannot say itself (a reftable repo for an older git)
         return Problem(
             "git-error",
             f"git cannot read {repo.path}: {git_said(error)}; its events wait",
@@ -209,12 +211,23 @@ def _waiting_problem(root: Path, group: PendingGroup) -> Problem:
     )
 
 
-def _file_problems(errors: list[FileError]) -> list[Problem]:
+_FILE_REMEDIES = {
+    "cycle": "remove one depends_on entry along the cycle (its tasks are not ready until then)",
+    "duplicate": "give one of the files another id (neither is served until then)",
+}
+"""The remedy of a file error the file itself reads fine with, by its origin in the cache
+(statehub.cache.derived); any other file error is one the file cannot be read with."""
+
+
+_UNREADABLE = "fix the file (events to it wait until it reads)"
+
+
+def _file_problems(errors: list[FileError], origins: dict[tuple[str, str], str]) -> list[Problem]:
     found = [
         Problem(
             "file-error",
             f"{error.path}{f':{error.line}' if error.line else ''}: {error.message}",
-            "fix the file (events to it wait until it reads)",
+            _FILE_REMEDIES.get(origins.get((error.path, error.message), ""), _UNREADABLE),
             False,
         )
         for error in errors[:_FILE_PROBLEMS]
@@ -235,19 +248,20 @@ def _repo(
     repo: RegisteredRepo,
     state: GitState | Problem,
     last_index: LastIndex | None,
-    errors: list[FileError],
+    errors: tuple[list[FileError], dict[tuple[str, str], str]],
     waiting: list[PendingGroup],
     parked: list[ParkedEvent],
     sweep: LastSweep | None,
     drafts: list[str],
 ) -> RepoDiagnosis:
+    """``errors``: the repo's file errors, and the origin of each by (path, message)."""
     problems = list(state.problems) if isinstance(state, GitState) else [state]
     stopped = any(p.stops_writes for p in problems)
     for group in waiting:
         if stopped and group.reason is not None and _GIT_STOP in group.reason:
             continue  # waiting on the git state, listed already as it is now
         problems.append(_waiting_problem(repo.path, group))
-    problems += _file_problems(errors)
+    problems += _file_problems(*errors)
     for event in parked:
         problems.append(
             Problem(
@@ -283,7 +297,7 @@ def _repo(
         path=str(repo.path),
         git=state if isinstance(state, GitState) else None,
         last_index=last_index,
-        file_errors=errors,
+        file_errors=errors[0],
         waiting=waiting,
         parked=parked,
         last_sweep=sweep,
@@ -391,12 +405,21 @@ def diagnose(
             row.slug: row.default_branch for row in conn.execute(select(REPOS.c.slug, REPOS.c.default_branch))
         }
         indexed = {repo.slug: last_indexed(conn, repo.slug) for repo in targets}
-        errors: dict[str, list[FileError]] = {}
+        errors: dict[str, tuple[list[FileError], dict[tuple[str, str], str]]] = {}
         for repo in targets:
             try:
-                errors[repo.slug] = queries.get_repo(conn, repo.slug).errors
+                listed = queries.get_repo(conn, repo.slug).errors
             except NotFound:  # registered, never indexed (its path is gone)
-                errors[repo.slug] = []
+                listed = []
+            origins = {
+                (row.path, row.message): row.origin
+                for row in conn.execute(
+                    select(FILE_ERRORS.c.path, FILE_ERRORS.c.message, FILE_ERRORS.c.origin).where(
+                        FILE_ERRORS.c.repo == repo.slug
+                    )
+                )
+            }
+            errors[repo.slug] = (listed, origins)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
         states = list(pool.map(lambda r: _git(r, tracked.get(r.slug) or None, probe, probe_timeout), targets))
     relay = as_relay_health(relay_status(desk))

@@ -30,12 +30,10 @@ from statehub.auth import VerifiedToken, authorize_request
 from statehub.collab import ManifestFiles
 from statehub.errors import (
     BadRequest,
-    Conflict,
     Forbidden,
     HubError,
     NotFound,
-    PayloadTooLarge,
-    Unprocessable,
+    as_hub_error,
 )
 from statehub.manifests import EDITABLE, ManifestDoc, resolve_doc
 from sync.saving import Person, RoomError, RoomInputError
@@ -52,7 +50,6 @@ __all__ = [
     "editor",
     "list_rooms",
     "open_edit",
-    "room_error",
     "save_room",
     "save_target",
 ]
@@ -96,20 +93,6 @@ class SaveAnswer(msgspec.Struct, frozen=True):
     errors: list[SaveProblem]
     """Empty unless the manifest is invalid (422)."""
     commit: str | None
-
-
-_BY_STATUS: dict[int, type[HubError]] = {
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: Unprocessable,
-}
-
-
-def room_error(error: RoomError) -> HubError:
-    """A room's refusal as the hub error of its status (400 for any other)."""
-    return _BY_STATUS.get(error.status, BadRequest)(error.message)
 
 
 def editor(token: VerifiedToken | None, repo: str, user: str | None, email: str | None) -> Person | None:
@@ -175,7 +158,7 @@ async def save_room(
     try:
         outcome = await rooms.save(manifest.name, person)
     except RoomError as error:
-        raise room_error(error) from None
+        raise as_hub_error(error) from None
     status = 200 if outcome.ok else outcome.status or (422 if outcome.errors else 409)
     answer = SaveAnswer(
         doc=manifest.name,

@@ -32,7 +32,15 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.errors import FleetChangeRefused, FleetFileBroken, RegistryError, UnknownMachine
-from sync.errors import DropWithoutReason, KeyConflict, StoreFull, StoreTooNew, SyncError, UnknownRelayKey
+from sync.errors import (
+    DropWithoutReason,
+    KeyConflict,
+    RoomError,
+    StoreFull,
+    StoreTooNew,
+    SyncError,
+    UnknownRelayKey,
+)
 from workplans.errors import (
     ApplyError,
     BrokenTarget,
@@ -195,15 +203,30 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
 }
 """Library error -> hub error; the most specific class in the error's MRO wins."""
 
+_ROOM_STATUS: dict[int, type[HubError]] = {
+    400: BadRequest,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+}
+"""A room's refusal (``sync.errors.RoomError``) carries its HTTP-like ``status``: the hub error of
+that status (BadRequest for any other)."""
+
 
 def as_hub_error(error: HubError | WorkplansError | RegistryError | SyncError) -> HubError:
-    """The hub's error for ``error``: itself when it is one, else by :data:`_MAPPING`.
+    """The hub's error for ``error``: itself when it is one, a room's refusal by its ``status``
+    (:data:`_ROOM_STATUS`), else by :data:`_MAPPING`.
 
     The message and ``details`` carry over unchanged.
     """
     if isinstance(error, HubError):
         return error
-    kind = next((_MAPPING[cls] for cls in type(error).__mro__ if cls in _MAPPING), HubError)
+    if isinstance(error, RoomError):
+        kind = _ROOM_STATUS.get(error.status, BadRequest)
+    else:
+        kind = next((_MAPPING[cls] for cls in type(error).__mro__ if cls in _MAPPING), HubError)
     mapped = kind(str(error), details=error.details)
     mapped.__cause__ = error
     return mapped

@@ -568,12 +568,19 @@ def git_said(error: git.GitCommandError, limit: int = 400) -> str:
     every line it printed), never the command line and never a ``hint:`` (advice about a command
     the hub ran, often one it has already undone); at most ``limit`` characters."""
     text = error.stderr if isinstance(error.stderr, str) else ""
-    lines = [
-        cleaned
-        for line in text.splitlines()
-        if (cleaned := line.strip().removeprefix("stderr:").strip(" '")) and not cleaned.startswith("hint:")
-    ]
-    key = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+    lines: list[tuple[bool, str]] = []
+    """(indented: it continues the line before, as git's list after "found:" does; the text)"""
+    for line in text.splitlines():
+        cleaned = line.strip().removeprefix("stderr:").strip(" '")
+        if cleaned and not cleaned.startswith("hint:"):
+            lines.append((line[:1].isspace() and bool(lines), cleaned))
+    key: list[str] = []
+    keeping = False
+    for indented, line in lines:
+        keeping = line.startswith(("fatal:", "error:")) or (indented and keeping)
+        if keeping:
+            key.append(line)
+    key = key or [line for _, line in lines]
     said = " ".join(key)
     if len(said) > limit:
         return said[: limit - 3] + "..."

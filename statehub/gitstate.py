@@ -19,7 +19,10 @@ What stops writes (events wait with the problem's sentence, saves are refused 40
 - the branch checked out (or being rebased) in another worktree too: moving it
   leaves that worktree's index behind, and its next commit would undo the change;
 - an ``index.lock`` someone other than the hub has held for at least
-  :data:`LOCK_BUSY_AFTER` seconds (a git command running, or one that died).
+  :data:`LOCK_BUSY_AFTER` seconds (a git command running, or one that died);
+- refs kept in the reftable format (``git init --ref-format=reftable``, git
+  2.45+): the hub reads and publishes refs as files, so it would misread HEAD
+  (git writes ``refs/heads/.invalid`` there) and write a ref git never reads.
 
 Everything else (an unborn branch, a shallow clone, a linked worktree, a
 submodule, no remote, an unreachable or diverged remote, uncommitted changes)
@@ -54,6 +57,7 @@ __all__ = [
     "lock_problem",
     "operation",
     "read_head",
+    "reftable_problem",
     "stops",
     "upstream",
 ]
@@ -346,6 +350,8 @@ def stops(
     waits for it itself). Reads files under the git dir only; see the module docstring.
     """
     root = dirs.work_tree
+    if os.path.isdir(os.path.join(dirs.common_dir, "reftable")):
+        return [reftable_problem(root)]
     found: list[Problem] = []
     head = read_head(dirs)
     names = _names(os.fspath(dirs.git_dir))
@@ -393,6 +399,18 @@ def stops(
     if held is not None and held.hub_pid is None and held.age_s >= LOCK_BUSY_AFTER:
         found.append(lock_problem(root, held))
     return found
+
+
+def reftable_problem(root: Path) -> Problem:
+    """A work tree whose refs are in the reftable format (its common git dir holds ``reftable/``)."""
+    return Problem(
+        "git-error",
+        f"{root} keeps its refs in the reftable format, which the hub does not read or write (it reads "
+        "refs as files): writes wait",
+        f"convert it to the files format (git -C {root} refs migrate --ref-format=files, git 2.46 or "
+        "newer), or register a clone made without --ref-format=reftable",
+        True,
+    )
 
 
 def lock_problem(root: Path, held: IndexLock) -> Problem:

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from statehub.answers import Problem
 from statehub.cache import SCHEMA_VERSION
 from statehub.cache.schema import REPOS
-from statehub.errors import NotAGitRepo
+from statehub.errors import NotAGitRepo, SetupError
 from statehub.events.relaying import relay_status
 from statehub.gitrepo import git_dirs
 from statehub.gitstate import stops
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from statehub.events import EventDesk
     from statehub.hub import Hub
+    from statehub.hubfile import RegisteredRepo
 
 __all__ = [
     "CacheInfo",
@@ -106,9 +107,16 @@ def health(desk: EventDesk) -> Health:
     now = time.monotonic()
     failing = sorted(dict(desk.applier.failing).items())
     problems = [f"{slug}: {f.reason}" for slug, f in failing]
-    stopped = writes_stopped(hub)
+    try:
+        listed = hub.repos()
+    except SetupError as error:  # hub.toml half-saved or mistyped: no event can be taken or applied
+        listed = []
+        problems.append(
+            f"{error.message}; no event is accepted or applied until it reads: fix {hub.settings.hub_file}"
+        )
+    stopped = writes_stopped(hub, listed)
     problems += [f"{slug}: {problem.sentence()}" for slug, found in stopped.items() for problem in found]
-    registered = {repo.slug for repo in hub.repos()}
+    registered = {repo.slug for repo in listed}
     problems += [
         f"{slug}: events wait for this repo, which is not registered; register it again "
         "(statehub repos add PATH) and they apply"
@@ -130,17 +138,18 @@ def health(desk: EventDesk) -> Health:
     )
 
 
-def writes_stopped(hub: Hub) -> dict[str, list[Problem]]:
-    """By slug, the registered repos whose git state stops writes now, and what stops them
-    (``statehub.gitstate.stops``; a path that is no work tree any more stops them too). Reads
-    files under each ``.git`` only, no git process; one cache query for the tracked branches."""
+def writes_stopped(hub: Hub, repos: list[RegisteredRepo] | None = None) -> dict[str, list[Problem]]:
+    """By slug, the registered repos (``repos``, default ``hub.repos()``) whose git state stops
+    writes now, and what stops them (``statehub.gitstate.stops``; a path that is no work tree any
+    more stops them too). Reads files under each ``.git`` only, no git process; one cache query for
+    the tracked branches."""
     with hub.engine.connect() as conn:
         tracked = {
             row.slug: row.default_branch or None
             for row in conn.execute(select(REPOS.c.slug, REPOS.c.default_branch))
         }
     found: dict[str, list[Problem]] = {}
-    for repo in hub.repos():
+    for repo in hub.repos() if repos is None else repos:
         try:
             problems = stops(git_dirs(repo.path), tracked.get(repo.slug))
         except NotAGitRepo as error:

@@ -8,30 +8,32 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection, Engine, select
 
-from registry.event_kinds import hub_event_kinds
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, NotFound
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
-from workplans import MANIFEST_PATH, EventKinds, FormatError, parse_manifest
+from workplans import MANIFEST_PATH, FormatError, parse_manifest
 from workplans.manifest import SLUG
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from statehub.answers import Freshness
     from statehub.settings import Settings
+    from workplans import EventKinds
 
 __all__ = ["Hub", "Progress", "sent_path"]
 
@@ -81,7 +83,7 @@ class Hub:
         """
         settings.ensure_dirs()
         self.settings = settings
-        self.event_kinds = hub_event_kinds() if event_kinds is None else event_kinds
+        self._event_kinds = event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
         self.engine, created = open_cache(settings.database_url)
@@ -89,12 +91,26 @@ class Hub:
         """Serialises index writes: the API, the watcher and sweeps share one cache."""
         self.on_repos_changed: list[Callable[[], None]] = []
         """Called (from any thread) after a repo is registered or removed."""
+        self.watching: Callable[[], bool] = lambda: False
+        """Whether a file watcher keeps this cache in step with the files (the server sets it)."""
+        self.freshness_memo = FreshnessMemo()
+        """Each repo's freshness, worked out at most once a second (``forget()`` to ask again now)."""
         if reconcile or created:
             try:
                 self.reconcile(rebuild=created)
             except BaseException:
                 self.engine.dispose()  # a broken hub.toml must not leak the cache's connections
                 raise
+
+    @property
+    def event_kinds(self) -> EventKinds:
+        """Every kind of event the hub accepts, built when first asked for (the event machinery, its
+        parsers and writers, is not loaded by commands that only index or read; canon/ADR-033)."""
+        if self._event_kinds is None:
+            from registry.event_kinds import hub_event_kinds
+
+            self._event_kinds = hub_event_kinds()
+        return self._event_kinds
 
     def close(self) -> None:
         self.engine.dispose()
@@ -106,6 +122,24 @@ class Hub:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def freshness(self, slugs: Iterable[str] | None = None) -> Freshness:
+        """How fresh answers drawn from ``slugs`` (None: every registered repo) are: each repo's last
+        index and whether its files changed since (``statehub.cache.freshness``, worked out at most
+        once a second), and whether a watcher runs. Slugs not registered are left out."""
+
+        def execute(sql: str) -> Sequence[Sequence[Any]]:
+            with self.engine.connect() as conn:
+                return conn.exec_driver_sql(sql).all()
+
+        registered = [(r.slug, r.path) for r in self.repos()]
+        if slugs is None:  # the busiest case (every unfiltered list): one object a second
+            return self.freshness_memo.everything(execute, registered, watching=self.watching())
+        repos, checked_at = self.freshness_memo.repos(execute, registered)
+        wanted = list(dict.fromkeys(slugs))
+        return freshness(
+            [repos[s] for s in wanted if s in repos], watching=self.watching(), checked_at=checked_at
+        )
 
     # registration --------------------------------------------------------------------------------
 
@@ -137,6 +171,7 @@ class Hub:
                     conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
                 )
             self.hub_file.add(RegisteredRepo(slug, root))
+        self.freshness_memo.forget()
         self._announce()
         return report
 
@@ -169,7 +204,11 @@ class Hub:
             listener()
 
     def refresh(self, slug: str | None = None, progress: Progress | None = None) -> list[IndexReport]:
-        """Re-index what changed on disk: one repo, or every registered repo."""
+        """Re-index what changed on disk: one repo, or every registered repo.
+
+        A repo whose work tree is missing loses its rows and gets one file error at
+        path ``.`` saying so, as a rebuild would give (statehub.cache.indexer, ADR-030).
+        """
         targets = [self.repo(slug)] if slug else self.repos()
         reports = []
         with self.write_lock:
@@ -178,6 +217,7 @@ class Hub:
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
                 if progress:
                     progress(repo.slug)
+            self.freshness_memo.forget()
         return reports
 
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
@@ -205,10 +245,14 @@ class Hub:
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes
                 raise
+            finally:
+                self.freshness_memo.forget()
         return reports
 
     def reconcile(self, *, rebuild: bool = False) -> None:
-        """Make the cache hold exactly the repos hub.toml lists, each up to date with its files."""
+        """Make the cache hold exactly the repos hub.toml lists, each up to date with its files
+        (a missing work tree noted as ``refresh`` notes it); the watcher calls it whenever the
+        set of work trees or hub.toml changes."""
         if rebuild:
             self.rebuild()
             return
@@ -219,14 +263,14 @@ class Hub:
             for slug in cached - listed:
                 remove_repo_rows(conn, slug, limits=self.settings.file_limits)
                 scope = None  # a whole repo went away: recompute everything
-            for repo in self.repos():
-                if repo.path.is_dir():
-                    report = index_repo(
-                        conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
-                    )
-                    if scope is not None:
-                        scope.merge(report.scope)
+            for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
+                report = index_repo(
+                    conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
+                )
+                if scope is not None:
+                    scope.merge(report.scope)
             recompute_derived(conn, scope)
+        self.freshness_memo.forget()
 
     @staticmethod
     def _has_rows(conn: Connection, slug: str) -> bool:

@@ -1,20 +1,24 @@
 """``hub.toml``: which repos are registered, kept in the config dir, never only in the cache.
 
 Delete the cache and restart: this file is what brings every repo back.
-Written with tomlkit so a person's comments in it survive.
+Written with tomlkit so a person's comments in it survive; read with tomllib, and tomlkit
+is loaded only to write (a read command does not load it; canon/ADR-033). A file the hub
+cannot read is a :class:`~statehub.errors.SetupError` (exit 3; a 500 naming the
+file on the API): the hub is configured so it cannot run until a person fixes it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tomlkit
-from tomlkit.items import AoT, Table
+from statehub.errors import SetupError
+from workplans.errors import FormatError
+from workplans.lines import BOM
 
-from statehub.atomic import atomic_write
-from workplans import FormatError
-from workplans._toml import load_toml
+if TYPE_CHECKING:
+    import tomlkit
 
 __all__ = ["HubFile", "RegisteredRepo"]
 
@@ -30,6 +34,8 @@ class HubFile:
         self.path = path
         self._read: tuple[tuple[int, ...], list[RegisteredRepo]] | None = None
         """The repos as last read, with the file's stat then: every event intake asks for them."""
+        self._bom = ""
+        """The byte order mark the file opened with when last loaded for an edit, kept on writing it."""
 
     def repos(self) -> list[RegisteredRepo]:
         """The registered repos; read again whenever the file changed (its stat), so a CLI command
@@ -47,22 +53,28 @@ class HubFile:
         return list(repos)
 
     def _parse(self) -> list[RegisteredRepo]:
+        from workplans._toml import load_toml
+
         try:
-            data = load_toml(self.path.read_text(encoding="utf-8"), str(self.path))
+            text = self.path.read_text(encoding="utf-8").removeprefix(BOM)  # an editor's byte order mark
+            data = load_toml(text, str(self.path))
         except FormatError as error:
-            raise ValueError(f"cannot read the list of registered repos: {error}") from None
+            raise SetupError(f"cannot read the list of registered repos: {error}") from None
         entries = data.get("repos", [])
         if not isinstance(entries, list) or not all(
             isinstance(r, dict) and isinstance(r.get("slug"), str) and isinstance(r.get("path"), str)
             for r in entries
         ):
-            raise ValueError(
+            raise SetupError(
                 f"cannot read the list of registered repos: {self.path} must hold [[repos]] tables "
                 'each with slug = "..." and path = "..."'
             )
         return [RegisteredRepo(r["slug"], Path(r["path"])) for r in entries]
 
     def add(self, repo: RegisteredRepo) -> None:
+        import tomlkit
+        from tomlkit.items import AoT
+
         doc = self._load()
         repos = doc.get("repos")
         if not isinstance(repos, AoT):
@@ -80,6 +92,9 @@ class HubFile:
         self._write(doc)
 
     def remove(self, slug: str) -> None:
+        import tomlkit
+        from tomlkit.items import AoT, Table
+
         doc = self._load()
         repos = doc.get("repos")
         if isinstance(repos, AoT):
@@ -91,11 +106,23 @@ class HubFile:
         self._write(doc)
 
     def _load(self) -> tomlkit.TOMLDocument:
+        import tomlkit
+        from tomlkit.exceptions import ParseError as TomlkitParseError
+
         if not self.path.exists():
             doc = tomlkit.document()
             doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
             return doc
-        return tomlkit.parse(self.path.read_text(encoding="utf-8"))
+        text = self.path.read_text(encoding="utf-8")
+        self._bom = BOM if text.startswith(BOM) else ""
+        try:
+            return tomlkit.parse(text.removeprefix(BOM))
+        except TomlkitParseError as error:
+            raise SetupError(f"cannot read the list of registered repos: {self.path}: {error}") from None
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
-        atomic_write(self.path, tomlkit.dumps(doc))
+        import tomlkit
+
+        from statehub.atomic import atomic_write
+
+        atomic_write(self.path, self._bom + tomlkit.dumps(doc))

@@ -9,8 +9,7 @@ reports each problem with a 1-based line and column.
 
 **The fleet registry** is checked by ``workplans.parse_fleet``: types, roles,
 states, unique names and references to declared machines, every problem with
-its line. :func:`check_fleet_minimal` (syntax plus the shape of the three
-arrays of tables) stays as the stand-in it was before that parser existed.
+its line.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from statehub.errors import BadRequest
 from statehub.hubfile import RegisteredRepo
-from workplans import MANIFEST_PATH, FileProblem, FormatError, parse_fleet, parse_manifest
-from workplans._toml import load_toml
+from workplans import FLEET_PATH, MANIFEST_PATH, FileProblem, FormatError, parse_fleet, parse_manifest
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,46 +33,14 @@ __all__ = [
     "VALIDATORS",
     "ManifestDoc",
     "Validator",
-    "check_fleet_minimal",
     "resolve_doc",
     "validate",
 ]
 
-FLEET_PATH = "registry/fleet.toml"
 EDITABLE = {MANIFEST_PATH: "repo manifest", FLEET_PATH: "fleet registry"}
 
 Validator = Callable[[str, str], object]
 """Parse ``text`` of the file at ``path``; raise FormatError with every problem found."""
-
-
-def check_fleet_minimal(text: str, path: str = FLEET_PATH) -> dict[str, Any]:
-    """Stand-in fleet check: TOML syntax, and machines/workloads/lanes as arrays of named tables."""
-    data = load_toml(text, path)
-    problems: list[FileProblem] = []
-    lines = text.splitlines()
-    for section in ("machines", "workloads", "lanes"):
-        entries = data.get(section, [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            problems.append(
-                FileProblem(path, _line_of(lines, section), f"'{section}' must be [[{section}]] tables")
-            )
-            continue
-        headers = [i + 1 for i, raw in enumerate(lines) if raw.strip().startswith(f"[[{section}]]")]
-        for index, entry in enumerate(entries):
-            name = entry.get("name")
-            if not isinstance(name, str) or not name.strip():
-                line = headers[index] if index < len(headers) else None
-                problems.append(FileProblem(path, line, f'each [[{section}]] needs a name = "..."'))
-    for key in sorted(set(data) - {"machines", "workloads", "lanes"}):
-        problems.append(FileProblem(path, _line_of(lines, key), f"unknown top-level key {key!r}"))
-    if problems:
-        raise FormatError(problems)
-    return data
-
-
-def _line_of(lines: list[str], key: str) -> int | None:
-    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|{re.escape(key)}\s*=)")
-    return next((i + 1 for i, raw in enumerate(lines) if pattern.match(raw)), None)
 
 
 VALIDATORS: dict[str, Validator] = {MANIFEST_PATH: parse_manifest, FLEET_PATH: parse_fleet}

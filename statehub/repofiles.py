@@ -33,7 +33,6 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from statehub.atomic import remove_in_dir, remove_stale_temps, replace_in_dir
 from statehub.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -244,7 +243,9 @@ def scan_repo_tree(root: Path, top: str, suffix: str) -> Iterator[TreeEntry]:
     """Every regular file under directory ``top`` of ``root`` whose name ends with ``suffix``,
     and every entry the hub refuses there, walked without following links.
 
-    Names starting with ``.`` are skipped. A symbolic link (to a file or a
+    Names starting with ``.`` are skipped, and so is a directory holding a
+    ``.git`` (a submodule or a repo cloned inside this one): its files belong to
+    that other repo, which is registered on its own if at all. A symbolic link (to a file or a
     directory, whatever its name) and a FIFO, socket or device named ``*suffix``
     are yielded with their ``error``; a symbolic link or special file at ``top``
     itself (or on the way to it) is yielded as one entry for ``top``. Nothing a
@@ -267,7 +268,19 @@ def scan_repo_tree(root: Path, top: str, suffix: str) -> Iterator[TreeEntry]:
     except RepoPathError as error:
         yield TreeEntry(error.path, os.stat(root), error.reason)
         return
+    if _other_repo(fd):
+        os.close(fd)
+        return
     yield from _walk_fd(fd, top, suffix)
+
+
+def _other_repo(fd: int) -> bool:
+    """Whether the directory open at ``fd`` is the top of another work tree (it holds ``.git``)."""
+    try:
+        os.stat(".git", dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
@@ -291,6 +304,9 @@ def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
                 except OSError as error:
                     if error.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link meanwhile
                         yield TreeEntry(rel, info, IS_SYMLINK)
+                    continue
+                if _other_repo(child):
+                    os.close(child)
                     continue
                 yield from _walk_fd(child, rel, suffix)
             elif entry.name.endswith(suffix):
@@ -380,6 +396,8 @@ def write_repo_file(
             if not stat.S_ISREG(existing.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
             keep = stat.S_IMODE(existing.st_mode)
+        from statehub.atomic import replace_in_dir
+
         replace_in_dir(dir_fd, name, data, keep, expected_sha=expected_sha, label=rel)
     return made
 
@@ -400,6 +418,8 @@ def remove_repo_file(root: Path, rel: str, expected_sha: str, dirs: Sequence[str
     (``statehub.atomic.remove_in_dir``; FileChanged otherwise, nothing removed), then each of the
     directories ``dirs`` that is empty, innermost first (the list :func:`write_repo_file` returned)."""
     with _parent_dir(root, rel) as (dir_fd, name):
+        from statehub.atomic import remove_in_dir
+
         remove_in_dir(dir_fd, name, expected_sha, label=rel)
     for path in reversed(dirs):
         with contextlib.suppress(OSError), _parent_dir(root, path) as (dir_fd, name):
@@ -415,6 +435,8 @@ def remove_stale_repo_temps(root: Path, rel: str) -> list[str]:
     """
     try:
         with _parent_dir(root, rel) as (dir_fd, _name):
+            from statehub.atomic import remove_stale_temps
+
             names = remove_stale_temps(dir_fd)
     except (OSError, RepoPathError):
         return []

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from statehub.atomic import atomic_write
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -47,6 +45,8 @@ def mark_server(settings: Settings, *, watch: bool) -> Iterator[ServerMark]:
     (unless another server has marked the home since)."""
     mark = ServerMark(os.getpid(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), watch)
     path = _path(settings)
+    from statehub.atomic import atomic_write
+
     atomic_write(path, msgspec.json.encode(mark).decode())
     try:
         yield mark

@@ -10,15 +10,22 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import platformdirs
+from urllib.parse import quote, unquote
 
 from statehub.repofiles import FileLimits
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["AUTH_MODES", "DEFAULT_MAX_BODY_BYTES", "PROFILES", "Settings", "sqlite_url"]
+__all__ = [
+    "AUTH_MODES",
+    "DEFAULT_MAX_BODY_BYTES",
+    "PROFILES",
+    "Settings",
+    "default_actor",
+    "sqlite_path",
+    "sqlite_url",
+]
 
 APP_NAME = "statehub"
 PROFILES = ("dev", "fleet")
@@ -86,6 +93,8 @@ class Settings:
             base = Path(home).expanduser().resolve()
             config, data, cache = base / "config", base / "data", base / "cache"
         else:
+            import platformdirs
+
             config = Path(platformdirs.user_config_dir(APP_NAME))
             data = Path(platformdirs.user_data_dir(APP_NAME))
             cache = Path(platformdirs.user_cache_dir(APP_NAME))
@@ -187,16 +196,38 @@ def _words(value: str) -> list[str]:
     return [word for word in value.replace(",", " ").split() if word]
 
 
+def default_actor() -> str:
+    """The actor a CLI command acts as: ``STATEHUB_ACTOR``, else the login name."""
+    actor = os.environ.get("STATEHUB_ACTOR")
+    if actor:
+        return actor
+    try:
+        return os.getlogin()
+    except OSError:
+        import getpass
+
+        return getpass.getuser()
+
+
 def sqlite_url(path: Path) -> str:
     """The SQLAlchemy URL of a SQLite file at ``path``, whatever characters it holds.
 
-    Built with ``URL.create``, never by formatting a string: a ``?``, ``#`` or
-    ``%`` in a directory name would otherwise cut the path short or change it,
-    and the cache would be written somewhere else (ADR-022).
+    Escaped as SQLAlchemy's ``URL.create("sqlite", database=...)`` renders it (a test
+    holds the two equal), never by pasting the path into a string: a ``?``, ``#`` or
+    ``%`` in a directory name would otherwise cut the path short or change it, and
+    the cache would be written somewhere else (ADR-022). Built without importing
+    SQLAlchemy, so a read command does not load it (canon/ADR-033).
     """
-    from sqlalchemy.engine import URL
+    return "sqlite:///" + quote(str(path), safe=" +/")
 
-    return URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a plain SQLite URL (``sqlite:///<escaped path>``, what :func:`sqlite_url`
+    builds); None for any other URL (PostgreSQL, memory, URI file names, query options)."""
+    head = "sqlite:///"
+    if not url.startswith(head) or "?" in url or url == head or url.startswith(head + ":memory:"):
+        return None
+    return Path(unquote(url[len(head) :]))
 
 
 def _port(value: str) -> int:

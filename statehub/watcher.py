@@ -1,33 +1,108 @@
-"""Follow file changes in registered repos so the cache stays current without a manual refresh."""
+"""Follow every way files move in registered repos, and the registry itself, so the cache stays current.
+
+One watchfiles watcher (its Rust notifier, through ``awatch`` with a stop event)
+covers every registered work tree and the hub's config dir, where ``hub.toml``
+lives (ADR-030). Changes are debounced (a batch ends after ``step_ms`` without a
+new change, or ``debounce_ms`` into a burst); each changed path is mapped to the
+repo whose work tree holds it, and only the repos where it can change what is
+indexed (:func:`statehub.cache.sources.may_hold_sources`: a source file, anything
+under ``workplans/`` or ``canon/``, the work tree itself) are refreshed, each
+with one stat-driven ``Hub.refresh``. A refresh stats the whole repo, so a file
+renamed, a directory renamed or deleted, a file moved in or out, a branch switch
+of hundreds of files, or an editor's atomic-rename save all end with the cache
+equal to a fresh rebuild once the last batch is refreshed.
+
+What events cannot say is checked on every batch and at least every
+``check_ms``: the layout, that is each registered work tree's identity (device
+and inode of its directory, or None when missing) and ``hub.toml``'s stat. An
+inotify watch follows a moved directory's inode, so a work tree moved away, put
+back, or replaced by another directory at its path is only seen this way. When
+the layout changes (a repo registered or removed by this process, by the CLI
+of another process, or by hand; a work tree gone or back) the watch restarts
+over the new set of work trees and, once it is armed, ``Hub.reconcile`` brings
+the cache up to date with hub.toml and every work tree, so nothing that changed
+while no watch ran is missed. A missing work tree is a file error, not silence
+(statehub.cache.indexer.missing_tree).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watchfiles import Change, awatch
+from watchfiles import awatch
 
-from statehub.cache.sources import kind_of
+from statehub.cache.sources import may_hold_sources
 
 if TYPE_CHECKING:
-    from statehub.hub import Hub
+    from watchfiles import Change
 
-__all__ = ["RepoWatcher"]
+    from statehub.hub import Hub
+    from statehub.hubfile import RegisteredRepo
+
+__all__ = ["RepoWatcher", "WatchLayout"]
 
 log = logging.getLogger(__name__)
 
+STEP_MS = 30
+"""A batch ends once no change arrived for this long (watchfiles ``step``)."""
+DEBOUNCE_MS = 200
+"""A burst is cut into batches at most this long (watchfiles ``debounce``)."""
+CHECK_MS = 250
+"""The layout is checked at least this often when nothing changes (watchfiles ``rust_timeout``)."""
+
+Identity = tuple[int, int] | None
+"""(st_dev, st_ino) of a directory, None when it is missing or no directory."""
+
+
+def _identity(path: Path) -> Identity:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchLayout:
+    """What the watch covers: each registered work tree (path -> slug, identity) and hub.toml's stat."""
+
+    repos: tuple[tuple[Path, str, Identity], ...]
+    registry: tuple[int, int, int, int] | None
+    """(inode, size, mtime ns, ctime ns) of hub.toml; None when it does not exist."""
+
+    @property
+    def roots(self) -> dict[Path, str]:
+        """The work trees present now, each to its slug: what the watch is opened over."""
+        return {path: slug for path, slug, identity in self.repos if identity is not None}
+
 
 class RepoWatcher:
-    """Watches every registered work tree; re-indexes a repo when one of its indexed files moves."""
+    """Watches every registered work tree and hub.toml; refreshes the repos a change touches.
 
-    def __init__(self, hub: Hub) -> None:
+    ``start`` inside the server's event loop, ``stop`` to end it; ``repos_changed``
+    (any thread) restarts the watch over what hub.toml lists. Refreshes run in a
+    worker thread under the hub's write lock. A failure is logged and the watch
+    restarts after a second: the watcher never takes the hub down.
+    """
+
+    def __init__(
+        self, hub: Hub, *, step_ms: int = STEP_MS, debounce_ms: int = DEBOUNCE_MS, check_ms: int = CHECK_MS
+    ) -> None:
         self.hub = hub
+        self.step_ms = step_ms
+        self.debounce_ms = debounce_ms
+        self.check_ms = check_ms
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._known: list[RegisteredRepo] = []
+        """The repos hub.toml listed when last readable: kept while a person's edit leaves it broken."""
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -49,31 +124,81 @@ class RepoWatcher:
         if self._task is not None:
             await self._task
 
+    # the loop ----------------------------------------------------------------------------------
+
     async def _run(self) -> None:
         while not self._stop.is_set():
             self._restart.clear()
-            roots = {r.path: r.slug for r in self.hub.repos() if r.path.is_dir()}
-            if not roots:
-                await self._restart.wait()
-                continue
+            layout = self.layout()
+            paths = [*layout.roots, self.hub.settings.config_dir]
             try:
-                async for changes in awatch(*roots, stop_event=self._restart, debounce=200, step=50):
-                    slugs = {slug for path in self._indexable(changes, roots) for slug in [roots[path]]}
-                    for slug in slugs:
-                        await asyncio.to_thread(self._refresh, slug)
+                await self._watch(layout, [p for p in paths if _identity(p) is not None])
+            except FileNotFoundError:  # a path vanished between the layout and the watch
+                await asyncio.sleep(self.step_ms / 1000)
             except Exception:  # the watcher must never take the hub down
                 log.exception("file watcher failed; retrying in 1 s")
                 await asyncio.sleep(1)
 
+    async def _watch(self, layout: WatchLayout, paths: list[Path]) -> None:
+        """One watch over ``paths`` until the layout changes or the watcher stops."""
+        armed = False
+        async for changes in awatch(
+            *paths,
+            stop_event=self._restart,
+            watch_filter=None,
+            debounce=self.debounce_ms,
+            step=self.step_ms,
+            rust_timeout=self.check_ms,
+            yield_on_timeout=True,
+        ):
+            if not armed:  # the notifier runs now: catch up with what moved while none did
+                armed = True
+                await asyncio.to_thread(self._reconcile)
+            if self.layout() != layout:
+                self._restart.set()
+                return
+            for slug in sorted(self.touched(changes, layout.roots)):
+                await asyncio.to_thread(self._refresh, slug)
+
+    # what changed ------------------------------------------------------------------------------
+
+    def layout(self) -> WatchLayout:
+        """The registered work trees (hub.toml as last readable) with their identity, and hub.toml's stat."""
+        hub_file = self.hub.settings.hub_file
+        try:
+            info = hub_file.stat()
+            registry: tuple[int, int, int, int] | None = (
+                info.st_ino,
+                info.st_size,
+                info.st_mtime_ns,
+                info.st_ctime_ns,
+            )
+        except OSError:
+            registry = None
+        try:
+            self._known = self.hub.repos()
+        except ValueError as error:  # a person's half-saved hub.toml: keep watching what it listed
+            log.warning("%s; watching the repos it listed before", error)
+        return WatchLayout(tuple((r.path, r.slug, _identity(r.path)) for r in self._known), registry)
+
     @staticmethod
-    def _indexable(changes: set[tuple[Change, str]], roots: dict[Path, str]) -> set[Path]:
-        hit: set[Path] = set()
+    def touched(changes: set[tuple[Change, str]], roots: dict[Path, str]) -> set[str]:
+        """The slugs of the repos where a changed path can change what is indexed (may_hold_sources)."""
+        hit: set[str] = set()
         for _change, raw in changes:
             path = Path(raw)
-            for root in roots:
-                if path.is_relative_to(root) and kind_of(path.relative_to(root).as_posix()):
-                    hit.add(root)
+            for root, slug in roots.items():
+                if slug not in hit and path.is_relative_to(root):
+                    rel = path.relative_to(root).as_posix()
+                    if may_hold_sources("" if rel == "." else rel):
+                        hit.add(slug)
         return hit
+
+    def _reconcile(self) -> None:
+        try:
+            self.hub.reconcile()
+        except Exception:
+            log.exception("bringing the cache up to date with hub.toml and the work trees failed")
 
     def _refresh(self, slug: str) -> None:
         try:

@@ -4,8 +4,9 @@ The write buffer (with its relay tables) and the rooms' store hold what was
 acknowledged and nothing else holds: unlike the cache they can never be
 dropped and rebuilt. Each carries its layout's version in ``PRAGMA
 user_version`` and an ordered list of migration steps: step ``n`` takes the
-file from version ``n - 1`` to ``n``. :func:`migrate` reads the version on
-open and runs the steps it lacks, all in one ``BEGIN IMMEDIATE`` transaction
+file from version ``n - 1`` to ``n``. :func:`open_store` (how both stores
+open their file) reads the version before it sets anything on the file, and
+:func:`migrate` runs the steps it lacks, all in one ``BEGIN IMMEDIATE`` transaction
 (two processes opening at once queue; a failed step leaves the file as it
 was). A file written by a newer State Hub is refused (:class:`StoreTooNew`),
 never dropped. Add a step at the end, never edit one that has shipped.
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
 
-__all__ = ["ROOM_AGAIN", "DurableFile", "migrate", "schema_version"]
+__all__ = ["ROOM_AGAIN", "DurableFile", "migrate", "open_store", "schema_version"]
 
 ROOM_AGAIN = 1024 * 1024
 """Bytes the file system must have freed since a write found it full before the store counts as
@@ -84,6 +85,31 @@ def migrate(db: sqlite3.Connection, path: Path, steps: Sequence[str], what: str)
     return newest
 
 
+def open_store(path: Path, steps: Sequence[str], what: str, *, synchronous: str) -> sqlite3.Connection:
+    """A connection to the store at ``path`` (created on first use), as both stores open theirs.
+
+    The version is read before anything is set on the file: one a newer State Hub wrote is
+    refused (:class:`StoreTooNew`) exactly as it is, its journal mode included. Then WAL with
+    ``synchronous`` (``FULL`` or ``NORMAL``), a 30 s busy timeout (two processes opening at
+    once queue), and the steps it lacks (:func:`migrate`). Autocommit mode, shareable between
+    threads behind the caller's lock; nothing is left open when this raises.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    try:
+        db.execute("PRAGMA busy_timeout=30000")
+        version = schema_version(db)
+        if version > len(steps):
+            raise StoreTooNew(path, what, version, len(steps))
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        migrate(db, path, steps, what)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _statements(script: str) -> Iterator[str]:
     """The statements of ``script`` one by one (``executescript`` would commit half-way)."""
     pending = ""
@@ -102,19 +128,9 @@ class DurableFile:
         self.what = what
         self._full: tuple[str, int] | None = None
         """(the problem, free bytes when it was met) while the disk was full at the last write."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = open_store(path, steps, what, synchronous="FULL")
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        try:
-            with self._lock:
-                migrate(self._db, path, steps, what)
-        except BaseException:
-            self._db.close()
-            raise
 
     def close(self) -> None:
         with self._lock:

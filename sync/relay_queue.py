@@ -41,6 +41,7 @@ __all__ = [
     "ParkedEvent",
     "RelayCounts",
     "RelayDecision",
+    "RelayDropped",
     "RelayItem",
     "RelayQueue",
     "RelayState",
@@ -81,6 +82,18 @@ class RelayDecision(msgspec.Struct, frozen=True):
     reason: str | None
     actor: str
     at: str
+
+
+class RelayDropped(msgspec.Struct, frozen=True):
+    """What :meth:`RelayQueue.drop` did: the event it stopped relaying and the decision's words."""
+
+    key: str
+    was: RelayState
+    """The relay state it left: queued, sent or parked."""
+    event: dict[str, Any]
+    """The event as it was accepted (its JSON form); its local record stays in the buffer."""
+    reason: str
+    actor: str
 
 
 class RelayStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -221,7 +234,7 @@ class RelayQueue(DurableFile):
                 (key, f"was parked: {row['reason']}", actor, _now()),
             )
 
-    def drop(self, key: str, reason: str, actor: str) -> dict[str, Any]:
+    def drop(self, key: str, reason: str, actor: str) -> RelayDropped:
         """Stop relaying an event: the one way an event leaves the queue unconfirmed, logged with
         the event itself and the reason. Its local record (the ``event`` row) stays."""
         if not reason.strip():
@@ -239,7 +252,7 @@ class RelayQueue(DurableFile):
                 "VALUES (?, 'drop', ?, ?, ?, ?)",
                 (key, reason, actor, row["event"], _now()),
             )
-        return {"key": key, "was": row["state"], "event": json.loads(row["event"])}
+        return RelayDropped(key, RelayState(row["state"]), json.loads(row["event"]), reason, actor)
 
     # status ------------------------------------------------------------------------------------
 

@@ -15,14 +15,13 @@ process crash, at well under a millisecond a commit.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from pycrdt import Doc, merge_updates
 
-from sync._durable import migrate
+from sync._durable import open_store
 from sync.seed import doc_text, seed_doc
 
 if TYPE_CHECKING:
@@ -74,17 +73,10 @@ class RoomStore:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            migrate(self._db, path, _STEPS, "room store, with unsaved editor changes")  # sync._durable
-        except BaseException:
-            self._db.close()  # a store that does not open leaves nothing open (StoreTooNew, a bad file)
-            raise
+        # sync._durable: the version read first (StoreTooNew leaves the file as it is), then migrated.
+        self._db = open_store(path, _STEPS, "room store, with unsaved editor changes", synchronous="NORMAL")
 
     def close(self) -> None:
         with self._lock:

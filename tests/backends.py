@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlmodel import SQLModel
 
 from statehub.cache.database import open_cache
+from statehub.cache.schema import metadata
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -90,7 +90,7 @@ class _Template:
     def current(self) -> str:
         import statehub.app  # noqa: F401  (every module that defines cache tables)
 
-        tables = frozenset(SQLModel.metadata.tables)
+        tables = frozenset(metadata.tables)
         if self.name is None or tables != self.tables:
             self.drop()
             name = f"statehub_test_template_{uuid.uuid4().hex[:8]}"

@@ -3,7 +3,6 @@ and gives the same answers after the cache file is deleted (issue 2's acceptance
 
 from __future__ import annotations
 
-import json
 import tomllib
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from click.testing import CliRunner
 
 from bench.corpus import build_corpus
 from statehub.cli import main
+from tests.clijson import cli_data
 from tests.gitfixtures import lose_cache
 
 if TYPE_CHECKING:
@@ -43,11 +43,11 @@ def test_corpus_counts_errors_and_ready_survive_a_lost_cache(settings: Settings,
     corpus = build_corpus(tmp_path / "corpus", repos=4, workplans=6, broken_every=2)
     runner = CliRunner()
     added = runner.invoke(main, ["repos", "add", "--json", *map(str, corpus.repos)], catch_exceptions=False)
-    details = json.loads(added.output)
+    details = cli_data(added.output)
 
     def answers() -> tuple[object, ...]:
-        summary = json.loads(runner.invoke(main, ["rebuild", "--json"], catch_exceptions=False).output)
-        ready = json.loads(runner.invoke(main, ["tasks", "--ready", "--limit", "1000", "--json"]).output)
+        summary = cli_data(runner.invoke(main, ["rebuild", "--json"], catch_exceptions=False).output)
+        ready = cli_data(runner.invoke(main, ["tasks", "--ready", "--limit", "1000", "--json"]).output)
         return summary, sorted(t["ref"] for t in ready["items"])
 
     broken = {f"{d['slug']}/{e['path']}" for d in details for e in d["errors"]}

@@ -16,6 +16,7 @@ import yaml
 
 import statehub.settings
 from statehub.cli import main
+from statehub.errors import SetupError
 
 COMPOSE = Path(__file__).resolve().parent.parent / "compose"
 SETTINGS_SOURCE = Path(statehub.settings.__file__).read_text(encoding="utf-8")
@@ -145,6 +146,7 @@ def test_systemd_unit_runs_the_fleet_profile_unprivileged() -> None:
     assert "LoadCredential" in service
     assert "STATEHUB_TOKEN_ROOT_KEY_FILE=%d/" in _unit_text()
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+    assert service["RestartPreventExitStatus"] == str(SetupError.exit_code)  # a setup error: no loop
 
 
 @pytest.mark.parametrize("name", ["Dockerfile", "dev.yaml", "fleet.yaml", "statehub.service"])

@@ -21,14 +21,24 @@ from statehub.api.errorshape import _hub_error
 from statehub.cli._context import handle_errors
 from statehub.errors import (
     LIBRARY_ERRORS,
+    BadRequest,
     Conflict,
     HubError,
     NotFound,
+    PayloadTooLarge,
     SetupError,
     Unprocessable,
     as_hub_error,
 )
-from sync.errors import KeyConflict, StoreTooNew, SyncError, UnknownRelayKey
+from sync.errors import (
+    KeyConflict,
+    RoomError,
+    RoomFileError,
+    RoomInputError,
+    StoreTooNew,
+    SyncError,
+    UnknownRelayKey,
+)
 from workplans.errors import BrokenTarget, FormatError, InvalidEvent, NoLongerApplies, WorkplansError
 from workplans.problems import FileProblem
 
@@ -92,6 +102,12 @@ def test_packages_export_their_roots() -> None:
         (NoLongerApplies("task gone"), Conflict, 409, 5),
         (BrokenTarget("no front matter"), Unprocessable, 422, 6),
         (SyncError("a bug"), HubError, 500, 1),
+        # a room's refusal carries its status: mapped here too, not by a second table
+        (RoomInputError("a name with a newline"), BadRequest, 400, 2),
+        (RoomFileError("statehub.toml is a symbolic link", 404), NotFound, 404, 4),
+        (RoomError("the edit makes the text longer than 256 KiB", 413), PayloadTooLarge, 413, 9),
+        (RoomError("the file moved", 409), Conflict, 409, 5),
+        (RoomError("odd", 418), BadRequest, 400, 2),
     ],
 )
 def test_the_hub_maps_library_errors_in_one_table(

@@ -3,53 +3,59 @@
 Pure: text in, text out. No database, no network, nothing of ours imported.
 """
 
-from workplans.apply import apply_event
-from workplans.canon import CANON_ID, parse_canon, render_canon
-from workplans.errors import (
-    ApplyError,
-    BrokenTarget,
-    FleetChangeError,
-    FormatError,
-    InvalidEvent,
-    NoLongerApplies,
-    WorkplansError,
-)
-from workplans.event_kinds import workplan_event_kinds
-from workplans.events import (
-    Event,
-    EventKind,
-    EventKinds,
-    ProgressNoteEvent,
-    TaskAddEvent,
-    TaskStatusEvent,
-    WorkplanStatusEvent,
-    parse_event,
-)
-from workplans.fleet import parse_fleet, render_fleet
-from workplans.fleet_models import (
-    FLEET_PATH,
-    FleetRegistry,
-    Gate,
-    Lane,
-    Machine,
-    MachineRole,
-    Workload,
-    WorkloadState,
-)
-from workplans.ids import is_task_id, is_task_ref, is_workplan_id, split_task_ref
-from workplans.manifest import MANIFEST_PATH, parse_manifest
-from workplans.models import (
-    CanonDocument,
-    CanonKind,
-    CanonStatus,
-    RepoManifest,
-    Task,
-    TaskStatus,
-    Workplan,
-    WorkplanStatus,
-)
-from workplans.problems import FileProblem
-from workplans.workplan import parse_workplan, render_workplan
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workplans.apply import apply_event
+    from workplans.canon import CANON_ID, parse_canon, render_canon
+    from workplans.errors import (
+        ApplyError,
+        BrokenTarget,
+        FleetChangeError,
+        FormatError,
+        InvalidEvent,
+        NoLongerApplies,
+        WorkplansError,
+    )
+    from workplans.event_kinds import workplan_event_kinds
+    from workplans.events import (
+        Event,
+        EventKind,
+        EventKinds,
+        ProgressNoteEvent,
+        TaskAddEvent,
+        TaskStatusEvent,
+        WorkplanStatusEvent,
+        parse_event,
+    )
+    from workplans.fleet import parse_fleet, render_fleet
+    from workplans.fleet_models import (
+        FLEET_PATH,
+        FleetRegistry,
+        Gate,
+        Lane,
+        Machine,
+        MachineRole,
+        Workload,
+        WorkloadState,
+    )
+    from workplans.ids import is_task_id, is_task_ref, is_workplan_id, split_task_ref
+    from workplans.manifest import MANIFEST_PATH, parse_manifest
+    from workplans.models import (
+        CanonDocument,
+        CanonKind,
+        CanonStatus,
+        RepoManifest,
+        Task,
+        TaskStatus,
+        Workplan,
+        WorkplanStatus,
+    )
+    from workplans.problems import FileProblem
+    from workplans.workplan import parse_workplan, render_workplan
 
 __all__ = [
     "CANON_ID",
@@ -100,3 +106,68 @@ __all__ = [
     "split_task_ref",
     "workplan_event_kinds",
 ]
+
+_WHERE = {
+    "ApplyError": "workplans.errors",
+    "BrokenTarget": "workplans.errors",
+    "CANON_ID": "workplans.canon",
+    "CanonDocument": "workplans.models",
+    "CanonKind": "workplans.models",
+    "CanonStatus": "workplans.models",
+    "Event": "workplans.events",
+    "EventKind": "workplans.events",
+    "EventKinds": "workplans.events",
+    "FLEET_PATH": "workplans.fleet_models",
+    "FileProblem": "workplans.problems",
+    "FleetChangeError": "workplans.errors",
+    "FleetRegistry": "workplans.fleet_models",
+    "FormatError": "workplans.errors",
+    "Gate": "workplans.fleet_models",
+    "InvalidEvent": "workplans.errors",
+    "Lane": "workplans.fleet_models",
+    "MANIFEST_PATH": "workplans.manifest",
+    "Machine": "workplans.fleet_models",
+    "MachineRole": "workplans.fleet_models",
+    "NoLongerApplies": "workplans.errors",
+    "ProgressNoteEvent": "workplans.events",
+    "RepoManifest": "workplans.models",
+    "Task": "workplans.models",
+    "TaskAddEvent": "workplans.events",
+    "TaskStatus": "workplans.models",
+    "TaskStatusEvent": "workplans.events",
+    "Workload": "workplans.fleet_models",
+    "WorkloadState": "workplans.fleet_models",
+    "Workplan": "workplans.models",
+    "WorkplanStatus": "workplans.models",
+    "WorkplanStatusEvent": "workplans.events",
+    "WorkplansError": "workplans.errors",
+    "apply_event": "workplans.apply",
+    "is_task_id": "workplans.ids",
+    "is_task_ref": "workplans.ids",
+    "is_workplan_id": "workplans.ids",
+    "parse_canon": "workplans.canon",
+    "parse_event": "workplans.events",
+    "parse_fleet": "workplans.fleet",
+    "parse_manifest": "workplans.manifest",
+    "parse_workplan": "workplans.workplan",
+    "render_canon": "workplans.canon",
+    "render_fleet": "workplans.fleet",
+    "render_workplan": "workplans.workplan",
+    "split_task_ref": "workplans.ids",
+    "workplan_event_kinds": "workplans.event_kinds",
+}
+"""Each public name and the submodule that defines it: imported on first use (PEP 562), so a
+reader that needs one enum does not load every parser and writer (canon/ADR-033)."""
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import tomlkit
-
 from workplans._fields import KeyLines, Reader
 from workplans._toml import load_toml
 from workplans.front_matter import FENCE, missing_front_matter, split_front_matter
@@ -55,6 +53,8 @@ def parse_canon(text: str, path: str) -> CanonDocument | None:
 
 def render_canon(document: CanonDocument) -> str:
     """Write a canon document as a file; ``parse_canon(render_canon(d)) == d``."""
+    import tomlkit  # only to write: reading and indexing never load it (canon/ADR-033)
+
     doc = tomlkit.document()
     doc["id"] = document.id
     doc["title"] = document.title

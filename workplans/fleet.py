@@ -11,8 +11,6 @@ import re
 from dataclasses import replace
 from typing import Any
 
-import tomlkit
-
 from workplans._fields import KeyLines, Reader, type_name
 from workplans._toml import load_toml
 from workplans.fleet_models import (
@@ -212,6 +210,8 @@ def parse_fleet(text: str, path: str = FLEET_PATH) -> FleetRegistry:
 
 
 def _machine_table(machine: Machine) -> Any:
+    import tomlkit  # only to write (canon/ADR-033)
+
     table = tomlkit.table()
     table["name"] = machine.name
     if machine.address is not None:
@@ -225,6 +225,8 @@ def _machine_table(machine: Machine) -> Any:
 
 
 def _gate_table(gate: Gate) -> Any:
+    import tomlkit  # only to write (canon/ADR-033)
+
     table = tomlkit.table()
     if gate.overlay_repo is not None:
         table["overlay_repo"] = gate.overlay_repo
@@ -243,6 +245,8 @@ def _gate_table(gate: Gate) -> Any:
 
 
 def _workload_table(workload: Workload) -> Any:
+    import tomlkit  # only to write (canon/ADR-033)
+
     table = tomlkit.table()
     table["name"] = workload.name
     table["current_host"] = workload.current_host
@@ -262,6 +266,8 @@ def _workload_table(workload: Workload) -> Any:
 
 
 def _lane_table(lane: Lane) -> Any:
+    import tomlkit  # only to write (canon/ADR-033)
+
     table = tomlkit.table()
     table["name"] = lane.name
     table["from"] = lane.from_host
@@ -275,6 +281,8 @@ def _lane_table(lane: Lane) -> Any:
 
 def render_fleet(registry: FleetRegistry) -> str:
     """Write a fleet registry as a file; ``parse_fleet(render_fleet(r)) == r``."""
+    import tomlkit  # only to write (canon/ADR-033)
+
     doc = tomlkit.document()
     for key, value in registry.extra.items():
         doc[key] = value

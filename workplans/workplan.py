@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import tomlkit
-
 from workplans._fields import KeyLines, Reader
 from workplans._toml import load_toml
 from workplans.front_matter import FENCE, missing_front_matter, split_front_matter
@@ -118,6 +116,8 @@ def _task_label(table: dict[str, Any], index: int) -> Callable[[], str]:
 
 def render_workplan(workplan: Workplan) -> str:
     """Write a workplan as a file; ``parse_workplan(render_workplan(w)) == w``."""
+    import tomlkit  # only to write: reading and indexing never load it (canon/ADR-033)
+
     doc = tomlkit.document()
     doc["id"] = workplan.id
     doc["title"] = workplan.title

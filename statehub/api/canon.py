@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
-from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.answers import Page, with_freshness
+from statehub.api.deps import CanonIdPath, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import CanonDetail, CanonItem
@@ -31,10 +32,12 @@ class CanonController(Controller):
     ) -> Page[CanonItem]:
         """Canon documents by id, then repo."""
         with hub.engine.connect() as conn:
-            return queries.list_canon(conn, repo=repo, kind=kind, status=status, limit=limit, offset=offset)
+            page = queries.list_canon(conn, repo=repo, kind=kind, status=status, limit=limit, offset=offset)
+        return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{doc_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_canon(self, hub: HubDep, doc_id: FromPath[str], repo: RepoFilter = None) -> CanonDetail:
+    def get_canon(self, hub: HubDep, doc_id: CanonIdPath, repo: RepoFilter = None) -> CanonDetail:
         """One document with its body; 409 when two repos use the id and ``?repo=`` does not say which."""
         with hub.engine.connect() as conn:
-            return queries.get_canon(conn, doc_id, repo)
+            doc = queries.get_canon(conn, doc_id, repo)
+        return msgspec.structs.replace(doc, freshness=hub.freshness([doc.repo]))

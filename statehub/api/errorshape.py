@@ -42,6 +42,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_500_INTERNAL_SERVER_
 
 from registry.errors import RegistryError
 from statehub.api.inputbounds import TOO_DEEP, too_large
+from statehub.api.openapi import is_schema_404_page, schema_404_sentence
 from statehub.errors import BadRequest, HubError, NotFound, as_hub_error
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -243,11 +244,15 @@ class RouteTable:
     ``choices``: ``id(handler)`` -> the handler's parameter name -> (the query
     parameter's name, the values of the enum it is declared as), so a bad value is
     answered naming the parameter as the client sent it and the valid values.
+
+    ``missing``: ``id(handler)`` of Litestar's HTML page for an unknown
+    ``/schema/{path}``, answered with the JSON 404 instead (``statehub.api.openapi``).
     """
 
     query: dict[int, frozenset[str]] = field(default_factory=dict)
     allow: dict[int, str] = field(default_factory=dict)
     choices: dict[int, dict[str, tuple[str, list[str]]]] = field(default_factory=dict)
+    missing: set[int] = field(default_factory=set)
 
     def fill(self, app: Litestar) -> None:
         for route in app.routes:
@@ -257,6 +262,8 @@ class RouteTable:
                 if method == "OPTIONS":
                     self.allow[id(handler)] = ", ".join(sorted(route.methods))
                     continue
+                if is_schema_404_page(handler):
+                    self.missing.add(id(handler))
                 if handler.include_in_schema:
                     self.query[id(handler)] = frozenset(p.field_alias for p in model.expected_query_params)
                 parameters = handler.parsed_fn_signature.parameters
@@ -311,28 +318,22 @@ def _names(names: frozenset[str]) -> str:
 
 
 def _known_repo(request: AnyRequest, repo: str) -> None:
-    """NotFound naming ``repo`` unless it is registered (or, for the event list, has events stored).
-
-    The write buffer keeps events for a repo that is not (or no longer) registered,
-    rejected ones included; ``GET /events?repo=`` must still list them.
-    """
-    hub: Hub = request.app.state.hub
-    try:
+    """NotFound naming ``repo`` unless it is registered (:meth:`Hub.repo`) or, for the event list,
+    has events stored (:meth:`EventDesk.known_repo`): the same rules the CLI's ``--repo`` obeys."""
+    if request.route_handler.opt.get(REPO_IN_BUFFER):
+        desk: EventDesk = request.app.state.events
+        desk.known_repo(repo)
+    else:
+        hub: Hub = request.app.state.hub
         hub.repo(repo)
-    except NotFound:
-        if request.route_handler.opt.get(REPO_IN_BUFFER):
-            desk: EventDesk = request.app.state.events
-            if desk.buffer.list_events(repo=repo, limit=1, offset=0)[1]:
-                return
-        raise
 
 
 def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Response[None] | None]]:
     """The app's ``before_request`` hook.
 
-    OPTIONS answers 204 with the route's ``Allow``; a query parameter the route
-    does not declare is 400 naming the ones it does; a ``?repo=`` naming no
-    registered repo is 404.
+    OPTIONS answers 204 with the route's ``Allow``; an unknown page under
+    ``/schema`` is 404; a query parameter the route does not declare is 400
+    naming the ones it does; a ``?repo=`` naming no registered repo is 404.
     """
 
     async def check(request: AnyRequest) -> Response[None] | None:
@@ -340,6 +341,8 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
         allow = routes.allow.get(handler)
         if allow is not None:
             return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": allow})
+        if handler in routes.missing:
+            raise NotFound(schema_404_sentence(request.url.path))
         allowed = routes.query.get(handler)
         query = request.query_params
         if allowed is None or not query:

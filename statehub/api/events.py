@@ -6,15 +6,15 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from statehub.answers import Page
-from statehub.api.deps import DeskDep, Limit, Offset
+from statehub.api.deps import MAX_NAME, PRINTABLE, DeskDep, EventKey, Limit, Offset
 from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_responses
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
-from statehub.errors import NotFound
+from statehub.errors import BadRequest, NotFound
 from sync.buffer import EventRecord, EventResults, EventState
 
 __all__ = ["EventController"]
@@ -27,9 +27,14 @@ StateFilter = Annotated[
 EventsRepo = Annotated[
     str | None,
     QueryParameter(
-        description="Only events for this repo: a registered one, or one the buffer has events for."
+        pattern=PRINTABLE,
+        max_length=MAX_NAME,
+        description="Only events for this repo: a registered one, or one the buffer has events for.",
     ),
 ]
+
+
+NO_BODY = "POST /events needs a JSON body: one event (an object) or a list of events"
 
 
 class EventController(Controller):
@@ -52,7 +57,7 @@ class EventController(Controller):
         """Accept one event or a list. 202 means every event is on disk in the write buffer.
 
         The body is any JSON: intake (``statehub.events.intake``) says what is wrong with
-        each item (422, nothing stored); malformed JSON is 400.
+        each item (422, nothing stored); malformed JSON, or no body at all, is 400.
 
         ``?each=true`` (what a relaying hub sends, ADR-019): no all-or-nothing;
         every event gets its own result (accepted, duplicate, rejected with a
@@ -63,6 +68,8 @@ class EventController(Controller):
         admin on its repo (a hub relaying its people's events, ADR-021); a fleet role
         change needs admin.
         """
+        if data is None and not await request.body():
+            raise BadRequest(NO_BODY)
         authorise = event_authoriser(token_of(request))
         results = await asyncio.to_thread(desk.submit, data, authorise=authorise, each=each)
         return EventResults(results)
@@ -81,7 +88,7 @@ class EventController(Controller):
         return Page(items, total)
 
     @get("/{key:str}", sync_to_thread=False, responses=error_responses(404))
-    def get_event(self, desk: DeskDep, key: FromPath[str]) -> EventRecord:
+    def get_event(self, desk: DeskDep, key: EventKey) -> EventRecord:
         """One event by its key."""
         found = desk.buffer.get(key)
         if found is None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import QueryParameter
 
-from statehub.api.deps import HubDep, RepoFilter
+from statehub.api.deps import HubDep, NameQuery, RepoFilter, RequiredName
 from statehub.api.errorshape import error_responses
 from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.cache import fleet_queries
@@ -23,7 +23,11 @@ __all__ = ["FleetController"]
 
 _FLEET_ERRORS = error_responses(404, 409, 422)
 
-Wave = Annotated[int | None, QueryParameter(ge=0, le=MAX_QUERY_INT, description="Only this wave.")]
+Wave = Annotated[
+    int | None,
+    # Litestar leaves a falsy bound (ge=0) out of an optional parameter's schema; schema_extra states it.
+    QueryParameter(ge=0, le=MAX_QUERY_INT, schema_extra={"minimum": 0}, description="Only this wave."),
+]
 StateFilter = Annotated[
     WorkloadState | None, QueryParameter(name="state", description="Only workloads in this state.")
 ]
@@ -45,7 +49,7 @@ class FleetController(Controller):
         self,
         hub: HubDep,
         repo: RepoFilter = None,
-        host: FromQuery[str | None] = None,
+        host: NameQuery = None,
         wave: Wave = None,
         state_: StateFilter = None,
     ) -> FleetList[WorkloadItem]:
@@ -60,7 +64,7 @@ class FleetController(Controller):
             return fleet_queries.list_lanes(conn, repo)
 
     @get("/drain-plan", sync_to_thread=False, responses=_FLEET_ERRORS)
-    def drain_plan(self, hub: HubDep, machine: FromQuery[str], repo: RepoFilter = None) -> DrainPlan:
+    def drain_plan(self, hub: HubDep, machine: RequiredName, repo: RepoFilter = None) -> DrainPlan:
         """What must leave ``machine``, wave by wave, with each next step and its blockers."""
         with hub.engine.connect() as conn:
             return fleet_queries.drain_plan(conn, machine, repo)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from statehub.answers import Page, Removed
-from statehub.api.deps import HubDep
+from statehub.answers import Page, Removed, with_freshness
+from statehub.api.deps import HubDep, SlugPath
 from statehub.api.errorshape import WRITE_STATUSES, error_responses
 from statehub.cache import queries
 from statehub.cache.answers import IndexedRepo, RepoDetail, RepoItem
@@ -32,7 +32,8 @@ class RepoController(Controller):
     def list_repos(self, hub: HubDep) -> Page[RepoItem]:
         """Every registered repo by slug, with file errors and workplans counted."""
         with hub.engine.connect() as conn:
-            return queries.list_repos(conn)
+            page = queries.list_repos(conn)
+        return with_freshness(page, hub.freshness())
 
     @post(
         "/",
@@ -51,10 +52,11 @@ class RepoController(Controller):
             return queries.indexed_repo(conn, report)
 
     @get("/{slug:str}", sync_to_thread=False, responses=error_responses(404))
-    def get_repo(self, hub: HubDep, slug: FromPath[str]) -> RepoDetail:
+    def get_repo(self, hub: HubDep, slug: SlugPath) -> RepoDetail:
         """One repo: manifest fields, counts, every file error."""
         with hub.engine.connect() as conn:
-            return queries.get_repo(conn, slug)
+            repo = queries.get_repo(conn, slug)
+        return msgspec.structs.replace(repo, freshness=hub.freshness([slug]))
 
     @delete(
         "/{slug:str}",
@@ -62,7 +64,7 @@ class RepoController(Controller):
         sync_to_thread=True,
         responses=error_responses(404, *WRITE_STATUSES),
     )
-    def remove(self, hub: HubDep, slug: FromPath[str]) -> Removed:
+    def remove(self, hub: HubDep, slug: SlugPath) -> Removed:
         """Unregister the repo and drop its cache rows; its files are untouched."""
         hub.remove(slug)
         return Removed(slug)
@@ -73,7 +75,7 @@ class RepoController(Controller):
         sync_to_thread=True,
         responses=error_responses(404, *WRITE_STATUSES),
     )
-    def refresh(self, hub: HubDep, slug: FromPath[str]) -> IndexedRepo:
+    def refresh(self, hub: HubDep, slug: SlugPath) -> IndexedRepo:
         """Re-index the repo's files whose git blob sha changed."""
         report = hub.refresh(slug)[0]
         with hub.engine.connect() as conn:

@@ -23,23 +23,31 @@ import msgspec
 from litestar import Controller, Request, Response, WebSocket, get, post, websocket
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from statehub import editing
 from statehub.answers import Page
-from statehub.api.deps import HubDep, RoomsDep
+from statehub.api.deps import MAX_NAME, PRINTABLE, DocPath, HubDep, RoomsDep
 from statehub.api.errorshape import WRITE_STATUSES, error_body, error_responses
 from statehub.auth import refuse_socket, requires, token_of
 from statehub.editing import RoomItem, SaveAnswer
-from statehub.errors import HubError
+from statehub.errors import HubError, as_hub_error
 from sync.saving import RoomError
 
 __all__ = ["LitestarChannel", "SyncController", "repo_of_doc"]
 
 User = Annotated[
-    str | None, QueryParameter(description="Who edits and saves (an open hub, or an admin token).")
+    str | None,
+    QueryParameter(
+        pattern=PRINTABLE,
+        max_length=MAX_NAME,
+        description="Who edits and saves (an open hub, or an admin token).",
+    ),
 ]
-Email = Annotated[str | None, QueryParameter(description="The author's email, with user.")]
+Email = Annotated[
+    str | None,
+    QueryParameter(pattern=PRINTABLE, max_length=MAX_NAME, description="The author's email, with user."),
+]
 
 
 class LitestarChannel:
@@ -132,7 +140,7 @@ class SyncController(Controller):
         socket: WebSocket[Any, Any, Any],
         hub: HubDep,
         rooms: RoomsDep,
-        doc: FromPath[str],
+        doc: DocPath,
         user: User = None,
         email: Email = None,
     ) -> None:
@@ -147,7 +155,7 @@ class SyncController(Controller):
                 await socket.accept()
                 leave = await room.serve(LitestarChannel(socket, manifest.name), person)
         except RoomError as error:  # raised before accept: nothing of the file was sent
-            await _refuse(socket, editing.room_error(error))
+            await _refuse(socket, as_hub_error(error))
             return
         if leave.code is not None:
             await socket.close(code=leave.code, reason=_close_reason(leave.reason))
@@ -165,7 +173,7 @@ class SyncController(Controller):
         request: Request[Any, Any, Any],
         hub: HubDep,
         rooms: RoomsDep,
-        doc: FromPath[str],
+        doc: DocPath,
         user: User = None,
         email: Email = None,
     ) -> Response[SaveAnswer]:

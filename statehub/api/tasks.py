@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
-from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.answers import Page, with_freshness
+from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, TaskRefPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
-from statehub.cache.answers import TaskItem
+from statehub.cache.answers import TaskDetail, TaskItem
 from workplans import TaskStatus
 
 __all__ = ["TaskController"]
@@ -24,16 +25,17 @@ class TaskController(Controller):
         self,
         hub: HubDep,
         repo: RepoFilter = None,
-        workplan: FromQuery[str | None] = None,
+        workplan: NameQuery = None,
         status: FromQuery[TaskStatus | None] = None,
-        owner: FromQuery[str | None] = None,
+        owner: NameQuery = None,
         ready: FromQuery[bool | None] = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[TaskItem]:
-        """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done."""
+        """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done.
+        ``freshness`` says how current the cache is for the repos listed (``repo``, else all)."""
         with hub.engine.connect() as conn:
-            return queries.list_tasks(
+            page = queries.list_tasks(
                 conn,
                 repo=repo,
                 workplan=workplan,
@@ -43,9 +45,12 @@ class TaskController(Controller):
                 limit=limit,
                 offset=offset,
             )
+        return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{ref:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_task(self, hub: HubDep, ref: FromPath[str]) -> TaskItem:
-        """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice."""
+    def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskDetail:
+        """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice.
+        ``freshness`` says how current the cache is for its repo."""
         with hub.engine.connect() as conn:
-            return queries.get_task(conn, ref)
+            task = queries.get_task(conn, ref)
+        return TaskDetail(**msgspec.structs.asdict(task), freshness=hub.freshness([task.repo]))

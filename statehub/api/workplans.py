@@ -7,11 +7,12 @@ cache connection itself (see ``statehub.api.deps``) and runs on the event loop
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
-from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.answers import Page, with_freshness
+from statehub.api.deps import HubDep, Limit, NameQuery, Offset, RepoFilter, WorkplanIdPath
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import WorkplanDetail, WorkplanItem
@@ -30,18 +31,20 @@ class WorkplanController(Controller):
         hub: HubDep,
         repo: RepoFilter = None,
         status: FromQuery[WorkplanStatus | None] = None,
-        owner: FromQuery[str | None] = None,
+        owner: NameQuery = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[WorkplanItem]:
         """Workplans by id; a workplan id claimed by two files is left out (it is a file error)."""
         with hub.engine.connect() as conn:
-            return queries.list_workplans(
+            page = queries.list_workplans(
                 conn, repo=repo, status=status, owner=owner, limit=limit, offset=offset
             )
+        return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{workplan_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
-    def get_workplan(self, hub: HubDep, workplan_id: FromPath[str]) -> WorkplanDetail:
+    def get_workplan(self, hub: HubDep, workplan_id: WorkplanIdPath) -> WorkplanDetail:
         """One workplan with its body and tasks; 409 when two files claim its id."""
         with hub.engine.connect() as conn:
-            return queries.get_workplan(conn, workplan_id)
+            plan = queries.get_workplan(conn, workplan_id)
+        return msgspec.structs.replace(plan, freshness=hub.freshness([plan.repo]))

@@ -1,9 +1,20 @@
-"""The disposable cache: schema, build and refresh, queries. Only `statehub` touches it."""
+"""The disposable cache: schema, build and refresh, queries. Only `statehub` touches it.
 
-from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml as a kind
-from statehub.cache.database import open_cache, reset_cache
-from statehub.cache.indexer import IndexReport, blob_sha, index_repo, remove_repo_rows
-from statehub.cache.schema import SCHEMA_VERSION
+The names below are imported on first use (PEP 562): ``statehub.cache.fastread``, the
+CLI's read path, must not load SQLAlchemy through this package (canon/ADR-033).
+Opening a cache (``database``) or indexing (``indexer``) registers the fleet
+registry's kind and tables (``fleet_index``) first.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from statehub.cache.database import open_cache, reset_cache
+    from statehub.cache.indexer import IndexReport, blob_sha, index_repo, remove_repo_rows
+    from statehub.cache.schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -14,3 +25,26 @@ __all__ = [
     "remove_repo_rows",
     "reset_cache",
 ]
+
+_WHERE = {
+    "SCHEMA_VERSION": "statehub.cache.schema",
+    "IndexReport": "statehub.cache.indexer",
+    "blob_sha": "statehub.cache.indexer",
+    "index_repo": "statehub.cache.indexer",
+    "open_cache": "statehub.cache.database",
+    "remove_repo_rows": "statehub.cache.indexer",
+    "reset_cache": "statehub.cache.database",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from statehub.answers import Freshness
 from workplans import (
     CanonKind,
     CanonStatus,
@@ -25,6 +26,8 @@ from workplans import (
 __all__ = [
     "CanonDetail",
     "CanonItem",
+    "CanonShown",
+    "Dependency",
     "DrainPlan",
     "DrainStep",
     "DrainWave",
@@ -37,17 +40,22 @@ __all__ = [
     "LaneRisk",
     "MachineAllows",
     "MachineItem",
+    "NextTask",
     "Readiness",
     "ReadinessBlocker",
     "RepoCounts",
     "RepoDetail",
     "RepoItem",
     "SearchHit",
+    "TaskDetail",
     "TaskItem",
+    "TaskShown",
     "Violation",
     "WorkloadItem",
     "WorkplanDetail",
     "WorkplanItem",
+    "WorkplanProgress",
+    "WorkplanShown",
 ]
 
 
@@ -90,16 +98,18 @@ class RepoItem(_RepoBase, frozen=True):
     workplan_count: int
 
 
-class RepoDetail(_RepoBase, frozen=True):
+class RepoDetail(_RepoBase, frozen=True, omit_defaults=True):
     """``GET /repos/{slug}``: the repo, what the cache holds for it and every file error."""
 
     counts: RepoCounts
     errors: list[FileError]
     """In path, line order."""
     error_count: int
+    freshness: Freshness | None = None
+    """How fresh the cache is for the repo (``GET /repos/{slug}``); left out when None."""
 
 
-class IndexedRepo(RepoDetail, frozen=True):
+class IndexedRepo(RepoDetail, frozen=True, kw_only=True):
     """A repo just registered or refreshed: its detail and what indexing did (files seen, parsed, removed)."""
 
     files: int
@@ -141,13 +151,23 @@ class WorkplanItem(msgspec.Struct, frozen=True):
     task_count: int
 
 
-class WorkplanDetail(WorkplanItem, frozen=True):
+class TaskDetail(TaskItem, frozen=True, omit_defaults=True):
+    """``GET /tasks/{ref}``: the task, and how fresh the cache is for its repo."""
+
+    freshness: Freshness | None = None
+    """Left out when None."""
+
+
+class WorkplanDetail(WorkplanItem, frozen=True, omit_defaults=True):
     """``GET /workplans/{id}``: the workplan, its markdown body, unknown front matter keys, its tasks."""
 
     body: str
     extra: dict[str, Any]
     tasks: list[TaskItem]
     """In file order."""
+    freshness: Freshness | None = None
+    """How fresh the cache is for its repo (``GET /workplans/{id}``); left out when None (the CLI's
+    envelope carries it)."""
 
 
 class CanonItem(msgspec.Struct, frozen=True):
@@ -164,11 +184,13 @@ class CanonItem(msgspec.Struct, frozen=True):
     supersedes: list[str]
 
 
-class CanonDetail(CanonItem, frozen=True):
+class CanonDetail(CanonItem, frozen=True, omit_defaults=True):
     """``GET /canon/{id}``: the document, its markdown body and unknown front matter keys."""
 
     body: str
     extra: dict[str, Any]
+    freshness: Freshness | None = None
+    """How fresh the cache is for its repo (``GET /canon/{id}``); left out when None."""
 
 
 # search ------------------------------------------------------------------------------------------
@@ -328,3 +350,66 @@ class Violation(msgspec.Struct, frozen=True):
 
     subject: str
     message: str
+
+
+# show and next -------------------------------------------------------------------------------------
+
+
+class Dependency(msgspec.Struct, frozen=True):
+    """One ``depends_on`` entry of a task: the reference as written (resolved hub-wide) and the task
+    it names, or None when it names no task the cache holds (or one whose workplan id is claimed twice)."""
+
+    ref: str
+    task: TaskItem | None
+
+
+class TaskShown(msgspec.Struct, frozen=True, tag="task", tag_field="kind"):
+    """``statehub show <task ref>``: the task, what it depends on, and what depends on it."""
+
+    task: TaskItem
+    dependencies: list[Dependency]
+    """In ``depends_on`` order."""
+    dependents: list[TaskItem]
+    """The tasks whose ``depends_on`` names this one, in workplan id, file order."""
+
+
+class WorkplanProgress(msgspec.Struct, frozen=True):
+    """How far a workplan is: tasks by status, and done of those not cancelled (``percent``, 0-100,
+    rounded down; 100 when nothing is left to do)."""
+
+    total: int
+    done: int
+    by_status: dict[str, int]
+    """Every status, in the format's order, with its count (0 included)."""
+    percent: int
+
+
+class WorkplanShown(msgspec.Struct, frozen=True, tag="workplan", tag_field="kind"):
+    """``statehub show <workplan id>``: the workplan with its tasks and body (its Progress notes
+    are in the body), and its progress counted."""
+
+    workplan: WorkplanDetail
+    progress: WorkplanProgress
+
+
+class CanonShown(msgspec.Struct, frozen=True, tag="canon", tag_field="kind"):
+    """``statehub show <canon id>``: the document and its body."""
+
+    canon: CanonDetail
+
+
+class NextTask(msgspec.Struct, frozen=True):
+    """``statehub next``: the best task ``actor`` can take now, or None when none is ready.
+
+    Candidates are tasks with status ``todo`` that are ready (every dependency done,
+    ADR-004) in a workplan that is neither done nor cancelled. The best is the first
+    by: owned by the actor, then unowned, then owned by someone else; then the
+    workplan's status (active, draft, blocked); then workplan id and file order.
+    ``reason`` says in a sentence why it was chosen (or why nothing was).
+    """
+
+    actor: str
+    task: TaskItem | None
+    reason: str
+    candidates: int
+    """How many tasks were in the running."""

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
-from sqlmodel import SQLModel
 
-from statehub.cache.schema import META, SCHEMA_VERSION
+from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
+from statehub.cache.schema import META, SCHEMA_VERSION, metadata
 from statehub.cache.search import build_search, create_search, drop_search
 
 __all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
@@ -67,9 +67,9 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
     """
     with engine.begin() as conn:
         drop_search(conn)
-    SQLModel.metadata.drop_all(engine)
+    metadata.drop_all(engine)
     with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             conn.execute(CreateTable(table))
         create_search(conn)
         if indexes:
@@ -83,7 +83,7 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
 
 def create_indexes(conn: Connection) -> None:
     """Build the secondary indexes and the search index (statehub.cache.search) over the rows loaded."""
-    for table in SQLModel.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
     build_search(conn)

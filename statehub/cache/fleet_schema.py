@@ -6,72 +6,60 @@ file. Like every cache table they are rebuilt from the file and never edited.
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table
 
-from sqlalchemy import JSON, Column, Index, Table
-from sqlmodel import Field, SQLModel
+from statehub.cache.schema import metadata
 
-__all__ = [
-    "FLEET_LANES",
-    "FLEET_MACHINES",
-    "FLEET_WORKLOADS",
-    "FleetLaneRow",
-    "FleetMachineRow",
-    "FleetWorkloadRow",
-]
+__all__ = ["FLEET_LANES", "FLEET_MACHINES", "FLEET_WORKLOADS"]
 
 
-def _json_dict() -> Any:
-    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+def _keys() -> tuple[Column[str], ...]:
+    return tuple(Column(name, String, primary_key=True) for name in ("repo", "path", "name"))
 
 
-class FleetMachineRow(SQLModel, table=True):
-    __tablename__ = "fleet_machine"
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    name: str = Field(primary_key=True)
-    position: int
-    role: str = Field(index=True)
-    address: str | None = None
-    notes: str | None = None
-    extra: dict[str, Any] = _json_dict()
+def _text(name: str, *, nullable: bool = False, index: bool = False) -> Column[str]:
+    return Column(name, String, nullable=nullable, index=index)
 
 
-class FleetWorkloadRow(SQLModel, table=True):
-    __tablename__ = "fleet_workload"
-    __table_args__ = (Index("ix_fleet_workload_hosts", "current_host", "target_host"),)
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    name: str = Field(primary_key=True)
-    position: int
-    current_host: str
-    target_host: str | None = None
-    owner: str | None = None
-    wave: int | None = Field(default=None, index=True)
-    stateful: bool = False
-    state: str = Field(index=True)
-    gate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    extra: dict[str, Any] = _json_dict()
+def _extra() -> Column[object]:
+    return Column("extra", JSON, nullable=False)
 
 
-class FleetLaneRow(SQLModel, table=True):
-    __tablename__ = "fleet_lane"
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    name: str = Field(primary_key=True)
-    position: int
-    from_host: str
-    to_host: str
-    via: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    critical: bool = False
-    extra: dict[str, Any] = _json_dict()
+FLEET_MACHINES = Table(
+    "fleet_machine",
+    metadata,
+    *_keys(),
+    Column("position", Integer, nullable=False),
+    _text("role", index=True),
+    _text("address", nullable=True),
+    _text("notes", nullable=True),
+    _extra(),
+)
 
+FLEET_WORKLOADS = Table(
+    "fleet_workload",
+    metadata,
+    *_keys(),
+    Column("position", Integer, nullable=False),
+    _text("current_host"),
+    _text("target_host", nullable=True),
+    _text("owner", nullable=True),
+    Column("wave", Integer, nullable=True, index=True),
+    Column("stateful", Boolean, nullable=False, default=False),
+    _text("state", index=True),
+    Column("gate", JSON, nullable=True),
+    _extra(),
+    Index("ix_fleet_workload_hosts", "current_host", "target_host"),
+)
 
-def _core(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-FLEET_MACHINES = _core(FleetMachineRow)
-FLEET_WORKLOADS = _core(FleetWorkloadRow)
-FLEET_LANES = _core(FleetLaneRow)
+FLEET_LANES = Table(
+    "fleet_lane",
+    metadata,
+    *_keys(),
+    Column("position", Integer, nullable=False),
+    _text("from_host"),
+    _text("to_host"),
+    Column("via", JSON, nullable=False),
+    Column("critical", Boolean, nullable=False, default=False),
+    _extra(),
+)

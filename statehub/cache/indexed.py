@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from sqlalchemy import Connection, delete, select
 
+from statehub.answers import LastIndex
 from statehub.cache.schema import META
 from statehub.errors import NotAGitRepo
 from statehub.gitrepo import git_dirs
@@ -27,14 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["LastIndex", "forget_indexed", "last_indexed", "record_indexed"]
 
 _PREFIX = "indexed:"
-
-
-class LastIndex(msgspec.Struct, frozen=True):
-    """The last time a repo's files were indexed (UTC, to the second) and HEAD's commit then (None:
-    an unborn branch, or no git work tree there)."""
-
-    at: str
-    commit: str | None
 
 
 def record_indexed(conn: Connection, slug: str, root: Path) -> LastIndex:

@@ -1,8 +1,14 @@
 """Index a repo's files into the cache: a full build, or a refresh of what changed.
 
-A refresh stats every indexable file; only files whose size or mtime moved are
-read, and only those whose git blob sha differs from the indexed one are parsed
-again. A file that fails to parse is recorded as a file error and skipped.
+A refresh stats every indexable file; only files whose stat identity (size,
+mtime, ctime, inode) moved are read, and only those whose git blob sha differs
+from the indexed one are parsed again (statehub.cache.reading). A file that
+fails to parse is recorded as a file error and skipped.
+
+A registered work tree that is missing (moved away, deleted, or no directory)
+holds no files: its rows go, its repo row stays with no prefixes, and one file
+error of origin ``work-tree`` at path ``.`` says so, until it is back (ADR-030).
+That is what a rebuild finds too, so refresh and rebuild agree.
 
 Trust boundary (ADR-022): files are read only through statehub.repofiles, so a
 symbolic link at any level, a path leading outside the repo, a special file or
@@ -15,66 +21,36 @@ the change can affect are checked again in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
-from collections import defaultdict
-from dataclasses import dataclass, field
+import stat as stat_mode
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
+from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.indexed import forget_indexed, record_indexed
-from statehub.cache.prefixes import claim_problem
+from statehub.cache.reading import IndexReport, Pending, blob_sha, consider, problem
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, SOURCE_FILES, TASKS, WORKPLANS
-from statehub.cache.sources import SOURCE_KINDS, ScannedFile, scan_sources
-from statehub.repofiles import FileLimits, RepoPathError, count_task_tables, read_repo_file
+from statehub.cache.sources import SOURCE_KINDS, scan_sources
+from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, FileProblem, FormatError, RepoManifest, parse_manifest
-from workplans._fields import KeyLines
-from workplans.front_matter import split_front_matter
 
-__all__ = ["IndexReport", "blob_sha", "declared_prefixes", "index_repo", "remove_repo_rows"]
+__all__ = [
+    "MISSING_TREE",
+    "IndexReport",
+    "blob_sha",
+    "declared_prefixes",
+    "index_repo",
+    "missing_tree",
+    "remove_repo_rows",
+]
 
-REFUSED_SHA = "-"
-"""The sha recorded for a path that was refused unread (a link, a special file, too large):
-a later stat change brings it back for another look, and its removal clears its error."""
+MISSING_TREE = "work-tree"
+"""The file-error origin (path ``.``) of a registered work tree that is missing."""
 
 _DEFAULT_LIMITS = FileLimits()
-
-
-def blob_sha(data: bytes) -> str:
-    """The sha git gives this content as a blob; equals the index's sha for a clean file."""
-    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
-    digest.update(data)
-    return digest.hexdigest()
-
-
-@dataclass(slots=True)
-class IndexReport:
-    repo: str
-    files: int = 0
-    parsed: int = 0
-    removed: int = 0
-    errors: list[FileProblem] = field(default_factory=list)
-    scope: Scope = field(default_factory=Scope)
-    """What the changed files can affect beyond themselves (see derived.Scope)."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    """Rows gathered for one repo before they are written in one go."""
-
-    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    replaced: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    """kind -> paths whose old rows must go."""
-    manifest: RepoManifest | None = None
-    manifest_seen: bool = False
-    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Every repo's declared prefixes, this repo's as its manifest says now (cache.prefixes)."""
-    limits: FileLimits = _DEFAULT_LIMITS
 
 
 def index_repo(
@@ -99,6 +75,21 @@ def index_repo(
     stored = conn.execute(select(REPOS.c.slug, REPOS.c.prefixes)).all()
     declared = {row.slug: tuple(row.prefixes or ()) for row in stored if row.slug != slug}
     old_prefixes = next((tuple(row.prefixes or ()) for row in stored if row.slug == slug), None)
+    gone = missing_tree(root)
+    if gone is not None:
+        return _index_missing(
+            conn, report, root, gone, old_prefixes, derive=derive, empty=empty, limits=limits
+        )
+    if not empty:  # back (or never gone): no note of it missing (by repo and path: indexed)
+        conn.execute(
+            delete(FILE_ERRORS).where(
+                and_(
+                    FILE_ERRORS.c.repo == slug,
+                    FILE_ERRORS.c.path == ".",
+                    FILE_ERRORS.c.origin == MISSING_TREE,
+                )
+            )
+        )
     prefixes = declared_prefixes(root, limits)
     declared[slug] = prefixes
     if old_prefixes is not None and old_prefixes != prefixes:
@@ -117,12 +108,14 @@ def index_repo(
                     SOURCE_FILES.c.sha,
                     SOURCE_FILES.c.mtime_ns,
                     SOURCE_FILES.c.size,
+                    SOURCE_FILES.c.ctime_ns,
+                    SOURCE_FILES.c.inode,
                 ).where(SOURCE_FILES.c.repo == slug)
             )
         }
-    pending = _Pending(declared=declared, limits=limits)
+    pending = Pending(declared=declared, limits=limits)
     for path, stat in scanned.items():
-        _consider(pending, report, slug, root, path, stat, known.get(path), full)
+        consider(pending, report, slug, root, path, stat, known.get(path), full)
     for path, row in known.items():
         if path not in scanned:
             pending.replaced[row.kind].append(path)
@@ -135,6 +128,59 @@ def index_repo(
     report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
     if (old_prefixes or ()) != prefixes:
         report.scope.merge(recheck_claims(conn, slug, old_prefixes or (), prefixes, limits))
+    if derive:
+        recompute_derived(conn, report.scope)
+    record_indexed(conn, slug, root)
+    return report
+
+
+def missing_tree(root: Path) -> str | None:
+    """Why ``root`` holds no work tree to index (a sentence), or None when it is a directory.
+
+    Only the path itself is looked at; registration stored it resolved, so a
+    link there is one a person put since, and it is followed as a directory is.
+    """
+    try:
+        info = root.stat()
+    except FileNotFoundError:
+        return f"the work tree {root} is missing (moved away or deleted)"
+    except OSError as error:
+        return f"the work tree {root} cannot be looked up: {error.strerror}"
+    if not stat_mode.S_ISDIR(info.st_mode):
+        return f"the work tree {root} is not a directory"
+    return None
+
+
+def _index_missing(
+    conn: Connection,
+    report: IndexReport,
+    root: Path,
+    why: str,
+    old_prefixes: tuple[str, ...] | None,
+    *,
+    derive: bool,
+    empty: bool,
+    limits: FileLimits,
+) -> IndexReport:
+    """A missing work tree: no rows, the repo row kept with no prefixes, one file error saying so."""
+    slug = report.repo
+    if not empty:
+        report.scope = _old_scope(conn, slug, None)
+        report.removed = len(
+            conn.execute(select(SOURCE_FILES.c.path).where(SOURCE_FILES.c.repo == slug)).all()
+        )
+        remove_repo_rows(conn, slug, keep_repo_row=True)
+    pending = Pending(limits=limits, manifest_seen=True)  # the repo row loses its manifest's values
+    message = (
+        f"{why}; its workplans and canon are not served until it is back there. Put it back, or "
+        f"register it where it is now (statehub repos add PATH) and remove this one "
+        f"(statehub repos remove {slug})"
+    )
+    problem(pending, report, slug, FileProblem(".", None, message), origin=MISSING_TREE)
+    insert_rows(conn, FILE_ERRORS, pending.errors)
+    _update_repo_row(conn, slug, root, pending, empty, ())
+    if old_prefixes:
+        report.scope.merge(recheck_claims(conn, slug, old_prefixes, (), limits))
     if derive:
         recompute_derived(conn, report.scope)
     record_indexed(conn, slug, root)
@@ -175,8 +221,8 @@ def recheck_claims(
             affected.setdefault(row.repo, set()).add(row.path)
     roots = {row.slug: row.path for row in conn.execute(select(REPOS.c.slug, REPOS.c.path))}
     for repo, paths in sorted(affected.items()):
-        if repo not in roots or not Path(roots[repo]).is_dir():
-            continue  # a work tree gone missing keeps its rows until it is back (Hub.reconcile)
+        if repo not in roots or missing_tree(Path(roots[repo])) is not None:
+            continue  # a missing work tree has no rows to judge (ADR-030)
         for chunk in _chunks(sorted(paths)):  # forget their stat: they are read and judged again
             conn.execute(
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == repo, SOURCE_FILES.c.path.in_(chunk)))
@@ -206,145 +252,7 @@ def _old_scope(conn: Connection, slug: str, replaced: dict[str, list[str]] | Non
     return scope
 
 
-def _consider(
-    pending: _Pending,
-    report: IndexReport,
-    slug: str,
-    root: Path,
-    path: str,
-    stat: ScannedFile,
-    known: Any,
-    full: bool,
-) -> None:
-    if (
-        known is not None
-        and known.mtime_ns == stat.mtime_ns
-        and known.size == stat.size
-        and (known.sha == REFUSED_SHA) == (stat.error is not None)
-    ):
-        return
-    source: dict[str, Any] = {"repo": slug, "path": path, "kind": stat.kind, "sha": REFUSED_SHA}
-    source |= {"mtime_ns": stat.mtime_ns, "size": stat.size}
-    if stat.error is not None:
-        _refuse(pending, report, slug, source, RepoPathError(path, stat.error), full)
-        return
-    try:
-        data = read_repo_file(root, path, pending.limits.bytes_for(stat.kind))
-    except RepoPathError as error:
-        _refuse(pending, report, slug, source, error, full)
-        return
-    except OSError as error:
-        pending.replaced[stat.kind].append(path)
-        _problem(pending, report, slug, FileProblem(path, None, f"cannot read file: {error.strerror}"))
-        return
-    sha = blob_sha(data)
-    source["sha"] = sha
-    if known is not None and known.sha == sha:
-        pending.sources.append(source)  # touched but unchanged: remember the new stat only
-        return
-    pending.sources.append(source)
-    if not full:
-        pending.replaced[stat.kind].append(path)
-    report.parsed += 1
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        _problem(
-            pending,
-            report,
-            slug,
-            FileProblem(path, None, f"file is not valid UTF-8 (byte {error.start})"),
-        )
-        return
-    max_tasks = pending.limits.workplan_tasks
-    if stat.kind == "workplan" and (count := count_task_tables(text)) > max_tasks:
-        _problem(pending, report, slug, _too_many(path, count, max_tasks))
-        return
-    try:
-        rows = SOURCE_KINDS[stat.kind].rows(slug, path, text)
-        if stat.kind == "manifest":
-            pending.manifest_seen = True
-            pending.manifest = parse_manifest(text, path)
-    except FormatError as error:
-        if stat.kind == "manifest":
-            pending.manifest_seen = True
-        for problem in error.problems:
-            _problem(pending, report, slug, problem)
-        return
-    if stat.kind == "workplan" and not _may_claim(pending, report, slug, path, text, rows):
-        return
-    for table, table_rows in rows.items():
-        pending.rows[table].extend(table_rows)
-
-
-def _too_many(path: str, count: int, limit: int) -> FileProblem:
-    return FileProblem(
-        path,
-        None,
-        f"has {count:,} tasks, over the limit of {limit:,} tasks (STATEHUB_MAX_WORKPLAN_TASKS); "
-        "it is not read: split it into several workplans",
-    )
-
-
-def _may_claim(
-    pending: _Pending, report: IndexReport, slug: str, path: str, text: str, rows: dict[Table, list[Any]]
-) -> bool:
-    """Whether a parsed workplan's rows may be served: within the task limit and its repo's prefixes."""
-    tasks = len(rows.get(TASKS, ()))
-    if tasks > pending.limits.workplan_tasks:  # tasks written as an inline array escape the pre-count
-        _problem(pending, report, slug, _too_many(path, tasks, pending.limits.workplan_tasks))
-        return False
-    for plan in rows.get(WORKPLANS, ()):
-        said = claim_problem(slug, plan["id"], pending.declared)
-        if said is not None:
-            _problem(pending, report, slug, FileProblem(path, _id_line(text), said), origin="prefix")
-            return False
-    return True
-
-
-def _id_line(text: str) -> int | None:
-    front = split_front_matter(text)
-    return KeyLines(front.toml, front.first_line).key("id") if front is not None else None
-
-
-def _refuse(
-    pending: _Pending,
-    report: IndexReport,
-    slug: str,
-    source: dict[str, Any],
-    error: RepoPathError,
-    full: bool,
-) -> None:
-    """A path refused unread (ADR-022): one file error, and its stat, so a change is noticed."""
-    path = source["path"]
-    pending.sources.append(source)
-    if not full:
-        pending.replaced[source["kind"]].append(path)
-    limit_env = f"STATEHUB_MAX_{source['kind'].upper()}_BYTES"
-    advice = {
-        "is a symbolic link": "the hub never follows links in a repo; commit the file itself",
-        "is not a regular file": "the hub reads only regular files",
-        "resolves outside the repo": "the hub reads only files inside the repo",
-    }.get(error.reason, f"it is not read ({limit_env})")
-    _problem(pending, report, slug, FileProblem(error.path, None, f"{error.reason}; {advice}"))
-
-
-def _problem(
-    pending: _Pending, report: IndexReport, slug: str, problem: FileProblem, origin: str = "parse"
-) -> None:
-    report.errors.append(problem)
-    pending.errors.append(
-        {
-            "repo": slug,
-            "path": problem.path,
-            "line": problem.line,
-            "message": problem.message,
-            "origin": origin,
-        }
-    )
-
-
-def _write(conn: Connection, slug: str, pending: _Pending, full: bool, empty: bool) -> None:
+def _write(conn: Connection, slug: str, pending: Pending, full: bool, empty: bool) -> None:
     if empty:
         pass
     elif full:
@@ -374,7 +282,7 @@ def _write(conn: Connection, slug: str, pending: _Pending, full: bool, empty: bo
 
 
 def _update_repo_row(
-    conn: Connection, slug: str, root: Path, pending: _Pending, empty: bool, prefixes: tuple[str, ...]
+    conn: Connection, slug: str, root: Path, pending: Pending, empty: bool, prefixes: tuple[str, ...]
 ) -> None:
     manifest = pending.manifest or RepoManifest()
     values = {

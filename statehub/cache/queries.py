@@ -21,6 +21,7 @@ from statehub.cache.answers import (
     WorkplanDetail,
     WorkplanItem,
 )
+from statehub.cache.fastread import MAX_LIMIT, check_page
 from statehub.cache.prepared import (
     PreparedPage,
     decode_json,
@@ -29,15 +30,18 @@ from statehub.cache.prepared import (
     prepare_page,
     struct_columns,
 )
-from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, TASKS, WORKPLANS
-from statehub.errors import BadRequest, Conflict, NotFound
+from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, REPOS, TASKS, WORKPLANS
+from statehub.errors import Conflict, NotFound
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from statehub.cache.indexer import IndexReport
 
 __all__ = [
     "MAX_LIMIT",
+    "dependents",
     "get_canon",
     "get_repo",
     "get_task",
@@ -47,16 +51,11 @@ __all__ = [
     "list_repos",
     "list_tasks",
     "list_workplans",
+    "tasks_by_ref",
+    "workplan_statuses",
 ]
 
-MAX_LIMIT = 1000
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"invalid limit {limit}: use 1 to {MAX_LIMIT}")
-    if offset < 0:
-        raise BadRequest(f"invalid offset {offset}: use 0 or more")
+_check_page = check_page
 
 
 def _where(query: Select[Any], *conditions: ColumnElement[bool] | None) -> Select[Any]:
@@ -271,6 +270,49 @@ def get_task(conn: Connection, ref: str) -> TaskItem:
     if len(rows) > 1 or rows[0].conflicted:
         raise Conflict(f"task {ref} belongs to a workplan id claimed by more than one file")
     return _TASK_ITEM.read(rows[0])
+
+
+def tasks_by_ref(conn: Connection, refs: Sequence[str]) -> dict[str, TaskItem]:
+    """The unconflicted tasks among ``refs``, by ref (a ref naming nothing is left out)."""
+    found: dict[str, TaskItem] = {}
+    for start in range(0, len(refs), 500):
+        chunk = list(refs[start : start + 500])
+        query = select(*_TASK_ITEM.columns).where(and_(TASKS.c.conflicted == false(), TASKS.c.ref.in_(chunk)))
+        for row in conn.execute(query):
+            found[row.ref] = _TASK_ITEM.read(row)
+    return found
+
+
+def dependents(conn: Connection, ref: str) -> list[TaskItem]:
+    """The unconflicted tasks whose ``depends_on`` names ``ref``, in workplan id, file order."""
+    query = (
+        select(*_TASK_ITEM.columns)
+        .join(
+            DEPENDENCIES,
+            and_(
+                DEPENDENCIES.c.repo == TASKS.c.repo,
+                DEPENDENCIES.c.path == TASKS.c.path,
+                DEPENDENCIES.c.task_id == TASKS.c.task_id,
+            ),
+        )
+        .where(and_(DEPENDENCIES.c.depends_on == ref, TASKS.c.conflicted == false()))
+        .order_by(TASKS.c.workplan_id, TASKS.c.position)
+    )
+    return [_TASK_ITEM.read(r) for r in conn.execute(query)]
+
+
+def workplan_statuses(conn: Connection, workplan_ids: Iterable[str]) -> dict[str, WorkplanStatus]:
+    """The status of each unconflicted workplan among ``workplan_ids``."""
+    ids = list(dict.fromkeys(workplan_ids))
+    found: dict[str, WorkplanStatus] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = select(WORKPLANS.c.id, WORKPLANS.c.status).where(
+            and_(WORKPLANS.c.conflicted == false(), WORKPLANS.c.id.in_(chunk))
+        )
+        for row in conn.execute(query):
+            found[row.id] = WorkplanStatus(row.status)
+    return found
 
 
 # canon -------------------------------------------------------------------------------------------

@@ -3,10 +3,9 @@ dropped and rebuilt from files, never migrated (ADR-001)."""
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Table
-from sqlmodel import Field, SQLModel
+from statehub.cache.version import SCHEMA_VERSION
 
 __all__ = [
     "CANON",
@@ -18,147 +17,141 @@ __all__ = [
     "SOURCE_FILES",
     "TASKS",
     "WORKPLANS",
-    "CacheMeta",
-    "CanonRow",
-    "DependencyRow",
-    "FileErrorRow",
-    "RepoRow",
-    "SourceFileRow",
-    "TaskRow",
-    "WorkplanRow",
+    "metadata",
 ]
 
-SCHEMA_VERSION = 7
-"""3: covering list indexes; 4: fleet registry tables (fleet_schema.py); 5: BIGINT mtimes for PostgreSQL;
-6: ``task.cyclic`` and ``cycle`` file errors (dependency cycles, cache/derived.py);
-7: the full-text search index over workplan, task and canon (cache/search.py, ADR-034)."""
+metadata = MetaData()
+"""Every cache table, the fleet registry's too (``statehub.cache.fleet_schema``): what a reset drops
+and creates. Plain SQLAlchemy Core tables: the indexer and queries work in Core, which is what keeps
+them fast, and Core alone loads in a fraction of the time an ORM layer does (canon/ADR-033)."""
 
 
-def _json() -> Any:
-    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+def _key(name: str) -> Column[str]:
+    return Column(name, String, primary_key=True)
 
 
-class CacheMeta(SQLModel, table=True):
-    __tablename__ = "cache_meta"
-    key: str = Field(primary_key=True)
-    value: str
+def _text(name: str, *, nullable: bool = False, index: bool = False) -> Column[str]:
+    return Column(name, String, nullable=nullable, index=index)
 
 
-class RepoRow(SQLModel, table=True):
-    __tablename__ = "repo"
-    slug: str = Field(primary_key=True)
-    path: str
-    title: str | None = None
-    prefixes: list[str] = _json()
-    default_branch: str | None = None
+def _json(name: str, *, nullable: bool = False) -> Column[object]:
+    return Column(name, JSON, nullable=nullable)
 
 
-class SourceFileRow(SQLModel, table=True):
-    """What was indexed from each file, so a refresh re-parses only what changed."""
-
-    __tablename__ = "source_file"
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    kind: str
-    sha: str
-    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
-    """Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL."""
-    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+def _flag(name: str) -> Column[bool]:
+    return Column(name, Boolean, nullable=False, default=False)
 
 
-class FileErrorRow(SQLModel, table=True):
-    __tablename__ = "file_error"
-    __table_args__ = (Index("ix_file_error_repo_path", "repo", "path"),)
-    id: int | None = Field(default=None, primary_key=True)
-    repo: str
-    path: str
-    line: int | None = None
-    message: str
-    origin: str = "parse"
-    """'parse' for problems inside the file, 'prefix' for an id outside its repo's prefixes,
-    'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle."""
+META = Table("cache_meta", metadata, _key("key"), _text("value"))
 
+REPOS = Table(
+    "repo",
+    metadata,
+    _key("slug"),
+    _text("path"),
+    _text("title", nullable=True),
+    _json("prefixes"),
+    _text("default_branch", nullable=True),
+)
 
-class WorkplanRow(SQLModel, table=True):
-    __tablename__ = "workplan"
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    id: str = Field(index=True)
-    title: str
-    status: str = Field(index=True)
-    owner: str | None = Field(default=None, index=True)
-    related: list[str] = _json()
-    body: str
-    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    task_count: int
-    conflicted: bool = False
+SOURCE_FILES = Table(
+    "source_file",
+    metadata,
+    _key("repo"),
+    _key("path"),
+    _text("kind"),
+    _text("sha"),
+    # Nanoseconds since the epoch: beyond a 32-bit INTEGER, so BIGINT on PostgreSQL.
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # The inode's change time: a rename onto the path, a chmod or a write moves it (ADR-030).
+    Column("ctime_ns", BigInteger, nullable=False),
+    # The file's inode number: an atomic-rename save puts a new inode at the path.
+    Column("inode", BigInteger, nullable=False),
+)
+"""What was indexed from each file, so a refresh re-parses only what changed."""
 
+FILE_ERRORS = Table(
+    "file_error",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _text("repo"),
+    _text("path"),
+    Column("line", Integer, nullable=True),
+    _text("message"),
+    # 'parse' for problems inside the file, 'prefix' for an id outside its repo's prefixes,
+    # 'duplicate' for ids claimed twice across files, 'cycle' for a task in a dependency cycle,
+    # 'work-tree' for a registered work tree that is missing (path ``.``, ADR-030).
+    Column("origin", String, nullable=False, default="parse"),
+    Index("ix_file_error_repo_path", "repo", "path"),
+)
 
-class TaskRow(SQLModel, table=True):
-    __tablename__ = "task"
-    __table_args__ = (
-        # Each list filter, then conflicted (every list excludes conflicted rows), then
-        # the list order: counts are index-only and pages need no sort (bench/query.py).
-        Index("ix_task_status_owner", "status", "owner", "conflicted", "workplan_id", "position"),
-        Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position"),
-        Index("ix_task_order", "workplan_id", "position"),
-        # ref first, then what ready asks of a dependency: SQLite then resolves a
-        # dependency by its ref instead of scanning every done task (bench/rebuild.py).
-        Index("ix_task_ref_status", "ref", "status", "conflicted"),
-    )
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    task_id: str = Field(primary_key=True)
-    ref: str
-    workplan_id: str
-    position: int
-    title: str
-    status: str
-    owner: str | None = Field(default=None, index=True)
-    depends_on: list[str] = _json()
-    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    ready: bool = False
-    conflicted: bool = False
-    cyclic: bool = False
-    """In a dependency cycle (a self-dependency included): never ready (cache/derived.py)."""
+WORKPLANS = Table(
+    "workplan",
+    metadata,
+    _key("repo"),
+    _key("path"),
+    _text("id", index=True),
+    _text("title"),
+    _text("status", index=True),
+    _text("owner", nullable=True, index=True),
+    _json("related"),
+    _text("body"),
+    _json("extra"),
+    Column("task_count", Integer, nullable=False),
+    _flag("conflicted"),
+)
 
+TASKS = Table(
+    "task",
+    metadata,
+    _key("repo"),
+    _key("path"),
+    _key("task_id"),
+    _text("ref"),
+    _text("workplan_id"),
+    Column("position", Integer, nullable=False),
+    _text("title"),
+    _text("status"),
+    _text("owner", nullable=True, index=True),
+    _json("depends_on"),
+    _json("extra"),
+    _flag("ready"),
+    _flag("conflicted"),
+    # In a dependency cycle (a self-dependency included): never ready (cache/derived.py).
+    _flag("cyclic"),
+    # Each list filter, then conflicted (every list excludes conflicted rows), then
+    # the list order: counts are index-only and pages need no sort (bench/query.py).
+    Index("ix_task_status_owner", "status", "owner", "conflicted", "workplan_id", "position"),
+    Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position"),
+    Index("ix_task_order", "workplan_id", "position"),
+    # ref first, then what ready asks of a dependency: SQLite then resolves a
+    # dependency by its ref instead of scanning every done task (bench/rebuild.py).
+    Index("ix_task_ref_status", "ref", "status", "conflicted"),
+)
 
-class DependencyRow(SQLModel, table=True):
-    """One edge per ``depends_on`` entry, resolved to a hub-wide task reference."""
+DEPENDENCIES = Table(
+    "task_dependency",
+    metadata,
+    _key("repo"),
+    _key("path"),
+    _key("task_id"),
+    Column("depends_on", String, primary_key=True, index=True),
+)
+"""One edge per ``depends_on`` entry, resolved to a hub-wide task reference."""
 
-    __tablename__ = "task_dependency"
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    task_id: str = Field(primary_key=True)
-    depends_on: str = Field(primary_key=True, index=True)
-
-
-class CanonRow(SQLModel, table=True):
-    __tablename__ = "canon"
-    repo: str = Field(primary_key=True)
-    path: str = Field(primary_key=True)
-    id: str = Field(index=True)
-    title: str
-    kind: str = Field(index=True)
-    status: str = Field(index=True)
-    date: str | None = None
-    supersedes: list[str] = _json()
-    body: str
-    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    conflicted: bool = False
-
-
-def _core(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-# Core tables: the indexer and queries work in SQLAlchemy Core, which is what keeps them fast.
-META = _core(CacheMeta)
-REPOS = _core(RepoRow)
-SOURCE_FILES = _core(SourceFileRow)
-FILE_ERRORS = _core(FileErrorRow)
-WORKPLANS = _core(WorkplanRow)
-TASKS = _core(TaskRow)
-DEPENDENCIES = _core(DependencyRow)
-CANON = _core(CanonRow)
+CANON = Table(
+    "canon",
+    metadata,
+    _key("repo"),
+    _key("path"),
+    _text("id", index=True),
+    _text("title"),
+    _text("kind", index=True),
+    _text("status", index=True),
+    _text("date", nullable=True),
+    _json("supersedes"),
+    _text("body"),
+    _json("extra"),
+    _flag("conflicted"),
+)

@@ -9,18 +9,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table
 
+from statehub.cache.scan import _SINGLE_FILES, ScannedFile, kind_of, may_hold_sources, scan_sources
 from statehub.cache.schema import CANON, DEPENDENCIES, TASKS, WORKPLANS
-from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_repo_path, scan_repo_tree
-from workplans import MANIFEST_PATH, parse_canon, parse_manifest, parse_workplan
+from workplans import parse_canon, parse_manifest, parse_workplan
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-__all__ = ["SOURCE_KINDS", "Rows", "SourceKind", "json_safe", "kind_of", "scan_sources"]
+__all__ = [
+    "SOURCE_KINDS",
+    "Rows",
+    "ScannedFile",
+    "SourceKind",
+    "json_safe",
+    "kind_of",
+    "may_hold_sources",
+    "scan_sources",
+]
 
 Rows = dict[Table, list[dict[str, Any]]]
 
@@ -121,70 +127,9 @@ MANIFEST_FILE = SourceKind("manifest", (), _manifest_rows)
 
 SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (WORKPLAN_FILES, CANON_FILES, MANIFEST_FILE)}
 
-_MARKDOWN_DIRS = {"workplans": "workplan", "canon": "canon"}
-_SINGLE_FILES = {MANIFEST_PATH: "manifest"}
-
 
 def register_kind(kind: SourceKind, single_file: str | None = None) -> None:
     """Let another part of the hub index one more kind of file (e.g. the fleet registry)."""
     SOURCE_KINDS[kind.name] = kind
     if single_file is not None:
         _SINGLE_FILES[single_file] = kind.name
-
-
-def kind_of(path: str) -> str | None:
-    if path in _SINGLE_FILES:
-        return _SINGLE_FILES[path]
-    top, _, rest = path.partition("/")
-    if rest and top in _MARKDOWN_DIRS and path.endswith(".md"):
-        return _MARKDOWN_DIRS[top]
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class ScannedFile:
-    """An indexable path: its kind, its own stat (links not followed), and why it is refused.
-
-    ``error`` is None for a regular file inside the repo; otherwise the path is a
-    file error and is never read (ADR-022): ``is a symbolic link``, ``is not a
-    regular file``. The path may be a directory (``workplans``, ``registry``)
-    when that directory is a link.
-    """
-
-    kind: str
-    mtime_ns: int
-    size: int
-    error: str | None = None
-
-
-def scan_sources(root: Path) -> dict[str, ScannedFile]:
-    """Every indexable path under ``root`` with its stat, keyed by repo-relative POSIX path.
-
-    Walked from the root without following links (statehub.repofiles): a symbolic
-    link at any level, or a special file where a source file belongs, is listed
-    with its ``error`` instead of being followed or skipped.
-    """
-    found: dict[str, ScannedFile] = {}
-    for rel, kind in _SINGLE_FILES.items():
-        try:
-            info = lstat_repo_path(root, rel)
-        except RepoPathError as error:
-            if error.reason not in (IS_SYMLINK, NOT_REGULAR):
-                continue  # e.g. a plain file called "registry": it holds no registry/fleet.toml
-            if error.path != rel:  # a directory on the way: stat the link itself
-                try:
-                    info = (root / error.path).lstat()
-                except OSError:
-                    continue
-            else:
-                info = (root / rel).lstat()
-            found[error.path] = ScannedFile(kind, info.st_mtime_ns, info.st_size, error.reason)
-            continue
-        except OSError:
-            continue
-        if info is not None:
-            found[rel] = ScannedFile(kind, info.st_mtime_ns, info.st_size)
-    for top, kind in _MARKDOWN_DIRS.items():
-        for entry in scan_repo_tree(root, top, ".md"):
-            found[entry.path] = ScannedFile(kind, entry.stat.st_mtime_ns, entry.stat.st_size, entry.error)
-    return found

@@ -11,12 +11,12 @@ import click
 
 from statehub.cli._output import clean
 from statehub.errors import LIBRARY_ERRORS, HubError, SetupError, as_hub_error
-from statehub.hub import Hub
 from statehub.settings import Settings
 
 if TYPE_CHECKING:
     from registry.errors import RegistryError
     from statehub.events import EventDesk
+    from statehub.hub import Hub
     from sync.errors import SyncError
     from workplans.errors import WorkplansError
 
@@ -35,10 +35,14 @@ def load_settings() -> Settings:
 
 @contextmanager
 def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
+    """The hub of this home, its cache brought up to date with the files unless ``reconcile`` is
+    False. Loads SQLAlchemy and the indexer: read commands use ``statehub.cli._reading`` instead."""
+    from statehub.hub import Hub
+
     try:
         hub = Hub(load_settings(), reconcile=reconcile)
-    except ValueError as error:  # an unreadable hub.toml
-        raise setup_error(error) from None
+    except HubError as error:  # e.g. an unreadable hub.toml (SetupError, exit 3)
+        raise HubCommandError(error) from None
     with hub:
         yield hub
 

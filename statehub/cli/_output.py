@@ -1,4 +1,4 @@
-"""How commands print: rich tables and lines for people, ``--json`` for scripts.
+"""How commands print: plain tables and rich lines for people, ``--json`` (in an envelope) for scripts.
 
 What a command prints often comes from files and people (titles, owners, file
 errors, reasons), so nothing here is read as Rich markup: the consoles have
@@ -13,24 +13,71 @@ line per row, so ``grep`` and ``cut`` see full values.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import click
 import msgspec
-from rich.console import Console
-from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+
+from statehub.answers import Freshness
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["clean", "console", "err_console", "print_json", "print_table", "say"]
+    from rich.console import Console
 
-console = Console(highlight=False, markup=False, emoji=False)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+__all__ = [
+    "JSON_SCHEMA_VERSION",
+    "Envelope",
+    "clean",
+    "console",
+    "err_console",
+    "print_json",
+    "print_table",
+    "say",
+]
+
+T = TypeVar("T")
+
+JSON_SCHEMA_VERSION = 1
+"""The version of the ``--json`` envelope (docs/architecture.md, "JSON output"): raised when a
+field of the envelope, or of an answer inside it, changes meaning or goes away."""
+
+
+class Envelope(msgspec.Struct, Generic[T], frozen=True):
+    """What every ``--json`` prints: ``{"schema_version", "command", "data", "freshness"}``.
+
+    ``data`` is the command's answer, in the shape the HTTP API answers (a list's
+    ``{"items", "total"}``, a task, a summary); ``freshness`` says how current the
+    cache was for the repos the answer draws on (``statehub.answers.Freshness``),
+    null for commands that do not read the cache.
+    """
+
+    schema_version: int
+    command: str
+    """The command that answered, e.g. ``statehub tasks``."""
+    data: T
+    freshness: Freshness | None
+
+
+@cache
+def console() -> Console:
+    """The CLI's rich console on stdout (markup off), made when first used: read commands,
+    which print plain tables, never load rich."""
+    from rich.console import Console
+
+    return Console(highlight=False, markup=False, emoji=False)
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
 
 _ESCAPED = {
     code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code not in (0x09, 0x0A)
@@ -53,49 +100,86 @@ Part = str | tuple[str, str]
 
 def say(*parts: Part, file: Console | None = None) -> None:
     """Print one line made of ``parts``, never as markup and never hard-wrapped."""
+    from rich.text import Text
+
     line = Text.assemble(*(clean(p) if isinstance(p, str) else (clean(p[0]), p[1]) for p in parts))
-    (file or console).print(line, soft_wrap=True)
+    (file or console()).print(line, soft_wrap=True)
 
 
-def print_json(value: Any) -> None:
-    """``value`` (the library's answer Structs, or lists and dicts of them) as indented JSON: the
-    same fields and values the HTTP API answers."""
-    sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, default=str) + "\n")
+def _command_name() -> str:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return "statehub"
+    return " ".join(["statehub", *ctx.command_path.split()[1:]])
+
+
+def print_json(value: Any, freshness: Freshness | None = None) -> None:
+    """``value`` (the library's answer Structs, or lists and dicts of them) as indented JSON in the
+    :class:`Envelope`: the same fields and values the HTTP API answers, under ``data``."""
+    envelope = Envelope(JSON_SCHEMA_VERSION, _command_name(), value, freshness)
+    # json.dumps keeps ensure_ascii: a bidirectional override from a file is printed as \u202e
+    sys.stdout.write(json.dumps(msgspec.to_builtins(envelope), indent=2, default=str) + "\n")
+
+
+_ELLIPSIS = "\u2026"
 
 
 def print_table(
     title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], total: int | None = None
 ) -> None:
-    table = Table(title=Text(clean(title)), title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(Text("" if v is None else clean(v)) for v in row))
-    if console.is_terminal:
-        console.print(table)
-    else:
-        _print_whole(table)
+    """A title line, a header and one line per row, columns padded to their widest cell.
+
+    Piped, every cell is whole (``grep`` and ``cut`` see full values); on a
+    terminal the widest columns are cut (ending in ``…``) until a row fits the window.
+    Plain text, no rich: the read commands print tables and must start at once.
+    """
+    cells = [[clean(c) for c in columns]]
+    cells += [["" if v is None else clean(v).replace("\n", " ") for v in row] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    out = sys.stdout
+    room = terminal_width()
+    if room is not None:
+        widths = _fit(widths, room)
+    lines = [clean(title)]
+    for line in cells:
+        shown = [_cut(cell, width) for cell, width in zip(line, widths, strict=True)]
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(shown, widths, strict=True)).rstrip())
     if total is not None and total > len(rows):
-        say(f"showing {len(rows)} of {total}; use --limit/--offset for more")
+        lines.append(f"showing {len(rows)} of {total}; use --limit/--offset for more")
+    out.write("\n".join(lines) + "\n")
 
 
-def _print_whole(table: Table) -> None:
-    """Print ``table`` as wide as its widest cells need: piped output is never cut to 80 columns."""
-    natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum
-    wide = Console(file=console.file, width=max(natural, console.width), highlight=False, markup=False)
-    wide.print(table)
+def terminal_width() -> int | None:
+    """The window's width in columns when stdout is a terminal; None when it is piped."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _fit(widths: list[int], room: int) -> list[int]:
+    """Narrow the widest columns, one character at a time, until a row fits in ``room``."""
+    fitted = list(widths)
+    while sum(fitted) + 2 * (len(fitted) - 1) > room and max(fitted) > 8:
+        fitted[fitted.index(max(fitted))] -= 1
+    return fitted
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: max(width - 1, 0)] + _ELLIPSIS
 
 
 @contextmanager
 def progress_bar(label: str, total: int, *, hidden: bool = False) -> Iterator[Callable[[str], None]]:
     """A per-repo progress bar on the CLI's console: yields ``advance(slug)``; ``hidden`` for --json."""
+    if hidden:
+        yield lambda _slug: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
-        disable=hidden,
+        console=console(),
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda _slug: bar.advance(task)

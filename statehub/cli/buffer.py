@@ -115,8 +115,8 @@ def drop(key: str, reason: str, actor: str | None, as_json: bool) -> None:
         raise BadRequest("--reason must say why the event is dropped")
     with open_desk() as desk:
         dropped = _queue(desk).drop(key, reason, who)  # an UnknownRelayKey exits 4 (as_hub_error)
-    log.warning("relay decision: %s dropped event %s (was %s): %s", who, key, dropped["was"], reason)
+    log.warning("relay decision: %s dropped event %s (was %s): %s", who, key, dropped.was.value, reason)
     if as_json:
-        print_json(dropped | {"reason": reason, "actor": who})
+        print_json(dropped)
         return
-    say(f"dropped {key} (was {dropped['was']}) from the relay: {reason}")
+    say(f"dropped {key} (was {dropped.was.value}) from the relay: {reason}")

@@ -136,6 +136,8 @@ def events(state: str | None, repo: str | None, limit: int, offset: int, as_json
     Example: statehub events --state pending
     """
     with open_desk() as desk:
+        if repo is not None:
+            desk.known_repo(repo)  # NotFound (exit 4), as the API's 404: not an empty list
         items, total = desk.buffer.list_events(
             state=EventState(state) if state else None, repo=repo, limit=limit, offset=offset
         )

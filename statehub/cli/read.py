@@ -1,15 +1,16 @@
-"""``statehub tasks | workplans | canon``: the questions people ask, from the cache."""
+"""``statehub tasks | workplans | canon`` and ``statehub repos list``: the questions people ask,
+from the cache, answered at once (``statehub.cli._reading``, canon/ADR-033)."""
 
 from __future__ import annotations
 
 import click
 
-from statehub.cache import queries
-from statehub.cli._context import handle_errors, open_hub
+from statehub.cli._context import handle_errors
 from statehub.cli._options import json_option, page_options
 from statehub.cli._output import print_json, print_table
+from statehub.cli._reading import open_reader
 from statehub.errors import parse_choice
-from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+from workplans.models import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 
 @click.command()
@@ -36,9 +37,9 @@ def tasks(
     Example: statehub tasks --ready --owner codex
     """
     chosen = parse_choice(TaskStatus, "status", status)
-    with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_tasks(
-            conn,
+    with open_reader() as reading:
+        reading.require_repo(repo)
+        page = reading.reader.list_tasks(
             status=chosen,
             owner=owner,
             repo=repo,
@@ -47,8 +48,9 @@ def tasks(
             limit=limit,
             offset=offset,
         )
+        fresh = reading.freshness([repo] if repo else None)
     if as_json:
-        print_json(page)
+        print_json(page, fresh)
         return
     rows = [(t.ref, t.status.value, t.owner, "yes" if t.ready else "", t.title) for t in page.items]
     print_table(f"Tasks ({page.total})", ["ref", "status", "owner", "ready", "title"], rows, page.total)
@@ -69,10 +71,14 @@ def workplans(
     Example: statehub workplans --status active
     """
     chosen = parse_choice(WorkplanStatus, "status", status)
-    with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_workplans(conn, status=chosen, owner=owner, repo=repo, limit=limit, offset=offset)
+    with open_reader() as reading:
+        reading.require_repo(repo)
+        page = reading.reader.list_workplans(
+            status=chosen, owner=owner, repo=repo, limit=limit, offset=offset
+        )
+        fresh = reading.freshness([repo] if repo else None)
     if as_json:
-        print_json(page)
+        print_json(page, fresh)
         return
     rows = [(w.id, w.status.value, w.owner, w.task_count, w.title) for w in page.items]
     print_table(f"Workplans ({page.total})", ["id", "status", "owner", "tasks", "title"], rows, page.total)
@@ -94,10 +100,30 @@ def canon(
     """
     kind_ = parse_choice(CanonKind, "kind", kind)
     status_ = parse_choice(CanonStatus, "status", status)
-    with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_canon(conn, kind=kind_, status=status_, repo=repo, limit=limit, offset=offset)
+    with open_reader() as reading:
+        reading.require_repo(repo)
+        page = reading.reader.list_canon(kind=kind_, status=status_, repo=repo, limit=limit, offset=offset)
+        fresh = reading.freshness([repo] if repo else None)
     if as_json:
-        print_json(page)
+        print_json(page, fresh)
         return
     rows = [(d.id, d.repo, d.kind.value, d.status.value, d.title) for d in page.items]
     print_table(f"Canon ({page.total})", ["id", "repo", "kind", "status", "title"], rows, page.total)
+
+
+@click.command("list")
+@json_option("the repos")
+@handle_errors
+def repos_list(as_json: bool) -> None:
+    """List registered repos with their error counts.
+
+    Example: statehub repos list --json
+    """
+    with open_reader() as reading:
+        page = reading.reader.list_repos()
+        fresh = reading.freshness()
+    if as_json:
+        print_json(page.items, fresh)
+        return
+    rows = [(r.slug, r.workplan_count, r.error_count, r.path) for r in page.items]
+    print_table("Repos", ["slug", "workplans", "errors", "path"], rows)

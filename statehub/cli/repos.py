@@ -1,4 +1,5 @@
-"""``statehub repos ...`` and ``statehub rebuild``: registration and the cache."""
+"""``statehub repos ...`` and ``statehub rebuild``: registration and the cache (``repos list`` is a
+read command, in ``statehub.cli.read``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from statehub.cache import queries
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
-from statehub.cli._output import print_json, print_table, progress_bar, say
+from statehub.cli._output import print_json, progress_bar, say
+from statehub.cli.read import repos_list
 
 if TYPE_CHECKING:
     from statehub.cache.answers import FileError
@@ -45,8 +46,12 @@ def repos() -> None:
     """
 
 
-def _report_line(report: IndexReport) -> str:
-    errors = f", {len(report.errors)} new file errors" if report.errors else ""
+def _report_line(report: IndexReport, errors_now: int | None = None) -> str:
+    """One repo's pass; ``errors_now`` (the repo's file errors after it) replaces the count of new ones."""
+    if errors_now is not None:
+        errors = f", {errors_now} file error{'s' if errors_now > 1 else ''}" if errors_now else ""
+    else:
+        errors = f", {len(report.errors)} new file errors" if report.errors else ""
     return f"{report.repo}: {report.files} files, {report.parsed} parsed, {report.removed} removed{errors}"
 
 
@@ -59,33 +64,24 @@ def add(paths: tuple[Path, ...], as_json: bool) -> None:
 
     Example: statehub repos add ~/src/the-custodian ~/src/railiance
     """
+    from statehub.cache import queries
+
     with open_hub() as hub:
         reports = [hub.register(path) for path in paths]
-        if as_json:
-            with hub.engine.connect() as conn:
-                print_json([queries.get_repo(conn, r.repo) for r in reports])
-            return
-        for report in reports:
-            say(f"registered {_report_line(report)}")
-            for problem in report.errors:
-                say("  ", (str(problem), "red"))
-
-
-@repos.command("list")
-@json_option("the repos")
-@handle_errors
-def list_(as_json: bool) -> None:
-    """List registered repos with their error counts.
-
-    Example: statehub repos list --json
-    """
-    with open_hub() as hub, hub.engine.connect() as conn:
-        page = queries.list_repos(conn)
+        with hub.engine.connect() as conn:
+            details = [queries.get_repo(conn, r.repo) for r in reports]
     if as_json:
-        print_json(page.items)
+        print_json(details)
         return
-    rows = [(r.slug, r.workplan_count, r.error_count, r.path) for r in page.items]
-    print_table("Repos", ["slug", "workplans", "errors", "path"], rows)
+    # The repo's errors as the cache holds them after the whole pass, not the parse errors alone:
+    # a duplicate id or a dependency cycle is found across files, after each file parsed.
+    for report, detail in zip(reports, details, strict=True):
+        say(f"registered {_report_line(report, len(detail.errors))}")
+        for error in detail.errors:
+            say("  ", (f"{_where(error)}: {error.message}", "red"))
+
+
+repos.add_command(repos_list)
 
 
 @repos.command("remove")
@@ -110,6 +106,8 @@ def refresh(slug: str | None, as_json: bool) -> None:
 
     Example: statehub repos refresh the-custodian
     """
+    from statehub.cache import queries
+
     with open_hub(reconcile=False) as hub:
         reports = hub.refresh(slug)
         with hub.engine.connect() as conn:
@@ -131,6 +129,8 @@ def rebuild(as_json: bool) -> None:
 
     Example: statehub rebuild
     """
+    from statehub.cache import queries
+
     with open_hub(reconcile=False) as hub:
         repos_ = hub.repos()
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:

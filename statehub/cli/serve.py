@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import click
@@ -25,8 +26,6 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
 
     Example: statehub serve --host 127.0.0.1 --port 8750
     """
-    import uvicorn
-
     from statehub.app import create_app
 
     settings = load_settings()
@@ -39,7 +38,44 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
         raise HubCommandError(error) from None
     auth = "tokens required" if app.state.auth.required else "open, no tokens (loopback only)"
     say(f"State Hub ({settings.profile}, {auth}) on http://{settings.host}:{settings.port}/")
-    uvicorn.Server(server_config(app, settings)).run()
+    run_server(app, settings)
+
+
+def run_server(app: Litestar, settings: Settings) -> None:
+    """Run ``app`` with uvicorn until it stops: how ``serve`` and ``make dev-hub`` run the hub.
+
+    A startup that fails with a hub or library error (the lifespan's ``startup_error``: an
+    unreadable hub.toml, a store written by a newer State Hub) is raised as
+    :class:`HubCommandError`, one line and its exit code, instead of uvicorn's traceback.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(server_config(app, settings))
+    quiet = _StartupFailure(app)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(quiet)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's exit when the lifespan failed to open something
+        failed: HubError | None = app.state.get("startup_error")
+        if failed is not None:
+            raise HubCommandError(failed) from None
+        raise
+    finally:
+        uvicorn_log.removeFilter(quiet)
+
+
+class _StartupFailure(logging.Filter):
+    """Hides uvicorn's report of a startup that failed with a hub error (the lifespan's whole
+    traceback, then "Application startup failed"): ``serve`` says it in one line with its exit
+    code instead, as every command does. Any other failure is logged as uvicorn logs it."""
+
+    def __init__(self, app: Litestar) -> None:
+        super().__init__()
+        self.app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or self.app.state.get("startup_error") is None
 
 
 def server_config(app: Litestar, settings: Settings) -> uvicorn.Config:

@@ -29,6 +29,8 @@ def sweep(slugs: tuple[str, ...], as_json: bool) -> None:
     Example: statehub sweep the-custodian railiance --json
     """
     with open_desk() as desk:
+        for slug in slugs:
+            desk.hub.repo(slug)  # an unknown slug is one line (exit 4) before any progress bar shows
         total = len(slugs) if slugs else len(desk.hub.repos())
         with progress_bar("sweeping", total, hidden=as_json) as advance:
             report = run_sweep(desk, slugs or None, progress=advance)

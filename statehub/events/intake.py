@@ -9,7 +9,6 @@ same keys.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from sqlalchemy import Connection, and_, false, select
 from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.errors import Forbidden, Unauthorized, Unprocessable, as_hub_error
 from statehub.events.fleet_intake import FleetIntake
+from statehub.settings import default_actor
 from sync.buffer import EventResult, KeyConflict, Outcome, Submission, WriteBuffer
 from workplans import Event, EventKinds, InvalidEvent, TaskAddEvent, parse_event
 from workplans.events import format_at
@@ -290,19 +290,6 @@ def _check(
     if title is None:
         return {"task": f"no task {task} in workplan {plan}"}
     return repo
-
-
-def default_actor() -> str:
-    """The actor a CLI command acts as: ``STATEHUB_ACTOR``, else the login name."""
-    actor = os.environ.get("STATEHUB_ACTOR")
-    if actor:
-        return actor
-    try:
-        return os.getlogin()
-    except OSError:
-        import getpass
-
-        return getpass.getuser()
 
 
 def next_task_id(hub: Hub, buffer: WriteBuffer, workplan: str) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from statehub.cache import index_repo
 from statehub.cache.derived import recompute_derived
+from statehub.errors import NotFound
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from sync.applier_lock import ApplierLock
@@ -65,6 +66,17 @@ class EventDesk:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def known_repo(self, repo: str) -> None:
+        """NotFound naming ``repo`` unless it is registered or the write buffer holds events for it:
+        the rule of a ``repo`` filter on the event list (``GET /events?repo=``, ``statehub events
+        --repo``). The buffer keeps events for a repo that is not (or no longer) registered,
+        rejected ones included, and they must still be listed."""
+        try:
+            self.hub.repo(repo)
+        except NotFound:
+            if not self.buffer.list_events(repo=repo, limit=1, offset=0)[1]:
+                raise
 
     def submit(self, body: Any, *, authorise: EventAuthoriser, each: bool = False) -> list[EventResult]:
         """Store events through intake (``submit_events``); ``authorise`` has no default, so every

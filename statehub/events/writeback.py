@@ -587,7 +587,12 @@ class Applier:
                 f"{path} is not committed yet: the branch has no commit, and the hub commits only over "
                 "committed files; commit it and the events apply"
             )
-        if blob is None or blob_sha(data) != blob.sha:
+        if blob is None:
+            return (
+                f"{path} is not committed yet: the hub commits only over committed files; commit it "
+                f"(git -C {root} add {path}, then git commit) and the events apply"
+            )
+        if blob_sha(data) != blob.sha:
             return f"uncommitted changes in {path}"
         try:
             text[path] = self._text(path, data)

@@ -17,12 +17,18 @@ OPEN = ("todo", "in-progress", "blocked")
 
 class Finding(msgspec.Struct, frozen=True):
     """One inconsistency: ``kind`` (unknown-dependency, cancelled-dependency, done-with-open-tasks,
-    unknown-supersedes, duplicate-id, file-error), where (repo-relative path, line or None), what to do."""
+    unknown-supersedes, duplicate-id, dependency-cycle (a self-dependency too), file-error), where
+    (repo-relative path, line or None), what to do."""
 
     kind: str
     path: str
     line: int | None
     message: str
+
+
+_ERROR_KINDS = {"duplicate": "duplicate-id", "cycle": "dependency-cycle"}
+"""A file error's finding kind by its origin in the cache (statehub.cache.derived): a cycle or a
+duplicate id is found across files that each read fine, so it is not called a file error."""
 
 
 def _finding(kind: str, path: str, message: str, line: int | None = None) -> Finding:
@@ -96,6 +102,6 @@ def find_problems(conn: Connection, slug: str) -> list[Finding]:
     for error in conn.execute(
         select(FILE_ERRORS).where(FILE_ERRORS.c.repo == slug).order_by(FILE_ERRORS.c.path, FILE_ERRORS.c.line)
     ):
-        kind = "duplicate-id" if error.origin == "duplicate" else "file-error"
+        kind = _ERROR_KINDS.get(error.origin, "file-error")
         found.append(_finding(kind, error.path, error.message, error.line))
     return found

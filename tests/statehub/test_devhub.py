@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
+from statehub import devhub
 from statehub.cache import queries
 from statehub.cache.answers import RepoCounts
 from statehub.devhub import CHECKOUT, repo_paths, set_up
@@ -72,3 +75,28 @@ def test_examples_are_copied_on_the_first_run_only(hub: Hub) -> None:
     set_up(hub, [], checkout=None, say=lambda _line: None)
     with hub.engine.connect() as conn:
         assert queries.get_task(conn, "ACT-WP-0001-T01").status == "done"
+
+
+@pytest.mark.parametrize(
+    ("env", "hub_toml", "said"),
+    [
+        ({"STATEHUB_PORT": "x"}, None, "STATEHUB_PORT='x' must be a port number"),
+        ({}, "[[repos]\n", "cannot read the list of registered repos"),
+    ],
+)
+def test_make_dev_hub_says_a_setup_error_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    hub_toml: str | None,
+    said: str,
+) -> None:
+    """As ``statehub serve`` does: one line and the setup exit code, no traceback."""
+    if hub_toml is not None:
+        (tmp_path / "config").mkdir()
+        (tmp_path / "config" / "hub.toml").write_text(hub_toml, encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        devhub.main({"STATEHUB_HOME": str(tmp_path), **env})
+    assert exited.value.code == 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], lines

@@ -6,7 +6,6 @@ last test runs a real server process (its applier and watcher) beside the CLI.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from statehub.settings import Settings
 from statehub.sweep import sweep
 from sync.room_store import RoomStore
 from sync.seed import TEXT_NAME, seed_doc
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 from tests.statehub.eventfixtures import PLAN_PATH, PLAN_TEXT, event, plan_repo
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 def _doctor(*args: str) -> tuple[Result, dict[str, Any]]:
     result = CliRunner().invoke(main, ["doctor", "--json", *args])
     assert "Traceback" not in result.output, result.output
-    return result, json.loads(result.output)
+    return result, cli_data(result.output)
 
 
 def _kinds(problems: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -243,7 +243,7 @@ def test_a_real_server_holds_events_in_a_detached_head_says_why_and_applies_them
         ]
         result = CliRunner().invoke(main, ["doctor", "--json"])  # the CLI beside the server
         assert result.exit_code == NEEDS_A_PERSON
-        cli = json.loads(result.output)
+        cli = cli_data(result.output)
         assert cli["hub"]["watcher"]["running"] is True and cli["hub"]["problems"] == []
         repo.git("checkout", "-q", "main")
 
@@ -254,7 +254,7 @@ def test_a_real_server_holds_events_in_a_detached_head_says_why_and_applies_them
         assert httpx.get(f"{server.url}/state/health", timeout=10).json()["status"] == "ok"
         assert "<!-- event:SRV1 -->" in repo.read(PLAN_PATH)
     result = CliRunner().invoke(main, ["doctor", "--json"])
-    assert json.loads(result.output)["hub"]["watcher"]["running"] is False  # the mark went with it
+    assert cli_data(result.output)["hub"]["watcher"]["running"] is False  # the mark went with it
 
 
 def test_events_for_a_repo_no_longer_registered_stop_writes_until_it_is_back(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,6 +10,7 @@ from click.testing import CliRunner
 
 from statehub.cli import main
 from sync.applier_lock import ApplierLock
+from tests.clijson import cli_data
 from tests.statehub.eventfixtures import PLAN_PATH, plan_repo, trailer_counts
 
 if TYPE_CHECKING:
@@ -38,14 +38,14 @@ def test_status_note_and_add_land_as_commits(repo: GitRepo) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("accepted C1 (task.status): applied in commit ")
     result = run("event", "note", "CUST-WP-0054", "plan-wide note", "--json")
-    out = json.loads(result.output)
+    out = cli_data(result.output)
     assert (out["result"], out["state"], out["kind"]) == ("accepted", "applied", "progress.note")
     result = run(
         "event", "add", "CUST-WP-0054", "Drain coulombcore", "--owner", "codex", "--depends-on", "T02"
     )
     assert result.exit_code == 0, result.output
     result = run("event", "status", "CUST-WP-0054", "done", "--json")
-    assert json.loads(result.output)["event"]["kind"] == "workplan.status"
+    assert cli_data(result.output)["event"]["kind"] == "workplan.status"
     text = repo.read(PLAN_PATH)
     assert '[[tasks]]\nid = "T03"\ntitle = "Drain coulombcore"\nstatus = "todo"\nowner = "codex"' in text
     assert "CUST-WP-0054-T02 @agt-cli: tunnels moved <!-- event:C1 -->" in text
@@ -54,7 +54,7 @@ def test_status_note_and_add_land_as_commits(repo: GitRepo) -> None:
     assert repo.git("log", "-1", "--format=%an").strip() == "agt-cli"
     again = run("event", "status", "CUST-WP-0054-T02", "done", "--note", "tunnels moved", "--key", "C1")
     assert again.output.startswith("duplicate C1")
-    listed = json.loads(run("events", "--state", "applied", "--json").output)
+    listed = cli_data(run("events", "--state", "applied", "--json").output)
     assert listed["total"] == 4
     assert "C1" in run("events").output
 
@@ -71,7 +71,7 @@ def test_bad_input_gets_a_clear_error_and_an_exit_code(repo: GitRepo) -> None:
     assert result.exit_code == 0
     result = run("event", "status", "CUST-WP-0054-T02", "blocked", "--key", "C1")
     assert result.exit_code == 5 and "already used for a different event" in result.output
-    assert json.loads(run("events", "--json").output)["total"] == 1
+    assert cli_data(run("events", "--json").output)["total"] == 1
 
 
 def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
@@ -93,3 +93,16 @@ def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
 def test_every_event_command_documents_an_example() -> None:
     for args in (["event", "status"], ["event", "note"], ["event", "add"], ["event"], ["events"], ["sweep"]):
         assert "Example:" in run(*args, "--help").output
+
+
+def test_events_of_a_repo_no_longer_registered_are_still_listed_by_repo(repo: GitRepo) -> None:
+    """``--repo`` obeys the API's rule (``EventDesk.known_repo``): a slug neither registered nor
+    in the buffer is exit 4; one the buffer holds events for is listed after it is removed."""
+    assert run("event", "status", "CUST-WP-0054-T02", "done", "--key", "R1").exit_code == 0
+    assert run("repos", "remove", "the-custodian").exit_code == 0
+    listed = run("events", "--repo", "the-custodian", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [e["key"] for e in cli_data(listed.output)["items"]] == ["R1"]
+    unknown = run("events", "--repo", "elsewhere")
+    assert unknown.exit_code == 4
+    assert "no repo registered as 'elsewhere'" in unknown.output

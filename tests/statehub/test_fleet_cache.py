@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, create_engine, delete, text
-from sqlmodel import SQLModel
 
 from statehub.cache.fleet_index import FLEET_FILE, fleet_rows, registry_from_rows
+from statehub.cache.schema import metadata
 from tests.workplans.test_fleet import EXAMPLE, registries
 from workplans import FleetRegistry, parse_fleet, render_fleet
 
@@ -24,7 +24,7 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     if request.param == "sqlite":
         created = create_engine("sqlite://")
-        SQLModel.metadata.create_all(created)
+        metadata.create_all(created)
         yield created
         created.dispose()
         return
@@ -34,7 +34,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     created = create_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
     try:
-        SQLModel.metadata.create_all(created)
+        metadata.create_all(created)
         yield created
     finally:
         created.dispose()

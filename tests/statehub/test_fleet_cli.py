@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 
 from statehub.cli import main
 from statehub.cli.fleet import fleet
+from tests.clijson import cli_data
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,7 +57,7 @@ def test_status_shows_machines_workloads_risks_and_readiness(runner: CliRunner) 
         "runs on workstation, a temporary-dev machine, which must host no production",
     ):
         assert expected in result.output, expected
-    as_json = json.loads(runner.invoke(main, ["fleet", "status", "--json"]).output)
+    as_json = cli_data(runner.invoke(main, ["fleet", "status", "--json"]).output)
     assert set(as_json) == {"machines", "workloads", "lanes", "readiness", "violations"}
     assert as_json["violations"]["total"] == 3
     assert as_json["workloads"]["total"] == 12
@@ -68,7 +68,7 @@ def test_drain_plan_table_and_json(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "Drain plan for coulombcore (frozen-legacy)" in result.output
     assert "no target host: statehub fleet place vault --on HOST" in result.output
-    plan = json.loads(runner.invoke(main, ["fleet", "drain-plan", "coulombcore", "--json"]).output)
+    plan = cli_data(runner.invoke(main, ["fleet", "drain-plan", "coulombcore", "--json"]).output)
     assert [w["wave"] for w in plan["waves"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     missing = runner.invoke(main, ["fleet", "drain-plan", "laptop"])
     assert missing.exit_code == 4
@@ -78,7 +78,7 @@ def test_drain_plan_table_and_json(runner: CliRunner) -> None:
 def test_readiness_exits_one_when_not_ready(runner: CliRunner) -> None:
     result = runner.invoke(main, ["fleet", "readiness", "--json"])
     assert result.exit_code == 1
-    answer = json.loads(result.output)
+    answer = cli_data(result.output)
     assert answer["ready"] is False
     assert [b["name"] for b in answer["blockers"]] == [
         "daily-triage",

@@ -406,9 +406,12 @@ def test_a_submodule_checked_out_detached_holds_events_and_files_inside_a_submod
     assert outer.git("rev-parse", "HEAD").strip() == outer_head  # the superproject is the person's
 
 
-def test_a_workplan_inside_a_nested_repo_waits_with_the_reason(
+def test_a_workplan_inside_a_nested_repo_is_that_repos_not_the_outer_ones(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
 ) -> None:
+    """Review of issue 12: the outer repo indexed the submodule's workplan as its own, so events
+    to it waited forever, and registering the submodule (the remedy) made it a duplicate id
+    that neither repo served."""
     plans = plan_repo(make_repo, "plans")
     outer = make_repo("outer")
     outer.write("workplans/OUT-WP-0001.md", workplan_text("OUT-WP-0001"))
@@ -418,16 +421,18 @@ def test_a_workplan_inside_a_nested_repo_waits_with_the_reason(
     )
     outer.commit("vendor the plans")
     hub.register(outer.root)
-    assert _served(hub) == f"workplans/vendor/{PLAN_PATH}"
+    with hub.engine.connect() as conn:
+        assert [w.id for w in queries.list_workplans(conn).items] == ["OUT-WP-0001"]
+    sub = GitRepo(outer.root / "workplans" / "vendor", init=False)
+    sub.git("switch", "-q", "main")  # off the detached HEAD git submodule add leaves
+    hub.register(sub.root)
+    assert _served(hub) == PLAN_PATH
+    with hub.engine.connect() as conn:
+        assert [queries.get_repo(conn, slug).errors for slug in ("outer", "vendor")] == [[], []]
     _note(desk, "N1")
     desk.apply_pending()
-    assert _state(desk, "N1") == (
-        "pending",
-        f"workplans/vendor/{PLAN_PATH} is inside workplans/vendor, a git repo of its own (a submodule): the "
-        f"hub writes only the files of the repo itself; register {outer.root / 'workplans/vendor'} as a "
-        "repo of its own to send it events",
-    )
-    assert outer.git("status", "--porcelain") == "" and plans.git("status", "--porcelain") == ""
+    _applied_on(desk, sub, "N1")
+    assert outer.git("status", "--porcelain") == " M workplans/vendor\n"  # a new submodule commit, not staged
 
 
 # remotes ------------------------------------------------------------------------------------------

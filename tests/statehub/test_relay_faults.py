@@ -4,13 +4,13 @@ token pauses the relay without losing anything; an overloaded upstream is waited
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import HubPair, notes, run_cli
@@ -38,7 +38,7 @@ def _until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
 
 def _status(pair: HubPair, *args: str) -> Any:
     done = run_cli(pair.dev.home, "buffer", *args, env=pair.dev_env)
-    return done if "--json" not in args or done.returncode else json.loads(done.stdout)
+    return done if "--json" not in args or done.returncode else cli_data(done.stdout)
 
 
 def test_poison_and_conflicting_events_are_parked_while_later_events_flow(pair: HubPair) -> None:
@@ -175,3 +175,19 @@ def test_a_revoked_upstream_token_pauses_the_relay_and_a_new_token_resumes_it(pa
     assert {k: counts.get(k, 0) for k in keys} == dict.fromkeys(keys, 1)
     upstream = pair.fleet.call("GET", f"/events/{after[0]['key']}", headers=pair.fleet_headers).json()
     assert upstream["event"]["actor"] == "agt-codex"  # the original actor, not the relay token's
+
+
+def test_a_batch_over_the_upstreams_body_limit_is_split_not_parked(pair: HubPair) -> None:
+    """An upstream with a smaller STATEHUB_MAX_BODY_BYTES answers 413 to a whole batch: the relay
+    halves it until the parts fit and parks nothing (review of issue 12: the leftover said a 413
+    parked the batch)."""
+    pair.fleet_env["STATEHUB_MAX_BODY_BYTES"] = "20000"
+    pair.register()
+    pair.fleet.start()
+    sent = notes("big", 300)  # about 60 kB as one batch, three times the upstream's limit
+    assert pair.dev.call("POST", "/events", json=sent).status_code == 202
+    relay = pair.wait_relay(300)
+    assert relay["parked"] == 0
+    pair.fleet.wait_settled()
+    counts = trailer_counts(pair.fleet_repo)
+    assert {e["key"]: counts.get(e["key"]) for e in sent} == {e["key"]: 1 for e in sent}

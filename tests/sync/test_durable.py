@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +15,7 @@ from sync.relay_queue import RelayQueue, RelayState
 from sync.room_store import RoomStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 # The layout of buffer.sqlite3 as State Hub wrote it before the file carried a version: the write
@@ -213,4 +214,33 @@ def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreTooNew, match="test store version 3, this one knows up to 2"):
         migrate(db, path, STEPS[:2], "test store")
     assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    db.close()
+
+
+@pytest.mark.parametrize(("name", "opens"), [("buffer.sqlite3", WriteBuffer), ("rooms.sqlite3", RoomStore)])
+def test_a_newer_store_is_refused_before_anything_is_set_on_it(
+    tmp_path: Path, name: str, opens: Callable[[Path], Any]
+) -> None:
+    """Not even the journal mode changes: the version is read first (a newer State Hub may
+    have chosen another mode, and an older one must not decide for it)."""
+    path = tmp_path / name
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE future (x)")
+    db.execute("PRAGMA user_version = 99")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    db.close()
+    with pytest.raises(StoreTooNew, match="version 99"):
+        opens(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert (schema_version(db), db.execute("SELECT count(*) FROM future").fetchone()[0]) == (99, 0)
+    db.close()
+
+
+@pytest.mark.parametrize(("name", "opens"), [("buffer.sqlite3", WriteBuffer), ("rooms.sqlite3", RoomStore)])
+def test_a_store_is_in_wal_mode_once_open(tmp_path: Path, name: str, opens: Callable[[Path], Any]) -> None:
+    store = opens(tmp_path / name)
+    store.close()
+    db = sqlite3.connect(tmp_path / name, isolation_level=None)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()

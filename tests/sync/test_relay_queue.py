@@ -79,7 +79,12 @@ def test_answers_move_events_and_only_decisions_take_them_out(tmp_path: Path) ->
     queue.retry("d", "alice")
     assert queue.get("d") is not None and queue.get("d").state is RelayState.QUEUED  # type: ignore[union-attr]
     dropped = queue.drop("b", "sent to the wrong fleet", "bob")
-    assert dropped["was"] == "sent" and dropped["event"]["key"] == "b"
+    assert (dropped.was, dropped.event["key"], dropped.reason, dropped.actor) == (
+        RelayState.SENT,
+        "b",
+        "sent to the wrong fleet",
+        "bob",
+    )
     assert queue.get("b") is None and buffer.get("b") is not None  # the local record stays
     assert queue.enqueue_new() == 0  # a dropped event is not queued again
     decisions = queue.status().decisions

@@ -75,3 +75,15 @@ def test_health(loaded: Client, settings: Settings) -> None:
     assert body["status"] == "ok"
     backend = "sqlite" if settings.database_url.startswith("sqlite") else "postgresql"
     assert (body["profile"], body["repos"], body["cache"]["backend"]) == ("dev", 2, backend)
+
+
+def test_an_unreadable_hub_toml_is_named_not_hidden_as_a_bug(
+    client: Client, settings: Settings, workspace: dict[str, GitRepo]
+) -> None:
+    """hub.toml broken while the hub runs: the answer says which file and why (SetupError), not the
+    generic sentence of a bug."""
+    settings.hub_file.write_text("[[repos]\n", encoding="utf-8")
+    response = client.post("/repos", json={"path": str(workspace["app"].root)})
+    assert response.status_code == 500
+    assert response.json()["error"].startswith("cannot read the list of registered repos: ")
+    assert str(settings.hub_file) in response.json()["error"]

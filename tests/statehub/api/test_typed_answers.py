@@ -128,9 +128,11 @@ def test_the_json_of_an_answer_is_what_clients_saw(loaded: Client) -> None:
         "owner",
         "depends_on",
         "ready",
+        "freshness",  # the task's fields as before, then how current the cache is (canon/ADR-033)
     ]
     assert task["ready"] is True  # blocked, and its one dependency is done
     assert task["depends_on"] == ["OPS-WP-0001-T01"]
-    decoded = msgspec.convert(task, TaskItem)  # what a typed client reads it into
+    assert [r["repo"] for r in task["freshness"]["repos"]] == ["ops"]
+    decoded = msgspec.convert(task, TaskItem)  # what a typed client of the old shape reads it into
     assert decoded.status is TaskStatus.BLOCKED
-    assert msgspec.to_builtins(decoded) == task
+    assert msgspec.to_builtins(decoded) == {k: v for k, v in task.items() if k != "freshness"}

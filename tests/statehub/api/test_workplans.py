@@ -82,7 +82,8 @@ def test_limit_and_offset_page_through_a_stable_order(loaded: Client) -> None:
     second = loaded.get("/tasks?limit=3&offset=3").json()
     assert (first["total"], second["total"]) == (7, 7)
     assert [t["ref"] for t in first["items"] + second["items"]] == everything[:6]
-    assert loaded.get("/tasks?offset=100").json() == {"items": [], "total": 7}
+    past = loaded.get("/tasks?offset=100").json()
+    assert (past["items"], past["total"]) == ([], 7)
 
 
 @pytest.mark.parametrize(

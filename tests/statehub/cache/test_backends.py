@@ -7,7 +7,6 @@ mtimes, refresh deletes, and the paged queries behind the API.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,6 +19,7 @@ from statehub.cache.bulk import insert_rows
 from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
 from statehub.cli import main
 from statehub.hub import Hub
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def test_cli_uses_the_configured_backend(settings: Settings, make_repo: Callable
     added = runner.invoke(main, ["repos", "add", str(repo.root), "--json"])
     assert added.exit_code == 0, added.output
     ready = runner.invoke(main, ["tasks", "--ready", "--json", "--limit", "1"])
-    assert json.loads(ready.stdout)["total"] == 1 + MANY
+    assert cli_data(ready.stdout)["total"] == 1 + MANY
     with Hub(settings) as hub:
         assert hub.engine.dialect.name == (
             "sqlite" if settings.database_url.startswith("sqlite") else "postgresql"

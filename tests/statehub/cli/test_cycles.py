@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo, workplan_text
 
 if TYPE_CHECKING:
@@ -30,9 +30,9 @@ def test_refresh_and_rebuild_print_the_cycle(run: Run, make_repo: Callable[[str]
     assert f"workplans/one.md: {CYCLE}" in refreshed and f"workplans/two.md: {CYCLE}" in refreshed
     rebuilt = run("rebuild").output
     assert "2 file errors" in rebuilt and f"ops/workplans/two.md: {CYCLE}" in rebuilt
-    summary = json.loads(run("rebuild", "--json").output)
+    summary = cli_data(run("rebuild", "--json").output)
     assert [(e["path"], e["message"].startswith(CYCLE)) for e in summary["errors"]] == [
         ("workplans/one.md", True),
         ("workplans/two.md", True),
     ]
-    assert json.loads(run("tasks", "--ready", "--json").output)["total"] == 1  # OPS-WP-0001-T01 only
+    assert cli_data(run("tasks", "--ready", "--json").output)["total"] == 1  # OPS-WP-0001-T01 only

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from statehub.cli import main
 from statehub.errors import BadRequest, SetupError, Unauthorized
+from tests.clijson import cli_data
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,7 +56,7 @@ def test_init_mint_attenuate_inspect_revoke(run: Run, tmp_path: Path) -> None:
     narrowed = run("token", "attenuate", "-", "--right", "read", stdin=token + "\n")
     assert narrowed.exit_code == 0, narrowed.output
     child = narrowed.stdout.strip()
-    info = json.loads(run("token", "inspect", "--json", child).stdout)
+    info = cli_data(run("token", "inspect", "--json", child).stdout)
     assert info["actor"] == ["agt-codex"]
     assert info["verified"] is True
     assert len(info["revocation_ids"]) == 2

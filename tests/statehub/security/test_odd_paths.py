@@ -8,7 +8,6 @@ commits land exactly where the settings say, and nowhere else.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from statehub.cache.database import open_cache
 from statehub.settings import Settings, sqlite_url
+from tests.clijson import cli_data
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import event, plan_repo
 from tests.statehub.hubprocess import HubProcess
@@ -65,7 +65,7 @@ def test_a_hub_home_and_repo_with_odd_characters_work_through_the_cli(tmp_path: 
     assert added.returncode == 0, added.stderr + added.stdout
     listed = _cli(env, "tasks", "--json")
     assert listed.returncode == 0, listed.stderr + listed.stdout
-    refs = {task["ref"] for task in json.loads(listed.stdout)["items"]}
+    refs = {task["ref"] for task in cli_data(listed.stdout)["items"]}
     assert "CUST-WP-0054-T02" in refs
     assert (home / "cache" / "cache.sqlite3").is_file()
     assert (home / "config" / "hub.toml").is_file()

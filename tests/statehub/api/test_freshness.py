@@ -1,0 +1,45 @@
+"""Read answers over HTTP say how fresh they are: last index per repo, changes not yet indexed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.gitfixtures import workplan_text
+
+if TYPE_CHECKING:
+    from litestar.testing import TestClient
+
+    from tests.gitfixtures import GitRepo
+
+
+def test_lists_and_single_answers_carry_freshness(loaded: TestClient, workspace: dict[str, GitRepo]) -> None:  # type: ignore[type-arg]
+    tasks = loaded.get("/tasks").json()
+    fresh = tasks["freshness"]
+    assert (fresh["stale"], fresh["watching"]) == (False, False)  # the test app runs no watcher
+    assert [r["repo"] for r in fresh["repos"]] == ["ops", "app"]  # hub.toml's order
+    ops_head = workspace["ops"].git("rev-parse", "HEAD").strip()
+    assert fresh["repos"][0]["commit"] == ops_head and fresh["repos"][0]["changed_since"] is False
+    assert [r["repo"] for r in loaded.get("/workplans?repo=app").json()["freshness"]["repos"]] == ["app"]
+    assert loaded.get("/canon").json()["freshness"]["stale"] is False
+    assert len(loaded.get("/repos").json()["freshness"]["repos"]) == 2
+    for path in ("/tasks/OPS-WP-0001-T02", "/workplans/OPS-WP-0001", "/canon/ADR-001", "/repos/ops"):
+        assert [r["repo"] for r in loaded.get(path).json()["freshness"]["repos"]] == ["ops"], path
+
+
+def test_a_change_not_yet_indexed_makes_answers_stale(
+    loaded: TestClient, workspace: dict[str, GitRepo]
+) -> None:  # type: ignore[type-arg]
+    hub = loaded.app.state.hub
+    workspace["ops"].write(
+        "workplans/OPS-WP-0002.md", workplan_text("OPS-WP-0002", [{"id": "T01", "title": "New"}])
+    )
+    hub.freshness_memo.forget()  # as a second later: the memo works a repo's freshness out once a second
+    answer = loaded.get("/tasks").json()
+    assert answer["freshness"]["stale"] is True
+    assert [r["changed_since"] for r in answer["freshness"]["repos"]] == [True, False]
+    assert all(t["workplan"] != "OPS-WP-0002" for t in answer["items"])  # not indexed yet: stale indeed
+
+    assert loaded.post("/repos/ops/refresh").status_code == 200
+    after = loaded.get("/tasks?workplan=OPS-WP-0002").json()
+    assert [t["ref"] for t in after["items"]] == ["OPS-WP-0002-T01"]
+    assert after["freshness"]["stale"] is False  # the refresh made the memo ask again
