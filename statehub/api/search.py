@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, get
+from litestar.openapi.spec import Example
 from litestar.params import FromQuery, QueryParameter
 
 from statehub.answers import Page
-from statehub.api.deps import HubDep, Limit, Offset, RepoFilter
+from statehub.api.deps import PRINTABLE, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache.answers import SearchHit
 from statehub.cache.search import MAX_QUERY_CHARS, search
@@ -18,10 +19,12 @@ __all__ = ["SearchController"]
 Query = Annotated[
     str,
     QueryParameter(
+        pattern=PRINTABLE,
         min_length=1,
         max_length=MAX_QUERY_CHARS,
         description="Words that must all occur in a hit (case, accents and English endings folded); "
         "quotes and operators are ordinary separators.",
+        examples=[Example(value="tunnel drain")],
     ),
 ]
 
