@@ -11,6 +11,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 
 from statehub.api import web
 from statehub.api.canon import CanonController
+from statehub.api.claims import ClaimController
 from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import DEPENDENCIES
 from statehub.api.diagnostics import DiagnosticsController
@@ -28,6 +29,7 @@ from statehub.api.sync import SyncController
 from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
+from statehub.claims import LeaseWorker
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
 from statehub.events import ApplierWorker, EventDesk
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 applier = ApplierWorker(desk)
                 applier.start()
                 stack.callback(applier.stop)
+                leases = LeaseWorker(desk)  # releases run-out leases (ADR-032)
+                leases.start()
+                stack.callback(leases.stop)
                 relay = start_relay(desk)
                 if relay is not None:
                     stack.callback(relay.stop)
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RepoController,
             WorkplanController,
             TaskController,
+            ClaimController,
             CanonController,
             SearchController,
             EventController,

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from statehub.events import EventDesk
+    from statehub.hub import Hub
     from statehub.hubfile import RegisteredRepo
     from statehub.servermark import ServerMark
 
@@ -381,6 +382,21 @@ def _hub_problems(watcher: WatcherState, relay: RelayHealth | None, orphans: dic
     return found
 
 
+def _hub_file_problems(hub: Hub) -> list[Problem]:
+    """``hub-file``: hub.toml cannot be read now; the repos it last listed are served (statehub.hubfile)."""
+    broken = hub.hub_file.broken
+    if broken is None:
+        return []
+    return [
+        Problem(
+            "hub-file",
+            f"{broken}; the hub serves the repos it listed before and refuses to register or remove one",
+            f"fix {hub.hub_file.path} (statehub repos list shows what it reads)",
+            False,
+        )
+    ]
+
+
 # all of it --------------------------------------------------------------------------------------
 
 
@@ -458,7 +474,7 @@ def diagnose(
             if slug not in known:
                 orphans[slug] = sum(group.count for group in desk.buffer.pending_groups(slug))
     disk, disk_problems = _disk(desk)
-    hub_problems = _hub_problems(watcher, relay, orphans) + disk_problems
+    hub_problems = _hub_problems(watcher, relay, orphans) + disk_problems + _hub_file_problems(desk.hub)
     every = hub_problems + [p for repo in shown for p in repo.problems]
     stopping = sum(1 for p in every if p.stops_writes)
     return Diagnostics(

@@ -117,6 +117,11 @@ def health(desk: EventDesk) -> Health:
     stopped = writes_stopped(hub, listed)
     problems += [f"{slug}: {problem.sentence()}" for slug, found in stopped.items() for problem in found]
     registered = {repo.slug for repo in listed}
+    if hub.hub_file.broken is not None:
+        problems.append(
+            f"{hub.hub_file.broken}; serving the repos it listed before, no repo can be added or "
+            f"removed: fix {hub.settings.hub_file}"
+        )
     problems += [
         f"{slug}: events wait for this repo, which is not registered; register it again "
         "(statehub repos add PATH) and they apply"

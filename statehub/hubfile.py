@@ -2,13 +2,20 @@
 
 Delete the cache and restart: this file is what brings every repo back.
 Written with tomlkit so a person's comments in it survive; read with tomllib, and tomlkit
-is loaded only to write (a read command does not load it; canon/ADR-033). A file the hub
-cannot read is a :class:`~statehub.errors.SetupError` (exit 3; a 500 naming the
-file on the API): the hub is configured so it cannot run until a person fixes it.
+is loaded only to write (a read command does not load it; canon/ADR-033).
+
+A file the hub cannot read is a :class:`HubFileBroken`, a
+:class:`~statehub.errors.SetupError`: a hub or command started on it stops with
+exit 3. A file a person leaves unreadable (a half-saved edit, a typo) while a
+hub runs does not stop it: :meth:`HubFile.repos` keeps answering the list it
+last read, and :attr:`HubFile.broken` says why the file is not read; registering
+or removing a repo then refuses with :class:`HubFileBroken` (409) rather than
+overwrite the person's edit.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +27,20 @@ from workplans.lines import BOM
 if TYPE_CHECKING:
     import tomlkit
 
-__all__ = ["HubFile", "RegisteredRepo"]
+__all__ = ["HubFile", "HubFileBroken", "RegisteredRepo"]
+
+
+class HubFileBroken(SetupError):
+    """hub.toml cannot be read: its TOML or its ``[[repos]]`` tables are wrong, or it is no regular file.
+
+    Exit 3 (setup) for a command or a hub started on it; 409 for a registration refused while a
+    running hub serves the list it last read.
+    """
+
+    status_code = 409
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +56,10 @@ class HubFile:
         """The repos as last read, with the file's stat then: every event intake asks for them."""
         self._bom = ""
         """The byte order mark the file opened with when last loaded for an edit, kept on writing it."""
+        self._broken_at: tuple[int, ...] | None = None
+        """The file's stat when last found unreadable: it is not parsed again until it changes."""
+        self.broken: str | None = None
+        """Why hub.toml cannot be read now, while the repos it last listed are served; None when it can."""
 
     def repos(self) -> list[RegisteredRepo]:
         """The registered repos; read again whenever the file changed (its stat), so a CLI command
@@ -46,26 +70,36 @@ class HubFile:
             return []
         stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         read = self._read
-        if read is not None and read[0] == stamp:
+        if read is not None and (read[0] == stamp or self._broken_at == stamp):
             return list(read[1])
-        repos = self._parse()
+        try:
+            repos = self._parse()
+        except HubFileBroken as error:
+            if read is None:
+                raise
+            self._broken_at, self.broken = stamp, error.message
+            log.warning("%s; serving the repos it listed before", error.message)
+            return list(read[1])
         self._read = (stamp, repos)
+        self._broken_at, self.broken = None, None
         return list(repos)
 
     def _parse(self) -> list[RegisteredRepo]:
         from workplans._toml import load_toml
 
+        if not self.path.is_file():  # a directory; a FIFO, whose read would block every request
+            raise HubFileBroken(f"cannot read the list of registered repos: {self.path} is no regular file")
         try:
             text = self.path.read_text(encoding="utf-8").removeprefix(BOM)  # an editor's byte order mark
             data = load_toml(text, str(self.path))
-        except FormatError as error:
-            raise SetupError(f"cannot read the list of registered repos: {error}") from None
+        except (FormatError, OSError, UnicodeDecodeError) as error:
+            raise HubFileBroken(f"cannot read the list of registered repos: {error}") from None
         entries = data.get("repos", [])
         if not isinstance(entries, list) or not all(
             isinstance(r, dict) and isinstance(r.get("slug"), str) and isinstance(r.get("path"), str)
             for r in entries
         ):
-            raise SetupError(
+            raise HubFileBroken(
                 f"cannot read the list of registered repos: {self.path} must hold [[repos]] tables "
                 'each with slug = "..." and path = "..."'
             )
@@ -113,12 +147,13 @@ class HubFile:
             doc = tomlkit.document()
             doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
             return doc
+        self._parse()  # HubFileBroken: never write over a person's unreadable edit
         text = self.path.read_text(encoding="utf-8")
         self._bom = BOM if text.startswith(BOM) else ""
         try:
             return tomlkit.parse(text.removeprefix(BOM))
         except TomlkitParseError as error:
-            raise SetupError(f"cannot read the list of registered repos: {self.path}: {error}") from None
+            raise HubFileBroken(f"cannot read the list of registered repos: {self.path}: {error}") from None
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
         import tomlkit
@@ -126,3 +161,4 @@ class HubFile:
         from statehub.atomic import atomic_write
 
         atomic_write(self.path, self._bom + tomlkit.dumps(doc))
+        self.repos()  # what was written is the list last read, kept if a later edit leaves it unreadable

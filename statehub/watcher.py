@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,20 @@ def _identity(path: Path) -> Identity:
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
+def _within(path: Path, root: Path, seen: dict[tuple[Path, Path], bool]) -> bool:
+    """Whether ``path`` (under ``root`` as spelled) is in the work tree once links are resolved.
+
+    Its directory's real path is compared with the work tree's, each resolved once
+    per batch through ``seen``; the work tree itself is within.
+    """
+    if path == root:
+        return True
+    key = (root, path.parent)
+    if key not in seen:  # os.path.realpath: a link loop resolves as far as it goes, it does not raise
+        seen[key] = Path(os.path.realpath(path.parent)).is_relative_to(os.path.realpath(root))
+    return seen[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +198,22 @@ class RepoWatcher:
 
     @staticmethod
     def touched(changes: set[tuple[Change, str]], roots: dict[Path, str]) -> set[str]:
-        """The slugs of the repos where a changed path can change what is indexed (may_hold_sources)."""
+        """The slugs of the repos where a changed path can change what is indexed (may_hold_sources).
+
+        A path reached through a symbolic link to a directory outside the work tree
+        is not the repo's: the notifier follows such links when it opens its watch
+        (watchfiles cannot be told not to), so ``canon -> ..`` would report changes
+        to the hub's own cache, each refresh writing it again, without end. A path
+        counts only when its directory's real path lies inside the work tree's.
+        """
         hit: set[str] = set()
+        inside: dict[tuple[Path, Path], bool] = {}
         for _change, raw in changes:
             path = Path(raw)
             for root, slug in roots.items():
                 if slug not in hit and path.is_relative_to(root):
                     rel = path.relative_to(root).as_posix()
-                    if may_hold_sources("" if rel == "." else rel):
+                    if may_hold_sources("" if rel == "." else rel) and _within(path, root, inside):
                         hit.add(slug)
         return hit
 

@@ -66,5 +66,30 @@ CREATE TABLE IF NOT EXISTS relay_decision (
 );
 """
 
-EVENTS_FILE_STEPS: tuple[str, ...] = (_V1,)
+_V2 = """
+CREATE TABLE lease (
+    ref TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    workplan TEXT NOT NULL,
+    task TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    claim_key TEXT NOT NULL,
+    prior_owner TEXT,
+    lease_s REAL NOT NULL,
+    claimed_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('held', 'released')),
+    release_key TEXT,
+    released_at REAL,
+    released_by TEXT
+);
+CREATE INDEX lease_held ON lease (state, expires_at);
+CREATE INDEX lease_claim_key ON lease (claim_key);
+CREATE INDEX event_pending_task ON event (workplan, task, kind, seq) WHERE state = 'pending';
+"""
+"""Version 2: the lease store (``sync.leases``, ADR-032): one row per task that was ever claimed,
+its live or last claim; and an index for the pending events of one task (what a claim overlays on
+the cache)."""
+
+EVENTS_FILE_STEPS: tuple[str, ...] = (_V1, _V2)
 """``EVENTS_FILE_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``."""

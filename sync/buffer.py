@@ -49,6 +49,7 @@ __all__ = [
     "Submission",
     "WriteBuffer",
     "Writeback",
+    "insert_events",
 ]
 
 
@@ -181,46 +182,8 @@ class WriteBuffer(DurableFile):
         unless ``conflicts="report"`` (a relayed batch, ADR-019): then that event
         alone is not stored and its outcome is ``CONFLICT``.
         """
-        outcomes: list[Outcome] = []
-        accepted_at = _now()
         with self._transaction() as db:
-            known: dict[str, str] = {}
-            keys = list({s.key for s in submissions})
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                known.update(db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk))  # noqa: S608 - only the ? placeholders are interpolated
-            rows = []
-            for submission in submissions:
-                payload = _canonical(submission.payload)
-                if submission.key in known:
-                    if known[submission.key] != payload:
-                        if conflicts == "report":
-                            outcomes.append(Outcome.CONFLICT)
-                            continue
-                        raise KeyConflict(submission.key)
-                    outcomes.append(Outcome.DUPLICATE)
-                    continue
-                known[submission.key] = payload
-                outcomes.append(Outcome.ACCEPTED)
-                rows.append(
-                    (
-                        submission.key,
-                        submission.kind,
-                        submission.repo,
-                        submission.workplan,
-                        submission.task,
-                        payload,
-                        _canonical(submission.event),
-                        accepted_at,
-                    )
-                )
-            db.executemany(
-                "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        return outcomes
+            return insert_events(db, submissions, conflicts)
 
     # reading -----------------------------------------------------------------------------------
 
@@ -383,6 +346,52 @@ class WriteBuffer(DurableFile):
                 [(reason, stamp, key) for key, reason in rejected.items()],
             )
             db.executemany("DELETE FROM writeback WHERE id = ?", [(i,) for i in writebacks])
+
+
+def insert_events(
+    db: sqlite3.Connection, submissions: Sequence[Submission], conflicts: str = "raise"
+) -> list[Outcome]:
+    """``WriteBuffer.append`` inside a write transaction the caller holds on the buffer file ``db``
+    (the lease store stores a claim and its event in one, ``sync.leases``)."""
+    outcomes: list[Outcome] = []
+    accepted_at = _now()
+    known: dict[str, str] = {}
+    keys = list({s.key for s in submissions})
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        known.update(db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk))  # noqa: S608 - only the ? placeholders are interpolated
+    rows = []
+    for submission in submissions:
+        payload = _canonical(submission.payload)
+        if submission.key in known:
+            if known[submission.key] != payload:
+                if conflicts == "report":
+                    outcomes.append(Outcome.CONFLICT)
+                    continue
+                raise KeyConflict(submission.key)
+            outcomes.append(Outcome.DUPLICATE)
+            continue
+        known[submission.key] = payload
+        outcomes.append(Outcome.ACCEPTED)
+        rows.append(
+            (
+                submission.key,
+                submission.kind,
+                submission.repo,
+                submission.workplan,
+                submission.task,
+                payload,
+                _canonical(submission.event),
+                accepted_at,
+            )
+        )
+    db.executemany(
+        "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return outcomes
 
 
 def _filters(*, state: str | None, repo: str | None) -> tuple[str, list[Any]]:

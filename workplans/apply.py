@@ -41,6 +41,8 @@ if TYPE_CHECKING:
         EventKinds,
         ProgressNoteEvent,
         TaskAddEvent,
+        TaskClaimEvent,
+        TaskReleaseEvent,
         TaskStatusEvent,
         WorkplanStatusEvent,
     )
@@ -52,6 +54,8 @@ __all__ = [
     "apply_event",
     "apply_progress_note",
     "apply_task_add",
+    "apply_task_claim",
+    "apply_task_release",
     "apply_task_status",
     "apply_workplan_status",
     "event_marker",
@@ -201,7 +205,7 @@ def _find_task(doc: tomlkit.TOMLDocument, task_id: str) -> Table | None:
     return None
 
 
-# the four workplan kinds -------------------------------------------------------------------------
+# the workplan kinds -------------------------------------------------------------------------
 
 
 def apply_task_status(text: str, event: TaskStatusEvent) -> str:
@@ -216,6 +220,48 @@ def apply_task_status(text: str, event: TaskStatusEvent) -> str:
         table["status"] = event.status.value
         data = _task_data_with(_data(parts, event.workplan), task, status=event.status.value)
         _store(parts, doc, data)
+    if event.note:
+        _with_progress(parts, event, event.ref, event.note)
+    return parts.join()
+
+
+def _set_task_fields(parts: _Parts, workplan: str, task_id: str, ref: str, values: dict[str, Any]) -> None:
+    """Set (value) or remove (None) keys of one task's table, touching nothing else; no-op when the
+    front matter already says so."""
+    data = _data(parts, workplan)
+    task = _task_data(data, task_id)
+    if task is None:
+        raise NoLongerApplies(f"task {ref} is no longer in the workplan (removed or renamed)")
+    if all(task.get(key) == value for key, value in values.items()):
+        return
+    doc = _document(parts)
+    table = _find_task(doc, task_id)
+    assert table is not None  # the same text parsed with tomllib has it
+    for key, value in values.items():
+        if value is None:
+            if key in table:
+                del table[key]
+        elif table.get(key) != value:
+            table[key] = value
+    after = {key: value for key, value in {**task, **values}.items() if value is not None}
+    tasks = [after if t is task else t for t in data["tasks"]]
+    _store(parts, doc, {**data, "tasks": tasks})
+
+
+def apply_task_claim(text: str, event: TaskClaimEvent) -> str:
+    """owner := the claiming actor, status := in-progress (ADR-032)."""
+    parts = _split(text)
+    values = {"owner": event.actor, "status": "in-progress"}
+    _set_task_fields(parts, event.workplan, event.task, event.ref, values)
+    return parts.join()
+
+
+def apply_task_release(text: str, event: TaskReleaseEvent) -> str:
+    """The status given, the owner from before the claim (removed when it had none), the note to
+    Progress (ADR-032)."""
+    parts = _split(text)
+    values = {"owner": event.owner, "status": event.status.value}
+    _set_task_fields(parts, event.workplan, event.task, event.ref, values)
     if event.note:
         _with_progress(parts, event, event.ref, event.note)
     return parts.join()

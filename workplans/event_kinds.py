@@ -1,4 +1,4 @@
-"""The four workplan event kinds, each a reader from :mod:`workplans.events` with its applier from
+"""The workplan event kinds, each a reader from :mod:`workplans.events` with its applier from
 :mod:`workplans.apply`: the one place the two meet.
 
 Whoever reads or applies events builds the table once and passes it in: a
@@ -8,12 +8,21 @@ adds the fleet kinds (``registry.event_kinds.hub_event_kinds``).
 
 from __future__ import annotations
 
-from workplans.apply import apply_progress_note, apply_task_add, apply_task_status, apply_workplan_status
+from workplans.apply import (
+    apply_progress_note,
+    apply_task_add,
+    apply_task_claim,
+    apply_task_release,
+    apply_task_status,
+    apply_workplan_status,
+)
 from workplans.events import (
     EventKind,
     EventKinds,
     read_progress_note,
     read_task_add,
+    read_task_claim,
+    read_task_release,
     read_task_status,
     read_workplan_status,
 )
@@ -29,5 +38,7 @@ def workplan_event_kinds() -> EventKinds:
             EventKind("task.add", read_task_add, apply_task_add),
             EventKind("workplan.status", read_workplan_status, apply_workplan_status),
             EventKind("progress.note", read_progress_note, apply_progress_note),
+            EventKind("task.claim", read_task_claim, apply_task_claim),
+            EventKind("task.release", read_task_release, apply_task_release),
         ]
     )

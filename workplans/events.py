@@ -25,6 +25,7 @@ __all__ = [
     "ACTOR",
     "ACTOR_RULE",
     "EVENT_KEY",
+    "RELEASE_STATUSES",
     "Event",
     "EventKind",
     "EventKinds",
@@ -32,6 +33,8 @@ __all__ = [
     "InvalidEvent",
     "ProgressNoteEvent",
     "TaskAddEvent",
+    "TaskClaimEvent",
+    "TaskReleaseEvent",
     "TaskStatusEvent",
     "WorkplanStatusEvent",
     "format_at",
@@ -39,6 +42,8 @@ __all__ = [
     "parse_event",
     "read_progress_note",
     "read_task_add",
+    "read_task_claim",
+    "read_task_release",
     "read_task_status",
     "read_workplan_status",
 ]
@@ -126,6 +131,31 @@ class TaskAddEvent(TaskEvent):
     title: str
     owner: str | None = None
     depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskClaimEvent(TaskEvent):
+    """``task.claim``: ``actor`` took the task under a lease (ADR-032): owner := actor, status :=
+    in-progress. The lease itself (who, until when) lives in the hub's lease store, not the file."""
+
+
+RELEASE_STATUSES = (TaskStatus.TODO, TaskStatus.DONE, TaskStatus.BLOCKED)
+"""What a released task may become (ADR-032)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReleaseEvent(TaskEvent):
+    """``task.release``: the claim ``claim`` (the key of its ``task.claim`` event) ends.
+
+    The task gets ``status`` (todo | done | blocked) and its owner back: ``owner``
+    is the owner it had before the claim, None when it had none (the key goes).
+    ``note``, when given, is appended to ``## Progress``.
+    """
+
+    claim: str
+    status: TaskStatus
+    owner: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -364,3 +394,28 @@ def read_progress_note(reader: FieldReader, common: dict[str, Any]) -> Event | N
     note = reader.note("note", required=True)
     values = _ready(reader, common, workplan=workplan, task=task, note=note)
     return ProgressNoteEvent(kind="progress.note", **values) if values else None
+
+
+def read_task_claim(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+    workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
+    task = _task_field(reader, required=True)
+    values = _ready(reader, common, workplan=workplan, task=task)
+    return TaskClaimEvent(kind="task.claim", **values) if values else None
+
+
+def read_task_release(reader: FieldReader, common: dict[str, Any]) -> Event | None:
+    workplan = reader.matching("workplan", WORKPLAN_ID, "CUST-WP-0054", required=True)
+    task = _task_field(reader, required=True)
+    claim = reader.matching("claim", EVENT_KEY, "01JZ3K7T2Q9", required=True)
+    status = reader.choice("status", TaskStatus)
+    if status is not None and status not in RELEASE_STATUSES:
+        valid = " | ".join(member.value for member in RELEASE_STATUSES)
+        reader.problem("status", f"{status.value!r} is not one of {valid} (what a released task becomes)")
+    owner = reader.text("owner", required=False)
+    if owner is not None and not owner.strip():
+        reader.problem("owner", "must not be blank (leave it out: the task had no owner)")
+    note = reader.note("note", required=False)
+    values = _ready(
+        reader, common, workplan=workplan, task=task, claim=claim, status=status, owner=owner, note=note
+    )
+    return TaskReleaseEvent(kind="task.release", **values) if values else None

@@ -333,7 +333,9 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
 
     OPTIONS answers 204 with the route's ``Allow``; an unknown page under
     ``/schema`` is 404; a query parameter the route does not declare is 400
-    naming the ones it does; a ``?repo=`` naming no registered repo is 404.
+    naming the ones it does, and one given twice is 400 (``?repo=a&repo=b``:
+    none of the hub's parameters takes a list); a ``?repo=`` naming no
+    registered repo is 404.
     """
 
     async def check(request: AnyRequest) -> Response[None] | None:
@@ -354,6 +356,14 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
                 f"unknown query parameter{'s' if len(unknown) > 1 else ''} {listed} for "
                 f"{request.method} {request.url.path}; it takes: {_names(allowed)}",
                 details={"unknown": unknown, "allowed": sorted(allowed)},
+            )
+        repeated = sorted(name for name in query if len(query.getall(name)) > 1)
+        if repeated:  # every hub parameter takes one value; Litestar would bind one, the checks another
+            listed = ", ".join(repr(name) for name in repeated)
+            raise BadRequest(
+                f"query parameter{'s' if len(repeated) > 1 else ''} {listed} given more than once for "
+                f"{request.method} {request.url.path}; each takes one value",
+                details={"repeated": repeated},
             )
         repo = query.get("repo")
         if "repo" in allowed and isinstance(repo, str) and repo:

@@ -62,7 +62,7 @@ class RepoController(Controller):
         "/{slug:str}",
         status_code=HTTP_200_OK,
         sync_to_thread=True,
-        responses=error_responses(404, *WRITE_STATUSES),
+        responses=error_responses(404, 409, *WRITE_STATUSES),
     )
     def remove(self, hub: HubDep, slug: SlugPath) -> Removed:
         """Unregister the repo and drop its cache rows; its files are untouched."""

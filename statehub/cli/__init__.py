@@ -57,6 +57,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "statehub.cli.buffer:buffer",
         "The write buffer's relay to the upstream hub: what waits, what was refused.",
     ),
+    "claim": (
+        "statehub.cli.claims:claim",
+        "Claim a task: nobody else can until you release it or the lease runs out.",
+    ),
+    "heartbeat": (
+        "statehub.cli.claims:heartbeat",
+        "Extend your lease on a task (by its own length unless --lease-s says);...",
+    ),
+    "release": (
+        "statehub.cli.claims:release",
+        "Release a task you claimed: it gets the status given and its owner from...",
+    ),
     "doctor": (
         "statehub.cli.doctor:doctor",
         "Say what stops writes or needs a person, per repo and for the hub, each with...",

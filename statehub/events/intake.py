@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -80,8 +80,18 @@ def _known(conn: Connection, workplan_ids: set[str]) -> _Known:
     return _Known(plans, tasks)
 
 
+Decide = Callable[[list[Submission]], dict[int, str]]
+"""Decides events that take a resource (claims): position in the list -> why refused."""
+
+
 def submit_events(
-    hub: Hub, buffer: WriteBuffer, body: Any, *, authorise: EventAuthoriser, each: bool = False
+    hub: Hub,
+    buffer: WriteBuffer,
+    body: Any,
+    *,
+    authorise: EventAuthoriser,
+    each: bool = False,
+    decide: Decide | None = None,
 ) -> list[EventResult]:
     """Validate, authorise and store one event or a list; one ``EventResult`` per event, in order.
 
@@ -98,6 +108,10 @@ def submit_events(
     answer carries the event's ``state`` here (pending, applied, rejected).
     A resend of an event stored exactly as sent is answered from the buffer
     without validating it again.
+
+    ``decide`` (the desk passes ``statehub.claims.decide_relayed``) runs once every
+    item is authorised: a ``task.claim`` or ``task.release`` it refuses is a problem
+    of that event (422; with ``each``, rejected with the reason, ADR-032).
     """
     items = body if isinstance(body, list) else [body]
     if not items:
@@ -109,6 +123,14 @@ def submit_events(
     resent = buffer.stored_as_sent(items) if each else {}
     problems, submissions, indexes = _validate(hub, buffer, items, skip=set(resent))
     _authorise_all(authorise, buffer, items, submissions, indexes)
+    if decide is not None and (each or not problems):
+        refused = decide(submissions)
+        problems.extend(
+            {"index": indexes[p], "key": submissions[p].key, "field": "task", "message": reason}
+            for p, reason in refused.items()
+        )
+        submissions = [s for p, s in enumerate(submissions) if p not in refused]
+        indexes = [i for p, i in enumerate(indexes) if p not in refused]
     if each:
         answers = _answer_each(buffer, problems, submissions, indexes)
         for index, (key, state, reason) in resent.items():

@@ -19,6 +19,7 @@ from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from sync.applier_lock import ApplierLock
 from sync.buffer import EventResult, WriteBuffer
+from sync.leases import LeaseStore
 from sync.relay_queue import RelayQueue
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class EventDesk:
         self.applier = Applier(hub, self.buffer)
         self.accepted = threading.Event()
         """Set when events were accepted, so the worker wakes at once instead of at its next poll."""
+        self.leases = LeaseStore(self.buffer.path)
+        """Who holds which task until when (``statehub.claims``, ADR-032): the buffer file's lease table."""
         self.relay_queue = RelayQueue(self.buffer.path) if hub.settings.upstream else None
         """With an upstream, every event accepted from now on (here or by a CLI) is relayed."""
         self.on_accepted: list[Callable[[], None]] = []
@@ -57,6 +60,7 @@ class EventDesk:
     def close(self) -> None:
         if self.relay_queue is not None:
             self.relay_queue.close()
+        self.leases.close()
         self.buffer.close()
 
     def __enter__(self) -> Self:
@@ -81,7 +85,16 @@ class EventDesk:
     def submit(self, body: Any, *, authorise: EventAuthoriser, each: bool = False) -> list[EventResult]:
         """Store events through intake (``submit_events``); ``authorise`` has no default, so every
         caller says who is asking: a token's ``event_authoriser``, ``OPEN_HUB`` or ``LOCAL_COMMAND``."""
-        results = submit_events(self.hub, self.buffer, body, authorise=authorise, each=each)
+        from statehub.claims import decide_relayed  # claims imports this package
+
+        results = submit_events(
+            self.hub,
+            self.buffer,
+            body,
+            authorise=authorise,
+            each=each,
+            decide=lambda submissions: decide_relayed(self.leases, self.hub, submissions),
+        )
         if any(r.result == "accepted" for r in results):
             self.accepted.set()
             for callback in self.on_accepted:

@@ -719,6 +719,10 @@ def _describe(event: Event) -> str:
         return f"{target}: add task {data['title']!r}"
     if event.kind == "progress.note":
         return f"{target}: progress note"
+    if event.kind == "task.claim":
+        return f"{target}: claimed"
+    if event.kind == "task.release":
+        return f"{target}: released, status {data['status']}"
     return f"{event.kind} {target}".strip()
 
 

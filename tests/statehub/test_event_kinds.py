@@ -96,6 +96,8 @@ def test_the_hub_table_has_every_kind() -> None:
         [
             "task.status",
             "task.add",
+            "task.claim",
+            "task.release",
             "workplan.status",
             "progress.note",
             "fleet.workload.state",

@@ -287,3 +287,40 @@ def test_rebuild_gives_the_same_answers(hub: Hub, make_repo: MakeRepo) -> None:
     assert [(r.repo, r.parsed) for r in reports] == [("alpha", 4)]
     with hub.engine.connect() as conn:
         assert queries.list_tasks(conn).items == before
+
+
+@pytest.mark.parametrize("breakage", ["garbage", "directory", "fifo", "latin-1"])
+def test_an_unreadable_hub_toml_keeps_the_list_last_read(
+    hub: Hub, make_repo: MakeRepo, tmp_path: Path, breakage: str
+) -> None:
+    """Review finding: a hub.toml made unreadable while a hub runs (a half-saved edit, a
+    directory, a FIFO whose read would block, text that is not UTF-8) raised out of every
+    Hub.repos() call (500s); now the last list is kept and the cause said."""
+    from statehub.hubfile import HubFile, HubFileBroken
+
+    hub.register(make_repo("kept").root)
+    path = hub.settings.hub_file
+    good = path.read_text(encoding="utf-8")
+    path.unlink()
+    if breakage == "garbage":
+        path.write_text("[[repos]\n", encoding="utf-8")
+    elif breakage == "directory":
+        path.mkdir()
+    elif breakage == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(good.encode("utf-8") + b"# caf\xe9\n")
+    assert [r.slug for r in hub.repos()] == ["kept"]
+    assert "cannot read the list of registered repos" in (hub.hub_file.broken or "")
+    with pytest.raises(HubFileBroken) as refused:
+        hub.register(make_repo("new").root)
+    assert refused.value.status_code == 409
+    with pytest.raises(HubFileBroken, match="cannot read the list of registered repos") as unstarted:
+        HubFile(path).repos()  # nothing read before: a hub does not start on it
+    assert unstarted.value.exit_code == 3
+    if path.is_dir():
+        path.rmdir()
+    else:
+        path.unlink()
+    path.write_text(good, encoding="utf-8")
+    assert [r.slug for r in hub.repos()] == ["kept"] and hub.hub_file.broken is None

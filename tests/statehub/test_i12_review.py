@@ -157,9 +157,7 @@ def test_an_event_to_a_workplan_not_committed_yet_says_so_and_how_to_fix_it(
     )
     assert (found.state.value, found.reason) == ("pending", said)
     result = CliRunner().invoke(main, ["doctor", "--json"])
-    [waiting] = [
-        p for p in cli_data(result.output)["repos"][0]["problems"] if p["kind"] == "events-waiting"
-    ]
+    [waiting] = [p for p in cli_data(result.output)["repos"][0]["problems"] if p["kind"] == "events-waiting"]
     assert (
         waiting["remedy"] == f"commit it (git -C {repo.root} add {new}, then git commit) and the events apply"
     )

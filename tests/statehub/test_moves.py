@@ -429,3 +429,67 @@ def test_changed_paths_map_to_the_repos_they_can_change(tmp_path: Path) -> None:
     assert touched("a/registry") == {"a"}  # on the way to registry/fleet.toml
     assert touched("a/README.md", "a/src/x.md", "a/.git/index", "a/workplans/.x.md.swp") == set()
     assert touched("elsewhere/workplans/x.md") == set()
+
+
+def test_changes_through_a_link_out_of_the_repo_refresh_nothing(tmp_path: Path) -> None:
+    """Review finding: the notifier follows a link to a directory (``canon -> ..``) when it
+    opens its watch, so changes to the hub's own cache beside the repo came in as the repo's
+    and each refresh wrote the cache again, without end. Only paths inside the work tree count."""
+    root = tmp_path / "a"
+    (root / "workplans" / "team").mkdir(parents=True)
+    (tmp_path / "hub" / "cache").mkdir(parents=True)
+    (root / "canon").symlink_to("..")  # a link up, out of the repo
+    (root / "workplans" / "out").symlink_to(tmp_path / "hub")  # a link to a directory elsewhere
+    (root / "workplans" / "here").symlink_to("team")  # a link that stays inside
+    roots = {root: "a"}
+    added = 1
+
+    def touched(*rels: str) -> set[str]:
+        return RepoWatcher.touched({(added, str(root / rel)) for rel in rels}, roots)  # type: ignore[misc]
+
+    assert touched("canon/hub/cache/cache.sqlite3-wal") == set()
+    assert touched("workplans/out/cache/x.md") == set()
+    assert touched("canon") == {"a"}  # the link itself is the repo's (a file error says so)
+    assert touched("workplans/here/x.md") == {"a"}
+    assert touched("workplans/team/x.md", "canon/hub/cache/y.md") == {"a"}
+    assert touched("workplans/gone/deleted/x.md") == {"a"}  # a path no longer there resolves as spelled
+
+
+def test_an_unreadable_hub_toml_keeps_the_last_list_served(
+    make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    """Review finding: hub.toml saved half-edited while a server runs made /state/health,
+    /state/diagnostics, GET /sync, POST /repos, POST /repos/{slug}/refresh and POST /sweeps
+    answer 500. Now the repos it last listed are served and watched, health and diagnostics
+    name the problem, and registering or removing a repo is 409 without writing the file."""
+    served = Served(tmp_path / "broken-hub")
+    with served.server:
+        repo = _repo(make_repo, "hb", {"workplans/a.md": "HB-WP-0001"})
+        served.cli("repos", "add", str(repo.root))
+        _until(lambda: served.total("hb") == 1, "the registered repo")
+        good = served.settings.hub_file.read_text(encoding="utf-8")
+        served.settings.hub_file.write_text("[[repos]\nslug = ", encoding="utf-8")
+        url = served.server.url
+        health = httpx.get(f"{url}/state/health", timeout=10)
+        assert health.status_code == 200, health.text
+        assert any("cannot read the list of registered repos" in p for p in health.json()["problems"])
+        diagnostics = httpx.get(f"{url}/state/diagnostics", params={"probe": "false"}, timeout=30)
+        assert diagnostics.status_code == 200, diagnostics.text
+        assert "hub-file" in {p["kind"] for p in diagnostics.json()["hub"]["problems"]}
+        assert httpx.get(f"{url}/sync", timeout=10).status_code == 200
+        assert httpx.post(f"{url}/repos/hb/refresh", timeout=10).status_code == 200
+        assert httpx.post(f"{url}/sweeps", json={}, timeout=60).status_code == 200
+        other = _repo(make_repo, "hb2", {"workplans/b.md": "HC-WP-0001"})
+        for answer in (
+            httpx.post(f"{url}/repos", json={"path": str(other.root)}, timeout=10),
+            httpx.delete(f"{url}/repos/hb", timeout=10),
+        ):
+            assert answer.status_code == 409, answer.text
+            assert set(answer.json()) == {"error", "status_code"}
+            assert "cannot read the list of registered repos" in answer.json()["error"]
+        assert served.settings.hub_file.read_text(encoding="utf-8") == "[[repos]\nslug = "  # the edit kept
+        repo.write("workplans/a.md", _plan("HB-WP-0001", "done"))  # still watched
+        _until(lambda: served.task_status("HB-WP-0001-T01") == "done", "an edit while hub.toml is broken")
+        served.settings.hub_file.write_text(good, encoding="utf-8")
+        _until(lambda: served.get("/state/health")["problems"] == [], "health clear once hub.toml is fixed")
+        served.equals_rebuild(tmp_path)

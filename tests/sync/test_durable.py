@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sync._durable import migrate, schema_version
+from sync._events_file import EVENTS_FILE_STEPS
 from sync.buffer import EventState, WriteBuffer
 from sync.errors import StoreTooNew
 from sync.relay_queue import RelayQueue, RelayState
@@ -139,7 +140,8 @@ def test_an_events_file_of_the_previous_layout_migrates_and_keeps_its_rows(tmp_p
         queue.close()
         buffer.close()
     with sqlite3.connect(path) as db:
-        assert schema_version(db) == 1
+        assert schema_version(db) == len(EVENTS_FILE_STEPS)
+        assert db.execute("SELECT count(*) FROM lease").fetchone()[0] == 0  # version 2: leases (ADR-032)
     db.close()
 
 
@@ -165,7 +167,9 @@ def test_a_newer_events_file_is_refused_and_left_as_it_is(tmp_path: Path) -> Non
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(StoreTooNew, match=r"events file version 7, this one knows up to 1"):
+    with pytest.raises(
+        StoreTooNew, match=rf"events file version 7, this one knows up to {len(EVENTS_FILE_STEPS)}"
+    ):
         WriteBuffer(path)
     with sqlite3.connect(path) as db:
         assert schema_version(db) == 7

@@ -20,10 +20,13 @@ from registry.event_kinds import hub_event_kinds
 from workplans.events import (
     ACTOR,
     EVENT_KEY,
+    RELEASE_STATUSES,
     Event,
     InvalidEvent,
     ProgressNoteEvent,
     TaskAddEvent,
+    TaskClaimEvent,
+    TaskReleaseEvent,
     TaskStatusEvent,
     WorkplanStatusEvent,
     format_at,
@@ -100,6 +103,23 @@ def _task_add(draw: st.DrawFn, base: dict[str, Any]) -> Event:
     )
 
 
+def _task_claim(draw: st.DrawFn, base: dict[str, Any]) -> Event:
+    return TaskClaimEvent(**base, kind="task.claim", workplan=draw(workplan_ids), task=draw(task_ids))
+
+
+def _task_release(draw: st.DrawFn, base: dict[str, Any]) -> Event:
+    return TaskReleaseEvent(
+        **base,
+        kind="task.release",
+        workplan=draw(workplan_ids),
+        task=draw(task_ids),
+        claim=draw(st.from_regex(EVENT_KEY, fullmatch=True)),
+        status=draw(st.sampled_from(RELEASE_STATUSES)),
+        owner=draw(st.none() | filled_line),
+        note=draw(st.none() | note_text),
+    )
+
+
 def _workplan_status(draw: st.DrawFn, base: dict[str, Any]) -> Event:
     return WorkplanStatusEvent(
         **base,
@@ -172,6 +192,8 @@ def _machine_role(draw: st.DrawFn, base: dict[str, Any]) -> Event:
 BUILDERS: dict[str, Callable[[st.DrawFn, dict[str, Any]], Event]] = {
     "task.status": _task_status,
     "task.add": _task_add,
+    "task.claim": _task_claim,
+    "task.release": _task_release,
     "workplan.status": _workplan_status,
     "progress.note": _progress_note,
     "fleet.workload.state": _workload_state,

@@ -140,7 +140,16 @@ def test_unknown_query_parameters_are_400_on_every_get_route(client: Client) -> 
 
 def test_the_task_list_names_its_parameters(client: Client) -> None:
     body = assert_shape(client.get("/tasks?state=done"), 400)
-    assert body["details"]["allowed"] == ["limit", "offset", "owner", "ready", "repo", "status", "workplan"]
+    assert body["details"]["allowed"] == [
+        "claimable",
+        "limit",
+        "offset",
+        "owner",
+        "ready",
+        "repo",
+        "status",
+        "workplan",
+    ]
     assert "status" in body["error"]
 
 
@@ -149,6 +158,17 @@ def test_declared_parameters_stay_allowed(client: Client) -> None:
     assert client.get("/events?state=pending&limit=5&offset=0").status_code == 200
     assert client.get("/tasks?status=todo&ready=true&limit=1").status_code == 200
     assert client.post("/events?each=true", json=[]).status_code != 400
+
+
+def test_a_repeated_query_parameter_is_400(loaded: Client) -> None:
+    """Review finding: ``?repo=ops&repo=nope`` passed the repo check on the first value and
+    filtered by the last, answering an empty 200 page; every hub parameter takes one value."""
+    body = assert_shape(loaded.get("/workplans?repo=ops&repo=nope"), 400)
+    assert body["details"] == {"repeated": ["repo"]}
+    body = assert_shape(loaded.get("/tasks?status=todo&limit=1&status=done&limit=2"), 400)
+    assert body["details"] == {"repeated": ["limit", "status"]}
+    assert "'limit', 'status'" in body["error"]
+    assert loaded.get("/tasks?repo=ops&status=todo").status_code == 200
 
 
 def test_unknown_parameters_on_other_methods_are_400_too(client: Client) -> None:

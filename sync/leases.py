@@ -1,0 +1,273 @@
+"""The lease store: who holds which task until when, in the write buffer's own file (ADR-032).
+
+A claim must be decided once for every process on one hub home (the server, a
+CLI command): so the decision is made in a ``BEGIN IMMEDIATE`` transaction on
+``buffer.sqlite3``, which queues every other writer of the file, and the won
+claim's ``task.claim`` event is inserted in the same transaction
+(:func:`sync.buffer.insert_events`). A claim is therefore never won without its
+event, nor its event stored without the lease; two claims can never both win.
+The cache is not consulted for who holds what: it is disposable and lags.
+
+The ``lease`` table (version 2 of the file, :mod:`sync._events_file`) keeps one
+row per task that was ever claimed: its live claim (``held``) or its last one
+(``released``, with the key of the ``task.release`` event that ended it and who
+sent it). Times are POSIX seconds (UTC). Rows are never deleted: the next claim
+of the task replaces its row.
+
+Group commit: a commit on this file waits for the disk (``synchronous=FULL``),
+so one transaction per claim would cap claims at the disk's fsync rate. Claims
+that arrive while another batch is being decided wait in a queue; the next
+thread to take the store's turn runs all of them in one transaction, each in its
+own savepoint (an error in one undoes that one only), and commits once
+(:meth:`LeaseStore.run`). Each decision still sees every decision before it.
+
+This module stores and reads; the rules (what is claimable, what a 409 says)
+are the hub's (``statehub.claims``), which works inside :meth:`LeaseStore.transaction`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, fields
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from sync._durable import DurableFile
+from sync._events_file import EVENTS_FILE_STEPS
+from sync.buffer import Outcome, Submission, insert_events
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+T = TypeVar("T")
+
+__all__ = ["STATUS_KINDS", "Lease", "LeaseStore", "LeaseTransaction", "PendingChange"]
+
+STATUS_KINDS = ("task.status", "task.claim", "task.release")
+"""The event kinds that change a task's status: what a pending event overlays on the cache."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One row of the ``lease`` table (see the module docstring)."""
+
+    ref: str
+    repo: str
+    workplan: str
+    task: str
+    actor: str
+    claim_key: str
+    prior_owner: str | None
+    """The task's owner before this claim (restored on release); None: it had none."""
+    lease_s: float
+    """The lease's length in seconds, what a heartbeat extends it by unless told otherwise."""
+    claimed_at: float
+    expires_at: float
+    state: str
+    """``held`` or ``released``."""
+    release_key: str | None = None
+    released_at: float | None = None
+    released_by: str | None = None
+
+    def live(self, now: float) -> bool:
+        """Held and not run out at ``now``."""
+        return self.state == "held" and self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChange:
+    """What the task's pending status events, folded in acceptance order, will make of it."""
+
+    status: str
+    owner: str | None
+    owner_changed: bool
+    """False: the events leave the owner as the file has it (``task.status`` only)."""
+
+
+_COLUMNS = ", ".join(f.name for f in fields(Lease))
+
+
+def _lease(row: sqlite3.Row | None) -> Lease | None:
+    return Lease(*row) if row is not None else None
+
+
+class LeaseTransaction:
+    """Reads and writes of one ``BEGIN IMMEDIATE`` transaction on the buffer file."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def lease(self, ref: str) -> Lease | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM lease WHERE ref = ?", (ref,)).fetchone()  # noqa: S608 - constant column names
+        return _lease(row)
+
+    def pending_change(self, workplan: str, task: str) -> PendingChange | None:
+        """The status (and owner) the task's pending events give it, or None when none is pending."""
+        rows = self._db.execute(
+            "SELECT kind, event FROM event WHERE state = 'pending' AND workplan = ? AND task = ? "
+            "AND kind IN (?, ?, ?) ORDER BY seq",
+            (workplan, task, *STATUS_KINDS),
+        ).fetchall()
+        change: PendingChange | None = None
+        for kind, text in rows:
+            event = json.loads(text)
+            if kind == "task.claim":
+                change = PendingChange("in-progress", event.get("actor"), owner_changed=True)
+            elif kind == "task.release":
+                change = PendingChange(event.get("status", "todo"), event.get("owner"), owner_changed=True)
+            else:
+                owner = change.owner if change else None
+                changed = change.owner_changed if change else False
+                change = PendingChange(event.get("status", "todo"), owner, owner_changed=changed)
+        return change
+
+    def pending_tasks(self) -> set[tuple[str, str]]:
+        """(workplan, task) of every task with a pending status event."""
+        rows = self._db.execute(
+            "SELECT DISTINCT workplan, task FROM event WHERE state = 'pending' AND kind IN (?, ?, ?)",
+            STATUS_KINDS,
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    def held(self, now: float | None = None, *, expired: bool = False, limit: int = 10_000) -> list[Lease]:
+        """Held leases: all (``now`` None), live at ``now``, or run out by ``now`` (``expired``)."""
+        args: tuple[float, ...] = ()
+        if now is None:
+            where = "state = 'held'"
+        elif expired:
+            where, args = "state = 'held' AND expires_at <= ?", (now,)
+        else:
+            where, args = "state = 'held' AND expires_at > ?", (now,)
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM lease WHERE {where} ORDER BY expires_at LIMIT ?",  # noqa: S608 - constant SQL
+            (*args, limit),
+        ).fetchall()
+        return [Lease(*r) for r in rows]
+
+    def live_refs(self, now: float) -> set[str]:
+        """Refs of every task under a lease that has not run out at ``now``."""
+        rows = self._db.execute("SELECT ref FROM lease WHERE state = 'held' AND expires_at > ?", (now,))
+        return {r[0] for r in rows}
+
+    def contested(self, claim_key: str) -> str | None:
+        """Why the upstream refused the relayed claim ``claim_key`` (it parked it), or None."""
+        row = self._db.execute(
+            "SELECT reason FROM relay WHERE key = ? AND state = 'parked'", (claim_key,)
+        ).fetchone()
+        return str(row[0] or "the upstream refused the claim") if row is not None else None
+
+    def contested_refs(self) -> dict[str, str]:
+        """ref -> reason, for every task whose last claim the upstream refused."""
+        rows = self._db.execute(
+            "SELECT l.ref, r.reason FROM lease l JOIN relay r ON r.key = l.claim_key WHERE r.state = 'parked'"
+        )
+        return {r[0]: str(r[1] or "the upstream refused the claim") for r in rows}
+
+    def hold(self, lease: Lease) -> None:
+        """Record ``lease`` as the task's claim (replacing its last one)."""
+        marks = ", ".join("?" * len(fields(Lease)))
+        self._db.execute(f"INSERT OR REPLACE INTO lease ({_COLUMNS}) VALUES ({marks})", astuple(lease))  # noqa: S608 - constant column names
+
+    def renew(self, ref: str, expires_at: float, lease_s: float) -> None:
+        self._db.execute(
+            "UPDATE lease SET expires_at = ?, lease_s = ? WHERE ref = ? AND state = 'held'",
+            (expires_at, lease_s, ref),
+        )
+
+    def release(self, ref: str, release_key: str, released_by: str, at: float) -> None:
+        self._db.execute(
+            "UPDATE lease SET state = 'released', release_key = ?, released_by = ?, released_at = ? "
+            "WHERE ref = ? AND state = 'held'",
+            (release_key, released_by, at, ref),
+        )
+
+    def insert(self, submissions: Sequence[Submission]) -> list[Outcome]:
+        """Store events in this transaction (``sync.buffer.insert_events``; a changed key raises)."""
+        return insert_events(self._db, submissions)
+
+
+@dataclass(slots=True)
+class _Work(Generic[T]):
+    """One caller's decision, waiting for its batch to commit."""
+
+    decide: Callable[[LeaseTransaction], T]
+    result: T | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class LeaseStore(DurableFile):
+    """The lease table of ``buffer.sqlite3``; one per process, safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, EVENTS_FILE_STEPS, "events file")
+        self._queue: list[_Work[object]] = []
+        self._queue_lock = threading.Lock()
+        self._turn = threading.Lock()
+        """Held by the thread deciding a batch."""
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._reader.execute("PRAGMA busy_timeout=30000")
+        self._reader_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._reader_lock:
+            self._reader.close()
+        super().close()
+
+    def run(self, decide: Callable[[LeaseTransaction], T]) -> T:
+        """``decide(tx)`` inside a write transaction shared with the decisions queued beside it
+        (group commit, see the module docstring); its result once the transaction committed.
+
+        An exception ``decide`` raises undoes its own writes only (a savepoint) and is raised
+        here; a failed commit (a full disk: StoreFull) is raised to every caller of the batch.
+        """
+        work: _Work[T] = _Work(decide)
+        with self._queue_lock:
+            self._queue.append(work)  # type: ignore[arg-type]
+        while not work.done:
+            with self._turn:
+                if work.done:
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._decide(batch)
+        if work.error is not None:
+            raise work.error
+        return work.result  # type: ignore[return-value]
+
+    def _decide(self, batch: list[_Work[object]]) -> None:
+        try:
+            with self._transaction() as db:
+                tx = LeaseTransaction(db)
+                for work in batch:
+                    db.execute("SAVEPOINT decision")
+                    try:
+                        work.result = work.decide(tx)
+                    except Exception as error:  # noqa: BLE001 - handed to its caller, the batch goes on
+                        db.execute("ROLLBACK TO decision")
+                        work.error = error
+                    db.execute("RELEASE decision")
+        except Exception as error:  # noqa: BLE001 - the commit failed: every caller of the batch hears it
+            for work in batch:
+                work.result, work.error = None, error
+        finally:
+            for work in batch:
+                work.done = True
+
+    @contextmanager
+    def transaction(self) -> Iterator[LeaseTransaction]:
+        """One ``BEGIN IMMEDIATE`` transaction of its own: every other writer of the file, in any
+        process, waits until it ends; an error inside rolls back whole."""
+        with self._transaction() as db:
+            yield LeaseTransaction(db)
+
+    @contextmanager
+    def reading(self) -> Iterator[LeaseTransaction]:
+        """Reads on a connection of their own (each statement sees the last commit, WAL lets them
+        run beside a write): for answers that decide nothing, such as the claimable list."""
+        with self._reader_lock:
+            yield LeaseTransaction(self._reader)
