@@ -20,9 +20,11 @@ from statehub.api.events import EventController
 from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
+from statehub.api.mcp import mcp_endpoint, open_mcp
 from statehub.api.metrics import MetricsController
 from statehub.api.openapi import declare_security, openapi_config
 from statehub.api.repos import RepoController
+from statehub.api.search import SearchController
 from statehub.api.sweeps import SweepController
 from statehub.api.sync import SyncController
 from statehub.api.tasks import TaskController
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     hub.on_repos_changed.append(watcher.repos_changed)
                 stack.enter_context(mark_server(settings, watch=settings.watch))  # statehub doctor reads it
                 desk = app.state.events = stack.enter_context(EventDesk(hub))
+                app.state.mcp = await stack.enter_async_context(open_mcp(hub, desk))
                 applier = ApplierWorker(desk)
                 applier.start()
                 stack.callback(applier.stop)
@@ -111,10 +114,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TaskController,
             ClaimController,
             CanonController,
+            SearchController,
             EventController,
             SweepController,
             FleetController,
             SyncController,
+            mcp_endpoint,
             *web.ROUTES,
         ],
         dependencies=DEPENDENCIES,

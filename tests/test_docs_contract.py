@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 import pytest
-from litestar.routes import HTTPRoute, WebSocketRoute
+from litestar.routes import ASGIRoute, HTTPRoute, WebSocketRoute
 
 import statehub.errors
 from statehub.app import create_app
@@ -117,6 +117,8 @@ def served_routes(tmp_path_factory: pytest.TempPathFactory) -> set[Route]:
             found.add(("WS", route.path))
         elif isinstance(route, HTTPRoute):
             found.update((method, route.path) for method in route.methods if method not in IGNORED_METHODS)
+        elif isinstance(route, ASGIRoute):  # a mounted ASGI app (/mcp) speaks its protocol over POST
+            found.add(("POST", route.path))
     return found
 
 

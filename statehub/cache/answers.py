@@ -46,6 +46,7 @@ __all__ = [
     "RepoCounts",
     "RepoDetail",
     "RepoItem",
+    "SearchHit",
     "TaskDetail",
     "TaskItem",
     "TaskShown",
@@ -190,6 +191,29 @@ class CanonDetail(CanonItem, frozen=True, omit_defaults=True):
     extra: dict[str, Any]
     freshness: Freshness | None = None
     """How fresh the cache is for its repo (``GET /canon/{id}``); left out when None."""
+
+
+# search ------------------------------------------------------------------------------------------
+
+
+class SearchHit(msgspec.Struct, frozen=True):
+    """One search hit (``GET /search``, statehub.cache.search): what matched and where.
+
+    ``kind`` is ``workplan`` (title, body and its Progress notes), ``task`` (title) or ``canon``;
+    ``ref`` the workplan id, task reference or canon id; ``workplan`` the workplan id of a
+    workplan or task hit, None for canon; ``snippet`` the best-matching passage (at most 16
+    words) with each matched word between ``**``; ``score`` the rank, higher is better, on the
+    backend's own scale (SQLite: negated BM25; PostgreSQL: ``ts_rank``).
+    """
+
+    kind: str
+    ref: str
+    workplan: str | None
+    repo: str
+    path: str
+    title: str
+    snippet: str
+    score: float
 
 
 # fleet -------------------------------------------------------------------------------------------

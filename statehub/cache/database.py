@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateTable
 
 from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.schema import META, SCHEMA_VERSION, metadata
+from statehub.cache.search import build_search, create_search, drop_search
 
 __all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
 
@@ -64,10 +65,13 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
     calls :func:`create_indexes`: building an index once over loaded rows is
     cheaper than keeping it up to date row by row (bench/rebuild.py).
     """
+    with engine.begin() as conn:
+        drop_search(conn)
     metadata.drop_all(engine)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             conn.execute(CreateTable(table))
+        create_search(conn)
         if indexes:
             create_indexes(conn)
     with engine.begin() as conn:
@@ -78,9 +82,11 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
 
 
 def create_indexes(conn: Connection) -> None:
+    """Build the secondary indexes and the search index (statehub.cache.search) over the rows loaded."""
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+    build_search(conn)
 
 
 def _stored_version(engine: Engine) -> int | None:

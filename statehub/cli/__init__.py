@@ -73,6 +73,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "statehub.cli.doctor:doctor",
         "Say what stops writes or needs a person, per repo and for the hub, each with...",
     ),
+    "mcp": (
+        "statehub.cli.mcp:mcp",
+        "Serve the hub's MCP tools and resources over stdio (JSON-RPC on stdin/stdout).",
+    ),
 }
 """name -> ("module:attribute", the command's short help as ``--help`` lists it)."""
 

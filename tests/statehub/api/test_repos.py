@@ -80,10 +80,12 @@ def test_health(loaded: Client, settings: Settings) -> None:
 def test_an_unreadable_hub_toml_is_named_not_hidden_as_a_bug(
     client: Client, settings: Settings, workspace: dict[str, GitRepo]
 ) -> None:
-    """hub.toml broken while the hub runs: the answer says which file and why (SetupError), not the
+    """hub.toml broken while the hub runs: the answer says which file and why (HubFileBroken, 409:
+    the hub keeps the list it last read and writes nothing over the person's edit), not the
     generic sentence of a bug."""
     settings.hub_file.write_text("[[repos]\n", encoding="utf-8")
     response = client.post("/repos", json={"path": str(workspace["app"].root)})
-    assert response.status_code == 500
+    assert response.status_code == 409
+    assert settings.hub_file.read_text(encoding="utf-8") == "[[repos]\n"
     assert response.json()["error"].startswith("cannot read the list of registered repos: ")
     assert str(settings.hub_file) in response.json()["error"]
