@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Eager: the function shares its submodule's name, and importing ``registry.readiness`` anywhere
+# would otherwise set the package attribute ``readiness`` to the module, hiding the function.
+from registry.readiness import Blocker, Readiness, readiness
+
 if TYPE_CHECKING:
     from registry.changes import apply_to_registry, changes_between, check_change, check_edit
     from registry.drain import DrainPlan, DrainStep, DrainWave, drain_plan
@@ -16,7 +20,6 @@ if TYPE_CHECKING:
     from registry.event_kinds import fleet_event_kinds, hub_event_kinds
     from registry.gate import REQUIRED_STAGES, is_pinned_by_digest, unmet_gate_items
     from registry.lanes import LaneRisk, lane_risks
-    from registry.readiness import Blocker, Readiness, readiness
     from registry.roles import POLICIES, RolePolicy, policy
     from registry.rules import Violation, added_violations, violations
     from registry.states import NEXT_STATES, transition_refusal
@@ -55,7 +58,6 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Blocker": "registry.readiness",
     "DrainPlan": "registry.drain",
     "DrainStep": "registry.drain",
     "DrainWave": "registry.drain",
@@ -65,7 +67,6 @@ _WHERE = {
     "NEXT_STATES": "registry.states",
     "POLICIES": "registry.roles",
     "REQUIRED_STAGES": "registry.gate",
-    "Readiness": "registry.readiness",
     "RegistryError": "registry.errors",
     "RolePolicy": "registry.roles",
     "UnknownMachine": "registry.errors",
@@ -81,7 +82,6 @@ _WHERE = {
     "is_pinned_by_digest": "registry.gate",
     "lane_risks": "registry.lanes",
     "policy": "registry.roles",
-    "readiness": "registry.readiness",
     "transition_refusal": "registry.states",
     "unmet_gate_items": "registry.gate",
     "violations": "registry.rules",

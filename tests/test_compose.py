@@ -30,7 +30,7 @@ def check_statehub_argv(argv: list[str]) -> None:
     while isinstance(command, click.Group):
         assert args, f"{' '.join(path)} needs a subcommand"
         name = args.pop(0)
-        sub = command.commands.get(name)
+        sub = command.get_command(click.Context(command), name)  # the lazy group loads it (ADR-033)
         assert sub is not None, f"'{' '.join(path)} {name}' is not a command"
         command, path = sub, [*path, name]
     command.make_context(" ".join(path), args)  # raises on unknown options, bad choices, missing args

@@ -102,7 +102,7 @@ def test_repo_files_go_through_the_same_core(tmp_path: Path, monkeypatch: pytest
         calls.append(name)
         real(dir_fd, name, data, mode, **guard)
 
-    monkeypatch.setattr("statehub.repofiles.replace_in_dir", spy)
+    monkeypatch.setattr("statehub.atomic.replace_in_dir", spy)  # repofiles imports it when writing
     write_repo_file(tmp_path, "plans/x.md", b"text", make_dirs=True)
     assert calls == ["x.md"] and (tmp_path / "plans" / "x.md").read_bytes() == b"text"
 
