@@ -1,17 +1,15 @@
-"""Claims met by people and by broken input (issue 13 review): a hand edit made while a claim
-is held wins over the hub's release of the run-out lease; a task removed from the file while
-held does not keep its lease for ever."""
+"""Claims met by people (issue 13 review): a hand edit made while a claim is held wins over the
+hub's release of the run-out lease."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from statehub import claims
 from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.hub import Hub
-from tests.statehub.test_claims import PATH, T01, T04, _plan_repo, _raw, _wait
+from tests.statehub.test_claims import PATH, T04, _plan_repo, _raw, _wait
 
 if TYPE_CHECKING:
     from collections.abc import Callable

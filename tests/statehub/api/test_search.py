@@ -4,7 +4,6 @@ bounded input, and no query syntax that can reach the database as syntax."""
 from __future__ import annotations
 
 import time
-
 from typing import TYPE_CHECKING
 
 import pytest
