@@ -269,8 +269,23 @@ def _release_event(
     return event
 
 
-def _expire(tx: LeaseTransaction, task: TaskItem, lease: Lease, now: float) -> None:
-    """Release a lease that ran out, as the hub (inside the transaction)."""
+def _expire(tx: LeaseTransaction, hub: Hub, task: TaskItem, lease: Lease, now: float) -> None:
+    """Release a lease that ran out, as the hub (inside the transaction).
+
+    When the task is no longer what the claim made it (status in-progress, owner the holder:
+    a person edited the file meanwhile, e.g. marked it done or gave it to someone), the file's
+    word stands: the lease ends with no event, so the hub never undoes a person's edit.
+    """
+    status, owner = _effective(tx, task.ref, _cached(hub, [task.ref]))
+    if (status, owner) != (TaskStatus.IN_PROGRESS.value, lease.actor):
+        log.info(
+            "lease on %s ran out after the file changed it (%s, %s); ended without an event",
+            task.ref,
+            status,
+            owner,
+        )
+        tx.release(lease.ref, new_event_key(), HUB_ACTOR, now)
+        return
     event = _release_event(task, lease, HUB_ACTOR, TaskStatus.TODO, EXPIRED_NOTE, now)
     tx.release(lease.ref, event["key"], HUB_ACTOR, now)
     tx.insert([_submission(task, event)])
@@ -325,7 +340,7 @@ def claim(
             outcome.claim = Claim(ref, actor, _stamp(now + lease_s), lease.claim_key)
             return outcome
         if lease is not None and lease.state == "held" and not lease.live(now):
-            _expire(tx, task, lease, now)
+            _expire(tx, desk.hub, task, lease, now)
             outcome.stored = True
         outcome.refused, owner = _decision(tx, desk.hub, task, actor, now)
         if outcome.refused is not None:
@@ -356,7 +371,7 @@ def claim(
 
 
 def _holder_lease(
-    tx: LeaseTransaction, task: TaskItem, actor: str, now: float, outcome: _Outcome
+    tx: LeaseTransaction, hub: Hub, task: TaskItem, actor: str, now: float, outcome: _Outcome
 ) -> Lease | None:
     """``actor``'s live lease on ``task``, or None with ``outcome.refused`` saying why (a run-out
     lease is released on the way)."""
@@ -375,7 +390,7 @@ def _holder_lease(
         )
         return None
     if not lease.live(now):
-        _expire(tx, task, lease, now)
+        _expire(tx, hub, task, lease, now)
         outcome.stored = True
         outcome.refused = _Refusal(
             "not_held",
@@ -403,7 +418,7 @@ def heartbeat(
     def decide(tx: LeaseTransaction) -> _Outcome:
         outcome = _Outcome()
         now = time.time()
-        lease = _holder_lease(tx, task, actor, now, outcome)
+        lease = _holder_lease(tx, desk.hub, task, actor, now, outcome)
         if lease is not None:
             length = lease_s if lease_s is not None else lease.lease_s
             tx.renew(ref, now + length, length)
@@ -440,7 +455,7 @@ def release(
     def decide(tx: LeaseTransaction) -> _Outcome:
         outcome = _Outcome()
         now = time.time()
-        lease = _holder_lease(tx, task, actor, now, outcome)
+        lease = _holder_lease(tx, desk.hub, task, actor, now, outcome)
         if lease is not None:
             event = _release_event(task, lease, actor, status, note, now)
             tx.release(ref, event["key"], actor, now)
@@ -542,7 +557,7 @@ def expire_leases(desk: EventDesk, limit: int = 500, warned: set[str] | None = N
                     if warned is not None:
                         warned.add(lease.ref)
                 continue
-            _expire(tx, task, lease, now)
+            _expire(tx, desk.hub, task, lease, now)
             done += 1
     if done:
         _accepted(desk)
@@ -613,7 +628,7 @@ def _decide_one(tx: LeaseTransaction, hub: Hub, event: Event, repo: str) -> str 
         if lease is not None and lease.claim_key == event.key:
             return None  # a resend of a claim decided before
         if lease is not None and lease.state == "held" and not lease.live(now):
-            _expire(tx, task, lease, now)
+            _expire(tx, hub, task, lease, now)
         refused, owner = _decision(tx, hub, task, event.actor, now)
         if refused is not None:
             return refused.message

@@ -42,7 +42,7 @@ import msgspec
 from mcp import types
 from mcp.server.lowlevel import Server
 
-from statehub.answers import Page
+from statehub.answers import Page, with_freshness
 from statehub.auth.event_policy import EventAuthoriser
 from statehub.cache import fleet_queries, queries
 from statehub.cache.answers import (
@@ -51,6 +51,7 @@ from statehub.cache.answers import (
     DrainPlan,
     Readiness,
     SearchHit,
+    TaskDetail,
     TaskItem,
     WorkplanDetail,
 )
@@ -314,35 +315,37 @@ def _list_ready_tasks(access: HubAccess, caller: Caller, args: ListReadyTasksArg
                 limit=args.limit - len(items),
             )
             items += more.items
-    return Page(items, total)
+    return Page(items, total, access.hub.freshness([args.repo] if args.repo else None))
 
 
-def _get_task(access: HubAccess, caller: Caller, args: GetTaskArgs) -> TaskItem:
+def _get_task(access: HubAccess, caller: Caller, args: GetTaskArgs) -> TaskDetail:
     with access.hub.engine.connect() as conn:
         task = queries.get_task(conn, args.ref)
     caller.may_read(task.repo)
-    return task
+    return TaskDetail(**msgspec.structs.asdict(task), freshness=access.hub.freshness([task.repo]))
 
 
 def _get_workplan(access: HubAccess, caller: Caller, args: GetWorkplanArgs) -> WorkplanDetail:
     with access.hub.engine.connect() as conn:
         plan = queries.get_workplan(conn, args.id)
     caller.may_read(plan.repo)
-    return plan
+    return msgspec.structs.replace(plan, freshness=access.hub.freshness([plan.repo]))
 
 
 def _search(access: HubAccess, caller: Caller, args: SearchArgs) -> Page[SearchHit]:
     _repo(access, caller, args.repo)
     with access.hub.engine.connect() as conn:
-        return search(conn, args.q, repo=args.repo, kind=args.kind, limit=args.limit, offset=args.offset)
+        page = search(conn, args.q, repo=args.repo, kind=args.kind, limit=args.limit, offset=args.offset)
+    return with_freshness(page, access.hub.freshness([args.repo] if args.repo else None))
 
 
 def _list_canon(access: HubAccess, caller: Caller, args: ListCanonArgs) -> Page[CanonItem]:
     _repo(access, caller, args.repo)
     with access.hub.engine.connect() as conn:
-        return queries.list_canon(
+        page = queries.list_canon(
             conn, repo=args.repo, kind=args.kind, status=args.status, limit=args.limit, offset=args.offset
         )
+    return with_freshness(page, access.hub.freshness([args.repo] if args.repo else None))
 
 
 def _get_canon(access: HubAccess, caller: Caller, args: GetCanonArgs) -> CanonDetail:
@@ -350,7 +353,7 @@ def _get_canon(access: HubAccess, caller: Caller, args: GetCanonArgs) -> CanonDe
     with access.hub.engine.connect() as conn:
         doc = queries.get_canon(conn, args.id, args.repo)
     caller.may_read(doc.repo)
-    return doc
+    return msgspec.structs.replace(doc, freshness=access.hub.freshness([doc.repo]))
 
 
 def _fleet_readiness(access: HubAccess, caller: Caller, args: FleetReadinessArgs) -> Readiness:
@@ -566,7 +569,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Task",
         "One task by reference (CUST-WP-0054-T02): status, owner, dependencies, ready." + _READ_NOTE,
         GetTaskArgs,
-        TaskItem,
+        TaskDetail,
         _get_task,
     ),
     ToolSpec(

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.openapi.spec import Example
 from litestar.params import FromQuery, QueryParameter
 
-from statehub.answers import Page
+from statehub.answers import Page, with_freshness
 from statehub.api.deps import PRINTABLE, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache.answers import SearchHit
@@ -43,6 +43,8 @@ class SearchController(Controller):
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> Page[SearchHit]:
-        """Hits best first, each with a snippet; 400 for a ``q`` with no word or over 16 words."""
+        """Hits best first, each with a snippet; 400 for a ``q`` with no word or over 16 words.
+        ``freshness`` says how current the cache is for the repos searched (``repo``, else all)."""
         with hub.engine.connect() as conn:
-            return search(conn, q, repo=repo, kind=kind, limit=limit, offset=offset)
+            page = search(conn, q, repo=repo, kind=kind, limit=limit, offset=offset)
+        return with_freshness(page, hub.freshness([repo] if repo else None))

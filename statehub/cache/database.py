@@ -13,11 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.schema import CreateTable
 
 from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.schema import META, SCHEMA_VERSION, metadata
 from statehub.cache.search import build_search, create_search, drop_search
+from statehub.errors import SetupError
 
 __all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
 
@@ -38,7 +40,9 @@ def open_cache(url: str) -> tuple[Engine, bool]:
     """Return the engine and whether the cache was (re)created empty.
 
     A cache written by another schema version is dropped whole: it holds
-    nothing that the files cannot give back.
+    nothing that the files cannot give back. A SQLite file that is not a
+    database at all (damaged, or the URL names some other file) is SetupError
+    naming it: the hub does not delete a file it did not make recognisably.
     """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -52,7 +56,17 @@ def open_cache(url: str) -> tuple[Engine, bool]:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
-    if _stored_version(engine) == SCHEMA_VERSION:
+    try:
+        stored = _stored_version(engine)
+    except DatabaseError as error:
+        if not url.startswith("sqlite"):
+            raise
+        engine.dispose()
+        raise SetupError(
+            f"the cache {make_url(url).database} cannot be read ({error.orig}); the cache is "
+            "disposable: move that file away (or delete it) and run 'statehub rebuild'"
+        ) from None
+    if stored == SCHEMA_VERSION:
         return engine, False
     reset_cache(engine)
     return engine, True

@@ -3,6 +3,7 @@ bounded input, and no query syntax that can reach the database as syntax."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -148,3 +149,20 @@ def test_bad_search_input_is_the_one_error_shape(
     body = response.json()
     assert body["status_code"] == status
     assert says in body["error"] or says in str(body.get("details"))
+
+
+def test_search_says_how_fresh_it_is(searchable: tuple[Client, GitRepo]) -> None:
+    """Review of issue 13: every read answer carries ``freshness`` (deliverable 4); ``/search``
+    answered ``{"items", "total"}`` alone. Now it names the repos searched, and a hand edit not
+    yet indexed shows as ``changed_since`` (polled: freshness is worked out at most once a second)."""
+    client, docs = searchable
+    body = client.get("/search?q=zeppelin&repo=docs").json()
+    assert [r["repo"] for r in body["freshness"]["repos"]] == ["docs"]
+    assert body["freshness"]["repos"][0]["changed_since"] is False
+    docs.write(
+        "canon/ADR-002.md", '+++\nid = "ADR-002"\ntitle = "New"\nkind = "adr"\nstatus = "accepted"\n+++\n'
+    )
+    deadline = time.monotonic() + 30
+    while not client.get("/search?q=zeppelin").json()["freshness"]["stale"]:
+        assert time.monotonic() < deadline, "the edit never showed in /search's freshness"
+        time.sleep(0.1)

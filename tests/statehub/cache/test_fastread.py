@@ -9,7 +9,7 @@ import pytest
 
 from statehub.cache import queries
 from statehub.cache.fastread import open_sqlite_reader
-from statehub.errors import BadRequest, HubError
+from statehub.errors import BadRequest, HubError, SetupError
 from statehub.hub import Hub
 from statehub.settings import sqlite_path
 from tests.gitfixtures import GitRepo, workplan_text
@@ -165,3 +165,21 @@ def test_another_schema_version_is_no_reader(hub: Hub, settings: Settings) -> No
         conn.exec_driver_sql("UPDATE cache_meta SET value = '0' WHERE key = 'schema_version'")
     assert open_sqlite_reader(path) is None
     assert open_sqlite_reader(path.with_name("absent.sqlite3")) is None
+
+
+def test_a_damaged_cache_file_is_a_clear_setup_error(hub: Hub, settings: Settings) -> None:
+    """Review of issue 13: a cache file that is not SQLite made every read command (the fast path
+    falls back to the hub) and ``statehub rebuild`` end in a SQLAlchemy traceback. Now: no fast
+    reader, then SetupError (exit 3) naming the file and what to do; the file is left alone."""
+    path = sqlite_path(settings.database_url)
+    assert path is not None
+    hub.close()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.write_bytes(b"not a database, some other file\n" * 64)
+    assert open_sqlite_reader(path) is None
+    with pytest.raises(SetupError) as raised:
+        Hub(settings)
+    assert str(path) in raised.value.message
+    assert "statehub rebuild" in raised.value.message
+    assert path.read_bytes().startswith(b"not a database")
