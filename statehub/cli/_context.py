@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from statehub.cli._output import clean
+from statehub.cli._output import clean, print_json_error
 from statehub.errors import LIBRARY_ERRORS, HubError, SetupError, as_hub_error
 from statehub.settings import Settings
 
@@ -76,6 +76,11 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (HubError, *LIBRARY_ERRORS) as error:
+            if kwargs.get("as_json"):  # --json: stdout says why too, in the envelope
+                hub_error = as_hub_error(error)
+                print_json_error(
+                    clean(hub_error.message), hub_error.status_code, hub_error.exit_code, hub_error.details
+                )
             raise HubCommandError(error) from None
 
     return wrapper  # type: ignore[return-value]

@@ -36,6 +36,7 @@ __all__ = [
     "console",
     "err_console",
     "print_json",
+    "print_json_error",
     "print_table",
     "say",
 ]
@@ -61,6 +62,27 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True):
     """The command that answered, e.g. ``statehub tasks``."""
     data: T
     freshness: Freshness | None
+
+
+class ErrorEnvelope(msgspec.Struct, frozen=True):
+    """What a ``--json`` command prints when it fails: ``{"schema_version", "command", "data": null,
+    "freshness": null, "error": {"error", "status_code", "exit_code", "details"?}}``; the one line on
+    stderr and the exit code come as without ``--json``."""
+
+    schema_version: int
+    command: str
+    data: None
+    freshness: None
+    error: dict[str, Any]
+
+
+def print_json_error(message: str, status_code: int, exit_code: int, details: dict[str, Any] | None) -> None:
+    """The :class:`ErrorEnvelope` on stdout, so an agent reading stdout learns why (docs: JSON output)."""
+    error: dict[str, Any] = {"error": message, "status_code": status_code, "exit_code": exit_code}
+    if details:
+        error["details"] = details
+    envelope = ErrorEnvelope(JSON_SCHEMA_VERSION, _command_name(), None, None, error)
+    sys.stdout.write(json.dumps(msgspec.to_builtins(envelope), indent=2, default=str) + "\n")
 
 
 @cache

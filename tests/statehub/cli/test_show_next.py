@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -207,3 +208,16 @@ def test_next_claim_takes_the_best_task_a_claim_wins_and_passes_over_the_taken(
     assert "nothing claimed for ann" in none_left.output
     shown = cli_data(run("show", "OPS-WP-0001-T04", "--json").output)["task"]
     assert (shown["status"], shown["owner"]) == ("in-progress", "lee")
+
+
+def test_a_failing_json_command_prints_the_error_envelope(run: Run, added: GitRepo) -> None:
+    """An agent reading stdout learns why a --json command failed, not only from stderr and the code."""
+    failed = run("show", "OPS-WP-0001-T99", "--json")
+    assert failed.exit_code == 4
+    envelope = json.loads(failed.stdout)
+    assert (envelope["schema_version"], envelope["command"]) == (1, "statehub show")
+    assert envelope["data"] is None and envelope["freshness"] is None
+    assert (envelope["error"]["status_code"], envelope["error"]["exit_code"]) == (404, 4)
+    assert "OPS-WP-0001-T99" in envelope["error"]["error"]
+    lost = run("next", "--claim", "--actor", "ann", "--repo", "nope", "--json")
+    assert lost.exit_code == 4 and json.loads(lost.stdout)["error"]["status_code"] == 404
