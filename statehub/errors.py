@@ -73,6 +73,7 @@ __all__ = [
     "as_hub_error",
     "invalid_choice",
     "parse_choice",
+    "unknown_repo",
 ]
 
 E = TypeVar("E", bound=Enum)
@@ -152,6 +153,11 @@ class InsufficientStorage(HubError):
 
 class SetupError(HubError):
     exit_code = 3
+
+
+def unknown_repo(slug: str) -> NotFound:
+    """The one sentence for a repo slug nothing is registered as (404, exit 4)."""
+    return NotFound(f"no repo registered as {slug!r}; 'statehub repos list' shows the registered ones")
 
 
 def invalid_choice(name: str, value: str, valid: Iterable[str]) -> BadRequest:

@@ -22,7 +22,7 @@ from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.schema import REPOS
-from statehub.errors import BadRequest, Conflict, NotFound
+from statehub.errors import BadRequest, Conflict, unknown_repo
 from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
@@ -160,7 +160,7 @@ class Hub:
         for repo in self.repos():
             if repo.slug == slug:
                 return repo
-        raise NotFound(f"no repo registered as {slug!r}; 'statehub repos list' shows the registered ones")
+        raise unknown_repo(slug)
 
     def register(self, path: Path) -> IndexReport:
         """Register a git work tree and index it; registering it again only refreshes it."""

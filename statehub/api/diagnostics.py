@@ -21,7 +21,7 @@ from statehub.api.errorshape import error_responses
 from statehub.auth import token_of
 from statehub.auth.verify import repos_in_scope
 from statehub.diagnostics import Diagnostics, WatcherState, diagnose
-from statehub.errors import Forbidden, NotFound
+from statehub.errors import Forbidden, unknown_repo
 from statehub.settings import Settings
 from statehub.watcher import RepoWatcher
 
@@ -64,7 +64,7 @@ class DiagnosticsController(Controller):
         scope = registered if token is None else repos_in_scope(token, registered)
         shown = [slug for slug in wanted if slug in scope]
         if repo is not None and repo not in registered:
-            raise NotFound(f"no repo registered as {repo!r}; 'statehub repos list' shows the registered ones")
+            raise unknown_repo(repo)
         if repo is not None and not shown and token is not None:
             raise Forbidden(
                 f"the token for {token.actor} is not scoped to repo {repo!r}, so it does not see its "

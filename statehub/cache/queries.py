@@ -31,7 +31,7 @@ from statehub.cache.prepared import (
     struct_columns,
 )
 from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, REPOS, TASKS, WORKPLANS
-from statehub.errors import Conflict, NotFound
+from statehub.errors import Conflict, NotFound, unknown_repo
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def get_repo(conn: Connection, slug: str) -> RepoDetail:
     """One repo with its counts and every file error; NotFound when ``slug`` is not registered."""
     row = conn.execute(select(REPOS).where(REPOS.c.slug == slug)).first()
     if row is None:
-        raise NotFound(f"no repo registered as {slug!r}; 'statehub repos list' shows the registered ones")
+        raise unknown_repo(slug)
     errors = [
         FileError(path=e.path, line=e.line, message=e.message)
         for e in conn.execute(

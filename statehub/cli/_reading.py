@@ -158,9 +158,9 @@ class Reading:
         """Raise :class:`~statehub.errors.NotFound` (exit 4, as the API's 404) when ``slug`` names no
         registered repo: a filter on an unknown repo is an error, not an empty list."""
         if slug is not None and slug not in self.repos:
-            from statehub.errors import NotFound
+            from statehub.errors import unknown_repo
 
-            raise NotFound(f"no repo registered as {slug!r}; 'statehub repos list' shows the registered ones")
+            raise unknown_repo(slug)
 
 
 def _survey(reader: Reader, registered: list[tuple[str, Path]]) -> tuple[dict[str, RepoFreshness], bool]:

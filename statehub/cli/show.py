@@ -176,9 +176,11 @@ def _owner_rank(task: TaskItem, actor: str) -> int:
     return 1 if task.owner is None else 2
 
 
-def ranked_next(reader: Reader, actor: str, repo: str | None = None) -> tuple[list[TaskItem], str]:
-    """The tasks ``actor`` can take now, best first (``NextTask`` says how they are ranked), and
-    the words naming where they were looked for."""
+def ranked_next(
+    reader: Reader, actor: str, repo: str | None = None
+) -> tuple[list[TaskItem], dict[str, WorkplanStatus], str]:
+    """The tasks ``actor`` can take now, best first (``NextTask`` says how they are ranked), their
+    workplans' statuses by id, and the words naming where they were looked for."""
     ready: list[TaskItem] = []
     offset = 0
     while True:
@@ -191,7 +193,7 @@ def ranked_next(reader: Reader, actor: str, repo: str | None = None) -> tuple[li
     candidates = [t for t in ready if plans.get(t.workplan) in _PLAN_RANK]
     # sorted is stable: equals keep the list's order, workplan id then file order
     candidates.sort(key=lambda t: (_owner_rank(t, actor), _PLAN_RANK[plans[t.workplan]], t.workplan))
-    return candidates, f" in {repo}" if repo else ""
+    return candidates, plans, f" in {repo}" if repo else ""
 
 
 def _why(task: TaskItem, actor: str, plan_status: str, ready: int, where: str) -> str:
@@ -201,12 +203,12 @@ def _why(task: TaskItem, actor: str, plan_status: str, ready: int, where: str) -
 
 def choose_next(reader: Reader, actor: str, repo: str | None = None) -> NextTask:
     """The best task ``actor`` can take now (``NextTask`` says how it is chosen)."""
-    candidates, where = ranked_next(reader, actor, repo)
+    candidates, plans, where = ranked_next(reader, actor, repo)
     if not candidates:
         return NextTask(actor, None, f"no task{where} is todo with every dependency done", 0)
     best = candidates[0]
-    plan_status = reader.workplan_statuses([best.workplan])[best.workplan].value
-    return NextTask(actor, best, _why(best, actor, plan_status, len(candidates), where), len(candidates))
+    why = _why(best, actor, plans[best.workplan].value, len(candidates), where)
+    return NextTask(actor, best, why, len(candidates))
 
 
 MAX_CLAIM_TRIES = 20
@@ -224,8 +226,7 @@ def claim_next(actor: str, repo: str | None, lease_s: float) -> tuple[NextClaime
 
     with open_reader() as reading:
         reading.require_repo(repo)
-        candidates, where = ranked_next(reading.reader, actor, repo)
-        plans = reading.reader.workplan_statuses(t.workplan for t in candidates[:MAX_CLAIM_TRIES])
+        candidates, plans, where = ranked_next(reading.reader, actor, repo)
         fresh = reading.freshness([repo] if repo else None)
     passed: list[str] = []
     with open_desk() as desk:
