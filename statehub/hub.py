@@ -175,12 +175,11 @@ class Hub:
             if known.path == root and known.slug != slug:
                 self.remove(known.slug)
         self._refuse_taken_prefixes(slug, root)
-        with self.write_lock:
-            with self.engine.begin() as conn:
-                report = index_repo(
-                    conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
-                )
-            self.hub_file.add(RegisteredRepo(slug, root))
+        with self.write_lock, self.engine.begin() as conn:
+            report = index_repo(
+                conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
+            )
+            self.hub_file.add(RegisteredRepo(slug, root))  # a Conflict here drops the rows indexed
         self.freshness_memo.forget()
         self._announce()
         return report
