@@ -5,8 +5,9 @@ Pure: text in, text out. No database, no network, nothing of ours imported.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from workplans.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from workplans.apply import apply_event
@@ -166,14 +167,4 @@ _WHERE = {
 reader that needs one enum does not load every parser and writer (canon/ADR-033)."""
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)
