@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from statehub.api.errorshape import WRITE_STATUSES, error_responses
@@ -123,7 +124,7 @@ class SignInController(Controller):
         sync_to_thread=True,
         responses=error_responses(503, *WRITE_STATUSES),
     )
-    def sign_in(self, request: Request[Any, Any, Any], data: SignIn) -> Response[SessionAnswer]:
+    def sign_in(self, request: Request[Any, Any, Any], data: JSONBody[SignIn]) -> Response[SessionAnswer]:
         """Exchange a token for a session cookie; 401 (and no cookie) for a wrong, expired or revoked one."""
         verifier = request.app.state.auth.verifier
         if verifier is None:
