@@ -20,6 +20,7 @@ The session's rules (what the store holds, its bounds) are :mod:`statehub.auth.s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -83,7 +84,7 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def _answer(token: VerifiedToken, session_id: str | None, session_ends: dt.datetime | None) -> SessionAnswer:
     scope = token_scope(token)
-    where: list[str | None] = sorted(scope) if scope is not None else [None]
+    where: list[str | None] = [*sorted(scope)] if scope is not None else [None]
     rights = []
     for right in RIGHTS:
         for repo in where:
@@ -144,10 +145,8 @@ class SignInController(Controller):
                 "check what was pasted"
             )
         token = verifier.verify(text)
-        try:
-            authorize(token, "read")  # expired: Unauthorized; anything else is said per request
-        except Forbidden:
-            pass
+        with contextlib.suppress(Forbidden):  # expired: Unauthorized; the rest is said per request
+            authorize(token, "read")
         sessions: SessionStore = request.app.state.sessions
         session_id = sessions.create(text, token)
         session = sessions.find(session_id)
@@ -192,4 +191,3 @@ class SignInController(Controller):
                     "answers it); the session goes on"
                 )
             sessions.end(session_id)
-

@@ -35,7 +35,7 @@ from litestar.exceptions import WebSocketException
 
 from statehub.auth.event_policy import event_authoriser
 from statehub.auth.sessions import COOKIE_NAME, CSRF_HEADER, csrf_matches
-from statehub.auth.verify import VerifiedToken, TokenVerifier, authorize
+from statehub.auth.verify import TokenVerifier, VerifiedToken, authorize
 from statehub.errors import Forbidden, HubError, Unauthorized
 
 if TYPE_CHECKING:

@@ -202,7 +202,9 @@ class SessionStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute("DELETE FROM sessions WHERE expires <= ?", (moment,))
-                (mine,) = self._db.execute("SELECT count(*) FROM sessions WHERE root_id = ?", (root,)).fetchone()
+                (mine,) = self._db.execute(
+                    "SELECT count(*) FROM sessions WHERE root_id = ?", (root,)
+                ).fetchone()
                 if mine >= MAX_SESSIONS_PER_TOKEN:
                     self._db.execute(
                         "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE root_id = ? "
@@ -264,5 +266,7 @@ class SessionStore:
         """Live sessions (health and tests read it)."""
         moment = (now or dt.datetime.now(dt.UTC)).timestamp()
         with self._lock:
-            (total,) = self._db.execute("SELECT count(*) FROM sessions WHERE expires > ?", (moment,)).fetchone()
+            (total,) = self._db.execute(
+                "SELECT count(*) FROM sessions WHERE expires > ?", (moment,)
+            ).fetchone()
         return int(total)

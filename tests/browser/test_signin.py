@@ -11,6 +11,7 @@ on another site cannot use the session; sign-out and revoking the token end it.
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,9 @@ def test_sign_in_shows_who_you_are_and_the_editor_saves_as_the_actor(
     page.screenshot(path=str(OUTPUT / "signed-in.png"), full_page=True)
 
     page.goto(f"{server.url}/#/edit/demo/statehub.toml")
-    page.wait_for_function("() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=15000)
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=15000
+    )
     page.wait_for_selector('.person[data-name="ada"]')
     page.click(".cm-content")
     page.keyboard.press("Control+End")
@@ -119,24 +122,32 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
     hub = ""
     key = ""
 
-    def do_GET(self) -> None:  # noqa: N802 - the handler's API
-        event = (
-            '{"key": "%s", "kind": "progress.note", "workplan": "DEMO-WP-0001", "task": "T01", '
-            '"note": "hostile", "actor": "bea", "at": "2026-07-03T22:29:55Z"}'
-        ) % self.key
+    def do_GET(self) -> None:
+        event = json.dumps(
+            {
+                "key": self.key,
+                "kind": "progress.note",
+                "workplan": "DEMO-WP-0001",
+                "task": "T01",
+                "note": "hostile",
+                "actor": "bea",
+                "at": "2026-07-03T22:29:55Z",
+            }
+        )
         body = f"""<!doctype html><html><body><script>
           window.results = {{}};
           const hub = {self.hub!r};
           (async () => {{
             for (const [name, init] of [
               ['read', {{ credentials: 'include' }}],
-              ['json', {{ method: 'POST', credentials: 'include', headers: {{ 'content-type': 'application/json' }},
-                          body: {event!r} }}],
+              ['json', {{ method: 'POST', credentials: 'include',
+                          headers: {{ 'content-type': 'application/json' }}, body: {event!r} }}],
               ['plain', {{ method: 'POST', mode: 'no-cors', credentials: 'include',
                            headers: {{ 'content-type': 'text/plain' }}, body: {event!r} }}],
               ['signout', {{ method: 'DELETE', mode: 'no-cors', credentials: 'include' }}],
             ]) {{
-              try {{ const a = await fetch(hub + (name === 'read' ? '/auth/session' : name === 'signout' ? '/auth/session' : '/events'), init);
+              const path = name === 'read' || name === 'signout' ? '/auth/session' : '/events'
+              try {{ const a = await fetch(hub + path, init);
                      window.results[name] = a.type === 'opaque' ? 'opaque' : a.status }}
               catch (e) {{ window.results[name] = 'blocked' }}
             }}

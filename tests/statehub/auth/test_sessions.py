@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 COOKIE = re.compile(
-    r"^statehub_session=(?P<id>[A-Za-z0-9_-]{43}); Path=/; Max-Age=(?P<age>\d+); HttpOnly(?P<secure>; Secure)?; "
-    r"SameSite=Strict$"
+    r"^statehub_session=(?P<id>[A-Za-z0-9_-]{43}); Path=/; Max-Age=(?P<age>\d+); "
+    r"HttpOnly(?P<secure>; Secure)?; SameSite=Strict$"
 )
 REPOS = ("alpha", "beta")
 
@@ -266,7 +266,9 @@ def test_sign_out_ends_the_session(fleet: Fleet) -> None:
     refused = httpx.delete(fleet.url("/auth/session"), headers=cookie(session_id))
     assert refused.status_code == 403  # no CSRF token: the session goes on
     assert httpx.get(fleet.url("/tasks"), headers=cookie(session_id)).status_code == 200
-    answer = httpx.delete(fleet.url("/auth/session"), headers=cookie(session_id) | {"X-StateHub-CSRF": me["csrf_token"]})
+    answer = httpx.delete(
+        fleet.url("/auth/session"), headers=cookie(session_id) | {"X-StateHub-CSRF": me["csrf_token"]}
+    )
     assert answer.status_code == 204
     assert answer.headers["set-cookie"] == "statehub_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
     assert httpx.get(fleet.url("/tasks"), headers=cookie(session_id)).status_code == 401
@@ -297,7 +299,10 @@ def test_a_socket_authenticates_from_the_cookie_with_an_origin(fleet: Fleet) -> 
     kind, _frame = asyncio.run(first_frame(cookie(session_id) | {"Origin": own}))
     assert kind == "open"  # the room answers: the cookie's token may edit
     assert asyncio.run(first_frame(cookie(session_id))) == ("closed", 4403)  # no Origin
-    assert asyncio.run(first_frame(cookie(session_id) | {"Origin": "https://evil.example"})) == ("closed", 4403)
+    assert asyncio.run(first_frame(cookie(session_id) | {"Origin": "https://evil.example"})) == (
+        "closed",
+        4403,
+    )
     assert asyncio.run(first_frame(cookie(reader_id) | {"Origin": own})) == ("closed", 4403)  # read only
     assert asyncio.run(first_frame(cookie("B" * 43) | {"Origin": own})) == ("closed", 4401)
 
@@ -311,9 +316,7 @@ def test_a_restart_keeps_sessions(fleet: Fleet) -> None:
     assert session_id.encode() not in store.read_bytes()  # the store holds no id and no token
 
 
-def test_the_cookie_is_secure_over_tls_as_a_trusted_proxy_reports_it(
-    fleet: Fleet, tmp_path: Path
-) -> None:
+def test_the_cookie_is_secure_over_tls_as_a_trusted_proxy_reports_it(fleet: Fleet, tmp_path: Path) -> None:
     token = fleet.token("lea", "read")
     forwarded = {"X-Forwarded-Proto": "https"}
     untrusted = httpx.post(fleet.url("/auth/session"), json={"token": token}, headers=forwarded)
