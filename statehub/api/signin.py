@@ -82,6 +82,13 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
+def _unexpired(token: VerifiedToken) -> None:
+    """Unauthorized when the token has expired (whatever form its time check takes); what else it
+    allows is said per request."""
+    with contextlib.suppress(Forbidden):
+        authorize(token, "read")
+
+
 def _answer(token: VerifiedToken, session_id: str | None, session_ends: dt.datetime | None) -> SessionAnswer:
     scope = token_scope(token)
     where: list[str | None] = [*sorted(scope)] if scope is not None else [None]
@@ -145,8 +152,7 @@ class SignInController(Controller):
                 "check what was pasted"
             )
         token = verifier.verify(text)
-        with contextlib.suppress(Forbidden):  # expired: Unauthorized; the rest is said per request
-            authorize(token, "read")
+        _unexpired(token)
         sessions: SessionStore = request.app.state.sessions
         session_id = sessions.create(text, token)
         session = sessions.find(session_id)
@@ -165,6 +171,7 @@ class SignInController(Controller):
         token = token_of(request)
         if token is None:
             return Response(SessionAnswer(tokens=False), headers={"Cache-Control": "no-store"})
+        _unexpired(token)
         session_id = session_of(request)
         ends = None
         if session_id is not None:

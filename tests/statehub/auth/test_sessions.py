@@ -169,6 +169,9 @@ def test_wrong_expired_revoked_and_garbage_tokens_get_a_clear_refusal_and_no_coo
         kind = "text/plain" if status == 415 else "application/json"
         answer = httpx.post(fleet.url("/auth/session"), content=raw, headers={"Content-Type": kind})
         assert answer.status_code == status and "set-cookie" not in answer.headers
+    expired = fleet.token("ada", "read", ttl=dt.timedelta(hours=1), now=past)
+    answer = httpx.get(fleet.url("/auth/session"), headers={"Authorization": f"Bearer {expired}"})
+    assert answer.status_code == 401 and "expired" in answer.json()["error"]
     # a cookie naming no session, or not even shaped like one
     for value in ("A" * 43, "garbage", "x" * 5000):
         assert httpx.get(fleet.url("/tasks"), headers=cookie(value)).status_code == 401
