@@ -80,13 +80,22 @@ class _StartupFailure(logging.Filter):
 
 def server_config(app: Litestar, settings: Settings) -> uvicorn.Config:
     """How ``serve`` runs uvicorn. No access log, and tokens redacted from what is logged:
-    a WebSocket upgrade may carry its token in the URL."""
+    a WebSocket upgrade may carry its token in the URL. Forwarded headers are read only from
+    ``STATEHUB_TRUSTED_PROXIES``."""
     import uvicorn
 
     from statehub.auth.redact import install_redaction
 
+    # Forwarded headers only from the proxies named in STATEHUB_TRUSTED_PROXIES (ADR-040): they
+    # decide whether a request came over TLS, and so whether a session cookie is Secure.
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
     install_redaction()
     return config
