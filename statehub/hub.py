@@ -230,7 +230,7 @@ class Hub:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
                     progress(repo.slug)
-            self.freshness_memo.forget()
+            self.freshness_memo.forget([repo.slug for repo in targets] if slug else None)
         return reports
 
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
