@@ -3,7 +3,8 @@
 One watchfiles watcher (its Rust notifier, through ``awatch`` with a stop event)
 covers every registered work tree and the hub's config dir, where ``hub.toml``
 lives (ADR-030). Changes are debounced (a batch ends after ``step_ms`` without a
-new change, or ``debounce_ms`` into a burst); each changed path is mapped to the
+new change, or ``debounce_ms`` into a burst, and a repo's refresh starts at least
+``gap_ms`` after its last one ended; canon/ADR-039); each changed path is mapped to the
 repo whose work tree holds it, and only the repos where it can change what is
 indexed (:func:`statehub.cache.sources.may_hold_sources`: a source file, anything
 under ``workplans/`` or ``canon/``, the work tree itself) are refreshed, each
