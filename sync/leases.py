@@ -222,13 +222,16 @@ class LeaseStore(DurableFile):
         self._queue_lock = threading.Lock()
         self._turn = threading.Lock()
         """Held by the thread deciding a batch."""
-        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._reader.execute("PRAGMA busy_timeout=30000")
-        self._reader_lock = threading.Lock()
+        self._readers = threading.local()
+        """Each thread's own read connection (:meth:`reading`), so reads never queue behind each other."""
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
 
     def close(self) -> None:
-        with self._reader_lock:
-            self._reader.close()
+        with self._opened_lock:
+            for reader in self._opened:
+                reader.close()
+            self._opened.clear()
         super().close()
 
     def run(self, decide: Callable[[LeaseTransaction], T]) -> T:
@@ -280,7 +283,14 @@ class LeaseStore(DurableFile):
 
     @contextmanager
     def reading(self) -> Iterator[LeaseTransaction]:
-        """Reads on a connection of their own (each statement sees the last commit, WAL lets them
-        run beside a write): for answers that decide nothing, such as the claimable list."""
-        with self._reader_lock:
-            yield LeaseTransaction(self._reader)
+        """Reads on the calling thread's own connection (each statement sees the last commit, WAL
+        lets them run beside a write and beside each other): for answers that decide nothing, such
+        as the claimable list."""
+        reader: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            reader.execute("PRAGMA busy_timeout=30000")
+            with self._opened_lock:
+                self._opened.append(reader)
+            self._readers.db = reader
+        yield LeaseTransaction(reader)
