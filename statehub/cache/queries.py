@@ -322,28 +322,31 @@ def list_claimable(
         "ready": ready,
         "todo": TaskStatus.TODO.value,
     }
-    query = _claimable_query(
-        claimable, bool(repo), bool(workplan), bool(status), bool(owner), ready is not None
-    )
+    shape = (claimable, bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
     todo = TaskStatus.TODO.value
-    ref_at = len(_TASK_ITEM.columns)  # the query's last three columns: ref, status, ready
-    rows = [
-        row
-        for row in fetch_all(conn, query, values)
-        if (row[ref_at + 1] == todo and bool(row[ref_at + 2]) and row[ref_at] not in excluded) is claimable
-    ]
-    return Page([_TASK_ITEM.read(row) for row in rows[offset : offset + limit]], len(rows))
+    positions: list[int] = []
+    refs: list[str] = []
+    for at, (ref, row_status, row_ready) in enumerate(fetch_all(conn, _claimable_query(*shape), values)):
+        if (row_status == todo and bool(row_ready) and ref not in excluded) is claimable:
+            positions.append(at)
+            refs.append(ref)
+    page = refs[offset : offset + limit]
+    if not page:
+        return Page([], len(refs))
+    # The same rows in the same order, whole, up to the page's last; taken by ref, so a re-index
+    # between the two reads can only leave a task out, never show one it did not choose.
+    upto = positions[offset + len(page) - 1] + 1
+    rows = {
+        row[0]: row for row in fetch_all(conn, _claimable_rows(*shape), values | {"upto": upto, "skip": 0})
+    }
+    return Page([_TASK_ITEM.read(rows[ref]) for ref in page if ref in rows], len(refs))
 
 
-@cache
-def _claimable_query(
-    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
+def _claimable_where(
+    query: Select[Any], claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
 ) -> Select[Any]:
-    """The tasks :func:`list_claimable` sorts out, in list order: the page's columns, then ref,
-    status, ready. ``claimable``: only the cache's todo tasks that are ready (the rest can never
-    be claimable), so the rows shrink as tasks are claimed."""
     return _where(
-        select(*_TASK_ITEM.columns, TASKS.c.ref, TASKS.c.status, TASKS.c.ready),
+        query,
         TASKS.c.conflicted == false(),
         TASKS.c.repo == bindparam("repo") if repo else None,
         TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
@@ -352,7 +355,28 @@ def _claimable_query(
         TASKS.c.ready == bindparam("ready") if ready else None,
         TASKS.c.status == bindparam("todo") if claimable else None,
         TASKS.c.ready == true() if claimable else None,
-    ).order_by(TASKS.c.workplan_id, TASKS.c.position)
+    ).order_by(TASKS.c.workplan_id, TASKS.c.position, TASKS.c.ref)
+
+
+@cache
+def _claimable_query(
+    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
+) -> Select[Any]:
+    """ref, status, ready of the tasks :func:`list_claimable` sorts out, in list order.
+    ``claimable``: only the cache's todo tasks that are ready (the rest can never be claimable),
+    so the rows shrink as tasks are claimed."""
+    query = select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready)
+    return _claimable_where(query, claimable, repo, workplan, status, owner, ready)
+
+
+@cache
+def _claimable_rows(
+    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
+) -> Select[Any]:
+    """The same tasks whole (TaskItem columns), in the same order, the first ``upto``."""
+    query = select(*_TASK_ITEM.columns)
+    where = _claimable_where(query, claimable, repo, workplan, status, owner, ready)
+    return where.limit(bindparam("upto")).offset(bindparam("skip"))
 
 
 def tasks_by_ref(conn: Connection, refs: Sequence[str]) -> dict[str, TaskItem]:
