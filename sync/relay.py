@@ -25,9 +25,10 @@ heartbeats here make no event. So the relay also keeps the upstream's lease in
 step with this hub's: at most once per ``renew_every`` seconds it asks
 ``POST {upstream}/tasks/{ref}/heartbeat`` (no event, no commit upstream) for each
 live lease whose claim the upstream has stored and whose end moved here since it
-last did, with ``lease_s`` = the seconds left here. Any number of heartbeats
-here between two rounds make one request (coalesced). A 409 (the upstream no
-longer holds it for that actor) is logged and not asked again until the lease
+last did (at most :data:`RENEWALS_PER_ROUND`, the longest unrenewed first), with
+``lease_s`` = the seconds left here. Any number of heartbeats here between two
+rounds make one request (coalesced). A 409 (the upstream no longer holds it for
+that actor) is logged and not asked again until the lease
 here moves again; a network error or 5xx ends the round and the next one tries.
 """
 
@@ -52,7 +53,7 @@ from sync.relay_queue import RelayedLease, RelayItem, RelayQueue, RelayState
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["Relay", "TokenSource", "backoff_delay", "retry_after"]
+__all__ = ["RENEWALS_PER_ROUND", "Relay", "TokenSource", "backoff_delay", "retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class TokenSource:
             if text:
                 return text
         return self.value
+
+
+RENEWALS_PER_ROUND = 100
+"""At most this many lease renewals a round, so a round never holds up the events for long."""
 
 
 class _Pause(SyncError):
@@ -242,10 +247,11 @@ class Relay:
         leases = self.queue.relayed_leases(now)
         live = {lease.claim_key for lease in leases}
         self._renewed = {key: end for key, end in self._renewed.items() if key in live}
+        due = [lease for lease in leases if lease.expires_at - self._renewed.get(lease.claim_key, 0.0) >= 1.0]
+        # those whose end upstream comes first (never renewed: the claim's default), at most a round's worth
+        due.sort(key=lambda lease: self._renewed.get(lease.claim_key, 0.0))
         renewed = 0
-        for lease in leases:
-            if lease.expires_at - self._renewed.get(lease.claim_key, 0.0) < 1.0:
-                continue  # the upstream has this end already (or refused it)
+        for lease in due[:RENEWALS_PER_ROUND]:
             left = min(MAX_LEASE_S, round(lease.expires_at - time.time()))
             if left < 1:
                 continue
