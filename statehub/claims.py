@@ -512,9 +512,7 @@ def list_claimable(
     live leases, contested tasks and tasks with pending status events."""
     with desk.leases.reading() as tx:
         now = time.time()
-        excluded = tx.live_refs(now)
-        excluded |= set(tx.contested_refs())
-        excluded |= {f"{plan}-{task}" for plan, task in tx.pending_tasks()}
+        excluded = tx.excluded_refs(now)
     with desk.hub.engine.connect() as conn:
         return queries.list_claimable(
             conn,

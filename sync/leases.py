@@ -138,14 +138,6 @@ class LeaseTransaction:
                 change = PendingChange(event.get("status", "todo"), owner, owner_changed=changed)
         return change
 
-    def pending_tasks(self) -> set[tuple[str, str]]:
-        """(workplan, task) of every task with a pending status event."""
-        rows = self._db.execute(
-            "SELECT DISTINCT workplan, task FROM event WHERE state = 'pending' AND kind IN (?, ?, ?)",
-            STATUS_KINDS,
-        )
-        return {(r[0], r[1]) for r in rows}
-
     def held(self, now: float | None = None, *, expired: bool = False, limit: int = 10_000) -> list[Lease]:
         """Held leases: all (``now`` None), live at ``now``, or run out by ``now`` (``expired``)."""
         args: tuple[float, ...] = ()
@@ -163,8 +155,23 @@ class LeaseTransaction:
 
     def live_refs(self, now: float) -> set[str]:
         """Refs of every task under a lease that has not run out at ``now``."""
-        rows = self._db.execute("SELECT ref FROM lease WHERE state = 'held' AND expires_at > ?", (now,))
-        return {r[0] for r in rows}
+        return self._refs("SELECT ref FROM lease WHERE state = 'held' AND expires_at > ?", (now,))
+
+    def excluded_refs(self, now: float) -> set[str]:
+        """Refs no claim can win now whatever the cache says: under a live lease, contested (the
+        upstream refused this hub's last claim), or with a pending status event (the claimable list)."""
+        return self._refs(
+            "SELECT ref FROM lease WHERE state = 'held' AND expires_at > ? "
+            "UNION SELECT l.ref FROM lease l JOIN relay r ON r.key = l.claim_key WHERE r.state = 'parked' "
+            "UNION SELECT workplan || '-' || task FROM event WHERE state = 'pending' AND kind IN (?, ?, ?)",
+            (now, *STATUS_KINDS),
+        )
+
+    def _refs(self, query: str, args: tuple[object, ...]) -> set[str]:
+        """The refs ``query`` selects, read as one row: each row read lets go of the GIL and waits
+        to get it back, and these lists run to thousands (bench/claims.py, canon/ADR-037)."""
+        row = self._db.execute(f"SELECT group_concat(ref, char(31)) FROM ({query})", args).fetchone()  # noqa: S608 - constant SQL
+        return set(row[0].split("\x1f")) if row is not None and row[0] else set()
 
     def contested(self, claim_key: str) -> str | None:
         """Why the upstream refused the relayed claim ``claim_key`` (it parked it), or None."""
@@ -172,13 +179,6 @@ class LeaseTransaction:
             "SELECT reason FROM relay WHERE key = ? AND state = 'parked'", (claim_key,)
         ).fetchone()
         return str(row[0] or "the upstream refused the claim") if row is not None else None
-
-    def contested_refs(self) -> dict[str, str]:
-        """ref -> reason, for every task whose last claim the upstream refused."""
-        rows = self._db.execute(
-            "SELECT l.ref, r.reason FROM lease l JOIN relay r ON r.key = l.claim_key WHERE r.state = 'parked'"
-        )
-        return {r[0]: str(r[1] or "the upstream refused the claim") for r in rows}
 
     def hold(self, lease: Lease) -> None:
         """Record ``lease`` as the task's claim (replacing its last one)."""
