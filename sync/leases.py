@@ -47,6 +47,7 @@ T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_LEASE_S",
+    "IDLE_READERS",
     "MAX_LEASE_S",
     "STATUS_KINDS",
     "Lease",
@@ -60,6 +61,9 @@ DEFAULT_LEASE_S = 900
 MAX_LEASE_S = 86_400
 """The longest lease a claim or heartbeat may ask for (a day): an agent that vanishes frees its
 task within this, whatever it asked."""
+IDLE_READERS = 8
+"""Read connections the lease store keeps open between reads; more are opened while more threads
+read at once, and closed after."""
 STATUS_KINDS = ("task.status", "task.claim", "task.release")
 """The event kinds that change a task's status: what a pending event overlays on the cache."""
 
@@ -222,16 +226,17 @@ class LeaseStore(DurableFile):
         self._queue_lock = threading.Lock()
         self._turn = threading.Lock()
         """Held by the thread deciding a batch."""
-        self._readers = threading.local()
-        """Each thread's own read connection (:meth:`reading`), so reads never queue behind each other."""
-        self._opened: list[sqlite3.Connection] = []
-        self._opened_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        """Read connections not in use (:meth:`reading`): at most :data:`IDLE_READERS` are kept."""
+        self._idle_lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
-        with self._opened_lock:
-            for reader in self._opened:
+        with self._idle_lock:
+            self._closed = True
+            for reader in self._idle:
                 reader.close()
-            self._opened.clear()
+            self._idle.clear()
         super().close()
 
     def run(self, decide: Callable[[LeaseTransaction], T]) -> T:
@@ -283,14 +288,20 @@ class LeaseStore(DurableFile):
 
     @contextmanager
     def reading(self) -> Iterator[LeaseTransaction]:
-        """Reads on the calling thread's own connection (each statement sees the last commit, WAL
-        lets them run beside a write and beside each other): for answers that decide nothing, such
-        as the claimable list."""
-        reader: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        """Reads on a connection of their own, taken from the idle ones or opened (each statement
+        sees the last commit; WAL lets them run beside a write and beside each other): for answers
+        that decide nothing, such as the claimable list."""
+        with self._idle_lock:
+            reader = self._idle.pop() if self._idle else None
         if reader is None:
             reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             reader.execute("PRAGMA busy_timeout=30000")
-            with self._opened_lock:
-                self._opened.append(reader)
-            self._readers.db = reader
-        yield LeaseTransaction(reader)
+        try:
+            yield LeaseTransaction(reader)
+        finally:
+            with self._idle_lock:
+                keep = not self._closed and len(self._idle) < IDLE_READERS
+                if keep:
+                    self._idle.append(reader)
+            if not keep:
+                reader.close()
