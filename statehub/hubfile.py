@@ -22,7 +22,6 @@ person's save meanwhile makes it read again and apply its change on top.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,9 +46,6 @@ class HubFileBroken(SetupError):
     """
 
     status_code = 409
-
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +83,9 @@ class HubFile:
             if read is None:
                 raise
             self._broken_at, self.broken = stamp, error.message
-            log.warning("%s; serving the repos it listed before", error.message)
+            import logging  # here: a CLI read of a sound hub.toml never logs
+
+            logging.getLogger(__name__).warning("%s; serving the repos it listed before", error.message)
             return list(read[1])
         self._read = (stamp, repos)
         self._broken_at, self.broken = None, None

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.buffer import Outcome, Submission, insert_events
+from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -56,11 +57,6 @@ __all__ = [
     "PendingChange",
 ]
 
-DEFAULT_LEASE_S = 900
-"""Seconds a lease lasts when the claim does not say (15 minutes)."""
-MAX_LEASE_S = 86_400
-"""The longest lease a claim or heartbeat may ask for (a day): an agent that vanishes frees its
-task within this, whatever it asked."""
 IDLE_READERS = 8
 """Read connections the lease store keeps open between reads; more are opened while more threads
 read at once, and closed after."""

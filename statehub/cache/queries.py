@@ -36,7 +36,7 @@ from statehub.errors import Conflict, NotFound, unknown_repo
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Sequence
+    from collections.abc import Collection, Sequence
 
     from statehub.cache.indexer import IndexReport
 
@@ -53,9 +53,9 @@ __all__ = [
     "list_repos",
     "list_tasks",
     "list_workplans",
+    "ready_todo",
     "task_states",
     "tasks_by_ref",
-    "workplan_statuses",
 ]
 
 _check_page = check_page
@@ -408,18 +408,20 @@ def dependents(conn: Connection, ref: str) -> list[TaskItem]:
     return [_TASK_ITEM.read(r) for r in conn.execute(query)]
 
 
-def workplan_statuses(conn: Connection, workplan_ids: Iterable[str]) -> dict[str, WorkplanStatus]:
-    """The status of each unconflicted workplan among ``workplan_ids``."""
-    ids = list(dict.fromkeys(workplan_ids))
-    found: dict[str, WorkplanStatus] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        query = select(WORKPLANS.c.id, WORKPLANS.c.status).where(
-            and_(WORKPLANS.c.conflicted == false(), WORKPLANS.c.id.in_(chunk))
-        )
-        for row in conn.execute(query):
-            found[row.id] = WorkplanStatus(row.status)
-    return found
+def ready_todo(conn: Connection, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
+    """Every unconflicted todo task with every dependency done (``ready``), in ``repo`` when given,
+    in workplan id, file order, each with its workplan's status; a task whose workplan is not
+    served (conflicted) is left out. What ``statehub next`` chooses from, in one query."""
+    where = [TASKS.c.conflicted == false(), TASKS.c.status == TaskStatus.TODO.value, TASKS.c.ready == true()]
+    if repo is not None:
+        where.append(TASKS.c.repo == repo)
+    query = (
+        select(*_TASK_ITEM.columns, WORKPLANS.c.status.label("plan_status"))
+        .join(WORKPLANS, and_(WORKPLANS.c.id == TASKS.c.workplan_id, WORKPLANS.c.conflicted == false()))
+        .where(and_(*where))
+        .order_by(TASKS.c.workplan_id, TASKS.c.position)
+    )
+    return [(_TASK_ITEM.read(r), WorkplanStatus(r.plan_status)) for r in conn.execute(query)]
 
 
 # canon -------------------------------------------------------------------------------------------
