@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from workplans.enums import MachineRole, WorkloadState
+
 if TYPE_CHECKING:
     from workplans.fleet_models import FleetRegistry
 
@@ -36,10 +38,6 @@ class Readiness:
 
 def readiness(registry: FleetRegistry) -> Readiness:
     """Workload blockers first, then lane blockers, each in file order."""
-    # here, not at the top: ``registry`` loads this module eagerly (see registry/__init__.py), and
-    # every error class of ours reaches the package; a CLI read must not pay for the fleet models
-    from workplans.fleet_models import MachineRole, WorkloadState
-
     dev = tuple(m.name for m in registry.machines if m.role is MachineRole.TEMPORARY_DEV)
     off = set(dev)
     blockers: list[Blocker] = []

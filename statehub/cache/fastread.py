@@ -30,7 +30,7 @@ from statehub.cache.answers import (
 )
 from statehub.cache.version import SCHEMA_VERSION
 from statehub.errors import BadRequest, Conflict, NotFound
-from workplans.models import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+from workplans.enums import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         WorkplanItem,
     )
     from statehub.hub import Hub
-    from workplans.models import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+    from workplans.enums import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 __all__ = ["HubReader", "Reader", "Reading", "open_reader"]
 

@@ -26,8 +26,8 @@ from statehub.cli._reading import open_reader
 from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
+from workplans.enums import TaskStatus, WorkplanStatus
 from workplans.ids import is_task_ref, is_workplan_id
-from workplans.models import TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
     from statehub.answers import Freshness
