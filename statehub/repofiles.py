@@ -33,6 +33,8 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from statehub.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -226,8 +228,7 @@ def lstat_repo_path(root: Path, rel: str) -> os.stat_result | None:
     return info
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(msgspec.Struct, frozen=True, gc=False):
     """One entry :func:`scan_repo_tree` met: a regular file with its stat, or a refusal.
 
     ``stat`` is the entry's own stat (links not followed); ``error`` is None for a
