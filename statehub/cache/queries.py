@@ -36,7 +36,7 @@ from statehub.errors import Conflict, NotFound, unknown_repo
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Iterable, Sequence
 
     from statehub.cache.indexer import IndexReport
 
