@@ -17,6 +17,7 @@ save becomes a ``Co-authored-by:`` trailer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -30,6 +31,7 @@ from statehub.answers import Page
 from statehub.api.deps import MAX_NAME, PRINTABLE, DocPath, HubDep, RoomsDep
 from statehub.api.errorshape import WRITE_STATUSES, error_body, error_responses
 from statehub.auth import refuse_socket, requires, token_of
+from statehub.auth.guard import reverify
 from statehub.editing import RoomItem, SaveAnswer
 from statehub.errors import HubError, as_hub_error
 from sync.saving import RoomError
@@ -53,9 +55,15 @@ Email = Annotated[
 class LitestarChannel:
     """Litestar's WebSocket as pycrdt's ``Channel`` protocol: binary frames in, binary frames out."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], path: str) -> None:
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], path: str, check: Callable[[], None] | None = None
+    ) -> None:
         self._socket = socket
         self._path = path
+        self._check = check
+        self.refused: HubError | None = None
+        """Why the connection was ended after it opened (its token revoked or expired, its session
+        ended): ``check`` raised it before a message was acted on; the handler closes with it."""
 
     @property
     def path(self) -> str:
@@ -65,10 +73,18 @@ class LitestarChannel:
         return self
 
     async def __anext__(self) -> bytes:
+        """The next message; the connection ends (``refused`` says why) when ``check`` refuses it."""
         try:
-            return await self.recv()
+            message = await self.recv()
         except WebSocketDisconnect:
             raise StopAsyncIteration from None
+        if self._check is not None:
+            try:
+                self._check()
+            except HubError as error:
+                self.refused = error
+                raise StopAsyncIteration from None
+        return message
 
     async def send(self, message: bytes) -> None:
         await self._socket.send_bytes(message)
@@ -150,14 +166,20 @@ class SyncController(Controller):
         except HubError as error:
             await _refuse(socket, error)
             return
+        repo = repo_of_doc(socket)
+        channel = LitestarChannel(socket, manifest.name, lambda: reverify(socket, "edit", repo))
         try:
             async with rooms.holding(manifest.name) as room:
                 await socket.accept()
-                leave = await room.serve(LitestarChannel(socket, manifest.name), person)
+                leave = await room.serve(channel, person)
         except RoomError as error:  # raised before accept: nothing of the file was sent
             await _refuse(socket, as_hub_error(error))
             return
-        if leave.code is not None:
+        if channel.refused is not None:  # revoked, expired or signed out while open: 4401 / 4403
+            await socket.close(
+                code=4000 + channel.refused.status_code, reason=_close_reason(channel.refused.message)
+            )
+        elif leave.code is not None:
             await socket.close(code=leave.code, reason=_close_reason(leave.reason))
 
     @post(

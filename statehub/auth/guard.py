@@ -55,6 +55,7 @@ __all__ = [
     "authorize_request",
     "refuse_socket",
     "requires",
+    "reverify",
     "session_of",
     "token_guard",
     "token_of",
@@ -228,6 +229,33 @@ def _session_token(
     except Unauthorized:
         sessions.end(session_id)
         raise
+
+
+def reverify(connection: ASGIConnection[Any, Any, Any, Any], right: str, repo: str | None) -> None:
+    """Check again, now, that a connection's token still allows ``right`` on ``repo``; a long-lived
+    connection (an editor's WebSocket) asks it before acting on each message it receives.
+
+    Unauthorized when the token has since been revoked (``revoked-tokens.txt`` is re-read when it
+    changes) or the session the connection signed in with has ended (sign-out, its 12 hours);
+    Unauthorized / Forbidden from :func:`statehub.auth.verify.authorize` when the token has
+    expired. Nothing on an open hub. The token itself cannot change, so neither can the rest
+    of what it allows (ADR-040).
+    """
+    policy: AuthPolicy = connection.app.state.auth
+    if policy.verifier is None:
+        return
+    token = token_of(connection)
+    if token is None:  # pragma: no cover - token_of answers a token whenever the hub has a verifier
+        return
+    revoked = policy.verifier.revocations.revoked(list(token.revocation_ids))
+    if revoked is not None:
+        raise Unauthorized(f"the token for {token.actor} was revoked (revocation id {revoked[:12]}…)")
+    session_id = session_of(connection)
+    if session_id is not None:
+        sessions: SessionStore = connection.app.state.sessions
+        if sessions.find(session_id) is None:
+            raise Unauthorized("your session has ended (signed out, or after 12 hours): sign in again")
+    authorize(token, right, repo)
 
 
 def session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

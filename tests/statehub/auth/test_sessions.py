@@ -335,3 +335,38 @@ def test_the_cookie_is_secure_over_tls_as_a_trusted_proxy_reports_it(fleet: Flee
         assert COOKIE.match(answer.headers["set-cookie"]).group("secure") == "; Secure"  # type: ignore[union-attr]
         plain = httpx.post(f"{proxied.url}/auth/session", json={"token": own})
         assert COOKIE.match(plain.headers["set-cookie"]).group("secure") is None  # type: ignore[union-attr]
+
+
+def test_an_open_socket_ends_at_sign_out_and_at_revocation(fleet: Fleet) -> None:
+    """Review finding: a socket opened with a session (or ?token=) kept editing the room after
+    sign-out or the token's revocation; now each message is checked first and the socket closes 4401."""
+    url = f"{fleet.server.ws_url}/sync/alpha/statehub.toml"
+    own = fleet.server.url
+
+    async def edit_after(headers: dict[str, str], query: str, end: Any) -> tuple[int | None, str]:
+        async with websockets.connect(url + query, additional_headers=headers) as ws:
+            await ws.send(create_sync_message(Doc()))
+            await asyncio.wait_for(ws.recv(), 10)  # the room answered: the socket is open and allowed
+            await asyncio.to_thread(end)
+            doc = Doc()
+            try:
+                await ws.send(create_sync_message(doc))
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except websockets.ConnectionClosed as closed:
+                return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+
+    session_id, me, _ = fleet.sign_in(fleet.token("ivy", "edit"))
+
+    def sign_out() -> None:
+        answer = httpx.delete(
+            fleet.url("/auth/session"), headers=cookie(session_id) | {"X-StateHub-CSRF": me["csrf_token"]}
+        )
+        assert answer.status_code == 204
+
+    code, reason = asyncio.run(edit_after(cookie(session_id) | {"Origin": own}, "", sign_out))
+    assert code == 4401 and "session has ended" in reason
+
+    token = fleet.token("ivo", "edit")
+    code, reason = asyncio.run(edit_after({"Origin": own}, f"?token={token}", lambda: fleet.revoke(token)))
+    assert code == 4401 and "revoked" in reason
