@@ -3,9 +3,10 @@
 - ``POST /auth/session {"token": "..."}`` verifies the token (signature,
   revocation, expiry) and answers 201 with who you are, the session's CSRF
   token and a cookie: ``statehub_session``, ``HttpOnly``, ``SameSite=Strict``,
-  ``Path=/``, ``Max-Age`` until the session ends (the token's expiry or 12 h),
-  and ``Secure`` when the request came over TLS (to the hub, or to a proxy in
-  ``STATEHUB_TRUSTED_PROXIES``). A wrong, expired or revoked token is 401 and
+  ``Path=/``, ``Max-Age`` until the session ends (the token's expiry or 12 h);
+  over TLS (to the hub, or to a proxy in ``STATEHUB_TRUSTED_PROXIES``) it is
+  ``__Host-statehub_session`` and ``Secure``, which no other site can plant.
+  The session the browser's cookie named before, if any, ends. A wrong, expired or revoked token is 401 and
   sets no cookie; a token over 16 KiB is 400 unread.
 - ``GET /auth/session``: who you are (actor, right, the rights the token allows,
   its repo scope, when it and the session end) and, for a session, its CSRF
@@ -32,10 +33,12 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from statehub.api.errorshape import WRITE_STATUSES, error_responses
 from statehub.auth import AUTHENTICATED, OPEN, VerifiedToken, authorize, session_of, token_of
 from statehub.auth.contract import RIGHTS
+from statehub.auth.guard import is_secure, session_cookie
 from statehub.auth.sessions import (
     COOKIE_NAME,
     CSRF_HEADER,
     MAX_TOKEN_CHARS,
+    SECURE_COOKIE_NAME,
     SessionStore,
     csrf_matches,
     csrf_token,
@@ -114,16 +117,20 @@ def _answer(token: VerifiedToken, session_id: str | None, session_ends: dt.datet
 
 
 def _cookie(request: Request[Any, Any, Any], value: str, max_age: int) -> str:
-    """The ``Set-Cookie`` value of the session cookie (``max_age`` 0 clears it). Secure when the
-    request came over TLS: uvicorn sets the scheme from the socket, or from a proxy's
-    ``X-Forwarded-Proto`` only when the proxy is trusted (``STATEHUB_TRUSTED_PROXIES``)."""
-    secure = "; Secure" if request.scope.get("scheme") in ("https", "wss") else ""
-    return f"{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite=Strict"
+    """The ``Set-Cookie`` value of the session cookie. Over TLS (:func:`is_secure`) it is
+    ``__Host-statehub_session`` and ``Secure``; over plain HTTP ``statehub_session``."""
+    if is_secure(request):
+        return f"{SECURE_COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
+    return f"{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict"
 
 
 async def _clear_cookie(response: Response[Any]) -> Response[Any]:
-    """Sign-out's answer clears the cookie: a hook, so the document says 204 with no content."""
+    """Sign-out's answer clears the cookie, by either name (a browser ignores the ``__Host-`` one
+    over plain HTTP): a hook, so the document says 204 with no content."""
     response.headers["Set-Cookie"] = f"{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+    response.set_cookie(
+        SECURE_COOKIE_NAME, "", max_age=0, path="/", httponly=True, secure=True, samesite="strict"
+    )
     return response
 
 
@@ -154,6 +161,10 @@ class SignInController(Controller):
         token = verifier.verify(text)
         _unexpired(token)
         sessions: SessionStore = request.app.state.sessions
+        with contextlib.suppress(Unauthorized):  # two planted cookies: nothing of ours to end
+            previous = session_cookie(request)
+            if previous:  # the browser's cookie is replaced: its session ends rather than linger
+                sessions.end(previous)
         session_id = sessions.create(text, token)
         session = sessions.find(session_id)
         if session is None:  # it ended as it began: the token expires this very second
@@ -189,7 +200,9 @@ class SignInController(Controller):
     )
     def sign_out(self, request: Request[Any, Any, Any]) -> None:
         """End this browser's session and clear its cookie; 204 whether or not there was one."""
-        session_id = request.cookies.get(COOKIE_NAME)
+        session_id = None
+        with contextlib.suppress(Unauthorized):  # planted cookies: there is no one session to end
+            session_id = session_cookie(request)
         sessions: SessionStore | None = getattr(request.app.state, "sessions", None)
         if session_id and sessions is not None and sessions.find(session_id) is not None:
             if not csrf_matches(session_id, request.headers.get(CSRF_HEADER)):

@@ -34,7 +34,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
 
 from statehub.auth.event_policy import event_authoriser
-from statehub.auth.sessions import COOKIE_NAME, CSRF_HEADER, csrf_matches
+from statehub.auth.sessions import CSRF_HEADER, cookie_name, csrf_matches
 from statehub.auth.verify import TokenVerifier, VerifiedToken, authorize
 from statehub.errors import Forbidden, HubError, Unauthorized
 
@@ -53,9 +53,11 @@ __all__ = [
     "RepoOf",
     "authorize_event",
     "authorize_request",
+    "is_secure",
     "refuse_socket",
     "requires",
     "reverify",
+    "session_cookie",
     "session_of",
     "token_guard",
     "token_of",
@@ -183,7 +185,7 @@ def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHan
     if raw is not None:
         token = policy.verifier.verify(raw)
     else:
-        session_id = connection.cookies.get(COOKIE_NAME)
+        session_id = session_cookie(connection)
         if not session_id:
             raise Unauthorized(
                 "this hub requires a token: send 'Authorization: Bearer <token>', or sign in on the "
@@ -195,6 +197,38 @@ def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHan
     if right not in _NO_RIGHT:
         repo_of: RepoOf = handler.opt.get(REPO_OPT, default_repo)
         authorize(token, right, repo_of(connection))
+
+
+def is_secure(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the request came over TLS: uvicorn sets the scheme from the socket, or from a proxy's
+    ``X-Forwarded-Proto`` only when the proxy is in ``STATEHUB_TRUSTED_PROXIES``."""
+    return connection.scope.get("scheme") in ("https", "wss")
+
+
+def session_cookie(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The session id the request's cookie names; None without one.
+
+    Over TLS only ``__Host-statehub_session`` is read (:data:`~statehub.auth.sessions.SECURE_COOKIE_NAME`:
+    nobody but the hub can set it); over plain HTTP ``statehub_session``. Unauthorized when the
+    request carries that cookie more than once: a second one was planted by another site (a sibling
+    name's ``Domain`` cookie, a longer ``Path``), and choosing either could sign the visitor in as
+    whoever planted it.
+    """
+    name = cookie_name(is_secure(connection))
+    found: list[str] = []
+    for key, value in connection.scope["headers"]:
+        if key.lower() != b"cookie":
+            continue
+        for pair in value.decode("latin-1").split(";"):
+            cookie, _, text = pair.strip().partition("=")
+            if cookie == name:
+                found.append(text.strip().strip('"'))
+    if len(found) > 1:
+        raise Unauthorized(
+            f"the request carries {len(found)} {name} cookies; another site set one of them. Clear this "
+            "hub's cookies in the browser and sign in again (over TLS a planted cookie cannot be sent)"
+        )
+    return found[0] if found else None
 
 
 def _session_token(

@@ -58,11 +58,13 @@ __all__ = [
     "MAX_SESSIONS",
     "MAX_SESSIONS_PER_TOKEN",
     "MAX_TOKEN_CHARS",
+    "SECURE_COOKIE_NAME",
     "SESSION_BYTES",
     "SESSION_FILE",
     "SESSION_LIFETIME",
     "SessionStore",
     "StoredSession",
+    "cookie_name",
     "csrf_token",
     "is_session_id",
     "token_expiry",
@@ -70,6 +72,13 @@ __all__ = [
 
 SESSION_FILE = "sessions.sqlite3"
 COOKIE_NAME = "statehub_session"
+"""The cookie's name over plain HTTP (a loopback dev or LAN hub): browsers allow no prefix there."""
+SECURE_COOKIE_NAME = "__Host-statehub_session"
+"""The cookie's name over TLS. A browser keeps a ``__Host-`` cookie only when the host itself set it
+with ``Secure``, ``Path=/`` and no ``Domain``: a page on a sibling name (``evil.example.com`` next
+to ``hub.example.com``) or a plain-HTTP answer forged on the network cannot plant one, so it cannot
+sign the hub's visitors in as itself (session fixation, login CSRF by cookie tossing). Over TLS the
+hub reads only this name."""
 CSRF_HEADER = "x-statehub-csrf"
 """The header a cookie-authenticated POST, PUT, PATCH or DELETE carries its session's CSRF token in."""
 SESSION_BYTES = 32
@@ -113,6 +122,11 @@ class StoredSession:
     revocation_ids: tuple[str, ...]
     created: dt.datetime
     expires: dt.datetime
+
+
+def cookie_name(secure: bool) -> str:
+    """The session cookie's name for a request over TLS (``secure``) or plain HTTP."""
+    return SECURE_COOKIE_NAME if secure else COOKIE_NAME
 
 
 def is_session_id(value: str) -> bool:

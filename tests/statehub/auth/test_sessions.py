@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 COOKIE = re.compile(
-    r"^statehub_session=(?P<id>[A-Za-z0-9_-]{43}); Path=/; Max-Age=(?P<age>\d+); "
+    r"^(?P<name>(?:__Host-)?statehub_session)=(?P<id>[A-Za-z0-9_-]{43}); Path=/; Max-Age=(?P<age>\d+); "
     r"HttpOnly(?P<secure>; Secure)?; SameSite=Strict$"
 )
 REPOS = ("alpha", "beta")
@@ -273,7 +273,9 @@ def test_sign_out_ends_the_session(fleet: Fleet) -> None:
         fleet.url("/auth/session"), headers=cookie(session_id) | {"X-StateHub-CSRF": me["csrf_token"]}
     )
     assert answer.status_code == 204
-    assert answer.headers["set-cookie"] == "statehub_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+    cleared = answer.headers.get_list("set-cookie")
+    assert "statehub_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" in cleared
+    assert any(c.startswith('__Host-statehub_session=""') and "Secure" in c for c in cleared), cleared
     assert httpx.get(fleet.url("/tasks"), headers=cookie(session_id)).status_code == 401
     assert httpx.delete(fleet.url("/auth/session")).status_code == 204  # nothing to end: still 204
 
@@ -332,9 +334,19 @@ def test_the_cookie_is_secure_over_tls_as_a_trusted_proxy_reports_it(fleet: Flee
         own = mint(root, "lea", "read").to_base64()
         answer = httpx.post(f"{proxied.url}/auth/session", json={"token": own}, headers=forwarded)
         assert answer.status_code == 201, answer.text
-        assert COOKIE.match(answer.headers["set-cookie"]).group("secure") == "; Secure"  # type: ignore[union-attr]
+        secure = COOKIE.match(answer.headers["set-cookie"])
+        assert secure is not None and secure.group("secure") == "; Secure"
+        assert secure.group("name") == "__Host-statehub_session"  # over TLS: a name no other site can set
+        session_id = secure.group("id")
         plain = httpx.post(f"{proxied.url}/auth/session", json={"token": own})
         assert COOKIE.match(plain.headers["set-cookie"]).group("secure") is None  # type: ignore[union-attr]
+        assert COOKIE.match(plain.headers["set-cookie"]).group("name") == "statehub_session"  # type: ignore[union-attr]
+        tasks = f"{proxied.url}/tasks"
+        as_tls = forwarded | {"Cookie": f"__Host-statehub_session={session_id}"}
+        assert httpx.get(tasks, headers=as_tls).status_code == 200
+        # Over TLS the plain name is not read: a sibling site or a forged plain-HTTP answer can set it.
+        planted = forwarded | {"Cookie": f"statehub_session={session_id}"}
+        assert httpx.get(tasks, headers=planted).status_code == 401
 
 
 def test_an_open_socket_ends_at_sign_out_and_at_revocation(fleet: Fleet) -> None:
@@ -370,3 +382,26 @@ def test_an_open_socket_ends_at_sign_out_and_at_revocation(fleet: Fleet) -> None
     token = fleet.token("ivo", "edit")
     code, reason = asyncio.run(edit_after({"Origin": own}, f"?token={token}", lambda: fleet.revoke(token)))
     assert code == 4401 and "revoked" in reason
+
+
+def test_a_planted_second_cookie_is_refused_and_signing_in_again_ends_the_old_session(fleet: Fleet) -> None:
+    """Review findings: with two session cookies (the victim's and one another site planted, with a
+    Domain or a longer Path) the hub read the last, so a planter could sign a visitor in as itself;
+    and signing in again left the browser's previous session alive, unreachable, until its end."""
+    victim_id, _, _ = fleet.sign_in(fleet.token("una", "write"))
+    planted_id, _, _ = fleet.sign_in(fleet.token("mallory", "read"))
+    both = {"Cookie": f"statehub_session={victim_id}; statehub_session={planted_id}"}
+    answer = httpx.get(fleet.url("/auth/session"), headers=both)
+    assert answer.status_code == 401 and "2 statehub_session cookies" in answer.json()["error"]
+    assert httpx.get(fleet.url("/auth/session"), headers=cookie(victim_id)).json()["actor"] == "una"
+    signed_out = httpx.delete(fleet.url("/auth/session"), headers=both)
+    assert signed_out.status_code == 204  # sign-out still clears the cookie; neither session is ended
+    assert httpx.get(fleet.url("/tasks"), headers=cookie(planted_id)).status_code == 200
+
+    again = httpx.post(
+        fleet.url("/auth/session"), json={"token": fleet.token("una", "write")}, headers=cookie(victim_id)
+    )
+    assert again.status_code == 201
+    assert httpx.get(fleet.url("/tasks"), headers=cookie(victim_id)).status_code == 401  # the old one ended
+    new_id = COOKIE.match(again.headers["set-cookie"]).group("id")  # type: ignore[union-attr]
+    assert httpx.get(fleet.url("/tasks"), headers=cookie(new_id)).status_code == 200
