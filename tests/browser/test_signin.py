@@ -202,3 +202,115 @@ def test_a_page_on_another_site_cannot_use_the_session_and_revocation_ends_it(
     page.wait_for_selector("#sign-in-token")  # the session ended with its token
     assert page.evaluate("async () => (await fetch('/tasks')).status") == 401
     page.close()
+
+
+class _SameSite(http.server.BaseHTTPRequestHandler):
+    """A hostile page on the hub's own site (127.0.0.1, another port): SameSite=Strict does not keep
+    the cookie from its requests, so the Origin check and the CSRF token are all that stand."""
+
+    hub = ""
+    ws = ""
+    attacker = ""
+    key = ""
+
+    def do_GET(self) -> None:
+        mcp = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {
+                    "name": "add_progress_note",
+                    "arguments": {"ref": "DEMO-WP-0001-T01", "note": "hostile", "key": self.key},
+                },
+            }
+        )
+        sign_in = json.dumps({"token": self.attacker})
+        body = f"""<!doctype html><html><body>
+        <form id="login" method="POST" action="{self.hub}/auth/session" enctype="text/plain">
+          <input name='{sign_in[:-2]}' value='{sign_in[-2:]}'></form>
+        <script>
+          window.results = {{}};
+          const hub = {self.hub!r};
+          (async () => {{
+            for (const [name, path, init] of [
+              ['mcp-json', '/mcp', {{ method: 'POST', credentials: 'include',
+                 headers: {{ 'content-type': 'application/json', accept: 'application/json' }}, body: {mcp!r} }}],
+              ['mcp-plain', '/mcp', {{ method: 'POST', mode: 'no-cors', credentials: 'include',
+                 headers: {{ 'content-type': 'text/plain' }}, body: {mcp!r} }}],
+              ['login-json', '/auth/session', {{ method: 'POST', credentials: 'include',
+                 headers: {{ 'content-type': 'application/json' }}, body: {sign_in!r} }}],
+            ]) {{
+              try {{ const a = await fetch(hub + path, init);
+                     window.results[name] = a.type === 'opaque' ? 'opaque' : a.status }}
+              catch (e) {{ window.results[name] = 'blocked' }}
+            }}
+            window.results.ws = await new Promise((done) => {{
+              const socket = new WebSocket({self.ws!r} + '/sync/demo/statehub.toml')
+              socket.onclose = (e) => done(e.code)
+              socket.onmessage = () => done('open')
+            }})
+            window.done = true
+          }})()
+        </script></body></html>""".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+def test_a_same_site_page_cannot_use_the_session_nor_sign_the_visitor_in_as_the_attacker(
+    browser: Any, fleet: tuple[HubServer, KeyPair, GitRepo]
+) -> None:
+    """Review: the hostile page above is cross-site, so SameSite alone stopped it. On 127.0.0.1 at
+    another port the cookie is sent; MCP, the editor's socket and a login-CSRF form must still fail."""
+    server, root, _repo = fleet
+    page = browser.new_page()
+    page.goto(f"{server.url}/#/")
+    sign_in(page, mint(root, "cy", "edit").to_base64())
+    page.wait_for_selector("#who-actor")
+    [mine] = [c for c in browser.cookies(server.url) if c["name"] == "statehub_session"]
+
+    key = f"samesite-{uuid.uuid4().hex}"
+    attacker = mint(root, "mallory", "read").to_base64()
+    handler = type(
+        "SameSite", (_SameSite,), {"hub": server.url, "ws": server.ws_url, "attacker": attacker, "key": key}
+    )
+    hostile = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=hostile.serve_forever, daemon=True)
+    thread.start()
+    try:
+        evil = browser.new_page()
+        evil.goto(f"http://127.0.0.1:{hostile.server_address[1]}/")
+        evil.wait_for_function("() => window.done === true", timeout=15000)
+        results = evil.evaluate("() => window.results")
+        with evil.expect_navigation():
+            evil.evaluate("() => document.getElementById('login').submit()")
+        refused = evil.inner_text("body")
+        evil.close()
+    finally:
+        hostile.shutdown()
+        hostile.server_close()
+    assert results == {"mcp-json": "blocked", "mcp-plain": "opaque", "login-json": "blocked", "ws": 4403}
+    assert "cross-site request refused" in refused  # the login form's POST: its Origin is not the hub's
+    admin = {"Authorization": f"Bearer {mint(root, 'agt-admin', 'admin').to_base64()}"}
+    assert httpx.get(f"{server.url}/events/{key}", headers=admin).status_code == 404  # MCP wrote nothing
+    own_call = """async (key) => {
+      const me = await (await fetch('/auth/session')).json()
+      const answer = await fetch('/mcp', { method: 'POST', headers: { 'content-type': 'application/json',
+        accept: 'application/json, text/event-stream', 'x-statehub-csrf': me.csrf_token },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add_progress_note',
+          arguments: { ref: 'DEMO-WP-0001-T01', note: 'from the hub page', key } } }) })
+      return answer.status }"""
+    assert page.evaluate(own_call, key) == 200  # the same call from the hub's own page is allowed
+    assert httpx.get(f"{server.url}/events/{key}", headers=admin).status_code == 200
+    [still] = [c for c in browser.cookies(server.url) if c["name"] == "statehub_session"]
+    assert still["value"] == mine["value"]  # still signed in as cy, not as mallory
+    page.reload()
+    page.wait_for_selector("#who-actor")
+    assert page.inner_text("#who-actor") == "cy"
+    page.close()
