@@ -305,7 +305,8 @@ def test_a_same_site_page_cannot_use_the_session_nor_sign_the_visitor_in_as_the_
       const answer = await fetch('/mcp', { method: 'POST', headers: { 'content-type': 'application/json',
         accept: 'application/json, text/event-stream', 'x-statehub-csrf': me.csrf_token },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
-          params: { name: 'add_progress_note', arguments: { ref: 'DEMO-WP-0001-T01', note: 'from the hub page', key } } }) })
+          params: { name: 'add_progress_note',
+                    arguments: { ref: 'DEMO-WP-0001-T01', note: 'from the hub page', key } } }) })
       return answer.status }"""
     assert page.evaluate(own_call, key) == 200  # the same call from the hub's own page is allowed
     assert httpx.get(f"{server.url}/events/{key}", headers=admin).status_code == 200
