@@ -31,7 +31,7 @@ from statehub.answers import Page
 from statehub.api.deps import MAX_NAME, PRINTABLE, DocPath, HubDep, RoomsDep
 from statehub.api.errorshape import WRITE_STATUSES, error_body, error_responses
 from statehub.auth import refuse_socket, requires, token_of
-from statehub.auth.guard import reverify
+from statehub.auth.guard import StillAllowed
 from statehub.editing import RoomItem, SaveAnswer
 from statehub.errors import HubError, as_hub_error
 from sync.saving import RoomError
@@ -167,7 +167,7 @@ class SyncController(Controller):
             await _refuse(socket, error)
             return
         repo = repo_of_doc(socket)
-        channel = LitestarChannel(socket, manifest.name, lambda: reverify(socket, "edit", repo))
+        channel = LitestarChannel(socket, manifest.name, StillAllowed(socket, "edit", repo))
         try:
             async with rooms.holding(manifest.name) as room:
                 await socket.accept()

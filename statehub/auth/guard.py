@@ -26,6 +26,7 @@ valid token and no particular right.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +52,12 @@ __all__ = [
     "OPEN",
     "PER_EVENT",
     "RepoOf",
+    "StillAllowed",
     "authorize_event",
     "authorize_request",
     "is_secure",
     "refuse_socket",
     "requires",
-    "reverify",
     "session_cookie",
     "session_of",
     "token_guard",
@@ -265,31 +266,44 @@ def _session_token(
         raise
 
 
-def reverify(connection: ASGIConnection[Any, Any, Any, Any], right: str, repo: str | None) -> None:
-    """Check again, now, that a connection's token still allows ``right`` on ``repo``; a long-lived
-    connection (an editor's WebSocket) asks it before acting on each message it receives.
+class StillAllowed:
+    """Checks again, now, that a long-lived connection's token still allows ``right`` on ``repo``:
+    an editor's WebSocket calls it before the room acts on each message it receives (ADR-040).
 
-    Unauthorized when the token has since been revoked (``revoked-tokens.txt`` is re-read when it
-    changes) or the session the connection signed in with has ended (sign-out, its 12 hours);
-    Unauthorized / Forbidden from :func:`statehub.auth.verify.authorize` when the token has
-    expired. Nothing on an open hub. The token itself cannot change, so neither can the rest
-    of what it allows (ADR-040).
+    Raises Unauthorized when the token has since been revoked (``revoked-tokens.txt`` is re-read
+    when it changes) or the session the connection signed in with has ended (sign-out, its
+    12 hours), both checked on every call (~7 and ~45 µs); Unauthorized / Forbidden from
+    :func:`statehub.auth.verify.authorize` when the token has expired, checked at most once per
+    :attr:`AUTHORIZE_EVERY` seconds (~90 µs a check: a room's every keystroke would pay it). The
+    token itself cannot change, so neither can the rest of what it allows. Nothing on an open hub.
     """
-    policy: AuthPolicy = connection.app.state.auth
-    if policy.verifier is None:
-        return
-    token = token_of(connection)
-    if token is None:  # pragma: no cover - token_of answers a token whenever the hub has a verifier
-        return
-    revoked = policy.verifier.revocations.revoked(list(token.revocation_ids))
-    if revoked is not None:
-        raise Unauthorized(f"the token for {token.actor} was revoked (revocation id {revoked[:12]}…)")
-    session_id = session_of(connection)
-    if session_id is not None:
-        sessions: SessionStore = connection.app.state.sessions
-        if sessions.find(session_id) is None:
-            raise Unauthorized("your session has ended (signed out, or after 12 hours): sign in again")
-    authorize(token, right, repo)
+
+    AUTHORIZE_EVERY = 1.0
+
+    def __init__(self, connection: ASGIConnection[Any, Any, Any, Any], right: str, repo: str | None) -> None:
+        self._connection = connection
+        self._right = right
+        self._repo = repo
+        self._authorized_at = time.monotonic()
+
+    def __call__(self) -> None:
+        connection = self._connection
+        policy: AuthPolicy = connection.app.state.auth
+        token = token_of(connection) if policy.verifier is not None else None
+        if policy.verifier is None or token is None:
+            return
+        revoked = policy.verifier.revocations.revoked(list(token.revocation_ids))
+        if revoked is not None:
+            raise Unauthorized(f"the token for {token.actor} was revoked (revocation id {revoked[:12]}…)")
+        session_id = session_of(connection)
+        if session_id is not None:
+            sessions: SessionStore = connection.app.state.sessions
+            if sessions.find(session_id) is None:
+                raise Unauthorized("your session has ended (signed out, or after 12 hours): sign in again")
+        moment = time.monotonic()
+        if moment - self._authorized_at >= self.AUTHORIZE_EVERY:
+            authorize(token, self._right, self._repo)
+            self._authorized_at = moment
 
 
 def session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
