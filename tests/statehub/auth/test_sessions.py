@@ -17,6 +17,7 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -34,7 +35,6 @@ from tests.hubserver import HubServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 COOKIE = re.compile(
     r"^(?P<name>(?:__Host-)?statehub_session)=(?P<id>[A-Za-z0-9_-]{43}); Path=/; Max-Age=(?P<age>\d+); "
@@ -405,3 +405,33 @@ def test_a_planted_second_cookie_is_refused_and_signing_in_again_ends_the_old_se
     assert httpx.get(fleet.url("/tasks"), headers=cookie(victim_id)).status_code == 401  # the old one ended
     new_id = COOKIE.match(again.headers["set-cookie"]).group("id")  # type: ignore[union-attr]
     assert httpx.get(fleet.url("/tasks"), headers=cookie(new_id)).status_code == 200
+
+
+def test_a_revoked_tokens_open_socket_cannot_save(fleet: Fleet) -> None:
+    """Review finding (high): saves travel over the socket, so before the per-message check a socket
+    opened before its token was revoked could still commit the room's text as its actor."""
+    from tests.ysync_client import YClient
+
+    admin = fleet.token("agt-admin", "admin")
+    path = httpx.get(fleet.url("/repos/beta"), headers={"Authorization": f"Bearer {admin}"}).json()["path"]
+    before = GitRepo(Path(path), init=False).git("rev-parse", "HEAD")
+    token = fleet.token("rex", "edit")
+    url = f"{fleet.server.ws_url}/sync/beta/statehub.toml"
+
+    async def scenario() -> tuple[int, str] | None:
+        rex = await YClient(f"{url}?token={token}").connect()
+        watcher = await YClient(f"{url}?token={admin}").connect()
+        await asyncio.wait_for(rex.synced.wait(), 10)
+        await asyncio.wait_for(watcher.synced.wait(), 10)
+        rex.text.insert(0, "# after revocation\n")
+        await watcher.wait_for(lambda: "# after revocation" in str(watcher.text), 10)  # the room has it
+        await asyncio.to_thread(fleet.revoke, token)
+        await rex.save()
+        await rex.wait_for(lambda: rex.closed is not None, 10)
+        await watcher.close()
+        return rex.closed
+
+    closed = asyncio.run(scenario())
+    assert closed is not None and closed[0] == 4401 and "revoked" in closed[1]
+    assert GitRepo(Path(path), init=False).git("rev-parse", "HEAD") == before  # nothing was committed
+    assert "# after revocation" not in Path(path, "statehub.toml").read_text()
