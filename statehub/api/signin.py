@@ -153,6 +153,10 @@ class SignInController(Controller):
         text = data.token.strip()
         if not text:
             raise BadRequest('give the token: {"token": "<the text statehub token mint printed>"}')
+        if text[:7].lower() == "bearer ":
+            raise BadRequest(
+                "paste the token alone, without 'Bearer ' (that is how the Authorization header carries it)"
+            )
         if len(text) > MAX_TOKEN_CHARS:
             raise BadRequest(
                 f"the token is {len(text):,} characters, over the {MAX_TOKEN_CHARS:,} a hub token can be; "

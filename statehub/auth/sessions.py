@@ -138,9 +138,12 @@ def _key(session_id: str) -> bytes:
 
 
 def _seal(session_id: str, data: bytes) -> bytes:
-    """XOR ``data`` with SHAKE-256(label, id): sealing and unsealing are the same operation."""
+    """XOR ``data`` with SHAKE-256(label, id): sealing and unsealing are the same operation.
+
+    As one big-integer XOR: a byte-wise generator took 1.36 ms for a 16 KiB token (27x the SHAKE
+    floor of 50 us) on every cookie request, on the event loop; this takes 0.16 ms (3x)."""
     stream = hashlib.shake_256(b"statehub-session-seal\x00" + session_id.encode()).digest(len(data))
-    return bytes(a ^ b for a, b in zip(data, stream, strict=True))
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
 
 
 def csrf_token(session_id: str) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
 from biscuit_auth import KeyPair
+from hypothesis import given
+from hypothesis import strategies as st
 
 from statehub.auth import sessions as sessions_module
 from statehub.auth.revocation import RevocationList
@@ -117,3 +120,13 @@ def test_a_store_written_by_a_newer_state_hub_is_refused(tmp_path: Path) -> None
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreTooNew):
         SessionStore(path)
+
+
+@given(data=st.binary(max_size=4096), session_id=st.from_regex(r"\A[A-Za-z0-9_-]{43}\Z"))
+def test_sealing_is_the_keystream_xor_and_undoes_itself(data: bytes, session_id: str) -> None:
+    """The big-integer XOR (review: the byte-wise one cost 1.36 ms per 16 KiB token) keeps leading
+    zero bytes and equals the byte-wise definition."""
+    stream = hashlib.shake_256(b"statehub-session-seal\x00" + session_id.encode()).digest(len(data))
+    sealed = sessions_module._seal(session_id, data)
+    assert sealed == bytes(a ^ b for a, b in zip(data, stream, strict=True))
+    assert sessions_module._seal(session_id, sealed) == data

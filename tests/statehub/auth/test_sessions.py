@@ -435,3 +435,11 @@ def test_a_revoked_tokens_open_socket_cannot_save(fleet: Fleet) -> None:
     assert closed is not None and closed[0] == 4401 and "revoked" in closed[1]
     assert GitRepo(Path(path), init=False).git("rev-parse", "HEAD") == before  # nothing was committed
     assert "# after revocation" not in Path(path, "statehub.toml").read_text()
+
+
+def test_a_token_pasted_with_its_bearer_prefix_gets_the_way_out(fleet: Fleet) -> None:
+    """Review (newcomer): 'Bearer <token>' copied from a curl line was 401 "not a Biscuit token"."""
+    token = fleet.token("sam", "read")
+    answer = httpx.post(fleet.url("/auth/session"), json={"token": f"Bearer {token}"})
+    assert answer.status_code == 400 and "without 'Bearer '" in answer.json()["error"]
+    assert "set-cookie" not in answer.headers
