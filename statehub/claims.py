@@ -61,7 +61,7 @@ from workplans.events import ACTOR_RULE, RELEASE_STATUSES, format_at, is_actor
 from workplans.ids import split_task_ref
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from statehub.answers import Page
     from statehub.auth.event_policy import EventAuthoriser
@@ -508,8 +508,9 @@ def list_claimable(
     claimable: bool = True,
     repo: str | None = None,
     workplan: str | None = None,
-    status: TaskStatus | None = None,
+    status: TaskStatus | Collection[TaskStatus] | None = None,
     owner: str | None = None,
+    owner_prefix: str | None = None,
     ready: bool | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -531,6 +532,7 @@ def list_claimable(
             workplan=workplan,
             status=status,
             owner=owner,
+            owner_prefix=owner_prefix,
             ready=ready,
             limit=limit,
             offset=offset,
