@@ -115,7 +115,9 @@ def _starts_with(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
 
     ``substr`` rather than ``LIKE``: no wildcard to escape, case-sensitive on SQLite and
     PostgreSQL alike."""
-    start = literal_column("1")  # not a bound value: every parameter of a prepared page is named
+    start: ColumnElement[int] = literal_column(
+        "1"
+    )  # not a bound value: every parameter of a prepared page is named
     return func.substr(column, start, bindparam(f"{name}_len", type_=Integer)) == bindparam(name)
 
 

@@ -94,34 +94,6 @@ def wait_text(page: Any, predicate_js: str, timeout: int = 10000) -> None:
     )
 
 
-def test_the_dashboard_shows_repos_plans_tasks_and_canon(browser: Any, server: HubServer) -> None:
-    page = browser.new_page()
-    page.set_viewport_size({"width": 1100, "height": 900})
-    page.goto(f"{server.url}/#/")
-    page.wait_for_selector("#task-table table")
-    repos = page.inner_text("#repos")
-    assert "demo" in repos and "statehub.toml" in repos
-    assert page.inner_text("#repos .badge.bad") == "1"  # workplans/broken.md
-    assert "DEMO-WP-0001" in page.inner_text("#workplans")
-    assert "ADR-001" in page.inner_text("#canon")
-    assert page.locator("#task-table tbody tr").count() == 3
-    page.select_option("#f-status", "todo")
-    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 2")
-    page.check("#f-ready")
-    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 1")
-    assert "DEMO-WP-0001-T02" in page.inner_text("#task-table")
-    assert page.locator("#fleet-tables").count() == (1 if _fleet_api(server) else 0)
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
-    page.close()
-
-
-def _fleet_api(server: HubServer) -> bool:
-    import httpx
-
-    return httpx.get(f"{server.url}/fleet/machines", timeout=5).status_code == 200
-
-
 def test_two_people_converge_and_one_save_commits_both(
     browser: Any, server: HubServer, repo: GitRepo
 ) -> None:

@@ -1,45 +1,78 @@
-// State Hub web UI: #/ is the dashboard, #/edit/<repo slug>/<path>?user=NAME the manifest editor.
-import { renderDashboard } from './dashboard.js'
-import { renderEditor } from './editor.js'
+// State Hub web UI: a hash router over the views. Every view has an address (filters included):
+//   #/                      dashboard            #/repos/<slug>          a repo
+//   #/workplans?...         workplans list       #/workplans/<id>        a workplan
+//   #/tasks?...             tasks list           #/tasks/<ref>           a task
+//   #/canon?...             canon list           #/canon/<id>?repo=      a canon document
+//   #/events?...            the write buffer     #/fleet?repo=           the fleet registry
+//   #/search?q=...          search               #/edit/<slug>/<path>    the manifest editor (own chunk)
+// refreshView() renders the current view again from the hub: the one call a live-update stream makes.
 import { escapeHtml as h } from './hub.js'
+import { currentRoute, wireRowLinks } from './ui.js'
+import { canonView, eventsView, searchView, tasksView, workplansView } from './lists.js'
+import { canonPage, dashboardView, fleetView, repoView, taskView, workplanView } from './pages.js'
+import { whoBox } from './actions.js'
 
 const root = document.getElementById('app')
 let leave = null
+let rendering = 0
 
-function whoAmI (params) {
-  const given = params.get('user')
-  if (given) localStorage.setItem('statehub.user', given)
-  return given || localStorage.getItem('statehub.user')
+const ROUTES = [
+  [/^\/$/, (m, p, ctx) => dashboardView(root, ctx)],
+  [/^\/repos\/([^/]+)$/, (m, p, ctx) => repoView(root, m[1], ctx)],
+  [/^\/workplans$/, (m, p) => workplansView(root, p)],
+  [/^\/workplans\/([^/]+)$/, (m, p, ctx) => workplanView(root, m[1], ctx)],
+  [/^\/tasks$/, (m, p) => tasksView(root, p)],
+  [/^\/tasks\/([^/]+)$/, (m, p, ctx) => taskView(root, m[1], ctx)],
+  [/^\/canon$/, (m, p) => canonView(root, p)],
+  [/^\/canon\/([^/]+)$/, (m, p) => canonPage(root, m[1], p)],
+  [/^\/events$/, (m, p) => eventsView(root, p)],
+  [/^\/fleet$/, (m, p) => fleetView(root, p)],
+  [/^\/search$/, (m, p) => searchView(root, p)],
+  [/^\/edit\/(.+)$/, async (m, p) => {
+    const { editorView } = await import('./editor.js') // CodeMirror and yjs load only here
+    return editorView(root, m[1], p)
+  }]
+]
+
+function decodePath (part) {
+  return part.split('/').map((p) => { try { return decodeURIComponent(p) } catch { return p } }).join('/')
 }
 
-function askName (then) {
-  root.innerHTML = `<section><h2>Who are you?</h2>
-    <p class="muted">Your name shows to the others in the room and becomes the author of the commits you save.</p>
-    <form id="who"><input id="who-name" placeholder="your name" required> <button class="primary">Continue</button></form></section>`
-  root.querySelector('#who').addEventListener('submit', (event) => {
-    event.preventDefault()
-    const name = root.querySelector('#who-name').value.trim()
-    if (name) { localStorage.setItem('statehub.user', name); then(name) }
-  })
-}
-
-async function route () {
+/** Render the view the address names; a view may return a function to call when it is left. */
+export async function refreshView () {
+  const mine = ++rendering
   if (leave) { leave(); leave = null }
-  const [path, query] = location.hash.replace(/^#/, '').split('?')
-  const params = new URLSearchParams(query || '')
+  const { path, params } = currentRoute()
+  const found = ROUTES.map(([pattern, view]) => [pattern.exec(path), view]).find(([m]) => m)
+  if (found) found[0] = found[0].map((part, i) => (i === 0 ? part : decodePath(part)))
+  document.body.dataset.view = found ? path.split('/')[1] || 'dashboard' : 'none'
   try {
-    if (path.startsWith('/edit/')) {
-      const doc = decodeURIComponent(path.slice('/edit/'.length))
-      const user = whoAmI(params)
-      if (user) leave = renderEditor(root, doc, user)
-      else askName((name) => { leave = renderEditor(root, doc, name) })
-    } else {
-      await renderDashboard(root)
+    if (!found) {
+      root.innerHTML = `<h1>Not found</h1><p>No view at <code>${h(path)}</code>. <a href="#/">Dashboard</a></p>`
+      return
     }
+    const result = await found[1](found[0], params, { refresh: refreshView })
+    if (mine !== rendering) return
+    if (typeof result === 'function' && path.startsWith('/edit/')) leave = result
   } catch (error) {
-    root.innerHTML = `<section class="bad">Could not load: ${h(error.message)}</section>`
+    if (mine !== rendering) return
+    root.innerHTML = `<h1>Could not load</h1><p class="bad" role="alert">${h(error.message)}</p>`
+  } finally {
+    if (mine === rendering) {
+      const heading = root.querySelector('h1')
+      document.title = (heading ? heading.textContent.trim() + ' · ' : '') + 'State Hub'
+      document.body.dataset.ready = String(mine)
+    }
   }
 }
 
-window.addEventListener('hashchange', route)
-route()
+window.statehub = { refresh: refreshView }
+wireRowLinks(root)
+whoBox(document.getElementById('who'))
+document.getElementById('search').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const q = event.target.q.value.trim()
+  if (q) location.hash = '/search?q=' + encodeURIComponent(q)
+})
+window.addEventListener('hashchange', () => { refreshView(); root.focus({ preventScroll: true }) })
+refreshView()

@@ -3,12 +3,12 @@ prefix and a sort, with their totals; a task's links and events; a workplan's ov
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from litestar.testing import TestClient
 
-    Client = TestClient  # type: ignore[type-arg]
+    Client = TestClient[Any]
 
 
 def test_several_statuses_an_owner_prefix_and_a_sort_narrow_and_order_the_task_list(loaded: Client) -> None:
