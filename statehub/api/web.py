@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import FromPath
 
 from statehub.errors import NotFound
 
@@ -85,7 +86,7 @@ class WebController(Controller):
         return _send(request, "index.html")
 
     @get("/static/{name:path}", sync_to_thread=False)
-    def static(self, request: Request[Any, Any, Any], name: str) -> Response[bytes]:
+    def static(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
         """One built asset; 404 for anything else."""
         return _send(request, name.lstrip("/"))
 

@@ -75,7 +75,7 @@ export function colorFor (name) {
 
 export const TASK_STATUSES = ['todo', 'in-progress', 'blocked', 'done', 'cancelled']
 export const WORKPLAN_STATUSES = ['draft', 'active', 'blocked', 'done', 'cancelled']
-const SYMBOL = { todo: '○', 'in-progress': '◐', blocked: '⛔', done: '●', cancelled: '✕', draft: '✎', active: '◐', pending: '…', applied: '✓', rejected: '✕', ok: '✓', degraded: '!' }
+const SYMBOL = { todo: '○', 'in-progress': '◐', blocked: '■', done: '●', cancelled: '✕', draft: '✎', active: '◐', pending: '…', applied: '✓', rejected: '✕', ok: '✓', degraded: '!' }
 
 /** A status as a badge: its symbol and its word, coloured by a class; never colour alone. */
 export function statusBadge (status) {

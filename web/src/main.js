@@ -62,6 +62,8 @@ export async function refreshView () {
       const heading = root.querySelector('h1')
       document.title = (heading ? heading.textContent.trim() + ' · ' : '') + 'State Hub'
       document.body.dataset.ready = String(mine)
+      performance.mark('statehub:view-ready')
+      window.dispatchEvent(new CustomEvent('statehub:view-ready', { detail: { view: document.body.dataset.view } }))
     }
   }
 }
