@@ -11,6 +11,7 @@ scroll sideways; the dashboard never fetches the editor's chunk.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,8 +25,8 @@ from tests.hubserver import HubServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
+FLEET_EXAMPLE = Path(__file__).resolve().parents[1] / "registry" / "fleet_example.toml"
 DASH = "\N{EN DASH}"
 """The pager's range: "1\N{EN DASH}500 of 620"."""
 BIG = 620
@@ -77,6 +78,7 @@ def hub_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     ]
     demo.write("workplans/DEMO-WP-0002.md", workplan_text("DEMO-WP-0002", many, title="Many steps"))
     demo.write("workplans/broken.md", "no front matter here\n")
+    demo.write("registry/fleet.toml", FLEET_EXAMPLE.read_text(encoding="utf-8"))
     demo.write(
         "canon/ADR-001.md",
         '+++\nid = "ADR-001"\ntitle = "Files are the truth"\nkind = "adr"\nstatus = "accepted"\n'
@@ -175,6 +177,33 @@ def test_each_view_loads_by_its_address(browser: Any, server: HubServer) -> None
     go(page, server, "#/search?q=tunnels")
     assert "DEMO-WP-0001-T02" in page.inner_text("main")
     page.close()
+
+
+def test_the_fleet_view_says_roles_waves_gates_and_lanes_in_words(browser: Any, server: HubServer) -> None:
+    page = open_page(browser, server, "#/fleet?repo=demo")
+    text = page.inner_text("main")
+    for role in ("production-home", "frozen-legacy", "temporary-dev", "build"):
+        assert role in text
+    assert "Wave 1" in text and "Wave 8" in text
+    assert "coulombcore → railiance01" in text  # a move, in words
+    assert "met: canary observed" in text and "missing:" in text  # gate evidence, met and unmet
+    assert "railiance01 → workstation → coulombcore" in text  # a lane's hops
+    assert "workstation (temporary-dev)" in text and "must not carry a critical lane" in text
+    assert "not ready" in text  # readiness, with its blockers listed
+    assert "[object Object]" not in text
+    page.close()
+
+
+def test_the_dark_theme_follows_the_system(browser: Any, server: HubServer) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        page = open_page(browser, server, "#/")
+        page.emulate_media(color_scheme=scheme)
+        colours[scheme] = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        shot(page, f"theme-{scheme}")
+        page.close()
+    assert colours["light"] != colours["dark"]
+    assert colours["dark"] == "rgb(20, 24, 31)"
 
 
 def test_filters_live_in_the_address_and_survive_a_reload(browser: Any, server: HubServer) -> None:
