@@ -512,6 +512,8 @@ def list_claimable(
     owner: str | None = None,
     owner_prefix: str | None = None,
     ready: bool | None = None,
+    sort: queries.TaskSort = "workplan",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
@@ -534,6 +536,8 @@ def list_claimable(
             owner=owner,
             owner_prefix=owner_prefix,
             ready=ready,
+            sort=sort,
+            descending=descending,
             limit=limit,
             offset=offset,
         )

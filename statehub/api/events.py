@@ -37,9 +37,10 @@ EventsRepo = Annotated[
 TaskFilter = Annotated[
     str | None,
     QueryParameter(
-        pattern=PRINTABLE,
+        # workplans.ids.TASK_REF without its group names (JSON Schema's regex has none), or empty
+        pattern=r"^([A-Z][A-Z0-9]*(-[A-Z0-9]+)*-WP-[0-9]{4}-T[0-9]{2,})?$",
         max_length=MAX_NAME,
-        description="Only events for this task, by reference (``OPS-WP-0001-T02``): its timeline, commits.",
+        description="Only events of this task (``OPS-WP-0001-T02``; empty: any): its timeline, commits.",
     ),
 ]
 KindFilter = Annotated[
@@ -107,7 +108,7 @@ class EventController(Controller):
         every match. Each record has its state, the reason it waits or was refused, and the commit
         that applied it. 400 when ``task`` is not a task reference."""
         workplan_id, task_id = workplan, None
-        if task is not None:
+        if task:
             parts = split_task_ref(task)
             if parts is None:
                 raise BadRequest(f"task={task!r} is not a task reference; one looks like OPS-WP-0001-T02")

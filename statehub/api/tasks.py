@@ -26,7 +26,6 @@ from statehub.api.deps import (
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import TaskDetail, TaskItem, TaskShown
-from statehub.errors import BadRequest
 from workplans import TaskStatus
 
 __all__ = ["StatusFilter", "TaskController"]
@@ -72,11 +71,9 @@ class TaskController(Controller):
 
         ``claimable=true``: what a claim would win now (todo, every dependency done, no live
         lease, nothing pending, not contested: ``statehub.claims``); ``claimable=false``: the
-        rest. The other filters narrow either; it lists in the default order only (400 with ``sort``).
+        rest. The other filters narrow either, and ``sort`` orders either.
         """
         if claimable is not None:
-            if sort is not None or desc:
-                raise BadRequest("claimable= lists in workplan id, file order: leave out sort= and desc=")
             # In a worker thread: it reads the lease store and the cache, while agents claim.
             page = await asyncio.to_thread(
                 functools.partial(
@@ -89,6 +86,8 @@ class TaskController(Controller):
                     owner=owner,
                     owner_prefix=owner_prefix,
                     ready=ready,
+                    sort=sort or "workplan",
+                    descending=desc,
                     limit=limit,
                     offset=offset,
                 )

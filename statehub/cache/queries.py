@@ -429,10 +429,12 @@ def list_claimable(
     owner: str | None = None,
     owner_prefix: str | None = None,
     ready: bool | None = None,
+    sort: TaskSort = "workplan",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
-    """Tasks, filtered as :func:`list_tasks` (in its default order), that a claim would win now
+    """Tasks, filtered and ordered as :func:`list_tasks`, that a claim would win now
     (``claimable``) or would not.
 
     Claimable: status todo and ready in the cache (every dependency done, not in a cycle) and not
@@ -441,16 +443,21 @@ def list_claimable(
     read: a ``NOT IN`` of a thousand held refs made the query 8x slower (bench/claims.py).
     """
     _check_page(limit, offset)
-    matching = _where(
-        select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready),
-        TASKS.c.conflicted == false(),
-        TASKS.c.repo == repo if repo else None,
-        TASKS.c.workplan_id == workplan if workplan else None,
-        TASKS.c.status.in_(_values(status)) if status is not None and _values(status) else None,
-        TASKS.c.owner == owner if owner else None,
-        func.substr(TASKS.c.owner, 1, len(owner_prefix)) == owner_prefix if owner_prefix else None,
-        TASKS.c.ready == ready if ready is not None else None,
-    ).order_by(TASKS.c.workplan_id, TASKS.c.position)
+    matching = _ordered(
+        _where(
+            select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready),
+            TASKS.c.conflicted == false(),
+            TASKS.c.repo == repo if repo else None,
+            TASKS.c.workplan_id == workplan if workplan else None,
+            TASKS.c.status.in_(_values(status)) if status is not None and _values(status) else None,
+            TASKS.c.owner == owner if owner else None,
+            func.substr(TASKS.c.owner, 1, len(owner_prefix)) == owner_prefix if owner_prefix else None,
+            TASKS.c.ready == ready if ready is not None else None,
+        ),
+        _TASK_SORT[sort],
+        (TASKS.c.workplan_id, TASKS.c.position),
+        descending,
+    )
     todo = TaskStatus.TODO.value
     refs = [
         row.ref
