@@ -372,6 +372,30 @@ def test_actions_send_events_and_show_their_outcome(
     page.close()
 
 
+def test_an_event_that_must_wait_says_why_and_applies_once_it_can(
+    browser: Any, server: HubServer, hub_home: tuple[Path, dict[str, GitRepo]]
+) -> None:
+    ops = hub_home[1]["ops"]
+    committed = ops.read("workplans/OPS-WP-0001.md")
+    ops.write("workplans/OPS-WP-0001.md", committed + "\nA person's edit, not committed yet.\n")
+    page = open_page(browser, server, "#/tasks/OPS-WP-0001-T01")
+    page.fill("[data-act=note] input[name=note]", "lane opened")
+    page.click("[data-act=note] button")
+    waiting = wait_outcome(page, "waiting", "uncommitted")
+    assert waiting.startswith("Waiting:"), waiting
+    ops.write("workplans/OPS-WP-0001.md", committed)  # the person puts the file back
+    key = re.search(r"event (web-[a-z0-9-]+)", waiting)
+    assert key is not None, waiting
+    for _ in range(300):
+        state = httpx.get(f"{server.url}/events/{key.group(1)}").json()["state"]
+        if state != "pending":
+            break
+        page.wait_for_timeout(100)
+    assert state == "applied"
+    assert "lane opened" in ops.read("workplans/OPS-WP-0001.md")
+    page.close()
+
+
 def test_a_phone_wide_page_does_not_scroll_sideways(browser: Any, server: HubServer) -> None:
     for address in (
         "#/",
