@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_LIMIT",
+    "CanonSort",
     "TaskSort",
     "WorkplanSort",
     "dependents",
@@ -582,16 +583,34 @@ _CANON_ITEM = struct_columns(
 
 
 @cache
-def _canon_query(repo: bool, kind: bool, status: bool) -> PreparedPage:
+def _canon_query(repo: bool, kind: bool, status: bool, sort: str, descending: bool) -> PreparedPage:
     return prepare_page(
-        lambda: _where(
-            select(*_CANON_ITEM.columns),
-            CANON.c.conflicted == false(),
-            CANON.c.repo == bindparam("repo") if repo else None,
-            CANON.c.kind == bindparam("kind") if kind else None,
-            CANON.c.status == bindparam("status") if status else None,
-        ).order_by(CANON.c.id, CANON.c.repo)
+        lambda: _ordered(
+            _where(
+                select(*_CANON_ITEM.columns),
+                CANON.c.conflicted == false(),
+                CANON.c.repo == bindparam("repo") if repo else None,
+                CANON.c.kind == bindparam("kind") if kind else None,
+                CANON.c.status == bindparam("status") if status else None,
+            ),
+            _CANON_SORT[sort],
+            (CANON.c.id, CANON.c.repo),
+            descending,
+        )
     )
+
+
+CanonSort = Literal["id", "title", "kind", "status", "date", "repo"]
+"""What ``GET /canon`` sorts by (then by id and repo)."""
+
+_CANON_SORT: dict[str, ColumnElement[Any] | None] = {
+    "id": None,
+    "title": CANON.c.title,
+    "kind": CANON.c.kind,
+    "status": CANON.c.status,
+    "date": CANON.c.date,
+    "repo": CANON.c.repo,
+}
 
 
 def list_canon(
@@ -600,13 +619,16 @@ def list_canon(
     repo: str | None = None,
     kind: CanonKind | None = None,
     status: CanonStatus | None = None,
+    sort: CanonSort = "id",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[CanonItem]:
-    """Canon documents by id, then repo, filtered."""
+    """Canon documents by id, then repo (or by ``sort``, then that order), filtered."""
     _check_page(limit, offset)
     values = {"repo": repo, "kind": _value(kind), "status": _value(status)}
-    rows, total = _canon_query(bool(repo), bool(kind), bool(status)).run(conn, values, limit, offset)
+    prepared = _canon_query(bool(repo), bool(kind), bool(status), sort, descending)
+    rows, total = prepared.run(conn, values, limit, offset)
     return Page([_CANON_ITEM.read(r) for r in rows], total)
 
 

@@ -126,17 +126,17 @@ export function canonView (root, params) {
   return listPage(root, params, {
     title: 'Canon',
     endpoint: '/canon',
-    sortable: false,
     filters: (p, slugs) => `${repoSelect(slugs, p.get('repo'))}
       <label>kind <select name="kind"><option value="">any</option>${['adr', 'standard', 'runbook', 'note'].map((k) =>
         `<option${k === p.get('kind') ? ' selected' : ''}>${k}</option>`).join('')}</select></label>`,
     apiQuery: (p) => pick(p, ['repo', 'kind']),
     columns: [
-      { label: 'id', cell: (c) => `<a href="${canonHref(c)}">${h(c.id)}</a>` },
-      { label: 'title', cell: (c) => h(c.title) },
-      { label: 'kind', cell: (c) => h(c.kind) },
-      { label: 'status', cell: (c) => statusBadge(c.status) },
-      { label: 'repo', wide: true, cell: (c) => h(c.repo) }
+      { label: 'id', sort: 'id', cell: (c) => `<a href="${canonHref(c)}">${h(c.id)}</a>` },
+      { label: 'title', sort: 'title', cell: (c) => h(c.title) },
+      { label: 'kind', sort: 'kind', cell: (c) => h(c.kind) },
+      { label: 'status', sort: 'status', cell: (c) => statusBadge(c.status) },
+      { label: 'date', sort: 'date', wide: true, cell: (c) => h(c.date || '') },
+      { label: 'repo', sort: 'repo', wide: true, cell: (c) => h(c.repo) }
     ],
     rowHref: canonHref
   })

@@ -39,6 +39,11 @@ def test_workplans_sort_and_filter_by_several_statuses(loaded: Client) -> None:
     assert loaded.get("/workplans?owner_prefix=ops-").json()["total"] == 1
 
 
+def test_canon_sorts(loaded: Client) -> None:
+    ids = [c["id"] for c in loaded.get("/canon?sort=kind&desc=true").json()["items"]]
+    assert ids == ["RB-001", "ADR-001"]  # runbook after adr, reversed
+
+
 def test_a_task_links_name_its_dependencies_and_dependents_across_repos(loaded: Client) -> None:
     links = loaded.get("/tasks/OPS-WP-0001-T03/links").json()
     assert links["task"]["ref"] == "OPS-WP-0001-T03"
