@@ -44,7 +44,7 @@ every reader's browser fetch a URL of its choosing."""
 _REVALIDATE = "no-cache"
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # bounded: a client may ask for any number of names
 def _asset(name: str, gzip: bool) -> bytes | None:
     """The bytes of ``static/<name>`` (its ``.gz`` copy with ``gzip``); None when there is none.
 
