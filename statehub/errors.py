@@ -10,6 +10,7 @@
     ├── Forbidden        403, exit 8   a valid token that does not allow this request
     ├── PayloadTooLarge  413, exit 9   a body, file or batch over its size limit (the message names the limit)
     ├── InsufficientStorage 507, exit 10  the disk under the write buffer is full; nothing stored, retry later
+    ├── Unavailable      503, exit 12  the hub is at a limit (e.g. of browser sessions); retry later
     └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
 Besides the errors' codes, one exit code says a command ran to the end and found
@@ -69,6 +70,7 @@ __all__ = [
     "PayloadTooLarge",
     "SetupError",
     "Unauthorized",
+    "Unavailable",
     "Unprocessable",
     "as_hub_error",
     "invalid_choice",
@@ -149,6 +151,15 @@ class InsufficientStorage(HubError):
     status_code = 507
     exit_code = 10
     headers = {"Retry-After": str(StoreFull.retry_after)}
+
+
+class Unavailable(HubError):
+    """The hub is at one of its limits (the browser sessions it holds): try again after
+    ``Retry-After`` seconds; nothing was changed."""
+
+    status_code = 503
+    exit_code = 12
+    headers = {"Retry-After": "60"}
 
 
 class SetupError(HubError):

@@ -1,5 +1,11 @@
 """``GET /`` and ``GET /static/...``: the web UI (ADR-041), built assets only.
 
+The page and its assets are served without a token (``OPEN``): they are the UI's
+code and hold no hub data, and a browser cannot add ``Authorization`` to a page
+load. On a hub with tokens the page asks ``GET /auth/session`` and shows the
+sign-in form until a session cookie stands for a token (ADR-040); every
+answer it then shows comes from the API, limited to what that token allows.
+
 The front end's sources are in ``web/``; ``make web`` rebuilds them into
 ``statehub/web/static/``, which is committed and shipped as package data, so
 running a hub needs no Node. The build writes a gzip copy beside every text
@@ -17,6 +23,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from litestar.params import FromPath
 
+from statehub.auth import OPEN
 from statehub.errors import NotFound
 
 __all__ = ["ROUTES", "STATIC_DIR", "WebController"]
@@ -75,7 +82,7 @@ class WebController(Controller):
     path = "/"
     include_in_schema = False
 
-    @get("/", sync_to_thread=False)
+    @get("/", opt=OPEN, sync_to_thread=False)
     def index(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         if _asset("index.html", False) is None:
             return Response(
@@ -85,7 +92,7 @@ class WebController(Controller):
             )
         return _send(request, "index.html")
 
-    @get("/static/{name:path}", sync_to_thread=False)
+    @get("/static/{name:path}", opt=OPEN, sync_to_thread=False)
     def static(self, request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
         """One built asset; 404 for anything else."""
         return _send(request, name.lstrip("/"))

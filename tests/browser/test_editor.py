@@ -94,6 +94,31 @@ def wait_text(page: Any, predicate_js: str, timeout: int = 10000) -> None:
     )
 
 
+def test_an_open_hub_needs_no_sign_in(browser: Any, server: HubServer) -> None:
+    page = browser.new_page()
+    page.goto(f"{server.url}/#/")
+    page.wait_for_function("() => document.body.dataset.ready !== undefined")
+    # an open dev hub: no sign-in; the header asks the name events are sent as (ADR-040, ADR-041)
+    assert page.locator("#sign-in-token").count() == 0 and page.locator("#who input[name=who]").count() == 1
+    assert page.evaluate("async () => (await fetch('/auth/session')).json()") == {
+        "tokens": False,
+        "actor": None,
+        "right": None,
+        "rights": [],
+        "repos": None,
+        "expires": None,
+        "session_expires": None,
+        "csrf_token": None,
+    }
+    sign_in = (
+        "async () => (await fetch('/auth/session', {method: 'POST', body: '{\"token\": \"x\"}',"
+        " headers: {'content-type': 'application/json'}})).status"
+    )
+    assert page.evaluate(sign_in) == 400  # nothing to sign in to
+    assert "demo" in page.inner_text("main")
+    page.close()
+
+
 def test_two_people_converge_and_one_save_commits_both(
     browser: Any, server: HubServer, repo: GitRepo
 ) -> None:

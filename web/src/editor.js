@@ -9,6 +9,7 @@ import { StreamLanguage } from '@codemirror/language'
 import { toml } from '@codemirror/legacy-modes/mode/toml'
 import { lintGutter, setDiagnostics } from '@codemirror/lint'
 import { yCollab } from 'y-codemirror.next'
+import { me } from './auth.js'
 import { STATEHUB_MESSAGE, api, colorFor, currentActor, encodeHubMessage, escapeHtml as h, href, items, readHubMessage, setActor } from './hub.js'
 
 const TEXT_NAME = 'manifest'
@@ -62,6 +63,8 @@ function askName (root, then) {
 
 /** The editor view for `doc` (`<slug>/<path>`); returns the function that leaves it. */
 export function editorView (root, doc, params) {
+  const session = me()
+  if (session && session.tokens) return renderEditor(root, doc, session.actor, true) // the token's actor edits and saves
   const given = params.get('user')
   if (given) setActor(given)
   const user = given || currentActor()
@@ -71,7 +74,7 @@ export function editorView (root, doc, params) {
   return () => { if (stop) stop() }
 }
 
-export function renderEditor (root, doc, user) {
+export function renderEditor (root, doc, user, signedIn = false) {
   const [slug, ...rest] = doc.split('/')
   const path = rest.join('/')
   root.innerHTML = `
@@ -173,7 +176,7 @@ export function renderEditor (root, doc, user) {
     const ydoc = new Y.Doc()
     const ytext = ydoc.getText(TEXT_NAME)
     const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync`
-    const provider = new WebsocketProvider(base, doc, ydoc, { params: { user }, disableBc: true })
+    const provider = new WebsocketProvider(base, doc, ydoc, { params: signedIn ? {} : { user }, disableBc: true })
     provider.messageHandlers[STATEHUB_MESSAGE] = (_encoder, decoder) => onHubMessage(readHubMessage(decoder))
     provider.awareness.setLocalStateField('user', { name: user, color, colorLight: color + '33' })
     const view = new EditorView({

@@ -3,6 +3,7 @@
 // every view shares: escaping, status badges, the person who acts.
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
+import { csrfHeaders, me } from './auth.js'
 
 export const STATEHUB_MESSAGE = 100
 
@@ -20,6 +21,8 @@ export class HubError extends Error {
  * Resolves to the decoded JSON (or null for an empty answer); rejects with HubError carrying the
  * hub's own sentence (its error body's `error`), or the status when the answer is not JSON.
  * `accept` lists statuses that are answers, not failures (a 422 save answer, a 409 claim refusal).
+ * A state-changing request carries the session's CSRF header (auth.js, ADR-040); a 401 means the
+ * session ended, and the page is told (`statehub:signed-out`).
  */
 export async function api (path, { method = 'GET', body, accept = [] } = {}) {
   const headers = { accept: 'application/json' }
@@ -28,7 +31,9 @@ export async function api (path, { method = 'GET', body, accept = [] } = {}) {
     headers['content-type'] = 'application/json'
     init.body = JSON.stringify(body)
   }
+  if (method !== 'GET' && method !== 'HEAD') Object.assign(headers, csrfHeaders())
   const answer = await fetch(path, init)
+  if (answer.status === 401) window.dispatchEvent(new Event('statehub:signed-out'))
   const text = await answer.text()
   let payload = null
   try { payload = text ? JSON.parse(text) : null } catch { payload = null }
@@ -92,7 +97,10 @@ export function href (...parts) {
 
 const ACTOR = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/
 
+/** Who acts: the session's actor on a hub with tokens, else the name given in the "you are" box. */
 export function currentActor () {
+  const session = me()
+  if (session && session.tokens) return session.actor
   return localStorage.getItem('statehub.user') || ''
 }
 
