@@ -59,7 +59,7 @@ from workplans.events import ACTOR_RULE, RELEASE_STATUSES, format_at, is_actor
 from workplans.ids import split_task_ref
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from statehub.answers import Page
     from statehub.auth.event_policy import EventAuthoriser
@@ -501,9 +501,12 @@ def list_claimable(
     claimable: bool = True,
     repo: str | None = None,
     workplan: str | None = None,
-    status: TaskStatus | None = None,
+    status: TaskStatus | Collection[TaskStatus] | None = None,
     owner: str | None = None,
+    owner_prefix: str | None = None,
     ready: bool | None = None,
+    sort: queries.TaskSort = "workplan",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
@@ -522,7 +525,10 @@ def list_claimable(
             workplan=workplan,
             status=status,
             owner=owner,
+            owner_prefix=owner_prefix,
             ready=ready,
+            sort=sort,
+            descending=descending,
             limit=limit,
             offset=offset,
         )

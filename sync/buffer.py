@@ -193,13 +193,27 @@ class WriteBuffer(DurableFile):
         return _record(row) if row else None
 
     def list_events(
-        self, *, state: EventState | None = None, repo: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        state: EventState | None = None,
+        repo: str | None = None,
+        workplan: str | None = None,
+        task: str | None = None,
+        kind: str | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+        offset: int = 0,
     ) -> tuple[list[EventRecord], int]:
-        where, args = _filters(state=state, repo=repo)
+        """Events in acceptance order (``newest_first``: reversed), filtered, and how many match.
+
+        ``workplan`` and ``task`` (a task id such as ``T02``, with its workplan) match the
+        event's own fields; ``kind`` its kind (``task.status``)."""
+        where, args = _filters(state=state, repo=repo, workplan=workplan, task=task, kind=kind)
+        order = "DESC" if newest_first else "ASC"
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM event{where}", args).fetchone()[0]  # noqa: S608 - `where` holds constant column names and ? placeholders
             rows = self._db.execute(
-                f"SELECT * FROM event{where} ORDER BY seq LIMIT ? OFFSET ?",  # noqa: S608 - `where` holds constant column names and ? placeholders
+                f"SELECT * FROM event{where} ORDER BY seq {order} LIMIT ? OFFSET ?",  # noqa: S608 - `where` holds constant column names and ? placeholders, `order` a constant
                 [*args, limit, offset],
             ).fetchall()
         return [_record(r) for r in rows], int(total)
@@ -400,14 +414,13 @@ def insert_events(
     return outcomes
 
 
-def _filters(*, state: str | None, repo: str | None) -> tuple[str, list[Any]]:
+def _filters(**given: str | None) -> tuple[str, list[Any]]:
+    """``WHERE column = ? AND ...`` for each given value (the names are this module's column names)."""
     clauses, args = [], []
-    if state is not None:
-        clauses.append("state = ?")
-        args.append(str(state))
-    if repo is not None:
-        clauses.append("repo = ?")
-        args.append(repo)
+    for column, value in given.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(str(value))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 

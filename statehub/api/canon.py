@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 
 from statehub.answers import Page, with_freshness
-from statehub.api.deps import CanonIdPath, HubDep, Limit, Offset, RepoFilter
+from statehub.api.deps import CanonIdPath, Descending, HubDep, Limit, Offset, RepoFilter
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
 from statehub.cache.answers import CanonDetail, CanonItem
 from workplans import CanonKind, CanonStatus
 
 __all__ = ["CanonController"]
+
+CanonSortQuery = Annotated[
+    queries.CanonSort | None,
+    QueryParameter(description="Sort by this field, then by id and repo (the default)."),
+]
 
 
 class CanonController(Controller):
@@ -27,12 +34,23 @@ class CanonController(Controller):
         repo: RepoFilter = None,
         kind: FromQuery[CanonKind | None] = None,
         status: FromQuery[CanonStatus | None] = None,
+        sort: CanonSortQuery = None,
+        desc: Descending = False,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[CanonItem]:
-        """Canon documents by id, then repo."""
+        """Canon documents by id, then repo (or by ``sort``); ``total`` counts every match."""
         with hub.engine.connect() as conn:
-            page = queries.list_canon(conn, repo=repo, kind=kind, status=status, limit=limit, offset=offset)
+            page = queries.list_canon(
+                conn,
+                repo=repo,
+                kind=kind,
+                status=status,
+                sort=sort or "id",
+                descending=desc,
+                limit=limit,
+                offset=offset,
+            )
         return with_freshness(page, hub.freshness([repo] if repo else None))
 
     @get("/{doc_id:str}", sync_to_thread=False, responses=error_responses(404, 409))

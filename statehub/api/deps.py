@@ -39,6 +39,7 @@ __all__ = [
     "MAX_NAME",
     "PRINTABLE",
     "CanonIdPath",
+    "Descending",
     "DeskDep",
     "DocPath",
     "EventKey",
@@ -46,6 +47,7 @@ __all__ = [
     "Limit",
     "NameQuery",
     "Offset",
+    "OwnerPrefix",
     "RepoFilter",
     "RequiredName",
     "RoomsDep",
@@ -124,6 +126,18 @@ WorkplanIdPath = Annotated[str, name_in_path("OPS-WP-0001", "A workplan id.")]
 TaskRefPath = Annotated[str, name_in_path("OPS-WP-0001-T02", "A task reference: <workplan id>-<task id>.")]
 CanonIdPath = Annotated[str, name_in_path("ADR-001", "A canon document's id.")]
 NameQuery = Annotated[str | None, QueryParameter(pattern=PRINTABLE, max_length=MAX_NAME)]
+OwnerPrefix = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=PRINTABLE,
+        max_length=MAX_NAME,
+        description="Only owners that begin with this text (case-sensitive; ``agt-`` finds every agent).",
+        examples=_example("agt-"),
+    ),
+]
+Descending = Annotated[
+    bool, QueryParameter(description="Sort in descending order (ties keep the same order, reversed).")
+]
 """An optional name filter (``?owner=``, ``?host=``): matched as given, no match is an empty list."""
 RequiredName = Annotated[
     str,

@@ -246,6 +246,9 @@ class RouteTable:
     parameter's name, the values of the enum it is declared as), so a bad value is
     answered naming the parameter as the client sent it and the valid values.
 
+    ``lists``: ``id(handler)`` -> the query parameters it declares as a list (``?status=todo&status=done``),
+    the only ones that may be given more than once.
+
     ``missing``: ``id(handler)`` of Litestar's HTML page for an unknown
     ``/schema/{path}``, answered with the JSON 404 instead (``statehub.api.openapi``).
     """
@@ -253,6 +256,7 @@ class RouteTable:
     query: dict[int, frozenset[str]] = field(default_factory=dict)
     allow: dict[int, str] = field(default_factory=dict)
     choices: dict[int, dict[str, tuple[str, list[str]]]] = field(default_factory=dict)
+    lists: dict[int, frozenset[str]] = field(default_factory=dict)
     missing: set[int] = field(default_factory=set)
 
     def fill(self, app: Litestar) -> None:
@@ -269,14 +273,19 @@ class RouteTable:
                     self.query[id(handler)] = frozenset(p.field_alias for p in model.expected_query_params)
                 parameters = handler.parsed_fn_signature.parameters
                 found: dict[str, tuple[str, list[str]]] = {}
+                lists = set()
                 for p in model.expected_query_params:
                     declared = parameters.get(p.field_name)
+                    if declared is not None and _takes_list(declared.annotation):
+                        lists.add(p.field_alias)
                     enum = _enum_in(declared.annotation) if declared is not None else None
                     if enum is not None:
                         # Litestar names a problem by the handler's parameter (``state_``), not its alias.
                         found[p.field_name] = (p.field_alias, [str(m.value) for m in enum])
                 if found:
                     self.choices[id(handler)] = found
+                if lists:
+                    self.lists[id(handler)] = frozenset(lists)
 
     def name_choices(self, request: AnyRequest, problems: list[Any]) -> list[Any]:
         """``problems`` of a ValidationException, a bad value of an enum parameter saying the valid ones.
@@ -314,6 +323,13 @@ def _enum_in(annotation: Any) -> type[Enum] | None:
     return None
 
 
+def _takes_list(annotation: Any) -> bool:
+    """Whether an annotation (``list[X] | None``, ``Annotated[...]``) declares a list."""
+    if typing.get_origin(annotation) is list:
+        return True
+    return any(_takes_list(inner) for inner in typing.get_args(annotation))
+
+
 def _names(names: frozenset[str]) -> str:
     return ", ".join(sorted(names)) if names else "none"
 
@@ -334,8 +350,8 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
 
     OPTIONS answers 204 with the route's ``Allow``; an unknown page under
     ``/schema`` is 404; a query parameter the route does not declare is 400
-    naming the ones it does, and one given twice is 400 (``?repo=a&repo=b``:
-    none of the hub's parameters takes a list); a ``?repo=`` naming no
+    naming the ones it does, and one given twice is 400 (``?repo=a&repo=b``)
+    unless it is declared as a list (``?status=todo&status=done``); a ``?repo=`` naming no
     registered repo is 404.
     """
 
@@ -358,8 +374,9 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
                 f"{request.method} {request.url.path}; it takes: {_names(allowed)}",
                 details={"unknown": unknown, "allowed": sorted(allowed)},
             )
-        repeated = sorted(name for name in query if len(query.getall(name)) > 1)
-        if repeated:  # every hub parameter takes one value; Litestar would bind one, the checks another
+        lists = routes.lists.get(handler, frozenset())
+        repeated = sorted(name for name in query if name not in lists and len(query.getall(name)) > 1)
+        if repeated:  # a one-value parameter: Litestar would bind one, the checks another
             listed = ", ".join(repr(name) for name in repeated)
             raise BadRequest(
                 f"query parameter{'s' if len(repeated) > 1 else ''} {listed} given more than once for "

@@ -10,12 +10,13 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from statehub.answers import Page
-from statehub.api.deps import MAX_NAME, PRINTABLE, DeskDep, EventKey, Limit, Offset
+from statehub.api.deps import MAX_NAME, PRINTABLE, Descending, DeskDep, EventKey, Limit, NameQuery, Offset
 from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_responses
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
 from statehub.errors import BadRequest, NotFound
 from sync.buffer import EventRecord, EventResults, EventState
+from workplans.ids import split_task_ref
 
 __all__ = ["EventController"]
 
@@ -30,6 +31,22 @@ EventsRepo = Annotated[
         pattern=PRINTABLE,
         max_length=MAX_NAME,
         description="Only events for this repo: a registered one, or one the buffer has events for.",
+    ),
+]
+
+TaskFilter = Annotated[
+    str | None,
+    QueryParameter(
+        # workplans.ids.TASK_REF without its group names (JSON Schema's regex has none), or empty
+        pattern=r"^([A-Z][A-Z0-9]*(-[A-Z0-9]+)*-WP-[0-9]{4}-T[0-9]{2,})?$",
+        max_length=MAX_NAME,
+        description="Only events of this task (``OPS-WP-0001-T02``; empty: any): its timeline, commits.",
+    ),
+]
+KindFilter = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=PRINTABLE, max_length=MAX_NAME, description="Only events of this kind (``task.status``)."
     ),
 ]
 
@@ -80,11 +97,34 @@ class EventController(Controller):
         desk: DeskDep,
         repo: EventsRepo = None,
         state_: StateFilter = None,
+        workplan: NameQuery = None,
+        task: TaskFilter = None,
+        kind: KindFilter = None,
+        desc: Descending = False,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[EventRecord]:
-        """The write buffer, oldest first."""
-        items, total = desk.buffer.list_events(state=state_, repo=repo, limit=limit, offset=offset)
+        """The write buffer, oldest first (``desc=true``: newest first), filtered; ``total`` counts
+        every match. Each record has its state, the reason it waits or was refused, and the commit
+        that applied it. 400 when ``task`` is not a task reference."""
+        workplan_id, task_id = workplan, None
+        if task:
+            parts = split_task_ref(task)
+            if parts is None:
+                raise BadRequest(f"task={task!r} is not a task reference; one looks like OPS-WP-0001-T02")
+            if workplan is not None and workplan != parts[0]:
+                return Page([], 0)
+            workplan_id, task_id = parts
+        items, total = desk.buffer.list_events(
+            state=state_,
+            repo=repo,
+            workplan=workplan_id,
+            task=task_id,
+            kind=kind,
+            newest_first=desc,
+            limit=limit,
+            offset=offset,
+        )
         return Page(items, total)
 
     @get("/{key:str}", sync_to_thread=False, responses=error_responses(404))

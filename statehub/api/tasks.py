@@ -4,20 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 
 from statehub import claims
 from statehub.answers import Page, with_freshness
-from statehub.api.deps import DeskDep, HubDep, Limit, NameQuery, Offset, RepoFilter, TaskRefPath
+from statehub.api.deps import (
+    Descending,
+    DeskDep,
+    HubDep,
+    Limit,
+    NameQuery,
+    Offset,
+    OwnerPrefix,
+    RepoFilter,
+    TaskRefPath,
+)
 from statehub.api.errorshape import error_responses
 from statehub.cache import queries
-from statehub.cache.answers import TaskDetail, TaskItem
+from statehub.cache.answers import TaskDetail, TaskItem, TaskShown
 from workplans import TaskStatus
 
-__all__ = ["TaskController"]
+__all__ = ["StatusFilter", "TaskController"]
+
+StatusFilter = Annotated[
+    list[TaskStatus] | None,
+    QueryParameter(
+        description="Only tasks in one of these statuses; repeat it for several (``&status=done``).",
+        max_items=len(TaskStatus),
+    ),
+]
+TaskSortQuery = Annotated[
+    queries.TaskSort | None,
+    QueryParameter(description="Sort by this field, then by workplan id and file order (the default)."),
+]
 
 
 class TaskController(Controller):
@@ -31,20 +54,24 @@ class TaskController(Controller):
         desk: DeskDep,
         repo: RepoFilter = None,
         workplan: NameQuery = None,
-        status: FromQuery[TaskStatus | None] = None,
+        status: StatusFilter = None,
         owner: NameQuery = None,
+        owner_prefix: OwnerPrefix = None,
         ready: FromQuery[bool | None] = None,
         claimable: FromQuery[bool | None] = None,
+        sort: TaskSortQuery = None,
+        desc: Descending = False,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Page[TaskItem]:
-        """Tasks in workplan id, then file order; ``ready=true``: open with every dependency done.
+        """Tasks in workplan id, then file order (or by ``sort``); ``ready=true``: open with every
+        dependency done. ``total`` counts every match, not only the page.
 
         ``freshness`` says how current the cache is for the repos listed (``repo``, else all).
 
         ``claimable=true``: what a claim would win now (todo, every dependency done, no live
         lease, nothing pending, not contested: ``statehub.claims``); ``claimable=false``: the
-        rest. The other filters narrow either.
+        rest. The other filters narrow either, and ``sort`` orders either.
         """
         if claimable is not None:
             # In a worker thread: it reads the lease store and the cache, while agents claim.
@@ -57,7 +84,10 @@ class TaskController(Controller):
                     workplan=workplan,
                     status=status,
                     owner=owner,
+                    owner_prefix=owner_prefix,
                     ready=ready,
+                    sort=sort or "workplan",
+                    descending=desc,
                     limit=limit,
                     offset=offset,
                 )
@@ -71,7 +101,10 @@ class TaskController(Controller):
                 workplan=workplan,
                 status=status,
                 owner=owner,
+                owner_prefix=owner_prefix,
                 ready=ready,
+                sort=sort or "workplan",
+                descending=desc,
                 limit=limit,
                 offset=offset,
             )
@@ -84,3 +117,11 @@ class TaskController(Controller):
         with hub.engine.connect() as conn:
             task = queries.get_task(conn, ref)
         return TaskDetail(**msgspec.structs.asdict(task), freshness=hub.freshness([task.repo]))
+
+    @get("/{ref:str}/links", sync_to_thread=False, responses=error_responses(404, 409))
+    def task_links(self, hub: HubDep, ref: TaskRefPath) -> TaskShown:
+        """The task with what it depends on (each reference resolved hub-wide, ``task`` null when it
+        names no task the cache holds) and what depends on it (any workplan, any repo); 409 as
+        ``GET /tasks/{ref}``. Its events and their commits: ``GET /events?task={ref}``."""
+        with hub.engine.connect() as conn:
+            return queries.task_shown(conn, ref)

@@ -41,6 +41,7 @@ __all__ = [
     "MachineAllows",
     "MachineItem",
     "NextTask",
+    "OutsideDependent",
     "Readiness",
     "ReadinessBlocker",
     "RepoCounts",
@@ -54,6 +55,7 @@ __all__ = [
     "WorkloadItem",
     "WorkplanDetail",
     "WorkplanItem",
+    "WorkplanOverview",
     "WorkplanProgress",
     "WorkplanShown",
 ]
@@ -383,6 +385,17 @@ class WorkplanProgress(msgspec.Struct, frozen=True):
     """Every status, in the format's order, with its count (0 included)."""
     percent: int
 
+    @classmethod
+    def of(cls, tasks: list[TaskItem]) -> WorkplanProgress:
+        """``tasks`` counted by status; ``percent`` is done of those not cancelled."""
+        by_status = {status.value: 0 for status in TaskStatus}
+        for task in tasks:
+            by_status[task.status.value] += 1
+        done = by_status[TaskStatus.DONE.value]
+        counted = len(tasks) - by_status[TaskStatus.CANCELLED.value]
+        percent = 100 if counted == 0 else done * 100 // counted
+        return cls(total=len(tasks), done=done, by_status=by_status, percent=percent)
+
 
 class WorkplanShown(msgspec.Struct, frozen=True, tag="workplan", tag_field="kind"):
     """``statehub show <workplan id>``: the workplan with its tasks and body (its Progress notes
@@ -390,6 +403,28 @@ class WorkplanShown(msgspec.Struct, frozen=True, tag="workplan", tag_field="kind
 
     workplan: WorkplanDetail
     progress: WorkplanProgress
+
+
+class OutsideDependent(msgspec.Struct, frozen=True):
+    """A task of another workplan that depends on ``on``, a task of this one."""
+
+    on: str
+    task: TaskItem
+
+
+class WorkplanOverview(msgspec.Struct, frozen=True):
+    """``GET /workplans/{id}/overview``: the workplan, its progress, and its tasks' links that leave it
+    (what its dependency graph needs besides its own tasks).
+
+    ``outside`` are the ``depends_on`` entries of its tasks that name a task of another workplan
+    (any repo), resolved as :class:`Dependency`; ``dependents`` the tasks of other workplans whose
+    ``depends_on`` names one of its tasks, each with the reference it names (``on``).
+    """
+
+    workplan: WorkplanDetail
+    progress: WorkplanProgress
+    outside: list[Dependency]
+    dependents: list[OutsideDependent]
 
 
 class CanonShown(msgspec.Struct, frozen=True, tag="canon", tag_field="kind"):

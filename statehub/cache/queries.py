@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam, false, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal_column,
+    select,
+    true,
+)
 
 from statehub.answers import Page
 from statehub.cache.answers import (
     CanonDetail,
     CanonItem,
+    Dependency,
     FileError,
     IndexedRepo,
+    OutsideDependent,
     RepoCounts,
     RepoDetail,
     RepoItem,
     TaskItem,
+    TaskShown,
     WorkplanDetail,
     WorkplanItem,
+    WorkplanOverview,
+    WorkplanProgress,
 )
 from statehub.cache.fastread import MAX_LIMIT, check_page
 from statehub.cache.prepared import (
@@ -42,6 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_LIMIT",
+    "CanonSort",
+    "TaskSort",
+    "WorkplanSort",
     "dependents",
     "get_canon",
     "get_repo",
@@ -54,8 +77,10 @@ __all__ = [
     "list_tasks",
     "list_workplans",
     "ready_todo",
+    "task_shown",
     "task_states",
     "tasks_by_ref",
+    "workplan_overview",
 ]
 
 _check_page = check_page
@@ -69,6 +94,47 @@ def _where(query: Select[Any], *conditions: ColumnElement[bool] | None) -> Selec
 def _value(choice: Any) -> str | None:
     """An enum filter as the text stored in the cache (psycopg would send an Enum by its name)."""
     return None if choice is None else str(choice.value)
+
+
+def _values(choice: Any) -> tuple[str, ...]:
+    """A status filter (one enum member, several, or None) as the distinct texts stored, in order."""
+    if choice is None:
+        return ()
+    members = [choice] if isinstance(choice, Enum) else list(choice)
+    return tuple(sorted({str(m.value) for m in members}))
+
+
+def _one_of(column: ColumnElement[Any], name: str, count: int) -> ColumnElement[bool] | None:
+    """``column IN (:name_0, ...)`` with ``count`` named parameters (one compiled shape per count)."""
+    if not count:
+        return None
+    return column.in_([bindparam(f"{name}_{i}") for i in range(count)])
+
+
+def _bind_values(name: str, texts: tuple[str, ...]) -> dict[str, str]:
+    return {f"{name}_{i}": text for i, text in enumerate(texts)}
+
+
+def _starts_with(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column`` begins with the text bound as ``name`` (its length bound as ``name_len``).
+
+    ``substr`` rather than ``LIKE``: no wildcard to escape, case-sensitive on SQLite and
+    PostgreSQL alike."""
+    start: ColumnElement[int] = literal_column(
+        "1"
+    )  # not a bound value: every parameter of a prepared page is named
+    return func.substr(column, start, bindparam(f"{name}_len", type_=Integer)) == bindparam(name)
+
+
+def _ordered(
+    query: Select[Any],
+    first: ColumnElement[Any] | None,
+    then: tuple[ColumnElement[Any], ...],
+    descending: bool,
+) -> Select[Any]:
+    """``query`` ordered by ``first`` (if any), then ``then``: all ascending or all descending."""
+    keys = ((first,) if first is not None else ()) + then
+    return query.order_by(*(k.desc() if descending else k.asc() for k in keys))
 
 
 # repos -------------------------------------------------------------------------------------------
@@ -157,32 +223,62 @@ _WORKPLAN_ITEM = struct_columns(
 )
 
 
+WorkplanSort = Literal["id", "title", "status", "owner", "repo", "task_count"]
+"""What ``GET /workplans`` sorts by (then by id)."""
+
+_WORKPLAN_SORT: dict[str, ColumnElement[Any] | None] = {
+    "id": None,
+    "title": WORKPLANS.c.title,
+    "status": WORKPLANS.c.status,
+    "owner": WORKPLANS.c.owner,
+    "repo": WORKPLANS.c.repo,
+    "task_count": WORKPLANS.c.task_count,
+}
+
+
 def list_workplans(
     conn: Connection,
     *,
     repo: str | None = None,
-    status: WorkplanStatus | None = None,
+    status: WorkplanStatus | Collection[WorkplanStatus] | None = None,
     owner: str | None = None,
+    owner_prefix: str | None = None,
+    sort: WorkplanSort = "id",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[WorkplanItem]:
-    """Workplans by id, filtered; those whose id two files claim are left out (they are file errors)."""
+    """Workplans by id (or by ``sort``, then id), filtered; those whose id two files claim are left
+    out (they are file errors). ``status`` may name several (any of them); ``owner_prefix`` keeps
+    owners that begin with it (case-sensitive)."""
     _check_page(limit, offset)
-    values = {"repo": repo, "status": _value(status), "owner": owner}
-    rows, total = _workplans_query(bool(repo), bool(status), bool(owner)).run(conn, values, limit, offset)
+    statuses = _values(status)
+    values: dict[str, Any] = {"repo": repo, "owner": owner, **_bind_values("status", statuses)}
+    if owner_prefix:
+        values |= {"owner_prefix": owner_prefix, "owner_prefix_len": len(owner_prefix)}
+    prepared = _workplans_query(bool(repo), len(statuses), bool(owner), bool(owner_prefix), sort, descending)
+    rows, total = prepared.run(conn, values, limit, offset)
     return Page([_WORKPLAN_ITEM.read(r) for r in rows], total)
 
 
 @cache
-def _workplans_query(repo: bool, status: bool, owner: bool) -> PreparedPage:
+def _workplans_query(
+    repo: bool, statuses: int, owner: bool, owner_prefix: bool, sort: str, descending: bool
+) -> PreparedPage:
     return prepare_page(
-        lambda: _where(
-            select(*_WORKPLAN_ITEM.columns),
-            WORKPLANS.c.conflicted == false(),
-            WORKPLANS.c.repo == bindparam("repo") if repo else None,
-            WORKPLANS.c.status == bindparam("status") if status else None,
-            WORKPLANS.c.owner == bindparam("owner") if owner else None,
-        ).order_by(WORKPLANS.c.id)
+        lambda: _ordered(
+            _where(
+                select(*_WORKPLAN_ITEM.columns),
+                WORKPLANS.c.conflicted == false(),
+                WORKPLANS.c.repo == bindparam("repo") if repo else None,
+                _one_of(WORKPLANS.c.status, "status", statuses),
+                WORKPLANS.c.owner == bindparam("owner") if owner else None,
+                _starts_with(WORKPLANS.c.owner, "owner_prefix") if owner_prefix else None,
+            ),
+            _WORKPLAN_SORT[sort],
+            (WORKPLANS.c.id,),
+            descending,
+        )
     )
 
 
@@ -231,18 +327,47 @@ _TASK_ITEM = struct_columns(
 )
 
 
+TaskSort = Literal["workplan", "ref", "title", "status", "owner", "repo", "ready"]
+"""What ``GET /tasks`` sorts by (then by workplan id and file order); ``workplan`` is that order."""
+
+_TASK_SORT: dict[str, ColumnElement[Any] | None] = {
+    "workplan": None,
+    "ref": TASKS.c.ref,
+    "title": TASKS.c.title,
+    "status": TASKS.c.status,
+    "owner": TASKS.c.owner,
+    "repo": TASKS.c.repo,
+    "ready": TASKS.c.ready,
+}
+
+
 @cache
-def _tasks_query(repo: bool, workplan: bool, status: bool, owner: bool, ready: bool) -> PreparedPage:
+def _tasks_query(
+    repo: bool,
+    workplan: bool,
+    statuses: int,
+    owner: bool,
+    owner_prefix: bool,
+    ready: bool,
+    sort: str,
+    descending: bool,
+) -> PreparedPage:
     return prepare_page(
-        lambda: _where(
-            select(*_TASK_ITEM.columns),
-            TASKS.c.conflicted == false(),
-            TASKS.c.repo == bindparam("repo") if repo else None,
-            TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
-            TASKS.c.status == bindparam("status") if status else None,
-            TASKS.c.owner == bindparam("owner") if owner else None,
-            TASKS.c.ready == bindparam("ready") if ready else None,
-        ).order_by(TASKS.c.workplan_id, TASKS.c.position)
+        lambda: _ordered(
+            _where(
+                select(*_TASK_ITEM.columns),
+                TASKS.c.conflicted == false(),
+                TASKS.c.repo == bindparam("repo") if repo else None,
+                TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
+                _one_of(TASKS.c.status, "status", statuses),
+                TASKS.c.owner == bindparam("owner") if owner else None,
+                _starts_with(TASKS.c.owner, "owner_prefix") if owner_prefix else None,
+                TASKS.c.ready == bindparam("ready") if ready else None,
+            ),
+            _TASK_SORT[sort],
+            (TASKS.c.workplan_id, TASKS.c.position),
+            descending,
+        )
     )
 
 
@@ -251,16 +376,39 @@ def list_tasks(
     *,
     repo: str | None = None,
     workplan: str | None = None,
-    status: TaskStatus | None = None,
+    status: TaskStatus | Collection[TaskStatus] | None = None,
     owner: str | None = None,
+    owner_prefix: str | None = None,
     ready: bool | None = None,
+    sort: TaskSort = "workplan",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
-    """Tasks in workplan id, file order, filtered; ``ready`` True for those that can start now."""
+    """Tasks in workplan id, file order (or by ``sort``, then that order), filtered; ``ready`` True
+    for those that can start now. ``status`` may name several (any of them); ``owner_prefix`` keeps
+    owners that begin with it (case-sensitive)."""
     _check_page(limit, offset)
-    values = {"repo": repo, "workplan": workplan, "status": _value(status), "owner": owner, "ready": ready}
-    prepared = _tasks_query(bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
+    statuses = _values(status)
+    values: dict[str, Any] = {
+        "repo": repo,
+        "workplan": workplan,
+        "owner": owner,
+        "ready": ready,
+        **_bind_values("status", statuses),
+    }
+    if owner_prefix:
+        values |= {"owner_prefix": owner_prefix, "owner_prefix_len": len(owner_prefix)}
+    prepared = _tasks_query(
+        bool(repo),
+        bool(workplan),
+        len(statuses),
+        bool(owner),
+        bool(owner_prefix),
+        ready is not None,
+        sort,
+        descending,
+    )
     rows, total = prepared.run(conn, values, limit, offset)
     return Page([_TASK_ITEM.read(r) for r in rows], total)
 
@@ -298,13 +446,17 @@ def list_claimable(
     claimable: bool = True,
     repo: str | None = None,
     workplan: str | None = None,
-    status: TaskStatus | None = None,
+    status: TaskStatus | Collection[TaskStatus] | None = None,
     owner: str | None = None,
+    owner_prefix: str | None = None,
     ready: bool | None = None,
+    sort: TaskSort = "workplan",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[TaskItem]:
-    """Tasks, filtered as :func:`list_tasks`, that a claim would win now (``claimable``) or would not.
+    """Tasks, filtered and ordered as :func:`list_tasks`, that a claim would win now
+    (``claimable``) or would not.
 
     Claimable: status todo and ready in the cache (every dependency done, not in a cycle) and not
     in ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``).
@@ -314,19 +466,32 @@ def list_claimable(
     query (bench/claims.py).
     """
     _check_page(limit, offset)
-    values = {
+    statuses = _values(status)
+    values: dict[str, Any] = {
         "repo": repo,
         "workplan": workplan,
-        "status": _value(status),
         "owner": owner,
         "ready": ready,
         "todo": TaskStatus.TODO.value,
+        **_bind_values("status", statuses),
     }
-    shape = (claimable, bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
+    if owner_prefix:
+        values |= {"owner_prefix": owner_prefix, "owner_prefix_len": len(owner_prefix)}
+    shape = _ClaimableShape(
+        claimable,
+        bool(repo),
+        bool(workplan),
+        len(statuses),
+        bool(owner),
+        bool(owner_prefix),
+        ready is not None,
+        sort,
+        descending,
+    )
     todo = TaskStatus.TODO.value
     positions: list[int] = []
     refs: list[str] = []
-    for at, (ref, row_status, row_ready) in enumerate(fetch_all(conn, _claimable_query(*shape), values)):
+    for at, (ref, row_status, row_ready) in enumerate(fetch_all(conn, _claimable_query(shape), values)):
         if (row_status == todo and bool(row_ready) and ref not in excluded) is claimable:
             positions.append(at)
             refs.append(ref)
@@ -337,45 +502,58 @@ def list_claimable(
     # between the two reads can only leave a task out, never show one it did not choose.
     upto = positions[offset + len(page) - 1] + 1
     rows = {
-        row[0]: row for row in fetch_all(conn, _claimable_rows(*shape), values | {"upto": upto, "skip": 0})
+        row[0]: row for row in fetch_all(conn, _claimable_rows(shape), values | {"upto": upto, "skip": 0})
     }
     return Page([_TASK_ITEM.read(rows[ref]) for ref in page if ref in rows], len(refs))
 
 
-def _claimable_where(
-    query: Select[Any], claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
-) -> Select[Any]:
-    return _where(
-        query,
-        TASKS.c.conflicted == false(),
-        TASKS.c.repo == bindparam("repo") if repo else None,
-        TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
-        TASKS.c.status == bindparam("status") if status else None,
-        TASKS.c.owner == bindparam("owner") if owner else None,
-        TASKS.c.ready == bindparam("ready") if ready else None,
-        TASKS.c.status == bindparam("todo") if claimable else None,
-        TASKS.c.ready == true() if claimable else None,
-    ).order_by(TASKS.c.workplan_id, TASKS.c.position, TASKS.c.ref)
+@dataclass(frozen=True, slots=True)
+class _ClaimableShape:
+    """Which filters a claimable list has (one compiled statement per shape)."""
+
+    claimable: bool
+    repo: bool
+    workplan: bool
+    statuses: int
+    owner: bool
+    owner_prefix: bool
+    ready: bool
+    sort: str
+    descending: bool
+
+
+def _claimable_where(query: Select[Any], shape: _ClaimableShape) -> Select[Any]:
+    return _ordered(
+        _where(
+            query,
+            TASKS.c.conflicted == false(),
+            TASKS.c.repo == bindparam("repo") if shape.repo else None,
+            TASKS.c.workplan_id == bindparam("workplan") if shape.workplan else None,
+            _one_of(TASKS.c.status, "status", shape.statuses),
+            TASKS.c.owner == bindparam("owner") if shape.owner else None,
+            _starts_with(TASKS.c.owner, "owner_prefix") if shape.owner_prefix else None,
+            TASKS.c.ready == bindparam("ready") if shape.ready else None,
+            TASKS.c.status == bindparam("todo") if shape.claimable else None,
+            TASKS.c.ready == true() if shape.claimable else None,
+        ),
+        _TASK_SORT[shape.sort],
+        (TASKS.c.workplan_id, TASKS.c.position, TASKS.c.ref),
+        shape.descending,
+    )
 
 
 @cache
-def _claimable_query(
-    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
-) -> Select[Any]:
+def _claimable_query(shape: _ClaimableShape) -> Select[Any]:
     """ref, status, ready of the tasks :func:`list_claimable` sorts out, in list order.
     ``claimable``: only the cache's todo tasks that are ready (the rest can never be claimable),
     so the rows shrink as tasks are claimed."""
-    query = select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready)
-    return _claimable_where(query, claimable, repo, workplan, status, owner, ready)
+    return _claimable_where(select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready), shape)
 
 
 @cache
-def _claimable_rows(
-    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
-) -> Select[Any]:
+def _claimable_rows(shape: _ClaimableShape) -> Select[Any]:
     """The same tasks whole (TaskItem columns), in the same order, the first ``upto``."""
-    query = select(*_TASK_ITEM.columns)
-    where = _claimable_where(query, claimable, repo, workplan, status, owner, ready)
+    where = _claimable_where(select(*_TASK_ITEM.columns), shape)
     return where.limit(bindparam("upto")).offset(bindparam("skip"))
 
 
@@ -406,6 +584,55 @@ def dependents(conn: Connection, ref: str) -> list[TaskItem]:
         .order_by(TASKS.c.workplan_id, TASKS.c.position)
     )
     return [_TASK_ITEM.read(r) for r in conn.execute(query)]
+
+
+def task_shown(conn: Connection, ref: str) -> TaskShown:
+    """The task ``ref`` with what it depends on (resolved hub-wide) and what depends on it;
+    NotFound or Conflict as :func:`get_task`."""
+    task = get_task(conn, ref)
+    found = tasks_by_ref(conn, task.depends_on)
+    return TaskShown(
+        task=task,
+        dependencies=[Dependency(d, found.get(d)) for d in task.depends_on],
+        dependents=dependents(conn, ref),
+    )
+
+
+def workplan_overview(conn: Connection, workplan_id: str) -> WorkplanOverview:
+    """The workplan with its progress and the dependency links of its tasks that leave it (to or
+    from tasks of other workplans, any repo); NotFound or Conflict as :func:`get_workplan`."""
+    plan = get_workplan(conn, workplan_id)
+    own = {t.ref for t in plan.tasks}
+    outside_refs = list(dict.fromkeys(d for t in plan.tasks for d in t.depends_on if d not in own))
+    found = tasks_by_ref(conn, outside_refs)
+    query = (
+        select(DEPENDENCIES.c.depends_on, *_TASK_ITEM.columns)
+        .join(
+            DEPENDENCIES,
+            and_(
+                DEPENDENCIES.c.repo == TASKS.c.repo,
+                DEPENDENCIES.c.path == TASKS.c.path,
+                DEPENDENCIES.c.task_id == TASKS.c.task_id,
+            ),
+        )
+        .where(
+            and_(
+                DEPENDENCIES.c.depends_on.in_(sorted(own)) if own else false(),
+                TASKS.c.workplan_id != workplan_id,
+                TASKS.c.conflicted == false(),
+            )
+        )
+        .order_by(TASKS.c.workplan_id, TASKS.c.position)
+    )
+    outside_dependents = [
+        OutsideDependent(on=row[0], task=_TASK_ITEM.read(row[1:])) for row in conn.execute(query)
+    ]
+    return WorkplanOverview(
+        workplan=plan,
+        progress=WorkplanProgress.of(plan.tasks),
+        outside=[Dependency(ref, found.get(ref)) for ref in outside_refs],
+        dependents=outside_dependents,
+    )
 
 
 def ready_todo(conn: Connection, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
@@ -440,16 +667,34 @@ _CANON_ITEM = struct_columns(
 
 
 @cache
-def _canon_query(repo: bool, kind: bool, status: bool) -> PreparedPage:
+def _canon_query(repo: bool, kind: bool, status: bool, sort: str, descending: bool) -> PreparedPage:
     return prepare_page(
-        lambda: _where(
-            select(*_CANON_ITEM.columns),
-            CANON.c.conflicted == false(),
-            CANON.c.repo == bindparam("repo") if repo else None,
-            CANON.c.kind == bindparam("kind") if kind else None,
-            CANON.c.status == bindparam("status") if status else None,
-        ).order_by(CANON.c.id, CANON.c.repo)
+        lambda: _ordered(
+            _where(
+                select(*_CANON_ITEM.columns),
+                CANON.c.conflicted == false(),
+                CANON.c.repo == bindparam("repo") if repo else None,
+                CANON.c.kind == bindparam("kind") if kind else None,
+                CANON.c.status == bindparam("status") if status else None,
+            ),
+            _CANON_SORT[sort],
+            (CANON.c.id, CANON.c.repo),
+            descending,
+        )
     )
+
+
+CanonSort = Literal["id", "title", "kind", "status", "date", "repo"]
+"""What ``GET /canon`` sorts by (then by id and repo)."""
+
+_CANON_SORT: dict[str, ColumnElement[Any] | None] = {
+    "id": None,
+    "title": CANON.c.title,
+    "kind": CANON.c.kind,
+    "status": CANON.c.status,
+    "date": CANON.c.date,
+    "repo": CANON.c.repo,
+}
 
 
 def list_canon(
@@ -458,13 +703,16 @@ def list_canon(
     repo: str | None = None,
     kind: CanonKind | None = None,
     status: CanonStatus | None = None,
+    sort: CanonSort = "id",
+    descending: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> Page[CanonItem]:
-    """Canon documents by id, then repo, filtered."""
+    """Canon documents by id, then repo (or by ``sort``, then that order), filtered."""
     _check_page(limit, offset)
     values = {"repo": repo, "kind": _value(kind), "status": _value(status)}
-    rows, total = _canon_query(bool(repo), bool(kind), bool(status)).run(conn, values, limit, offset)
+    prepared = _canon_query(bool(repo), bool(kind), bool(status), sort, descending)
+    rows, total = prepared.run(conn, values, limit, offset)
     return Page([_CANON_ITEM.read(r) for r in rows], total)
 
 

@@ -26,7 +26,7 @@ from statehub.cli._reading import open_reader
 from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
-from workplans.enums import TaskStatus, WorkplanStatus
+from workplans.enums import WorkplanStatus
 from workplans.ids import is_task_ref, is_workplan_id
 
 if TYPE_CHECKING:
@@ -49,14 +49,8 @@ def _line(*parts: object) -> None:
 
 
 def progress_of(plan: WorkplanDetail) -> WorkplanProgress:
-    """A workplan's tasks counted by status; ``percent`` is done of those not cancelled."""
-    by_status = {status.value: 0 for status in TaskStatus}
-    for task in plan.tasks:
-        by_status[task.status.value] += 1
-    done = by_status[TaskStatus.DONE.value]
-    counted = len(plan.tasks) - by_status[TaskStatus.CANCELLED.value]
-    percent = 100 if counted == 0 else done * 100 // counted
-    return WorkplanProgress(total=len(plan.tasks), done=done, by_status=by_status, percent=percent)
+    """A workplan's tasks counted by status (:meth:`WorkplanProgress.of`)."""
+    return WorkplanProgress.of(plan.tasks)
 
 
 def show_ref(reader: Reader, ref: str, repo: str | None = None) -> TaskShown | WorkplanShown | CanonShown:

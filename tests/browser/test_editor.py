@@ -94,13 +94,12 @@ def wait_text(page: Any, predicate_js: str, timeout: int = 10000) -> None:
     )
 
 
-def test_the_dashboard_shows_repos_plans_tasks_and_canon(browser: Any, server: HubServer) -> None:
+def test_an_open_hub_needs_no_sign_in(browser: Any, server: HubServer) -> None:
     page = browser.new_page()
-    page.set_viewport_size({"width": 1100, "height": 900})
     page.goto(f"{server.url}/#/")
-    page.wait_for_selector("#task-table table")
-    # an open dev hub: no sign-in, nobody named in the header (ADR-040)
-    assert page.locator("#sign-in-token").count() == 0 and page.inner_text("#who") == ""
+    page.wait_for_function("() => document.body.dataset.ready !== undefined")
+    # an open dev hub: no sign-in; the header asks the name events are sent as (ADR-040, ADR-041)
+    assert page.locator("#sign-in-token").count() == 0 and page.locator("#who input[name=who]").count() == 1
     assert page.evaluate("async () => (await fetch('/auth/session')).json()") == {
         "tokens": False,
         "actor": None,
@@ -116,27 +115,8 @@ def test_the_dashboard_shows_repos_plans_tasks_and_canon(browser: Any, server: H
         " headers: {'content-type': 'application/json'}})).status"
     )
     assert page.evaluate(sign_in) == 400  # nothing to sign in to
-    repos = page.inner_text("#repos")
-    assert "demo" in repos and "statehub.toml" in repos
-    assert page.inner_text("#repos .badge.bad") == "1"  # workplans/broken.md
-    assert "DEMO-WP-0001" in page.inner_text("#workplans")
-    assert "ADR-001" in page.inner_text("#canon")
-    assert page.locator("#task-table tbody tr").count() == 3
-    page.select_option("#f-status", "todo")
-    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 2")
-    page.check("#f-ready")
-    page.wait_for_function("() => document.querySelectorAll('#task-table tbody tr').length === 1")
-    assert "DEMO-WP-0001-T02" in page.inner_text("#task-table")
-    assert page.locator("#fleet-tables").count() == (1 if _fleet_api(server) else 0)
-    OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+    assert "demo" in page.inner_text("main")
     page.close()
-
-
-def _fleet_api(server: HubServer) -> bool:
-    import httpx
-
-    return httpx.get(f"{server.url}/fleet/machines", timeout=5).status_code == 200
 
 
 def test_two_people_converge_and_one_save_commits_both(

@@ -146,7 +146,8 @@ def test_a_broken_file_is_reported_and_the_rest_indexed(hub: Hub, make_repo: Mak
     report = hub.register(repo.root)
     assert sorted(str(p) for p in report.errors) == [
         "workplans/bin.md: file is not valid UTF-8 (byte 4)",
-        "workplans/broken.md:3: invalid TOML: Invalid value (column 9)",
+        "workplans/broken.md:3: invalid TOML: a value is missing or not valid here: "
+        'text needs quotes ("main") (column 9)',
     ]
     assert _counts(hub, "alpha").workplans == 3
     repo.write("workplans/broken.md", workplan_text("A-WP-0100", []))

@@ -59,7 +59,8 @@ def _problems(text: str, path: str = "workplans/x.md") -> list[str]:
 
 def test_bad_toml_points_at_the_file_line() -> None:
     assert _problems('+++\nid = "CUST-WP-0001"\ntitle = \n+++\n') == [
-        "workplans/x.md:3: invalid TOML: Invalid value (column 9)"
+        "workplans/x.md:3: invalid TOML: a value is missing or not valid here: "
+        'text needs quotes ("main") (column 9)'
     ]
 
 

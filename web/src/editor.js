@@ -1,5 +1,6 @@
 // The collaborative manifest editor: CodeMirror 6 bound to the hub's room by y-codemirror.next.
 // The room's text is the Y.Text named "manifest"; saves and their results travel as State Hub messages.
+// Loaded as its own chunk (main.js imports it only for #/edit/...), so no other view loads yjs.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { EditorView, basicSetup } from 'codemirror'
@@ -8,31 +9,99 @@ import { StreamLanguage } from '@codemirror/language'
 import { toml } from '@codemirror/legacy-modes/mode/toml'
 import { lintGutter, setDiagnostics } from '@codemirror/lint'
 import { yCollab } from 'y-codemirror.next'
-import { STATEHUB_MESSAGE, colorFor, encodeHubMessage, escapeHtml as h, readHubMessage } from './hub.js'
+import { me } from './auth.js'
+import { STATEHUB_MESSAGE, api, colorFor, currentActor, encodeHubMessage, escapeHtml as h, href, items, readHubMessage, setActor } from './hub.js'
 
 const TEXT_NAME = 'manifest'
 
+/** What a new manifest starts from: every line commented but what makes it valid as it is. */
+export const TEMPLATES = {
+  'statehub.toml': (slug) => `# The repo manifest (docs/format.md, "Repo manifest"). Lines starting with # are comments.
+
+[repo]
+slug = "${slug}"            # how the hub names this repo: lower-case letters, digits, . _ -
+# title = "What this repo is"
+prefixes = []               # workplan id prefixes it owns, like ["OPS"] for OPS-WP-0001
+# default_branch = "main"
+`,
+  'registry/fleet.toml': () => `# The fleet registry (docs/format.md, "Fleet registry"): machines, workloads, lanes.
+# Uncomment and fill in; saving checks every entry and names the line of each problem.
+
+# [[machines]]
+# name = "railiance01"
+# address = "203.0.113.10"
+# role = "production-home"      # production-home | frozen-legacy | temporary-dev | build | ...
+# notes = "first fleet node"
+
+# [[workloads]]
+# name = "forgejo"
+# current_host = "coulombcore"
+# target_host = "railiance01"
+# wave = 1
+# stateful = true
+# state = "running"             # running | draining | migrated | promoted | retired
+
+# [[lanes]]
+# name = "ssh-to-core"
+# from = "railiance01"
+# to = "coulombcore"
+# via = []                      # hops; a lane through a temporary-dev machine is a risk
+# critical = true
+`
+}
+
+function askName (root, then) {
+  root.innerHTML = `<h1>Who are you?</h1><section>
+    <p class="muted">Your name shows to the others in the room and becomes the author of the commits you save.</p>
+    <form id="who-form"><input id="who-name" placeholder="your name" required aria-label="your name"> <button class="primary">Continue</button></form></section>`
+  root.querySelector('#who-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    const name = root.querySelector('#who-name').value.trim()
+    if (setActor(name)) then(name)
+  })
+}
+
+/** The editor view for `doc` (`<slug>/<path>`); returns the function that leaves it. */
+export function editorView (root, doc, params) {
+  const session = me()
+  if (session && session.tokens) return renderEditor(root, doc, session.actor, true) // the token's actor edits and saves
+  const given = params.get('user')
+  if (given) setActor(given)
+  const user = given || currentActor()
+  let stop = null
+  if (user) stop = renderEditor(root, doc, user)
+  else askName(root, (name) => { stop = renderEditor(root, doc, name) })
+  return () => { if (stop) stop() }
+}
+
 export function renderEditor (root, doc, user, signedIn = false) {
+  const [slug, ...rest] = doc.split('/')
+  const path = rest.join('/')
   root.innerHTML = `
     <div class="editor-bar">
       <h1>${h(doc)}</h1>
       <div class="presence" id="presence"></div>
       <span id="connection" class="muted">connecting…</span>
-      <button class="primary" id="save">Save</button>
+      <button class="primary" id="save" title="Ctrl+S / ⌘S">Save</button>
     </div>
+    <p class="muted"><a href="${href('repos', slug)}">${h(slug)}</a> · Edits are shared as you type; Save (Ctrl+S, ⌘S) validates and commits the file.</p>
     <div id="notice"></div>
+    <div id="errors" role="alert" aria-live="assertive"></div>
     <div id="editor"></div>
-    <div id="status" class="muted">Edits are shared as you type; Save validates and commits the file.</div>
-    <ul id="errors"></ul>`
+    <div id="status" class="muted" role="status"></div>`
   const color = colorFor(user)
   let session = null
+  let known = null
 
   const notice = (text) => {
     root.querySelector('#notice').innerHTML = text ? `<div class="notice">${h(text)}</div>` : ''
   }
   const showErrors = (errors) => {
-    root.querySelector('#errors').innerHTML = errors.map((e) =>
-      `<li>line ${h(e.line ?? '?')}, column ${h(e.column ?? '?')}: ${h(e.message)}</li>`).join('')
+    const box = root.querySelector('#errors')
+    box.innerHTML = errors.length
+      ? `<div class="error-list"><strong>Not saved: ${h(errors.length)} problem${errors.length > 1 ? 's' : ''}</strong><ul>${errors.map((e) =>
+        `<li><button type="button" class="link" data-line="${h(e.line ?? '')}">line ${h(e.line ?? '?')}${e.column ? ', column ' + h(e.column) : ''}</button>: ${h(e.message)}</li>`).join('')}</ul></div>`
+      : ''
     if (!session) return
     const { state } = session.view
     const diagnostics = errors.map((e) => {
@@ -42,6 +111,13 @@ export function renderEditor (root, doc, user, signedIn = false) {
     })
     session.view.dispatch(setDiagnostics(state, diagnostics))
   }
+  root.querySelector('#errors').addEventListener('click', (event) => {
+    const target = event.target.closest('button[data-line]')
+    if (!target || !session || !target.dataset.line) return
+    const line = session.view.state.doc.line(Math.min(Number(target.dataset.line), session.view.state.doc.lines))
+    session.view.dispatch({ selection: { anchor: line.from }, scrollIntoView: true })
+    session.view.focus()
+  })
   const renderPresence = () => {
     if (!session) return
     const people = [...session.provider.awareness.getStates().entries()]
@@ -56,6 +132,7 @@ export function renderEditor (root, doc, user, signedIn = false) {
       status.className = message.ok ? 'ok' : 'bad'
       status.textContent = (message.by ? `${message.by}: ` : '') + message.message
       showErrors(message.errors || [])
+      if (message.ok) known = true
     } else if (message.type === 'resync') {
       notice(message.reason || 'The file changed since you last synced; loading it again.')
       stop()
@@ -68,6 +145,32 @@ export function renderEditor (root, doc, user, signedIn = false) {
       notice(message.message)
     }
   }
+  const save = () => {
+    const ws = session && session.provider.ws
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      root.querySelector('#status').textContent = 'Not connected to the hub; your edits are kept and sent when it is back.'
+      return
+    }
+    root.querySelector('#status').className = 'muted'
+    root.querySelector('#status').textContent = 'Saving…'
+    ws.send(encodeHubMessage({ type: 'save' }))
+  }
+  // A new manifest starts from its template once the room has synced and nobody else is in it.
+  const seed = () => {
+    if (!session || known !== false) return
+    const { ytext, provider } = session
+    const others = [...provider.awareness.getStates().keys()].filter((id) => id !== session.ydoc.clientID)
+    if (ytext.length === 0 && others.length === 0 && TEMPLATES[path]) {
+      ytext.insert(0, TEMPLATES[path](slug))
+      notice('This file does not exist yet: it starts from a template, and saving creates it (and its directory).')
+    }
+    known = true
+  }
+  api('/sync').then((rooms) => {
+    const room = items(rooms).find((d) => d.doc === doc)
+    known = room ? room.exists : true
+    if (session && session.provider.synced) seed()
+  }).catch(() => { known = true })
 
   const start = () => {
     const ydoc = new Y.Doc()
@@ -89,7 +192,8 @@ export function renderEditor (root, doc, user, signedIn = false) {
       const box = root.querySelector('#connection')
       if (box) box.textContent = status
     })
-    session = { ydoc, provider, view }
+    provider.on('sync', (synced) => { if (synced) seed() })
+    session = { ydoc, ytext, provider, view }
     window.statehubEditor = session // for tests and the console
     renderPresence()
   }
@@ -100,15 +204,17 @@ export function renderEditor (root, doc, user, signedIn = false) {
     session.ydoc.destroy()
     session = null
   }
-
-  root.querySelector('#save').addEventListener('click', () => {
-    const ws = session && session.provider.ws
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
-      root.querySelector('#status').textContent = 'Not connected to the hub; your edits are kept and sent when it is back.'
-      return
+  const onKey = (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 's') {
+      event.preventDefault()
+      save()
     }
-    ws.send(encodeHubMessage({ type: 'save' }))
-  })
+  }
+  document.addEventListener('keydown', onKey)
+  root.querySelector('#save').addEventListener('click', save)
   start()
-  return stop
+  return () => {
+    document.removeEventListener('keydown', onKey)
+    stop()
+  }
 }
