@@ -525,6 +525,7 @@ def list_claimable(
             ready=ready,
             limit=limit,
             offset=offset,
+            memo=desk.hub.candidate_memo,
         )
 
 

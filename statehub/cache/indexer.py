@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.generation import bump_generation
 from statehub.cache.indexed import forget_indexed, record_indexed
 from statehub.cache.reading import IndexReport, Pending, blob_sha, consider, problem
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, SOURCE_FILES, TASKS, WORKPLANS
@@ -184,6 +185,7 @@ def _index_missing(
     if derive:
         recompute_derived(conn, report.scope)
     record_indexed(conn, slug, root)
+    bump_generation(conn)
     return report
 
 
@@ -310,6 +312,7 @@ def remove_repo_rows(
         SOURCE_FILES,
         FILE_ERRORS,
     }
+    bump_generation(conn)
     for table in tables:
         conn.execute(delete(table).where(table.c.repo == slug))
     if not keep_repo_row:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ from statehub.cache.answers import (
     WorkplanItem,
 )
 from statehub.cache.fastread import MAX_LIMIT, check_page
+from statehub.cache.generation import read_generation
 from statehub.cache.prepared import (
     PreparedPage,
     decode_json,
@@ -36,12 +40,13 @@ from statehub.errors import Conflict, NotFound, unknown_repo
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Sequence
+    from collections.abc import Collection, Iterable
 
     from statehub.cache.indexer import IndexReport
 
 __all__ = [
     "MAX_LIMIT",
+    "CandidateMemo",
     "dependents",
     "get_canon",
     "get_repo",
@@ -291,6 +296,50 @@ def task_states(conn: Connection, refs: Iterable[str]) -> dict[str, tuple[str, s
     return found
 
 
+class CandidateMemo:
+    """What :func:`list_claimable` read from the cache, remembered per cache generation.
+
+    The claimable list is asked before every claim attempt, and the cache's rows change only
+    when something is indexed (``statehub.cache.generation``); the lease store's exclusions are
+    applied after, per request, so an answer drawn from here is as exact as one read anew.
+    Kept: the candidate rows (ref, status, ready) of at most ``shapes`` filter combinations, each
+    of at most ``max_rows`` rows (a bigger answer is read every time), and the TaskItems of the
+    pages served from them. Everything goes when the generation read differs. Thread-safe.
+    """
+
+    def __init__(self, shapes: int = 16, max_rows: int = 20_000) -> None:
+        self.shapes = shapes
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._generation: str | None = None
+        self._entries: dict[tuple[Any, ...], _Candidates] = {}
+
+    def get(self, generation: str | None, key: tuple[Any, ...]) -> _Candidates | None:
+        with self._lock:
+            if generation is None or generation != self._generation:
+                return None
+            return self._entries.get(key)
+
+    def put(self, generation: str | None, key: tuple[Any, ...], found: _Candidates) -> None:
+        if generation is None or len(found.rows) > self.max_rows:
+            return
+        with self._lock:
+            if generation != self._generation:
+                self._generation = generation
+                self._entries = {}
+            if len(self._entries) >= self.shapes:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = found
+
+
+@dataclass(slots=True)
+class _Candidates:
+    rows: Sequence[tuple[str, str, Any]]
+    """(ref, status, ready) of the matching tasks, in list order."""
+    items: dict[str, TaskItem] = field(default_factory=dict)
+    """The TaskItems of refs served on a page so far."""
+
+
 def list_claimable(
     conn: Connection,
     *,
@@ -303,6 +352,7 @@ def list_claimable(
     ready: bool | None = None,
     limit: int = 100,
     offset: int = 0,
+    memo: CandidateMemo | None = None,
 ) -> Page[TaskItem]:
     """Tasks, filtered as :func:`list_tasks`, that a claim would win now (``claimable``) or would not.
 
@@ -311,7 +361,8 @@ def list_claimable(
     The matching rows are read in list order in one statement compiled once (``fetch_all``) and
     sorted out here; only the page's rows become TaskItems: a ``NOT IN`` of a thousand held refs
     made the query 8x slower, and SQLAlchemy's row processing of every task cost more than the
-    query (bench/claims.py).
+    query (bench/claims.py). With a ``memo``, the rows and TaskItems read are remembered until
+    the cache's generation changes (read first: rows read after it are at least as new).
     """
     _check_page(limit, offset)
     values = {
@@ -323,23 +374,32 @@ def list_claimable(
         "todo": TaskStatus.TODO.value,
     }
     shape = (claimable, bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
+    key = (*shape, repo, workplan, values["status"], owner, ready)
+    generation = read_generation(conn) if memo is not None else None
+    found = memo.get(generation, key) if memo is not None else None
+    if found is None:
+        found = _Candidates(fetch_all(conn, _claimable_query(*shape), values))
+        if memo is not None:
+            memo.put(generation, key, found)
     todo = TaskStatus.TODO.value
     positions: list[int] = []
     refs: list[str] = []
-    for at, (ref, row_status, row_ready) in enumerate(fetch_all(conn, _claimable_query(*shape), values)):
+    for at, (ref, row_status, row_ready) in enumerate(found.rows):
         if (row_status == todo and bool(row_ready) and ref not in excluded) is claimable:
             positions.append(at)
             refs.append(ref)
     page = refs[offset : offset + limit]
     if not page:
         return Page([], len(refs))
-    # The same rows in the same order, whole, up to the page's last; taken by ref, so a re-index
-    # between the two reads can only leave a task out, never show one it did not choose.
-    upto = positions[offset + len(page) - 1] + 1
-    rows = {
-        row[0]: row for row in fetch_all(conn, _claimable_rows(*shape), values | {"upto": upto, "skip": 0})
-    }
-    return Page([_TASK_ITEM.read(rows[ref]) for ref in page if ref in rows], len(refs))
+    items = found.items
+    if any(ref not in items for ref in page):
+        # The same rows in the same order, whole, up to the page's last; taken by ref, so a
+        # re-index between the two reads can only leave a task out, never show one it did not choose.
+        upto = positions[offset + len(page) - 1] + 1
+        for row in fetch_all(conn, _claimable_rows(*shape), values | {"upto": upto, "skip": 0}):
+            if row[0] not in items:
+                items[row[0]] = _TASK_ITEM.read(row)
+    return Page([items[ref] for ref in page if ref in items], len(refs))
 
 
 def _claimable_where(
