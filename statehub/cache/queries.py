@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +38,7 @@ from statehub.errors import Conflict, NotFound, unknown_repo
 from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Sequence
 
     from statehub.cache.indexer import IndexReport
 
@@ -321,7 +319,7 @@ class CandidateMemo:
             return self._entries.get(key)
 
     def put(self, generation: str | None, key: tuple[Any, ...], found: _Candidates) -> None:
-        if generation is None or len(found.rows) > self.max_rows:
+        if generation is None or len(found.order) > self.max_rows:
             return
         with self._lock:
             if generation != self._generation:
@@ -332,12 +330,40 @@ class CandidateMemo:
             self._entries[key] = found
 
 
-@dataclass(slots=True)
 class _Candidates:
-    rows: Sequence[tuple[str, str, Any]]
-    """(ref, status, ready) of the matching tasks, in list order."""
-    items: dict[str, TaskItem] = field(default_factory=dict)
-    """The TaskItems of refs served on a page so far."""
+    """The rows :func:`list_claimable` sorts out, with what every request asks of them worked out once."""
+
+    __slots__ = ("eligible", "eligible_set", "items", "order", "position")
+
+    def __init__(self, rows: Sequence[tuple[str, str, Any]]) -> None:
+        todo = TaskStatus.TODO.value
+        self.order = [row[0] for row in rows]
+        """Every matching ref, in list order."""
+        self.position = {ref: at for at, ref in enumerate(self.order)}
+        self.eligible = [ref for ref, status, ready in rows if status == todo and bool(ready)]
+        """The refs the cache says are todo and ready, in list order: claimable unless excluded."""
+        self.eligible_set = frozenset(self.eligible)
+        self.items: dict[str, TaskItem] = {}
+        """The TaskItems of refs served on a page so far."""
+
+    def chosen(self, excluded: Collection[str], claimable: bool, upto: int) -> tuple[list[str], int]:
+        """The first ``upto`` refs a claim would win (``claimable``) or would not, and how many in all."""
+        blocked = len(self.eligible_set.intersection(excluded))
+        refs: list[str] = []
+        if claimable:
+            for ref in self.eligible:
+                if len(refs) >= upto:
+                    break
+                if ref not in excluded:
+                    refs.append(ref)
+            return refs, len(self.eligible) - blocked
+        eligible = self.eligible_set
+        for ref in self.order:
+            if len(refs) >= upto:
+                break
+            if ref not in eligible or ref in excluded:
+                refs.append(ref)
+        return refs, len(self.order) - len(self.eligible) + blocked
 
 
 def list_claimable(
@@ -381,25 +407,19 @@ def list_claimable(
         found = _Candidates(fetch_all(conn, _claimable_query(*shape), values))
         if memo is not None:
             memo.put(generation, key, found)
-    todo = TaskStatus.TODO.value
-    positions: list[int] = []
-    refs: list[str] = []
-    for at, (ref, row_status, row_ready) in enumerate(found.rows):
-        if (row_status == todo and bool(row_ready) and ref not in excluded) is claimable:
-            positions.append(at)
-            refs.append(ref)
-    page = refs[offset : offset + limit]
+    refs, total = found.chosen(excluded, claimable, offset + limit)
+    page = refs[offset:]
     if not page:
-        return Page([], len(refs))
+        return Page([], total)
     items = found.items
     if any(ref not in items for ref in page):
         # The same rows in the same order, whole, up to the page's last; taken by ref, so a
         # re-index between the two reads can only leave a task out, never show one it did not choose.
-        upto = positions[offset + len(page) - 1] + 1
+        upto = found.position[page[-1]] + 1
         for row in fetch_all(conn, _claimable_rows(*shape), values | {"upto": upto, "skip": 0}):
             if row[0] not in items:
                 items[row[0]] = _TASK_ITEM.read(row)
-    return Page([items[ref] for ref in page if ref in items], len(refs))
+    return Page([items[ref] for ref in page if ref in items], total)
 
 
 def _claimable_where(

@@ -294,6 +294,11 @@ def test_the_remembered_claimable_list_follows_claims_leases_and_reindexes_at_on
     repo.commit("edit again")
     assert client.post("/repos/claims/refresh").status_code in (200, 201)
     assert listed() == [*race[4:], f"{RACE}-T11"]
+    # pages of either answer are slices of the whole, with the whole's total
+    page = client.get(f"/tasks?claimable=true&workplan={RACE}&limit=3&offset=2").json()
+    assert ([t["ref"] for t in page["items"]], page["total"]) == (race[6:9], 7)
+    rest = client.get(f"/tasks?claimable=false&workplan={RACE}&limit=2&offset=1").json()
+    assert ([t["ref"] for t in rest["items"]], rest["total"]) == (race[1:3], 4)
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
