@@ -7,6 +7,11 @@ same transaction, so a remembered answer is never served past a change. The toke
 random (not a counter): a rebuild that drops and recreates ``cache_meta`` cannot bring
 an old value back. It lives in the database, so a write by another process (a CLI
 ``statehub refresh`` beside a server) is seen as well as one by this process.
+
+Writers replace it first (``index_repo``, ``remove_repo_rows``, ``recompute_derived`` each
+begin with it), so on PostgreSQL every cache-writing transaction takes this one row's lock
+before any other and waits for the one before it to commit: two writers cannot deadlock over
+it (one taking it after locking rows the other holds).
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ def index_repo(
     can affect are re-indexed too (their ids and refs join ``report.scope``).
     """
     report = IndexReport(slug)
+    bump_generation(conn)  # first: every cache writer takes this row's lock before any other
     stored = conn.execute(select(REPOS.c.slug, REPOS.c.prefixes)).all()
     declared = {row.slug: tuple(row.prefixes or ()) for row in stored if row.slug != slug}
     old_prefixes = next((tuple(row.prefixes or ()) for row in stored if row.slug == slug), None)
@@ -185,7 +186,6 @@ def _index_missing(
     if derive:
         recompute_derived(conn, report.scope)
     record_indexed(conn, slug, root)
-    bump_generation(conn)
     return report
 
 
