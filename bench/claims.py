@@ -21,6 +21,7 @@ Runs ``python -m statehub serve`` on a free 127.0.0.1 port under a temporary STA
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
 import subprocess
@@ -91,6 +92,17 @@ def make_corpus(root: Path, tasks: int, repos: int) -> list[Path]:
         )
         made.append(repo)
     return made
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of process ``pid`` itself and of its reaped children (git), from
+    /proc (Linux; zeros elsewhere): steadier than the claim rate on a machine shared with other work."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def race(url: str, agents: int) -> tuple[Run, float]:
@@ -215,11 +227,13 @@ def main() -> int:
                     for offset in range(0, total, 1000)
                     for t in client.get("/tasks", params={"limit": 1000, "offset": offset}).json()["items"]
                 ]
+                cpu_before = cpu_s(process.pid)
                 run, started = race(url, args.agents)
                 claimed_s = run.last_won - started
                 while client.get("/state/health").json()["buffer"]["pending"]:
                     time.sleep(0.02)
                 in_git_s = time.perf_counter() - started
+                cpu_after = cpu_s(process.pid)
                 owners = {
                     t["ref"]: t["owner"]
                     for offset in range(0, total, 1000)
@@ -247,6 +261,11 @@ def main() -> int:
         f"max {max(trailers.values(), default=0)} per task; owners in the cache match the winners: {owner_ok}"
     )
     print(f"all claim commits in git after {in_git_s:.2f} s (buffer: {buffer})")
+    server_cpu, git_cpu = (after - before for after, before in zip(cpu_after, cpu_before, strict=True))
+    print(
+        f"hub CPU until then: server {server_cpu:.1f} s + git children {git_cpu:.1f} s = "
+        f"{1000 * (server_cpu + git_cpu) / max(1, len(run.won)):.1f} ms per claim"
+    )
     print(
         f"floor, bare Litestar + sqlite3 BEGIN IMMEDIATE server, same agents: {floor_http:.0f} claims/s "
         f"({floor_attempts} attempts, {floor_doubles} double claims); hub/floor {rate / floor_http:.2f}"

@@ -531,6 +531,7 @@ def list_claimable(
             descending=descending,
             limit=limit,
             offset=offset,
+            memo=desk.hub.candidate_memo,
         )
 
 

@@ -21,6 +21,7 @@ from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexer import declared_prefixes
+from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, unknown_repo
 from statehub.gitrepo import work_tree_root
@@ -105,6 +106,8 @@ class Hub:
         """Whether a file watcher keeps this cache in step with the files (the server sets it)."""
         self.freshness_memo = FreshnessMemo()
         """Each repo's freshness, worked out at most once a second (``forget()`` to ask again now)."""
+        self.candidate_memo = CandidateMemo()
+        """The claimable list's cache reads, remembered per cache generation (``cache.queries``)."""
         if reconcile or created:
             try:
                 self.reconcile(rebuild=created)

@@ -159,11 +159,15 @@ class LeaseTransaction:
 
     def excluded_refs(self, now: float) -> set[str]:
         """Refs no claim can win now whatever the cache says: under a live lease, contested (the
-        upstream refused this hub's last claim), or with a pending status event (the claimable list)."""
+        upstream refused this hub's last claim), or with a pending status event (the claimable list).
+        ``UNION ALL``: the set removes repeats; ``UNION`` sorted them first in a temporary b-tree
+        (1.1 against 0.65 ms with 1,000 leases held)."""
         return self._refs(
             "SELECT ref FROM lease WHERE state = 'held' AND expires_at > ? "
-            "UNION SELECT l.ref FROM lease l JOIN relay r ON r.key = l.claim_key WHERE r.state = 'parked' "
-            "UNION SELECT workplan || '-' || task FROM event WHERE state = 'pending' AND kind IN (?, ?, ?)",
+            "UNION ALL SELECT l.ref FROM lease l JOIN relay r ON r.key = l.claim_key "
+            "WHERE r.state = 'parked' "
+            "UNION ALL SELECT workplan || '-' || task FROM event "
+            "WHERE state = 'pending' AND kind IN (?, ?, ?)",
             (now, *STATUS_KINDS),
         )
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, text, true, tuple_, update
 
+from statehub.cache.generation import bump_generation
 from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, TASKS, WORKPLANS
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ _READY_BY_KEY = text(
 
 def recompute_derived(conn: Connection, scope: Scope | None = None) -> None:
     """Everything (``scope`` None), or only what ``scope`` can reach (nothing for an empty scope)."""
+    bump_generation(conn)
     if scope is None:
         _full_duplicates(conn)
         _mark_cycles(conn, _edges(conn, None))

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
+from statehub.cache.generation import bump_generation
 from statehub.cache.indexed import forget_indexed, record_indexed
 from statehub.cache.reading import IndexReport, Pending, blob_sha, consider, problem
 from statehub.cache.schema import CANON, FILE_ERRORS, REPOS, SOURCE_FILES, TASKS, WORKPLANS
@@ -72,6 +73,7 @@ def index_repo(
     can affect are re-indexed too (their ids and refs join ``report.scope``).
     """
     report = IndexReport(slug)
+    bump_generation(conn)  # first: every cache writer takes this row's lock before any other
     stored = conn.execute(select(REPOS.c.slug, REPOS.c.prefixes)).all()
     declared = {row.slug: tuple(row.prefixes or ()) for row in stored if row.slug != slug}
     old_prefixes = next((tuple(row.prefixes or ()) for row in stored if row.slug == slug), None)
@@ -310,6 +312,7 @@ def remove_repo_rows(
         SOURCE_FILES,
         FILE_ERRORS,
     }
+    bump_generation(conn)
     for table in tables:
         conn.execute(delete(table).where(table.c.repo == slug))
     if not keep_repo_row:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -42,6 +43,7 @@ from statehub.cache.answers import (
     WorkplanProgress,
 )
 from statehub.cache.fastread import MAX_LIMIT, check_page
+from statehub.cache.generation import read_generation
 from statehub.cache.prepared import (
     PreparedPage,
     decode_json,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_LIMIT",
+    "CandidateMemo",
     "CanonSort",
     "TaskSort",
     "WorkplanSort",
@@ -439,6 +442,78 @@ def task_states(conn: Connection, refs: Iterable[str]) -> dict[str, tuple[str, s
     return found
 
 
+class CandidateMemo:
+    """What :func:`list_claimable` read from the cache, remembered per cache generation.
+
+    The claimable list is asked before every claim attempt, and the cache's rows change only
+    when something is indexed (``statehub.cache.generation``); the lease store's exclusions are
+    applied after, per request, so an answer drawn from here is as exact as one read anew.
+    Kept: the candidate rows (ref, status, ready) of at most ``shapes`` filter combinations, each
+    of at most ``max_rows`` rows (a bigger answer is read every time), and the TaskItems of the
+    pages served from them. Everything goes when the generation read differs. Thread-safe.
+    """
+
+    def __init__(self, shapes: int = 16, max_rows: int = 20_000) -> None:
+        self.shapes = shapes
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._generation: str | None = None
+        self._entries: dict[tuple[Any, ...], _Candidates] = {}
+
+    def get(self, generation: str | None, key: tuple[Any, ...]) -> _Candidates | None:
+        with self._lock:
+            if generation is None or generation != self._generation:
+                return None
+            return self._entries.get(key)
+
+    def put(self, generation: str | None, key: tuple[Any, ...], found: _Candidates) -> None:
+        if generation is None or len(found.order) > self.max_rows:
+            return
+        with self._lock:
+            if generation != self._generation:
+                self._generation = generation
+                self._entries = {}
+            if len(self._entries) >= self.shapes:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = found
+
+
+class _Candidates:
+    """The rows :func:`list_claimable` sorts out, with what every request asks of them worked out once."""
+
+    __slots__ = ("eligible", "eligible_set", "items", "order", "position")
+
+    def __init__(self, rows: Sequence[tuple[str, str, Any]]) -> None:
+        todo = TaskStatus.TODO.value
+        self.order = [row[0] for row in rows]
+        """Every matching ref, in list order."""
+        self.position = {ref: at for at, ref in enumerate(self.order)}
+        self.eligible = [ref for ref, status, ready in rows if status == todo and bool(ready)]
+        """The refs the cache says are todo and ready, in list order: claimable unless excluded."""
+        self.eligible_set = frozenset(self.eligible)
+        self.items: dict[str, TaskItem] = {}
+        """The TaskItems of refs served on a page so far."""
+
+    def chosen(self, excluded: Collection[str], claimable: bool, upto: int) -> tuple[list[str], int]:
+        """The first ``upto`` refs a claim would win (``claimable``) or would not, and how many in all."""
+        blocked = len(self.eligible_set.intersection(excluded))
+        refs: list[str] = []
+        if claimable:
+            for ref in self.eligible:
+                if len(refs) >= upto:
+                    break
+                if ref not in excluded:
+                    refs.append(ref)
+            return refs, len(self.eligible) - blocked
+        eligible = self.eligible_set
+        for ref in self.order:
+            if len(refs) >= upto:
+                break
+            if ref not in eligible or ref in excluded:
+                refs.append(ref)
+        return refs, len(self.order) - len(self.eligible) + blocked
+
+
 def list_claimable(
     conn: Connection,
     *,
@@ -454,6 +529,7 @@ def list_claimable(
     descending: bool = False,
     limit: int = 100,
     offset: int = 0,
+    memo: CandidateMemo | None = None,
 ) -> Page[TaskItem]:
     """Tasks, filtered and ordered as :func:`list_tasks`, that a claim would win now
     (``claimable``) or would not.
@@ -463,7 +539,8 @@ def list_claimable(
     The matching rows are read in list order in one statement compiled once (``fetch_all``) and
     sorted out here; only the page's rows become TaskItems: a ``NOT IN`` of a thousand held refs
     made the query 8x slower, and SQLAlchemy's row processing of every task cost more than the
-    query (bench/claims.py).
+    query (bench/claims.py). With a ``memo``, the rows and TaskItems read are remembered until
+    the cache's generation changes (read first: rows read after it are at least as new).
     """
     _check_page(limit, offset)
     statuses = _values(status)
@@ -488,23 +565,26 @@ def list_claimable(
         sort,
         descending,
     )
-    todo = TaskStatus.TODO.value
-    positions: list[int] = []
-    refs: list[str] = []
-    for at, (ref, row_status, row_ready) in enumerate(fetch_all(conn, _claimable_query(shape), values)):
-        if (row_status == todo and bool(row_ready) and ref not in excluded) is claimable:
-            positions.append(at)
-            refs.append(ref)
-    page = refs[offset : offset + limit]
+    key = (shape, repo, workplan, tuple(statuses), owner, owner_prefix, ready)
+    generation = read_generation(conn) if memo is not None else None
+    found = memo.get(generation, key) if memo is not None else None
+    if found is None:
+        found = _Candidates(fetch_all(conn, _claimable_query(shape), values))
+        if memo is not None:
+            memo.put(generation, key, found)
+    refs, total = found.chosen(excluded, claimable, offset + limit)
+    page = refs[offset:]
     if not page:
-        return Page([], len(refs))
-    # The same rows in the same order, whole, up to the page's last; taken by ref, so a re-index
-    # between the two reads can only leave a task out, never show one it did not choose.
-    upto = positions[offset + len(page) - 1] + 1
-    rows = {
-        row[0]: row for row in fetch_all(conn, _claimable_rows(shape), values | {"upto": upto, "skip": 0})
-    }
-    return Page([_TASK_ITEM.read(rows[ref]) for ref in page if ref in rows], len(refs))
+        return Page([], total)
+    items = found.items
+    if any(ref not in items for ref in page):
+        # The same rows in the same order, whole, up to the page's last; taken by ref, so a
+        # re-index between the two reads can only leave a task out, never show one it did not choose.
+        upto = found.position[page[-1]] + 1
+        for row in fetch_all(conn, _claimable_rows(shape), values | {"upto": upto, "skip": 0}):
+            if row[0] not in items:
+                items[row[0]] = _TASK_ITEM.read(row)
+    return Page([items[ref] for ref in page if ref in items], total)
 
 
 @dataclass(frozen=True, slots=True)

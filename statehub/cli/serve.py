@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -16,13 +15,6 @@ from statehub.settings import PROFILES, Settings
 if TYPE_CHECKING:
     import uvicorn
     from litestar import Litestar
-
-SWITCH_INTERVAL_S = 0.0005
-"""How long a thread may hold the GIL while another waits, in the server process (Python's
-default is 0.005). The event loop gives up the GIL at every socket call; with worker threads
-busy (claims, the claimable list, write-back) each call then waited up to the default before the
-loop ran again, and 50 agents' requests queued behind it: bench/claims.py went from 34 to 54
-claims/s with this alone (canon/ADR-037)."""
 
 
 @click.command()
@@ -58,7 +50,6 @@ def run_server(app: Litestar, settings: Settings) -> None:
     """
     import uvicorn
 
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     server = uvicorn.Server(server_config(app, settings))
     quiet = _StartupFailure(app)
     uvicorn_log = logging.getLogger("uvicorn.error")

@@ -255,6 +255,52 @@ def test_claimable_lists_what_a_claim_would_win(served: tuple[TestClient[Any], G
     ]
 
 
+def test_the_remembered_claimable_list_follows_claims_leases_and_reindexes_at_once(
+    served: tuple[TestClient[Any], GitRepo], settings: Settings
+) -> None:
+    """The server remembers the list's cache reads per cache generation (canon/ADR-037); each
+    change below is asked about right after it, with no wait, and must already show."""
+    client, repo = served
+
+    def listed() -> list[str]:
+        return [t["ref"] for t in client.get(f"/tasks?claimable=true&workplan={RACE}").json()["items"]]
+
+    race = [f"{RACE}-T{n:02d}" for n in range(1, 11)]
+    assert listed() == race
+    assert listed() == race  # the second answer comes from what the first read
+    # a claim through this server
+    assert client.post(f"/tasks/{race[0]}/claim", json={"actor": "agt-a"}).status_code == 200
+    assert listed() == race[1:]
+    # a lease taken elsewhere (its own hub and cache memory, as another process has)
+    with Hub(settings) as other, EventDesk(other) as desk:
+        claims.claim(desk, race[1], "agt-b", 600, authorise=LOCAL_COMMAND)
+    assert listed() == race[2:]
+    _settle(client)
+    assert listed() == race[2:]  # the claims' commits re-indexed the file: in progress now
+    # a re-index by another process's hub: the file gains a task and loses one to done
+    tasks = [{"id": f"T{n:02d}", "title": f"race {n}", "status": "todo"} for n in range(1, 12)]
+    tasks[0] |= {"status": "in-progress", "owner": "agt-a"}
+    tasks[1] |= {"status": "in-progress", "owner": "agt-b"}
+    tasks[2]["status"] = "done"
+    repo.write(f"workplans/{RACE}.md", workplan_text(RACE, tasks))
+    repo.commit("edit")
+    with Hub(settings, reconcile=False) as other:
+        other.refresh()
+    assert listed() == [*race[3:], f"{RACE}-T11"]
+    assert client.get(f"/tasks?claimable=false&workplan={RACE}").json()["total"] == 3
+    # and by this server's own refresh
+    tasks[3]["status"] = "done"
+    repo.write(f"workplans/{RACE}.md", workplan_text(RACE, tasks))
+    repo.commit("edit again")
+    assert client.post("/repos/claims/refresh").status_code in (200, 201)
+    assert listed() == [*race[4:], f"{RACE}-T11"]
+    # pages of either answer are slices of the whole, with the whole's total
+    page = client.get(f"/tasks?claimable=true&workplan={RACE}&limit=3&offset=2").json()
+    assert ([t["ref"] for t in page["items"]], page["total"]) == (race[6:9], 7)
+    rest = client.get(f"/tasks?claimable=false&workplan={RACE}&limit=2&offset=1").json()
+    assert ([t["ref"] for t in rest["items"]], rest["total"]) == (race[1:3], 4)
+
+
 def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
