@@ -69,6 +69,7 @@ __all__ = [
     "PayloadTooLarge",
     "SetupError",
     "Unauthorized",
+    "Unavailable",
     "Unprocessable",
     "as_hub_error",
     "invalid_choice",
@@ -149,6 +150,14 @@ class InsufficientStorage(HubError):
     status_code = 507
     exit_code = 10
     headers = {"Retry-After": str(StoreFull.retry_after)}
+
+
+class Unavailable(HubError):
+    """The hub cannot take this request now (e.g. every change-stream place is taken); try again later."""
+
+    status_code = 503
+    exit_code = 12
+    headers = {"Retry-After": "5"}
 
 
 class SetupError(HubError):

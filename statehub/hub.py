@@ -20,6 +20,7 @@ from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
+from statehub.cache.indexed import last_indexed
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, unknown_repo
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from statehub.answers import Freshness
+    from statehub.changes import Change, ChangeLog, RowSnapshot
     from statehub.metrics import HubMetrics
     from statehub.settings import Settings
     from workplans import EventKinds
@@ -105,6 +107,8 @@ class Hub:
         """Whether a file watcher keeps this cache in step with the files (the server sets it)."""
         self.freshness_memo = FreshnessMemo()
         """Each repo's freshness, worked out at most once a second (``forget()`` to ask again now)."""
+        self._changes: ChangeLog | None = None
+        self._changes_lock = threading.Lock()
         if reconcile or created:
             try:
                 self.reconcile(rebuild=created)
@@ -124,6 +128,45 @@ class Hub:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._changes is not None:
+            self._changes.close()
+
+    # the change log (statehub.changes, canon/ADR-038) ----------------------------------------------------
+
+    @property
+    def changes(self) -> ChangeLog:
+        """The data dir's change log, opened when first asked for (a read command never opens it)."""
+        with self._changes_lock:
+            if self._changes is None:
+                from statehub.changes import ChangeLog, changes_path
+
+                self._changes = ChangeLog(
+                    changes_path(self.settings.data_dir),
+                    keep=self.settings.stream_keep,
+                    keep_s=self.settings.stream_keep_days * 86_400,
+                )
+            return self._changes
+
+    def announce(self, changes: Sequence[Change]) -> None:
+        """Append ``changes`` to the change log (nothing when empty); call it after the change committed."""
+        if changes:
+            self.changes.append(changes)
+
+    @staticmethod
+    def _snapshot(conn: Connection, repos: Iterable[str] | None) -> RowSnapshot:
+        from statehub.changes import RowSnapshot
+
+        return RowSnapshot.take(conn, None if repos is None else set(repos))
+
+    def _compare(
+        self, conn: Connection, before: RowSnapshot, cause: str, reports: Sequence[IndexReport]
+    ) -> list[Change]:
+        """What changed since ``before`` (inside the same transaction, after the change)."""
+        after = self._snapshot(conn, before.repos)
+        for report in reports:
+            found = last_indexed(conn, report.repo)
+            after.commits[report.repo] = found.commit if found is not None else None
+        return before.changes(after, cause, reports)
 
     def __enter__(self) -> Self:
         return self
@@ -177,10 +220,13 @@ class Hub:
         self._refuse_taken_prefixes(slug, root)
         with self.write_lock:
             with self.engine.begin() as conn:
+                before = self._snapshot(conn, [slug])
                 report = index_repo(
                     conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
                 )
+                changes = self._compare(conn, before, "repo-added", [report])
             self.hub_file.add(RegisteredRepo(slug, root))
+            self.announce(changes)
         self.freshness_memo.forget()
         self._announce()
         return report
@@ -203,21 +249,28 @@ class Hub:
 
     def remove(self, slug: str) -> None:
         self.repo(slug)
-        with self.write_lock, self.engine.begin() as conn:
-            remove_repo_rows(conn, slug, limits=self.settings.file_limits)
-            recompute_derived(conn)
-            self.hub_file.remove(slug)
+        with self.write_lock:
+            with self.engine.begin() as conn:
+                before = self._snapshot(conn, [slug])
+                remove_repo_rows(conn, slug, limits=self.settings.file_limits)
+                recompute_derived(conn)
+                changes = self._compare(conn, before, "repo-removed", [])
+                self.hub_file.remove(slug)
+            self.announce(changes)
         self._announce()
 
     def _announce(self) -> None:
         for listener in self.on_repos_changed:
             listener()
 
-    def refresh(self, slug: str | None = None, progress: Progress | None = None) -> list[IndexReport]:
+    def refresh(
+        self, slug: str | None = None, progress: Progress | None = None, *, cause: str = "file-edit"
+    ) -> list[IndexReport]:
         """Re-index what changed on disk: one repo, or every registered repo.
 
         A repo whose work tree is missing loses its rows and gets one file error at
         path ``.`` saying so, as a rebuild would give (statehub.cache.indexer, ADR-030).
+        What changed goes to the change log with ``cause`` (``statehub.changes.CAUSES``).
         """
         targets = [self.repo(slug)] if slug else self.repos()
         reports = []
@@ -225,7 +278,10 @@ class Hub:
             for repo in targets:
                 started = time.perf_counter()
                 with self.engine.begin() as conn:
+                    before = self._snapshot(conn, [repo.slug])
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
+                    changes = self._compare(conn, before, cause, reports[-1:])
+                self.announce(changes)
                 if self.metrics is not None:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
@@ -236,6 +292,13 @@ class Hub:
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files."""
         with self.write_lock, _collector_paused():
+            try:
+                with self.engine.connect() as conn:
+                    before = self._snapshot(conn, None)
+            except Exception:  # noqa: BLE001 - a cache too broken to read is rebuilt all the same
+                from statehub.changes import RowSnapshot
+
+                before = RowSnapshot(None)
             reset_cache(self.engine, indexes=False)
             reports = []
             try:
@@ -255,14 +318,16 @@ class Hub:
                             progress(repo.slug)
                     create_indexes(conn)
                     recompute_derived(conn)
+                    changes = self._compare(conn, before, "rebuild", reports)
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes
                 raise
             finally:
                 self.freshness_memo.forget()
+            self.announce(changes)
         return reports
 
-    def reconcile(self, *, rebuild: bool = False) -> None:
+    def reconcile(self, *, rebuild: bool = False, cause: str = "file-edit") -> None:
         """Make the cache hold exactly the repos hub.toml lists, each up to date with its files
         (a missing work tree noted as ``refresh`` notes it); the watcher calls it whenever the
         set of work trees or hub.toml changes."""
@@ -270,19 +335,25 @@ class Hub:
             self.rebuild()
             return
         listed = {r.slug for r in self.repos()}
-        with self.write_lock, self.engine.begin() as conn:
-            cached = set(conn.execute(select(REPOS.c.slug)).scalars())
-            scope: Scope | None = Scope()
-            for slug in cached - listed:
-                remove_repo_rows(conn, slug, limits=self.settings.file_limits)
-                scope = None  # a whole repo went away: recompute everything
-            for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
-                report = index_repo(
-                    conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
-                )
-                if scope is not None:
-                    scope.merge(report.scope)
-            recompute_derived(conn, scope)
+        with self.write_lock:
+            with self.engine.begin() as conn:
+                cached = set(conn.execute(select(REPOS.c.slug)).scalars())
+                before = self._snapshot(conn, cached | listed)
+                scope: Scope | None = Scope()
+                for slug in cached - listed:
+                    remove_repo_rows(conn, slug, limits=self.settings.file_limits)
+                    scope = None  # a whole repo went away: recompute everything
+                reports = []
+                for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
+                    report = index_repo(
+                        conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
+                    )
+                    reports.append(report)
+                    if scope is not None:
+                        scope.merge(report.scope)
+                recompute_derived(conn, scope)
+                changes = self._compare(conn, before, cause, reports)
+            self.announce(changes)
         self.freshness_memo.forget()
 
     @staticmethod
