@@ -153,16 +153,17 @@ class Hub:
             self.changes.append(changes)
 
     @staticmethod
-    def _snapshot(conn: Connection, repos: Iterable[str] | None) -> RowSnapshot:
+    def snapshot(conn: Connection, repos: Iterable[str] | None) -> RowSnapshot:
+        """The rows of ``repos`` (None: all) before a change, inside the changing transaction."""
         from statehub.changes import RowSnapshot
 
         return RowSnapshot.take(conn, None if repos is None else set(repos))
 
-    def _compare(
+    def compare(
         self, conn: Connection, before: RowSnapshot, cause: str, reports: Sequence[IndexReport]
     ) -> list[Change]:
         """What changed since ``before`` (inside the same transaction, after the change)."""
-        after = self._snapshot(conn, before.repos)
+        after = self.snapshot(conn, before.repos)
         for report in reports:
             found = last_indexed(conn, report.repo)
             after.commits[report.repo] = found.commit if found is not None else None
@@ -220,11 +221,11 @@ class Hub:
         self._refuse_taken_prefixes(slug, root)
         with self.write_lock:
             with self.engine.begin() as conn:
-                before = self._snapshot(conn, [slug])
+                before = self.snapshot(conn, [slug])
                 report = index_repo(
                     conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
                 )
-                changes = self._compare(conn, before, "repo-added", [report])
+                changes = self.compare(conn, before, "repo-added", [report])
             self.hub_file.add(RegisteredRepo(slug, root))
             self.announce(changes)
         self.freshness_memo.forget()
@@ -251,10 +252,10 @@ class Hub:
         self.repo(slug)
         with self.write_lock:
             with self.engine.begin() as conn:
-                before = self._snapshot(conn, [slug])
+                before = self.snapshot(conn, [slug])
                 remove_repo_rows(conn, slug, limits=self.settings.file_limits)
                 recompute_derived(conn)
-                changes = self._compare(conn, before, "repo-removed", [])
+                changes = self.compare(conn, before, "repo-removed", [])
                 self.hub_file.remove(slug)
             self.announce(changes)
         self._announce()
@@ -278,9 +279,9 @@ class Hub:
             for repo in targets:
                 started = time.perf_counter()
                 with self.engine.begin() as conn:
-                    before = self._snapshot(conn, [repo.slug])
+                    before = self.snapshot(conn, [repo.slug])
                     reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
-                    changes = self._compare(conn, before, cause, reports[-1:])
+                    changes = self.compare(conn, before, cause, reports[-1:])
                 self.announce(changes)
                 if self.metrics is not None:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
@@ -294,7 +295,7 @@ class Hub:
         with self.write_lock, _collector_paused():
             try:
                 with self.engine.connect() as conn:
-                    before = self._snapshot(conn, None)
+                    before = self.snapshot(conn, None)
             except Exception:  # noqa: BLE001 - a cache too broken to read is rebuilt all the same
                 from statehub.changes import RowSnapshot
 
@@ -318,7 +319,7 @@ class Hub:
                             progress(repo.slug)
                     create_indexes(conn)
                     recompute_derived(conn)
-                    changes = self._compare(conn, before, "rebuild", reports)
+                    changes = self.compare(conn, before, "rebuild", reports)
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes
                 raise
@@ -338,7 +339,7 @@ class Hub:
         with self.write_lock:
             with self.engine.begin() as conn:
                 cached = set(conn.execute(select(REPOS.c.slug)).scalars())
-                before = self._snapshot(conn, cached | listed)
+                before = self.snapshot(conn, cached | listed)
                 scope: Scope | None = Scope()
                 for slug in cached - listed:
                     remove_repo_rows(conn, slug, limits=self.settings.file_limits)
@@ -352,7 +353,7 @@ class Hub:
                     if scope is not None:
                         scope.merge(report.scope)
                 recompute_derived(conn, scope)
-                changes = self._compare(conn, before, cause, reports)
+                changes = self.compare(conn, before, cause, reports)
             self.announce(changes)
         self.freshness_memo.forget()
 
