@@ -207,6 +207,9 @@ class Broadcaster:
             found = await asyncio.to_thread(self.changes.after, self.last, _READ_BATCH)
             for message in found:
                 self.publish(message)
+                # Let the streams send between two messages: a burst (a rebuild, a checkout) of
+                # thousands must not fill the queue of a subscriber that keeps up.
+                await asyncio.sleep(0)
             if len(found) < _READ_BATCH:
                 return
 

@@ -246,6 +246,9 @@ class RouteTable:
     parameter's name, the values of the enum it is declared as), so a bad value is
     answered naming the parameter as the client sent it and the valid values.
 
+    ``repeatable``: ``id(handler)`` -> the query parameters it declares as lists (``GET
+    /events/stream``'s ``repo``): given more than once, they are not refused as repeated.
+
     ``missing``: ``id(handler)`` of Litestar's HTML page for an unknown
     ``/schema/{path}``, answered with the JSON 404 instead (``statehub.api.openapi``).
     """
@@ -253,6 +256,7 @@ class RouteTable:
     query: dict[int, frozenset[str]] = field(default_factory=dict)
     allow: dict[int, str] = field(default_factory=dict)
     choices: dict[int, dict[str, tuple[str, list[str]]]] = field(default_factory=dict)
+    repeatable: dict[int, frozenset[str]] = field(default_factory=dict)
     missing: set[int] = field(default_factory=set)
 
     def fill(self, app: Litestar) -> None:
@@ -267,6 +271,9 @@ class RouteTable:
                     self.missing.add(id(handler))
                 if handler.include_in_schema:
                     self.query[id(handler)] = frozenset(p.field_alias for p in model.expected_query_params)
+                    lists = frozenset(p.field_alias for p in model.expected_query_params if p.is_sequence)
+                    if lists:
+                        self.repeatable[id(handler)] = lists
                 parameters = handler.parsed_fn_signature.parameters
                 found: dict[str, tuple[str, list[str]]] = {}
                 for p in model.expected_query_params:
@@ -358,7 +365,8 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
                 f"{request.method} {request.url.path}; it takes: {_names(allowed)}",
                 details={"unknown": unknown, "allowed": sorted(allowed)},
             )
-        repeated = sorted(name for name in query if len(query.getall(name)) > 1)
+        lists = routes.repeatable.get(handler, frozenset())
+        repeated = sorted(name for name in query if len(query.getall(name)) > 1 and name not in lists)
         if repeated:  # every hub parameter takes one value; Litestar would bind one, the checks another
             listed = ", ".join(repr(name) for name in repeated)
             raise BadRequest(
@@ -366,9 +374,10 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
                 f"{request.method} {request.url.path}; each takes one value",
                 details={"repeated": repeated},
             )
-        repo = query.get("repo")
-        if "repo" in allowed and isinstance(repo, str) and repo:
-            _known_repo(request, repo)
+        if "repo" in allowed and "repo" not in lists:
+            repo = query.get("repo")
+            if isinstance(repo, str) and repo:
+                _known_repo(request, repo)
         return None
 
     return check

@@ -17,8 +17,8 @@ from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_respon
 from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
-from statehub.auth.verify import authorize, repos_in_scope
-from statehub.errors import BadRequest, NotFound, Unavailable
+from statehub.auth.verify import repos_in_scope
+from statehub.errors import BadRequest, Forbidden, NotFound, Unavailable
 from statehub.stream import MAX_REPOS, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
 from sync.buffer import EventRecord, EventResults, EventState
 from workplans.manifest import SLUG
@@ -185,11 +185,14 @@ class StreamController(Controller):
         token = token_of(request)
         allowed = None
         if token is not None:
-            for slug in wanted or ():
-                authorize(token, "read", slug)
-            allowed = await asyncio.to_thread(
-                _scope_of, token, [r.slug for r in request.app.state.hub.repos()]
-            )
+            registered = [r.slug for r in request.app.state.hub.repos()]
+            allowed = await asyncio.to_thread(_scope_of, token, registered)
+            outside = sorted(slug for slug in wanted or () if not allowed(slug))
+            if outside:
+                raise Forbidden(
+                    f"the token for {token.actor} is not scoped to {', '.join(outside)}: its stream "
+                    "carries only its own repos' messages (canon/ADR-038)"
+                )
         if broadcaster.full():
             raise Unavailable(
                 f"the hub streams to {broadcaster.capacity} subscribers already "
