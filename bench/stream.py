@@ -84,6 +84,13 @@ async def subscribe(port: int, path: str, client: Client) -> None:
         writer.close()
 
 
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Close every subscriber's connection (a server waits for open responses before it stops)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def slow_reader(port: int) -> socket.socket:
     """A subscriber that reads nothing after asking (a small receive buffer, like a stuck client)."""
     sock = socket.socket()
@@ -168,12 +175,15 @@ async def floor_run(args: argparse.Namespace, work: Path) -> tuple[Figures, floa
                 figures.add(await delivered(clients, marker.encode(), started))
                 await asyncio.sleep(0.05)
         memory = rss_mb(process.pid)
-        for task in tasks:
-            task.cancel()
+        await stop(tasks)
         return figures, memory
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def _retitle(path: Path, marker: str) -> None:
@@ -290,8 +300,8 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
             out["slow_told"] = b"event: dropped" in got or b"event: dropped" in _drain(slow)
             slow.close()
             out["dropped_flags"] = sum(c.dropped for c in clients)
-        for task in tasks:
-            task.cancel()
+            out["rss_end"] = rss_mb(process.pid)
+        await stop(tasks)
     finally:
         process.terminate()
         process.wait(20)
@@ -330,11 +340,11 @@ async def main_async(args: argparse.Namespace) -> int:
         f"drops counted {hub['drops']:g}, the slow one told 'dropped': {hub['slow_told']}, "
         f"fast ones dropped: {hub['dropped_flags']}; burst delivered in {hub['burst_s']:.1f} s"
     )
-    rss_0, rss_n = hub["rss_0"], hub["rss_n"]
-    assert isinstance(rss_0, float) and isinstance(rss_n, float)
+    rss_0, rss_n, rss_end = hub["rss_0"], hub["rss_n"], hub["rss_end"]
+    assert isinstance(rss_0, float) and isinstance(rss_n, float) and isinstance(rss_end, float)
     print(
-        f"hub RSS: {rss_0:.0f} MB with no subscriber, {rss_n:.0f} MB with {n} "
-        f"(+{(rss_n - rss_0) * 1024 / n:.0f} KB each); bare fan-out app with {n}: {floor_rss:.0f} MB"
+        f"hub RSS: {rss_0:.0f} MB with no subscriber (after its start's reconcile), {rss_n:.0f} MB with {n}, "
+        f"{rss_end:.0f} MB after every run above; bare fan-out app with {n}: {floor_rss:.0f} MB"
     )
     return 0
 

@@ -135,14 +135,15 @@ class ChangeLog:
     """The log file, opened once per process; safe to share between threads.
 
     ``keep`` messages at most and none older than ``keep_s`` seconds. Listeners
-    (``on_append``) are called, from the appending thread, after each commit.
+    (``on_append``) are called, from the appending thread, after each commit, with the
+    messages it stored (their ids are consecutive: one transaction holds the write lock).
     """
 
     def __init__(self, path: Path, *, keep: int = 100_000, keep_s: float = 7 * 86_400) -> None:
         self.path = path
         self.keep = keep
         self.keep_s = keep_s
-        self.on_append: list[Callable[[], None]] = []
+        self.on_append: list[Callable[[list[Stored]], None]] = []
         self._lock = threading.Lock()
         self._db = open_store(path, _STEPS, "change log", synchronous="NORMAL")
         self._appends = 0
@@ -181,6 +182,7 @@ class ChangeLog:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         rows,
                     )
+                    last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
                     self._appends += len(rows)
                     if self._appends >= _PRUNE_EVERY:
                         self._appends = 0
@@ -193,8 +195,13 @@ class ChangeLog:
         except Exception:
             log.exception("storing %d change(s) in %s failed; they are not streamed", len(rows), self.path)
             return
+        first = last - len(rows) + 1
+        stored = [
+            Stored(first + i, row[0], row[1], row[2], row[3], changes[i].owners, row[5])
+            for i, row in enumerate(rows)
+        ]
         for listener in self.on_append:
-            listener()
+            listener(stored)
 
     def _prune(self, now: float) -> None:
         """Drop messages beyond ``keep`` or older than ``keep_s``, noting the last id dropped."""

@@ -19,6 +19,7 @@ reconnect with ``Last-Event-ID`` (canon/ADR-038).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -146,6 +147,7 @@ class Broadcaster:
         self.last = changes.bounds()[1]
         """The newest id read from the log (what a live subscription starts after)."""
         self._wake: asyncio.Event | None = None
+        self._pending: collections.deque[list[Stored]] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -170,11 +172,19 @@ class Broadcaster:
             if not subscriber.dropped:
                 subscriber.drop(reason)
 
-    def wake(self) -> None:
-        """Read the log now (safe from any thread: the change log calls it after an append)."""
-        loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
+    def wake(self, stored: list[Stored]) -> None:
+        """Deliver what this process just appended (safe from any thread: the change log calls it
+        after each append). The messages are handed over as stored, so the log is not read again;
+        one that does not follow the last delivered id (another process appended in between) makes
+        the reader read the log first."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._arrived, stored)
+
+    def _arrived(self, stored: list[Stored]) -> None:
+        self._pending.append(stored)
+        if self._wake is not None:
+            self._wake.set()
 
     def full(self) -> bool:
         return len(self.subscribers) >= self.capacity
@@ -194,24 +204,43 @@ class Broadcaster:
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                woken = await asyncio.wait_for(self._wake.wait(), self.poll_s)
             self._wake.clear()
             try:
-                await self._deliver()
+                await self._handed_over()
+                if not woken:  # what other processes appended
+                    await self._read_log()
             except Exception:  # a log that cannot be read now is read again at the next wake
                 log.exception("reading the change log failed")
 
-    async def _deliver(self) -> None:
+    async def _handed_over(self) -> None:
+        while self._pending:
+            batch = self._pending.popleft()
+            if batch[-1].id <= self.last:
+                continue  # read from the log already
+            if batch[0].id > self.last + 1:
+                await self._read_log(until=batch[0].id - 1)  # another process's messages come first
+            for message in batch:
+                if message.id > self.last:
+                    await self._send(message)
+
+    async def _read_log(self, until: int | None = None) -> None:
         while True:
             found = await asyncio.to_thread(self.changes.after, self.last, _READ_BATCH)
             for message in found:
-                self.publish(message)
-                # Let the streams send between two messages: a burst (a rebuild, a checkout) of
-                # thousands must not fill the queue of a subscriber that keeps up.
-                await asyncio.sleep(0)
+                if until is not None and message.id > until:
+                    return
+                await self._send(message)
             if len(found) < _READ_BATCH:
                 return
+
+    async def _send(self, message: Stored) -> None:
+        self.publish(message)
+        # Let the streams send between two messages: a burst (a rebuild, a checkout) of
+        # thousands must not fill the queue of a subscriber that keeps up.
+        await asyncio.sleep(0)
 
     def publish(self, message: Stored) -> None:
         """Offer one message (read from the log, in id order) to every subscriber."""
