@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from litestar import Litestar, get, post
 from litestar.response import Stream
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 SUBSCRIBERS: set[asyncio.Queue[bytes]] = set()
 IDS = itertools.count(1)

@@ -30,7 +30,6 @@ import contextlib
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,7 +99,9 @@ def slow_reader(port: int) -> socket.socket:
     return sock
 
 
-async def delivered(clients: list[Client], marker: bytes, started: float, timeout: float = 20.0) -> list[float]:
+async def delivered(
+    clients: list[Client], marker: bytes, started: float, timeout: float = 20.0
+) -> list[float]:
     """Seconds from ``started`` until each client saw ``marker``."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -135,7 +136,9 @@ class Figures:
     def line(self, what: str, floor: Figures | None = None, target: float | None = None) -> str:
         p50, p95 = pct(self.each, 0.5) * 1000, pct(self.each, 0.95) * 1000
         l50, l95 = pct(self.last, 0.5) * 1000, pct(self.last, 0.95) * 1000
-        text = f"{what}: p50 {p50:.1f} ms, p95 {p95:.1f} ms; last subscriber p50 {l50:.1f} ms, p95 {l95:.1f} ms"
+        text = (
+            f"{what}: p50 {p50:.1f} ms, p95 {p95:.1f} ms; last subscriber p50 {l50:.1f} ms, p95 {l95:.1f} ms"
+        )
         if floor is not None:
             f95 = pct(floor.each, 0.95) * 1000
             text += f"; p95/floor p95 {p95 / f95:.1f}x"
@@ -158,7 +161,9 @@ async def floor_run(args: argparse.Namespace, work: Path) -> tuple[Figures, floa
     port = free_port()
     log = (work / "bare.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("bare_stream_app.py")), str(port)], stdout=log, stderr=log
+        [sys.executable, str(Path(__file__).with_name("bare_stream_app.py")), str(port)],
+        stdout=log,
+        stderr=log,
     )
     try:
         for _ in range(600):
@@ -332,7 +337,9 @@ async def main_async(args: argparse.Namespace) -> int:
     print(events.line("POST /events -> event.accepted at every subscriber", floor, 50))
     print(with_slow.line("the same with one slow subscriber connected", floor))
     e95, s95 = pct(events.each, 0.95), pct(with_slow.each, 0.95)
-    print(f"slow subscriber: others' p95 {s95 * 1000:.1f} ms vs {e95 * 1000:.1f} ms without ({s95 / e95:.2f}x)")
+    print(
+        f"slow subscriber: others' p95 {s95 * 1000:.1f} ms vs {e95 * 1000:.1f} ms without ({s95 / e95:.2f}x)"
+    )
     counts = hub["burst_messages"]
     assert isinstance(counts, list)
     print(

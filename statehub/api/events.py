@@ -73,6 +73,7 @@ LastEventId = Annotated[
     HeaderParameter(
         name="last-event-id",
         pattern=r"^[0-9]{1,18}$",
+        max_length=18,
         required=False,
         description="The id of the last message the client got (what an EventSource sends to reconnect).",
     ),

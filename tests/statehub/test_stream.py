@@ -126,7 +126,10 @@ def _summary(messages: list[Message]) -> list[tuple[Any, ...]]:
 def _plan(plan_id: str, status: str = "todo", owner: str = "ada", tasks: int = 1) -> str:
     return workplan_text(
         plan_id,
-        [{"id": f"T{i:02d}", "title": f"task {i}", "status": status, "owner": owner} for i in range(1, tasks + 1)],
+        [
+            {"id": f"T{i:02d}", "title": f"task {i}", "status": status, "owner": owner}
+            for i in range(1, tasks + 1)
+        ],
     )
 
 
@@ -170,7 +173,14 @@ def _edit(server: HubServer, repo: GitRepo, slug: str, prefix: str, **plan: Any)
 
 
 def _event(key: str, status: str = "blocked", plan: str = "DEMO-WP-0001") -> dict[str, Any]:
-    return {"key": key, "kind": "task.status", "actor": "bob", "workplan": plan, "task": "T01", "status": status}
+    return {
+        "key": key,
+        "kind": "task.status",
+        "actor": "bob",
+        "workplan": plan,
+        "task": "T01",
+        "status": status,
+    }
 
 
 def test_a_subscriber_sees_a_hand_edit_an_events_life_a_save_and_a_rebuild_once_and_in_order(
@@ -264,7 +274,9 @@ def test_filters_hold(server: HubServer, two_repos: tuple[GitRepo, GitRepo]) -> 
 
     _edit(server, demo, "demo", "DEMO", status="done")
     _edit(server, other, "other", "OTH", status="done", owner="carol")
-    assert httpx.post(f"{server.url}/events", json=_event("ev-f", "todo", "OTH-WP-0001"), timeout=WAIT).is_success
+    assert httpx.post(
+        f"{server.url}/events", json=_event("ev-f", "todo", "OTH-WP-0001"), timeout=WAIT
+    ).is_success
     everything.wait_for("event.applied", key="ev-f")
     time.sleep(1.5)
 
@@ -311,7 +323,7 @@ def test_a_client_that_reconnects_with_last_event_id_gets_exactly_what_it_missed
     _edit(server, demo, "demo", "DEMO", status="blocked")
     _edit(server, other, "other", "OTH", status="blocked")
     everything.wait_for("repo.indexed", repo="other")
-    missed = [m for m in everything.messages]
+    missed = list(everything.messages)
 
     again = _stream(server, "", **{"Last-Event-ID": str(seen.id)})
     again.wait(lambda ms: len(ms) >= len(missed), "the missed messages")
@@ -354,7 +366,12 @@ def test_after_a_restart_ids_keep_rising_and_replay_still_works(
     replayed.wait(lambda ms: len(ms) >= 4, "the whole log's task changes")
     ids = [m.id for m in replayed.messages]
     assert ids == sorted(ids)
-    assert [m.data["cause"] for m in replayed.messages] == ["repo-added", "repo-added", "file-edit", "file-edit"]
+    assert [m.data["cause"] for m in replayed.messages] == [
+        "repo-added",
+        "repo-added",
+        "file-edit",
+        "file-edit",
+    ]
     for subscriber in (after, replayed):
         subscriber.close()
 
