@@ -12,8 +12,8 @@ What it prints:
   reached each subscriber. Target p95 <= 50 ms.
 * the hub's resident memory (VmRSS) with no subscriber and with all of them;
 * a slow subscriber (connected, reading nothing): the others' event latency with it there, and
-  after a burst of about 1,500 changes it is dropped (``statehub_stream_drops_total``) while every
-  other subscriber got every message;
+  after a burst of about 1,000 changes it is dropped (``statehub_stream_drops_total``; the hub
+  runs with ``STATEHUB_STREAM_QUEUE=256``) while every other subscriber got every message;
 * the floor: the bare fan-out (``bench/bare_stream_app.py``: ``POST /publish`` puts one frame in
   every subscriber's queue) to the same number of subscribers by the same client, and each hub
   figure's ratio to it.
@@ -213,7 +213,9 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         f"registered in {time.perf_counter() - started:.1f} s"
     )
     port = free_port()
-    process = start_hub(home, port, work / "hub.log", STATEHUB_WATCH="1")
+    # A queue of 256 (default 1000), so the burst below (~1,000 messages) is more than a stuck
+    # subscriber's queue and socket buffers hold, and the drop shows.
+    process = start_hub(home, port, work / "hub.log", STATEHUB_WATCH="1", STATEHUB_STREAM_QUEUE="256")
     out: dict[str, object] = {}
     try:
         await asyncio.sleep(2)  # the watcher opens its watches
@@ -223,13 +225,17 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         out["rss_n"] = rss_mb(process.pid)
 
         saves = Figures()
+        walls: dict[str, tuple[float, float]] = {}
+        """marker -> (wall clock when it was saved or sent, seconds until the last subscriber had it)"""
         for n in range(args.saves):
             repo = corpus.repos[(n * 7) % len(corpus.repos)]
             plans = sorted((repo / "workplans").glob("R*-WP-*.md"))
             marker = f"bench-save-{n}"
-            started = time.perf_counter()
+            wall, started = time.time(), time.perf_counter()
             _retitle(plans[n % len(plans)], marker)
-            saves.add(await delivered(clients, marker.encode(), started))
+            latencies = await delivered(clients, marker.encode(), started)
+            saves.add(latencies)
+            walls[marker] = (wall, max(latencies))
             await asyncio.sleep(0.2)
         out["saves"] = saves
 
@@ -247,11 +253,13 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                         "task": "T01",
                         "status": ("todo", "blocked", "in-progress")[n % 3],
                     }
-                    started = time.perf_counter()
+                    wall, started = time.time(), time.perf_counter()
                     answer = await http.post("/events", json=event)
                     if answer.status_code != 202:
                         raise SystemExit(f"POST /events: {answer.status_code} {answer.text}")
-                    figures.add(await delivered(clients, marker.encode(), started))
+                    latencies = await delivered(clients, marker.encode(), started)
+                    figures.add(latencies)
+                    walls[marker] = (wall, max(latencies))
                     await asyncio.sleep(0.05)
 
             accepted = Figures()
@@ -310,7 +318,28 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     finally:
         process.terminate()
         process.wait(20)
+    out["split"] = _split(home / "data" / "changes.sqlite3", walls)
     return out
+
+
+def _split(log: Path, walls: dict[str, tuple[float, float]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Per kind of trial (save, event): seconds from the change to its message being logged (the
+    log's ``at``, the same machine's clock), and from then until the last subscriber had it."""
+    import sqlite3
+
+    split: dict[str, tuple[list[float], list[float]]] = {}
+    with contextlib.closing(sqlite3.connect(log)) as db:
+        for marker, (wall, total) in walls.items():
+            found = db.execute("SELECT min(at) FROM change WHERE data LIKE ?", (f'%"{marker}"%',)).fetchone()[
+                0
+            ]
+            if found is None:
+                continue
+            kind = marker.split("-")[1]
+            logged, sent = split.setdefault(kind, ([], []))
+            logged.append(found - wall)
+            sent.append(total - (found - wall))
+    return split
 
 
 def _drain(sock: socket.socket) -> bytes:
@@ -347,6 +376,12 @@ async def main_async(args: argparse.Namespace) -> int:
         f"drops counted {hub['drops']:g}, the slow one told 'dropped': {hub['slow_told']}, "
         f"fast ones dropped: {hub['dropped_flags']}; burst delivered in {hub['burst_s']:.1f} s"
     )
+    split = hub["split"]
+    assert isinstance(split, dict)
+    for kind, (logged, sent) in split.items():
+        to_log = f"p50 {pct(logged, 0.5) * 1000:.1f} ms, p95 {pct(logged, 0.95) * 1000:.1f} ms"
+        to_all = f"p50 {pct(sent, 0.5) * 1000:.1f} ms, p95 {pct(sent, 0.95) * 1000:.1f} ms"
+        print(f"  {kind}: to the change log {to_log}; from the log to the last subscriber {to_all}")
     rss_0, rss_n, rss_end = hub["rss_0"], hub["rss_n"], hub["rss_end"]
     assert isinstance(rss_0, float) and isinstance(rss_n, float) and isinstance(rss_end, float)
     print(

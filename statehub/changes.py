@@ -51,6 +51,7 @@ __all__ = [
     "ChangeLog",
     "RowSnapshot",
     "Stored",
+    "Tracker",
     "changes_path",
 ]
 
@@ -314,6 +315,17 @@ class RowSnapshot:
             snap.errors.setdefault(error[0], set()).add((error[1], error[2], error[3], error[4]))
         return snap
 
+    def absorb(self, other: RowSnapshot) -> None:
+        """Add ``other``'s repos and rows; a row held already keeps its earlier values."""
+        assert self.repos is not None and other.repos is not None
+        self.repos |= other.repos
+        for key, values in other.rows.items():
+            self.rows.setdefault(key, values)
+        for repo, errors in other.errors.items():
+            self.errors.setdefault(repo, errors)
+        for fleet_key, fleet_values in other.fleet.items():
+            self.fleet.setdefault(fleet_key, fleet_values)
+
     def _keep(self, kind: str, row: Sequence[Any]) -> None:
         """``row``: repo, path, (task id,) the open fields, then the hidden ones (hashed here)."""
         skip = 3 if kind == "task" else 2
@@ -381,6 +393,20 @@ class RowSnapshot:
 _FLEET_TABLES = {"machine": FLEET_MACHINES, "workload": FLEET_WORKLOADS, "lane": FLEET_LANES}
 _MAX_LISTED = 200
 """The most entries one message lists (fleet entries, file errors); ``more`` says how many were left out."""
+
+
+class Tracker:
+    """The ``before_change`` hook of ``statehub.cache.indexer.index_repo``: reads a repo's rows the
+    first time the indexer is about to change them, so a refresh that changes nothing reads
+    nothing, and a reconcile reads only the repos it changes. ``before`` is what was read."""
+
+    def __init__(self) -> None:
+        self.before = RowSnapshot(set())
+
+    def __call__(self, conn: Connection, slug: str) -> None:
+        assert self.before.repos is not None
+        if slug not in self.before.repos:
+            self.before.absorb(RowSnapshot.take(conn, {slug}))
 
 
 def _fleet_changes(

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from statehub.answers import Freshness
-    from statehub.changes import Change, ChangeLog, RowSnapshot
+    from statehub.changes import Change, ChangeLog, RowSnapshot, Tracker
     from statehub.metrics import HubMetrics
     from statehub.settings import Settings
     from workplans import EventKinds
@@ -159,10 +159,20 @@ class Hub:
 
         return RowSnapshot.take(conn, None if repos is None else set(repos))
 
+    @staticmethod
+    def tracker() -> Tracker:
+        """The indexer's ``before_change`` hook for one change (``statehub.changes.Tracker``)."""
+        from statehub.changes import Tracker
+
+        return Tracker()
+
     def compare(
         self, conn: Connection, before: RowSnapshot, cause: str, reports: Sequence[IndexReport]
     ) -> list[Change]:
-        """What changed since ``before`` (inside the same transaction, after the change)."""
+        """What changed since ``before`` (inside the same transaction, after the change); only the
+        reports of the repos ``before`` holds say ``repo.indexed``."""
+        if before.repos is not None:
+            reports = [r for r in reports if r.repo in before.repos]
         after = self.snapshot(conn, before.repos)
         for report in reports:
             found = last_indexed(conn, report.repo)
@@ -221,11 +231,16 @@ class Hub:
         self._refuse_taken_prefixes(slug, root)
         with self.write_lock:
             with self.engine.begin() as conn:
-                before = self.snapshot(conn, [slug])
+                tracker = self.tracker()
                 report = index_repo(
-                    conn, slug, root, full=not self._has_rows(conn, slug), limits=self.settings.file_limits
+                    conn,
+                    slug,
+                    root,
+                    full=not self._has_rows(conn, slug),
+                    limits=self.settings.file_limits,
+                    before_change=tracker,
                 )
-                changes = self.compare(conn, before, "repo-added", [report])
+                changes = self.compare(conn, tracker.before, "repo-added", [report])
             self.hub_file.add(RegisteredRepo(slug, root))
             self.announce(changes)
         self.freshness_memo.forget()
@@ -279,9 +294,17 @@ class Hub:
             for repo in targets:
                 started = time.perf_counter()
                 with self.engine.begin() as conn:
-                    before = self.snapshot(conn, [repo.slug])
-                    reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
-                    changes = self.compare(conn, before, cause, reports[-1:])
+                    tracker = self.tracker()
+                    reports.append(
+                        index_repo(
+                            conn,
+                            repo.slug,
+                            repo.path,
+                            limits=self.settings.file_limits,
+                            before_change=tracker,
+                        )
+                    )
+                    changes = self.compare(conn, tracker.before, cause, reports[-1:])
                 self.announce(changes)
                 if self.metrics is not None:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
@@ -339,21 +362,27 @@ class Hub:
         with self.write_lock:
             with self.engine.begin() as conn:
                 cached = set(conn.execute(select(REPOS.c.slug)).scalars())
-                before = self.snapshot(conn, cached | listed)
+                tracker = self.tracker()
                 scope: Scope | None = Scope()
                 for slug in cached - listed:
+                    tracker(conn, slug)
                     remove_repo_rows(conn, slug, limits=self.settings.file_limits)
                     scope = None  # a whole repo went away: recompute everything
                 reports = []
                 for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
                     report = index_repo(
-                        conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
+                        conn,
+                        repo.slug,
+                        repo.path,
+                        derive=False,
+                        limits=self.settings.file_limits,
+                        before_change=tracker,
                     )
                     reports.append(report)
                     if scope is not None:
                         scope.merge(report.scope)
                 recompute_derived(conn, scope)
-                changes = self.compare(conn, before, cause, reports)
+                changes = self.compare(conn, tracker.before, cause, reports)
             self.announce(changes)
         self.freshness_memo.forget()
 

@@ -165,17 +165,22 @@ class EventDesk:
             return
         with self.hub.write_lock:
             with self.hub.engine.begin() as conn:
-                before = self.hub.snapshot(conn, slugs)
+                tracker = self.hub.tracker()
                 reports = []
                 for slug in slugs:
                     started = time.perf_counter()
                     reports.append(
                         index_repo(
-                            conn, slug, roots[slug], derive=False, limits=self.hub.settings.file_limits
+                            conn,
+                            slug,
+                            roots[slug],
+                            derive=False,
+                            limits=self.hub.settings.file_limits,
+                            before_change=tracker,
                         )
                     )
                     if self.hub.metrics is not None:
                         self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
                 recompute_derived(conn)
-                changes = self.hub.compare(conn, before, "event", reports)
+                changes = self.hub.compare(conn, tracker.before, "event", reports)
             self.hub.announce(changes)
