@@ -6,12 +6,12 @@ database, no network. The API, the CLI and the events applier all ask these.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Eager: the function shares its submodule's name, and importing ``registry.readiness`` anywhere
 # would otherwise set the package attribute ``readiness`` to the module, hiding the function.
 from registry.readiness import Blocker, Readiness, readiness
+from workplans.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from registry.changes import apply_to_registry, changes_between, check_change, check_edit
@@ -90,14 +90,4 @@ _WHERE = {
 reader that needs one enum does not load every parser and writer (canon/ADR-033)."""
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

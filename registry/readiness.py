@@ -7,8 +7,12 @@ whole list of what still leans on a laptop, not just the first thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from workplans.fleet_models import FleetRegistry, MachineRole, WorkloadState
+from workplans.enums import MachineRole, WorkloadState
+
+if TYPE_CHECKING:
+    from workplans.fleet_models import FleetRegistry
 
 __all__ = ["Blocker", "Readiness", "readiness"]
 

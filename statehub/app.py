@@ -25,11 +25,13 @@ from statehub.api.metrics import MetricsController
 from statehub.api.openapi import declare_security, openapi_config
 from statehub.api.repos import RepoController
 from statehub.api.search import SearchController
+from statehub.api.signin import SignInController
 from statehub.api.sweeps import SweepController
 from statehub.api.sync import SyncController
 from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
+from statehub.auth.sessions import SESSION_FILE, SessionStore
 from statehub.claims import LeaseWorker
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 )
                 await stream.start()
                 stack.push_async_callback(stream.stop)
+                if auth.required:  # browser sessions (ADR-040); an open hub has no sign-in
+                    app.state.sessions = stack.enter_context(SessionStore(settings.data_dir / SESSION_FILE))
                 app.state.rooms = await stack.enter_async_context(open_rooms(hub))
                 watcher = app.state.watcher = RepoWatcher(hub)
                 if settings.watch:
@@ -118,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController,
+            SignInController,
             MetricsController,
             DiagnosticsController,
             RepoController,

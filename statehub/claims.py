@@ -47,11 +47,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import false, select
 
 from statehub.cache import queries
 from statehub.cache.answers import TaskItem
-from statehub.cache.schema import TASKS
 from statehub.errors import BadRequest, Conflict
 from statehub.events.intake import new_event_key
 from sync.buffer import Submission
@@ -160,12 +158,7 @@ def _cached(hub: Hub, refs: Sequence[str]) -> dict[str, tuple[str, str | None]]:
     if not refs:
         return {}
     with hub.engine.connect() as conn:
-        rows = conn.execute(
-            select(TASKS.c.ref, TASKS.c.status, TASKS.c.owner).where(
-                TASKS.c.ref.in_(list(refs)), TASKS.c.conflicted == false()
-            )
-        )
-        return {r.ref: (r.status, r.owner) for r in rows}
+        return queries.task_states(conn, refs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,9 +512,7 @@ def list_claimable(
     live leases, contested tasks and tasks with pending status events."""
     with desk.leases.reading() as tx:
         now = time.time()
-        excluded = tx.live_refs(now)
-        excluded |= set(tx.contested_refs())
-        excluded |= {f"{plan}-{task}" for plan, task in tx.pending_tasks()}
+        excluded = tx.excluded_refs(now)
     with desk.hub.engine.connect() as conn:
         return queries.list_claimable(
             conn,

@@ -229,19 +229,24 @@ class Hub:
             if known.path == root and known.slug != slug:
                 self.remove(known.slug)
         self._refuse_taken_prefixes(slug, root)
+        listed = any(known.slug == slug for known in self.repos())
         with self.write_lock:
-            with self.engine.begin() as conn:
-                tracker = self.tracker()
-                report = index_repo(
-                    conn,
-                    slug,
-                    root,
-                    full=not self._has_rows(conn, slug),
-                    limits=self.settings.file_limits,
-                    before_change=tracker,
-                )
-                changes = self.compare(conn, tracker.before, "repo-added", [report])
-            self.hub_file.add(RegisteredRepo(slug, root))
+            # hub.toml lists the repo before the cache holds its rows: a reconcile in another process
+            # (a server's watcher, armed by this very write) drops rows hub.toml does not list, and
+            # would drop them between the two writes were they the other way round.
+            self.hub_file.add(RegisteredRepo(slug, root))  # Conflict: the slug went to another path
+            try:
+                with self.engine.begin() as conn:
+                    full = not self._has_rows(conn, slug)
+                    tracker = self.tracker()
+                    report = index_repo(
+                        conn, slug, root, full=full, limits=self.settings.file_limits, before_change=tracker
+                    )
+                    changes = self.compare(conn, tracker.before, "repo-added", [report])
+            except BaseException:
+                if not listed:  # not registered after all
+                    self.hub_file.remove(slug)
+                raise
             self.announce(changes)
         self.freshness_memo.forget()
         self._announce()
@@ -310,7 +315,7 @@ class Hub:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
                     progress(repo.slug)
-            self.freshness_memo.forget()
+            self.freshness_memo.forget([repo.slug for repo in targets] if slug else None)
         return reports
 
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:

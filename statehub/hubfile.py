@@ -11,20 +11,28 @@ hub runs does not stop it: :meth:`HubFile.repos` keeps answering the list it
 last read, and :attr:`HubFile.broken` says why the file is not read; registering
 or removing a repo then refuses with :class:`HubFileBroken` (409) rather than
 overwrite the person's edit.
+
+Registering and removing are a read-modify-write of the file, so two of them
+(a CLI command beside the server, two terminals) must not interleave, nor one
+overwrite a person's save that lands between its read and its write: each holds
+an advisory lock on ``hub.toml.lock`` beside the file for the whole update, and
+replaces only the bytes it read (``atomic_write`` with ``expected_sha``); a
+person's save meanwhile makes it read again and apply its change on top.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from statehub.errors import SetupError
+from statehub.errors import Conflict, SetupError
 from workplans.errors import FormatError
 from workplans.lines import BOM
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import tomlkit
 
 __all__ = ["HubFile", "HubFileBroken", "RegisteredRepo"]
@@ -38,9 +46,6 @@ class HubFileBroken(SetupError):
     """
 
     status_code = 409
-
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +83,32 @@ class HubFile:
             if read is None:
                 raise
             self._broken_at, self.broken = stamp, error.message
-            log.warning("%s; serving the repos it listed before", error.message)
+            import logging  # here: a CLI read of a sound hub.toml never logs
+
+            logging.getLogger(__name__).warning("%s; serving the repos it listed before", error.message)
             return list(read[1])
         self._read = (stamp, repos)
         self._broken_at, self.broken = None, None
         return list(repos)
 
     def _parse(self) -> list[RegisteredRepo]:
-        from workplans._toml import load_toml
+        return self._repos_in(self._read_bytes())
 
+    def _read_bytes(self) -> bytes:
         if not self.path.is_file():  # a directory; a FIFO, whose read would block every request
             raise HubFileBroken(f"cannot read the list of registered repos: {self.path} is no regular file")
         try:
-            text = self.path.read_text(encoding="utf-8").removeprefix(BOM)  # an editor's byte order mark
+            return self.path.read_bytes()
+        except OSError as error:
+            raise HubFileBroken(f"cannot read the list of registered repos: {error}") from None
+
+    def _repos_in(self, raw: bytes) -> list[RegisteredRepo]:
+        from workplans._toml import load_toml
+
+        try:
+            text = raw.decode("utf-8").removeprefix(BOM)  # an editor's byte order mark
             data = load_toml(text, str(self.path))
-        except (FormatError, OSError, UnicodeDecodeError) as error:
+        except (FormatError, UnicodeDecodeError) as error:
             raise HubFileBroken(f"cannot read the list of registered repos: {error}") from None
         entries = data.get("repos", [])
         if not isinstance(entries, list) or not all(
@@ -106,59 +122,90 @@ class HubFile:
         return [RegisteredRepo(r["slug"], Path(r["path"])) for r in entries]
 
     def add(self, repo: RegisteredRepo) -> None:
+        """Register ``repo``; nothing changes when it is listed already.
+
+        Raises :class:`~statehub.errors.Conflict` (409) when the slug is listed for another path
+        (decided under the lock, so two registrations racing for one slug cannot both win) and
+        :class:`HubFileBroken` when the file cannot be read.
+        """
         import tomlkit
         from tomlkit.items import AoT
 
-        doc = self._load()
-        repos = doc.get("repos")
-        if not isinstance(repos, AoT):
-            repos = tomlkit.aot()
-            doc["repos"] = repos
-        for table in repos:
-            if table["slug"] == repo.slug:
-                table["path"] = str(repo.path)
-                break
-        else:
+        def change(doc: tomlkit.TOMLDocument) -> None:
+            repos = doc.get("repos")
+            if not isinstance(repos, AoT):
+                repos = tomlkit.aot()
+                doc["repos"] = repos
+            for table in repos:
+                if table["slug"] == repo.slug:
+                    if Path(str(table["path"])) != repo.path:
+                        raise Conflict(
+                            f"slug {repo.slug!r} is already registered for {table['path']}; set a "
+                            "different [repo] slug in its manifest or remove the other repo first"
+                        )
+                    return
             entry = tomlkit.table()
             entry["slug"] = repo.slug
             entry["path"] = str(repo.path)
             repos.append(entry)
-        self._write(doc)
+
+        self._update(change)
 
     def remove(self, slug: str) -> None:
+        """Unregister ``slug`` (nothing to do when it is not listed); errors as :meth:`add`."""
         import tomlkit
         from tomlkit.items import AoT, Table
 
-        doc = self._load()
-        repos = doc.get("repos")
-        if isinstance(repos, AoT):
-            keep = [t for t in repos if isinstance(t, Table) and t["slug"] != slug]
-            fresh = tomlkit.aot()
-            for table in keep:
-                fresh.append(table)
-            doc["repos"] = fresh
-        self._write(doc)
+        def change(doc: tomlkit.TOMLDocument) -> None:
+            repos = doc.get("repos")
+            if isinstance(repos, AoT):
+                keep = [t for t in repos if isinstance(t, Table) and t["slug"] != slug]
+                fresh = tomlkit.aot()
+                for table in keep:
+                    fresh.append(table)
+                doc["repos"] = fresh
 
-    def _load(self) -> tomlkit.TOMLDocument:
+        self._update(change)
+
+    _RETRIES = 5
+    """How many times an update reads the file again after a person's save landed mid-update."""
+
+    def _update(self, change: Callable[[tomlkit.TOMLDocument], None]) -> None:
+        """Apply ``change`` to the file under the lock, replacing only the bytes read."""
+        import tomlkit
+
+        from statehub.atomic import FileChanged, atomic_write
+        from sync.applier_lock import ApplierLock
+
+        with ApplierLock(self.path.with_name(self.path.name + ".lock")):
+            for attempt in range(self._RETRIES):
+                doc, expected = self._load()
+                change(doc)
+                try:
+                    atomic_write(self.path, self._bom + tomlkit.dumps(doc), expected_sha=expected)
+                except FileChanged:
+                    if attempt + 1 == self._RETRIES:
+                        raise
+                    continue
+                break
+        self.repos()  # what was written is the list last read, kept if a later edit leaves it unreadable
+
+    def _load(self) -> tuple[tomlkit.TOMLDocument, str]:
+        """The file as a tomlkit document, and the ``expected_sha`` that replaces exactly it."""
         import tomlkit
         from tomlkit.exceptions import ParseError as TomlkitParseError
 
-        if not self.path.exists():
+        from statehub.atomic import NO_FILE, content_sha
+
+        if not self.path.exists() and not self.path.is_symlink():
             doc = tomlkit.document()
             doc.add(tomlkit.comment("Repos registered with this State Hub. The cache is rebuilt from these."))
-            return doc
-        self._parse()  # HubFileBroken: never write over a person's unreadable edit
-        text = self.path.read_text(encoding="utf-8")
+            return doc, NO_FILE
+        data = self._read_bytes()
+        self._repos_in(data)  # HubFileBroken: never write over a person's unreadable edit
+        text = data.decode("utf-8")
         self._bom = BOM if text.startswith(BOM) else ""
         try:
-            return tomlkit.parse(text.removeprefix(BOM))
+            return tomlkit.parse(text.removeprefix(BOM)), content_sha(data)
         except TomlkitParseError as error:
             raise HubFileBroken(f"cannot read the list of registered repos: {self.path}: {error}") from None
-
-    def _write(self, doc: tomlkit.TOMLDocument) -> None:
-        import tomlkit
-
-        from statehub.atomic import atomic_write
-
-        atomic_write(self.path, self._bom + tomlkit.dumps(doc))
-        self.repos()  # what was written is the list last read, kept if a later edit leaves it unreadable

@@ -33,6 +33,8 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from statehub.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -226,8 +228,7 @@ def lstat_repo_path(root: Path, rel: str) -> os.stat_result | None:
     return info
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(msgspec.Struct, frozen=True, gc=False):
     """One entry :func:`scan_repo_tree` met: a regular file with its stat, or a refusal.
 
     ``stat`` is the entry's own stat (links not followed); ``error`` is None for a
@@ -268,49 +269,52 @@ def scan_repo_tree(root: Path, top: str, suffix: str) -> Iterator[TreeEntry]:
     except RepoPathError as error:
         yield TreeEntry(error.path, os.stat(root), error.reason)
         return
-    if _other_repo(fd):
-        os.close(fd)
-        return
     yield from _walk_fd(fd, top, suffix)
 
 
-def _other_repo(fd: int) -> bool:
-    """Whether the directory open at ``fd`` is the top of another work tree (it holds ``.git``)."""
-    try:
-        os.stat(".git", dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return True
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def _walk_fd(fd: int, rel_dir: str, suffix: str) -> Iterator[TreeEntry]:
-    """Walk the directory open at ``fd`` (closed here); see :func:`scan_repo_tree`."""
+    """Walk the directory open at ``fd`` (closed here); see :func:`scan_repo_tree`.
+
+    The listing's own entry types (``d_type``; an ``lstat`` where the file system
+    gives none) say which names are directories and links, so only the files
+    named ``*suffix``, links and directories swapped meanwhile are stat'ed: one
+    system call per source file, the least a stat identity needs (the CLI's
+    read path walks every registered repo before each answer, canon/ADR-033).
+    A directory listing a ``.git`` is the top of another work tree and yields
+    nothing.
+    """
     try:
         with os.scandir(fd) as entries:
-            listed = sorted(entries, key=lambda e: e.name)
+            listed = sorted(entries, key=_entry_name)
+        if any(entry.name == ".git" for entry in listed):
+            return  # another work tree: its files are that repo's
         for entry in listed:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name[0] == ".":
                 continue
-            rel = f"{rel_dir}/{entry.name}"
+            rel = f"{rel_dir}/{name}"
             try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
+                if entry.is_dir(follow_symlinks=False):
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                elif entry.is_symlink():
+                    yield TreeEntry(rel, entry.stat(follow_symlinks=False), IS_SYMLINK)
+                    continue
+                elif name.endswith(suffix):
+                    info = entry.stat(follow_symlinks=False)
+                    yield TreeEntry(rel, info, None if stat.S_ISREG(info.st_mode) else NOT_REGULAR)
+                    continue
+                else:
+                    continue
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):  # a directory swapped for a link meanwhile
+                    with contextlib.suppress(OSError):
+                        yield TreeEntry(rel, entry.stat(follow_symlinks=False), IS_SYMLINK)
                 continue  # gone since the listing
-            if stat.S_ISLNK(info.st_mode):
-                yield TreeEntry(rel, info, IS_SYMLINK)
-            elif stat.S_ISDIR(info.st_mode):
-                try:
-                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
-                except OSError as error:
-                    if error.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link meanwhile
-                        yield TreeEntry(rel, info, IS_SYMLINK)
-                    continue
-                if _other_repo(child):
-                    os.close(child)
-                    continue
-                yield from _walk_fd(child, rel, suffix)
-            elif entry.name.endswith(suffix):
-                yield TreeEntry(rel, info, None if stat.S_ISREG(info.st_mode) else NOT_REGULAR)
+            yield from _walk_fd(child, rel, suffix)
     finally:
         os.close(fd)
 

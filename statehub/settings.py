@@ -6,6 +6,7 @@ how tests and isolated runs keep away from a person's real hub.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,6 +79,10 @@ class Settings:
     """Stream subscribers at once at most; one more is refused with 503 (``STATEHUB_STREAM_SUBSCRIBERS``)."""
     stream_poll_s: float = 0.5
     """Seconds between two looks for messages another process (a CLI command) appended."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of proxies whose ``X-Forwarded-Proto`` / ``-For`` the hub believes (ADR-040): a
+    session cookie is ``Secure`` when the request came over TLS, to the hub or to such a proxy.
+    Empty: forwarded headers are ignored."""
 
     @property
     def hub_file(self) -> Path:
@@ -186,7 +191,8 @@ def _relay_settings(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _web_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """``STATEHUB_ALLOWED_HOSTS`` and ``STATEHUB_ALLOWED_ORIGINS`` (separated by commas or spaces),
-    ``STATEHUB_MAX_BODY_BYTES`` (bytes, default 16 MiB). ADR-022."""
+    ``STATEHUB_MAX_BODY_BYTES`` (bytes, default 16 MiB), ADR-022; ``STATEHUB_TRUSTED_PROXIES``
+    (addresses or networks, ADR-040)."""
     hosts = tuple(_words(env.get("STATEHUB_ALLOWED_HOSTS", "")))
     for name in hosts:
         if name != "*" and ("/" in name or not name.strip("[].:")):
@@ -203,7 +209,20 @@ def _web_settings(env: Mapping[str, str]) -> dict[str, Any]:
     size = env.get("STATEHUB_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))
     if not size.isdigit() or not 1024 <= int(size) <= 2**31:
         raise ValueError(f"STATEHUB_MAX_BODY_BYTES={size!r}: give a number of bytes from 1024 to 2147483648")
-    return {"allowed_hosts": hosts, "allowed_origins": origins, "max_body_bytes": int(size)}
+    proxies = tuple(_words(env.get("STATEHUB_TRUSTED_PROXIES", "")))
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"STATEHUB_TRUSTED_PROXIES: {proxy!r} is not an address; give the proxy's IP, like 127.0.0.1"
+            ) from None
+    return {
+        "allowed_hosts": hosts,
+        "allowed_origins": origins,
+        "max_body_bytes": int(size),
+        "trusted_proxies": proxies,
+    }
 
 
 def _stream_settings(env: Mapping[str, str]) -> dict[str, Any]:

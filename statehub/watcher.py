@@ -3,7 +3,8 @@
 One watchfiles watcher (its Rust notifier, through ``awatch`` with a stop event)
 covers every registered work tree and the hub's config dir, where ``hub.toml``
 lives (ADR-030). Changes are debounced (a batch ends after ``step_ms`` without a
-new change, or ``debounce_ms`` into a burst); each changed path is mapped to the
+new change, or ``debounce_ms`` into a burst, and a repo's refresh starts at least
+``gap_ms`` after its last one ended; canon/ADR-039); each changed path is mapped to the
 repo whose work tree holds it, and only the repos where it can change what is
 indexed (:func:`statehub.cache.sources.may_hold_sources`: a source file, anything
 under ``workplans/`` or ``canon/``, the work tree itself) are refreshed, each
@@ -51,10 +52,14 @@ __all__ = ["RepoWatcher", "WatchLayout"]
 
 log = logging.getLogger(__name__)
 
-STEP_MS = 30
-"""A batch ends once no change arrived for this long (watchfiles ``step``)."""
+STEP_MS = 10
+"""A batch ends once no change arrived for this long (watchfiles ``step``): a save is seen 10-20 ms
+after it lands, not 30-60 (canon/ADR-039; bench/watch.py shows both floors)."""
 DEBOUNCE_MS = 200
 """A burst is cut into batches at most this long (watchfiles ``debounce``)."""
+GAP_MS = 50
+"""After a repo's refresh its next one waits until this long has passed: a burst of saves gathers
+meanwhile, so it costs about one refresh per gap, not one per save (canon/ADR-039)."""
 CHECK_MS = 250
 """The layout is checked at least this often when nothing changes (watchfiles ``rust_timeout``)."""
 
@@ -108,12 +113,21 @@ class RepoWatcher:
     """
 
     def __init__(
-        self, hub: Hub, *, step_ms: int = STEP_MS, debounce_ms: int = DEBOUNCE_MS, check_ms: int = CHECK_MS
+        self,
+        hub: Hub,
+        *,
+        step_ms: int = STEP_MS,
+        debounce_ms: int = DEBOUNCE_MS,
+        gap_ms: int = GAP_MS,
+        check_ms: int = CHECK_MS,
     ) -> None:
         self.hub = hub
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
+        self.gap_ms = gap_ms
         self.check_ms = check_ms
+        self._calm_at: dict[str, float] = {}
+        """slug -> when (event loop time) its next refresh may start: its last one's end plus the gap."""
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
@@ -174,9 +188,14 @@ class RepoWatcher:
             if self.layout() != layout:
                 self._restart.set()
                 return
+            loop = asyncio.get_running_loop()
             for slug in sorted(self.touched(changes, layout.roots)):
                 root = next(root for root, named in layout.roots.items() if named == slug)
+                calm = self._calm_at.get(slug, 0.0) - loop.time()
+                if calm > 0:  # a burst: one refresh, after the gap, covers what it saved meanwhile
+                    await asyncio.sleep(calm)
                 await asyncio.to_thread(self._refresh, slug, [Path(p) for _c, p in changes], root)
+                self._calm_at[slug] = loop.time() + self.gap_ms / 1000
 
     # what changed ------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
 from sync.buffer import Listener, Outcome, Said, Submission, accepted, insert_events, tell
+from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -47,6 +48,7 @@ T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_LEASE_S",
+    "IDLE_READERS",
     "MAX_LEASE_S",
     "STATUS_KINDS",
     "Lease",
@@ -55,11 +57,9 @@ __all__ = [
     "PendingChange",
 ]
 
-DEFAULT_LEASE_S = 900
-"""Seconds a lease lasts when the claim does not say (15 minutes)."""
-MAX_LEASE_S = 86_400
-"""The longest lease a claim or heartbeat may ask for (a day): an agent that vanishes frees its
-task within this, whatever it asked."""
+IDLE_READERS = 8
+"""Read connections the lease store keeps open between reads; more are opened while more threads
+read at once, and closed after."""
 STATUS_KINDS = ("task.status", "task.claim", "task.release")
 """The event kinds that change a task's status: what a pending event overlays on the cache."""
 
@@ -140,14 +140,6 @@ class LeaseTransaction:
                 change = PendingChange(event.get("status", "todo"), owner, owner_changed=changed)
         return change
 
-    def pending_tasks(self) -> set[tuple[str, str]]:
-        """(workplan, task) of every task with a pending status event."""
-        rows = self._db.execute(
-            "SELECT DISTINCT workplan, task FROM event WHERE state = 'pending' AND kind IN (?, ?, ?)",
-            STATUS_KINDS,
-        )
-        return {(r[0], r[1]) for r in rows}
-
     def held(self, now: float | None = None, *, expired: bool = False, limit: int = 10_000) -> list[Lease]:
         """Held leases: all (``now`` None), live at ``now``, or run out by ``now`` (``expired``)."""
         args: tuple[float, ...] = ()
@@ -165,8 +157,23 @@ class LeaseTransaction:
 
     def live_refs(self, now: float) -> set[str]:
         """Refs of every task under a lease that has not run out at ``now``."""
-        rows = self._db.execute("SELECT ref FROM lease WHERE state = 'held' AND expires_at > ?", (now,))
-        return {r[0] for r in rows}
+        return self._refs("SELECT ref FROM lease WHERE state = 'held' AND expires_at > ?", (now,))
+
+    def excluded_refs(self, now: float) -> set[str]:
+        """Refs no claim can win now whatever the cache says: under a live lease, contested (the
+        upstream refused this hub's last claim), or with a pending status event (the claimable list)."""
+        return self._refs(
+            "SELECT ref FROM lease WHERE state = 'held' AND expires_at > ? "
+            "UNION SELECT l.ref FROM lease l JOIN relay r ON r.key = l.claim_key WHERE r.state = 'parked' "
+            "UNION SELECT workplan || '-' || task FROM event WHERE state = 'pending' AND kind IN (?, ?, ?)",
+            (now, *STATUS_KINDS),
+        )
+
+    def _refs(self, query: str, args: tuple[object, ...]) -> set[str]:
+        """The refs ``query`` selects, read as one row: each row read lets go of the GIL and waits
+        to get it back, and these lists run to thousands (bench/claims.py, canon/ADR-037)."""
+        row = self._db.execute(f"SELECT group_concat(ref, char(31)) FROM ({query})", args).fetchone()  # noqa: S608 - constant SQL
+        return set(row[0].split("\x1f")) if row is not None and row[0] else set()
 
     def contested(self, claim_key: str) -> str | None:
         """Why the upstream refused the relayed claim ``claim_key`` (it parked it), or None."""
@@ -174,13 +181,6 @@ class LeaseTransaction:
             "SELECT reason FROM relay WHERE key = ? AND state = 'parked'", (claim_key,)
         ).fetchone()
         return str(row[0] or "the upstream refused the claim") if row is not None else None
-
-    def contested_refs(self) -> dict[str, str]:
-        """ref -> reason, for every task whose last claim the upstream refused."""
-        rows = self._db.execute(
-            "SELECT l.ref, r.reason FROM lease l JOIN relay r ON r.key = l.claim_key WHERE r.state = 'parked'"
-        )
-        return {r[0]: str(r[1] or "the upstream refused the claim") for r in rows}
 
     def hold(self, lease: Lease) -> None:
         """Record ``lease`` as the task's claim (replacing its last one)."""
@@ -252,16 +252,20 @@ class LeaseStore(DurableFile):
         self._queue_lock = threading.Lock()
         self._turn = threading.Lock()
         """Held by the thread deciding a batch."""
-        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._reader.execute("PRAGMA busy_timeout=30000")
-        self._reader_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        """Read connections not in use (:meth:`reading`): at most :data:`IDLE_READERS` are kept."""
+        self._idle_lock = threading.Lock()
+        self._closed = False
         self.on_states: list[Listener] = []
         """Told every claim won, renewed, released or expired, and every event stored with one
         (:class:`sync.buffer.Said`), after the commit that did it."""
 
     def close(self) -> None:
-        with self._reader_lock:
-            self._reader.close()
+        with self._idle_lock:
+            self._closed = True
+            for reader in self._idle:
+                reader.close()
+            self._idle.clear()
         super().close()
 
     def run(self, decide: Callable[[LeaseTransaction], T]) -> T:
@@ -323,7 +327,20 @@ class LeaseStore(DurableFile):
 
     @contextmanager
     def reading(self) -> Iterator[LeaseTransaction]:
-        """Reads on a connection of their own (each statement sees the last commit, WAL lets them
-        run beside a write): for answers that decide nothing, such as the claimable list."""
-        with self._reader_lock:
-            yield LeaseTransaction(self._reader)
+        """Reads on a connection of their own, taken from the idle ones or opened (each statement
+        sees the last commit; WAL lets them run beside a write and beside each other): for answers
+        that decide nothing, such as the claimable list."""
+        with self._idle_lock:
+            reader = self._idle.pop() if self._idle else None
+        if reader is None:
+            reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            reader.execute("PRAGMA busy_timeout=30000")
+        try:
+            yield LeaseTransaction(reader)
+        finally:
+            with self._idle_lock:
+                keep = not self._closed and len(self._idle) < IDLE_READERS
+                if keep:
+                    self._idle.append(reader)
+            if not keep:
+                reader.close()

@@ -18,6 +18,18 @@ writing a new token file resumes it at once (the same token is tried again once
 per backoff cap, in case the upstream's side was fixed). Any other 4xx for a whole batch
 is narrowed down by halving the batch until the one event the upstream refuses
 is parked with its answer.
+
+Leases (ADR-032, ADR-037): a claim made here is relayed as its ``task.claim``
+event, and the upstream holds it under its default lease from when it arrived;
+heartbeats here make no event. So the relay also keeps the upstream's lease in
+step with this hub's: at most once per ``renew_every`` seconds it asks
+``POST {upstream}/tasks/{ref}/heartbeat`` (no event, no commit upstream) for each
+live lease whose claim the upstream has stored and whose end moved here since it
+last did (at most :data:`RENEWALS_PER_ROUND`, the longest unrenewed first), with
+``lease_s`` = the seconds left here. Any number of heartbeats here between two
+rounds make one request (coalesced). A 409 (the upstream no longer holds it for
+that actor) is logged and not asked again until the lease
+here moves again; a network error or 5xx ends the round and the next one tries.
 """
 
 from __future__ import annotations
@@ -35,12 +47,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from sync.errors import SyncError
-from sync.relay_queue import RelayItem, RelayQueue, RelayState
+from sync.leases import MAX_LEASE_S
+from sync.relay_queue import RelayedLease, RelayItem, RelayQueue, RelayState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["Relay", "TokenSource", "backoff_delay", "retry_after"]
+__all__ = ["RENEWALS_PER_ROUND", "Relay", "TokenSource", "backoff_delay", "retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +100,10 @@ class TokenSource:
         return self.value
 
 
+RENEWALS_PER_ROUND = 100
+"""At most this many lease renewals a round, so a round never holds up the events for long."""
+
+
 class _Pause(SyncError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -116,6 +133,7 @@ class Relay:
         poll: float = 0.2,
         confirm_poll: float = 0.5,
         timeout: float = 60.0,
+        renew_every: float = 1.0,
     ) -> None:
         self.queue = queue
         self.upstream = upstream.rstrip("/")
@@ -135,6 +153,11 @@ class Relay:
         self._refused_token: str | None = None
         self._confirm_after = 0
         self._paused_at = 0.0
+        self.renew_every = renew_every
+        """Seconds between rounds of relaying lease renewals (see the module docstring)."""
+        self._renew_at = 0.0
+        self._renewed: dict[str, float] = {}
+        """claim key -> the lease end here last relayed (or refused) upstream."""
 
     def start(self) -> None:
         self.queue.set_status(upstream=self.upstream, reachable=None, paused=None, last_error=None)
@@ -179,6 +202,9 @@ class Relay:
             if left > 0:  # the same refused token: ask again once per cap, not in a storm
                 return left
         self.queue.enqueue_new()
+        if time.monotonic() >= self._renew_at:
+            self._renew_at = time.monotonic() + self.renew_every
+            self.renew_leases()
         items = self.queue.batch(RelayState.QUEUED, self.batch_size)
         if not items:  # ask about sent events, a batch at a time round the whole list
             items = self.queue.batch(RelayState.SENT, self.batch_size, after=self._confirm_after)
@@ -212,6 +238,56 @@ class Relay:
         self.queue.set_status(reachable=False, last_error=message, retry_in_s=round(wait, 3))
         log.warning("relay to %s failed (%s); retrying in %.1f s", self.upstream, message, wait)
         return wait
+
+    # lease renewals ----------------------------------------------------------------------------
+
+    def renew_leases(self) -> int:
+        """One round of lease renewals upstream (see the module docstring); how many it renewed."""
+        now = time.time()
+        leases = self.queue.relayed_leases(now)
+        live = {lease.claim_key for lease in leases}
+        self._renewed = {key: end for key, end in self._renewed.items() if key in live}
+        due = [lease for lease in leases if lease.expires_at - self._renewed.get(lease.claim_key, 0.0) >= 1.0]
+        # those whose end upstream comes first (never renewed: the claim's default), at most a round's worth
+        due.sort(key=lambda lease: self._renewed.get(lease.claim_key, 0.0))
+        renewed = 0
+        for lease in due[:RENEWALS_PER_ROUND]:
+            left = min(MAX_LEASE_S, round(lease.expires_at - time.time()))
+            if left < 1:
+                continue
+            status, said = self._renew(lease, left)
+            if status is None or status == 429 or status >= 500:
+                log.info("relaying the lease on %s upstream failed (%s); next round", lease.ref, said)
+                break
+            self._renewed[lease.claim_key] = lease.expires_at
+            if status == 200:
+                renewed += 1
+            else:
+                log.warning(
+                    "the upstream did not renew %s's lease on %s (claim %s): %s %s",
+                    lease.actor,
+                    lease.ref,
+                    lease.claim_key,
+                    status,
+                    said,
+                )
+        return renewed
+
+    def _renew(self, lease: RelayedLease, lease_s: int) -> tuple[int | None, str]:
+        """(the upstream's status or None when unreachable, what it said) for one renewal."""
+        headers = {}
+        token = self.token.read()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = self._client.post(
+                f"{self.upstream}/tasks/{lease.ref}/heartbeat",
+                json={"actor": lease.actor, "lease_s": lease_s},
+                headers=headers,
+            )
+        except httpx.HTTPError as error:
+            return None, f"{type(error).__name__}: {error}"
+        return response.status_code, "" if response.status_code == 200 else _error_text(response)
 
     # one batch ---------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ __all__ = [
     "RelayQueue",
     "RelayState",
     "RelayStatus",
+    "RelayedLease",
     "UnknownRelayKey",
 ]
 
@@ -132,6 +133,17 @@ class RelayItem:
     queued_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class RelayedLease:
+    """A live lease here whose claim the upstream has stored: what the relay keeps alive there."""
+
+    ref: str
+    actor: str
+    claim_key: str
+    expires_at: float
+    """POSIX seconds (UTC), as the lease store holds it here."""
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -195,6 +207,18 @@ class RelayQueue(DurableFile):
                 (key,),
             ).fetchone()
         return _item(row) if row else None
+
+    def relayed_leases(self, now: float, limit: int = 500) -> list[RelayedLease]:
+        """Leases held here and live at ``now`` whose ``task.claim`` the upstream stored (relay state
+        sent or confirmed, so it decided the claim too), those running out first; at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT l.ref, l.actor, l.claim_key, l.expires_at FROM lease l JOIN relay r "
+                "ON r.key = l.claim_key WHERE l.state = 'held' AND l.expires_at > ? "
+                "AND r.state IN ('sent', 'confirmed') ORDER BY l.expires_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [RelayedLease(r[0], r[1], r[2], float(r[3])) for r in rows]
 
     # answers -----------------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ Pure: text in, text out. No database, no network, nothing of ours imported.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from workplans.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from workplans.apply import apply_event
@@ -116,8 +117,8 @@ _WHERE = {
     "BrokenTarget": "workplans.errors",
     "CANON_ID": "workplans.canon",
     "CanonDocument": "workplans.models",
-    "CanonKind": "workplans.models",
-    "CanonStatus": "workplans.models",
+    "CanonKind": "workplans.enums",
+    "CanonStatus": "workplans.enums",
     "Event": "workplans.events",
     "EventKind": "workplans.events",
     "EventKinds": "workplans.events",
@@ -131,7 +132,7 @@ _WHERE = {
     "Lane": "workplans.fleet_models",
     "MANIFEST_PATH": "workplans.manifest",
     "Machine": "workplans.fleet_models",
-    "MachineRole": "workplans.fleet_models",
+    "MachineRole": "workplans.enums",
     "NoLongerApplies": "workplans.errors",
     "ProgressNoteEvent": "workplans.events",
     "RepoManifest": "workplans.models",
@@ -139,12 +140,12 @@ _WHERE = {
     "TaskAddEvent": "workplans.events",
     "TaskClaimEvent": "workplans.events",
     "TaskReleaseEvent": "workplans.events",
-    "TaskStatus": "workplans.models",
+    "TaskStatus": "workplans.enums",
     "TaskStatusEvent": "workplans.events",
     "Workload": "workplans.fleet_models",
-    "WorkloadState": "workplans.fleet_models",
+    "WorkloadState": "workplans.enums",
     "Workplan": "workplans.models",
-    "WorkplanStatus": "workplans.models",
+    "WorkplanStatus": "workplans.enums",
     "WorkplanStatusEvent": "workplans.events",
     "WorkplansError": "workplans.errors",
     "apply_event": "workplans.apply",
@@ -166,14 +167,4 @@ _WHERE = {
 reader that needs one enum does not load every parser and writer (canon/ADR-033)."""
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

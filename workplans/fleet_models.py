@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from workplans.enums import MachineRole, WorkloadState
 
 __all__ = [
     "FLEET_PATH",
@@ -25,22 +26,6 @@ __all__ = [
 ]
 
 FLEET_PATH = "registry/fleet.toml"
-
-
-class MachineRole(StrEnum):
-    PRODUCTION_HOME = "production-home"
-    FROZEN_LEGACY = "frozen-legacy"
-    TEMPORARY_DEV = "temporary-dev"
-    BUILD = "build"
-    EXPERIMENTAL = "experimental"
-
-
-class WorkloadState(StrEnum):
-    RUNNING = "running"
-    DRAINING = "draining"
-    MIGRATED = "migrated"
-    PROMOTED = "promoted"
-    RETIRED = "retired"
 
 
 @dataclass(frozen=True, slots=True)

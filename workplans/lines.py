@@ -16,7 +16,6 @@ and a new or changed line takes the ending of its neighbourhood.
 from __future__ import annotations
 
 import re
-from difflib import SequenceMatcher
 
 __all__ = ["BOM", "ending", "keep_line_endings", "line_texts", "split_lines", "strip_ending"]
 
@@ -100,6 +99,8 @@ def keep_line_endings(before: str, after: str | list[str], default: str = "\n") 
     tail = 0
     while tail < limit - head and old_text[-1 - tail] == new_text[-1 - tail]:
         tail += 1
+    from difflib import SequenceMatcher  # here: hub.toml readers load this module for BOM alone
+
     middle = SequenceMatcher(
         None, old_text[head : len(old) - tail], new_text[head : len(new) - tail], autojunk=False
     ).get_opcodes()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from workplans.enums import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 __all__ = [
     "CanonDocument",
@@ -22,40 +23,6 @@ __all__ = [
     "Workplan",
     "WorkplanStatus",
 ]
-
-
-class WorkplanStatus(StrEnum):
-    DRAFT = "draft"
-    ACTIVE = "active"
-    BLOCKED = "blocked"
-    DONE = "done"
-    CANCELLED = "cancelled"
-
-
-class TaskStatus(StrEnum):
-    TODO = "todo"
-    IN_PROGRESS = "in-progress"
-    BLOCKED = "blocked"
-    DONE = "done"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_closed(self) -> bool:
-        return self in (TaskStatus.DONE, TaskStatus.CANCELLED)
-
-
-class CanonKind(StrEnum):
-    ADR = "adr"
-    STANDARD = "standard"
-    RUNBOOK = "runbook"
-    NOTE = "note"
-
-
-class CanonStatus(StrEnum):
-    PROPOSED = "proposed"
-    ACCEPTED = "accepted"
-    SUPERSEDED = "superseded"
-    DEPRECATED = "deprecated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,7 @@ _MEANINGS = {
     421: "The hub does not answer to this Host name",
     422: "Well formed, but the rules refuse it",
     500: "The hub failed; its log has the details",
-    503: "The hub cannot take this now (every place is taken); try again after Retry-After seconds",
+    503: "The hub is at a limit (browser sessions, change streams); try again after Retry-After seconds",
 }
 COMMON_STATUSES = (400, 401, 403, 421, 500)
 """Statuses every operation can answer: unknown query parameters, tokens, Host checks, bugs."""

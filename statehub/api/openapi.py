@@ -24,7 +24,7 @@ from litestar.openapi.spec import Components, SecurityRequirement, SecuritySchem
 from litestar.routes import HTTPRoute
 
 from statehub import __version__
-from statehub.auth.guard import OPEN_PATHS
+from statehub.auth.guard import OPEN, OPEN_PATHS, RIGHT_OPT
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -76,7 +76,8 @@ def openapi_config(*, tokens: bool, render_plugins: list[OpenAPIRenderPlugin]) -
 
 
 def declare_security(app: Litestar) -> None:
-    """On a hub with tokens, name the bearer scheme on every documented operation but the open paths.
+    """On a hub with tokens, name the bearer scheme on every documented operation but the open ones
+    (``/state/health``; sign-in and sign-out, ``POST`` and ``DELETE /auth/session``, which take none).
 
     Call once the app is built and before the document is first served: Litestar
     reads a handler's ``security`` when it builds the document, lazily. Security is
@@ -91,7 +92,7 @@ def declare_security(app: Litestar) -> None:
         if not isinstance(route, HTTPRoute) or route.path in OPEN_PATHS:
             continue
         for handler, _model in route.route_handler_map.values():
-            if handler.include_in_schema:
+            if handler.include_in_schema and handler.opt.get(RIGHT_OPT) != OPEN[RIGHT_OPT]:
                 handler.security = bearer
 
 

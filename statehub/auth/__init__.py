@@ -3,6 +3,7 @@
 keys        the root key pair (private key file, mode 0600) and the public key
 contract    the Datalog fact names tokens carry and the hub supplies (docs/deployment.md, "Tokens")
 tokens      mint, attenuate, describe
+sessions    browser sessions: a token exchanged for a cookie, in <data dir>/sessions.sqlite3 (ADR-040)
 revocation  revoked ids in <config dir>/revoked-tokens.txt, reloaded on change
 verify      who is asking (signature, revocation) and may they (right, repo, time)
 event_policy  who may store which event; the authoriser every intake path takes (ADR-021, ADR-022)
@@ -25,24 +26,28 @@ from statehub.auth.verify import VerifiedToken, authorize
 
 if TYPE_CHECKING:
     from statehub.auth.guard import (
+        AUTHENTICATED,
         OPEN,
         PER_EVENT,
         authorize_event,
         authorize_request,
         refuse_socket,
         requires,
+        session_of,
         token_guard,
         token_of,
     )
 
 _GUARD = frozenset(
     {
+        "AUTHENTICATED",
         "OPEN",
         "PER_EVENT",
         "authorize_event",
         "authorize_request",
         "refuse_socket",
         "requires",
+        "session_of",
         "token_guard",
         "token_of",
     }
@@ -61,6 +66,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ADMIN_KINDS",
+    "AUTHENTICATED",
     "LOCAL_COMMAND",
     "OPEN",
     "OPEN_HUB",
@@ -75,6 +81,7 @@ __all__ = [
     "event_authoriser",
     "refuse_socket",
     "requires",
+    "session_of",
     "token_guard",
     "token_of",
 ]

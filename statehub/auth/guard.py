@@ -14,7 +14,14 @@ event of a batch before storing any of them (``statehub.auth.event_policy``).
 
 The token comes from ``Authorization: Bearer <token>``; a WebSocket upgrade may
 instead send ``?token=<token>`` (browsers cannot set headers on a WebSocket),
-which is why the server runs without access logs.
+which is why the server runs without access logs. Without either, a browser's
+session cookie (``POST /auth/session``, :mod:`statehub.auth.sessions`, ADR-040)
+stands for its token, verified again on every request; a cookie-authenticated
+request that changes state must carry the session's CSRF token in
+``X-StateHub-CSRF`` (403 without it), and a cookie-authenticated WebSocket
+upgrade must carry an Origin (the cross-site middleware has checked it is the
+hub's own). A route marked ``AUTHENTICATED`` (``GET /auth/session``) needs a
+valid token and no particular right.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
 
 from statehub.auth.event_policy import event_authoriser
-from statehub.auth.verify import VerifiedToken, authorize
-from statehub.errors import HubError, Unauthorized
+from statehub.auth.sessions import COOKIE_NAME, CSRF_HEADER, csrf_matches
+from statehub.auth.verify import TokenVerifier, VerifiedToken, authorize
+from statehub.errors import Forbidden, HubError, Unauthorized
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -36,8 +44,10 @@ if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
 
     from statehub.auth.policy import AuthPolicy
+    from statehub.auth.sessions import SessionStore
 
 __all__ = [
+    "AUTHENTICATED",
     "OPEN",
     "PER_EVENT",
     "RepoOf",
@@ -45,6 +55,7 @@ __all__ = [
     "authorize_request",
     "refuse_socket",
     "requires",
+    "session_of",
     "token_guard",
     "token_of",
 ]
@@ -53,9 +64,13 @@ RIGHT_OPT = "statehub_right"
 REPO_OPT = "statehub_repo"
 _OPEN = "open"
 _PER_EVENT = "per-event"
+_AUTHENTICATED = "authenticated"
 _STATE_KEY = "statehub_token"
+_SESSION_KEY = "statehub_session"
 _UNAUTHENTICATED = "unauthenticated"
 _READS = frozenset({"GET", "HEAD"})
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods a cookie-authenticated request may use without the CSRF token: they change nothing."""
 OPEN_PATHS = frozenset({"/state/health"})
 """Answered without a token, so container health checks and load balancers can probe the hub."""
 
@@ -88,6 +103,9 @@ def requires(right: str, repo: RepoOf = default_repo) -> dict[str, Any]:
 
 PER_EVENT: dict[str, Any] = {RIGHT_OPT: _PER_EVENT}
 OPEN: dict[str, Any] = {RIGHT_OPT: _OPEN}
+AUTHENTICATED: dict[str, Any] = {RIGHT_OPT: _AUTHENTICATED}
+"""``opt`` for a route any valid token may use, whatever it allows (``GET /auth/session``: who am I)."""
+_NO_RIGHT = frozenset({_PER_EVENT, _AUTHENTICATED})
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -161,16 +179,62 @@ def _guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHan
     if right == _OPEN or connection.scope["path"] in OPEN_PATHS:
         return
     raw = _bearer(connection)
-    if raw is None:
-        raise Unauthorized(
-            "this hub requires a token: send 'Authorization: Bearer <token>'; ask the hub's admin to "
-            "run 'statehub token mint --actor YOU --right read'"
-        )
-    token = policy.verifier.verify(raw)
+    if raw is not None:
+        token = policy.verifier.verify(raw)
+    else:
+        session_id = connection.cookies.get(COOKIE_NAME)
+        if not session_id:
+            raise Unauthorized(
+                "this hub requires a token: send 'Authorization: Bearer <token>', or sign in on the "
+                "hub's page; ask the hub's admin to run 'statehub token mint --actor YOU --right read'"
+            )
+        token = _session_token(connection, policy.verifier, session_id)
+        connection.state[_SESSION_KEY] = session_id
     connection.state[_STATE_KEY] = token
-    if right != _PER_EVENT:
+    if right not in _NO_RIGHT:
         repo_of: RepoOf = handler.opt.get(REPO_OPT, default_repo)
         authorize(token, right, repo_of(connection))
+
+
+def _session_token(
+    connection: ASGIConnection[Any, Any, Any, Any], verifier: TokenVerifier, session_id: str
+) -> VerifiedToken:
+    """The token a session cookie stands for, verified now; Unauthorized / Forbidden otherwise.
+
+    A token found revoked ends the session, so the store forgets it at once.
+    """
+    sessions: SessionStore = connection.app.state.sessions
+    session = sessions.find(session_id)
+    if session is None:
+        raise Unauthorized(
+            "your session has ended (signed out, expired with its token or after 12 hours, or its token "
+            "was revoked): sign in again on the hub's page"
+        )
+    if connection.scope["type"] == ScopeType.WEBSOCKET:
+        if connection.headers.get("origin") is None:
+            raise Forbidden(
+                "a WebSocket signed in by the session cookie must come from the hub's own page "
+                "(it sent no Origin); a script sends its token with ?token= instead"
+            )
+    elif connection.scope.get("method") not in _SAFE and not csrf_matches(
+        session_id, connection.headers.get(CSRF_HEADER)
+    ):
+        raise Forbidden(
+            "a request signed in by the session cookie that changes state must send the session's "
+            "CSRF token in X-StateHub-CSRF (GET /auth/session answers it); nothing was changed"
+        )
+    try:
+        return verifier.verify(session.token)
+    except Unauthorized:
+        sessions.end(session_id)
+        raise
+
+
+def session_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The session id the request was authenticated by (its cookie); None for a bearer token or
+    an open hub."""
+    value = connection.state.get(_SESSION_KEY)
+    return value if isinstance(value, str) else None
 
 
 def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> VerifiedToken | None:

@@ -22,7 +22,7 @@ from statehub.errors import Forbidden, HubError, Unauthorized
 if TYPE_CHECKING:
     from statehub.auth.revocation import RevocationList
 
-__all__ = ["TokenVerifier", "VerifiedToken", "authorize", "repos_in_scope"]
+__all__ = ["TokenVerifier", "VerifiedToken", "authorize", "repos_in_scope", "token_scope"]
 
 _MAX_TIME = dt.timedelta(milliseconds=100)
 """Biscuit's default 1 ms budget fails valid tokens on a busy host; our policy is tiny."""
@@ -136,11 +136,7 @@ def repos_in_scope(token: VerifiedToken, repos: list[str], now: dt.datetime | No
     scoped to every repo. A repo-scoped token reads listings hub-wide (ADR-016) but sees
     the diagnostics of its own repos only: they name work trees, remotes and files.
     """
-    scope: set[str] | None = None
-    for index in range(token.biscuit.block_count()):
-        for match in _REPO_CHECK.finditer(token.biscuit.block_source(index)):
-            listed = {item.replace('\\"', '"') for item in _QUOTED.findall(match.group("items"))}
-            scope = listed if scope is None else scope & listed
+    scope = token_scope(token)
     found = []
     for repo in repos:
         if scope is not None and repo not in scope:
@@ -151,6 +147,17 @@ def repos_in_scope(token: VerifiedToken, repos: list[str], now: dt.datetime | No
             continue
         found.append(repo)
     return found
+
+
+def token_scope(token: VerifiedToken) -> set[str] | None:
+    """The repos a token is scoped to: the intersection of the lists of its blocks' repo checks
+    (``repo($r), [...].contains($r)``, ADR-016); None when it has none (every repo)."""
+    scope: set[str] | None = None
+    for index in range(token.biscuit.block_count()):
+        for match in _REPO_CHECK.finditer(token.biscuit.block_source(index)):
+            listed = {item.replace('\\"', '"') for item in _QUOTED.findall(match.group("items"))}
+            scope = listed if scope is None else scope & listed
+    return scope
 
 
 def _refusal(token: VerifiedToken, operation: str, repo: str | None, message: str) -> HubError:

@@ -30,7 +30,7 @@ from statehub.cache.answers import (
 )
 from statehub.cache.version import SCHEMA_VERSION
 from statehub.errors import BadRequest, Conflict, NotFound
-from workplans.models import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+from workplans.enums import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -328,16 +328,18 @@ class SqliteReader:
         row = rows[0]
         return CanonDetail(**msgspec.structs.asdict(_canon(row)), body=row[8], extra=_decode_any(row[9]))
 
-    def workplan_statuses(self, workplan_ids: Iterable[str]) -> dict[str, WorkplanStatus]:
-        """The status of each unconflicted workplan among ``workplan_ids``."""
-        ids = list(dict.fromkeys(workplan_ids))
-        found: dict[str, WorkplanStatus] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            for plan_id, status in self.conn.execute(
-                f"SELECT id, status FROM workplan WHERE conflicted = 0 AND id IN ({marks})",  # noqa: S608 - constant pieces
-                chunk,
-            ):
-                found[plan_id] = _WORKPLAN_STATUS[status]
-        return found
+    def ready_todo(self, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
+        """As ``queries.ready_todo``: the ready todo tasks, in workplan id, file order, with their
+        workplan's status."""
+        columns = ", ".join(f"t.{c.strip()}" for c in _TASK_COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns}, w.status FROM task t JOIN workplan w"  # noqa: S608 - constant pieces
+            " ON w.id = t.workplan_id AND w.conflicted = 0"
+            " WHERE t.conflicted = 0 AND t.status = 'todo' AND t.ready = 1"
+        )
+        params: list[Any] = []
+        if repo is not None:
+            sql += " AND t.repo = ?"
+            params.append(repo)
+        rows = self.conn.execute(sql + " ORDER BY t.workplan_id, t.position", params).fetchall()
+        return [(_task(row), _WORKPLAN_STATUS[row[10]]) for row in rows]

@@ -22,6 +22,7 @@ __all__ = [
     "StructColumns",
     "decode_json",
     "decode_list",
+    "fetch_all",
     "member_of",
     "prepare_page",
     "struct_columns",
@@ -76,6 +77,14 @@ def _compile(conn: Connection, statement: Select[Any]) -> _Compiled:
         _COMPILED[key] = found
         _KEEP.append(statement)  # ids stay valid: the statement lives as long as the cache entry
     return found
+
+
+def fetch_all(conn: Connection, statement: Select[Any], values: dict[str, Any]) -> Sequence[Any]:
+    """The rows of ``statement`` (a module-level constant, or one kept by ``functools.cache``: it is
+    compiled once per dialect and remembered by identity) with its named bindparams set from
+    ``values``, at the driver's speed (tuples, no SQLAlchemy row processing: convert them yourself)."""
+    compiled = _compile(conn, statement)
+    return conn.exec_driver_sql(compiled.sql, compiled.params(values)).fetchall()
 
 
 def prepare_page(build: Callable[[], Select[Any]]) -> PreparedPage:

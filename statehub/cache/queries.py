@@ -6,7 +6,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam, false, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam, false, func, select, true
 
 from statehub.answers import Page
 from statehub.cache.answers import (
@@ -26,6 +26,7 @@ from statehub.cache.prepared import (
     PreparedPage,
     decode_json,
     decode_list,
+    fetch_all,
     member_of,
     prepare_page,
     struct_columns,
@@ -52,8 +53,9 @@ __all__ = [
     "list_repos",
     "list_tasks",
     "list_workplans",
+    "ready_todo",
+    "task_states",
     "tasks_by_ref",
-    "workplan_statuses",
 ]
 
 _check_page = check_page
@@ -263,14 +265,30 @@ def list_tasks(
     return Page([_TASK_ITEM.read(r) for r in rows], total)
 
 
+_TASK_BY_REF = select(*_TASK_ITEM.columns, TASKS.c.conflicted).where(TASKS.c.ref == bindparam("ref"))
+_STATE_BY_REF = select(TASKS.c.status, TASKS.c.owner).where(
+    TASKS.c.ref == bindparam("ref"), TASKS.c.conflicted == false()
+)
+
+
 def get_task(conn: Connection, ref: str) -> TaskItem:
     """One task by reference; NotFound, or Conflict when its workplan id is claimed twice."""
-    rows = conn.execute(select(*_TASK_ITEM.columns, TASKS.c.conflicted).where(TASKS.c.ref == ref)).all()
+    rows = fetch_all(conn, _TASK_BY_REF, {"ref": ref})
     if not rows:
         raise NotFound(f"no task {ref!r}; a task reference looks like CUST-WP-0054-T02")
-    if len(rows) > 1 or rows[0].conflicted:
+    if len(rows) > 1 or rows[0][-1]:
         raise Conflict(f"task {ref} belongs to a workplan id claimed by more than one file")
     return _TASK_ITEM.read(rows[0])
+
+
+def task_states(conn: Connection, refs: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """ref -> (status, owner) of the unconflicted tasks among ``refs`` (a claim's task and its
+    dependencies: a few; one compiled statement each)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for ref in refs:
+        for status, owner in fetch_all(conn, _STATE_BY_REF, {"ref": ref}):
+            found[ref] = (status, owner)
+    return found
 
 
 def list_claimable(
@@ -290,33 +308,75 @@ def list_claimable(
 
     Claimable: status todo and ready in the cache (every dependency done, not in a cycle) and not
     in ``excluded`` (refs the lease store says are held or about to change: ``statehub.claims``).
-    The matching refs are read in list order and sorted out here, then only the page's rows are
-    read: a ``NOT IN`` of a thousand held refs made the query 8x slower (bench/claims.py).
+    The matching rows are read in list order in one statement compiled once (``fetch_all``) and
+    sorted out here; only the page's rows become TaskItems: a ``NOT IN`` of a thousand held refs
+    made the query 8x slower, and SQLAlchemy's row processing of every task cost more than the
+    query (bench/claims.py).
     """
     _check_page(limit, offset)
-    matching = _where(
-        select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready),
-        TASKS.c.conflicted == false(),
-        TASKS.c.repo == repo if repo else None,
-        TASKS.c.workplan_id == workplan if workplan else None,
-        TASKS.c.status == status.value if status is not None else None,
-        TASKS.c.owner == owner if owner else None,
-        TASKS.c.ready == ready if ready is not None else None,
-    ).order_by(TASKS.c.workplan_id, TASKS.c.position)
+    values = {
+        "repo": repo,
+        "workplan": workplan,
+        "status": _value(status),
+        "owner": owner,
+        "ready": ready,
+        "todo": TaskStatus.TODO.value,
+    }
+    shape = (claimable, bool(repo), bool(workplan), bool(status), bool(owner), ready is not None)
     todo = TaskStatus.TODO.value
-    refs = [
-        row.ref
-        for row in conn.execute(matching).all()
-        if (row.status == todo and bool(row.ready) and row.ref not in excluded) is claimable
-    ]
+    positions: list[int] = []
+    refs: list[str] = []
+    for at, (ref, row_status, row_ready) in enumerate(fetch_all(conn, _claimable_query(*shape), values)):
+        if (row_status == todo and bool(row_ready) and ref not in excluded) is claimable:
+            positions.append(at)
+            refs.append(ref)
     page = refs[offset : offset + limit]
     if not page:
         return Page([], len(refs))
-    rows = conn.execute(
-        select(*_TASK_ITEM.columns).where(TASKS.c.ref.in_(page), TASKS.c.conflicted == false())
-    )
-    items = {item.ref: item for item in (_TASK_ITEM.read(r) for r in rows)}
-    return Page([items[ref] for ref in page if ref in items], len(refs))
+    # The same rows in the same order, whole, up to the page's last; taken by ref, so a re-index
+    # between the two reads can only leave a task out, never show one it did not choose.
+    upto = positions[offset + len(page) - 1] + 1
+    rows = {
+        row[0]: row for row in fetch_all(conn, _claimable_rows(*shape), values | {"upto": upto, "skip": 0})
+    }
+    return Page([_TASK_ITEM.read(rows[ref]) for ref in page if ref in rows], len(refs))
+
+
+def _claimable_where(
+    query: Select[Any], claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
+) -> Select[Any]:
+    return _where(
+        query,
+        TASKS.c.conflicted == false(),
+        TASKS.c.repo == bindparam("repo") if repo else None,
+        TASKS.c.workplan_id == bindparam("workplan") if workplan else None,
+        TASKS.c.status == bindparam("status") if status else None,
+        TASKS.c.owner == bindparam("owner") if owner else None,
+        TASKS.c.ready == bindparam("ready") if ready else None,
+        TASKS.c.status == bindparam("todo") if claimable else None,
+        TASKS.c.ready == true() if claimable else None,
+    ).order_by(TASKS.c.workplan_id, TASKS.c.position, TASKS.c.ref)
+
+
+@cache
+def _claimable_query(
+    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
+) -> Select[Any]:
+    """ref, status, ready of the tasks :func:`list_claimable` sorts out, in list order.
+    ``claimable``: only the cache's todo tasks that are ready (the rest can never be claimable),
+    so the rows shrink as tasks are claimed."""
+    query = select(TASKS.c.ref, TASKS.c.status, TASKS.c.ready)
+    return _claimable_where(query, claimable, repo, workplan, status, owner, ready)
+
+
+@cache
+def _claimable_rows(
+    claimable: bool, repo: bool, workplan: bool, status: bool, owner: bool, ready: bool
+) -> Select[Any]:
+    """The same tasks whole (TaskItem columns), in the same order, the first ``upto``."""
+    query = select(*_TASK_ITEM.columns)
+    where = _claimable_where(query, claimable, repo, workplan, status, owner, ready)
+    return where.limit(bindparam("upto")).offset(bindparam("skip"))
 
 
 def tasks_by_ref(conn: Connection, refs: Sequence[str]) -> dict[str, TaskItem]:
@@ -348,18 +408,20 @@ def dependents(conn: Connection, ref: str) -> list[TaskItem]:
     return [_TASK_ITEM.read(r) for r in conn.execute(query)]
 
 
-def workplan_statuses(conn: Connection, workplan_ids: Iterable[str]) -> dict[str, WorkplanStatus]:
-    """The status of each unconflicted workplan among ``workplan_ids``."""
-    ids = list(dict.fromkeys(workplan_ids))
-    found: dict[str, WorkplanStatus] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        query = select(WORKPLANS.c.id, WORKPLANS.c.status).where(
-            and_(WORKPLANS.c.conflicted == false(), WORKPLANS.c.id.in_(chunk))
-        )
-        for row in conn.execute(query):
-            found[row.id] = WorkplanStatus(row.status)
-    return found
+def ready_todo(conn: Connection, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
+    """Every unconflicted todo task with every dependency done (``ready``), in ``repo`` when given,
+    in workplan id, file order, each with its workplan's status; a task whose workplan is not
+    served (conflicted) is left out. What ``statehub next`` chooses from, in one query."""
+    where = [TASKS.c.conflicted == false(), TASKS.c.status == TaskStatus.TODO.value, TASKS.c.ready == true()]
+    if repo is not None:
+        where.append(TASKS.c.repo == repo)
+    query = (
+        select(*_TASK_ITEM.columns, WORKPLANS.c.status.label("plan_status"))
+        .join(WORKPLANS, and_(WORKPLANS.c.id == TASKS.c.workplan_id, WORKPLANS.c.conflicted == false()))
+        .where(and_(*where))
+        .order_by(TASKS.c.workplan_id, TASKS.c.position)
+    )
+    return [(_TASK_ITEM.read(r), WorkplanStatus(r.plan_status)) for r in conn.execute(query)]
 
 
 # canon -------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ change since the last index?" with a stat walk and nothing else (canon/ADR-033).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from statehub.repofiles import IS_SYMLINK, NOT_REGULAR, RepoPathError, lstat_repo_path, scan_repo_tree
 
@@ -59,8 +60,7 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-@dataclass(frozen=True, slots=True)
-class ScannedFile:
+class ScannedFile(msgspec.Struct, frozen=True, gc=False):
     """An indexable path: its kind, its own stat (links not followed), and why it is refused.
 
     ``error`` is None for a regular file inside the repo; otherwise the path is a
@@ -69,7 +69,8 @@ class ScannedFile:
     when that directory is a link. The stat identity is size, mtime, ctime and
     inode (nanoseconds; the inode as a signed 64-bit number): an editor's
     atomic-rename save with the same size and mtime still puts a new inode and
-    ctime at the path (ADR-030).
+    ctime at the path (ADR-030). A Struct, not a dataclass: the CLI's read path
+    makes one per source file of every repo before each answer (canon/ADR-033).
     """
 
     kind: str

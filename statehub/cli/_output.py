@@ -13,7 +13,6 @@ line per row, so ``grep`` and ``cut`` see full values.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from contextlib import contextmanager
 from functools import cache
@@ -173,7 +172,11 @@ def print_table(
 
 def terminal_width() -> int | None:
     """The window's width in columns when stdout is a terminal; None when it is piped."""
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    if not sys.stdout.isatty():
+        return None
+    import shutil  # here: it loads the compression modules, which a piped read never needs
+
+    return shutil.get_terminal_size().columns
 
 
 def _fit(widths: list[int], room: int) -> list[int]:

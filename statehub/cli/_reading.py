@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         WorkplanItem,
     )
     from statehub.hub import Hub
-    from workplans.models import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+    from workplans.enums import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 __all__ = ["HubReader", "Reader", "Reading", "open_reader"]
 
@@ -88,7 +88,7 @@ class Reader(Protocol):
     def dependents(self, ref: str) -> list[TaskItem]: ...
     def get_workplan(self, workplan_id: str) -> WorkplanDetail: ...
     def get_canon(self, doc_id: str, repo: str | None = None) -> CanonDetail: ...
-    def workplan_statuses(self, workplan_ids: Iterable[str]) -> dict[str, WorkplanStatus]: ...
+    def ready_todo(self, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]: ...
 
 
 class HubReader:
@@ -134,8 +134,8 @@ class HubReader:
     def get_canon(self, doc_id: str, repo: str | None = None) -> CanonDetail:
         return self.queries.get_canon(self.conn, doc_id, repo)
 
-    def workplan_statuses(self, workplan_ids: Iterable[str]) -> dict[str, WorkplanStatus]:
-        return self.queries.workplan_statuses(self.conn, workplan_ids)
+    def ready_todo(self, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
+        return self.queries.ready_todo(self.conn, repo)
 
 
 @dataclass(frozen=True, slots=True)

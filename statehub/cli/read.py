@@ -10,7 +10,7 @@ from statehub.cli._options import json_option, page_options
 from statehub.cli._output import print_json, print_table
 from statehub.cli._reading import open_reader
 from statehub.errors import parse_choice
-from workplans.models import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+from workplans.enums import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
 
 
 @click.command()

@@ -25,9 +25,9 @@ from statehub.cli._output import clean, print_json, print_table
 from statehub.cli._reading import open_reader
 from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
-from sync.leases import DEFAULT_LEASE_S, MAX_LEASE_S
+from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
+from workplans.enums import TaskStatus, WorkplanStatus
 from workplans.ids import is_task_ref, is_workplan_id
-from workplans.models import TaskStatus, WorkplanStatus
 
 if TYPE_CHECKING:
     from statehub.answers import Freshness
@@ -181,16 +181,9 @@ def ranked_next(
 ) -> tuple[list[TaskItem], dict[str, WorkplanStatus], str]:
     """The tasks ``actor`` can take now, best first (``NextTask`` says how they are ranked), their
     workplans' statuses by id, and the words naming where they were looked for."""
-    ready: list[TaskItem] = []
-    offset = 0
-    while True:
-        page = reader.list_tasks(status=TaskStatus.TODO, ready=True, repo=repo, limit=1000, offset=offset)
-        ready += page.items
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
-            break
-    plans = reader.workplan_statuses(t.workplan for t in ready)
-    candidates = [t for t in ready if plans.get(t.workplan) in _PLAN_RANK]
+    ready = reader.ready_todo(repo)
+    plans = {task.workplan: status for task, status in ready}
+    candidates = [task for task, status in ready if status in _PLAN_RANK]
     # sorted is stable: equals keep the list's order, workplan id then file order
     candidates.sort(key=lambda t: (_owner_rank(t, actor), _PLAN_RANK[plans[t.workplan]], t.workplan))
     return candidates, plans, f" in {repo}" if repo else ""

@@ -99,6 +99,23 @@ def test_the_dashboard_shows_repos_plans_tasks_and_canon(browser: Any, server: H
     page.set_viewport_size({"width": 1100, "height": 900})
     page.goto(f"{server.url}/#/")
     page.wait_for_selector("#task-table table")
+    # an open dev hub: no sign-in, nobody named in the header (ADR-040)
+    assert page.locator("#sign-in-token").count() == 0 and page.inner_text("#who") == ""
+    assert page.evaluate("async () => (await fetch('/auth/session')).json()") == {
+        "tokens": False,
+        "actor": None,
+        "right": None,
+        "rights": [],
+        "repos": None,
+        "expires": None,
+        "session_expires": None,
+        "csrf_token": None,
+    }
+    sign_in = (
+        "async () => (await fetch('/auth/session', {method: 'POST', body: '{\"token\": \"x\"}',"
+        " headers: {'content-type': 'application/json'}})).status"
+    )
+    assert page.evaluate(sign_in) == 400  # nothing to sign in to
     repos = page.inner_text("#repos")
     assert "demo" in repos and "statehub.toml" in repos
     assert page.inner_text("#repos .badge.bad") == "1"  # workplans/broken.md

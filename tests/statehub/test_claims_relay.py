@@ -3,8 +3,9 @@ gave the task to someone else meanwhile, and the task then shows as contested.""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -66,3 +67,48 @@ def test_a_relayed_claim_the_upstream_gave_away_is_parked_and_the_task_contested
     pair.fleet.wait_settled()
     assert pair.fleet.call("GET", f"/tasks/{FREE}").json()["owner"] == "agt-dev"
     assert pair.fleet.call("GET", f"/tasks/{TAKEN}").json()["owner"] == "agt-fleet"
+
+
+def _left_s(claim: dict[str, Any]) -> float:
+    """Seconds from now until the lease of a ``GET /tasks/{ref}/claim`` answer ends (0 when not held)."""
+    if not claim["held"]:
+        return 0.0
+    ends = dt.datetime.strptime(claim["lease_expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return ends.timestamp() - time.time()
+
+
+def _upstream_lease(pair: HubPair, ref: str, key: str, at_least_s: float) -> dict[str, Any]:
+    """The fleet hub's claim on ``ref`` once it is ``key``'s with at least ``at_least_s`` left."""
+    deadline = time.monotonic() + 120
+    claim: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        claim = pair.fleet.call("GET", f"/tasks/{ref}/claim").json()
+        if claim["held"] and claim["key"] == key and _left_s(claim) >= at_least_s:
+            return claim
+        time.sleep(0.1)
+    raise AssertionError(f"the upstream lease did not follow: {claim}\n{pair.dev.log.read_text()[-3000:]}")
+
+
+def test_a_lease_held_through_a_dev_hub_is_renewed_upstream_without_an_event(pair: HubPair) -> None:
+    pair.register()
+    pair.start_fleet()
+    mine = pair.dev.call("POST", f"/tasks/{FREE}/claim", json={"actor": "agt-dev", "lease_s": 3600})
+    assert mine.status_code == 200, mine.text
+    key = mine.json()["key"]
+
+    # the upstream decided the relayed claim under its default 900 s; the relay brings it to 3600 s
+    _upstream_lease(pair, FREE, key, at_least_s=1800)
+
+    # heartbeats here (several, coalesced) move the upstream's lease end too
+    for _ in range(3):
+        beat = pair.dev.call("POST", f"/tasks/{FREE}/heartbeat", json={"actor": "agt-dev", "lease_s": 7200})
+        assert beat.status_code == 200, beat.text
+    upstream = _upstream_lease(pair, FREE, key, at_least_s=5400)
+    assert upstream["actor"] == "agt-dev"
+
+    # renewals make no event, here or upstream: only the claim was relayed and committed
+    relay = pair.wait_relay(confirmed=1)
+    assert relay["counts"]["confirmed"] == 1, relay
+    pair.fleet.wait_settled()
+    trailers = pair.fleet_repo.git("log", "--format=%(trailers:key=Statehub-Event,valueonly=true)").split()
+    assert trailers == [key]

@@ -331,6 +331,34 @@ def test_an_atomic_rename_save_with_the_same_size_and_mtime(
     api.equals_rebuild(tmp_path)
 
 
+def test_a_burst_of_saves_ends_with_the_last_one_shown(
+    api: Served, make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    """Saves faster than the watcher's gap between one repo's refreshes (canon/ADR-039): in place,
+    by atomic rename, a delete and a new file among them; what was saved last is what is served."""
+    repo = _repo(make_repo, "bu", {"workplans/a.md": "BU-WP-0001", "workplans/b.md": "BU-WP-0002"})
+    api.cli("repos", "add", str(repo.root))
+    _until(lambda: api.total("bu") == 2, "the registered repo")
+    path = repo.root / "workplans/a.md"
+    statuses = ["done", "todo", "in-progress", "blocked"]
+    for number in range(80):
+        text = _plan("BU-WP-0001", statuses[number % len(statuses)])
+        if number % 2:
+            temp = path.with_name(".a.md.tmp")
+            temp.write_text(text, encoding="utf-8")
+            temp.replace(path)
+        else:
+            path.write_text(text, encoding="utf-8")
+        if number == 40:
+            (repo.root / "workplans/b.md").unlink()
+            repo.write("workplans/c.md", _plan("BU-WP-0003"))
+        time.sleep(0.003)
+    assert statuses[79 % len(statuses)] == "blocked"
+    _until(lambda: api.task_status("BU-WP-0001-T01") == "blocked", "the last status saved")
+    _until(lambda: set(api.plans("bu")) == {"BU-WP-0001", "BU-WP-0003"}, "the delete and the new file")
+    api.equals_rebuild(tmp_path)
+
+
 def test_a_refresh_sees_an_atomic_rename_save_with_the_same_size_and_mtime(
     hub: Hub, make_repo: Callable[[str], GitRepo]
 ) -> None:

@@ -12,7 +12,7 @@ import { STATEHUB_MESSAGE, colorFor, encodeHubMessage, escapeHtml as h, readHubM
 
 const TEXT_NAME = 'manifest'
 
-export function renderEditor (root, doc, user) {
+export function renderEditor (root, doc, user, signedIn = false) {
   root.innerHTML = `
     <div class="editor-bar">
       <h1>${h(doc)}</h1>
@@ -73,7 +73,7 @@ export function renderEditor (root, doc, user) {
     const ydoc = new Y.Doc()
     const ytext = ydoc.getText(TEXT_NAME)
     const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync`
-    const provider = new WebsocketProvider(base, doc, ydoc, { params: { user }, disableBc: true })
+    const provider = new WebsocketProvider(base, doc, ydoc, { params: signedIn ? {} : { user }, disableBc: true })
     provider.messageHandlers[STATEHUB_MESSAGE] = (_encoder, decoder) => onHubMessage(readHubMessage(decoder))
     provider.awareness.setLocalStateField('user', { name: user, color, colorLight: color + '33' })
     const view = new EditorView({

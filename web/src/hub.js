@@ -6,6 +6,7 @@ export const STATEHUB_MESSAGE = 100
 
 export async function getJSON (path) {
   const answer = await fetch(path, { headers: { accept: 'application/json' } })
+  if (answer.status === 401) window.dispatchEvent(new Event('statehub:signed-out')) // session ended
   if (!answer.ok) throw new Error(`${path}: ${answer.status}`)
   return answer.json()
 }

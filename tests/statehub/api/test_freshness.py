@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from statehub.cache.freshness import FreshnessMemo
 from tests.gitfixtures import workplan_text
 
 if TYPE_CHECKING:
@@ -43,3 +44,24 @@ def test_a_change_not_yet_indexed_makes_answers_stale(
     after = loaded.get("/tasks?workplan=OPS-WP-0002").json()
     assert [t["ref"] for t in after["items"]] == ["OPS-WP-0002-T01"]
     assert after["freshness"]["stale"] is False  # the refresh made the memo ask again
+
+
+def test_refreshing_one_repo_walks_that_repo_again_and_no_other(
+    loaded: TestClient, workspace: dict[str, GitRepo]
+) -> None:  # type: ignore[type-arg]
+    """A watcher's refresh of one repo forgets that repo's freshness alone (canon/ADR-039): the
+    others keep their memo until it runs out, as they would have without the refresh."""
+    hub = loaded.app.state.hub
+    hub.freshness_memo = FreshnessMemo(ttl=3600)  # runs out only when told
+    assert loaded.get("/tasks").json()["freshness"]["stale"] is False
+    for slug, plan_id in (("ops", "OPS-WP-0002"), ("app", "APP-WP-0009")):
+        workspace[slug].write(
+            f"workplans/{plan_id}.md", workplan_text(plan_id, [{"id": "T01", "title": "N"}])
+        )
+    hub.refresh("ops")
+    answer = loaded.get("/tasks").json()["freshness"]
+    assert [r["changed_since"] for r in answer["repos"]] == [False, False]  # app: not walked again yet
+    assert answer["repos"][0]["indexed_at"] is not None
+    hub.freshness_memo.forget()
+    answer = loaded.get("/tasks").json()["freshness"]
+    assert [r["changed_since"] for r in answer["repos"]] == [False, True]  # app's change, seen once asked

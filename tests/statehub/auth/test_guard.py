@@ -178,14 +178,29 @@ def test_authorize_event_directly(secured: SecuredHub) -> None:
         authorize_event(token, "alpha", "agt-codex", now=dt.datetime.now())  # noqa: DTZ005 - naive on purpose
 
 
+PUBLIC = {
+    ("GET", "/"),  # the web UI's page: it signs in (ADR-040)
+    ("GET", "/static"),  # its code, no hub data
+    ("POST", "/auth/session"),  # sign-in takes the token in its body
+    ("DELETE", "/auth/session"),  # sign-out: the session's CSRF token, or nothing to end
+}
+"""The only routes answered without a token besides OPEN_PATHS; anything else opened by mistake fails."""
+
+
 def test_every_route_is_guarded(secured: SecuredHub) -> None:
     """Enumerate the app's routes: each one refuses a request without a token (except the probe)."""
     checked = []
+    public = set()
     for route in secured.client.app.routes:
         path = route.path.replace("{slug:str}", "alpha")
         path = re.sub(r"\{[^}]+\}", "x", path)
         for method in sorted(getattr(route, "methods", {"GET"}) - {"OPTIONS", "HEAD"}):
             if route.path in OPEN_PATHS:
+                continue
+            if (method, route.path.split("/{")[0] or "/") in PUBLIC:
+                response = secured.client.request(method, path)
+                assert response.status_code != 401, (method, route.path)
+                public.add((method, route.path.split("/{")[0] or "/"))
                 continue
             if "websocket" in type(route).__name__.lower():
                 with (
@@ -200,6 +215,8 @@ def test_every_route_is_guarded(secured: SecuredHub) -> None:
             checked.append((method, route.path))
     assert ("POST", "/repos") in checked
     assert ("GET", "/schema/openapi.json") in checked
+    assert ("GET", "/auth/session") in checked  # who am I needs a token
+    assert public == PUBLIC
 
 
 def test_an_open_route_cannot_act_for_a_token_holder(secured: SecuredHub) -> None:

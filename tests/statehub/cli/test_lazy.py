@@ -33,6 +33,11 @@ HEAVY = (
     "markdown_it",
     "httpx",
     "watchfiles",
+    # our own modules a read has no use for (a dotted name is matched whole; issue 13's 150 ms)
+    "sync.buffer",  # the write buffer: show/next name the lease bounds only (sync.lease_bounds)
+    "workplans.models",  # the model dataclasses: reads need the enums only (workplans.enums)
+    "workplans.fleet_models",
+    "difflib",  # workplans.lines' line-ending keeper, used when writing
 )
 
 READS = (
@@ -55,7 +60,8 @@ try:
     main(sys.argv[1:], prog_name="statehub")
 except SystemExit as done:
     code = done.code or 0
-heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.stdin.readline())))
+wanted = set(json.loads(sys.stdin.readline()))
+heavy = sorted({m for m in sys.modules if m in wanted} | ({m.split(".")[0] for m in sys.modules} & wanted))
 sys.stderr.write("\\nLOADED " + json.dumps([code, heavy]) + "\\n")
 """
 
