@@ -16,7 +16,7 @@ from statehub.api.crosssite import CrossSitePolicy, crosssite_middleware
 from statehub.api.deps import DEPENDENCIES
 from statehub.api.diagnostics import DiagnosticsController
 from statehub.api.errorshape import RouteTable, before_handler, exception_handlers
-from statehub.api.events import EventController
+from statehub.api.events import EventController, StreamController
 from statehub.api.fleet import FleetController
 from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
@@ -41,6 +41,7 @@ from statehub.hub import Hub
 from statehub.metrics import HubMetrics, StateCollector, http_metrics_middleware
 from statehub.servermark import mark_server
 from statehub.settings import Settings
+from statehub.stream import Broadcaster
 from statehub.watcher import RepoWatcher
 
 if TYPE_CHECKING:
@@ -78,6 +79,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         async with AsyncExitStack() as stack:
             try:
                 hub = app.state.hub = stack.enter_context(Hub(settings, metrics=metrics))
+                hub.changes.prune()  # a log left for weeks shrinks before anyone replays it
+                stream = app.state.stream = Broadcaster(
+                    hub.changes,
+                    queue=settings.stream_queue,
+                    poll_s=settings.stream_poll_s,
+                    capacity=settings.stream_subscribers,
+                    metrics=metrics,
+                )
+                await stream.start()
+                stack.push_async_callback(stream.stop)
                 if auth.required:  # browser sessions (ADR-040); an open hub has no sign-in
                     app.state.sessions = stack.enter_context(SessionStore(settings.data_dir / SESSION_FILE))
                 app.state.rooms = await stack.enter_async_context(open_rooms(hub))
@@ -121,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CanonController,
             SearchController,
             EventController,
+            StreamController,
             SweepController,
             FleetController,
             SyncController,

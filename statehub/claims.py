@@ -277,10 +277,10 @@ def _expire(tx: LeaseTransaction, hub: Hub, task: TaskItem, lease: Lease, now: f
             status,
             owner,
         )
-        tx.release(lease.ref, new_event_key(), HUB_ACTOR, now)
+        tx.release(lease.ref, new_event_key(), HUB_ACTOR, now, expired=True)
         return
     event = _release_event(task, lease, HUB_ACTOR, TaskStatus.TODO, EXPIRED_NOTE, now)
-    tx.release(lease.ref, event["key"], HUB_ACTOR, now)
+    tx.release(lease.ref, event["key"], HUB_ACTOR, now, expired=True)
     tx.insert([_submission(task, event)])
 
 

@@ -43,6 +43,7 @@ from registry import check_edit
 from statehub import gitcommit
 from statehub.atomic import FileChanged
 from statehub.cache import blob_sha, queries
+from statehub.changes import Change
 from statehub.errors import HubError
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, IndexBusy, NewCommit
 from statehub.gitrepo import HubRepo, open_work_tree
@@ -226,6 +227,11 @@ class _Refused(Exception):
         self.outcome = outcome
 
 
+def _saved(doc: str, slug: str, rel: str, commit: str, author: str) -> Change:
+    """The ``room.saved`` of a save that committed (canon/ADR-038)."""
+    return Change("room.saved", {"doc": doc, "path": rel, "commit": commit, "author": author}, repo=slug)
+
+
 def _refuse(message: str, status: int, errors: list[dict[str, object]] | None = None) -> _Refused:
     return _Refused(SaveOutcome(False, message, list(errors or []), status=status))
 
@@ -307,9 +313,10 @@ class ManifestSaver:
             finally:
                 repo.close()
         try:
-            self.hub.refresh(manifest.repo.slug)
+            self.hub.refresh(manifest.repo.slug, cause="save")
         except Exception:  # saved and committed; the watcher or the next refresh re-indexes it
             log.exception("re-indexing %s after a save failed", manifest.repo.slug)
+        self.hub.announce([_saved(request.doc, manifest.repo.slug, rel, sha, author.name)])
         return SaveOutcome(True, f"saved {rel} as commit {sha[:10]}", commit=sha, by=author.name)
 
     def _rule_refusals(self, slug: str, rel: str, committed: str | None, text: str) -> list[str]:

@@ -10,7 +10,7 @@
     ├── Forbidden        403, exit 8   a valid token that does not allow this request
     ├── PayloadTooLarge  413, exit 9   a body, file or batch over its size limit (the message names the limit)
     ├── InsufficientStorage 507, exit 10  the disk under the write buffer is full; nothing stored, retry later
-    ├── Unavailable      503, exit 12  the hub is at a limit (e.g. of browser sessions); retry later
+    ├── Unavailable      503, exit 12  the hub is at a limit (browser sessions, change streams); retry later
     └── SetupError       500, exit 3   the hub is configured so it must not start (e.g. no token key)
 
 Besides the errors' codes, one exit code says a command ran to the end and found
@@ -154,8 +154,8 @@ class InsufficientStorage(HubError):
 
 
 class Unavailable(HubError):
-    """The hub is at one of its limits (the browser sessions it holds): try again after
-    ``Retry-After`` seconds; nothing was changed."""
+    """The hub is at one of its limits (the browser sessions it holds, the change streams it
+    serves): try again after ``Retry-After`` seconds; nothing was changed."""
 
     status_code = 503
     exit_code = 12

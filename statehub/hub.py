@@ -20,6 +20,7 @@ from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
+from statehub.cache.indexed import last_indexed
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from statehub.answers import Freshness
+    from statehub.changes import Change, ChangeLog, RowSnapshot, Tracker
     from statehub.metrics import HubMetrics
     from statehub.settings import Settings
     from workplans import EventKinds
@@ -108,6 +110,8 @@ class Hub:
         """Each repo's freshness, worked out at most once a second (``forget()`` to ask again now)."""
         self.candidate_memo = CandidateMemo()
         """The claimable list's cache reads, remembered per cache generation (``cache.queries``)."""
+        self._changes: ChangeLog | None = None
+        self._changes_lock = threading.Lock()
         if reconcile or created:
             try:
                 self.reconcile(rebuild=created)
@@ -127,6 +131,56 @@ class Hub:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._changes is not None:
+            self._changes.close()
+
+    # the change log (statehub.changes, canon/ADR-038) ----------------------------------------------------
+
+    @property
+    def changes(self) -> ChangeLog:
+        """The data dir's change log, opened when first asked for (a read command never opens it)."""
+        with self._changes_lock:
+            if self._changes is None:
+                from statehub.changes import ChangeLog, changes_path
+
+                self._changes = ChangeLog(
+                    changes_path(self.settings.data_dir),
+                    keep=self.settings.stream_keep,
+                    keep_s=self.settings.stream_keep_days * 86_400,
+                )
+            return self._changes
+
+    def announce(self, changes: Sequence[Change]) -> None:
+        """Append ``changes`` to the change log (nothing when empty); call it after the change committed."""
+        if changes:
+            self.changes.append(changes)
+
+    @staticmethod
+    def snapshot(conn: Connection, repos: Iterable[str] | None) -> RowSnapshot:
+        """The rows of ``repos`` (None: all) before a change, inside the changing transaction."""
+        from statehub.changes import RowSnapshot
+
+        return RowSnapshot.take(conn, None if repos is None else set(repos))
+
+    @staticmethod
+    def tracker() -> Tracker:
+        """The indexer's ``before_change`` hook for one change (``statehub.changes.Tracker``)."""
+        from statehub.changes import Tracker
+
+        return Tracker()
+
+    def compare(
+        self, conn: Connection, before: RowSnapshot, cause: str, reports: Sequence[IndexReport]
+    ) -> list[Change]:
+        """What changed since ``before`` (inside the same transaction, after the change); only the
+        reports of the repos ``before`` holds say ``repo.indexed``."""
+        if before.repos is not None:
+            reports = [r for r in reports if r.repo in before.repos]
+        after = self.snapshot(conn, before.repos)
+        for report in reports:
+            found = last_indexed(conn, report.repo)
+            after.commits[report.repo] = found.commit if found is not None else None
+        return before.changes(after, cause, reports)
 
     def __enter__(self) -> Self:
         return self
@@ -187,11 +241,16 @@ class Hub:
             try:
                 with self.engine.begin() as conn:
                     full = not self._has_rows(conn, slug)
-                    report = index_repo(conn, slug, root, full=full, limits=self.settings.file_limits)
+                    tracker = self.tracker()
+                    report = index_repo(
+                        conn, slug, root, full=full, limits=self.settings.file_limits, before_change=tracker
+                    )
+                    changes = self.compare(conn, tracker.before, "repo-added", [report])
             except BaseException:
                 if not listed:  # not registered after all
                     self.hub_file.remove(slug)
                 raise
+            self.announce(changes)
         self.freshness_memo.forget()
         self._announce()
         return report
@@ -214,21 +273,28 @@ class Hub:
 
     def remove(self, slug: str) -> None:
         self.repo(slug)
-        with self.write_lock, self.engine.begin() as conn:
-            remove_repo_rows(conn, slug, limits=self.settings.file_limits)
-            recompute_derived(conn)
-            self.hub_file.remove(slug)
+        with self.write_lock:
+            with self.engine.begin() as conn:
+                before = self.snapshot(conn, [slug])
+                remove_repo_rows(conn, slug, limits=self.settings.file_limits)
+                recompute_derived(conn)
+                changes = self.compare(conn, before, "repo-removed", [])
+                self.hub_file.remove(slug)
+            self.announce(changes)
         self._announce()
 
     def _announce(self) -> None:
         for listener in self.on_repos_changed:
             listener()
 
-    def refresh(self, slug: str | None = None, progress: Progress | None = None) -> list[IndexReport]:
+    def refresh(
+        self, slug: str | None = None, progress: Progress | None = None, *, cause: str = "file-edit"
+    ) -> list[IndexReport]:
         """Re-index what changed on disk: one repo, or every registered repo.
 
         A repo whose work tree is missing loses its rows and gets one file error at
         path ``.`` saying so, as a rebuild would give (statehub.cache.indexer, ADR-030).
+        What changed goes to the change log with ``cause`` (``statehub.changes.CAUSES``).
         """
         targets = [self.repo(slug)] if slug else self.repos()
         reports = []
@@ -236,7 +302,18 @@ class Hub:
             for repo in targets:
                 started = time.perf_counter()
                 with self.engine.begin() as conn:
-                    reports.append(index_repo(conn, repo.slug, repo.path, limits=self.settings.file_limits))
+                    tracker = self.tracker()
+                    reports.append(
+                        index_repo(
+                            conn,
+                            repo.slug,
+                            repo.path,
+                            limits=self.settings.file_limits,
+                            before_change=tracker,
+                        )
+                    )
+                    changes = self.compare(conn, tracker.before, cause, reports[-1:])
+                self.announce(changes)
                 if self.metrics is not None:
                     self.metrics.index_seconds.labels(repo.slug).observe(time.perf_counter() - started)
                 if progress:
@@ -247,6 +324,13 @@ class Hub:
     def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files."""
         with self.write_lock, _collector_paused():
+            try:
+                with self.engine.connect() as conn:
+                    before = self.snapshot(conn, None)
+            except Exception:  # noqa: BLE001 - a cache too broken to read is rebuilt all the same
+                from statehub.changes import RowSnapshot
+
+                before = RowSnapshot(None)
             reset_cache(self.engine, indexes=False)
             reports = []
             try:
@@ -266,14 +350,16 @@ class Hub:
                             progress(repo.slug)
                     create_indexes(conn)
                     recompute_derived(conn)
+                    changes = self.compare(conn, before, "rebuild", reports)
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes
                 raise
             finally:
                 self.freshness_memo.forget()
+            self.announce(changes)
         return reports
 
-    def reconcile(self, *, rebuild: bool = False) -> None:
+    def reconcile(self, *, rebuild: bool = False, cause: str = "file-edit") -> None:
         """Make the cache hold exactly the repos hub.toml lists, each up to date with its files
         (a missing work tree noted as ``refresh`` notes it); the watcher calls it whenever the
         set of work trees or hub.toml changes."""
@@ -281,19 +367,31 @@ class Hub:
             self.rebuild()
             return
         listed = {r.slug for r in self.repos()}
-        with self.write_lock, self.engine.begin() as conn:
-            cached = set(conn.execute(select(REPOS.c.slug)).scalars())
-            scope: Scope | None = Scope()
-            for slug in cached - listed:
-                remove_repo_rows(conn, slug, limits=self.settings.file_limits)
-                scope = None  # a whole repo went away: recompute everything
-            for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
-                report = index_repo(
-                    conn, repo.slug, repo.path, derive=False, limits=self.settings.file_limits
-                )
-                if scope is not None:
-                    scope.merge(report.scope)
-            recompute_derived(conn, scope)
+        with self.write_lock:
+            with self.engine.begin() as conn:
+                cached = set(conn.execute(select(REPOS.c.slug)).scalars())
+                tracker = self.tracker()
+                scope: Scope | None = Scope()
+                for slug in cached - listed:
+                    tracker(conn, slug)
+                    remove_repo_rows(conn, slug, limits=self.settings.file_limits)
+                    scope = None  # a whole repo went away: recompute everything
+                reports = []
+                for repo in self.repos():  # a missing work tree gets its note (cache.indexer.missing_tree)
+                    report = index_repo(
+                        conn,
+                        repo.slug,
+                        repo.path,
+                        derive=False,
+                        limits=self.settings.file_limits,
+                        before_change=tracker,
+                    )
+                    reports.append(report)
+                    if scope is not None:
+                        scope.merge(report.scope)
+                recompute_derived(conn, scope)
+                changes = self.compare(conn, tracker.before, cause, reports)
+            self.announce(changes)
         self.freshness_memo.forget()
 
     @staticmethod

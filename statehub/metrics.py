@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -113,6 +113,17 @@ class HubMetrics:
             registry=self.registry,
         )
         self._http_children: dict[tuple[str, str, int], HistogramType] = {}
+        self.stream_subscribers = Gauge(
+            "statehub_stream_subscribers",
+            "Clients subscribed to GET /events/stream now.",
+            registry=self.registry,
+        )
+        self.stream_drops = Counter(
+            "statehub_stream_drops",
+            "Stream subscribers dropped because more messages waited for them than the hub keeps "
+            "(STATEHUB_STREAM_QUEUE); each got a final dropped message.",
+            registry=self.registry,
+        )
 
     def count_events(self, state: str, amount: int) -> None:
         """Add ``amount`` events that reached ``state`` (nothing when 0)."""

@@ -66,6 +66,19 @@ class Settings:
     """Origins (``https://editor.example``) besides the hub's own that may change state (ADR-022)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """The largest request body the hub reads; a bigger one is refused with 413 (ADR-022)."""
+    stream_keep: int = 100_000
+    """Messages the change log keeps at most (``STATEHUB_STREAM_KEEP``, canon/ADR-038)."""
+    stream_keep_days: float = 7.0
+    """Days the change log keeps a message at most (``STATEHUB_STREAM_KEEP_DAYS``)."""
+    stream_keepalive_s: float = 15.0
+    """Seconds of silence after which ``GET /events/stream`` sends a keepalive comment
+    (``STATEHUB_STREAM_KEEPALIVE``)."""
+    stream_queue: int = 1000
+    """Messages waiting for one subscriber at most; one more and it is dropped (``STATEHUB_STREAM_QUEUE``)."""
+    stream_subscribers: int = 1000
+    """Stream subscribers at once at most; one more is refused with 503 (``STATEHUB_STREAM_SUBSCRIBERS``)."""
+    stream_poll_s: float = 0.5
+    """Seconds between two looks for messages another process (a CLI command) appended."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of proxies whose ``X-Forwarded-Proto`` / ``-For`` the hub believes (ADR-040): a
     session cookie is ``Secure`` when the request came over TLS, to the hub or to such a proxy.
@@ -132,6 +145,7 @@ class Settings:
             token_root_key_file=Path(root_key_file).expanduser() if root_key_file else None,
             file_limits=FileLimits.from_env(env),
             **_web_settings(env),
+            **_stream_settings(env),
         )
 
     @property
@@ -208,6 +222,33 @@ def _web_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "allowed_origins": origins,
         "max_body_bytes": int(size),
         "trusted_proxies": proxies,
+    }
+
+
+def _stream_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``STATEHUB_STREAM_KEEP`` (messages, default 100000), ``STATEHUB_STREAM_KEEP_DAYS`` (default 7),
+    ``STATEHUB_STREAM_KEEPALIVE`` (seconds, default 15), ``STATEHUB_STREAM_QUEUE`` (messages a
+    subscriber may fall behind, default 1000), ``STATEHUB_STREAM_SUBSCRIBERS`` (default 1000),
+    ``STATEHUB_STREAM_POLL`` (seconds, default 0.5). canon/ADR-038."""
+
+    def number(name: str, default: str, low: float, high: float, *, whole: bool = False) -> float:
+        text = env.get(name, default)
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            kind = "a whole number" if whole else "a number"
+            raise ValueError(f"{name}={text!r}: give {kind} from {low:g} to {high:g}")
+        return value
+
+    return {
+        "stream_keep": int(number("STATEHUB_STREAM_KEEP", "100000", 100, 100_000_000, whole=True)),
+        "stream_keep_days": number("STATEHUB_STREAM_KEEP_DAYS", "7", 0.001, 3650),
+        "stream_keepalive_s": number("STATEHUB_STREAM_KEEPALIVE", "15", 0.05, 3600),
+        "stream_queue": int(number("STATEHUB_STREAM_QUEUE", "1000", 1, 1_000_000, whole=True)),
+        "stream_subscribers": int(number("STATEHUB_STREAM_SUBSCRIBERS", "1000", 1, 100_000, whole=True)),
+        "stream_poll_s": number("STATEHUB_STREAM_POLL", "0.5", 0.01, 60),
     }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,12 +45,16 @@ __all__ = [
     "EventResults",
     "EventState",
     "KeyConflict",
+    "Listener",
     "Outcome",
     "PendingGroup",
+    "Said",
     "Submission",
     "WriteBuffer",
     "Writeback",
+    "accepted",
     "insert_events",
+    "tell",
 ]
 
 
@@ -167,11 +172,49 @@ def _canonical(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A change of an event's or a claim's state, for the hub's change log (``statehub.changes``):
+    ``type`` (``event.accepted|applied|waiting|rejected``, ``claim.won|renewed|released|expired``),
+    the repo, workplan and actor it concerns, and its data (key, kind, reason, ...)."""
+
+    type: str
+    repo: str | None
+    workplan: str | None
+    actor: str | None
+    data: dict[str, Any]
+
+
+Listener = Callable[[list[Said]], None]
+"""Told, after each commit, what that commit changed (never inside the transaction)."""
+
+
+def tell(listeners: Sequence[Listener], said: list[Said]) -> None:
+    """Call each listener with ``said`` (nothing when empty)."""
+    if said:
+        for listener in listeners:
+            listener(said)
+
+
+def accepted(submission: Submission) -> Said:
+    """The ``event.accepted`` of a stored submission."""
+    event = submission.event
+    actor = event.get("actor") if isinstance(event.get("actor"), str) else None
+    data = {"key": submission.key, "kind": submission.kind, "workplan": submission.workplan}
+    data |= {"task": submission.task, "actor": actor, "reason": None}
+    return Said("event.accepted", submission.repo, submission.workplan, actor, data)
+
+
 class WriteBuffer(DurableFile):
-    """The buffer file, opened once per process; safe to share between threads."""
+    """The buffer file, opened once per process; safe to share between threads.
+
+    ``on_states`` listeners hear every event it accepts, leaves waiting with a new
+    reason, applies or rejects (:class:`Said`), after the commit that did it.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, EVENTS_FILE_STEPS, "events file")
+        self.on_states: list[Listener] = []
 
     # accepting ---------------------------------------------------------------------------------
 
@@ -183,7 +226,11 @@ class WriteBuffer(DurableFile):
         alone is not stored and its outcome is ``CONFLICT``.
         """
         with self._transaction() as db:
-            return insert_events(db, submissions, conflicts)
+            outcomes = insert_events(db, submissions, conflicts)
+        if self.on_states:
+            stored = [s for s, o in zip(submissions, outcomes, strict=False) if o == Outcome.ACCEPTED]
+            tell(self.on_states, [accepted(s) for s in stored])
+        return outcomes
 
     # reading -----------------------------------------------------------------------------------
 
@@ -313,12 +360,49 @@ class WriteBuffer(DurableFile):
     # applying ----------------------------------------------------------------------------------
 
     def wait(self, keys: Sequence[str], reason: str) -> None:
-        """Leave events pending, saying why they did not apply yet."""
+        """Leave events pending, saying why they did not apply yet (``event.waiting`` when the reason
+        is new for an event)."""
         with self._transaction() as db:
+            said = self._states(db, keys, "event.waiting", lambda _key: reason, only_new_reason=reason)
             db.executemany(
                 "UPDATE event SET reason = ? WHERE key = ? AND state = 'pending'",
                 [(reason, key) for key in keys],
             )
+        tell(self.on_states, said)
+
+    def _states(
+        self,
+        db: sqlite3.Connection,
+        keys: Sequence[str],
+        kind: str,
+        reason: Callable[[str], str | None],
+        *,
+        only_new_reason: str | None = None,
+        commits: dict[str, str | None] | None = None,
+    ) -> list[Said]:
+        """What marking the pending events ``keys`` as ``kind`` will say (nothing without listeners)."""
+        if not self.on_states or not keys:
+            return []
+        said = []
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT key, kind, repo, workplan, task, reason, event FROM event "  # noqa: S608 - only ? placeholders
+                f"WHERE state = 'pending' AND key IN ({marks}) ORDER BY seq",
+                chunk,
+            ).fetchall()
+            for key, event_kind, repo, workplan, task, old_reason, text in rows:
+                if only_new_reason is not None and old_reason == only_new_reason:
+                    continue
+                actor = json.loads(text).get("actor")
+                actor = actor if isinstance(actor, str) else None
+                data: dict[str, Any] = {"key": key, "kind": event_kind, "workplan": workplan, "task": task}
+                data |= {"actor": actor, "reason": reason(key)}
+                if commits is not None:
+                    data["commit"] = commits.get(key)
+                said.append(Said(kind, repo, workplan, actor, data))
+        return said
 
     def begin_writeback(self, writeback: Writeback) -> int:
         """Record a write-back before its files are touched; returns its id for ``finish``."""
@@ -355,6 +439,8 @@ class WriteBuffer(DurableFile):
         and close the write-backs that did it, in one transaction."""
         stamp = _now()
         with self._transaction() as db:
+            said = self._states(db, list(applied), "event.applied", lambda _key: None, commits=applied)
+            said += self._states(db, list(rejected), "event.rejected", rejected.__getitem__)
             db.executemany(
                 "UPDATE event SET state = 'applied', reason = NULL, applied_at = ?, commit_sha = ? "
                 "WHERE key = ? AND state = 'pending'",
@@ -366,6 +452,7 @@ class WriteBuffer(DurableFile):
                 [(reason, stamp, key) for key, reason in rejected.items()],
             )
             db.executemany("DELETE FROM writeback WHERE id = ?", [(i,) for i in writebacks])
+        tell(self.on_states, said)
 
 
 def insert_events(

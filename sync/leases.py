@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
-from sync.buffer import Outcome, Submission, insert_events
+from sync.buffer import Listener, Outcome, Said, Submission, accepted, insert_events, tell
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ class LeaseTransaction:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self.said: list[Said] = []
+        """What this transaction's writes change, told to the store's listeners after it commits."""
 
     def lease(self, ref: str) -> Lease | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM lease WHERE ref = ?", (ref,)).fetchone()  # noqa: S608 - constant column names
@@ -188,23 +190,51 @@ class LeaseTransaction:
         """Record ``lease`` as the task's claim (replacing its last one)."""
         marks = ", ".join("?" * len(fields(Lease)))
         self._db.execute(f"INSERT OR REPLACE INTO lease ({_COLUMNS}) VALUES ({marks})", astuple(lease))  # noqa: S608 - constant column names
+        self._say("claim.won", lease)
 
     def renew(self, ref: str, expires_at: float, lease_s: float) -> None:
         self._db.execute(
             "UPDATE lease SET expires_at = ?, lease_s = ? WHERE ref = ? AND state = 'held'",
             (expires_at, lease_s, ref),
         )
+        self._say("claim.renewed", self.lease(ref))
 
-    def release(self, ref: str, release_key: str, released_by: str, at: float) -> None:
+    def release(
+        self, ref: str, release_key: str, released_by: str, at: float, *, expired: bool = False
+    ) -> None:
+        """End the claim on ``ref``; ``expired``: the hub ends it because its lease ran out."""
+        held = self.lease(ref)
         self._db.execute(
             "UPDATE lease SET state = 'released', release_key = ?, released_by = ?, released_at = ? "
             "WHERE ref = ? AND state = 'held'",
             (release_key, released_by, at, ref),
         )
+        if held is not None and held.state == "held":
+            self._say("claim.expired" if expired else "claim.released", held, by=released_by)
 
     def insert(self, submissions: Sequence[Submission]) -> list[Outcome]:
         """Store events in this transaction (``sync.buffer.insert_events``; a changed key raises)."""
-        return insert_events(self._db, submissions)
+        outcomes = insert_events(self._db, submissions)
+        self.said += [
+            accepted(s) for s, o in zip(submissions, outcomes, strict=False) if o == Outcome.ACCEPTED
+        ]
+        return outcomes
+
+    def _say(self, kind: str, lease: Lease | None, by: str | None = None) -> None:
+        if lease is None:
+            return
+        data = {
+            "ref": lease.ref,
+            "workplan": lease.workplan,
+            "task": lease.task,
+            "actor": lease.actor,
+            "claim": lease.claim_key,
+            "expires_at": lease.expires_at,
+            "lease_s": lease.lease_s,
+        }
+        if by is not None:
+            data["by"] = by
+        self.said.append(Said(kind, lease.repo, lease.workplan, lease.actor, data))
 
 
 @dataclass(slots=True)
@@ -230,6 +260,9 @@ class LeaseStore(DurableFile):
         """Read connections not in use (:meth:`reading`): at most :data:`IDLE_READERS` are kept."""
         self._idle_lock = threading.Lock()
         self._closed = False
+        self.on_states: list[Listener] = []
+        """Told every claim won, renewed, released or expired, and every event stored with one
+        (:class:`sync.buffer.Said`), after the commit that did it."""
 
     def close(self) -> None:
         with self._idle_lock:
@@ -261,30 +294,40 @@ class LeaseStore(DurableFile):
         return work.result  # type: ignore[return-value]
 
     def _decide(self, batch: list[_Work[object]]) -> None:
+        said: list[Said] = []
         try:
             with self._transaction() as db:
                 tx = LeaseTransaction(db)
                 for work in batch:
                     db.execute("SAVEPOINT decision")
+                    told = len(tx.said)
                     try:
                         work.result = work.decide(tx)
                     except Exception as error:  # noqa: BLE001 - handed to its caller, the batch goes on
                         db.execute("ROLLBACK TO decision")
+                        del tx.said[told:]
                         work.error = error
                     db.execute("RELEASE decision")
+                said = tx.said
         except Exception as error:  # noqa: BLE001 - the commit failed: every caller of the batch hears it
+            said = []
             for work in batch:
                 work.result, work.error = None, error
         finally:
-            for work in batch:
-                work.done = True
+            try:
+                tell(self.on_states, said)
+            finally:
+                for work in batch:
+                    work.done = True
 
     @contextmanager
     def transaction(self) -> Iterator[LeaseTransaction]:
         """One ``BEGIN IMMEDIATE`` transaction of its own: every other writer of the file, in any
         process, waits until it ends; an error inside rolls back whole."""
         with self._transaction() as db:
-            yield LeaseTransaction(db)
+            tx = LeaseTransaction(db)
+            yield tx
+        tell(self.on_states, tx.said)
 
     @contextmanager
     def reading(self) -> Iterator[LeaseTransaction]:

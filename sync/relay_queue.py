@@ -30,6 +30,7 @@ from msgspec import UNSET, UnsetType
 
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
+from sync.buffer import Listener, Said, tell
 from sync.errors import DropWithoutReason, UnknownRelayKey
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class RelayQueue(DurableFile):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, EVENTS_FILE_STEPS, "events file")
+        self.on_states: list[Listener] = []
         with self._transaction() as db:
             # The first time a relay is set up, it relays what is accepted from now on.
             db.execute(
@@ -281,13 +283,26 @@ class RelayQueue(DurableFile):
     # status ------------------------------------------------------------------------------------
 
     def set_status(self, **values: object) -> None:
-        """What the relay loop last saw (reachable, paused, last error), for health and the CLI."""
+        """What the relay loop last saw (reachable, paused, last error), for health and the CLI.
+
+        ``on_states`` listeners hear a ``relay.state`` (:class:`sync.buffer.Said`) when upstream,
+        reachable, paused or last error changed."""
+        said: list[Said] = []
         with self._transaction() as db:
+            before = dict(
+                db.execute("SELECT key, value FROM relay_meta WHERE key LIKE 'status.%'").fetchall()
+            )
             db.executemany(
                 "INSERT INTO relay_meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [(f"status.{k}", json.dumps(v)) for k, v in values.items()],
             )
+            after = before | {f"status.{k}": json.dumps(v) for k, v in values.items()}
+            shown = ("upstream", "reachable", "paused", "last_error")
+            if any(before.get(f"status.{k}") != after.get(f"status.{k}") for k in shown):
+                state = {k: json.loads(after.get(f"status.{k}", "null")) for k in shown}
+                said.append(Said("relay.state", None, None, None, state))
+        tell(self.on_states, said)
 
     def status(self) -> RelayStatus:
         """Counts per state, pending (queued + sent), the oldest pending event's age, parked events."""

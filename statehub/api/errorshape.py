@@ -97,7 +97,7 @@ _MEANINGS = {
     421: "The hub does not answer to this Host name",
     422: "Well formed, but the rules refuse it",
     500: "The hub failed; its log has the details",
-    503: "The hub is at a limit (e.g. of browser sessions); try again after Retry-After seconds",
+    503: "The hub is at a limit (browser sessions, change streams); try again after Retry-After seconds",
 }
 COMMON_STATUSES = (400, 401, 403, 421, 500)
 """Statuses every operation can answer: unknown query parameters, tokens, Host checks, bugs."""
@@ -383,9 +383,10 @@ def before_handler(routes: RouteTable) -> Callable[[AnyRequest], Awaitable[Respo
                 f"{request.method} {request.url.path}; each takes one value",
                 details={"repeated": repeated},
             )
-        repo = query.get("repo")
-        if "repo" in allowed and isinstance(repo, str) and repo:
-            _known_repo(request, repo)
+        if "repo" in allowed and "repo" not in lists:
+            repo = query.get("repo")
+            if isinstance(repo, str) and repo:
+                _known_repo(request, repo)
         return None
 
     return check

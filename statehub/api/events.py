@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import json
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from statehub.answers import Page
 from statehub.api.deps import MAX_NAME, PRINTABLE, Descending, DeskDep, EventKey, Limit, NameQuery, Offset
 from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_responses
+from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
-from statehub.errors import BadRequest, NotFound
+from statehub.auth.verify import repos_in_scope
+from statehub.errors import BadRequest, Forbidden, NotFound, Unavailable
+from statehub.stream import MAX_REPOS, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
 from sync.buffer import EventRecord, EventResults, EventState
 from workplans.ids import split_task_ref
+from workplans.manifest import SLUG
 
-__all__ = ["EventController"]
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from statehub.auth.verify import VerifiedToken
+    from statehub.changes import ChangeLog
+
+__all__ = ["EventController", "StreamController"]
 
 StateFilter = Annotated[
     EventState | None, QueryParameter(name="state", description="Only events in this state.")
@@ -50,6 +62,39 @@ KindFilter = Annotated[
     ),
 ]
 
+
+StreamRepos = Annotated[
+    list[str] | None,
+    QueryParameter(
+        name="repo",
+        max_items=MAX_REPOS,
+        description=f"Only messages of these repos (repeat it, at most {MAX_REPOS}); each a repo slug.",
+    ),
+]
+StreamTypes = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=PRINTABLE,
+        max_length=1000,
+        description="Only these message types: prefixes separated by commas (task, event.applied, claim.).",
+    ),
+]
+Since = Annotated[
+    int | None,
+    QueryParameter(
+        ge=0, le=MAX_QUERY_INT, description="Replay the messages after this id (as Last-Event-ID does)."
+    ),
+]
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(
+        name="last-event-id",
+        pattern=r"^[0-9]{1,18}$",
+        max_length=18,
+        required=False,
+        description="The id of the last message the client got (what an EventSource sends to reconnect).",
+    ),
+]
 
 NO_BODY = "POST /events needs a JSON body: one event (an object) or a list of events"
 
@@ -134,3 +179,154 @@ class EventController(Controller):
         if found is None:
             raise NotFound(f"no event with key {key!r} in the write buffer")
         return found
+
+
+class StreamController(Controller):
+    """``GET /events/stream``: the hub's changes as server-sent events (canon/ADR-038)."""
+
+    path = "/events/stream"
+    tags = ["events"]
+
+    @get("/", media_type="text/event-stream", responses=error_responses(503))
+    async def stream(
+        self,
+        request: Request[Any, Any, Any],
+        repo: StreamRepos = None,
+        workplan: NameQuery = None,
+        owner: NameQuery = None,
+        types: StreamTypes = None,
+        since: Since = None,
+        last_event_id: LastEventId = None,
+    ) -> Stream:
+        """Every change as it happens, as ``text/event-stream``: ``id`` (rising, never reused),
+        ``event`` (the type) and ``data`` (JSON); docs/architecture.md "Change stream" gives each
+        type's data.
+
+        Filters (all must hold): ``repo`` (repeatable), ``workplan``, ``owner``, ``types``
+        (prefixes). ``since`` or the ``Last-Event-ID`` header replays what came after that id,
+        filtered, then goes on live; asking for messages the log no longer keeps (or never had)
+        first gets a ``reset`` message: reload, then follow. A comment line every
+        ``STATEHUB_STREAM_KEEPALIVE`` seconds of silence keeps proxies from closing it. A client
+        that falls more than ``STATEHUB_STREAM_QUEUE`` messages behind gets a final ``dropped``
+        message and the stream ends. A repo-scoped token gets only its repos' messages (and the
+        hub-wide ones that name no repo); a ``repo`` filter outside its scope is 403.
+        """
+        broadcaster: Broadcaster = request.app.state.stream
+        settings = request.app.state.hub.settings
+        wanted = _stream_repos(repo)
+        try:
+            prefixes = parse_types(types)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+        start = since
+        if start is None and last_event_id is not None:
+            if not last_event_id.isdigit() or len(last_event_id) > 18:
+                raise BadRequest("Last-Event-ID must be a message id (a whole number)")
+            start = int(last_event_id)
+        token = token_of(request)
+        allowed = None
+        if token is not None:
+            registered = [r.slug for r in request.app.state.hub.repos()]
+            allowed = await asyncio.to_thread(_scope_of, token, registered)
+            outside = sorted(slug for slug in wanted or () if not allowed(slug))
+            if outside:
+                raise Forbidden(
+                    f"the token for {token.actor} is not scoped to {', '.join(outside)}: its stream "
+                    "carries only its own repos' messages (canon/ADR-038)"
+                )
+        if broadcaster.full():
+            raise Unavailable(
+                f"the hub streams to {broadcaster.capacity} subscribers already "
+                "(STATEHUB_STREAM_SUBSCRIBERS); try again later"
+            )
+        stream_filter = StreamFilter(wanted, workplan, owner, prefixes, allowed)
+        subscriber = broadcaster.subscribe(stream_filter)
+        until = subscriber.last  # live messages are those after it; a replay ends there
+        try:
+            first = await _opening(broadcaster.changes, subscriber, start)
+        except BaseException:
+            broadcaster.unsubscribe(subscriber)
+            raise
+        return Stream(
+            _frames(broadcaster, subscriber, first, (start, until), settings.stream_keepalive_s),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+def _stream_repos(given: list[str] | None) -> frozenset[str] | None:
+    if not given:
+        return None
+    if len(given) > MAX_REPOS:
+        raise BadRequest(f"{len(given)} repo parameters; give at most {MAX_REPOS}")
+    for slug in given:
+        if len(slug) > MAX_NAME or not SLUG.fullmatch(slug):
+            raise BadRequest(f"repo {slug[:100]!r} is not a repo slug (lower-case letters, digits and . _ -)")
+    return frozenset(given)
+
+
+def _scope_of(token: VerifiedToken, registered: list[str]) -> Any:
+    """A predicate: may ``token`` read this repo's messages (its repo scope, ADR-016, ADR-038)?
+    Worked out now for the registered repos, and once for each other repo met later."""
+    known = dict.fromkeys(registered, False) | dict.fromkeys(repos_in_scope(token, registered), True)
+
+    def allowed(slug: str) -> bool:
+        if slug not in known:
+            if len(known) > 10_000:  # bounded: a repo slug a message names is one the hub indexed
+                known.clear()
+            known[slug] = bool(repos_in_scope(token, [slug]))
+        return known[slug]
+
+    return allowed
+
+
+async def _opening(changes: ChangeLog, subscriber: Subscriber, start: int | None) -> bytes | None:
+    """A ``reset`` frame when ``start`` asks for messages the log cannot give; None otherwise.
+    Live messages at or below ``start`` are skipped (the log may hold some not yet fanned out)."""
+    if start is None:
+        return None
+    pruned, newest = await asyncio.to_thread(changes.bounds)
+    if pruned <= start <= newest:
+        subscriber.floor = start
+        return None
+    why = (
+        f"messages after {start} are no longer kept (the log starts after {pruned})"
+        if start < pruned
+        else f"no message {start} was ever given here (the newest is {newest}): the log was replaced"
+    )
+    data = {
+        "reason": why + "; reload what you show, then follow this stream",
+        "oldest": pruned + 1,
+        "newest": newest,
+    }
+    return frame("reset", subscriber.last, json.dumps(data, separators=(",", ":")))
+
+
+async def _frames(
+    broadcaster: Broadcaster,
+    subscriber: Subscriber,
+    first: bytes | None,
+    span: tuple[int | None, int],
+    keepalive: float,
+) -> AsyncIterator[bytes]:
+    """The stream's bytes: a comment, the reset or the replay of ``span`` (after the first id, up to
+    the second), then live frames and keepalives until the client leaves or is dropped."""
+    start, until = span
+    try:
+        yield b": statehub change stream\n\n"
+        if first is not None:
+            yield first
+        elif start is not None:
+            async for replayed in replay(broadcaster.changes, start, until, subscriber.filter):
+                yield replayed
+        while True:
+            try:
+                sent = await asyncio.wait_for(subscriber.queue.get(), keepalive)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            yield sent
+            if subscriber.dropped and subscriber.queue.empty():
+                return
+    finally:
+        broadcaster.unsubscribe(subscriber)

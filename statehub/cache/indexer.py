@@ -22,6 +22,7 @@ the change can affect are checked again in the same transaction.
 from __future__ import annotations
 
 import stat as stat_mode
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ MISSING_TREE = "work-tree"
 
 _DEFAULT_LIMITS = FileLimits()
 
+BeforeChange = Callable[[Connection, str], None]
+"""Called with the transaction and a repo slug just before the indexer changes that repo's rows
+(once or more per repo): the change log reads the rows there (``statehub.changes.Tracker``)."""
+
 
 def index_repo(
     conn: Connection,
@@ -63,8 +68,13 @@ def index_repo(
     derive: bool = True,
     empty: bool = False,
     limits: FileLimits = _DEFAULT_LIMITS,
+    before_change: BeforeChange | None = None,
 ) -> IndexReport:
     """Bring the cache rows of one repo in line with its files, inside the caller's transaction.
+
+    ``before_change(conn, slug)`` is called before any row of a repo changes (this one, or
+    another whose claims a prefix change re-judges); a refresh that finds nothing to re-read
+    does not call it.
 
     ``full`` re-parses every file; ``empty`` says the cache holds no rows of this
     repo (a rebuild just reset it), so there is nothing to look up or delete.
@@ -79,8 +89,18 @@ def index_repo(
     old_prefixes = next((tuple(row.prefixes or ()) for row in stored if row.slug == slug), None)
     gone = missing_tree(root)
     if gone is not None:
+        if before_change is not None:
+            before_change(conn, slug)
         return _index_missing(
-            conn, report, root, gone, old_prefixes, derive=derive, empty=empty, limits=limits
+            conn,
+            report,
+            root,
+            gone,
+            old_prefixes,
+            derive=derive,
+            empty=empty,
+            limits=limits,
+            before_change=before_change,
         )
     if not empty:  # back (or never gone): no note of it missing (by repo and path: indexed)
         conn.execute(
@@ -122,6 +142,9 @@ def index_repo(
         if path not in scanned:
             pending.replaced[row.kind].append(path)
             report.removed += 1
+    changing = full or any(pending.replaced.values()) or pending.errors or (old_prefixes or ()) != prefixes
+    if before_change is not None and (changing or any(pending.rows.values())):
+        before_change(conn, slug)
     if not empty:
         report.scope = _old_scope(conn, slug, None if full else pending.replaced)
     _write(conn, slug, pending, full, empty)
@@ -129,7 +152,7 @@ def index_repo(
     report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS, ()))
     report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
     if (old_prefixes or ()) != prefixes:
-        report.scope.merge(recheck_claims(conn, slug, old_prefixes or (), prefixes, limits))
+        report.scope.merge(recheck_claims(conn, slug, old_prefixes or (), prefixes, limits, before_change))
     if derive:
         recompute_derived(conn, report.scope)
     record_indexed(conn, slug, root)
@@ -163,6 +186,7 @@ def _index_missing(
     derive: bool,
     empty: bool,
     limits: FileLimits,
+    before_change: BeforeChange | None = None,
 ) -> IndexReport:
     """A missing work tree: no rows, the repo row kept with no prefixes, one file error saying so."""
     slug = report.repo
@@ -182,7 +206,7 @@ def _index_missing(
     insert_rows(conn, FILE_ERRORS, pending.errors)
     _update_repo_row(conn, slug, root, pending, empty, ())
     if old_prefixes:
-        report.scope.merge(recheck_claims(conn, slug, old_prefixes, (), limits))
+        report.scope.merge(recheck_claims(conn, slug, old_prefixes, (), limits, before_change))
     if derive:
         recompute_derived(conn, report.scope)
     record_indexed(conn, slug, root)
@@ -204,6 +228,7 @@ def recheck_claims(
     old: tuple[str, ...],
     new: tuple[str, ...],
     limits: FileLimits = _DEFAULT_LIMITS,
+    before_change: BeforeChange | None = None,
 ) -> Scope:
     """Re-index the files of other repos whose claims ``slug``'s prefix change (``old`` -> ``new``)
     can affect: files refused for their prefix, and workplans whose id starts with a changed prefix."""
@@ -229,7 +254,12 @@ def recheck_claims(
             conn.execute(
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == repo, SOURCE_FILES.c.path.in_(chunk)))
             )
-        scope.merge(index_repo(conn, repo, Path(roots[repo]), derive=False, limits=limits).scope)
+        if before_change is not None:
+            before_change(conn, repo)
+        indexed = index_repo(
+            conn, repo, Path(roots[repo]), derive=False, limits=limits, before_change=before_change
+        )
+        scope.merge(indexed.scope)
     return scope
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,8 @@ from statehub.settings import PROFILES, Settings
 if TYPE_CHECKING:
     import uvicorn
     from litestar import Litestar
+
+    from statehub.stream import Broadcaster
 
 
 @click.command()
@@ -51,6 +53,17 @@ def run_server(app: Litestar, settings: Settings) -> None:
     import uvicorn
 
     server = uvicorn.Server(server_config(app, settings))
+    stop = server.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        """On SIGINT/SIGTERM, end the change streams first (a final ``dropped`` message each):
+        uvicorn waits for every open response before it stops, and a stream never ends by itself."""
+        stream: Broadcaster | None = app.state.get("stream")
+        if stream is not None:
+            stream.end_all("the hub is stopping; reconnect with Last-Event-ID")
+        stop(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
     quiet = _StartupFailure(app)
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(quiet)
@@ -96,6 +109,7 @@ def server_config(app: Litestar, settings: Settings) -> uvicorn.Config:
         access_log=False,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        timeout_graceful_shutdown=10,  # then open responses are cancelled (a stream a client holds)
     )
     install_redaction()
     return config

@@ -19,7 +19,7 @@ from statehub.errors import NotFound
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from sync.applier_lock import ApplierLock
-from sync.buffer import EventResult, WriteBuffer
+from sync.buffer import EventResult, Said, WriteBuffer
 from sync.leases import LeaseStore
 from sync.relay_queue import RelayQueue
 
@@ -57,6 +57,18 @@ class EventDesk:
         self.relay_queue = RelayQueue(self.buffer.path) if hub.settings.upstream else None
         """With an upstream, every event accepted from now on (here or by a CLI) is relayed."""
         self.on_accepted: list[Callable[[], None]] = []
+        self.buffer.on_states.append(self._said)
+        self.leases.on_states.append(self._said)
+        if self.relay_queue is not None:
+            self.relay_queue.on_states.append(self._said)
+
+    def _said(self, said: list[Said]) -> None:
+        """Event and claim states go to the hub's change log (``statehub.changes``, canon/ADR-038)."""
+        from statehub.changes import Change
+
+        self.hub.announce(
+            [Change(s.type, s.data, s.repo, s.workplan, (s.actor,) if s.actor else ()) for s in said]
+        )
 
     def close(self) -> None:
         if self.relay_queue is not None:
@@ -151,10 +163,24 @@ class EventDesk:
         """Re-index the repos a pass changed in one transaction, deriving cross-file facts once."""
         if not slugs:
             return
-        with self.hub.write_lock, self.hub.engine.begin() as conn:
-            for slug in slugs:
-                started = time.perf_counter()
-                index_repo(conn, slug, roots[slug], derive=False, limits=self.hub.settings.file_limits)
-                if self.hub.metrics is not None:
-                    self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
-            recompute_derived(conn)
+        with self.hub.write_lock:
+            with self.hub.engine.begin() as conn:
+                tracker = self.hub.tracker()
+                reports = []
+                for slug in slugs:
+                    started = time.perf_counter()
+                    reports.append(
+                        index_repo(
+                            conn,
+                            slug,
+                            roots[slug],
+                            derive=False,
+                            limits=self.hub.settings.file_limits,
+                            before_change=tracker,
+                        )
+                    )
+                    if self.hub.metrics is not None:
+                        self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
+                recompute_derived(conn)
+                changes = self.hub.compare(conn, tracker.before, "event", reports)
+            self.hub.announce(changes)

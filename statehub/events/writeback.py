@@ -253,7 +253,7 @@ class Applier:
             self.failing.pop(slug, None)
         if reindex:
             if result.changed:
-                self.hub.refresh(slug)
+                self.hub.refresh(slug, cause="event")
             self.settle(result)
         return result
 

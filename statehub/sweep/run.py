@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import git
 import msgspec
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from statehub.changes import Change
     from statehub.events import EventDesk
     from statehub.settings import Settings
 
@@ -159,7 +160,7 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
                     conflicts = merged.conflicts
                 if problem:
                     problems.append(problem)
-        hub.refresh(slug)
+        hub.refresh(slug, cause="sweep")
         applied = desk.apply_locked([slug])[0]
         problems.extend(reason for reason in applied.reasons if reason not in problems)
         if target is not None and problem is None:
@@ -173,7 +174,7 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
             if not outcome.pushed and push_said != "nothing to push":
                 problems.append(push_said)
                 in_step = False
-            hub.refresh(slug)
+            hub.refresh(slug, cause="sweep")
         elif problem is not None:
             in_step = False
             if target is not None and not stopped:
@@ -270,7 +271,31 @@ def sweep(
         ),
     )
     atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
+    hub.announce([_finished(r, report) for r in repos])
     return report
+
+
+def _finished(swept: RepoSweep, report: SweepReport) -> Change:
+    """The ``sweep.finished`` of one repo (one per repo, so a repo-scoped stream sees its own)."""
+    from statehub.changes import Change
+
+    def given(value: Any) -> Any:
+        return None if isinstance(value, UnsetType) else value
+
+    problems = given(swept.problems) or []
+    data = {
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "in_step": swept.in_step,
+        "pulled": given(swept.pulled),
+        "pushed": given(swept.pushed),
+        "push": given(swept.push),
+        "commits": given(swept.commits) or [],
+        "problems": problems[:50],
+        "findings": len(swept.findings),
+        "error": given(swept.error),
+    }
+    return Change("sweep.finished", data, repo=swept.repo)
 
 
 def latest_sweep(settings: Settings) -> SweepReport | None:

@@ -1,0 +1,551 @@
+"""The change log: every change the hub sees, numbered, kept in the data dir (canon/ADR-038).
+
+What ``GET /events/stream`` sends and replays. Each change is one message:
+an ``id`` (1, 2, 3, ... never reused: SQLite ``AUTOINCREMENT``, so ids keep
+rising across restarts), a ``type`` (:data:`TYPES`), the repo, workplan and
+owners it concerns (what the stream's filters look at), and JSON ``data``.
+docs/architecture.md "Change stream" gives every type's data.
+
+Where changes come from: the cache's rows are compared before and after every
+change of them, inside the same transaction (:class:`RowSnapshot`), whoever
+changed the files; the write buffer reports event states, the lease store
+claims, a save its commit, a sweep its end, the relay its state. Every process
+that changes the cache (the server, a CLI command) appends to the same file,
+after its cache transaction committed, so a message never announces what a
+query cannot see yet. The server's stream reads new rows from the file
+(:meth:`ChangeLog.after`): at once for its own appends, within
+``stream_poll_s`` for another process's.
+
+Bounded (``STATEHUB_STREAM_KEEP``, ``STATEHUB_STREAM_KEEP_DAYS``): older
+messages are pruned; ``pruned_through`` remembers the last id dropped, so a
+client asking to replay from before it learns it missed some (a ``reset``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, bindparam, or_, select, text
+
+from statehub.cache.fleet_schema import FLEET_LANES, FLEET_MACHINES, FLEET_WORKLOADS
+from statehub.cache.schema import DEPENDENCIES, REPOS
+from sync._durable import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Sequence
+    from pathlib import Path
+
+    from statehub.cache import IndexReport
+
+__all__ = [
+    "CAUSES",
+    "TYPES",
+    "Change",
+    "ChangeLog",
+    "RowSnapshot",
+    "Stored",
+    "Tracker",
+    "changes_path",
+]
+
+log = logging.getLogger(__name__)
+
+TYPES = (
+    "task.changed",
+    "workplan.changed",
+    "canon.changed",
+    "repo.indexed",
+    "event.accepted",
+    "event.applied",
+    "event.waiting",
+    "event.rejected",
+    "claim.won",
+    "claim.renewed",
+    "claim.released",
+    "claim.expired",
+    "relay.state",
+    "sweep.finished",
+    "room.saved",
+    "fleet.changed",
+)
+"""Every message type the log holds (and ``reset``, ``dropped``, which only the stream sends)."""
+
+CAUSES = ("file-edit", "event", "sweep", "rebuild", "save", "repo-added", "repo-removed")
+"""Why the cache changed (``cause`` of task, workplan, canon, fleet changes and ``repo.indexed``):
+a file changed on disk (an editor, ``git pull``; also what a refresh request finds), an event was
+written back, a sweep pulled or pushed, the cache was rebuilt, a room saved, a repo was registered
+or removed."""
+
+_STEPS = (
+    """
+    CREATE TABLE change (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        type TEXT NOT NULL,
+        repo TEXT,
+        workplan TEXT,
+        owners TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX ix_change_at ON change (at);
+    CREATE TABLE change_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    """,
+)
+
+_PRUNE_EVERY = 500
+"""Appends between two prunes (a prune is one indexed DELETE)."""
+
+
+def changes_path(data_dir: Path) -> Path:
+    """The log's file: in the data dir beside the write buffer (never the cache dir: a rebuild keeps it)."""
+    return data_dir / "changes.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One message before it is numbered: its type, what the filters look at, its data."""
+
+    type: str
+    data: dict[str, Any]
+    repo: str | None = None
+    workplan: str | None = None
+    owners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One message of the log: ``id``, ``at`` (seconds since the epoch) and its :class:`Change` fields."""
+
+    id: int
+    at: float
+    type: str
+    repo: str | None
+    workplan: str | None
+    owners: tuple[str, ...]
+    data: str
+    """The data as JSON text, ``at`` (ISO 8601 UTC) and ``repo`` included."""
+
+
+class ChangeLog:
+    """The log file, opened once per process; safe to share between threads.
+
+    ``keep`` messages at most and none older than ``keep_s`` seconds. Listeners
+    (``on_append``) are called, from the appending thread, after each commit, with the
+    messages it stored (their ids are consecutive: one transaction holds the write lock).
+    """
+
+    def __init__(self, path: Path, *, keep: int = 100_000, keep_s: float = 7 * 86_400) -> None:
+        self.path = path
+        self.keep = keep
+        self.keep_s = keep_s
+        self.on_append: list[Callable[[list[Stored]], None]] = []
+        self._lock = threading.Lock()
+        self._db = open_store(path, _STEPS, "change log", synchronous="NORMAL")
+        self._appends = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def append(self, changes: Sequence[Change]) -> None:
+        """Number and store ``changes`` in order, in one transaction; then tell the listeners.
+
+        A failure to store (a full disk) is logged and the changes are lost: the cache and the
+        files are already changed, and a subscriber that misses them reloads when it sees the
+        ids jump (docs/architecture.md "Change stream")."""
+        if not changes:
+            return
+        now = time.time()
+        stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows = [
+            (
+                now,
+                c.type,
+                c.repo,
+                c.workplan,
+                json.dumps(c.owners),
+                json.dumps({"at": stamp, "repo": c.repo, **c.data}, separators=(",", ":"), default=str),
+            )
+            for c in changes
+        ]
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT INTO change (at, type, repo, workplan, owners, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
+                    self._appends += len(rows)
+                    if self._appends >= _PRUNE_EVERY:
+                        self._appends = 0
+                        self._prune(now)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+        except Exception:
+            log.exception("storing %d change(s) in %s failed; they are not streamed", len(rows), self.path)
+            return
+        first = last - len(rows) + 1
+        stored = [
+            Stored(first + i, row[0], row[1], row[2], row[3], changes[i].owners, row[5])
+            for i, row in enumerate(rows)
+        ]
+        for listener in self.on_append:
+            listener(stored)
+
+    def _prune(self, now: float) -> None:
+        """Drop messages beyond ``keep`` or older than ``keep_s``, noting the last id dropped."""
+        newest = self._db.execute("SELECT max(id) FROM change").fetchone()[0] or 0
+        cut = self._db.execute(
+            "SELECT max(id) FROM change WHERE id <= ? OR at < ?", (newest - self.keep, now - self.keep_s)
+        ).fetchone()[0]
+        if cut is None:
+            return
+        self._db.execute("DELETE FROM change WHERE id <= ?", (cut,))
+        self._db.execute(
+            "INSERT INTO change_meta (key, value) VALUES ('pruned_through', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            (cut,),
+        )
+
+    def prune(self) -> None:
+        """Prune now (the server does it at start, so a log left for weeks shrinks before it is read)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._prune(time.time())
+            finally:
+                self._db.execute("COMMIT")
+
+    def bounds(self) -> tuple[int, int]:
+        """(the last id pruned, 0 when none; the newest id ever given, 0 when none)."""
+        with self._lock:
+            pruned = self._db.execute("SELECT value FROM change_meta WHERE key = 'pruned_through'").fetchone()
+            newest = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'change'").fetchone()
+        return (int(pruned[0]) if pruned else 0, int(newest[0]) if newest else 0)
+
+    def after(self, last: int, limit: int = 1000) -> list[Stored]:
+        """Messages with an id above ``last``, oldest first, at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, type, repo, workplan, owners, data FROM change "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                (last, limit),
+            ).fetchall()
+        return [Stored(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6]) for r in rows]
+
+
+# -- the cache's rows before and after a change -----------------------------------------------------------
+
+_TASK_FIELDS = (
+    "ref",
+    "workplan_id",
+    "title",
+    "status",
+    "owner",
+    "depends_on",
+    "ready",
+    "conflicted",
+    "cyclic",
+)
+_WORKPLAN_FIELDS = ("id", "title", "status", "owner", "task_count", "conflicted", "related")
+_CANON_FIELDS = ("id", "title", "kind", "status", "date", "supersedes", "conflicted")
+_HIDDEN = ("body", "extra")
+"""Compared but not sent (they can be large): a change of them is named in ``also``."""
+_OPEN_FIELDS = {"task": _TASK_FIELDS, "workplan": _WORKPLAN_FIELDS, "canon": _CANON_FIELDS}
+
+
+@dataclass(slots=True)
+class RowSnapshot:
+    """The task, workplan and canon rows (and file errors) of some repos at one moment.
+
+    ``repos`` None: every repo. Besides the repos' own rows it holds the tasks of other
+    repos that depend on a task of theirs (by the repos' declared prefixes): a change of
+    status can make those ready or not (ADR-004), and a subscriber must hear of it.
+    """
+
+    repos: set[str] | None
+    rows: dict[tuple[str, str, str, str], tuple[Any, ...]] = field(default_factory=dict)
+    """(table, repo, path, task id or "") -> the row's fields as stored (``_as_dict`` names them)."""
+    errors: dict[str, set[tuple[str, int | None, str, str]]] = field(default_factory=dict)
+    """repo -> file errors (path, line, message, origin)."""
+    commits: dict[str, str | None] = field(default_factory=dict)
+    fleet: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
+    """(machine | workload | lane, repo, path, name) -> the fleet registry row (``registry/fleet.toml``)."""
+
+    @classmethod
+    def take(cls, conn: Connection, repos: Collection[str] | None) -> RowSnapshot:
+        """Read the rows now, inside the caller's transaction.
+
+        Plain SQL with no result types: JSON columns stay text (compared as stored, decoded only
+        for a row that changed), bodies and ``extra`` are kept as a hash. That keeps two
+        snapshots of a repo to a few milliseconds (a Core select decoding every JSON column cost
+        about 8 ms a repo of the corpus)."""
+        snap = cls(None if repos is None else set(repos))
+        if snap.repos is not None and not snap.repos:
+            return snap
+        within = snap.repos
+        args = {"repos": sorted(within)} if within is not None else {}
+        for kind, columns in _SNAPSHOT_SQL.items():
+            for row in conn.execute(_select(kind, columns, within is not None), args):
+                snap._keep(kind, row)
+        if within is not None:
+            snap._dependents(conn, within)
+        for what, table in _FLEET_TABLES.items():
+            query = select(table)
+            if within is not None:
+                query = query.where(table.c.repo.in_(sorted(within)))
+            for fleet_row in conn.execute(query).mappings():
+                values = {k: v for k, v in fleet_row.items() if k not in ("repo", "path", "name", "position")}
+                snap.fleet[(what, fleet_row["repo"], fleet_row["path"], fleet_row["name"])] = values
+        errors = _select("file_error", "repo, path, line, message, origin", within is not None)
+        for error in conn.execute(errors, args):
+            snap.errors.setdefault(error[0], set()).add((error[1], error[2], error[3], error[4]))
+        return snap
+
+    def absorb(self, other: RowSnapshot) -> None:
+        """Add ``other``'s repos and rows; a row held already keeps its earlier values."""
+        assert self.repos is not None and other.repos is not None
+        self.repos |= other.repos
+        for key, values in other.rows.items():
+            self.rows.setdefault(key, values)
+        for repo, errors in other.errors.items():
+            self.errors.setdefault(repo, errors)
+        for fleet_key, fleet_values in other.fleet.items():
+            self.fleet.setdefault(fleet_key, fleet_values)
+
+    def _keep(self, kind: str, row: Sequence[Any]) -> None:
+        """``row``: repo, path, (task id,) the open fields, then the hidden ones (hashed here)."""
+        skip = 3 if kind == "task" else 2
+        opened = len(_OPEN_FIELDS[kind])
+        values = (*row[skip : skip + opened], *(_digest(v) for v in row[skip + opened :]))
+        self.rows[(kind, row[0], row[1], row[2] if kind == "task" else "")] = values
+
+    def _dependents(self, conn: Connection, repos: set[str]) -> None:
+        """Tasks of other repos depending on a ref under one of ``repos``' prefixes."""
+        prefixes = [
+            p
+            for row in conn.execute(select(REPOS.c.prefixes).where(REPOS.c.slug.in_(sorted(repos))))
+            for p in row[0] or ()
+        ]
+        if not prefixes:
+            return
+        # A range per prefix (``P-`` up to ``P.``, the next character), not LIKE: the index on
+        # depends_on answers a range, and LIKE (case-insensitive) would scan every edge.
+        edges = (
+            select(DEPENDENCIES.c.repo, DEPENDENCIES.c.path, DEPENDENCIES.c.task_id)
+            .where(
+                and_(
+                    DEPENDENCIES.c.repo.not_in(sorted(repos)),
+                    or_(
+                        *(
+                            and_(DEPENDENCIES.c.depends_on >= f"{p}-", DEPENDENCIES.c.depends_on < f"{p}.")
+                            for p in prefixes
+                        )
+                    ),
+                )
+            )
+            .distinct()
+        )
+        keys = conn.execute(edges).all()
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
+            where = " OR ".join(
+                f"(repo = :r{i} AND path = :p{i} AND task_id = :t{i})" for i in range(len(chunk))
+            )
+            values = {f"{n}{i}": k[j] for i, k in enumerate(chunk) for j, n in enumerate("rpt")}
+            columns = _SNAPSHOT_SQL["task"]
+            for row in conn.execute(text(f"SELECT {columns} FROM task WHERE {where}"), values):  # noqa: S608 - constant columns, bound values
+                self._keep("task", row)
+
+    def changes(self, after: RowSnapshot, cause: str, reports: Sequence[IndexReport] = ()) -> list[Change]:
+        """What changed from this snapshot to ``after``: task, workplan and canon changes in
+        (repo, path) order, then one ``repo.indexed`` per repo of ``reports`` that read, removed
+        or re-judged a file."""
+        found: list[Change] = []
+        for key in sorted(self.rows.keys() | after.rows.keys(), key=_order):
+            old, new = self.rows.get(key), after.rows.get(key)
+            if old == new:
+                continue
+            found.append(_row_change(key, _as_dict(key[0], old), _as_dict(key[0], new), cause))
+        found.extend(_fleet_changes(self.fleet, after.fleet, cause))
+        for report in reports:
+            old_errors = self.errors.get(report.repo, set())
+            new_errors = after.errors.get(report.repo, set())
+            if not (report.parsed or report.removed or old_errors != new_errors):
+                continue
+            found.append(_indexed(report, after, old_errors, new_errors, cause))
+        return found
+
+
+_FLEET_TABLES = {"machine": FLEET_MACHINES, "workload": FLEET_WORKLOADS, "lane": FLEET_LANES}
+_MAX_LISTED = 200
+"""The most entries one message lists (fleet entries, file errors); ``more`` says how many were left out."""
+
+
+class Tracker:
+    """The ``before_change`` hook of ``statehub.cache.indexer.index_repo``: reads a repo's rows the
+    first time the indexer is about to change them, so a refresh that changes nothing reads
+    nothing, and a reconcile reads only the repos it changes. ``before`` is what was read."""
+
+    def __init__(self) -> None:
+        self.before = RowSnapshot(set())
+
+    def __call__(self, conn: Connection, slug: str) -> None:
+        assert self.before.repos is not None
+        if slug not in self.before.repos:
+            self.before.absorb(RowSnapshot.take(conn, {slug}))
+
+
+def _fleet_changes(
+    old: dict[tuple[str, str, str, str], dict[str, Any]],
+    new: dict[tuple[str, str, str, str], dict[str, Any]],
+    cause: str,
+) -> list[Change]:
+    """One ``fleet.changed`` per fleet registry file whose entries changed."""
+    by_file: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        what, repo, path, name = key
+        change = "added" if before is None else "removed" if after is None else "changed"
+        names = sorted((before or {}).keys() | (after or {}).keys())
+        fields = {
+            n: {"old": (before or {}).get(n), "new": (after or {}).get(n)}
+            for n in names
+            if (before or {}).get(n) != (after or {}).get(n)
+        }
+        by_file.setdefault((repo, path), []).append(
+            {"what": what, "name": name, "change": change, "fields": fields}
+        )
+    return [
+        Change(
+            "fleet.changed",
+            {
+                "path": path,
+                "entries": entries[:_MAX_LISTED],
+                "more": max(0, len(entries) - _MAX_LISTED),
+                "cause": cause,
+            },
+            repo=repo,
+        )
+        for (repo, path), entries in by_file.items()
+    ]
+
+
+_SNAPSHOT_SQL = {
+    "task": f"repo, path, task_id, {', '.join(_TASK_FIELDS)}, extra",
+    "workplan": f"repo, path, {', '.join(_WORKPLAN_FIELDS)}, body, extra",
+    "canon": f"repo, path, {', '.join(_CANON_FIELDS)}, body, extra",
+}
+_JSON_FIELDS = frozenset({"depends_on", "related", "supersedes"})
+_FLAGS = frozenset({"ready", "conflicted", "cyclic"})
+
+
+@functools.cache
+def _select(kind: str, columns: str, scoped: bool) -> Any:
+    """The snapshot's query of one table (built once: building a text clause parses it)."""
+    sql = f"SELECT {columns} FROM {kind}"  # noqa: S608 - constant table and column names
+    if not scoped:
+        return text(sql)
+    return text(sql + " WHERE repo IN :repos").bindparams(bindparam("repos", expanding=True))
+
+
+def _as_dict(kind: str, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """A snapshot row's values by name, JSON decoded and flags as booleans (for a changed row)."""
+    if values is None:
+        return None
+    names = _OPEN_FIELDS[kind]
+    found: dict[str, Any] = {}
+    for name, value in zip(names, values, strict=False):
+        if name in _JSON_FIELDS and isinstance(value, str):
+            value = json.loads(value)
+        elif name in _FLAGS and value is not None:
+            value = bool(value)
+        found[name] = value
+    hidden = _HIDDEN if kind != "task" else ("extra",)
+    found.update(zip(hidden, values[len(names) :], strict=False))
+    return found
+
+
+def _order(key: tuple[str, str, str, str]) -> tuple[str, str, int, str]:
+    kind, repo, path, task = key
+    return (repo, path, {"workplan": 0, "task": 1, "canon": 2}[kind], task)
+
+
+def _digest(value: Any) -> int:
+    return hash(json.dumps(value, sort_keys=True, default=str)) if not isinstance(value, str) else hash(value)
+
+
+def _row_change(
+    key: tuple[str, str, str, str], old: dict[str, Any] | None, new: dict[str, Any] | None, cause: str
+) -> Change:
+    kind, repo, path, task_id = key
+    now = new if new is not None else old
+    assert now is not None
+    change = "added" if old is None else "removed" if new is None else "changed"
+    fields: dict[str, dict[str, Any]] = {}
+    also: list[str] = []
+    for name in _OPEN_FIELDS[kind]:
+        before = None if old is None else old[name]
+        after = None if new is None else new[name]
+        if before != after:
+            fields[name] = {"old": before, "new": after}
+    for name in _HIDDEN:
+        if (old or {}).get(name) != (new or {}).get(name):
+            also.append(name)
+    owners = tuple(sorted({o for o in ((old or {}).get("owner"), (new or {}).get("owner")) if o}))
+    data: dict[str, Any] = {"path": path, "change": change, "fields": fields, "also": also, "cause": cause}
+    if kind == "task":
+        workplan = now["workplan_id"]
+        data = {"ref": now["ref"], "workplan": workplan, "task": task_id, **data}
+    elif kind == "workplan":
+        workplan = now["id"]
+        data = {"workplan": workplan, **data}
+    else:
+        workplan = None
+        data = {"id": now["id"], **data}
+    return Change(f"{kind}.changed", data, repo=repo, workplan=workplan, owners=owners)
+
+
+def _indexed(
+    report: IndexReport,
+    after: RowSnapshot,
+    old_errors: set[tuple[str, int | None, str, str]],
+    new_errors: set[tuple[str, int | None, str, str]],
+    cause: str,
+) -> Change:
+    repo = report.repo
+    counts = {"workplans": 0, "tasks": 0, "canon": 0, "file_errors": len(new_errors)}
+    for kind, row_repo, _path, _task in after.rows:
+        if row_repo == repo:
+            counts[{"task": "tasks", "workplan": "workplans", "canon": "canon"}[kind]] += 1
+
+    def listed(errors: set[tuple[str, int | None, str, str]]) -> list[dict[str, Any]]:
+        return [
+            {"path": p, "line": line, "message": m, "origin": o}
+            for p, line, m, o in sorted(errors, key=lambda e: (e[0], e[1] or 0, e[2]))[:_MAX_LISTED]
+        ]
+
+    data = {
+        "commit": after.commits.get(repo),
+        "counts": counts,
+        "files": {"read": report.parsed, "removed": report.removed},
+        "new_errors": listed(new_errors - old_errors),
+        "fixed_errors": listed(old_errors - new_errors),
+        "cause": cause,
+    }
+    return Change("repo.indexed", data, repo=repo)

@@ -1,0 +1,273 @@
+"""The change stream's fan-out: one reader of the change log, a bounded queue per subscriber.
+
+``GET /events/stream`` (``statehub.api.events``) subscribes; :class:`Broadcaster`
+(one per server, started by the app's lifespan) reads new messages from the
+change log (``statehub.changes.ChangeLog.after``) in id order, encodes each
+once as an SSE frame, and offers it to every subscriber whose filter takes it
+(:class:`StreamFilter`, applied before queueing). It reads when the log says
+this process appended (at once) and every ``stream_poll_s`` seconds (what a
+CLI command appended).
+
+A subscriber's queue holds at most ``stream_queue`` frames. One more and the
+subscriber is dropped: its queue is emptied, a final ``dropped`` message is
+queued, and its stream ends after sending it (``statehub_stream_drops_total``
+counts it). So a client that cannot keep up costs the hub a bounded amount of
+memory, never holds up the others (offering never waits), and learns it must
+reconnect with ``Last-Event-ID`` (canon/ADR-038).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from statehub.changes import TYPES
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from statehub.changes import ChangeLog, Stored
+    from statehub.metrics import HubMetrics
+
+__all__ = ["MAX_REPOS", "Broadcaster", "StreamFilter", "Subscriber", "frame", "parse_types"]
+
+log = logging.getLogger(__name__)
+
+MAX_REPOS = 50
+"""The most ``repo`` parameters one subscription may give."""
+MAX_TYPES = 32
+"""The most type prefixes one ``types`` parameter may list."""
+_READ_BATCH = 1000
+
+
+def parse_types(text: str | None) -> tuple[str, ...] | None:
+    """``types=task,event.applied`` -> the prefixes; None (every type) when absent or empty.
+
+    Each prefix must start at least one type (:data:`statehub.changes.TYPES`); ValueError
+    names one that does not."""
+    if text is None or not text.strip():
+        return None
+    prefixes = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if len(prefixes) > MAX_TYPES:
+        raise ValueError(f"types lists {len(prefixes)} prefixes; give at most {MAX_TYPES}")
+    for prefix in prefixes:
+        if not any(t.startswith(prefix) for t in TYPES):
+            raise ValueError(
+                f"types: {prefix[:100]!r} starts no message type; types are {', '.join(TYPES)} "
+                "(give whole types or prefixes such as task, event, claim.)"
+            )
+    return prefixes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """Which messages a subscriber gets: every given condition holds (None: no condition).
+
+    ``repos``: the message's repo is one of them; ``workplan``: its workplan is this one;
+    ``owner``: it names this owner (a task's or workplan's owner before or after, a claim's
+    holder, an event's actor); ``types``: its type starts with one of these prefixes;
+    ``allowed``: the token's repo scope (None: every repo). A message with no repo (relay,
+    fleet, sweep) passes ``allowed`` but not a ``repos`` condition.
+    """
+
+    repos: frozenset[str] | None = None
+    workplan: str | None = None
+    owner: str | None = None
+    types: tuple[str, ...] | None = None
+    allowed: Callable[[str], bool] | None = None
+
+    def takes(self, message: Stored) -> bool:
+        if self.types is not None and not message.type.startswith(self.types):
+            return False
+        if self.repos is not None and message.repo not in self.repos:
+            return False
+        if self.workplan is not None and message.workplan != self.workplan:
+            return False
+        if self.owner is not None and self.owner not in message.owners:
+            return False
+        return self.allowed is None or message.repo is None or self.allowed(message.repo)
+
+
+def frame(kind: str, ident: int | None, data: str) -> bytes:
+    """One SSE message: ``id``, ``event`` and one ``data`` line (the JSON holds no newline)."""
+    head = f"id: {ident}\n" if ident is not None else ""
+    return f"{head}event: {kind}\ndata: {data}\n\n".encode()
+
+
+@dataclass(eq=False, slots=True)
+class Subscriber:
+    """One stream's queue of encoded frames and its filter."""
+
+    filter: StreamFilter
+    limit: int
+    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    dropped: bool = False
+    last: int = 0
+    """The id of the last message offered to it (queued or filtered out)."""
+    floor: int = 0
+    """Messages at or below this id are not queued (a replay from there sent them already)."""
+
+    def offer(self, message: Stored, encoded: bytes) -> bool:
+        """Queue ``encoded`` if the filter takes ``message``; False when that overflowed the queue."""
+        self.last = message.id
+        if self.dropped or message.id <= self.floor or not self.filter.takes(message):
+            return True
+        if self.queue.qsize() >= self.limit:
+            return False
+        self.queue.put_nowait(encoded)
+        return True
+
+    def drop(self, reason: str) -> None:
+        """Empty the queue and leave only the final ``dropped`` message in it."""
+        self.dropped = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        data = json.dumps({"reason": reason, "last_id": self.last}, separators=(",", ":"))
+        self.queue.put_nowait(frame("dropped", None, data))
+
+
+class Broadcaster:
+    """Reads the change log and fans each new message out to the subscribers (module docstring)."""
+
+    def __init__(
+        self, changes: ChangeLog, *, queue: int, poll_s: float, capacity: int, metrics: HubMetrics | None
+    ) -> None:
+        self.changes = changes
+        self.queue = queue
+        self.poll_s = poll_s
+        self.capacity = capacity
+        self.metrics = metrics
+        self.subscribers: set[Subscriber] = set()
+        self.last = changes.bounds()[1]
+        """The newest id read from the log (what a live subscription starts after)."""
+        self._wake: asyncio.Event | None = None
+        self._pending: collections.deque[list[Stored]] = collections.deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.changes.on_append.append(self.wake)
+        self._task = asyncio.create_task(self._run(), name="statehub-stream")
+
+    async def stop(self) -> None:
+        if self.wake in self.changes.on_append:
+            self.changes.on_append.remove(self.wake)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.end_all("the hub is stopping; reconnect with Last-Event-ID")
+
+    def end_all(self, reason: str) -> None:
+        """End every stream after a final ``dropped`` message saying ``reason`` (on the event loop)."""
+        for subscriber in list(self.subscribers):
+            if not subscriber.dropped:
+                subscriber.drop(reason)
+
+    def wake(self, stored: list[Stored]) -> None:
+        """Deliver what this process just appended (safe from any thread: the change log calls it
+        after each append). The messages are handed over as stored, so the log is not read again;
+        one that does not follow the last delivered id (another process appended in between) makes
+        the reader read the log first."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._arrived, stored)
+
+    def _arrived(self, stored: list[Stored]) -> None:
+        self._pending.append(stored)
+        if self._wake is not None:
+            self._wake.set()
+
+    def full(self) -> bool:
+        return len(self.subscribers) >= self.capacity
+
+    def subscribe(self, stream_filter: StreamFilter) -> Subscriber:
+        subscriber = Subscriber(stream_filter, self.queue, last=self.last)
+        self.subscribers.add(subscriber)
+        if self.metrics is not None:
+            self.metrics.stream_subscribers.set(len(self.subscribers))
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        if self.metrics is not None:
+            self.metrics.stream_subscribers.set(len(self.subscribers))
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                woken = await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+            try:
+                await self._handed_over()
+                if not woken:  # what other processes appended
+                    await self._read_log()
+            except Exception:  # a log that cannot be read now is read again at the next wake
+                log.exception("reading the change log failed")
+
+    async def _handed_over(self) -> None:
+        while self._pending:
+            batch = self._pending.popleft()
+            if batch[-1].id <= self.last:
+                continue  # read from the log already
+            if batch[0].id > self.last + 1:
+                await self._read_log(until=batch[0].id - 1)  # another process's messages come first
+            for message in batch:
+                if message.id > self.last:
+                    await self._send(message)
+
+    async def _read_log(self, until: int | None = None) -> None:
+        while True:
+            found = await asyncio.to_thread(self.changes.after, self.last, _READ_BATCH)
+            for message in found:
+                if until is not None and message.id > until:
+                    return
+                await self._send(message)
+            if len(found) < _READ_BATCH:
+                return
+
+    async def _send(self, message: Stored) -> None:
+        self.publish(message)
+        # Let the streams send between two messages: a burst (a rebuild, a checkout) of
+        # thousands must not fill the queue of a subscriber that keeps up.
+        await asyncio.sleep(0)
+
+    def publish(self, message: Stored) -> None:
+        """Offer one message (read from the log, in id order) to every subscriber."""
+        self.last = message.id
+        encoded = frame(message.type, message.id, message.data)
+        for subscriber in list(self.subscribers):
+            if not subscriber.offer(message, encoded):
+                subscriber.drop(
+                    f"more than {self.queue} messages waited for this subscriber; "
+                    "reconnect with Last-Event-ID to replay what it missed"
+                )
+                if self.metrics is not None:
+                    self.metrics.stream_drops.inc()
+
+
+async def replay(
+    changes: ChangeLog, since: int, until: int, stream_filter: StreamFilter
+) -> AsyncIterator[bytes]:
+    """The frames of the log's messages after ``since`` up to ``until`` that ``stream_filter`` takes."""
+    last = since
+    while last < until:
+        found = await asyncio.to_thread(changes.after, last, _READ_BATCH)
+        if not found:
+            return
+        for message in found:
+            if message.id > until:
+                return
+            last = message.id
+            if stream_filter.takes(message):
+                yield frame(message.type, message.id, message.data)

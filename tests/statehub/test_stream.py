@@ -1,0 +1,509 @@
+"""``GET /events/stream`` against a real hub server process, read by a real SSE client (httpx streaming).
+
+Each subscriber is a thread reading the stream and parsing its messages; a
+test waits (with a generous limit) until the messages it expects arrived,
+then checks exactly what arrived: each change once, in order, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from statehub.auth.keys import init_root_key, load_root_key
+from statehub.auth.tokens import mint
+from statehub.changes import Change, ChangeLog
+from statehub.hub import Hub
+from tests.gitfixtures import workplan_text
+from tests.hubserver import HubServer
+from tests.ysync_client import YClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
+
+WAIT = 60.0
+"""Seconds a test waits for what it expects (a loaded machine is slow; nothing here is timed)."""
+MANIFEST = '[repo]\nslug = "{slug}"\ntitle = "{title}"\nprefixes = ["{prefix}"]\n'
+
+
+@dataclass
+class Message:
+    id: int | None
+    event: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Subscriber:
+    """A thread reading one stream; ``messages`` fills as they arrive, ``ended`` once it closed."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    status: int | None = None
+    ended: threading.Event = field(default_factory=threading.Event)
+    opened: threading.Event = field(default_factory=threading.Event)
+    comments: int = 0
+    _stop: bool = False
+
+    def start(self) -> Subscriber:
+        threading.Thread(target=self._run, daemon=True).start()
+        assert self.opened.wait(WAIT), "the stream did not open"
+        return self
+
+    def _run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=self.headers, timeout=WAIT) as answer:
+                self.status = answer.status_code
+                self.opened.set()
+                fields: dict[str, str] = {}
+                for line in answer.iter_lines():
+                    if self._stop:
+                        return
+                    if line.startswith(":"):
+                        self.comments += 1
+                    elif not line:
+                        if "event" in fields:
+                            ident = int(fields["id"]) if "id" in fields else None
+                            self.messages.append(Message(ident, fields["event"], json.loads(fields["data"])))
+                        fields = {}
+                    else:
+                        name, _, value = line.partition(": ")
+                        fields[name] = value
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.opened.set()
+            self.ended.set()
+
+    def close(self) -> None:
+        self._stop = True
+
+    def wait(self, done: Callable[[list[Message]], bool], what: str) -> list[Message]:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if done(self.messages):
+                return list(self.messages)
+            time.sleep(0.02)
+        raise AssertionError(f"never got {what}; got {[(m.event, m.data) for m in self.messages]}")
+
+    def wait_for(self, event: str, **data: Any) -> Message:
+        def found(messages: list[Message]) -> bool:
+            return any(_matches(m, event, data) for m in messages)
+
+        self.wait(found, f"{event} {data}")
+        return next(m for m in self.messages if _matches(m, event, data))
+
+
+def _matches(message: Message, event: str, data: dict[str, Any]) -> bool:
+    return message.event == event and all(message.data.get(k) == v for k, v in data.items())
+
+
+def _summary(messages: list[Message]) -> list[tuple[Any, ...]]:
+    """What each message says in brief: its type, repo, what it is about, its cause or state."""
+    out: list[tuple[Any, ...]] = []
+    for m in messages:
+        d = m.data
+        about = d.get("ref") or d.get("key") or d.get("workplan") or d.get("id") or d.get("doc")
+        out.append((m.event, d.get("repo"), about, d.get("cause")))
+    return out
+
+
+def _plan(plan_id: str, status: str = "todo", owner: str = "ada", tasks: int = 1) -> str:
+    return workplan_text(
+        plan_id,
+        [
+            {"id": f"T{i:02d}", "title": f"task {i}", "status": status, "owner": owner}
+            for i in range(1, tasks + 1)
+        ],
+    )
+
+
+def _repo(make_repo: Callable[[str], GitRepo], slug: str, prefix: str) -> GitRepo:
+    repo = make_repo(slug)
+    repo.write("statehub.toml", MANIFEST.format(slug=slug, title=slug.title(), prefix=prefix))
+    repo.write(f"workplans/{prefix}-WP-0001.md", _plan(f"{prefix}-WP-0001"))
+    repo.commit("start")
+    return repo
+
+
+@pytest.fixture
+def two_repos(make_repo: Callable[[str], GitRepo], served_settings: Settings) -> tuple[GitRepo, GitRepo]:
+    demo = _repo(make_repo, "demo", "DEMO")
+    other = _repo(make_repo, "other", "OTH")
+    with Hub(served_settings) as hub:
+        hub.register(demo.root)
+        hub.register(other.root)
+    return demo, other
+
+
+def _home(settings: Settings) -> Path:
+    return settings.config_dir.parent
+
+
+@pytest.fixture
+def server(two_repos: tuple[GitRepo, GitRepo], served_settings: Settings) -> Iterator[HubServer]:
+    with HubServer(_home(served_settings), env={"STATEHUB_STREAM_KEEPALIVE": "0.5"}) as running:
+        yield running
+
+
+def _stream(server: HubServer, query: str = "", **headers: str) -> Subscriber:
+    return Subscriber(f"{server.url}/events/stream{query}", headers).start()
+
+
+def _edit(server: HubServer, repo: GitRepo, slug: str, prefix: str, **plan: Any) -> None:
+    """A hand edit: the file changes and is committed, then the hub is asked to look."""
+    repo.write(f"workplans/{prefix}-WP-0001.md", _plan(f"{prefix}-WP-0001", **plan))
+    repo.commit("hand edit")
+    assert httpx.post(f"{server.url}/repos/{slug}/refresh", timeout=WAIT).status_code == 200
+
+
+def _event(key: str, status: str = "blocked", plan: str = "DEMO-WP-0001") -> dict[str, Any]:
+    return {
+        "key": key,
+        "kind": "task.status",
+        "actor": "bob",
+        "workplan": plan,
+        "task": "T01",
+        "status": status,
+    }
+
+
+def test_a_subscriber_sees_a_hand_edit_an_events_life_a_save_and_a_rebuild_once_and_in_order(
+    server: HubServer, two_repos: tuple[GitRepo, GitRepo], served_settings: Settings
+) -> None:
+    demo, _other = two_repos
+    watcher = _stream(server)
+    assert watcher.status == 200
+
+    _edit(server, demo, "demo", "DEMO", status="in-progress")
+    watcher.wait_for("repo.indexed", repo="demo", cause="file-edit")
+
+    answer = httpx.post(f"{server.url}/events", json=_event("ev-1"), timeout=WAIT)
+    assert answer.status_code == 202, answer.text
+    watcher.wait_for("event.applied", key="ev-1")
+
+    async def save() -> None:
+        client = await YClient(f"{server.ws_url}/sync/demo/statehub.toml?user=Ada").connect()
+        await asyncio.wait_for(client.synced.wait(), WAIT)
+        client.text.insert(len(str(client.text)), 'default_branch = "main"\n')
+        deadline = time.monotonic() + WAIT
+        while not _unsaved(server) and time.monotonic() < deadline:  # the edit reached the hub's room
+            await asyncio.sleep(0.05)
+        await client.save()
+        await client.wait_for(lambda: any(m.get("type") == "save-result" for m in client.hub_messages), WAIT)
+        result = next(m for m in client.hub_messages if m.get("type") == "save-result")
+        await client.close()
+        assert result["ok"], result
+
+    asyncio.run(save())
+    saved = watcher.wait_for("room.saved", doc="demo/statehub.toml")
+
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "statehub", "rebuild"],
+        env={**_env(served_settings)},
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    watcher.wait(lambda ms: sum(m.data.get("cause") == "rebuild" for m in ms) == 2, "both repos rebuilt")
+    time.sleep(1.5)  # anything extra (a repeat) would arrive within the log's poll interval
+    got = watcher.messages
+    assert _summary(got) == [
+        ("task.changed", "demo", "DEMO-WP-0001-T01", "file-edit"),
+        ("repo.indexed", "demo", None, "file-edit"),
+        ("event.accepted", "demo", "ev-1", None),
+        ("task.changed", "demo", "DEMO-WP-0001-T01", "event"),
+        ("repo.indexed", "demo", None, "event"),
+        ("event.applied", "demo", "ev-1", None),
+        ("repo.indexed", "demo", None, "save"),
+        ("room.saved", "demo", "demo/statehub.toml", None),
+        ("repo.indexed", "demo", None, "rebuild"),
+        ("repo.indexed", "other", None, "rebuild"),
+    ]
+    ids = [m.id for m in got]
+    assert all(isinstance(i, int) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert got[0].data["fields"]["status"] == {"old": "todo", "new": "in-progress"}
+    assert got[3].data["fields"]["status"] == {"old": "in-progress", "new": "blocked"}
+    assert got[5].data["commit"] == demo.git("log", "-1", "--format=%H", "--", "workplans").strip()
+    assert saved.data["author"] == "Ada"
+    assert saved.data["commit"] == demo.git("rev-parse", "HEAD").strip()
+    assert got[8].data["counts"] == {"workplans": 1, "tasks": 1, "canon": 0, "file_errors": 0}
+    assert watcher.comments >= 2  # the opening comment and at least one keepalive (0.5 s here)
+    watcher.close()
+
+
+def _unsaved(server: HubServer) -> bool:
+    rooms = httpx.get(f"{server.url}/sync", timeout=WAIT).json()["items"]
+    return any(r["doc"] == "demo/statehub.toml" and r["unsaved"] for r in rooms)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ, STATEHUB_HOME=str(_home(settings)))
+    env.pop("STATEHUB_DATABASE_URL", None)
+    return env
+
+
+def test_filters_hold(server: HubServer, two_repos: tuple[GitRepo, GitRepo]) -> None:
+    demo, other = two_repos
+    everything = _stream(server)
+    by_repo = _stream(server, "?repo=other&types=task")
+    by_plan = _stream(server, "?workplan=DEMO-WP-0001")
+    by_owner = _stream(server, "?owner=carol")
+    by_type = _stream(server, "?types=event.applied,repo")
+    two = _stream(server, "?repo=demo&repo=other&types=task.changed")
+
+    _edit(server, demo, "demo", "DEMO", status="done")
+    _edit(server, other, "other", "OTH", status="done", owner="carol")
+    assert httpx.post(
+        f"{server.url}/events", json=_event("ev-f", "todo", "OTH-WP-0001"), timeout=WAIT
+    ).is_success
+    everything.wait_for("event.applied", key="ev-f")
+    time.sleep(1.5)
+
+    assert _summary(everything.messages) == [
+        ("task.changed", "demo", "DEMO-WP-0001-T01", "file-edit"),
+        ("repo.indexed", "demo", None, "file-edit"),
+        ("task.changed", "other", "OTH-WP-0001-T01", "file-edit"),
+        ("repo.indexed", "other", None, "file-edit"),
+        ("event.accepted", "other", "ev-f", None),
+        ("task.changed", "other", "OTH-WP-0001-T01", "event"),
+        ("repo.indexed", "other", None, "event"),
+        ("event.applied", "other", "ev-f", None),
+    ]
+    assert _summary(by_repo.messages) == [
+        ("task.changed", "other", "OTH-WP-0001-T01", "file-edit"),
+        ("task.changed", "other", "OTH-WP-0001-T01", "event"),
+    ]
+    assert [m.data["ref"] for m in by_plan.messages] == ["DEMO-WP-0001-T01"]
+    assert _summary(by_owner.messages) == [
+        ("task.changed", "other", "OTH-WP-0001-T01", "file-edit"),  # ada -> carol
+        ("task.changed", "other", "OTH-WP-0001-T01", "event"),  # carol's task
+    ]
+    assert [m.event for m in by_type.messages] == [
+        "repo.indexed",
+        "repo.indexed",
+        "repo.indexed",
+        "event.applied",
+    ]
+    assert len(two.messages) == 3
+    for subscriber in (everything, by_repo, by_plan, by_owner, by_type, two):
+        subscriber.close()
+
+
+def test_a_client_that_reconnects_with_last_event_id_gets_exactly_what_it_missed(
+    server: HubServer, two_repos: tuple[GitRepo, GitRepo]
+) -> None:
+    demo, other = two_repos
+    first = _stream(server)
+    _edit(server, demo, "demo", "DEMO", status="done")
+    seen = first.wait_for("repo.indexed", repo="demo")
+    first.close()
+    everything = _stream(server)
+
+    _edit(server, demo, "demo", "DEMO", status="blocked")
+    _edit(server, other, "other", "OTH", status="blocked")
+    everything.wait_for("repo.indexed", repo="other")
+    missed = list(everything.messages)
+
+    again = _stream(server, "", **{"Last-Event-ID": str(seen.id)})
+    again.wait(lambda ms: len(ms) >= len(missed), "the missed messages")
+    by_since = _stream(server, f"?since={seen.id}&repo=other")
+    by_since.wait(lambda ms: len(ms) >= 2, "the missed messages of other")
+    _edit(server, demo, "demo", "DEMO", status="todo")  # live after the replay
+    again.wait_for("repo.indexed", repo="demo", cause="file-edit")
+    time.sleep(1.0)
+
+    assert [(m.id, m.event) for m in again.messages[: len(missed)]] == [(m.id, m.event) for m in missed]
+    assert _summary(again.messages[len(missed) :]) == [
+        ("task.changed", "demo", "DEMO-WP-0001-T01", "file-edit"),
+        ("repo.indexed", "demo", None, "file-edit"),
+    ]
+    assert [m.id for m in by_since.messages] == [m.id for m in missed if m.data["repo"] == "other"]
+    for subscriber in (everything, again, by_since):
+        subscriber.close()
+
+
+def test_after_a_restart_ids_keep_rising_and_replay_still_works(
+    server: HubServer, two_repos: tuple[GitRepo, GitRepo]
+) -> None:
+    demo, _other = two_repos
+    before = _stream(server)
+    _edit(server, demo, "demo", "DEMO", status="done")
+    last = before.wait_for("repo.indexed", repo="demo")
+    server.restart()
+    assert before.ended.wait(WAIT)
+    assert before.messages[-1].event == "dropped"  # told the hub was stopping
+
+    after = _stream(server, f"?since={last.id}")
+    _edit(server, demo, "demo", "DEMO", status="blocked")
+    got = after.wait_for("repo.indexed", repo="demo", cause="file-edit")
+    assert got.id is not None and last.id is not None and got.id > last.id
+    assert _summary(after.messages) == [
+        ("task.changed", "demo", "DEMO-WP-0001-T01", "file-edit"),
+        ("repo.indexed", "demo", None, "file-edit"),
+    ]
+    replayed = _stream(server, "?since=0&types=task")
+    replayed.wait(lambda ms: len(ms) >= 4, "the whole log's task changes")
+    ids = [m.id for m in replayed.messages]
+    assert ids == sorted(ids)
+    assert [m.data["cause"] for m in replayed.messages] == [
+        "repo-added",
+        "repo-added",
+        "file-edit",
+        "file-edit",
+    ]
+    for subscriber in (after, replayed):
+        subscriber.close()
+
+
+def test_asking_for_more_than_the_log_keeps_first_gets_a_reset(server: HubServer) -> None:
+    beyond = _stream(server, "?since=999999")
+    reset = beyond.wait_for("reset")
+    assert "reload" in reset.data["reason"]
+    beyond.close()
+
+
+def test_the_log_prunes_to_its_bound_and_says_where_it_starts(tmp_path: Path) -> None:
+    log = ChangeLog(tmp_path / "changes.sqlite3", keep=100)
+    try:
+        for _ in range(7):
+            log.append([Change("relay.state", {"n": i}) for i in range(100)])
+        pruned, newest = log.bounds()
+        assert newest == 700
+        assert pruned >= 400  # pruned at the 500th append, down to the last 100
+        assert log.after(0, 1)[0].id == pruned + 1
+    finally:
+        log.close()
+    reopened = ChangeLog(tmp_path / "changes.sqlite3", keep=100)
+    try:
+        reopened.append([Change("relay.state", {})])
+        assert reopened.bounds()[1] == 701  # never reused, even after pruning and reopening
+    finally:
+        reopened.close()
+
+
+def _slow_reader(server: HubServer) -> socket.socket:
+    """A client that asks for the stream and then reads nothing (a tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(b"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+    return sock
+
+
+def test_a_slow_subscriber_is_dropped_without_harming_the_others(
+    make_repo: Callable[[str], GitRepo], served_settings: Settings, two_repos: tuple[GitRepo, GitRepo]
+) -> None:
+    demo, _other = two_repos
+    with HubServer(_home(served_settings), env={"STATEHUB_STREAM_QUEUE": "300"}) as server:
+        slow = _slow_reader(server)
+        fast = _stream(server, "?types=task")
+        count = 0
+        # 6,000 task messages (about 3 MB) in steps the fast subscriber keeps up with: more than
+        # the queue (300) and the loopback socket's buffers (a few MB once grown) hold for the slow one.
+        for n in range(10, 25):
+            demo.write(f"workplans/DEMO-WP-00{n}.md", _plan(f"DEMO-WP-00{n}", tasks=400))
+            demo.commit("400 more tasks")
+            assert httpx.post(f"{server.url}/repos/demo/refresh", timeout=WAIT).status_code == 200
+            count += 400
+            fast.wait(lambda ms, count=count: len(ms) >= count, f"{count} task messages")
+        metrics = httpx.get(f"{server.url}/metrics", timeout=WAIT).text
+        assert "statehub_stream_drops_total 1.0" in metrics
+        received = b""
+        slow.settimeout(WAIT)
+        while b"event: dropped" not in received:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        slow.close()
+        assert b"event: dropped" in received
+        assert b"reconnect with Last-Event-ID" in received
+        assert len(fast.messages) == count  # every one, none lost for the fast subscriber
+        assert all(m.event == "task.changed" for m in fast.messages)
+        fast.close()
+
+
+@pytest.fixture
+def secured_server(
+    two_repos: tuple[GitRepo, GitRepo], served_settings: Settings
+) -> Iterator[tuple[HubServer, Callable[..., str]]]:
+    init_root_key(served_settings.root_key_file)
+    root = load_root_key(served_settings.root_key_file)
+
+    def token(right: str = "read", repos: tuple[str, ...] = ()) -> str:
+        return mint(root, "agt-codex", right, repos).to_base64()
+
+    with HubServer(_home(served_settings), env={"STATEHUB_AUTH": "required"}) as running:
+        yield running, token
+
+
+def test_a_repo_scoped_token_sees_only_its_repos(
+    secured_server: tuple[HubServer, Callable[..., str]], two_repos: tuple[GitRepo, GitRepo]
+) -> None:
+    server, token = secured_server
+    demo, other = two_repos
+    admin = {"Authorization": f"Bearer {token('admin')}"}
+    scoped = {"Authorization": f"Bearer {token('read', ('demo',))}"}
+    assert httpx.get(f"{server.url}/events/stream", timeout=WAIT).status_code == 401
+    refused = httpx.get(f"{server.url}/events/stream?repo=other", headers=scoped, timeout=WAIT)
+    assert refused.status_code == 403
+    assert refused.json()["status_code"] == 403
+
+    everything = _stream(server, "", **admin)
+    mine = _stream(server, "", **scoped)
+    for slug, repo, prefix in (("other", other, "OTH"), ("demo", demo, "DEMO")):
+        repo.write(f"workplans/{prefix}-WP-0001.md", _plan(f"{prefix}-WP-0001", status="done"))
+        repo.commit("edit")
+        assert httpx.post(f"{server.url}/repos/{slug}/refresh", headers=admin, timeout=WAIT).is_success
+    everything.wait_for("repo.indexed", repo="demo")
+    mine.wait_for("repo.indexed", repo="demo")
+    replay = _stream(server, "?since=0", **scoped)
+    replay.wait_for("repo.indexed", repo="demo", cause="file-edit")
+    time.sleep(1.0)
+    assert {m.data["repo"] for m in everything.messages} == {"demo", "other"}
+    assert {m.data["repo"] for m in mine.messages} == {"demo"}
+    assert {m.data["repo"] for m in replay.messages} == {"demo"}
+    for subscriber in (everything, mine, replay):
+        subscriber.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "said"),
+    [
+        ("?types=task,bogus", {}, "starts no message type"),
+        ("?since=abc", {}, "since"),
+        ("?since=-1", {}, "since"),
+        ("?" + "&".join(f"repo=r{i}" for i in range(51)), {}, "repo"),
+        ("?repo=Not%20A%20Slug", {}, "not a repo slug"),
+        ("", {"Last-Event-ID": "twelve"}, "last_event_id"),
+    ],
+)
+def test_bad_parameters_answer_400_with_the_error_body(
+    server: HubServer, query: str, headers: dict[str, str], said: str
+) -> None:
+    answer = httpx.get(f"{server.url}/events/stream{query}", headers=headers, timeout=WAIT)
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert body["status_code"] == 400
+    assert said.lower() in body["error"].lower()
