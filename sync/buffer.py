@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "HUB_ACTOR",
     "BufferCounts",
     "EventRecord",
     "EventResult",
@@ -51,6 +53,11 @@ __all__ = [
     "Writeback",
     "insert_events",
 ]
+
+
+HUB_ACTOR = "statehub"
+"""The actor of what the hub does by itself to a lease: the release of a run-out lease
+(``statehub.claims``), the end of one whose ``task.claim`` the file refused."""
 
 
 class EventState(StrEnum):
@@ -352,6 +359,15 @@ class WriteBuffer(DurableFile):
                 [(reason, stamp, key) for key, reason in rejected.items()],
             )
             db.executemany("DELETE FROM writeback WHERE id = ?", [(i,) for i in writebacks])
+            # A claim the file refused (a person changed the task after it was accepted) ends its
+            # lease with it, in this transaction: the task is not held by a claim never written
+            # (canon/ADR-032). The lease names its own claim as what ended it.
+            ended_at = time.time()
+            db.executemany(
+                "UPDATE lease SET state = 'released', release_key = ?, released_by = ?, released_at = ? "
+                "WHERE claim_key = ? AND state = 'held'",
+                [(key, HUB_ACTOR, ended_at, key) for key in rejected],
+            )
 
 
 def insert_events(

@@ -60,12 +60,16 @@ def mcp(actor: str | None, print_config: bool, url: str | None) -> None:
 def config_snippet(actor: str, url: str | None) -> dict[str, Any]:
     """``{"mcpServers": {"statehub": ...}}``: a stdio server with the actor (and ``STATEHUB_HOME``
     when set), or
-    (``url``) a streamable HTTP server sending the token from ``$STATEHUB_TOKEN``."""
+    (``url``) a streamable HTTP server sending the token from ``$STATEHUB_TOKEN`` and the actor
+    in ``X-Statehub-Actor`` (what an open hub acts as; a token's own actor wins over it)."""
     if url is not None:
         server: dict[str, Any] = {
             "type": "http",
             "url": url,
-            "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}"},
+            # The token says who acts on a hub with tokens; an open hub (no tokens) acts as the
+            # X-Statehub-Actor header, else as the server's own login: agents sharing one actor
+            # would each renew the others' claims instead of being refused (ADR-034).
+            "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}", "X-Statehub-Actor": actor},
         }
     else:
         env = {"STATEHUB_ACTOR": actor}
