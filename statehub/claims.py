@@ -372,8 +372,7 @@ def _holder_lease(
     if lease is not None and refused is not None:
         outcome.refused = _Refusal(
             "not_held",
-            f"the claim of {actor} on task {task.ref} was not written to its file, so it ended: "
-            f"{refused}",
+            f"the claim of {actor} on task {task.ref} was not written to its file, so it ended: {refused}",
             {"holder": None, "claim": lease.claim_key, "refused": refused},
         )
         return None
