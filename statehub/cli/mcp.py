@@ -106,15 +106,22 @@ class LocalAccess:
 
 def _watch(hub: Hub) -> RepoWatcher | None:
     """Follow file changes while serving, unless a server on this hub home already does (it keeps
-    the shared cache fresh) or watching is off (``STATEHUB_WATCH=0``); call in the event loop."""
+    the shared cache fresh) or watching is off (``STATEHUB_WATCH=0``); call in the event loop.
+    Sets ``hub.watching``, what the answers' freshness says: this watcher alive, or that server
+    running."""
     from statehub.servermark import running_server
     from statehub.watcher import RepoWatcher
 
     server = running_server(hub.settings)
-    if not hub.settings.watch or (server is not None and server.watch):
+    if not hub.settings.watch:
+        return None
+    if server is not None and server.watch:
+        # answers say changes are followed while that server runs (as the CLI's reads say)
+        hub.watching = lambda: (mark := running_server(hub.settings)) is not None and mark.watch
         return None
     watcher = RepoWatcher(hub)
     watcher.start()
+    hub.watching = lambda: watcher.alive
     return watcher
 
 

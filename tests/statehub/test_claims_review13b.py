@@ -11,6 +11,7 @@ process.
   login, and a second agent's claim of a held task "renewed" it instead of losing.
 - ``statehub next --claim --json`` with nothing claimable printed two JSON documents; a usage
   error with ``--json`` printed none.
+- ``statehub mcp`` over stdio said ``watching: false`` in every freshness.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.gitfixtures import GitRepo, workplan_text
@@ -264,3 +265,68 @@ def test_json_commands_that_fail_print_exactly_one_envelope(home: Path, repo: Gi
         assert (usage["data"], usage["error"]["exit_code"], usage["error"]["status_code"]) == (None, 2, 400)
         assert says in usage["error"]["error"]
         assert says in failed.stderr  # the line on stderr is as without --json
+
+
+def test_a_lease_that_runs_out_while_its_claim_waits_leaves_the_task_as_it_was(
+    server: HubServer, repo: GitRepo
+) -> None:
+    """The claim waits for a person's commit, its lease runs out meanwhile: the hub's release is
+    queued behind the claim, and once the person commits both apply in order (T01 ends todo under
+    its old owner, with the note), in the person's file and nothing else of it changed."""
+    path = repo.root / PATH
+    path.write_text(path.read_text() + "- a person is typing\n")
+    won = _post(server, f"/tasks/{T01}/claim", {"actor": "agt-d", "lease_s": 1})
+    assert won.status_code == 200, won.text
+    key = won.json()["key"]
+    _wait(lambda: "uncommitted" in str(_event(server, key)["reason"]), "the claim waits for the person")
+
+    def releases() -> list[dict[str, Any]]:
+        pending = httpx.get(f"{server.url}/events?state=pending", timeout=10).json()["items"]
+        return [e for e in pending if e["kind"] == "task.release"]
+
+    _wait(lambda: bool(releases()), "the hub releases the run-out lease")
+    expired = releases()
+    assert [e["event"]["claim"] for e in expired] == [key], expired
+
+    repo.commit("person: typed")
+    _wait(lambda: _event(server, key)["state"] != "pending", "the claim is decided")
+    _wait(lambda: _event(server, expired[0]["key"])["state"] != "pending", "the release is decided")
+    assert (_event(server, key)["state"], _event(server, expired[0]["key"])["state"]) == (
+        "applied",
+        "applied",
+    )
+    text = path.read_text()
+    block = _task_block(text, "T01")
+    assert 'status = "todo"' in block and 'owner = "custodian"' in block, block
+    assert f"{T01} @statehub: lease expired" in text
+    assert "- a person is typing\n" in text
+    assert repo.git("status", "--porcelain") == ""
+
+
+def _stdio_watching(home: Path, **env: str) -> bool:
+    """What ``statehub mcp`` over stdio says of watching, in a read tool's freshness."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "statehub", "mcp", "--actor", "agt-fresh"],
+        env={"STATEHUB_HOME": str(home), "PATH": os.environ.get("PATH", ""), **env},
+    )
+    said: list[bool] = []
+
+    async def ask() -> None:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            answer = await session.call_tool("get_task", {"ref": T01})
+            assert not answer.is_error, answer.content
+            said.append(answer.structured_content["freshness"]["watching"])  # type: ignore[index]
+
+    anyio.run(ask)
+    return said[0]
+
+
+def test_stdio_mcp_says_whether_changes_are_followed(server: HubServer, home: Path) -> None:
+    """It said ``watching: false`` whether a server on the same home followed the files or it
+    watched them itself."""
+    assert _stdio_watching(home) is True  # the server watches (and this process does not)
+    server.stop()
+    assert _stdio_watching(home) is True  # no server: this process watches
+    assert _stdio_watching(home, STATEHUB_WATCH="0") is False
