@@ -187,6 +187,10 @@ def test_claim_bodies_refuse_fields_they_do_not_take(server: HubServer, repo: Gi
         assert field in answer.text
     assert httpx.get(f"{server.url}/tasks/{T02}/claim", timeout=10).json()["held"] is False
     assert repo.git("rev-parse", "HEAD") == head
+    # and the OpenAPI document says so (statehub.api.openapi.ClosedStructSchemas)
+    schemas = httpx.get(f"{server.url}/schema/openapi.json", timeout=30).json()["components"]["schemas"]
+    for body in ("ClaimBody", "HeartbeatBody", "ReleaseBody"):
+        assert schemas[body]["additionalProperties"] is False, schemas[body]
 
 
 def _config(actor: str, url: str) -> dict[str, Any]:
