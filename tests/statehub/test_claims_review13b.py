@@ -334,3 +334,20 @@ def test_stdio_mcp_says_whether_changes_are_followed(server: HubServer, home: Pa
     server.stop()
     assert _stdio_watching(home) is True  # no server: this process watches
     assert _stdio_watching(home, STATEHUB_WATCH="0") is False
+
+
+def test_a_claim_on_a_task_whose_file_cannot_be_parsed_says_so(server: HubServer, repo: GitRepo) -> None:
+    """It said only "no task ..." while the task was there in a file with a typo."""
+    path = repo.root / PATH
+    path.write_text(path.read_text().replace('title = "Coil the ropes"', 'title = "Coil the ropes'))
+    head = repo.git("rev-parse", "HEAD")
+
+    def answer() -> httpx.Response:
+        return _post(server, f"/tasks/{T02}/claim", {"actor": "agt-e"})
+
+    _wait(lambda: answer().status_code == 404, "the watcher indexes the broken file")
+    said = answer().json()["error"]
+    assert f"{PATH}:" in said and "cannot be parsed" in said and "people" in said, said
+    assert "cannot be parsed" in httpx.get(f"{server.url}/tasks/{T02}", timeout=10).json()["error"]
+    assert repo.git("rev-parse", "HEAD") == head
+    assert httpx.get(f"{server.url}/tasks/PEOPLE-WP-0002-T01", timeout=10).json()["error"].endswith("T02")
