@@ -22,7 +22,7 @@ from statehub.api.health import HealthController
 from statehub.api.inputbounds import inputbounds_middleware
 from statehub.api.mcp import mcp_endpoint, open_mcp
 from statehub.api.metrics import MetricsController
-from statehub.api.openapi import declare_security, openapi_config
+from statehub.api.openapi import ClosedStructSchemas, declare_security, openapi_config
 from statehub.api.repos import RepoController
 from statehub.api.search import SearchController
 from statehub.api.signin import SignInController
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"auth": auth}),
         lifespan=[lifespan],
         openapi_config=openapi_config(tokens=auth.verifier is not None, render_plugins=SCHEMA_VIEWERS),
+        plugins=[ClosedStructSchemas()],
     )
     routes.fill(app)
     declare_security(app)

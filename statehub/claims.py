@@ -52,7 +52,7 @@ from statehub.cache import queries
 from statehub.cache.answers import TaskItem
 from statehub.errors import BadRequest, Conflict
 from statehub.events.intake import new_event_key
-from sync.buffer import Submission
+from sync.buffer import HUB_ACTOR, Submission
 from sync.leases import DEFAULT_LEASE_S, MAX_LEASE_S, Lease, LeaseStore, LeaseTransaction
 from workplans import TaskStatus, is_task_ref, parse_event
 from workplans.events import ACTOR_RULE, RELEASE_STATUSES, format_at, is_actor
@@ -88,8 +88,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HUB_ACTOR = "statehub"
-"""The actor of the release the hub sends when a lease runs out."""
 EXPIRED_NOTE = "lease expired"
 
 
@@ -369,6 +367,15 @@ def _holder_lease(
     """``actor``'s live lease on ``task``, or None with ``outcome.refused`` saying why (a run-out
     lease is released on the way)."""
     lease = tx.lease(task.ref)
+    ended = lease is not None and lease.state != "held" and lease.actor == actor
+    refused = tx.refused(lease.claim_key) if ended and lease is not None else None
+    if lease is not None and refused is not None:
+        outcome.refused = _Refusal(
+            "not_held",
+            f"the claim of {actor} on task {task.ref} was not written to its file, so it ended: {refused}",
+            {"holder": None, "claim": lease.claim_key, "refused": refused},
+        )
+        return None
     if lease is None or lease.state != "held":
         outcome.refused = _Refusal(
             "not_held", f"task {task.ref} is not claimed: claim it first", {"holder": None}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "HUB_ACTOR",
     "BufferCounts",
     "EventRecord",
     "EventResult",
@@ -56,6 +58,11 @@ __all__ = [
     "insert_events",
     "tell",
 ]
+
+
+HUB_ACTOR = "statehub"
+"""The actor of what the hub does by itself to a lease: the release of a run-out lease
+(``statehub.claims``), the end of one whose ``task.claim`` the file refused."""
 
 
 class EventState(StrEnum):
@@ -452,6 +459,24 @@ class WriteBuffer(DurableFile):
                 [(reason, stamp, key) for key, reason in rejected.items()],
             )
             db.executemany("DELETE FROM writeback WHERE id = ?", [(i,) for i in writebacks])
+            # A claim the file refused (a person changed the task after it was accepted) ends its
+            # lease with it, in this transaction: the task is not held by a claim never written
+            # (canon/ADR-032). The lease names its own claim as what ended it.
+            ended_at = time.time()
+            for key in rejected:  # what the change stream says of each lease ended so
+                for ref, repo, workplan, task, actor, expires_at, lease_s in db.execute(
+                    "SELECT ref, repo, workplan, task, actor, expires_at, lease_s FROM lease "
+                    "WHERE claim_key = ? AND state = 'held'",
+                    (key,),
+                ):
+                    data = {"ref": ref, "workplan": workplan, "task": task, "actor": actor, "claim": key}
+                    data |= {"expires_at": expires_at, "lease_s": lease_s, "by": HUB_ACTOR}
+                    said.append(Said("claim.released", repo, workplan, actor, data))
+            db.executemany(
+                "UPDATE lease SET state = 'released', release_key = ?, released_by = ?, released_at = ? "
+                "WHERE claim_key = ? AND state = 'held'",
+                [(key, HUB_ACTOR, ended_at, key) for key in rejected],
+            )
         tell(self.on_states, said)
 
 

@@ -179,6 +179,13 @@ class LeaseTransaction:
         row = self._db.execute(f"SELECT group_concat(ref, char(31)) FROM ({query})", args).fetchone()  # noqa: S608 - constant SQL
         return set(row[0].split("\x1f")) if row is not None and row[0] else set()
 
+    def refused(self, claim_key: str) -> str | None:
+        """Why the file refused the ``task.claim`` event ``claim_key`` (rejected), or None."""
+        row = self._db.execute(
+            "SELECT reason FROM event WHERE key = ? AND state = 'rejected'", (claim_key,)
+        ).fetchone()
+        return str(row[0] or "rejected") if row is not None else None
+
     def contested(self, claim_key: str) -> str | None:
         """Why the upstream refused the relayed claim ``claim_key`` (it parked it), or None."""
         row = self._db.execute(

@@ -248,9 +248,30 @@ def _set_task_fields(parts: _Parts, workplan: str, task_id: str, ref: str, value
     _store(parts, doc, {**data, "tasks": tasks})
 
 
+def _task_now(parts: _Parts, workplan: str, task_id: str, ref: str) -> tuple[str, Any]:
+    """(status, owner) of the task as the file has it now; NoLongerApplies when it is gone."""
+    task = _task_data(_data(parts, workplan), task_id)
+    if task is None:
+        raise NoLongerApplies(f"task {ref} is no longer in the workplan (removed or renamed)")
+    return str(task.get("status", "todo")), task.get("owner")
+
+
 def apply_task_claim(text: str, event: TaskClaimEvent) -> str:
-    """owner := the claiming actor, status := in-progress (ADR-032)."""
+    """owner := the claiming actor, status := in-progress (ADR-032).
+
+    Only over a task the file still has ``todo`` (or already in progress under the claimer: a
+    re-application). A claim accepted while the file said todo can wait (a person's uncommitted
+    change); when the person's commit marked the task done or gave it to someone meanwhile, the
+    claim raises NoLongerApplies and the person's edit stands (canon/ADR-032).
+    """
     parts = _split(text)
+    status, owner = _task_now(parts, event.workplan, event.task, event.ref)
+    if status != "todo" and (status, owner) != ("in-progress", event.actor):
+        held = f" by {owner}" if owner else ""
+        raise NoLongerApplies(
+            f"task {event.ref} is {status}{held} in the file now, not todo: it changed after the "
+            "claim was accepted, and the claim does not undo that"
+        )
     values = {"owner": event.actor, "status": "in-progress"}
     _set_task_fields(parts, event.workplan, event.task, event.ref, values)
     return parts.join()
@@ -258,10 +279,17 @@ def apply_task_claim(text: str, event: TaskClaimEvent) -> str:
 
 def apply_task_release(text: str, event: TaskReleaseEvent) -> str:
     """The status given, the owner from before the claim (removed when it had none), the note to
-    Progress (ADR-032)."""
+    Progress (ADR-032).
+
+    Status and owner change only while the file says ``in-progress`` (what the claim made it):
+    a task a person marked done, blocked or todo meanwhile keeps what they wrote, and the release
+    adds only its note (canon/ADR-032).
+    """
     parts = _split(text)
-    values = {"owner": event.owner, "status": event.status.value}
-    _set_task_fields(parts, event.workplan, event.task, event.ref, values)
+    status, _ = _task_now(parts, event.workplan, event.task, event.ref)
+    if status == "in-progress":
+        values = {"owner": event.owner, "status": event.status.value}
+        _set_task_fields(parts, event.workplan, event.task, event.ref, values)
     if event.note:
         _with_progress(parts, event, event.ref, event.note)
     return parts.join()

@@ -45,21 +45,23 @@ Note = Annotated[
 ]
 
 
-class ClaimBody(msgspec.Struct, frozen=True):
-    """``POST /tasks/{ref}/claim``' body."""
+class ClaimBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /tasks/{ref}/claim``' body. A field it does not take is 400, not ignored (a
+    mistyped ``lease`` or ``notes`` would otherwise be dropped without a word), as in ``POST
+    /events`` and the MCP tools."""
 
     actor: Actor
     lease_s: LeaseSeconds = claims.DEFAULT_LEASE_S
 
 
-class HeartbeatBody(msgspec.Struct, frozen=True):
+class HeartbeatBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``POST /tasks/{ref}/heartbeat``' body; ``lease_s`` left out: the lease's own length."""
 
     actor: Actor
     lease_s: LeaseSeconds | None = None
 
 
-class ReleaseBody(msgspec.Struct, frozen=True):
+class ReleaseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``POST /tasks/{ref}/release``' body: the status the task gets (todo | done | blocked) and an
     optional note for ``## Progress``."""
 

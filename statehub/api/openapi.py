@@ -10,6 +10,11 @@ Two things it cannot say by itself:
   document declares a ``bearer`` security scheme and names it on those
   operations, so a client (and schemathesis' ``ignored_auth`` check) knows an
   answer without a token is 401. An open hub declares none.
+- **Closed bodies.** A body Struct declared ``forbid_unknown_fields`` answers 400
+  to a field it does not take; Litestar's schema of a Struct leaves
+  ``additionalProperties`` out (any field allowed), so :class:`ClosedStructSchemas`
+  says ``additionalProperties: false`` for those (a client, and schemathesis,
+  then know an unknown field is refused).
 - **Unknown pages under /schema.** Litestar serves ``/schema/{path}`` it has no
   page for with an HTML 404 page of its own; the hub answers the one JSON error
   shape instead (:func:`is_schema_404_page`, used by ``before_handler``).
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.routes import HTTPRoute
@@ -28,12 +35,16 @@ from statehub.auth.guard import OPEN, OPEN_PATHS, RIGHT_OPT
 
 if TYPE_CHECKING:
     from litestar import Litestar
+    from litestar._openapi.schema_generation import SchemaCreator
     from litestar.handlers import BaseRouteHandler
     from litestar.openapi.plugins import OpenAPIRenderPlugin
+    from litestar.openapi.spec import Schema
+    from litestar.typing import FieldDefinition
 
 __all__ = [
     "BEARER",
     "SCHEMA_PATH",
+    "ClosedStructSchemas",
     "declare_security",
     "is_schema_404_page",
     "openapi_config",
@@ -108,3 +119,20 @@ def schema_404_sentence(path: str) -> str:
         f"no page {path}; {SCHEMA_PATH} is the API's page, {SCHEMA_PATH}/openapi.json and "
         f"{SCHEMA_PATH}/openapi.yaml its document"
     )
+
+
+class ClosedStructSchemas(StructSchemaPlugin):
+    """The schema of a Struct declared ``forbid_unknown_fields``: Litestar's, with
+    ``additionalProperties: false`` (give it in ``Litestar(plugins=...)``: the app's plugins are
+    asked before Litestar's own)."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        if not super().is_plugin_supported_field(field_definition):
+            return False
+        info = msgspec.inspect.type_info(field_definition.type_)
+        return isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema

@@ -55,7 +55,7 @@ from statehub.cache.prepared import (
 )
 from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, REPOS, TASKS, WORKPLANS
 from statehub.errors import Conflict, NotFound, unknown_repo
-from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus
+from workplans import CanonKind, CanonStatus, TaskStatus, WorkplanStatus, split_task_ref
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
@@ -426,10 +426,34 @@ def get_task(conn: Connection, ref: str) -> TaskItem:
     """One task by reference; NotFound, or Conflict when its workplan id is claimed twice."""
     rows = fetch_all(conn, _TASK_BY_REF, {"ref": ref})
     if not rows:
-        raise NotFound(f"no task {ref!r}; a task reference looks like CUST-WP-0054-T02")
+        raise NotFound(f"no task {ref!r}; a task reference looks like CUST-WP-0054-T02{_unparsed(conn, ref)}")
     if len(rows) > 1 or rows[0][-1]:
         raise Conflict(f"task {ref} belongs to a workplan id claimed by more than one file")
     return _TASK_ITEM.read(rows[0])
+
+
+def _unparsed(conn: Connection, ref: str) -> str:
+    """For a NotFound task: ``; its workplan's file ... cannot be parsed: ...`` when a file named
+    after the reference's workplan id has a parse error (its tasks are not indexed until it is
+    fixed), else ''. Files are named by their id by convention (docs/format.md), so this is a hint."""
+    parts = split_task_ref(ref)
+    if parts is None:
+        return ""
+    found = conn.execute(
+        select(FILE_ERRORS.c.repo, FILE_ERRORS.c.path, FILE_ERRORS.c.line, FILE_ERRORS.c.message)
+        .where(
+            FILE_ERRORS.c.origin == "parse", FILE_ERRORS.c.path.endswith(f"/{parts[0]}.md", autoescape=True)
+        )
+        .order_by(FILE_ERRORS.c.repo, FILE_ERRORS.c.path, FILE_ERRORS.c.line)
+        .limit(1)
+    ).first()
+    if found is None:
+        return ""
+    where = f"{found.path}:{found.line}" if found.line is not None else found.path
+    return (
+        f"; its workplan's file {where} in repo {found.repo} cannot be parsed ({found.message[:300]}), "
+        "so its tasks are not served until it is fixed"
+    )
 
 
 def task_states(conn: Connection, refs: Iterable[str]) -> dict[str, tuple[str, str | None]]:

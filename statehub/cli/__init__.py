@@ -111,6 +111,20 @@ class LazyGroup(click.Group):
             self.add_command(load_command(self.lazy[cmd_name][0]), cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the subcommand; a usage error (a bad option value, a missing argument) of one given
+        ``--json`` also prints the error envelope on stdout (exit 2, as without ``--json``)."""
+        given = [*ctx._protected_args, *ctx.args]  # super().invoke empties both
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            if "--json" in given:
+                from statehub.cli._output import command_name, print_json_error
+
+                command = command_name(error.ctx or ctx)
+                print_json_error(error.format_message(), 400, error.exit_code, None, command)
+            raise
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows: list[tuple[str, str]] = []
         limit = formatter.width - 6 - max((len(name) for name in self.list_commands(ctx)), default=0)

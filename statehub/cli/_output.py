@@ -32,6 +32,7 @@ __all__ = [
     "JSON_SCHEMA_VERSION",
     "Envelope",
     "clean",
+    "command_name",
     "console",
     "err_console",
     "print_json",
@@ -75,12 +76,19 @@ class ErrorEnvelope(msgspec.Struct, frozen=True):
     error: dict[str, Any]
 
 
-def print_json_error(message: str, status_code: int, exit_code: int, details: dict[str, Any] | None) -> None:
-    """The :class:`ErrorEnvelope` on stdout, so an agent reading stdout learns why (docs: JSON output)."""
+def print_json_error(
+    message: str,
+    status_code: int,
+    exit_code: int,
+    details: dict[str, Any] | None,
+    command: str | None = None,
+) -> None:
+    """The :class:`ErrorEnvelope` on stdout, so an agent reading stdout learns why (docs: JSON output);
+    ``command``: its name when no command's context is current (a usage error)."""
     error: dict[str, Any] = {"error": message, "status_code": status_code, "exit_code": exit_code}
     if details:
         error["details"] = details
-    envelope = ErrorEnvelope(JSON_SCHEMA_VERSION, _command_name(), None, None, error)
+    envelope = ErrorEnvelope(JSON_SCHEMA_VERSION, command or _command_name(), None, None, error)
     sys.stdout.write(json.dumps(msgspec.to_builtins(envelope), indent=2, default=str) + "\n")
 
 
@@ -127,11 +135,17 @@ def say(*parts: Part, file: Console | None = None) -> None:
     (file or console()).print(line, soft_wrap=True)
 
 
-def _command_name() -> str:
-    ctx = click.get_current_context(silent=True)
+def command_name(ctx: click.Context | None) -> str:
+    """``statehub`` and the subcommand path of ``ctx``, however the program was started
+    (``statehub``, ``python -m statehub``)."""
     if ctx is None:
         return "statehub"
-    return " ".join(["statehub", *ctx.command_path.split()[1:]])
+    root = ctx.find_root().command_path
+    return " ".join(["statehub", *ctx.command_path[len(root) :].split()])
+
+
+def _command_name() -> str:
+    return command_name(click.get_current_context(silent=True))
 
 
 def print_json(value: Any, freshness: Freshness | None = None) -> None:

@@ -60,12 +60,16 @@ def mcp(actor: str | None, print_config: bool, url: str | None) -> None:
 def config_snippet(actor: str, url: str | None) -> dict[str, Any]:
     """``{"mcpServers": {"statehub": ...}}``: a stdio server with the actor (and ``STATEHUB_HOME``
     when set), or
-    (``url``) a streamable HTTP server sending the token from ``$STATEHUB_TOKEN``."""
+    (``url``) a streamable HTTP server sending the token from ``$STATEHUB_TOKEN`` and the actor
+    in ``X-Statehub-Actor`` (what an open hub acts as; a token's own actor wins over it)."""
     if url is not None:
         server: dict[str, Any] = {
             "type": "http",
             "url": url,
-            "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}"},
+            # The token says who acts on a hub with tokens; an open hub (no tokens) acts as the
+            # X-Statehub-Actor header, else as the server's own login: agents sharing one actor
+            # would each renew the others' claims instead of being refused (ADR-034).
+            "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}", "X-Statehub-Actor": actor},
         }
     else:
         env = {"STATEHUB_ACTOR": actor}
@@ -102,15 +106,22 @@ class LocalAccess:
 
 def _watch(hub: Hub) -> RepoWatcher | None:
     """Follow file changes while serving, unless a server on this hub home already does (it keeps
-    the shared cache fresh) or watching is off (``STATEHUB_WATCH=0``); call in the event loop."""
+    the shared cache fresh) or watching is off (``STATEHUB_WATCH=0``); call in the event loop.
+    Sets ``hub.watching``, what the answers' freshness says: this watcher alive, or that server
+    running."""
     from statehub.servermark import running_server
     from statehub.watcher import RepoWatcher
 
     server = running_server(hub.settings)
-    if not hub.settings.watch or (server is not None and server.watch):
+    if not hub.settings.watch:
+        return None
+    if server is not None and server.watch:
+        # answers say changes are followed while that server runs (as the CLI's reads say)
+        hub.watching = lambda: (mark := running_server(hub.settings)) is not None and mark.watch
         return None
     watcher = RepoWatcher(hub)
     watcher.start()
+    hub.watching = lambda: watcher.alive
     return watcher
 
 

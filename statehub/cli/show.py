@@ -258,16 +258,22 @@ def next_(repo: str | None, take: bool, lease_s: int, actor: str | None, as_json
     who = actor or default_actor()
     if take:
         claimed, fresh = claim_next(who, repo, lease_s)
+        if claimed.task is None or claimed.claim is None:
+            # one envelope on stdout with --json: the error's (handle_errors prints it)
+            raise Conflict(
+                f"nothing claimed for {who}: {claimed.reason}",
+                details={
+                    "reason": claimed.reason,
+                    "candidates": claimed.candidates,
+                    "passed_over": claimed.passed_over,
+                },
+            )
         if as_json:
             print_json(claimed, fresh)
-        elif claimed.task is not None and claimed.claim is not None:
-            print_table("Next", ["ref", "status", "owner", "ready", "title"], [_task_row(claimed.task)])
-            _line(f"claimed as {who} until {claimed.claim.lease_expires_at} (claim {claimed.claim.key})")
-            _line(claimed.reason)
-        if claimed.claim is None:
-            raise Conflict(
-                f"nothing claimed for {who}: {claimed.reason}", details={"passed_over": claimed.passed_over}
-            )
+            return
+        print_table("Next", ["ref", "status", "owner", "ready", "title"], [_task_row(claimed.task)])
+        _line(f"claimed as {who} until {claimed.claim.lease_expires_at} (claim {claimed.claim.key})")
+        _line(claimed.reason)
         return
     with open_reader() as reading:
         reading.require_repo(repo)

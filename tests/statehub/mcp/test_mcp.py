@@ -353,11 +353,11 @@ def test_config_prints_the_client_snippet(home: Path) -> None:
     server = json.loads(result.output)["mcpServers"]["statehub"]
     assert (server["type"], server["args"]) == ("stdio", ["mcp"])
     assert server["env"] == {"STATEHUB_ACTOR": "agt-x", "STATEHUB_HOME": str(home.resolve())}
-    result = runner.invoke(main, ["mcp", "--config", "--url", "https://hub.example/mcp"])
+    result = runner.invoke(main, ["mcp", "--config", "--url", "https://hub.example/mcp", "--actor", "agt-y"])
     assert json.loads(result.output)["mcpServers"]["statehub"] == {
         "type": "http",
         "url": "https://hub.example/mcp",
-        "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}"},
+        "headers": {"Authorization": "Bearer ${STATEHUB_TOKEN}", "X-Statehub-Actor": "agt-y"},
     }
     assert runner.invoke(main, ["mcp", "--url", "https://hub.example/mcp"]).exit_code == 2
 
