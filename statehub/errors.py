@@ -73,6 +73,7 @@ __all__ = [
     "Unavailable",
     "Unprocessable",
     "as_hub_error",
+    "error_for_status",
     "invalid_choice",
     "parse_choice",
     "unknown_repo",
@@ -220,30 +221,43 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
 }
 """Library error -> hub error; the most specific class in the error's MRO wins."""
 
-_ROOM_STATUS: dict[int, type[HubError]] = {
-    400: BadRequest,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: Unprocessable,
+_BY_STATUS: dict[int, type[HubError]] = {
+    kind.status_code: kind
+    for kind in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Unprocessable,
+        Unavailable,
+        InsufficientStorage,
+    )
 }
-"""A room's refusal (``sync.errors.RoomError``) carries its HTTP-like ``status``: the hub error of
-that status (BadRequest for any other)."""
+"""Each HTTP error status the hub answers, and its hub error."""
+
+
+def error_for_status(status: int, message: str, default: type[HubError] = HubError) -> HubError:
+    """The hub error a remote hub's ``status`` answer stands for (``default`` for another status),
+    with ``message``: how a client command (``statehub watch``) or a room refusal (``RoomError.status``)
+    becomes one line and its exit code."""
+    return _BY_STATUS.get(status, default)(message)
 
 
 def as_hub_error(error: HubError | WorkplansError | RegistryError | SyncError) -> HubError:
     """The hub's error for ``error``: itself when it is one, a room's refusal by its ``status``
-    (:data:`_ROOM_STATUS`), else by :data:`_MAPPING`.
+    (:func:`error_for_status`), else by :data:`_MAPPING`.
 
     The message and ``details`` carry over unchanged.
     """
     if isinstance(error, HubError):
         return error
     if isinstance(error, RoomError):
-        kind = _ROOM_STATUS.get(error.status, BadRequest)
+        mapped = error_for_status(error.status, str(error), BadRequest)
+        mapped.details = error.details
     else:
         kind = next((_MAPPING[cls] for cls in type(error).__mro__ if cls in _MAPPING), HubError)
-    mapped = kind(str(error), details=error.details)
+        mapped = kind(str(error), details=error.details)
     mapped.__cause__ = error
     return mapped

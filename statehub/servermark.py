@@ -28,11 +28,14 @@ SERVER_FILE = "server.json"
 
 
 class ServerMark(msgspec.Struct, frozen=True):
-    """A running server: its pid, when it started (UTC, to the second), whether it watches files."""
+    """A running server: its pid, when it started (UTC, to the second), whether it watches files, and
+    where it answers (``http://host:port``; ``statehub watch`` connects there; None in a mark written
+    before State Hub recorded it)."""
 
     pid: int
     started_at: str
     watch: bool
+    url: str | None = None
 
 
 def _path(settings: Settings) -> Path:
@@ -43,7 +46,9 @@ def _path(settings: Settings) -> Path:
 def mark_server(settings: Settings, *, watch: bool) -> Iterator[ServerMark]:
     """Mark this process as the hub's server for the block; the mark goes when the block ends
     (unless another server has marked the home since)."""
-    mark = ServerMark(os.getpid(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), watch)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)  # noqa: S104
+    url = f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+    mark = ServerMark(os.getpid(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), watch, url)
     path = _path(settings)
     from statehub.atomic import atomic_write
 

@@ -69,6 +69,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "statehub.cli.claims:release",
         "Release a task you claimed: it gets the status given and its owner from...",
     ),
+    "watch": (
+        "statehub.cli.watch:watch",
+        "Follow the hub's changes as they happen: tasks, workplans, canon, events,...",
+    ),
     "doctor": (
         "statehub.cli.doctor:doctor",
         "Say what stops writes or needs a person, per repo and for the hub, each with...",
