@@ -5,7 +5,8 @@
 //   #/canon?...             canon list           #/canon/<id>?repo=      a canon document
 //   #/events?...            the write buffer     #/fleet?repo=           the fleet registry
 //   #/search?q=...          search               #/edit/<slug>/<path>    the manifest editor (own chunk)
-// refreshView() renders the current view again from the hub: the one call a live-update stream makes.
+// refreshView() renders the current view again from the hub: live.js calls it when the hub's change
+// stream says something changed, so every view updates without a reload.
 // On a hub with tokens the page first signs in (auth.js, ADR-040): everything it then shows and does
 // is what the session's token allows, and the session's actor acts and edits.
 import { loadSession, me, renderSignIn, renderWho } from './auth.js'
@@ -14,6 +15,7 @@ import { currentRoute, wireRowLinks } from './ui.js'
 import { canonView, eventsView, searchView, tasksView, workplansView } from './lists.js'
 import { canonPage, dashboardView, fleetView, repoView, taskView, workplanView } from './pages.js'
 import { whoBox } from './actions.js'
+import { followHub, stopFollowing } from './live.js'
 
 const root = document.getElementById('app')
 const who = document.getElementById('who')
@@ -82,6 +84,8 @@ export async function refreshView () {
 
 function signedOut () {
   rendering++ // a view still drawing must not cover the sign-in form
+  stopFollowing()
+  document.getElementById('live').textContent = ''
   if (leave) { leave(); leave = null }
   renderWho(who, signedOut)
   renderSignIn(root, start)
@@ -99,6 +103,7 @@ async function start () {
   if (session && session.tokens) renderWho(who, signedOut)
   else if (session) whoBox(who)
   await refreshView()
+  followHub(root, refreshView, document.getElementById('live')) // live: the view follows the hub's changes
 }
 
 window.statehub = { refresh: refreshView }
