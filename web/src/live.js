@@ -5,7 +5,7 @@
 // typed, a filter being changed) the redraw waits until it loses focus. The editor follows its room
 // instead and is never redrawn from here.
 
-const TYPES = 'task.,workplan.,canon.,repo.indexed,event.,claim.,room.saved,fleet.,sweep.,reset'
+const TYPES = 'task.,workplan.,canon.,repo.indexed,event.,claim.,room.saved,fleet.,sweep.' // reset and dropped come always
 const QUIET_MS = 250 // changes come in bursts (a commit touches several rows): one redraw per burst
 const EVERY_MS = 1000 // and at most one redraw a second, however busy the hub is
 
