@@ -17,8 +17,9 @@ from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_respon
 from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
+from statehub.auth.guard import StillAllowed
 from statehub.auth.verify import repos_in_scope
-from statehub.errors import BadRequest, Forbidden, NotFound, Unavailable
+from statehub.errors import BadRequest, Forbidden, HubError, NotFound, Unavailable
 from statehub.stream import MAX_REPOS, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
 from sync.buffer import EventRecord, EventResults, EventState
 from workplans.ids import split_task_ref
@@ -239,6 +240,9 @@ class StreamController(Controller):
                 f"the hub streams to {broadcaster.capacity} subscribers already "
                 "(STATEHUB_STREAM_SUBSCRIBERS); try again later"
             )
+        # checked again before each frame and keepalive: a token revoked or expired (or a session
+        # ended) mid-stream ends the stream, as it ends an editor's WebSocket (ADR-040)
+        still = StillAllowed(request, "read", None) if token is not None else None
         stream_filter = StreamFilter(wanted, workplan, owner, prefixes, allowed)
         subscriber = broadcaster.subscribe(stream_filter)
         until = subscriber.last  # live messages are those after it; a replay ends there
@@ -248,7 +252,7 @@ class StreamController(Controller):
             broadcaster.unsubscribe(subscriber)
             raise
         return Stream(
-            _frames(broadcaster, subscriber, first, (start, until), settings.stream_keepalive_s),
+            _frames(broadcaster, subscriber, first, (start, until), settings.stream_keepalive_s, still),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -308,23 +312,44 @@ async def _frames(
     first: bytes | None,
     span: tuple[int | None, int],
     keepalive: float,
+    still: StillAllowed | None = None,
 ) -> AsyncIterator[bytes]:
     """The stream's bytes: a comment, the reset or the replay of ``span`` (after the first id, up to
-    the second), then live frames and keepalives until the client leaves or is dropped."""
+    the second), then live frames and keepalives until the client leaves or is dropped.
+
+    ``still`` (a hub with tokens) is asked before each frame and keepalive: when the token has
+    been revoked or has expired, or the session ended, the stream ends with a ``dropped`` message
+    saying why, and nothing more is sent."""
     start, until = span
+
+    def refused() -> bytes | None:
+        if still is None:
+            return None
+        try:
+            still()
+        except HubError as error:
+            data = json.dumps({"reason": error.message, "last_id": subscriber.last}, separators=(",", ":"))
+            return frame("dropped", None, data)
+        return None
+
     try:
         yield b": statehub change stream\n\n"
         if first is not None:
             yield first
         elif start is not None:
             async for replayed in replay(broadcaster.changes, start, until, subscriber.filter):
+                if (ended := refused()) is not None:
+                    yield ended
+                    return
                 yield replayed
         while True:
             try:
                 sent = await asyncio.wait_for(subscriber.queue.get(), keepalive)
             except TimeoutError:
-                yield b": keepalive\n\n"
-                continue
+                sent = b": keepalive\n\n"
+            if (ended := refused()) is not None:
+                yield ended
+                return
             yield sent
             if subscriber.dropped and subscriber.queue.empty():
                 return

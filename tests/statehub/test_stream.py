@@ -507,3 +507,66 @@ def test_bad_parameters_answer_400_with_the_error_body(
     body = answer.json()
     assert body["status_code"] == 400
     assert said.lower() in body["error"].lower()
+
+
+def test_a_stream_ends_when_its_token_is_revoked_and_sends_nothing_after(
+    secured_server: tuple[HubServer, Callable[..., str]],
+    two_repos: tuple[GitRepo, GitRepo],
+    served_settings: Settings,
+) -> None:
+    """Review of issue 14: the token was checked only when the stream opened, so a revoked
+    token's stream kept carrying every change until the client left."""
+    from biscuit_auth import Biscuit
+
+    from statehub.auth.revocation import add_revocation
+
+    server, token = secured_server
+    demo, _other = two_repos
+    admin = {"Authorization": f"Bearer {token('admin')}"}
+    doomed = token("read", ("demo",))
+    watcher = _stream(server, "", **admin)
+    victim = _stream(server, "", Authorization=f"Bearer {doomed}")
+    assert victim.status == 200
+    root = load_root_key(served_settings.root_key_file)
+    revocation = Biscuit.from_base64(doomed, root.public_key).revocation_ids[0]
+    assert add_revocation(served_settings.revocation_file, revocation, "review 14")
+
+    demo.write("workplans/DEMO-WP-0001.md", _plan("DEMO-WP-0001", status="done"))
+    demo.commit("after the revocation")
+    assert httpx.post(f"{server.url}/repos/demo/refresh", headers=admin, timeout=WAIT).is_success
+    watcher.wait_for("repo.indexed", repo="demo", cause="file-edit")
+    assert victim.ended.wait(WAIT), "the revoked token's stream is still open"
+    assert [m.event for m in victim.messages] == ["dropped"]
+    assert "revoked" in victim.messages[0].data["reason"]
+    refused = httpx.get(
+        f"{server.url}/events/stream", headers={"Authorization": f"Bearer {doomed}"}, timeout=WAIT
+    )
+    assert refused.status_code == 401
+    watcher.close()
+
+
+def test_a_stream_ends_when_its_token_expires(
+    secured_server: tuple[HubServer, Callable[..., str]],
+    two_repos: tuple[GitRepo, GitRepo],
+    served_settings: Settings,
+) -> None:
+    import datetime as dt
+
+    server, token = secured_server
+    demo, _other = two_repos
+    admin = {"Authorization": f"Bearer {token('admin')}"}
+    root = load_root_key(served_settings.root_key_file)
+    brief = mint(root, "agt-codex", "read", ("demo",), ttl=dt.timedelta(seconds=2)).to_base64()
+    watcher = _stream(server, "", **admin)
+    victim = _stream(server, "", Authorization=f"Bearer {brief}")
+    assert victim.status == 200
+    expired = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    while dt.datetime.now(dt.UTC) < expired:  # waits for the expiry, asserts nothing about time
+        time.sleep(0.2)
+    demo.write("workplans/DEMO-WP-0001.md", _plan("DEMO-WP-0001", status="done"))
+    demo.commit("after the expiry")
+    assert httpx.post(f"{server.url}/repos/demo/refresh", headers=admin, timeout=WAIT).is_success
+    watcher.wait_for("repo.indexed", repo="demo", cause="file-edit")
+    assert victim.ended.wait(WAIT), "the expired token's stream is still open"
+    assert [m.event for m in victim.messages] == ["dropped"]
+    watcher.close()
