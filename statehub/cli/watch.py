@@ -3,7 +3,9 @@
 The stream is read over HTTP from a running server, this home's (its address is in
 ``server.json``, statehub/servermark.py) or any hub given by ``--url`` /
 ``$STATEHUB_URL``, sending ``$STATEHUB_TOKEN`` as a bearer token when set. Server-sent
-events are parsed by httpx-sse. When the connection ends (the hub restarts, the
+events are parsed here (:func:`_messages`), bounded: the server may be hostile, so a message
+over :data:`MAX_MESSAGE_CHARS` or whose data is not JSON ends the command with an error
+rather than growing without bound or failing with a traceback. When the connection ends (the hub restarts, the
 network drops, the hub drops a subscriber that fell behind), the command connects again
 with ``Last-Event-ID``, so it misses nothing the hub's log still holds; a ``reset``
 says the log no longer holds what was missed.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,7 +31,7 @@ from statehub.cli._output import JSON_SCHEMA_VERSION, clean, say
 from statehub.errors import BadRequest, Unavailable, error_for_status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     import httpx
 
@@ -38,6 +41,10 @@ RETRY_S = (0.5, 1.0, 2.0, 5.0)
 """Waits before connecting again after a lost connection, the last one repeated."""
 
 CONNECT_TIMEOUT_S = 10.0
+
+MAX_MESSAGE_CHARS = 16 * 1024 * 1024
+"""The most characters one server-sent message may take (its lines together); a hub's messages are
+far smaller (each names a change; lists in them are cut at 200 entries, statehub/changes.py)."""
 
 
 @click.command()
@@ -108,7 +115,6 @@ def _follow(
     whenever the connection ends or the hub drops the stream (``dropped`` is said on stderr, not
     yielded); a hub that refuses the request (4xx, 503) ends it with that error."""
     import httpx
-    from httpx_sse import SSEError, connect_sse
 
     headers = {"Accept": "text/event-stream"}
     token = os.environ.get("STATEHUB_TOKEN")
@@ -122,22 +128,21 @@ def _follow(
         while True:
             query = list(params) + ([("since", str(last))] if last is not None else [])
             try:
-                with connect_sse(client, "GET", f"{base}/events/stream", params=query) as source:
-                    _refused(source.response)
+                with client.stream("GET", f"{base}/events/stream", params=query) as response:
+                    _refused(response)
                     connected, failures = True, 0
-                    for sse in source.iter_sse():
-                        data = json.loads(sse.data) if sse.data else None
-                        if sse.event == "dropped":  # the hub ends this stream; the next one replays
+                    for ident, event, data in _messages(base, response):
+                        if event == "dropped":  # the hub ends this stream; the next one replays
                             reason = data.get("reason") if isinstance(data, dict) else None
                             say(
                                 (f"the hub ended the stream ({reason}); connecting again", "dim"), file=_err()
                             )
                             break
-                        message_id = int(sse.id) if sse.id and sse.id.isdigit() else None
+                        message_id = int(ident) if ident and ident.isdigit() and len(ident) <= 18 else None
                         if message_id is not None:
                             last = message_id
-                        yield message_id, sse.event, data
-            except (httpx.TransportError, SSEError) as error:
+                        yield message_id, event, data
+            except httpx.TransportError as error:
                 if not connected and isinstance(error, httpx.ConnectError):
                     raise Unavailable(f"cannot reach the hub at {base}: {error}") from None
                 note = f"connection to {base} lost ({error.__class__.__name__}); connecting again"
@@ -145,6 +150,71 @@ def _follow(
             wait = RETRY_S[min(failures, len(RETRY_S) - 1)]
             failures += 1
             time.sleep(wait)
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(base: str, chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of ``chunks`` (ended by CRLF, CR or LF, as the SSE format says), none longer than
+    :data:`MAX_MESSAGE_CHARS`: Unavailable for a longer one, before it is held whole."""
+    parts: list[str] = []
+    size = 0
+    skip_lf = False  # a CR ended the last chunk: an LF starting this one belongs to it
+    for text in chunks:
+        if skip_lf and text.startswith("\n"):
+            text = text[1:]
+        skip_lf = text.endswith("\r")
+        pieces = _NEWLINE.split(text)
+        for piece in pieces[:-1]:
+            parts.append(piece)
+            yield "".join(parts)
+            parts, size = [], 0
+        if pieces[-1]:
+            parts.append(pieces[-1])
+            size += len(pieces[-1])
+            if size > MAX_MESSAGE_CHARS:
+                raise _not_a_stream(base, f"a line longer than {MAX_MESSAGE_CHARS} characters")
+    if parts:
+        yield "".join(parts)
+
+
+def _messages(base: str, response: httpx.Response) -> Iterator[tuple[str | None, str, Any]]:
+    """Each message of a server-sent event stream as ``(id, event, data decoded from JSON)``.
+
+    Unavailable when the answer is not ``text/event-stream``, a message (its lines together) is
+    longer than :data:`MAX_MESSAGE_CHARS`, or its data is not JSON: what no State Hub sends."""
+    kind = response.headers.get("content-type", "").partition(";")[0].strip()
+    if kind != "text/event-stream":
+        raise _not_a_stream(base, f"an answer of type {kind!r}")
+    ident: str | None = None
+    event, data, size = "", [], 0
+    for line in _lines(base, response.iter_text()):
+        if not line:
+            if data:
+                joined = "\n".join(data)
+                try:
+                    decoded = json.loads(joined)
+                except ValueError:
+                    raise _not_a_stream(base, f"a message ({event!r}) whose data is not JSON") from None
+                yield ident, event or "message", decoded
+            event, data, size = "", [], 0
+            continue
+        size += len(line)
+        if size > MAX_MESSAGE_CHARS:
+            raise _not_a_stream(base, f"a message longer than {MAX_MESSAGE_CHARS} characters")
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id" and "\0" not in value:
+            ident = value
+
+
+def _not_a_stream(base: str, what: str) -> Unavailable:
+    return Unavailable(f"{base} sent {what}: it is not a State Hub change stream")
 
 
 def _refused(response: httpx.Response) -> None:
@@ -174,9 +244,8 @@ def _show(message_id: int | None, event: str, data: Any, as_json: bool) -> None:
     stamp = str(data.get("at", ""))[11:19] if isinstance(data, dict) else ""
     repo = data.get("repo") if isinstance(data, dict) else None
     ident = "-" if message_id is None else str(message_id)
-    sys.stdout.write(
-        clean(f"{ident:>7} {stamp} {event:<16} {repo or '-':<14} {describe(event, data)}") + "\n"
-    )
+    line = clean(f"{ident:>7} {stamp} {event:<16} {repo or '-':<14} {describe(event, data)}")
+    sys.stdout.write(line.replace("\n", "\\n") + "\n")  # one line per message, whatever data holds
     sys.stdout.flush()
 
 

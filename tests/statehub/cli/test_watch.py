@@ -4,6 +4,7 @@ it cannot follow (no server, a refused token, a bad address)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.hubprocess import HubProcess
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 PLAN = "WATCH-WP-0001"
@@ -194,3 +195,96 @@ def test_a_refused_stream_says_why(served: tuple[HubProcess, GitRepo]) -> None:
     assert done.returncode == 2, done.stderr
     assert "the hub refused the stream" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+class _Hostile:
+    """A real HTTP server on 127.0.0.1 that answers every GET with ``body`` as an event stream."""
+
+    def __init__(self, body: Callable[[Any], None]) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the client gave up: what a bounded client does
+                    body(self.wfile)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> _Hostile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _run_watch(url: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("STATEHUB_URL", "STATEHUB_TOKEN")}
+    return subprocess.run(
+        [sys.executable, "-m", "statehub", "watch", "--url", url, "--max", "1", *args],
+        env=environ | {"STATEHUB_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_hostile_server_cannot_write_escapes_or_fake_lines_on_the_terminal(tmp_path: Path) -> None:
+    """Review of issue 14: the human line kept newlines from the data, so a server could print a
+    line that looked like another message."""
+    data = {"repo": "x\u001b]0;pwned\u0007\nFAKE 99 task.changed", "ref": "\u001b[2J", "at": "\u009b31m"}
+
+    def send(out: Any) -> None:
+        out.write(b"id: 7\nevent: task.changed\x1b[31m\ndata: " + json.dumps(data).encode() + b"\n\n")
+
+    with _Hostile(send) as hostile:
+        shown = _run_watch(hostile.url, home=tmp_path)
+        as_json = _run_watch(hostile.url, "--json", home=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("\n") == 1  # one message, one line
+    assert not any(c in shown.stdout for c in "\x1b\x07\x9b")
+    assert "\\x1b]0;pwned" in shown.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    line = as_json.stdout
+    assert line.count("\n") == 1 and "\x1b" not in line
+    assert json.loads(line)["data"] == data
+
+
+@pytest.mark.parametrize(
+    ("send", "said"),
+    [
+        (lambda out: out.write(b"id: 1\nevent: task.changed\ndata: {not json\n\n"), "not JSON"),
+        # 17 MiB on one line: the client holds no more than its bound, then stops
+        (
+            lambda out: [out.write(b"data: " if i == 0 else b"a" * (1 << 20)) for i in range(18)],
+            "longer than",
+        ),
+        # endless data lines that never end a message
+        (lambda out: [out.write(b"data: " + b"b" * 65_000 + b"\n") for _ in range(300)], "longer than"),
+    ],
+    ids=["bad-json", "giant-line", "endless-message"],
+)
+def test_a_server_sending_what_no_hub_sends_ends_watch_with_a_clear_error(
+    tmp_path: Path, send: Callable[[Any], None], said: str
+) -> None:
+    """Review of issue 14: bad JSON was a traceback, a giant line was held whole (1.1 GB RSS for a
+    400 MB line) and the command reconnected for ever."""
+    with _Hostile(send) as hostile:
+        done = _run_watch(hostile.url, home=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert said in done.stderr
+    assert "not a State Hub change stream" in done.stderr
