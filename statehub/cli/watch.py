@@ -128,7 +128,7 @@ def _follow(
         while True:
             query = list(params) + ([("since", str(last))] if last is not None else [])
             try:
-                with client.stream("GET", f"{base}/events/stream", params=query) as response:
+                with client.stream("GET", f"{base}/events/stream", params=tuple(query)) as response:
                     _refused(response)
                     connected, failures = True, 0
                     for ident, event, data in _messages(base, response):
@@ -188,7 +188,8 @@ def _messages(base: str, response: httpx.Response) -> Iterator[tuple[str | None,
     if kind != "text/event-stream":
         raise _not_a_stream(base, f"an answer of type {kind!r}")
     ident: str | None = None
-    event, data, size = "", [], 0
+    event, size = "", 0
+    data: list[str] = []
     for line in _lines(base, response.iter_text()):
         if not line:
             if data:
@@ -244,8 +245,8 @@ def _show(message_id: int | None, event: str, data: Any, as_json: bool) -> None:
     stamp = str(data.get("at", ""))[11:19] if isinstance(data, dict) else ""
     repo = data.get("repo") if isinstance(data, dict) else None
     ident = "-" if message_id is None else str(message_id)
-    line = clean(f"{ident:>7} {stamp} {event:<16} {repo or '-':<14} {describe(event, data)}")
-    sys.stdout.write(line.replace("\n", "\\n") + "\n")  # one line per message, whatever data holds
+    said = clean(f"{ident:>7} {stamp} {event:<16} {repo or '-':<14} {describe(event, data)}")
+    sys.stdout.write(said.replace("\n", "\\n") + "\n")  # one line per message, whatever data holds
     sys.stdout.flush()
 
 
