@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     queue=settings.stream_queue,
                     poll_s=settings.stream_poll_s,
                     capacity=settings.stream_subscribers,
+                    per_actor=settings.stream_per_actor,
                     metrics=metrics,
                 )
                 await stream.start()

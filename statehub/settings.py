@@ -77,6 +77,9 @@ class Settings:
     """Messages waiting for one subscriber at most; one more and it is dropped (``STATEHUB_STREAM_QUEUE``)."""
     stream_subscribers: int = 1000
     """Stream subscribers at once at most; one more is refused with 503 (``STATEHUB_STREAM_SUBSCRIBERS``)."""
+    stream_per_actor: int = 100
+    """Streams one token's actor may hold open at once; one more is refused with 503
+    (``STATEHUB_STREAM_PER_ACTOR``): a token holder cannot take every slot of ``stream_subscribers``."""
     stream_poll_s: float = 0.5
     """Seconds between two looks for messages another process (a CLI command) appended."""
     trusted_proxies: tuple[str, ...] = ()
@@ -229,6 +232,7 @@ def _stream_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """``STATEHUB_STREAM_KEEP`` (messages, default 100000), ``STATEHUB_STREAM_KEEP_DAYS`` (default 7),
     ``STATEHUB_STREAM_KEEPALIVE`` (seconds, default 15), ``STATEHUB_STREAM_QUEUE`` (messages a
     subscriber may fall behind, default 1000), ``STATEHUB_STREAM_SUBSCRIBERS`` (default 1000),
+    ``STATEHUB_STREAM_PER_ACTOR`` (streams one token's actor may hold, default 100),
     ``STATEHUB_STREAM_POLL`` (seconds, default 0.5). canon/ADR-038."""
 
     def number(name: str, default: str, low: float, high: float, *, whole: bool = False) -> float:
@@ -248,6 +252,7 @@ def _stream_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "stream_keepalive_s": number("STATEHUB_STREAM_KEEPALIVE", "15", 0.05, 3600),
         "stream_queue": int(number("STATEHUB_STREAM_QUEUE", "1000", 1, 1_000_000, whole=True)),
         "stream_subscribers": int(number("STATEHUB_STREAM_SUBSCRIBERS", "1000", 1, 100_000, whole=True)),
+        "stream_per_actor": int(number("STATEHUB_STREAM_PER_ACTOR", "100", 1, 100_000, whole=True)),
         "stream_poll_s": number("STATEHUB_STREAM_POLL", "0.5", 0.01, 60),
     }
 

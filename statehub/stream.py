@@ -112,6 +112,8 @@ class Subscriber:
     """The id of the last message offered to it (queued or filtered out)."""
     floor: int = 0
     """Messages at or below this id are not queued (a replay from there sent them already)."""
+    actor: str | None = None
+    """The token's actor (None on an open hub): what ``STATEHUB_STREAM_PER_ACTOR`` counts."""
 
     def offer(self, message: Stored, encoded: bytes) -> bool:
         """Queue ``encoded`` if the filter takes ``message``; False when that overflowed the queue."""
@@ -136,14 +138,25 @@ class Broadcaster:
     """Reads the change log and fans each new message out to the subscribers (module docstring)."""
 
     def __init__(
-        self, changes: ChangeLog, *, queue: int, poll_s: float, capacity: int, metrics: HubMetrics | None
+        self,
+        changes: ChangeLog,
+        *,
+        queue: int,
+        poll_s: float,
+        capacity: int,
+        metrics: HubMetrics | None,
+        per_actor: int | None = None,
     ) -> None:
         self.changes = changes
         self.queue = queue
         self.poll_s = poll_s
         self.capacity = capacity
+        self.per_actor = per_actor or capacity
+        """Streams one token actor may hold open at once (``STATEHUB_STREAM_PER_ACTOR``): one token
+        holder cannot take every slot of ``capacity`` and lock the others out."""
         self.metrics = metrics
         self.subscribers: set[Subscriber] = set()
+        self._by_actor: collections.Counter[str] = collections.Counter()
         self.last = changes.bounds()[1]
         """The newest id read from the log (what a live subscription starts after)."""
         self._wake: asyncio.Event | None = None
@@ -186,18 +199,29 @@ class Broadcaster:
         if self._wake is not None:
             self._wake.set()
 
-    def full(self) -> bool:
+    def full(self, actor: str | None = None) -> bool:
+        """Whether one more stream (for ``actor``, None on an open hub) would pass a limit."""
+        if actor is not None and self._by_actor[actor] >= self.per_actor:
+            return True
         return len(self.subscribers) >= self.capacity
 
-    def subscribe(self, stream_filter: StreamFilter) -> Subscriber:
-        subscriber = Subscriber(stream_filter, self.queue, last=self.last)
+    def subscribe(self, stream_filter: StreamFilter, actor: str | None = None) -> Subscriber:
+        subscriber = Subscriber(stream_filter, self.queue, last=self.last, actor=actor)
         self.subscribers.add(subscriber)
+        if actor is not None:
+            self._by_actor[actor] += 1
         if self.metrics is not None:
             self.metrics.stream_subscribers.set(len(self.subscribers))
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber not in self.subscribers:
+            return
         self.subscribers.discard(subscriber)
+        if subscriber.actor is not None:
+            self._by_actor[subscriber.actor] -= 1
+            if self._by_actor[subscriber.actor] <= 0:
+                del self._by_actor[subscriber.actor]
         if self.metrics is not None:
             self.metrics.stream_subscribers.set(len(self.subscribers))
 

@@ -235,7 +235,13 @@ class StreamController(Controller):
                     f"the token for {token.actor} is not scoped to {', '.join(outside)}: its stream "
                     "carries only its own repos' messages (canon/ADR-038)"
                 )
-        if broadcaster.full():
+        actor = token.actor if token is not None else None
+        if broadcaster.full(actor):
+            if len(broadcaster.subscribers) < broadcaster.capacity:
+                raise Unavailable(
+                    f"the token for {actor} holds {broadcaster.per_actor} streams open already "
+                    "(STATEHUB_STREAM_PER_ACTOR); close one, or try again later"
+                )
             raise Unavailable(
                 f"the hub streams to {broadcaster.capacity} subscribers already "
                 "(STATEHUB_STREAM_SUBSCRIBERS); try again later"
@@ -244,7 +250,7 @@ class StreamController(Controller):
         # ended) mid-stream ends the stream, as it ends an editor's WebSocket (ADR-040)
         still = StillAllowed(request, "read", None) if token is not None else None
         stream_filter = StreamFilter(wanted, workplan, owner, prefixes, allowed)
-        subscriber = broadcaster.subscribe(stream_filter)
+        subscriber = broadcaster.subscribe(stream_filter, actor)
         until = subscriber.last  # live messages are those after it; a replay ends there
         try:
             first = await _opening(broadcaster.changes, subscriber, start)

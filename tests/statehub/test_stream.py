@@ -570,3 +570,25 @@ def test_a_stream_ends_when_its_token_expires(
     assert victim.ended.wait(WAIT), "the expired token's stream is still open"
     assert [m.event for m in victim.messages] == ["dropped"]
     watcher.close()
+
+
+def test_one_token_holder_cannot_take_every_stream_slot(
+    two_repos: tuple[GitRepo, GitRepo], served_settings: Settings
+) -> None:
+    """Review of issue 14: one read token could open STATEHUB_STREAM_SUBSCRIBERS streams and lock
+    every other client of a fleet hub out (503 for all)."""
+    init_root_key(served_settings.root_key_file)
+    root = load_root_key(served_settings.root_key_file)
+    greedy = {"Authorization": f"Bearer {mint(root, 'agt-greedy', 'read').to_base64()}"}
+    other = {"Authorization": f"Bearer {mint(root, 'agt-other', 'read').to_base64()}"}
+    env = {"STATEHUB_AUTH": "required", "STATEHUB_STREAM_PER_ACTOR": "2", "STATEHUB_STREAM_SUBSCRIBERS": "4"}
+    with HubServer(_home(served_settings), env=env) as server:
+        held = [_stream(server, "", **greedy) for _ in range(2)]
+        assert all(s.status == 200 for s in held)
+        refused = httpx.get(f"{server.url}/events/stream", headers=greedy, timeout=WAIT)
+        assert refused.status_code == 503
+        assert "STATEHUB_STREAM_PER_ACTOR" in refused.json()["error"]
+        fine = _stream(server, "", **other)
+        assert fine.status == 200
+        held[0].close()
+        fine.close()
