@@ -56,7 +56,13 @@ export function followHub (root, redraw, indicator) {
   const since = lastId === null ? '' : '&since=' + encodeURIComponent(lastId)
   source = new EventSource('/events/stream?types=' + encodeURIComponent(TYPES) + since)
   source.addEventListener('open', () => status('live'))
-  source.addEventListener('error', () => status('reconnecting'))
+  source.addEventListener('error', () => {
+    status('reconnecting')
+    // A stream refused or ended because the session ended (sign-out elsewhere, the token revoked or
+    // expired) looks like any lost connection here: ask the hub whether the session still stands;
+    // main.js shows the sign-in when it does not.
+    window.dispatchEvent(new Event('statehub:signed-out'))
+  })
   const changed = (message) => {
     if (message.lastEventId) lastId = message.lastEventId
     schedule(root, redraw, status)
