@@ -14,6 +14,7 @@ steadier figure on a shared machine.
 Targets (issue 13): each read <= 150 ms; rebuild <= 1.5x its floor.
 
     .venv/bin/python bench/cli.py [--repos 74] [--runs 11] [--rebuild-runs 3] [--statehub-python PATH]
+        [--only-rebuild]
 
 ``--statehub-python`` runs the commands with another checkout's interpreter (its
 ``.venv/bin/python``), e.g. to time main before a change against the same floors;
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--rebuild-runs", type=int, default=3)
     parser.add_argument("--statehub-python", help="the interpreter that runs statehub (default: this one)")
+    parser.add_argument("--only-rebuild", action="store_true", help="time only the rebuild row")
     args = parser.parse_args()
     python = sys.executable
     statehub = [args.statehub_python or python, "-m", "statehub"]
@@ -231,7 +233,7 @@ def main() -> None:
             f"{'command':<16}{'median':>10}{'CPU':>10}{'floor':>10}{'CPU':>10}{'ratio':>8}{'CPU':>7}  target"
         )
         met = True
-        for name, words in COMMANDS.items():
+        for name, words in () if args.only_rebuild else COMMANDS.items():
             floor_argv = [python, "-c", FLOORS[name], str(cache)]
             try:
                 (wall, cpu), (floor_wall, floor_cpu) = medians(

@@ -24,7 +24,6 @@ client asking to replay from before it learns it missed some (a ``reset``).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import threading
@@ -32,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, text
+from sqlalchemy import Connection, and_, or_, select, text
 
 from statehub.cache.fleet_schema import FLEET_LANES, FLEET_MACHINES, FLEET_WORKLOADS
 from statehub.cache.schema import DEPENDENCIES, REPOS
@@ -289,18 +288,22 @@ class RowSnapshot:
     def take(cls, conn: Connection, repos: Collection[str] | None) -> RowSnapshot:
         """Read the rows now, inside the caller's transaction.
 
-        Plain SQL with no result types: JSON columns stay text (compared as stored, decoded only
-        for a row that changed), bodies and ``extra`` are kept as a hash. That keeps two
-        snapshots of a repo to a few milliseconds (a Core select decoding every JSON column cost
-        about 8 ms a repo of the corpus)."""
+        One plain SQL statement a table through the driver's own cursor: rows stay the driver's
+        tuples (no SQLAlchemy row processing, no result types), JSON columns as the driver gives
+        them (text on SQLite: compared as stored, decoded only for a row that changed), bodies and
+        ``extra`` as stored (compared, never sent). A rebuild snapshots every row twice, so this
+        keeps to the cost of fetching them (about 40 ms a snapshot of the 74-repo corpus)."""
         snap = cls(None if repos is None else set(repos))
         if snap.repos is not None and not snap.repos:
             return snap
         within = snap.repos
-        args = {"repos": sorted(within)} if within is not None else {}
+        scope: tuple[str, ...] = tuple(sorted(within)) if within is not None else ()
         for kind, columns in _SNAPSHOT_SQL.items():
-            for row in conn.execute(_select(kind, columns, within is not None), args):
-                snap._keep(kind, row)
+            fetched = _fetch(conn, f"SELECT {columns} FROM {kind}", scope)  # noqa: S608 - constant names
+            if kind == "task":
+                snap.rows.update({("task", r[0], r[1], r[2]): r[3:] for r in fetched})
+            else:
+                snap.rows.update({(kind, r[0], r[1], ""): r[2:] for r in fetched})
         if within is not None:
             snap._dependents(conn, within)
         for what, table in _FLEET_TABLES.items():
@@ -310,8 +313,8 @@ class RowSnapshot:
             for fleet_row in conn.execute(query).mappings():
                 values = {k: v for k, v in fleet_row.items() if k not in ("repo", "path", "name", "position")}
                 snap.fleet[(what, fleet_row["repo"], fleet_row["path"], fleet_row["name"])] = values
-        errors = _select("file_error", "repo, path, line, message, origin", within is not None)
-        for error in conn.execute(errors, args):
+        errors = "SELECT repo, path, line, message, origin FROM file_error"
+        for error in _fetch(conn, errors, scope):
             snap.errors.setdefault(error[0], set()).add((error[1], error[2], error[3], error[4]))
         return snap
 
@@ -327,11 +330,11 @@ class RowSnapshot:
             self.fleet.setdefault(fleet_key, fleet_values)
 
     def _keep(self, kind: str, row: Sequence[Any]) -> None:
-        """``row``: repo, path, (task id,) the open fields, then the hidden ones (hashed here)."""
-        skip = 3 if kind == "task" else 2
-        opened = len(_OPEN_FIELDS[kind])
-        values = (*row[skip : skip + opened], *(_digest(v) for v in row[skip + opened :]))
-        self.rows[(kind, row[0], row[1], row[2] if kind == "task" else "")] = values
+        """``row``: repo, path, (task id,) the open fields, then the hidden ones."""
+        if kind == "task":
+            self.rows[("task", row[0], row[1], row[2])] = tuple(row[3:])
+        else:
+            self.rows[(kind, row[0], row[1], "")] = tuple(row[2:])
 
     def _dependents(self, conn: Connection, repos: set[str]) -> None:
         """Tasks of other repos depending on a ref under one of ``repos``' prefixes."""
@@ -373,20 +376,38 @@ class RowSnapshot:
     def changes(self, after: RowSnapshot, cause: str, reports: Sequence[IndexReport] = ()) -> list[Change]:
         """What changed from this snapshot to ``after``: task, workplan and canon changes in
         (repo, path) order, then one ``repo.indexed`` per repo of ``reports`` that read, removed
-        or re-judged a file."""
+        or re-judged a file.
+
+        Rows are compared as the tuples read; only rows that differ become dicts."""
         found: list[Change] = []
-        for key in sorted(self.rows.keys() | after.rows.keys(), key=_order):
-            old, new = self.rows.get(key), after.rows.get(key)
-            if old == new:
-                continue
-            found.append(_row_change(key, _as_dict(key[0], old), _as_dict(key[0], new), cause))
+        old_rows, new_rows = self.rows, after.rows
+        if old_rows != new_rows:
+            differ = [k for k, v in old_rows.items() if new_rows.get(k) != v]
+            differ.extend(k for k in new_rows.keys() - old_rows.keys())
+            for key in sorted(differ, key=_order):
+                old, new = old_rows.get(key), new_rows.get(key)
+                found.append(_row_change(key, _as_dict(key[0], old), _as_dict(key[0], new), cause))
         found.extend(_fleet_changes(self.fleet, after.fleet, cause))
+        counts: dict[str, dict[str, int]] | None = None
         for report in reports:
             old_errors = self.errors.get(report.repo, set())
             new_errors = after.errors.get(report.repo, set())
             if not (report.parsed or report.removed or old_errors != new_errors):
                 continue
-            found.append(_indexed(report, after, old_errors, new_errors, cause))
+            if counts is None:
+                counts = after.counts()
+            found.append(_indexed(report, after, counts, old_errors, new_errors, cause))
+        return found
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """repo -> its row counts ("workplans", "tasks", "canon"), for the repos with rows."""
+        found: dict[str, dict[str, int]] = {}
+        names = {"task": "tasks", "workplan": "workplans", "canon": "canon"}
+        for kind, repo, _path, _task in self.rows:
+            per = found.get(repo)
+            if per is None:
+                per = found[repo] = {"workplans": 0, "tasks": 0, "canon": 0}
+            per[names[kind]] += 1
         return found
 
 
@@ -455,15 +476,6 @@ _JSON_FIELDS = frozenset({"depends_on", "related", "supersedes"})
 _FLAGS = frozenset({"ready", "conflicted", "cyclic"})
 
 
-@functools.cache
-def _select(kind: str, columns: str, scoped: bool) -> Any:
-    """The snapshot's query of one table (built once: building a text clause parses it)."""
-    sql = f"SELECT {columns} FROM {kind}"  # noqa: S608 - constant table and column names
-    if not scoped:
-        return text(sql)
-    return text(sql + " WHERE repo IN :repos").bindparams(bindparam("repos", expanding=True))
-
-
 def _as_dict(kind: str, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
     """A snapshot row's values by name, JSON decoded and flags as booleans (for a changed row)."""
     if values is None:
@@ -486,8 +498,18 @@ def _order(key: tuple[str, str, str, str]) -> tuple[str, str, int, str]:
     return (repo, path, {"workplan": 0, "task": 1, "canon": 2}[kind], task)
 
 
-def _digest(value: Any) -> int:
-    return hash(json.dumps(value, sort_keys=True, default=str)) if not isinstance(value, str) else hash(value)
+def _fetch(conn: Connection, sql: str, repos: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """``sql``'s rows (of ``repos`` when any) as the driver's tuples, through its own cursor in the
+    caller's transaction."""
+    if repos:
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql += f" WHERE repo IN ({', '.join([mark] * len(repos))})"
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, repos)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _row_change(
@@ -524,15 +546,16 @@ def _row_change(
 def _indexed(
     report: IndexReport,
     after: RowSnapshot,
+    row_counts: dict[str, dict[str, int]],
     old_errors: set[tuple[str, int | None, str, str]],
     new_errors: set[tuple[str, int | None, str, str]],
     cause: str,
 ) -> Change:
     repo = report.repo
-    counts = {"workplans": 0, "tasks": 0, "canon": 0, "file_errors": len(new_errors)}
-    for kind, row_repo, _path, _task in after.rows:
-        if row_repo == repo:
-            counts[{"task": "tasks", "workplan": "workplans", "canon": "canon"}[kind]] += 1
+    counts = {
+        **row_counts.get(repo, {"workplans": 0, "tasks": 0, "canon": 0}),
+        "file_errors": len(new_errors),
+    }
 
     def listed(errors: set[tuple[str, int | None, str, str]]) -> list[dict[str, Any]]:
         return [

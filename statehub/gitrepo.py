@@ -48,13 +48,14 @@ import os
 import shlex
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import git
 
 from statehub.errors import NotAGitRepo
+from statehub.gitfiles import GitDirs, git_dirs
+from statehub.gitfiles import find_git as _find_git
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -419,46 +420,6 @@ class HubRepo(git.Repo):
     """A gitpython ``Repo`` whose every command runs through :class:`HardenedGit`."""
 
     GitCommandWrapperType = HardenedGit
-
-
-def _find_git(path: Path) -> tuple[Path, Path]:
-    """(work tree, git dir) of the work tree at or above ``path``, found without running git."""
-    for candidate in (path, *path.parents):
-        dot = candidate / ".git"
-        if dot.is_dir():
-            return candidate, dot
-        if dot.is_file():
-            text = dot.read_text(encoding="utf-8", errors="replace").strip()
-            if not text.startswith("gitdir:"):
-                raise NotAGitRepo(f"{dot} is not a git link file ('gitdir: <path>')")
-            target = Path(text[len("gitdir:") :].strip())
-            return candidate, (target if target.is_absolute() else candidate / target).resolve()
-        if all((candidate / part).exists() for part in ("HEAD", "objects", "refs")):
-            raise NotAGitRepo(f"{path} is a bare git repository; register a clone with a work tree instead")
-    raise NotAGitRepo(f"{path} is not inside a git work tree; run 'git init' there or register a clone")
-
-
-@dataclass(frozen=True, slots=True)
-class GitDirs:
-    """Where a work tree's git keeps things: ``git_dir`` holds its HEAD, index and the state of an
-    operation in progress (``.git``, or ``<common>/worktrees/<name>`` for a linked worktree,
-    ``<super>/.git/modules/<name>`` for a submodule); ``common_dir`` holds refs, objects, config
-    and ``shallow`` (the same as ``git_dir`` but for a linked worktree)."""
-
-    work_tree: Path
-    git_dir: Path
-    common_dir: Path
-
-
-def git_dirs(root: Path) -> GitDirs:
-    """The git directories of the work tree at ``root``, found by reading files only (no git
-    process). Raises NotAGitRepo as :func:`open_work_tree`."""
-    work_tree, git_dir = _find_git(root.resolve())
-    common = git_dir
-    commondir = git_dir / "commondir"
-    if commondir.is_file():
-        common = (git_dir / commondir.read_text(encoding="utf-8").strip()).resolve()
-    return GitDirs(work_tree, git_dir, common)
 
 
 def open_work_tree(path: Path) -> HubRepo:

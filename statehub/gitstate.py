@@ -42,6 +42,9 @@ import git
 import msgspec
 
 from statehub.answers import Problem
+from statehub.gitfiles import HeadState, read_head
+from statehub.gitfiles import read_text as _text
+from statehub.gitfiles import resolve_ref as _resolve
 from statehub.gitrepo import GitDirs, HubRepo, git_dirs, git_in, open_repo, upload_pack_args
 
 __all__ = [
@@ -73,7 +76,6 @@ HUB_LOCK_MARK = b"statehub index lock, pid "
 """How an ``index.lock`` the hub holds starts (``statehub.gitcommit``); the pid follows."""
 
 _DIRTY_LISTED = 100
-_PACKED_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")
 _CREDENTIALS = re.compile(r"(?<=://)[^/@]*@")
 
 
@@ -86,18 +88,6 @@ class Operation(StrEnum):
     CHERRY_PICK = "cherry-pick"
     REVERT = "revert"
     BISECT = "bisect"
-
-
-class HeadState(msgspec.Struct, frozen=True):
-    """What HEAD is: the branch it names (``refs/heads/main``; None when detached) and its
-    commit (None on an unborn branch)."""
-
-    ref: str | None
-    sha: str | None
-
-    @property
-    def branch(self) -> str | None:
-        return self.ref.removeprefix("refs/heads/") if self.ref is not None else None
 
 
 class IndexLock(msgspec.Struct, frozen=True):
@@ -160,44 +150,6 @@ class GitState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # reading files under .git ----------------------------------------------------------------------
-
-
-def _text(path: str) -> str | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-
-
-def _resolve(dirs: GitDirs, ref: str) -> str | None:
-    """The commit ``ref`` points to (loose ref files, then packed-refs), following symbolic refs."""
-    common, own = os.fspath(dirs.common_dir), os.fspath(dirs.git_dir)
-    for _ in range(5):
-        found = None
-        if own != common and not ref.startswith("refs/heads/"):  # per-worktree refs (refs/bisect)
-            found = _text(os.path.join(own, ref))
-        if found is None:
-            found = _text(os.path.join(common, ref))
-        if found is None:
-            for line in (_text(os.path.join(common, "packed-refs")) or "").splitlines():
-                match = _PACKED_LINE.match(line.strip())
-                if match is not None and match.group(2) == ref:
-                    return match.group(1)
-            return None
-        if not found.startswith("ref:"):
-            return found or None
-        ref = found[4:].strip()
-    return None
-
-
-def read_head(dirs: GitDirs) -> HeadState:
-    """HEAD of the work tree, read from the files (no git process)."""
-    text = _text(os.path.join(dirs.git_dir, "HEAD")) or ""
-    if text.startswith("ref:"):
-        ref = text[4:].strip()
-        return HeadState(ref, _resolve(dirs, ref))
-    return HeadState(None, text or None)
 
 
 def _names(directory: str) -> frozenset[str]:

@@ -25,7 +25,6 @@ from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, unknown_repo
-from statehub.gitrepo import work_tree_root
 from statehub.hubfile import HubFile, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, FormatError, parse_manifest
@@ -221,6 +220,8 @@ class Hub:
 
     def register(self, path: Path) -> IndexReport:
         """Register a git work tree and index it; registering it again only refreshes it."""
+        from statehub.gitrepo import work_tree_root  # gitpython: not loaded by commands that only index
+
         root = work_tree_root(path.expanduser().resolve())
         slug = _slug_for(root, self.settings.file_limits)
         for known in self.repos():

@@ -351,18 +351,28 @@ def read_repo_file(root: Path, rel: str, limit: int) -> bytes:
             if error.errno == errno.ELOOP:
                 raise RepoPathError(rel, IS_SYMLINK) from None
             raise
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
+        try:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise RepoPathError(rel, NOT_REGULAR)
             if info.st_nlink > 1:
                 raise RepoPathError(rel, HARD_LINKED)
             if info.st_size > limit:
                 raise FileTooLarge(rel, info.st_size, limit)
-            data = handle.read(limit + 1)
-            if len(data) > limit:
-                raise FileTooLarge(rel, len(data), limit)
-            return data
+            # Reads of the size the file has (and one byte more, to see it grow), never a buffer of
+            # ``limit`` bytes: a buffered read(limit + 1) allocated a MiB for every file.
+            chunks: list[bytes] = []
+            total = 0
+            want = info.st_size + 1
+            while chunk := os.read(fd, want):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise FileTooLarge(rel, total, limit)
+                want = min(limit + 1 - total, max(want, 64 * 1024))
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        finally:
+            os.close(fd)
 
 
 def write_repo_file(

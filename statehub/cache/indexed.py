@@ -19,8 +19,7 @@ from sqlalchemy import Connection, delete, select
 from statehub.answers import LastIndex
 from statehub.cache.schema import META
 from statehub.errors import NotAGitRepo
-from statehub.gitrepo import git_dirs
-from statehub.gitstate import read_head
+from statehub.gitfiles import git_dirs, read_head
 
 if TYPE_CHECKING:
     from pathlib import Path

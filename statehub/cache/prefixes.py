@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["claim_problem", "covers"]
+__all__ = ["claim_problem", "covers", "holders_by_prefix"]
 
 
 def covers(prefix: str, workplan_id: str) -> bool:
@@ -31,14 +31,34 @@ def covers(prefix: str, workplan_id: str) -> bool:
     return workplan_id.startswith(prefix + "-")
 
 
-def claim_problem(repo: str, workplan_id: str, declared: Mapping[str, Sequence[str]]) -> str | None:
+def holders_by_prefix(declared: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """``declared`` (slug -> prefixes) turned round: prefix -> the slugs declaring it, for
+    :func:`claim_problem` to look a workplan id's candidates up instead of trying every prefix."""
+    found: dict[str, list[str]] = {}
+    for repo, prefixes in declared.items():
+        for prefix in prefixes:
+            found.setdefault(prefix, []).append(repo)
+    return found
+
+
+def claim_problem(
+    repo: str,
+    workplan_id: str,
+    declared: Mapping[str, Sequence[str]],
+    by_prefix: Mapping[str, Sequence[str]] | None = None,
+) -> str | None:
     """Why a file in ``repo`` may not claim ``workplan_id``; None when it may.
 
     ``declared`` maps every registered repo's slug to the prefixes its manifest
-    declares (``repo`` included, even when it declares none).
+    declares (``repo`` included, even when it declares none); ``by_prefix`` is
+    ``holders_by_prefix(declared)`` when the caller keeps it for many ids.
     """
     own = tuple(declared.get(repo, ()))
-    matches = [(p, r) for r, prefixes in declared.items() for p in prefixes if covers(p, workplan_id)]
+    if by_prefix is None:
+        by_prefix = holders_by_prefix(declared)
+    # a prefix covers the id exactly when it is the id cut before one of its dashes
+    cuts = dict.fromkeys(workplan_id[:i] for i, c in enumerate(workplan_id) if c == "-")
+    matches = [(p, r) for p in cuts for r in by_prefix.get(p, ())]
     longest = max((len(p) for p, _ in matches), default=0)
     best = sorted({(p, r) for p, r in matches if len(p) == longest})
     holders = {r for _, r in best}

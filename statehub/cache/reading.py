@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table
 
 from statehub.cache.derived import Scope
-from statehub.cache.prefixes import claim_problem
+from statehub.cache.prefixes import claim_problem, holders_by_prefix
 from statehub.cache.schema import TASKS, WORKPLANS
 from statehub.cache.sources import SOURCE_KINDS, ScannedFile
 from statehub.repofiles import FileLimits, RepoPathError, count_task_tables, read_repo_file
@@ -72,6 +72,8 @@ class Pending:
     declared: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Every repo's declared prefixes, this repo's as its manifest says now (cache.prefixes)."""
     limits: FileLimits = _DEFAULT_LIMITS
+    by_prefix: dict[str, list[str]] | None = None
+    """``declared`` turned round (``cache.prefixes.holders_by_prefix``), made when first needed."""
 
 
 def consider(
@@ -166,8 +168,10 @@ def _may_claim(
     if tasks > pending.limits.workplan_tasks:  # tasks written as an inline array escape the pre-count
         problem(pending, report, slug, _too_many(path, tasks, pending.limits.workplan_tasks))
         return False
+    if pending.by_prefix is None:
+        pending.by_prefix = holders_by_prefix(pending.declared)
     for plan in rows.get(WORKPLANS, ()):
-        said = claim_problem(slug, plan["id"], pending.declared)
+        said = claim_problem(slug, plan["id"], pending.declared, pending.by_prefix)
         if said is not None:
             problem(pending, report, slug, FileProblem(path, _id_line(text), said), origin="prefix")
             return False

@@ -136,13 +136,13 @@ def rebuild(as_json: bool) -> None:
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
             reports = hub.rebuild(progress=advance)
         with hub.engine.connect() as conn:
-            details = [queries.get_repo(conn, r.repo) for r in reports]
+            counts, errors = queries.repos_summary(conn, [r.repo for r in reports])
     summary = RebuildSummary(
-        repos=len(details),
-        workplans=sum(d.counts.workplans for d in details),
-        tasks=sum(d.counts.tasks for d in details),
-        canon=sum(d.counts.canon for d in details),
-        errors=[RepoFileError(d.slug, e.path, e.line, e.message) for d in details for e in d.errors],
+        repos=len(reports),
+        workplans=counts.workplans,
+        tasks=counts.tasks,
+        canon=counts.canon,
+        errors=[RepoFileError(slug, e.path, e.line, e.message) for slug, e in errors],
     )
     if as_json:
         print_json(summary)

@@ -125,3 +125,30 @@ def test_the_stat_walk_knows_the_single_files_the_parsers_name() -> None:
     from workplans import FLEET_PATH, MANIFEST_PATH
 
     assert scan._SINGLE_FILES == {MANIFEST_PATH: "manifest", FLEET_PATH: "fleet"}
+
+
+def test_rebuild_does_not_load_gitpython(settings: Settings, make_repo: Callable[[str], GitRepo]) -> None:
+    """Indexing notes each repo's HEAD from the files under .git (statehub.gitfiles), so a rebuild
+    never pays gitpython's import (canon/ADR-033, the rebuild refinement)."""
+    repo = make_repo("ops")
+    repo.write("workplans/OPS-WP-0001.md", workplan_text("OPS-WP-0001", [{"id": "T01", "title": "a"}]))
+    repo.commit()
+    env = {**os.environ, "STATEHUB_HOME": str(settings.config_dir.parent)}
+    subprocess.run(
+        [sys.executable, "-m", "statehub", "repos", "add", str(repo.root)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "rebuild", "--json"],
+        env=env,
+        input=json.dumps(["git", "litestar", "pycrdt", "tomlkit"]) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    code, heavy = json.loads(done.stderr.rsplit("LOADED ", 1)[-1])
+    assert code == 0, done.stdout + done.stderr
+    assert heavy == [], f"statehub rebuild imported {heavy}"
+    assert json.loads(done.stdout)["data"]["tasks"] == 1
