@@ -132,6 +132,11 @@ class Stored:
     """The data as JSON text, ``at`` (ISO 8601 UTC) and ``repo`` included."""
 
 
+DELIVER_WAIT_S = 0.1
+"""How long :meth:`ChangeLog.let_deliver` waits for the fan-out at most (seconds): a stuck event
+loop must not stop the write-back."""
+
+
 class ChangeLog:
     """The log file, opened once per process; safe to share between threads.
 
@@ -145,6 +150,10 @@ class ChangeLog:
         self.keep = keep
         self.keep_s = keep_s
         self.on_append: list[Callable[[list[Stored]], None]] = []
+        self.delivered = threading.Event()
+        """Clear while a fan-out (``statehub.stream.Broadcaster``) still sends what this process
+        appended; set otherwise (always, with no fan-out). See :meth:`let_deliver`."""
+        self.delivered.set()
         self._lock = threading.Lock()
         self._db = open_store(path, _STEPS, "change log", synchronous="NORMAL")
         self._appends = 0
@@ -203,6 +212,15 @@ class ChangeLog:
         ]
         for listener in self.on_append:
             listener(stored)
+
+    def let_deliver(self, limit_s: float = DELIVER_WAIT_S) -> None:
+        """Wait (at most ``limit_s`` seconds) until the fan-out has sent what was appended.
+
+        Long Python work in another thread (the write-back, a re-index) holds the GIL the event
+        loop needs for each of its subscribers' sends, and a fan-out to 200 sockets that would take
+        15 ms takes hundreds of ms beside it (issue 14, canon/ADR-038 "Delivery before
+        write-back"). Such work calls this between its steps: the wait releases the GIL."""
+        self.delivered.wait(limit_s)
 
     def _prune(self, now: float) -> None:
         """Drop messages beyond ``keep`` or older than ``keep_s``, noting the last id dropped."""

@@ -301,6 +301,7 @@ class Hub:
         reports = []
         with self.write_lock:
             for repo in targets:
+                self.changes.let_deliver()  # the change stream's fan-out first (ADR-038)
                 started = time.perf_counter()
                 with self.engine.begin() as conn:
                     tracker = self.tracker()
@@ -313,6 +314,7 @@ class Hub:
                             before_change=tracker,
                         )
                     )
+                    self.changes.let_deliver()
                     changes = self.compare(conn, tracker.before, cause, reports[-1:])
                 self.announce(changes)
                 if self.metrics is not None:

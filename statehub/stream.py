@@ -44,6 +44,7 @@ MAX_REPOS = 50
 MAX_TYPES = 32
 """The most type prefixes one ``types`` parameter may list."""
 _READ_BATCH = 1000
+_SETTLE_TURNS = 50
 
 
 def parse_types(text: str | None) -> tuple[str, ...] | None:
@@ -162,6 +163,10 @@ class Broadcaster:
         self._wake: asyncio.Event | None = None
         self._pending: collections.deque[list[Stored]] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken = 0
+        """How many times :meth:`wake` was called (from any thread)."""
+        self._waiting: list[Subscriber] = []
+        """Subscribers that keep up and were given a frame this round (see :meth:`_settle`)."""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -173,6 +178,7 @@ class Broadcaster:
     async def stop(self) -> None:
         if self.wake in self.changes.on_append:
             self.changes.on_append.remove(self.wake)
+        self.changes.delivered.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,6 +198,9 @@ class Broadcaster:
         the reader read the log first."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
+            self._woken += 1
+            if self.subscribers:
+                self.changes.delivered.clear()  # set again by _settle once they are sent
             loop.call_soon_threadsafe(self._arrived, stored)
 
     def _arrived(self, stored: list[Stored]) -> None:
@@ -232,12 +241,29 @@ class Broadcaster:
             with contextlib.suppress(TimeoutError):
                 woken = await asyncio.wait_for(self._wake.wait(), self.poll_s)
             self._wake.clear()
+            woken_before = self._woken
             try:
                 await self._handed_over()
                 if not woken:  # what other processes appended
                     await self._read_log()
             except Exception:  # a log that cannot be read now is read again at the next wake
                 log.exception("reading the change log failed")
+            await self._settle(woken_before)
+
+    async def _settle(self, woken_before: int) -> None:
+        """Let the streams send this round's frames, then tell the change log they are sent
+        (``ChangeLog.delivered``, which the write-back waits for between its steps).
+
+        The subscribers that keep up (their queue was empty when given a frame) are waited for,
+        one event loop turn at a time, at most :data:`_SETTLE_TURNS` turns; a slow one is not."""
+        waiting, self._waiting = self._waiting, []
+        for _ in range(_SETTLE_TURNS):
+            waiting = [s for s in waiting if not s.queue.empty() and not s.dropped]
+            if not waiting:
+                break
+            await asyncio.sleep(0)
+        if self._woken == woken_before and not self._pending:
+            self.changes.delivered.set()
 
     async def _handed_over(self) -> None:
         while self._pending:
@@ -271,6 +297,8 @@ class Broadcaster:
         self.last = message.id
         encoded = frame(message.type, message.id, message.data)
         for subscriber in list(self.subscribers):
+            if subscriber.queue.empty():
+                self._waiting.append(subscriber)
             if not subscriber.offer(message, encoded):
                 subscriber.drop(
                     f"more than {self.queue} messages waited for this subscriber; "

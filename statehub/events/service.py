@@ -135,6 +135,7 @@ class EventDesk:
         roots = {r.slug: r.path for r in self.hub.repos()}
         results = []
         for slug in targets:
+            self.hub.changes.let_deliver()  # the fan-out first (ChangeLog.let_deliver)
             try:
                 # The hub's write lock: a CRDT save commits in these work trees too, and two
                 # git commits at once in one repo would fight over its index lock.
@@ -149,6 +150,7 @@ class EventDesk:
                 pending = self.buffer.pending(slug)
                 self.buffer.wait([e.key for e in pending], reason)
                 results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
+        self.hub.changes.let_deliver()
         self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
         for result in results:
             applied, rejected = len(result.decided), len(result.refused)  # settle empties them
@@ -168,6 +170,7 @@ class EventDesk:
                 tracker = self.hub.tracker()
                 reports = []
                 for slug in slugs:
+                    self.hub.changes.let_deliver()
                     started = time.perf_counter()
                     reports.append(
                         index_repo(
@@ -181,6 +184,8 @@ class EventDesk:
                     )
                     if self.hub.metrics is not None:
                         self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
+                self.hub.changes.let_deliver()
                 recompute_derived(conn)
+                self.hub.changes.let_deliver()
                 changes = self.hub.compare(conn, tracker.before, "event", reports)
             self.hub.announce(changes)

@@ -387,6 +387,8 @@ class Applier:
             return
         head = gitcommit.read_head(repo)
         targets, blobs = self._targets(slug, root, repo, head, records, result)
+        deliver = self.hub.changes.let_deliver  # the change stream's fan-out goes first (ADR-038)
+        deliver()
         read: dict[str, bytes] = {}
         text: dict[str, str] = {}
         stuck: dict[str, str] = {}
@@ -394,6 +396,7 @@ class Applier:
             problem = self._load(root, path, blobs.get(path), read, text, unborn=head.sha is None)
             if problem is not None:
                 stuck[path] = problem
+        deliver()
         steps: list[tuple[Event, str, str | None]] = []
         """(event, path, the file's text after it; None: it changed nothing)."""
         refused: dict[str, str] = {}
@@ -421,6 +424,7 @@ class Applier:
                 waiting.setdefault(stuck[path], []).append(event.key)
         steps = [step for step in steps if step[1] not in stuck]
         commits, runs = _commits(steps)
+        deliver()
         if commits:
             shas, record = self._publish(slug, repo, head, commits, runs, blobs, read, steps, tracked)
             result.writebacks.append(record)

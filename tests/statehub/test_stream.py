@@ -24,6 +24,7 @@ from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
 from statehub.changes import Change, ChangeLog
 from statehub.hub import Hub
+from statehub.stream import Broadcaster, StreamFilter
 from tests.gitfixtures import workplan_text
 from tests.hubserver import HubServer
 from tests.ysync_client import YClient
@@ -400,6 +401,42 @@ def test_the_log_prunes_to_its_bound_and_says_where_it_starts(tmp_path: Path) ->
         assert reopened.bounds()[1] == 701  # never reused, even after pruning and reopening
     finally:
         reopened.close()
+
+
+def test_the_write_back_waits_for_the_fan_out_but_never_for_a_slow_subscriber(tmp_path: Path) -> None:
+    """``ChangeLog.delivered`` (canon/ADR-038 "Delivery before write-back"): clear from an append
+    until the subscribers that keep up took it; set with no subscriber; set even when a subscriber
+    reads nothing (the write-back must not wait for it)."""
+    log = ChangeLog(tmp_path / "changes.sqlite3")
+
+    async def run() -> None:
+        stream = Broadcaster(log, queue=10, poll_s=60, capacity=10, metrics=None)
+        await stream.start()
+        try:
+            log.append([Change("relay.state", {"n": 0})])
+            assert log.delivered.is_set()  # nobody subscribed: nothing to wait for
+            reader = stream.subscribe(StreamFilter())  # may get n=0 too: not yet read when it came
+
+            async def take(marker: bytes) -> None:
+                while marker not in await asyncio.wait_for(reader.queue.get(), 10):
+                    pass
+
+            log.append([Change("relay.state", {"n": 1})])
+            assert not log.delivered.is_set()  # appended, not yet sent
+            await take(b'"n":1')
+            assert await asyncio.to_thread(log.delivered.wait, 10)
+            stream.subscribe(StreamFilter())  # reads nothing
+            log.append([Change("relay.state", {"n": 2})])
+            assert not log.delivered.is_set()
+            await take(b'"n":2')
+            assert await asyncio.to_thread(log.delivered.wait, 10)
+        finally:
+            await stream.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        log.close()
 
 
 def _slow_reader(server: HubServer) -> socket.socket:
