@@ -203,6 +203,28 @@ def tell(listeners: Sequence[Listener], said: list[Said]) -> None:
             listener(said)
 
 
+def claim_said(
+    kind: str,
+    ref: str,
+    repo: str,
+    workplan: str,
+    task: str,
+    actor: str,
+    claim: str,
+    expires_at: float,
+    lease_s: float,
+    by: str | None = None,
+) -> Said:
+    """A ``claim.*`` of a lease (``claim.won|renewed|released|expired``), as the change stream sends
+    it: the holder ``actor``, the claim's event key, ``expires_at`` (seconds since the epoch) and the
+    lease's length; ``by`` names who ended it."""
+    data: dict[str, Any] = {"ref": ref, "workplan": workplan, "task": task, "actor": actor, "claim": claim}
+    data |= {"expires_at": expires_at, "lease_s": lease_s}
+    if by is not None:
+        data["by"] = by
+    return Said(kind, repo, workplan, actor, data)
+
+
 def accepted(submission: Submission) -> Said:
     """The ``event.accepted`` of a stored submission."""
     event = submission.event
@@ -469,9 +491,20 @@ class WriteBuffer(DurableFile):
                     "WHERE claim_key = ? AND state = 'held'",
                     (key,),
                 ):
-                    data = {"ref": ref, "workplan": workplan, "task": task, "actor": actor, "claim": key}
-                    data |= {"expires_at": expires_at, "lease_s": lease_s, "by": HUB_ACTOR}
-                    said.append(Said("claim.released", repo, workplan, actor, data))
+                    said.append(
+                        claim_said(
+                            "claim.released",
+                            ref,
+                            repo,
+                            workplan,
+                            task,
+                            actor,
+                            key,
+                            expires_at,
+                            lease_s,
+                            HUB_ACTOR,
+                        )
+                    )
             db.executemany(
                 "UPDATE lease SET state = 'released', release_key = ?, released_by = ?, released_at = ? "
                 "WHERE claim_key = ? AND state = 'held'",

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sync._durable import DurableFile
 from sync._events_file import EVENTS_FILE_STEPS
-from sync.buffer import Listener, Outcome, Said, Submission, accepted, insert_events, tell
+from sync.buffer import Listener, Outcome, Said, Submission, accepted, claim_said, insert_events, tell
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
 
 if TYPE_CHECKING:
@@ -230,18 +230,20 @@ class LeaseTransaction:
     def _say(self, kind: str, lease: Lease | None, by: str | None = None) -> None:
         if lease is None:
             return
-        data = {
-            "ref": lease.ref,
-            "workplan": lease.workplan,
-            "task": lease.task,
-            "actor": lease.actor,
-            "claim": lease.claim_key,
-            "expires_at": lease.expires_at,
-            "lease_s": lease.lease_s,
-        }
-        if by is not None:
-            data["by"] = by
-        self.said.append(Said(kind, lease.repo, lease.workplan, lease.actor, data))
+        self.said.append(
+            claim_said(
+                kind,
+                lease.ref,
+                lease.repo,
+                lease.workplan,
+                lease.task,
+                lease.actor,
+                lease.claim_key,
+                lease.expires_at,
+                lease.lease_s,
+                by,
+            )
+        )
 
 
 @dataclass(slots=True)
