@@ -4,8 +4,8 @@ real hub process and real git repos (issue 15, ADR-041).
 Every view loads by its address and a reload keeps its filters; links and Enter on a row move
 between views; lists page past 500 with their totals; actions send events through the API and show
 what became of them; hostile Markdown runs nothing; a new manifest starts from its template and its
-save creates its directory; save errors show at the line and clear; a phone-wide page does not
-scroll sideways; the dashboard never fetches the editor's chunk.
+save creates its directory; save errors show at the line and clear; the dashboard never fetches
+the editor's chunk, and shows who is in a room, live. Every page at phone width: test_fleet.py.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def test_each_view_loads_by_its_address(browser: Any, server: HubServer) -> None
         "#/fleet": "Fleet",
         "#/search?q=tunnels": "Search",
     }
-    page = open_page(browser, server, "#/")
+    page = open_page(browser, server, "#/", width=1280)
     for address, heading in views.items():
         page.goto(f"{server.url}/{address}")
         page.reload()  # a fresh load of the address alone
@@ -396,20 +396,26 @@ def test_an_event_that_must_wait_says_why_and_applies_once_it_can(
     page.close()
 
 
-def test_a_phone_wide_page_does_not_scroll_sideways(browser: Any, server: HubServer) -> None:
-    for address in (
-        "#/",
-        "#/tasks",
-        "#/workplans/DEMO-WP-0001",
-        "#/tasks/DEMO-WP-0001-T02",
-        "#/events",
-        "#/repos/demo",
-    ):
-        page = open_page(browser, server, address, width=390)
-        wide = page.evaluate("() => document.documentElement.scrollWidth")
-        shot(page, "phone-" + (re.sub(r"[^a-z0-9]+", "-", address.lower()).strip("-") or "dashboard"))
-        page.close()
-        assert wide <= 390, (address, wide)
+def test_the_dashboard_shows_who_is_in_a_room_live(browser: Any, server: HubServer) -> None:
+    """The dev hub's dashboard lists an open room with who is in it, and drops it when they leave."""
+    dashboard = open_page(browser, server, "#/")
+    dashboard.wait_for_function("() => document.getElementById('live').dataset.state === 'live'")
+    dashboard.evaluate("() => { window.__sameDocument = true }")
+    rooms = "[aria-label='open rooms and drafts']"
+    assert "cy" not in dashboard.inner_text(rooms)
+    editor = browser.new_page()
+    editor.goto(f"{server.url}/#/edit/demo/statehub.toml?user=cy")
+    editor.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=15000
+    )
+    row = f"{rooms} tr[data-href='#/edit/demo/statehub.toml']"
+    dashboard.wait_for_selector(row, timeout=20000)
+    assert "cy" in dashboard.inner_text(row)
+    assert dashboard.locator(f"{row} a[href='#/edit/demo/statehub.toml']").count() == 1
+    editor.close()
+    dashboard.wait_for_selector(row, state="detached", timeout=20000)
+    assert dashboard.evaluate("() => window.__sameDocument") is True
+    dashboard.close()
 
 
 def test_the_dashboard_does_not_load_the_editor(browser: Any, server: HubServer) -> None:

@@ -35,6 +35,14 @@ export async function signOut () {
   current = null
 }
 
+// May this session do `right` (read | write | edit | admin) on `repo`? Always on an open hub. The
+// page shows no button for what the token forbids; the hub refuses it all the same if sent.
+export function may (right, repo) {
+  if (!current || !current.tokens) return true
+  if (!current.rights.includes(right)) return false
+  return !current.repos || repo === undefined || current.repos.includes(repo)
+}
+
 // Headers a state-changing fetch adds: the session's CSRF token, when signed in with a cookie.
 export function csrfHeaders () {
   return current && current.csrf_token ? { 'x-statehub-csrf': current.csrf_token } : {}
