@@ -125,6 +125,12 @@ def test_a_team_signs_in_acts_and_sees_each_other_live(
     click_to(ada, f"a[href='#/workplans/{PLAN}']", f"#/workplans/{PLAN}")
     click_to(ada, f"tr[data-href='#/tasks/{PLAN}-T02'] a", f"#/tasks/{PLAN}-T02")
     click_to(ada, f"a[href='#/workplans/{PLAN}']", f"#/workplans/{PLAN}")
+    before = ada.evaluate("() => document.body.dataset.ready")
+    ada.fill("#search input[name=q]", "tunnels")  # the header's search box, over GET /search
+    ada.keyboard.press("Enter")
+    ada.wait_for_function("() => location.hash === '#/search?q=tunnels'")
+    wait_ready(ada, before)
+    assert f"{PLAN}-T02" in ada.inner_text("main")
     for name, address in PAGES.items():
         visit(ada, mine, address)
         assert "Could not load" not in ada.inner_text("main"), (name, ada.inner_text("main"))
