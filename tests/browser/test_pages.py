@@ -447,12 +447,15 @@ def test_the_keyboard_reaches_and_shows_what_has_focus(browser: Any, server: Hub
         seen.append(
             page.evaluate(
                 "() => { const e = document.activeElement;"
-                " return [e.tagName, getComputedStyle(e).outlineStyle] }"
+                " return [e.tagName, getComputedStyle(e).outlineStyle, e.textContent.trim().slice(0, 40)] }"
             )
         )
-    tags = {tag for tag, _ in seen}
+    assert seen[0][2] == "Skip to content"  # tab order: the skip link, then the header, then the view
+    order = [text for _, _, text in seen]
+    assert order.index("Dashboard") < order.index("DEMO-WP-0001-T01")
+    tags = {tag for tag, _, _ in seen}
     assert {"A", "INPUT", "TR"} <= tags
-    assert all(style != "none" for tag, style in seen if tag in ("A", "TR", "BUTTON"))
+    assert all(style != "none" for tag, style, _ in seen if tag in ("A", "TR", "BUTTON"))
     page.close()
 
 
@@ -493,7 +496,7 @@ def test_a_save_error_shows_at_its_line_and_clears_when_fixed(
     page.click(".cm-content")
     page.keyboard.press("Control+End")
     page.keyboard.type("default_branch = \n")
-    page.click("#save")
+    page.keyboard.press("Meta+s")  # Cmd+S (a Mac's); Ctrl+S saves below
     page.wait_for_selector("#status.bad", timeout=15000)
     errors = page.inner_text("#errors")
     assert re.search(r"line 5, column \d+: ", errors), errors
