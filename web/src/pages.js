@@ -48,7 +48,7 @@ export async function dashboardView (root) {
     ${rooms ? roomsSection(rooms) : ''}
     <section><h2>Repos <span class="muted">${h(repoRows.length)}</span></h2>${table(repoRows, [
       { label: 'repo', cell: (r) => `<a href="${href('repos', r.slug)}">${h(r.slug)}</a><br><span class="muted">${h(r.title || '')}</span>` },
-      { label: 'file errors', cell: (r) => (r.error_count ? `<span class="status s-blocked">✕ ${h(r.error_count)} errors</span>` : '<span class="status s-done">✓ none</span>') },
+      { label: 'file errors', cell: (r) => (r.error_count ? `<span class="status s-blocked">✕ ${h(r.error_count)} error${r.error_count === 1 ? '' : 's'}</span>` : '<span class="status s-done">✓ none</span>') },
       { label: 'workplans', cell: (r) => `<a href="${href('workplans')}?repo=${encodeURIComponent(r.slug)}">${h(r.workplan_count)}</a>` }
     ], { rowHref: (r) => href('repos', r.slug) })}</section>
     <section><h2>Active workplans <span class="muted">${h(plans.total)}</span> <a class="more" href="${href('workplans')}?status=active">all</a></h2>
