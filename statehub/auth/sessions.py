@@ -186,9 +186,6 @@ class SessionStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)  # before SQLite opens it: its WAL and shm files take the file's mode
-        path.chmod(0o600)
         self._db: sqlite3.Connection = open_store(path, _SCHEMA, "browser sessions", synchronous="NORMAL")
 
     def __enter__(self) -> SessionStore:
