@@ -252,6 +252,20 @@ def test_pages_show_their_totals_and_go_past_500(browser: Any, server: HubServer
     page.close()
 
 
+def test_a_page_past_the_end_says_none_of_the_total_and_goes_back_to_the_last(
+    browser: Any, server: HubServer
+) -> None:
+    """An old link to page 9 of a list that now has 2 said "4001–4000 of 620"."""
+    total = httpx.get(f"{server.url}/tasks?limit=1").json()["total"]
+    page = open_page(browser, server, "#/tasks?limit=500&page=9")
+    assert page.inner_text(".pager .count") == f"0 of {total}"
+    page.click(".pager button[data-page='2']")  # "previous": the last page, not page 8
+    page.wait_for_function(
+        f"() => document.querySelector('.pager .count').textContent === '501{DASH}{total} of {total}'"
+    )
+    page.close()
+
+
 def test_links_and_enter_on_a_row_move_between_views(browser: Any, server: HubServer) -> None:
     page = open_page(browser, server, "#/")
     click_to(page, "a[href='#/repos/demo']", "#/repos/demo")

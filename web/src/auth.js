@@ -35,6 +35,21 @@ export async function signOut () {
   current = null
 }
 
+// Whether this session's token allows `right` (write | edit | admin) on `repo`: what the page offers
+// to do follows it, so a read token sees no action buttons. Always true on an open hub. The hub
+// decides every request again; this only keeps the page from offering what it would refuse.
+export function mayAct (repo, right = 'write') {
+  if (!current || !current.tokens) return true
+  return current.rights.includes(right) && (current.repos == null || current.repos.includes(repo))
+}
+
+// The sentence shown instead of what `mayAct` forbids.
+export function notAllowed (repo, right = 'write') {
+  const has = current && current.rights.length ? current.rights.join(', ') : 'nothing'
+  const where = current && current.repos ? ` on ${current.repos.join(', ')}` : ''
+  return `Your token (${current ? current.actor : '?'}: ${has}${where}) does not allow ${right} on ${repo}; ask the hub's admin for one that does.`
+}
+
 // Headers a state-changing fetch adds: the session's CSRF token, when signed in with a cookie.
 export function csrfHeaders () {
   return current && current.csrf_token ? { 'x-statehub-csrf': current.csrf_token } : {}

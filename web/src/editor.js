@@ -9,7 +9,7 @@ import { StreamLanguage } from '@codemirror/language'
 import { toml } from '@codemirror/legacy-modes/mode/toml'
 import { lintGutter, setDiagnostics } from '@codemirror/lint'
 import { yCollab } from 'y-codemirror.next'
-import { me } from './auth.js'
+import { mayAct, me, notAllowed } from './auth.js'
 import { STATEHUB_MESSAGE, api, colorFor, currentActor, encodeHubMessage, escapeHtml as h, href, items, readHubMessage, setActor } from './hub.js'
 
 const TEXT_NAME = 'manifest'
@@ -64,6 +64,13 @@ function askName (root, then) {
 /** The editor view for `doc` (`<slug>/<path>`); returns the function that leaves it. */
 export function editorView (root, doc, params) {
   const session = me()
+  const [slug, ...rest] = doc.split('/')
+  const right = rest.join('/') === 'registry/fleet.toml' ? 'admin' : 'edit' // the fleet registry is an admin's
+  if (!mayAct(slug, right)) { // the hub would refuse the socket: say why rather than stay "connecting"
+    root.innerHTML = `<h1>${h(doc)}</h1><p class="bad" id="edit-refused" role="alert">${h(notAllowed(slug, right))}</p>
+      <p><a href="${href('repos', slug)}">${h(slug)}</a></p>`
+    return () => {}
+  }
   if (session && session.tokens) return renderEditor(root, doc, session.actor, true) // the token's actor edits and saves
   const given = params.get('user')
   if (given) setActor(given)
