@@ -251,3 +251,20 @@ def test_a_page_from_an_earlier_lineage_reloads_the_text_instead_of_merging(
     wait_text(page, "text.includes('# pulled while the hub was down')")
     assert text_of(page) == saved + "# pulled while the hub was down\n"
     page.close()
+
+
+def test_another_persons_colour_cannot_restyle_the_page(browser: Any, server: HubServer, repo: GitRepo) -> None:
+    """Review: a room member's awareness colour went into the presence chip's style attribute as
+    sent, so ``red;position:fixed;inset:0`` made their chip cover everyone else's page."""
+    ada = open_editor(browser, server, "ada")
+    mallory = open_editor(browser, server, "mallory")
+    mallory.evaluate(  # a new name too, so that ada's page shows when the change has arrived
+        """() => window.statehubEditor.provider.awareness.setLocalStateField('user',
+             { name: 'mallory2', color: 'red;position:fixed;inset:0;z-index:99' })"""
+    )
+    chip = '.person[data-name="mallory2"]'
+    ada.wait_for_selector(chip)
+    assert "red" not in (ada.get_attribute(chip, "style") or "")
+    assert ada.evaluate(f"() => getComputedStyle(document.querySelector('{chip}')).position") != "fixed"
+    mallory.close()
+    ada.close()

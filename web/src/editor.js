@@ -50,6 +50,12 @@ prefixes = []               # workplan id prefixes it owns, like ["OPS"] for OPS
 `
 }
 
+/** Another client's colour goes into a style attribute: only `#rgb`/`#rrggbb` are taken, else the name's colour
+ * (a colour such as `red;position:fixed;inset:0` would let one person in the room cover the others' page). */
+function safeColor (color, name) {
+  return /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(String(color ?? '')) ? color : colorFor(String(name))
+}
+
 function askName (root, then) {
   root.innerHTML = `<h1>Who are you?</h1><section>
     <p class="muted">Your name shows to the others in the room and becomes the author of the commits you save.</p>
@@ -129,7 +135,7 @@ export function renderEditor (root, doc, user, signedIn = false) {
     if (!session) return
     const people = [...session.provider.awareness.getStates().entries()]
       .filter(([, s]) => s.user && s.user.name)
-      .map(([id, s]) => ({ name: s.user.name, color: s.user.color || colorFor(s.user.name), me: id === session.ydoc.clientID }))
+      .map(([id, s]) => ({ name: String(s.user.name), color: safeColor(s.user.color, s.user.name), me: id === session.ydoc.clientID }))
     root.querySelector('#presence').innerHTML = people.map((p) =>
       `<span class="person" style="background:${h(p.color)}" data-name="${h(p.name)}">${h(p.name)}${p.me ? ' (you)' : ''}</span>`).join('')
   }
