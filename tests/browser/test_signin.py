@@ -80,7 +80,8 @@ def test_sign_in_shows_who_you_are_and_the_editor_saves_as_the_actor(
     sign_in(page, token)
     page.wait_for_selector("#who-actor")
     assert page.inner_text("#who-actor") == "ada"
-    assert "read, write, edit" in page.inner_text("#who-rights") and "demo" in page.inner_text("#who-rights")
+    # a repo scope limits changes, not reading (ADR-016): the header says which is which
+    assert "read: all repos · write, edit: demo" in page.inner_text("#who-rights")
     page.goto(f"{server.url}/#/tasks")
     page.wait_for_selector("tr[data-href='#/tasks/DEMO-WP-0001-T01']")  # the API answers the session
     [cookie] = browser.cookies(server.url)

@@ -81,10 +81,14 @@ export function renderSignIn (root, then) {
 // The header's "who you are": actor, right, what the token allows, its repos and expiry.
 export function renderWho (place, onSignOut) {
   if (!current || !current.tokens) { place.innerHTML = ''; return }
-  const repos = current.repos ? current.repos.join(', ') : 'all repos'
+  // A repo scope limits changes only: a scoped token still reads every repo (ADR-016), so say which is which.
+  const changes = current.rights.filter((r) => r !== 'read')
+  const rights = current.repos && changes.length
+    ? `read: all repos · ${changes.join(', ')}: ${current.repos.join(', ')}`
+    : `${current.rights.join(', ')} · all repos`
   const until = current.expires ? ` · token until ${current.expires}` : ''
   place.innerHTML = `<span id="who-actor" class="who-actor">${h(current.actor)}</span>
-    <span id="who-rights" class="muted-light" title="what this token may do">${h(current.rights.join(', '))} · ${h(repos)}${h(until)}</span>
+    <span id="who-rights" class="muted-light" title="what this token may do">${h(rights)}${h(until)}</span>
     <button id="sign-out" type="button">Sign out</button>`
   place.querySelector('#sign-out').addEventListener('click', async () => {
     await signOut()
