@@ -268,3 +268,24 @@ def test_another_persons_colour_cannot_restyle_the_page(browser: Any, server: Hu
     assert ada.evaluate(f"() => getComputedStyle(document.querySelector('{chip}')).position") != "fixed"
     mallory.close()
     ada.close()
+
+
+def test_a_file_the_editor_does_not_open_says_why_instead_of_connecting_for_ever(
+    browser: Any, server: HubServer
+) -> None:
+    """Review: ``#/edit/demo/workplans/...`` or a repo that is not registered showed an empty editor
+    "connecting" for ever, retrying a socket the hub refused before it opened (a browser cannot read
+    that refusal's reason)."""
+    page = browser.new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    for doc in ("demo/workplans/DEMO-WP-0001.md", "nosuch/statehub.toml", "demo/../../etc/passwd"):
+        page.goto(f"{server.url}/#/edit/{doc}?user=ada")
+        page.wait_for_selector("#edit-refused")
+        assert "not a file the editor opens" in page.inner_text("#edit-refused")
+        assert page.is_disabled("#save")
+        assert page.inner_text("#connection") == "not connected"
+    tried = len(sockets)
+    page.wait_for_timeout(1500)  # y-websocket retries within a second or two while it is connecting
+    assert len(sockets) == tried
+    page.close()

@@ -180,7 +180,19 @@ export function renderEditor (root, doc, user, signedIn = false) {
     known = true
   }
   api('/sync').then((rooms) => {
-    const room = items(rooms).find((d) => d.doc === doc)
+    const listed = items(rooms)
+    const room = listed.find((d) => d.doc === doc)
+    const complete = !rooms || rooms.total == null || rooms.total <= listed.length
+    const refused = !room && complete
+      ? `${doc} is not a file the editor opens: it edits statehub.toml and registry/fleet.toml of a registered repo (see the repo's page)`
+      : room && room.error
+    if (refused) { // the hub refuses the socket before it opens, which a browser cannot read: say why, stop retrying
+      stop()
+      root.querySelector('#connection').textContent = 'not connected'
+      root.querySelector('#save').disabled = true
+      root.querySelector('#errors').innerHTML = `<p class="bad" id="edit-refused">${h(refused)}</p>`
+      return
+    }
     known = room ? room.exists : true
     if (session && session.provider.synced) seed()
   }).catch(() => { known = true })
