@@ -289,3 +289,17 @@ def test_a_file_the_editor_does_not_open_says_why_instead_of_connecting_for_ever
     page.wait_for_timeout(1500)  # y-websocket retries within a second or two while it is connecting
     assert len(sockets) == tried
     page.close()
+
+
+def test_the_editor_is_dark_with_the_dark_theme(browser: Any, server: HubServer) -> None:
+    """Review: with the system's dark theme the page was dark but CodeMirror's gutter and active
+    line stayed white."""
+    page = browser.new_page()
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{server.url}/#/edit/{DOC}?user=ada")
+    page.wait_for_function("() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000)
+    gutter = page.evaluate("() => getComputedStyle(document.querySelector('.cm-gutters')).backgroundColor")
+    page.screenshot(path=str(OUTPUT / "editor-dark.png"))
+    page.close()
+    red, green, blue = (int(part) for part in re.findall(r"\d+", gutter)[:3])
+    assert max(red, green, blue) < 80, gutter
