@@ -253,7 +253,9 @@ def test_a_page_from_an_earlier_lineage_reloads_the_text_instead_of_merging(
     page.close()
 
 
-def test_another_persons_colour_cannot_restyle_the_page(browser: Any, server: HubServer, repo: GitRepo) -> None:
+def test_another_persons_colour_cannot_restyle_the_page(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
     """Review: a room member's awareness colour went into the presence chip's style attribute as
     sent, so ``red;position:fixed;inset:0`` made their chip cover everyone else's page."""
     ada = open_editor(browser, server, "ada")
@@ -297,7 +299,9 @@ def test_the_editor_is_dark_with_the_dark_theme(browser: Any, server: HubServer)
     page = browser.new_page()
     page.emulate_media(color_scheme="dark")
     page.goto(f"{server.url}/#/edit/{DOC}?user=ada")
-    page.wait_for_function("() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000)
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000
+    )
     gutter = page.evaluate("() => getComputedStyle(document.querySelector('.cm-gutters')).backgroundColor")
     page.screenshot(path=str(OUTPUT / "editor-dark.png"))
     page.close()

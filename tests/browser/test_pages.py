@@ -255,7 +255,7 @@ def test_pages_show_their_totals_and_go_past_500(browser: Any, server: HubServer
 def test_a_page_past_the_end_says_none_of_the_total_and_goes_back_to_the_last(
     browser: Any, server: HubServer
 ) -> None:
-    """An old link to page 9 of a list that now has 2 said "4001–4000 of 620"."""
+    """An old link to page 9 of a list that now has 2 said "4001-4000 of 620"."""
     total = httpx.get(f"{server.url}/tasks?limit=1").json()["total"]
     page = open_page(browser, server, "#/tasks?limit=500&page=9")
     assert page.inner_text(".pager .count") == f"0 of {total}"
@@ -540,7 +540,12 @@ SPLIT_WORDS = """() => [...document.querySelectorAll('th, td')].flatMap((cell) =
 def test_table_cells_do_not_break_inside_short_words(browser: Any, server: HubServer) -> None:
     """Review: at 390 px the task list's headers and cells wrapped letter by letter ("re ad y"), and
     at 1280 px headers such as "TASK S" did, since the page lets text break anywhere."""
-    for width, address in ((390, "#/tasks"), (390, "#/workplans/DEMO-WP-0001"), (1280, "#/repos/demo"), (1280, "#/")):
+    for width, address in (
+        (390, "#/tasks"),
+        (390, "#/workplans/DEMO-WP-0001"),
+        (1280, "#/repos/demo"),
+        (1280, "#/"),
+    ):
         page = open_page(browser, server, address, width=width)
         split = page.evaluate(SPLIT_WORDS)
         wide = page.evaluate("() => document.documentElement.scrollWidth")

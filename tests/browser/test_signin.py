@@ -351,9 +351,10 @@ def test_a_token_that_may_not_act_sees_no_action_buttons_and_its_forged_request_
         assert page.locator("#save, .cm-content").count() == 0
         forged = """async () => {
           const me = await (await fetch('/auth/session')).json()
-          const answer = await fetch('/events', { method: 'POST', headers: { 'content-type': 'application/json',
-            'x-statehub-csrf': me.csrf_token }, body: JSON.stringify({ key: 'forged-' + me.actor, actor: me.actor,
-            kind: 'task.status', repo: 'demo', workplan: 'DEMO-WP-0001', task: 'T01', status: 'blocked' }) })
+          const answer = await fetch('/events', { method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-statehub-csrf': me.csrf_token },
+            body: JSON.stringify({ key: 'forged-' + me.actor, actor: me.actor, kind: 'task.status',
+              repo: 'demo', workplan: 'DEMO-WP-0001', task: 'T01', status: 'blocked' }) })
           return answer.status }"""
         assert page.evaluate(forged) == 403
         page.click("#sign-out")

@@ -42,5 +42,9 @@ def test_nothing_outside_the_built_assets_is_served(client: Client) -> None:
 
 def test_text_assets_name_their_charset_once(client: Client) -> None:
     """Review: every text asset said ``text/html; charset=utf-8; charset=utf-8``."""
-    for name, media in (("/", "text/html"), ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css")):
+    for name, media in (
+        ("/", "text/html"),
+        ("/static/app.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+    ):
         assert client.get(name).headers["content-type"] == f"{media}; charset=utf-8", name
