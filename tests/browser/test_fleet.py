@@ -148,7 +148,7 @@ def test_a_team_signs_in_acts_and_sees_each_other_live(
     # bob reads the workplan: no action anywhere, and he follows the hub live
     visit(bob, theirs, f"#/workplans/{PLAN}")
     assert bob.locator("[data-act], .actions button").count() == 0
-    assert "may not change it" in bob.inner_text("#act")
+    assert "does not allow write" in bob.inner_text("#act #read-only")
     live(bob)
     shot(bob, "fleet-read-only-workplan-1280")
 

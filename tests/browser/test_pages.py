@@ -252,6 +252,20 @@ def test_pages_show_their_totals_and_go_past_500(browser: Any, server: HubServer
     page.close()
 
 
+def test_a_page_past_the_end_says_none_of_the_total_and_goes_back_to_the_last(
+    browser: Any, server: HubServer
+) -> None:
+    """An old link to page 9 of a list that now has 2 said "4001-4000 of 620"."""
+    total = httpx.get(f"{server.url}/tasks?limit=1").json()["total"]
+    page = open_page(browser, server, "#/tasks?limit=500&page=9")
+    assert page.inner_text(".pager .count") == f"0 of {total}"
+    page.click(".pager button[data-page='2']")  # "previous": the last page, not page 8
+    page.wait_for_function(
+        f"() => document.querySelector('.pager .count').textContent === '501{DASH}{total} of {total}'"
+    )
+    page.close()
+
+
 def test_links_and_enter_on_a_row_move_between_views(browser: Any, server: HubServer) -> None:
     page = open_page(browser, server, "#/")
     click_to(page, "a[href='#/repos/demo']", "#/repos/demo")
@@ -514,3 +528,36 @@ def test_a_save_error_shows_at_its_line_and_clears_when_fixed(
     assert page.locator(".cm-lint-marker-error").count() == 0
     assert demo.read("statehub.toml") != before and 'default_branch = "main"' in demo.read("statehub.toml")
     page.close()
+
+
+SPLIT_WORDS = """() => [...document.querySelectorAll('th, td')].flatMap((cell) => {
+  const found = []
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT)
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const match of node.textContent.matchAll(/[A-Za-z]{2,12}/g)) {
+      const range = document.createRange()
+      range.setStart(node, match.index)
+      range.setEnd(node, match.index + match[0].length)
+      if (range.getClientRects().length > 1) found.push(match[0])
+    }
+  }
+  return found
+})"""
+"""Short words in table cells that the layout broke across lines: JS run in the page."""
+
+
+def test_table_cells_do_not_break_inside_short_words(browser: Any, server: HubServer) -> None:
+    """Review: at 390 px the task list's headers and cells wrapped letter by letter ("re ad y"), and
+    at 1280 px headers such as "TASK S" did, since the page lets text break anywhere."""
+    for width, address in (
+        (390, "#/tasks"),
+        (390, "#/workplans/DEMO-WP-0001"),
+        (1280, "#/repos/demo"),
+        (1280, "#/"),
+    ):
+        page = open_page(browser, server, address, width=width)
+        split = page.evaluate(SPLIT_WORDS)
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        page.close()
+        assert split == [], (width, address, split)
+        assert wide <= width, (address, wide)

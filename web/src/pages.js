@@ -3,7 +3,7 @@ import { api, escapeHtml as h, HubError, href, items, statusBadge, TASK_STATUSES
 import { table, when } from './ui.js'
 import { EVENT_COLUMNS, TASK_COLUMNS, WORKPLAN_COLUMNS } from './lists.js'
 import { taskActions, workplanActions } from './actions.js'
-import { may } from './auth.js'
+import { mayAct } from './auth.js'
 import { dependencyGraph } from './graph.js'
 
 const markdown = () => import('./markdown.js') // its own chunk: only pages with a body load it
@@ -17,7 +17,7 @@ const editRight = (d) => (d.path === 'registry/fleet.toml' ? 'admin' : 'edit')
 
 /** A link to a manifest's editor, or its name alone when this session may not edit it. */
 function editorLink (d, label) {
-  return may(editRight(d), d.repo) ? `<a href="${href('edit', ...d.doc.split('/'))}">${h(label)}</a>` : `${h(label)} <span class="muted">(read only)</span>`
+  return mayAct(d.repo, editRight(d)) ? `<a href="${href('edit', ...d.doc.split('/'))}">${h(label)}</a>` : `${h(label)} <span class="muted">(read only)</span>`
 }
 
 /** Rooms open now (who is in them) and rooms holding a draft not saved to the file. */
@@ -28,7 +28,7 @@ function roomsSection (rooms) {
       { label: 'manifest', cell: (d) => editorLink(d, d.doc) },
       { label: 'in the room', cell: (d) => (d.people.length ? d.people.map((p) => `<span class="person-name">${h(p)}</span>`).join(', ') : '<span class="muted">nobody</span>') },
       { label: 'draft', cell: (d) => (d.unsaved ? '<span class="status s-draft">✎ unsaved draft</span>' : '<span class="status s-done">✓ saved</span>') }
-    ], { rowHref: (d) => (may(editRight(d), d.repo) ? href('edit', ...d.doc.split('/')) : null) })
+    ], { rowHref: (d) => (mayAct(d.repo, editRight(d)) ? href('edit', ...d.doc.split('/')) : null) })
     : '<p class="muted">Nobody is editing a manifest, and no draft is waiting.</p>'}</section>`
 }
 
