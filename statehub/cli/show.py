@@ -26,7 +26,6 @@ from statehub.cli._reading import open_reader
 from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
-from workplans.enums import WorkplanStatus
 from workplans.ids import is_task_ref, is_workplan_id
 
 if TYPE_CHECKING:
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from statehub.cache.answers import TaskItem, WorkplanDetail
     from statehub.claims import NextClaimed
     from statehub.cli._reading import Reader
+    from workplans.enums import WorkplanStatus
 
 __all__ = ["choose_next", "next_", "progress_of", "show", "show_ref"]
 
