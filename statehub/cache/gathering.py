@@ -64,7 +64,8 @@ class _Split:
         """The next index from the start (or from the end); None when none is left."""
         fcntl.lockf(self.lock, fcntl.LOCK_EX)
         try:
-            start, end = _BOUNDS.unpack_from(self.memory, 0)
+            bounds: tuple[int, int] = _BOUNDS.unpack_from(self.memory, 0)
+            start, end = bounds
             if start >= end:
                 return None
             if from_end:
