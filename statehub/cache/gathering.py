@@ -14,8 +14,8 @@ parent's connections is left alone and it ends with ``os._exit``). If it
 fails or dies, this process gathers its repos itself: the rebuild gives the
 same result either way (and a file that breaks the parser breaks it here
 too, with the usual error). Only a process that runs no other threads may ask
-for the worker (``fork`` copies one thread): ``statehub rebuild`` does, the
-server does not.
+for the worker (``fork`` copies one thread): ``statehub rebuild`` does; the
+rebuild a hub runs when it opens a missing or outdated cache does not.
 """
 
 from __future__ import annotations
