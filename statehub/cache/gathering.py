@@ -27,6 +27,7 @@ import pickle
 import signal
 import struct
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -136,11 +137,11 @@ def gathered(
     worker: bool,
 ) -> Iterator[Iterator[Gathered]]:
     """Each of ``repos`` (slug, work tree) gathered, in order, as the iterator the block is given
-    is advanced; with ``worker`` (and enough repos) partly in a forked process, started as the
-    block begins (it gathers while this process does other work) and stopped when it ends,
-    however it ends."""
+    is advanced; with ``worker`` (and enough repos, and no other thread in this process to copy
+    half-way through something) partly in a forked process, started as the block begins (it
+    gathers while this process does other work) and stopped when it ends, however it ends."""
     jobs = list(repos)
-    if not worker or len(jobs) < MIN_REPOS_FOR_WORKER:
+    if not worker or len(jobs) < MIN_REPOS_FOR_WORKER or threading.active_count() > 1:
         yield (gather_repo(slug, root, declared, limits) for slug, root in jobs)
         return
     split = _Split(len(jobs))
