@@ -324,9 +324,24 @@ class Hub:
             self.freshness_memo.forget([repo.slug for repo in targets] if slug else None)
         return reports
 
-    def rebuild(self, progress: Progress | None = None) -> list[IndexReport]:
-        """Drop the cache and index every registered repo from its files."""
-        with self.write_lock, _collector_paused():
+    def rebuild(self, progress: Progress | None = None, *, worker: bool = False) -> list[IndexReport]:
+        """Drop the cache and index every registered repo from its files.
+
+        Every repo's declared prefixes are read first, so each file is read, parsed and judged once
+        (``statehub.cache.indexer.gather_repo``); ``worker=True`` has a forked process gather part
+        of the repos meanwhile (``statehub.cache.gathering``), only for a caller that runs no other
+        thread (``statehub rebuild``)."""
+        from statehub.cache.gathering import gathered
+        from statehub.cache.indexer import write_gathered
+
+        limits = self.settings.file_limits
+        repos = [(r.slug, r.path) for r in self.repos()]
+        declared = {slug: declared_prefixes(root, limits) for slug, root in repos}
+        with (
+            self.write_lock,
+            _collector_paused(),
+            gathered(repos, declared, limits, worker=worker) as found,
+        ):
             try:
                 with self.engine.connect() as conn:
                     before = self.snapshot(conn, None)
@@ -335,22 +350,15 @@ class Hub:
 
                 before = RowSnapshot(None)
             reset_cache(self.engine, indexes=False)
-            reports = []
             try:
                 with self.engine.begin() as conn:
-                    for repo in self.repos():
-                        reports.append(
-                            index_repo(
-                                conn,
-                                repo.slug,
-                                repo.path,
-                                derive=False,
-                                empty=True,
-                                limits=self.settings.file_limits,
-                            )
-                        )
+                    gathered_repos = []
+                    for repo in found:
+                        gathered_repos.append(repo)
                         if progress:
-                            progress(repo.slug)
+                            progress(repo.report.repo)
+                    write_gathered(conn, gathered_repos)
+                    reports = [repo.report for repo in gathered_repos]
                     create_indexes(conn)
                     recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)

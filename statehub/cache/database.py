@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 
 from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
 from statehub.cache.schema import META, SCHEMA_VERSION, metadata
@@ -81,7 +81,8 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
     """
     with engine.begin() as conn:
         drop_search(conn)
-    metadata.drop_all(engine)
+        for table in reversed(metadata.sorted_tables):  # as drop_all, without reflecting each table
+            conn.execute(DropTable(table, if_exists=True))
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             conn.execute(CreateTable(table))
@@ -96,16 +97,17 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
 
 
 def create_indexes(conn: Connection) -> None:
-    """Build the secondary indexes and the search index (statehub.cache.search) over the rows loaded."""
+    """Build the secondary indexes and the search index (statehub.cache.search) over the rows loaded,
+    in tables :func:`reset_cache` just created without them."""
     for table in metadata.sorted_tables:
         for index in table.indexes:
-            index.create(conn, checkfirst=True)
+            conn.execute(CreateIndex(index))
     build_search(conn)
 
 
 def _stored_version(engine: Engine) -> int | None:
     with engine.connect() as conn:
-        if not inspect(conn).has_table(META.name):
+        if not conn.dialect.has_table(conn, META.name):  # no Inspector: one query, nothing cached
             return None
         value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one_or_none()
     try:

@@ -328,18 +328,31 @@ class SqliteReader:
         row = rows[0]
         return CanonDetail(**msgspec.structs.asdict(_canon(row)), body=row[8], extra=_decode_any(row[9]))
 
-    def ready_todo(self, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
-        """As ``queries.ready_todo``: the ready todo tasks, in workplan id, file order, with their
-        workplan's status."""
-        columns = ", ".join(f"t.{c.strip()}" for c in _TASK_COLUMNS.split(","))
-        sql = (
-            f"SELECT {columns}, w.status FROM task t JOIN workplan w"  # noqa: S608 - constant pieces
-            " ON w.id = t.workplan_id AND w.conflicted = 0"
-            " WHERE t.conflicted = 0 AND t.status = 'todo' AND t.ready = 1"
-        )
-        params: list[Any] = []
-        if repo is not None:
-            sql += " AND t.repo = ?"
-            params.append(repo)
-        rows = self.conn.execute(sql + " ORDER BY t.workplan_id, t.position", params).fetchall()
-        return [(_task(row), _WORKPLAN_STATUS[row[10]]) for row in rows]
+    def next_candidates(
+        self, actor: str, repo: str | None = None, limit: int = 1
+    ) -> tuple[list[tuple[TaskItem, WorkplanStatus]], int]:
+        """As ``queries.next_candidates``: the best ``limit`` tasks ``actor`` can take now, each with
+        its workplan's status, and how many there are in all. Ranked in SQL, so only those rows are
+        read and built (``next`` has thousands of candidates on a big fleet and shows one)."""
+        where, params = ("", []) if repo is None else (" AND t.repo = ?", [repo])
+        total = self.conn.execute(_NEXT_COUNT + where, params).fetchone()[0]
+        rows = self.conn.execute(_NEXT_SELECT + where + _NEXT_ORDER, [*params, actor, limit]).fetchall()
+        return [(_task(row), _WORKPLAN_STATUS[row[10]]) for row in rows], int(total)
+
+
+_NEXT_FROM = (
+    " FROM task t JOIN workplan w ON w.id = t.workplan_id AND w.conflicted = 0"
+    " WHERE t.conflicted = 0 AND t.status = 'todo' AND t.ready = 1"
+    " AND w.status IN ('active', 'draft', 'blocked')"
+)
+_NEXT_COUNT = "SELECT count(*)" + _NEXT_FROM
+_NEXT_SELECT = (
+    "SELECT " + ", ".join(f"t.{c.strip()}" for c in _TASK_COLUMNS.split(",")) + ", w.status" + _NEXT_FROM
+)
+_NEXT_ORDER = (
+    " ORDER BY CASE WHEN t.owner = ? THEN 0 WHEN t.owner IS NULL THEN 1 ELSE 2 END,"
+    " CASE w.status WHEN 'active' THEN 0 WHEN 'draft' THEN 1 ELSE 2 END, t.workplan_id, t.position"
+    " LIMIT ?"
+)
+"""``next``'s ranking (canon/ADR-033): the actor's own, then unowned, then
+others'; active workplans, then draft, then blocked; then workplan id and file order."""

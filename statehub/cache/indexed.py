@@ -24,21 +24,31 @@ from statehub.gitfiles import git_dirs, read_head
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["LastIndex", "forget_indexed", "last_indexed", "record_indexed"]
+__all__ = ["LastIndex", "forget_indexed", "head_commit", "indexed_row", "last_indexed", "record_indexed"]
 
 _PREFIX = "indexed:"
 
 
 def record_indexed(conn: Connection, slug: str, root: Path) -> LastIndex:
     """Note that ``slug`` (work tree ``root``) was indexed now, inside the caller's transaction."""
-    try:
-        commit = read_head(git_dirs(root)).sha
-    except (NotAGitRepo, OSError):
-        commit = None
-    found = LastIndex(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), commit)
+    row = indexed_row(slug, head_commit(root))
     forget_indexed(conn, slug)
-    conn.execute(META.insert(), [{"key": _PREFIX + slug, "value": msgspec.json.encode(found).decode()}])
-    return found
+    conn.execute(META.insert(), [row])
+    return msgspec.json.decode(row["value"], type=LastIndex)
+
+
+def head_commit(root: Path) -> str | None:
+    """HEAD of the work tree at ``root``; None when it is no git work tree or cannot be read."""
+    try:
+        return read_head(git_dirs(root)).sha
+    except (NotAGitRepo, OSError):
+        return None
+
+
+def indexed_row(slug: str, commit: str | None) -> dict[str, str]:
+    """The ``cache_meta`` row noting that ``slug`` was indexed now, at ``commit``."""
+    found = LastIndex(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), commit)
+    return {"key": _PREFIX + slug, "value": msgspec.json.encode(found).decode()}
 
 
 def last_indexed(conn: Connection, slug: str) -> LastIndex | None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     false,
     func,
     literal_column,
@@ -79,7 +80,7 @@ __all__ = [
     "list_repos",
     "list_tasks",
     "list_workplans",
-    "ready_todo",
+    "next_candidates",
     "task_shown",
     "task_states",
     "tasks_by_ref",
@@ -760,20 +761,43 @@ def workplan_overview(conn: Connection, workplan_id: str) -> WorkplanOverview:
     )
 
 
-def ready_todo(conn: Connection, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
-    """Every unconflicted todo task with every dependency done (``ready``), in ``repo`` when given,
-    in workplan id, file order, each with its workplan's status; a task whose workplan is not
-    served (conflicted) is left out. What ``statehub next`` chooses from, in one query."""
-    where = [TASKS.c.conflicted == false(), TASKS.c.status == TaskStatus.TODO.value, TASKS.c.ready == true()]
+_NEXT_PLAN_STATUSES = (WorkplanStatus.ACTIVE.value, WorkplanStatus.DRAFT.value, WorkplanStatus.BLOCKED.value)
+"""Workplans whose tasks ``statehub next`` offers, best first; done and cancelled ones offer none."""
+
+
+def next_candidates(
+    conn: Connection, actor: str, repo: str | None = None, limit: int = 1
+) -> tuple[list[tuple[TaskItem, WorkplanStatus]], int]:
+    """The best ``limit`` tasks ``actor`` can take now, each with its workplan's status, and how
+    many there are in all: unconflicted, todo, every dependency done (``ready``), in ``repo`` when
+    given, in a served workplan that is active, draft or blocked. Best first: the actor's own, then
+    unowned, then others'; active workplans, then draft, then blocked; then workplan id and file
+    order (canon/ADR-033). Ranked in SQL, so only ``limit`` rows are read."""
+    where = [
+        TASKS.c.conflicted == false(),
+        TASKS.c.status == TaskStatus.TODO.value,
+        TASKS.c.ready == true(),
+        WORKPLANS.c.status.in_(_NEXT_PLAN_STATUSES),
+    ]
     if repo is not None:
         where.append(TASKS.c.repo == repo)
+    joined = TASKS.join(
+        WORKPLANS, and_(WORKPLANS.c.id == TASKS.c.workplan_id, WORKPLANS.c.conflicted == false())
+    )
+    total = conn.execute(select(func.count()).select_from(joined).where(and_(*where))).scalar_one()
+    owner_rank = case((TASKS.c.owner == actor, 0), (TASKS.c.owner.is_(None), 1), else_=2)
+    plan_rank = case(
+        {status: rank for rank, status in enumerate(_NEXT_PLAN_STATUSES)}, value=WORKPLANS.c.status
+    )
     query = (
         select(*_TASK_ITEM.columns, WORKPLANS.c.status.label("plan_status"))
-        .join(WORKPLANS, and_(WORKPLANS.c.id == TASKS.c.workplan_id, WORKPLANS.c.conflicted == false()))
+        .select_from(joined)
         .where(and_(*where))
-        .order_by(TASKS.c.workplan_id, TASKS.c.position)
+        .order_by(owner_rank, plan_rank, TASKS.c.workplan_id, TASKS.c.position)
+        .limit(limit)
     )
-    return [(_TASK_ITEM.read(r), WorkplanStatus(r.plan_status)) for r in conn.execute(query)]
+    rows = [(_TASK_ITEM.read(r), WorkplanStatus(r.plan_status)) for r in conn.execute(query)]
+    return rows, int(total)
 
 
 # canon -------------------------------------------------------------------------------------------

@@ -219,6 +219,12 @@ def progress_bar(label: str, total: int, *, hidden: bool = False) -> Iterator[Ca
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console(),
+        auto_refresh=False,  # no refresh thread: statehub rebuild forks its worker under the bar
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda _slug: bar.advance(task)
+
+        def advance(_slug: str) -> None:
+            bar.advance(task)
+            bar.refresh()
+
+        yield advance

@@ -88,7 +88,9 @@ class Reader(Protocol):
     def dependents(self, ref: str) -> list[TaskItem]: ...
     def get_workplan(self, workplan_id: str) -> WorkplanDetail: ...
     def get_canon(self, doc_id: str, repo: str | None = None) -> CanonDetail: ...
-    def ready_todo(self, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]: ...
+    def next_candidates(
+        self, actor: str, repo: str | None = None, limit: int = 1
+    ) -> tuple[list[tuple[TaskItem, WorkplanStatus]], int]: ...
 
 
 class HubReader:
@@ -134,8 +136,10 @@ class HubReader:
     def get_canon(self, doc_id: str, repo: str | None = None) -> CanonDetail:
         return self.queries.get_canon(self.conn, doc_id, repo)
 
-    def ready_todo(self, repo: str | None = None) -> list[tuple[TaskItem, WorkplanStatus]]:
-        return self.queries.ready_todo(self.conn, repo)
+    def next_candidates(
+        self, actor: str, repo: str | None = None, limit: int = 1
+    ) -> tuple[list[tuple[TaskItem, WorkplanStatus]], int]:
+        return self.queries.next_candidates(self.conn, actor, repo, limit)
 
 
 @dataclass(frozen=True, slots=True)

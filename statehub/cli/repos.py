@@ -134,7 +134,7 @@ def rebuild(as_json: bool) -> None:
     with open_hub(reconcile=False) as hub:
         repos_ = hub.repos()
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
-            reports = hub.rebuild(progress=advance)
+            reports = hub.rebuild(progress=advance, worker=True)
         with hub.engine.connect() as conn:
             counts, errors = queries.repos_summary(conn, [r.repo for r in reports])
     summary = RebuildSummary(

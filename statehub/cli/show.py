@@ -26,7 +26,6 @@ from statehub.cli._reading import open_reader
 from statehub.errors import BadRequest, Conflict
 from statehub.settings import default_actor
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
-from workplans.enums import WorkplanStatus
 from workplans.ids import is_task_ref, is_workplan_id
 
 if TYPE_CHECKING:
@@ -34,14 +33,12 @@ if TYPE_CHECKING:
     from statehub.cache.answers import TaskItem, WorkplanDetail
     from statehub.claims import NextClaimed
     from statehub.cli._reading import Reader
+    from workplans.enums import WorkplanStatus
 
 __all__ = ["choose_next", "next_", "progress_of", "show", "show_ref"]
 
 _MAX_REF = 200
 """The longest reference ``show`` looks up (ids are far shorter; ADR-022 bounds every input)."""
-
-_PLAN_RANK = {WorkplanStatus.ACTIVE: 0, WorkplanStatus.DRAFT: 1, WorkplanStatus.BLOCKED: 2}
-"""Workplans whose tasks ``next`` offers, best first; done and cancelled ones offer none."""
 
 
 def _line(*parts: object) -> None:
@@ -171,31 +168,27 @@ def _owner_rank(task: TaskItem, actor: str) -> int:
 
 
 def ranked_next(
-    reader: Reader, actor: str, repo: str | None = None
-) -> tuple[list[TaskItem], dict[str, WorkplanStatus], str]:
-    """The tasks ``actor`` can take now, best first (``NextTask`` says how they are ranked), their
-    workplans' statuses by id, and the words naming where they were looked for."""
-    ready = reader.ready_todo(repo)
-    plans = {task.workplan: status for task, status in ready}
-    candidates = [task for task, status in ready if status in _PLAN_RANK]
-    # sorted is stable: equals keep the list's order, workplan id then file order
-    candidates.sort(key=lambda t: (_owner_rank(t, actor), _PLAN_RANK[plans[t.workplan]], t.workplan))
-    return candidates, plans, f" in {repo}" if repo else ""
+    reader: Reader, actor: str, repo: str | None = None, limit: int = 1
+) -> tuple[list[tuple[TaskItem, WorkplanStatus]], int, str]:
+    """The best ``limit`` tasks ``actor`` can take now, best first (``NextTask`` says how they are
+    ranked), each with its workplan's status; how many there are in all; and the words naming where
+    they were looked for."""
+    best, total = reader.next_candidates(actor, repo, limit)
+    return best, total, f" in {repo}" if repo else ""
 
 
-def _why(task: TaskItem, actor: str, plan_status: str, ready: int, where: str) -> str:
+def _why(task: TaskItem, actor: str, plan_status: WorkplanStatus, ready: int, where: str) -> str:
     whose = ("yours", "unowned", f"owned by {task.owner}")[_owner_rank(task, actor)]
-    return f"{whose}, ready, in {plan_status} workplan {task.workplan}; {ready} ready{where}"
+    return f"{whose}, ready, in {plan_status.value} workplan {task.workplan}; {ready} ready{where}"
 
 
 def choose_next(reader: Reader, actor: str, repo: str | None = None) -> NextTask:
     """The best task ``actor`` can take now (``NextTask`` says how it is chosen)."""
-    candidates, plans, where = ranked_next(reader, actor, repo)
-    if not candidates:
+    best, total, where = ranked_next(reader, actor, repo)
+    if not best:
         return NextTask(actor, None, f"no task{where} is todo with every dependency done", 0)
-    best = candidates[0]
-    why = _why(best, actor, plans[best.workplan].value, len(candidates), where)
-    return NextTask(actor, best, why, len(candidates))
+    task, plan_status = best[0]
+    return NextTask(actor, task, _why(task, actor, plan_status, total, where), total)
 
 
 MAX_CLAIM_TRIES = 20
@@ -213,24 +206,24 @@ def claim_next(actor: str, repo: str | None, lease_s: float) -> tuple[NextClaime
 
     with open_reader() as reading:
         reading.require_repo(repo)
-        candidates, plans, where = ranked_next(reading.reader, actor, repo)
+        candidates, total, where = ranked_next(reading.reader, actor, repo, MAX_CLAIM_TRIES)
         fresh = reading.freshness([repo] if repo else None)
     passed: list[str] = []
     with open_desk() as desk:
-        for task in candidates[:MAX_CLAIM_TRIES]:
+        for task, plan_status in candidates:
             try:
                 won = claims.claim(desk, task.ref, actor, lease_s, authorise=LOCAL_COMMAND)
             except Conflict as lost:
                 passed.append(f"{task.ref}: {lost.message}")
                 continue
             desk.apply_pending(timeout=APPLY_WAIT)
-            why = _why(task, actor, plans[task.workplan].value, len(candidates), where)
-            return NextClaimed(actor, task, won, f"claimed: {why}", len(candidates), passed), fresh
+            why = _why(task, actor, plan_status, total, where)
+            return NextClaimed(actor, task, won, f"claimed: {why}", total, passed), fresh
     if not candidates:
         reason = f"no task{where} is todo with every dependency done"
     else:
-        reason = f"no claim won among the best {len(passed)} of {len(candidates)} ready{where}"
-    return NextClaimed(actor, None, None, reason, len(candidates), passed), fresh
+        reason = f"no claim won among the best {len(passed)} of {total} ready{where}"
+    return NextClaimed(actor, None, None, reason, total, passed), fresh
 
 
 @click.command("next")

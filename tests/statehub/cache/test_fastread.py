@@ -49,6 +49,17 @@ def hub(settings: Settings, make_repo: Callable[[str], GitRepo]) -> Hub:
         ),
     )
     ops.write("workplans/OPS-WP-0002.md", workplan_text("OPS-WP-0002", [{"id": "T01", "title": "One"}]))
+    ops.write(
+        "workplans/OPS-WP-0003.md",
+        workplan_text(
+            "OPS-WP-0003",
+            [
+                {"id": "T01", "title": "Free"},
+                {"id": "T02", "title": "Dana's", "owner": "dana"},
+                {"id": "T03", "title": "Bob's", "owner": "bob"},
+            ],
+        ),
+    )
     ops.write("workplans/copy.md", workplan_text("OPS-WP-0002", [{"id": "T01", "title": "Twice"}]))
     ops.write("canon/ADR-001.md", CANON.format(id="ADR-001", title="Files", kind="adr", status="accepted"))
     ops.write("canon/RB-001.md", CANON.format(id="RB-001", title="Drain", kind="runbook", status="proposed"))
@@ -141,9 +152,22 @@ def test_every_question_answers_the_same(hub: Hub, settings: Settings) -> None:
         _same(lambda: reader.tasks_by_ref(refs), lambda: queries.tasks_by_ref(conn, refs))
         for plan in ("OPS-WP-0001", "APP-WP-0001", "OPS-WP-0002", "OPS-WP-0404"):
             _same(lambda p=plan: reader.get_workplan(p), lambda p=plan: queries.get_workplan(conn, p))
-        for repo in (None, "ops", "app", "nope"):
-            _same(lambda r=repo: reader.ready_todo(r), lambda r=repo: queries.ready_todo(conn, r))
-        assert reader.ready_todo()  # and that comparison was not of two empty lists
+        for repo, actor, limit in itertools.product(
+            (None, "ops", "app", "nope"), ("dana", "bob", "x"), (1, 3, 50)
+        ):
+            _same(
+                lambda a=(actor, repo, limit): reader.next_candidates(*a),
+                lambda a=(actor, repo, limit): queries.next_candidates(conn, *a),
+            )
+        best, total = reader.next_candidates("dana", None, 50)  # and those comparisons were not all empty
+        assert [t.ref for t, _ in best] == [
+            "OPS-WP-0003-T02",  # dana's, in an active workplan
+            "APP-WP-0001-T01",  # dana's, in a draft one
+            "OPS-WP-0003-T01",  # unowned
+            "OPS-WP-0003-T03",  # bob's
+        ]
+        assert total == 4
+        assert reader.next_candidates("dana", None, 1) == (best[:1], 4)
         for doc, repo in (
             ("ADR-001", None),
             ("ADR-001", "app"),

@@ -1,0 +1,87 @@
+"""A rebuild gathers every repo once against all declared prefixes, partly in a forked worker, and
+ends with the cache that indexing the repos one by one (with ``recheck_claims``) ends with."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from statehub.cache.gathering import MIN_REPOS_FOR_WORKER
+from statehub.cache.schema import FILE_ERRORS, META, metadata
+from tests.gitfixtures import GitRepo, workplan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.hub import Hub
+
+CANON = '+++\nid = "{id}"\ntitle = "Doc"\nkind = "adr"\nstatus = "accepted"\n+++\nBody.\n'
+
+
+def _repos(make_repo: Callable[[str], GitRepo]) -> list[GitRepo]:
+    """Ten repos whose claims only all their prefixes together settle: ``r1`` holds an id that
+    ``r5`` (indexed later) declares a more specific prefix for, ``r3`` declares none and uses an id
+    ``r0`` declares; ``r7`` has a broken file; ``r9``'s work tree goes missing."""
+    repos = []
+    for n in range(MIN_REPOS_FOR_WORKER + 2):
+        repo = make_repo(f"r{n}")
+        prefixes = {0: '["AA"]', 5: '["AA-X"]', 3: None}.get(n, f'["R{n}"]')
+        manifest = f'[repo]\nslug = "r{n}"\n' + (f"prefixes = {prefixes}\n" if prefixes else "")
+        repo.write("statehub.toml", manifest)
+        own = {0: "AA", 5: "AA-X", 3: "FREE"}.get(n, f"R{n}")
+        repo.write(
+            f"workplans/{own}-WP-0001.md",
+            workplan_text(
+                f"{own}-WP-0001",
+                [{"id": "T01", "title": "One"}, {"id": "T02", "title": "Two", "depends_on": ["T01"]}],
+            ),
+        )
+        repo.write(f"canon/ADR-{n:03}.md", CANON.format(id=f"ADR-{n:03}"))
+        if n == 1:
+            repo.write(
+                "workplans/AA-X-WP-0009.md", workplan_text("AA-X-WP-0009", [{"id": "T01", "title": "X"}])
+            )
+        if n == 3:
+            repo.write("workplans/AA-WP-0002.md", workplan_text("AA-WP-0002", [{"id": "T01", "title": "A"}]))
+        if n == 7:
+            repo.write("workplans/broken.md", "no front matter\n")
+        repo.commit()
+        repos.append(repo)
+    return repos
+
+
+def _contents(hub: Hub) -> dict[str, list[Any]]:
+    """Every cache table's rows, sorted; file errors without their row id, and no index notes
+    (they hold the time) or generation."""
+    found: dict[str, list[Any]] = {}
+    with hub.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table is META:
+                continue
+            columns = [c for c in table.columns if not (table is FILE_ERRORS and c.name == "id")]
+            found[table.name] = sorted(
+                (tuple(repr(v) for v in row) for row in conn.execute(select(*columns))), key=repr
+            )
+    return found
+
+
+def test_a_rebuild_with_its_worker_ends_where_indexing_repo_by_repo_ends(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repos = _repos(make_repo)
+    for repo in repos:
+        hub.register(repo.root)  # each indexed in turn, earlier repos' claims judged again
+    shutil.rmtree(repos[-1].root)
+    hub.refresh()
+    one_by_one = _contents(hub)
+    refused = {(row[0], row[1]) for row in one_by_one["file_error"]}
+    assert {("'r1'", "'workplans/AA-X-WP-0009.md'"), ("'r3'", "'workplans/AA-WP-0002.md'")} <= refused
+    assert ("'r9'", "'.'") in refused and ("'r7'", "'workplans/broken.md'") in refused
+
+    reports = hub.rebuild(worker=True)
+    assert [r.repo for r in reports] == [f"r{n}" for n in range(len(repos))]
+    assert _contents(hub) == one_by_one
+    hub.rebuild()  # and without the worker
+    assert _contents(hub) == one_by_one
