@@ -64,12 +64,14 @@ class DropWithoutReason(SyncError, ValueError):
 class StoreTooNew(SyncError):
     """A durable store's schema version is newer than this code knows: refuse to open, never drop."""
 
-    def __init__(self, path: Path, what: str, version: int, known: int) -> None:
+    def __init__(self, path: Path | str, what: str, version: int, known: int) -> None:
         self.path = path
+        """The store's file, or (on PostgreSQL) the schema and database it lives in."""
         self.version = version
+        kept = "the file" if not isinstance(path, str) else "the schema"
         super().__init__(
             f"{path} was written by a newer State Hub ({what} version {version}, this one knows up to "
-            f"{known}); upgrade State Hub, and keep the file: it holds what nothing else does"
+            f"{known}); upgrade State Hub, and keep {kept}: it holds what nothing else does"
         )
 
 
