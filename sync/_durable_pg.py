@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from sync.errors import StoreTooNew
+from sync.errors import StoreTooNew, StoreUnreachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -95,12 +95,20 @@ class PgState:
         return f"PostgreSQL schema {STATE_SCHEMA} in database {database} on {host}{port}"
 
     def connect(self) -> psycopg.Connection[Any]:
-        """A new autocommit connection whose ``search_path`` is the state schema."""
+        """A new autocommit connection whose ``search_path`` is the state schema; StoreUnreachable
+        (naming the database, never the password) when the server cannot be reached or refuses."""
         import psycopg
 
-        return psycopg.connect(
-            self.url, autocommit=True, options=f"-c search_path={STATE_SCHEMA}", application_name="statehub"
-        )
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                options=f"-c search_path={STATE_SCHEMA}",
+                application_name="statehub",
+                connect_timeout=10,
+            )
+        except psycopg.OperationalError as error:
+            raise StoreUnreachable(self.where, _first_line(error)) from None
 
 
 def applied_versions(conn: psycopg.Connection[Any], store: str) -> int:
@@ -143,6 +151,10 @@ def migrate(conn: psycopg.Connection[Any], where: str, store: str, steps: Sequen
     return newest
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 @functools.lru_cache(maxsize=256)
 def _paramstyle(sql: str) -> bytes:
     """The portable SQL of a store (``?`` placeholders) as psycopg takes it (``%s``)."""
@@ -174,12 +186,12 @@ class PgStateDb:
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        with self._lock:
+        with self._lock, self._dropped():
             return self._live().execute(_paramstyle(sql), tuple(params))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock:
+        with self._lock, self._dropped():
             conn = self._live()
             self._in_transaction = True
             try:
@@ -187,6 +199,18 @@ class PgStateDb:
                     yield
             finally:
                 self._in_transaction = False
+
+    @contextmanager
+    def _dropped(self) -> Iterator[None]:
+        """A connection lost under a statement is StoreUnreachable (the next one reconnects)."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            if not self._conn.closed:
+                raise
+            raise StoreUnreachable(self.where, _first_line(error)) from None
 
     def serialize(self, name: str) -> None:
         """Hold an advisory lock named by ``store:name`` to the end of this transaction (replicas queue)."""

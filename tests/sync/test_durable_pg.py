@@ -23,7 +23,7 @@ from statehub.cache.database import open_cache, reset_cache
 from statehub.cache.schema import META
 from statehub.errors import Unavailable
 from sync._durable_pg import MIGRATIONS, STATE_SCHEMA, PgState, PgStateDb
-from sync.errors import StoreTooNew
+from sync.errors import StoreTooNew, StoreUnreachable
 from sync.room_store import RoomStore
 from sync.seed import seed_doc
 
@@ -143,7 +143,7 @@ def test_a_connection_the_server_dropped_is_replaced(postgres_database: str) -> 
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-        with pytest.raises(Exception, match=r"terminat|closed|server"):
+        with pytest.raises(StoreUnreachable, match=r"does not answer \(.*termin"):
             store.docs()  # the statement that meets the drop fails
         assert store.docs() == ["d"]  # the next one reconnects
 
@@ -226,3 +226,12 @@ def test_the_cache_and_the_state_share_a_database_but_not_a_table(postgres_datab
         "room_update",
         "session",
     ]
+
+
+def test_a_state_database_that_does_not_answer_is_a_clear_error_without_the_password() -> None:
+    state = PgState("postgresql+psycopg://statehub:hunter2@127.0.0.1:1/statehub")
+    with pytest.raises(
+        StoreUnreachable, match=r"schema statehub_state in database statehub on 127.0.0.1:1"
+    ) as error:
+        RoomStore(state)
+    assert "hunter2" not in str(error.value)
