@@ -29,6 +29,16 @@ statement that met the drop raises. ``search_path`` is set at connect
 a transaction-pooling proxy (pgbouncer in transaction mode) would lose it and
 is not supported (session advisory locks need session pooling anyway).
 
+Durability follows the SQLite file's setting: a store whose file runs
+``synchronous=NORMAL`` (rooms, sessions) connects with ``synchronous_commit=off``:
+its commit is in the server's memory when it returns, so it survives the
+hub's crash (the case that matters: the server is another process, often
+another host), and the server's own crash may lose its last few hundred
+milliseconds, as a power cut may lose a NORMAL file's last commits. It costs a
+round trip instead of a WAL flush (bench/state_pg.py: an append went from
+about 5 ms to a fraction of one on this host). A ``synchronous=FULL`` store (the
+write buffer, once ported) waits for the flush.
+
 psycopg is imported here, and this module only when a store opens on
 PostgreSQL: read commands of the CLI never load it (tests/statehub/cli/test_lazy.py).
 """
@@ -94,16 +104,21 @@ class PgState:
         database = parts.path.lstrip("/") or parts.username or "postgres"
         return f"PostgreSQL schema {STATE_SCHEMA} in database {database} on {host}{port}"
 
-    def connect(self) -> psycopg.Connection[Any]:
+    def connect(self, *, wait_for_flush: bool = True) -> psycopg.Connection[Any]:
         """A new autocommit connection whose ``search_path`` is the state schema; StoreUnreachable
-        (naming the database, never the password) when the server cannot be reached or refuses."""
+        (naming the database, never the password) when the server cannot be reached or refuses.
+
+        ``wait_for_flush=False`` sets ``synchronous_commit=off`` on it (see the module docstring)."""
         import psycopg
 
+        options = f"-c search_path={STATE_SCHEMA}"
+        if not wait_for_flush:
+            options += " -c synchronous_commit=off"
         try:
             return psycopg.connect(
                 self.url,
                 autocommit=True,
-                options=f"-c search_path={STATE_SCHEMA}",
+                options=options,
                 application_name="statehub",
                 connect_timeout=10,
             )
@@ -166,13 +181,16 @@ class PgStateDb:
 
     dialect: Literal["sqlite", "postgresql"] = "postgresql"
 
-    def __init__(self, state: PgState, store: str, steps: Sequence[str], what: str) -> None:
+    def __init__(
+        self, state: PgState, store: str, steps: Sequence[str], what: str, *, wait_for_flush: bool = True
+    ) -> None:
         self.state = state
         self.store = store
         self.where = state.where
+        self._wait = wait_for_flush
         self._lock = threading.RLock()
         self._in_transaction = False
-        self._conn = state.connect()
+        self._conn = state.connect(wait_for_flush=wait_for_flush)
         try:
             migrate(self._conn, self.where, store, steps, what)
         except BaseException:
@@ -182,7 +200,7 @@ class PgStateDb:
     def _live(self) -> psycopg.Connection[Any]:
         """The connection, replaced first when the server dropped it (never inside a transaction)."""
         if self._conn.closed and not self._in_transaction:
-            self._conn = self.state.connect()
+            self._conn = self.state.connect(wait_for_flush=self._wait)
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:

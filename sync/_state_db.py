@@ -110,10 +110,12 @@ def open_state_db(
     """The connection of the store named ``store`` at ``where``, migrated to its newest layout.
 
     ``what`` names the store (and what it holds) in the error a newer layout raises
-    (:class:`~sync.errors.StoreTooNew`); ``synchronous`` is the SQLite file's setting.
+    (:class:`~sync.errors.StoreTooNew`); ``synchronous`` is the SQLite file's setting, and on
+    PostgreSQL ``NORMAL`` is ``synchronous_commit=off``, ``FULL`` waits for the flush
+    (:mod:`sync._durable_pg`).
     """
     if isinstance(where, Path):
         return SqliteStateDb(where, sqlite_steps, what, synchronous=synchronous)
     from sync._durable_pg import PgStateDb
 
-    return PgStateDb(where, store, postgres_steps, what)
+    return PgStateDb(where, store, postgres_steps, what, wait_for_flush=synchronous == "FULL")

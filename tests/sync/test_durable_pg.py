@@ -235,3 +235,15 @@ def test_a_state_database_that_does_not_answer_is_a_clear_error_without_the_pass
     ) as error:
         RoomStore(state)
     assert "hunter2" not in str(error.value)
+
+
+def test_durability_follows_the_files_setting(postgres_database: str) -> None:
+    """A store whose file runs synchronous=NORMAL (rooms, sessions) commits without waiting for the
+    server's WAL flush; one that would run FULL (the write buffer, once ported) waits."""
+    state = PgState(postgres_database)
+    with RoomStore(state) as rooms:
+        assert rooms._db.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    full = PgStateDb(state, "probe", STEPS, "probe store")
+    assert full.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    assert full.execute("SHOW search_path").fetchone() == (STATE_SCHEMA,)
+    full.close()
