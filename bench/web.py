@@ -57,6 +57,7 @@ def view_requests(plan: str, task: str, repo: str) -> dict[str, tuple[str, list[
                     "/workplans?status=active&limit=10",
                     "/events?desc=true&limit=8",
                     "/fleet/readiness",
+                    "/sync",
                     *(f"/tasks?status={s}&limit=1" for s in STATUSES),
                 ]
             ],

@@ -72,6 +72,7 @@ TYPES = (
     "relay.state",
     "sweep.finished",
     "room.saved",
+    "room.changed",
     "fleet.changed",
 )
 """Every message type the log holds (and ``reset``, ``dropped``, which only the stream sends)."""

@@ -50,7 +50,7 @@ from statehub.gitrepo import HubRepo, open_work_tree
 from statehub.manifests import resolve_doc, validate
 from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file
 from statehub.state_stores import ROOM_STORE_FILE, open_room_store
-from sync.rooms import TEXT_LIMIT, Rooms
+from sync.rooms import TEXT_LIMIT, Rooms, RoomState
 from sync.saving import (
     LoadedFile,
     Person,
@@ -74,6 +74,7 @@ __all__ = [
     "ROOM_STORE_FILE",
     "ManifestFiles",
     "ManifestSaver",
+    "RoomAnnouncer",
     "commit_message",
     "git_identity",
     "open_rooms",
@@ -95,8 +96,31 @@ async def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> AsyncIterator[
     the store was written by a newer State Hub (nothing is left open then).
     """
     with open_room_store(hub.settings) as store:
-        async with Rooms(store, ManifestFiles(hub), ManifestSaver(hub), poll_interval=poll_interval) as rooms:
+        async with Rooms(
+            store,
+            ManifestFiles(hub),
+            ManifestSaver(hub),
+            poll_interval=poll_interval,
+            on_change=RoomAnnouncer(hub),
+        ) as rooms:
             yield rooms
+
+
+class RoomAnnouncer:
+    """Puts a ``room.changed`` on the change stream for each room that changed (canon/ADR-038):
+    someone joined or left, a draft appeared or was saved, the room closed. The dashboard lists
+    open rooms and drafts from ``GET /sync`` and follows these."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def __call__(self, states: list[RoomState]) -> None:
+        changes = []
+        for state in states:
+            slug, _, path = state.doc.partition("/")
+            data = {"doc": state.doc, "path": path, "open": state.open, "people": list(state.people)}
+            changes.append(Change("room.changed", {**data, "unsaved": state.unsaved}, repo=slug))
+        await asyncio.to_thread(self.hub.announce, changes)
 
 
 # reading -----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import msgspec
 
 from statehub.answers import Page
 from statehub.auth import VerifiedToken, authorize_request
+from statehub.auth.verify import repos_in_scope
 from statehub.collab import ManifestFiles
 from statehub.errors import (
     BadRequest,
@@ -170,12 +171,16 @@ async def save_room(
     return answer, status
 
 
-def _files(hub: Hub) -> list[tuple[str, str, str, str, bool, str | None]]:
-    """Each editable manifest: (doc, repo, path, kind, whether it exists, why the editor would
-    refuse it or None). Nothing is read, only looked at."""
+def _files(hub: Hub, token: VerifiedToken | None) -> list[tuple[str, str, str, str, bool, str | None]]:
+    """Each editable manifest of the repos ``token`` may read (None: all): (doc, repo, path, kind,
+    whether it exists, why the editor would refuse it or None). Nothing is read, only looked at."""
     files = ManifestFiles(hub)
     found = []
-    for repo in hub.repos():
+    registered = hub.repos()
+    scope = None if token is None else set(repos_in_scope(token, [r.slug for r in registered]))
+    for repo in registered:
+        if scope is not None and repo.slug not in scope:
+            continue
         for path, kind in EDITABLE.items():
             name = f"{repo.slug}/{path}"
             try:
@@ -186,12 +191,14 @@ def _files(hub: Hub) -> list[tuple[str, str, str, str, bool, str | None]]:
     return found
 
 
-async def list_rooms(hub: Hub, rooms: Rooms) -> Page[RoomItem]:
+async def list_rooms(hub: Hub, rooms: Rooms, token: VerifiedToken | None = None) -> Page[RoomItem]:
     """Every editable manifest of every registered repo, by repo then path, with its people and drafts.
 
-    The files are looked at in a worker thread.
+    A repo-scoped token sees its repos' manifests only (who edits what and the drafts are
+    like the stream's room messages and the diagnostics: its own repos'). The files are
+    looked at in a worker thread.
     """
-    found = await asyncio.to_thread(_files, hub)
+    found = await asyncio.to_thread(_files, hub, token)
     drafts = await rooms.drafts()
     items = []
     for doc, repo, path, kind, exists, problem in found:

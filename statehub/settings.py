@@ -166,8 +166,10 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def ensure_dirs(self) -> None:
+        """Create the config, data and cache dirs the hub lacks, each 0700 (the owner's alone: they
+        hold tokens, event payloads and unsaved edits). Existing dirs keep the mode they have."""
         for directory in (self.config_dir, self.data_dir, self.cache_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _relay_settings(env: Mapping[str, str]) -> dict[str, Any]:

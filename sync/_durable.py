@@ -89,12 +89,17 @@ def open_store(path: Path, steps: Sequence[str], what: str, *, synchronous: str)
     """A connection to the store at ``path`` (created on first use), as both stores open theirs.
 
     The version is read before anything is set on the file: one a newer State Hub wrote is
-    refused (:class:`StoreTooNew`) exactly as it is, its journal mode included. Then WAL with
+    refused (:class:`StoreTooNew`) exactly as it is, its journal mode included. The file is the
+    owner's alone (mode 0600, set before SQLite opens it so its WAL and shm files take the same
+    mode; a directory it creates is 0700): stores hold event payloads, leases and unsaved edits.
+    Then WAL with
     ``synchronous`` (``FULL`` or ``NORMAL``), a 30 s busy timeout (two processes opening at
     once queue), and the steps it lacks (:func:`migrate`). Autocommit mode, shareable between
     threads behind the caller's lock; nothing is left open when this raises.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     try:
         db.execute("PRAGMA busy_timeout=30000")

@@ -150,10 +150,11 @@ class SignInController(Controller):
         verifier = request.app.state.auth.verifier
         if verifier is None:
             raise BadRequest("this hub is open (no tokens): there is nothing to sign in to; open / instead")
-        text = data.token.strip()
+        # A token has no whitespace: drop what a terminal or a mail wrapped it with, inside as well.
+        text = "".join(data.token.split())
         if not text:
             raise BadRequest('give the token: {"token": "<the text statehub token mint printed>"}')
-        if text[:7].lower() == "bearer ":
+        if data.token.strip()[:7].lower() == "bearer ":
             raise BadRequest(
                 "paste the token alone, without 'Bearer ' (that is how the Authorization header carries it)"
             )

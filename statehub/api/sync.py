@@ -141,14 +141,18 @@ class SyncController(Controller):
     tags = ["sync"]
 
     @get("/", responses=error_responses())
-    async def list_rooms(self, hub: HubDep, rooms: RoomsDep) -> Page[RoomItem]:
+    async def list_rooms(
+        self, request: Request[Any, Any, Any], hub: HubDep, rooms: RoomsDep
+    ) -> Page[RoomItem]:
         """Every editable manifest of every registered repo: who has it open, whether it has unsaved edits.
 
         ``unsaved`` counts drafts kept in the room store for rooms nobody has
         open (a closed tab, a restarted hub), not only open rooms; ``error`` says
-        why the editor would refuse the file, when it would.
+        why the editor would refuse the file, when it would. A repo-scoped token
+        sees its own repos' manifests only. ``room.changed`` on the change stream
+        says when a room opens, closes, gains or loses someone, or gains or loses a draft.
         """
-        return await editing.list_rooms(hub, rooms)
+        return await editing.list_rooms(hub, rooms, token_of(request))
 
     @websocket("/{doc:path}", opt=requires("edit", repo=repo_of_doc))
     async def sync_room(

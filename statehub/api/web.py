@@ -30,10 +30,10 @@ __all__ = ["ROUTES", "STATIC_DIR", "WebController"]
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
-_TYPES = {
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".html": "text/html; charset=utf-8",
+_TYPES = {  # Litestar adds "; charset=utf-8" to text types itself (naming it here sent it twice)
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
     ".json": "application/json",
     ".png": "image/png",
     ".svg": "image/svg+xml",

@@ -41,7 +41,6 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from statehub.errors import Unavailable
@@ -210,11 +209,7 @@ class SessionStore:
 
     def __init__(self, where: StateLocation) -> None:
         self._lock = threading.Lock()
-        if isinstance(where, Path):
-            where.parent.mkdir(parents=True, exist_ok=True)
-            where.touch(mode=0o600)  # before SQLite opens it: its WAL and shm files take the file's mode
-            where.chmod(0o600)
-        self._db = open_state_db(
+        self._db = open_state_db(  # a file is created 0600 (sync._durable.open_store)
             where, store="sessions", sqlite_steps=_SCHEMA, postgres_steps=_PG_SCHEMA, what="browser sessions"
         )
         self.where = self._db.where

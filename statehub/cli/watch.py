@@ -287,6 +287,10 @@ def describe(event: str, data: Any) -> str:
         return f"{data.get('ref')} held by {data.get('actor')}{by}"
     if event == "room.saved":
         return f"{data.get('path')} saved by {data.get('author')} at {str(data.get('commit') or '')[:12]}"
+    if event == "room.changed":
+        people = ", ".join(str(p) for p in data.get("people") or []) or "nobody"
+        state = f"open, {people} editing" if data.get("open") else "closed"
+        return f"{data.get('path')} {state}{', unsaved draft' if data.get('unsaved') else ''}"
     if event in ("reset", "dropped"):
         return str(data.get("reason", ""))
     if event == "relay.state":

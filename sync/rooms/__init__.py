@@ -6,7 +6,7 @@ pycrdt's own helpers; what is ours is in :mod:`sync.ysync`. The package holds,
 one job a module:
 
 - ``_lifecycle``: :class:`Rooms`, the open rooms and their task group (loading,
-  polling files);
+  polling files, telling who is in a room and whether it holds a draft);
 - ``_room``: :class:`Room`, the document, its file, its edits (stored before
   they are broadcast) and its saves;
 - ``_connection``: serving one member (the lineage check, the size limits,
@@ -29,7 +29,7 @@ resync (ADR-012). The message handling follows ``YRoom.serve`` otherwise.
 """
 
 from sync.rooms._connection import DRAIN_SECONDS, MESSAGE_LIMIT, RESYNC_CLOSE_CODE, TOO_LARGE_CLOSE_CODE
-from sync.rooms._lifecycle import Rooms
+from sync.rooms._lifecycle import Rooms, RoomsChanged, RoomState
 from sync.rooms._member import Leave, Member
 from sync.rooms._presence import AWARENESS_IDS, AWARENESS_STATE_LIMIT, Presence
 from sync.rooms._room import MERGE_SECONDS, TEXT_LIMIT, Room
@@ -47,5 +47,7 @@ __all__ = [
     "Member",
     "Presence",
     "Room",
+    "RoomState",
     "Rooms",
+    "RoomsChanged",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from sync.rooms._room import Room
@@ -19,9 +21,24 @@ if TYPE_CHECKING:
     from sync.rooms._member import Leave
     from sync.saving import FileLoader, Person, SaveOutcome, Saver
 
-__all__ = ["Rooms"]
+__all__ = ["RoomState", "Rooms", "RoomsChanged"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """What is told about a room when it changes: whether anyone is in it, who, and whether it
+    holds a draft (its text differs from its file)."""
+
+    doc: str
+    open: bool
+    people: tuple[str, ...]
+    unsaved: bool
+
+
+RoomsChanged = Callable[[list[RoomState]], Awaitable[None]]
+"""Told the rooms whose state changed (``Rooms(on_change=...)``); the hub puts them on its stream."""
 
 
 class Rooms:
@@ -37,16 +54,33 @@ class Rooms:
     task that entered the block and is raised when it leaves. Members'
     sessions run in their connections' tasks (:meth:`Room.serve
     <sync.rooms.Room.serve>`).
+
+    ``on_change``, if given, is told each room whose :class:`RoomState` changed: someone
+    joined or left, a draft appeared or was saved, the room closed. The same task that
+    polls the files looks, so it hears within ``poll_interval`` seconds, once per change
+    however many edits made it; a room never told about that nobody is in and that holds
+    no draft (a save's brief hold) is not told.
     """
 
     def __init__(
-        self, store: RoomStore, loader: FileLoader, saver: Saver, *, poll_interval: float = 0.25
+        self,
+        store: RoomStore,
+        loader: FileLoader,
+        saver: Saver,
+        *,
+        poll_interval: float = 0.25,
+        on_change: RoomsChanged | None = None,
     ) -> None:
         self.store = store
         self.loader = loader
         self.saver = saver
         self.poll_interval = poll_interval
+        self.on_change = on_change
         self.rooms: dict[str, Room] = {}
+        self._told: dict[str, RoomState] = {}
+        """The last state told of each room (closed rooms without a draft are forgotten)."""
+        self._left: dict[str, RoomState] = {}
+        """Rooms closed since the last look, with their state as they closed."""
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         """What runs in the group, to cancel on close (``TaskGroup`` has no cancel of its own)."""
@@ -160,12 +194,47 @@ class Rooms:
         if room.loading is not None and not room.loading.done():
             return
         del self.rooms[room.name]
-        if room.loaded and not room.unsaved:
-            self.store.forget(room.name)
+        if room.loaded:
+            unsaved = room.unsaved
+            if self.on_change is not None:
+                self._left[room.name] = RoomState(room.name, False, (), unsaved)
+            if not unsaved:
+                self.store.forget(room.name)
+
+    def states(self) -> dict[str, RoomState]:
+        """The state of every loaded room, by document name."""
+        return {
+            name: RoomState(name, bool(room.members), tuple(room.people()), room.unsaved)
+            for name, room in self.rooms.items()
+            if room.loaded
+        }
+
+    async def _tell(self) -> None:
+        """Tell ``on_change`` the rooms whose state changed since it was last told."""
+        if self.on_change is None:
+            return
+        now = {**self._left, **self.states()}
+        self._left.clear()
+        changed = [
+            state
+            for name, state in now.items()
+            if self._told.get(name) != state and (name in self._told or state.open or state.unsaved)
+        ]
+        for state in changed:
+            self._told[state.doc] = state
+        for name in [n for n, s in self._told.items() if n not in self.rooms and not s.unsaved]:
+            del self._told[name]
+        if not changed:
+            return
+        try:
+            await self.on_change(changed)
+        except Exception:  # telling must not stop the rooms' work
+            log.exception("telling the hub about %d room changes failed", len(changed))
 
     async def _watch_files(self) -> None:
-        """Poll open rooms' files: out-of-band changes are merged while people edit."""
+        """Poll open rooms' files: out-of-band changes are merged while people edit; tell room changes."""
         while True:
+            await self._tell()
             if not self.rooms:
                 self._opened.clear()
                 await self._opened.wait()

@@ -251,3 +251,59 @@ def test_a_page_from_an_earlier_lineage_reloads_the_text_instead_of_merging(
     wait_text(page, "text.includes('# pulled while the hub was down')")
     assert text_of(page) == saved + "# pulled while the hub was down\n"
     page.close()
+
+
+def test_another_persons_colour_cannot_restyle_the_page(
+    browser: Any, server: HubServer, repo: GitRepo
+) -> None:
+    """Review: a room member's awareness colour went into the presence chip's style attribute as
+    sent, so ``red;position:fixed;inset:0`` made their chip cover everyone else's page."""
+    ada = open_editor(browser, server, "ada")
+    mallory = open_editor(browser, server, "mallory")
+    mallory.evaluate(  # a new name too, so that ada's page shows when the change has arrived
+        """() => window.statehubEditor.provider.awareness.setLocalStateField('user',
+             { name: 'mallory2', color: 'red;position:fixed;inset:0;z-index:99' })"""
+    )
+    chip = '.person[data-name="mallory2"]'
+    ada.wait_for_selector(chip)
+    assert "red" not in (ada.get_attribute(chip, "style") or "")
+    assert ada.evaluate(f"() => getComputedStyle(document.querySelector('{chip}')).position") != "fixed"
+    mallory.close()
+    ada.close()
+
+
+def test_a_file_the_editor_does_not_open_says_why_instead_of_connecting_for_ever(
+    browser: Any, server: HubServer
+) -> None:
+    """Review: ``#/edit/demo/workplans/...`` or a repo that is not registered showed an empty editor
+    "connecting" for ever, retrying a socket the hub refused before it opened (a browser cannot read
+    that refusal's reason)."""
+    page = browser.new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    for doc in ("demo/workplans/DEMO-WP-0001.md", "nosuch/statehub.toml", "demo/../../etc/passwd"):
+        page.goto(f"{server.url}/#/edit/{doc}?user=ada")
+        page.wait_for_selector("#edit-refused")
+        assert "not a file the editor opens" in page.inner_text("#edit-refused")
+        assert page.is_disabled("#save")
+        assert page.inner_text("#connection") == "not connected"
+    tried = len(sockets)
+    page.wait_for_timeout(1500)  # y-websocket retries within a second or two while it is connecting
+    assert len(sockets) == tried
+    page.close()
+
+
+def test_the_editor_is_dark_with_the_dark_theme(browser: Any, server: HubServer) -> None:
+    """Review: with the system's dark theme the page was dark but CodeMirror's gutter and active
+    line stayed white."""
+    page = browser.new_page()
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{server.url}/#/edit/{DOC}?user=ada")
+    page.wait_for_function(
+        "() => window.statehubEditor && window.statehubEditor.provider.synced", timeout=10000
+    )
+    gutter = page.evaluate("() => getComputedStyle(document.querySelector('.cm-gutters')).backgroundColor")
+    page.screenshot(path=str(OUTPUT / "editor-dark.png"))
+    page.close()
+    red, green, blue = (int(part) for part in re.findall(r"\d+", gutter)[:3])
+    assert max(red, green, blue) < 80, gutter

@@ -80,7 +80,8 @@ def test_sign_in_shows_who_you_are_and_the_editor_saves_as_the_actor(
     sign_in(page, token)
     page.wait_for_selector("#who-actor")
     assert page.inner_text("#who-actor") == "ada"
-    assert "read, write, edit" in page.inner_text("#who-rights") and "demo" in page.inner_text("#who-rights")
+    # a repo scope limits changes, not reading (ADR-016): the header says which is which
+    assert "read: all repos · write, edit: demo" in page.inner_text("#who-rights")
     page.goto(f"{server.url}/#/tasks")
     page.wait_for_selector("tr[data-href='#/tasks/DEMO-WP-0001-T01']")  # the API answers the session
     [cookie] = browser.cookies(server.url)
@@ -315,4 +316,58 @@ def test_a_same_site_page_cannot_use_the_session_nor_sign_the_visitor_in_as_the_
     page.reload()
     page.wait_for_selector("#who-actor")
     assert page.inner_text("#who-actor") == "cy"
+    page.close()
+
+
+def test_a_token_that_may_not_act_sees_no_action_buttons_and_its_forged_request_is_refused(
+    browser: Any, fleet: tuple[HubServer, KeyPair, GitRepo]
+) -> None:
+    """Review: a read token (and a write token scoped to another repo) was shown every action form
+    and the editor, which the hub then refused or left "connecting" for ever. Now the page offers
+    only what the token allows and says why; a request forged with the session is still refused."""
+    server, root, _repo = fleet
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 700})
+    page.goto(f"{server.url}/#/")
+    page.wait_for_selector("#sign-in-token, #sign-out")
+    if page.locator("#sign-out").count():  # the module's browser is still signed in by a test before
+        page.click("#sign-out")
+    for actor, token in [
+        ("rita", mint(root, "rita", "read")),
+        ("olga", mint(root, "olga", "edit", ["other"])),  # may write and edit, but not on demo
+    ]:
+        sign_in(page, token.to_base64())
+        page.wait_for_selector("#who-actor")
+        assert page.inner_text("#who-actor") == actor
+        for address in ("#/tasks/DEMO-WP-0001-T01", "#/workplans/DEMO-WP-0001"):
+            page.goto(f"{server.url}/{address}")
+            page.wait_for_selector("#act #read-only")
+            assert "does not allow write on demo" in page.inner_text("#read-only")
+            assert page.locator("#act form, #act button").count() == 0
+        page.screenshot(path=str(OUTPUT / f"read-only-{actor}.png"), full_page=True)
+        page.goto(f"{server.url}/#/edit/demo/statehub.toml")
+        page.wait_for_selector("#edit-refused")
+        assert "does not allow edit on demo" in page.inner_text("#edit-refused")
+        assert page.locator("#save, .cm-content").count() == 0
+        forged = """async () => {
+          const me = await (await fetch('/auth/session')).json()
+          const answer = await fetch('/events', { method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-statehub-csrf': me.csrf_token },
+            body: JSON.stringify({ key: 'forged-' + me.actor, actor: me.actor, kind: 'task.status',
+              repo: 'demo', workplan: 'DEMO-WP-0001', task: 'T01', status: 'blocked' }) })
+          return answer.status }"""
+        assert page.evaluate(forged) == 403
+        page.click("#sign-out")
+        page.wait_for_selector("#sign-in-token")
+    admin = {"Authorization": f"Bearer {mint(root, 'agt-admin', 'admin').to_base64()}"}
+    for actor in ("rita", "olga"):
+        assert httpx.get(f"{server.url}/events/forged-{actor}", headers=admin).status_code == 404
+
+    sign_in(page, mint(root, "ada", "write", ["demo"]).to_base64())  # the same pages offer a writer the forms
+    page.wait_for_selector("#who-actor")
+    page.goto(f"{server.url}/#/tasks/DEMO-WP-0001-T01")
+    page.wait_for_selector("#act form[data-act=status]")
+    assert page.locator("#read-only").count() == 0
+    page.click("#sign-out")
+    page.wait_for_selector("#sign-in-token")
     page.close()

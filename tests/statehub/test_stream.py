@@ -225,7 +225,7 @@ def test_a_subscriber_sees_a_hand_edit_an_events_life_a_save_and_a_rebuild_once_
     assert rebuilt.returncode == 0, rebuilt.stderr
     watcher.wait(lambda ms: sum(m.data.get("cause") == "rebuild" for m in ms) == 2, "both repos rebuilt")
     time.sleep(1.5)  # anything extra (a repeat) would arrive within the log's poll interval
-    got = watcher.messages
+    got = [m for m in watcher.messages if m.event != "room.changed"]  # a room's own test follows
     assert _summary(got) == [
         ("task.changed", "demo", "DEMO-WP-0001-T01", "file-edit"),
         ("repo.indexed", "demo", None, "file-edit"),
@@ -248,6 +248,60 @@ def test_a_subscriber_sees_a_hand_edit_an_events_life_a_save_and_a_rebuild_once_
     assert saved.data["commit"] == demo.git("rev-parse", "HEAD").strip()
     assert got[8].data["counts"] == {"workplans": 1, "tasks": 1, "canon": 0, "file_errors": 0}
     assert watcher.comments >= 2  # the opening comment and at least one keepalive (0.5 s here)
+    watcher.close()
+
+
+def _room_states(watcher: Subscriber) -> list[tuple[bool, list[str], bool]]:
+    return [(m.data["open"], m.data["people"], m.data["unsaved"]) for m in watcher.messages]
+
+
+def test_a_room_says_who_is_in_it_and_whether_it_holds_a_draft_once_per_change(
+    server: HubServer, two_repos: tuple[GitRepo, GitRepo]
+) -> None:
+    """The dashboard's open rooms and drafts (issue 15): ``room.changed`` when someone joins or
+    leaves, a draft appears or is saved, the room closes; ``GET /sync`` says the same."""
+    demo, _other = two_repos
+    watcher = _stream(server, "?types=room.changed")
+    doc = "demo/statehub.toml"
+    url = f"{server.ws_url}/sync/{doc}"
+
+    def wait_state(count: int, state: tuple[bool, list[str], bool]) -> None:
+        watcher.wait(lambda ms: len(ms) >= count, f"room state {state}")
+        assert _room_states(watcher)[count - 1] == state, _room_states(watcher)
+
+    def listed() -> tuple[list[str], bool]:
+        [room] = [r for r in httpx.get(f"{server.url}/sync", timeout=WAIT).json()["items"] if r["doc"] == doc]
+        return room["people"], room["unsaved"]
+
+    async def edit_then_leave() -> None:
+        ada = await YClient(url + "?user=Ada").connect()
+        await asyncio.wait_for(ada.synced.wait(), WAIT)
+        await asyncio.to_thread(wait_state, 1, (True, ["Ada"], False))
+        ada.text.insert(len(str(ada.text)), 'default_branch = "main"\n')
+        await asyncio.to_thread(wait_state, 2, (True, ["Ada"], True))
+        assert await asyncio.to_thread(listed) == (["Ada"], True)
+        await ada.close()
+        await asyncio.to_thread(wait_state, 3, (False, [], True))
+
+    async def save_then_leave() -> None:
+        bo = await YClient(url + "?user=Bo").connect()
+        await asyncio.wait_for(bo.synced.wait(), WAIT)
+        await asyncio.to_thread(wait_state, 4, (True, ["Bo"], True))
+        await bo.save()
+        await asyncio.to_thread(wait_state, 5, (True, ["Bo"], False))
+        await bo.close()
+        await asyncio.to_thread(wait_state, 6, (False, [], False))
+
+    asyncio.run(edit_then_leave())
+    assert listed() == ([], True)  # the draft outlives the room
+    asyncio.run(save_then_leave())
+    assert listed() == ([], False)
+    assert 'default_branch = "main"' in demo.read("statehub.toml")
+    time.sleep(1.0)  # a repeat would come within a few of the rooms' polls
+    assert len(watcher.messages) == 6, _room_states(watcher)
+    assert [m.event for m in watcher.messages] == ["room.changed"] * 6
+    first = watcher.messages[0].data
+    assert (first["repo"], first["doc"], first["path"]) == ("demo", doc, "statehub.toml")
     watcher.close()
 
 
@@ -522,6 +576,37 @@ def test_a_repo_scoped_token_sees_only_its_repos(
     assert {m.data["repo"] for m in mine.messages} == {"demo"}
     assert {m.data["repo"] for m in replay.messages} == {"demo"}
     for subscriber in (everything, mine, replay):
+        subscriber.close()
+
+
+def test_a_repo_scoped_token_sees_only_its_repos_rooms(
+    secured_server: tuple[HubServer, Callable[..., str]], two_repos: tuple[GitRepo, GitRepo]
+) -> None:
+    """Who edits what and the drafts, in ``GET /sync`` and ``room.changed``, are its repos' only."""
+    server, token = secured_server
+    editor = token("edit")
+    scoped = {"Authorization": f"Bearer {token('read', ('other',))}"}
+    everything = _stream(server, "?types=room.changed", Authorization=f"Bearer {token('admin')}")
+    mine = _stream(server, "?types=room.changed", **scoped)
+
+    async def visit(slug: str) -> None:
+        client = await YClient(f"{server.ws_url}/sync/{slug}/statehub.toml?token={editor}").connect()
+        await asyncio.wait_for(client.synced.wait(), WAIT)
+        await asyncio.to_thread(everything.wait_for, "room.changed", repo=slug, open=True)
+        await client.close()
+        await asyncio.to_thread(everything.wait_for, "room.changed", repo=slug, open=False)
+
+    asyncio.run(visit("demo"))
+    asyncio.run(visit("other"))
+    mine.wait_for("room.changed", repo="other", open=False)
+    assert {m.data["repo"] for m in everything.messages} == {"demo", "other"}
+    assert {m.data["repo"] for m in mine.messages} == {"other"}
+    assert [m.data["people"] for m in mine.messages] == [["agt-codex"], []]
+    listed = httpx.get(f"{server.url}/sync", headers=scoped, timeout=WAIT).json()
+    assert {r["repo"] for r in listed["items"]} == {"other"} and listed["total"] == 2
+    admin = httpx.get(f"{server.url}/sync", headers={"Authorization": f"Bearer {editor}"}, timeout=WAIT)
+    assert {r["repo"] for r in admin.json()["items"]} == {"demo", "other"}
+    for subscriber in (everything, mine):
         subscriber.close()
 
 

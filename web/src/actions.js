@@ -2,6 +2,7 @@
 // outcome shown where it was asked for (applied, waiting and why, refused and why).
 import { api, currentActor, escapeHtml as h, isActor, newEventKey, setActor, TASK_STATUSES } from './hub.js'
 import { outcome } from './ui.js'
+import { mayAct, notAllowed } from './auth.js'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const FOLLOW_FOR_MS = 15000
@@ -86,8 +87,15 @@ async function claimCall (ref, what, body, show, onApplied) {
   }
 }
 
+/** In place of the actions a token does not allow: no buttons, the reason in words. */
+function readOnly (box, what, repo) {
+  box.innerHTML = `<section class="actions" aria-label="act on this ${what}"><h2>Act</h2>
+    <p class="muted" id="read-only">${h(notAllowed(repo))}</p></section>`
+}
+
 /** The task's actions: status, note, claim, release. */
 export function taskActions (box, task, onApplied) {
+  if (!mayAct(task.repo)) return readOnly(box, 'task', task.repo)
   box.innerHTML = `<section class="actions" aria-label="act on this task"><h2>Act</h2>
     <form data-act="status"><label>status <select name="status">${TASK_STATUSES.map((s) =>
       `<option${s === task.status ? ' selected' : ''}>${h(s)}</option>`).join('')}</select></label>
@@ -119,8 +127,9 @@ export function taskActions (box, task, onApplied) {
   })
 }
 
-/** The workplan's actions: add a task, add a progress note. */
+/** The workplan's actions: add a task, add a progress note (none when the session may not write). */
 export function workplanActions (box, plan, onApplied) {
+  if (!mayAct(plan.repo)) return readOnly(box, 'workplan', plan.repo)
   box.innerHTML = `<section class="actions" aria-label="act on this workplan"><h2>Act</h2>
     <form data-act="add"><label>id <input name="id" required size="5" placeholder="T09" pattern="T[0-9]+"></label>
       <label class="grow">title <input name="title" required maxlength="500"></label>

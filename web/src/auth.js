@@ -35,6 +35,21 @@ export async function signOut () {
   current = null
 }
 
+// Whether this session's token allows `right` (write | edit | admin) on `repo`: what the page offers
+// to do follows it, so a read token sees no action buttons. Always true on an open hub. The hub
+// decides every request again; this only keeps the page from offering what it would refuse.
+export function mayAct (repo, right = 'write') {
+  if (!current || !current.tokens) return true
+  return current.rights.includes(right) && (current.repos == null || current.repos.includes(repo))
+}
+
+// The sentence shown instead of what `mayAct` forbids.
+export function notAllowed (repo, right = 'write') {
+  const has = current && current.rights.length ? current.rights.join(', ') : 'nothing'
+  const where = current && current.repos ? ` on ${current.repos.join(', ')}` : ''
+  return `Your token (${current ? current.actor : '?'}: ${has}${where}) does not allow ${right} on ${repo}; ask the hub's admin for one that does.`
+}
+
 // Headers a state-changing fetch adds: the session's CSRF token, when signed in with a cookie.
 export function csrfHeaders () {
   return current && current.csrf_token ? { 'x-statehub-csrf': current.csrf_token } : {}
@@ -66,10 +81,14 @@ export function renderSignIn (root, then) {
 // The header's "who you are": actor, right, what the token allows, its repos and expiry.
 export function renderWho (place, onSignOut) {
   if (!current || !current.tokens) { place.innerHTML = ''; return }
-  const repos = current.repos ? current.repos.join(', ') : 'all repos'
+  // A repo scope limits changes only: a scoped token still reads every repo (ADR-016), so say which is which.
+  const changes = current.rights.filter((r) => r !== 'read')
+  const rights = current.repos && changes.length
+    ? `read: all repos · ${changes.join(', ')}: ${current.repos.join(', ')}`
+    : `${current.rights.join(', ')} · all repos`
   const until = current.expires ? ` · token until ${current.expires}` : ''
   place.innerHTML = `<span id="who-actor" class="who-actor">${h(current.actor)}</span>
-    <span id="who-rights" class="muted-light" title="what this token may do">${h(current.rights.join(', '))} · ${h(repos)}${h(until)}</span>
+    <span id="who-rights" class="muted-light" title="what this token may do">${h(rights)}${h(until)}</span>
     <button id="sign-out" type="button">Sign out</button>`
   place.querySelector('#sign-out').addEventListener('click', async () => {
     await signOut()

@@ -9,7 +9,7 @@ import { StreamLanguage } from '@codemirror/language'
 import { toml } from '@codemirror/legacy-modes/mode/toml'
 import { lintGutter, setDiagnostics } from '@codemirror/lint'
 import { yCollab } from 'y-codemirror.next'
-import { me } from './auth.js'
+import { mayAct, me, notAllowed } from './auth.js'
 import { STATEHUB_MESSAGE, api, colorFor, currentActor, encodeHubMessage, escapeHtml as h, href, items, readHubMessage, setActor } from './hub.js'
 
 const TEXT_NAME = 'manifest'
@@ -50,6 +50,12 @@ prefixes = []               # workplan id prefixes it owns, like ["OPS"] for OPS
 `
 }
 
+/** Another client's colour goes into a style attribute: only `#rgb`/`#rrggbb` are taken, else the name's colour
+ * (a colour such as `red;position:fixed;inset:0` would let one person in the room cover the others' page). */
+function safeColor (color, name) {
+  return /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(String(color ?? '')) ? color : colorFor(String(name))
+}
+
 function askName (root, then) {
   root.innerHTML = `<h1>Who are you?</h1><section>
     <p class="muted">Your name shows to the others in the room and becomes the author of the commits you save.</p>
@@ -64,6 +70,13 @@ function askName (root, then) {
 /** The editor view for `doc` (`<slug>/<path>`); returns the function that leaves it. */
 export function editorView (root, doc, params) {
   const session = me()
+  const [slug, ...rest] = doc.split('/')
+  const right = rest.join('/') === 'registry/fleet.toml' ? 'admin' : 'edit' // the fleet registry is an admin's
+  if (!mayAct(slug, right)) { // the hub would refuse the socket: say why rather than stay "connecting"
+    root.innerHTML = `<h1>${h(doc)}</h1><p class="bad" id="edit-refused" role="alert">${h(notAllowed(slug, right))}</p>
+      <p><a href="${href('repos', slug)}">${h(slug)}</a></p>`
+    return () => {}
+  }
   if (session && session.tokens) return renderEditor(root, doc, session.actor, true) // the token's actor edits and saves
   const given = params.get('user')
   if (given) setActor(given)
@@ -122,7 +135,7 @@ export function renderEditor (root, doc, user, signedIn = false) {
     if (!session) return
     const people = [...session.provider.awareness.getStates().entries()]
       .filter(([, s]) => s.user && s.user.name)
-      .map(([id, s]) => ({ name: s.user.name, color: s.user.color || colorFor(s.user.name), me: id === session.ydoc.clientID }))
+      .map(([id, s]) => ({ name: String(s.user.name), color: safeColor(s.user.color, s.user.name), me: id === session.ydoc.clientID }))
     root.querySelector('#presence').innerHTML = people.map((p) =>
       `<span class="person" style="background:${h(p.color)}" data-name="${h(p.name)}">${h(p.name)}${p.me ? ' (you)' : ''}</span>`).join('')
   }
@@ -167,7 +180,19 @@ export function renderEditor (root, doc, user, signedIn = false) {
     known = true
   }
   api('/sync').then((rooms) => {
-    const room = items(rooms).find((d) => d.doc === doc)
+    const listed = items(rooms)
+    const room = listed.find((d) => d.doc === doc)
+    const complete = !rooms || rooms.total == null || rooms.total <= listed.length
+    const refused = !room && complete
+      ? `${doc} is not a file the editor opens: it edits statehub.toml and registry/fleet.toml of a registered repo (see the repo's page)`
+      : room && room.error
+    if (refused) { // the hub refuses the socket before it opens, which a browser cannot read: say why, stop retrying
+      stop()
+      root.querySelector('#connection').textContent = 'not connected'
+      root.querySelector('#save').disabled = true
+      root.querySelector('#errors').innerHTML = `<p class="bad" id="edit-refused">${h(refused)}</p>`
+      return
+    }
     known = room ? room.exists : true
     if (session && session.provider.synced) seed()
   }).catch(() => { known = true })

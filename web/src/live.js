@@ -5,7 +5,7 @@
 // typed, a filter being changed) the redraw waits until it loses focus. The editor follows its room
 // instead and is never redrawn from here.
 
-const TYPES = 'task.,workplan.,canon.,repo.indexed,event.,claim.,room.saved,fleet.,sweep.' // reset and dropped come always
+const TYPES = 'task.,workplan.,canon.,repo.indexed,event.,claim.,room.,fleet.,sweep.' // reset and dropped come always
 const QUIET_MS = 250 // changes come in bursts (a commit touches several rows): one redraw per burst
 const EVERY_MS = 1000 // and at most one redraw a second, however busy the hub is
 
@@ -69,7 +69,7 @@ export function followHub (root, redraw, indicator) {
   }
   for (const type of ['task.changed', 'workplan.changed', 'canon.changed', 'repo.indexed',
     'event.accepted', 'event.applied', 'event.waiting', 'event.rejected', 'claim.won', 'claim.renewed',
-    'claim.released', 'claim.expired', 'room.saved', 'fleet.changed', 'sweep.finished', 'reset']) {
+    'claim.released', 'claim.expired', 'room.saved', 'room.changed', 'fleet.changed', 'sweep.finished', 'reset']) {
     source.addEventListener(type, changed)
   }
   // The hub ended this stream (it is stopping, or this page fell behind): connect again from the

@@ -3,6 +3,7 @@ import { api, escapeHtml as h, HubError, href, items, statusBadge, TASK_STATUSES
 import { table, when } from './ui.js'
 import { EVENT_COLUMNS, TASK_COLUMNS, WORKPLAN_COLUMNS } from './lists.js'
 import { taskActions, workplanActions } from './actions.js'
+import { mayAct } from './auth.js'
 import { dependencyGraph } from './graph.js'
 
 const markdown = () => import('./markdown.js') // its own chunk: only pages with a body load it
@@ -11,11 +12,31 @@ const optional = (promise) => promise.catch(() => null)
 
 // -- dashboard -------------------------------------------------------------------------------------
 
+/** The right a manifest's editor needs: the fleet registry is an admin's, like a role change. */
+const editRight = (d) => (d.path === 'registry/fleet.toml' ? 'admin' : 'edit')
+
+/** A link to a manifest's editor, or its name alone when this session may not edit it. */
+function editorLink (d, label) {
+  return mayAct(d.repo, editRight(d)) ? `<a href="${href('edit', ...d.doc.split('/'))}">${h(label)}</a>` : `${h(label)} <span class="muted">(read only)</span>`
+}
+
+/** Rooms open now (who is in them) and rooms holding a draft not saved to the file. */
+function roomsSection (rooms) {
+  const live = items(rooms).filter((d) => d.people.length || d.unsaved)
+  return `<section aria-label="open rooms and drafts"><h2>Rooms and drafts <span class="muted">${h(live.length)}</span></h2>${live.length
+    ? table(live, [
+      { label: 'manifest', cell: (d) => editorLink(d, d.doc) },
+      { label: 'in the room', cell: (d) => (d.people.length ? d.people.map((p) => `<span class="person-name">${h(p)}</span>`).join(', ') : '<span class="muted">nobody</span>') },
+      { label: 'draft', cell: (d) => (d.unsaved ? '<span class="status s-draft">✎ unsaved draft</span>' : '<span class="status s-done">✓ saved</span>') }
+    ], { rowHref: (d) => (mayAct(d.repo, editRight(d)) ? href('edit', ...d.doc.split('/')) : null) })
+    : '<p class="muted">Nobody is editing a manifest, and no draft is waiting.</p>'}</section>`
+}
+
 export async function dashboardView (root) {
   const counts = TASK_STATUSES.map((s) => api(`/tasks?status=${s}&limit=1`).then((p) => [s, p.total]))
-  const [repos, plans, events, readiness, ...byStatus] = await Promise.all([
+  const [repos, plans, events, readiness, rooms, ...byStatus] = await Promise.all([
     api('/repos'), api('/workplans?status=active&limit=10'), optional(api('/events?desc=true&limit=8')),
-    optional(api('/fleet/readiness')), ...counts
+    optional(api('/fleet/readiness')), optional(api('/sync')), ...counts
   ])
   const repoRows = items(repos)
   root.innerHTML = `<h1>Dashboard</h1>
@@ -24,9 +45,10 @@ export async function dashboardView (root) {
       <li><a href="${href('tasks')}?ready=true&status=todo">ready to start</a></li></ul></section>
     ${readiness ? `<section><h2>Fleet</h2><p>${readiness.ready ? '<span class="status s-done">✓ ready</span>' : '<span class="status s-blocked">✕ not ready</span>'}
       ${h(readiness.question)} <a href="${href('fleet')}">Fleet view</a> (${h(readiness.blockers.length)} blockers)</p></section>` : ''}
+    ${rooms ? roomsSection(rooms) : ''}
     <section><h2>Repos <span class="muted">${h(repoRows.length)}</span></h2>${table(repoRows, [
       { label: 'repo', cell: (r) => `<a href="${href('repos', r.slug)}">${h(r.slug)}</a><br><span class="muted">${h(r.title || '')}</span>` },
-      { label: 'file errors', cell: (r) => (r.error_count ? `<span class="status s-blocked">✕ ${h(r.error_count)} errors</span>` : '<span class="status s-done">✓ none</span>') },
+      { label: 'file errors', cell: (r) => (r.error_count ? `<span class="status s-blocked">✕ ${h(r.error_count)} error${r.error_count === 1 ? '' : 's'}</span>` : '<span class="status s-done">✓ none</span>') },
       { label: 'workplans', cell: (r) => `<a href="${href('workplans')}?repo=${encodeURIComponent(r.slug)}">${h(r.workplan_count)}</a>` }
     ], { rowHref: (r) => href('repos', r.slug) })}</section>
     <section><h2>Active workplans <span class="muted">${h(plans.total)}</span> <a class="more" href="${href('workplans')}?status=active">all</a></h2>
@@ -72,7 +94,7 @@ export async function repoView (root, slug) {
       { label: 'finding', cell: (x) => h(typeof x.p === 'string' ? x.p : (x.p.message || JSON.stringify(x.p))) }])}${swept.error ? `<p class="bad">${h(swept.error)}</p>` : ''}`
       : '<p class="muted">No sweep of this repo yet.</p>'}</section>
     <section><h2>Manifests</h2>${table(manifests, [
-      { label: 'file', cell: (d) => `<a href="${href('edit', ...d.doc.split('/'))}">${h(d.path)}</a>` },
+      { label: 'file', cell: (d) => editorLink(d, d.path) },
       { label: 'state', cell: (d) => (d.exists ? 'exists' : 'new: starts from a template') + (d.error ? ` · <span class="bad">${h(d.error)}</span>` : '') },
       { label: 'editing now', cell: (d) => h(d.people.join(', ')) + (d.unsaved ? ' (unsaved edits)' : '') }
     ])}</section>`

@@ -47,12 +47,13 @@ export function table (rows, columns, { rowHref, sort, desc } = {}) {
 
 /** "101–200 of 616" with previous / next buttons and the page size. */
 export function pager (total, count, { limit, page, offset }) {
-  const from = count ? offset + 1 : 0
   const last = Math.max(1, Math.ceil(total / limit))
   const sizes = PAGE_SIZES.map((n) => `<option${n === limit ? ' selected' : ''}>${n}</option>`).join('')
+  // A page past the end (an old link, rows gone since) shows none of the total, and "previous" goes to the last page.
+  const range = count ? `${offset + 1}–${offset + count}` : '0'
   return `<nav class="pager" aria-label="pages">
-    <span class="count" data-total="${h(total)}">${h(from)}–${h(offset + count)} of ${h(total)}</span>
-    <button type="button" data-page="${page - 1}"${page <= 1 ? ' disabled' : ''}>‹ previous</button>
+    <span class="count" data-total="${h(total)}">${h(range)} of ${h(total)}</span>
+    <button type="button" data-page="${Math.min(page - 1, last)}"${page <= 1 ? ' disabled' : ''}>‹ previous</button>
     <span class="muted">page ${h(page)} of ${h(last)}</span>
     <button type="button" data-page="${page + 1}"${page >= last ? ' disabled' : ''}>next ›</button>
     <label>per page <select data-limit>${sizes}</select></label>

@@ -38,3 +38,13 @@ def test_assets_go_gzipped_to_who_accepts_it_and_plain_to_the_rest(client: Clien
 def test_nothing_outside_the_built_assets_is_served(client: Client) -> None:
     for name in ("../api/web.py", "..%2Fapi%2Fweb.py", "app.js.gz", ".hidden", "nope.js"):
         assert client.get(f"/static/{name}").status_code == 404, name
+
+
+def test_text_assets_name_their_charset_once(client: Client) -> None:
+    """Review: every text asset said ``text/html; charset=utf-8; charset=utf-8``."""
+    for name, media in (
+        ("/", "text/html"),
+        ("/static/app.js", "text/javascript"),
+        ("/static/style.css", "text/css"),
+    ):
+        assert client.get(name).headers["content-type"] == f"{media}; charset=utf-8", name

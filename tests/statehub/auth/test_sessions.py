@@ -443,3 +443,12 @@ def test_a_token_pasted_with_its_bearer_prefix_gets_the_way_out(fleet: Fleet) ->
     answer = httpx.post(fleet.url("/auth/session"), json={"token": f"Bearer {token}"})
     assert answer.status_code == 400 and "without 'Bearer '" in answer.json()["error"]
     assert "set-cookie" not in answer.headers
+
+
+def test_a_token_wrapped_across_lines_when_pasted_signs_in(fleet: Fleet) -> None:
+    """Review (newcomer): a token copied from a terminal or a mail that wrapped it came with line
+    breaks inside, and sign-in said its signature does not verify ("altered")."""
+    token = fleet.token("wren", "read")
+    wrapped = "\n".join(token[i : i + 76] for i in range(0, len(token), 76)) + "\r\n"
+    _session, answer, _response = fleet.sign_in(" " + wrapped)
+    assert answer["actor"] == "wren"
