@@ -41,6 +41,7 @@ from statehub.hub import Hub
 from statehub.metrics import HubMetrics, StateCollector, http_metrics_middleware
 from statehub.servermark import mark_server
 from statehub.settings import Settings
+from statehub.state_stores import state_location
 from statehub.stream import Broadcaster
 from statehub.watcher import RepoWatcher
 
@@ -91,7 +92,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await stream.start()
                 stack.push_async_callback(stream.stop)
                 if auth.required:  # browser sessions (ADR-040); an open hub has no sign-in
-                    app.state.sessions = stack.enter_context(SessionStore(settings.data_dir / SESSION_FILE))
+                    sessions = SessionStore(state_location(settings, SESSION_FILE))  # ADR-046: or PostgreSQL
+                    app.state.sessions = stack.enter_context(sessions)
                 app.state.rooms = await stack.enter_async_context(open_rooms(hub))
                 watcher = app.state.watcher = RepoWatcher(hub)
                 if settings.watch:

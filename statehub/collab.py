@@ -49,7 +49,7 @@ from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, IndexBusy, NewC
 from statehub.gitrepo import HubRepo, open_work_tree
 from statehub.manifests import resolve_doc, validate
 from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file
-from sync.room_store import RoomStore
+from statehub.state_stores import ROOM_STORE_FILE, open_room_store
 from sync.rooms import TEXT_LIMIT, Rooms, RoomState
 from sync.saving import (
     LoadedFile,
@@ -83,19 +83,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROOM_STORE_FILE = "rooms.sqlite3"
 MANIFEST_LIMIT = TEXT_LIMIT
 """Bytes of a manifest the editor opens or saves (the room's text limit)."""
 
 
 @contextlib.asynccontextmanager
 async def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> AsyncIterator[Rooms]:
-    """The hub's rooms, with their pending edits in ``<data dir>/rooms.sqlite3``, open for the block.
+    """The hub's rooms, with their pending edits in ``<data dir>/rooms.sqlite3`` (or the PostgreSQL
+    state schema, statehub.state_stores), open for the block.
 
     Leaving it stops the rooms' work, then closes the store. StoreTooNew when
     the store was written by a newer State Hub (nothing is left open then).
     """
-    with RoomStore(hub.settings.data_dir / ROOM_STORE_FILE) as store:
+    with open_room_store(hub.settings) as store:
         async with Rooms(
             store,
             ManifestFiles(hub),

@@ -39,6 +39,7 @@ from sync.errors import (
     RoomError,
     StoreFull,
     StoreTooNew,
+    StoreUnreachable,
     SyncError,
     UnknownRelayKey,
 )
@@ -218,6 +219,7 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
     DropWithoutReason: BadRequest,
     StoreTooNew: SetupError,
     StoreFull: InsufficientStorage,
+    StoreUnreachable: Unavailable,
 }
 """Library error -> hub error; the most specific class in the error's MRO wins."""
 

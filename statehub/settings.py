@@ -42,6 +42,10 @@ class Settings:
     cache_dir: Path
     database_url: str
     profile: str = "dev"
+    state_url: str | None = None
+    """The PostgreSQL database whose schema ``statehub_state`` holds the durable stores ported to it
+    (rooms, sessions; canon/ADR-046), or None: SQLite files in the data dir. ``STATEHUB_STATE_URL``;
+    by default the cache's database when the profile is fleet and the cache is on PostgreSQL."""
     host: str = "127.0.0.1"
     port: int = 8750
     watch: bool = True
@@ -129,6 +133,7 @@ class Settings:
         profile = env.get("STATEHUB_PROFILE", "dev")
         if profile not in PROFILES:
             raise ValueError(f"STATEHUB_PROFILE={profile!r}: valid profiles are {', '.join(PROFILES)}")
+        state_url = _state_url(env, profile, url, Path(password_file) if password_file else None)
         auth = env.get("STATEHUB_AUTH") or None
         if auth is not None and auth not in AUTH_MODES:
             raise ValueError(f"STATEHUB_AUTH={auth!r}: valid values are {', '.join(AUTH_MODES)}")
@@ -139,6 +144,7 @@ class Settings:
             cache_dir=cache,
             database_url=url,
             profile=profile,
+            state_url=state_url,
             host=env.get("STATEHUB_HOST", "127.0.0.1"),
             port=_port(env.get("STATEHUB_PORT", "8750")),
             watch=env.get("STATEHUB_WATCH", "1") not in ("0", "false", "no"),
@@ -301,6 +307,28 @@ def _port(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ValueError(f"STATEHUB_PORT={value!r} must be a port number from 1 to 65535")
     return int(value)
+
+
+def _state_url(
+    env: Mapping[str, str], profile: str, cache_url: str, password_file: Path | None
+) -> str | None:
+    """``STATEHUB_STATE_URL``: a PostgreSQL URL, or ``files`` (SQLite files in the data dir); unset,
+    the cache's database on a fleet hub whose cache is on PostgreSQL, else files (canon/ADR-046).
+    STATEHUB_DATABASE_PASSWORD_FILE gives the password of a URL set here too."""
+    given = env.get("STATEHUB_STATE_URL", "").strip()
+    if not given:
+        return cache_url if profile == "fleet" and cache_url.startswith(_POSTGRES) else None
+    if given == "files":
+        return None
+    if not given.startswith(_POSTGRES):
+        raise ValueError(
+            f"STATEHUB_STATE_URL={given!r}: give a postgresql:// URL (the durable state's database) or "
+            "'files' (SQLite files in the data dir)"
+        )
+    return _with_password(given, password_file) if password_file is not None else given
+
+
+_POSTGRES = ("postgresql://", "postgresql+", "postgres://")
 
 
 def _with_password(url: str, path: Path) -> str:

@@ -6,6 +6,7 @@
     ├── DropWithoutReason  a relay drop was asked for without saying why
     ├── StoreTooNew        a durable store was written by a newer State Hub; it is never dropped
     ├── StoreFull          the disk under a durable store is full: nothing of the write was kept
+    ├── StoreUnreachable   the PostgreSQL database holding a durable store does not answer
     └── RoomError          a room refuses something; ``status`` is the HTTP-like status to answer
         ├── RoomFileError  the room's file may not be read or written (ADR-022): nothing of it is sent
         └── RoomInputError a client's message or name the room does not take
@@ -31,6 +32,7 @@ __all__ = [
     "RoomInputError",
     "StoreFull",
     "StoreTooNew",
+    "StoreUnreachable",
     "SyncError",
     "UnknownRelayKey",
 ]
@@ -64,12 +66,14 @@ class DropWithoutReason(SyncError, ValueError):
 class StoreTooNew(SyncError):
     """A durable store's schema version is newer than this code knows: refuse to open, never drop."""
 
-    def __init__(self, path: Path, what: str, version: int, known: int) -> None:
+    def __init__(self, path: Path | str, what: str, version: int, known: int) -> None:
         self.path = path
+        """The store's file, or (on PostgreSQL) the schema and database it lives in."""
         self.version = version
+        kept = "the file" if not isinstance(path, str) else "the schema"
         super().__init__(
             f"{path} was written by a newer State Hub ({what} version {version}, this one knows up to "
-            f"{known}); upgrade State Hub, and keep the file: it holds what nothing else does"
+            f"{known}); upgrade State Hub, and keep {kept}: it holds what nothing else does"
         )
 
 
@@ -87,6 +91,20 @@ class StoreFull(SyncError):
         super().__init__(
             f"the disk holding {path} is full: the {what} could not store this, and nothing of it was "
             f"kept; free space there, then send it again (retry after {self.retry_after} s)"
+        )
+
+
+class StoreUnreachable(SyncError):
+    """The PostgreSQL database holding a durable store refused or dropped the connection: nothing
+    of the operation was kept (canon/ADR-046); the next one connects again."""
+
+    retry_after = 10
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        super().__init__(
+            f"the {where} does not answer ({reason}); nothing of this was kept: check that PostgreSQL "
+            f"runs and the hub may connect (STATEHUB_STATE_URL, STATEHUB_DATABASE_URL), then try again"
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -24,11 +24,17 @@ from sqlalchemy.exc import OperationalError
 
 from statehub.cache.database import open_cache
 from statehub.cache.schema import metadata
+from sync._durable_pg import PgState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from sync._state_db import StateLocation
 
 BACKENDS = ("sqlite", "postgres")
+StateAt: TypeAlias = "Callable[[str], StateLocation]"
+"""The ``state_backend`` fixture: where a durable store of that file name opens on this backend."""
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -55,9 +61,10 @@ def selected_backends(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "cache_backend" in metafunc.fixturenames:
-        backends = selected_backends(metafunc.config)
-        metafunc.parametrize("cache_backend", backends, ids=backends, indirect=True)
+    for fixture in ("cache_backend", "state_backend"):
+        if fixture in metafunc.fixturenames:
+            backends = selected_backends(metafunc.config)
+            metafunc.parametrize(fixture, backends, ids=backends, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +142,27 @@ def cache_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_database(postgres_admin: Engine) -> Iterator[str]:
+    """An empty database of its own for this test (dropped afterwards): its SQLAlchemy URL."""
+    name = f"statehub_test_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _url(postgres_admin, name)
+    finally:
+        with postgres_admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def state_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StateAt:
+    """Where a durable store opens (canon/ADR-046): ``state_at("rooms.sqlite3")`` is that file under
+    the test's temp dir on ``[sqlite]``, the state schema of a fresh database on ``[postgres]``
+    (one database per test: every store of the test, and a reopened one, find each other's rows)."""
+    if request.param == "sqlite":
+        return lambda name: tmp_path / name
+    state = PgState(request.getfixturevalue("postgres_database"))
+    return lambda _name: state

@@ -1,4 +1,5 @@
-"""Browser sessions: a token exchanged once for a cookie, kept in ``<data dir>/sessions.sqlite3`` (ADR-040).
+"""Browser sessions: a token exchanged once for a cookie, kept in ``<data dir>/sessions.sqlite3`` (ADR-040),
+or on a fleet hub whose state is on PostgreSQL in the state schema's ``session`` table (ADR-046).
 
 A browser cannot add ``Authorization`` to a page load, so the web UI signs in
 with ``POST /auth/session {"token": ...}`` and gets a session cookie. The
@@ -43,14 +44,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from statehub.errors import Unavailable
-from sync._durable import open_store
+from sync._state_db import open_state_db
 
 if TYPE_CHECKING:
-    import sqlite3
-    from pathlib import Path
     from types import TracebackType
 
     from statehub.auth.verify import VerifiedToken
+    from sync._state_db import StateLocation
 
 __all__ = [
     "COOKIE_NAME",
@@ -111,6 +111,24 @@ _SCHEMA = [
     CREATE INDEX sessions_by_root ON sessions (root_id, created);
     """,
 ]
+_PG_SCHEMA = [
+    """
+    CREATE TABLE session (
+        key bytea PRIMARY KEY,
+        sealed bytea NOT NULL,
+        revocation_ids text NOT NULL,
+        root_id text NOT NULL,
+        actor text NOT NULL,
+        created double precision NOT NULL,
+        expires double precision NOT NULL
+    );
+    CREATE INDEX session_by_expiry ON session (expires);
+    CREATE INDEX session_by_root ON session (root_id, created);
+    """,
+]
+"""The same layout in the PostgreSQL state schema (store ``sessions``; the table named ``session``
+beside the other stores' tables)."""
+_TABLE = {"sqlite": "sessions", "postgresql": "session"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +199,21 @@ def _stamp(seconds: float) -> dt.datetime:
 
 class SessionStore:
     """The hub's sessions in one SQLite file (WAL, ``synchronous=NORMAL``: a session lost to a power
-    cut means signing in again). One connection shared by threads behind a lock."""
+    cut means signing in again), or in the PostgreSQL state schema (``where`` a
+    :class:`~sync._durable_pg.PgState`: every replica finds a session any of them began). One
+    connection shared by threads behind a lock.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    Sign-in's count-then-insert (the bounds below) runs in one transaction that is the only one
+    deciding at a time: ``BEGIN IMMEDIATE`` on the file, an advisory lock on PostgreSQL.
+    """
+
+    def __init__(self, where: StateLocation) -> None:
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection = open_store(path, _SCHEMA, "browser sessions", synchronous="NORMAL")
+        self._db = open_state_db(  # a file is created 0600 (sync._durable.open_store)
+            where, store="sessions", sqlite_steps=_SCHEMA, postgres_steps=_PG_SCHEMA, what="browser sessions"
+        )
+        self.where = self._db.where
+        self._table = _TABLE[self._db.dialect]
 
     def __enter__(self) -> SessionStore:
         return self
@@ -214,42 +241,39 @@ class SessionStore:
             ends = min(ends, expiry.timestamp())
         session_id = base64.urlsafe_b64encode(secrets.token_bytes(SESSION_BYTES)).decode().rstrip("=")
         root = token.revocation_ids[0] if token.revocation_ids else ""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM sessions WHERE expires <= ?", (moment,))
-                (mine,) = self._db.execute(
-                    "SELECT count(*) FROM sessions WHERE root_id = ?", (root,)
-                ).fetchone()
-                if mine >= MAX_SESSIONS_PER_TOKEN:
-                    self._db.execute(
-                        "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE root_id = ? "
-                        "ORDER BY created LIMIT ?)",
-                        (root, mine - MAX_SESSIONS_PER_TOKEN + 1),
-                    )
-                (total,) = self._db.execute("SELECT count(*) FROM sessions").fetchone()
-                if total >= MAX_SESSIONS:
-                    raise Unavailable(
-                        f"the hub holds {MAX_SESSIONS:,} sessions, its limit; try again later, or use the "
-                        "token with 'Authorization: Bearer' (the CLI, scripts), which needs no session"
-                    )
+        table = self._table
+        with self._lock, self._db.transaction():
+            self._db.serialize("sign-in")
+            self._db.execute(f"DELETE FROM {table} WHERE expires <= ?", (moment,))  # noqa: S608 - constant
+            (mine,) = self._db.execute(
+                f"SELECT count(*) FROM {table} WHERE root_id = ?",  # noqa: S608 - constant
+                (root,),
+            ).fetchone()
+            if mine >= MAX_SESSIONS_PER_TOKEN:
                 self._db.execute(
-                    "INSERT INTO sessions (key, sealed, revocation_ids, root_id, actor, created, expires) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        _key(session_id),
-                        _seal(session_id, token_text.encode()),
-                        " ".join(token.revocation_ids),
-                        root,
-                        token.actor,
-                        moment,
-                        ends,
-                    ),
+                    f"DELETE FROM {table} WHERE key IN (SELECT key FROM {table} WHERE root_id = ? "  # noqa: S608
+                    "ORDER BY created LIMIT ?)",
+                    (root, mine - MAX_SESSIONS_PER_TOKEN + 1),
                 )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            (total,) = self._db.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - constant
+            if total >= MAX_SESSIONS:
+                raise Unavailable(
+                    f"the hub holds {MAX_SESSIONS:,} sessions, its limit; try again later, or use the "
+                    "token with 'Authorization: Bearer' (the CLI, scripts), which needs no session"
+                )
+            self._db.execute(
+                f"INSERT INTO {table} (key, sealed, revocation_ids, root_id, actor, created, expires) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _key(session_id),
+                    _seal(session_id, token_text.encode()),
+                    " ".join(token.revocation_ids),
+                    root,
+                    token.actor,
+                    moment,
+                    ends,
+                ),
+            )
         return session_id
 
     def find(self, session_id: str, now: dt.datetime | None = None) -> StoredSession | None:
@@ -259,13 +283,13 @@ class SessionStore:
         moment = (now or dt.datetime.now(dt.UTC)).timestamp()
         with self._lock:
             row = self._db.execute(
-                "SELECT sealed, actor, revocation_ids, created, expires FROM sessions WHERE key = ?",
+                f"SELECT sealed, actor, revocation_ids, created, expires FROM {self._table} WHERE key = ?",  # noqa: S608
                 (_key(session_id),),
             ).fetchone()
         if row is None or row[4] <= moment:
             return None
         try:
-            text = _seal(session_id, row[0]).decode()
+            text = _seal(session_id, bytes(row[0])).decode()
         except UnicodeDecodeError:
             return None
         return StoredSession(text, row[1], tuple(row[2].split()), _stamp(row[3]), _stamp(row[4]))
@@ -275,7 +299,7 @@ class SessionStore:
         if not is_session_id(session_id):
             return False
         with self._lock:
-            cursor = self._db.execute("DELETE FROM sessions WHERE key = ?", (_key(session_id),))
+            cursor = self._db.execute(f"DELETE FROM {self._table} WHERE key = ?", (_key(session_id),))  # noqa: S608
         return cursor.rowcount > 0
 
     def count(self, now: dt.datetime | None = None) -> int:
@@ -283,6 +307,7 @@ class SessionStore:
         moment = (now or dt.datetime.now(dt.UTC)).timestamp()
         with self._lock:
             (total,) = self._db.execute(
-                "SELECT count(*) FROM sessions WHERE expires > ?", (moment,)
+                f"SELECT count(*) FROM {self._table} WHERE expires > ?",  # noqa: S608 - constant
+                (moment,),
             ).fetchone()
         return int(total)

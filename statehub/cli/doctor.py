@@ -9,6 +9,7 @@ writes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -16,11 +17,11 @@ import click
 from statehub.cli._context import handle_errors, open_hub
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, say
-from statehub.collab import ROOM_STORE_FILE
 from statehub.diagnostics import Diagnostics, RepoDiagnosis, diagnose, watcher_of_server
 from statehub.errors import NEEDS_A_PERSON
 from statehub.events import EventDesk
 from statehub.servermark import running_server
+from statehub.state_stores import room_store_location
 from sync.room_store import RoomStore
 
 if TYPE_CHECKING:
@@ -62,10 +63,10 @@ def doctor(repos: tuple[str, ...], as_json: bool) -> None:
 
 def _drafts(settings: Settings) -> list[str]:
     """Rooms with unsaved edits (``<slug>/<path>``), from the rooms' store if there is one."""
-    path = settings.data_dir / ROOM_STORE_FILE
-    if not path.exists():
+    where = room_store_location(settings)
+    if isinstance(where, Path) and not where.exists():
         return []
-    with RoomStore(path) as store:
+    with RoomStore(where) as store:
         return store.drafts()
 
 

@@ -85,3 +85,24 @@ def test_ensure_dirs_creates_them(tmp_path: Path) -> None:
     settings = Settings.from_env({"STATEHUB_HOME": str(tmp_path / "h")})
     settings.ensure_dirs()
     assert all(d.is_dir() for d in (settings.config_dir, settings.data_dir, settings.cache_dir))
+
+
+def test_the_durable_state_follows_a_fleet_hubs_postgresql_cache_unless_told(tmp_path: Path) -> None:
+    """canon/ADR-046: the state schema lives in the cache's database on a fleet hub on PostgreSQL;
+    a dev hub, or a SQLite cache, keeps its files; STATEHUB_STATE_URL says otherwise."""
+    pg = "postgresql+psycopg://statehub@db.example:5432/statehub"
+    home = {"STATEHUB_HOME": str(tmp_path)}
+    fleet = {**home, "STATEHUB_PROFILE": "fleet"}
+    assert Settings.from_env({**fleet, "STATEHUB_DATABASE_URL": pg}).state_url == pg
+    assert Settings.from_env({**fleet}).state_url is None  # the SQLite cache
+    assert Settings.from_env({**home, "STATEHUB_DATABASE_URL": pg}).state_url is None  # the dev profile
+    files = {**fleet, "STATEHUB_DATABASE_URL": pg, "STATEHUB_STATE_URL": "files"}
+    assert Settings.from_env(files).state_url is None
+    other = "postgresql://statehub@state.example/state"
+    assert Settings.from_env({**home, "STATEHUB_STATE_URL": other}).state_url == other
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    with_password = {**home, "STATEHUB_STATE_URL": other, "STATEHUB_DATABASE_PASSWORD_FILE": str(secret)}
+    assert Settings.from_env(with_password).state_url == "postgresql://statehub:s3cret@state.example/state"
+    with pytest.raises(ValueError, match="STATEHUB_STATE_URL='sqlite:///x': give a postgresql:// URL"):
+        Settings.from_env({**home, "STATEHUB_STATE_URL": "sqlite:///x"})

@@ -1,10 +1,12 @@
-"""The session store on a real SQLite file (ADR-040): what it keeps, when sessions end, its bounds."""
+"""The session store (ADR-040) on a real SQLite file and in the PostgreSQL state schema (ADR-046):
+what it keeps, when sessions end, its bounds."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,7 +31,8 @@ from statehub.errors import Unavailable
 from sync.errors import StoreTooNew
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from sync._durable_pg import PgState
+    from tests.backends import StateAt
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -43,10 +46,21 @@ def verified(root: KeyPair, text: str, tmp_path: Path) -> VerifiedToken:
     return TokenVerifier(root.public_key, RevocationList(tmp_path / "revoked.txt")).verify(text)
 
 
-def test_a_session_holds_its_token_sealed_and_ends_with_it(root: KeyPair, tmp_path: Path) -> None:
+def _every_stored_byte(state: PgState) -> bytes:
+    """Every column of every session row, as bytes (what a dump of the state schema would hold)."""
+    with state.connect() as conn:
+        rows = conn.execute("SELECT key, sealed, revocation_ids, root_id, actor FROM session").fetchall()
+    return b"".join(
+        bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode() for r in rows for v in r
+    )
+
+
+def test_a_session_holds_its_token_sealed_and_ends_with_it(
+    root: KeyPair, tmp_path: Path, state_backend: StateAt
+) -> None:
     text = mint(root, "ada", "write", ttl=dt.timedelta(hours=1), now=NOW).to_base64()
-    path = tmp_path / "sessions.sqlite3"
-    with SessionStore(path) as store:
+    where = state_backend("sessions.sqlite3")
+    with SessionStore(where) as store:
         session_id = store.create(text, verified(root, text, tmp_path), now=NOW)
         assert is_session_id(session_id)
         found = store.find(session_id, now=NOW)
@@ -55,32 +69,38 @@ def test_a_session_holds_its_token_sealed_and_ends_with_it(root: KeyPair, tmp_pa
         assert store.find(session_id, now=NOW + dt.timedelta(minutes=59)) is not None
         assert store.find(session_id, now=NOW + dt.timedelta(hours=1)) is None
         assert store.find(session_id[:-1] + ("A" if session_id[-1] != "A" else "B"), now=NOW) is None
-        files = sorted(tmp_path.glob("sessions.sqlite3*"))  # the file and its WAL, while open
-        raw = b"".join(f.read_bytes() for f in files)
+        if isinstance(where, Path):
+            files = sorted(tmp_path.glob("sessions.sqlite3*"))  # the file and its WAL, while open
+            raw = b"".join(f.read_bytes() for f in files)
+            assert all(f.stat().st_mode & 0o077 == 0 for f in files) and len(files) == 3
+        else:
+            raw = _every_stored_byte(where)
         assert text[:40].encode() not in raw and session_id.encode() not in raw
-        assert all(f.stat().st_mode & 0o077 == 0 for f in files) and len(files) == 3
-    raw = path.read_bytes()  # checkpointed on close
-    assert text[:40].encode() not in raw and session_id.encode() not in raw
-    with SessionStore(path) as again:  # a restart keeps it
+    if isinstance(where, Path):
+        raw = where.read_bytes()  # checkpointed on close
+        assert text[:40].encode() not in raw and session_id.encode() not in raw
+    with SessionStore(where) as again:  # a restart (or another replica) finds it
         assert again.find(session_id, now=NOW) is not None
         assert again.end(session_id) and not again.end(session_id)
         assert again.find(session_id, now=NOW) is None
 
 
-def test_a_token_without_expiry_gets_the_cap_and_narrowing_shortens_it(root: KeyPair, tmp_path: Path) -> None:
+def test_a_token_without_expiry_gets_the_cap_and_narrowing_shortens_it(
+    root: KeyPair, tmp_path: Path, state_backend: StateAt
+) -> None:
     forever = mint(root, "ada", "write").to_base64()
     narrowed = attenuate(forever, root.public_key, ttl=dt.timedelta(minutes=5), now=NOW).to_base64()
     wide = attenuate(narrowed, root.public_key, ttl=dt.timedelta(hours=5), now=NOW).to_base64()
     assert token_expiry(verified(root, forever, tmp_path)) is None
     assert token_expiry(verified(root, wide, tmp_path)) == NOW + dt.timedelta(minutes=5)  # the earliest
-    with SessionStore(tmp_path / "s.sqlite3") as store:
+    with SessionStore(state_backend("s.sqlite3")) as store:
         capped = store.find(store.create(forever, verified(root, forever, tmp_path), now=NOW), now=NOW)
         assert capped is not None and capped.expires == NOW + SESSION_LIFETIME
 
 
-def test_the_csrf_token_is_the_sessions_own(root: KeyPair, tmp_path: Path) -> None:
+def test_the_csrf_token_is_the_sessions_own(root: KeyPair, tmp_path: Path, state_backend: StateAt) -> None:
     text = mint(root, "ada", "read").to_base64()
-    with SessionStore(tmp_path / "s.sqlite3") as store:
+    with SessionStore(state_backend("s.sqlite3")) as store:
         one = store.create(text, verified(root, text, tmp_path))
         two = store.create(text, verified(root, text, tmp_path))
     assert csrf_token(one) != csrf_token(two) and csrf_token(one) != one
@@ -91,11 +111,11 @@ def test_the_csrf_token_is_the_sessions_own(root: KeyPair, tmp_path: Path) -> No
 
 
 def test_sessions_are_bounded_per_token_and_in_all(
-    root: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    root: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_backend: StateAt
 ) -> None:
     text = mint(root, "ada", "read").to_base64()
     token = verified(root, text, tmp_path)
-    with SessionStore(tmp_path / "s.sqlite3") as store:
+    with SessionStore(state_backend("s.sqlite3")) as store:
         ids = [
             store.create(text, token, now=NOW + dt.timedelta(seconds=i))
             for i in range(MAX_SESSIONS_PER_TOKEN + 2)

@@ -25,6 +25,7 @@ HEAVY = (
     "pycrdt",  # the CRDT
     "biscuit_auth",  # the token library
     "sqlalchemy",  # the cache's SQL toolkit: reads use sqlite3 when the cache is current
+    "psycopg",  # the PostgreSQL driver: loaded by a PostgreSQL cache or state store only (ADR-046)
     "sqlmodel",
     "pydantic",
     "git",  # gitpython

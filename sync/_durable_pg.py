@@ -1,0 +1,239 @@
+"""The durable stores on PostgreSQL: one state schema, ordered migrations under an advisory lock.
+
+A fleet hub whose cache is on PostgreSQL keeps its durable state there too
+(canon/ADR-046): every store's tables live in the schema :data:`STATE_SCHEMA`
+of the state database, next to the cache's tables but never among them. The
+cache is dropped and rebuilt at will (statehub.cache.database drops only the
+tables of its own metadata, in the connection's default schema); this schema
+is only ever migrated forward, never dropped.
+
+Migrations: :data:`MIGRATIONS` (``statehub_state.migration``) holds one row
+per store and version applied. Each store brings its own ordered steps (step
+``n`` takes it from version ``n - 1`` to ``n``, as in :mod:`sync._durable`),
+applied in one transaction that first takes the advisory lock
+:data:`MIGRATE_LOCK`: N replicas starting at once queue on it, the first
+applies the steps, the others find them applied. PostgreSQL's DDL is
+transactional, so a failing step leaves the schema as it was. A store whose
+recorded version is newer than the code's steps is refused
+(:class:`~sync.errors.StoreTooNew`) before anything is written.
+
+Connections: psycopg 3 directly (not SQLAlchemy): the stores are hand-written
+SQL over a DB-API connection on SQLite already; a replica's later needs
+(session advisory locks, ``LISTEN``/``NOTIFY``) want a dedicated connection
+that a pool would hide. One connection per store and process, in autocommit
+mode, used under the store's lock; a store's transaction is
+``connection.transaction()``. A connection the server dropped (a restart, a
+fail-over) is replaced at the start of the next statement or transaction; the
+statement that met the drop raises. ``search_path`` is set at connect
+(``options``), so the stores' SQL names tables unqualified on both backends;
+a transaction-pooling proxy (pgbouncer in transaction mode) would lose it and
+is not supported (session advisory locks need session pooling anyway).
+
+Durability follows the SQLite file's setting: a store whose file runs
+``synchronous=NORMAL`` (rooms, sessions) connects with ``synchronous_commit=off``:
+its commit is in the server's memory when it returns, so it survives the
+hub's crash (the case that matters: the server is another process, often
+another host), and the server's own crash may lose its last few hundred
+milliseconds, as a power cut may lose a NORMAL file's last commits. It costs a
+round trip instead of a WAL flush (bench/state_pg.py: an append went from
+about 5 ms to a fraction of one on this host). A ``synchronous=FULL`` store (the
+write buffer, once ported) waits for the flush.
+
+psycopg is imported here, and this module only when a store opens on
+PostgreSQL: read commands of the CLI never load it (tests/statehub/cli/test_lazy.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from sync.errors import StoreTooNew, StoreUnreachable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    import psycopg
+
+    from sync._state_db import Rows
+
+__all__ = [
+    "MIGRATE_LOCK",
+    "MIGRATIONS",
+    "STATE_SCHEMA",
+    "PgState",
+    "PgStateDb",
+    "applied_versions",
+    "migrate",
+]
+
+STATE_SCHEMA = "statehub_state"
+MIGRATIONS = f"{STATE_SCHEMA}.migration"
+MIGRATE_LOCK = int.from_bytes(b"SHmigrat", "big")
+"""The advisory lock (one bigint key) every migration of the state schema holds while it runs."""
+
+_DRIVER = re.compile(r"^postgres(?:ql)?\+[a-z0-9_]+://")
+
+
+@dataclass(frozen=True, slots=True)
+class PgState:
+    """The state schema of one PostgreSQL database: where a fleet hub's durable stores live.
+
+    ``url`` is a libpq URL (``postgresql://user@host:5432/db``); a SQLAlchemy URL with a
+    driver (``postgresql+psycopg://...``, the cache's form) is taken as the same database.
+    """
+
+    url: str
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("postgresql", "postgres")):
+            raise ValueError(f"{self.where}: the state database must be a postgresql:// URL")
+        object.__setattr__(self, "url", _DRIVER.sub("postgresql://", self.url))
+
+    @property
+    def where(self) -> str:
+        """The schema, database and server, without the password (for messages and logs)."""
+        parts = urlsplit(_DRIVER.sub("postgresql://", self.url))
+        host = parts.hostname or "the local socket"
+        port = f":{parts.port}" if parts.port else ""
+        database = parts.path.lstrip("/") or parts.username or "postgres"
+        return f"PostgreSQL schema {STATE_SCHEMA} in database {database} on {host}{port}"
+
+    def connect(self, *, wait_for_flush: bool = True) -> psycopg.Connection[Any]:
+        """A new autocommit connection whose ``search_path`` is the state schema; StoreUnreachable
+        (naming the database, never the password) when the server cannot be reached or refuses.
+
+        ``wait_for_flush=False`` sets ``synchronous_commit=off`` on it (see the module docstring)."""
+        import psycopg
+
+        options = f"-c search_path={STATE_SCHEMA}"
+        if not wait_for_flush:
+            options += " -c synchronous_commit=off"
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                options=options,
+                application_name="statehub",
+                connect_timeout=10,
+            )
+        except psycopg.OperationalError as error:
+            raise StoreUnreachable(self.where, _first_line(error)) from None
+
+
+def applied_versions(conn: psycopg.Connection[Any], store: str) -> int:
+    """The newest version of ``store`` recorded in the state schema (0: none, or no schema yet)."""
+    row = conn.execute("SELECT to_regclass(%s)", (MIGRATIONS,)).fetchone()
+    if row is None or row[0] is None:
+        return 0
+    found = conn.execute(f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS} WHERE store = %s", (store,))  # noqa: S608 - a constant
+    value = found.fetchone()
+    return int(value[0]) if value is not None else 0
+
+
+def migrate(conn: psycopg.Connection[Any], where: str, store: str, steps: Sequence[str], what: str) -> int:
+    """Bring ``store`` in the state schema to ``len(steps)`` under :data:`MIGRATE_LOCK`; return it.
+
+    The version is read (and a newer one refused) before the lock is taken or anything is
+    created, so a hub too old for the schema changes nothing; then, in one transaction holding
+    the lock: the schema and the migrations table if missing, and the steps not yet applied.
+    """
+    newest = len(steps)
+    version = applied_versions(conn, store)
+    if version > newest:
+        raise StoreTooNew(where, what, version, newest)
+    if version == newest:
+        return newest
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} ("
+            "store text NOT NULL, version integer NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (store, version))"
+        )
+        version = applied_versions(conn, store)  # another replica may have applied them meanwhile
+        if version > newest:
+            raise StoreTooNew(where, what, version, newest)
+        for number in range(version + 1, newest + 1):
+            conn.execute(steps[number - 1].encode())  # no parameters: several statements in one step
+            conn.execute(f"INSERT INTO {MIGRATIONS} (store, version) VALUES (%s, %s)", (store, number))  # noqa: S608 - a constant
+    return newest
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _paramstyle(sql: str) -> bytes:
+    """The portable SQL of a store (``?`` placeholders) as psycopg takes it (``%s``)."""
+    return sql.replace("%", "%%").replace("?", "%s").encode()
+
+
+class PgStateDb:
+    """One store's connection to the state schema (see the module docstring); the store locks it."""
+
+    dialect: Literal["sqlite", "postgresql"] = "postgresql"
+
+    def __init__(
+        self, state: PgState, store: str, steps: Sequence[str], what: str, *, wait_for_flush: bool = True
+    ) -> None:
+        self.state = state
+        self.store = store
+        self.where = state.where
+        self._wait = wait_for_flush
+        self._lock = threading.RLock()
+        self._in_transaction = False
+        self._conn = state.connect(wait_for_flush=wait_for_flush)
+        try:
+            migrate(self._conn, self.where, store, steps, what)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, replaced first when the server dropped it (never inside a transaction)."""
+        if self._conn.closed and not self._in_transaction:
+            self._conn = self.state.connect(wait_for_flush=self._wait)
+        return self._conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        with self._lock, self._dropped():
+            return self._live().execute(_paramstyle(sql), tuple(params))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock, self._dropped():
+            conn = self._live()
+            self._in_transaction = True
+            try:
+                with conn.transaction():
+                    yield
+            finally:
+                self._in_transaction = False
+
+    @contextmanager
+    def _dropped(self) -> Iterator[None]:
+        """A connection lost under a statement is StoreUnreachable (the next one reconnects)."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            if not self._conn.closed:
+                raise
+            raise StoreUnreachable(self.where, _first_line(error)) from None
+
+    def serialize(self, name: str) -> None:
+        """Hold an advisory lock named by ``store:name`` to the end of this transaction (replicas queue)."""
+        self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"{self.store}:{name}",))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
