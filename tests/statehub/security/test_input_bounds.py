@@ -3,7 +3,7 @@
 Every variant gets a 4xx with a message a person can act on, never a 500,
 and nothing is stored or committed. A sweep over every route of the served
 OpenAPI sends odd values in every path parameter, query parameter and body
-field, and checks the hub never answered 5xx and never stalled for a second.
+field, and checks the hub never answered 5xx and never stalled (3 s without answering /state/health).
 """
 
 from __future__ import annotations
@@ -471,5 +471,7 @@ def test_no_route_answers_5xx_or_stalls_on_odd_input(swept: Target) -> None:
                             headers={"Content-Type": "application/json"},
                         )
     assert failures == []
-    assert stalls.worst < 1.0, f"the hub did not answer /state/health for {stalls.worst:.2f} s"
+    # A blocked loop (a big input parsed on it) stalls for many seconds; 3 s keeps a loaded
+    # 2-core machine (1.33 s seen with other suites running) from reading as one.
+    assert stalls.worst < 3.0, f"the hub did not answer /state/health for {stalls.worst:.2f} s"
     assert "Traceback" not in target.hub.log.read_text()
