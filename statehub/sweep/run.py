@@ -245,6 +245,10 @@ class Follower(Protocol):
         """Called once ``result``'s repo is swept (the applier lock released)."""
         ...
 
+    def stopping(self) -> bool:
+        """Whether to give up waiting for the applier lock (checked every second while it waits)."""
+        ...
+
 
 def totals_of(repos: Sequence[RepoSweep]) -> SweepTotals:
     return SweepTotals(
@@ -279,27 +283,40 @@ def sweep(
     sweep_id = sweep_id or new_sweep_id()
     started = _now()
     repos: list[RepoSweep] = []
+    stopped = False
     for slug in targets:
         if follower is not None and not follower.starting(slug):
+            stopped = True
             break
-        repos.append(_sweep_one(desk, slug, sweep_id))
+        swept = _sweep_one(desk, slug, sweep_id, follower)
+        if swept is None:
+            stopped = True
+            break
+        repos.append(swept)
         if follower is not None:
-            follower.swept(repos[-1])
+            follower.swept(swept)
         if progress:
             progress(slug)
     finished = _now()
     report = SweepReport(
         started_at=started, finished_at=finished, repos=repos, totals=totals_of(repos), id=sweep_id
     )
-    atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
+    if repos or not stopped:  # (a sweep stopped before its first repo did nothing to report)
+        atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
     return report
 
 
-def _sweep_one(desk: EventDesk, slug: str, sweep_id: str) -> RepoSweep:
-    """Sweep one repo holding the applier lock: announced, recorded, timed; an unexpected failure is
-    this repo's ``error``, never the end of the sweep."""
+def _sweep_one(desk: EventDesk, slug: str, sweep_id: str, follower: Follower | None) -> RepoSweep | None:
+    """Sweep one repo holding the applier lock: announced, recorded, counted; an unexpected failure
+    is this repo's ``error``, never the end of the sweep. None: the follower stopped the wait for
+    the lock (the hub is stopping), and the repo was not swept."""
     hub = desk.hub
-    desk.lock.acquire()
+    if follower is None:
+        desk.lock.acquire()
+    else:
+        while not desk.lock.acquire(timeout=1.0):
+            if follower.stopping():
+                return None
     try:
         started = _now()
         hub.announce([_started(slug, sweep_id, started)])

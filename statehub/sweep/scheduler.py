@@ -72,6 +72,8 @@ class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     """Requests this sweep answers: the first, and each that joined it."""
     targets: list[str]
     """The repos it sweeps, in order."""
+    sweeping: str | None
+    """The repo it is sweeping (or waiting for the applier lock to sweep) now."""
     queued_at: str
     started_at: str | None
     finished_at: str | None
@@ -112,6 +114,7 @@ class _Run:
     state: SweepState = "queued"
     requests: int = 1
     reached: set[str] = field(default_factory=set)
+    sweeping: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
     repos: list[RepoSweep] = field(default_factory=list)
@@ -131,6 +134,7 @@ class _Run:
             requested_by=self.actor,
             requests=self.requests,
             targets=list(self.targets),
+            sweeping=self.sweeping,
             queued_at=self.queued_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -296,7 +300,9 @@ class Sweeper:
         else:
             failure = None
         with self._lock:
-            left = [slug for slug in run.targets if slug not in run.reached]
+            run.sweeping = None
+            done = {result.repo for result in run.repos}
+            left = [slug for slug in run.targets if slug not in done]
             if failure is None and left:
                 failure = f"the hub stopped before sweeping {', '.join(left)}"
             self._end(run, "failed" if failure else "finished", failure)
@@ -319,8 +325,14 @@ class _Following:
             if self.sweeper._stopping:
                 return False
             self.run.reached.add(slug)
+            self.run.sweeping = slug
             return True
 
     def swept(self, result: RepoSweep) -> None:
         with self.sweeper._lock:
             self.run.repos.append(result)
+            self.run.sweeping = None
+
+    def stopping(self) -> bool:
+        with self.sweeper._lock:
+            return self.sweeper._stopping
