@@ -21,7 +21,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from statehub.api.deps import MAX_NAME, DeskDep
 from statehub.api.errorshape import WRITE_STATUSES, error_responses
 from statehub.auth import AUTHENTICATED, authorize, token_of
-from statehub.auth.verify import repos_in_scope
+from statehub.auth.verify import token_scope
 from statehub.errors import NotFound
 from statehub.sweep import SweepReport, latest_sweep, totals_of
 from statehub.sweep.scheduler import KEEP, SweepList, SweepRun
@@ -82,12 +82,15 @@ def _targets(hub: Hub, named: list[str]) -> list[str]:
     return list(dict.fromkeys(named))
 
 
-def _shown(run: SweepRun, token: VerifiedToken | None) -> SweepRun:
-    """``run`` as ``token`` may read it: a repo-scoped token sees its repos' results only."""
-    if token is None:
-        return run
-    scope = set(repos_in_scope(token, list(run.targets)))
-    if scope == set(run.targets):
+def _scope(token: VerifiedToken | None) -> set[str] | None:
+    """The repos whose results ``token`` reads (None: all). The guard allowed it to read hub-wide,
+    which a repo-scoped token may (ADR-016); it sees the results of the repos it is scoped to."""
+    return None if token is None else token_scope(token)
+
+
+def _shown(run: SweepRun, scope: set[str] | None) -> SweepRun:
+    """``run`` as a token of ``scope`` may read it: its repos' targets and results only."""
+    if scope is None or scope.issuperset(run.targets):
         return run
     repos = [r for r in run.repos if r.repo in scope]
     return msgspec.structs.replace(
@@ -126,20 +129,22 @@ class SweepController(Controller):
         targets = _targets(desk.hub, named)
         run = _sweeper(request).request(targets, token.actor if token is not None else None)
         return Response(
-            _shown(run, token), status_code=HTTP_202_ACCEPTED, headers={"Location": f"/sweeps/{run.id}"}
+            _shown(run, _scope(token)),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"/sweeps/{run.id}"},
         )
 
     @get("/", sync_to_thread=False, responses=error_responses())
     def list_sweeps(self, request: Request[Any, Any, Any], limit: Limit = 20) -> SweepList:
         """The schedule and the newest sweeps first (the hub keeps the last 100 since it started)."""
         listed = _sweeper(request).recent(limit)
-        token = token_of(request)
-        return msgspec.structs.replace(listed, sweeps=[_shown(run, token) for run in listed.sweeps])
+        scope = _scope(token_of(request))
+        return msgspec.structs.replace(listed, sweeps=[_shown(run, scope) for run in listed.sweeps])
 
     @get("/{sweep_id:str}", sync_to_thread=False, responses=error_responses(404))
     def get_sweep(self, request: Request[Any, Any, Any], sweep_id: SweepId) -> SweepRun:
         """One sweep: state (queued, running, finished, failed), each swept repo's result, totals."""
-        return _shown(_sweeper(request).get(sweep_id), token_of(request))
+        return _shown(_sweeper(request).get(sweep_id), _scope(token_of(request)))
 
     @get("/latest", sync_to_thread=True, responses=error_responses(404))
     def last_sweep(self, request: Request[Any, Any, Any], desk: DeskDep) -> SweepReport:
@@ -147,9 +152,8 @@ class SweepController(Controller):
         report = latest_sweep(desk.hub.settings)
         if report is None:
             raise NotFound("no sweep has run yet; POST /sweeps or run 'statehub sweep'")
-        token = token_of(request)
-        if token is None:
+        scope = _scope(token_of(request))
+        if scope is None:
             return report
-        scope = set(repos_in_scope(token, [r.repo for r in report.repos]))
         repos = [r for r in report.repos if r.repo in scope]
         return msgspec.structs.replace(report, repos=repos, totals=totals_of(repos))

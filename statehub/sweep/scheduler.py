@@ -287,7 +287,12 @@ class Sweeper:
                     return
                 run = self._queue.popleft()
                 run.state, run.started_at = "running", _now()
-            self._run(run)
+            try:
+                self._run(run)
+            except Exception:  # the sweeper must outlive any one sweep
+                log.exception("ending sweep %s failed", run.id)
+                with self._lock:
+                    self._end(run, "failed", "the sweep failed; the hub's log says why")
 
     def _run(self, run: _Run) -> None:
         started = time.monotonic()
