@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from statehub.diagnostics import WatcherState, diagnose
 from statehub.errors import Unavailable
 from statehub.events import EventDesk
-from statehub.sweep import latest_sweep, scheduler, sweep
+from statehub.sweep import last_sweeps, latest_sweep, scheduler, sweep
 from statehub.sweep.scheduler import Sweeper
 from sync.applier_lock import ApplierLock
 from tests.gitfixtures import GitRepo, workplan_text
@@ -394,3 +395,26 @@ def test_each_scheduled_wait_is_the_interval_within_the_jitter(
     sweeper = Sweeper(desk, 100.0, draw=lambda: draw)
     assert sweeper._after_wait(1000.0) == pytest.approx(1000.0 + wait)
     assert Sweeper(desk, None)._after_wait(1000.0) is None
+
+
+def test_each_repos_last_sweep_is_kept_apart_and_remembers_when_it_was_last_in_step(
+    hub: Hub, desk: EventDesk, team: Team, make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    hub.register(team.hub.root)
+    hub.register(_other(make_repo).root)
+    first = sweep(desk)
+    kept = last_sweeps(hub.settings)
+    assert kept["the-custodian"].in_step and kept["the-custodian"].sweep == first.id
+    in_step_at = kept["the-custodian"].last_in_step_at
+    assert in_step_at == kept["the-custodian"].finished_at
+    team.remote.rename(tmp_path / "gone.git")
+    second = sweep(desk, ["the-custodian"])  # one repo: the other's entry stays as it was
+    kept = last_sweeps(hub.settings)
+    custodian = kept["the-custodian"]
+    assert (custodian.sweep, custodian.in_step, custodian.last_in_step_at) == (second.id, False, in_step_at)
+    assert custodian.problems and custodian.problems[0].startswith("fetch from origin failed")
+    assert kept["other"].sweep == first.id
+    watcher = WatcherState(running=False, detail="no server")
+    [diagnosed] = diagnose(desk, repos=["the-custodian"], watcher=watcher, probe=False).repos
+    assert diagnosed.last_sweep == custodian
+    assert "sweep" in {p.kind for p in diagnosed.problems}
