@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import logging
 import random
 import threading
@@ -212,7 +213,7 @@ class Sweeper:
 
     def recent(self, limit: int) -> SweepList:
         with self._lock:
-            runs = [run.answer() for run in reversed(self._runs.values())][:limit]
+            runs = [run.answer() for run in itertools.islice(reversed(self._runs.values()), limit)]
             return SweepList(schedule=self._schedule(), sweeps=runs)
 
     def _schedule(self) -> Schedule:
