@@ -43,6 +43,7 @@ from statehub.servermark import mark_server
 from statehub.settings import Settings
 from statehub.state_stores import state_location
 from statehub.stream import Broadcaster
+from statehub.sweep.scheduler import Sweeper
 from statehub.watcher import RepoWatcher
 
 if TYPE_CHECKING:
@@ -113,6 +114,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 relay = start_relay(desk)
                 if relay is not None:
                     stack.callback(relay.stop)
+                sweeper = app.state.sweeper = Sweeper(desk, settings.sweep_every)  # ADR-045
+                sweeper.start()
+                stack.callback(sweeper.stop)
                 stack.callback(
                     metrics.watch(StateCollector(desk, watcher if settings.watch else None, app.state.rooms))
                 )

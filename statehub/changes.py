@@ -9,7 +9,7 @@ docs/architecture.md "Change stream" gives every type's data.
 Where changes come from: the cache's rows are compared before and after every
 change of them, inside the same transaction (:class:`RowSnapshot`), whoever
 changed the files; the write buffer reports event states, the lease store
-claims, a save its commit, a sweep its end, the relay its state. Every process
+claims, a save its commit, a sweep each repo's start and end, the relay its state. Every process
 that changes the cache (the server, a CLI command) appends to the same file,
 after its cache transaction committed, so a message never announces what a
 query cannot see yet. The server's stream reads new rows from the file
@@ -70,6 +70,7 @@ TYPES = (
     "claim.released",
     "claim.expired",
     "relay.state",
+    "sweep.started",
     "sweep.finished",
     "room.saved",
     "room.changed",

@@ -41,7 +41,7 @@ from statehub.events.relaying import relay_status
 from statehub.gitrepo import git_dirs, git_said
 from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect, stops
 from statehub.health import RelayHealth, as_relay_health, not_a_repo
-from statehub.sweep import latest_sweep
+from statehub.sweep import LastSweep, last_sweeps, latest_sweep
 from sync.buffer import PendingGroup
 from sync.relay_queue import ParkedEvent
 
@@ -75,15 +75,6 @@ holding it is listed once, as the git state is now."""
 
 _FILE_PROBLEMS = 20
 """File errors listed as problems one by one; the rest are counted in one more."""
-
-
-class LastSweep(msgspec.Struct, frozen=True):
-    """The last sweep of a repo (``statehub.sweep``; the report is kept in the data dir)."""
-
-    finished_at: str
-    in_step: bool
-    problems: list[str]
-    error: str | None
 
 
 class WatcherState(msgspec.Struct, frozen=True):
@@ -444,16 +435,20 @@ def diagnose(
         for event in desk.relay_queue.status().parked_events:
             record = desk.buffer.get(event.key)
             parked.setdefault(record.repo if record is not None else "", []).append(event)
-    report = latest_sweep(hub.settings)
-    swept: dict[str, LastSweep] = {}
+    swept = last_sweeps(hub.settings)
+    report = latest_sweep(hub.settings)  # a data dir a State Hub without sweeps/repos.json swept
     if report is not None:
         for entry in report.repos:
-            swept[entry.repo] = LastSweep(
-                report.finished_at,
-                entry.in_step,
-                entry.problems if isinstance(entry.problems, list) else [],
-                entry.error if isinstance(entry.error, str) else None,
-            )
+            if entry.repo not in swept:
+                swept[entry.repo] = LastSweep(
+                    started_at=report.started_at,
+                    finished_at=report.finished_at,
+                    in_step=entry.in_step,
+                    problems=entry.problems if isinstance(entry.problems, list) else [],
+                    error=entry.error if isinstance(entry.error, str) else None,
+                    findings=entry.findings[:50],
+                    findings_total=len(entry.findings),
+                )
     shown = [
         _repo(
             repo,

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
+    "SWEEP_BUCKETS",
     "UNMATCHED_ROUTE",
     "HubMetrics",
     "StateCollector",
@@ -59,6 +60,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 """The classic text exposition format every Prometheus scrapes (the framework adds ``charset=utf-8``)."""
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Seconds: from a cached read (about a millisecond) to a slow write-back in a large repo."""
+SWEEP_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+"""Seconds: from one small local repo to a fleet of repos behind slow remotes."""
 UNMATCHED_ROUTE = "unmatched"
 """The ``route`` label of a request without a route template: raw paths never become labels.
 (Litestar runs app middleware once a route matched, so an unknown path is not timed at all.)"""
@@ -125,6 +128,37 @@ class HubMetrics:
             registry=self.registry,
         )
 
+        self.sweeps = Counter(
+            "statehub_sweeps",
+            "Sweeps the server ran (POST /sweeps, the schedule) by how they ended: finished (every "
+            "repo swept) or failed (stopped before the end).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.sweep_seconds = Histogram(
+            "statehub_sweep_duration_seconds",
+            "Seconds one sweep the server ran took, from its start to its last repo.",
+            buckets=SWEEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.repo_sweeps = Counter(
+            "statehub_repo_sweeps",
+            "Repos swept by the server, by outcome: in_step, not_in_step (a person must act), "
+            "error (the repo's sweep failed unexpectedly).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def count_sweep(self, outcome: str, seconds: float) -> None:
+        """A sweep the server ran ended (``finished`` or ``failed``) after ``seconds``."""
+        self.sweeps.labels(outcome).inc()
+        self.sweep_seconds.observe(seconds)
+
+    def count_repo_sweep(self, swept: Any) -> None:
+        """One repo's sweep ended (a ``statehub.sweep.RepoSweep``)."""
+        outcome = "error" if isinstance(swept.error, str) else "in_step" if swept.in_step else "not_in_step"
+        self.repo_sweeps.labels(outcome).inc()
+
     def count_events(self, state: str, amount: int) -> None:
         """Add ``amount`` events that reached ``state`` (nothing when 0)."""
         if amount:
@@ -170,6 +204,28 @@ class StateCollector(Collector):
         yield from self._claims()
         yield from self._live()
         yield from self._fleet()
+        yield from self._sweeps()
+
+    def _sweeps(self) -> Iterator[Metric]:
+        from statehub.sweep import last_sweeps
+
+        hub = self.desk.hub
+        try:
+            registered = {r.slug for r in hub.repos()}
+        except ValueError:  # a half-saved hub.toml: health says so
+            registered = set()
+        stamps = [
+            (slug, _epoch(entry.last_in_step_at))
+            for slug, entry in sorted(last_sweeps(hub.settings).items())
+            if slug in registered and entry.last_in_step_at is not None
+        ]
+        yield _by(
+            "statehub_sweep_last_in_step_timestamp_seconds",
+            "When a sweep (the server's or statehub sweep's) last left a repo in step with its remote "
+            "(Unix time); no series for a repo never swept in step.",
+            "repo",
+            stamps,
+        )
 
     def _cache(self) -> Iterator[Metric]:
         hub = self.desk.hub
@@ -318,6 +374,14 @@ def _by(name: str, documentation: str, label: str, rows: list[tuple[Any, Any]]) 
     for key, count in sorted((str(k), int(v)) for k, v in rows):
         family.add_metric([key], count)
     return family
+
+
+def _epoch(stamp: str) -> int:
+    """Unix seconds of a sweep stamp (``%Y-%m-%dT%H:%M:%SZ``, UTC); 0 for a bad one."""
+    try:
+        return int(dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
+    except ValueError:
+        return 0
 
 
 def _age(stamp: str | None) -> float:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTH_MODES",
     "DEFAULT_MAX_BODY_BYTES",
+    "FLEET_SWEEP_INTERVAL_S",
     "PROFILES",
     "Settings",
     "default_actor",
@@ -31,6 +32,8 @@ __all__ = [
 APP_NAME = "statehub"
 PROFILES = ("dev", "fleet")
 AUTH_MODES = ("required", "open")
+FLEET_SWEEP_INTERVAL_S = 900.0
+"""The fleet profile sweeps every registered repo every 15 minutes unless told otherwise."""
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """16 MiB: a relay batch of 1000 events of a few KB each fits many times over."""
 
@@ -86,10 +89,21 @@ class Settings:
     (``STATEHUB_STREAM_PER_ACTOR``): a token holder cannot take every slot of ``stream_subscribers``."""
     stream_poll_s: float = 0.5
     """Seconds between two looks for messages another process (a CLI command) appended."""
+    sweep_interval_s: float | None = None
+    """Seconds between scheduled sweeps of every registered repo (``STATEHUB_SWEEP_INTERVAL``, each
+    wait jittered by up to 10%); 0: no schedule; None: the profile's default (:attr:`sweep_every`)."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of proxies whose ``X-Forwarded-Proto`` / ``-For`` the hub believes (ADR-040): a
     session cookie is ``Secure`` when the request came over TLS, to the hub or to such a proxy.
     Empty: forwarded headers are ignored."""
+
+    @property
+    def sweep_every(self) -> float | None:
+        """Seconds between scheduled sweeps, None when off: the setting, else every 15 minutes on
+        the fleet profile and never on the dev profile (a laptop's hub sweeps when asked)."""
+        if self.sweep_interval_s is None:
+            return FLEET_SWEEP_INTERVAL_S if self.profile == "fleet" else None
+        return self.sweep_interval_s or None
 
     @property
     def hub_file(self) -> Path:
@@ -155,6 +169,7 @@ class Settings:
             file_limits=FileLimits.from_env(env),
             **_web_settings(env),
             **_stream_settings(env),
+            sweep_interval_s=_sweep_interval(env),
         )
 
     @property
@@ -263,6 +278,26 @@ def _stream_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "stream_per_actor": int(number("STATEHUB_STREAM_PER_ACTOR", "100", 1, 100_000, whole=True)),
         "stream_poll_s": number("STATEHUB_STREAM_POLL", "0.5", 0.01, 60),
     }
+
+
+def _sweep_interval(env: Mapping[str, str]) -> float | None:
+    """``STATEHUB_SWEEP_INTERVAL``: seconds between scheduled sweeps, from 1 to 604800 (a week), or
+    0 (or off) for none; unset: the profile's default (Settings.sweep_every)."""
+    text = env.get("STATEHUB_SWEEP_INTERVAL", "").strip()
+    if not text:
+        return None
+    if text.lower() in ("off", "0"):
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= 604_800:
+        raise ValueError(
+            f"STATEHUB_SWEEP_INTERVAL={text!r}: give seconds from 1 to 604800 (900: every 15 minutes), "
+            "or 0 for no scheduled sweeps"
+        )
+    return value
 
 
 def _words(value: str) -> list[str]:

@@ -1,9 +1,10 @@
 """A consistency sweep: per repo, pull, re-index, apply pending events, push, report.
 
 The sweep holds the applier lock for one repo at a time, so the server's
-applier and CLI commands can keep working on the other repos meanwhile. The
-last report is kept in the data dir (``sweeps/latest.json``) so the API shows
-a sweep the CLI ran and the other way round.
+applier and CLI commands can keep working on the other repos meanwhile (and two
+sweeps never work in one repo at once). The last report is kept in the data dir
+(``sweeps/latest.json``) so the API shows a sweep the CLI ran and the other way
+round; each repo's last sweep is kept too (``statehub.sweep.record``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol
 
 import git
 import msgspec
@@ -25,6 +27,7 @@ from statehub.gitcommit import dirs_of
 from statehub.gitrepo import git_said, open_repo
 from statehub.gitstate import stops
 from statehub.sweep.findings import Finding, find_problems
+from statehub.sweep.record import MAX_RECORDED_FINDINGS, LastSweep, record_sweep
 from statehub.sweep.remote import fetch, integrate, push, upstream
 
 if TYPE_CHECKING:
@@ -36,13 +39,16 @@ if TYPE_CHECKING:
     from statehub.settings import Settings
 
 __all__ = [
+    "Follower",
     "RepoSweep",
     "SweepReport",
     "SweepTotals",
     "SweptEvents",
     "latest_sweep",
+    "new_sweep_id",
     "sweep",
     "sweep_repo",
+    "totals_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,12 +112,14 @@ class SweepTotals(msgspec.Struct, frozen=True):
 
 
 class SweepReport(msgspec.Struct, frozen=True):
-    """``POST /sweeps``, ``GET /sweeps/latest``, ``statehub sweep --json``; times UTC, to the second."""
+    """``GET /sweeps/latest``, ``statehub sweep --json``; times UTC, to the second. ``id`` is the
+    sweep's (None in a report an older State Hub kept)."""
 
     started_at: str
     finished_at: str
     repos: list[RepoSweep]
     totals: SweepTotals
+    id: str | None = None
 
 
 def _now() -> str:
@@ -221,79 +229,167 @@ def _failure(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
+def new_sweep_id() -> str:
+    """A sweep's id: its UTC time to the second and 8 random hex digits, so ids sort by time."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+
+
+class Follower(Protocol):
+    """Follows a sweep repo by repo (the server's sweep scheduler, ``statehub.sweep.scheduler``)."""
+
+    def starting(self, slug: str) -> bool:
+        """Called before ``slug`` is swept; False stops the sweep there (the hub is stopping)."""
+        ...
+
+    def swept(self, result: RepoSweep) -> None:
+        """Called once ``result``'s repo is swept (the applier lock released)."""
+        ...
+
+    def stopping(self) -> bool:
+        """Whether to give up waiting for the applier lock (checked every second while it waits)."""
+        ...
+
+
+def totals_of(repos: Sequence[RepoSweep]) -> SweepTotals:
+    return SweepTotals(
+        repos=len(repos),
+        findings=sum(len(r.findings) for r in repos),
+        commits=sum(len(r.commits) for r in repos if not isinstance(r.commits, UnsetType)),
+        pushed=sum(1 for r in repos if r.pushed is True),
+        problems=sum(len(r.problems) if not isinstance(r.problems, UnsetType) else 1 for r in repos),
+        not_in_step=sum(1 for r in repos if not r.in_step),
+    )
+
+
 def sweep(
     desk: EventDesk,
     slugs: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    sweep_id: str | None = None,
+    follower: Follower | None = None,
 ) -> SweepReport:
-    """Sweep the named repos (default: all registered), one at a time, and keep the report."""
+    """Sweep the named repos (default: all registered), one at a time, and keep the report.
+
+    Each repo's sweep announces ``sweep.started`` and ``sweep.finished`` (canon/ADR-038) and
+    keeps the repo's entry in ``sweeps/repos.json`` (``statehub.sweep.record``). ``follower``
+    hears of each repo and may stop the sweep before the next one.
+    """
     hub = desk.hub
     targets = list(slugs) if slugs else [r.slug for r in hub.repos()]
-    for slug in targets:
-        hub.repo(slug)  # unknown slugs fail before anything is done
+    if follower is None:  # (a follower's sweep was asked for earlier: a repo removed since is its error)
+        for slug in targets:
+            hub.repo(slug)  # unknown slugs fail before anything is done
+    sweep_id = sweep_id or new_sweep_id()
     started = _now()
     repos: list[RepoSweep] = []
+    stopped = False
     for slug in targets:
+        if follower is not None and not follower.starting(slug):
+            stopped = True
+            break
+        swept = _sweep_one(desk, slug, sweep_id, follower)
+        if swept is None:
+            stopped = True
+            break
+        repos.append(swept)
+        if follower is not None:
+            follower.swept(swept)
+        if progress:
+            progress(slug)
+    finished = _now()
+    report = SweepReport(
+        started_at=started, finished_at=finished, repos=repos, totals=totals_of(repos), id=sweep_id
+    )
+    if repos or not stopped:  # (a sweep stopped before its first repo did nothing to report)
+        atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
+    return report
+
+
+def _sweep_one(desk: EventDesk, slug: str, sweep_id: str, follower: Follower | None) -> RepoSweep | None:
+    """Sweep one repo holding the applier lock: announced, recorded, counted; an unexpected failure
+    is this repo's ``error``, never the end of the sweep. None: the follower stopped the wait for
+    the lock (the hub is stopping), and the repo was not swept."""
+    hub = desk.hub
+    if follower is None:
         desk.lock.acquire()
+    else:
+        while not desk.lock.acquire(timeout=1.0):
+            if follower.stopping():
+                return None
+    try:
+        started = _now()
+        hub.announce([_started(slug, sweep_id, started)])
         try:
-            repos.append(sweep_repo(desk, slug))
+            swept = sweep_repo(desk, slug)
         except Exception as error:  # noqa: BLE001 - one broken repo, whatever the bug, must not stop the others
             try:  # ... nor hide what the cache knows about it
                 findings, counts = _findings(desk, slug)
             except Exception:
                 log.exception("listing the findings of %s after its sweep failed", slug)
                 findings, counts = [], None
-            repos.append(
-                RepoSweep(
-                    repo=slug,
-                    error=_failure(error),
-                    in_step=False,
-                    problems=[_failure(error)],
-                    findings=findings,
-                    counts=counts if counts is not None else UNSET,
-                )
+            swept = RepoSweep(
+                repo=slug,
+                error=_failure(error),
+                in_step=False,
+                problems=[_failure(error)],
+                findings=findings,
+                counts=counts if counts is not None else UNSET,
             )
-        finally:
-            desk.lock.release()
-        if progress:
-            progress(slug)
-    report = SweepReport(
+        finished = _now()
+        try:
+            record_sweep(hub.settings, slug, _entry(swept, sweep_id, started, finished))
+        except OSError:  # a full disk must not lose the sweep's report or its stream message
+            log.exception("keeping the last sweep of %s failed", slug)
+        hub.announce([_finished(swept, sweep_id, started, finished)])
+        if (metrics := hub.metrics) is not None:
+            metrics.count_repo_sweep(swept)
+    finally:
+        desk.lock.release()
+    return swept
+
+
+def _given(value: Any) -> Any:
+    return None if isinstance(value, UnsetType) else value
+
+
+def _entry(swept: RepoSweep, sweep_id: str, started: str, finished: str) -> LastSweep:
+    return LastSweep(
+        sweep=sweep_id,
         started_at=started,
-        finished_at=_now(),
-        repos=repos,
-        totals=SweepTotals(
-            repos=len(repos),
-            findings=sum(len(r.findings) for r in repos),
-            commits=sum(len(r.commits) for r in repos if not isinstance(r.commits, UnsetType)),
-            pushed=sum(1 for r in repos if r.pushed is True),
-            problems=sum(len(r.problems) if not isinstance(r.problems, UnsetType) else 1 for r in repos),
-            not_in_step=sum(1 for r in repos if not r.in_step),
-        ),
+        finished_at=finished,
+        in_step=swept.in_step,
+        problems=_given(swept.problems) or [],
+        error=_given(swept.error),
+        findings=swept.findings[:MAX_RECORDED_FINDINGS],
+        findings_total=len(swept.findings),
     )
-    atomic_write(_latest_path(hub.settings), json.dumps(msgspec.to_builtins(report), indent=2))
-    hub.announce([_finished(r, report) for r in repos])
-    return report
 
 
-def _finished(swept: RepoSweep, report: SweepReport) -> Change:
+def _started(slug: str, sweep_id: str, started: str) -> Change:
+    """The ``sweep.started`` of one repo, as its sweep takes the applier lock."""
+    from statehub.changes import Change
+
+    return Change("sweep.started", {"sweep": sweep_id, "started_at": started}, repo=slug)
+
+
+def _finished(swept: RepoSweep, sweep_id: str, started: str, finished: str) -> Change:
     """The ``sweep.finished`` of one repo (one per repo, so a repo-scoped stream sees its own)."""
     from statehub.changes import Change
 
-    def given(value: Any) -> Any:
-        return None if isinstance(value, UnsetType) else value
-
-    problems = given(swept.problems) or []
+    problems = _given(swept.problems) or []
     data = {
-        "started_at": report.started_at,
-        "finished_at": report.finished_at,
+        "sweep": sweep_id,
+        "started_at": started,
+        "finished_at": finished,
         "in_step": swept.in_step,
-        "pulled": given(swept.pulled),
-        "pushed": given(swept.pushed),
-        "push": given(swept.push),
-        "commits": given(swept.commits) or [],
+        "pulled": _given(swept.pulled),
+        "pushed": _given(swept.pushed),
+        "push": _given(swept.push),
+        "commits": _given(swept.commits) or [],
         "problems": problems[:50],
         "findings": len(swept.findings),
-        "error": given(swept.error),
+        "error": _given(swept.error),
     }
     return Change("sweep.finished", data, repo=swept.repo)
 

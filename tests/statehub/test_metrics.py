@@ -153,6 +153,7 @@ def test_every_alert_rule_names_only_metrics_the_hub_exports(client: TestClient[
         "StateHubWatcherDown",
         "StateHubRepoWritesStopped",
         "StateHubWorkloadBlockedAtGate",
+        "StateHubRepoNotSweptInStep",
     }
     for rule in rules:
         expr = rule["expr"]

@@ -506,7 +506,7 @@ def test_an_unreadable_hub_toml_keeps_the_last_list_served(
         assert "hub-file" in {p["kind"] for p in diagnostics.json()["hub"]["problems"]}
         assert httpx.get(f"{url}/sync", timeout=10).status_code == 200
         assert httpx.post(f"{url}/repos/hb/refresh", timeout=10).status_code == 200
-        assert httpx.post(f"{url}/sweeps", json={}, timeout=60).status_code == 200
+        assert httpx.post(f"{url}/sweeps", json={}, timeout=60).status_code == 202
         other = _repo(make_repo, "hb2", {"workplans/b.md": "HC-WP-0001"})
         for answer in (
             httpx.post(f"{url}/repos", json={"path": str(other.root)}, timeout=10),

@@ -5,6 +5,7 @@ reflects (it came by git first) is a no-op."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +14,7 @@ from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import PLANS, HubPair, notes
 from tests.statehub.relaygate import Gate
+from tests.statehub.sweeping import sweep_over_http
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -27,7 +29,8 @@ def pair(tmp_path: Path, make_repo: Callable[[str], GitRepo]) -> Iterator[HubPai
 
 
 def _sweep(hub: object) -> None:
-    report = hub.call("POST", "/sweeps", json={}).json()  # type: ignore[attr-defined]
+    call = hub.call  # type: ignore[attr-defined]
+    report = sweep_over_http(partial(call, "POST"), partial(call, "GET"))
     assert report["totals"]["problems"] == 0, report
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,6 +16,7 @@ from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import trailer_counts
 from tests.statehub.relayfixtures import HubPair, notes, run_cli
 from tests.statehub.relaygate import Gate
+from tests.statehub.sweeping import sweep_over_http
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -88,7 +90,7 @@ def test_poison_and_conflicting_events_are_parked_while_later_events_flow(pair: 
 
     # fix the cause (the laptop's plan reaches the fleet by git), then retry: it is applied
     for hub in (pair.dev, pair.fleet):
-        swept = hub.call("POST", "/sweeps", json={}).json()
+        swept = sweep_over_http(partial(hub.call, "POST"), partial(hub.call, "GET"))
         assert swept["totals"]["problems"] == 0, swept
     assert _status(pair, "retry", poison["key"]).returncode == 0
     # the clash is a decision: the fleet keeps its own event under that key, the relay stops trying

@@ -17,6 +17,7 @@ from statehub.sweep import latest_sweep, sweep
 from statehub.sweep import remote as remote_module
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
+from tests.statehub.sweeping import sweep_over_http
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -226,9 +227,10 @@ def test_sweeps_over_http_and_the_cli(
     assert client.get("/sweeps/latest").status_code == 404
     repo = plan_repo(make_repo)
     client.post("/repos", json={"path": str(repo.root)})
-    report = client.post("/sweeps", json={"repos": ["the-custodian"]}).json()
-    assert report["totals"]["repos"] == 1
-    assert client.get("/sweeps/latest").json() == report
+    run = sweep_over_http(client.post, client.get, ["the-custodian"])
+    assert run["state"] == "finished" and run["totals"]["repos"] == 1
+    latest = client.get("/sweeps/latest").json()
+    assert latest["id"] == run["id"] and latest["repos"] == run["repos"]
     assert client.post("/sweeps", json={"repos": ["nope"]}).status_code == 404
     result = CliRunner().invoke(main, ["sweep", "--json"])
     assert result.exit_code == 0, result.output

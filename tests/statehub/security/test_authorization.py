@@ -403,8 +403,14 @@ def test_a_write_route_is_not_narrowed_by_a_repo_query(secured: SecuredHub, tmp_
     register = secured.post("/repos?repo=alpha", {"path": str(extra.root)}, alpha_admin)
     assert register.status_code == 403, register.text
     assert secured.server.call("GET", "/repos", headers=alpha_admin).json()["total"] == before
+    # POST /sweeps checks admin on each repo its body names (canon/ADR-045); it takes no ?repo=
     sweep = secured.post("/sweeps?repo=alpha", {"repos": ["beta"]}, alpha_admin)
-    assert sweep.status_code == 403, sweep.text
+    assert sweep.status_code == 400 and "unknown query parameter 'repo'" in sweep.text, sweep.text
+    for body in ({"repos": ["beta"]}, {"repos": ["alpha", "beta"]}, {}):
+        sweep = secured.post("/sweeps", body, alpha_admin)
+        assert sweep.status_code == 403, sweep.text
+    listed = secured.server.call("GET", "/sweeps", headers=secured.admin).json()["sweeps"]
+    assert [run for run in listed if run["requested_by"] == "ann"] == []  # nothing was queued
     heads = {slug: repo.git("rev-parse", "HEAD") for slug, repo in secured.repos.items()}
     for method, path in [("DELETE", "/repos/beta?repo=alpha"), ("POST", "/repos/beta/refresh?repo=alpha")]:
         answer = secured.server.call(method, path, headers=alpha_admin)

@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import threading
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from sync.saving import Person, SaveRequest, identity_problem
 from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
 from tests.statehub.hubprocess import HubProcess
+from tests.statehub.sweeping import sweep_over_http
 from tests.sync_fixtures import MANIFEST
 
 if TYPE_CHECKING:
@@ -180,7 +182,7 @@ def test_registration_events_and_a_sweep_run_no_planted_code(
     assert trailer_counts(repo) == {"GC1": 1}
     assert "<!-- event:GC1 -->" in repo.read(PLAN_PATH)
 
-    swept = server.call("POST", "/sweeps", json={}).json()
+    swept = sweep_over_http(partial(server.call, "POST"), partial(server.call, "GET"))
     [report] = swept["repos"]
     assert report["pulled"] == 1 and report["pushed"] is True, report
     head = repo.git("-c", "core.hooksPath=/dev/null", "rev-parse", "HEAD").strip()

@@ -1,0 +1,344 @@
+"""The server's sweeps: requested ones run in the background, scheduled ones every interval.
+
+One thread (``statehub-sweeper``) runs the sweeps in the order they were asked
+for, one at a time; each sweeps its repos one at a time holding the applier lock
+(``statehub.sweep.run``), so no repo is ever swept twice at once. A request for
+repos that a queued or running sweep has not reached yet joins that sweep and
+gets its id (``requests`` counts them); any other request queues a new sweep,
+at most :data:`MAX_QUEUED` waiting (then :class:`~statehub.errors.Unavailable`).
+
+With an interval (``STATEHUB_SWEEP_INTERVAL``), the same thread queues a sweep
+of every registered repo (those a waiting sweep has not reached yet are left to
+it) after each wait of the interval times a random factor from ``1 - JITTER``
+to ``1 + JITTER``, the first one too: hubs started together drift apart. The
+wait is counted from when the previous scheduled sweep was queued, so a long
+sweep is not followed by a burst of scheduled ones (they join the running one).
+
+The hub keeps the last :data:`KEEP` sweeps in memory (``GET /sweeps``); their
+ids do not outlive the process. One process decides the schedule today; with
+replicas (issue 16) the tick is taken by the leader only (:meth:`Sweeper._leads`).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import itertools
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from statehub.errors import NotFound, Unavailable
+from statehub.sweep.run import RepoSweep, SweepTotals, new_sweep_id, sweep, totals_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statehub.events import EventDesk
+
+__all__ = ["JITTER", "KEEP", "MAX_QUEUED", "Schedule", "SweepList", "SweepRun", "Sweeper"]
+
+log = logging.getLogger(__name__)
+
+JITTER = 0.1
+"""Each scheduled wait is the interval times a factor drawn uniformly from 0.9 to 1.1."""
+KEEP = 100
+"""Sweeps kept to answer ``GET /sweeps`` and ``GET /sweeps/{id}``, the newest."""
+MAX_QUEUED = 20
+"""Sweeps waiting at most; one more request that cannot join one is refused with 503."""
+
+SweepState = Literal["queued", "running", "finished", "failed"]
+Trigger = Literal["request", "schedule"]
+
+
+class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A sweep the server runs (``POST /sweeps``, ``GET /sweeps/{id}``); times UTC, to the second.
+
+    ``state``: ``queued``, ``running``, ``finished`` (every target swept; ``totals.not_in_step``
+    says how many need a person) or ``failed`` (stopped before the end: ``error`` says why).
+    ``repos`` holds each swept repo's result as soon as it is done, in order; ``totals`` sums them.
+    """
+
+    id: str
+    state: SweepState
+    trigger: Trigger
+    requested_by: str | None
+    """The actor of the token that asked first (None: the schedule, or an open hub)."""
+    requests: int
+    """Requests this sweep answers: the first, and each that joined it."""
+    targets: list[str]
+    """The repos it sweeps, in order."""
+    sweeping: str | None
+    """The repo it is sweeping (or waiting for the applier lock to sweep) now."""
+    queued_at: str
+    started_at: str | None
+    finished_at: str | None
+    repos: list[RepoSweep]
+    totals: SweepTotals
+    error: str | None
+
+
+class Schedule(msgspec.Struct, frozen=True):
+    """The schedule: ``interval_s`` None when off (``STATEHUB_SWEEP_INTERVAL``); ``next_at`` when
+    the next scheduled sweep is queued (None when off or the hub is stopping)."""
+
+    interval_s: float | None
+    jitter: float
+    next_at: str | None
+
+
+class SweepList(msgspec.Struct, frozen=True):
+    """``GET /sweeps``: the schedule and the newest sweeps first."""
+
+    schedule: Schedule
+    sweeps: list[SweepRun]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Run:
+    """A sweep as the scheduler tracks it (changed under the scheduler's lock only)."""
+
+    id: str
+    trigger: Trigger
+    actor: str | None
+    targets: list[str]
+    queued_at: str = field(default_factory=_now)
+    state: SweepState = "queued"
+    requests: int = 1
+    reached: set[str] = field(default_factory=set)
+    sweeping: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    repos: list[RepoSweep] = field(default_factory=list)
+    error: str | None = None
+
+    def waiting(self) -> set[str]:
+        """Targets it has not reached yet (none once it ended)."""
+        if self.state not in ("queued", "running"):
+            return set()
+        return set(self.targets) - self.reached
+
+    def answer(self) -> SweepRun:
+        return SweepRun(
+            id=self.id,
+            state=self.state,
+            trigger=self.trigger,
+            requested_by=self.actor,
+            requests=self.requests,
+            targets=list(self.targets),
+            sweeping=self.sweeping,
+            queued_at=self.queued_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            repos=list(self.repos),
+            totals=totals_of(self.repos),
+            error=self.error,
+        )
+
+
+class Sweeper:
+    """Open with ``start()``, close with ``stop()`` (the app's lifespan does both).
+
+    ``interval_s`` None turns the schedule off; ``draw`` gives the jitter's random
+    numbers from 0 to 1 (a test may fix it).
+    """
+
+    def __init__(
+        self, desk: EventDesk, interval_s: float | None, draw: Callable[[], float] = random.random
+    ) -> None:
+        self.desk = desk
+        self.interval_s = interval_s
+        self._draw = draw
+        self._lock = threading.Condition()
+        self._queue: collections.deque[_Run] = collections.deque()
+        self._runs: collections.OrderedDict[str, _Run] = collections.OrderedDict()
+        self._stopping = False
+        self._next: float | None = None
+        """When (``time.monotonic``) the next scheduled sweep is queued; None: off."""
+        self._thread = threading.Thread(target=self._work, name="statehub-sweeper", daemon=True)
+
+    def start(self) -> None:
+        with self._lock:
+            self._next = self._after_wait(time.monotonic())
+        self._thread.start()
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop after the repo being swept (if any); every sweep not finished is ``failed``."""
+        with self._lock:
+            self._stopping = True
+            self._next = None
+            self._lock.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with self._lock:
+            for run in self._queue:
+                self._end(run, "failed", "the hub stopped before this sweep began")
+            self._queue.clear()
+
+    def request(self, targets: list[str], actor: str | None) -> SweepRun:
+        """Queue a sweep of ``targets`` (registered slugs, checked by the caller), or join one that
+        has not reached any of them yet; Unavailable when :data:`MAX_QUEUED` wait already."""
+        with self._lock:
+            if self._stopping:
+                raise Unavailable("the hub is stopping; ask again once it is back")
+            run = self._joinable(targets)
+            if run is not None:
+                run.requests += 1
+                return run.answer()
+            if len(self._queue) >= MAX_QUEUED:
+                raise Unavailable(
+                    f"{MAX_QUEUED} sweeps are waiting already; follow one of them (GET /sweeps) "
+                    "or ask again once they ran"
+                )
+            return self._queue_run(targets, "request", actor).answer()
+
+    def get(self, sweep_id: str) -> SweepRun:
+        with self._lock:
+            run = self._runs.get(sweep_id)
+            if run is None:
+                raise NotFound(
+                    f"no sweep {sweep_id!r}: the hub keeps the last {KEEP} sweeps since it started "
+                    "(GET /sweeps lists them)"
+                )
+            return run.answer()
+
+    def recent(self, limit: int) -> SweepList:
+        with self._lock:
+            runs = [run.answer() for run in itertools.islice(reversed(self._runs.values()), limit)]
+            return SweepList(schedule=self._schedule(), sweeps=runs)
+
+    def _schedule(self) -> Schedule:
+        next_at = None
+        if self._next is not None:
+            later = dt.timedelta(seconds=max(0.0, self._next - time.monotonic()))
+            next_at = (dt.datetime.now(dt.UTC) + later).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return Schedule(interval_s=self.interval_s, jitter=JITTER, next_at=next_at)
+
+    def _joinable(self, targets: list[str]) -> _Run | None:
+        wanted = set(targets)
+        if not wanted:
+            return None
+        for run in self._runs.values():
+            if wanted <= run.waiting():
+                return run
+        return None
+
+    def _registered(self) -> set[str]:
+        return {repo.slug for repo in self.desk.hub.repos()}
+
+    def _queue_run(self, targets: list[str], trigger: Trigger, actor: str | None) -> _Run:
+        run = _Run(new_sweep_id(), trigger, actor, list(targets))
+        while run.id in self._runs:  # the same second and the same 8 hex digits: draw again
+            run.id = new_sweep_id()
+        self._queue.append(run)
+        self._runs[run.id] = run
+        while len(self._runs) > KEEP:
+            oldest = next(iter(self._runs.values()))
+            if oldest.state in ("queued", "running"):
+                break  # never forget a sweep someone may still follow (at most MAX_QUEUED + 1)
+            self._runs.popitem(last=False)
+        self._lock.notify_all()
+        return run
+
+    def _after_wait(self, now: float) -> float | None:
+        if self.interval_s is None:
+            return None
+        return now + self.interval_s * (1 - JITTER + 2 * JITTER * self._draw())
+
+    def _leads(self) -> bool:
+        """Whether this process runs the schedule: always, while one process serves the hub; with
+        replicas, the one holding the leader's advisory lock (issue 16)."""
+        return True
+
+    def _tick(self) -> None:
+        """Queue the scheduled sweep (under the lock): every registered repo not waiting already."""
+        self._next = self._after_wait(time.monotonic())
+        if not self._leads():
+            return
+        registered = sorted(self._registered())
+        waiting: set[str] = set()
+        for run in self._runs.values():
+            waiting |= run.waiting()
+        targets = [slug for slug in registered if slug not in waiting]
+        if targets and len(self._queue) < MAX_QUEUED:
+            self._queue_run(targets, "schedule", None)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    due = self._next
+                    if due is not None and time.monotonic() >= due:
+                        try:
+                            self._tick()
+                        except Exception:  # an unreadable hub.toml: the next tick tries again
+                            log.exception("queueing the scheduled sweep failed")
+                        continue
+                    self._lock.wait(None if due is None else max(0.0, due - time.monotonic()))
+                if self._stopping:
+                    return
+                run = self._queue.popleft()
+                run.state, run.started_at = "running", _now()
+            try:
+                self._run(run)
+            except Exception:  # the sweeper must outlive any one sweep
+                log.exception("ending sweep %s failed", run.id)
+                with self._lock:
+                    self._end(run, "failed", "the sweep failed; the hub's log says why")
+
+    def _run(self, run: _Run) -> None:
+        started = time.monotonic()
+        follower = _Following(self, run)
+        try:
+            sweep(self.desk, run.targets, sweep_id=run.id, follower=follower)
+        except Exception as error:
+            log.exception("sweep %s failed", run.id)
+            failure: str | None = f"the sweep failed: {type(error).__name__}: {error}"[:500]
+        else:
+            failure = None
+        with self._lock:
+            run.sweeping = None
+            done = {result.repo for result in run.repos}
+            left = [slug for slug in run.targets if slug not in done]
+            if failure is None and left:
+                failure = f"the hub stopped before sweeping {', '.join(left)}"
+            self._end(run, "failed" if failure else "finished", failure)
+        if (metrics := self.desk.hub.metrics) is not None:
+            metrics.count_sweep(run.state, time.monotonic() - started)
+
+    def _end(self, run: _Run, state: SweepState, error: str | None) -> None:
+        run.state, run.error, run.finished_at = state, error, _now()
+
+
+class _Following:
+    """Tells the scheduler what a running sweep reached and did; stops it when the hub stops."""
+
+    def __init__(self, sweeper: Sweeper, run: _Run) -> None:
+        self.sweeper = sweeper
+        self.run = run
+
+    def starting(self, slug: str) -> bool:
+        with self.sweeper._lock:
+            if self.sweeper._stopping:
+                return False
+            self.run.reached.add(slug)
+            self.run.sweeping = slug
+            return True
+
+    def swept(self, result: RepoSweep) -> None:
+        with self.sweeper._lock:
+            self.run.repos.append(result)
+            self.run.sweeping = None
+
+    def stopping(self) -> bool:
+        with self.sweeper._lock:
+            return self.sweeper._stopping

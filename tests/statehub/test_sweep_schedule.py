@@ -1,0 +1,420 @@
+"""Sweeps the server runs: in the background on request, on a schedule, one at a time per repo.
+
+A real ``statehub serve`` process over real git repos, one with a bare remote a
+teammate pushes to. Nothing waits for a time: the schedule runs every second
+(``STATEHUB_SWEEP_INTERVAL=1``) and each test waits, with a generous limit, for
+what the hub does; a test holds the applier lock from outside (as a CLI command
+would) to keep a sweep where it wants it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from statehub.diagnostics import WatcherState, diagnose
+from statehub.errors import Unavailable
+from statehub.events import EventDesk
+from statehub.sweep import last_sweeps, latest_sweep, scheduler, sweep
+from statehub.sweep.scheduler import Sweeper
+from sync.applier_lock import ApplierLock
+from tests.gitfixtures import GitRepo, workplan_text
+from tests.hubserver import HubServer
+from tests.statehub.eventfixtures import plan_repo
+from tests.statehub.sweeping import follow_sweep
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from statehub.hub import Hub
+    from statehub.settings import Settings
+
+WAIT = 120.0
+"""Seconds a test waits for what it expects: a guard against a hung hub, never a timing check."""
+
+
+class Team:
+    """A bare remote, the hub's clone and a teammate's clone."""
+
+    def __init__(self, tmp_path: Path, make_repo: Callable[[str], GitRepo]) -> None:
+        self.remote = tmp_path / "remote.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.remote)], check=True)
+        self.hub = plan_repo(make_repo, "the-custodian")
+        self.hub.git("remote", "add", "origin", str(self.remote))
+        self.hub.git("push", "-q", "-u", "origin", "main")
+        mate_root = tmp_path / "teammate"
+        subprocess.run(["git", "clone", "-q", str(self.remote), str(mate_root)], check=True)
+        self.mate = GitRepo.__new__(GitRepo)
+        self.mate.root = mate_root
+        self.mate.git("config", "user.email", "mate@statehub.invalid")
+        self.mate.git("config", "user.name", "Teammate")
+
+    def mate_pushes(self, rel: str, text: str) -> str:
+        self.mate.git("pull", "-q", "--rebase")
+        self.mate.write(rel, text)
+        self.mate.commit(f"teammate writes {rel}")
+        self.mate.git("push", "-q", "origin", "main")
+        return self.mate.git("rev-parse", "HEAD").strip()
+
+
+def _other(make_repo: Callable[[str], GitRepo]) -> GitRepo:
+    repo = make_repo("other")
+    repo.write("statehub.toml", '[repo]\nslug = "other"\nprefixes = ["OTH"]\n')
+    repo.write("workplans/OTH-WP-0001.md", workplan_text("OTH-WP-0001", [{"id": "T01", "title": "one"}]))
+    repo.commit("start")
+    return repo
+
+
+def _home(settings: Settings) -> Path:
+    return settings.config_dir.parent
+
+
+def _serve(settings: Settings, **env: str) -> HubServer:
+    return HubServer(_home(settings), env=env).start()
+
+
+def _call(server: HubServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, f"{server.url}{path}", timeout=60, **kwargs)
+
+
+def _get(server: HubServer) -> Callable[[str], httpx.Response]:
+    return lambda path: _call(server, "GET", path)
+
+
+def _until(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}")
+
+
+def _sweep_messages(server: HubServer, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """The ``sweep.*`` messages of the change log from its start (``?since=0``), read until ``done``."""
+    messages: list[dict[str, Any]] = []
+    url = f"{server.url}/events/stream?since=0&types=sweep."
+    with httpx.stream("GET", url, timeout=WAIT) as answer:
+        assert answer.status_code == 200
+        fields: dict[str, str] = {}
+        for line in answer.iter_lines():
+            if not line:
+                if fields.get("event", "").startswith("sweep."):
+                    messages.append({"type": fields["event"], **json.loads(fields["data"])})
+                    if done(messages):
+                        return messages
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+    raise AssertionError(f"the stream ended first: {messages}")
+
+
+@pytest.fixture
+def team(tmp_path: Path, make_repo: Callable[[str], GitRepo]) -> Team:
+    return Team(tmp_path, make_repo)
+
+
+@pytest.fixture
+def scheduled(
+    served_settings: Settings, team: Team, make_repo: Callable[[str], GitRepo]
+) -> Iterator[HubServer]:
+    """A hub sweeping every second, with the team's repo and another (no remote) registered."""
+    server = _serve(served_settings, STATEHUB_SWEEP_INTERVAL="1")
+    try:
+        for repo in (team.hub, _other(make_repo)):
+            assert _call(server, "POST", "/repos", json={"path": str(repo.root)}).status_code == 201
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_schedule_sweeps_every_repo_pulls_a_teammates_push_and_reports_it_everywhere(
+    scheduled: HubServer, team: Team
+) -> None:
+    schedule = _call(scheduled, "GET", "/sweeps").json()["schedule"]
+    assert schedule["interval_s"] == 1 and schedule["jitter"] == 0.1
+    pushed = team.mate_pushes("notes/from-mate.md", "hello\n")
+
+    def pulled() -> dict[str, Any] | None:
+        for run in _call(scheduled, "GET", "/sweeps?limit=100").json()["sweeps"]:
+            if run["trigger"] == "schedule" and run["state"] == "finished":
+                mine = [r for r in run["repos"] if r["repo"] == "the-custodian" and r["pulled"] == 1]
+                if mine:
+                    return dict(run)
+        return None
+
+    run = _until(pulled, "a scheduled sweep pulling the teammate's commit")
+    assert run["requested_by"] is None and "the-custodian" in run["targets"] and run["error"] is None
+    assert [r["repo"] for r in run["repos"]] == run["targets"] == sorted(run["targets"])
+    assert all(r["in_step"] for r in run["repos"])
+    assert team.hub.git("log", "--format=%H").split().count(pushed) == 1
+
+    # the stream: each repo's sweep.started then its sweep.finished, with the sweep's id
+    def ended(messages: list[dict[str, Any]]) -> bool:
+        finished = [m for m in messages if m["type"] == "sweep.finished" and m["sweep"] == run["id"]]
+        return len(finished) == len(run["targets"])
+
+    mine = [m for m in _sweep_messages(scheduled, ended) if m["sweep"] == run["id"]]
+    assert [(m["type"], m["repo"]) for m in mine] == [
+        (kind, slug) for slug in run["targets"] for kind in ("sweep.started", "sweep.finished")
+    ]
+    assert mine[-1]["repo"] == "the-custodian" and mine[-1]["pulled"] == 1 and mine[-1]["in_step"] is True
+
+    # diagnostics: each repo's last sweep (the schedule sweeps both), with its findings
+    def both_swept() -> dict[str, Any] | None:
+        diagnosis = _call(scheduled, "GET", "/state/diagnostics?probe=false").json()
+        last = {r["repo"]: r["last_sweep"] for r in diagnosis["repos"]}
+        return last if all(last.values()) else None
+
+    last = _until(both_swept, "a last sweep of each repo in diagnostics")
+    assert set(last) == {"other", "the-custodian"}
+    for entry in last.values():
+        assert entry["in_step"] is True and entry["last_in_step_at"] == entry["finished_at"]
+        assert entry["findings_total"] == len(entry["findings"])
+        assert entry["sweep"] is not None
+
+    # metrics: sweeps by outcome, their duration, each repo's last sweep in step
+    scrape = _call(scheduled, "GET", "/metrics").text
+    assert 'statehub_sweeps_total{outcome="finished"}' in scrape
+    assert "statehub_sweep_duration_seconds_count" in scrape
+    assert 'statehub_repo_sweeps_total{outcome="in_step"}' in scrape
+    for slug in ("other", "the-custodian"):
+        assert f'statehub_sweep_last_in_step_timestamp_seconds{{repo="{slug}"}}' in scrape
+
+
+def test_a_request_runs_in_the_background_joins_a_waiting_sweep_and_never_sweeps_a_repo_twice_at_once(
+    served_settings: Settings, team: Team, make_repo: Callable[[str], GitRepo]
+) -> None:
+    server = _serve(served_settings)  # the dev profile: no schedule
+    try:
+        for repo in (team.hub, _other(make_repo)):
+            assert _call(server, "POST", "/repos", json={"path": str(repo.root)}).status_code == 201
+        assert _call(server, "GET", "/sweeps").json() == {
+            "schedule": {"interval_s": None, "jitter": 0.1, "next_at": None},
+            "sweeps": [],
+        }
+        lock = ApplierLock(served_settings.data_dir / "applier.lock")  # as a CLI command holds it
+        assert lock.acquire(timeout=WAIT)
+        try:
+            first = _call(server, "POST", "/sweeps", json={"repos": ["the-custodian", "other"]})
+            assert first.status_code == 202, first.text
+            assert first.headers["location"] == f"/sweeps/{first.json()['id']}"
+            one = first.json()
+            assert one["state"] in ("queued", "running") and one["requests"] == 1
+            # it waits for the lock at its first repo: a request for the second joins it ...
+            _until(
+                lambda: _call(server, "GET", f"/sweeps/{one['id']}").json()["sweeping"] == "the-custodian",
+                "the sweep waiting at its first repo",
+            )
+            joined = _call(server, "POST", "/sweeps", json={"repos": ["other"]}).json()
+            assert joined["id"] == one["id"] and joined["requests"] == 2
+            # ... one for the first repo, which it reached, queues a second sweep, and the next joins that
+            two = _call(server, "POST", "/sweeps", json={"repos": ["the-custodian"]}).json()
+            assert two["id"] != one["id"] and two["state"] == "queued"
+            again = _call(
+                server, "POST", "/sweeps", json={"repos": ["the-custodian", "the-custodian"]}
+            ).json()
+            assert again["id"] == two["id"] and again["requests"] == 2
+        finally:
+            lock.release()
+        ended = [follow_sweep(_get(server), run["id"]) for run in (one, two)]
+        assert [run["state"] for run in ended] == ["finished", "finished"]
+        assert [r["repo"] for r in ended[0]["repos"]] == ["the-custodian", "other"]
+        assert [r["repo"] for r in ended[1]["repos"]] == ["the-custodian"]
+        listed = _call(server, "GET", "/sweeps?limit=1").json()["sweeps"]
+        assert [run["id"] for run in listed] == [two["id"]]
+
+        # the repo's sweeps never overlapped: started, finished, started, finished
+        def four(messages: list[dict[str, Any]]) -> bool:
+            return [m["type"] for m in messages if m["repo"] == "the-custodian"].count("sweep.finished") == 2
+
+        custodian = [m for m in _sweep_messages(server, four) if m["repo"] == "the-custodian"]
+        assert [(m["type"], m["sweep"]) for m in custodian] == [
+            ("sweep.started", one["id"]),
+            ("sweep.finished", one["id"]),
+            ("sweep.started", two["id"]),
+            ("sweep.finished", two["id"]),
+        ]
+        latest = _call(server, "GET", "/sweeps/latest").json()
+        assert latest["id"] == two["id"]
+    finally:
+        server.stop()
+
+
+def test_bad_requests_are_refused_clearly_and_queue_nothing(served_settings: Settings, team: Team) -> None:
+    server = _serve(served_settings)
+    try:
+        assert _call(server, "POST", "/repos", json={"path": str(team.hub.root)}).status_code == 201
+        unknown = _call(server, "POST", "/sweeps", json={"repos": ["the-custodian", "nope"]})
+        assert unknown.status_code == 404 and "'nope'" in unknown.json()["error"], unknown.text
+        too_many = _call(server, "POST", "/sweeps", json={"repos": [f"r{n}" for n in range(1001)]})
+        assert too_many.status_code == 400, too_many.text
+        assert _call(server, "POST", "/sweeps", json={"repos": "the-custodian"}).status_code == 400
+        assert _call(server, "GET", "/sweeps/20261201T000000Z-00000000").status_code == 404
+        missing = _call(server, "GET", "/sweeps/20261201T000000Z-00000000").json()["error"]
+        assert "keeps the last 100 sweeps" in missing
+        assert _call(server, "GET", "/sweeps/not-a-sweep-id").status_code == 400
+        assert _call(server, "GET", "/sweeps?limit=0").status_code == 400
+        assert _call(server, "GET", "/sweeps?limit=101").status_code == 400
+        assert _call(server, "GET", "/sweeps").json()["sweeps"] == []
+    finally:
+        server.stop()
+
+
+def test_the_hub_stops_cleanly_with_a_sweep_waiting_and_fails_what_it_did_not_sweep(
+    served_settings: Settings, team: Team
+) -> None:
+    server = _serve(served_settings)
+    try:
+        assert _call(server, "POST", "/repos", json={"path": str(team.hub.root)}).status_code == 201
+        lock = ApplierLock(served_settings.data_dir / "applier.lock")
+        assert lock.acquire(timeout=WAIT)
+        try:
+            run = _call(server, "POST", "/sweeps", json={}).json()
+            _until(
+                lambda: _call(server, "GET", f"/sweeps/{run['id']}").json()["sweeping"] == "the-custodian",
+                "the sweep waiting for the lock",
+            )
+            queued = _call(server, "POST", "/sweeps", json={"repos": ["the-custodian"]}).json()
+            assert queued["state"] == "queued"
+            assert server.process is not None
+            server.process.terminate()
+            # uvicorn shuts the app down (the lifespan stops the sweeper), then dies of the signal it got
+            assert server.process.wait(WAIT) in (0, -signal.SIGTERM)
+        finally:
+            lock.release()
+        log = server.log.read_text()
+        assert "Traceback" not in log and "session manager shutting down" in log, log
+    finally:
+        server.stop()
+    # a sweep's id lives as long as the process that ran it; the repo was never swept
+    server = _serve(served_settings)
+    try:
+        assert _call(server, "GET", f"/sweeps/{run['id']}").status_code == 404
+        assert _call(server, "GET", "/sweeps/latest").status_code == 404
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", None), ("off", None), ("0", None), ("1", 1.0), ("900", 900.0), ("604800", 604800.0)],
+)
+def test_the_interval_setting(value: str, expected: float | None) -> None:
+    from statehub.settings import Settings
+
+    settings = Settings.from_env({"STATEHUB_HOME": "/nonexistent", "STATEHUB_SWEEP_INTERVAL": value})
+    assert settings.sweep_every == expected
+    assert settings.with_overrides(profile="fleet").sweep_every == (900.0 if value == "" else expected)
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5", "604801", "soon", "nan", "inf"])
+def test_a_bad_interval_is_refused_with_what_to_give(value: str) -> None:
+    from statehub.settings import Settings
+
+    with pytest.raises(ValueError, match=r"STATEHUB_SWEEP_INTERVAL=.*give seconds from 1 to 604800"):
+        Settings.from_env({"STATEHUB_HOME": "/nonexistent", "STATEHUB_SWEEP_INTERVAL": value})
+
+
+# --- the sweeper in this process, over a real hub and a real git repo
+
+
+@pytest.fixture
+def desk(hub: Hub) -> Iterator[EventDesk]:
+    with EventDesk(hub) as opened:
+        yield opened
+
+
+def test_stopping_fails_what_was_not_swept_and_keeps_the_last_report(
+    hub: Hub, desk: EventDesk, team: Team
+) -> None:
+    hub.register(team.hub.root)
+    before = sweep(desk)
+    lock = ApplierLock(hub.settings.data_dir / "applier.lock")
+    assert lock.acquire(timeout=WAIT)
+    sweeper = Sweeper(desk, None)
+    sweeper.start()
+    try:
+        one = sweeper.request(["the-custodian"], "ann")
+        _until(lambda: sweeper.get(one.id).sweeping == "the-custodian", "the sweep waiting for the lock")
+        two = sweeper.request(["the-custodian"], "bob")
+        assert two.id != one.id and two.state == "queued"
+        sweeper.stop()
+    finally:
+        lock.release()
+    stopped, never = sweeper.get(one.id), sweeper.get(two.id)
+    assert (stopped.state, stopped.error) == ("failed", "the hub stopped before sweeping the-custodian")
+    assert stopped.repos == [] and stopped.finished_at is not None
+    assert (never.state, never.error) == ("failed", "the hub stopped before this sweep began")
+    latest = latest_sweep(hub.settings)
+    assert latest is not None and latest.id == before.id  # an empty stopped sweep reports nothing
+    with pytest.raises(Unavailable, match="the hub is stopping"):
+        sweeper.request(["the-custodian"], "ann")
+
+
+def test_a_full_queue_refuses_with_what_to_do(
+    hub: Hub,
+    desk: EventDesk,
+    team: Team,
+    make_repo: Callable[[str], GitRepo],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub.register(team.hub.root)
+    hub.register(_other(make_repo).root)
+    monkeypatch.setattr(scheduler, "MAX_QUEUED", 1)
+    lock = ApplierLock(hub.settings.data_dir / "applier.lock")
+    assert lock.acquire(timeout=WAIT)
+    sweeper = Sweeper(desk, None)
+    sweeper.start()
+    try:
+        one = sweeper.request(["the-custodian"], None)
+        _until(lambda: sweeper.get(one.id).sweeping == "the-custodian", "the sweep waiting for the lock")
+        two = sweeper.request(["the-custodian"], None)
+        assert sweeper.request(["the-custodian"], None).id == two.id  # joining needs no room
+        with pytest.raises(Unavailable, match="1 sweeps are waiting already; follow one of them"):
+            sweeper.request(["the-custodian", "other"], None)
+    finally:
+        lock.release()
+        sweeper.stop()
+    assert [run.id for run in sweeper.recent(10).sweeps] == [two.id, one.id]
+
+
+@pytest.mark.parametrize(("draw", "wait"), [(0.0, 90.0), (0.5, 100.0), (1.0, 110.0)])
+def test_each_scheduled_wait_is_the_interval_within_the_jitter(
+    desk: EventDesk, draw: float, wait: float
+) -> None:
+    sweeper = Sweeper(desk, 100.0, draw=lambda: draw)
+    assert sweeper._after_wait(1000.0) == pytest.approx(1000.0 + wait)
+    assert Sweeper(desk, None)._after_wait(1000.0) is None
+
+
+def test_each_repos_last_sweep_is_kept_apart_and_remembers_when_it_was_last_in_step(
+    hub: Hub, desk: EventDesk, team: Team, make_repo: Callable[[str], GitRepo], tmp_path: Path
+) -> None:
+    hub.register(team.hub.root)
+    hub.register(_other(make_repo).root)
+    first = sweep(desk)
+    kept = last_sweeps(hub.settings)
+    assert kept["the-custodian"].in_step and kept["the-custodian"].sweep == first.id
+    in_step_at = kept["the-custodian"].last_in_step_at
+    assert in_step_at == kept["the-custodian"].finished_at
+    team.remote.rename(tmp_path / "gone.git")
+    second = sweep(desk, ["the-custodian"])  # one repo: the other's entry stays as it was
+    kept = last_sweeps(hub.settings)
+    custodian = kept["the-custodian"]
+    assert (custodian.sweep, custodian.in_step, custodian.last_in_step_at) == (second.id, False, in_step_at)
+    assert custodian.problems and custodian.problems[0].startswith("fetch from origin failed")
+    assert kept["other"].sweep == first.id
+    watcher = WatcherState(running=False, detail="no server")
+    [diagnosed] = diagnose(desk, repos=["the-custodian"], watcher=watcher, probe=False).repos
+    assert diagnosed.last_sweep == custodian
+    assert "sweep" in {p.kind for p in diagnosed.problems}
