@@ -50,7 +50,9 @@ def test_reads_at_once_each_get_a_connection_and_only_a_few_stay_open(tmp_path: 
 
 
 def _lease(ref: str, actor: str, now: float, length: float) -> Lease:
-    return Lease(ref, "a", ref[:9], ref[10:], actor, f"K-{ref}-{now}", None, length, now, now + length, "held")
+    return Lease(
+        ref, "a", ref[:9], ref[10:], actor, f"K-{ref}-{now}", None, length, now, now + length, "held"
+    )
 
 
 def test_remembered_exclusions_follow_every_commit_and_the_first_lease_end(tmp_path: Path) -> None:
