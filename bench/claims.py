@@ -3,12 +3,17 @@ bare claim server measured in the same run (canon/ADR-032).
 
 Each agent loops like a real one: ask ``GET /tasks?claimable=true&limit=100``, pick one of the
 answers at random, ``POST /tasks/{ref}/claim``; a 409 (someone else was faster) sends it back to
-the list. The run ends when the list is empty. Printed:
+the list. The run ends when the list is empty. The agents share one asyncio loop in this process,
+each on its own keep-alive connection, and speak HTTP/1.1 directly (``_Connection``): the load
+generator runs on the same cores as the server, so it must cost as little as it can (50 httpx
+threads cost ~1 ms of CPU per request and held the bare floor under 200 claims/s). Printed:
 
 * claims/s: won claims over the time until the last one was won (target >= 200), and attempts/s;
 * double claims: tasks won by more than one agent (must be 0), and claim trailers in git per task
   (must be exactly one each, authored by the winner);
 * time until every claim commit is in git (the buffer has nothing pending);
+* CPU per claim of the hub (server and its git children), of the bare server and of the load
+  generator, from /proc and ``time.process_time``;
 * the floor: the same agents against ``bench/bare_claims_app.py`` (Litestar + sqlite3, the same
   ``BEGIN IMMEDIATE`` decision on a WAL file with ``synchronous=FULL``, no cache, event or git),
   and a bare in-process ``BEGIN IMMEDIATE`` claim rate with 50 threads and no HTTP.
@@ -21,6 +26,8 @@ Runs ``python -m statehub serve`` on a free 127.0.0.1 port under a temporary STA
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import random
 import sqlite3
@@ -33,6 +40,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -52,7 +60,8 @@ class Run:
     attempts: int = 0
     lost: int = 0
     last_won: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    client_cpu_s: float = 0.0
+    """CPU seconds the load generator (this process) spent during the race."""
 
 
 def make_corpus(root: Path, tasks: int, repos: int) -> list[Path]:
@@ -105,38 +114,77 @@ def cpu_s(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
-def race(url: str, agents: int) -> tuple[Run, float]:
-    """``agents`` threads, each with its own connection, claiming until nothing is claimable."""
-    run = Run()
-    start = threading.Barrier(agents)
+class _Connection:
+    """One agent's keep-alive HTTP/1.1 connection, spoken directly on an asyncio stream: the load
+    generator must cost the machine (two cores, shared with the server) as little as it can, so the
+    figure measures the server. A full client (httpx, 50 threads, the first rounds) spent ~1 ms of
+    CPU and a GIL hand-off per request in the bench's own process, beside the server it measured."""
 
-    def agent(number: int) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    async def request(self, method: str, target: str, body: object = None) -> tuple[int, Any]:
+        """The answer's status and its JSON body (bodies are small: Content-Length, never chunked)."""
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(data)}\r\n"
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        self.writer.write(head.encode() + b"\r\n" + data)
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+        length = {k.strip().lower(): v.strip() for k, v in headers.items()}.get("content-length")
+        if length is None:
+            raise SystemExit(f"{method} {target}: an answer without Content-Length ({lines[:8]})")
+        payload = await self.reader.readexactly(int(length))
+        return status, json.loads(payload) if payload else None
+
+
+async def _race(url: str, agents: int) -> tuple[Run, float]:
+    run = Run()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connections = [
+        _Connection(*await asyncio.open_connection(host, int(port)), f"{host}:{port}") for _ in range(agents)
+    ]
+
+    async def agent(number: int, http: _Connection) -> None:
         actor = f"agt-{number:02d}"
         pick = random.Random(number)
-        with httpx.Client(base_url=url, timeout=120) as client:
-            start.wait()
-            while True:
-                listed = client.get("/tasks", params={"claimable": "true", "limit": 100})
-                listed.raise_for_status()
-                items = listed.json()["items"]
-                if not items:
-                    return
-                ref = pick.choice(items)["ref"]
-                answer = client.post(f"/tasks/{ref}/claim", json={"actor": actor, "lease_s": 3600})
-                with run.lock:
-                    run.attempts += 1
-                    if answer.status_code == 200:
-                        run.won.append((ref, actor))
-                        run.last_won = time.perf_counter()
-                    elif answer.status_code == 409:
-                        run.lost += 1
-                    else:
-                        raise SystemExit(f"claim answered {answer.status_code}: {answer.text[:300]}")
+        while True:
+            status, listed = await http.request("GET", "/tasks?claimable=true&limit=100")
+            if status != 200:
+                raise SystemExit(f"the claimable list answered {status}: {str(listed)[:300]}")
+            items = listed["items"]
+            if not items:
+                return
+            ref = pick.choice(items)["ref"]
+            status, answer = await http.request(
+                "POST", f"/tasks/{ref}/claim", {"actor": actor, "lease_s": 3600}
+            )
+            run.attempts += 1
+            if status == 200:
+                run.won.append((ref, actor))
+                run.last_won = time.perf_counter()
+            elif status == 409:
+                run.lost += 1
+            else:
+                raise SystemExit(f"claim answered {status}: {str(answer)[:300]}")
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(agents) as pool:
-        list(pool.map(agent, range(agents)))
+    cpu = time.process_time()
+    try:
+        await asyncio.gather(*(agent(n, c) for n, c in enumerate(connections)))
+    finally:
+        for connection in connections:
+            connection.writer.close()
+    run.client_cpu_s = time.process_time() - cpu
     return run, started
+
+
+def race(url: str, agents: int) -> tuple[Run, float]:
+    """``agents`` agents, each with its own keep-alive connection, claiming until nothing is
+    claimable; all on one asyncio loop in this process (:class:`_Connection`)."""
+    return asyncio.run(_race(url, agents))
 
 
 def bare_sqlite(path: Path, refs: list[str], agents: int) -> float:
@@ -175,8 +223,9 @@ def bare_sqlite(path: Path, refs: list[str], agents: int) -> float:
     return len(refs) / elapsed
 
 
-def bare_server(root: Path, refs: list[str], agents: int) -> tuple[float, int, int]:
-    """Claims/s, attempts and double claims of the same agents against bench/bare_claims_app.py."""
+def bare_server(root: Path, refs: list[str], agents: int) -> tuple[float, Run, int, float]:
+    """Claims/s, the run, double claims and the server's CPU seconds of the same agents against
+    bench/bare_claims_app.py."""
     path = root / "bare.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
@@ -197,12 +246,14 @@ def bare_server(root: Path, refs: list[str], agents: int) -> tuple[float, int, i
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
+        cpu_before = cpu_s(process.pid)[0]
         run, started = race(url, agents)
+        server_cpu = cpu_s(process.pid)[0] - cpu_before
     finally:
         process.terminate()
         process.wait(timeout=30)
     doubles = sum(1 for count in Counter(ref for ref, _ in run.won).values() if count > 1)
-    return len(run.won) / (run.last_won - started), run.attempts, doubles
+    return len(run.won) / (run.last_won - started), run, doubles, server_cpu
 
 
 def main() -> int:
@@ -244,7 +295,7 @@ def main() -> int:
             process.terminate()
             process.wait(timeout=60)
         trailers = count_trailers(repos)
-        floor_http, floor_attempts, floor_doubles = bare_server(root, refs, args.agents)
+        floor_http, floor_run, floor_doubles, floor_cpu = bare_server(root, refs, args.agents)
         floor_sqlite = bare_sqlite(root / "bare-sqlite.sqlite3", refs, args.agents)
     winners = Counter(ref for ref, _ in run.won)
     doubles = sum(1 for count in winners.values() if count > 1)
@@ -268,7 +319,12 @@ def main() -> int:
     )
     print(
         f"floor, bare Litestar + sqlite3 BEGIN IMMEDIATE server, same agents: {floor_http:.0f} claims/s "
-        f"({floor_attempts} attempts, {floor_doubles} double claims); hub/floor {rate / floor_http:.2f}"
+        f"({floor_run.attempts} attempts, {floor_doubles} double claims); hub/floor {rate / floor_http:.2f}"
+    )
+    print(
+        f"CPU per claim: bare server {1000 * floor_cpu / max(1, len(floor_run.won)):.1f} ms; "
+        f"load generator {1000 * run.client_cpu_s / max(1, len(run.won)):.2f} ms (hub run), "
+        f"{1000 * floor_run.client_cpu_s / max(1, len(floor_run.won)):.2f} ms (bare run)"
     )
     print(f"floor, bare sqlite3 BEGIN IMMEDIATE, {args.agents} threads, no HTTP: {floor_sqlite:.0f} claims/s")
     ok = (

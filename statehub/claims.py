@@ -520,9 +520,7 @@ def list_claimable(
     """Tasks a claim would win now (``claimable=False``: would not), in workplan id then file order,
     with the filters of ``GET /tasks``: the cache's todo tasks with every dependency done, minus
     live leases, contested tasks and tasks with pending status events."""
-    with desk.leases.reading() as tx:
-        now = time.time()
-        excluded = tx.excluded_refs(now)
+    excluded = desk.leases.excluded_refs(time.time())
     with desk.hub.engine.connect() as conn:
         return queries.list_claimable(
             conn,

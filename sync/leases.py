@@ -28,6 +28,7 @@ are the hub's (``statehub.claims``), which works inside :meth:`LeaseStore.transa
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -108,6 +109,27 @@ def _lease(row: sqlite3.Row | None) -> Lease | None:
     return Lease(*row) if row is not None else None
 
 
+_EXCLUDED = (
+    "SELECT ref FROM lease WHERE state = 'held' AND expires_at > ? "
+    "UNION ALL SELECT l.ref FROM lease l JOIN relay r ON r.key = l.claim_key "
+    "WHERE r.state = 'parked' "
+    "UNION ALL SELECT workplan || '-' || task FROM event "
+    "WHERE state = 'pending' AND kind IN (?, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Excluded:
+    """:meth:`LeaseStore.excluded_refs` as read at ``read_at``, while the file was at ``version``."""
+
+    version: int
+    """``PRAGMA data_version`` of the memo's connection, read before the refs."""
+    read_at: float
+    until: float
+    """The first live lease's end: from then on the set is no longer what a read would give."""
+    refs: frozenset[str]
+
+
 class LeaseTransaction:
     """Reads and writes of one ``BEGIN IMMEDIATE`` transaction on the buffer file."""
 
@@ -163,15 +185,15 @@ class LeaseTransaction:
         """Refs no claim can win now whatever the cache says: under a live lease, contested (the
         upstream refused this hub's last claim), or with a pending status event (the claimable list).
         ``UNION ALL``: the set removes repeats; ``UNION`` sorted them first in a temporary b-tree
-        (1.1 against 0.65 ms with 1,000 leases held)."""
-        return self._refs(
-            "SELECT ref FROM lease WHERE state = 'held' AND expires_at > ? "
-            "UNION ALL SELECT l.ref FROM lease l JOIN relay r ON r.key = l.claim_key "
-            "WHERE r.state = 'parked' "
-            "UNION ALL SELECT workplan || '-' || task FROM event "
-            "WHERE state = 'pending' AND kind IN (?, ?, ?)",
-            (now, *STATUS_KINDS),
-        )
+        (1.1 against 0.65 ms with 1,000 leases held). :meth:`LeaseStore.excluded_refs` remembers it."""
+        return self._refs(_EXCLUDED, (now, *STATUS_KINDS))
+
+    def next_expiry(self, now: float) -> float:
+        """When the first lease live at ``now`` runs out (infinity when none is live)."""
+        row = self._db.execute(
+            "SELECT min(expires_at) FROM lease WHERE state = 'held' AND expires_at > ?", (now,)
+        ).fetchone()
+        return float(row[0]) if row is not None and row[0] is not None else math.inf
 
     def _refs(self, query: str, args: tuple[object, ...]) -> set[str]:
         """The refs ``query`` selects, read as one row: each row read lets go of the GIL and waits
@@ -269,6 +291,11 @@ class LeaseStore(DurableFile):
         """Read connections not in use (:meth:`reading`): at most :data:`IDLE_READERS` are kept."""
         self._idle_lock = threading.Lock()
         self._closed = False
+        self._memo_db: sqlite3.Connection | None = None
+        """The connection :meth:`excluded_refs` reads on (it never writes: its ``data_version``
+        changes exactly when another connection, in any process, committed to the file)."""
+        self._memo: _Excluded | None = None
+        self._memo_lock = threading.Lock()
         self.on_states: list[Listener] = []
         """Told every claim won, renewed, released or expired, and every event stored with one
         (:class:`sync.buffer.Said`), after the commit that did it."""
@@ -279,7 +306,47 @@ class LeaseStore(DurableFile):
             for reader in self._idle:
                 reader.close()
             self._idle.clear()
+        with self._memo_lock:
+            if self._memo_db is not None:
+                self._memo_db.close()
+            self._memo_db, self._memo = None, None
         super().close()
+
+    def excluded_refs(self, now: float) -> frozenset[str]:
+        """What the claimable list leaves out at ``now`` (:meth:`LeaseTransaction.excluded_refs`),
+        remembered while the file is unchanged and no live lease has run out.
+
+        The set is read again when ``PRAGMA data_version`` of a connection that only reads this
+        file has moved (any other connection, in this process or another, committed since: a
+        claim, a release, an event stored or applied), when ``now`` reaches the earliest end of a
+        lease it counted as live, or when ``now`` is before the read (a clock set back). The
+        version is read before the refs, so a commit between the two only makes the next call read
+        again. With 1,000 leases held the read costs ~0.5 ms of SQLite per list (bench/claims.py,
+        canon/ADR-042); the check costs a few microseconds. Lists wait for each other's read here
+        instead of each making the same one.
+        """
+        with self._memo_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the lease store is closed")
+            if self._memo_db is None:
+                self._memo_db = sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None, timeout=30
+                )
+                self._memo_db.execute("PRAGMA busy_timeout=30000")
+            db = self._memo_db
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            memo = self._memo
+            if memo is not None and memo.version == version and memo.read_at <= now < memo.until:
+                return memo.refs
+            tx = LeaseTransaction(db)
+            db.execute("BEGIN")  # the refs and the first lease end from one snapshot
+            try:
+                refs = frozenset(tx.excluded_refs(now))
+                until = tx.next_expiry(now)
+            finally:
+                db.execute("COMMIT")
+            self._memo = _Excluded(version, now, until, refs)
+            return refs
 
     def run(self, decide: Callable[[LeaseTransaction], T]) -> T:
         """``decide(tx)`` inside a write transaction shared with the decisions queued beside it

@@ -47,3 +47,40 @@ def test_reads_at_once_each_get_a_connection_and_only_a_few_stay_open(tmp_path: 
         assert _open_fds() <= before + 4 * IDLE_READERS  # all 60 left open: some 180
     finally:
         store.close()
+
+
+def _lease(ref: str, actor: str, now: float, length: float) -> Lease:
+    return Lease(
+        ref, "a", ref[:9], ref[10:], actor, f"K-{ref}-{now}", None, length, now, now + length, "held"
+    )
+
+
+def test_remembered_exclusions_follow_every_commit_and_the_first_lease_end(tmp_path: Path) -> None:
+    """LeaseStore.excluded_refs is remembered, yet a commit through another connection (this
+    process's writer, another store on the file as a CLI has) and a lease running out show at
+    once, as a fresh read shows them."""
+    path = tmp_path / "buffer.sqlite3"
+    store, other = LeaseStore(path), LeaseStore(path)
+    try:
+        now = time.time()
+        assert store.excluded_refs(now) == frozenset()
+        with store.transaction() as tx:
+            tx.hold(_lease("A-WP-0001-T01", "agt-a", now, 60))
+        assert store.excluded_refs(now) == {"A-WP-0001-T01"}
+        assert store.excluded_refs(now) is store.excluded_refs(now)  # unchanged: remembered
+        with other.transaction() as tx:  # another process's store on the same file
+            tx.hold(_lease("A-WP-0001-T02", "agt-b", now, 5))
+        assert store.excluded_refs(now) == {"A-WP-0001-T01", "A-WP-0001-T02"}
+        # T02's lease runs out at now + 5: from then on it is no longer left out, with no commit
+        assert store.excluded_refs(now + 4.9) == {"A-WP-0001-T01", "A-WP-0001-T02"}
+        assert store.excluded_refs(now + 5) == {"A-WP-0001-T01"}
+        # a clock set back reads again (T02 is live again at now)
+        assert store.excluded_refs(now) == {"A-WP-0001-T01", "A-WP-0001-T02"}
+        with other.transaction() as tx:
+            tx.release("A-WP-0001-T01", "R1", "agt-a", now)
+        assert store.excluded_refs(now) == {"A-WP-0001-T02"}
+        with store.reading() as tx:
+            assert store.excluded_refs(now) == tx.excluded_refs(now)
+    finally:
+        store.close()
+        other.close()
