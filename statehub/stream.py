@@ -178,7 +178,7 @@ class Broadcaster:
     async def stop(self) -> None:
         if self.wake in self.changes.on_append:
             self.changes.on_append.remove(self.wake)
-        self.changes.delivered.set()
+        self.changes.sending(False)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -200,8 +200,15 @@ class Broadcaster:
         if loop is not None and not loop.is_closed():
             self._woken += 1
             if self.subscribers:
-                self.changes.delivered.clear()  # set again by _settle once they are sent
+                self.changes.sending(True)  # until _settle saw them sent
             loop.call_soon_threadsafe(self._arrived, stored)
+
+    def foreground(self) -> contextlib.AbstractContextManager[None]:
+        """While a request accepts a change its subscribers wait for (``POST /events``): the
+        write-back and re-indexes pause at their next step (``ChangeLog.foreground``), so the
+        request and the fan-out of its ``event.accepted`` have the GIL to themselves. Nothing is
+        held with no subscriber."""
+        return self.changes.foreground() if self.subscribers else contextlib.nullcontext()
 
     def _arrived(self, stored: list[Stored]) -> None:
         self._pending.append(stored)
@@ -263,7 +270,7 @@ class Broadcaster:
                 break
             await asyncio.sleep(0)
         if self._woken == woken_before and not self._pending:
-            self.changes.delivered.set()
+            self.changes.sending(False)
 
     async def _handed_over(self) -> None:
         while self._pending:

@@ -134,7 +134,9 @@ class EventController(Controller):
         if data is None and not await request.body():
             raise BadRequest(NO_BODY)
         authorise = event_authoriser(token_of(request))
-        results = await asyncio.to_thread(desk.submit, data, authorise=authorise, each=each)
+        broadcaster: Broadcaster = request.app.state.stream
+        with broadcaster.foreground():  # the write-back pauses at its next step (canon/ADR-044)
+            results = await asyncio.to_thread(desk.submit, data, authorise=authorise, each=each)
         return EventResults(results)
 
     @get("/", sync_to_thread=True, opt={REPO_IN_BUFFER: True}, responses=error_responses(404))
