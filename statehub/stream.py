@@ -262,12 +262,17 @@ class Broadcaster:
         (``ChangeLog.delivered``, which the write-back waits for between its steps).
 
         The subscribers that keep up (their queue was empty when given a frame) are waited for,
-        one event loop turn at a time, at most :data:`_SETTLE_TURNS` turns; a slow one is not."""
+        one event loop turn at a time, at most :data:`_SETTLE_TURNS` turns; a slow one is not.
+        Messages handed over meanwhile end the wait: they are offered first (the next round waits
+        for these subscribers too), not after up to 50 turns beside a busy write-back."""
         waiting, self._waiting = self._waiting, []
         for _ in range(_SETTLE_TURNS):
             waiting = [s for s in waiting if not s.queue.empty() and not s.dropped]
             if not waiting:
                 break
+            if self._pending:
+                self._waiting = waiting  # the flag stays clear: the next round follows at once
+                return
             await asyncio.sleep(0)
         if self._woken == woken_before and not self._pending:
             self.changes.sending(False)
