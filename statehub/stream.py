@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from statehub.changes import ChangeLog, Stored
     from statehub.metrics import HubMetrics
 
-__all__ = ["MAX_REPOS", "Broadcaster", "StreamFilter", "Subscriber", "frame", "parse_types"]
+__all__ = ["MAX_REPOS", "RUN", "Broadcaster", "StreamFilter", "Subscriber", "frame", "parse_types"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ MAX_TYPES = 32
 """The most type prefixes one ``types`` parameter may list."""
 _READ_BATCH = 1000
 _SETTLE_TURNS = 50
-_RUN = 64
+RUN = 64
 """Messages offered in a row before the streams get an event loop turn (:meth:`Broadcaster._send`)."""
 
 
@@ -308,10 +308,10 @@ class Broadcaster:
         # Messages at hand are offered in a row, so each stream sends them as one chunk (a
         # write-back's task.changed, repo.indexed and event.applied ahead of the next
         # event.accepted: one pass through the response stack per subscriber, not one each);
-        # every _RUN messages (at most a quarter of a queue) the streams get a turn, so a burst
+        # every RUN messages (at most a quarter of a queue) the streams get a turn, so a burst
         # (a rebuild, a checkout) of thousands does not fill the queue of a subscriber that keeps up.
         self._run_length += 1
-        if self._run_length >= min(_RUN, max(1, self.queue // 4)):
+        if self._run_length >= min(RUN, max(1, self.queue // 4)):
             self._run_length = 0
             await asyncio.sleep(0)
 

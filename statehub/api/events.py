@@ -20,7 +20,7 @@ from statehub.auth.event_policy import event_authoriser
 from statehub.auth.guard import StillAllowed
 from statehub.auth.verify import repos_in_scope
 from statehub.errors import BadRequest, Forbidden, HubError, NotFound, Unavailable
-from statehub.stream import MAX_REPOS, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
+from statehub.stream import MAX_REPOS, RUN, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
 from sync.buffer import EventRecord, EventResults, EventState
 from workplans.ids import split_task_ref
 from workplans.manifest import SLUG
@@ -315,11 +315,13 @@ async def _opening(changes: ChangeLog, subscriber: Subscriber, start: int | None
 
 
 _GATHER_BYTES = 64 * 1024
-"""At most this many bytes of queued frames go out as one chunk (:func:`_gathered`)."""
+"""Queued frames go out as one chunk up to this many bytes (:func:`_gathered`), or
+:data:`statehub.stream.RUN` frames when those are more."""
 
 
 def _gathered(subscriber: Subscriber, first: bytes) -> bytes:
-    """``first`` and the frames queued behind it (up to :data:`_GATHER_BYTES`), in order, as one
+    """``first`` and the frames queued behind it (up to :data:`_GATHER_BYTES`, and at least a run
+    of the broadcaster's, :data:`statehub.stream.RUN`: what it queues between two turns), in order, as one
     chunk: one pass through the response stack and one socket write for what a subscriber has
     waiting (a write-back's ``task.changed`` ... ``event.applied`` and the next ``event.accepted``
     behind them), not one each. The stream's bytes are the same; a ``dropped`` frame is always
@@ -329,7 +331,7 @@ def _gathered(subscriber: Subscriber, first: bytes) -> bytes:
         return first
     parts = [first]
     size = len(first)
-    while size < _GATHER_BYTES and not queue.empty():
+    while (size < _GATHER_BYTES or len(parts) < RUN) and not queue.empty():
         part = queue.get_nowait()
         parts.append(part)
         size += len(part)
