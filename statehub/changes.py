@@ -23,6 +23,7 @@ client asking to replay from before it learns it missed some (a ``reset``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -38,7 +39,7 @@ from statehub.cache.schema import DEPENDENCIES, REPOS
 from sync._durable import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Collection, Iterator, Sequence
     from pathlib import Path
 
     from statehub.cache import IndexReport
@@ -154,8 +155,12 @@ class ChangeLog:
         self.on_append: list[Callable[[list[Stored]], None]] = []
         self.delivered = threading.Event()
         """Clear while a fan-out (``statehub.stream.Broadcaster``) still sends what this process
-        appended; set otherwise (always, with no fan-out). See :meth:`let_deliver`."""
+        appended, or while a request whose change is to be streamed is being accepted
+        (:meth:`foreground`); set otherwise (always, with no fan-out). See :meth:`let_deliver`."""
         self.delivered.set()
+        self._gate = threading.Lock()
+        self._sending = False
+        self._foreground = 0
         self._lock = threading.Lock()
         self._db = open_store(path, _STEPS, "change log", synchronous="NORMAL")
         self._appends = 0
@@ -214,6 +219,35 @@ class ChangeLog:
         ]
         for listener in self.on_append:
             listener(stored)
+
+    def sending(self, busy: bool) -> None:
+        """The fan-out says whether it still sends what this process appended (any thread)."""
+        with self._gate:
+            self._sending = busy
+            self._open_gate()
+
+    @contextlib.contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Hold :attr:`delivered` clear while the block runs: a request accepting a change that
+        subscribers wait for (``POST /events``) keeps the write-back and re-indexes paused at their
+        next :meth:`let_deliver` from the moment it arrives, not only once its change is appended
+        (its own intake and append need the GIL too). The fan-out of what it appended keeps the
+        flag clear after the block until sent (:meth:`sending`)."""
+        with self._gate:
+            self._foreground += 1
+            self._open_gate()
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._foreground -= 1
+                self._open_gate()
+
+    def _open_gate(self) -> None:
+        if self._sending or self._foreground:
+            self.delivered.clear()
+        else:
+            self.delivered.set()
 
     def let_deliver(self, limit_s: float = DELIVER_WAIT_S) -> None:
         """Wait (at most ``limit_s`` seconds) until the fan-out has sent what was appended.

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from statehub.changes import ChangeLog, Stored
     from statehub.metrics import HubMetrics
 
-__all__ = ["MAX_REPOS", "Broadcaster", "StreamFilter", "Subscriber", "frame", "parse_types"]
+__all__ = ["MAX_REPOS", "RUN", "Broadcaster", "StreamFilter", "Subscriber", "frame", "parse_types"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ MAX_TYPES = 32
 """The most type prefixes one ``types`` parameter may list."""
 _READ_BATCH = 1000
 _SETTLE_TURNS = 50
+RUN = 64
+"""Messages offered in a row before the streams get an event loop turn (:meth:`Broadcaster._send`)."""
 
 
 def parse_types(text: str | None) -> tuple[str, ...] | None:
@@ -168,6 +170,8 @@ class Broadcaster:
         self._waiting: list[Subscriber] = []
         """Subscribers that keep up and were given a frame this round (see :meth:`_settle`)."""
         self._task: asyncio.Task[None] | None = None
+        self._run_length = 0
+        """Messages offered since the streams last had a turn (:meth:`_send`)."""
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -178,7 +182,7 @@ class Broadcaster:
     async def stop(self) -> None:
         if self.wake in self.changes.on_append:
             self.changes.on_append.remove(self.wake)
-        self.changes.delivered.set()
+        self.changes.sending(False)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -200,8 +204,15 @@ class Broadcaster:
         if loop is not None and not loop.is_closed():
             self._woken += 1
             if self.subscribers:
-                self.changes.delivered.clear()  # set again by _settle once they are sent
+                self.changes.sending(True)  # until _settle saw them sent
             loop.call_soon_threadsafe(self._arrived, stored)
+
+    def foreground(self) -> contextlib.AbstractContextManager[None]:
+        """While a request accepts a change its subscribers wait for (``POST /events``): the
+        write-back and re-indexes pause at their next step (``ChangeLog.foreground``), so the
+        request and the fan-out of its ``event.accepted`` have the GIL to themselves. Nothing is
+        held with no subscriber."""
+        return self.changes.foreground() if self.subscribers else contextlib.nullcontext()
 
     def _arrived(self, stored: list[Stored]) -> None:
         self._pending.append(stored)
@@ -255,15 +266,21 @@ class Broadcaster:
         (``ChangeLog.delivered``, which the write-back waits for between its steps).
 
         The subscribers that keep up (their queue was empty when given a frame) are waited for,
-        one event loop turn at a time, at most :data:`_SETTLE_TURNS` turns; a slow one is not."""
+        one event loop turn at a time, at most :data:`_SETTLE_TURNS` turns; a slow one is not.
+        Messages handed over meanwhile end the wait: they are offered first (the next round waits
+        for these subscribers too), not after up to 50 turns beside a busy write-back."""
+        self._run_length = 0  # the streams get their turns here
         waiting, self._waiting = self._waiting, []
         for _ in range(_SETTLE_TURNS):
             waiting = [s for s in waiting if not s.queue.empty() and not s.dropped]
             if not waiting:
                 break
+            if self._pending:
+                self._waiting = waiting  # the flag stays clear: the next round follows at once
+                return
             await asyncio.sleep(0)
         if self._woken == woken_before and not self._pending:
-            self.changes.delivered.set()
+            self.changes.sending(False)
 
     async def _handed_over(self) -> None:
         while self._pending:
@@ -288,9 +305,15 @@ class Broadcaster:
 
     async def _send(self, message: Stored) -> None:
         self.publish(message)
-        # Let the streams send between two messages: a burst (a rebuild, a checkout) of
-        # thousands must not fill the queue of a subscriber that keeps up.
-        await asyncio.sleep(0)
+        # Messages at hand are offered in a row, so each stream sends them as one chunk (a
+        # write-back's task.changed, repo.indexed and event.applied ahead of the next
+        # event.accepted: one pass through the response stack per subscriber, not one each);
+        # every RUN messages (at most a quarter of a queue) the streams get a turn, so a burst
+        # (a rebuild, a checkout) of thousands does not fill the queue of a subscriber that keeps up.
+        self._run_length += 1
+        if self._run_length >= min(RUN, max(1, self.queue // 4)):
+            self._run_length = 0
+            await asyncio.sleep(0)
 
     def publish(self, message: Stored) -> None:
         """Offer one message (read from the log, in id order) to every subscriber."""

@@ -20,7 +20,7 @@ from statehub.auth.event_policy import event_authoriser
 from statehub.auth.guard import StillAllowed
 from statehub.auth.verify import repos_in_scope
 from statehub.errors import BadRequest, Forbidden, HubError, NotFound, Unavailable
-from statehub.stream import MAX_REPOS, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
+from statehub.stream import MAX_REPOS, RUN, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
 from sync.buffer import EventRecord, EventResults, EventState
 from workplans.ids import split_task_ref
 from workplans.manifest import SLUG
@@ -134,7 +134,9 @@ class EventController(Controller):
         if data is None and not await request.body():
             raise BadRequest(NO_BODY)
         authorise = event_authoriser(token_of(request))
-        results = await asyncio.to_thread(desk.submit, data, authorise=authorise, each=each)
+        broadcaster: Broadcaster = request.app.state.stream
+        with broadcaster.foreground():  # the write-back pauses at its next step (canon/ADR-044)
+            results = await asyncio.to_thread(desk.submit, data, authorise=authorise, each=each)
         return EventResults(results)
 
     @get("/", sync_to_thread=True, opt={REPO_IN_BUFFER: True}, responses=error_responses(404))
@@ -312,6 +314,30 @@ async def _opening(changes: ChangeLog, subscriber: Subscriber, start: int | None
     return frame("reset", subscriber.last, json.dumps(data, separators=(",", ":")))
 
 
+_GATHER_BYTES = 64 * 1024
+"""Queued frames go out as one chunk up to this many bytes (:func:`_gathered`), or
+:data:`statehub.stream.RUN` frames when those are more."""
+
+
+def _gathered(subscriber: Subscriber, first: bytes) -> bytes:
+    """``first`` and the frames queued behind it (up to :data:`_GATHER_BYTES`, and at least a run
+    of the broadcaster's, :data:`statehub.stream.RUN`: what it queues between two turns), in order, as one
+    chunk: one pass through the response stack and one socket write for what a subscriber has
+    waiting (a write-back's ``task.changed`` ... ``event.applied`` and the next ``event.accepted``
+    behind them), not one each. The stream's bytes are the same; a ``dropped`` frame is always
+    the last in its queue, so it stays last."""
+    queue = subscriber.queue
+    if queue.empty():
+        return first
+    parts = [first]
+    size = len(first)
+    while (size < _GATHER_BYTES or len(parts) < RUN) and not queue.empty():
+        part = queue.get_nowait()
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 async def _frames(
     broadcaster: Broadcaster,
     subscriber: Subscriber,
@@ -350,9 +376,12 @@ async def _frames(
                 yield replayed
         while True:
             try:
-                sent = await asyncio.wait_for(subscriber.queue.get(), keepalive)
+                async with asyncio.timeout(keepalive):  # no task per frame, as wait_for makes
+                    sent = await subscriber.queue.get()
             except TimeoutError:
                 sent = b": keepalive\n\n"
+            else:
+                sent = _gathered(subscriber, sent)
             if (ended := refused()) is not None:
                 yield ended
                 return

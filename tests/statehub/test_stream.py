@@ -8,6 +8,7 @@ then checks exactly what arrived: each change once, in order, nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -491,6 +492,115 @@ def test_the_write_back_waits_for_the_fan_out_but_never_for_a_slow_subscriber(tm
         asyncio.run(run())
     finally:
         log.close()
+
+
+def test_an_accepting_request_holds_the_write_back_until_its_message_is_sent(tmp_path: Path) -> None:
+    """``Broadcaster.foreground`` (canon/ADR-044): while ``POST /events`` accepts, the gate the
+    write-back waits at is shut, before anything is appended; it stays shut after the request
+    until its message is sent, and opens then. With no subscriber nothing is held."""
+    log = ChangeLog(tmp_path / "changes.sqlite3")
+
+    async def run() -> None:
+        stream = Broadcaster(log, queue=10, poll_s=60, capacity=10, metrics=None)
+        await stream.start()
+        try:
+            with stream.foreground():
+                assert log.delivered.is_set()  # nobody subscribed: the write-back runs on
+            reader = stream.subscribe(StreamFilter())
+            with stream.foreground():
+                assert not log.delivered.is_set()  # shut before the request appended anything
+                log.append([Change("event.accepted", {"key": "k1"})])
+            assert not log.delivered.is_set()  # appended, not yet taken by the subscriber
+            while b'"key":"k1"' not in await asyncio.wait_for(reader.queue.get(), 10):
+                pass
+            assert await asyncio.to_thread(log.delivered.wait, 10)
+            with stream.foreground():  # a request that appends nothing (refused, duplicate)
+                assert not log.delivered.is_set()
+            assert log.delivered.is_set()
+            with contextlib.suppress(RuntimeError), stream.foreground():  # one that fails
+                raise RuntimeError
+            assert log.delivered.is_set()
+        finally:
+            await stream.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        log.close()
+
+
+def test_messages_at_hand_reach_a_subscriber_together_and_a_burst_in_runs(tmp_path: Path) -> None:
+    """The broadcaster offers the messages it has in a row (canon/ADR-044), so a stream finds them
+    all queued at its next turn and sends them as one chunk; a burst gets turns every run of at
+    most a quarter of the queue, so a subscriber that keeps up is never dropped."""
+    from statehub.api.events import _gathered
+
+    log = ChangeLog(tmp_path / "changes.sqlite3")
+
+    async def run() -> None:
+        stream = Broadcaster(log, queue=40, poll_s=60, capacity=10, metrics=None)
+        await stream.start()
+        try:
+            reader = stream.subscribe(StreamFilter())
+            chunks: list[list[int]] = []
+
+            async def take(count: int) -> None:  # as a stream does: what is queued, at each turn
+                while sum(map(len, chunks)) < count:
+                    chunk = _gathered(reader, await asyncio.wait_for(reader.queue.get(), 10))
+                    data = [line[6:] for line in chunk.split(b"\n") if line.startswith(b"data: ")]
+                    chunks.append([json.loads(d)["n"] for d in data])
+
+            log.append([Change("relay.state", {"n": n}) for n in range(5)])
+            await take(5)
+            assert chunks == [[0, 1, 2, 3, 4]]  # all five at its first turn, one chunk
+            chunks.clear()
+            log.append([Change("relay.state", {"n": n}) for n in range(5, 205)])
+            await take(200)
+            assert [n for chunk in chunks for n in chunk] == list(range(5, 205))
+            assert not reader.dropped and len(chunks) > 1 and max(map(len, chunks)) <= 40
+
+        finally:
+            await stream.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        log.close()
+
+
+def test_a_subscriber_gets_what_queued_up_as_one_chunk_in_order_with_dropped_last() -> None:
+    """``_gathered``: the frames queued behind the one taken go out with it, in order, up to a
+    bound; a ``dropped`` message (always the last queued) stays last."""
+    from statehub.api.events import _GATHER_BYTES, _gathered
+    from statehub.changes import Stored
+    from statehub.stream import RUN, Subscriber, frame
+
+    async def run() -> None:
+        subscriber = Subscriber(StreamFilter(), limit=1000)
+        assert _gathered(subscriber, b"alone") == b"alone"
+        for n in range(1, 4):
+            stored = Stored(n, 0.0, "relay.state", None, None, (), json.dumps({"n": n}))
+            assert subscriber.offer(stored, frame(stored.type, stored.id, stored.data))
+        first = await subscriber.queue.get()
+        chunk = _gathered(subscriber, first)
+        numbers = [json.loads(line[6:])["n"] for line in chunk.split(b"\n") if line.startswith(b"data: ")]
+        assert numbers == [1, 2, 3]
+        assert subscriber.queue.empty()
+        stored = Stored(4, 0.0, "relay.state", None, None, (), "{}")
+        subscriber.offer(stored, frame(stored.type, stored.id, stored.data))
+        subscriber.drop("test")  # what a full queue does: empty it, queue the final message alone
+        chunk = _gathered(subscriber, await subscriber.queue.get())
+        assert chunk.startswith(b"event: dropped") and chunk.count(b"event: ") == 1
+        big = b"x" * (_GATHER_BYTES // 8)  # past the byte bound: a run of frames, no more
+        fresh = Subscriber(StreamFilter(), limit=1000)
+        for n in range(RUN + 5):
+            fresh.queue.put_nowait(b"%d:" % n + big)
+        chunk = _gathered(fresh, await fresh.queue.get())
+        assert [part.split(b":")[0] for part in chunk.split(b"x") if part] == [b"%d" % n for n in range(RUN)]
+        assert fresh.queue.qsize() == 5  # the rest goes in the next chunk, in order
+        assert _gathered(fresh, await fresh.queue.get()).startswith(b"%d:" % RUN)
+
+    asyncio.run(run())
 
 
 def _slow_reader(server: HubServer) -> socket.socket:
