@@ -561,3 +561,16 @@ def test_table_cells_do_not_break_inside_short_words(browser: Any, server: HubSe
         page.close()
         assert split == [], (width, address, split)
         assert wide <= width, (address, wide)
+
+
+def test_the_dashboard_counts_what_it_links_to(browser: Any, server: HubServer) -> None:
+    ready = httpx.get(f"{server.url}/tasks", params={"ready": "true", "status": "todo", "limit": 1}).json()
+    active = httpx.get(f"{server.url}/workplans", params={"status": "active", "limit": 10}).json()
+    page = open_page(browser, server, "#/")
+    tile = page.locator("a[href$='?ready=true&status=todo']")
+    tile.wait_for()
+    assert tile.inner_text().split() == ["ready", "to", "start", str(ready["total"])]
+    shown = len(active["items"])
+    expected = f"{shown} of {active['total']}" if shown < active["total"] else str(active["total"])
+    assert page.inner_text("#active-count") == expected
+    page.close()

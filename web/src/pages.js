@@ -34,15 +34,16 @@ function roomsSection (rooms) {
 
 export async function dashboardView (root) {
   const counts = TASK_STATUSES.map((s) => api(`/tasks?status=${s}&limit=1`).then((p) => [s, p.total]))
-  const [repos, plans, events, readiness, rooms, ...byStatus] = await Promise.all([
+  const [repos, plans, events, readiness, rooms, readyToStart, ...byStatus] = await Promise.all([
     api('/repos'), api('/workplans?status=active&limit=10'), optional(api('/events?desc=true&limit=8')),
-    optional(api('/fleet/readiness')), optional(api('/sync')), ...counts
+    optional(api('/fleet/readiness')), optional(api('/sync')), api('/tasks?ready=true&status=todo&limit=1'), ...counts
   ])
+  const shownPlans = items(plans).length
   const repoRows = items(repos)
   root.innerHTML = `<h1>Dashboard</h1>
     <section aria-label="tasks by status"><h2>Tasks</h2><ul class="tiles">${byStatus.map(([s, n]) =>
       `<li><a href="${href('tasks')}?status=${encodeURIComponent(s)}">${statusBadge(s)} <strong>${h(n)}</strong></a></li>`).join('')}
-      <li><a href="${href('tasks')}?ready=true&status=todo">ready to start</a></li></ul></section>
+      <li><a href="${href('tasks')}?ready=true&status=todo">ready to start <strong>${h(readyToStart.total)}</strong></a></li></ul></section>
     ${readiness ? `<section><h2>Fleet</h2><p>${readiness.ready ? '<span class="status s-done">✓ ready</span>' : '<span class="status s-blocked">✕ not ready</span>'}
       ${h(readiness.question)} <a href="${href('fleet')}">Fleet view</a> (${h(readiness.blockers.length)} blockers)</p></section>` : ''}
     ${rooms ? roomsSection(rooms) : ''}
@@ -51,7 +52,7 @@ export async function dashboardView (root) {
       { label: 'file errors', cell: (r) => (r.error_count ? `<span class="status s-blocked">✕ ${h(r.error_count)} error${r.error_count === 1 ? '' : 's'}</span>` : '<span class="status s-done">✓ none</span>') },
       { label: 'workplans', cell: (r) => `<a href="${href('workplans')}?repo=${encodeURIComponent(r.slug)}">${h(r.workplan_count)}</a>` }
     ], { rowHref: (r) => href('repos', r.slug) })}</section>
-    <section><h2>Active workplans <span class="muted">${h(plans.total)}</span> <a class="more" href="${href('workplans')}?status=active">all</a></h2>
+    <section><h2>Active workplans <span class="muted" id="active-count">${shownPlans < plans.total ? `${h(shownPlans)} of ${h(plans.total)}` : h(plans.total)}</span> <a class="more" href="${href('workplans')}?status=active">all</a></h2>
       ${table(items(plans), WORKPLAN_COLUMNS, { rowHref: (w) => href('workplans', w.id) })}</section>
     ${events ? `<section><h2>Latest events <a class="more" href="${href('events')}">all</a></h2>${table(items(events), EVENT_COLUMNS)}</section>` : ''}`
 }
