@@ -318,6 +318,8 @@ def test_hostile_markdown_runs_nothing_and_injects_nothing(browser: Any, server:
     assert found == {"pwned": None, "scripts": 0, "handlers": 0, "js": 0, "injected": 0}
     assert dialogs == []
     assert "drafted" in page.inner_text("[aria-label='progress notes']")
+    summary = page.inner_text("[aria-label='progress'] p")
+    assert [summary.count(f" {status}") for status in ("done", "todo", "blocked")] == [1, 1, 1], summary
     page.close()
 
 

@@ -127,7 +127,7 @@ export async function workplanView (root, id, { refresh }) {
     <section aria-label="progress"><h2>Progress ${h(p.percent)}%</h2>
       <div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${h(p.percent)}" aria-label="done of tasks not cancelled">
         <div style="width:${Number(p.percent) || 0}%"></div></div>
-      <p class="muted">${h(p.done)} of ${h(p.total - p.by_status.cancelled)} done · ${TASK_STATUSES.map((s) => `${h(p.by_status[s])} ${h(s)}`).join(' · ')}</p></section>
+      <p class="muted">${h(p.done)} of ${h(p.total - p.by_status.cancelled)} done · ${TASK_STATUSES.filter((s) => s !== 'done').map((s) => `${h(p.by_status[s])} ${h(s)}`).join(' · ')}</p></section>
     <section><h2>Tasks <span class="muted">${h(plan.tasks.length)}</span></h2>${table(plan.tasks, [
       ...TASK_COLUMNS.filter((c) => c.label !== 'repo').map((c) => ({ ...c, sort: undefined })),
       { label: 'claim', cell: (t) => (free.has(t.ref) ? 'free to claim' : t.status === 'in-progress' ? 'taken' : '') },
