@@ -70,7 +70,7 @@ def hub_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     many: list[dict[str, object]] = [
         {
             "id": f"T{i:03d}",
-            "title": f"Step {i:03d}",
+            "title": f"Step {i:03d}" + (" invoice\u202efdp.exe" if i == 1 else ""),
             "status": "done" if i % 3 == 0 else "todo",
             "owner": f"agt-{i % 4}",
         }
@@ -575,4 +575,12 @@ def test_the_dashboard_counts_what_it_links_to(browser: Any, server: HubServer) 
     shown = len(active["items"])
     expected = f"{shown} of {active['total']}" if shown < active["total"] else str(active["total"])
     assert page.inner_text("#active-count") == expected
+    page.close()
+
+
+def test_a_bidi_override_in_a_title_is_shown_not_obeyed(browser: Any, server: HubServer) -> None:
+    page = open_page(browser, server, "#/tasks/DEMO-WP-0002-T001")
+    page.wait_for_selector("h1:has-text('invoice')")
+    assert "invoice<U+202E>fdp.exe" in page.inner_text("h1")
+    assert "\u202e" not in page.inner_text("main")
     page.close()

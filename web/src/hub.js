@@ -63,8 +63,13 @@ export function readHubMessage (decoder) {
   }
 }
 
+// Text from repos is untrusted: besides HTML's five, the bidi embedding, override and isolate controls
+// (U+202A-U+202E, U+2066-U+2069) are shown as their code points, so a title cannot display
+// "gnp.exe" as "exe.png" (the Trojan Source trick); right-to-left scripts need none of them.
 export function escapeHtml (value) {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]))
+  return String(value ?? '')
+    .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]))
+    .replace(/[\u202A-\u202E\u2066-\u2069]/g, (c) => `&lt;U+${c.codePointAt(0).toString(16).toUpperCase()}&gt;`)
 }
 const h = escapeHtml
 
