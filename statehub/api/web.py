@@ -41,13 +41,15 @@ _TYPES = {  # Litestar adds "; charset=utf-8" to text types itself (naming it he
 _FOREVER = "public, max-age=31536000, immutable"
 _PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
 """The page's Content-Security-Policy: scripts only from the hub, so markup that slipped into rendered
 Markdown still could not run one (DOMPurify is the first line, ADR-041). Styles may be inline:
 CodeMirror and the presence chips set them. Images only from the hub: a repo's Markdown cannot make
-every reader's browser fetch a URL of its choosing."""
+every reader's browser fetch a URL of its choosing. Connections (fetch, the event stream, the
+editor's WebSocket) only to the hub: CSP Level 3's 'self' covers ws:/wss: to the same host, so a
+script that got in still could not open a socket elsewhere."""
 _REVALIDATE = "no-cache"
 
 
