@@ -161,12 +161,16 @@ class Hub:
 
         return RowSnapshot.take(conn, None if repos is None else set(repos))
 
-    @staticmethod
-    def tracker() -> Tracker:
+    def tracker(self) -> Tracker:
         """The indexer's ``before_change`` hook for one change (``statehub.changes.Tracker``)."""
         from statehub.changes import Tracker
 
-        return Tracker()
+        return Tracker(self._declared_prefixes)
+
+    def _declared_prefixes(self, slug: str) -> tuple[str, ...]:
+        """The prefixes a registered repo's manifest declares now (none when it is not registered)."""
+        root = next((r.path for r in self.repos() if r.slug == slug), None)
+        return () if root is None else declared_prefixes(root, self.settings.file_limits)
 
     def compare(
         self, conn: Connection, before: RowSnapshot, cause: str, reports: Sequence[IndexReport]
@@ -175,7 +179,9 @@ class Hub:
         reports of the repos ``before`` holds say ``repo.indexed``."""
         if before.repos is not None:
             reports = [r for r in reports if r.repo in before.repos]
-        after = self.snapshot(conn, before.repos)
+        from statehub.changes import RowSnapshot
+
+        after = RowSnapshot.take(conn, before.repos, before.prefixes)
         for report in reports:
             found = last_indexed(conn, report.repo)
             after.commits[report.repo] = found.commit if found is not None else None

@@ -220,10 +220,12 @@ class StreamController(Controller):
         except ValueError as error:
             raise BadRequest(str(error)) from None
         start = since
-        if start is None and last_event_id is not None:
+        if last_event_id is not None:
             if not last_event_id.isdigit() or len(last_event_id) > 18:
                 raise BadRequest("Last-Event-ID must be a message id (a whole number)")
-            start = int(last_event_id)
+            # an EventSource opened with ?since= sends Last-Event-ID when it reconnects by itself,
+            # to the same URL: the later of the two is what the client has, so nothing comes twice
+            start = max(start or 0, int(last_event_id))
         token = token_of(request)
         allowed = None
         if token is not None:
