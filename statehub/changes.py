@@ -308,7 +308,9 @@ class RowSnapshot:
     another repo's task look removed, nor one added make it look added."""
 
     @classmethod
-    def take(cls, conn: Connection, repos: Collection[str] | None, prefixes: Iterable[str] = ()) -> RowSnapshot:
+    def take(
+        cls, conn: Connection, repos: Collection[str] | None, prefixes: Iterable[str] = ()
+    ) -> RowSnapshot:
         """Read the rows now, inside the caller's transaction; the dependents are those of the repos'
         stored prefixes and of ``prefixes`` (what a repo declares but the cache does not hold yet).
 

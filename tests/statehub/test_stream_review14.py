@@ -45,7 +45,15 @@ def test_adding_or_removing_a_repo_never_says_another_repos_task_was_added_or_re
     ``demo`` task is a change whose new values are what the cache says."""
     demo = make_repo("demo")
     demo.write("statehub.toml", _manifest("demo", "DEMO"))
-    plan = [{"id": "T01", "title": "waits for ops", "status": "todo", "owner": "ada", "depends_on": ["OPS-WP-0001-T01"]}]
+    plan = [
+        {
+            "id": "T01",
+            "title": "waits for ops",
+            "status": "todo",
+            "owner": "ada",
+            "depends_on": ["OPS-WP-0001-T01"],
+        }
+    ]
     demo.write("workplans/DEMO-WP-0001.md", workplan_text("DEMO-WP-0001", plan))
     demo.commit("start")
     ops = make_repo("ops")
@@ -74,7 +82,9 @@ def test_adding_or_removing_a_repo_never_says_another_repos_task_was_added_or_re
         ops.write("statehub.toml", _manifest("ops", "OPS", "OPX"))
         ops.commit("a second prefix")
         step(lambda: hub.refresh("ops"))
-        ops.write("statehub.toml", _manifest("ops", "OPX"))  # OPS given up: demo's dependency resolves no more
+        ops.write(
+            "statehub.toml", _manifest("ops", "OPX")
+        )  # OPS given up: demo's dependency resolves no more
         ops.commit("OPS given up")
         step(lambda: hub.refresh("ops"))
         ops.write("statehub.toml", _manifest("ops", "OPS"))
