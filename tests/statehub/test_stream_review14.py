@@ -136,3 +136,11 @@ def test_since_takes_every_id_last_event_id_takes(server: HubServer) -> None:  #
     beyond.close()
     answer = httpx.get(f"{server.url}/events/stream?since={10**18}", timeout=WAIT)
     assert answer.status_code == 400, answer.text
+
+
+def test_a_repo_filter_naming_no_registered_repo_is_404_as_on_get_tasks(server: HubServer) -> None:  # noqa: F811
+    """A typo in ``repo`` (or ``statehub watch --repo``) must not be a stream that stays silent for ever."""
+    answer = httpx.get(f"{server.url}/events/stream?repo=demo&repo=dmeo", timeout=WAIT)
+    assert answer.status_code == 404, answer.text
+    assert "dmeo" in answer.json()["error"]
+    assert httpx.get(f"{server.url}/tasks?repo=dmeo", timeout=WAIT).status_code == 404
