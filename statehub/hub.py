@@ -25,7 +25,7 @@ from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, unknown_repo
-from statehub.hubfile import HubFile, RegisteredRepo
+from statehub.hubfile import HubFile, HubFileBroken, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, FormatError, parse_manifest
 from workplans.manifest import SLUG
@@ -169,7 +169,10 @@ class Hub:
 
     def _declared_prefixes(self, slug: str) -> tuple[str, ...]:
         """The prefixes a registered repo's manifest declares now (none when it is not registered)."""
-        root = next((r.path for r in self.repos() if r.slug == slug), None)
+        try:
+            root = next((r.path for r in self.repos() if r.slug == slug), None)
+        except HubFileBroken:  # never read whole yet: the change goes on, its dependents as stored
+            return ()
         return () if root is None else declared_prefixes(root, self.settings.file_limits)
 
     def compare(
