@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from statehub.answers import Page
 from statehub.api.deps import MAX_NAME, PRINTABLE, Descending, DeskDep, EventKey, Limit, NameQuery, Offset
 from statehub.api.errorshape import REPO_IN_BUFFER, WRITE_STATUSES, error_responses
+from statehub.api.inputbounds import MAX_QUERY_INT
 from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
 from statehub.auth.guard import StillAllowed
@@ -79,13 +80,10 @@ StreamTypes = Annotated[
         description="Only these message types: prefixes separated by commas (task, event.applied, claim.).",
     ),
 ]
-MAX_MESSAGE_ID = 10**18 - 1
-"""The largest message id ``since`` and ``Last-Event-ID`` take (18 digits): ids never reused outgrow
-2**31 on a long-lived hub, and a client reconnecting from one must not get 400."""
 Since = Annotated[
     int | None,
     QueryParameter(
-        ge=0, le=MAX_MESSAGE_ID, description="Replay the messages after this id (as Last-Event-ID does)."
+        ge=0, le=MAX_QUERY_INT, description="Replay the messages after this id (as Last-Event-ID does)."
     ),
 ]
 LastEventId = Annotated[
