@@ -124,6 +124,8 @@ def test_an_event_source_reconnecting_to_a_since_url_with_last_event_id_gets_not
     assert httpx.get(f"{server.url}/state/health", timeout=WAIT).status_code == 200
     for subscriber in (everything, again, later):
         subscriber.close()
+
+
 def test_a_repo_filter_naming_no_registered_repo_is_404_as_on_get_tasks(server: HubServer) -> None:  # noqa: F811
     """A typo in ``repo`` (or ``statehub watch --repo``) must not be a stream that stays silent for ever."""
     answer = httpx.get(f"{server.url}/events/stream?repo=demo&repo=dmeo", timeout=WAIT)
