@@ -39,7 +39,7 @@ from statehub.cache.schema import DEPENDENCIES, REPOS
 from sync._durable import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
     from pathlib import Path
 
     from statehub.cache import IndexReport
@@ -337,10 +337,17 @@ class RowSnapshot:
     commits: dict[str, str | None] = field(default_factory=dict)
     fleet: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     """(machine | workload | lane, repo, path, name) -> the fleet registry row (``registry/fleet.toml``)."""
+    prefixes: set[str] = field(default_factory=set)
+    """The prefixes whose dependents (tasks of other repos) it holds: the snapshot after a change
+    reads the dependents of these too, so a repo removed (or a prefix given up) does not make
+    another repo's task look removed, nor one added make it look added."""
 
     @classmethod
-    def take(cls, conn: Connection, repos: Collection[str] | None) -> RowSnapshot:
-        """Read the rows now, inside the caller's transaction.
+    def take(
+        cls, conn: Connection, repos: Collection[str] | None, prefixes: Iterable[str] = ()
+    ) -> RowSnapshot:
+        """Read the rows now, inside the caller's transaction; the dependents are those of the repos'
+        stored prefixes and of ``prefixes`` (what a repo declares but the cache does not hold yet).
 
         One plain SQL statement a table through the driver's own cursor: rows stay the driver's
         tuples (no SQLAlchemy row processing, no result types), JSON columns as the driver gives
@@ -359,7 +366,7 @@ class RowSnapshot:
             else:
                 snap.rows.update({(kind, r[0], r[1], ""): r[2:] for r in fetched})
         if within is not None:
-            snap._dependents(conn, within)
+            snap._dependents(conn, within, prefixes)
         for what, table in _FLEET_TABLES.items():
             query = select(table)
             if within is not None:
@@ -376,6 +383,7 @@ class RowSnapshot:
         """Add ``other``'s repos and rows; a row held already keeps its earlier values."""
         assert self.repos is not None and other.repos is not None
         self.repos |= other.repos
+        self.prefixes |= other.prefixes
         for key, values in other.rows.items():
             self.rows.setdefault(key, values)
         for repo, errors in other.errors.items():
@@ -390,13 +398,15 @@ class RowSnapshot:
         else:
             self.rows[(kind, row[0], row[1], "")] = tuple(row[2:])
 
-    def _dependents(self, conn: Connection, repos: set[str]) -> None:
-        """Tasks of other repos depending on a ref under one of ``repos``' prefixes."""
-        prefixes = [
+    def _dependents(self, conn: Connection, repos: set[str], also: Iterable[str]) -> None:
+        """Tasks of other repos depending on a ref under one of ``repos``' prefixes or ``also``."""
+        self.prefixes.update(also)
+        self.prefixes.update(
             p
             for row in conn.execute(select(REPOS.c.prefixes).where(REPOS.c.slug.in_(sorted(repos))))
             for p in row[0] or ()
-        ]
+        )
+        prefixes = sorted(self.prefixes)
         if not prefixes:
             return
         # A range per prefix (``P-`` up to ``P.``, the next character), not LIKE: the index on
@@ -438,6 +448,10 @@ class RowSnapshot:
         if old_rows != new_rows:
             differ = [k for k, v in old_rows.items() if new_rows.get(k) != v]
             differ.extend(k for k in new_rows.keys() - old_rows.keys())
+            if self.repos is not None:  # another repo's task is never added or removed by this change:
+                # one read on one side only (a prefix neither snapshot knew of) is left out, not
+                # announced as added or removed
+                differ = [k for k in differ if k[1] in self.repos or (k in old_rows and k in new_rows)]
             for key in sorted(differ, key=_order):
                 old, new = old_rows.get(key), new_rows.get(key)
                 found.append(_row_change(key, _as_dict(key[0], old), _as_dict(key[0], new), cause))
@@ -475,13 +489,17 @@ class Tracker:
     first time the indexer is about to change them, so a refresh that changes nothing reads
     nothing, and a reconcile reads only the repos it changes. ``before`` is what was read."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Callable[[str], Iterable[str]] | None = None) -> None:
         self.before = RowSnapshot(set())
+        self.declared = declared
+        """slug -> the prefixes its manifest declares now (a repo being added, or declaring a new
+        prefix, has dependents its stored prefixes do not find)."""
 
     def __call__(self, conn: Connection, slug: str) -> None:
         assert self.before.repos is not None
         if slug not in self.before.repos:
-            self.before.absorb(RowSnapshot.take(conn, {slug}))
+            declared = self.declared(slug) if self.declared is not None else ()
+            self.before.absorb(RowSnapshot.take(conn, {slug}, declared))
 
 
 def _fleet_changes(

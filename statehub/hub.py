@@ -25,7 +25,7 @@ from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
 from statehub.errors import BadRequest, Conflict, unknown_repo
-from statehub.hubfile import HubFile, RegisteredRepo
+from statehub.hubfile import HubFile, HubFileBroken, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, FormatError, parse_manifest
 from workplans.manifest import SLUG
@@ -161,12 +161,19 @@ class Hub:
 
         return RowSnapshot.take(conn, None if repos is None else set(repos))
 
-    @staticmethod
-    def tracker() -> Tracker:
+    def tracker(self) -> Tracker:
         """The indexer's ``before_change`` hook for one change (``statehub.changes.Tracker``)."""
         from statehub.changes import Tracker
 
-        return Tracker()
+        return Tracker(self._declared_prefixes)
+
+    def _declared_prefixes(self, slug: str) -> tuple[str, ...]:
+        """The prefixes a registered repo's manifest declares now (none when it is not registered)."""
+        try:
+            root = next((r.path for r in self.repos() if r.slug == slug), None)
+        except HubFileBroken:  # never read whole yet: the change goes on, its dependents as stored
+            return ()
+        return () if root is None else declared_prefixes(root, self.settings.file_limits)
 
     def compare(
         self, conn: Connection, before: RowSnapshot, cause: str, reports: Sequence[IndexReport]
@@ -175,7 +182,9 @@ class Hub:
         reports of the repos ``before`` holds say ``repo.indexed``."""
         if before.repos is not None:
             reports = [r for r in reports if r.repo in before.repos]
-        after = self.snapshot(conn, before.repos)
+        from statehub.changes import RowSnapshot
+
+        after = RowSnapshot.take(conn, before.repos, before.prefixes)
         for report in reports:
             found = last_indexed(conn, report.repo)
             after.commits[report.repo] = found.commit if found is not None else None

@@ -19,7 +19,7 @@ from statehub.auth import PER_EVENT, token_of
 from statehub.auth.event_policy import event_authoriser
 from statehub.auth.guard import StillAllowed
 from statehub.auth.verify import repos_in_scope
-from statehub.errors import BadRequest, Forbidden, HubError, NotFound, Unavailable
+from statehub.errors import BadRequest, Forbidden, HubError, NotFound, Unavailable, unknown_repo
 from statehub.stream import MAX_REPOS, RUN, Broadcaster, StreamFilter, Subscriber, frame, parse_types, replay
 from sync.buffer import EventRecord, EventResults, EventState
 from workplans.ids import split_task_ref
@@ -190,7 +190,7 @@ class StreamController(Controller):
     path = "/events/stream"
     tags = ["events"]
 
-    @get("/", media_type="text/event-stream", responses=error_responses(503))
+    @get("/", media_type="text/event-stream", responses=error_responses(404, 503))
     async def stream(
         self,
         request: Request[Any, Any, Any],
@@ -222,14 +222,19 @@ class StreamController(Controller):
         except ValueError as error:
             raise BadRequest(str(error)) from None
         start = since
-        if start is None and last_event_id is not None:
+        if last_event_id is not None:
             if not last_event_id.isdigit() or len(last_event_id) > 18:
                 raise BadRequest("Last-Event-ID must be a message id (a whole number)")
-            start = int(last_event_id)
+            # an EventSource opened with ?since= sends Last-Event-ID when it reconnects by itself,
+            # to the same URL: the later of the two is what the client has, so nothing comes twice
+            start = max(start or 0, int(last_event_id))
+        registered = [r.slug for r in request.app.state.hub.repos()]
+        unknown = sorted((wanted or frozenset()) - set(registered))
+        if unknown:  # as GET /tasks?repo= says: a typo must not be a silent stream
+            raise unknown_repo(unknown[0])
         token = token_of(request)
         allowed = None
         if token is not None:
-            registered = [r.slug for r in request.app.state.hub.repos()]
             allowed = await asyncio.to_thread(_scope_of, token, registered)
             outside = sorted(slug for slug in wanted or () if not allowed(slug))
             if outside:
