@@ -19,7 +19,7 @@ def test_the_page_is_sent_with_its_content_security_policy(client: Client) -> No
     policy = answer.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "img-src 'self' data:" in policy
     assert "frame-ancestors 'none'" in policy
-    assert "connect-src 'self';" in policy  # the editor's socket is same-origin (tests/browser/test_editor.py)
+    assert "connect-src 'self';" in policy  # the editor's socket is same-origin (tests/browser/test_editor)
 
 
 def test_assets_go_gzipped_to_who_accepts_it_and_plain_to_the_rest(client: Client) -> None:
