@@ -194,8 +194,9 @@ class RepoWatcher:
                 calm = self._calm_at.get(slug, 0.0) - loop.time()
                 if calm > 0:  # a burst: one refresh, after the gap, covers what it saved meanwhile
                     await asyncio.sleep(calm)
-                await asyncio.to_thread(self._refresh, slug, self.sources_changed(changes, root), root)
-                self._calm_at[slug] = loop.time() + self.gap_ms / 1000
+                # The gap follows a refresh; a look that refreshed nothing (the hub's own write) has none.
+                if await asyncio.to_thread(self._refresh, slug, self.sources_changed(changes, root), root):
+                    self._calm_at[slug] = loop.time() + self.gap_ms / 1000
 
     # what changed ------------------------------------------------------------------------------
 
@@ -260,18 +261,19 @@ class RepoWatcher:
         except Exception:
             log.exception("bringing the cache up to date with hub.toml and the work trees failed")
 
-    def _refresh(self, slug: str, changed: list[str], root: Path) -> None:
+    def _refresh(self, slug: str, changed: list[str], root: Path) -> bool:
         """Re-index ``slug`` unless every changed path is as the cache holds it (the hub's own
         writes: ``Hub.refresh_changed``), then note the lag from its earliest changed file's change
-        time to now (``statehub_index_lag_seconds``; a deleted file counts from now, so adds no lag)."""
+        time to now (``statehub_index_lag_seconds``; a deleted file counts from now, so adds no lag).
+        Whether a re-index ran (or failed)."""
         try:
             if self.hub.refresh_changed(slug, changed) is None:
-                return
+                return False
         except Exception:
             log.exception("re-indexing %s after a file change failed", slug)
-            return
+            return True
         if self.hub.metrics is None:
-            return
+            return True
         now = time.time()
         stamps = [now]
         for rel in changed[:1000]:  # a batch can be huge (a checkout); its first files tell enough
@@ -279,3 +281,4 @@ class RepoWatcher:
                 stamps.append((root / rel).lstat().st_ctime)  # a rename keeps mtime, not ctime
         if self.hub.metrics is not None:
             self.hub.metrics.index_lag_seconds.labels(slug).observe(max(0.0, now - min(stamps)))
+        return True
