@@ -336,10 +336,10 @@ class ManifestSaver:
                 sha = _commit_save(repo, rel, head, blob, committed, request, author)
             finally:
                 repo.close()
-        try:
-            self.hub.refresh(manifest.repo.slug, cause="save")
-        except Exception:  # saved and committed; the watcher or the next refresh re-indexes it
-            log.exception("re-indexing %s after a save failed", manifest.repo.slug)
+            try:  # in the same hold of the lock: the watcher finds the save indexed (canon/ADR-048)
+                self.hub.refresh(manifest.repo.slug, cause="save")
+            except Exception:  # saved and committed; the watcher or the next refresh re-indexes it
+                log.exception("re-indexing %s after a save failed", manifest.repo.slug)
         self.hub.announce([_saved(request.doc, manifest.repo.slug, rel, sha, author.name)])
         return SaveOutcome(True, f"saved {rel} as commit {sha[:10]}", commit=sha, by=author.name)
 

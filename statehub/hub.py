@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Hub", "Progress", "sent_path"]
 
+_AS_INDEXED_MAX = 200
+"""A watcher batch with more changed paths than this in one repo (a checkout, a pull) refreshes it
+without looking at each path first."""
+
 Progress = Callable[[str], None]
 """Called with a repo slug as each repo finishes indexing (drives progress bars)."""
 
@@ -332,6 +336,67 @@ class Hub:
                     progress(repo.slug)
             self.freshness_memo.forget([repo.slug for repo in targets] if slug else None)
         return reports
+
+    def refresh_changed(self, slug: str, paths: Sequence[str]) -> list[IndexReport] | None:
+        """Re-index ``slug`` after the file watcher saw ``paths`` (repo-relative) change, unless each
+        is a source file the cache holds as it is now; None when nothing needed re-indexing.
+
+        The hub's own writes (an event's write-back, a room's save) are indexed under the write lock
+        in the same hold that wrote them, so by the time the watcher gets the lock their files have
+        the size, times and inode the cache recorded (``source_file``), exactly the stat identity a
+        refresh compares before reading anything (canon/ADR-003, ADR-030): the refresh would read
+        nothing and change nothing, and is not run (canon/ADR-048). Any other path (a directory, the
+        work tree, a link or special file, a file gone or new) refreshes the whole repo as before.
+        """
+        with self.write_lock:
+            if paths and self._as_indexed(slug, self.repo(slug).path, paths):
+                return None
+            return self.refresh(slug)
+
+    def _as_indexed(self, slug: str, root: Path, paths: Sequence[str]) -> bool:
+        """Whether every one of ``paths`` is a source file whose stat identity is the one the cache
+        recorded (a regular file, not refused), or is absent from both the work tree and the cache."""
+        from statehub.cache.reading import REFUSED_SHA
+        from statehub.cache.scan import ScannedFile, kind_of
+        from statehub.cache.schema import SOURCE_FILES
+        from statehub.repofiles import lstat_repo_path
+
+        wanted = sorted(set(paths))
+        if len(wanted) > _AS_INDEXED_MAX or any(kind_of(path) is None for path in wanted):
+            return False
+        with self.engine.connect() as conn:
+            known = {
+                row.path: row
+                for row in conn.execute(
+                    select(
+                        SOURCE_FILES.c.path,
+                        SOURCE_FILES.c.sha,
+                        SOURCE_FILES.c.mtime_ns,
+                        SOURCE_FILES.c.size,
+                        SOURCE_FILES.c.ctime_ns,
+                        SOURCE_FILES.c.inode,
+                    ).where(SOURCE_FILES.c.repo == slug, SOURCE_FILES.c.path.in_(wanted))
+                )
+            }
+        for path in wanted:
+            try:
+                info = lstat_repo_path(root, path)
+            except (RepoPathError, OSError):  # a link, a special file, a directory on the way gone
+                return False
+            row = known.get(path)
+            if info is None or row is None:
+                if info is not None or row is not None:
+                    return False
+                continue
+            now = ScannedFile.of("", info)
+            if row.sha == REFUSED_SHA or (row.mtime_ns, row.size, row.ctime_ns, row.inode) != (
+                now.mtime_ns,
+                now.size,
+                now.ctime_ns,
+                now.inode,
+            ):
+                return False
+        return True
 
     def rebuild(self, progress: Progress | None = None, *, worker: bool = False) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files.

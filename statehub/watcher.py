@@ -194,8 +194,9 @@ class RepoWatcher:
                 calm = self._calm_at.get(slug, 0.0) - loop.time()
                 if calm > 0:  # a burst: one refresh, after the gap, covers what it saved meanwhile
                     await asyncio.sleep(calm)
-                await asyncio.to_thread(self._refresh, slug, [Path(p) for _c, p in changes], root)
-                self._calm_at[slug] = loop.time() + self.gap_ms / 1000
+                # The gap follows a refresh; a look that refreshed nothing (the hub's own write) has none.
+                if await asyncio.to_thread(self._refresh, slug, self.sources_changed(changes, root), root):
+                    self._calm_at[slug] = loop.time() + self.gap_ms / 1000
 
     # what changed ------------------------------------------------------------------------------
 
@@ -239,27 +240,45 @@ class RepoWatcher:
                         hit.add(slug)
         return hit
 
+    @staticmethod
+    def sources_changed(changes: set[tuple[Change, str]], root: Path) -> list[str]:
+        """The repo-relative paths under ``root`` where a change can change what is indexed (the
+        paths :meth:`touched` counts), sorted."""
+        found: set[str] = set()
+        inside: dict[tuple[Path, Path], bool] = {}
+        for _change, raw in changes:
+            path = Path(raw)
+            if path.is_relative_to(root):
+                rel = path.relative_to(root).as_posix()
+                rel = "" if rel == "." else rel
+                if may_hold_sources(rel) and _within(path, root, inside):
+                    found.add(rel)
+        return sorted(found)
+
     def _reconcile(self) -> None:
         try:
             self.hub.reconcile()
         except Exception:
             log.exception("bringing the cache up to date with hub.toml and the work trees failed")
 
-    def _refresh(self, slug: str, changed: list[Path], root: Path) -> None:
-        """Re-index ``slug``, then note the lag from its earliest changed file's change time to now
-        (``statehub_index_lag_seconds``; a deleted file counts from now, so adds no lag)."""
+    def _refresh(self, slug: str, changed: list[str], root: Path) -> bool:
+        """Re-index ``slug`` unless every changed path is as the cache holds it (the hub's own
+        writes: ``Hub.refresh_changed``), then note the lag from its earliest changed file's change
+        time to now (``statehub_index_lag_seconds``; a deleted file counts from now, so adds no lag).
+        Whether a re-index ran (or failed)."""
         try:
-            self.hub.refresh(slug)
+            if self.hub.refresh_changed(slug, changed) is None:
+                return False
         except Exception:
             log.exception("re-indexing %s after a file change failed", slug)
-            return
+            return True
         if self.hub.metrics is None:
-            return
+            return True
         now = time.time()
         stamps = [now]
-        for path in changed[:1000]:  # a batch can be huge (a checkout); its first files tell enough
-            if path.is_relative_to(root):
-                with contextlib.suppress(OSError):  # deleted since
-                    stamps.append(path.lstat().st_ctime)  # a rename keeps mtime, not ctime
+        for rel in changed[:1000]:  # a batch can be huge (a checkout); its first files tell enough
+            with contextlib.suppress(OSError):  # deleted since
+                stamps.append((root / rel).lstat().st_ctime)  # a rename keeps mtime, not ctime
         if self.hub.metrics is not None:
             self.hub.metrics.index_lag_seconds.labels(slug).observe(max(0.0, now - min(stamps)))
+        return True

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Self
 
 from statehub.cache import index_repo
-from statehub.cache.derived import recompute_derived
+from statehub.cache.derived import Scope, recompute_derived
 from statehub.errors import NotFound
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
@@ -137,21 +137,28 @@ class EventDesk:
         for slug in targets:
             self.hub.changes.let_deliver()  # the fan-out first (ChangeLog.let_deliver)
             try:
-                # The hub's write lock: a CRDT save commits in these work trees too, and two
-                # git commits at once in one repo would fight over its index lock.
+                # The hub's write lock, held from the first file written to the re-index that
+                # records it: a CRDT save commits in these work trees too (two git commits at
+                # once in one repo would fight over its index lock), and the file watcher, which
+                # sees these very writes, finds them indexed already, with cause "event", and
+                # reads nothing (canon/ADR-048).
                 with self.hub.write_lock:
                     started = time.perf_counter()
-                    results.append(self.applier.apply_repo(slug, roots.get(slug), reindex=False))
+                    result = self.applier.apply_repo(slug, roots.get(slug), reindex=False)
+                    results.append(result)
                     if self.hub.metrics is not None:
                         self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
+                    if result.changed and slug in roots:
+                        self.hub.changes.let_deliver()
+                        self._reindex([slug], roots)
             except Exception as error:  # one repo's git trouble must not hold up the others
                 log.exception("write-back in %s failed", slug)
                 reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
                 pending = self.buffer.pending(slug)
                 self.buffer.wait([e.key for e in pending], reason)
+                if results and results[-1].repo == slug:  # applied, the re-index failed: mark nothing
+                    results.pop()
                 results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
-        self.hub.changes.let_deliver()
-        self._reindex([r.repo for r in results if r.changed and r.repo in roots], roots)
         for result in results:
             applied, rejected = len(result.decided), len(result.refused)  # settle empties them
             self.applier.settle(result)
@@ -162,13 +169,16 @@ class EventDesk:
         return results
 
     def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
-        """Re-index the repos a pass changed in one transaction, deriving cross-file facts once."""
+        """Re-index the repos a pass changed in one transaction; cross-file facts are derived once,
+        where the changed files can reach (their merged ``Scope``, canon/ADR-003), not over the
+        whole hub."""
         if not slugs:
             return
         with self.hub.write_lock:
             with self.hub.engine.begin() as conn:
                 tracker = self.hub.tracker()
                 reports = []
+                scope = Scope()
                 for slug in slugs:
                     self.hub.changes.let_deliver()
                     started = time.perf_counter()
@@ -182,10 +192,11 @@ class EventDesk:
                             before_change=tracker,
                         )
                     )
+                    scope.merge(reports[-1].scope)
                     if self.hub.metrics is not None:
                         self.hub.metrics.index_seconds.labels(slug).observe(time.perf_counter() - started)
                 self.hub.changes.let_deliver()
-                recompute_derived(conn)
+                recompute_derived(conn, scope)
                 self.hub.changes.let_deliver()
                 changes = self.hub.compare(conn, tracker.before, "event", reports)
             self.hub.announce(changes)
