@@ -20,7 +20,11 @@ import git
 from statehub.gitrepo import git_said, receive_pack_args, upload_pack_args
 from statehub.gitstate import upstream
 
-__all__ = ["Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
+__all__ = ["REMOTE_TIMEOUT", "Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
+
+REMOTE_TIMEOUT = 300.0
+"""Seconds a fetch or push may take before it is killed: a remote that hangs (a server that accepts
+and never answers) must not hold the applier lock, and with it every write of the hub, for ever."""
 
 
 @dataclass(slots=True)
@@ -57,7 +61,7 @@ def _listed(paths: list[str], most: int = 10) -> str:
 def fetch(repo: git.Repo, remote: str) -> str | None:
     """Fetch the remote; the reason when it could not be reached."""
     try:
-        repo.git.fetch(*upload_pack_args(), "--quiet", remote)
+        repo.git.fetch(*upload_pack_args(), "--quiet", remote, kill_after_timeout=REMOTE_TIMEOUT)
     except git.GitCommandError as error:
         return (
             f"fetch from {remote} failed: {git_said(error)}; nothing was integrated or pushed: check the "
@@ -185,7 +189,13 @@ def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushRes
         if ahead == 0:
             return PushResult(False, "nothing to push", attempt - 1)
         try:
-            repo.git.push(*_receive_pack(repo, remote), "--quiet", remote, f"HEAD:refs/heads/{branch}")
+            repo.git.push(
+                *_receive_pack(repo, remote),
+                "--quiet",
+                remote,
+                f"HEAD:refs/heads/{branch}",
+                kill_after_timeout=REMOTE_TIMEOUT,
+            )
         except git.GitCommandError as error:
             reason = git_said(error)
             problem = fetch(repo, remote)
