@@ -357,8 +357,8 @@ def _state_url(
         return None
     if not given.startswith(_POSTGRES):
         raise ValueError(
-            f"STATEHUB_STATE_URL={_without_password(given)!r}: give a postgresql:// URL (the durable state's database) or "
-            "'files' (SQLite files in the data dir)"
+            f"STATEHUB_STATE_URL={_without_password(given)!r}: give a postgresql:// URL (the durable state's "
+            "database) or 'files' (SQLite files in the data dir)"
         )
     return _with_password(given, password_file) if password_file is not None else given
 

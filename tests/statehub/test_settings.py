@@ -111,7 +111,10 @@ def test_the_durable_state_follows_a_fleet_hubs_postgresql_cache_unless_told(tmp
 @pytest.mark.parametrize(
     ("given", "shown"),
     [
-        ("postgres+psycopg://statehub:s3cret@db.example:5432/state", "postgres+psycopg://***@db.example:5432/state"),
+        (
+            "postgres+psycopg://statehub:s3cret@db.example:5432/state",
+            "postgres+psycopg://***@db.example:5432/state",
+        ),
         ("mysql://root:s3cret@db.example/state", "mysql://***@db.example/state"),
         ("postgresql//statehub:s3cret@db.example/state", "'***@db.example/state'"),
     ],

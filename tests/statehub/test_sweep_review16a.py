@@ -109,7 +109,8 @@ def test_a_scoped_token_never_reads_the_names_of_repos_outside_its_scope() -> No
     running = _shown(_run(), {"alpha"})
     assert running.targets == ["alpha"] and running.sweeping is None
     failed = _shown(
-        _run(state="failed", sweeping=None, error="the hub stopped before sweeping alpha, secret-repo"), {"alpha"}
+        _run(state="failed", sweeping=None, error="the hub stopped before sweeping alpha, secret-repo"),
+        {"alpha"},
     )
     assert "secret-repo" not in msgspec.json.encode(failed).decode()
     assert failed.error  # it still says the sweep failed

@@ -82,7 +82,9 @@ def test_an_edit_the_state_database_did_not_keep_reaches_everyone_on_reconnect(
                 await _settle()
                 assert room.text == "# hi\nx = 1\n"
                 updates = [
-                    m for m in bob.sent[sent_to_bob:] if m[0] == YMessageType.SYNC and m[1] == YSyncMessageType.SYNC_UPDATE
+                    m
+                    for m in bob.sent[sent_to_bob:]
+                    if m[0] == YMessageType.SYNC and m[1] == YSyncMessageType.SYNC_UPDATE
                 ]
                 assert updates, "bob never received ada's edit"
                 assert store.update_count("d") >= 1
