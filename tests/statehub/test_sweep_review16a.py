@@ -15,10 +15,12 @@ import msgspec
 import pytest
 
 from statehub.api.sweeps import _shown
+from statehub.errors import as_hub_error
 from statehub.gitrepo import open_work_tree
 from statehub.sweep import remote
 from statehub.sweep.run import totals_of
 from statehub.sweep.scheduler import SweepRun
+from sync.errors import StoreUnreachable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -116,3 +118,10 @@ def test_a_scoped_token_never_reads_the_names_of_repos_outside_its_scope() -> No
     assert failed.error  # it still says the sweep failed
     whole = _run(state="failed", error="the hub stopped before sweeping alpha, secret-repo")
     assert _shown(whole, None) == whole and _shown(whole, {"alpha", "secret-repo"}) == whole
+
+
+def test_an_unreachable_state_database_asks_to_retry_after_the_stores_own_delay() -> None:
+    """review16a: StoreUnreachable says retry after 10 s; the 503 answered Retry-After: 60."""
+    answer = as_hub_error(StoreUnreachable("PostgreSQL schema statehub_state in database x", "refused"))
+    assert answer.status_code == 503
+    assert answer.headers == {"Retry-After": str(StoreUnreachable.retry_after)}
