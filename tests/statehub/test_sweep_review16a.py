@@ -82,8 +82,10 @@ def test_a_remote_that_never_answers_ends_the_fetch_and_the_push_with_a_problem(
     assert not worker.is_alive(), "the sweep's git hung on a remote that never answers"
     fetched = said["fetch"]
     assert isinstance(fetched, str) and "fetch from origin failed" in fetched, fetched
+    assert "did not answer within 2 s" in fetched and "git fetch" not in fetched, fetched
     pushed = said["push"]
     assert isinstance(pushed, remote.PushResult) and not pushed.pushed and pushed.reason, pushed
+    assert "did not answer within 2 s" in pushed.reason and "git push" not in pushed.reason, pushed
     assert repo.git("rev-list", "--count", "HEAD").strip() == "1"  # nothing local was lost
 
 
