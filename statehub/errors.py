@@ -70,6 +70,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "SetupError",
+    "StateUnreachable",
     "Unauthorized",
     "Unavailable",
     "Unprocessable",
@@ -164,6 +165,13 @@ class Unavailable(HubError):
     headers = {"Retry-After": "60"}
 
 
+class StateUnreachable(Unavailable):
+    """The PostgreSQL database of the durable state does not answer (sync.errors.StoreUnreachable):
+    nothing was kept; try again after ``Retry-After`` seconds, the store's own (it reconnects)."""
+
+    headers = {"Retry-After": str(StoreUnreachable.retry_after)}
+
+
 class SetupError(HubError):
     exit_code = 3
 
@@ -219,7 +227,7 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
     DropWithoutReason: BadRequest,
     StoreTooNew: SetupError,
     StoreFull: InsufficientStorage,
-    StoreUnreachable: Unavailable,
+    StoreUnreachable: StateUnreachable,
 }
 """Library error -> hub error; the most specific class in the error's MRO wins."""
 

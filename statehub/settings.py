@@ -357,13 +357,22 @@ def _state_url(
         return None
     if not given.startswith(_POSTGRES):
         raise ValueError(
-            f"STATEHUB_STATE_URL={given!r}: give a postgresql:// URL (the durable state's database) or "
-            "'files' (SQLite files in the data dir)"
+            f"STATEHUB_STATE_URL={_without_password(given)!r}: give a postgresql:// URL (the durable state's "
+            "database) or 'files' (SQLite files in the data dir)"
         )
     return _with_password(given, password_file) if password_file is not None else given
 
 
 _POSTGRES = ("postgresql://", "postgresql+", "postgres://")
+
+
+def _without_password(url: str) -> str:
+    """``url`` for an error message: all from after ``://`` (or the start) to its last ``@`` (user
+    and password, however mistyped) replaced by ``***``."""
+    if "@" not in url:
+        return url
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme + sep if sep else ''}***@{url.rpartition('@')[2]}"
 
 
 def _with_password(url: str, path: Path) -> str:

@@ -23,7 +23,8 @@ SQL over a DB-API connection on SQLite already; a replica's later needs
 that a pool would hide. One connection per store and process, in autocommit
 mode, used under the store's lock; a store's transaction is
 ``connection.transaction()``. A connection the server dropped (a restart, a
-fail-over) is replaced at the start of the next statement or transaction; the
+fail-over) is replaced at the start of the next statement or transaction, and the
+store migrated on it (a database created again empty gets its tables back); the
 statement that met the drop raises. ``search_path`` is set at connect
 (``options``), so the stores' SQL names tables unqualified on both backends;
 a transaction-pooling proxy (pgbouncer in transaction mode) would lose it and
@@ -188,6 +189,8 @@ class PgStateDb:
         self.store = store
         self.where = state.where
         self._wait = wait_for_flush
+        self._steps = list(steps)
+        self._what = what
         self._lock = threading.RLock()
         self._in_transaction = False
         self._conn = state.connect(wait_for_flush=wait_for_flush)
@@ -198,9 +201,19 @@ class PgStateDb:
             raise
 
     def _live(self) -> psycopg.Connection[Any]:
-        """The connection, replaced first when the server dropped it (never inside a transaction)."""
+        """The connection, replaced first when the server dropped it (never inside a transaction).
+
+        The new connection migrates the store again (a no-op when its version is there): the
+        database may be another one now (restored empty, a fail-over to a fresh server), and a
+        store whose tables are gone would fail every statement until the hub restarts."""
         if self._conn.closed and not self._in_transaction:
-            self._conn = self.state.connect(wait_for_flush=self._wait)
+            conn = self.state.connect(wait_for_flush=self._wait)
+            try:
+                migrate(conn, self.where, self.store, self._steps, self._what)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:

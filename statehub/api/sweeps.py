@@ -89,12 +89,22 @@ def _scope(token: VerifiedToken | None) -> set[str] | None:
 
 
 def _shown(run: SweepRun, scope: set[str] | None) -> SweepRun:
-    """``run`` as a token of ``scope`` may read it: its repos' targets and results only."""
+    """``run`` as a token of ``scope`` may read it: its repos' targets and results only; the repo being
+    swept and the error only when they name none of the others."""
     if scope is None or scope.issuperset(run.targets):
         return run
     repos = [r for r in run.repos if r.repo in scope]
+    hidden = [t for t in run.targets if t not in scope]
+    error = run.error
+    if error is not None and any(slug in error for slug in hidden):  # it names a repo out of scope
+        error = "the sweep stopped before its end; a token of every repo it sweeps reads why"
     return msgspec.structs.replace(
-        run, targets=[t for t in run.targets if t in scope], repos=repos, totals=totals_of(repos)
+        run,
+        targets=[t for t in run.targets if t in scope],
+        sweeping=run.sweeping if run.sweeping in scope else None,
+        repos=repos,
+        totals=totals_of(repos),
+        error=error,
     )
 
 

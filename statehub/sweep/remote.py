@@ -20,7 +20,11 @@ import git
 from statehub.gitrepo import git_said, receive_pack_args, upload_pack_args
 from statehub.gitstate import upstream
 
-__all__ = ["Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
+__all__ = ["REMOTE_TIMEOUT", "Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
+
+REMOTE_TIMEOUT = 300.0
+"""Seconds a fetch or push may take before it is killed: a remote that hangs (a server that accepts
+and never answers) must not hold the applier lock, and with it every write of the hub, for ever."""
 
 
 @dataclass(slots=True)
@@ -54,13 +58,22 @@ def _listed(paths: list[str], most: int = 10) -> str:
     return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
+def _said(error: git.GitCommandError) -> str:
+    """What git said (:func:`git_said`), or that the remote did not answer in time: gitpython's
+    own words for a killed command quote the command line."""
+    text = error.stderr if isinstance(error.stderr, str) else ""
+    if "Timeout: the command" in text:
+        return f"the remote did not answer within {REMOTE_TIMEOUT:g} s, so the hub stopped waiting"
+    return git_said(error)
+
+
 def fetch(repo: git.Repo, remote: str) -> str | None:
     """Fetch the remote; the reason when it could not be reached."""
     try:
-        repo.git.fetch(*upload_pack_args(), "--quiet", remote)
+        repo.git.fetch(*upload_pack_args(), "--quiet", remote, kill_after_timeout=REMOTE_TIMEOUT)
     except git.GitCommandError as error:
         return (
-            f"fetch from {remote} failed: {git_said(error)}; nothing was integrated or pushed: check the "
+            f"fetch from {remote} failed: {_said(error)}; nothing was integrated or pushed: check the "
             f"remote's URL (git -C {_root(repo)} remote get-url {remote}), the network and the credentials"
         )
     return None
@@ -185,9 +198,15 @@ def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushRes
         if ahead == 0:
             return PushResult(False, "nothing to push", attempt - 1)
         try:
-            repo.git.push(*_receive_pack(repo, remote), "--quiet", remote, f"HEAD:refs/heads/{branch}")
+            repo.git.push(
+                *_receive_pack(repo, remote),
+                "--quiet",
+                remote,
+                f"HEAD:refs/heads/{branch}",
+                kill_after_timeout=REMOTE_TIMEOUT,
+            )
         except git.GitCommandError as error:
-            reason = git_said(error)
+            reason = _said(error)
             problem = fetch(repo, remote)
             merged = Integration() if problem else integrate(repo, remote, branch)
             problem = problem or merged.problem

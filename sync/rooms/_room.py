@@ -232,16 +232,19 @@ class Room:
             )
 
     def apply(self, member: Member, update: bytes, *, is_edit: bool) -> None:
-        """Apply a member's update: checked, stored, then broadcast, then credited to its author.
+        """Apply a member's update: checked, stored, applied, then broadcast, then credited to its author.
 
         An update message is an edit; a sync step 2 (catching up after a
         reconnect) counts only if it brought new content, since Yjs repeats
         its whole delete set in every step 2.
         """
-        self._check_size(update)
+        self._check_size(update)  # (applies it to a trial document: an unreadable one raises here)
         before = None if is_edit else self.doc.get_state()
-        self.doc.apply_update(update)
+        # Stored first: when the store fails (its database gone) the room must not hold the edit,
+        # or the member's reconnect, which sends only what the room lacks, would never store it
+        # nor pass it on to the others.
         self.store.append(self.name, update)
+        self.doc.apply_update(update)
         self.broadcast(create_update_message(update), member)
         person = self.person(member)
         changed = is_edit or self.doc.get_state() != before

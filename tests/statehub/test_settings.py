@@ -106,3 +106,22 @@ def test_the_durable_state_follows_a_fleet_hubs_postgresql_cache_unless_told(tmp
     assert Settings.from_env(with_password).state_url == "postgresql://statehub:s3cret@state.example/state"
     with pytest.raises(ValueError, match="STATEHUB_STATE_URL='sqlite:///x': give a postgresql:// URL"):
         Settings.from_env({**home, "STATEHUB_STATE_URL": "sqlite:///x"})
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (
+            "postgres+psycopg://statehub:s3cret@db.example:5432/state",
+            "postgres+psycopg://***@db.example:5432/state",
+        ),
+        ("mysql://root:s3cret@db.example/state", "mysql://***@db.example/state"),
+        ("postgresql//statehub:s3cret@db.example/state", "'***@db.example/state'"),
+    ],
+)
+def test_a_refused_state_url_never_shows_its_password(tmp_path: Path, given: str, shown: str) -> None:
+    """review16a: a mistyped STATEHUB_STATE_URL is refused naming what was given, its password hidden."""
+    with pytest.raises(ValueError, match="give a postgresql:// URL") as refused:
+        Settings.from_env({"STATEHUB_HOME": str(tmp_path), "STATEHUB_STATE_URL": given})
+    assert "s3cret" not in str(refused.value)
+    assert shown in str(refused.value)

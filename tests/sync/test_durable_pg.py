@@ -30,6 +30,8 @@ from sync.seed import seed_doc
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from sqlalchemy.engine import Engine
+
 pytestmark = pytest.mark.postgres
 
 STEPS = (
@@ -247,3 +249,27 @@ def test_durability_follows_the_files_setting(postgres_database: str) -> None:
     assert full.execute("SHOW synchronous_commit").fetchone() == ("on",)
     assert full.execute("SHOW search_path").fetchone() == (STATE_SCHEMA,)
     full.close()
+
+
+def test_a_state_database_lost_and_created_again_is_migrated_on_reconnect(
+    postgres_database: str, postgres_admin: Engine
+) -> None:
+    """review16a: the state database dropped under a running hub (and created again empty: a restore,
+    a fail-over to a fresh server) was reconnected to without its tables, so every statement
+    failed with UndefinedTable (500) until the hub restarted; the reconnect migrates it."""
+    state = PgState(postgres_database)
+    name = postgres_database.rsplit("/", 1)[1]
+    with RoomStore(state) as store:
+        store.begin("d", "a", seed_doc("a"))
+        with postgres_admin.connect() as admin:
+            admin.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        with pytest.raises(StoreUnreachable, match="does not answer"):
+            store.docs()
+        with pytest.raises(StoreUnreachable, match="does not exist"):
+            store.docs()  # still gone: a clear error each time
+        with postgres_admin.connect() as admin:
+            admin.execute(text(f'CREATE DATABASE "{name}"'))
+        assert store.docs() == []  # the new database holds nothing, and the store works again
+        store.begin("e", "b", seed_doc("b"))
+        assert store.docs() == ["e"]
+    assert _versions(state, "rooms") == [1]
