@@ -359,8 +359,15 @@ class Hub:
                             progress(repo.report.repo)
                     write_gathered(conn, gathered_repos)
                     reports = [repo.report for repo in gathered_repos]
-                    create_indexes(conn)
-                    recompute_derived(conn)
+                    if conn.dialect.name == "postgresql":
+                        # Flags first, indexes after: each flipped row would also update six indexes
+                        # (a GIN one among them), three times the cost of the flags themselves; the
+                        # full recompute reads by hash joins and needs none (ADR-047).
+                        recompute_derived(conn)
+                        create_indexes(conn)
+                    else:
+                        create_indexes(conn)  # SQLite's ready query looks dependencies up by ref index
+                        recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes
