@@ -317,7 +317,7 @@ class RowSnapshot:
             return snap
         within = snap.repos
         scope: tuple[str, ...] = tuple(sorted(within)) if within is not None else ()
-        for kind, columns in _SNAPSHOT_SQL.items():
+        for kind, columns in _snapshot_sql(conn).items():
             fetched = _fetch(conn, f"SELECT {columns} FROM {kind}", scope)  # noqa: S608 - constant names
             if kind == "task":
                 snap.rows.update({("task", r[0], r[1], r[2]): r[3:] for r in fetched})
@@ -388,7 +388,7 @@ class RowSnapshot:
                 f"(repo = :r{i} AND path = :p{i} AND task_id = :t{i})" for i in range(len(chunk))
             )
             values = {f"{n}{i}": k[j] for i, k in enumerate(chunk) for j, n in enumerate("rpt")}
-            columns = _SNAPSHOT_SQL["task"]
+            columns = _snapshot_sql(conn)["task"]
             for row in conn.execute(text(f"SELECT {columns} FROM task WHERE {where}"), values):  # noqa: S608 - constant columns, bound values
                 self._keep("task", row)
 
@@ -492,6 +492,25 @@ _SNAPSHOT_SQL = {
     "canon": f"repo, path, {', '.join(_CANON_FIELDS)}, body, extra",
 }
 _JSON_FIELDS = frozenset({"depends_on", "related", "supersedes"})
+
+
+def _as_text(columns: str) -> str:
+    """``columns`` with each JSON column read as its text (``depends_on::text AS depends_on``)."""
+    return ", ".join(
+        f"{c}::text AS {c}" if c in _JSON_FIELDS or c == "extra" else c for c in columns.split(", ")
+    )
+
+
+_SNAPSHOT_SQL_POSTGRES = {kind: _as_text(columns) for kind, columns in _SNAPSHOT_SQL.items()}
+"""PostgreSQL keeps a ``json`` value's text as written; read as text, JSON columns are compared
+as stored and decoded only for a row that changed, as on SQLite (psycopg would decode every one:
+~0.2 s of a 74-repo rebuild's two snapshots)."""
+
+
+def _snapshot_sql(conn: Connection) -> dict[str, str]:
+    return _SNAPSHOT_SQL_POSTGRES if conn.dialect.name == "postgresql" else _SNAPSHOT_SQL
+
+
 _FLAGS = frozenset({"ready", "conflicted", "cyclic"})
 
 

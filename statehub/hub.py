@@ -99,6 +99,16 @@ class Hub:
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
         self.engine, created = open_cache(settings.database_url)
+        self.reads: Engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
+        """The engine for reads that write nothing (``with hub.reads.connect() as conn``): on
+        PostgreSQL each statement runs on its own, as it would in a READ COMMITTED transaction,
+        without a BEGIN and a ROLLBACK round trip per request; and, with no ROLLBACK to clear them,
+        psycopg's prepared statements survive from request to request (ADR-047). The same engine
+        as ``engine`` on SQLite."""
         self.write_lock = threading.RLock()
         """Serialises index writes: the API, the watcher and sweeps share one cache."""
         self.on_repos_changed: list[Callable[[], None]] = []
@@ -195,7 +205,7 @@ class Hub:
         once a second), and whether a watcher runs. Slugs not registered are left out."""
 
         def execute(sql: str) -> Sequence[Sequence[Any]]:
-            with self.engine.connect() as conn:
+            with self.reads.connect() as conn:
                 return conn.exec_driver_sql(sql).all()
 
         registered = [(r.slug, r.path) for r in self.repos()]
