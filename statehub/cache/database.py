@@ -8,10 +8,12 @@ builds it), so a directory with ``?``, ``#``, ``%`` or spaces works (ADR-022).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, DisconnectionError
@@ -31,6 +33,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _json_loads(data: bytes | str) -> Any:
+    try:
+        return _msgspec_decode(data)
+    except msgspec.DecodeError:  # what msgspec refuses and the standard library reads (1e400)
+        return json.loads(data)
+
+
+_msgspec_decode = msgspec.json.decode
+
+
+def _psycopg_json(dbapi_connection: Any, _record: Any) -> None:
+    """psycopg decodes ``json`` columns with msgspec: the same values as the standard library's
+    decoder, in a fraction of its time (the task lists decode every row's ``depends_on``)."""
+    from psycopg.types.json import set_json_loads
+
+    set_json_loads(_json_loads, dbapi_connection)
 
 
 IDLE_PING_SECONDS = 5.0
@@ -85,6 +105,7 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         event.listen(engine, "connect", _sqlite_pragmas)
     elif is_postgres(url):
         _ping_when_idle(engine)
+        event.listen(engine, "connect", _psycopg_json)
     try:
         stored = _stored_version(engine)
     except DatabaseError as error:
@@ -142,7 +163,7 @@ def _run_ddl(conn: Connection, statements: list[ExecutableDDLElement]) -> None:
     texts = [str(statement.compile(dialect=conn.dialect)) for statement in statements]
     driver = conn.connection.driver_connection
     assert driver is not None
-    driver.execute(";\n".join(texts))  # type: ignore[arg-type]
+    driver.execute(";\n".join(texts))
 
 
 def _stored_version(engine: Engine) -> int | None:
