@@ -15,6 +15,7 @@ from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import JSON, Column, Connection, Table
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["insert_rows"]
 
 _dumps = json.JSONEncoder().encode
+_encode = msgspec.json.encode
+
+
+def _copy_json(value: Any) -> str:
+    """A JSON column's text for COPY: msgspec's encoder, several times the standard library's speed
+    (the value read back is the same; only the spacing differs, which ``changes`` allows for)."""
+    return _encode(value).decode()
+
 
 _COPY_MIN_ROWS = 50
 """Below this, a plain executemany is as fast on PostgreSQL and simpler to reason about."""
@@ -91,7 +100,7 @@ def _postgres_copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]
                 values = list(get(row))
                 for i in json_at:
                     if values[i] is not None:
-                        values[i] = _dumps(values[i])
+                        values[i] = _copy_json(values[i])
                 write(values)
             return
         for row in rows:
@@ -115,7 +124,7 @@ def _filler(column: Column[Any]) -> Callable[[dict[str, Any]], Any]:
 
         def json_value(row: dict[str, Any]) -> Any:
             value = row.get(name, default)
-            return None if value is None else _dumps(value)
+            return None if value is None else _copy_json(value)
 
         return json_value
     if column.default is not None and column.default.is_scalar:

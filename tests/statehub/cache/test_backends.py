@@ -253,3 +253,29 @@ def test_a_connection_the_server_dropped_is_replaced(
     with hub.reads.connect() as conn:
         assert queries.list_tasks(conn, ready=True, limit=5).total == before
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != server_pid
+
+
+def test_a_rebuild_of_unchanged_files_announces_no_row_change(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A refresh of one small file writes its tasks with SQLAlchemy's JSON encoder, a rebuild with
+    COPY's (PostgreSQL), which spaces ``["OPS-WP-0001-T02", "OPS-WP-0002-T01"]`` otherwise: the
+    snapshots compare JSON as text, and a text that differs only so is no change."""
+    repo = _corpus(make_repo)
+    hub.register(repo.root)
+    text = (repo.root / "workplans/OPS-WP-0001.md").read_text(encoding="utf-8")
+    repo.write("workplans/OPS-WP-0001.md", text.replace("Free text.", "Free text, edited."))
+    hub.refresh("ops")
+    with hub.engine.connect() as conn:
+        before = hub.snapshot(conn, None)
+    hub.rebuild()
+    with hub.engine.connect() as conn:
+        after = hub.snapshot(conn, None)
+        depends_on = conn.execute(
+            select(TASKS.c.depends_on).where(TASKS.c.ref == "OPS-WP-0001-T03")
+        ).scalar_one()
+    assert depends_on == ["OPS-WP-0001-T02", "OPS-WP-0002-T01"]
+    if hub.engine.dialect.name == "postgresql":  # the premise: the stored texts differ
+        key = ("task", "ops", "workplans/OPS-WP-0001.md", "T03")
+        assert before.rows[key] != after.rows[key]
+    assert [c.type for c in before.changes(after, "rebuild")] == []
