@@ -63,7 +63,8 @@ def _item(row: tuple[Any, ...]) -> dict[str, Any]:
 def tasks(
     status: str | None = None, owner: str | None = None, ready: bool | None = None, limit: int = 100
 ) -> dict[str, Any]:
-    where, params = [f"conflicted = {FALSE}"], []
+    where = [f"conflicted = {FALSE}"]
+    params: list[Any] = []
     if status is not None:
         where.append(f"status = {MARK}")
         params.append(status)
