@@ -20,7 +20,7 @@ from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
-from statehub.cache.indexed import last_indexed
+from statehub.cache.indexed import last_indexed_commits
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
@@ -186,9 +186,7 @@ class Hub:
         if before.repos is not None:
             reports = [r for r in reports if r.repo in before.repos]
         after = self.snapshot(conn, before.repos)
-        for report in reports:
-            found = last_indexed(conn, report.repo)
-            after.commits[report.repo] = found.commit if found is not None else None
+        after.commits.update(last_indexed_commits(conn, [report.repo for report in reports]))
         return before.changes(after, cause, reports)
 
     def __enter__(self) -> Self:
