@@ -1,6 +1,10 @@
-"""The bare endpoint bench/query.py compares the hub with: Litestar + sqlite3, the same SQL, nothing else.
+"""The bare endpoint bench/query.py compares the hub with: Litestar, one driver, the same SQL, nothing else.
 
-.venv/bin/python bench/bare_app.py CACHE_FILE PORT
+.venv/bin/python bench/bare_app.py DATABASE PORT
+
+DATABASE is a SQLite cache file (read with sqlite3) or a PostgreSQL URL (read with
+psycopg 3: one autocommit connection per thread, the count and the page as two
+statements, no pool, no ORM). Either way the answer is the hub's ``/tasks`` page.
 """
 
 from __future__ import annotations
@@ -16,20 +20,30 @@ from litestar import Litestar, get
 
 _local = threading.local()
 DATABASE = sys.argv[1] if len(sys.argv) > 1 else ""
+POSTGRES = DATABASE.startswith(("postgresql", "postgres"))
 
 COLUMNS = "ref, workplan_id, task_id, repo, path, title, status, owner, depends_on, ready"
 ORDER = "ORDER BY workplan_id, position"
+MARK = "%s" if POSTGRES else "?"
+FALSE = "false" if POSTGRES else "0"
 
 
-def _db() -> sqlite3.Connection:
-    db: sqlite3.Connection | None = getattr(_local, "db", None)
+def _db() -> Any:
+    db = getattr(_local, "db", None)
     if db is None:
-        db = sqlite3.connect(DATABASE, check_same_thread=False)
+        if POSTGRES:
+            import psycopg
+
+            # libpq takes postgresql:// URLs; SQLAlchemy's driver suffix is not part of them.
+            db = psycopg.connect(DATABASE.replace("+psycopg", "", 1), autocommit=True)
+        else:
+            db = sqlite3.connect(DATABASE, check_same_thread=False)
         _local.db = db
     return db
 
 
 def _item(row: tuple[Any, ...]) -> dict[str, Any]:
+    depends_on = row[8]
     return {
         "ref": row[0],
         "workplan": row[1],
@@ -39,7 +53,8 @@ def _item(row: tuple[Any, ...]) -> dict[str, Any]:
         "title": row[5],
         "status": row[6],
         "owner": row[7],
-        "depends_on": json.loads(row[8]),
+        # psycopg decodes a json column itself; sqlite3 hands back its text.
+        "depends_on": depends_on if POSTGRES else json.loads(depends_on),
         "ready": bool(row[9]),
     }
 
@@ -48,21 +63,22 @@ def _item(row: tuple[Any, ...]) -> dict[str, Any]:
 def tasks(
     status: str | None = None, owner: str | None = None, ready: bool | None = None, limit: int = 100
 ) -> dict[str, Any]:
-    where, params = ["conflicted = 0"], []
+    where = [f"conflicted = {FALSE}"]
+    params: list[Any] = []
     if status is not None:
-        where.append("status = ?")
+        where.append(f"status = {MARK}")
         params.append(status)
     if owner is not None:
-        where.append("owner = ?")
+        where.append(f"owner = {MARK}")
         params.append(owner)
     if ready is not None:
-        where.append("ready = ?")
-        params.append(int(ready))
+        where.append(f"ready = {MARK}")
+        params.append(ready if POSTGRES else int(ready))
     clause = " AND ".join(where)
     db = _db()
-    total = db.execute(f"SELECT count(*) FROM task WHERE {clause}", params).fetchone()[0]  # noqa: S608 - constant column names and ? placeholders
+    total = db.execute(f"SELECT count(*) FROM task WHERE {clause}", params).fetchone()[0]  # noqa: S608 - constant column names and placeholders
     rows = db.execute(
-        f"SELECT {COLUMNS} FROM task WHERE {clause} {ORDER} LIMIT ?",  # noqa: S608 - constant column names and ? placeholders
+        f"SELECT {COLUMNS} FROM task WHERE {clause} {ORDER} LIMIT {MARK}",  # noqa: S608 - constant column names and placeholders
         [*params, limit],
     ).fetchall()
     return {"items": [_item(r) for r in rows], "total": total}

@@ -76,14 +76,14 @@ def _ddl() -> list[str]:
     return statements
 
 
-def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
-    """The least any indexer must do: read, split, tomllib, one executemany per table."""
-    database.unlink(missing_ok=True)
-    db = sqlite3.connect(database)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    for statement in ddl:
-        db.execute(statement)
+FloorRows = dict[str, list[tuple[object, ...]]]
+"""Rows by table name, each a tuple in the column order the floors insert them."""
+
+
+def floor_rows(corpus: Corpus) -> FloorRows:
+    """The least any indexer must read and parse: read, split, tomllib, the rows of each table.
+
+    Shared by this floor (sqlite3) and bench/pg_rebuild.py's (psycopg COPY)."""
     plans, tasks, deps, canon, sources = [], [], [], [], []
     for repo in corpus.repos:
         slug = repo.name
@@ -171,6 +171,21 @@ def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
                         )
                     )
                     deps.extend((slug, path, task["id"], ref) for ref in dict.fromkeys(refs))
+    return {"source_file": sources, "workplan": plans, "task": tasks, "task_dependency": deps, "canon": canon}
+
+
+def floor(corpus: Corpus, database: Path, ddl: list[str]) -> None:
+    """The least any indexer must do: read, split, tomllib, one executemany per table."""
+    database.unlink(missing_ok=True)
+    db = sqlite3.connect(database)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    for statement in ddl:
+        db.execute(statement)
+    rows = floor_rows(corpus)
+    sources, plans, tasks, deps, canon = (
+        rows[name] for name in ("source_file", "workplan", "task", "task_dependency", "canon")
+    )
     db.executemany("INSERT INTO source_file VALUES (?,?,?,?,?,?,?,?)", sources)
     db.executemany(
         "INSERT INTO workplan (repo,path,id,title,status,owner,related,body,extra,task_count,conflicted)"

@@ -20,7 +20,7 @@ from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
 from statehub.cache.database import create_indexes
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
-from statehub.cache.indexed import last_indexed
+from statehub.cache.indexed import last_indexed_commits
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
@@ -103,6 +103,16 @@ class Hub:
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
         self.engine, created = open_cache(settings.database_url)
+        self.reads: Engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
+        """The engine for reads that write nothing (``with hub.reads.connect() as conn``): on
+        PostgreSQL each statement runs on its own, as it would in a READ COMMITTED transaction,
+        without a BEGIN and a ROLLBACK round trip per request; and, with no ROLLBACK to clear them,
+        psycopg's prepared statements survive from request to request (ADR-047). The same engine
+        as ``engine`` on SQLite."""
         self.write_lock = threading.RLock()
         """Serialises index writes: the API, the watcher and sweeps share one cache."""
         self.on_repos_changed: list[Callable[[], None]] = []
@@ -189,9 +199,7 @@ class Hub:
         from statehub.changes import RowSnapshot
 
         after = RowSnapshot.take(conn, before.repos, before.prefixes)
-        for report in reports:
-            found = last_indexed(conn, report.repo)
-            after.commits[report.repo] = found.commit if found is not None else None
+        after.commits.update(last_indexed_commits(conn, [report.repo for report in reports]))
         return before.changes(after, cause, reports)
 
     def __enter__(self) -> Self:
@@ -208,7 +216,7 @@ class Hub:
         once a second), and whether a watcher runs. Slugs not registered are left out."""
 
         def execute(sql: str) -> Sequence[Sequence[Any]]:
-            with self.engine.connect() as conn:
+            with self.reads.connect() as conn:
                 return conn.exec_driver_sql(sql).all()
 
         registered = [(r.slug, r.path) for r in self.repos()]
@@ -433,8 +441,15 @@ class Hub:
                             progress(repo.report.repo)
                     write_gathered(conn, gathered_repos)
                     reports = [repo.report for repo in gathered_repos]
-                    create_indexes(conn)
-                    recompute_derived(conn)
+                    if conn.dialect.name == "postgresql":
+                        # Flags first, indexes after: each flipped row would also update six indexes
+                        # (a GIN one among them), three times the cost of the flags themselves; the
+                        # full recompute reads by hash joins and needs none (ADR-047).
+                        recompute_derived(conn)
+                        create_indexes(conn)
+                    else:
+                        create_indexes(conn)  # SQLite's ready query looks dependencies up by ref index
+                        recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)
             except BaseException:
                 reset_cache(self.engine)  # never leave a cache without its indexes

@@ -40,7 +40,7 @@ class CanonController(Controller):
         offset: Offset = 0,
     ) -> Page[CanonItem]:
         """Canon documents by id, then repo (or by ``sort``); ``total`` counts every match."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             page = queries.list_canon(
                 conn,
                 repo=repo,
@@ -56,6 +56,6 @@ class CanonController(Controller):
     @get("/{doc_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
     def get_canon(self, hub: HubDep, doc_id: CanonIdPath, repo: RepoFilter = None) -> CanonDetail:
         """One document with its body; 409 when two repos use the id and ``?repo=`` does not say which."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             doc = queries.get_canon(conn, doc_id, repo)
         return msgspec.structs.replace(doc, freshness=hub.freshness([doc.repo]))

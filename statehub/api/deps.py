@@ -10,8 +10,9 @@ Dependencies (each a ``NamedDependency``, provided synchronously from the app's
 state, which the lifespan fills): ``hub`` (:class:`statehub.hub.Hub`), ``desk``
 (:class:`statehub.events.EventDesk`), ``rooms`` (:class:`sync.rooms.Rooms`).
 
-Handlers open their cache connection themselves, ``with hub.engine.connect() as
-conn:``, instead of through a generator dependency: its cleanup machinery was a
+Handlers open their cache connection themselves, ``with hub.reads.connect() as
+conn:`` (``Hub.reads``: no transaction round trips on PostgreSQL), instead of
+through a generator dependency: its cleanup machinery was a
 visible share of the server's CPU per request on the hub's busiest routes
 (bench/query.py: hub/bare capacity for ``/tasks?status=blocked&owner=...`` rose
 from 0.62 to about 0.7-0.85 without it).

@@ -41,7 +41,7 @@ class FleetController(Controller):
     @get("/machines", sync_to_thread=False, responses=_FLEET_ERRORS)
     def machines(self, hub: HubDep, repo: RepoFilter = None) -> FleetList[MachineItem]:
         """Machines in file order: role, what the role allows, what runs there."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return fleet_queries.list_machines(conn, repo)
 
     @get("/workloads", sync_to_thread=False, responses=_FLEET_ERRORS)
@@ -54,23 +54,23 @@ class FleetController(Controller):
         state_: StateFilter = None,
     ) -> FleetList[WorkloadItem]:
         """Workloads in file order; ``host`` matches the current or the target host."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return fleet_queries.list_workloads(conn, repo, host=host, state=state_, wave=wave)
 
     @get("/lanes", sync_to_thread=False, responses=_FLEET_ERRORS)
     def lanes(self, hub: HubDep, repo: RepoFilter = None) -> LaneList:
         """Lanes with their hops, and the machines on critical lanes whose role must not carry them."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return fleet_queries.list_lanes(conn, repo)
 
     @get("/drain-plan", sync_to_thread=False, responses=_FLEET_ERRORS)
     def drain_plan(self, hub: HubDep, machine: RequiredName, repo: RepoFilter = None) -> DrainPlan:
         """What must leave ``machine``, wave by wave, with each next step and its blockers."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return fleet_queries.drain_plan(conn, machine, repo)
 
     @get("/readiness", sync_to_thread=False, responses=_FLEET_ERRORS)
     def readiness(self, hub: HubDep, repo: RepoFilter = None) -> Readiness:
         """Can production run with every temporary-dev machine switched off, and what stands in the way."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return fleet_queries.fleet_readiness(conn, repo)

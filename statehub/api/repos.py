@@ -31,7 +31,7 @@ class RepoController(Controller):
     @get("/", sync_to_thread=False, responses=error_responses())
     def list_repos(self, hub: HubDep) -> Page[RepoItem]:
         """Every registered repo by slug, with file errors and workplans counted."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             page = queries.list_repos(conn)
         return with_freshness(page, hub.freshness())
 
@@ -48,13 +48,13 @@ class RepoController(Controller):
         tree; 409 when its slug is another path's.
         """
         report = hub.register(sent_path(data.path))
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return queries.indexed_repo(conn, report)
 
     @get("/{slug:str}", sync_to_thread=False, responses=error_responses(404))
     def get_repo(self, hub: HubDep, slug: SlugPath) -> RepoDetail:
         """One repo: manifest fields, counts, every file error."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             repo = queries.get_repo(conn, slug)
         return msgspec.structs.replace(repo, freshness=hub.freshness([slug]))
 
@@ -78,5 +78,5 @@ class RepoController(Controller):
     def refresh(self, hub: HubDep, slug: SlugPath) -> IndexedRepo:
         """Re-index the repo's files whose git blob sha changed."""
         report = hub.refresh(slug)[0]
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return queries.indexed_repo(conn, report)

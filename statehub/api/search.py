@@ -45,6 +45,6 @@ class SearchController(Controller):
     ) -> Page[SearchHit]:
         """Hits best first, each with a snippet; 400 for a ``q`` with no word or over 16 words.
         ``freshness`` says how current the cache is for the repos searched (``repo``, else all)."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             page = search(conn, q, repo=repo, kind=kind, limit=limit, offset=offset)
         return with_freshness(page, hub.freshness([repo] if repo else None))

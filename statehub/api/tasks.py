@@ -96,7 +96,7 @@ class TaskController(Controller):
             )
             return with_freshness(page, hub.freshness([repo] if repo else None))
         # On the event loop, as before: a thread hop cost this hot path (bench/query.py).
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             page = queries.list_tasks(
                 conn,
                 repo=repo,
@@ -116,7 +116,7 @@ class TaskController(Controller):
     def get_task(self, hub: HubDep, ref: TaskRefPath) -> TaskDetail:
         """One task by reference (``CUST-WP-0054-T02``); 409 when its workplan id is claimed twice.
         ``freshness`` says how current the cache is for its repo."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             task = queries.get_task(conn, ref)
         return TaskDetail(**msgspec.structs.asdict(task), freshness=hub.freshness([task.repo]))
 
@@ -125,5 +125,5 @@ class TaskController(Controller):
         """The task with what it depends on (each reference resolved hub-wide, ``task`` null when it
         names no task the cache holds) and what depends on it (any workplan, any repo); 409 as
         ``GET /tasks/{ref}``. Its events and their commits: ``GET /events?task={ref}``."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return queries.task_shown(conn, ref)

@@ -62,7 +62,7 @@ class WorkplanController(Controller):
     ) -> Page[WorkplanItem]:
         """Workplans by id (or by ``sort``, then id); a workplan id claimed by two files is left out
         (it is a file error). ``total`` counts every match, not only the page."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             page = queries.list_workplans(
                 conn,
                 repo=repo,
@@ -79,7 +79,7 @@ class WorkplanController(Controller):
     @get("/{workplan_id:str}", sync_to_thread=False, responses=error_responses(404, 409))
     def get_workplan(self, hub: HubDep, workplan_id: WorkplanIdPath) -> WorkplanDetail:
         """One workplan with its body and tasks; 409 when two files claim its id."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             plan = queries.get_workplan(conn, workplan_id)
         return msgspec.structs.replace(plan, freshness=hub.freshness([plan.repo]))
 
@@ -88,5 +88,5 @@ class WorkplanController(Controller):
         """The workplan, its progress (tasks by status, percent done of those not cancelled) and
         the dependency links of its tasks that leave it, to or from tasks of other workplans in
         any repo: what its dependency graph needs besides its own tasks."""
-        with hub.engine.connect() as conn:
+        with hub.reads.connect() as conn:
             return queries.workplan_overview(conn, workplan_id)

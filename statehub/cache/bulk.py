@@ -15,14 +15,23 @@ from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import JSON, Column, Connection, Table
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["insert_rows"]
 
 _dumps = json.JSONEncoder().encode
+_encode = msgspec.json.encode
+
+
+def _copy_json(value: Any) -> str:
+    """A JSON column's text for COPY: msgspec's encoder, several times the standard library's speed
+    (the value read back is the same; only the spacing differs, which ``changes`` allows for)."""
+    return _encode(value).decode()
+
 
 _COPY_MIN_ROWS = 50
 """Below this, a plain executemany is as fast on PostgreSQL and simpler to reason about."""
@@ -77,28 +86,53 @@ def _leaves_out_defaults(table: Table, columns: tuple[str, ...]) -> bool:
 
 
 def _postgres_copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    columns = [c for c in table.columns if not _generated(c, rows[0])]
+    columns, fill = _copy_plan(table, tuple(rows[0]))
     names = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in columns)
     quoted = conn.dialect.identifier_preparer.format_table(table)
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(f"COPY {quoted} ({names}) FROM STDIN") as copy:
+        write = copy.write_row
+        json_at = [i for i, c in enumerate(columns) if isinstance(c.type, JSON)]
+        if len(columns) > 1 and all(c.name in rows[0] for c in columns):
+            get = itemgetter(*(c.name for c in columns))  # every value given: no per-cell call
+            for row in rows:
+                values = list(get(row))
+                for i in json_at:
+                    if values[i] is not None:
+                        values[i] = _copy_json(values[i])
+                write(values)
+            return
         for row in rows:
-            copy.write_row(tuple(_value(c, row) for c in columns))
+            write([f(row) for f in fill])
+
+
+@cache
+def _copy_plan(
+    table: Table, keys: tuple[str, ...]
+) -> tuple[list[Column[Any]], tuple[Callable[[dict[str, Any]], Any], ...]]:
+    """The columns COPY names for rows with ``keys``, and per column what gives its value."""
+    sample = dict.fromkeys(keys)
+    columns = [c for c in table.columns if not _generated(c, sample)]
+    return columns, tuple(_filler(c) for c in columns)
+
+
+def _filler(column: Column[Any]) -> Callable[[dict[str, Any]], Any]:
+    name = column.name
+    if isinstance(column.type, JSON):
+        default = column.default.arg if column.default is not None and column.default.is_scalar else None  # type: ignore[attr-defined]
+
+        def json_value(row: dict[str, Any]) -> Any:
+            value = row.get(name, default)
+            return None if value is None else _copy_json(value)
+
+        return json_value
+    if column.default is not None and column.default.is_scalar:
+        scalar = column.default.arg  # type: ignore[attr-defined]
+        return lambda row: row.get(name, scalar)
+    return lambda row: row.get(name)
 
 
 def _generated(column: Column[Any], sample: dict[str, Any]) -> bool:
     """An autoincrement key the rows leave out is filled in by the server."""
     return bool(column.primary_key and column.autoincrement in (True, "auto") and column.name not in sample)
-
-
-def _value(column: Column[Any], row: dict[str, Any]) -> Any:
-    if column.name in row:
-        value = row[column.name]
-    elif column.default is not None and column.default.is_scalar:
-        value = column.default.arg  # type: ignore[attr-defined]
-    else:
-        value = None
-    if isinstance(column.type, JSON) and value is not None:
-        return _dumps(value)
-    return value

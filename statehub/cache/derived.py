@@ -73,6 +73,31 @@ _READY = """(
     )
 )"""
 _FULL_READY = text(f"UPDATE task SET ready = {_READY} WHERE ready != {_READY}")  # noqa: S608 - _READY is a constant expression
+# The same question for PostgreSQL, worded as joins. Inside ``SET ready = (... AND NOT EXISTS ...)``
+# PostgreSQL cannot turn the correlated NOT EXISTS into an anti-join and probes a hashed subplan per
+# row: 1.4 s of a 74-repo rebuild's 4 s (bench/pg_rebuild.py). Here the tasks with a dependency not
+# done are one hash anti-join, and only the rows whose flag flips are written. SQLite keeps the
+# form above, which it answers through ix_task_ref_status (bench/rebuild.py).
+_FULL_READY_POSTGRES = text(
+    """UPDATE task SET ready = NOT task.ready
+FROM (
+    SELECT t.repo, t.path, t.task_id FROM task AS t
+    LEFT JOIN (
+        SELECT DISTINCT d.repo, d.path, d.task_id FROM task_dependency AS d
+        WHERE NOT EXISTS (
+            SELECT 1 FROM task AS dep
+            WHERE dep.ref = d.depends_on AND dep.status = 'done' AND dep.conflicted = :no
+        )
+    ) AS blocked ON blocked.repo = t.repo AND blocked.path = t.path AND blocked.task_id = t.task_id
+    WHERE t.ready != (
+        t.status NOT IN ('done', 'cancelled')
+        AND t.conflicted = :no
+        AND t.cyclic = :no
+        AND blocked.task_id IS NULL
+    )
+) AS flip
+WHERE task.repo = flip.repo AND task.path = flip.path AND task.task_id = flip.task_id"""
+)
 _READY_BY_WORKPLAN = text(
     f"UPDATE task SET ready = {_READY} WHERE workplan_id IN :ids AND ready != {_READY}"  # noqa: S608 - _READY is a constant expression
 ).bindparams(bindparam("ids", expanding=True))
@@ -87,7 +112,8 @@ def recompute_derived(conn: Connection, scope: Scope | None = None) -> None:
     if scope is None:
         _full_duplicates(conn)
         _mark_cycles(conn, _edges(conn, None))
-        conn.execute(_FULL_READY, {"no": False})
+        postgres = conn.dialect.name == "postgresql"
+        conn.execute(_FULL_READY_POSTGRES if postgres else _FULL_READY, {"no": False})
         return
     if not scope:
         return

@@ -22,9 +22,18 @@ from statehub.errors import NotAGitRepo
 from statehub.gitfiles import git_dirs, read_head
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
-__all__ = ["LastIndex", "forget_indexed", "head_commit", "indexed_row", "last_indexed", "record_indexed"]
+__all__ = [
+    "LastIndex",
+    "forget_indexed",
+    "head_commit",
+    "indexed_row",
+    "last_indexed",
+    "last_indexed_commits",
+    "record_indexed",
+]
 
 _PREFIX = "indexed:"
 
@@ -55,6 +64,17 @@ def last_indexed(conn: Connection, slug: str) -> LastIndex | None:
     """When ``slug`` was last indexed; None when the cache has no note of it."""
     value = conn.execute(select(META.c.value).where(META.c.key == _PREFIX + slug)).scalar()
     return None if value is None else msgspec.json.decode(value, type=LastIndex)
+
+
+def last_indexed_commits(conn: Connection, slugs: Sequence[str]) -> dict[str, str | None]:
+    """The commit each of ``slugs`` was last indexed at (None: no note, or no commit), in one query
+    (a rebuild's comparison asks for every repo: one round trip each on PostgreSQL)."""
+    keys = {_PREFIX + slug: slug for slug in slugs}
+    found: dict[str, str | None] = dict.fromkeys(slugs)
+    if keys:
+        for key, value in conn.execute(select(META.c.key, META.c.value).where(META.c.key.in_(list(keys)))):
+            found[keys[key]] = msgspec.json.decode(value, type=LastIndex).commit
+    return found
 
 
 def forget_indexed(conn: Connection, slug: str) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
-from statehub.cache import queries
+from statehub.cache import database, queries
 from statehub.cache.answers import RepoCounts, RepoDetail
 from statehub.cache.bulk import insert_rows
-from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES
+from statehub.cache.derived import recompute_derived
+from statehub.cache.schema import FILE_ERRORS, SOURCE_FILES, TASKS
 from statehub.cli import main
 from statehub.hub import Hub
 from tests.clijson import cli_data
@@ -193,3 +195,87 @@ def test_cli_uses_the_configured_backend(settings: Settings, make_repo: Callable
         )
         with hub.engine.connect() as conn:
             assert queries.list_repos(conn).total == 1
+
+
+def test_full_ready_recompute_sets_every_flag_both_ways(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """The full recompute (a rebuild; the event service after a write) sets ``ready`` right whichever
+    way each flag is wrong; PostgreSQL words it as joins (derived._FULL_READY_POSTGRES), SQLite as
+    correlated subqueries, and the flags must come out the same."""
+    hub.register(_corpus(make_repo).root)
+    key = (TASKS.c.repo, TASKS.c.path, TASKS.c.task_id)
+    with hub.engine.connect() as conn:
+        expected = {tuple(r[:3]): r[3] for r in conn.execute(select(*key, TASKS.c.ready))}
+    assert sorted(expected.values()).count(True) == 1 + MANY  # OPS-WP-0001-T02 and OPS-WP-0002's tasks
+    with hub.engine.begin() as conn:
+        conn.execute(update(TASKS).values(ready=~TASKS.c.ready))  # every flag wrong
+        recompute_derived(conn)
+    with hub.engine.connect() as conn:
+        assert {tuple(r[:3]): r[3] for r in conn.execute(select(*key, TASKS.c.ready))} == expected
+
+
+def _postgres_only(hub: Hub) -> None:
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL connection's life: SQLite has no server to lose or prepare on")
+
+
+def test_reads_keep_their_prepared_statements(hub: Hub, make_repo: Callable[[str], GitRepo]) -> None:
+    """Hub.reads runs without a transaction, so no ROLLBACK on return clears psycopg's prepared
+    statements: a list asked again and again is prepared on the server once (ADR-047)."""
+    _postgres_only(hub)
+    hub.register(_corpus(make_repo).root)
+    hub.reads.dispose()  # one fresh pooled connection, reused by each read below
+    for _ in range(8):
+        with hub.reads.connect() as conn:
+            queries.list_tasks(conn, ready=True, limit=5)
+    with hub.reads.connect() as conn:
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
+        in_transaction = conn.connection.driver_connection.info.transaction_status  # type: ignore[union-attr]
+    assert any("FROM task" in statement for statement in prepared), prepared
+    assert in_transaction == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_connection_the_server_dropped_is_replaced(
+    hub: Hub, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection idle for IDLE_PING_SECONDS is pinged before use; one the server ended
+    (restart, failover, idle timeout) is replaced, and the read answers instead of failing."""
+    _postgres_only(hub)
+    hub.register(_corpus(make_repo).root)
+    with hub.reads.connect() as conn:
+        before = queries.list_tasks(conn, ready=True, limit=5).total
+        server_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    url = hub.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [server_pid]).fetchone() == (True,)
+    monkeypatch.setattr(database, "IDLE_PING_SECONDS", 0.0)
+    with hub.reads.connect() as conn:
+        assert queries.list_tasks(conn, ready=True, limit=5).total == before
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != server_pid
+
+
+def test_a_rebuild_of_unchanged_files_announces_no_row_change(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A refresh of one small file writes its tasks with SQLAlchemy's JSON encoder, a rebuild with
+    COPY's (PostgreSQL), which spaces ``["OPS-WP-0001-T02", "OPS-WP-0002-T01"]`` otherwise: the
+    snapshots compare JSON as text, and a text that differs only so is no change."""
+    repo = _corpus(make_repo)
+    hub.register(repo.root)
+    text = (repo.root / "workplans/OPS-WP-0001.md").read_text(encoding="utf-8")
+    repo.write("workplans/OPS-WP-0001.md", text.replace("Free text.", "Free text, edited."))
+    hub.refresh("ops")
+    with hub.engine.connect() as conn:
+        before = hub.snapshot(conn, None)
+    hub.rebuild()
+    with hub.engine.connect() as conn:
+        after = hub.snapshot(conn, None)
+        depends_on = conn.execute(
+            select(TASKS.c.depends_on).where(TASKS.c.ref == "OPS-WP-0001-T03")
+        ).scalar_one()
+    assert depends_on == ["OPS-WP-0001-T02", "OPS-WP-0002-T01"]
+    if hub.engine.dialect.name == "postgresql":  # the premise: the stored texts differ
+        key = ("task", "ops", "workplans/OPS-WP-0001.md", "T03")
+        assert before.rows[key] != after.rows[key]
+    assert [c.type for c in before.changes(after, "rebuild")] == []
