@@ -53,16 +53,46 @@ from statehub.settings import Settings
 
 @dataclass
 class Client:
-    """One subscriber: when it first saw each marker (perf_counter seconds) and what it read."""
+    """One subscriber: when it first saw each marker (perf_counter seconds) and what it read.
+
+    Messages are counted and searched whole: a read ends wherever the socket's bytes end, which
+    under a burst is anywhere inside a message (a read of 64 KiB behind a chunk of more), so a
+    pattern looked for in each read alone (``\nevent: ``, a marker) is missed when a read boundary
+    cuts it. ``rest`` keeps the bytes after the last complete message for the next read."""
 
     seen: dict[bytes, float] = field(default_factory=dict)
-    markers: list[bytes] = field(default_factory=list)
     messages: int = 0
+    ids: list[int] = field(default_factory=list)
+    """Every message id received, in order (what exactly-once is checked on)."""
     dropped: bool = False
     opened: asyncio.Event = field(default_factory=asyncio.Event)
+    rest: bytes = b""
+
+    def take(self, chunk: bytes, now: float) -> None:
+        """Account for the complete SSE messages that ``chunk`` ends (``\n\n`` closes one; the
+        response's chunked-encoding size lines sit between messages, before an ``id:`` line)."""
+        data = self.rest + chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self.rest = data
+            return
+        self.rest = data[end + 2 :]
+        for message in data[: end + 2].split(b"\n\n"):
+            kind = _EVENT.search(message)
+            if kind is None:
+                continue  # a comment (keepalive, the stream's opening) or the tail of the split
+            self.messages += 1
+            if kind.group(1) == b"dropped":
+                self.dropped = True
+            if (ident := _ID.search(message)) is not None:
+                self.ids.append(int(ident.group(1)))
+            for marker in _MARKER.findall(message):
+                self.seen.setdefault(marker, now)
 
 
 _MARKER = re.compile(rb"bench-[a-z]+-\d+")
+_EVENT = re.compile(rb"(?:^|\n)event: ([^\n]*)")
+_ID = re.compile(rb"(?:^|\n)id: (\d+)\n")
 
 
 async def subscribe(port: int, path: str, client: Client) -> None:
@@ -74,13 +104,8 @@ async def subscribe(port: int, path: str, client: Client) -> None:
             chunk = await reader.read(1 << 16)
             if not chunk:
                 return
-            now = time.perf_counter()
             client.opened.set()
-            client.messages += chunk.count(b"\nevent: ") + chunk.startswith(b"event: ")
-            if b"event: dropped" in chunk:
-                client.dropped = True
-            for marker in _MARKER.findall(chunk):
-                client.seen.setdefault(marker, now)
+            client.take(chunk, time.perf_counter())
     finally:
         writer.close()
 
@@ -274,6 +299,7 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
 
             # A burst: every task and workplan title of 5 repos changes at once (~1,500 messages).
             before = [c.messages for c in clients]
+            before_ids = [len(c.ids) for c in clients]
             burst_started = time.perf_counter()
             for repo in corpus.repos[60:65]:
                 for plan in (repo / "workplans").glob("R*-WP-*.md"):
@@ -304,6 +330,14 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                     break
                 await asyncio.sleep(0.2)
             out["burst_messages"] = counts
+            got_ids = [c.ids[n:] for c, n in zip(clients, before_ids, strict=True)]
+            every = set().union(*got_ids)
+            out["burst_ids"] = (
+                len(every),
+                sum(len(set(ids)) != len(ids) for ids in got_ids),  # subscribers with an id twice
+                sum(set(ids) != every for ids in got_ids),  # subscribers missing an id another got
+                sum(ids != sorted(ids) for ids in got_ids),  # subscribers given ids out of order
+            )
             out["burst_s"] = time.perf_counter() - burst_started
             metrics = (await http.get("/metrics")).text
             drops = re.search(r"^statehub_stream_drops_total (\S+)$", metrics, re.MULTILINE)
@@ -378,6 +412,13 @@ async def main_async(args: argparse.Namespace) -> int:
         f"burst of {max(counts)} messages: every fast subscriber got all ({min(counts)}..{max(counts)}), "
         f"drops counted {hub['drops']:g}, the slow one told 'dropped': {hub['slow_told']}, "
         f"fast ones dropped: {hub['dropped_flags']}; burst delivered in {hub['burst_s']:.1f} s"
+    )
+    burst_ids = hub["burst_ids"]
+    assert isinstance(burst_ids, tuple)
+    ids, twice, missing, disorder = burst_ids
+    print(
+        f"burst ids: {ids} distinct; subscribers with an id twice: {twice}, missing one another got: "
+        f"{missing}, out of order: {disorder}"
     )
     split = hub["split"]
     assert isinstance(split, dict)
