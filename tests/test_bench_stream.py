@@ -13,7 +13,7 @@ from statehub.stream import frame
 
 def _response() -> tuple[bytes, list[int]]:
     """What the hub sends: headers, the opening comment, then chunks of frames (chunked encoding)."""
-    frames = [frame("task.changed", n, '{"title":"bench-burst-%d"}' % n) for n in range(1, 6)]
+    frames = [frame("task.changed", n, f'{{"title":"bench-burst-{n}"}}') for n in range(1, 6)]
     chunks = [b": statehub change stream\n\n", b"".join(frames[:3]), b": keepalive\n\n", b"".join(frames[3:])]
     body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
