@@ -12,10 +12,11 @@ What it prints:
   reached each subscriber. Target p95 <= 50 ms.
 * the hub's resident memory (VmRSS) with no subscriber and with all of them;
 * a slow subscriber (connected, reading nothing): the others' event latency with it there; then a
-  burst of about 1,000 changes: whether every other subscriber got every message, and whether the
-  slow one was dropped (``statehub_stream_drops_total``; with the default queue of 1000 and a
-  loopback socket's buffers, a burst this size may not be enough: tests/statehub/test_stream.py
-  shows the drop with a small queue);
+  burst of about 1,500 changes: whether every other subscriber got every message the change log
+  holds for it, by id, once each and in order, and whether the slow one was dropped
+  (``statehub_stream_drops_total``; with the default queue of 1000 and a loopback socket's
+  buffers, a burst this size may not be enough: tests/statehub/test_stream.py shows the drop
+  with a small queue);
 * the floor: the bare fan-out (``bench/bare_stream_app.py``: ``POST /publish`` puts one frame in
   every subscriber's queue) to the same number of subscribers by the same client, and each hub
   figure's ratio to it.
@@ -38,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,16 +55,46 @@ from statehub.settings import Settings
 
 @dataclass
 class Client:
-    """One subscriber: when it first saw each marker (perf_counter seconds) and what it read."""
+    """One subscriber: when it first saw each marker (perf_counter seconds) and what it read.
+
+    Messages are counted and searched whole: a read ends wherever the socket's bytes end, which
+    under a burst is anywhere inside a message (a read of 64 KiB behind a chunk of more), so a
+    pattern looked for in each read alone (``\nevent: ``, a marker) is missed when a read boundary
+    cuts it. ``rest`` keeps the bytes after the last complete message for the next read."""
 
     seen: dict[bytes, float] = field(default_factory=dict)
-    markers: list[bytes] = field(default_factory=list)
     messages: int = 0
+    ids: list[int] = field(default_factory=list)
+    """Every message id received, in order (what exactly-once is checked on)."""
     dropped: bool = False
     opened: asyncio.Event = field(default_factory=asyncio.Event)
+    rest: bytes = b""
+
+    def take(self, chunk: bytes, now: float) -> None:
+        """Account for the complete SSE messages that ``chunk`` ends (``\n\n`` closes one; the
+        response's chunked-encoding size lines sit between messages, before an ``id:`` line)."""
+        data = self.rest + chunk
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self.rest = data
+            return
+        self.rest = data[end + 2 :]
+        for message in data[: end + 2].split(b"\n\n"):
+            kind = _EVENT.search(message)
+            if kind is None:
+                continue  # a comment (keepalive, the stream's opening) or the tail of the split
+            self.messages += 1
+            if kind.group(1) == b"dropped":
+                self.dropped = True
+            if (ident := _ID.search(message)) is not None:
+                self.ids.append(int(ident.group(1)))
+            for marker in _MARKER.findall(message):
+                self.seen.setdefault(marker, now)
 
 
 _MARKER = re.compile(rb"bench-[a-z]+-\d+")
+_EVENT = re.compile(rb"(?:^|\n)event: ([^\n]*)")
+_ID = re.compile(rb"(?:^|\n)id: (\d+)\n")
 
 
 async def subscribe(port: int, path: str, client: Client) -> None:
@@ -74,13 +106,8 @@ async def subscribe(port: int, path: str, client: Client) -> None:
             chunk = await reader.read(1 << 16)
             if not chunk:
                 return
-            now = time.perf_counter()
             client.opened.set()
-            client.messages += chunk.count(b"\nevent: ") + chunk.startswith(b"event: ")
-            if b"event: dropped" in chunk:
-                client.dropped = True
-            for marker in _MARKER.findall(chunk):
-                client.seen.setdefault(marker, now)
+            client.take(chunk, time.perf_counter())
     finally:
         writer.close()
 
@@ -273,7 +300,9 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
             out["with_slow"] = with_slow
 
             # A burst: every task and workplan title of 5 repos changes at once (~1,500 messages).
-            before = [c.messages for c in clients]
+            changes = home / "data" / "changes.sqlite3"
+            burst_repos = [_slug(repo) for repo in corpus.repos[60:65]]
+            start_id = _logged(changes, "SELECT coalesce(max(id), 0) FROM change")[0]
             burst_started = time.perf_counter()
             for repo in corpus.repos[60:65]:
                 for plan in (repo / "workplans").glob("R*-WP-*.md"):
@@ -297,13 +326,39 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
                 await delivered(clients, marker.encode(), started, timeout=60)
             except SystemExit as missed:
                 print(f"burst: {missed}")
+            # The burst ends with each repo's repo.indexed (its last message); then every subscriber
+            # must hold exactly the ids the change log holds from the burst's start to there.
+            expected: list[int] = []
             deadline = time.perf_counter() + 60
-            while time.perf_counter() < deadline:  # the burst's repo.indexed come last per repo
-                counts = [c.messages - b for c, b in zip(clients, before, strict=True)]
-                if min(counts) == max(counts) and min(counts) > 1000:
+            while time.perf_counter() < deadline:
+                if not expected:
+                    ends = {
+                        repo: end
+                        for repo, end in _logged(
+                            changes,
+                            "SELECT repo, max(id) FROM change WHERE type = 'repo.indexed' AND id > ? "
+                            "GROUP BY repo",
+                            start_id,
+                            rows=True,
+                        )
+                        if repo in burst_repos
+                    }
+                    if len(ends) == len(burst_repos):
+                        through = max(ends.values())
+                        expected = _logged(
+                            changes, "SELECT id FROM change WHERE id > ? AND id <= ?", start_id, through
+                        )
+                if expected and all(c.ids and c.ids[-1] >= expected[-1] for c in clients):
                     break
                 await asyncio.sleep(0.2)
-            out["burst_messages"] = counts
+            got_ids = [[i for i in c.ids if start_id < i <= (expected or [0])[-1]] for c in clients]
+            out["burst_messages"] = [len(ids) for ids in got_ids]
+            out["burst_ids"] = (
+                len(expected),
+                sum(len(set(ids)) != len(ids) for ids in got_ids),  # subscribers with an id twice
+                sum(not set(expected) <= set(ids) for ids in got_ids),  # subscribers missing one
+                sum(ids != sorted(ids) for ids in got_ids),  # subscribers given ids out of order
+            )
             out["burst_s"] = time.perf_counter() - burst_started
             metrics = (await http.get("/metrics")).text
             drops = re.search(r"^statehub_stream_drops_total (\S+)$", metrics, re.MULTILINE)
@@ -323,6 +378,24 @@ async def hub_run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         process.wait(20)
     out["split"] = _split(home / "data" / "changes.sqlite3", walls)
     return out
+
+
+def _slug(repo: Path) -> str:
+    found = re.search(
+        r'^slug = "([^"]+)"', (repo / "statehub.toml").read_text(encoding="utf-8"), re.MULTILINE
+    )
+    if found is None:
+        raise SystemExit(f"{repo} names no slug")
+    return found.group(1)
+
+
+def _logged(log: Path, query: str, *args: object, rows: bool = False) -> list[Any]:
+    """The change log's answer to ``query`` (read-only, beside the running hub): first columns, or rows."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{log}?mode=ro", uri=True)) as db:
+        found = db.execute(query, args).fetchall()
+    return found if rows else [row[0] for row in found]
 
 
 def _split(log: Path, walls: dict[str, tuple[float, float]]) -> dict[str, tuple[list[float], list[float]]]:
@@ -372,12 +445,15 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"slow subscriber: others' p95 {s95 * 1000:.1f} ms vs {e95 * 1000:.1f} ms without ({s95 / e95:.2f}x)"
     )
-    counts = hub["burst_messages"]
-    assert isinstance(counts, list)
+    counts, burst_ids = hub["burst_messages"], hub["burst_ids"]
+    assert isinstance(counts, list) and isinstance(burst_ids, tuple)
+    ids, twice, missing, disorder = burst_ids
     print(
-        f"burst of {max(counts)} messages: every fast subscriber got all ({min(counts)}..{max(counts)}), "
-        f"drops counted {hub['drops']:g}, the slow one told 'dropped': {hub['slow_told']}, "
-        f"fast ones dropped: {hub['dropped_flags']}; burst delivered in {hub['burst_s']:.1f} s"
+        f"burst of {ids} messages (the change log's, through each burst repo's repo.indexed): the fast "
+        f"subscribers got {min(counts)}..{max(counts)}; subscribers with an id twice: {twice}, missing "
+        f"one: {missing}, given ids out of order: {disorder}; drops counted {hub['drops']:g}, the slow one "
+        f"told 'dropped': {hub['slow_told']}, fast ones dropped: {hub['dropped_flags']}; burst delivered "
+        f"in {hub['burst_s']:.1f} s"
     )
     split = hub["split"]
     assert isinstance(split, dict)

@@ -645,6 +645,45 @@ def test_a_slow_subscriber_is_dropped_without_harming_the_others(
         fast.close()
 
 
+def test_a_burst_reaches_every_subscriber_exactly_once_in_order(
+    server: HubServer, two_repos: tuple[GitRepo, GitRepo], served_settings: Settings
+) -> None:
+    """A burst of about 1,600 messages (offered in runs, sent in chunks of 64 KiB, canon/ADR-044)
+    with an event accepted in the middle of it: every subscriber gets every id the log holds, once
+    each and in order, the same as the others (bench/stream.py's burst check, small)."""
+    import sqlite3
+
+    from statehub.changes import changes_path
+
+    demo, _other = two_repos
+    subscribers = [_stream(server) for _ in range(6)]
+    log = changes_path(served_settings.data_dir)
+
+    def logged(after: int, through: int | None = None) -> list[int]:
+        with contextlib.closing(sqlite3.connect(f"file:{log}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT id FROM change WHERE id > ? ORDER BY id", (after,)).fetchall()
+        return [r[0] for r in rows if through is None or r[0] <= through]
+
+    start = max(logged(0), default=0)  # the hub is quiet: the subscribers get what follows
+    for n in range(10, 14):
+        demo.write(f"workplans/DEMO-WP-00{n}.md", _plan(f"DEMO-WP-00{n}", tasks=400))
+    demo.commit("1,600 more tasks")
+    refreshed = threading.Thread(
+        target=lambda: httpx.post(f"{server.url}/repos/demo/refresh", timeout=WAIT), daemon=True
+    )
+    refreshed.start()
+    assert httpx.post(f"{server.url}/events", json=_event("ev-burst"), timeout=WAIT).status_code == 202
+    refreshed.join(WAIT)
+    last = max(s.wait_for("event.applied", key="ev-burst").id or 0 for s in subscribers)
+    expected = logged(start, last)
+    assert len(expected) > 1600
+    for subscriber in subscribers:
+        subscriber.wait(lambda ms: any((m.id or 0) >= last for m in ms), f"id {last}")
+        got = [m.id for m in subscriber.messages if m.id is not None and m.id <= last]
+        assert got == expected  # each once, in order, none missing
+        subscriber.close()
+
+
 @pytest.fixture
 def secured_server(
     two_repos: tuple[GitRepo, GitRepo], served_settings: Settings
