@@ -123,7 +123,9 @@ TASKS = Table(
     # Each list filter, then conflicted (every list excludes conflicted rows), then
     # the list order: counts are index-only and pages need no sort (bench/query.py).
     Index("ix_task_status_owner", "status", "owner", "conflicted", "workplan_id", "position"),
-    Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position"),
+    # ref and status after the order too: the claimable list (ready, unconflicted, todo, in
+    # workplan then file order then ref) reads only this index, no row and no sort (bench/claims.py).
+    Index("ix_task_ready", "ready", "conflicted", "workplan_id", "position", "ref", "status"),
     Index("ix_task_order", "workplan_id", "position"),
     # ref first, then what ready asks of a dependency: SQLite then resolves a
     # dependency by its ref instead of scanning every done task (bench/rebuild.py).
