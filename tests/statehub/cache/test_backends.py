@@ -181,6 +181,31 @@ def test_ready_tasks_probe_dependencies_by_reference(hub: Hub, make_repo: Callab
     assert any("USING COVERING INDEX ix_task_ref_status (ref=?" in plan for plan in plans), plans
 
 
+def test_claimable_list_reads_one_index_in_order(hub: Hub, make_repo: Callable[[str], GitRepo]) -> None:
+    """The claimable list's candidate query runs on most list requests (every claim's write-back
+    changes the cache generation): it must read ix_task_ready alone, already in list order, with
+    no row lookup and no sort (bench/claims.py), and still answer what a fresh query gives."""
+    hub.register(_corpus(make_repo).root)
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans by statistics; bench/claims.py watches its speed")
+    plans: list[str] = []
+
+    def explain(conn: Any, cursor: Any, statement: str, params: Any, _context: Any, _many: bool) -> None:
+        if statement.startswith("SELECT task.ref, task.status, task.ready"):
+            rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+            plans.append("\n".join(row[3] for row in rows))
+
+    event.listen(hub.engine, "before_cursor_execute", explain)
+    try:
+        with hub.engine.connect() as conn:
+            page = queries.list_claimable(conn, excluded=(), limit=5)
+    finally:
+        event.remove(hub.engine, "before_cursor_execute", explain)
+    assert plans == ["SEARCH task USING COVERING INDEX ix_task_ready (ready=? AND conflicted=?)"], plans
+    assert page.total == 1 + MANY  # OPS-WP-0001-T02 (T01 is done) and every task of OPS-WP-0002
+    assert [item.ref for item in page.items] == ["OPS-WP-0001-T02"] + [f"OPS-WP-0002-T{i:02d}" for i in range(1, 5)]
+
+
 def test_cli_uses_the_configured_backend(settings: Settings, make_repo: Callable[[str], GitRepo]) -> None:
     """The CLI opens the cache named by STATEHUB_DATABASE_URL (the fixture sets it per backend)."""
     repo = _corpus(make_repo)
