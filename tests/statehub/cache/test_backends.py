@@ -203,7 +203,9 @@ def test_claimable_list_reads_one_index_in_order(hub: Hub, make_repo: Callable[[
         event.remove(hub.engine, "before_cursor_execute", explain)
     assert plans == ["SEARCH task USING COVERING INDEX ix_task_ready (ready=? AND conflicted=?)"], plans
     assert page.total == 1 + MANY  # OPS-WP-0001-T02 (T01 is done) and every task of OPS-WP-0002
-    assert [item.ref for item in page.items] == ["OPS-WP-0001-T02"] + [f"OPS-WP-0002-T{i:02d}" for i in range(1, 5)]
+    assert [item.ref for item in page.items] == ["OPS-WP-0001-T02"] + [
+        f"OPS-WP-0002-T{i:02d}" for i in range(1, 5)
+    ]
 
 
 def test_cli_uses_the_configured_backend(settings: Settings, make_repo: Callable[[str], GitRepo]) -> None:
