@@ -8,14 +8,19 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const FOLLOW_FOR_MS = 15000
 
 // The last outcome shown for each subject (a task ref, a workplan id): an applied event refreshes
-// the view, and the new view shows the outcome again where the old one showed it.
+// the view, and the new view shows the outcome again where the old one showed it. The view can be
+// redrawn (live) while an action is in flight: its answer goes to the box on the page now, not to
+// the one the action started from.
 const remembered = new Map()
+const boxes = new Map()
 
 /** An outcome box for `subject`: shows (and remembers) each outcome, starting with the last one. */
 function outcomeBox (box, subject) {
+  boxes.set(subject, box)
   const show = (kind, text) => {
     remembered.set(subject, [kind, text])
-    outcome(box, kind, text)
+    const current = boxes.get(subject)
+    outcome(current && current.isConnected ? current : box, kind, text)
   }
   const last = remembered.get(subject)
   if (last) outcome(box, ...last)
