@@ -169,11 +169,12 @@ class Hub:
             self.changes.append(changes)
 
     @staticmethod
-    def snapshot(conn: Connection, repos: Iterable[str] | None) -> RowSnapshot:
-        """The rows of ``repos`` (None: all) before a change, inside the changing transaction."""
+    def snapshot(conn: Connection, repos: Iterable[str] | None, prefixes: Iterable[str] = ()) -> RowSnapshot:
+        """The rows of ``repos`` (None: all) before a change, inside the changing transaction; the
+        dependents also of ``prefixes`` (``RowSnapshot.take``)."""
         from statehub.changes import RowSnapshot
 
-        return RowSnapshot.take(conn, None if repos is None else set(repos))
+        return RowSnapshot.take(conn, None if repos is None else set(repos), prefixes)
 
     def tracker(self) -> Tracker:
         """The indexer's ``before_change`` hook for one change (``statehub.changes.Tracker``)."""
@@ -196,9 +197,7 @@ class Hub:
         reports of the repos ``before`` holds say ``repo.indexed``."""
         if before.repos is not None:
             reports = [r for r in reports if r.repo in before.repos]
-        from statehub.changes import RowSnapshot
-
-        after = RowSnapshot.take(conn, before.repos, before.prefixes)
+        after = self.snapshot(conn, before.repos, before.prefixes)
         after.commits.update(last_indexed_commits(conn, [report.repo for report in reports]))
         return before.changes(after, cause, reports)
 

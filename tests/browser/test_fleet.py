@@ -17,17 +17,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from statehub.auth.keys import init_root_key, load_root_key
 from statehub.auth.tokens import mint
 from tests.browser.chromium import OUTPUT
 from tests.browser.test_pages import click_to, wait_outcome, wait_ready
+from tests.browser.test_signin import fleet_hub, sign_in
 from tests.gitfixtures import GitRepo, workplan_text
-from tests.hubserver import HubServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from biscuit_auth import KeyPair
+
+    from tests.hubserver import HubServer
 
 FLEET_EXAMPLE = Path(__file__).resolve().parents[1] / "registry" / "fleet_example.toml"
 PLAN = "TEAM-WP-0001"
@@ -63,15 +64,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubServer,
         "date = 2026-05-02\n+++\n# Files\n\nThe files are **the truth**.\n",
     )
     repo.commit("start")
-    home = base / "home"
-    init_root_key(home / "data" / "token-root.key")
-    root = load_root_key(home / "data" / "token-root.key")
-    admin = mint(root, "agt-admin", "admin").to_base64()
-    with HubServer(home, env={"STATEHUB_PROFILE": "fleet"}) as server:
-        answer = httpx.post(
-            f"{server.url}/repos", json={"path": str(repo.root)}, headers={"Authorization": f"Bearer {admin}"}
-        )
-        assert answer.status_code == 201, answer.text
+    with fleet_hub(base / "home", repo) as (server, root):
         yield server, root, repo
 
 
@@ -79,9 +72,7 @@ def signed_in(browser: Any, base: str, token: str, width: int = 1280) -> Any:
     page = browser.new_page()
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"{base}/#/")
-    page.wait_for_selector("#sign-in-token")
-    page.fill("#sign-in-token", token)
-    page.click("#sign-in-button")
+    sign_in(page, token)
     page.wait_for_selector("#who-actor")
     wait_ready(page)
     return page

@@ -14,6 +14,7 @@ import http.server
 import json
 import threading
 import uuid
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -28,6 +29,7 @@ from tests.hubserver import HubServer, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from biscuit_auth import KeyPair
 
@@ -44,7 +46,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubServer,
         workplan_text("DEMO-WP-0001", [{"id": "T01", "title": "Sign in", "status": "todo"}]),
     )
     repo.commit("start")
-    home = base / "home"
+    with fleet_hub(base / "home", repo) as (server, root):
+        yield server, root, repo
+
+
+@contextmanager
+def fleet_hub(home: Path, repo: GitRepo) -> Iterator[tuple[HubServer, KeyPair]]:
+    """A fleet hub with tokens on ``home`` serving ``repo`` (registered with an admin token):
+    the server and the root key to mint its tokens."""
     init_root_key(home / "data" / "token-root.key")
     root = load_root_key(home / "data" / "token-root.key")
     admin = mint(root, "agt-admin", "admin").to_base64()
@@ -53,7 +62,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubServer,
             f"{server.url}/repos", json={"path": str(repo.root)}, headers={"Authorization": f"Bearer {admin}"}
         )
         assert answer.status_code == 201, answer.text
-        yield server, root, repo
+        yield server, root
 
 
 def sign_in(page: Any, token: str) -> None:
