@@ -273,12 +273,15 @@ class Relay:
                 )
         return renewed
 
+    def _authorization(self) -> dict[str, str]:
+        """The upstream token's header, read afresh each request (the file may be replaced); none
+        without a token."""
+        token = self.token.read()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     def _renew(self, lease: RelayedLease, lease_s: int) -> tuple[int | None, str]:
         """(the upstream's status or None when unreachable, what it said) for one renewal."""
-        headers = {}
-        token = self.token.read()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = self._authorization()
         try:
             response = self._client.post(
                 f"{self.upstream}/tasks/{lease.ref}/heartbeat",
@@ -320,10 +323,7 @@ class Relay:
             log.warning("relay parked event %s: %s", key, reason)
 
     def _post(self, items: Sequence[RelayItem]) -> list[dict[str, Any]]:
-        headers = {}
-        token = self.token.read()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = self._authorization()
         try:
             response = self._client.post(
                 f"{self.upstream}/events",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +25,8 @@ from statehub.sweep.scheduler import Sweeper
 from sync.applier_lock import ApplierLock
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
-from tests.statehub.eventfixtures import plan_repo
 from tests.statehub.sweeping import follow_sweep
+from tests.statehub.test_sweep import Team as SweepTeam
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,27 +39,11 @@ WAIT = 120.0
 """Seconds a test waits for what it expects: a guard against a hung hub, never a timing check."""
 
 
-class Team:
-    """A bare remote, the hub's clone and a teammate's clone."""
-
-    def __init__(self, tmp_path: Path, make_repo: Callable[[str], GitRepo]) -> None:
-        self.remote = tmp_path / "remote.git"
-        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(self.remote)], check=True)
-        self.hub = plan_repo(make_repo, "the-custodian")
-        self.hub.git("remote", "add", "origin", str(self.remote))
-        self.hub.git("push", "-q", "-u", "origin", "main")
-        mate_root = tmp_path / "teammate"
-        subprocess.run(["git", "clone", "-q", str(self.remote), str(mate_root)], check=True)
-        self.mate = GitRepo.__new__(GitRepo)
-        self.mate.root = mate_root
-        self.mate.git("config", "user.email", "mate@statehub.invalid")
-        self.mate.git("config", "user.name", "Teammate")
+class Team(SweepTeam):
+    """test_sweep's team: a bare remote, the hub's clone and a teammate's clone."""
 
     def mate_pushes(self, rel: str, text: str) -> str:
-        self.mate.git("pull", "-q", "--rebase")
-        self.mate.write(rel, text)
-        self.mate.commit(f"teammate writes {rel}")
-        self.mate.git("push", "-q", "origin", "main")
+        self.mate_commit(rel, text, f"teammate writes {rel}")
         return self.mate.git("rev-parse", "HEAD").strip()
 
 
