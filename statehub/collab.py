@@ -50,6 +50,7 @@ from statehub.gitrepo import HubRepo, open_work_tree
 from statehub.manifests import resolve_doc, validate
 from statehub.repofiles import FileTooLarge, RepoPathError, check_repo_path, read_repo_file
 from statehub.state_stores import ROOM_STORE_FILE, open_room_store
+from sync.room_bus import room_bus
 from sync.rooms import TEXT_LIMIT, Rooms, RoomState
 from sync.saving import (
     LoadedFile,
@@ -90,7 +91,8 @@ MANIFEST_LIMIT = TEXT_LIMIT
 @contextlib.asynccontextmanager
 async def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> AsyncIterator[Rooms]:
     """The hub's rooms, with their pending edits in ``<data dir>/rooms.sqlite3`` (or the PostgreSQL
-    state schema, statehub.state_stores), open for the block.
+    state schema, statehub.state_stores, where the rooms of one document on several replicas are
+    joined by its bus: canon/ADR-051), open for the block.
 
     Leaving it stops the rooms' work, then closes the store. StoreTooNew when
     the store was written by a newer State Hub (nothing is left open then).
@@ -102,6 +104,7 @@ async def open_rooms(hub: Hub, *, poll_interval: float = 0.25) -> AsyncIterator[
             ManifestSaver(hub),
             poll_interval=poll_interval,
             on_change=RoomAnnouncer(hub),
+            bus=room_bus(store),
         ) as rooms:
             yield rooms
 

@@ -14,11 +14,25 @@ durable across a process crash, at well under a millisecond a commit) or, on a
 fleet hub whose state is on PostgreSQL, the tables ``room_lineage``,
 ``room_update`` and ``room_editor`` of the state schema (canon/ADR-046); the
 same class, the same SQL (:mod:`sync._state_db`).
+
+Across replicas (canon/ADR-051): on PostgreSQL an append takes the
+transaction lock ``serialize("doc:<name>")``, so one document's updates
+commit in the order of their ids (a reader that has seen id ``n`` has seen
+every earlier one of that document), and sends ``NOTIFY``
+:data:`ROOM_CHANNEL` in the same statement; the other replicas read
+:meth:`RoomStore.updates_after`. A compaction removes only the updates the
+compacting room has applied (``through``); a lineage begins only where none
+is (:meth:`RoomStore.open_lineage`), and is forgotten only when no other
+replica holds the room open (:meth:`RoomStore.forget`, an advisory lock each
+holder keeps shared: :mod:`sync.room_bus`). On SQLite one process owns the
+file and all of that is what a transaction already does.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
@@ -33,7 +47,18 @@ if TYPE_CHECKING:
 
     from sync._state_db import StateLocation
 
-__all__ = ["PendingEdits", "RoomStore"]
+__all__ = ["ROOM_CHANNEL", "PendingEdits", "RoomStore", "lock_name"]
+
+ROOM_CHANNEL = "statehub_room"
+"""The ``NOTIFY`` channel of the rooms on PostgreSQL (canon/ADR-051): a payload is a JSON object,
+``{"k": "u", "r": replica, "d": doc}`` when a document's update was stored."""
+
+
+def lock_name(kind: str, doc: str) -> str:
+    """The name of a room's advisory lock (``serialize`` and :mod:`sync.room_bus` key it the same):
+    ``doc`` orders appends, ``save`` one save or file merge at a time, ``open`` who holds the room."""
+    return f"rooms:{kind}:{doc}"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lineage (
@@ -105,6 +130,8 @@ class PendingEdits:
     file_text: str
     file_state: bytes
     updates: list[bytes]
+    through: int = 0
+    """The id of the last update in ``updates`` (0: none): a room has applied everything up to it."""
 
 
 class RoomStore:
@@ -126,6 +153,10 @@ class RoomStore:
             what="room store, with unsaved editor changes",
         )
         self.where = self._db.where
+        self.location = where
+        self.dialect = self._db.dialect
+        self.replica = secrets.token_hex(8)
+        """This process's name on :data:`ROOM_CHANNEL`: its own notifications are not news to it."""
         self._sql = functools.partial(_named, self._db.dialect)
 
     def close(self) -> None:
@@ -147,44 +178,99 @@ class RoomStore:
             ).fetchone()
             if row is None:
                 return None
-            blobs = self._db.execute(
-                self._sql("SELECT update_blob FROM {updates} WHERE doc = ? ORDER BY id"), (doc,)
+            rows = self._db.execute(
+                self._sql("SELECT id, update_blob FROM {updates} WHERE doc = ? ORDER BY id"), (doc,)
+            ).fetchall()
+            through = int(rows[-1][0]) if rows else 0
+            return PendingEdits(row[0], row[1], bytes(row[2]), [bytes(r[1]) for r in rows], through)
+
+    def open_lineage(self, doc: str, seed_text: str, seed: bytes) -> PendingEdits:
+        """``doc``'s lineage: the one stored (another replica may have begun it a moment ago), else a
+        new one from ``seed`` (what :meth:`begin` does), decided under ``serialize("doc:<name>")``."""
+        with self._lock, self._db.transaction():
+            self._db.serialize(f"doc:{doc}")  # the key of lock_name("doc", doc)
+            found = self._db.execute(self._sql("SELECT 1 FROM {lineage} WHERE doc = ?"), (doc,)).fetchone()
+            if found is None:
+                self._begin(doc, seed_text, seed)
+        pending = self.load(doc)
+        assert pending is not None  # nothing forgets a lineage another holds open
+        return pending
+
+    def lineage(self, doc: str) -> tuple[str, bytes] | None:
+        """The file's text and state as the lineage last recorded them (another replica may have
+        saved or merged since this room read the file); None when there is no lineage."""
+        with self._lock:
+            row = self._db.execute(
+                self._sql("SELECT file_text, file_state FROM {lineage} WHERE doc = ?"), (doc,)
+            ).fetchone()
+            return None if row is None else (row[0], bytes(row[1]))
+
+    def updates_after(self, doc: str, after: int) -> list[tuple[int, bytes]]:
+        """``doc``'s updates with an id over ``after``, in order: what a room has not applied yet."""
+        with self._lock:
+            rows = self._db.execute(
+                self._sql("SELECT id, update_blob FROM {updates} WHERE doc = ? AND id > ? ORDER BY id"),
+                (doc, after),
             )
-            return PendingEdits(row[0], row[1], bytes(row[2]), [bytes(b[0]) for b in blobs])
+            return [(int(r[0]), bytes(r[1])) for r in rows]
 
     def begin(self, doc: str, seed_text: str, seed: bytes) -> None:
         """Start a new lineage for ``doc`` from its seed update, forgetting any earlier one."""
         with self._lock, self._db.transaction():
-            self._db.execute(self._sql("DELETE FROM {updates} WHERE doc = ?"), (doc,))
-            self._db.execute(
-                self._sql(
-                    "INSERT INTO {lineage} (doc, seed_text, file_text, file_state) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (doc) DO UPDATE SET seed_text = excluded.seed_text, "
-                    "file_text = excluded.file_text, file_state = excluded.file_state"
-                ),
-                (doc, seed_text, seed_text, seed),
-            )
+            self._db.serialize(f"doc:{doc}")  # the key of lock_name("doc", doc)
+            self._begin(doc, seed_text, seed)
 
-    def append(self, doc: str, update: bytes) -> None:
-        """Commit one update; returns only once it is on disk (the room broadcasts after)."""
+    def _begin(self, doc: str, seed_text: str, seed: bytes) -> None:
+        self._db.execute(self._sql("DELETE FROM {updates} WHERE doc = ?"), (doc,))
+        self._db.execute(
+            self._sql(
+                "INSERT INTO {lineage} (doc, seed_text, file_text, file_state) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (doc) DO UPDATE SET seed_text = excluded.seed_text, "
+                "file_text = excluded.file_text, file_state = excluded.file_state"
+            ),
+            (doc, seed_text, seed_text, seed),
+        )
+
+    def append(self, doc: str, update: bytes) -> int:
+        """Commit one update and answer its id; returns only once it is stored (the room broadcasts
+        after). On PostgreSQL one statement takes ``serialize("doc:<name>")`` (ids of one document
+        commit in order), inserts, and notifies :data:`ROOM_CHANNEL`: one round trip."""
         with self._lock:
-            self._db.execute(
-                self._sql("INSERT INTO {updates} (doc, update_blob) VALUES (?, ?)"), (doc, update)
-            )
+            return self._insert(doc, update)
 
-    def file_written(self, doc: str, file_text: str, file_state: bytes, live_state: bytes) -> None:
-        """After a save or an out-of-band merge: remember the file and compact the log to one update.
+    def _insert(self, doc: str, update: bytes) -> int:
+        if self.dialect == "sqlite":
+            row = self._db.execute(
+                "INSERT INTO updates (doc, update_blob) VALUES (?, ?) RETURNING id", (doc, update)
+            ).fetchone()
+            return int(row[0])
+        note = json.dumps({"k": "u", "r": self.replica, "d": doc}, separators=(",", ":"))
+        row = self._db.execute(
+            "WITH held AS (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))), "
+            "added AS (INSERT INTO room_update (doc, update_blob) SELECT ?, ? FROM held RETURNING id) "
+            "SELECT id, pg_notify(?, ?) FROM added",
+            (lock_name("doc", doc), doc, update, ROOM_CHANNEL, note),
+        ).fetchone()
+        return int(row[0])
+
+    def file_written(
+        self, doc: str, file_text: str, file_state: bytes, live_state: bytes, *, through: int | None = None
+    ) -> int:
+        """After a save or an out-of-band merge: remember the file and compact the log; answer the id
+        of the update that replaces it.
 
         ``file_state`` is the document whose text is ``file_text`` (later
         out-of-band changes fork from it); ``live_state`` is the whole live
-        document, unsaved edits included, which replaces the log.
+        document, unsaved edits included. It replaces the updates with an id up
+        to ``through`` (None: all of them), which the room applied; a later one
+        (another replica's, stored meanwhile) stays.
         """
         with self._lock, self._db.transaction():
             self._db.execute(
                 self._sql("UPDATE {lineage} SET file_text = ?, file_state = ? WHERE doc = ?"),
                 (file_text, file_state, doc),
             )
-            self._replace_log(doc, live_state)
+            return self._replace_log(doc, live_state, through)
 
     def compact(self, doc: str) -> None:
         """Merge a lineage's updates into one (what a save does to the log)."""
@@ -193,11 +279,14 @@ class RoomStore:
             return
         merged = merge_updates(*edits.updates)
         with self._lock, self._db.transaction():
-            self._replace_log(doc, merged)
+            self._replace_log(doc, merged, edits.through)
 
-    def _replace_log(self, doc: str, update: bytes) -> None:
-        self._db.execute(self._sql("DELETE FROM {updates} WHERE doc = ?"), (doc,))
-        self._db.execute(self._sql("INSERT INTO {updates} (doc, update_blob) VALUES (?, ?)"), (doc, update))
+    def _replace_log(self, doc: str, update: bytes, through: int | None) -> int:
+        if through is None:
+            self._db.execute(self._sql("DELETE FROM {updates} WHERE doc = ?"), (doc,))
+        else:
+            self._db.execute(self._sql("DELETE FROM {updates} WHERE doc = ? AND id <= ?"), (doc, through))
+        return self._insert(doc, update)
 
     def credit(self, doc: str, name: str, email: str | None) -> None:
         """Remember that ``name`` edited ``doc`` since its last save (kept across restarts)."""
@@ -221,11 +310,19 @@ class RoomStore:
         with self._lock:
             self._db.execute(self._sql("DELETE FROM {editors} WHERE doc = ?"), (doc,))
 
-    def forget(self, doc: str) -> None:
-        """Drop a lineage whose room closed with nothing unsaved."""
+    def forget(self, doc: str) -> bool:
+        """Drop a lineage whose room closed with nothing unsaved; False (nothing dropped) while another
+        replica holds the room open (its shared ``open`` lock, :mod:`sync.room_bus`; never on SQLite)."""
         with self._lock, self._db.transaction():
+            if self.dialect == "postgresql":
+                alone = self._db.execute(
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (lock_name("open", doc),)
+                ).fetchone()[0]
+                if not alone:
+                    return False
             for table in ("{editors}", "{updates}", "{lineage}"):
                 self._db.execute(self._sql(f"DELETE FROM {table} WHERE doc = ?"), (doc,))  # noqa: S608 - constant names
+        return True
 
     def docs(self) -> list[str]:
         with self._lock:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
+from sync import ysync
+from sync.room_bus import BusMessage, LocalRoomBus
 from sync.rooms._room import Room
 
 if TYPE_CHECKING:
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
 
     from pycrdt import Channel
 
+    from sync.room_bus import RoomBus
     from sync.room_store import RoomStore
     from sync.rooms._member import Leave
     from sync.saving import FileLoader, Person, SaveOutcome, Saver
@@ -60,6 +64,10 @@ class Rooms:
     polls the files looks, so it hears within ``poll_interval`` seconds, once per change
     however many edits made it; a room never told about that nobody is in and that holds
     no draft (a save's brief hold) is not told.
+
+    ``bus`` joins the rooms of the same documents on other replicas (canon/ADR-051,
+    :mod:`sync.room_bus`); the rooms start it on entering and close it on leaving. The
+    default, :class:`~sync.room_bus.LocalRoomBus`, is one process alone (a SQLite store).
     """
 
     def __init__(
@@ -70,8 +78,10 @@ class Rooms:
         *,
         poll_interval: float = 0.25,
         on_change: RoomsChanged | None = None,
+        bus: RoomBus | None = None,
     ) -> None:
         self.store = store
+        self.bus: RoomBus = bus or LocalRoomBus()
         self.loader = loader
         self.saver = saver
         self.poll_interval = poll_interval
@@ -86,11 +96,19 @@ class Rooms:
         """What runs in the group, to cancel on close (``TaskGroup`` has no cancel of its own)."""
         self._opened = asyncio.Event()
         """Set when a room opens: the file poll sleeps while no room is open."""
+        self._forgetting: dict[str, asyncio.Task[None]] = {}
+        """Rooms closed on a shared bus whose lineage is being let go (a reopening waits for it)."""
 
     async def __aenter__(self) -> Self:
         group = asyncio.TaskGroup()
         await group.__aenter__()
         self._group = group
+        try:
+            self.bus.start(self._heard, self._reconnected)
+        except BaseException:
+            self._group = None
+            await group.__aexit__(None, None, None)
+            raise
         self._start(self._watch_files(), "statehub-rooms-watch")
         return self
 
@@ -114,6 +132,7 @@ class Rooms:
             for task in self._tasks:
                 task.cancel()
             await group.__aexit__(None, None, None)
+            await asyncio.to_thread(self.bus.close)
         self.rooms.clear()
 
     @contextlib.asynccontextmanager
@@ -139,7 +158,7 @@ class Rooms:
         """
         room = self.rooms.get(name)
         if room is None:
-            room = Room(name, self.store, self.loader, self.saver)
+            room = Room(name, self.store, self.loader, self.saver, self.bus)
             room.loading = asyncio.get_running_loop().create_future()
             self._start(self._load(room), f"statehub-room-load {name}")
             self.rooms[name] = room
@@ -162,7 +181,12 @@ class Rooms:
         """Load ``room``; its outcome goes to everyone opening it (``room.loading``)."""
         assert room.loading is not None
         try:
+            forgetting = self._forgetting.get(room.name)
+            if forgetting is not None:
+                await asyncio.shield(forgetting)
+            await self.bus.hold(room.name)  # before reading its lineage: nobody forgets it now
             await room.load()
+            self.bus.publish("q", room.name)  # the others' presence
         except Exception as error:  # noqa: BLE001 - the openers get a RoomFileError, or a bug to report
             room.loading.set_exception(error)
         else:
@@ -194,12 +218,74 @@ class Rooms:
         if room.loading is not None and not room.loading.done():
             return
         del self.rooms[room.name]
-        if room.loaded:
-            unsaved = room.unsaved
-            if self.on_change is not None:
-                self._left[room.name] = RoomState(room.name, False, (), unsaved)
-            if not unsaved:
+        unsaved = room.loaded and room.unsaved
+        if room.loaded and self.on_change is not None:
+            self._left[room.name] = RoomState(room.name, False, (), unsaved)
+        if not self.bus.shared:
+            if room.loaded and not unsaved:
                 self.store.forget(room.name)
+        elif self._group is not None:  # let go of it; the last replica holding it forgets it
+            forget = room.loaded and not unsaved
+            task = self._group.create_task(
+                self._let_go(room.name, forget=forget), name=f"statehub-room-close {room.name}"
+            )
+            self._forgetting[room.name] = task
+            task.add_done_callback(functools.partial(self._forgot, room.name))
+
+    async def _let_go(self, name: str, *, forget: bool) -> None:
+        """A shared bus: release this replica's hold on ``name``, then forget its lineage if asked
+        and no other replica holds it (:meth:`RoomStore.forget <sync.room_store.RoomStore.forget>`)."""
+        try:
+            await self.bus.release(name)
+            if forget:
+                await asyncio.to_thread(self.store.forget, name)
+        except Exception:  # the lineage stays; the next room to close it forgets it
+            log.exception("closing room %s on the bus failed", name)
+
+    def _forgot(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._forgetting.get(name) is task:
+            del self._forgetting[name]
+
+    def _heard(self, message: BusMessage) -> None:
+        """What another replica said about an open room (on the loop; :mod:`sync.room_bus`)."""
+        room = self.rooms.get(message.doc)
+        if room is None or not room.loaded:
+            return  # a room loading reads the store and asks for presence when it is done
+        try:
+            if message.kind == "u":
+                self._catch_up(room)
+            elif message.kind == "a":
+                room.presence.receive_remote(message.awareness)
+            elif message.kind == "q":
+                local = room.presence.local()
+                if local is not None:
+                    room.publish_presence(local)
+            elif message.kind == "h" and isinstance(message.data.get("m"), dict):
+                room.broadcast(ysync.hub_message(message.data["m"]), None)
+        except (ValueError, RuntimeError, IndexError) as error:
+            log.warning(
+                "room %s: an unreadable %s message from another replica: %s", room.name, message.kind, error
+            )
+
+    def _catch_up(self, room: Room) -> None:
+        if room.catch_up_queued or self._group is None:
+            return
+        room.catch_up_queued = True
+        self._start(self._catch_up_quietly(room), f"statehub-room-catch-up {room.name}")
+
+    async def _catch_up_quietly(self, room: Room) -> None:
+        try:
+            await room.catch_up()
+        except Exception:  # the store unreachable: the next notification, or a reconnect, tries again
+            room.catch_up_queued = False
+            log.exception("room %s: reading other replicas' updates failed", room.name)
+
+    def _reconnected(self) -> None:
+        """The bus heard nothing for a while: read what may have been missed, ask for presence."""
+        for room in list(self.rooms.values()):
+            if room.loaded:
+                self._catch_up(room)
+                self.bus.publish("q", room.name)
 
     def states(self) -> dict[str, RoomState]:
         """The state of every loaded room, by document name."""
@@ -242,6 +328,7 @@ class Rooms:
             for room in list(self.rooms.values()):
                 if not room.loaded:
                     continue
+                room.presence.expire()
                 try:
                     await room.check_file()
                 except Exception:  # one unreadable file must not stop the others

@@ -16,12 +16,23 @@ state) and is dropped without a word; only an entry that would change another
 connection's state is refused.
 
 The hub keeps no presence of its own (the room's ``Awareness`` has its local
-state cleared) and does not expire states: a connection's states go when the
-connection does.
+state cleared) and does not expire its members' states: a connection's states
+go when the connection does.
+
+Across replicas (canon/ADR-051): what a local member's awareness changed is
+also given to ``publish`` (the room's bus); what another replica published
+comes in through :meth:`Presence.receive_remote`. A remote client id is bound to
+its replica as a local one to its connection (a local member may not change
+it), and expires as every Yjs peer expires a state: not renewed for
+:data:`REMOTE_PRESENCE_SECONDS` (clients renew every 15 s), it is removed and
+the local members hear ``null``. A replica that dies thus leaves no ghost
+for longer than that; a replica that closes a connection publishes its
+``null`` at once.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,26 +42,36 @@ from sync.rooms._member import Member
 from sync.saving import Person, RoomInputError
 from sync.ysync import AwarenessEntry, error_message, join_awareness, read_awareness
 
-__all__ = ["AWARENESS_IDS", "AWARENESS_STATE_LIMIT", "Presence"]
+__all__ = ["AWARENESS_IDS", "AWARENESS_STATE_LIMIT", "REMOTE_PRESENCE_SECONDS", "Presence"]
 
 AWARENESS_STATE_LIMIT = 8 * 1024
 """Bytes of one client's awareness state (its presence: name, colour, cursor)."""
 AWARENESS_IDS = 8
 """Awareness client ids one connection may introduce."""
 
+REMOTE_PRESENCE_SECONDS = 30.0
+"""Seconds a state from another replica lives without a renewal (y-protocols' ``outdatedTimeout``)."""
+
 Broadcast = Callable[[bytes, Member | None], None]
 """Sends a message to every member but the one given."""
+Publish = Callable[[bytes], None]
+"""Passes an awareness update (unframed) on to the other replicas."""
+_REMOTE = object()
+"""The origin of what another replica said: relayed to every local member, never published back."""
 
 
 class Presence:
     """The awareness states of one room's members; what a member sets is relayed to the others."""
 
-    def __init__(self, doc: Doc[Any], broadcast: Broadcast) -> None:
+    def __init__(self, doc: Doc[Any], broadcast: Broadcast, publish: Publish | None = None) -> None:
         self.awareness = Awareness(doc)
         self.awareness.set_local_state(None)  # the hub itself is nobody
         self.owners: dict[int, Member] = {}
         """Awareness client id -> the connection that introduced it."""
+        self.remote: dict[int, float] = {}
+        """Client ids whose state another replica holds -> when it was last heard (``time.monotonic``)."""
         self._broadcast = broadcast
+        self._publish = publish
         self.awareness.observe(self._relay)
 
     def receive(self, member: Member, update: bytes) -> None:
@@ -65,6 +86,10 @@ class Presence:
         refused: list[str] = []
         for entry in read_awareness(update):
             owner = self.owners.get(entry.client_id)
+            if entry.client_id in self.remote:
+                if self._changes(entry):
+                    refused.append(f"client id {entry.client_id} belongs to a connection on another replica")
+                continue  # else an echo of what the room sent
             if owner is not None and owner is not member:
                 if self._changes(entry):
                     refused.append(f"client id {entry.client_id} belongs to another connection")
@@ -102,8 +127,48 @@ class Presence:
         if topic != "update":
             return
         ids = changes["added"] + changes["updated"] + changes["removed"]
-        message = create_awareness_message(self.awareness.encode_awareness_update(ids))
-        self._broadcast(message, origin if isinstance(origin, Member) else None)
+        update = self.awareness.encode_awareness_update(ids)
+        self._broadcast(create_awareness_message(update), origin if isinstance(origin, Member) else None)
+        if isinstance(origin, Member) and self._publish is not None:
+            self._publish(update)
+
+    def receive_remote(self, update: bytes) -> None:
+        """Apply an awareness update another replica published; its local members' ids are left alone.
+
+        ValueError, RuntimeError or IndexError when it cannot be read (nothing applied)."""
+        now = time.monotonic()
+        accepted = []
+        gone = []
+        for entry in read_awareness(update):
+            if entry.client_id in self.owners:
+                continue  # the client is here now: its connection here decides
+            accepted.append(entry)
+            if entry.state is None:
+                gone.append(entry.client_id)
+            else:
+                self.remote[entry.client_id] = now
+        if accepted:
+            self.awareness.apply_awareness_update(join_awareness(accepted), _REMOTE)
+        for cid in gone:  # as a local leave: the client coming back anywhere is shown at once
+            if cid not in self.awareness.states:
+                self.remote.pop(cid, None)
+                self.awareness.meta.pop(cid, None)
+
+    def expire(self, now: float | None = None) -> list[int]:
+        """Remove the remote states not renewed for :data:`REMOTE_PRESENCE_SECONDS`; answer their ids."""
+        now = time.monotonic() if now is None else now
+        old = [cid for cid, heard in self.remote.items() if now - heard > REMOTE_PRESENCE_SECONDS]
+        if old:
+            self.awareness.remove_awareness_states(old, _REMOTE)
+            for cid in old:
+                del self.remote[cid]
+                self.awareness.meta.pop(cid, None)
+        return old
+
+    def local(self) -> bytes | None:
+        """An awareness update (unframed) with the states of this replica's members; None: none set."""
+        ids = [cid for cid in self.owners if cid in self.awareness.states]
+        return self.awareness.encode_awareness_update(ids) if ids else None
 
     def everyone(self) -> bytes | None:
         """An awareness message with every state the room holds; None when nobody set one."""

@@ -8,11 +8,18 @@ non-UTF-8 and oversized files, ADR-022), seeds its text through
 outside (line by line, in a worker thread, with a time bound), and hands saves
 to a :data:`~sync.saving.Saver`. An update that would make the text longer than
 :data:`TEXT_LIMIT` bytes is refused (RoomInputError, status 413).
+
+Across replicas (canon/ADR-051) the store is the room's meeting point: a room
+applies what other replicas stored (:meth:`Room.catch_up`, woken by the bus),
+and a save or a file merge runs under the bus's save lock, after catching up and
+taking the lineage as the store holds it (another replica may have saved or
+merged the file meanwhile: merging that again would duplicate it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Channel, Doc, Text, create_update_message, merge_updates
 
 from sync import ysync
+from sync.room_bus import LocalRoomBus
 from sync.rooms._connection import serve
 from sync.rooms._presence import Presence
 from sync.saving import (
@@ -36,6 +44,7 @@ from sync.saving import (
 from sync.seed import TEXT_NAME, doc_text, file_change_update, seed_client_id, seed_doc
 
 if TYPE_CHECKING:
+    from sync.room_bus import RoomBus
     from sync.room_store import RoomStore
     from sync.rooms._member import Leave, Member
 
@@ -52,15 +61,24 @@ MERGE_SECONDS = 0.5
 class Room:
     """The live document for one manifest, named ``name``; call :meth:`load` before serving."""
 
-    def __init__(self, name: str, store: RoomStore, loader: FileLoader, saver: Saver) -> None:
+    def __init__(
+        self, name: str, store: RoomStore, loader: FileLoader, saver: Saver, bus: RoomBus | None = None
+    ) -> None:
         self.name = name
         self.store = store
         self.loader = loader
         self.saver = saver
+        self.bus: RoomBus = bus or LocalRoomBus()
         self.doc: Doc[Any] = Doc()
         self._text = self.doc.get(TEXT_NAME, type=Text)
         self.members: list[Member] = []
-        self.presence = Presence(self.doc, self.broadcast)
+        self.presence = Presence(self.doc, self.broadcast, self.publish_presence if self.bus.shared else None)
+        self.last = 0
+        """The id of the newest stored update this room has applied (and every earlier one of its own)."""
+        self._own: set[int] = set()
+        """Ids of updates this room stored after ``last``: not applied again when read back."""
+        self._catching = asyncio.Lock()
+        self.catch_up_queued = False
         self.editors: dict[str, Person] = {}
         """Who changed the text since the last save, in order of their first edit."""
         self.save_lock = asyncio.Lock()
@@ -82,26 +100,67 @@ class Room:
         loaded = await asyncio.to_thread(self.loader, self.name)
         disk = loaded.text or ""
         self._stamp = loaded.stamp
-        pending = await asyncio.to_thread(self.store.load, self.name)
-        if pending is None:
-            seed = seed_doc(disk)
-            self.store.begin(self.name, disk, seed)
-            self.doc.apply_update(seed)
-            self.seed_id = seed_client_id(disk)
-            self.file_text, self.file_state = disk, seed
-            return
+        # The stored lineage, or a new one from the file (another replica may begin it at the same time).
+        pending = await asyncio.to_thread(self.store.open_lineage, self.name, disk, seed_doc(disk))
         self.seed_id = seed_client_id(pending.seed_text)
         self.doc.apply_update(seed_doc(pending.seed_text))
         for update in pending.updates:
             self.doc.apply_update(update)
+        self.last = pending.through
         self.file_text, self.file_state = pending.file_text, pending.file_state
-        for name, email in self.store.editors(self.name):
+        await self._load_editors()
+        if disk != self.file_text:
+            await self._merge_outside(disk)
+
+    async def _load_editors(self) -> None:
+        """Who edited since the last save, as the store says (every replica credits there)."""
+        editors = {}
+        for name, email in await asyncio.to_thread(self.store.editors, self.name):
             try:
-                self.editors[name] = Person(name, email)
+                editors[name] = Person(name, email)
             except RoomInputError:
                 log.warning("room %s: dropping a stored editor name that is not a git identity", self.name)
-        if disk != self.file_text:
-            await self._merge_file(disk)
+        self.editors = editors
+
+    # other replicas ------------------------------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Apply the updates other replicas stored since :attr:`last` and pass them to the members;
+        answer how many. The bus wakes it; a save and a file merge call it first."""
+        async with self._catching:
+            self.catch_up_queued = False
+            found = await asyncio.to_thread(self.store.updates_after, self.name, self.last)
+            applied = 0
+            for uid, update in found:
+                if uid <= self.last:
+                    continue
+                self.last = uid
+                if uid in self._own:
+                    continue
+                self.doc.apply_update(update)
+                self.broadcast(create_update_message(update), None)
+                applied += 1
+            self._own = {uid for uid in self._own if uid > self.last}
+            return applied
+
+    def publish_presence(self, update: bytes) -> None:
+        self.bus.publish("a", self.name, {"u": base64.b64encode(update).decode()})
+
+    async def _reconcile(self) -> None:
+        """Under the bus's save lock: every stored update applied, the lineage's file as the store
+        holds it (another replica may have saved or merged), and its editors."""
+        await self.catch_up()
+        stored = await asyncio.to_thread(self.store.lineage, self.name)
+        if stored is not None and stored != (self.file_text, self.file_state):
+            self.file_text, self.file_state = stored
+        await self._load_editors()
+
+    async def _merge_outside(self, disk: str) -> None:
+        """Merge ``disk`` unless another replica already did, under the bus's save lock."""
+        async with self.bus.save_lock(self.name):
+            await self._reconcile()
+            if disk != self.file_text:
+                await self._merge_file(disk)
 
     @property
     def loaded(self) -> bool:
@@ -128,35 +187,42 @@ class Room:
         if self.save_lock.locked():
             return False  # our own save is writing it
         async with self._file_lock:
-            try:
-                now = await asyncio.to_thread(self.loader.stamp, self.name)
-            except RoomFileError as error:
-                self._file_error(error)
-                return False
-            if now == self._stamp and self.file_problem is None:
-                return False
-            if now is None:
-                self.file_problem = None
-                if self.file_text and self._stamp is not None:
-                    # Gone (a branch switch, a mistaken rm): emptying the room would lose everyone's text.
-                    log.warning("room %s: its file disappeared; keeping the room's text", self.name)
-                    self.broadcast(ysync.hub_message({"type": "file-missing"}), None)
-                self._stamp = None
-                if self.file_text:
-                    return False
-            try:
-                loaded = await asyncio.to_thread(self.loader, self.name)
-            except RoomFileError as error:
-                self._stamp = now
-                self._file_error(error)
-                return False
-            self._stamp = loaded.stamp
+            return await self._check_file(locked=False)
+
+    async def _check_file(self, *, locked: bool) -> bool:
+        """:meth:`check_file` under ``_file_lock``; ``locked``: the bus's save lock is held already."""
+        try:
+            now = await asyncio.to_thread(self.loader.stamp, self.name)
+        except RoomFileError as error:
+            self._file_error(error)
+            return False
+        if now == self._stamp and self.file_problem is None:
+            return False
+        if now is None:
             self.file_problem = None
-            disk = loaded.text or ""
-            if disk == self.file_text:
+            if self.file_text and self._stamp is not None:
+                # Gone (a branch switch, a mistaken rm): emptying the room would lose everyone's text.
+                log.warning("room %s: its file disappeared; keeping the room's text", self.name)
+                self.broadcast(ysync.hub_message({"type": "file-missing"}), None)
+            self._stamp = None
+            if self.file_text:
                 return False
+        try:
+            loaded = await asyncio.to_thread(self.loader, self.name)
+        except RoomFileError as error:
+            self._stamp = now
+            self._file_error(error)
+            return False
+        self._stamp = loaded.stamp
+        self.file_problem = None
+        disk = loaded.text or ""
+        if disk == self.file_text:
+            return False
+        if locked:
             await self._merge_file(disk)
-            return True
+        else:
+            await self._merge_outside(disk)
+        return True
 
     def _file_error(self, error: RoomFileError) -> None:
         if self.file_problem is None or self.file_problem.message != error.message:
@@ -174,7 +240,8 @@ class Room:
 
         The update is computed in a thread, line by line; if that takes longer
         than :data:`MERGE_SECONDS`, the changed lines are replaced as one block
-        instead (linear time), which keeps every unsaved edit.
+        instead (linear time), which keeps every unsaved edit. Runs under the
+        bus's save lock, after :meth:`_reconcile`.
         """
         file_state, old = self.file_state, self.file_text
         try:
@@ -192,7 +259,11 @@ class Room:
         self.file_text = disk
         self.doc.apply_update(update)
         # On the loop, like every store write: an update appended meanwhile must not be compacted away.
-        self.store.file_written(self.name, disk, self.file_state, self.doc.get_update())
+        self._own.add(
+            self.store.file_written(
+                self.name, disk, self.file_state, self.doc.get_update(), through=self.last
+            )
+        )
         self.broadcast(create_update_message(update), None)
         self.broadcast(ysync.hub_message({"type": "file-changed"}), None)
         log.info("room %s merged a change made to its file outside the room", self.name)
@@ -243,7 +314,7 @@ class Room:
         # Stored first: when the store fails (its database gone) the room must not hold the edit,
         # or the member's reconnect, which sends only what the room lacks, would never store it
         # nor pass it on to the others.
-        self.store.append(self.name, update)
+        self._own.add(self.store.append(self.name, update))
         self.doc.apply_update(update)
         self.broadcast(create_update_message(update), member)
         person = self.person(member)
@@ -269,8 +340,9 @@ class Room:
         ``saver`` None lets the hub choose the author (on an open hub, the
         repo's git identity) or refuse.
         """
-        await self.check_file()
-        async with self._file_lock, self.save_lock:
+        async with self._file_lock, self.save_lock, self.bus.save_lock(self.name):
+            await self._reconcile()  # another replica's last edits, saves and merges
+            await self._check_file(locked=True)
             if self.file_problem is not None:
                 outcome = SaveOutcome(
                     False, f"not saved: {self.file_problem.message}", status=self.file_problem.status
@@ -280,6 +352,7 @@ class Room:
         by = outcome.by or (saver.name if saver else None)
         payload = {"type": "save-result", "by": by, **outcome.to_json()}
         self.broadcast(ysync.hub_message(payload), None)
+        self.bus.publish("h", self.name, {"m": payload})
         return outcome
 
     async def _save(self, saver: Person | None) -> SaveOutcome:
@@ -295,7 +368,9 @@ class Room:
             self.file_text, self.file_state = text, live_state
             with contextlib.suppress(RoomError):
                 self._stamp = await asyncio.to_thread(self.loader.stamp, self.name)
-            self.store.file_written(self.name, text, live_state, self.doc.get_update())
+            self._own.add(
+                self.store.file_written(self.name, text, live_state, self.doc.get_update(), through=self.last)
+            )
             if self.text == text:
                 self.editors.clear()
                 self.store.clear_editors(self.name)

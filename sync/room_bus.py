@@ -1,0 +1,318 @@
+"""What the rooms of one document on several replicas tell each other (canon/ADR-051).
+
+A room lives in one process; on a fleet hub whose state is on PostgreSQL the
+same document may be open on several replicas at once, each with members of
+its own. The bus joins them:
+
+- **Edits**: a replica's :meth:`RoomStore.append <sync.room_store.RoomStore.append>`
+  notifies :data:`~sync.room_store.ROOM_CHANNEL` (``{"k": "u"}``) in the
+  statement that stores the update; every other replica holding the room reads
+  the updates it has not applied (``WHERE doc = ? AND id > last ORDER BY id``),
+  applies them and passes them to its members. Nothing is re-appended: what a
+  replica reads from the store is already there.
+- **Presence**: what a local member's awareness changed is published
+  (``{"k": "a", "u": <base64 awareness update>}``, entries one by one when the
+  whole does not fit a ``NOTIFY``); a replica that opens a room asks the others
+  for theirs (``{"k": "q"}``). Remote states expire like any Yjs peer's
+  (30 s without a renewal, :data:`sync.rooms.REMOTE_PRESENCE_SECONDS`), so a
+  replica that dies leaves no ghost for long.
+- **Saves** (:meth:`RoomBus.save_lock`): one save or file merge of a document
+  at a time across replicas: a session advisory lock on a connection of its
+  own, freed by the server if the replica dies.
+- **Who holds a room** (:meth:`RoomBus.hold`): each replica with the room open
+  holds a shared advisory lock; the last one to close it may forget its lineage
+  (:meth:`RoomStore.forget <sync.room_store.RoomStore.forget>` tries the lock
+  exclusively).
+
+On SQLite one process owns the rooms: :class:`LocalRoomBus` is the same
+surface doing nothing. :func:`room_bus` picks by where the store lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import json
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from sync._pg_listen import NOTIFY_LIMIT, PgListener
+from sync.errors import StoreUnreachable
+from sync.room_store import ROOM_CHANNEL, lock_name
+from sync.ysync import join_awareness, read_awareness
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    import psycopg
+
+    from sync._durable_pg import PgState
+    from sync.room_store import RoomStore
+
+__all__ = ["BusMessage", "LocalRoomBus", "PgRoomBus", "RoomBus", "room_bus"]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["u", "a", "q", "h"]
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    """One thing another replica said about document ``doc``.
+
+    ``kind``: ``u`` an update was stored (read the store), ``a`` an awareness
+    update (``awareness``), ``q`` a replica asks for everyone's presence, ``h`` a
+    State Hub message for the members (``data["m"]``, a save's result).
+    """
+
+    kind: Kind
+    doc: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def awareness(self) -> bytes:
+        return base64.b64decode(self.data.get("u", ""))
+
+
+class RoomBus(Protocol):
+    """The rooms' line to the other replicas of their documents (see the module docstring)."""
+
+    shared: bool
+    """Whether other replicas may hold the same rooms (False: this process alone)."""
+
+    def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
+        """Start hearing the others: both callbacks run on the running event loop."""
+        ...
+
+    def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
+        """Tell the others, without waiting (an awareness ``a`` too large is split per entry)."""
+        ...
+
+    async def hold(self, doc: str) -> None: ...
+
+    async def release(self, doc: str) -> None: ...
+
+    def save_lock(self, doc: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held around a save or a file merge of ``doc``: one at a time across replicas."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalRoomBus:
+    """One process holds every room (the store is a SQLite file): nothing to tell anyone."""
+
+    shared = False
+
+    def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
+        pass
+
+    def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
+        pass
+
+    async def hold(self, doc: str) -> None:
+        pass
+
+    async def release(self, doc: str) -> None:
+        pass
+
+    @contextlib.asynccontextmanager
+    async def save_lock(self, doc: str) -> AsyncIterator[None]:  # noqa: ARG002 - the surface's
+        yield
+
+    def close(self) -> None:
+        pass
+
+
+def room_bus(store: RoomStore) -> RoomBus:
+    """The bus for the rooms on ``store``: PostgreSQL's when the store is there, else the local one."""
+    from pathlib import Path
+
+    if isinstance(store.location, Path):
+        return LocalRoomBus()
+    return PgRoomBus(store.location, store.replica)
+
+
+def _close_got(future: asyncio.Future[psycopg.Connection[Any]]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+_Command = tuple[str, str, "concurrent.futures.Future[None] | None"]
+
+
+class PgRoomBus:
+    """The bus over PostgreSQL: ``LISTEN``/``NOTIFY`` on :data:`~sync.room_store.ROOM_CHANNEL`.
+
+    Three connections of its own: the listener's (:class:`~sync._pg_listen.PgListener`), the
+    sender's (a thread that sends notifications in order and holds the rooms' shared ``open``
+    locks, taken again after a reconnect), and one per save while it holds its lock.
+    ``replica`` is the store's: notifications this process sent are not news to it.
+    """
+
+    shared = True
+
+    def __init__(self, state: PgState, replica: str) -> None:
+        self.state = state
+        self.replica = replica
+        self._listener: PgListener | None = None
+        self._commands: queue.Queue[_Command | None] = queue.Queue()
+        self._held: set[str] = set()
+        self._sender: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def heard(payload: str) -> None:
+            message = self._parse(payload)
+            if message is not None:
+                loop.call_soon_threadsafe(on_message, message)
+
+        def reconnected() -> None:
+            loop.call_soon_threadsafe(on_reconnect)
+
+        self._conn = self.state.connect(wait_for_flush=False)
+        self._listener = PgListener(self.state, ROOM_CHANNEL, heard, reconnected)
+        try:
+            self._listener.start()
+        except BaseException:
+            self._conn.close()
+            raise
+        self._sender = threading.Thread(target=self._send, name="statehub-room-bus", daemon=True)
+        self._sender.start()
+
+    def _parse(self, payload: str) -> BusMessage | None:
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("r") == self.replica:
+            return None
+        kind, doc = data.get("k"), data.get("d")
+        if kind not in ("u", "a", "q", "h") or not isinstance(doc, str):
+            return None
+        return BusMessage(kind, doc, data)
+
+    def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
+        for payload in self._payloads(kind, doc, data or {}):
+            self._commands.put(("notify", payload, None))
+
+    def _payloads(self, kind: Kind, doc: str, data: dict[str, Any]) -> list[str]:
+        def encode(extra: dict[str, Any]) -> str:
+            return json.dumps({"k": kind, "r": self.replica, "d": doc, **extra}, separators=(",", ":"))
+
+        whole = encode(data)
+        if len(whole.encode()) < NOTIFY_LIMIT:
+            return [whole]
+        if kind != "a":
+            log.warning("room %s: a %s message of %d bytes is too large to pass on", doc, kind, len(whole))
+            return []
+        found = []
+        for entry in read_awareness(base64.b64decode(data["u"])):
+            one = encode({"u": base64.b64encode(join_awareness([entry])).decode()})
+            if len(one.encode()) < NOTIFY_LIMIT:
+                found.append(one)
+            else:
+                log.warning(
+                    "room %s: an awareness state of %d bytes is too large for the other replicas",
+                    doc,
+                    entry.size,
+                )
+        return found
+
+    async def hold(self, doc: str) -> None:
+        await self._ask("hold", doc)
+
+    async def release(self, doc: str) -> None:
+        await self._ask("release", doc)
+
+    async def _ask(self, command: str, doc: str) -> None:
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._commands.put((command, doc, done))
+        await asyncio.wrap_future(done)
+
+    def _send(self) -> None:
+        """The sender's thread: notifications in order, the shared ``open`` locks; reconnects as needed."""
+        import psycopg
+
+        while (command := self._commands.get()) is not None:
+            what, arg, done = command
+            try:
+                self._run(what, arg)
+            except (psycopg.Error, StoreUnreachable) as error:
+                log.warning("the rooms' bus could not %s (%s); reconnecting", what, error)
+                if done is not None:
+                    done.set_exception(StoreUnreachable(self.state.where, str(error).splitlines()[0]))
+                continue
+            except Exception as error:  # noqa: BLE001 - a bug: tell the waiter, keep the thread
+                if done is not None:
+                    done.set_exception(error)
+                continue
+            if done is not None:
+                done.set_result(None)
+
+    def _run(self, what: str, arg: str) -> None:
+        conn = self._live()
+        if what == "notify":
+            conn.execute("SELECT pg_notify(%s, %s)", (ROOM_CHANNEL, arg))
+        elif what == "hold":
+            if arg not in self._held:
+                conn.execute(
+                    "SELECT pg_advisory_lock_shared(hashtextextended(%s, 0))", (lock_name("open", arg),)
+                )
+                self._held.add(arg)
+        elif what == "release" and arg in self._held:
+            self._held.discard(arg)
+            conn.execute(
+                "SELECT pg_advisory_unlock_shared(hashtextextended(%s, 0))", (lock_name("open", arg),)
+            )
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The sender's connection; a new one (its rooms held again) when the server dropped it."""
+        assert self._conn is not None
+        if self._conn.closed:
+            self._conn = self.state.connect(wait_for_flush=False)
+            for doc in sorted(self._held):
+                self._conn.execute(
+                    "SELECT pg_advisory_lock_shared(hashtextextended(%s, 0))", (lock_name("open", doc),)
+                )
+        return self._conn
+
+    @contextlib.asynccontextmanager
+    async def save_lock(self, doc: str) -> AsyncIterator[None]:
+        """A session advisory lock ``rooms:save:<doc>`` on a connection of its own for the block."""
+        future = asyncio.get_running_loop().run_in_executor(None, self._lock_save, doc)
+        try:
+            conn = await asyncio.shield(future)
+        except asyncio.CancelledError:  # the thread may still get the lock: let it go when it does
+            future.add_done_callback(_close_got)
+            raise
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(conn.close)  # ends the session: the server frees its lock
+
+    def _lock_save(self, doc: str) -> psycopg.Connection[Any]:
+        conn = self.state.connect(wait_for_flush=False)
+        try:
+            conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock_name("save", doc),))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        """Stop listening and sending (what is queued is sent first); every lock goes with its session."""
+        if self._sender is not None:
+            self._commands.put(None)
+            self._sender.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+        if self._conn is not None:
+            self._conn.close()
