@@ -153,7 +153,8 @@ class Room:
         stored = await asyncio.to_thread(self.store.lineage, self.name)
         if stored is not None and stored != (self.file_text, self.file_state):
             self.file_text, self.file_state = stored
-        await self._load_editors()
+        if self.bus.shared:  # other replicas credit their editors in the store (alone, it holds ours)
+            await self._load_editors()
 
     async def _merge_outside(self, disk: str) -> None:
         """Merge ``disk`` unless another replica already did, under the bus's save lock."""

@@ -1,0 +1,186 @@
+"""Two hub processes, one data dir, one PostgreSQL state schema: one room across replicas (canon/ADR-051).
+
+Client 1 on replica A and client 2 on replica B of the same manifest edit at
+once and converge, see each other's presence, a save through either commits
+once with the merged text, and replica B killed with SIGKILL loses nothing:
+its client reconnects to A and converges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.backends import selected_backends
+from tests.hubserver import HubServer
+from tests.sync_fixtures import MANIFEST, demo, room
+from tests.ysync_client import YClient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from statehub.settings import Settings
+    from tests.gitfixtures import GitRepo
+
+__all__ = ["demo"]
+
+DOC = "demo/statehub.toml"
+
+
+@pytest.fixture
+def replicas(
+    request: pytest.FixtureRequest, demo: GitRepo, served_settings: Settings
+) -> Iterator[tuple[HubServer, HubServer]]:
+    """Replicas A and B over one hub home and one fresh PostgreSQL database for their state."""
+    if "postgres" not in selected_backends(request.config):
+        pytest.skip("rooms across replicas need PostgreSQL (--backends postgres)")
+    state_url = request.getfixturevalue("postgres_database")
+    home = served_settings.config_dir.parent
+    env = {"STATEHUB_STATE_URL": state_url}
+    a = HubServer(home, env=env)
+    b = HubServer(home, env=env)
+    b.log = home / "server-b.log"
+    try:
+        a.start()  # one at a time: the first migrates the state schema and builds the cache
+        b.start()
+        yield a, b
+    finally:
+        b.stop()
+        a.stop()
+
+
+def _commits(repo: GitRepo) -> int:
+    return int(repo.git("rev-list", "--count", "HEAD"))
+
+
+def _names(client: YClient) -> set[str]:
+    return {
+        s["user"]["name"]
+        for s in client.awareness.states.values()
+        if isinstance(s, dict) and isinstance(s.get("user"), dict)
+    }
+
+
+def _unsaved(server: HubServer) -> bool:
+    items: list[dict[str, Any]] = httpx.get(f"{server.url}/sync", timeout=30).json()["items"]
+    return next(bool(item["unsaved"]) for item in items if item["doc"] == DOC)
+
+
+async def _connected(url: str, name: str, doc: YClient | None = None) -> YClient:
+    client = YClient(url, name=name)
+    if doc is not None:  # a client that kept its copy (y-websocket reconnecting)
+        client.doc.apply_update(doc.doc.get_update())
+    await client.connect()
+    await asyncio.wait_for(client.synced.wait(), 10)
+    return client
+
+
+async def _edit_together(ada: YClient, bob: YClient, rounds: int, tag: str) -> None:
+    """Both type ``rounds`` lines at once, at opposite ends, without waiting for each other."""
+    for i in range(rounds):
+        ada.text.insert(len(str(ada.text)), f"# {tag} ada {i}\n")
+        bob.text.insert(0, f"# {tag} bob {i}\n")
+        await asyncio.sleep(0.005)
+
+
+def _has_each_once(text: str, tag: str, rounds: int) -> bool:
+    return all(text.count(f"# {tag} {who} {i}\n") == 1 for who in ("ada", "bob") for i in range(rounds))
+
+
+def test_clients_on_two_replicas_converge_see_each_other_and_save_once(
+    replicas: tuple[HubServer, HubServer], demo: GitRepo
+) -> None:
+    a, b = replicas
+    before = _commits(demo)
+
+    async def scenario() -> str:
+        ada = await _connected(room(a, "Ada"), "Ada")
+        bob = await _connected(room(b, "Bob"), "Bob")
+        assert str(ada.text) == str(bob.text) == MANIFEST
+        await _edit_together(ada, bob, 20, "one")
+        await ada.wait_for(lambda: _has_each_once(str(ada.text), "one", 20), 15)
+        await bob.wait_for(lambda: str(bob.text) == str(ada.text), 15)
+        # Presence crosses replicas both ways.
+        await ada.wait_for(lambda: "Bob" in _names(ada), 10)
+        await bob.wait_for(lambda: "Ada" in _names(bob), 10)
+
+        # A save through A: one commit, both clients told, both replicas see the saved state.
+        await ada.save()
+        await ada.wait_for(lambda: any(m.get("type") == "save-result" for m in ada.hub_messages), 15)
+        await bob.wait_for(lambda: any(m.get("type") == "save-result" for m in bob.hub_messages), 15)
+        saved = next(m for m in ada.hub_messages if m.get("type") == "save-result")
+        assert saved["ok"], saved
+        assert demo.read("statehub.toml") == str(ada.text)
+        await ada.wait_for(lambda: not _unsaved(a) and not _unsaved(b), 10)
+
+        # Both save at once after more edits: the saves queue, one commit holds the merged text.
+        await _edit_together(ada, bob, 5, "two")
+        await ada.wait_for(lambda: _has_each_once(str(ada.text), "two", 5), 15)
+        await bob.wait_for(lambda: str(bob.text) == str(ada.text), 15)
+        ada.hub_messages.clear()
+        bob.hub_messages.clear()
+        await asyncio.gather(ada.save(), bob.save())
+
+        def both_answered() -> bool:
+            return all(sum(m.get("type") == "save-result" for m in c.hub_messages) >= 2 for c in (ada, bob))
+
+        await ada.wait_for(both_answered, 20)
+        assert all(m["ok"] for m in ada.hub_messages if m.get("type") == "save-result"), ada.hub_messages
+        text = str(ada.text)
+        await ada.close()
+        await bob.close()
+        return text
+
+    text = asyncio.run(scenario())
+    assert demo.read("statehub.toml") == text
+    assert _commits(demo) == before + 2  # the first save, then one of the two at once
+    assert demo.git("status", "--porcelain") == ""
+    assert "Co-authored-by: Bob" in demo.git("log", "-2", "--format=%B")
+
+
+def test_a_replica_killed_mid_edit_loses_nothing(
+    replicas: tuple[HubServer, HubServer], demo: GitRepo
+) -> None:
+    a, b = replicas
+
+    async def scenario() -> None:
+        ada = await _connected(room(a, "Ada"), "Ada")
+        bob = await _connected(room(b, "Bob"), "Bob")
+        await _edit_together(ada, bob, 10, "live")
+        await ada.wait_for(lambda: _has_each_once(str(ada.text), "live", 10), 15)
+        await bob.wait_for(lambda: str(bob.text) == str(ada.text), 15)
+        await ada.wait_for(lambda: "Bob" in _names(ada), 10)
+
+        assert b.process is not None
+        b.process.kill()  # SIGKILL: no goodbye to anyone
+        b.process.wait(timeout=30)
+        await bob.wait_for(lambda: bob.closed is not None, 10)
+        # Edits on both sides while B is gone: Bob's wait in his copy.
+        bob.text.insert(0, "# offline bob\n")
+        ada.text.insert(len(str(ada.text)), "# ada meanwhile\n")
+        again = await _connected(room(a, "Bob"), "Bob", doc=bob)
+        await again.wait_for(lambda: "# offline bob\n" in str(again.text), 15)
+        await again.wait_for(lambda: "# ada meanwhile\n" in str(again.text), 15)
+        await ada.wait_for(lambda: str(ada.text) == str(again.text), 15)
+        final = str(ada.text)
+        assert _has_each_once(final, "live", 10)
+        assert final.count("# offline bob\n") == final.count("# ada meanwhile\n") == 1
+        assert final.count(MANIFEST) == 1
+        await ada.save()
+        await ada.wait_for(lambda: any(m.get("type") == "save-result" for m in ada.hub_messages), 15)
+        await ada.close()
+        await again.close()
+        assert demo.read("statehub.toml") == final
+
+    asyncio.run(scenario())
+    b.process = None  # killed above: nothing for the fixture to stop
+    assert (
+        subprocess.run(
+            ["git", "-C", str(demo.root), "status", "--porcelain"], check=True, capture_output=True
+        ).stdout
+        == b""
+    )
