@@ -31,7 +31,7 @@ resync (ADR-012). The message handling follows ``YRoom.serve`` otherwise.
 from sync.rooms._connection import DRAIN_SECONDS, MESSAGE_LIMIT, RESYNC_CLOSE_CODE, TOO_LARGE_CLOSE_CODE
 from sync.rooms._lifecycle import Rooms, RoomsChanged, RoomState
 from sync.rooms._member import Leave, Member
-from sync.rooms._presence import AWARENESS_IDS, AWARENESS_STATE_LIMIT, Presence
+from sync.rooms._presence import AWARENESS_IDS, AWARENESS_STATE_LIMIT, REMOTE_PRESENCE_SECONDS, Presence
 from sync.rooms._room import MERGE_SECONDS, TEXT_LIMIT, Room
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "DRAIN_SECONDS",
     "MERGE_SECONDS",
     "MESSAGE_LIMIT",
+    "REMOTE_PRESENCE_SECONDS",
     "RESYNC_CLOSE_CODE",
     "TEXT_LIMIT",
     "TOO_LARGE_CLOSE_CODE",

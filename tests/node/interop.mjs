@@ -1,5 +1,6 @@
 // A stock Yjs client against State Hub: yjs + y-websocket's WebsocketProvider, nothing of ours.
-// Usage: node interop.mjs ws://127.0.0.1:PORT/sync demo/statehub.toml
+// Usage: node interop.mjs ws://127.0.0.1:PORT/sync demo/statehub.toml [ws://127.0.0.1:OTHER/sync]
+// (with a second URL, node-b joins through that server: another replica of the same hub)
 // Two providers join the room, each edits the "manifest" Y.Text, and both must converge on
 // the same text holding both edits and see each other's presence. Each records the State Hub
 // messages (type 100) it gets, as our editor reads them. Prints one JSON line:
@@ -9,12 +10,12 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import * as decoding from 'lib0/decoding'
 
-const [serverUrl, room] = process.argv.slice(2)
+const [serverUrl, room, otherUrl] = process.argv.slice(2)
 const deadline = Date.now() + 10000
 
-function connect (user) {
+function connect (user, url = serverUrl) {
   const doc = new Y.Doc()
-  const provider = new WebsocketProvider(serverUrl, room, doc, {
+  const provider = new WebsocketProvider(url, room, doc, {
     WebSocketPolyfill: WebSocket,
     params: { user },
     disableBc: true
@@ -54,7 +55,7 @@ async function until (predicate, what) {
 }
 
 const a = connect('node-a')
-const b = connect('node-b')
+const b = connect('node-b', otherUrl || serverUrl)
 await Promise.all([synced(a), synced(b)])
 const start = a.text.toString()
 if (start.length === 0) throw new Error('the room sent no text: is the manifest empty?')

@@ -9,6 +9,7 @@ its client reconnects to A and converges.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.backends import selected_backends
 from tests.hubserver import HubServer
+from tests.nodepackages import node_packages
 from tests.sync_fixtures import MANIFEST, demo, room
 from tests.ysync_client import YClient
 
@@ -184,3 +186,32 @@ def test_a_replica_killed_mid_edit_loses_nothing(
         ).stdout
         == b""
     )
+
+
+def test_stock_yjs_clients_on_two_replicas_converge_and_see_each_other(
+    replicas: tuple[HubServer, HubServer], demo: GitRepo
+) -> None:
+    """y-websocket's ``WebsocketProvider``, unchanged: node-a through A, node-b through B."""
+    a, b = replicas
+    modules = node_packages()
+
+    async def scenario() -> dict[str, Any]:
+        run = await asyncio.create_subprocess_exec(
+            "node",
+            str(modules / "interop.mjs"),
+            f"{a.ws_url}/sync",
+            DOC,
+            f"{b.ws_url}/sync",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(run.communicate(), 30)
+        assert run.returncode == 0, err.decode()
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        return result
+
+    result = asyncio.run(scenario())
+    assert result["ok"]
+    assert {"node-a", "node-b"} <= set(result["awareness"])
+    assert result["hubMessages"] == []  # echoes of the other replica's presence are not refused
+    assert result["text"] == "# from node-a\n" + MANIFEST + "# from node-b\n"

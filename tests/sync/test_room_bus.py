@@ -1,0 +1,292 @@
+"""The rooms' fan-out across replicas (canon/ADR-051): two stores and two buses on one PostgreSQL
+state schema, each on connections of its own, as two replicas have them; and what stays the same
+on SQLite (``state_backend``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import Awareness, Doc, Text
+
+from sync._durable_pg import PgState
+from sync.room_bus import BusMessage, LocalRoomBus, PgRoomBus, room_bus
+from sync.room_store import RoomStore
+from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
+from sync.seed import TEXT_NAME, doc_text, seed_doc
+from sync.ysync import join_awareness, read_awareness
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.backends import StateAt
+
+DOC = "demo/statehub.toml"
+
+
+def _edit(base: bytes, insert: str, at: int = 0) -> bytes:
+    doc: Doc[Any] = Doc()
+    doc.apply_update(base)
+    before = doc.get_state()
+    doc.get(TEXT_NAME, type=Text).insert(at, insert)
+    return doc.get_update(before)
+
+
+def _replay(seed_text: str, updates: list[bytes]) -> str:
+    doc: Doc[Any] = Doc()
+    doc.apply_update(seed_doc(seed_text))
+    for update in updates:
+        doc.apply_update(update)
+    return doc_text(doc)
+
+
+class _Heard:
+    """A bus's messages, as the rooms' callback gets them on the loop."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[BusMessage] = asyncio.Queue()
+        self.reconnects = 0
+
+    def __call__(self, message: BusMessage) -> None:
+        self.messages.put_nowait(message)
+
+    def reconnected(self) -> None:
+        self.reconnects += 1
+
+    async def next(self, timeout: float = 5) -> BusMessage:
+        return await asyncio.wait_for(self.messages.get(), timeout)
+
+
+def _bus(store: RoomStore) -> tuple[PgRoomBus, _Heard]:
+    bus = room_bus(store)
+    assert isinstance(bus, PgRoomBus)
+    heard = _Heard()
+    bus.start(heard, heard.reconnected)
+    return bus, heard
+
+
+def test_an_append_on_one_replica_wakes_the_other_which_reads_what_it_lacks(postgres_database: str) -> None:
+    state = PgState(postgres_database)
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_one, heard_one = _bus(one)
+            bus_two, heard_two = _bus(two)
+            try:
+                seed = seed_doc("x = 1\n")
+                pending = two.open_lineage(DOC, "x = 1\n", seed)
+                update = _edit(seed, "# from one\n")
+                uid = one.append(DOC, update)
+                message = await heard_two.next()
+                assert (message.kind, message.doc) == ("u", DOC)
+                assert two.updates_after(DOC, pending.through) == [(uid, update)]
+                # A replica is not told what it said itself.
+                await asyncio.sleep(0.3)
+                assert heard_one.messages.empty()
+            finally:
+                bus_one.close()
+                bus_two.close()
+
+    asyncio.run(scenario())
+
+
+def test_ids_of_one_document_commit_in_order_so_a_reader_after_last_misses_none(
+    postgres_database: str,
+) -> None:
+    """Two replicas append at once while a third reads ``id > last`` over and over: it sees every
+    update exactly once (an id read past is never committed later)."""
+    state = PgState(postgres_database)
+    with RoomStore(state) as one, RoomStore(state) as two, RoomStore(state) as reader:
+        seed = seed_doc("")
+        one.open_lineage(DOC, "", seed)
+        written: list[int] = []
+        done = threading.Event()
+
+        def write(store: RoomStore, who: str) -> None:
+            for i in range(150):
+                written.append(store.append(DOC, _edit(seed, f"{who}{i}")))
+
+        threads = [threading.Thread(target=write, args=(s, w)) for s, w in ((one, "a"), (two, "b"))]
+        for thread in threads:
+            thread.start()
+        seen: list[int] = []
+        last = 0
+        while not done.is_set():
+            if not any(t.is_alive() for t in threads):
+                done.set()
+            for uid, _update in reader.updates_after(DOC, last):
+                seen.append(uid)
+                last = uid
+        for uid, _update in reader.updates_after(DOC, last):
+            seen.append(uid)
+        assert sorted(seen) == sorted(written) and len(seen) == 300
+
+
+def test_presence_crosses_and_an_update_too_large_for_one_notify_is_split(postgres_database: str) -> None:
+    state = PgState(postgres_database)
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_one, _ = _bus(one)
+            bus_two, heard_two = _bus(two)
+            try:
+                small = _awareness({11: {"user": {"name": "Ada"}}})
+                bus_one.publish("a", DOC, {"u": base64.b64encode(small).decode()})
+                message = await heard_two.next()
+                assert message.kind == "a" and message.awareness == small
+                # Three states of 3 KB: 9 KB in all, over NOTIFY's 8000 bytes; each goes alone.
+                big = _awareness({cid: {"user": {"name": "x" * 3000}} for cid in (21, 22, 23)})
+                bus_one.publish("a", DOC, {"u": base64.b64encode(big).decode()})
+                parts = [await heard_two.next() for _ in range(3)]
+                entries = [e for part in parts for e in read_awareness(part.awareness)]
+                assert join_awareness(sorted(entries, key=lambda e: e.client_id)) == big
+            finally:
+                bus_one.close()
+                bus_two.close()
+
+    asyncio.run(scenario())
+
+
+def _awareness(states: dict[int, dict[str, Any]]) -> bytes:
+    collected = Awareness(Doc())
+    collected.set_local_state(None)
+    for cid, value in states.items():
+        own = Awareness(Doc(client_id=cid))
+        own.set_local_state(value)
+        collected.apply_awareness_update(own.encode_awareness_update([cid]), "test")
+    return collected.encode_awareness_update(list(states))
+
+
+def test_one_save_of_a_document_at_a_time_across_replicas(postgres_database: str) -> None:
+    state = PgState(postgres_database)
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_one, _ = _bus(one)
+            bus_two, _ = _bus(two)
+            order: list[str] = []
+
+            async def save(bus: PgRoomBus, who: str, hold: float) -> None:
+                async with bus.save_lock(DOC):
+                    order.append(f"{who} in")
+                    await asyncio.sleep(hold)
+                    order.append(f"{who} out")
+
+            try:
+                first = asyncio.create_task(save(bus_one, "one", 0.5))
+                await asyncio.sleep(0.2)
+                await asyncio.gather(first, save(bus_two, "two", 0))
+                assert order == ["one in", "one out", "two in", "two out"]
+                async with bus_one.save_lock("other/statehub.toml"):  # another document: no wait
+                    await asyncio.wait_for(save(bus_two, "three", 0), 2)
+            finally:
+                bus_one.close()
+                bus_two.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lineage_another_replica_holds_open_is_not_forgotten(postgres_database: str) -> None:
+    state = PgState(postgres_database)
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_two, _ = _bus(two)
+            try:
+                one.open_lineage(DOC, "a\n", seed_doc("a\n"))
+                await bus_two.hold(DOC)
+                assert not one.forget(DOC)
+                assert one.load(DOC) is not None
+                await bus_two.release(DOC)
+                assert one.forget(DOC)
+                assert one.load(DOC) is None
+            finally:
+                bus_two.close()
+            # A replica that dies lets go of its holds with its session.
+            bus_three, _ = _bus(two)
+            one.open_lineage(DOC, "a\n", seed_doc("a\n"))
+            await bus_three.hold(DOC)
+            bus_three.close()
+            assert one.forget(DOC)
+
+    asyncio.run(scenario())
+
+
+def test_a_lineage_opened_by_two_replicas_is_begun_once(state_backend: StateAt) -> None:
+    where = state_backend("rooms.sqlite3")
+    with RoomStore(where) as one, RoomStore(where) as two:
+        seed = seed_doc("a\n")
+        one.open_lineage(DOC, "a\n", seed)
+        one.append(DOC, _edit(seed, "# kept\n"))
+        pending = two.open_lineage(DOC, "a\n", seed)  # the second opener finds it and keeps it
+        assert _replay(pending.seed_text, pending.updates) == "# kept\na\n"
+        assert pending.through > 0
+
+
+def test_a_compaction_keeps_the_updates_it_had_not_applied(state_backend: StateAt) -> None:
+    where = state_backend("rooms.sqlite3")
+    with RoomStore(where) as one, RoomStore(where) as two:
+        seed = seed_doc("a\n")
+        one.open_lineage(DOC, "a\n", seed)
+        first = _edit(seed, "# one\n")
+        through = one.append(DOC, first)
+        two.append(DOC, _edit(seed, "# two\n", at=2))  # another replica's, not applied by one yet
+        live: Doc[Any] = Doc()
+        live.apply_update(seed)
+        live.apply_update(first)
+        one.file_written(DOC, doc_text(live), live.get_update(), live.get_update(), through=through)
+        pending = two.load(DOC)
+        assert pending is not None and len(pending.updates) == 2
+        assert _replay(pending.seed_text, pending.updates) == "# one\na\n# two\n"
+
+
+def test_on_sqlite_the_bus_is_one_process_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with RoomStore(tmp_path / "rooms.sqlite3") as store:
+            bus = room_bus(store)
+            assert isinstance(bus, LocalRoomBus) and not bus.shared
+            bus.start(_Heard(), lambda: None)
+            await bus.hold(DOC)
+            store.open_lineage(DOC, "", seed_doc(""))
+            assert store.append(DOC, _edit(seed_doc(""), "x")) < store.append(DOC, _edit(seed_doc(""), "y"))
+            async with bus.save_lock(DOC), bus.save_lock(DOC):  # nothing to wait for
+                pass
+            assert store.forget(DOC)  # held or not: nobody else can hold it
+            bus.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_remote_presence_expires_unless_renewed_and_is_not_taken_meanwhile() -> None:
+    sent: list[bytes] = []
+    published: list[bytes] = []
+    presence = Presence(Doc(), lambda message, _sender: sent.append(message), published.append)
+    presence.receive_remote(_awareness({7: {"user": {"name": "Bob"}}}))
+    assert presence.awareness.states[7] == {"user": {"name": "Bob"}}
+    assert sent and not published  # passed to the local members, not back to the replicas
+
+    local = Member(channel=None)  # type: ignore[arg-type]  # nothing is sent: the room only queues
+    impostor = _own(7, {"user": {"name": "Mallory"}}, clock=2)
+    presence.receive(local, impostor)
+    assert presence.awareness.states[7] == {"user": {"name": "Bob"}}
+    assert local.outbox.qsize() == 1  # told why
+
+    assert presence.expire() == []
+    sent.clear()
+    heard = presence.remote[7]
+    assert presence.expire(heard + REMOTE_PRESENCE_SECONDS + 1) == [7]
+    assert 7 not in presence.awareness.states and sent  # the members hear it left
+    presence.receive(local, _own(7, {"user": {"name": "Bob"}}, clock=1))  # back here, at its old clock
+    assert presence.awareness.states[7] == {"user": {"name": "Bob"}}
+    assert published  # and the other replicas hear it from here now
+
+
+def _own(client_id: int, state: dict[str, Any], *, clock: int) -> bytes:
+    """An awareness update of ``client_id``'s own state at ``clock``."""
+    own = Awareness(Doc(client_id=client_id))
+    for _ in range(clock - 1):
+        own.set_local_state({})
+    own.set_local_state(state)
+    return own.encode_awareness_update([client_id])
