@@ -9,6 +9,13 @@ on a free loopback port, and prints:
   other client has received it. p50 and p99, and p99's ratio to the 30 ms target.
 - memory: 200 open rooms (100 repos x 2 manifests, one member each); the
   server's resident memory growth divided by 200.
+
+``--replicas URL`` (a PostgreSQL server the bench may CREATE DATABASE on, e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) measures rooms across
+replicas instead (canon/ADR-051): two hub processes over one hub home with their
+state in a fresh database, ``--clients`` split between them in one room; each
+edit's time to reach every other client, split into receivers on the sender's
+replica and on the other one: p50 and p95 of each.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import websockets  # noqa: E402
 from pycrdt import Doc, Text, create_sync_message, create_update_message  # noqa: E402
 
+from bench._databases import cache_url  # noqa: E402
 from statehub.hub import Hub  # noqa: E402
 from statehub.settings import Settings  # noqa: E402
 from sync.seed import TEXT_NAME  # noqa: E402
@@ -144,6 +152,111 @@ async def latency(server: HubServer, clients: int, edits: int, interval: float) 
     }
 
 
+class Receiver(Client):
+    """A client that stamps when each other client's edit arrives (by the edit's message bytes)."""
+
+    def __init__(self, index: int, url: str, sent: dict[bytes, tuple[int, float]], got: list[Any]) -> None:
+        super().__init__(index, url, {}, [])
+        self.sent = sent
+        self.got = got
+
+    async def read(self) -> None:
+        try:
+            async for message in self.ws:
+                now = time.perf_counter()
+                origin = self.sent.get(message)
+                if origin is not None:
+                    self.got.append((origin[0], self.index, now - origin[1]))
+                elif message[:2] == b"\x00\x01":
+                    self.synced.set()
+        except websockets.ConnectionClosed:
+            pass
+
+    async def send_edit(self, seq: int) -> None:
+        before = self.doc.get_state()
+        self.text.insert(0, f"# client {self.index} edit {seq}\n")
+        message = create_update_message(self.doc.get_update(before))
+        self.sent[message] = (self.index, time.perf_counter())
+        await self.ws.send(message)
+
+
+async def replica_latency(
+    servers: list[HubServer], clients: int, edits: int, interval: float
+) -> dict[str, dict[str, float]]:
+    """``clients`` in one room, alternately on each server; every edit's delivery time per receiver,
+    grouped by whether the receiver is on the sender's replica."""
+    sent: dict[bytes, tuple[int, float]] = {}
+    got: list[tuple[int, int, float]] = []
+    members = [
+        Receiver(i, f"{servers[i % len(servers)].ws_url}/sync/r000/statehub.toml?user=bench", sent, got)
+        for i in range(clients)
+    ]
+    for member in members:
+        await member.connect()
+    await asyncio.wait_for(asyncio.gather(*(m.synced.wait() for m in members)), 30)
+
+    async def run(member: Receiver) -> None:
+        await asyncio.sleep(interval * member.index / clients)
+        for seq in range(edits):
+            started = time.perf_counter()
+            await member.send_edit(seq)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+    await asyncio.gather(*(run(m) for m in members))
+    expected = clients * edits * (clients - 1)
+    deadline = time.perf_counter() + 30
+    while len(got) < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    for member in members:
+        await member.ws.close()
+    groups: dict[str, list[float]] = {"same replica": [], "other replica": []}
+    for sender, receiver, seconds in got:
+        same = sender % len(servers) == receiver % len(servers)
+        groups["same replica" if same else "other replica"].append(seconds * 1000)
+    found = {}
+    for name, values in groups.items():
+        ms = sorted(values)
+        if ms:
+            found[name] = {
+                "n": len(ms),
+                "p50": statistics.median(ms),
+                "p95": ms[min(len(ms) - 1, int(len(ms) * 0.95))],
+                "max": ms[-1],
+            }
+    found["lost"] = {"n": expected - len(got)}
+    return found
+
+
+def replicas(args: argparse.Namespace) -> None:
+    """Two replicas over one home, their state in a fresh PostgreSQL database (``--replicas URL``)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="statehub-bench-") as tmp,
+        cache_url(args.replicas, Path(tmp)) as url,
+    ):
+        home = make_repos(Path(tmp), 1)
+        env = {"STATEHUB_STATE_URL": url}
+        one = HubServer(home, env=env).start()
+        two = HubServer(home, env=env)
+        two.log = home / "server-2.log"
+        try:
+            two.start()
+            found = asyncio.run(replica_latency([one, two], args.clients, args.edits, args.interval))
+        finally:
+            two.stop()
+            one.stop()
+    print(
+        f"rooms across replicas: {args.clients} clients in one room, half on each of 2 replicas, "
+        f"one edit per client every {args.interval:g} s ({found['lost']['n']:.0f} deliveries missing)"
+    )
+    for name in ("same replica", "other replica"):
+        if name in found:
+            row = found[name]
+            print(
+                f"  send -> a client on the {name}: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms, "
+                f"max {row['max']:.1f} ms ({row['n']:.0f} deliveries)"
+            )
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -182,7 +295,16 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=20, help="edits per client")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between one client's edits")
     parser.add_argument("--rooms", type=int, default=200, help="open rooms for the memory figure (even)")
+    parser.add_argument(
+        "--replicas",
+        metavar="POSTGRESQL_URL",
+        default=None,
+        help="measure one room across two replicas with their state on this PostgreSQL server instead",
+    )
     args = parser.parse_args()
+    if args.replicas:
+        replicas(args)
+        return
     with tempfile.TemporaryDirectory(prefix="statehub-bench-") as tmp:
         home = make_repos(Path(tmp), max(1, args.rooms // 2) + 1)
         with HubServer(home) as server:
