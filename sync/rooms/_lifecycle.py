@@ -29,6 +29,9 @@ __all__ = ["RoomState", "Rooms", "RoomsChanged"]
 
 log = logging.getLogger(__name__)
 
+_UNREAD_OWN = 256
+"""Own updates a room on a shared bus keeps track of before it reads them back (and forgets them)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RoomState:
@@ -191,6 +194,8 @@ class Rooms:
             room.loading.set_exception(error)
         else:
             room.loading.set_result(None)
+            if self.bus.shared:  # what was stored between its read and now woke nobody
+                self._catch_up(room)
         finally:
             if not room.loading.done():  # cancelled: the rooms are closing
                 room.loading.cancel()
@@ -329,6 +334,8 @@ class Rooms:
                 if not room.loaded:
                     continue
                 room.presence.expire()
+                if room.unread_own > _UNREAD_OWN:  # nobody else wrote: our own ids pile up unread
+                    self._catch_up(room)
                 try:
                     await room.check_file()
                 except Exception:  # one unreadable file must not stop the others

@@ -143,6 +143,19 @@ class Room:
             self._own = {uid for uid in self._own if uid > self.last}
             return applied
 
+    def _stored(self, uid: int) -> None:
+        """This room stored update ``uid``. Alone (a local bus) every earlier id is its own and
+        applied, so ``last`` moves; shared, others' may come before it, read by :meth:`catch_up`."""
+        if self.bus.shared:
+            self._own.add(uid)
+        else:
+            self.last = max(self.last, uid)
+
+    @property
+    def unread_own(self) -> int:
+        """Own updates stored since :attr:`last`: the rooms catch up when these pile up unread."""
+        return len(self._own)
+
     def publish_presence(self, update: bytes) -> None:
         self.bus.publish("a", self.name, {"u": base64.b64encode(update).decode()})
 
@@ -315,7 +328,7 @@ class Room:
         # Stored first: when the store fails (its database gone) the room must not hold the edit,
         # or the member's reconnect, which sends only what the room lacks, would never store it
         # nor pass it on to the others.
-        self._own.add(self.store.append(self.name, update))
+        self._stored(self.store.append(self.name, update))
         self.doc.apply_update(update)
         self.broadcast(create_update_message(update), member)
         person = self.person(member)
@@ -369,7 +382,7 @@ class Room:
             self.file_text, self.file_state = text, live_state
             with contextlib.suppress(RoomError):
                 self._stamp = await asyncio.to_thread(self.loader.stamp, self.name)
-            self._own.add(
+            self._stored(
                 self.store.file_written(self.name, text, live_state, self.doc.get_update(), through=self.last)
             )
             if self.text == text:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from pycrdt import Awareness, Doc, Text
 
 from sync._durable_pg import PgState
+from sync._pg_listen import PgListener
 from sync.room_bus import BusMessage, LocalRoomBus, PgRoomBus, room_bus
-from sync.room_store import RoomStore
+from sync.room_store import ROOM_CHANNEL, RoomStore
 from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
 from sync.seed import TEXT_NAME, doc_text, seed_doc
 from sync.ysync import join_awareness, read_awareness
@@ -208,8 +210,8 @@ def test_a_lineage_another_replica_holds_open_is_not_forgotten(postgres_database
             bus_three, _ = _bus(two)
             one.open_lineage(DOC, "a\n", seed_doc("a\n"))
             await bus_three.hold(DOC)
-            bus_three.close()
-            assert one.forget(DOC)
+            bus_three.close()  # the server ends the session a moment after the connection closes
+            _until(lambda: one.forget(DOC), 5)
 
     asyncio.run(scenario())
 
@@ -290,3 +292,31 @@ def _own(client_id: int, state: dict[str, Any], *, clock: int) -> bytes:
         own.set_local_state({})
     own.set_local_state(state)
     return own.encode_awareness_update([client_id])
+
+
+def test_a_listener_whose_connection_drops_listens_again_and_says_so(postgres_database: str) -> None:
+    state = PgState(postgres_database)
+    heard: list[str] = []
+    reconnected = threading.Event()
+    listener = PgListener(state, ROOM_CHANNEL, heard.append, reconnected.set)
+    listener.start()
+    try:
+        with state.connect() as admin:
+            admin.execute("SELECT pg_notify(%s, 'one')", (ROOM_CHANNEL,))
+            _until(lambda: heard == ["one"])
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
+            )
+            assert reconnected.wait(10)
+            admin.execute("SELECT pg_notify(%s, 'two')", (ROOM_CHANNEL,))
+            _until(lambda: heard == ["one", "two"])
+    finally:
+        listener.close()
+
+
+def _until(predicate: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.02)
