@@ -161,6 +161,8 @@ def test_a_replica_killed_mid_edit_loses_nothing(
         b.process.kill()  # SIGKILL: no goodbye to anyone
         b.process.wait(timeout=30)
         await bob.wait_for(lambda: bob.closed is not None, 10)
+        ghost = bob.awareness.client_id
+        assert ghost in ada.awareness.states  # B could not say Bob left
         # Edits on both sides while B is gone: Bob's wait in his copy.
         bob.text.insert(0, "# offline bob\n")
         ada.text.insert(len(str(ada.text)), "# ada meanwhile\n")
@@ -172,6 +174,9 @@ def test_a_replica_killed_mid_edit_loses_nothing(
         assert _has_each_once(final, "live", 10)
         assert final.count("# offline bob\n") == final.count("# ada meanwhile\n") == 1
         assert final.count(MANIFEST) == 1
+        # Bob's presence through B is not renewed by anyone now: it leaves within 30 s (plus a poll).
+        await ada.wait_for(lambda: ghost not in ada.awareness.states, 40)
+        assert "Bob" in _names(ada)  # Bob through A
         await ada.save()
         await ada.wait_for(lambda: any(m.get("type") == "save-result" for m in ada.hub_messages), 15)
         await ada.close()
@@ -215,3 +220,26 @@ def test_stock_yjs_clients_on_two_replicas_converge_and_see_each_other(
     assert {"node-a", "node-b"} <= set(result["awareness"])
     assert result["hubMessages"] == []  # echoes of the other replica's presence are not refused
     assert result["text"] == "# from node-a\n" + MANIFEST + "# from node-b\n"
+
+
+def test_an_outside_change_is_merged_once_though_both_replicas_see_it(
+    replicas: tuple[HubServer, HubServer], demo: GitRepo
+) -> None:
+    a, b = replicas
+
+    async def scenario() -> None:
+        ada = await _connected(room(a, "Ada"), "Ada")
+        bob = await _connected(room(b, "Bob"), "Bob")
+        ada.text.insert(0, "# unsaved ada\n")
+        await bob.wait_for(lambda: "# unsaved ada\n" in str(bob.text), 10)
+        demo.write("statehub.toml", MANIFEST + 'default_branch = "main"\n')
+        demo.commit("a change made outside the rooms")
+        want = "# unsaved ada\n" + MANIFEST + 'default_branch = "main"\n'
+        await ada.wait_for(lambda: str(ada.text) == want, 15)
+        await bob.wait_for(lambda: str(bob.text) == want, 15)
+        await asyncio.sleep(1)  # both replicas' polls have looked at the file by now
+        assert str(ada.text) == str(bob.text) == want
+        await ada.close()
+        await bob.close()
+
+    asyncio.run(scenario())
