@@ -151,7 +151,8 @@ class PgRoomBus:
 
     Three connections of its own: the listener's (:class:`~sync._pg_listen.PgListener`), the
     sender's (a thread that sends notifications in order and holds the rooms' shared ``open``
-    locks, taken again after a reconnect), and one per save while it holds its lock.
+    locks, taken again on a new connection when the server dropped it: looked at as soon as the
+    listener reconnects), and one per save while it holds its lock.
     ``replica`` is the store's: notifications this process sent are not news to it.
     """
 
@@ -175,6 +176,7 @@ class PgRoomBus:
                 loop.call_soon_threadsafe(on_message, message)
 
         def reconnected() -> None:
+            self._commands.put(("ping", "", None))  # the sender's connection may have dropped too
             loop.call_soon_threadsafe(on_reconnect)
 
         self._conn = self.state.connect(wait_for_flush=False)
@@ -244,7 +246,12 @@ class PgRoomBus:
         while (command := self._commands.get()) is not None:
             what, arg, done = command
             try:
-                self._run(what, arg)
+                try:
+                    self._run(what, arg)
+                except psycopg.OperationalError:
+                    if self._conn is None or not self._conn.closed:
+                        raise
+                    self._run(what, arg)  # once more on a new connection, the rooms held again
             except (psycopg.Error, StoreUnreachable) as error:
                 log.warning("the rooms' bus could not %s (%s); reconnecting", what, error)
                 if done is not None:
@@ -259,7 +266,9 @@ class PgRoomBus:
 
     def _run(self, what: str, arg: str) -> None:
         conn = self._live()
-        if what == "notify":
+        if what == "ping":
+            conn.execute("SELECT 1")
+        elif what == "notify":
             conn.execute("SELECT pg_notify(%s, %s)", (ROOM_CHANNEL, arg))
         elif what == "hold":
             if arg not in self._held:

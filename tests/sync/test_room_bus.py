@@ -320,3 +320,34 @@ def _until(predicate: Any, timeout: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met"
         time.sleep(0.02)
+
+
+def test_a_replica_whose_connections_drop_holds_its_rooms_again(postgres_database: str) -> None:
+    state = PgState(postgres_database)
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_two, heard = _bus(two)
+            try:
+                one.open_lineage(DOC, "a\n", seed_doc("a\n"))
+                await bus_two.hold(DOC)
+                with state.connect() as admin:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND (query LIKE 'LISTEN%%' OR query LIKE '%%advisory_lock_shared%%')"
+                    )
+                deadline = asyncio.get_running_loop().time() + 10
+                while heard.reconnects == 0:
+                    assert asyncio.get_running_loop().time() < deadline, "the listener did not reconnect"
+                    await asyncio.sleep(0.05)
+                await bus_two.hold("other/statehub.toml")  # queued after the sender's look at its connection
+                assert not one.forget(DOC)  # still held: replica two has it open
+                update = _edit(seed_doc("a\n"), "# after\n")
+                one.append(DOC, update)
+                message = await heard.next()
+                assert message.kind == "u"
+            finally:
+                bus_two.close()
+
+    asyncio.run(scenario())
