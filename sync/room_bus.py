@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sync._pg_listen import NOTIFY_LIMIT, PgListener
-from sync.errors import StoreUnreachable
+from sync.errors import RoomError, StoreUnreachable
 from sync.room_store import ROOM_CHANNEL, lock_name
 from sync.ysync import join_awareness, read_awareness
 
@@ -54,9 +54,13 @@ if TYPE_CHECKING:
     from sync._durable_pg import PgState
     from sync.room_store import RoomStore
 
-__all__ = ["BusMessage", "LocalRoomBus", "PgRoomBus", "RoomBus", "room_bus"]
+__all__ = ["SAVE_WAIT_SECONDS", "BusMessage", "LocalRoomBus", "PgRoomBus", "RoomBus", "room_bus"]
 
 log = logging.getLogger(__name__)
+
+SAVE_WAIT_SECONDS = 30
+"""How long a save waits for another replica's save of the same document before it is refused
+(``lock_timeout``): a replica on a host that vanished holds its lock until the server notices."""
 
 Kind = Literal["u", "a", "q", "h"]
 
@@ -308,9 +312,21 @@ class PgRoomBus:
             await asyncio.to_thread(conn.close)  # ends the session: the server frees its lock
 
     def _lock_save(self, doc: str) -> psycopg.Connection[Any]:
+        """A connection holding ``rooms:save:<doc>``; RoomError (409) after :data:`SAVE_WAIT_SECONDS`
+        of waiting, StoreUnreachable when the server does not answer."""
+        import psycopg
+
         conn = self.state.connect(wait_for_flush=False)
         try:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{SAVE_WAIT_SECONDS}s",))
             conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock_name("save", doc),))
+        except psycopg.errors.LockNotAvailable:
+            conn.close()
+            raise RoomError(
+                f"{doc} has been saving on another replica for over {SAVE_WAIT_SECONDS} s; nothing was "
+                "saved here: save again in a moment",
+                409,
+            ) from None
         except BaseException:
             conn.close()
             raise

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Channel, Doc, Text, create_update_message, merge_updates
 
 from sync import ysync
+from sync.errors import StoreUnreachable
 from sync.room_bus import LocalRoomBus
 from sync.rooms._connection import serve
 from sync.rooms._presence import Presence
@@ -354,20 +355,31 @@ class Room:
         ``saver`` None lets the hub choose the author (on an open hub, the
         repo's git identity) or refuse.
         """
-        async with self._file_lock, self.save_lock, self.bus.save_lock(self.name):
-            await self._reconcile()  # another replica's last edits, saves and merges
-            await self._check_file(locked=True)
-            if self.file_problem is not None:
-                outcome = SaveOutcome(
-                    False, f"not saved: {self.file_problem.message}", status=self.file_problem.status
-                )
-            else:
-                outcome = await self._save(saver)
+        async with self._file_lock, self.save_lock:
+            outcome = await self._save_alone(saver)
         by = outcome.by or (saver.name if saver else None)
         payload = {"type": "save-result", "by": by, **outcome.to_json()}
         self.broadcast(ysync.hub_message(payload), None)
         self.bus.publish("h", self.name, {"m": payload})
         return outcome
+
+    async def _save_alone(self, saver: Person | None) -> SaveOutcome:
+        """The save under the bus's save lock, after catching up with the other replicas' edits,
+        saves and merges; refused (nothing written) when the lock or the store cannot be had."""
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                await held.enter_async_context(self.bus.save_lock(self.name))
+                await self._reconcile()
+            except RoomError as error:  # another replica's save held the document too long
+                return SaveOutcome(False, f"not saved: {error.message}", status=error.status)
+            except StoreUnreachable as error:
+                return SaveOutcome(False, f"not saved: {error}", status=503)
+            await self._check_file(locked=True)
+            if self.file_problem is not None:
+                return SaveOutcome(
+                    False, f"not saved: {self.file_problem.message}", status=self.file_problem.status
+                )
+            return await self._save(saver)
 
     async def _save(self, saver: Person | None) -> SaveOutcome:
         text, live_state = self.text, self.doc.get_update()

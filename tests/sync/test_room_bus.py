@@ -10,10 +10,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from pycrdt import Awareness, Doc, Text
 
+import sync.room_bus as room_bus_module
 from sync._durable_pg import PgState
 from sync._pg_listen import PgListener
+from sync.errors import RoomError
 from sync.room_bus import BusMessage, LocalRoomBus, PgRoomBus, room_bus
 from sync.room_store import ROOM_CHANNEL, RoomStore
 from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
@@ -348,6 +351,31 @@ def test_a_replica_whose_connections_drop_holds_its_rooms_again(postgres_databas
                 message = await heard.next()
                 assert message.kind == "u"
             finally:
+                bus_two.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_save_waiting_too_long_on_another_replica_is_refused(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(room_bus_module, "SAVE_WAIT_SECONDS", 1)
+    state = PgState(postgres_database)
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_one, _ = _bus(one)
+            bus_two, _ = _bus(two)
+            try:
+                async with bus_one.save_lock(DOC):
+                    with pytest.raises(RoomError) as refused:
+                        async with bus_two.save_lock(DOC):
+                            pass
+                    assert refused.value.status == 409 and "save again" in refused.value.message
+                async with bus_two.save_lock(DOC):  # free again
+                    pass
+            finally:
+                bus_one.close()
                 bus_two.close()
 
     asyncio.run(scenario())
