@@ -154,7 +154,9 @@ class Leader:
         elif self._conn is None:
             detail = f"this process cannot reach the {self.state.where}; it tries every {self.retry_s:g} s"
         else:
-            detail = f"another process holds the leader's advisory lock; this one tries every {self.retry_s:g} s"
+            detail = (
+                f"another process holds the leader's advisory lock; this one tries every {self.retry_s:g} s"
+            )
         return LeaderStatus(
             backend="files" if self.state is None else "postgresql",
             leader=leading,
@@ -274,7 +276,7 @@ class Leader:
         if conn is not None:
             try:
                 conn.close()  # the server frees a session lock when its session ends
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
+            except Exception:
                 log.debug("closing the leader's connection failed", exc_info=True)
 
     def _tell(self, leading: bool) -> None:
