@@ -118,7 +118,9 @@ def replicas(tmp_path: Path, postgres_database: str, request: pytest.FixtureRequ
     pair = Replicas(tmp_path / "home", postgres_database, **request.param)
     try:
         pair.start()
-        added = pair.call(pair.servers[0], "POST", "/repos", json={"path": str(_repo(tmp_path / "lead").root)})
+        added = pair.call(
+            pair.servers[0], "POST", "/repos", json={"path": str(_repo(tmp_path / "lead").root)}
+        )
         assert added.status_code == 201, added.text
         yield pair
     finally:
@@ -153,7 +155,9 @@ def test_only_the_leader_runs_the_schedule_and_the_other_takes_over_when_it_dies
 def test_a_run_out_lease_waits_for_the_leader_and_is_released_once_by_the_next(replicas: Replicas) -> None:
     leader, (other,) = replicas.one_leader()
     assert leader.process is not None
-    _until(lambda: replicas.call(other, "GET", "/state/health").json()["buffer"]["pending"] == 0, "a quiet hub")
+    _until(
+        lambda: replicas.call(other, "GET", "/state/health").json()["buffer"]["pending"] == 0, "a quiet hub"
+    )
     leader.process.send_signal(signal.SIGSTOP)  # frozen: its session, and the lock, stay
     try:
         claim = replicas.call(other, "POST", f"/tasks/{T01}/claim", json={"actor": "agt-a", "lease_s": 1})
