@@ -3,16 +3,24 @@ lock moves to another process within the retry interval when the leader's sessio
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
 from sync._durable_pg import PgState
+from sync.buffer import Submission, WriteBuffer
 from sync.leader import LEADER_LOCK, Leader
+from sync.relay import Relay, TokenSource
+from sync.relay_queue import RelayQueue, RelayState
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RETRY_S = 0.3
 
@@ -174,3 +182,52 @@ def test_an_unreachable_database_is_followed_and_said() -> None:
         assert "cannot reach" in status.detail
     finally:
         leader.stop()
+
+
+@pytest.mark.postgres
+def test_only_the_leaders_relay_sends(postgres_database: str, tmp_path: Path) -> None:
+    """A follower's relay step sends nothing and leaves the queue as it was; the leader's tries (here
+    an upstream that refuses connections, so its status says so); after a hand-over the other sends."""
+    state = PgState(postgres_database)
+    first, second = Leader(state, retry_s=RETRY_S), Leader(state, retry_s=RETRY_S)
+    first.start()
+    assert first.wait(True, 10)
+    second.start()
+    path = tmp_path / "buffer.sqlite3"
+    buffer = WriteBuffer(path)
+    queue = RelayQueue(path)
+    buffer.append([_submission("k1")])
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    following = Relay(queue, closed, TokenSource("t"), leader=second, cap=0.5)
+    leading = Relay(queue, closed, TokenSource("t"), leader=first, cap=0.5)
+    try:
+        assert following.step() == following.poll
+        assert queue.status().reachable is None
+        assert [item.key for item in queue.batch(RelayState.QUEUED, 10)] == []  # not even enqueued
+        leading.step()
+        assert queue.status().reachable is False
+        assert [item.key for item in queue.batch(RelayState.QUEUED, 10)] == ["k1"]
+        queue.set_status(reachable=None)
+        first.stop()
+        assert second.wait(True, 3 * RETRY_S + 1)
+        following.step()
+        assert queue.status().reachable is False
+    finally:
+        following._client.close()
+        leading._client.close()
+        first.stop()
+        second.stop()
+        queue.close()
+        buffer.close()
+
+
+def _submission(key: str) -> Submission:
+    payload = {"key": key, "kind": "progress.note", "note": "n", "actor": "agt-codex"}
+    event = payload | {"repo": "local-slug", "at": "2026-07-03T22:29:55Z"}
+    return Submission(key, "progress.note", "local-slug", payload, event, "CUST-WP-0054", "T02")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
