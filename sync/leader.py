@@ -266,9 +266,11 @@ class Leader:
         self._tell(False)
 
     def _fail(self, error: BaseException) -> None:
-        reason = str(error) if isinstance(error, StoreUnreachable) else _first_line(error)
-        self._last_error = reason[:500]
-        self._lose(f"its session failed ({self._last_error})")
+        reason = (str(error) if isinstance(error, StoreUnreachable) else _first_line(error))[:500]
+        if not self._leading and reason != self._last_error:  # once per new reason, not every try
+            log.warning("trying for the leader's lock failed: %s; retrying every %g s", reason, self.retry_s)
+        self._last_error = reason
+        self._lose(f"its session failed ({reason})")
         self._close()
 
     def _close(self) -> None:
