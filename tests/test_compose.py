@@ -226,8 +226,12 @@ def test_the_proxy_balances_both_replicas_and_streams_sse_and_websockets_unbuffe
     assert size.endswith("m") and int(size[:-1]) * 1024 * 1024 >= statehub.settings.DEFAULT_MAX_BODY_BYTES
     locations = {args[0]: child for directive, args, child in server if directive == "location" and child}
     assert set(locations) >= {"/", "/events/stream", "/mcp", "/sync/"}
+    rooms = _find(config, "upstream", "statehub_rooms")
+    assert sorted(args[0] for args in _values(rooms, "server")) == ["hub-a:8750", "hub-b:8750"]
+    assert _values(rooms, "hash") == [["$uri", "consistent"]]  # one document's clients meet in one room
     for path, location in locations.items():
-        assert _values(location, "proxy_pass") == [["http://statehub"]], path
+        upstream_of = "http://statehub_rooms" if path == "/sync/" else "http://statehub"
+        assert _values(location, "proxy_pass") == [[upstream_of]], path
         # nginx drops the server's proxy_set_header in a location that sets its own: each sets all
         headers = {args[0]: args[1] for args in _values(location, "proxy_set_header")}
         assert headers["Host"] == "$http_host", path
