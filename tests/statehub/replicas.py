@@ -25,7 +25,6 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,7 +36,7 @@ from statehub.settings import Settings
 from tests.hubserver import HubServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from statehub.changes import Stored
@@ -171,20 +170,20 @@ class Replicas:
         self.stop()
 
 
-@dataclass
 class RoundRobin:
     """Each request to the next replica; one that does not answer (refused, reset, 502-504) is
     skipped and the same request goes to the next, for up to :data:`RETRY_FOR_S` seconds.
     Thread-safe: several threads may share it. Close it (or use it as a context manager)."""
 
-    urls: Sequence[str]
-    headers: dict[str, str]
-    timeout: float = 60.0
-    _turn: Iterator[int] = field(default_factory=itertools.count)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _http: httpx.Client | None = None
-    retries: int = 0
-    """Requests sent again to another replica (a replica that did not answer)."""
+    def __init__(self, urls: Sequence[str], headers: dict[str, str], timeout: float = 60.0) -> None:
+        self.urls = list(urls)
+        self.headers = headers
+        self.timeout = timeout
+        self.retries = 0
+        """Requests sent again to another replica (a replica that did not answer)."""
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
 
     def _client(self) -> httpx.Client:
         with self._lock:
@@ -322,7 +321,9 @@ def note_events(
             "at": "2026-12-01T19:00:00Z",
         }
         if rng.random() < 0.9:
-            events.append(base | {"kind": "progress.note", "task": rng.choice(tasks), "note": f"step {number}"})
+            events.append(
+                base | {"kind": "progress.note", "task": rng.choice(tasks), "note": f"step {number}"}
+            )
         else:
             events.append(base | {"kind": "task.add", "task": f"T{100 + number}", "title": f"Added {number}"})
     return events
@@ -381,4 +382,3 @@ def send_load(
     if errors:
         raise errors[0]
     return results
-
