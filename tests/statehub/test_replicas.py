@@ -11,6 +11,7 @@ machine; the issue's full size is ``STATEHUB_REPLICA_EVENTS=5000``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import threading
@@ -34,6 +35,8 @@ from tests.statehub.replicas import (
     with_resends,
 )
 from tests.statehub.sweeping import sweep_over_http
+from tests.sync_fixtures import MANIFEST
+from tests.ysync_client import YClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -202,17 +205,57 @@ def test_the_leaders_scheduled_work_moves_when_it_is_killed(
         group.stop()
 
 
-@pytest.mark.skip(
-    reason="rooms are per process on main (statehub/collab.py): a room's clients on two replicas "
-    "are two rooms until the cross-replica rooms of issue 16 land (branch rooms16)"
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    raises=TimeoutError,
+    reason="rooms are per process on main (statehub/collab.py): clients of one document on two "
+    "replicas are in two rooms, and an edit on one never reaches the other until rooms span "
+    "replicas (issue 16)",
 )
-def test_a_room_with_clients_on_two_replicas_converges() -> None:
-    """Placeholder for the room check of issue 16's replica test, written when rooms span replicas."""
+def test_a_room_with_clients_on_two_replicas_converges(
+    tmp_path: Path, postgres_database: str, request: pytest.FixtureRequest
+) -> None:
+    """Ada on replica 0 and Bo on replica 1 edit one manifest at once: each sees the other's edit
+    live, and Bo's save commits both."""
+    repo = GitRepo(tmp_path / "repos" / "demo")
+    repo.write("statehub.toml", MANIFEST)
+    repo.commit("start")
+    group = Replicas([tmp_path / "home"], postgres_database, 2, logs=tmp_path)
+    request.addfinalizer(group.stop)
+    group.register([repo.root])
+    group.start()
+    rooms = [
+        f"{url.replace('http://', 'ws://')}/sync/demo/statehub.toml?token={group.token}" for url in group.urls
+    ]
+    want = "# edited on two replicas\n" + MANIFEST + 'default_branch = "main"\n'
+
+    async def scenario() -> None:
+        ada = await YClient(rooms[0], name="Ada").connect()
+        bo = await YClient(rooms[1], name="Bo").connect()
+        try:
+            await asyncio.wait_for(ada.synced.wait(), 30)
+            await asyncio.wait_for(bo.synced.wait(), 30)
+            ada.text.insert(len(str(ada.text)), 'default_branch = "main"\n')
+            bo.text.insert(0, "# edited on two replicas\n")
+            await ada.wait_for(lambda: str(ada.text) == want, timeout=10)
+            await bo.wait_for(lambda: str(bo.text) == want, timeout=15)
+            await bo.save()
+            await bo.wait_for(lambda: any(m.get("type") == "save-result" for m in bo.hub_messages), 30)
+        finally:
+            await ada.close()
+            await bo.close()
+
+    asyncio.run(scenario())
+    group.settle()
+    assert repo.read("statehub.toml") == want
+    assert repo.git("status", "--porcelain") == ""
 
 
 @pytest.mark.postgres
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="on main each replica applies the events it accepted to its own clone and pushes only when "
     "it sweeps: its write buffer is an SQLite file in its own data dir, so a key resent to the other "
     "replica is accepted again (committed twice), and the second replica's sweep cannot rebase its "
