@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import queue
 import sys
-import threading
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -31,26 +31,32 @@ from litestar import Litestar, get, post
 from litestar.response import Stream
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
 DATABASE = (sys.argv[1] if len(sys.argv) > 1 else "").replace("+psycopg", "", 1)
 CHANNEL = "bare_event"
 SUBSCRIBERS: set[asyncio.Queue[bytes]] = set()
 IDS = itertools.count(1)
-_local = threading.local()
+_POOL: queue.Queue[psycopg.Connection[Any]] = queue.Queue()
 
 
-def _db() -> psycopg.Connection[Any]:
-    db: psycopg.Connection[Any] | None = getattr(_local, "db", None)
-    if db is None:
-        db = _local.db = psycopg.connect(DATABASE)
-    return db
+@contextlib.contextmanager
+def _db() -> Iterator[psycopg.Connection[Any]]:
+    """A connection of this process's pool: one per request at once, reused by whichever worker
+    thread runs the next request (opening one costs more than a batch's INSERT)."""
+    try:
+        db = _POOL.get_nowait()
+    except queue.Empty:
+        db = psycopg.connect(DATABASE)
+    try:
+        yield db
+    finally:
+        _POOL.put(db)
 
 
 @post("/events", status_code=202, sync_to_thread=True)
 def events(data: list[dict[str, Any]]) -> dict[str, Any]:
-    db = _db()
-    with db.transaction():
+    with _db() as db, db.transaction():
         stored = {
             row[0]
             for row in db.execute(
