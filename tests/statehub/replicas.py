@@ -111,9 +111,8 @@ class Replicas:
         None: every distinct home), as ``statehub repos add`` on the host would."""
         from statehub.hub import Hub
 
-        numbers = [number] if number is not None else list(dict.fromkeys(range(len(self.homes)), None))
         seen: set[Path] = set()
-        for each in numbers:
+        for each in [number] if number is not None else range(len(self.homes)):
             if self.homes[each] in seen:
                 continue
             seen.add(self.homes[each])
