@@ -25,6 +25,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,7 +38,6 @@ from tests.hubserver import HubServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
 
     from statehub.changes import Stored
 
@@ -135,6 +135,24 @@ class Replicas:
         process.send_signal(signal.SIGKILL)
         process.wait(30)
         self.servers[number].process = None
+
+    def applying(self, timeout: float = 10.0) -> int | None:
+        """The replica holding the applier lock (``<data dir>/applier.lock``, a flock: Linux's
+        /proc/locks names its holder's pid), watched for up to ``timeout`` seconds; None when no
+        replica was seen holding it (or the hub keeps that lock elsewhere)."""
+        lock = self.homes[0] / "data" / "applier.lock"
+        pids = {server.process.pid: n for n, server in enumerate(self.servers) if server.process is not None}
+        deadline = time.monotonic() + timeout
+        while lock.exists() and time.monotonic() < deadline:
+            inode = lock.stat().st_ino
+            for line in Path("/proc/locks").read_text().split("\n"):
+                fields = line.split()  # N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END
+                if len(fields) == 8 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    holder = pids.get(int(fields[4]))
+                    if holder is not None:
+                        return holder
+            time.sleep(0.002)
+        return None
 
     def restart(self, number: int) -> None:
         """Start replica ``number`` again on its port, over the same home and database."""
