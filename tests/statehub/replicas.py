@@ -163,15 +163,18 @@ class Replicas:
             server.stop()
 
     def pending(self) -> int:
-        """Events still pending in the write buffer, as the first replica that answers says."""
+        """Events still pending, summed over the replicas that answer ``/state/health``: 0 when no
+        write buffer holds one, whether the replicas share one buffer or keep one each."""
+        counts = []
         for url in self.urls:
             try:
                 answer = httpx.get(f"{url}/state/health", headers=self.headers, timeout=30)
             except httpx.TransportError:
                 continue
             answer.raise_for_status()
-            return int(answer.json()["buffer"]["pending"])
-        raise AssertionError("no replica answers /state/health")
+            counts.append(int(answer.json()["buffer"]["pending"]))
+        assert counts, "no replica answers /state/health"
+        return sum(counts)
 
     def settle(self, timeout: float = 120.0) -> None:
         """Wait until no event is pending (the appliers, whichever replica runs them, are done)."""
