@@ -5,8 +5,8 @@ claims race for the same tasks from different replicas, and a stream subscriber 
 Then: every accepted event is applied exactly once (one ``Statehub-Event`` trailer per key), every
 task has one winner, and every subscriber got every message of the change log once, in order.
 
-Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000, 17-25 s on a loaded 2-core
-machine; the issue's full size is ``STATEHUB_REPLICA_EVENTS=5000``).
+Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000, 17-33 s on a loaded 2-core
+machine; the issue's full size is ``STATEHUB_REPLICA_EVENTS=5000``, 42-49 s).
 """
 
 from __future__ import annotations
