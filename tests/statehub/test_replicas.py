@@ -208,13 +208,6 @@ def test_the_leaders_scheduled_work_moves_when_it_is_killed(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="rooms are per process on main (statehub/collab.py): clients of one document on two "
-    "replicas are in two rooms, and an edit on one never reaches the other until rooms span "
-    "replicas (issue 16)",
-)
 def test_a_room_with_clients_on_two_replicas_converges(
     tmp_path: Path, postgres_database: str, request: pytest.FixtureRequest
 ) -> None:
