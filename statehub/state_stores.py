@@ -2,10 +2,12 @@
 
 ``Settings.state_url`` decides (canon/ADR-046): None keeps every store in its
 file under the data dir (the dev hub, and any hub on a SQLite cache); a
-PostgreSQL URL puts the stores ported so far (rooms, sessions) in the schema
-``statehub_state`` of that database, where every replica of a fleet hub finds
-them. The write buffer, relay queue, leases and change log stay in their files
-until they are ported.
+PostgreSQL URL puts the stores ported so far (rooms, sessions, the change log:
+canon/ADR-050) in the schema ``statehub_state`` of that database, where every
+replica of a fleet hub finds them. The write buffer, relay queue and leases stay
+in their files until they are ported. A change log left in ``changes.sqlite3``
+is not moved: the stream's ids start again in the state schema, and a client
+resuming from an id the new log never gave gets ``reset`` (reload, then follow).
 
 A hub that moves to PostgreSQL with unsaved drafts in ``rooms.sqlite3`` keeps
 them: :func:`open_room_store` copies each lineage the state schema lacks, then
