@@ -21,11 +21,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sync.room_store import RoomStore
-
 if TYPE_CHECKING:
     from statehub.settings import Settings
     from sync._state_db import StateLocation
+    from sync.room_store import RoomStore
 
 __all__ = ["MOVED_SUFFIX", "open_room_store", "room_store_location", "state_location"]
 
@@ -50,6 +49,8 @@ def room_store_location(settings: Settings) -> StateLocation:
 
 def open_room_store(settings: Settings) -> RoomStore:
     """The rooms' store for these settings, with a rooms file left from before moved into it."""
+    from sync.room_store import RoomStore  # here: the change log's commands never load the CRDT
+
     where = room_store_location(settings)
     store = RoomStore(where)
     if not isinstance(where, Path):
@@ -67,6 +68,8 @@ def move_rooms_file(path: Path, store: RoomStore) -> list[str]:
     newer one) is kept there; the renamed file still holds the old one."""
     if not path.is_file():
         return []
+    from sync.room_store import RoomStore
+
     moved, kept = [], []
     with RoomStore(path) as old:
         for doc in old.docs():
