@@ -285,6 +285,14 @@ def test_another_connections_append_reaches_subscribers_at_once_not_at_the_poll(
             await take(6)
             assert got == [s.id for s in here.after(0)] == sorted(set(got))
             assert stream.notices >= 2
+            # The gate of canon/ADR-044: a notification shuts it (the write-back waits while another
+            # replica's messages go out) until the round that reads them is done, then opens it.
+            assert await asyncio.to_thread(here.delivered.wait, WAIT)
+            await asyncio.to_thread(stream.notified, stream.last + 1000)
+            assert not here.delivered.is_set()
+            assert await asyncio.to_thread(here.delivered.wait, WAIT)
+            await asyncio.to_thread(stream.notified, stream.last)  # its own append: let go
+            assert here.delivered.is_set()
         finally:
             await stream.stop()
 
