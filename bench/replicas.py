@@ -15,8 +15,8 @@ of 3 workplans):
 * **stream delivery**: ``--stream`` single events, each posted to the next replica, from just before
   the POST until its ``event.accepted`` reached one subscriber of ``GET /events/stream`` on every
   replica: p50/p95 over every (event, subscriber), and p95 for the subscriber on the replica that
-  took the POST apart from those on the others (another replica learns of it by reading the shared
-  change log).
+  took the POST apart from those on the others (another replica learns of it by the change log's
+  ``NOTIFY``, canon/ADR-050).
 * **the floor**: the same client against as many processes of ``bench/bare_replica_app.py`` (Litestar
   + psycopg: one INSERT of the batch and a NOTIFY in one transaction; each process LISTENs and fans
   out to its subscribers), on a fresh database of the same server; each hub figure's ratio to it.

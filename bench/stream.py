@@ -23,6 +23,14 @@ What it prints:
 
 The client is one asyncio process reading raw sockets (no SSE library), timing the first byte
 sequence that carries each message's marker.
+
+    .venv/bin/python bench/stream.py --replicas postgresql://postgres@127.0.0.1:5432/postgres
+
+measures instead two hub processes on one data dir whose change log is in the PostgreSQL state
+schema of a fresh database made on that server (canon/ADR-050), ``--subscribers`` on each:
+``POST /events`` to one, until its ``event.accepted`` reached each subscriber of the same replica
+and of the other one (which learns of it by ``NOTIFY``; its poll, ``STATEHUB_STREAM_POLL``, is
+left at its default 0.5 s: without the notification the other replica would take up to that).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -51,6 +59,9 @@ from corpus import build_corpus
 
 from statehub.hub import Hub
 from statehub.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @dataclass
@@ -428,7 +439,96 @@ def _drain(sock: socket.socket) -> bytes:
     return got
 
 
+async def replica_run(args: argparse.Namespace, work: Path, state_url: str) -> tuple[Figures, Figures]:
+    """``POST /events`` to replica one; delivery to the subscribers of one (same) and two (other)."""
+    corpus = build_corpus(work / "corpus", repos=args.repos)
+    home = work / "home"
+    settings = Settings.from_env({"STATEHUB_HOME": str(home), "STATEHUB_STATE_URL": state_url})
+    with Hub(settings) as hub:
+        for repo in corpus.repos:
+            hub.register(repo)
+    ports = [free_port(), free_port()]
+    env = {"STATEHUB_STATE_URL": state_url}
+    processes = [start_hub(home, port, work / f"hub-{port}.log", **env) for port in ports]
+    same, other = Figures(), Figures()
+    try:
+        clients: list[list[Client]] = []
+        tasks: list[asyncio.Task[None]] = []
+        for port in ports:
+            found, opened = await connect(port, "/events/stream", args.subscribers)
+            clients.append(found)
+            tasks += opened
+        await asyncio.sleep(1)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", timeout=30) as http:
+            for n in range(args.events):
+                r = (n * 11) % len(corpus.repos)
+                marker = f"bench-replica-{n}"
+                event = {
+                    "key": marker,
+                    "kind": "task.status",
+                    "actor": "bench",
+                    "workplan": f"R{r:03d}-WP-0001",
+                    "task": "T01",
+                    "status": ("todo", "blocked", "in-progress")[n % 3],
+                }
+                started = time.perf_counter()
+                answer = await http.post("/events", json=event)
+                if answer.status_code != 202:
+                    raise SystemExit(f"POST /events: {answer.status_code} {answer.text}")
+                here, there = await asyncio.gather(
+                    delivered(clients[0], marker.encode(), started),
+                    delivered(clients[1], marker.encode(), started),
+                )
+                same.add(here)
+                other.add(there)
+                await asyncio.sleep(0.05)
+        await stop(tasks)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(20)
+    return same, other
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A database of its own on the server of ``admin_url`` (a libpq URL), dropped afterwards."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"statehub_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def replicas_main(args: argparse.Namespace) -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="statehub-stream-bench-") as tmp,
+        fresh_database(args.replicas) as url,
+    ):
+        same, other = await replica_run(args, Path(tmp), url)
+    n = args.subscribers
+    print(
+        f"two replicas, one data dir, change log in PostgreSQL; {n} subscribers on each; {args.repos} repos"
+    )
+    print(same.line(f"POST /events to replica one -> event.accepted at its own {n} subscribers"))
+    print(other.line(f"POST /events to replica one -> event.accepted at replica two's {n} subscribers"))
+    o95, s95 = pct(other.each, 0.95), pct(same.each, 0.95)
+    print(f"other replica p95 / same replica p95: {o95 / s95:.2f}x (+{(o95 - s95) * 1000:.1f} ms)")
+    return 0
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    if args.replicas:
+        return await replicas_main(args)
     with tempfile.TemporaryDirectory(prefix="statehub-stream-bench-") as tmp:
         work = Path(tmp)
         floor, floor_rss = await floor_run(args, work)
@@ -475,6 +575,12 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--saves", type=int, default=30)
     parser.add_argument("--events", type=int, default=50)
+    parser.add_argument(
+        "--replicas",
+        metavar="POSTGRES_URL",
+        help="measure two replicas on a fresh database of this server instead (module docstring)",
+    )
+    parser.add_argument("--repos", type=int, default=74, help="corpus repos (--replicas only)")
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -1,20 +1,31 @@
-"""The change log: every change the hub sees, numbered, kept in the data dir (canon/ADR-038).
+"""The change log: every change the hub sees, numbered, kept durably (canon/ADR-038, ADR-050).
 
 What ``GET /events/stream`` sends and replays. Each change is one message:
-an ``id`` (1, 2, 3, ... never reused: SQLite ``AUTOINCREMENT``, so ids keep
-rising across restarts), a ``type`` (:data:`TYPES`), the repo, workplan and
-owners it concerns (what the stream's filters look at), and JSON ``data``.
-docs/architecture.md "Change stream" gives every type's data.
+an ``id`` (rising, never reused: SQLite ``AUTOINCREMENT``, or a PostgreSQL
+identity column, so ids keep rising across restarts), a ``type``
+(:data:`TYPES`), the repo, workplan and owners it concerns (what the stream's
+filters look at), and JSON ``data``. docs/architecture.md "Change stream"
+gives every type's data.
+
+Where it lives (``statehub.state_stores.state_location``): ``changes.sqlite3``
+in the data dir, or the table ``change`` of the PostgreSQL state schema
+(canon/ADR-046) where every replica of a fleet hub appends and reads. There a
+sequence hands out ids before commit, so an append takes the advisory lock
+``serialize("append")`` first: ids commit in the order they were given, and a
+reader of ``id > last`` never sees id ``n + 1`` before ``n``. The append's
+transaction ends with ``NOTIFY`` :data:`CHANNEL` (payload: its last id), which
+:meth:`ChangeLog.listen` hears in every process, so another replica's
+subscribers get the message at once rather than at their next poll.
 
 Where changes come from: the cache's rows are compared before and after every
 change of them, inside the same transaction (:class:`RowSnapshot`), whoever
 changed the files; the write buffer reports event states, the lease store
 claims, a save its commit, a sweep each repo's start and end, the relay its state. Every process
-that changes the cache (the server, a CLI command) appends to the same file,
+that changes the cache (the server, a CLI command, another replica) appends to the same log,
 after its cache transaction committed, so a message never announces what a
-query cannot see yet. The server's stream reads new rows from the file
-(:meth:`ChangeLog.after`): at once for its own appends, within
-``stream_poll_s`` for another process's.
+query cannot see yet. The server's stream reads new rows from the log
+(:meth:`ChangeLog.after`): at once for its own appends, at once on a notification
+(PostgreSQL) and within ``stream_poll_s`` in any case for another process's.
 
 Bounded (``STATEHUB_STREAM_KEEP``, ``STATEHUB_STREAM_KEEP_DAYS``): older
 messages are pruned; ``pruned_through`` remembers the last id dropped, so a
@@ -36,16 +47,20 @@ from sqlalchemy import Connection, and_, or_, select, text
 
 from statehub.cache.fleet_schema import FLEET_LANES, FLEET_MACHINES, FLEET_WORKLOADS
 from statehub.cache.schema import DEPENDENCIES, REPOS
-from sync._durable import open_store
+from sync._state_db import open_state_db
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
     from pathlib import Path
 
     from statehub.cache import IndexReport
+    from sync._pg_listen import PgListener
+    from sync._state_db import StateLocation
 
 __all__ = [
     "CAUSES",
+    "CHANGES_FILE",
+    "CHANNEL",
     "TYPES",
     "Change",
     "ChangeLog",
@@ -85,6 +100,11 @@ a file changed on disk (an editor, ``git pull``; also what a refresh request fin
 written back, a sweep pulled or pushed, the cache was rebuilt, a room saved, a repo was registered
 or removed."""
 
+CHANGES_FILE = "changes.sqlite3"
+"""The log's file in the data dir (never the cache dir: a rebuild keeps it)."""
+CHANNEL = "statehub_change"
+"""The PostgreSQL ``NOTIFY`` channel an append announces its last id on (canon/ADR-050)."""
+
 _STEPS = (
     """
     CREATE TABLE change (
@@ -100,6 +120,26 @@ _STEPS = (
     CREATE TABLE change_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     """,
 )
+"""The SQLite file's layout (``user_version``), unchanged since canon/ADR-038."""
+_PG_STEPS = (
+    """
+    CREATE TABLE change (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at double precision NOT NULL,
+        type text NOT NULL,
+        repo text,
+        workplan text,
+        owners text NOT NULL,
+        data text NOT NULL
+    );
+    CREATE INDEX ix_change_at ON change (at);
+    CREATE TABLE change_meta (key text PRIMARY KEY, value bigint NOT NULL);
+    """,
+)
+"""The same tables in the PostgreSQL state schema (store ``changes``)."""
+_INSERT = "INSERT INTO change (at, type, repo, workplan, owners, data) VALUES"
+_INSERT_ROWS = 500
+"""Rows per INSERT statement (6 parameters each: far under either engine's bound)."""
 
 _PRUNE_EVERY = 500
 """Appends between two prunes (a prune is one indexed DELETE)."""
@@ -107,7 +147,7 @@ _PRUNE_EVERY = 500
 
 def changes_path(data_dir: Path) -> Path:
     """The log's file: in the data dir beside the write buffer (never the cache dir: a rebuild keeps it)."""
-    return data_dir / "changes.sqlite3"
+    return data_dir / CHANGES_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +181,19 @@ loop must not stop the write-back."""
 
 
 class ChangeLog:
-    """The log file, opened once per process; safe to share between threads.
+    """The log at ``where`` (a SQLite file or the PostgreSQL state schema), opened once per
+    process; safe to share between threads.
 
     ``keep`` messages at most and none older than ``keep_s`` seconds. Listeners
     (``on_append``) are called, from the appending thread, after each commit, with the
-    messages it stored (their ids are consecutive: one transaction holds the write lock).
+    messages it stored, in id order (one transaction holds the write lock, or on PostgreSQL the
+    ``append`` advisory lock, so no other process's ids fall between them).
+
+    Raises what opening its store raises: :class:`~sync.errors.StoreTooNew`,
+    :class:`~sync.errors.StoreUnreachable` (PostgreSQL).
     """
 
-    def __init__(self, path: Path, *, keep: int = 100_000, keep_s: float = 7 * 86_400) -> None:
-        self.path = path
+    def __init__(self, where: StateLocation, *, keep: int = 100_000, keep_s: float = 7 * 86_400) -> None:
         self.keep = keep
         self.keep_s = keep_s
         self.on_append: list[Callable[[list[Stored]], None]] = []
@@ -162,12 +206,39 @@ class ChangeLog:
         self._sending = False
         self._foreground = 0
         self._lock = threading.Lock()
-        self._db = open_store(path, _STEPS, "change log", synchronous="NORMAL")
+        self._where = where
+        self._db = open_state_db(
+            where,
+            store="changes",
+            sqlite_steps=_STEPS,
+            postgres_steps=_PG_STEPS,
+            what="change log",
+            synchronous="NORMAL",  # a message lost to a power cut is a missed notification, not lost state
+        )
+        self.where = self._db.where
+        """The file, or the schema and database (no password): what a message names."""
         self._appends = 0
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def listen(self, on_notify: Callable[[int | None], None]) -> PgListener | None:
+        """Hear other processes' appends as they commit: ``on_notify(last id)`` (from a thread of
+        its own) per append anywhere on this PostgreSQL log, this process's too, and
+        ``on_notify(None)`` after each (re)connect, when some may have been missed. None on a
+        SQLite file, which has no such signal (its readers poll). ``close()`` the answer to stop."""
+        if self._db.dialect != "postgresql":
+            return None
+        from sync._durable_pg import PgState
+        from sync._pg_listen import PgListener
+
+        assert isinstance(self._where, PgState)
+
+        def heard(payload: str | None) -> None:
+            on_notify(int(payload) if payload is not None and payload.isdigit() else None)
+
+        return PgListener(self._where, CHANNEL, heard).start()
 
     def append(self, changes: Sequence[Change]) -> None:
         """Number and store ``changes`` in order, in one transaction; then tell the listeners.
@@ -190,31 +261,29 @@ class ChangeLog:
             )
             for c in changes
         ]
+        ids: list[int] = []
         try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany(
-                        "INSERT INTO change (at, type, repo, workplan, owners, data) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
+            with self._lock, self._db.transaction():
+                self._db.serialize("append")  # PostgreSQL: ids commit in the order they are given
+                for start in range(0, len(rows), _INSERT_ROWS):
+                    part = rows[start : start + _INSERT_ROWS]
+                    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
+                    found = self._db.execute(
+                        f"{_INSERT} {values} RETURNING id",
+                        [value for row in part for value in row],
                     )
-                    last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
-                    self._appends += len(rows)
-                    if self._appends >= _PRUNE_EVERY:
-                        self._appends = 0
-                        self._prune(now)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
+                    ids += sorted(int(r[0]) for r in found.fetchall())  # given in VALUES order
+                self._appends += len(rows)
+                if self._appends >= _PRUNE_EVERY:
+                    self._appends = 0
+                    self._prune(now)
+                if self._db.dialect == "postgresql":  # delivered with the commit, to every listener
+                    self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(ids[-1])))
         except Exception:
-            log.exception("storing %d change(s) in %s failed; they are not streamed", len(rows), self.path)
+            log.exception("storing %d change(s) in %s failed; they are not streamed", len(rows), self.where)
             return
-        first = last - len(rows) + 1
         stored = [
-            Stored(first + i, row[0], row[1], row[2], row[3], changes[i].owners, row[5])
+            Stored(ids[i], row[0], row[1], row[2], row[3], changes[i].owners, row[5])
             for i, row in enumerate(rows)
         ]
         for listener in self.on_append:
@@ -269,25 +338,33 @@ class ChangeLog:
         self._db.execute("DELETE FROM change WHERE id <= ?", (cut,))
         self._db.execute(
             "INSERT INTO change_meta (key, value) VALUES ('pruned_through', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            "ON CONFLICT (key) DO UPDATE SET value = CASE WHEN excluded.value > change_meta.value "
+            "THEN excluded.value ELSE change_meta.value END",
             (cut,),
         )
 
     def prune(self) -> None:
         """Prune now (the server does it at start, so a log left for weeks shrinks before it is read)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._prune(time.time())
-            finally:
-                self._db.execute("COMMIT")
+        with self._lock, self._db.transaction():
+            self._db.serialize("append")
+            self._prune(time.time())
 
     def bounds(self) -> tuple[int, int]:
-        """(the last id pruned, 0 when none; the newest id ever given, 0 when none)."""
+        """(the last id pruned, 0 when none; the newest id ever given, 0 when none).
+
+        On PostgreSQL "given" means committed: the newest id stored, or pruned when none is left
+        (the sequence itself runs ahead of commits, and a live stream starts after this id)."""
         with self._lock:
             pruned = self._db.execute("SELECT value FROM change_meta WHERE key = 'pruned_through'").fetchone()
-            newest = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'change'").fetchone()
-        return (int(pruned[0]) if pruned else 0, int(newest[0]) if newest else 0)
+            if self._db.dialect == "sqlite":
+                newest = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'change'").fetchone()
+            else:
+                newest = self._db.execute("SELECT max(id) FROM change").fetchone()
+        last_pruned = int(pruned[0]) if pruned else 0
+        return (
+            last_pruned,
+            max(last_pruned, int(newest[0])) if newest and newest[0] is not None else last_pruned,
+        )
 
     def after(self, last: int, limit: int = 1000) -> list[Stored]:
         """Messages with an id above ``last``, oldest first, at most ``limit``."""

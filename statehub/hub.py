@@ -151,13 +151,15 @@ class Hub:
 
     @property
     def changes(self) -> ChangeLog:
-        """The data dir's change log, opened when first asked for (a read command never opens it)."""
+        """The change log (the data dir's file, or the PostgreSQL state schema: canon/ADR-050),
+        opened when first asked for (a read command never opens it)."""
         with self._changes_lock:
             if self._changes is None:
-                from statehub.changes import ChangeLog, changes_path
+                from statehub.changes import CHANGES_FILE, ChangeLog
+                from statehub.state_stores import state_location
 
                 self._changes = ChangeLog(
-                    changes_path(self.settings.data_dir),
+                    state_location(self.settings, CHANGES_FILE),
                     keep=self.settings.stream_keep,
                     keep_s=self.settings.stream_keep_days * 86_400,
                 )

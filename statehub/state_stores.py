@@ -2,10 +2,12 @@
 
 ``Settings.state_url`` decides (canon/ADR-046): None keeps every store in its
 file under the data dir (the dev hub, and any hub on a SQLite cache); a
-PostgreSQL URL puts the stores ported so far (rooms, sessions) in the schema
-``statehub_state`` of that database, where every replica of a fleet hub finds
-them. The write buffer, relay queue, leases and change log stay in their files
-until they are ported.
+PostgreSQL URL puts the stores ported so far (rooms, sessions, the change log:
+canon/ADR-050) in the schema ``statehub_state`` of that database, where every
+replica of a fleet hub finds them. The write buffer, relay queue and leases stay
+in their files until they are ported. A change log left in ``changes.sqlite3``
+is not moved: the stream's ids start again in the state schema, and a client
+resuming from an id the new log never gave gets ``reset`` (reload, then follow).
 
 A hub that moves to PostgreSQL with unsaved drafts in ``rooms.sqlite3`` keeps
 them: :func:`open_room_store` copies each lineage the state schema lacks, then
@@ -19,12 +21,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sync.room_store import RoomStore
-
 if TYPE_CHECKING:
     from statehub.settings import Settings
     from sync._state_db import StateLocation
     from sync.leader import Leader
+    from sync.room_store import RoomStore
 
 __all__ = ["MOVED_SUFFIX", "leader_of", "open_room_store", "room_store_location", "state_location"]
 
@@ -61,6 +62,8 @@ def room_store_location(settings: Settings) -> StateLocation:
 
 def open_room_store(settings: Settings) -> RoomStore:
     """The rooms' store for these settings, with a rooms file left from before moved into it."""
+    from sync.room_store import RoomStore  # here: the change log's commands never load the CRDT
+
     where = room_store_location(settings)
     store = RoomStore(where)
     if not isinstance(where, Path):
@@ -78,6 +81,8 @@ def move_rooms_file(path: Path, store: RoomStore) -> list[str]:
     newer one) is kept there; the renamed file still holds the old one."""
     if not path.is_file():
         return []
+    from sync.room_store import RoomStore
+
     moved, kept = [], []
     with RoomStore(path) as old:
         for doc in old.docs():

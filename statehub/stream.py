@@ -5,8 +5,11 @@
 change log (``statehub.changes.ChangeLog.after``) in id order, encodes each
 once as an SSE frame, and offers it to every subscriber whose filter takes it
 (:class:`StreamFilter`, applied before queueing). It reads when the log says
-this process appended (at once) and every ``stream_poll_s`` seconds (what a
-CLI command appended).
+this process appended (at once, handed the messages), when a PostgreSQL log
+notifies an append by another process, a replica or a CLI command (at once,
+``ChangeLog.listen``; canon/ADR-050), and every ``stream_poll_s`` seconds in
+any case (a CLI command's append to a SQLite log, or a notification lost while
+the listener reconnected).
 
 A subscriber's queue holds at most ``stream_queue`` frames. One more and the
 subscriber is dropped: its queue is emptied, a final ``dropped`` message is
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
     from statehub.changes import ChangeLog, Stored
     from statehub.metrics import HubMetrics
+    from sync._pg_listen import PgListener
 
 __all__ = ["MAX_REPOS", "RUN", "Broadcaster", "StreamFilter", "Subscriber", "frame", "parse_types"]
 
@@ -172,14 +176,22 @@ class Broadcaster:
         self._task: asyncio.Task[None] | None = None
         self._run_length = 0
         """Messages offered since the streams last had a turn (:meth:`_send`)."""
+        self._elsewhere = False
+        """Another process appended (a notification said so): read the log at the next round."""
+        self._listener: PgListener | None = None
+        self.notices = 0
+        """Notifications that made this reader look at the log (another process's appends)."""
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.changes.on_append.append(self.wake)
         self._task = asyncio.create_task(self._run(), name="statehub-stream")
+        self._listener = await asyncio.to_thread(self.changes.listen, self.notified)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.close)
         if self.wake in self.changes.on_append:
             self.changes.on_append.remove(self.wake)
         self.changes.sending(False)
@@ -206,6 +218,25 @@ class Broadcaster:
             if self.subscribers:
                 self.changes.sending(True)  # until _settle saw them sent
             loop.call_soon_threadsafe(self._arrived, stored)
+
+    def notified(self, newest: int | None) -> None:
+        """Another process appended up to id ``newest`` (None: it may have; a listener that just
+        (re)connected says so): read the log now, not at the next poll (safe from any thread: the
+        change log's listener calls it). A notification of this process's own append, handed over
+        already, is let go. As with :meth:`wake`, the write-back waits for the fan-out between its
+        steps (canon/ADR-044): another replica's messages go out as promptly as this one's."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or (newest is not None and newest <= self.last):
+            return
+        self._woken += 1
+        if self.subscribers:
+            self.changes.sending(True)  # until _settle saw them sent
+        loop.call_soon_threadsafe(self._noticed)
+
+    def _noticed(self) -> None:
+        self._elsewhere = True
+        if self._wake is not None:
+            self._wake.set()
 
     def foreground(self) -> contextlib.AbstractContextManager[None]:
         """While a request accepts a change its subscribers wait for (``POST /events``): the
@@ -253,9 +284,12 @@ class Broadcaster:
                 woken = await asyncio.wait_for(self._wake.wait(), self.poll_s)
             self._wake.clear()
             woken_before = self._woken
+            elsewhere, self._elsewhere = self._elsewhere, False
             try:
                 await self._handed_over()
-                if not woken:  # what other processes appended
+                if elsewhere:
+                    self.notices += 1
+                if not woken or elsewhere:  # what other processes appended
                     await self._read_log()
             except Exception:  # a log that cannot be read now is read again at the next wake
                 log.exception("reading the change log failed")

@@ -1,25 +1,35 @@
-"""``LISTEN`` on a PostgreSQL channel from a thread of its own, with a reconnect that says so.
+"""``LISTEN`` on a PostgreSQL channel from a connection and a thread of its own, reconnecting.
 
-A replica learns what another replica wrote through ``NOTIFY`` (canon/ADR-046,
-ADR-051). :class:`PgListener` holds one connection of its own (autocommit, so
-every notification is delivered as soon as its sender commits), ``LISTEN``s on
-one channel and hands each payload to ``on_notify`` from its thread. When the
-connection drops (a server restart, a fail-over), notifications sent meanwhile
-are lost: it connects again (every :data:`RETRY_SECONDS`) and calls
-``on_reconnect`` once ``LISTEN`` is in place again, so its owner reads what it
-may have missed from the tables (a notification is a wake-up; the rows are the
-truth).
+What carries a store's ``NOTIFY`` to the other processes on the same database
+(canon/ADR-050: the change log's fan-out across replicas; canon/ADR-051: the rooms'). A
+:class:`PgListener` opens its own autocommit connection to the state database
+(:meth:`sync._durable_pg.PgState.connect`: a pool would hide which
+connection listens), runs ``LISTEN <channel>`` and calls ``on_notify`` with
+each notification's payload, from its thread, as it arrives.
 
-Both callbacks run on the listener's thread: an asyncio owner passes them on
-with ``loop.call_soon_threadsafe``. psycopg is imported only here and in
-:mod:`sync._durable_pg`, and only when a listener starts.
+A notification is a hint, never the data: PostgreSQL delivers it only to
+connections listening when the notifying transaction commits, so one sent
+while this listener was disconnected is lost. So after every (re)connect,
+once ``LISTEN`` runs, ``on_notify(None)`` says "you may have missed some:
+look now", and a reader keeps its own slower poll as well. A connection the
+server dropped (a restart, ``pg_terminate_backend``, a fail-over) is found at
+the next wait (or at the liveness check every :data:`CHECK_S` seconds of
+silence) and replaced, after :data:`RETRY_S` seconds growing to
+:data:`RETRY_MAX_S` while the server stays away; each failure is logged once
+per outage.
+
+psycopg is imported here only when a listener starts (as in :mod:`sync._durable_pg`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any
+
+from sync.errors import StoreUnreachable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,108 +38,106 @@ if TYPE_CHECKING:
 
     from sync._durable_pg import PgState
 
-__all__ = ["NOTIFY_LIMIT", "RETRY_SECONDS", "PgListener"]
+__all__ = ["CHECK_S", "NOTIFY_LIMIT", "RETRY_MAX_S", "RETRY_S", "PgListener"]
 
 log = logging.getLogger(__name__)
 
 NOTIFY_LIMIT = 7900
-"""Bytes of a ``NOTIFY`` payload we send (PostgreSQL refuses 8000 or more)."""
-RETRY_SECONDS = 1.0
-"""How long a listener waits before connecting again after its connection dropped."""
-_WAKE_SECONDS = 0.5
-"""How often the listener's thread looks whether it was closed, between notifications."""
+"""Bytes of a ``NOTIFY`` payload a store sends (PostgreSQL refuses 8000 or more)."""
+WAIT_S = 0.5
+"""Longest wait for a notification before the thread looks at its stop flag (seconds): what
+:meth:`PgListener.close` may wait."""
+CHECK_S = 10.0
+"""Seconds of silence after which the connection is checked (``SELECT 1``): a connection whose
+server went away without a word is found then, not only at the next notification."""
+RETRY_S = 0.2
+"""First wait before connecting again after a failure (seconds); doubled each time up to
+:data:`RETRY_MAX_S`."""
+RETRY_MAX_S = 5.0
+_CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class PgListener:
-    """``LISTEN channel`` on its own connection to ``state``, in a daemon thread, until :meth:`close`.
+    """``LISTEN channel`` on ``state`` in a daemon thread; ``on_notify(payload)`` per notification,
+    ``on_notify(None)`` after each (re)connect. Exceptions of ``on_notify`` are logged, never end
+    the thread. :meth:`close` stops it (within :data:`WAIT_S`)."""
 
-    ``on_notify(payload)`` is called for each notification, in the order the
-    server delivers them; ``on_reconnect()`` after a dropped connection is
-    listening again. An exception from a callback is logged and the listener
-    goes on. :meth:`start` returns once the first ``LISTEN`` is in place
-    (StoreUnreachable when the server cannot be reached then).
-    """
-
-    def __init__(
-        self,
-        state: PgState,
-        channel: str,
-        on_notify: Callable[[str], None],
-        on_reconnect: Callable[[], None] | None = None,
-    ) -> None:
-        if not channel.isidentifier():
-            raise ValueError(f"{channel!r} is not a plain channel name")
+    def __init__(self, state: PgState, channel: str, on_notify: Callable[[str | None], None]) -> None:
+        if not _CHANNEL.fullmatch(channel):
+            raise ValueError(f"{channel!r} is not a channel name (lower-case letters, digits, _)")
         self.state = state
         self.channel = channel
-        self._on_notify = on_notify
-        self._on_reconnect = on_reconnect
+        self.on_notify = on_notify
+        self.listening = threading.Event()
+        """Set while ``LISTEN`` runs on a live connection (cleared when it is lost)."""
+        self.connects = 0
+        """How many times it connected and listened (1 after the start; more after reconnects)."""
+        self.backend_pid: int | None = None
+        """The server process of the listening connection (what ``pg_terminate_backend`` takes)."""
         self._stop = threading.Event()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = threading.Thread(target=self._run, name=f"statehub-listen-{channel}", daemon=True)
 
-    def start(self) -> None:
-        self._conn = self._listen()
-        self._thread = threading.Thread(target=self._run, name=f"statehub-listen {self.channel}", daemon=True)
+    def start(self) -> PgListener:
         self._thread.start()
+        return self
 
-    def _listen(self) -> psycopg.Connection[Any]:
-        conn = self.state.connect()
-        try:
-            conn.execute(f"LISTEN {self.channel}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(WAIT_S * 4)
 
     def _run(self) -> None:
         import psycopg
 
+        delay = RETRY_S
+        outage = False
         while not self._stop.is_set():
-            conn = self._conn
-            if conn is None or conn.closed:
-                if not self._reconnect():
-                    continue
-                conn = self._conn
-                assert conn is not None
             try:
-                for note in conn.notifies(timeout=_WAKE_SECONDS):
-                    self._call(self._on_notify, note.payload)
-                    if self._stop.is_set():
-                        break
+                conn = self.state.connect(wait_for_flush=False)
+            except StoreUnreachable as error:
+                if not outage:
+                    log.warning("listening on %s: cannot connect (%s); trying again", self.channel, error)
+                outage = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            try:
+                with conn:
+                    conn.execute(f"LISTEN {self.channel}")
+                    self.backend_pid = conn.info.backend_pid
+                    self.connects += 1
+                    self.listening.set()
+                    if outage:
+                        log.warning("listening on %s again", self.channel)
+                    outage, delay = False, RETRY_S
+                    self._tell(None)
+                    self._listen(conn)
             except psycopg.Error as error:
-                if self._stop.is_set():
-                    return
-                log.warning(
-                    "listening on %s: the connection dropped (%s); connecting again", self.channel, error
-                )
-                conn.close()
+                if not self._stop.is_set():
+                    log.warning(
+                        "listening on %s: the connection was lost (%s); connecting again", self.channel, error
+                    )
+                    outage = True
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+            finally:
+                self.listening.clear()
 
-    def _reconnect(self) -> bool:
-        """A new listening connection, then ``on_reconnect``; False (after a pause) when it failed."""
-        import psycopg
+    def _listen(self, conn: psycopg.Connection[Any]) -> None:
+        quiet_since = time.monotonic()
+        while not self._stop.is_set():
+            heard = False
+            for notify in conn.notifies(timeout=WAIT_S):
+                heard = True
+                self._tell(notify.payload)
+            if heard:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= CHECK_S:
+                conn.execute("SELECT 1")  # raises on a connection the server dropped without a word
+                quiet_since = time.monotonic()
 
-        from sync.errors import StoreUnreachable
-
+    def _tell(self, payload: str | None) -> None:
         try:
-            self._conn = self._listen()
-        except (StoreUnreachable, OSError, psycopg.Error) as error:
-            log.warning("listening on %s: %s; trying again in %s s", self.channel, error, RETRY_SECONDS)
-            self._stop.wait(RETRY_SECONDS)
-            return False
-        if self._on_reconnect is not None:
-            self._call(self._on_reconnect)
-        return True
-
-    def _call(self, callback: Callable[..., None], *args: Any) -> None:
-        try:
-            callback(*args)
+            self.on_notify(payload)
         except Exception:
-            log.exception("a listener of %s failed on a notification", self.channel)
-
-    def close(self) -> None:
-        """Stop listening and wait for the thread (at most a few seconds)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._conn is not None:
-            self._conn.close()
+            log.exception("a listener of %s failed on %r", self.channel, payload)

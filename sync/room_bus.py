@@ -174,7 +174,10 @@ class PgRoomBus:
     def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
 
-        def heard(payload: str) -> None:
+        def heard(payload: str | None) -> None:
+            if payload is None:  # (re)connected: what was sent meanwhile is in the store
+                reconnected()
+                return
             message = self._parse(payload)
             if message is not None:
                 loop.call_soon_threadsafe(on_message, message)
@@ -184,7 +187,7 @@ class PgRoomBus:
             loop.call_soon_threadsafe(on_reconnect)
 
         self._conn = self.state.connect(wait_for_flush=False)
-        self._listener = PgListener(self.state, ROOM_CHANNEL, heard, reconnected)
+        self._listener = PgListener(self.state, ROOM_CHANNEL, heard)
         try:
             self._listener.start()
         except BaseException:

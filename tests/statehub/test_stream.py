@@ -439,25 +439,6 @@ def test_asking_for_more_than_the_log_keeps_first_gets_a_reset(server: HubServer
     beyond.close()
 
 
-def test_the_log_prunes_to_its_bound_and_says_where_it_starts(tmp_path: Path) -> None:
-    log = ChangeLog(tmp_path / "changes.sqlite3", keep=100)
-    try:
-        for _ in range(7):
-            log.append([Change("relay.state", {"n": i}) for i in range(100)])
-        pruned, newest = log.bounds()
-        assert newest == 700
-        assert pruned >= 400  # pruned at the 500th append, down to the last 100
-        assert log.after(0, 1)[0].id == pruned + 1
-    finally:
-        log.close()
-    reopened = ChangeLog(tmp_path / "changes.sqlite3", keep=100)
-    try:
-        reopened.append([Change("relay.state", {})])
-        assert reopened.bounds()[1] == 701  # never reused, even after pruning and reopening
-    finally:
-        reopened.close()
-
-
 def test_the_write_back_waits_for_the_fan_out_but_never_for_a_slow_subscriber(tmp_path: Path) -> None:
     """``ChangeLog.delivered`` (canon/ADR-038 "Delivery before write-back"): clear from an append
     until the subscribers that keep up took it; set with no subscriber; set even when a subscriber

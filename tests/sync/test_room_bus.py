@@ -300,9 +300,17 @@ def _own(client_id: int, state: dict[str, Any], *, clock: int) -> bytes:
 def test_a_listener_whose_connection_drops_listens_again_and_says_so(postgres_database: str) -> None:
     state = PgState(postgres_database)
     heard: list[str] = []
-    reconnected = threading.Event()
-    listener = PgListener(state, ROOM_CHANNEL, heard.append, reconnected.set)
+    connected: list[str] = []  # one entry per (re)connect: the listener's "look now"
+
+    def on_notify(payload: str | None) -> None:
+        if payload is None:
+            connected.append("listening")
+        else:
+            heard.append(payload)
+
+    listener = PgListener(state, ROOM_CHANNEL, on_notify)
     listener.start()
+    _until(lambda: len(connected) == 1)
     try:
         with state.connect() as admin:
             admin.execute("SELECT pg_notify(%s, 'one')", (ROOM_CHANNEL,))
@@ -311,7 +319,7 @@ def test_a_listener_whose_connection_drops_listens_again_and_says_so(postgres_da
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
             )
-            assert reconnected.wait(10)
+            _until(lambda: len(connected) == 2)
             admin.execute("SELECT pg_notify(%s, 'two')", (ROOM_CHANNEL,))
             _until(lambda: heard == ["one", "two"])
     finally:
