@@ -77,8 +77,13 @@ class PgListener:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"statehub-listen-{channel}", daemon=True)
 
-    def start(self) -> PgListener:
+    def start(self, wait_s: float = 0.0) -> PgListener:
+        """Start the thread; wait up to ``wait_s`` seconds for the first ``LISTEN`` to be in place
+        (a store that publishes right after starting must not lose its peers' first notifications).
+        A server that does not answer meanwhile is not an error: the thread keeps trying."""
         self._thread.start()
+        if wait_s > 0:
+            self.listening.wait(wait_s)
         return self
 
     def close(self) -> None:

@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 SAVE_WAIT_SECONDS = 30
 """How long a save waits for another replica's save of the same document before it is refused
 (``lock_timeout``): a replica on a host that vanished holds its lock until the server notices."""
+LISTEN_WAIT_S = 5.0
+"""How long opening the bus waits for its first ``LISTEN`` (seconds); past it, the listener's
+connect says "look now" when it comes, and the rooms catch up from the store."""
 
 Kind = Literal["u", "a", "q", "h"]
 
@@ -189,7 +192,7 @@ class PgRoomBus:
         self._conn = self.state.connect(wait_for_flush=False)
         self._listener = PgListener(self.state, ROOM_CHANNEL, heard)
         try:
-            self._listener.start()
+            self._listener.start(wait_s=LISTEN_WAIT_S)
         except BaseException:
             self._conn.close()
             raise
