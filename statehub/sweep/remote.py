@@ -220,8 +220,23 @@ def push_commit(
             kill_after_timeout=timeout,
         )
     except git.GitCommandError as error:
-        return _said(error, timeout)
+        return _push_said(error, timeout)
     return None
+
+
+def _push_said(error: git.GitCommandError, timeout: float) -> str:
+    """Why a push failed: the remote's own words (``remote:`` lines, a hook's message) and the
+    refused ref's status (``! [remote rejected] ... (pre-receive hook declined)``), then git's."""
+    text = error.stderr if isinstance(error.stderr, str) else ""
+    told = []
+    for line in text.splitlines():
+        cleaned = line.strip().removeprefix("stderr:").strip(" '")
+        if cleaned.startswith("remote:") and cleaned.removeprefix("remote:").strip():
+            told.append(cleaned.removeprefix("remote:").strip())
+        elif cleaned.startswith("! ["):
+            told.append(cleaned.removeprefix("! ").strip())
+    said = _said(error, timeout)
+    return ("; ".join([*told[:5], said]))[:600] if told else said
 
 
 def push(
