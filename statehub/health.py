@@ -111,7 +111,8 @@ class Health(msgspec.Struct, frozen=True):
     """None without an upstream."""
     unpushed: dict[str, UnpushedCommits] = msgspec.field(default_factory=dict)
     """By repo slug, with forge sync on, the repos whose commits the forge has not taken yet
-    (events applied and committed here; pushed again with backoff, canon/ADR-053)."""
+    (events applied and committed here; pushed again with backoff, canon/ADR-053). Writes go on,
+    so they do not make the status "degraded"; diagnostics lists them as ``unpushed``."""
 
 
 def health(desk: EventDesk) -> Health:
@@ -124,11 +125,6 @@ def health(desk: EventDesk) -> Health:
     problems = [f"{slug}: {f.reason}" for slug, f in failing]
     forge = desk.applier.forge
     unpushed = sorted(dict(forge.unpushed).items()) if forge is not None else []
-    problems += [
-        f"{slug}: {left.commits} commits are not on the forge yet (they are applied here and pushed again "
-        f"later): {left.reason}"
-        for slug, left in unpushed
-    ]
     try:
         listed = hub.repos()
     except SetupError as error:  # hub.toml half-saved or mistyped: no event can be taken or applied

@@ -243,6 +243,8 @@ class Applier:
             self.buffer.wait([e.key for e in events], reason)
             result.waiting = len(events)
             result.reasons.append(reason)
+            if self.forge is not None:  # (its clone is no longer the hub's to push)
+                self.forge.unpushed.pop(slug, None)
             return result
         try:
             repo = gitwork.open_repo(root)

@@ -68,19 +68,26 @@ def _listed(paths: list[str], most: int = 10) -> str:
     return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
-def _said(error: git.GitCommandError, timeout: float = REMOTE_TIMEOUT) -> str:
+def _said(error: git.GitCommandError, timeout: float | None = None) -> str:
     """What git said (:func:`git_said`), or that the remote did not answer in time: gitpython's
     own words for a killed command quote the command line."""
     text = error.stderr if isinstance(error.stderr, str) else ""
     if "Timeout: the command" in text:
-        return f"the remote did not answer within {timeout:g} s, so the hub stopped waiting"
+        waited = REMOTE_TIMEOUT if timeout is None else timeout
+        return f"the remote did not answer within {waited:g} s, so the hub stopped waiting"
     return git_said(error)
 
 
-def fetch(repo: git.Repo, remote: str, timeout: float = REMOTE_TIMEOUT) -> str | None:
-    """Fetch the remote, waiting at most ``timeout`` seconds; the reason when it could not be reached."""
+def fetch(repo: git.Repo, remote: str, timeout: float | None = None) -> str | None:
+    """Fetch the remote, waiting at most ``timeout`` seconds (None: :data:`REMOTE_TIMEOUT`); the reason
+    when it could not be reached."""
     try:
-        repo.git.fetch(*upload_pack_args(), "--quiet", remote, kill_after_timeout=timeout)
+        repo.git.fetch(
+            *upload_pack_args(),
+            "--quiet",
+            remote,
+            kill_after_timeout=REMOTE_TIMEOUT if timeout is None else timeout,
+        )
     except git.GitCommandError as error:
         return (
             f"fetch from {remote} failed: {_said(error, timeout)}; nothing was integrated or pushed: "
@@ -206,7 +213,7 @@ def _receive_pack(repo: git.Repo, remote: str) -> list[str]:
 
 
 def push_commit(
-    repo: git.Repo, remote: str, branch: str, commit: str = "HEAD", timeout: float = REMOTE_TIMEOUT
+    repo: git.Repo, remote: str, branch: str, commit: str = "HEAD", timeout: float | None = None
 ) -> str | None:
     """Push ``commit`` (and the commits under it) to ``refs/heads/<branch>`` on ``remote``, never
     with ``--force``: the remote takes it only as a fast-forward. None when it went through, else
@@ -217,14 +224,14 @@ def push_commit(
             "--quiet",
             remote,
             f"{commit}:refs/heads/{branch}",
-            kill_after_timeout=timeout,
+            kill_after_timeout=REMOTE_TIMEOUT if timeout is None else timeout,
         )
     except git.GitCommandError as error:
         return _push_said(error, timeout)
     return None
 
 
-def _push_said(error: git.GitCommandError, timeout: float) -> str:
+def _push_said(error: git.GitCommandError, timeout: float | None) -> str:
     """Why a push failed: the remote's own words (``remote:`` lines, a hook's message) and the
     refused ref's status (``! [remote rejected] ... (pre-receive hook declined)``), then git's."""
     text = error.stderr if isinstance(error.stderr, str) else ""
@@ -240,7 +247,7 @@ def _push_said(error: git.GitCommandError, timeout: float) -> str:
 
 
 def push(
-    repo: git.Repo, remote: str, branch: str, attempts: int = 3, timeout: float = REMOTE_TIMEOUT
+    repo: git.Repo, remote: str, branch: str, attempts: int = 3, timeout: float | None = None
 ) -> PushResult:
     """Push local commits; when the remote moved meanwhile, fetch, rebase and try again."""
     reason: str | None = None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from statehub.auth import LOCAL_COMMAND
+from statehub.diagnostics import diagnose, watcher_of_server
 from statehub.events import EventDesk
 from statehub.events import forge as forge_module
 from statehub.events.worker import ApplierWorker
@@ -265,10 +266,17 @@ def test_a_forge_that_refuses_pushes_leaves_the_events_applied_and_unpushed_unti
     assert "while frozen" in a.clone.read(PLAN_PATH)
     assert forge_trailers(forge.remote) == {}
     answer = health(a.desk)
-    assert answer.status == "degraded"
+    assert answer.status == "ok"  # writes go on: health lists the commits, diagnostics explains
     left = answer.unpushed[SLUG]
     assert left.commits == 1 and "pre-receive hook declined" in left.reason
-    assert any("not on the forge yet" in problem for problem in answer.problems)
+    assert "the forge is frozen for the release" in left.reason
+    [problem] = [
+        p
+        for p in diagnose(a.desk, watcher=watcher_of_server(None), probe=False).repos[0].problems
+        if p.kind == "unpushed"
+    ]
+    assert "1 commits are applied here but not on the forge yet" in problem.message
+    assert not problem.stops_writes
     scraped = {
         sample.labels.get("repo"): sample.value
         for metric in StateCollector(a.desk, None, None).collect()
