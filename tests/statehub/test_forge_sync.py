@@ -383,3 +383,37 @@ def test_a_kill_after_the_forge_took_the_commits_applies_each_event_once(
     for item in listed["items"]:
         body = work.git("log", "-1", "--format=%B", item["commit"])
         assert f"Statehub-Event: {item['key']}\n" in body
+
+
+def test_a_forge_that_keeps_moving_gets_the_commits_by_rebase_after_the_last_attempt(
+    forge: Forge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of the pass's pushes finds a teammate's push before it: the last attempt publishes
+    locally, and the leftover push (the sweep's: fetch, rebase, push) brings the commit in."""
+    b = forge.replica("host-b")
+    mate = clone(forge.remote, forge.tmp / "teammate")
+    real = forge_module.push_commit
+    raced: list[int] = []
+
+    def teammate_first(
+        repo: Any, remote: str, branch: str, commit: str = "HEAD", timeout: float = 30.0
+    ) -> Any:
+        raced.append(len(raced))
+        mate.git("pull", "-q", "--rebase")
+        mate.write(f"race-{len(raced)}.txt", "racing\n")
+        mate.commit(f"teammate races the hub ({len(raced)})")
+        mate.git("push", "-q", "origin", "main")
+        return real(repo, remote, branch, commit, timeout)
+
+    monkeypatch.setattr(forge_module, "push_commit", teammate_first)
+    b.send("B1", kind="progress.note", note="against the current")
+    b.apply()
+    assert len(raced) == 2  # the third attempt does not push first
+    assert b.state("B1")[0] == "applied"
+    assert forge_trailers(forge.remote) == {"B1": 1}
+    log = forge_log(forge.remote)
+    assert "teammate races the hub (1)" in log and "teammate races the hub (2)" in log
+    assert "against the current" in forge_file(forge.remote)
+    assert b.desk.applier.forge is not None and b.desk.applier.forge.unpushed == {}
+    assert (b.clone.root / "race-2.txt").exists()  # the cache saw the rebase too
+    assert b.clone.git("status", "--porcelain") == ""
