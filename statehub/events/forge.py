@@ -31,9 +31,14 @@ and the write-back's own commit path.
 3. **After the pass** (:meth:`ForgeSync.push_rest`): commits still unpushed (a
    pass that gave up pushing, an earlier refusal, a kill) are pushed with the
    sweep's push (fetch, rebase, bounded retries). What stays unpushed is kept in
-   :attr:`Forge.unpushed` (``/state/health`` says "degraded", metric
-   ``statehub_forge_unpushed_commits``) and retried with backoff even when no
-   event waits (the server's worker asks :meth:`Forge.due`).
+   :attr:`Forge.unpushed` (``/state/health``'s ``unpushed``, the diagnostics
+   problem ``unpushed``, metric ``statehub_forge_unpushed_commits``; writes go
+   on, so health stays "ok") and retried with backoff even when no event waits
+   (the server's worker asks :meth:`Forge.due`).
+
+Not here yet: commits published locally but never pushed (a long refusal) that
+later conflict with other replicas' commits in the same lines are rebased by
+git, and a conflict there waits for a person (canon/ADR-053, "Not done").
 
 Exactly once across replicas: an event's commit reaches the forge only as a
 fast-forward of the tip the pass applied it to, or by a rebase that keeps its

@@ -417,3 +417,40 @@ def test_a_forge_that_keeps_moving_gets_the_commits_by_rebase_after_the_last_att
     assert b.desk.applier.forge is not None and b.desk.applier.forge.unpushed == {}
     assert (b.clone.root / "race-2.txt").exists()  # the cache saw the rebase too
     assert b.clone.git("status", "--porcelain") == ""
+
+
+def test_two_hub_processes_on_two_clones_converge_at_the_forge(forge: Forge) -> None:
+    """Two real servers, each with its clone and its buffer, take events for one file at once."""
+    servers = [HubProcess(forge.tmp / f"server-{n}", forge.tmp / f"server-{n}.log") for n in "ab"]
+    works = [clone(forge.remote, forge.tmp / f"server-{n}" / SLUG) for n in "ab"]
+    try:
+        for server, work in zip(servers, works, strict=True):
+            server.start(STATEHUB_FORGE_SYNC="on")
+            assert server.call("POST", "/repos", json={"path": str(work.root)}).status_code == 201
+        batches = [
+            [event(f"{name}{i:02d}", kind="progress.note", note=f"{name} note {i}") for i in range(12)]
+            for name in ("A", "B")
+        ]
+
+        def send(server: HubProcess, batch: list[dict[str, Any]]) -> None:
+            for item in batch:  # one request each: the two appliers interleave
+                assert server.call("POST", "/events", json=[item]).status_code == 202
+
+        senders = [threading.Thread(target=send, args=pair) for pair in zip(servers, batches, strict=True)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(120)
+        for server in servers:
+            server.wait_settled()
+        keys = [item["key"] for batch in batches for item in batch]
+        assert forge_trailers(forge.remote) == dict.fromkeys(keys, 1)
+        text = forge_file(forge.remote)
+        assert all(f"<!-- event:{key} -->" in text for key in keys)
+        for server in servers:
+            answer = server.call("GET", "/state/health").json()
+            assert answer["unpushed"] == {}, answer
+            assert server.call("GET", "/events?state=applied&limit=100").json()["total"] == 12
+    finally:
+        for server in servers:
+            server.stop()
