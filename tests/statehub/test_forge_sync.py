@@ -454,3 +454,35 @@ def test_two_hub_processes_on_two_clones_converge_at_the_forge(forge: Forge) -> 
     finally:
         for server in servers:
             server.stop()
+
+
+def test_commits_left_unpushed_that_conflict_with_the_forge_wait_for_a_person_and_lose_nothing(
+    forge: Forge, daemon: str
+) -> None:
+    """Host a's forge refuses its pushes (a hook; a push to a path runs none, so host b's goes
+    through) while host b changes the same line: a's leftover commit cannot be rebased, so a's
+    next events wait with the sweep's sentence, and a's commit stays as it was (canon/ADR-053,
+    "Not done": replaying the hub's own leftover commits is the next step)."""
+    a, b = forge.replica("host-a", url=daemon), forge.replica("host-b")
+    hook = forge.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    a.send("A1", kind="task.status", status="blocked")
+    a.apply()
+    assert a.state("A1")[0] == "applied"
+    left = a.clone.git("rev-parse", "HEAD")
+    b.send("B1", kind="task.status", status="done")
+    b.apply()
+    assert forge_trailers(forge.remote) == {"B1": 1}
+    hook.unlink()
+    a.send("A2", kind="progress.note", note="after the freeze")
+    a.apply()
+    state, reason = a.state("A2")
+    assert state == "pending"
+    assert reason is not None and "conflicts in workplans/CUST-WP-0054.md" in reason, reason
+    assert "the rebase was aborted and nothing was changed" in reason
+    assert a.clone.git("rev-parse", "HEAD") == left
+    assert a.clone.git("status", "--porcelain") == ""
+    assert not (a.clone.root / ".git" / "rebase-merge").exists()
+    assert forge_trailers(forge.remote) == {"B1": 1}
+    assert a.desk.applier.forge is not None and SLUG in a.desk.applier.forge.unpushed
