@@ -51,13 +51,46 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import git
+
+from statehub.atomic import FileChanged
 from statehub.events import gitwork
-from statehub.gitcommit import read_head
+from statehub.gitcommit import (
+    HUB,
+    Blob,
+    Chain,
+    FileWrite,
+    Head,
+    HeadMoved,
+    IndexBusy,
+    WritesStopped,
+    blob_bytes,
+    build_chain,
+    publish,
+    read_head,
+)
 from statehub.gitrepo import HubRepo
+from statehub.repofiles import RepoPathError, TooManyTasks
 from statehub.sweep.remote import fetch, integrate, push, push_commit, remote_tip, upstream
+from sync.buffer import Writeback
+from workplans import BrokenTarget, Event, NoLongerApplies, apply_event
 
-__all__ = ["FORGE_BACKOFF", "PUSH_ATTEMPTS", "BroughtIn", "Forge", "ForgeSync", "Unpushed"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from statehub.events.writeback import Applier
+
+__all__ = [
+    "FORGE_BACKOFF",
+    "PUSH_ATTEMPTS",
+    "BroughtIn",
+    "Forge",
+    "ForgeSync",
+    "Unpushed",
+    "replay_leftovers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +162,8 @@ class BroughtIn:
     problem: str | None = None
     pulled: int = 0
     carried: dict[str, str] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+    """The files a rebase (or uncommitted changes) stopped the integration on."""
 
 
 @dataclass(slots=True)
@@ -157,7 +192,8 @@ class ForgeSync:
         if merged.problem is not None:
             return BroughtIn(
                 f"the hub could not bring in {self.where} before applying, so the events wait: "
-                + merged.problem
+                + merged.problem,
+                conflicts=merged.conflicts,
             )
         if not merged.pulled or before is None:
             return BroughtIn()
@@ -204,3 +240,156 @@ class ForgeSync:
         if read_head(self.repo).sha is None:
             return 0
         return int(self.repo.git.rev_list("--count", f"{theirs}..HEAD" if theirs else "HEAD"))
+
+
+_FILE_MODES = ("100644", "100755")
+
+
+def replay_leftovers(
+    applier: Applier, slug: str, root: Path, repo: HubRepo, sync: ForgeSync, tracked: str | None
+) -> bool:
+    """Bring the hub's own unpushed commits onto the forge's tip by applying their events again.
+
+    For when integration failed on a rebase conflict (``BroughtIn.conflicts``) and every
+    commit the local branch holds beyond the forge's is one of the hub's event commits
+    (committer :data:`statehub.gitcommit.HUB`, ``Statehub-Event`` trailers, no merge),
+    with each event in the write buffer. Their events (those the forge's history does not
+    carry already) are applied to the forge's text (``workplans.apply_event``), committed
+    on the forge's tip (``gitcommit.build_chain``, authored by each actor as before),
+    pushed (fast-forward only), and then the local branch moves from its commits to the
+    new tip by the one commit path (``gitcommit.publish``: each file replaced only if it
+    holds exactly the bytes of the local commit, the index updated where it held them,
+    the branch moved by compare and swap), recorded as a write-back so a kill is
+    resolved like any other (``Applier.recover``).
+
+    True when the local branch now is the forge's tip; False when any condition does not
+    hold or any step says no (the work tree is not clean, an event no longer applies to
+    the forge's text, a file the switch would delete, the forge refused or moved, a
+    person's change landed): nothing local was changed, and the integration's refusal
+    stands. The replayed events keep the commit the buffer recorded for them (the local
+    commit, now replaced): the buffer changes only pending events.
+    """
+    from statehub.events.writeback import RepoApplied, _commits  # (writeback imports this module)
+
+    theirs = remote_tip(repo, sync.remote, sync.branch)
+    local = read_head(repo)
+    if theirs is None or local.sha is None or local.ref is None:
+        return False
+    try:
+        if repo.git.status("--porcelain", "--untracked-files=no", "--ignore-submodules=all"):
+            return False
+        base = repo.git.merge_base(local.sha, theirs).strip()
+        if repo.git.rev_list("--merges", f"{theirs}..{local.sha}").strip():
+            return False
+        listed = repo.git.log("--reverse", "--format=%H%x00%ce%x00", f"{theirs}..{local.sha}")
+    except git.GitCommandError:
+        return False
+    mine = gitwork.trailer_keys(repo, theirs, local.sha)
+    fields = [part.strip() for part in listed.split("\0")]
+    commits = fields[0:-1:2]
+    if not commits or any(email != HUB.email for email in fields[1::2]):
+        return False
+    if any(sha not in mine.values() for sha in commits):
+        return False  # a hub commit with no event trailer (a save): not the hub's own events
+    on_forge = gitwork.trailer_keys(repo, base, theirs)
+    order = {sha: at for at, sha in enumerate(commits)}
+    keys = sorted((key for key in mine if key not in on_forge), key=lambda key: order[mine[key]])
+    records = [applier.buffer.get(key) for key in keys]
+    if any(record is None for record in records):
+        return False
+    forge_head = Head(local.ref, theirs)
+    scratch = RepoApplied(slug)
+    targets, blobs = applier._targets(
+        slug, root, repo, forge_head, [r for r in records if r is not None], scratch
+    )
+    if scratch.refused or len(targets) != len(keys):
+        return False
+    contents = blob_bytes(repo, [blob.sha for blob in blobs.values()])
+    text: dict[str, str] = {}
+    steps: list[tuple[Event, str, str | None]] = []
+    try:
+        for event, path in targets:
+            if path not in text:
+                text[path] = applier._text(path, contents[blobs[path].sha])
+            after = apply_event(text[path], event, applier.hub.event_kinds)
+            applier._check_growth(path, text[path], after)
+            steps.append((event, path, after if after != text[path] else None))
+            text[path] = after
+    except (KeyError, UnicodeDecodeError, TooManyTasks, NoLongerApplies, BrokenTarget):
+        return False
+    made, _ = _commits(steps)
+    final = {path for _, path, after in steps if after is not None}
+    target = build_chain(repo, forge_head, made, {p: blobs[p] for p in final}).tip if made else theirs
+    switch = _switch(repo, local, target)
+    if switch is None:
+        return False
+    if (
+        target != theirs
+        and push_commit(repo, sync.remote, sync.branch, target, sync.forge.timeout) is not None
+    ):
+        fetch(repo, sync.remote, sync.forge.timeout)
+        return False
+    chain, writes = switch
+    record = applier.buffer.begin_writeback(
+        Writeback(
+            slug,
+            local.sha,
+            keys,
+            [
+                {"path": p, "before": (chain.before[p] or NO_BLOB).sha, "after": chain.after[p].sha}
+                for p in chain.after
+            ],
+        )
+    )
+    try:
+        publish(repo, chain, writes, tracked=tracked)
+    except (
+        FileChanged,
+        HeadMoved,
+        WritesStopped,
+        IndexBusy,
+        RepoPathError,
+        OSError,
+        git.GitCommandError,
+    ) as error:
+        log.warning("%s: not moving to the forge's tip after replaying: %s", slug, error)
+        return False
+    finally:
+        applier.buffer.finish({}, {}, [record])
+    log.info("%s: applied %d events again on %s and moved there", slug, len(keys), sync.where)
+    return True
+
+
+NO_BLOB = Blob("100644", "0" * 40)
+"""Stands for "no file" in a write-back record's ``before`` (a file the switch adds)."""
+
+
+def _switch(repo: HubRepo, local: Head, target: str) -> tuple[Chain, list[FileWrite]] | None:
+    """What moving the branch from ``local`` to ``target`` writes: each file that differs, as
+    ``local`` holds it (the bytes the work tree must still hold) and as ``target`` does. None
+    when the move would delete a file, change a mode, or touch anything but a regular file."""
+    assert local.sha is not None
+    out = repo.git.diff_tree("-r", "--no-renames", "-z", local.sha, target)
+    parts = out.split("\0")
+    before: dict[str, Blob | None] = {}
+    after: dict[str, Blob] = {}
+    for meta, path in zip(parts[0::2], parts[1::2], strict=False):
+        fields = meta.lstrip(":").split()
+        if len(fields) != 5:
+            continue
+        old_mode, new_mode, old_sha, new_sha, status = fields
+        if status not in ("M", "A") or new_mode not in _FILE_MODES:
+            return None
+        if status == "M" and old_mode != new_mode:
+            return None
+        before[path] = Blob(old_mode, old_sha) if status == "M" else None
+        after[path] = Blob(new_mode, new_sha)
+    data = blob_bytes(
+        repo, [b.sha for b in after.values()] + [b.sha for b in before.values() if b is not None]
+    )
+    writes = [
+        FileWrite(path, data[old.sha] if (old := before[path]) is not None else None, data[blob.sha])
+        for path, blob in after.items()
+    ]
+    chain = Chain(local, [target], before, after)
+    return chain, writes

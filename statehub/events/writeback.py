@@ -75,7 +75,7 @@ from statehub.cache import blob_sha
 from statehub.cache.schema import REPOS, WORKPLANS
 from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
-from statehub.events.forge import Forge, ForgeSync
+from statehub.events.forge import Forge, ForgeSync, replay_leftovers
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, NewCommit
 from statehub.gitrepo import HubRepo, git_said
 from statehub.repofiles import (
@@ -402,6 +402,8 @@ class Applier:
             attempt_result = RepoApplied(slug)
             if forge is not None:
                 brought = forge.bring_in()
+                if brought.conflicts and replay_leftovers(self, slug, root, repo, forge, tracked):
+                    brought = forge.bring_in()  # the hub's own commits were applied again on the tip
                 if brought.problem is not None:
                     raise _ForgeWait(brought.problem)
                 result.pulled += brought.pulled

@@ -456,13 +456,12 @@ def test_two_hub_processes_on_two_clones_converge_at_the_forge(forge: Forge) -> 
             server.stop()
 
 
-def test_commits_left_unpushed_that_conflict_with_the_forge_wait_for_a_person_and_lose_nothing(
+def test_the_hubs_own_leftover_commits_that_conflict_with_the_forge_are_applied_again_on_its_tip(
     forge: Forge, daemon: str
 ) -> None:
     """Host a's forge refuses its pushes (a hook; a push to a path runs none, so host b's goes
-    through) while host b changes the same line: a's leftover commit cannot be rebased, so a's
-    next events wait with the sweep's sentence, and a's commit stays as it was (canon/ADR-053,
-    "Not done": replaying the hub's own leftover commits is the next step)."""
+    through) while host b changes the same line. A rebase of a's leftover commit conflicts; as it
+    holds only a's own events, a applies them again to the forge's text instead, and moves there."""
     a, b = forge.replica("host-a", url=daemon), forge.replica("host-b")
     hook = forge.remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\nexit 1\n")
@@ -470,19 +469,42 @@ def test_commits_left_unpushed_that_conflict_with_the_forge_wait_for_a_person_an
     a.send("A1", kind="task.status", status="blocked")
     a.apply()
     assert a.state("A1")[0] == "applied"
-    left = a.clone.git("rev-parse", "HEAD")
     b.send("B1", kind="task.status", status="done")
+    b.send("B2", kind="task.add", task="T03", title="Drain coulombcore")
     b.apply()
-    assert forge_trailers(forge.remote) == {"B1": 1}
+    assert forge_trailers(forge.remote) == {"B1": 1, "B2": 1}
     hook.unlink()
     a.send("A2", kind="progress.note", note="after the freeze")
     a.apply()
-    state, reason = a.state("A2")
+    assert a.state("A2")[0] == "applied", a.state("A2")
+    assert forge_trailers(forge.remote) == {"B1": 1, "B2": 1, "A1": 1, "A2": 1}
+    text = forge_file(forge.remote)
+    t02 = text[text.index('id = "T02"') :].split("[[tasks]]")[0]
+    assert 'status = "blocked"' in t02  # A1, applied again after B1
+    assert 'id = "T03"' in text and "after the freeze" in text
+    assert a.clone.read(PLAN_PATH) == text
+    assert a.clone.git("status", "--porcelain") == ""
+    assert a.clone.git("rev-parse", "HEAD") == a.clone.git("rev-parse", "origin/main")
+    assert a.desk.applier.forge is not None and a.desk.applier.forge.unpushed == {}
+
+
+def test_a_persons_commit_that_conflicts_with_the_forge_keeps_the_events_waiting_and_loses_nothing(
+    forge: Forge,
+) -> None:
+    """Only the hub's own event commits are applied again: a person's commit in the way is
+    never rewritten, and the events wait with the sweep's sentence."""
+    a, b = forge.replica("host-a"), forge.replica("host-b")
+    b.send("B1", kind="task.status", status="done")
+    b.apply()
+    a.clone.write(PLAN_PATH, a.clone.read(PLAN_PATH).replace('status = "in-progress"', 'status = "blocked"'))
+    mine = a.clone.commit("a person blocks T02 by hand")
+    a.send("A1", kind="progress.note", note="while a person disagrees")
+    a.apply()
+    state, reason = a.state("A1")
     assert state == "pending"
     assert reason is not None and "conflicts in workplans/CUST-WP-0054.md" in reason, reason
     assert "the rebase was aborted and nothing was changed" in reason
-    assert a.clone.git("rev-parse", "HEAD") == left
+    assert a.clone.git("rev-parse", "HEAD").strip() == mine
     assert a.clone.git("status", "--porcelain") == ""
     assert not (a.clone.root / ".git" / "rebase-merge").exists()
     assert forge_trailers(forge.remote) == {"B1": 1}
-    assert a.desk.applier.forge is not None and SLUG in a.desk.applier.forge.unpushed
