@@ -9,7 +9,8 @@ or moves a branch on its own: it uses the sweep's fetch, integrate and push
 and the write-back's own commit path.
 
 1. **Before applying** (:meth:`ForgeSync.bring_in`): fetch, then integrate the
-   forge's branch: fast-forward, or rebase the hub's unpushed commits onto it.
+   forge's branch: fast-forward, or rebase the hub's unpushed commits onto it
+   (or apply their events again, below).
    When it cannot (a person's uncommitted change in the way, a conflicting
    rebase, a shallow clone, no shared history) nothing is changed and the
    events wait with the sweep's sentence; when the forge does not answer
@@ -36,9 +37,11 @@ and the write-back's own commit path.
    on, so health stays "ok") and retried with backoff even when no event waits
    (the server's worker asks :meth:`Forge.due`).
 
-Not here yet: commits published locally but never pushed (a long refusal) that
-later conflict with other replicas' commits in the same lines are rebased by
-git, and a conflict there waits for a person (canon/ADR-053, "Not done").
+When the rebase of step 1 conflicts and the local branch holds beyond the
+forge's only the hub's own event commits (published while the forge refused,
+say), :func:`replay_leftovers` applies their events again to the forge's text
+instead, as step 2 does for a pass's commits; a person's commit is never
+rewritten, and then the sweep's refusal stands.
 
 Exactly once across replicas: an event's commit reaches the forge only as a
 fast-forward of the tip the pass applied it to, or by a rebase that keeps its
