@@ -68,6 +68,7 @@ from statehub.gitcommit import (
     Head,
     HeadMoved,
     IndexBusy,
+    NewCommit,
     WritesStopped,
     blob_bytes,
     build_chain,
@@ -78,6 +79,7 @@ from statehub.gitrepo import HubRepo
 from statehub.repofiles import RepoPathError, TooManyTasks
 from statehub.sweep.remote import fetch, integrate, push, push_commit, remote_tip, upstream
 from sync.buffer import Writeback
+from sync.saving import Person
 from workplans import BrokenTarget, Event, NoLongerApplies, apply_event
 
 if TYPE_CHECKING:
@@ -321,6 +323,7 @@ def replay_leftovers(
     except (KeyError, UnicodeDecodeError, TooManyTasks, NoLongerApplies, BrokenTarget):
         return False
     made, _ = _commits(steps)
+    made += _kept_trailers([event for event, _, after in steps if after is None])
     final = {path for _, path, after in steps if after is not None}
     target = build_chain(repo, forge_head, made, {p: blobs[p] for p in final}).tip if made else theirs
     switch = _switch(repo, local, target)
@@ -361,6 +364,22 @@ def replay_leftovers(
         applier.buffer.finish({}, {}, [record])
     log.info("%s: applied %d events again on %s and moved there", slug, len(keys), sync.where)
     return True
+
+
+def _kept_trailers(events: list[Event]) -> list[NewCommit]:
+    """Commits that change no file and carry the trailers of ``events``: a replayed event the
+    forge's text already reflects had a commit of its own, which the switch drops; its trailer
+    stays in the history this way (one commit per actor, at most ``MAX_EVENTS_PER_COMMIT`` each)."""
+    from statehub.events.writeback import MAX_EVENTS_PER_COMMIT, commit_message
+
+    by_actor: dict[str, list[Event]] = {}
+    for event in events:
+        by_actor.setdefault(event.actor, []).append(event)
+    return [
+        NewCommit(Person(actor), commit_message(mine[at : at + MAX_EVENTS_PER_COMMIT]), {})
+        for actor, mine in by_actor.items()
+        for at in range(0, len(mine), MAX_EVENTS_PER_COMMIT)
+    ]
 
 
 NO_BLOB = Blob("100644", "0" * 40)

@@ -1,7 +1,8 @@
 """Keep a work tree in step with its remote: fetch, integrate, push, never losing a commit.
 
 Integration fast-forwards when the hub has nothing unpushed, and otherwise
-rebases the local unpushed commits onto the remote branch. It never
+rebases the local unpushed commits onto the remote branch (keeping a commit
+whose change the remote already has, as an empty one: its trailers stay). It never
 force-pushes and never resets, so no local or remote commit can be dropped. When
 it cannot go ahead (a rebase that conflicts, uncommitted changes in the way, a
 shallow history that does not reach the shared commit) nothing is changed (a
@@ -180,7 +181,9 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
             "a person must decide which one the repo follows"
         )
     try:
-        repo.git.rebase("--quiet", theirs)
+        # A commit whose change the remote already has is kept (empty), not dropped: its message
+        # may carry an event's trailer, the proof the event was applied (canon/ADR-053).
+        repo.git.rebase("--quiet", "--reapply-cherry-picks", "--empty=keep", theirs)
     except git.GitCommandError as error:
         conflicts: list[str] = []
         with contextlib.suppress(git.GitCommandError):

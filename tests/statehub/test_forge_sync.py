@@ -508,3 +508,45 @@ def test_a_persons_commit_that_conflicts_with_the_forge_keeps_the_events_waiting
     assert a.clone.git("status", "--porcelain") == ""
     assert not (a.clone.root / ".git" / "rebase-merge").exists()
     assert forge_trailers(forge.remote) == {"B1": 1}
+
+
+def test_a_replayed_event_the_forge_already_reflects_keeps_its_trailer(forge: Forge, daemon: str) -> None:
+    """a's leftover commit holds two events; the forge has the same change as one of them and
+    another change on the other's line. Applied again, the first changes nothing; its trailer
+    stays in the history on a commit of its own that changes no file."""
+    a, b = forge.replica("host-a", url=daemon), forge.replica("host-b")
+    hook = forge.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    a.send("A1", kind="task.status", status="blocked")
+    a.send("A2", kind="workplan.status", status="blocked")
+    a.apply()
+    b.send("B1", kind="task.status", status="blocked")
+    b.send("B2", kind="workplan.status", status="done")
+    b.apply()
+    hook.unlink()
+    a.send("A3", kind="progress.note", note="after the freeze")
+    a.apply()
+    assert a.state("A3")[0] == "applied", a.state("A3")
+    assert forge_trailers(forge.remote) == dict.fromkeys(["A1", "A2", "A3", "B1", "B2"], 1)
+    text = forge_file(forge.remote)
+    assert text.split("+++")[1].count('status = "blocked"') == 2  # the plan's (A2 after B2) and T02's
+    assert a.clone.git("rev-parse", "HEAD") == a.clone.git("rev-parse", "origin/main")
+
+
+def test_a_rebase_keeps_a_hub_commit_whose_change_the_forge_already_has(forge: Forge, daemon: str) -> None:
+    """Both hosts make the same change; git's rebase would drop a's commit as already upstream,
+    and with it the only trailer of a's event. It is kept, empty."""
+    a, b = forge.replica("host-a", url=daemon), forge.replica("host-b")
+    hook = forge.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    a.send("A1", kind="task.status", status="blocked")
+    a.apply()
+    b.send("B1", kind="task.status", status="blocked")
+    b.apply()
+    hook.unlink()
+    a.send("A2", kind="progress.note", note="after the freeze")
+    a.apply()
+    assert a.state("A2")[0] == "applied", a.state("A2")
+    assert forge_trailers(forge.remote) == dict.fromkeys(["A1", "A2", "B1"], 1)
