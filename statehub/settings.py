@@ -103,6 +103,10 @@ class Settings:
     ``statehub.events.forge``, canon/ADR-053); None: the profile's default (:attr:`syncs_with_forge`)."""
     forge_timeout_s: float = DEFAULT_FORGE_TIMEOUT_S
     """Seconds a write-back's fetch or push may take before it is stopped (``STATEHUB_FORGE_TIMEOUT``)."""
+    leader_retry_s: float = 2.0
+    """Seconds between a replica's tries for the leader's advisory lock, and between the leader's
+    checks that it still holds it (``STATEHUB_LEADER_RETRY``, 0.1 to 60; canon/ADR-052). Only a hub
+    whose state is on PostgreSQL elects a leader; on files the one process always leads."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of proxies whose ``X-Forwarded-Proto`` / ``-For`` the hub believes (ADR-040): a
     session cookie is ``Secure`` when the request came over TLS, to the hub or to such a proxy.
@@ -191,6 +195,7 @@ class Settings:
             **_stream_settings(env),
             sweep_interval_s=_sweep_interval(env),
             **_forge_settings(env),
+            leader_retry_s=_leader_retry(env),
         )
 
     @property
@@ -349,6 +354,21 @@ def _forge_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 f"STATEHUB_FORGE_TIMEOUT={timeout_text!r}: give seconds from 1 to 3600 (default 30)"
             )
     return {"forge_sync": choices[text] if text else None, "forge_timeout_s": timeout}
+
+
+def _leader_retry(env: Mapping[str, str]) -> float:
+    """``STATEHUB_LEADER_RETRY``: seconds from 0.1 to 60 (default 2) between tries for the leader's lock."""
+    text = env.get("STATEHUB_LEADER_RETRY", "").strip() or "2"
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.1 <= value <= 60:
+        raise ValueError(
+            f"STATEHUB_LEADER_RETRY={text!r}: give seconds from 0.1 to 60 between tries for the "
+            "leader's lock (default 2)"
+        )
+    return value
 
 
 def _words(value: str) -> list[str]:
