@@ -329,7 +329,8 @@ def _sweep_interval(env: Mapping[str, str]) -> float | None:
 def _forge_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """``STATEHUB_FORGE_SYNC`` (on/off; unset: the profile's default) and ``STATEHUB_FORGE_TIMEOUT``
     (seconds, 1 to 3600)."""
-    text = env.get("STATEHUB_FORGE_SYNC", "").strip().lower()
+    given = env.get("STATEHUB_FORGE_SYNC", "").strip()
+    text = given.lower()
     choices = {
         "1": True,
         "on": True,
@@ -341,7 +342,7 @@ def _forge_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "no": False,
     }
     if text and text not in choices:
-        raise ValueError(f"STATEHUB_FORGE_SYNC={text!r}: give on or off (unset: on for the fleet profile)")
+        raise ValueError(f"STATEHUB_FORGE_SYNC={given!r}: give on or off (unset: on for the fleet profile)")
     timeout_text = env.get("STATEHUB_FORGE_TIMEOUT", "").strip()
     timeout = DEFAULT_FORGE_TIMEOUT_S
     if timeout_text:
