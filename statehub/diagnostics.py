@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from statehub.events import EventDesk
+    from statehub.events.forge import Unpushed
     from statehub.hub import Hub
     from statehub.hubfile import RegisteredRepo
     from statehub.servermark import ServerMark
@@ -250,8 +251,10 @@ def _repo(
     parked: list[ParkedEvent],
     sweep: LastSweep | None,
     drafts: list[str],
+    unpushed: Unpushed | None = None,
 ) -> RepoDiagnosis:
-    """``errors``: the repo's file errors, and the origin of each by (path, message)."""
+    """``errors``: the repo's file errors, and the origin of each by (path, message); ``unpushed``:
+    the commits the forge has not taken (forge sync, canon/ADR-053)."""
     problems = list(state.problems) if isinstance(state, GitState) else [state]
     stopped = any(p.stops_writes for p in problems)
     for group in waiting:
@@ -277,6 +280,17 @@ def _repo(
                 "sweep",
                 f"the last sweep ({sweep.finished_at}) could not bring it in step with its remote: {said}",
                 f"fix that, then statehub sweep {repo.slug}",
+                False,
+            )
+        )
+    if unpushed is not None:
+        problems.append(
+            Problem(
+                "unpushed",
+                f"{unpushed.commits} commits are applied here but not on the forge yet, so the other "
+                f"replicas do not see them: {unpushed.reason}",
+                "the hub pushes them again by itself; if the forge keeps refusing, fix what it says "
+                f"(git -C {repo.path} push), never with --force",
                 False,
             )
         )
@@ -459,6 +473,7 @@ def diagnose(
             record = desk.buffer.get(event.key)
             parked.setdefault(record.repo if record is not None else "", []).append(event)
     swept = last_sweeps(hub.settings)
+    unpushed = dict(desk.applier.forge.unpushed) if desk.applier.forge is not None else {}
     report = latest_sweep(hub.settings)  # a data dir a State Hub without sweeps/repos.json swept
     if report is not None:
         for entry in report.repos:
@@ -482,6 +497,7 @@ def diagnose(
             parked.get(repo.slug, []),
             swept.get(repo.slug),
             sorted(doc.split("/", 1)[1] for doc in drafts if doc.split("/", 1)[0] == repo.slug),
+            unpushed.get(repo.slug),
         )
         for repo, state in zip(targets, states, strict=True)
     ]

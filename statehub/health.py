@@ -42,6 +42,7 @@ __all__ = [
     "CacheInfo",
     "Health",
     "RelayHealth",
+    "UnpushedCommits",
     "WritebackFailure",
     "as_relay_health",
     "health",
@@ -59,6 +60,17 @@ class WritebackFailure(msgspec.Struct, frozen=True):
     """Seconds since the first failure, to 0.1 s."""
     retry_in_s: float
     """Seconds to the next attempt, to 0.1 s."""
+
+
+class UnpushedCommits(msgspec.Struct, frozen=True):
+    """A repo whose commits the forge has not taken yet (forge sync: ``statehub.events.forge.Unpushed``)."""
+
+    commits: int
+    reason: str
+    unpushed_for_s: float
+    """Seconds since the forge first did not take them, to 0.1 s."""
+    retry_in_s: float
+    """Seconds to the next push, to 0.1 s."""
 
 
 class CacheInfo(msgspec.Struct, frozen=True):
@@ -97,6 +109,10 @@ class Health(msgspec.Struct, frozen=True):
     buffer: BufferCounts
     relay: RelayHealth | None
     """None without an upstream."""
+    unpushed: dict[str, UnpushedCommits] = msgspec.field(default_factory=dict)
+    """By repo slug, with forge sync on, the repos whose commits the forge has not taken yet
+    (events applied and committed here; pushed again with backoff, canon/ADR-053). Writes go on,
+    so they do not make the status "degraded"; diagnostics lists them as ``unpushed``."""
 
 
 def health(desk: EventDesk) -> Health:
@@ -107,6 +123,8 @@ def health(desk: EventDesk) -> Health:
     now = time.monotonic()
     failing = sorted(dict(desk.applier.failing).items())
     problems = [f"{slug}: {f.reason}" for slug, f in failing]
+    forge = desk.applier.forge
+    unpushed = sorted(dict(forge.unpushed).items()) if forge is not None else []
     try:
         listed = hub.repos()
     except SetupError as error:  # hub.toml half-saved or mistyped: no event can be taken or applied
@@ -140,6 +158,7 @@ def health(desk: EventDesk) -> Health:
         cache=CacheInfo(backend=hub.engine.dialect.name, schema_version=SCHEMA_VERSION),
         buffer=desk.buffer.counts(),
         relay=as_relay_health(relay_status(desk)),
+        unpushed={slug: msgspec.convert(left.as_dict(now), UnpushedCommits) for slug, left in unpushed},
     )
 
 

@@ -272,6 +272,17 @@ class StateCollector(Collector):
             "repo",
             problems,
         )
+        forge = self.desk.applier.forge
+        unpushed = dict(forge.unpushed) if forge is not None else {}
+        yield _by(
+            "statehub_forge_unpushed_commits",
+            "Commits in a repo the forge has not taken yet, with forge sync on (canon/ADR-053); 0 when none.",
+            "repo",
+            [
+                (slug, unpushed[slug].commits if slug in unpushed else 0)
+                for slug in sorted({r.slug for r in listed})
+            ],
+        )
 
     def _buffer(self) -> Iterator[Metric]:
         counts = self.desk.buffer.counts()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_MODES",
+    "DEFAULT_FORGE_TIMEOUT_S",
     "DEFAULT_MAX_BODY_BYTES",
     "FLEET_SWEEP_INTERVAL_S",
     "PROFILES",
@@ -33,6 +34,10 @@ APP_NAME = "statehub"
 PROFILES = ("dev", "fleet")
 AUTH_MODES = ("required", "open")
 FLEET_SWEEP_INTERVAL_S = 900.0
+
+DEFAULT_FORGE_TIMEOUT_S = 30.0
+"""Seconds a write-back's fetch or push may take by default: the applier lock is held meanwhile,
+so a forge that hangs must not hold every write of the hub for the sweep's 300 s."""
 """The fleet profile sweeps every registered repo every 15 minutes unless told otherwise."""
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """16 MiB: a relay batch of 1000 events of a few KB each fits many times over."""
@@ -92,6 +97,12 @@ class Settings:
     sweep_interval_s: float | None = None
     """Seconds between scheduled sweeps of every registered repo (``STATEHUB_SWEEP_INTERVAL``, each
     wait jittered by up to 10%); 0: no schedule; None: the profile's default (:attr:`sweep_every`)."""
+    forge_sync: bool | None = None
+    """Whether write-back meets the other replicas at the forge: per repo whose branch has a remote,
+    fetch and integrate before applying, push after committing (``STATEHUB_FORGE_SYNC``,
+    ``statehub.events.forge``, canon/ADR-053); None: the profile's default (:attr:`syncs_with_forge`)."""
+    forge_timeout_s: float = DEFAULT_FORGE_TIMEOUT_S
+    """Seconds a write-back's fetch or push may take before it is stopped (``STATEHUB_FORGE_TIMEOUT``)."""
     leader_retry_s: float = 2.0
     """Seconds between a replica's tries for the leader's advisory lock, and between the leader's
     checks that it still holds it (``STATEHUB_LEADER_RETRY``, 0.1 to 60; canon/ADR-052). Only a hub
@@ -108,6 +119,15 @@ class Settings:
         if self.sweep_interval_s is None:
             return FLEET_SWEEP_INTERVAL_S if self.profile == "fleet" else None
         return self.sweep_interval_s or None
+
+    @property
+    def syncs_with_forge(self) -> bool:
+        """Whether write-back fetches before and pushes after applying: the setting, else on for
+        the fleet profile (replicas on several hosts meet at the forge) and off for dev (a laptop's
+        hub pushes when a person or a sweep says so)."""
+        if self.forge_sync is None:
+            return self.profile == "fleet"
+        return self.forge_sync
 
     @property
     def hub_file(self) -> Path:
@@ -174,6 +194,7 @@ class Settings:
             **_web_settings(env),
             **_stream_settings(env),
             sweep_interval_s=_sweep_interval(env),
+            **_forge_settings(env),
             leader_retry_s=_leader_retry(env),
         )
 
@@ -303,6 +324,37 @@ def _sweep_interval(env: Mapping[str, str]) -> float | None:
             "or 0 for no scheduled sweeps"
         )
     return value
+
+
+def _forge_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``STATEHUB_FORGE_SYNC`` (on/off; unset: the profile's default) and ``STATEHUB_FORGE_TIMEOUT``
+    (seconds, 1 to 3600)."""
+    given = env.get("STATEHUB_FORGE_SYNC", "").strip()
+    text = given.lower()
+    choices = {
+        "1": True,
+        "on": True,
+        "true": True,
+        "yes": True,
+        "0": False,
+        "off": False,
+        "false": False,
+        "no": False,
+    }
+    if text and text not in choices:
+        raise ValueError(f"STATEHUB_FORGE_SYNC={given!r}: give on or off (unset: on for the fleet profile)")
+    timeout_text = env.get("STATEHUB_FORGE_TIMEOUT", "").strip()
+    timeout = DEFAULT_FORGE_TIMEOUT_S
+    if timeout_text:
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            timeout = -1.0
+        if not 1 <= timeout <= 3600:
+            raise ValueError(
+                f"STATEHUB_FORGE_TIMEOUT={timeout_text!r}: give seconds from 1 to 3600 (default 30)"
+            )
+    return {"forge_sync": choices[text] if text else None, "forge_timeout_s": timeout}
 
 
 def _leader_retry(env: Mapping[str, str]) -> float:

@@ -33,18 +33,19 @@ def open_repo(root: Path) -> HubRepo:
     return gitrepo.open_repo(root)
 
 
-def trailer_keys(repo: git.Repo, since: str | None) -> dict[str, str]:
-    """Event keys named by ``Statehub-Event`` trailers in commits after ``since``, with their commit.
+def trailer_keys(repo: git.Repo, since: str | None, until: str = "HEAD") -> dict[str, str]:
+    """Event keys named by ``Statehub-Event`` trailers in commits after ``since`` up to ``until``
+    (a commit or ref), with their commit.
 
     Read by git's trailer parser: only the trailer block at the end of a message
     counts, never a line in its body.
     """
-    revision = f"{since}..HEAD" if since else "HEAD"
+    revision = f"{since}..{until}" if since else until
     try:
         log = repo.git.log(revision, _LOG_FORMAT)
     except git.GitCommandError:  # ``since`` is gone (history rewritten): look at recent history
         try:
-            log = repo.git.log("-n", "1000", "HEAD", _LOG_FORMAT)
+            log = repo.git.log("-n", "1000", until, _LOG_FORMAT)
         except git.GitCommandError:
             return {}
     found: dict[str, str] = {}

@@ -5,7 +5,9 @@ git) blocks. It wakes when the API accepts events, and polls once a second
 for events a CLI command left in the shared buffer.
 
 A repo whose write-back fails is retried with backoff (``Applier.due``), not on
-every wake-up; meanwhile its pending events, new ones too, carry the reason.
+every wake-up; meanwhile its pending events, new ones too, carry the reason. With
+forge sync on, a repo whose commits the forge has not taken is retried with
+backoff too (``Forge.due``), even when no event waits for it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class ApplierWorker:
                 for slug in pending:
                     if slug not in due:
                         self.desk.applier.hold(slug)
+                if (forge := self.desk.applier.forge) is not None:  # commits left unpushed (ADR-053)
+                    due += [
+                        slug for slug in forge.due() if slug not in pending and self.desk.applier.due(slug)
+                    ]
                 if due:
                     self.desk.apply_pending(due)
             except Exception:  # the worker must outlive any one bad repo or file

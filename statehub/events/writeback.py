@@ -75,6 +75,7 @@ from statehub.cache import blob_sha
 from statehub.cache.schema import REPOS, WORKPLANS
 from statehub.errors import HubError, NotFound
 from statehub.events import gitwork
+from statehub.events.forge import Forge, ForgeSync, replay_leftovers
 from statehub.gitcommit import Blob, FileWrite, Head, HeadMoved, NewCommit
 from statehub.gitrepo import HubRepo, git_said
 from statehub.repofiles import (
@@ -139,6 +140,8 @@ class RepoApplied:
     waiting: int = 0
     commits: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    pulled: int = 0
+    """Commits brought in from the forge (forge sync, :mod:`statehub.events.forge`)."""
     decided: dict[str, str | None] = field(default_factory=dict)
     """Events to mark applied, with their commit (None: the file already said so)."""
     refused: dict[str, str] = field(default_factory=dict)
@@ -152,6 +155,7 @@ class RepoApplied:
         self.unchanged += other.unchanged
         self.rejected += other.rejected
         self.waiting += other.waiting
+        self.pulled += other.pulled
         self.commits += other.commits
         self.reasons += other.reasons
         self.decided |= other.decided
@@ -161,7 +165,7 @@ class RepoApplied:
     @property
     def changed(self) -> bool:
         """Whether the repo's files or events moved, so its cache rows need a refresh."""
-        return bool(self.commits or self.applied or self.rejected)
+        return bool(self.commits or self.applied or self.rejected or self.pulled)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -177,6 +181,10 @@ class RepoApplied:
 
 class _Retry(Exception):
     """A person's change or commit landed while the pass was publishing: nothing was written."""
+
+
+class _ForgeWait(Exception):
+    """The forge's branch could not be brought in (forge sync): the events wait, the repo backs off."""
 
 
 @dataclass(slots=True)
@@ -219,6 +227,9 @@ class Applier:
         self.buffer = buffer
         self.failing: dict[str, Failing] = {}
         """Repos whose last write-back failed (shown by ``/state/health``)."""
+        settings = hub.settings
+        self.forge = Forge(settings.forge_timeout_s) if settings.syncs_with_forge else None
+        """With forge sync on, the repos left unpushed (:mod:`statehub.events.forge`, canon/ADR-053)."""
 
     def apply_repo(self, slug: str, root: Path | None = None, *, reindex: bool = True) -> RepoApplied:
         """Apply the repo's pending events; ``reindex=False`` leaves re-indexing to the caller
@@ -232,6 +243,8 @@ class Applier:
             self.buffer.wait([e.key for e in events], reason)
             result.waiting = len(events)
             result.reasons.append(reason)
+            if self.forge is not None:  # (its clone is no longer the hub's to push)
+                self.forge.unpushed.pop(slug, None)
             return result
         try:
             repo = gitwork.open_repo(root)
@@ -244,9 +257,14 @@ class Applier:
                     self._wait_all(slug, stopped[0].sentence(), result)
                 else:
                     result.applied += self.recover(slug, repo)
-                    self._apply(slug, root, repo, result, tracked)
+                    forge = self.forge.open(slug, repo) if self.forge is not None else None
+                    self._apply(slug, root, repo, result, tracked, forge)
+                    if forge is not None and forge.push_rest():
+                        result.pulled += 1
             finally:
                 repo.close()
+        except _ForgeWait as wait:
+            self._failed(slug, str(wait), result)
         except (git.GitCommandError, HubError, OSError) as error:
             self._failed(slug, _git_detail(error), result)
         else:
@@ -360,17 +378,43 @@ class Applier:
 
     # applying ----------------------------------------------------------------------------------
 
-    def _apply(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied, tracked: str | None) -> None:
+    def _apply(
+        self,
+        slug: str,
+        root: Path,
+        repo: HubRepo,
+        result: RepoApplied,
+        tracked: str | None,
+        forge: ForgeSync | None = None,
+    ) -> None:
         """One pass, started over when a person's change or commit lands while it publishes.
 
         When the git state stops the commit (someone's index lock held past the wait, an
         operation started meanwhile: ``gitcommit.IndexBusy``, ``gitcommit.WritesStopped``),
         nothing was written and every pending event waits with the reason.
+
+        With ``forge`` (forge sync), each attempt first brings in the forge's branch
+        (_ForgeWait when it cannot), and pushes its commits before publishing them; the
+        forge's branch moving meanwhile starts the pass over (the last attempt publishes
+        without pushing first: :mod:`statehub.events.forge`).
         """
         for attempt in range(1, PASS_ATTEMPTS + 1):
             attempt_result = RepoApplied(slug)
+            if forge is not None:
+                brought = forge.bring_in()
+                if brought.conflicts and replay_leftovers(self, slug, root, repo, forge, tracked):
+                    brought = forge.bring_in()  # the hub's own commits were applied again on the tip
+                if brought.problem is not None:
+                    raise _ForgeWait(brought.problem)
+                result.pulled += brought.pulled
+                if brought.carried:  # another replica (or this one, before a kill) applied them
+                    for record in self.buffer.pending(slug):
+                        if record.key in brought.carried and record.key not in result.decided:
+                            result.decided[record.key] = brought.carried[record.key]
+                            result.applied += 1
+            first = forge if attempt < PASS_ATTEMPTS else None
             try:
-                self._pass(slug, root, repo, attempt_result, tracked)
+                self._pass(slug, root, repo, attempt_result, tracked, set(result.decided), first)
             except _Retry as retry:
                 if attempt == PASS_ATTEMPTS:
                     self._wait_all(slug, str(retry), result)
@@ -381,8 +425,19 @@ class Applier:
             result.merge(attempt_result)
             return
 
-    def _pass(self, slug: str, root: Path, repo: HubRepo, result: RepoApplied, tracked: str | None) -> None:
-        records = self.buffer.pending(slug)
+    def _pass(
+        self,
+        slug: str,
+        root: Path,
+        repo: HubRepo,
+        result: RepoApplied,
+        tracked: str | None,
+        done: set[str],
+        forge: ForgeSync | None,
+    ) -> None:
+        """Apply the pending events not in ``done``; with ``forge``, push the commits to the forge
+        before publishing them (``ForgeSync.push_first``)."""
+        records = [record for record in self.buffer.pending(slug) if record.key not in done]
         if not records:
             return
         head = gitcommit.read_head(repo)
@@ -426,7 +481,7 @@ class Applier:
         commits, runs = _commits(steps)
         deliver()
         if commits:
-            shas, record = self._publish(slug, repo, head, commits, runs, blobs, read, steps, tracked)
+            shas, record = self._publish(slug, repo, head, commits, runs, blobs, read, steps, tracked, forge)
             result.writebacks.append(record)
             for run, sha in zip(runs, shas, strict=True):
                 result.decided.update(dict.fromkeys((event.key for event in run), sha))
@@ -453,11 +508,13 @@ class Applier:
         read: dict[str, bytes],
         steps: list[tuple[Event, str, str | None]],
         tracked: str | None,
+        forge: ForgeSync | None = None,
     ) -> tuple[list[str], int]:
         """Build the pass's commits, record the write-back, write and publish; the commit shas and
-        the write-back record.
+        the write-back record. With ``forge``, the commits go to the forge first.
 
-        Raises _Retry when a person's change or commit got there first (nothing written).
+        Raises _Retry when a person's change or commit got there first, or another replica's
+        push (nothing written).
         """
         final: dict[str, bytes] = {}
         for _, path, after in steps:
@@ -473,6 +530,9 @@ class Applier:
             )
         )
         writes = [FileWrite(path, read[path], data) for path, data in final.items() if data != read[path]]
+        if forge is not None and not forge.push_first(chain.tip):
+            self.buffer.finish({}, {}, [record])
+            raise _Retry(f"{forge.where} moved while the hub was applying events; they apply to its new tip")
         try:
             gitcommit.publish(
                 repo, chain, writes, tracked=tracked, on_written=lambda: _crash_point("written")

@@ -1,7 +1,8 @@
 """Keep a work tree in step with its remote: fetch, integrate, push, never losing a commit.
 
 Integration fast-forwards when the hub has nothing unpushed, and otherwise
-rebases the local unpushed commits onto the remote branch. It never
+rebases the local unpushed commits onto the remote branch (keeping a commit
+whose change the remote already has, as an empty one: its trailers stay). It never
 force-pushes and never resets, so no local or remote commit can be dropped. When
 it cannot go ahead (a rebase that conflicts, uncommitted changes in the way, a
 shallow history that does not reach the shared commit) nothing is changed (a
@@ -20,7 +21,17 @@ import git
 from statehub.gitrepo import git_said, receive_pack_args, upload_pack_args
 from statehub.gitstate import upstream
 
-__all__ = ["REMOTE_TIMEOUT", "Integration", "PushResult", "fetch", "integrate", "push", "upstream"]
+__all__ = [
+    "REMOTE_TIMEOUT",
+    "Integration",
+    "PushResult",
+    "fetch",
+    "integrate",
+    "push",
+    "push_commit",
+    "remote_tip",
+    "upstream",
+]
 
 REMOTE_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is killed: a remote that hangs (a server that accepts
@@ -58,25 +69,38 @@ def _listed(paths: list[str], most: int = 10) -> str:
     return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
-def _said(error: git.GitCommandError) -> str:
+def _said(error: git.GitCommandError, timeout: float | None = None) -> str:
     """What git said (:func:`git_said`), or that the remote did not answer in time: gitpython's
     own words for a killed command quote the command line."""
     text = error.stderr if isinstance(error.stderr, str) else ""
     if "Timeout: the command" in text:
-        return f"the remote did not answer within {REMOTE_TIMEOUT:g} s, so the hub stopped waiting"
+        waited = REMOTE_TIMEOUT if timeout is None else timeout
+        return f"the remote did not answer within {waited:g} s, so the hub stopped waiting"
     return git_said(error)
 
 
-def fetch(repo: git.Repo, remote: str) -> str | None:
-    """Fetch the remote; the reason when it could not be reached."""
+def fetch(repo: git.Repo, remote: str, timeout: float | None = None) -> str | None:
+    """Fetch the remote, waiting at most ``timeout`` seconds (None: :data:`REMOTE_TIMEOUT`); the reason
+    when it could not be reached."""
     try:
-        repo.git.fetch(*upload_pack_args(), "--quiet", remote, kill_after_timeout=REMOTE_TIMEOUT)
+        repo.git.fetch(
+            *upload_pack_args(),
+            "--quiet",
+            remote,
+            kill_after_timeout=REMOTE_TIMEOUT if timeout is None else timeout,
+        )
     except git.GitCommandError as error:
         return (
-            f"fetch from {remote} failed: {_said(error)}; nothing was integrated or pushed: check the "
-            f"remote's URL (git -C {_root(repo)} remote get-url {remote}), the network and the credentials"
+            f"fetch from {remote} failed: {_said(error, timeout)}; nothing was integrated or pushed: "
+            f"check the remote's URL (git -C {_root(repo)} remote get-url {remote}), the network and "
+            "the credentials"
         )
     return None
+
+
+def remote_tip(repo: git.Repo, remote: str, branch: str) -> str | None:
+    """The commit ``<remote>/<branch>`` named at the last fetch or push, None when it has none."""
+    return _rev(repo, f"{remote}/{branch}")
 
 
 def _rev(repo: git.Repo, ref: str) -> str | None:
@@ -157,7 +181,9 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
             "a person must decide which one the repo follows"
         )
     try:
-        repo.git.rebase("--quiet", theirs)
+        # A commit whose change the remote already has is kept (empty), not dropped: its message
+        # may carry an event's trailer, the proof the event was applied (canon/ADR-053).
+        repo.git.rebase("--quiet", "--reapply-cherry-picks", "--empty=keep", theirs)
     except git.GitCommandError as error:
         conflicts: list[str] = []
         with contextlib.suppress(git.GitCommandError):
@@ -189,7 +215,43 @@ def _receive_pack(repo: git.Repo, remote: str) -> list[str]:
     return receive_pack_args(urls)
 
 
-def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushResult:
+def push_commit(
+    repo: git.Repo, remote: str, branch: str, commit: str = "HEAD", timeout: float | None = None
+) -> str | None:
+    """Push ``commit`` (and the commits under it) to ``refs/heads/<branch>`` on ``remote``, never
+    with ``--force``: the remote takes it only as a fast-forward. None when it went through, else
+    what git said (a rejection, a hook's refusal, an unreachable remote, ``timeout`` run out)."""
+    try:
+        repo.git.push(
+            *_receive_pack(repo, remote),
+            "--quiet",
+            remote,
+            f"{commit}:refs/heads/{branch}",
+            kill_after_timeout=REMOTE_TIMEOUT if timeout is None else timeout,
+        )
+    except git.GitCommandError as error:
+        return _push_said(error, timeout)
+    return None
+
+
+def _push_said(error: git.GitCommandError, timeout: float | None) -> str:
+    """Why a push failed: the remote's own words (``remote:`` lines, a hook's message) and the
+    refused ref's status (``! [remote rejected] ... (pre-receive hook declined)``), then git's."""
+    text = error.stderr if isinstance(error.stderr, str) else ""
+    told = []
+    for line in text.splitlines():
+        cleaned = line.strip().removeprefix("stderr:").strip(" '")
+        if cleaned.startswith("remote:") and cleaned.removeprefix("remote:").strip():
+            told.append(cleaned.removeprefix("remote:").strip())
+        elif cleaned.startswith("! ["):
+            told.append(cleaned.removeprefix("! ").strip())
+    said = _said(error, timeout)
+    return ("; ".join([*told[:5], said]))[:600] if told else said
+
+
+def push(
+    repo: git.Repo, remote: str, branch: str, attempts: int = 3, timeout: float | None = None
+) -> PushResult:
     """Push local commits; when the remote moved meanwhile, fetch, rebase and try again."""
     reason: str | None = None
     for attempt in range(1, attempts + 1):
@@ -197,17 +259,15 @@ def push(repo: git.Repo, remote: str, branch: str, attempts: int = 3) -> PushRes
         ahead = int(repo.git.rev_list("--count", f"{theirs}..HEAD" if theirs else "HEAD"))
         if ahead == 0:
             return PushResult(False, "nothing to push", attempt - 1)
-        try:
-            repo.git.push(
-                *_receive_pack(repo, remote),
-                "--quiet",
-                remote,
-                f"HEAD:refs/heads/{branch}",
-                kill_after_timeout=REMOTE_TIMEOUT,
-            )
-        except git.GitCommandError as error:
-            reason = _said(error)
-            problem = fetch(repo, remote)
+        reason = push_commit(repo, remote, branch, "HEAD", timeout)
+        if reason is not None:
+            problem = fetch(repo, remote, timeout)
+            if problem is None and _rev(repo, f"{remote}/{branch}") == theirs:
+                said = (
+                    f"push to {remote} refused ({reason}); the remote's {branch} did not move, so "
+                    "trying again would not help: the commits stay here until the remote takes them"
+                )
+                return PushResult(False, said, attempt)
             merged = Integration() if problem else integrate(repo, remote, branch)
             problem = problem or merged.problem
             if problem is not None:

@@ -154,6 +154,7 @@ def test_every_alert_rule_names_only_metrics_the_hub_exports(client: TestClient[
         "StateHubRepoWritesStopped",
         "StateHubWorkloadBlockedAtGate",
         "StateHubRepoNotSweptInStep",
+        "StateHubCommitsNotOnTheForge",
     }
     for rule in rules:
         expr = rule["expr"]

@@ -251,12 +251,11 @@ def test_a_room_with_clients_on_two_replicas_converges(
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="on main each replica applies the events it accepted to its own clone and pushes only when "
-    "it sweeps: its write buffer is an SQLite file in its own data dir, so a key resent to the other "
-    "replica is accepted again (committed twice), and the second replica's sweep cannot rebase its "
-    "commits onto the first's push (both appended to the same workplan files: 'rebasing the 20 local "
-    "commits onto origin/main conflicts', nothing pushed). Needs the buffer in the PostgreSQL state "
-    "schema (ADR-046) and pull-before-apply / push-after on each replica (issue 16)",
+    reason="each replica's write buffer is an SQLite file in its own data dir, so a key resent to the "
+    "other replica is answered 'accepted' again, not 'duplicate'. The forge already holds it once: "
+    "forge sync (canon/ADR-053) pulls before applying and finds its trailer, pushes before publishing, "
+    "and both clones end at the remote's head (checked with the two buffer assertions left out). "
+    "Needs the buffer in the PostgreSQL state schema (ADR-046, issue 16)",
 )
 def test_two_replicas_with_their_own_clones_of_a_bare_remote(
     tmp_path: Path, postgres_database: str, request: pytest.FixtureRequest

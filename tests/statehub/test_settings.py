@@ -133,3 +133,38 @@ def test_a_refused_state_url_never_shows_its_password(tmp_path: Path, given: str
         Settings.from_env({"STATEHUB_HOME": str(tmp_path), "STATEHUB_STATE_URL": given})
     assert "s3cret" not in str(refused.value)
     assert shown in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("profile", "given", "expected"),
+    [
+        ("dev", "", False),
+        ("fleet", "", True),
+        ("dev", "on", True),
+        ("fleet", "off", False),
+        ("fleet", "0", False),
+    ],
+)
+def test_forge_sync_follows_the_profile_unless_told(
+    tmp_path: Path, profile: str, given: str, expected: bool
+) -> None:
+    env = {"STATEHUB_HOME": str(tmp_path), "STATEHUB_PROFILE": profile}
+    if given:
+        env["STATEHUB_FORGE_SYNC"] = given
+    settings = Settings.from_env(env)
+    assert settings.syncs_with_forge is expected
+    assert settings.forge_timeout_s == 30.0
+    assert Settings.from_env(env | {"STATEHUB_FORGE_TIMEOUT": "2.5"}).forge_timeout_s == 2.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STATEHUB_FORGE_SYNC", "sometimes"),
+        ("STATEHUB_FORGE_TIMEOUT", "0"),
+        ("STATEHUB_FORGE_TIMEOUT", "soon"),
+    ],
+)
+def test_bad_forge_settings_are_named(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({"STATEHUB_HOME": str(tmp_path), name: value})
