@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
     from tests.gitfixtures import GitRepo
 
 
+pytestmark = pytest.mark.usefixtures(
+    "state_in_cache_database"
+)  # the buffer in the state schema on [postgres]
+
+
 def _wait_settled(client: TestClient[Any], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -26,6 +33,18 @@ def _wait_settled(client: TestClient[Any], timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("events still pending: " + str(client.get("/events?state=pending").json()))
+
+
+def test_the_buffer_its_leases_and_the_applier_lock_live_where_the_state_does(hub: Hub) -> None:
+    """On a hub whose state is on PostgreSQL the desk's stores are the state schema's tables and
+    the applier lock an advisory lock; on files, ``buffer.sqlite3`` and a lock file (canon/ADR-049)."""
+    from sync.applier_lock import AdvisoryApplierLock, ApplierLock
+
+    with EventDesk(hub) as desk:
+        on_postgres = hub.settings.state_url is not None
+        assert desk.buffer.dialect == desk.leases.dialect == ("postgresql" if on_postgres else "sqlite")
+        assert isinstance(desk.lock, AdvisoryApplierLock if on_postgres else ApplierLock)
+        assert (hub.settings.data_dir / "buffer.sqlite3").exists() is not on_postgres
 
 
 def test_an_event_lands_in_the_file_as_a_commit_by_its_actor(
