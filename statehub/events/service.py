@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from statehub.cache import index_repo
@@ -27,7 +28,6 @@ from sync.relay_queue import RelayQueue
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
     from types import TracebackType
 
     from statehub.auth.event_policy import EventAuthoriser
@@ -59,6 +59,10 @@ class EventDesk:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         where = buffer_path(hub.settings)
+        if not isinstance(where, Path):  # a hub moving to PostgreSQL: its buffer file moves in once
+            from sync.buffer_move import move_buffer_file
+
+            move_buffer_file(hub.settings.data_dir / BUFFER_FILE, where)
         self.buffer = WriteBuffer(where)
         from statehub.state_stores import state_location
 

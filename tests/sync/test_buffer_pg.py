@@ -9,14 +9,20 @@ import sys
 import textwrap
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sync._durable_pg import PgState
 from sync.applier_lock import AdvisoryApplierLock
-from sync.buffer import EventState, Outcome, Submission, WriteBuffer
+from sync.buffer import EventState, Outcome, Submission, Writeback, WriteBuffer
+from sync.buffer_move import move_buffer_file
 from sync.errors import StoreUnreachable
 from sync.leases import Lease, LeaseStore, LeaseTransaction
+from sync.relay_queue import RelayQueue, RelayState
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.postgres
 
@@ -225,3 +231,73 @@ def test_one_applier_at_a_time_across_replicas_and_its_death_frees_the_lock(post
     finally:
         first.close()
         second.close()
+
+
+def test_a_buffer_file_moves_into_the_state_schema_once_and_loses_nothing(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    """A hub switched to PostgreSQL brings its buffer file's events (applied and pending), relay
+    states and decisions, write-backs and leases; what its relay had not queued yet is queued; a key
+    another replica's buffer holds keeps that event; the file is renamed, never read again."""
+    state = PgState(postgres_database)
+    other_replica = WriteBuffer(state)
+    other_replica.append([sub("theirs"), sub("clash", note="the schema's")])
+    other_replica.close()
+    RelayQueue(state).close()  # the schema's relay is set up: "theirs" and "clash" came before it
+
+    path = tmp_path / "buffer.sqlite3"
+    old = WriteBuffer(path)
+    old.append([sub("before-relay")])
+    relay = RelayQueue(path)
+    old.append([sub("applied"), sub("parked"), sub("clash", note="the file's"), sub("queued")])
+    relay.enqueue_new()
+    relay.record(sent=["queued"], parked={"parked": "the upstream refused it"})
+    relay.retry("parked", "alice")
+    relay.record(parked={"parked": "refused again"})
+    old.append([sub("not-yet-queued")])
+    old.finish({"applied": "c0ffee"}, {})
+    writeback = old.begin_writeback(Writeback("r1", "abc", ["queued"], []))
+    leases = LeaseStore(path)
+    now = time.time()
+    with leases.transaction() as tx:
+        tx.hold(
+            Lease(
+                "A-WP-0001-T01", "r1", "A-WP-0001", "T01", "agt-a", "queued", None, 60, now, now + 60, "held"
+            )
+        )
+    for store in (leases, relay, old):
+        store.close()
+
+    moved = move_buffer_file(path, state)
+    assert moved is not None and (moved.events, moved.pending, moved.leases) == (5, 4, 1)
+    assert moved.kept == ["clash"] and moved.renamed_to == tmp_path / "buffer.sqlite3.moved-to-postgresql"
+    assert not path.exists() and moved.renamed_to.is_file()
+    assert move_buffer_file(path, state) is None  # once
+
+    buffer, queue, lease_store = WriteBuffer(state), RelayQueue(state), LeaseStore(state)
+    try:
+        events = {e.key: e for e in buffer.list_events(limit=100)[0]}
+        assert list(events) == [
+            "theirs", "clash", "before-relay", "applied", "parked", "queued", "not-yet-queued",
+        ]  # fmt: skip
+        assert events["clash"].event["note"] == "the schema's"
+        applied = events["applied"]
+        assert (applied.state, applied.commit) == (EventState.APPLIED, "c0ffee")
+        assert [
+            w.id for w in buffer.writebacks("r1")
+        ] != [] and writeback  # the unfinished write-back came too
+        assert queue.enqueue_new() == 0  # nothing is queued twice, nothing from before a relay
+        states = {k: queue.get(k) for k in events}
+        assert {k: s.state for k, s in states.items() if s is not None} == {
+            "applied": RelayState.QUEUED,
+            "parked": RelayState.PARKED,
+            "queued": RelayState.SENT,
+            "not-yet-queued": RelayState.QUEUED,
+        }
+        assert [d.decision for d in queue.status().decisions] == ["retry"]
+        with lease_store.reading() as tx:
+            held = tx.lease("A-WP-0001-T01")
+            assert held is not None and held.actor == "agt-a" and held.live(time.time())
+    finally:
+        for store in (buffer, queue, lease_store):
+            store.close()
