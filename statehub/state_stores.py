@@ -2,10 +2,10 @@
 
 ``Settings.state_url`` decides (canon/ADR-046): None keeps every store in its
 file under the data dir (the dev hub, and any hub on a SQLite cache); a
-PostgreSQL URL puts the stores ported so far (rooms, sessions) in the schema
-``statehub_state`` of that database, where every replica of a fleet hub finds
-them. The write buffer, relay queue, leases and change log stay in their files
-until they are ported.
+PostgreSQL URL puts the stores ported so far (the write buffer with its relay
+queue and leases, and the applier lock, canon/ADR-049; rooms, sessions) in the
+schema ``statehub_state`` of that database, where every replica of a fleet hub
+finds them. The change log stays in its file until it is ported.
 
 A hub that moves to PostgreSQL with unsaved drafts in ``rooms.sqlite3`` keeps
 them: :func:`open_room_store` copies each lineage the state schema lacks, then
