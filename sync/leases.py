@@ -65,8 +65,9 @@ __all__ = [
 ]
 
 IDLE_READERS = 8
-"""Read connections the lease store keeps open between reads; more are opened while more threads
-read at once, and closed after."""
+"""Read connections the lease store keeps open between reads; on the file more are opened while
+more threads read at once, and closed after; on PostgreSQL (a connection is a server process) no
+more are opened: a read waits for one of these."""
 STATUS_KINDS = ("task.status", "task.claim", "task.release")
 """The event kinds that change a task's status: what a pending event overlays on the cache."""
 
@@ -313,6 +314,8 @@ class LeaseStore(DurableStore):
         self._idle: list[sqlite3.Connection | PgStateDb] = []
         """Read connections not in use (:meth:`reading`): at most :data:`IDLE_READERS` are kept."""
         self._idle_lock = threading.Lock()
+        self._readers = threading.BoundedSemaphore(IDLE_READERS) if self.dialect == "postgresql" else None
+        """On PostgreSQL, the reads that may run at once (each on one of the kept connections)."""
         self._closed = False
         self._memo_db: sqlite3.Connection | None = None
         """The connection :meth:`excluded_refs` reads on (it never writes: its ``data_version``
@@ -439,7 +442,17 @@ class LeaseStore(DurableStore):
     def reading(self) -> Iterator[LeaseTransaction]:
         """Reads on a connection of their own, taken from the idle ones or opened (each statement
         sees the last commit; WAL lets them run beside a write and beside each other): for answers
-        that decide nothing, such as the claimable list."""
+        that decide nothing, such as the claimable list. On PostgreSQL at most :data:`IDLE_READERS`
+        run at once (a connection is a server process there: they are kept, never opened per read)."""
+        if self._readers is None:
+            with self._reader() as tx:
+                yield tx
+            return
+        with self._readers, self._reader() as tx:
+            yield tx
+
+    @contextmanager
+    def _reader(self) -> Iterator[LeaseTransaction]:
         with self._idle_lock:
             reader = self._idle.pop() if self._idle else None
         if reader is None:

@@ -1,6 +1,7 @@
 """The lease store's reads (sync.leases.LeaseStore.reading): each on a connection of its own, so
-reads never queue behind each other, and at most IDLE_READERS kept open between reads. On the
-buffer file and on the PostgreSQL state schema (``state_backend``, canon/ADR-049)."""
+reads never queue behind each other, and at most IDLE_READERS kept open between reads (on
+PostgreSQL at most IDLE_READERS at once, each on a kept connection). On the buffer file and on the
+PostgreSQL state schema (``state_backend``, canon/ADR-049)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,24 @@ def test_reads_at_once_each_get_a_connection_and_only_a_few_stay_open(state_back
             assert tx.excluded_refs(time.time()) == {"A-WP-0001-T01"}
         before = _open_fds()
         seen: list[set[str]] = []
-        together = threading.Barrier(20)
+        on_file = isinstance(store.location, Path)
+        together = threading.Barrier(20 if on_file else IDLE_READERS)
+        at_once = 0
+        most = threading.Lock()
 
         def read() -> None:
+            nonlocal at_once
             with store.reading() as tx:
-                together.wait(timeout=30)  # all 20 read at once: 20 connections
+                with most:
+                    at_once += 1
+                    busiest.append(at_once)
+                if on_file or len(busiest) <= IDLE_READERS:
+                    together.wait(timeout=30)  # all 20 read at once: 20 connections (PostgreSQL: 8)
                 seen.append(tx.live_refs(time.time()))
+                with most:
+                    at_once -= 1
+
+        busiest: list[int] = []
 
         for _ in range(3):
             threads = [threading.Thread(target=read) for _ in range(20)]
@@ -47,6 +60,7 @@ def test_reads_at_once_each_get_a_connection_and_only_a_few_stay_open(state_back
             for thread in threads:
                 thread.join()
         assert seen == [{"A-WP-0001-T01"}] * 60
+        assert max(busiest) == (20 if on_file else IDLE_READERS)
         # of the 20 connections opened for each round, no more than IDLE_READERS stay open
         # (a connection holds the file and its -wal and -shm; on PostgreSQL, a socket)
         assert _open_fds() <= before + 4 * IDLE_READERS  # all 60 left open: some 180
