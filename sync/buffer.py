@@ -600,12 +600,13 @@ def _stored_payloads(db: BufferDb, keys: list[str]) -> dict[str, str]:
 
 _INSERT_NEW = (
     "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
-    "SELECT k, ki, r, w, t, p, e, ? FROM unnest("
-    "?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]"
-    ") WITH ORDINALITY AS u (k, ki, r, w, t, p, e, n) ORDER BY n "
+    "SELECT e->>0, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, ? "
+    "FROM json_array_elements(?::json) WITH ORDINALITY AS batch (e, n) ORDER BY n "
     "ON CONFLICT (key) DO NOTHING RETURNING key"
 )
-"""The batch's new events in one statement, ``seq`` in the batch's order (PostgreSQL)."""
+"""The batch's new events in one statement, ``seq`` in the batch's order (PostgreSQL). The rows go
+as one JSON array of arrays (one parameter, encoded in C): psycopg's text arrays escape each
+element in Python, several times slower for a batch of 100."""
 
 
 def _insert_new(
@@ -618,13 +619,19 @@ def _insert_new(
         first.setdefault(submission.key, (submission, payload))
     if not first:
         return {}
-    columns: list[list[str | None]] = [[], [], [], [], [], [], []]
-    for submission, payload in first.values():
-        values = (submission.key, submission.kind, submission.repo, submission.workplan, submission.task)
-        for column, value in zip(columns, (*values, payload, _canonical(submission.event)), strict=True):
-            column.append(value)
-    inserted = {r[0] for r in db.execute(_INSERT_NEW, (accepted_at, *columns))}
-    return _stored_payloads(db, [key for key in first if key not in inserted])
+    rows = [
+        (s.key, s.kind, s.repo, s.workplan, s.task, payload, _canonical(s.event))
+        for s, payload in first.values()
+    ]
+    inserted = {r[0] for r in db.execute(_INSERT_NEW, (accepted_at, json.dumps(rows)))}
+    there = [key for key in first if key not in inserted]
+    if not there:
+        return {}
+    stored = db.execute(
+        "SELECT key, payload FROM event WHERE key IN (SELECT json_array_elements_text(?::json))",
+        (json.dumps(there),),
+    )
+    return {r[0]: r[1] for r in stored}
 
 
 def _filters(**given: str | None) -> tuple[str, list[Any]]:
