@@ -81,6 +81,9 @@ class ApplierLock:
             os.close(self._fd)
             self._fd = None
 
+    def close(self) -> None:
+        """Nothing to close: each acquisition opens the lock file (the lock goes with its release)."""
+
     def __enter__(self) -> ApplierLock:
         self.acquire()
         return self

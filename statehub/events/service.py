@@ -21,7 +21,7 @@ from statehub.cache.derived import Scope, recompute_derived
 from statehub.errors import NotFound
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
-from sync.applier_lock import AdvisoryApplierLock, applier_lock
+from sync.applier_lock import applier_lock
 from sync.buffer import EventResult, Said, WriteBuffer
 from sync.leases import LeaseStore
 from sync.relay_queue import RelayQueue
@@ -94,8 +94,7 @@ class EventDesk:
             self.relay_queue.close()
         self.leases.close()
         self.buffer.close()
-        if isinstance(self.lock, AdvisoryApplierLock):
-            self.lock.close()
+        self.lock.close()
 
     def __enter__(self) -> Self:
         return self
