@@ -47,6 +47,27 @@ def test_the_buffer_its_leases_and_the_applier_lock_live_where_the_state_does(hu
         assert (hub.settings.data_dir / "buffer.sqlite3").exists() is not on_postgres
 
 
+def test_a_buffer_file_from_before_moves_into_the_state_schema_with_its_pending_events(hub: Hub) -> None:
+    """A hub switched to PostgreSQL state finds its old ``buffer.sqlite3`` copied in when its desk
+    opens (``sync.buffer_move``), the file renamed; on files the file is the buffer, as before."""
+    from sync.buffer import Submission, WriteBuffer
+
+    path = hub.settings.data_dir / "buffer.sqlite3"
+    payload = {"key": "OLD1", "kind": "progress.note", "note": "written before the move"}
+    with_repo = payload | {"repo": "elsewhere"}
+    old = WriteBuffer(path)
+    old.append([Submission("OLD1", "progress.note", "elsewhere", payload, with_repo, "CUST-WP-0054", None)])
+    old.close()
+    with EventDesk(hub) as desk:
+        kept = desk.buffer.get("OLD1")
+        assert (
+            kept is not None and kept.state == "pending" and kept.event["note"] == "written before the move"
+        )
+    on_postgres = hub.settings.state_url is not None
+    assert path.exists() is not on_postgres
+    assert (hub.settings.data_dir / "buffer.sqlite3.moved-to-postgresql").exists() is on_postgres
+
+
 def test_an_event_lands_in_the_file_as_a_commit_by_its_actor(
     client: TestClient[Any], make_repo: Callable[[str], GitRepo]
 ) -> None:
