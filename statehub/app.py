@@ -41,7 +41,7 @@ from statehub.hub import Hub
 from statehub.metrics import HubMetrics, StateCollector, http_metrics_middleware
 from statehub.servermark import mark_server
 from statehub.settings import Settings
-from statehub.state_stores import state_location
+from statehub.state_stores import leader_of, state_location
 from statehub.stream import Broadcaster
 from statehub.sweep.scheduler import Sweeper
 from statehub.watcher import RepoWatcher
@@ -81,6 +81,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         async with AsyncExitStack() as stack:
             try:
                 hub = app.state.hub = stack.enter_context(Hub(settings, metrics=metrics))
+                # Who runs the run-once work (ADR-052); stopped after every worker that asks it.
+                leader = app.state.leader = leader_of(settings)
+                leader.start()
+                stack.callback(leader.stop)
                 hub.changes.prune()  # a log left for weeks shrinks before anyone replays it
                 stream = app.state.stream = Broadcaster(
                     hub.changes,
@@ -108,17 +112,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 applier = ApplierWorker(desk)
                 applier.start()
                 stack.callback(applier.stop)
-                leases = LeaseWorker(desk)  # releases run-out leases (ADR-032)
+                leases = LeaseWorker(desk, leader=leader)  # releases run-out leases (ADR-032), leader only
                 leases.start()
                 stack.callback(leases.stop)
-                relay = start_relay(desk)
+                relay = start_relay(desk, leader)  # sends upstream, leader only
                 if relay is not None:
                     stack.callback(relay.stop)
-                sweeper = app.state.sweeper = Sweeper(desk, settings.sweep_every)  # ADR-045
+                sweeper = app.state.sweeper = Sweeper(desk, settings.sweep_every, leader=leader)  # ADR-045
                 sweeper.start()
                 stack.callback(sweeper.stop)
                 stack.callback(
-                    metrics.watch(StateCollector(desk, watcher if settings.watch else None, app.state.rooms))
+                    metrics.watch(
+                        StateCollector(desk, watcher if settings.watch else None, app.state.rooms, leader)
+                    )
                 )
             except (HubError, *LIBRARY_ERRORS) as error:
                 app.state.startup_error = as_hub_error(error)

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from statehub.auth.event_policy import EventAuthoriser
     from statehub.events import EventDesk
     from statehub.hub import Hub
+    from sync.leader import Leader
     from workplans.events import Event
 
 __all__ = [
@@ -568,11 +569,16 @@ def expire_leases(desk: EventDesk, limit: int = 500, warned: set[str] | None = N
 
 
 class LeaseWorker:
-    """The server's thread that releases run-out leases every ``every`` seconds (:func:`expire_leases`)."""
+    """The server's thread that releases run-out leases every ``every`` seconds (:func:`expire_leases`).
 
-    def __init__(self, desk: EventDesk, every: float = 1.0) -> None:
+    With replicas, only the leader releases them (canon/ADR-052): ``leader`` is asked before each
+    round; None (one process, or a test) always releases. A claim meeting a run-out lease still
+    releases it itself, in its own transaction, on whichever replica decides the claim."""
+
+    def __init__(self, desk: EventDesk, every: float = 1.0, leader: Leader | None = None) -> None:
         self.desk = desk
         self.every = every
+        self.leader = leader
         self._stop = threading.Event()
         self._warned: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="statehub-leases", daemon=True)
@@ -586,6 +592,8 @@ class LeaseWorker:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
+            if self.leader is not None and not self.leader.is_leader:
+                continue
             try:
                 expire_leases(self.desk, warned=self._warned)
             except Exception:  # a full disk or a busy file must not end the thread

@@ -6,7 +6,8 @@ progress, lock, dirty paths, ahead/behind, whether the remote answers), when it
 was last indexed and at which commit, its file errors, the events waiting and
 why, the events the relay parked and why, the last sweep of it, the rooms with
 unsaved drafts. For the hub: whether a watcher keeps the cache in step with the
-files, the disk space under the data dir, the relay.
+files, the disk space under the data dir, the relay, and (from a server) whether this
+replica leads (canon/ADR-052).
 
 A problem that ``stops_writes`` is one events or saves wait on until a person
 acts (a git state of :func:`statehub.gitstate.stops`, a repo that cannot be
@@ -43,6 +44,7 @@ from statehub.gitstate import PROBE_TIMEOUT, GitState, inspect, stops
 from statehub.health import RelayHealth, as_relay_health, not_a_repo
 from statehub.sweep import LastSweep, last_sweeps, latest_sweep
 from sync.buffer import PendingGroup
+from sync.leader import LeaderStatus
 from sync.relay_queue import ParkedEvent
 
 if TYPE_CHECKING:
@@ -117,6 +119,9 @@ class HubDiagnosis(msgspec.Struct, frozen=True, kw_only=True):
     disk: DiskSpace
     relay: RelayHealth | None
     """None without an upstream."""
+    leader: LeaderStatus | None = None
+    """Whether the server answering leads the run-once work (canon/ADR-052); None from
+    ``statehub doctor``, which is no server."""
     problems: list[Problem]
 
 
@@ -373,6 +378,22 @@ def _hub_problems(watcher: WatcherState, relay: RelayHealth | None, orphans: dic
     return found
 
 
+def _leader_problems(leader: LeaderStatus | None) -> list[Problem]:
+    """``leader-unreachable``: this replica cannot reach the database that elects the leader; if no
+    replica can, nobody releases run-out leases, relays or queues scheduled sweeps."""
+    if leader is None or leader.leader or leader.last_error is None:
+        return []
+    return [
+        Problem(
+            "leader-unreachable",
+            f"this server cannot take part in electing the leader: {leader.last_error}",
+            "check that PostgreSQL runs and this host reaches it (STATEHUB_STATE_URL, "
+            "STATEHUB_DATABASE_URL); the server tries again by itself",
+            False,
+        )
+    ]
+
+
 def _hub_file_problems(hub: Hub) -> list[Problem]:
     """``hub-file``: hub.toml cannot be read now; the repos it last listed are served (statehub.hubfile)."""
     broken = hub.hub_file.broken
@@ -399,11 +420,13 @@ def diagnose(
     drafts: Collection[str] = (),
     probe: bool = True,
     probe_timeout: float = PROBE_TIMEOUT,
+    leader: LeaderStatus | None = None,
 ) -> Diagnostics:
     """The diagnosis of ``repos`` (default: every registered one; NotFound for a slug not
-    registered) and of the hub. ``drafts`` are the rooms with unsaved edits
-    (``<slug>/<path>``); ``probe`` asks each remote whether it answers (``git ls-remote``, at
-    most ``probe_timeout`` seconds, eight repos at a time)."""
+        registered) and of the hub. ``drafts`` are the rooms with unsaved edits
+        (``<slug>/<path>``); ``probe`` asks each remote whether it answers (``git ls-remote``, at
+        most ``probe_timeout`` seconds, eight repos at a time); ``leader`` is the server's leadership
+    (None from the CLI)."""
     hub = desk.hub
     registered = hub.repos()
     targets = registered if repos is None else [hub.repo(slug) for slug in repos]  # NotFound: unknown
@@ -469,7 +492,12 @@ def diagnose(
             if slug not in known:
                 orphans[slug] = sum(group.count for group in desk.buffer.pending_groups(slug))
     disk, disk_problems = _disk(desk)
-    hub_problems = _hub_problems(watcher, relay, orphans) + disk_problems + _hub_file_problems(desk.hub)
+    hub_problems = (
+        _hub_problems(watcher, relay, orphans)
+        + disk_problems
+        + _hub_file_problems(desk.hub)
+        + _leader_problems(leader)
+    )
     every = hub_problems + [p for repo in shown for p in repo.problems]
     stopping = sum(1 for p in every if p.stops_writes)
     return Diagnostics(
@@ -477,6 +505,6 @@ def diagnose(
         checked_at=_now(),
         problems=len(every),
         stops_writes=stopping,
-        hub=HubDiagnosis(watcher=watcher, disk=disk, relay=relay, problems=hub_problems),
+        hub=HubDiagnosis(watcher=watcher, disk=disk, relay=relay, leader=leader, problems=hub_problems),
         repos=shown,
     )

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from statehub.events import EventDesk
     from statehub.watcher import RepoWatcher
+    from sync.leader import Leader
     from sync.rooms import Rooms
 
 __all__ = [
@@ -189,10 +190,13 @@ class StateCollector(Collector):
     workloads: a scrape costs a few milliseconds, whatever the hub's size.
     """
 
-    def __init__(self, desk: EventDesk, watcher: RepoWatcher | None, rooms: Rooms | None) -> None:
+    def __init__(
+        self, desk: EventDesk, watcher: RepoWatcher | None, rooms: Rooms | None, leader: Leader | None = None
+    ) -> None:
         self.desk = desk
         self.watcher = watcher
         self.rooms = rooms
+        self.leader = leader
 
     def describe(self) -> Iterable[Metric]:
         return []  # families depend on what the hub holds; nothing to check at registration
@@ -324,6 +328,12 @@ class StateCollector(Collector):
         )
         rooms = list(self.rooms.rooms.values()) if self.rooms is not None else []
         yield _gauge("statehub_rooms_open", "CRDT editing rooms open in memory.", len(rooms))
+        yield _gauge(
+            "statehub_leader",
+            "1 while this process leads the run-once work (run-out leases, the relay, scheduled "
+            "sweeps; ADR-052): always on files, the holder of the advisory lock on PostgreSQL.",
+            1 if self.leader is None or self.leader.is_leader else 0,
+        )
         yield _gauge(
             "statehub_room_clients", "Clients connected to CRDT rooms.", sum(len(r.members) for r in rooms)
         )

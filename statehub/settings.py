@@ -92,6 +92,10 @@ class Settings:
     sweep_interval_s: float | None = None
     """Seconds between scheduled sweeps of every registered repo (``STATEHUB_SWEEP_INTERVAL``, each
     wait jittered by up to 10%); 0: no schedule; None: the profile's default (:attr:`sweep_every`)."""
+    leader_retry_s: float = 2.0
+    """Seconds between a replica's tries for the leader's advisory lock, and between the leader's
+    checks that it still holds it (``STATEHUB_LEADER_RETRY``, 0.1 to 60; canon/ADR-052). Only a hub
+    whose state is on PostgreSQL elects a leader; on files the one process always leads."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of proxies whose ``X-Forwarded-Proto`` / ``-For`` the hub believes (ADR-040): a
     session cookie is ``Secure`` when the request came over TLS, to the hub or to such a proxy.
@@ -170,6 +174,7 @@ class Settings:
             **_web_settings(env),
             **_stream_settings(env),
             sweep_interval_s=_sweep_interval(env),
+            leader_retry_s=_leader_retry(env),
         )
 
     @property
@@ -296,6 +301,21 @@ def _sweep_interval(env: Mapping[str, str]) -> float | None:
         raise ValueError(
             f"STATEHUB_SWEEP_INTERVAL={text!r}: give seconds from 1 to 604800 (900: every 15 minutes), "
             "or 0 for no scheduled sweeps"
+        )
+    return value
+
+
+def _leader_retry(env: Mapping[str, str]) -> float:
+    """``STATEHUB_LEADER_RETRY``: seconds from 0.1 to 60 (default 2) between tries for the leader's lock."""
+    text = env.get("STATEHUB_LEADER_RETRY", "").strip() or "2"
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.1 <= value <= 60:
+        raise ValueError(
+            f"STATEHUB_LEADER_RETRY={text!r}: give seconds from 0.1 to 60 between tries for the "
+            "leader's lock (default 2)"
         )
     return value
 

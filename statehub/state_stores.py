@@ -24,8 +24,9 @@ from sync.room_store import RoomStore
 if TYPE_CHECKING:
     from statehub.settings import Settings
     from sync._state_db import StateLocation
+    from sync.leader import Leader
 
-__all__ = ["MOVED_SUFFIX", "open_room_store", "room_store_location", "state_location"]
+__all__ = ["MOVED_SUFFIX", "leader_of", "open_room_store", "room_store_location", "state_location"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,18 @@ def state_location(settings: Settings, file_name: str) -> StateLocation:
     from sync._durable_pg import PgState
 
     return PgState(settings.state_url)
+
+
+def leader_of(settings: Settings) -> Leader:
+    """This server's leadership (canon/ADR-052), not started: on PostgreSQL state, the advisory
+    lock of the state database decides; on files the one process always leads."""
+    from sync.leader import Leader
+
+    if settings.state_url is None:
+        return Leader(None, retry_s=settings.leader_retry_s)
+    from sync._durable_pg import PgState
+
+    return Leader(PgState(settings.state_url), retry_s=settings.leader_retry_s)
 
 
 def room_store_location(settings: Settings) -> StateLocation:

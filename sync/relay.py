@@ -19,6 +19,9 @@ per backoff cap, in case the upstream's side was fixed). Any other 4xx for a who
 is narrowed down by halving the batch until the one event the upstream refuses
 is parked with its answer.
 
+Replicas (canon/ADR-052): on a hub whose state is on PostgreSQL every replica runs
+this loop, but only the leader's sends or renews anything; the others wait.
+
 Leases (ADR-032, ADR-037): a claim made here is relayed as its ``task.claim``
 event, and the upstream holds it under its default lease from when it arrived;
 heartbeats here make no event. So the relay also keeps the upstream's lease in
@@ -52,6 +55,8 @@ from sync.relay_queue import RelayedLease, RelayItem, RelayQueue, RelayState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from sync.leader import Leader
 
 __all__ = ["RENEWALS_PER_ROUND", "Relay", "TokenSource", "backoff_delay", "retry_after"]
 
@@ -134,8 +139,11 @@ class Relay:
         confirm_poll: float = 0.5,
         timeout: float = 60.0,
         renew_every: float = 1.0,
+        leader: Leader | None = None,
     ) -> None:
         self.queue = queue
+        self.leader = leader
+        """Only the leader sends and renews (canon/ADR-052); None: this process always does."""
         self.upstream = upstream.rstrip("/")
         self.token = token
         self.batch_size = batch
@@ -196,7 +204,11 @@ class Relay:
             self._stop.wait(min(left, 0.5))
 
     def step(self) -> float:
-        """One send: queued events first, else sent ones to confirm. Returns seconds to wait."""
+        """One send: queued events first, else sent ones to confirm. Returns seconds to wait.
+
+        A replica that does not lead sends nothing and asks again after ``poll`` seconds."""
+        if self.leader is not None and not self.leader.is_leader:
+            return self.poll
         if self._refused_token is not None and self.token.read() == self._refused_token:
             left = self._paused_at + self.cap - time.monotonic()
             if left > 0:  # the same refused token: ask again once per cap, not in a storm

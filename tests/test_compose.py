@@ -4,6 +4,7 @@ statehub command, option and STATEHUB_* setting they use must exist."""
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import json
 import re
 import shlex
@@ -17,6 +18,7 @@ import yaml
 import statehub.settings
 from statehub.cli import main
 from statehub.errors import SetupError
+from statehub.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "compose"
 SETTINGS_SOURCE = Path(statehub.settings.__file__).read_text(encoding="utf-8")
@@ -115,24 +117,140 @@ def test_dev_compose_is_one_hub_with_sqlite_on_a_volume() -> None:
     assert hub["command"][hub["command"].index("--profile") + 1] == "dev"
 
 
+REPLICAS = ("hub-a", "hub-b")
+
+
 def test_fleet_compose_has_postgres_health_checks_volumes_and_the_root_key_secret() -> None:
     fleet = _yaml("fleet.yaml")
-    postgres, hub = fleet["services"]["postgres"], fleet["services"]["hub"]
+    postgres = fleet["services"]["postgres"]
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     assert any(v.split(":")[0] in fleet["volumes"] for v in postgres["volumes"])
-    assert hub["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "/state/health" in " ".join(hub["healthcheck"]["test"])
-    assert any(v.split(":")[0] in fleet["volumes"] for v in hub["volumes"])
-    env = hub["environment"]
-    assert env["STATEHUB_DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert "@postgres:" in env["STATEHUB_DATABASE_URL"]
-    assert env["STATEHUB_TOKEN_ROOT_KEY_FILE"] == "/run/secrets/statehub_root_key"
-    assert "statehub_root_key" in hub["secrets"]
-    assert fleet["secrets"]["statehub_root_key"]["file"]
-    assert env["STATEHUB_DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
-    assert hub["command"][hub["command"].index("--profile") + 1] == "fleet"
-    assert "STATEHUB_AUTH" not in env
+    for name in REPLICAS:
+        hub = fleet["services"][name]
+        assert hub["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "/state/health" in " ".join(hub["healthcheck"]["test"])
+        assert any(v.split(":")[0] in fleet["volumes"] for v in hub["volumes"])
+        env = hub["environment"]
+        assert env["STATEHUB_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "@postgres:" in env["STATEHUB_DATABASE_URL"]
+        assert env["STATEHUB_TOKEN_ROOT_KEY_FILE"] == "/run/secrets/statehub_root_key"
+        assert "statehub_root_key" in hub["secrets"]
+        assert env["STATEHUB_DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+        assert hub["command"][hub["command"].index("--profile") + 1] == "fleet"
+        assert "STATEHUB_AUTH" not in env
+    assert fleet["secrets"]["statehub_root_key"]["file"]
+
+
+def test_fleet_compose_is_two_replicas_of_one_hub_on_one_postgresql_behind_the_proxy() -> None:
+    fleet = _yaml("fleet.yaml")
+    services = fleet["services"]
+    assert set(services) == {"postgres", *REPLICAS, "proxy"}
+    a, b = (services[name] for name in REPLICAS)
+    # the same hub twice: one image, one command, the same settings, the same home on one volume
+    for key in ("image", "build", "command", "environment", "volumes", "secrets", "healthcheck"):
+        assert a[key] == b[key], key
+    env = a["environment"]
+    # read as the hub reads them, less what compose fills in (the secret file, ${...} from the shell)
+    settings = Settings.from_env({**env, "STATEHUB_DATABASE_PASSWORD_FILE": "", "STATEHUB_ALLOWED_HOSTS": ""})
+    assert settings.state_url == settings.database_url  # the state and the leader's lock: the one database
+    assert settings.leader_retry_s > 0
+    home = env["STATEHUB_HOME"]
+    assert [v for v in a["volumes"] if v.split(":")[1] == home]
+    # only the proxy is published; the replicas are reached through it
+    assert "ports" not in a and "ports" not in b
+    proxy = services["proxy"]
+    assert "build" not in proxy and proxy["image"].split(":")[0] in ("nginx", "caddy")
+    assert set(proxy["depends_on"]) == set(REPLICAS)
+    assert proxy["ports"]
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in proxy["volumes"]}
+    assert mounted["./nginx.conf"] == "/etc/nginx/conf.d/default.conf"
+    assert (COMPOSE / "nginx.conf").is_file()
+    # the proxy's forwarded headers are believed from its fixed address, and only from it
+    address = proxy["networks"]["hubnet"]["ipv4_address"]
+    assert settings.trusted_proxies == (address,)
+    subnet = fleet["networks"]["hubnet"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    # the second replica starts after the first answers (creating an empty cache twice at once collides)
+    assert b["depends_on"]["hub-a"]["condition"] == "service_healthy"
+
+
+Block = list[tuple[str, list[str], "Block | None"]]
+
+
+def _nginx(text: str) -> Block:
+    """nginx's config as (directive, args, block or None), nested; comments dropped, quotes kept off."""
+    tokens = re.findall(r'"[^"]*"|[{};]|[^\s{};"]+', re.sub(r"#[^\n]*", "", text))
+    stack: list[Block] = [[]]
+    words: list[str] = []
+    for token in tokens:
+        if token == "{":
+            child: Block = []
+            stack[-1].append((words[0], words[1:], child))
+            stack.append(child)
+            words = []
+        elif token == "}":
+            assert not words, f"unterminated directive {words}"
+            stack.pop()
+        elif token == ";":
+            stack[-1].append((words[0], words[1:], None))
+            words = []
+        else:
+            words.append(token.strip('"'))
+    assert len(stack) == 1 and not words, "unbalanced braces"
+    return stack[0]
+
+
+def _find(block: Block, name: str, *args: str) -> Block:
+    found = [
+        child for directive, given, child in block if directive == name and given[: len(args)] == list(args)
+    ]
+    assert len(found) == 1 and found[0] is not None, f"one {name} {' '.join(args)} block expected"
+    return found[0]
+
+
+def _values(block: Block, name: str) -> list[list[str]]:
+    return [given for directive, given, child in block if directive == name and child is None]
+
+
+def test_the_proxy_balances_both_replicas_and_streams_sse_and_websockets_unbuffered() -> None:
+    config = _nginx((COMPOSE / "nginx.conf").read_text(encoding="utf-8"))
+    upstream = _find(config, "upstream", "statehub")
+    assert sorted(args[0] for args in _values(upstream, "server")) == ["hub-a:8750", "hub-b:8750"]
+    upgrade = _find(config, "map", "$http_upgrade", "$connection_upgrade")
+    assert _values(upgrade, "default") == [["upgrade"]]
+    server = _find(config, "server")
+    assert _values(server, "listen") == [["8750"]]
+    assert _values(server, "proxy_http_version") == [["1.1"]]
+    size = _values(server, "client_max_body_size")[0][0]
+    assert size.endswith("m") and int(size[:-1]) * 1024 * 1024 >= statehub.settings.DEFAULT_MAX_BODY_BYTES
+    locations = {args[0]: child for directive, args, child in server if directive == "location" and child}
+    assert set(locations) >= {"/", "/events/stream", "/mcp", "/sync/"}
+    rooms = _find(config, "upstream", "statehub_rooms")
+    assert sorted(args[0] for args in _values(rooms, "server")) == ["hub-a:8750", "hub-b:8750"]
+    assert _values(rooms, "hash") == [["$uri", "consistent"]]  # one document's clients meet in one room
+    for path, location in locations.items():
+        upstream_of = "http://statehub_rooms" if path == "/sync/" else "http://statehub"
+        assert _values(location, "proxy_pass") == [[upstream_of]], path
+        # nginx drops the server's proxy_set_header in a location that sets its own: each sets all
+        headers = {args[0]: args[1] for args in _values(location, "proxy_set_header")}
+        assert headers["Host"] == "$http_host", path
+        assert headers["X-Forwarded-Proto"] == "$scheme", path
+        assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for", path
+    for path in ("/events/stream", "/mcp"):
+        assert _values(locations[path], "proxy_buffering") == [["off"]], path
+    sync = {args[0]: args[1] for args in _values(locations["/sync/"], "proxy_set_header")}
+    assert sync["Upgrade"] == "$http_upgrade"
+    assert sync["Connection"] == "$connection_upgrade"
+    # the proxy must not send a POST again to the other replica once one received it
+    assert all("non_idempotent" not in args for args in _values(server, "proxy_next_upstream"))
+
+
+def test_the_nginx_reader_catches_mistakes() -> None:
+    with pytest.raises(AssertionError, match="unbalanced"):
+        _nginx("server { listen 80;")
+    with pytest.raises(AssertionError, match="one location /sync/ block"):
+        _find(_nginx("server { location / { proxy_pass x; } }")[0][2] or [], "location", "/sync/")
 
 
 def test_systemd_unit_runs_the_fleet_profile_unprivileged() -> None:

@@ -52,7 +52,8 @@ class DiagnosticsController(Controller):
         """Every problem of the hub and of each repo (or ``?repo=``), each with a one-line remedy.
 
         Per repo: git state, last index, file errors, events waiting and why, relay events
-        parked, the last sweep, unsaved drafts; for the hub: watcher, disk, relay.
+        parked, the last sweep, unsaved drafts; for the hub: watcher, disk, relay, and whether
+        this server leads the run-once work (``hub.leader``, canon/ADR-052).
         ``status`` is ``degraded`` while a problem stops writes. ``probe=false`` does not ask
         the remotes whether they answer (``git ls-remote``, at most 10 s). 403 when a
         repo-scoped token names a repo outside its scope.
@@ -79,4 +80,5 @@ class DiagnosticsController(Controller):
             watcher=watcher,
             drafts=drafts,
             probe=probe,
+            leader=request.app.state.leader.status(),
         )

@@ -10,13 +10,15 @@ from sync.relay import Relay, TokenSource
 
 if TYPE_CHECKING:
     from statehub.events.service import EventDesk
+    from sync.leader import Leader
     from sync.relay_queue import RelayStatus
 
 __all__ = ["relay_status", "start_relay"]
 
 
-def start_relay(desk: EventDesk) -> Relay | None:
-    """Start relaying accepted events upstream when the settings name an upstream."""
+def start_relay(desk: EventDesk, leader: Leader | None = None) -> Relay | None:
+    """Start relaying accepted events upstream when the settings name an upstream; with replicas,
+    only while ``leader`` leads (canon/ADR-052; None: always)."""
     settings = desk.hub.settings
     if settings.upstream is None or desk.relay_queue is None:
         return None
@@ -27,8 +29,11 @@ def start_relay(desk: EventDesk) -> Relay | None:
         token,
         cap=settings.relay_backoff_cap,
         batch=settings.relay_batch,
+        leader=leader,
     )
     desk.on_accepted.append(relay.wake.set)
+    if leader is not None:
+        leader.on_change.append(lambda leading: relay.wake.set() if leading else None)
     relay.start()
     return relay
 

@@ -15,8 +15,9 @@ wait is counted from when the previous scheduled sweep was queued, so a long
 sweep is not followed by a burst of scheduled ones (they join the running one).
 
 The hub keeps the last :data:`KEEP` sweeps in memory (``GET /sweeps``); their
-ids do not outlive the process. One process decides the schedule today; with
-replicas (issue 16) the tick is taken by the leader only (:meth:`Sweeper._leads`).
+ids do not outlive the process. With replicas on PostgreSQL only the leader
+queues scheduled sweeps (:meth:`Sweeper._leads`, canon/ADR-052); a sweep someone
+asks for runs on the replica asked.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from statehub.events import EventDesk
+    from sync.leader import Leader
 
 __all__ = ["JITTER", "KEEP", "MAX_QUEUED", "Schedule", "SweepList", "SweepRun", "Sweeper"]
 
@@ -149,14 +151,20 @@ class Sweeper:
     """Open with ``start()``, close with ``stop()`` (the app's lifespan does both).
 
     ``interval_s`` None turns the schedule off; ``draw`` gives the jitter's random
-    numbers from 0 to 1 (a test may fix it).
+    numbers from 0 to 1 (a test may fix it); ``leader`` decides which replica queues the
+    scheduled sweeps (None: this process always does; canon/ADR-052).
     """
 
     def __init__(
-        self, desk: EventDesk, interval_s: float | None, draw: Callable[[], float] = random.random
+        self,
+        desk: EventDesk,
+        interval_s: float | None,
+        draw: Callable[[], float] = random.random,
+        leader: Leader | None = None,
     ) -> None:
         self.desk = desk
         self.interval_s = interval_s
+        self.leader = leader
         self._draw = draw
         self._lock = threading.Condition()
         self._queue: collections.deque[_Run] = collections.deque()
@@ -256,8 +264,9 @@ class Sweeper:
 
     def _leads(self) -> bool:
         """Whether this process runs the schedule: always, while one process serves the hub; with
-        replicas, the one holding the leader's advisory lock (issue 16)."""
-        return True
+        replicas on PostgreSQL, the one holding the leader's advisory lock (canon/ADR-052). Every
+        replica keeps its own jittered clock; a follower's tick queues nothing."""
+        return self.leader is None or self.leader.is_leader
 
     def _tick(self) -> None:
         """Queue the scheduled sweep (under the lock): every registered repo not waiting already."""

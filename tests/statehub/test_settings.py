@@ -74,11 +74,19 @@ def test_overrides_return_new_settings(tmp_path: Path) -> None:
     [
         ({"STATEHUB_PROFILE": "laptop"}, "STATEHUB_PROFILE='laptop': valid profiles are dev, fleet"),
         ({"STATEHUB_PORT": "http"}, "STATEHUB_PORT='http' must be a port number"),
+        ({"STATEHUB_LEADER_RETRY": "0"}, "STATEHUB_LEADER_RETRY='0': give seconds from 0.1 to 60"),
+        ({"STATEHUB_LEADER_RETRY": "soon"}, "STATEHUB_LEADER_RETRY='soon': give seconds"),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_the_leader_retry_defaults_to_two_seconds(tmp_path: Path) -> None:
+    assert Settings.from_env({"STATEHUB_HOME": str(tmp_path)}).leader_retry_s == 2.0
+    given = Settings.from_env({"STATEHUB_HOME": str(tmp_path), "STATEHUB_LEADER_RETRY": "0.5"})
+    assert given.leader_retry_s == 0.5
 
 
 def test_ensure_dirs_creates_them(tmp_path: Path) -> None:

@@ -1,0 +1,183 @@
+"""Two ``statehub serve --profile fleet`` replicas on one PostgreSQL (canon/ADR-052): exactly one
+leads, only the leader does the run-once work, and when the leader dies the other takes over
+and does it.
+
+Real processes sharing one hub home (one host: the compose file's shape) whose cache and state
+are a fresh PostgreSQL database. The leader is frozen (SIGSTOP: its session, and so the lock,
+stays) to show the follower does nothing of the run-once work, then killed (SIGKILL) to show the
+follower takes over. Nothing waits for a fixed time except where the test shows that something
+does *not* happen.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from statehub.auth.keys import init_root_key, load_root_key
+from statehub.auth.tokens import mint
+from tests.gitfixtures import GitRepo, workplan_text
+from tests.hubserver import HubServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.postgres
+
+RETRY_S = 0.5
+WAIT = 60.0
+"""Seconds a test waits for what it expects: a guard against a hung hub, never a timing check."""
+PLAN = "LEAD-WP-0001"
+T01 = f"{PLAN}-T01"
+
+
+class Replicas:
+    def __init__(self, home: Path, database: str, **env: str) -> None:
+        key = home / "data" / "token-root.key"
+        init_root_key(key)
+        self.headers = {"Authorization": f"Bearer {mint(load_root_key(key), 'ops', 'admin').to_base64()}"}
+        settings = {
+            "STATEHUB_PROFILE": "fleet",
+            "STATEHUB_DATABASE_URL": database,
+            "STATEHUB_LEADER_RETRY": str(RETRY_S),
+            **env,
+        }
+        self.servers = [HubServer(home, env=settings), HubServer(home, env=settings)]
+        for number, server in enumerate(self.servers):
+            server.log = home / f"server-{number}.log"
+
+    def start(self) -> None:
+        # One after the other: two hubs creating the cache of an empty database at once collide
+        # on CREATE TABLE (the cache's DDL takes no lock yet; see the ADR's consequences).
+        for server in self.servers:
+            server.start()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.send_signal(signal.SIGCONT)
+            server.stop()
+
+    def call(self, server: HubServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{server.url}{path}", headers=self.headers, timeout=30, **kwargs)
+
+    def leading(self, server: HubServer) -> bool:
+        answer = self.call(server, "GET", "/state/diagnostics?probe=false")
+        assert answer.status_code == 200, answer.text
+        leader: dict[str, Any] = answer.json()["hub"]["leader"]
+        assert leader["backend"] == "postgresql"
+        return bool(leader["leader"])
+
+    def one_leader(self, among: list[HubServer] | None = None) -> tuple[HubServer, list[HubServer]]:
+        """Wait until exactly one of ``among`` (default: both) leads; (it, the others)."""
+        among = among or self.servers
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            leaders = [server for server in among if self.leading(server)]
+            if len(leaders) == 1:
+                return leaders[0], [server for server in among if server is not leaders[0]]
+            time.sleep(0.05)
+        raise AssertionError("never exactly one leader")
+
+    def scheduled(self, server: HubServer) -> list[dict[str, Any]]:
+        runs = self.call(server, "GET", "/sweeps?limit=100").json()["sweeps"]
+        return [run for run in runs if run["trigger"] == "schedule"]
+
+    def metric(self, server: HubServer, name: str) -> float:
+        for line in self.call(server, "GET", "/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no {name} in /metrics")
+
+
+def _until(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}")
+
+
+def _repo(root: Path) -> GitRepo:
+    repo = GitRepo(root)
+    repo.write("statehub.toml", '[repo]\nslug = "lead"\nprefixes = ["LEAD"]\n')
+    repo.write(f"workplans/{PLAN}.md", workplan_text(PLAN, [{"id": "T01", "title": "one"}]))
+    repo.commit("start")
+    return repo
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, postgres_database: str, request: pytest.FixtureRequest) -> Iterator[Replicas]:
+    pair = Replicas(tmp_path / "home", postgres_database, **request.param)
+    try:
+        pair.start()
+        added = pair.call(
+            pair.servers[0], "POST", "/repos", json={"path": str(_repo(tmp_path / "lead").root)}
+        )
+        assert added.status_code == 201, added.text
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.mark.parametrize("replicas", [{"STATEHUB_SWEEP_INTERVAL": "1"}], indirect=True)
+def test_only_the_leader_runs_the_schedule_and_the_other_takes_over_when_it_dies(replicas: Replicas) -> None:
+    leader, (other,) = replicas.one_leader()
+    _until(lambda: replicas.scheduled(leader), "the leader's scheduled sweep")
+    time.sleep(3)  # three of the follower's jittered ticks: none queues anything
+    assert not replicas.leading(other)
+    assert replicas.scheduled(other) == []
+    assert replicas.metric(leader, "statehub_leader") == 1
+    assert replicas.metric(other, "statehub_leader") == 0
+
+    assert leader.process is not None
+    leader.process.send_signal(signal.SIGKILL)
+    leader.process.wait(10)
+    killed = time.monotonic()
+    new, _ = replicas.one_leader([other])
+    assert time.monotonic() - killed < WAIT
+    run = _until(
+        lambda: [r for r in replicas.scheduled(new) if r["state"] == "finished"], "the new leader's sweep"
+    )
+    assert run[0]["targets"] == ["lead"]
+    status = replicas.call(new, "GET", "/state/diagnostics?probe=false").json()["hub"]["leader"]
+    assert status["terms"] == 1 and status["since"] is not None
+
+
+@pytest.mark.parametrize("replicas", [{"STATEHUB_SWEEP_INTERVAL": "0"}], indirect=True)
+def test_a_run_out_lease_waits_for_the_leader_and_is_released_once_by_the_next(replicas: Replicas) -> None:
+    leader, (other,) = replicas.one_leader()
+    assert leader.process is not None
+    _until(
+        lambda: replicas.call(other, "GET", "/state/health").json()["buffer"]["pending"] == 0, "a quiet hub"
+    )
+    leader.process.send_signal(signal.SIGSTOP)  # frozen: its session, and the lock, stay
+    try:
+        claim = replicas.call(other, "POST", f"/tasks/{T01}/claim", json={"actor": "agt-a", "lease_s": 1})
+        assert claim.status_code == 200, claim.text
+
+        def releases() -> list[dict[str, Any]]:
+            events = replicas.call(other, "GET", "/events?limit=100").json()["items"]
+            return [e for e in events if e["kind"] == "task.release"]
+
+        time.sleep(4)  # the lease ran out three seconds ago; the follower's lease rounds skip it
+        assert releases() == []
+        assert not replicas.leading(other)
+    finally:
+        leader.process.send_signal(signal.SIGKILL)
+        leader.process.wait(10)
+
+    replicas.one_leader([other])
+    (release,) = _until(releases, "the new leader releasing the run-out lease")
+    assert release["event"]["actor"] == "statehub"
+    assert release["event"]["note"] == "lease expired"
+    assert release["event"]["claim"] == claim.json()["key"]
+    time.sleep(2)  # more rounds of the new leader: it is not released again
+    assert len(releases()) == 1
