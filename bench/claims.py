@@ -18,7 +18,7 @@ threads cost ~1 ms of CPU per request and held the bare floor under 200 claims/s
   ``BEGIN IMMEDIATE`` decision on a WAL file with ``synchronous=FULL``, no cache, event or git),
   and a bare in-process ``BEGIN IMMEDIATE`` claim rate with 50 threads and no HTTP.
 
-    .venv/bin/python bench/claims.py [--agents 50] [--tasks 1000]
+    .venv/bin/python bench/claims.py [--agents 50] [--tasks 1000] [--state-url postgresql://...]
 
 Runs ``python -m statehub serve`` on a free 127.0.0.1 port under a temporary STATEHUB_HOME.
 """
@@ -261,12 +261,18 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--repos", type=int, default=10)
+    parser.add_argument(
+        "--state-url",
+        help="keep the hub's write buffer, leases and applier lock in this PostgreSQL database's state "
+        "schema (STATEHUB_STATE_URL, canon/ADR-049); the cache stays SQLite. Default: files",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="statehub-bench-claims-") as tmp:
         root = Path(tmp)
         repos = make_corpus(root / "repos", args.tasks, args.repos)
         port = free_port()
-        process = start_hub(root / "home", port, root / "hub.log")
+        state = {"STATEHUB_STATE_URL": args.state_url} if args.state_url else {}
+        process = start_hub(root / "home", port, root / "hub.log", **state)
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, timeout=120) as client:

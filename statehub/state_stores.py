@@ -2,10 +2,10 @@
 
 ``Settings.state_url`` decides (canon/ADR-046): None keeps every store in its
 file under the data dir (the dev hub, and any hub on a SQLite cache); a
-PostgreSQL URL puts the stores ported so far (rooms, sessions, the change log:
-canon/ADR-050) in the schema ``statehub_state`` of that database, where every
-replica of a fleet hub finds them. The write buffer, relay queue and leases stay
-in their files until they are ported. A change log left in ``changes.sqlite3``
+PostgreSQL URL puts every durable store (the write buffer with its relay queue
+and leases, and the applier lock, canon/ADR-049; the change log, canon/ADR-050;
+rooms, sessions) in the schema ``statehub_state`` of that database, where every
+replica of a fleet hub finds them. A change log left in ``changes.sqlite3``
 is not moved: the stream's ids start again in the state schema, and a client
 resuming from an id the new log never gave gets ``reset`` (reload, then follow).
 

@@ -11,7 +11,8 @@ open their file) reads the version before it sets anything on the file, and
 was). A file written by a newer State Hub is refused (:class:`StoreTooNew`),
 never dropped. Add a step at the end, never edit one that has shipped.
 
-:class:`DurableFile` is the write buffer's file: WAL with ``synchronous=FULL``,
+:class:`DurableStore` is the write buffer's file (or, on a fleet hub, its tables in
+the PostgreSQL state schema, canon/ADR-049): WAL with ``synchronous=FULL``,
 so a commit that returned is on disk and an answer given after it (a 202, a
 relay state) survives a crash or a power cut. One connection per process,
 shared by threads behind a lock; ``BEGIN IMMEDIATE`` takes the write lock up
@@ -21,7 +22,7 @@ half-way through a transaction.
 A write that finds the disk full (``SQLITE_FULL``) is rolled back whole and
 raised as :class:`~sync.errors.StoreFull`; until a write goes through again, or
 the file system has at least :data:`ROOM_AGAIN` bytes more free than when it
-failed, :meth:`DurableFile.space_problem` says so (the hub's health turns
+failed, :meth:`DurableStore.space_problem` says so (the hub's health turns
 ``degraded``). Nothing needs restarting: the next write that fits succeeds.
 """
 
@@ -31,15 +32,28 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sync.errors import StoreFull, StoreTooNew
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-    from pathlib import Path
+    from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["ROOM_AGAIN", "DurableFile", "migrate", "open_store", "schema_version"]
+    from sync._durable_pg import PgStateDb
+    from sync._state_db import Rows, StateLocation
+
+__all__ = ["ROOM_AGAIN", "BufferDb", "DurableStore", "migrate", "open_store", "schema_version"]
+
+
+class BufferDb(Protocol):
+    """What the buffer's SQL runs on: the file's ``sqlite3.Connection`` itself, or a
+    :class:`~sync._durable_pg.PgStateDb` (``?`` placeholders on both)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Rows: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> object: ...
+
 
 ROOM_AGAIN = 1024 * 1024
 """Bytes the file system must have freed since a write found it full before the store counts as
@@ -127,24 +141,61 @@ def _statements(script: str) -> Iterator[str]:
         yield pending
 
 
-class DurableFile:
-    def __init__(self, path: Path, steps: Sequence[str], what: str) -> None:
-        self.path = path
+class DurableStore:
+    """The write buffer's store (its events, relay queue and leases): a SQLite file or the state schema.
+
+    At a :class:`~pathlib.Path` it is the file as described above; at a
+    :class:`~sync._durable_pg.PgState` it is the tables of the store ``store`` in the PostgreSQL
+    state schema (canon/ADR-049), on a connection of its own that waits for the server's WAL flush
+    (what ``synchronous=FULL`` is to the file). Either way one writer at a time: ``BEGIN
+    IMMEDIATE`` on the file, the advisory lock ``serialize("write")`` taken first in every write
+    transaction on PostgreSQL, so every store on one buffer (in any process or replica) commits in
+    the order its writes began, and an event's ``seq`` is never committed after a later one's.
+    """
+
+    def __init__(
+        self,
+        where: StateLocation,
+        steps: Sequence[str],
+        what: str,
+        *,
+        store: str,
+        postgres_steps: Sequence[str],
+    ) -> None:
+        self.location = where
         self.what = what
         self._full: tuple[str, int] | None = None
         """(the problem, free bytes when it was met) while the disk was full at the last write."""
         self._lock = threading.RLock()
-        self._db = open_store(path, steps, what, synchronous="FULL")
-        self._db.row_factory = sqlite3.Row
+        self._pg: PgStateDb | None = None
+        self.path: Path | None = None
+        self._db: BufferDb
+        if isinstance(where, Path):
+            self.dialect: Literal["sqlite", "postgresql"] = "sqlite"
+            self.path = where
+            self.where = str(where)
+            self._db = open_store(where, steps, what, synchronous="FULL")
+        else:
+            from sync._durable_pg import PgStateDb
+
+            self.dialect = "postgresql"
+            self._pg = PgStateDb(where, store, postgres_steps, what, wait_for_flush=True)
+            self.where = self._pg.where
+            self._db = self._pg
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._pg is not None:
+                self._pg.close()
+            else:
+                assert isinstance(self._db, sqlite3.Connection)
+                self._db.close()
 
     def space_problem(self) -> str | None:
-        """Why writes fail now (the disk under the file is full), or None; see the module docstring."""
+        """Why writes fail now (the disk under the file is full), or None; see the module docstring.
+        Always None on PostgreSQL (the server's disk is its DBA's to watch)."""
         full = self._full
-        if full is None:
+        if full is None or self.path is None:
             return None
         if _free_bytes(self.path.parent) >= full[1] + ROOM_AGAIN:
             self._full = None
@@ -152,21 +203,30 @@ class DurableFile:
         return full[0]
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back whole on any error, StoreFull when the disk is full."""
+    def _transaction(self) -> Iterator[BufferDb]:
+        """One write transaction, the store's only writer; rolled back whole on any error,
+        StoreFull when the file's disk is full."""
+        if self._pg is not None:
+            with self._lock, self._pg.transaction():
+                self._pg.serialize("write")
+                yield self._pg
+            return
+        db = self._db
+        assert isinstance(db, sqlite3.Connection)
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self._db
-                    self._db.execute("COMMIT")
+                    yield db
+                    db.execute("COMMIT")
                 except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as error:
                 if not _is_full(error):
                     raise
+                assert self.path is not None
                 full = StoreFull(self.path, self.what)
                 self._full = (str(full), _free_bytes(self.path.parent))
                 raise full from None

@@ -38,7 +38,7 @@ another host), and the server's own crash may lose its last few hundred
 milliseconds, as a power cut may lose a NORMAL file's last commits. It costs a
 round trip instead of a WAL flush (bench/state_pg.py: an append went from
 about 5 ms to a fraction of one on this host). A ``synchronous=FULL`` store (the
-write buffer, once ported) waits for the flush.
+write buffer with its relay queue and leases, canon/ADR-049) waits for the flush.
 
 psycopg is imported here, and this module only when a store opens on
 PostgreSQL: read commands of the CLI never load it (tests/statehub/cli/test_lazy.py).
@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 from sync.errors import StoreTooNew, StoreUnreachable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     import psycopg
 
@@ -219,6 +219,11 @@ class PgStateDb:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         with self._lock, self._dropped():
             return self._live().execute(_paramstyle(sql), tuple(params))
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        """``sql`` once per parameter row (psycopg pipelines them: one round trip, not one each)."""
+        with self._lock, self._dropped(), self._live().cursor() as cursor:
+            cursor.executemany(_paramstyle(sql), [tuple(p) for p in params])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -5,11 +5,17 @@ and :class:`~sync.relay_queue.RelayQueue` open it with the same steps (see :mod:
 Step 1 is the layout State Hub wrote before the file carried a version (its
 statements all say ``IF NOT EXISTS``, so such a file is adopted as it is).
 Append a step to change the layout; never edit one that has shipped.
+
+:data:`EVENTS_PG_STEPS` is the same layout in the PostgreSQL state schema (canon/ADR-049),
+recorded there as the store :data:`EVENTS_STORE`: the same tables and columns (``seq`` and the
+other ids from identity columns, times of leases as ``double precision``, everything else
+``text`` as on the file) and the same indexes, as one step of its own; a change to the layout
+appends a step to both lists.
 """
 
 from __future__ import annotations
 
-__all__ = ["EVENTS_FILE_STEPS"]
+__all__ = ["EVENTS_FILE_STEPS", "EVENTS_PG_STEPS", "EVENTS_STORE"]
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS event (
@@ -93,3 +99,83 @@ the cache)."""
 
 EVENTS_FILE_STEPS: tuple[str, ...] = (_V1, _V2)
 """``EVENTS_FILE_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``."""
+
+EVENTS_STORE = "buffer"
+"""The store name of the write buffer's tables in the state schema's migrations table."""
+
+_PG_V1 = """
+CREATE TABLE event (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    kind text NOT NULL,
+    repo text NOT NULL,
+    workplan text,
+    task text,
+    payload text NOT NULL,
+    event text NOT NULL,
+    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'rejected')),
+    reason text,
+    accepted_at text NOT NULL,
+    applied_at text,
+    commit_sha text
+);
+CREATE INDEX event_state_repo ON event (state, repo, seq);
+CREATE INDEX event_repo ON event (repo, seq);
+CREATE INDEX event_task_add ON event (workplan, task) WHERE kind = 'task.add';
+CREATE INDEX event_pending_task ON event (workplan, task, kind, seq) WHERE state = 'pending';
+CREATE TABLE writeback (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    repo text NOT NULL,
+    head text,
+    keys text NOT NULL,
+    files text NOT NULL,
+    started_at text NOT NULL
+);
+CREATE INDEX writeback_repo ON writeback (repo, id);
+
+CREATE TABLE relay (
+    key text PRIMARY KEY,
+    seq bigint NOT NULL,
+    state text NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'sent', 'confirmed', 'parked')),
+    attempts integer NOT NULL DEFAULT 0,
+    reason text,
+    queued_at text NOT NULL,
+    sent_at text,
+    confirmed_at text
+);
+CREATE INDEX relay_state_seq ON relay (state, seq);
+CREATE TABLE relay_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE relay_decision (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key text NOT NULL,
+    decision text NOT NULL,
+    reason text NOT NULL,
+    actor text NOT NULL,
+    event text,
+    at text NOT NULL
+);
+
+CREATE TABLE lease (
+    ref text PRIMARY KEY,
+    repo text NOT NULL,
+    workplan text NOT NULL,
+    task text NOT NULL,
+    actor text NOT NULL,
+    claim_key text NOT NULL,
+    prior_owner text,
+    lease_s double precision NOT NULL,
+    claimed_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    state text NOT NULL CHECK (state IN ('held', 'released')),
+    release_key text,
+    released_at double precision,
+    released_by text
+);
+CREATE INDEX lease_held ON lease (state, expires_at);
+CREATE INDEX lease_claim_key ON lease (claim_key);
+"""
+
+EVENTS_PG_STEPS: tuple[str, ...] = (_PG_V1,)
+"""The file's version 2 as one step in the state schema (``buffer_meta``, which nothing reads, left
+out); ``EVENTS_PG_STEPS[n - 1]`` takes the store from version ``n - 1`` to ``n``."""

@@ -4,11 +4,17 @@ Its own SQLite file in the data dir, apart from the cache, so deleting or
 rebuilding the cache never touches it (ARCHITECTURE.md: pending events are
 the only other durable state). WAL with ``synchronous=FULL`` means a commit
 has reached the disk when ``append`` returns, which is what a 202 promises.
+On a fleet hub whose state is on PostgreSQL the same tables live in the state
+schema (canon/ADR-049), the commit waits for the server's WAL flush, and every
+replica shares them.
 
 The ``event`` table is an append-only log in acceptance order (``seq``); only
 an event's state moves: pending -> applied | rejected, with a reason. An event
-is never deleted. Several processes (the server, a CLI command) may open the
-same file at once; SQLite's locking serialises their writes.
+is never deleted. Several processes (the server, a CLI command, replicas) may open the
+same buffer at once; their writes are serialised (:class:`~sync._durable.DurableStore`).
+An event is stored once per key: on the file the transaction's one writer reads the keys first;
+on PostgreSQL the unique index decides (``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING``,
+one statement per batch), and the stored event of a key that was there is compared after.
 
 The ``writeback`` table holds the write-backs in flight (files about to be
 written, with their hashes before and after, and the HEAD they started from),
@@ -30,14 +36,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from sync._durable import DurableFile
-from sync._events_file import EVENTS_FILE_STEPS
+from sync._durable import DurableStore
+from sync._events_file import EVENTS_FILE_STEPS, EVENTS_PG_STEPS, EVENTS_STORE
 from sync.errors import KeyConflict
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Sequence
-    from pathlib import Path
+
+    from sync._durable import BufferDb
+    from sync._state_db import StateLocation
 
 __all__ = [
     "HUB_ACTOR",
@@ -234,15 +241,23 @@ def accepted(submission: Submission) -> Said:
     return Said("event.accepted", submission.repo, submission.workplan, actor, data)
 
 
-class WriteBuffer(DurableFile):
-    """The buffer file, opened once per process; safe to share between threads.
+_EVENT_COLUMNS = (
+    "seq, key, kind, repo, state, reason, accepted_at, applied_at, commit_sha, event"  # _record's order
+)
+
+
+class WriteBuffer(DurableStore):
+    """The buffer at ``where`` (its file, or the state schema), opened once per process; safe to
+    share between threads.
 
     ``on_states`` listeners hear every event it accepts, leaves waiting with a new
     reason, applies or rejects (:class:`Said`), after the commit that did it.
     """
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, EVENTS_FILE_STEPS, "events file")
+    def __init__(self, where: StateLocation) -> None:
+        super().__init__(
+            where, EVENTS_FILE_STEPS, "events file", store=EVENTS_STORE, postgres_steps=EVENTS_PG_STEPS
+        )
         self.on_states: list[Listener] = []
 
     # accepting ---------------------------------------------------------------------------------
@@ -255,7 +270,7 @@ class WriteBuffer(DurableFile):
         alone is not stored and its outcome is ``CONFLICT``.
         """
         with self._transaction() as db:
-            outcomes = insert_events(db, submissions, conflicts)
+            outcomes = insert_events(db, submissions, conflicts, dialect=self.dialect)
         if self.on_states:
             stored = [s for s, o in zip(submissions, outcomes, strict=False) if o == Outcome.ACCEPTED]
             tell(self.on_states, [accepted(s) for s in stored])
@@ -265,7 +280,7 @@ class WriteBuffer(DurableFile):
 
     def get(self, key: str) -> EventRecord | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM event WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(f"SELECT {_EVENT_COLUMNS} FROM event WHERE key = ?", (key,)).fetchone()  # noqa: S608 - constant column names
         return _record(row) if row else None
 
     def list_events(
@@ -289,7 +304,7 @@ class WriteBuffer(DurableFile):
         with self._lock:
             total = self._db.execute(f"SELECT count(*) FROM event{where}", args).fetchone()[0]  # noqa: S608 - `where` holds constant column names and ? placeholders
             rows = self._db.execute(
-                f"SELECT * FROM event{where} ORDER BY seq {order} LIMIT ? OFFSET ?",  # noqa: S608 - `where` holds constant column names and ? placeholders, `order` a constant
+                f"SELECT {_EVENT_COLUMNS} FROM event{where} ORDER BY seq {order} LIMIT ? OFFSET ?",  # noqa: S608 - `where` holds constant column names and ? placeholders, `order` a constant
                 [*args, limit, offset],
             ).fetchall()
         return [_record(r) for r in rows], int(total)
@@ -336,7 +351,10 @@ class WriteBuffer(DurableFile):
     def pending(self, repo: str | None = None, limit: int = 5000) -> list[EventRecord]:
         where, args = _filters(state=EventState.PENDING, repo=repo)
         with self._lock:
-            rows = self._db.execute(f"SELECT * FROM event{where} ORDER BY seq LIMIT ?", [*args, limit])  # noqa: S608 - `where` holds constant column names and ? placeholders
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM event{where} ORDER BY seq LIMIT ?",  # noqa: S608 - `where` holds constant column names and ? placeholders
+                [*args, limit],
+            )
             return [_record(r) for r in rows.fetchall()]
 
     def pending_repos(self) -> list[str]:
@@ -362,9 +380,10 @@ class WriteBuffer(DurableFile):
                 (repo,),
             ).fetchall()
             groups = []
+            same = "IS" if self.dialect == "sqlite" else "IS NOT DISTINCT FROM"
             for reason, count, oldest, _seq in rows:
                 keys = self._db.execute(
-                    "SELECT key FROM event WHERE state = 'pending' AND repo = ? AND reason IS ? "
+                    f"SELECT key FROM event WHERE state = 'pending' AND repo = ? AND reason {same} ? "  # noqa: S608 - a constant operator
                     "ORDER BY seq LIMIT 5",
                     (repo, reason),
                 ).fetchall()
@@ -401,7 +420,7 @@ class WriteBuffer(DurableFile):
 
     def _states(
         self,
-        db: sqlite3.Connection,
+        db: BufferDb,
         keys: Sequence[str],
         kind: str,
         reason: Callable[[str], str | None],
@@ -436,8 +455,9 @@ class WriteBuffer(DurableFile):
     def begin_writeback(self, writeback: Writeback) -> int:
         """Record a write-back before its files are touched; returns its id for ``finish``."""
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?)",
+            row = db.execute(
+                "INSERT INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (
                     writeback.repo,
                     writeback.head,
@@ -445,18 +465,16 @@ class WriteBuffer(DurableFile):
                     json.dumps(writeback.files),
                     _now(),
                 ),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+            ).fetchone()
+            return int(row[0])
 
     def writebacks(self, repo: str) -> list[Writeback]:
         """Write-backs of ``repo`` left unfinished, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM writeback WHERE repo = ? ORDER BY id", (repo,)).fetchall()
-        return [
-            Writeback(r["repo"], r["head"], json.loads(r["keys"]), json.loads(r["files"]), r["id"])
-            for r in rows
-        ]
+            rows = self._db.execute(
+                "SELECT repo, head, keys, files, id FROM writeback WHERE repo = ? ORDER BY id", (repo,)
+            ).fetchall()
+        return [Writeback(r[0], r[1], json.loads(r[2]), json.loads(r[3]), int(r[4])) for r in rows]
 
     def finish(
         self,
@@ -514,21 +532,30 @@ class WriteBuffer(DurableFile):
 
 
 def insert_events(
-    db: sqlite3.Connection, submissions: Sequence[Submission], conflicts: str = "raise"
+    db: BufferDb,
+    submissions: Sequence[Submission],
+    conflicts: str = "raise",
+    *,
+    dialect: Literal["sqlite", "postgresql"],
 ) -> list[Outcome]:
-    """``WriteBuffer.append`` inside a write transaction the caller holds on the buffer file ``db``
-    (the lease store stores a claim and its event in one, ``sync.leases``)."""
+    """``WriteBuffer.append`` inside a write transaction the caller holds on the buffer ``db``
+    (the lease store stores a claim and its event in one, ``sync.leases``).
+
+    On the file the keys already stored are read first and only new events inserted (the
+    transaction is the file's one writer). On PostgreSQL the unique index on ``key`` decides:
+    the batch's first event of each key goes in with ``ON CONFLICT (key) DO NOTHING RETURNING
+    key`` (one statement for the batch), and only keys that were not inserted have their stored
+    payload read back to tell a duplicate from a conflict; a conflict that raises rolls the
+    caller's transaction back, so nothing of the batch is stored."""
     outcomes: list[Outcome] = []
     accepted_at = _now()
-    known: dict[str, str] = {}
-    keys = list({s.key for s in submissions})
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        known.update(db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk))  # noqa: S608 - only the ? placeholders are interpolated
+    payloads = [_canonical(s.payload) for s in submissions]
+    if dialect == "postgresql":
+        known = _insert_new(db, submissions, payloads, accepted_at)
+    else:
+        known = _stored_payloads(db, list({s.key for s in submissions}))
     rows = []
-    for submission in submissions:
-        payload = _canonical(submission.payload)
+    for submission, payload in zip(submissions, payloads, strict=True):
         if submission.key in known:
             if known[submission.key] != payload:
                 if conflicts == "report":
@@ -551,12 +578,60 @@ def insert_events(
                 accepted_at,
             )
         )
-    db.executemany(
-        "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    if dialect == "sqlite":
+        db.executemany(
+            "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     return outcomes
+
+
+def _stored_payloads(db: BufferDb, keys: list[str]) -> dict[str, str]:
+    """The stored payload of each of ``keys`` the buffer holds."""
+    known: dict[str, str] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT key, payload FROM event WHERE key IN ({marks})", chunk)  # noqa: S608 - only the ? placeholders are interpolated
+        known.update({r[0]: r[1] for r in rows})
+    return known
+
+
+_INSERT_NEW = (
+    "INSERT INTO event (key, kind, repo, workplan, task, payload, event, accepted_at) "
+    "SELECT e->>0, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, ? "
+    "FROM json_array_elements(?::json) WITH ORDINALITY AS batch (e, n) ORDER BY n "
+    "ON CONFLICT (key) DO NOTHING RETURNING key"
+)
+"""The batch's new events in one statement, ``seq`` in the batch's order (PostgreSQL). The rows go
+as one JSON array of arrays (one parameter, encoded in C): psycopg's text arrays escape each
+element in Python, several times slower for a batch of 100."""
+
+
+def _insert_new(
+    db: BufferDb, submissions: Sequence[Submission], payloads: list[str], accepted_at: str
+) -> dict[str, str]:
+    """Insert the first event of each key in ``submissions`` unless the key is stored; answer the
+    stored payload of each key that was (what ``insert_events`` tells duplicates by)."""
+    first: dict[str, tuple[Submission, str]] = {}
+    for submission, payload in zip(submissions, payloads, strict=True):
+        first.setdefault(submission.key, (submission, payload))
+    if not first:
+        return {}
+    rows = [
+        (s.key, s.kind, s.repo, s.workplan, s.task, payload, _canonical(s.event))
+        for s, payload in first.values()
+    ]
+    inserted = {r[0] for r in db.execute(_INSERT_NEW, (accepted_at, json.dumps(rows)))}
+    there = [key for key in first if key not in inserted]
+    if not there:
+        return {}
+    stored = db.execute(
+        "SELECT key, payload FROM event WHERE key IN (SELECT json_array_elements_text(?::json))",
+        (json.dumps(there),),
+    )
+    return {r[0]: r[1] for r in stored}
 
 
 def _filters(**given: str | None) -> tuple[str, list[Any]]:
@@ -569,16 +644,18 @@ def _filters(**given: str | None) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _record(row: sqlite3.Row) -> EventRecord:
+def _record(row: Sequence[Any]) -> EventRecord:
+    """An event from the columns of ``_EVENT_COLUMNS``, in that order."""
+    seq, key, kind, repo, state, reason, accepted_at, applied_at, commit, event = row
     return EventRecord(
-        seq=row["seq"],
-        key=row["key"],
-        kind=row["kind"],
-        repo=row["repo"],
-        state=EventState(row["state"]),
-        reason=row["reason"],
-        accepted_at=row["accepted_at"],
-        applied_at=row["applied_at"],
-        commit=row["commit_sha"],
-        event=json.loads(row["event"]),
+        seq=int(seq),
+        key=key,
+        kind=kind,
+        repo=repo,
+        state=EventState(state),
+        reason=reason,
+        accepted_at=accepted_at,
+        applied_at=applied_at,
+        commit=commit,
+        event=json.loads(event),
     )

@@ -1,12 +1,15 @@
-"""The lease store: who holds which task until when, in the write buffer's own file (ADR-032).
+"""The lease store: who holds which task until when, in the write buffer's own store (ADR-032).
 
 A claim must be decided once for every process on one hub home (the server, a
-CLI command): so the decision is made in a ``BEGIN IMMEDIATE`` transaction on
-``buffer.sqlite3``, which queues every other writer of the file, and the won
-claim's ``task.claim`` event is inserted in the same transaction
-(:func:`sync.buffer.insert_events`). A claim is therefore never won without its
-event, nor its event stored without the lease; two claims can never both win.
-The cache is not consulted for who holds what: it is disposable and lags.
+CLI command) and every replica of a fleet hub: so the decision is made in a
+write transaction of the buffer (:class:`sync._durable.DurableStore`): ``BEGIN
+IMMEDIATE`` on ``buffer.sqlite3``, or on PostgreSQL a transaction that first
+takes the buffer's write lock (an advisory lock, canon/ADR-049), either of which
+queues every other writer, and the won claim's ``task.claim`` event is inserted
+in the same transaction (:func:`sync.buffer.insert_events`). A claim is
+therefore never won without its event, nor its event stored without the lease;
+two claims can never both win, whichever replica decides them. The cache is not
+consulted for who holds what: it is disposable and lags.
 
 The ``lease`` table (version 2 of the file, :mod:`sync._events_file`) keeps one
 row per task that was ever claimed: its live claim (``held``) or its last one
@@ -34,16 +37,19 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from sync._durable import DurableFile
-from sync._events_file import EVENTS_FILE_STEPS
+from sync._durable import DurableStore
+from sync._events_file import EVENTS_FILE_STEPS, EVENTS_PG_STEPS, EVENTS_STORE
 from sync.buffer import Listener, Outcome, Said, Submission, accepted, claim_said, insert_events, tell
 from sync.lease_bounds import DEFAULT_LEASE_S, MAX_LEASE_S
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
+
+    from sync._durable import BufferDb
+    from sync._durable_pg import PgStateDb
+    from sync._state_db import StateLocation
 
 T = TypeVar("T")
 
@@ -59,8 +65,9 @@ __all__ = [
 ]
 
 IDLE_READERS = 8
-"""Read connections the lease store keeps open between reads; more are opened while more threads
-read at once, and closed after."""
+"""Read connections the lease store keeps open between reads; on the file more are opened while
+more threads read at once, and closed after; on PostgreSQL (a connection is a server process) no
+more are opened: a read waits for one of these."""
 STATUS_KINDS = ("task.status", "task.claim", "task.release")
 """The event kinds that change a task's status: what a pending event overlays on the cache."""
 
@@ -105,8 +112,21 @@ class PendingChange:
 _COLUMNS = ", ".join(f.name for f in fields(Lease))
 
 
-def _lease(row: sqlite3.Row | None) -> Lease | None:
+def _lease(row: Sequence[Any] | None) -> Lease | None:
     return Lease(*row) if row is not None else None
+
+
+_HOLD = (
+    f"INSERT INTO lease ({_COLUMNS}) VALUES ({', '.join('?' * len(fields(Lease)))}) "  # noqa: S608 - constant column names
+    f"ON CONFLICT (ref) DO UPDATE SET {', '.join(f'{f.name} = excluded.{f.name}' for f in fields(Lease)[1:])}"
+)
+"""A task's new claim, replacing its last one."""
+
+_CONCAT = {
+    "sqlite": "SELECT group_concat(ref, char(31)) FROM ({query})",
+    "postgresql": "SELECT string_agg(ref, chr(31)) FROM ({query}) AS refs",
+}
+"""A query's refs as one row, separated by U+001F (:meth:`LeaseTransaction._refs`)."""
 
 
 _EXCLUDED = (
@@ -131,10 +151,12 @@ class _Excluded:
 
 
 class LeaseTransaction:
-    """Reads and writes of one ``BEGIN IMMEDIATE`` transaction on the buffer file."""
+    """Reads and writes of one write transaction of the buffer (or, from
+    :meth:`LeaseStore.reading`, reads outside one)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: BufferDb, dialect: Literal["sqlite", "postgresql"]) -> None:
         self._db = db
+        self._dialect = dialect
         self.said: list[Said] = []
         """What this transaction's writes change, told to the store's listeners after it commits."""
 
@@ -198,7 +220,7 @@ class LeaseTransaction:
     def _refs(self, query: str, args: tuple[object, ...]) -> set[str]:
         """The refs ``query`` selects, read as one row: each row read lets go of the GIL and waits
         to get it back, and these lists run to thousands (bench/claims.py, canon/ADR-037)."""
-        row = self._db.execute(f"SELECT group_concat(ref, char(31)) FROM ({query})", args).fetchone()  # noqa: S608 - constant SQL
+        row = self._db.execute(_CONCAT[self._dialect].format(query=query), args).fetchone()
         return set(row[0].split("\x1f")) if row is not None and row[0] else set()
 
     def refused(self, claim_key: str) -> str | None:
@@ -217,8 +239,7 @@ class LeaseTransaction:
 
     def hold(self, lease: Lease) -> None:
         """Record ``lease`` as the task's claim (replacing its last one)."""
-        marks = ", ".join("?" * len(fields(Lease)))
-        self._db.execute(f"INSERT OR REPLACE INTO lease ({_COLUMNS}) VALUES ({marks})", astuple(lease))  # noqa: S608 - constant column names
+        self._db.execute(_HOLD, astuple(lease))
         self._say("claim.won", lease)
 
     def renew(self, ref: str, expires_at: float, lease_s: float) -> None:
@@ -243,7 +264,7 @@ class LeaseTransaction:
 
     def insert(self, submissions: Sequence[Submission]) -> list[Outcome]:
         """Store events in this transaction (``sync.buffer.insert_events``; a changed key raises)."""
-        outcomes = insert_events(self._db, submissions)
+        outcomes = insert_events(self._db, submissions, dialect=self._dialect)
         self.said += [
             accepted(s) for s, o in zip(submissions, outcomes, strict=False) if o == Outcome.ACCEPTED
         ]
@@ -278,18 +299,23 @@ class _Work(Generic[T]):
     done: bool = False
 
 
-class LeaseStore(DurableFile):
-    """The lease table of ``buffer.sqlite3``; one per process, safe to share between threads."""
+class LeaseStore(DurableStore):
+    """The lease table of the write buffer at ``where`` (``buffer.sqlite3``, or the state schema);
+    one per process, safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, EVENTS_FILE_STEPS, "events file")
+    def __init__(self, where: StateLocation) -> None:
+        super().__init__(
+            where, EVENTS_FILE_STEPS, "events file", store=EVENTS_STORE, postgres_steps=EVENTS_PG_STEPS
+        )
         self._queue: list[_Work[object]] = []
         self._queue_lock = threading.Lock()
         self._turn = threading.Lock()
         """Held by the thread deciding a batch."""
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection | PgStateDb] = []
         """Read connections not in use (:meth:`reading`): at most :data:`IDLE_READERS` are kept."""
         self._idle_lock = threading.Lock()
+        self._readers = threading.BoundedSemaphore(IDLE_READERS) if self.dialect == "postgresql" else None
+        """On PostgreSQL, the reads that may run at once (each on one of the kept connections)."""
         self._closed = False
         self._memo_db: sqlite3.Connection | None = None
         """The connection :meth:`excluded_refs` reads on (it never writes: its ``data_version``
@@ -324,7 +350,14 @@ class LeaseStore(DurableFile):
         again. With 1,000 leases held the read costs ~0.5 ms of SQLite per list (bench/claims.py,
         canon/ADR-042); the check costs a few microseconds. Lists wait for each other's read here
         instead of each making the same one.
+
+        On PostgreSQL nothing tells a connection that another one committed as cheaply: the set is
+        read each time (one round trip, on a reading connection).
         """
+        if self.dialect == "postgresql":
+            with self.reading() as reader:
+                return frozenset(reader.excluded_refs(now))
+        assert self.path is not None
         with self._memo_lock:
             if self._closed:
                 raise sqlite3.ProgrammingError("the lease store is closed")
@@ -338,7 +371,7 @@ class LeaseStore(DurableFile):
             memo = self._memo
             if memo is not None and memo.version == version and memo.read_at <= now < memo.until:
                 return memo.refs
-            tx = LeaseTransaction(db)
+            tx = LeaseTransaction(db, "sqlite")
             db.execute("BEGIN")  # the refs and the first lease end from one snapshot
             try:
                 refs = frozenset(tx.excluded_refs(now))
@@ -373,17 +406,17 @@ class LeaseStore(DurableFile):
         said: list[Said] = []
         try:
             with self._transaction() as db:
-                tx = LeaseTransaction(db)
+                tx = LeaseTransaction(db, self.dialect)
                 for work in batch:
                     db.execute("SAVEPOINT decision")
                     told = len(tx.said)
                     try:
                         work.result = work.decide(tx)
                     except Exception as error:  # noqa: BLE001 - handed to its caller, the batch goes on
-                        db.execute("ROLLBACK TO decision")
+                        db.execute("ROLLBACK TO SAVEPOINT decision")
                         del tx.said[told:]
                         work.error = error
-                    db.execute("RELEASE decision")
+                    db.execute("RELEASE SAVEPOINT decision")
                 said = tx.said
         except Exception as error:  # noqa: BLE001 - the commit failed: every caller of the batch hears it
             said = []
@@ -398,10 +431,10 @@ class LeaseStore(DurableFile):
 
     @contextmanager
     def transaction(self) -> Iterator[LeaseTransaction]:
-        """One ``BEGIN IMMEDIATE`` transaction of its own: every other writer of the file, in any
-        process, waits until it ends; an error inside rolls back whole."""
+        """One write transaction of its own: every other writer of the buffer, in any process or
+        replica, waits until it ends; an error inside rolls back whole."""
         with self._transaction() as db:
-            tx = LeaseTransaction(db)
+            tx = LeaseTransaction(db, self.dialect)
             yield tx
         tell(self.on_states, tx.said)
 
@@ -409,14 +442,23 @@ class LeaseStore(DurableFile):
     def reading(self) -> Iterator[LeaseTransaction]:
         """Reads on a connection of their own, taken from the idle ones or opened (each statement
         sees the last commit; WAL lets them run beside a write and beside each other): for answers
-        that decide nothing, such as the claimable list."""
+        that decide nothing, such as the claimable list. On PostgreSQL at most :data:`IDLE_READERS`
+        run at once (a connection is a server process there: they are kept, never opened per read)."""
+        if self._readers is None:
+            with self._reader() as tx:
+                yield tx
+            return
+        with self._readers, self._reader() as tx:
+            yield tx
+
+    @contextmanager
+    def _reader(self) -> Iterator[LeaseTransaction]:
         with self._idle_lock:
             reader = self._idle.pop() if self._idle else None
         if reader is None:
-            reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            reader.execute("PRAGMA busy_timeout=30000")
+            reader = self._open_reader()
         try:
-            yield LeaseTransaction(reader)
+            yield LeaseTransaction(reader, self.dialect)
         finally:
             with self._idle_lock:
                 keep = not self._closed and len(self._idle) < IDLE_READERS
@@ -424,3 +466,14 @@ class LeaseStore(DurableFile):
                     self._idle.append(reader)
             if not keep:
                 reader.close()
+
+    def _open_reader(self) -> sqlite3.Connection | PgStateDb:
+        """A connection of its own for :meth:`reading`: to the file, or to the state schema."""
+        if self.path is None:
+            from sync._durable_pg import PgState, PgStateDb
+
+            assert isinstance(self.location, PgState)
+            return PgStateDb(self.location, EVENTS_STORE, EVENTS_PG_STEPS, self.what)
+        reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        reader.execute("PRAGMA busy_timeout=30000")
+        return reader

@@ -1,4 +1,5 @@
-"""Per-event relay state, kept in the write buffer's own SQLite file (ADR-018).
+"""Per-event relay state, kept in the write buffer's own store (ADR-018): its SQLite file, or its
+tables in the PostgreSQL state schema (canon/ADR-049).
 
 The ``event`` table stays the append-only log it is (ADR-006); the relay
 keeps, per event key, where the event stands with the upstream:
@@ -28,15 +29,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from sync._durable import DurableFile
-from sync._events_file import EVENTS_FILE_STEPS
+from sync._durable import DurableStore
+from sync._events_file import EVENTS_FILE_STEPS, EVENTS_PG_STEPS, EVENTS_STORE
 from sync.buffer import Listener, Said, tell
 from sync.errors import DropWithoutReason, UnknownRelayKey
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Sequence
-    from pathlib import Path
+
+    from sync._state_db import StateLocation
 
 __all__ = [
     "ParkedEvent",
@@ -160,17 +161,27 @@ def relay_body(payload: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]
     return body
 
 
-class RelayQueue(DurableFile):
-    """The relay tables in ``buffer.sqlite3``; one per process, safe to share between threads."""
+_ITEM = (
+    "SELECT r.key, r.seq, r.state, r.attempts, r.reason, r.queued_at, e.payload, e.event "  # _item's order
+    "FROM relay r JOIN event e ON e.key = r.key"
+)
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, EVENTS_FILE_STEPS, "events file")
+
+class RelayQueue(DurableStore):
+    """The relay tables of the write buffer at ``where`` (``buffer.sqlite3``, or the state schema);
+    one per process, safe to share between threads."""
+
+    def __init__(self, where: StateLocation) -> None:
+        super().__init__(
+            where, EVENTS_FILE_STEPS, "events file", store=EVENTS_STORE, postgres_steps=EVENTS_PG_STEPS
+        )
         self.on_states: list[Listener] = []
         with self._transaction() as db:
             # The first time a relay is set up, it relays what is accepted from now on.
             db.execute(
-                "INSERT OR IGNORE INTO relay_meta (key, value) "
-                "SELECT 'enqueued_seq', COALESCE(MAX(seq), 0) FROM event"
+                "INSERT INTO relay_meta (key, value) "
+                "SELECT 'enqueued_seq', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM event WHERE true "
+                "ON CONFLICT (key) DO NOTHING"
             )
 
     # queueing ----------------------------------------------------------------------------------
@@ -183,8 +194,9 @@ class RelayQueue(DurableFile):
             if top is None or top <= mark:
                 return 0
             cursor = db.execute(
-                "INSERT OR IGNORE INTO relay (key, seq, queued_at) "
-                "SELECT key, seq, ? FROM event WHERE seq > ? AND seq <= ? ORDER BY seq",
+                "INSERT INTO relay (key, seq, queued_at) "
+                "SELECT key, seq, ? FROM event WHERE seq > ? AND seq <= ? ORDER BY seq "
+                "ON CONFLICT (key) DO NOTHING",
                 (_now(), mark, top),
             )
             db.execute("UPDATE relay_meta SET value = ? WHERE key = 'enqueued_seq'", (str(top),))
@@ -194,18 +206,14 @@ class RelayQueue(DurableFile):
         """The oldest events in ``state`` (past ``after``, a seq), in acceptance order, with what to send."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT r.*, e.payload, e.event FROM relay r JOIN event e ON e.key = r.key "
-                "WHERE r.state = ? AND r.seq > ? ORDER BY r.seq LIMIT ?",
+                f"{_ITEM} WHERE r.state = ? AND r.seq > ? ORDER BY r.seq LIMIT ?",
                 (state.value, after, limit),
             ).fetchall()
         return [_item(r) for r in rows]
 
     def get(self, key: str) -> RelayItem | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT r.*, e.payload, e.event FROM relay r JOIN event e ON e.key = r.key WHERE r.key = ?",
-                (key,),
-            ).fetchone()
+            row = self._db.execute(f"{_ITEM} WHERE r.key = ?", (key,)).fetchone()
         return _item(row) if row else None
 
     def relayed_leases(self, now: float, limit: int = 500) -> list[RelayedLease]:
@@ -251,13 +259,13 @@ class RelayQueue(DurableFile):
         """Put a parked event back in the queue (after the cause was fixed); logged."""
         with self._transaction() as db:
             row = db.execute("SELECT state, reason FROM relay WHERE key = ?", (key,)).fetchone()
-            if row is None or row["state"] != RelayState.PARKED:
-                said = "not in the relay queue" if row is None else f"{row['state']}, not parked"
+            if row is None or row[0] != RelayState.PARKED:
+                said = "not in the relay queue" if row is None else f"{row[0]}, not parked"
                 raise UnknownRelayKey(f"event {key!r} is {said}; only a parked event can be retried")
             db.execute("UPDATE relay SET state = 'queued', reason = NULL WHERE key = ?", (key,))
             db.execute(
                 "INSERT INTO relay_decision (key, decision, reason, actor, at) VALUES (?, 'retry', ?, ?, ?)",
-                (key, f"was parked: {row['reason']}", actor, _now()),
+                (key, f"was parked: {row[1]}", actor, _now()),
             )
 
     def drop(self, key: str, reason: str, actor: str) -> RelayDropped:
@@ -269,16 +277,16 @@ class RelayQueue(DurableFile):
             row = db.execute(
                 "SELECT r.state, e.event FROM relay r JOIN event e ON e.key = r.key WHERE r.key = ?", (key,)
             ).fetchone()
-            if row is None or row["state"] == RelayState.CONFIRMED:
+            if row is None or row[0] == RelayState.CONFIRMED:
                 said = "not in the relay queue" if row is None else "already confirmed by the upstream"
                 raise UnknownRelayKey(f"event {key!r} is {said}; nothing to drop")
             db.execute("DELETE FROM relay WHERE key = ?", (key,))
             db.execute(
                 "INSERT INTO relay_decision (key, decision, reason, actor, event, at) "
                 "VALUES (?, 'drop', ?, ?, ?, ?)",
-                (key, reason, actor, row["event"], _now()),
+                (key, reason, actor, row[1], _now()),
             )
-        return RelayDropped(key, RelayState(row["state"]), json.loads(row["event"]), reason, actor)
+        return RelayDropped(key, RelayState(row[0]), json.loads(row[1]), reason, actor)
 
     # status ------------------------------------------------------------------------------------
 
@@ -334,20 +342,20 @@ class RelayQueue(DurableFile):
             pending=found.queued + found.sent,
             parked=found.parked,
             oldest_pending_age_s=age,
-            parked_events=[ParkedEvent(r["key"], r["reason"], r["attempts"]) for r in parked],
-            decisions=[
-                RelayDecision(r["key"], r["decision"], r["reason"], r["actor"], r["at"]) for r in decisions
-            ],
+            parked_events=[ParkedEvent(r[0], r[1], int(r[2])) for r in parked],
+            decisions=[RelayDecision(r[0], r[1], r[2], r[3], r[4]) for r in decisions],
         )
 
 
-def _item(row: sqlite3.Row) -> RelayItem:
+def _item(row: Sequence[Any]) -> RelayItem:
+    """A relay item from the columns of ``_ITEM``, in that order."""
+    key, seq, state, attempts, reason, queued_at, payload, event = row
     return RelayItem(
-        key=row["key"],
-        seq=row["seq"],
-        state=RelayState(row["state"]),
-        attempts=row["attempts"],
-        reason=row["reason"],
-        body=relay_body(json.loads(row["payload"]), json.loads(row["event"])),
-        queued_at=row["queued_at"],
+        key=key,
+        seq=int(seq),
+        state=RelayState(state),
+        attempts=int(attempts),
+        reason=reason,
+        body=relay_body(json.loads(payload), json.loads(event)),
+        queued_at=queued_at,
     )

@@ -71,6 +71,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_backend: str
 
 
 @pytest.fixture
+def state_in_cache_database(cache_backend: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The durable stores (write buffer, leases, relay queue, rooms, sessions) in the state schema of
+    the ``[postgres]`` test's cache database, as a fleet hub keeps them (canon/ADR-046, ADR-049);
+    files on ``[sqlite]``. Use with ``pytest.mark.usefixtures`` (before ``settings`` is built)."""
+    monkeypatch.setenv("STATEHUB_STATE_URL", cache_backend or "files")
+
+
+@pytest.fixture
 def served_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for a hub served by a child process (tests/hubserver.py): not run per backend.
 

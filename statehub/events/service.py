@@ -1,9 +1,11 @@
 """The hub's event desk: the write buffer, who may apply it, and the applier, opened together.
 
-The server and every CLI command open the same buffer file in the data dir
-(ADR-007). Whoever holds the applier lock applies; the server's worker thread
-takes it for each pass, a CLI command takes it briefly to apply its own event
-at once, and leaves the event to the server when the lock is busy.
+The server and every CLI command open the same buffer: its file in the data dir
+(ADR-007), or on a fleet hub whose state is on PostgreSQL its tables in the state
+schema, shared by every replica (canon/ADR-049). Whoever holds the applier lock
+applies; the server's worker thread takes it for each pass, a CLI command takes
+it briefly to apply its own event at once, and leaves the event to the server
+(or another replica) when the lock is busy.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from statehub.cache import index_repo
@@ -18,28 +21,36 @@ from statehub.cache.derived import Scope, recompute_derived
 from statehub.errors import NotFound
 from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
-from sync.applier_lock import ApplierLock
+from sync.applier_lock import applier_lock
 from sync.buffer import EventResult, Said, WriteBuffer
 from sync.leases import LeaseStore
 from sync.relay_queue import RelayQueue
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
     from types import TracebackType
 
     from statehub.auth.event_policy import EventAuthoriser
     from statehub.hub import Hub
     from statehub.settings import Settings
+    from sync._state_db import StateLocation
 
 __all__ = ["EventDesk", "buffer_path"]
 
 log = logging.getLogger(__name__)
 
 
-def buffer_path(settings: Settings) -> Path:
-    """The write buffer lives in the data dir, never in the cache dir: a rebuild must not touch it."""
-    return settings.data_dir / "buffer.sqlite3"
+BUFFER_FILE = "buffer.sqlite3"
+APPLIER_LOCK_FILE = "applier.lock"
+
+
+def buffer_path(settings: Settings) -> StateLocation:
+    """Where the write buffer (with its relay queue and leases) lives: ``buffer.sqlite3`` in the data
+    dir, never in the cache dir (a rebuild must not touch it), or the state schema
+    (``statehub.state_stores.state_location``)."""
+    from statehub.state_stores import state_location  # (it imports the rooms' store: pycrdt)
+
+    return state_location(settings, BUFFER_FILE)
 
 
 class EventDesk:
@@ -47,14 +58,22 @@ class EventDesk:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.buffer = WriteBuffer(buffer_path(hub.settings))
-        self.lock = ApplierLock(hub.settings.data_dir / "applier.lock")
+        where = buffer_path(hub.settings)
+        if not isinstance(where, Path):  # a hub moving to PostgreSQL: its buffer file moves in once
+            from sync.buffer_move import move_buffer_file
+
+            move_buffer_file(hub.settings.data_dir / BUFFER_FILE, where)
+        self.buffer = WriteBuffer(where)
+        from statehub.state_stores import state_location
+
+        self.lock = applier_lock(state_location(hub.settings, APPLIER_LOCK_FILE))
+        """One applier at a time in any process (or replica): ``sync.applier_lock``."""
         self.applier = Applier(hub, self.buffer)
         self.accepted = threading.Event()
         """Set when events were accepted, so the worker wakes at once instead of at its next poll."""
-        self.leases = LeaseStore(self.buffer.path)
+        self.leases = LeaseStore(where)
         """Who holds which task until when (``statehub.claims``, ADR-032): the buffer file's lease table."""
-        self.relay_queue = RelayQueue(self.buffer.path) if hub.settings.upstream else None
+        self.relay_queue = RelayQueue(where) if hub.settings.upstream else None
         """With an upstream, every event accepted from now on (here or by a CLI) is relayed."""
         self.on_accepted: list[Callable[[], None]] = []
         self.buffer.on_states.append(self._said)
@@ -75,6 +94,7 @@ class EventDesk:
             self.relay_queue.close()
         self.leases.close()
         self.buffer.close()
+        self.lock.close()
 
     def __enter__(self) -> Self:
         return self

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
     from statehub.settings import Settings
 
+pytestmark = pytest.mark.usefixtures(
+    "state_in_cache_database"
+)  # the buffer in the state schema on [postgres]
+
 PLAN = "CLAIM-WP-0001"
 PATH = f"workplans/{PLAN}.md"
 TEXT = (

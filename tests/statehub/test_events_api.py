@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
     from tests.gitfixtures import GitRepo
 
 
+pytestmark = pytest.mark.usefixtures(
+    "state_in_cache_database"
+)  # the buffer in the state schema on [postgres]
+
+
 def _wait_settled(client: TestClient[Any], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -26,6 +33,39 @@ def _wait_settled(client: TestClient[Any], timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("events still pending: " + str(client.get("/events?state=pending").json()))
+
+
+def test_the_buffer_its_leases_and_the_applier_lock_live_where_the_state_does(hub: Hub) -> None:
+    """On a hub whose state is on PostgreSQL the desk's stores are the state schema's tables and
+    the applier lock an advisory lock; on files, ``buffer.sqlite3`` and a lock file (canon/ADR-049)."""
+    from sync.applier_lock import AdvisoryApplierLock, ApplierLock
+
+    with EventDesk(hub) as desk:
+        on_postgres = hub.settings.state_url is not None
+        assert desk.buffer.dialect == desk.leases.dialect == ("postgresql" if on_postgres else "sqlite")
+        assert isinstance(desk.lock, AdvisoryApplierLock if on_postgres else ApplierLock)
+        assert (hub.settings.data_dir / "buffer.sqlite3").exists() is not on_postgres
+
+
+def test_a_buffer_file_from_before_moves_into_the_state_schema_with_its_pending_events(hub: Hub) -> None:
+    """A hub switched to PostgreSQL state finds its old ``buffer.sqlite3`` copied in when its desk
+    opens (``sync.buffer_move``), the file renamed; on files the file is the buffer, as before."""
+    from sync.buffer import Submission, WriteBuffer
+
+    path = hub.settings.data_dir / "buffer.sqlite3"
+    payload = {"key": "OLD1", "kind": "progress.note", "note": "written before the move"}
+    with_repo = payload | {"repo": "elsewhere"}
+    old = WriteBuffer(path)
+    old.append([Submission("OLD1", "progress.note", "elsewhere", payload, with_repo, "CUST-WP-0054", None)])
+    old.close()
+    with EventDesk(hub) as desk:
+        kept = desk.buffer.get("OLD1")
+        assert (
+            kept is not None and kept.state == "pending" and kept.event["note"] == "written before the move"
+        )
+    on_postgres = hub.settings.state_url is not None
+    assert path.exists() is not on_postgres
+    assert (hub.settings.data_dir / "buffer.sqlite3.moved-to-postgresql").exists() is on_postgres
 
 
 def test_an_event_lands_in_the_file_as_a_commit_by_its_actor(

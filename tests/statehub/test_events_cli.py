@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from statehub.cli import main
-from sync.applier_lock import ApplierLock
+from statehub.state_stores import state_location
+from sync.applier_lock import applier_lock
 from tests.clijson import cli_data
 from tests.statehub.eventfixtures import PLAN_PATH, plan_repo, trailer_counts
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
     from statehub.settings import Settings
     from tests.gitfixtures import GitRepo
+
+pytestmark = pytest.mark.usefixtures(
+    "state_in_cache_database"
+)  # the buffer in the state schema on [postgres]
 
 
 def run(*args: str) -> Any:
@@ -78,12 +83,13 @@ def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
     repo: GitRepo, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(importlib.import_module("statehub.cli._sending"), "APPLY_WAIT", 0.1)
-    busy = ApplierLock(settings.data_dir / "applier.lock")
+    busy = applier_lock(state_location(settings, "applier.lock"))  # another replica, on PostgreSQL
     assert busy.acquire(timeout=1)
     try:
         result = run("event", "note", "CUST-WP-0054-T02", "later", "--key", "L1")
     finally:
         busy.release()
+        busy.close()
     assert result.exit_code == 0
     assert "pending; another hub process is applying, it will pick this up" in result.output
     assert trailer_counts(repo) == {}

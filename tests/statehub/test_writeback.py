@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from workplans import EventKinds
 
 
+pytestmark = pytest.mark.usefixtures(
+    "state_in_cache_database"
+)  # the buffer in the state schema on [postgres]
+
+
 @pytest.fixture
 def desk(hub: Hub) -> Iterator[EventDesk]:
     with EventDesk(hub) as opened:

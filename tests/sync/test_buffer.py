@@ -1,8 +1,11 @@
-"""The write buffer: acceptance order, duplicates, conflicts, states, and surviving a reopen."""
+"""The write buffer: acceptance order, duplicates, conflicts, states, and surviving a reopen.
+
+On the buffer file and on the PostgreSQL state schema (``state_backend``, canon/ADR-049)."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from sync.buffer import BufferCounts, EventState, KeyConflict, Outcome, Submission, Writeback, WriteBuffer
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from tests.backends import StateAt
 
 
 def sub(key: str, note: str = "n", repo: str = "r1") -> Submission:
@@ -18,8 +21,8 @@ def sub(key: str, note: str = "n", repo: str = "r1") -> Submission:
     return Submission(key, "progress.note", repo, payload, payload | {"repo": repo}, "CUST-WP-0054", None)
 
 
-def test_duplicates_are_recognised_and_conflicts_store_nothing(tmp_path: Path) -> None:
-    buffer = WriteBuffer(tmp_path / "buffer.sqlite3")
+def test_duplicates_are_recognised_and_conflicts_store_nothing(state_backend: StateAt) -> None:
+    buffer = WriteBuffer(state_backend("buffer.sqlite3"))
     assert buffer.append([sub("a"), sub("b"), sub("a")]) == [
         Outcome.ACCEPTED,
         Outcome.ACCEPTED,
@@ -32,10 +35,11 @@ def test_duplicates_are_recognised_and_conflicts_store_nothing(tmp_path: Path) -
     with pytest.raises(KeyConflict):
         buffer.append([sub("d"), sub("d", note="other")])
     assert buffer.counts() == BufferCounts(pending=2, applied=0, rejected=0)
+    buffer.close()
 
 
-def test_events_survive_a_reopen_and_keep_acceptance_order(tmp_path: Path) -> None:
-    path = tmp_path / "buffer.sqlite3"
+def test_events_survive_a_reopen_and_keep_acceptance_order(state_backend: StateAt) -> None:
+    path = state_backend("buffer.sqlite3")
     first = WriteBuffer(path)
     first.append([sub(f"k{i}", repo="r2" if i % 2 else "r1") for i in range(6)])
     first.close()
@@ -43,12 +47,14 @@ def test_events_survive_a_reopen_and_keep_acceptance_order(tmp_path: Path) -> No
     assert [e.key for e in again.pending()] == [f"k{i}" for i in range(6)]
     assert [e.key for e in again.pending("r2")] == ["k1", "k3", "k5"]
     assert again.pending_repos() == ["r1", "r2"]
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if isinstance(path, Path):
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again.close()
 
 
-def test_states_move_once_with_reasons(tmp_path: Path) -> None:
-    buffer = WriteBuffer(tmp_path / "b.sqlite3")
+def test_states_move_once_with_reasons(state_backend: StateAt) -> None:
+    buffer = WriteBuffer(state_backend("b.sqlite3"))
     buffer.append([sub("a"), sub("b"), sub("c")])
     buffer.wait(["a"], "uncommitted changes in workplans/x.md")
     pending_a = buffer.get("a")
@@ -75,3 +81,4 @@ def test_states_move_once_with_reasons(tmp_path: Path) -> None:
     items, total = buffer.list_events(state="applied", limit=1, offset=1)
     assert total == 2 and [e.key for e in items] == ["b"]
     assert buffer.counts() == BufferCounts(pending=0, applied=2, rejected=1)
+    buffer.close()

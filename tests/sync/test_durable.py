@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sync._durable import migrate, schema_version
-from sync._events_file import EVENTS_FILE_STEPS
+from sync._events_file import EVENTS_FILE_STEPS, EVENTS_PG_STEPS
 from sync.buffer import EventState, WriteBuffer
 from sync.errors import StoreTooNew
 from sync.relay_queue import RelayQueue, RelayState
@@ -248,3 +249,23 @@ def test_a_store_is_in_wal_mode_once_open(tmp_path: Path, name: str, opens: Call
     db = sqlite3.connect(tmp_path / name, isolation_level=None)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+SHIPPED = {
+    "buffer.sqlite3": (
+        "3a82459661934b5ae19328cb5fa072c33e107ba57f89616d162669fd17b38869",
+        "6b376d45e33d26bf9864187acb7bda3f74c846933e7a7b47bb23e3ab42dbafde",
+    ),
+    "buffer in the state schema": ("b4f650d0162bb8773e9e45b8979c5be4391b619ad2bf23bc2637213549ee4b93",),
+}
+"""The sha256 of each shipped step of the buffer's layouts: a data dir or a state schema already at
+version n ran exactly these (canon/ADR-049). Append a step; never edit one."""
+
+
+@pytest.mark.parametrize(
+    ("layout", "steps"),
+    [("buffer.sqlite3", EVENTS_FILE_STEPS), ("buffer in the state schema", EVENTS_PG_STEPS)],
+)
+def test_shipped_steps_of_the_buffer_never_change(layout: str, steps: tuple[str, ...]) -> None:
+    shipped = SHIPPED[layout]
+    assert [hashlib.sha256(step.encode()).hexdigest() for step in steps[: len(shipped)]] == list(shipped)

@@ -1,4 +1,6 @@
-"""Relay state in the buffer file: what is queued, how answers move events, decisions, backoff."""
+"""Relay state in the buffer: what is queued, how answers move events, decisions, backoff.
+
+On the buffer file and on the PostgreSQL state schema (``state_backend``, canon/ADR-049)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from sync.relay_queue import ParkedEvent, RelayCounts, RelayQueue, RelayState, U
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tests.backends import StateAt
+
 
 def sub(key: str, note: str = "n") -> Submission:
     payload = {"key": key, "kind": "progress.note", "note": note, "actor": "agt-codex"}
@@ -22,8 +26,8 @@ def sub(key: str, note: str = "n") -> Submission:
     return Submission(key, "progress.note", "local-slug", payload, event, "CUST-WP-0054", "T02")
 
 
-def test_events_accepted_after_the_relay_was_set_up_are_queued_in_order(tmp_path: Path) -> None:
-    path = tmp_path / "buffer.sqlite3"
+def test_events_accepted_after_the_relay_was_set_up_are_queued_in_order(state_backend: StateAt) -> None:
+    path = state_backend("buffer.sqlite3")
     buffer = WriteBuffer(path)
     buffer.append([sub("before")])
     queue = RelayQueue(path)
@@ -50,8 +54,8 @@ def test_events_accepted_after_the_relay_was_set_up_are_queued_in_order(tmp_path
         opened.close()
 
 
-def test_answers_move_events_and_only_decisions_take_them_out(tmp_path: Path) -> None:
-    path = tmp_path / "buffer.sqlite3"
+def test_answers_move_events_and_only_decisions_take_them_out(state_backend: StateAt) -> None:
+    path = state_backend("buffer.sqlite3")
     buffer = WriteBuffer(path)
     queue = RelayQueue(path)
     buffer.append([sub(k) for k in "abcd"])
@@ -96,8 +100,8 @@ def test_answers_move_events_and_only_decisions_take_them_out(tmp_path: Path) ->
     buffer.close()
 
 
-def test_the_buffer_answers_a_relayed_batch_per_event(tmp_path: Path) -> None:
-    buffer = WriteBuffer(tmp_path / "buffer.sqlite3")
+def test_the_buffer_answers_a_relayed_batch_per_event(state_backend: StateAt) -> None:
+    buffer = WriteBuffer(state_backend("buffer.sqlite3"))
     buffer.append([sub("a")])
     outcomes = buffer.append([sub("b"), sub("a", note="changed"), sub("a")], conflicts="report")
     assert outcomes == [Outcome.ACCEPTED, Outcome.CONFLICT, Outcome.DUPLICATE]
