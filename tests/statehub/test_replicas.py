@@ -248,15 +248,6 @@ def test_a_room_with_clients_on_two_replicas_converges(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="each replica's write buffer is an SQLite file in its own data dir, so a key resent to the "
-    "other replica is answered 'accepted' again, not 'duplicate'. The forge already holds it once: "
-    "forge sync (canon/ADR-053) pulls before applying and finds its trailer, pushes before publishing, "
-    "and both clones end at the remote's head (checked with the two buffer assertions left out). "
-    "Needs the buffer in the PostgreSQL state schema (ADR-046, issue 16)",
-)
 def test_two_replicas_with_their_own_clones_of_a_bare_remote(
     tmp_path: Path, postgres_database: str, request: pytest.FixtureRequest
 ) -> None:
