@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from statehub.cli._context import handle_errors, open_hub
+from statehub.cli._context import handle_errors, load_settings, open_hub
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, progress_bar, say
 from statehub.cli.read import repos_list
@@ -129,12 +129,17 @@ def rebuild(as_json: bool) -> None:
 
     Example: statehub rebuild
     """
-    from statehub.cache import queries
+    from statehub.cache.gathering import gathered
+    from statehub.hubfile import HubFile
 
-    with open_hub(reconcile=False) as hub:
-        repos_ = hub.repos()
+    settings = load_settings()
+    repos_ = [(r.slug, r.path) for r in HubFile(settings.hub_file).repos()]
+    # The worker forks before the hub and SQLAlchemy load, and gathers meanwhile (canon/ADR-043).
+    with gathered(repos_, settings.file_limits, worker=True) as found, open_hub(reconcile=False) as hub:
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
-            reports = hub.rebuild(progress=advance, worker=True)
+            reports = hub.rebuild(progress=advance, found=found)
+        from statehub.cache import queries
+
         with hub.engine.connect() as conn:
             counts, errors = queries.repos_summary(conn, [r.repo for r in reports])
     summary = RebuildSummary(
