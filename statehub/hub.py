@@ -441,13 +441,7 @@ class Hub:
             reset_cache(self.engine, indexes=False)
             try:
                 with self.engine.begin() as conn:
-                    gathered_repos = []
-                    for repo in found:
-                        gathered_repos.append(repo)
-                        if progress:
-                            progress(repo.report.repo)
-                    write_gathered(conn, gathered_repos)
-                    reports = [repo.report for repo in gathered_repos]
+                    reports = write_gathered(conn, found, progress)
                     if conn.dialect.name == "postgresql":
                         # Flags first, indexes after: each flipped row would also update six indexes
                         # (a GIN one among them), three times the cost of the flags themselves; the

@@ -21,7 +21,7 @@ the change can affect are checked again in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -200,41 +200,52 @@ def _index_missing(
     return report
 
 
-def write_gathered(conn: Connection, repos: Sequence[Gathered]) -> None:
-    """Write the rows of ``repos`` into a cache a rebuild just emptied, inside its transaction:
-    the rows ``index_repo(..., derive=False, empty=True)`` writes for each in turn (in the same
-    order within each table), one bulk insert per table."""
+def write_gathered(
+    conn: Connection, repos: Iterable[Gathered], progress: Callable[[str], None] | None = None
+) -> list[IndexReport]:
+    """Write the rows of ``repos`` into a cache a rebuild just emptied, inside its transaction, and
+    give their reports: the rows ``index_repo(..., derive=False, empty=True)`` writes for each in
+    turn, in the same order within each table. ``progress`` is called with each repo's slug.
+
+    On SQLite each repo is written as it comes, so a rebuild writes the repos it gathered itself
+    while its worker still gathers the rest (``statehub.cache.gathering``); on PostgreSQL, where a
+    statement costs a round trip, every table's rows are written at the end in one bulk insert."""
     bump_generation(conn)
-    rows: dict[str, list[dict[str, Any]]] = {}
-    sources: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    repo_rows: list[dict[str, Any]] = []
-    indexed: list[dict[str, Any]] = []
+    each = conn.dialect.name == "sqlite"
+    rows: dict[Table, list[dict[str, Any]]] = {}
+    reports: list[IndexReport] = []
     for repo in repos:
         slug = repo.report.repo
         for name, table_rows in repo.rows.items():
-            rows.setdefault(name, []).extend(table_rows)
-        sources.extend(repo.sources)
-        errors.extend(repo.errors)
+            rows.setdefault(metadata.tables[name], []).extend(table_rows)
+        rows.setdefault(SOURCE_FILES, []).extend(repo.sources)
+        rows.setdefault(FILE_ERRORS, []).extend(repo.errors)
         manifest = repo.manifest or RepoManifest()
-        repo_rows.append(
-            {
-                "slug": slug,
-                "path": str(repo.root),
-                "title": manifest.title,
-                "prefixes": list(repo.prefixes),
-                "default_branch": manifest.default_branch,
-            }
-        )
-        indexed.append(indexed_row(slug, repo.commit))
+        repo_row = {
+            "slug": slug,
+            "path": str(repo.root),
+            "title": manifest.title,
+            "prefixes": list(repo.prefixes),
+            "default_branch": manifest.default_branch,
+        }
+        rows.setdefault(REPOS, []).append(repo_row)
+        rows.setdefault(META, []).append(indexed_row(slug, repo.commit))
         repo.report.scope.workplan_ids.update(row["id"] for row in repo.rows.get(WORKPLANS.name, ()))
         repo.report.scope.canon.update((slug, row["id"]) for row in repo.rows.get(CANON.name, ()))
-    for name, table_rows in rows.items():
-        insert_rows(conn, metadata.tables[name], table_rows)
-    insert_rows(conn, SOURCE_FILES, sources)
-    insert_rows(conn, FILE_ERRORS, errors)
-    insert_rows(conn, REPOS, repo_rows)
-    insert_rows(conn, META, indexed)
+        reports.append(repo.report)
+        if each:
+            _insert_all(conn, rows)
+        if progress is not None:
+            progress(slug)
+    _insert_all(conn, rows)
+    return reports
+
+
+def _insert_all(conn: Connection, rows: dict[Table, list[dict[str, Any]]]) -> None:
+    """Insert and forget every table's rows (each table's in their order)."""
+    for table, table_rows in rows.items():
+        insert_rows(conn, table, table_rows)
+    rows.clear()
 
 
 def recheck_claims(

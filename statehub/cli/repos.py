@@ -129,9 +129,14 @@ def rebuild(as_json: bool) -> None:
 
     Example: statehub rebuild
     """
+    import gc
+
     from statehub.cache.gathering import gathered
     from statehub.hubfile import HubFile
 
+    # One short process: the cyclic collector would only walk every row read (Hub.rebuild pauses it
+    # for the rebuild; re-enabled, it would walk them all once more), and the exit frees them anyway.
+    gc.disable()
     settings = load_settings()
     repos_ = [(r.slug, r.path) for r in HubFile(settings.hub_file).repos()]
     # The worker forks before the hub and SQLAlchemy load, and gathers meanwhile (canon/ADR-043).
