@@ -430,7 +430,9 @@ class Hub:
             stack.enter_context(_collector_paused())
             if found is None:
                 repos = [(r.slug, r.path) for r in self.repos()]
-                found = stack.enter_context(gathered(repos, self.settings.file_limits, worker=worker))
+                sqlite = self.engine.dialect.name == "sqlite"
+                limits = self.settings.file_limits
+                found = stack.enter_context(gathered(repos, limits, worker=worker, for_sqlite=sqlite))
             try:
                 with self.engine.connect() as conn:
                     before = self.snapshot(conn, None)

@@ -91,20 +91,33 @@ _Job = tuple[str, "Path"]
 
 
 def _work(
-    split: _Split, jobs: list[_Job], declared: dict[str, tuple[str, ...]], limits: FileLimits, out: int
+    split: _Split,
+    jobs: list[_Job],
+    declared: dict[str, tuple[str, ...]],
+    limits: FileLimits,
+    out: int,
+    *,
+    for_sqlite: bool,
 ) -> None:
-    """The worker: gather from the end until the two meet, then write the results to ``out``."""
+    """The worker: gather from the end until the two meet (encoded for SQLite when the cache is
+    SQLite), then write the results to ``out``."""
     done: list[tuple[int, Gathered]] = []
     while (index := split.take(from_end=True)) is not None:
         slug, root = jobs[index]
-        done.append((index, gather_repo(slug, root, declared, limits)))
+        found = gather_repo(slug, root, declared, limits)
+        done.append((index, found.encoded() if for_sqlite else found))
     data = memoryview(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
     while data:
         data = data[os.write(out, data) :]
 
 
 def _fork_worker(
-    split: _Split, jobs: list[_Job], declared: dict[str, tuple[str, ...]], limits: FileLimits
+    split: _Split,
+    jobs: list[_Job],
+    declared: dict[str, tuple[str, ...]],
+    limits: FileLimits,
+    *,
+    for_sqlite: bool,
 ) -> tuple[int, int]:
     """Start the worker: (its pid, the read end of its results pipe)."""
     read, write = os.pipe()
@@ -115,7 +128,7 @@ def _fork_worker(
             os.close(read)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             gc.disable()  # its rows hold no cycles, and it ends with os._exit (see Hub.rebuild)
-            _work(split, jobs, declared, limits, write)
+            _work(split, jobs, declared, limits, write, for_sqlite=for_sqlite)
             status = 0
         finally:
             os._exit(status)
@@ -137,7 +150,7 @@ def _results(pid: int, read: int) -> list[tuple[int, Gathered]] | None:
 
 @contextmanager
 def gathered(
-    repos: Sequence[tuple[str, Path]], limits: FileLimits, *, worker: bool
+    repos: Sequence[tuple[str, Path]], limits: FileLimits, *, worker: bool, for_sqlite: bool = False
 ) -> Iterator[Iterator[Gathered]]:
     """Each of ``repos`` (slug, work tree) gathered, in order, as the iterator the block is given
     is advanced; with ``worker`` (and enough repos, and no other thread in this process to copy
@@ -145,14 +158,16 @@ def gathered(
     gathers while this process does other work) and stopped when it ends, however it ends.
 
     Every repo's declared prefixes (:func:`statehub.cache.reading.declared_prefixes`) are read
-    as the block begins, so each workplan's claim is judged once, against all of them."""
+    as the block begins, so each workplan's claim is judged once, against all of them.
+    ``for_sqlite`` (the cache is SQLite) has the worker hand its repos over encoded for the
+    driver (:meth:`statehub.cache.reading.Gathered.encoded`)."""
     jobs = list(repos)
     declared = {slug: declared_prefixes(root, limits) for slug, root in jobs}
     if not worker or len(jobs) < MIN_REPOS_FOR_WORKER or threading.active_count() > 1:
         yield (gather_repo(slug, root, declared, limits) for slug, root in jobs)
         return
     split = _Split(len(jobs))
-    pid, read = _fork_worker(split, jobs, declared, limits)
+    pid, read = _fork_worker(split, jobs, declared, limits, for_sqlite=for_sqlite)
     waited = False
 
     def in_order() -> Iterator[Gathered]:

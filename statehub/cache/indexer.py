@@ -216,6 +216,8 @@ def write_gathered(
     reports: list[IndexReport] = []
     for repo in repos:
         slug = repo.report.repo
+        for batch in repo.batches:  # encoded by a worker for a SQLite cache (Gathered.encoded)
+            conn.exec_driver_sql(batch.statement, batch.params)
         for name, table_rows in repo.rows.items():
             rows.setdefault(metadata.tables[name], []).extend(table_rows)
         rows.setdefault(SOURCE_FILES, []).extend(repo.sources)
@@ -230,8 +232,6 @@ def write_gathered(
         }
         rows.setdefault(REPOS, []).append(repo_row)
         rows.setdefault(META, []).append(indexed_row(slug, repo.commit))
-        repo.report.scope.workplan_ids.update(row["id"] for row in repo.rows.get(WORKPLANS.name, ()))
-        repo.report.scope.canon.update((slug, row["id"]) for row in repo.rows.get(CANON.name, ()))
         reports.append(repo.report)
         if each:
             _insert_all(conn, rows)

@@ -18,14 +18,15 @@ from __future__ import annotations
 import hashlib
 import stat as stat_mode
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from statehub.cache import fleet_rows as fleet_rows  # registers registry/fleet.toml and its tables
 from statehub.cache.prefixes import claim_problem, holders_by_prefix
 from statehub.cache.scope import Scope
-from statehub.cache.sources import SOURCE_KINDS, TASKS, WORKPLANS, ScannedFile, scan_sources
+from statehub.cache.sources import CANON, SOURCE_KINDS, TASKS, WORKPLANS, ScannedFile, scan_sources
+from statehub.cache.sqlite_rows import Batch, encode
 from statehub.gitfiles import head_commit
 from statehub.repofiles import FileLimits, RepoPathError, count_task_tables, read_repo_file
 from workplans import MANIFEST_PATH, FileProblem, FormatError, RepoManifest, parse_manifest
@@ -277,7 +278,8 @@ class Gathered:
     """One repo's files read, parsed and judged for a rebuild, nothing written yet: what
     :func:`gather_repo` gives and ``statehub.cache.indexer.write_gathered`` writes. It may come
     from another process (``statehub.cache.gathering``), so it holds plain data: rows by table
-    name."""
+    name, or, from a worker gathering for a SQLite cache, ``batches`` ready for the driver (its
+    rows, sources and errors, in that order, and those three left empty)."""
 
     report: IndexReport
     root: Path
@@ -289,6 +291,15 @@ class Gathered:
     manifest: RepoManifest | None
     commit: str | None
     """HEAD of the work tree when it was read (``statehub.cache.indexed``)."""
+    batches: list[Batch] = field(default_factory=list)
+
+    def encoded(self) -> Gathered:
+        """This repo with its rows, sources and errors as SQLite batches
+        (``statehub.cache.sqlite_rows``): the driver's tuples pickle in a fraction of the time
+        dicts do, and the process writing them only executes them."""
+        tables = [*self.rows.items(), ("source_file", self.sources), ("file_error", self.errors)]
+        batches = [encode(name, rows) for name, rows in tables if rows]
+        return replace(self, rows={}, sources=[], errors=[], batches=self.batches + batches)
 
 
 def gather_repo(
@@ -309,6 +320,8 @@ def gather_repo(
     pending = Pending(declared=declared, limits=limits)
     for path, stat in scanned.items():
         consider(pending, report, slug, root, path, stat, None, True)
+    report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS, ()))
+    report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
     return Gathered(
         report,
         root,

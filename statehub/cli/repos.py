@@ -140,7 +140,11 @@ def rebuild(as_json: bool) -> None:
     settings = load_settings()
     repos_ = [(r.slug, r.path) for r in HubFile(settings.hub_file).repos()]
     # The worker forks before the hub and SQLAlchemy load, and gathers meanwhile (canon/ADR-043).
-    with gathered(repos_, settings.file_limits, worker=True) as found, open_hub(reconcile=False) as hub:
+    sqlite = settings.database_url.startswith("sqlite")  # as statehub.cache.database.open_cache tells
+    with (
+        gathered(repos_, settings.file_limits, worker=True, for_sqlite=sqlite) as found,
+        open_hub(reconcile=False) as hub,
+    ):
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
             reports = hub.rebuild(progress=advance, found=found)
         from statehub.cache import queries

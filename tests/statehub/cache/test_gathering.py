@@ -88,7 +88,9 @@ def test_a_rebuild_with_its_worker_ends_where_indexing_repo_by_repo_ends(
     assert _contents(hub) == one_by_one
     hub.rebuild()  # and without the worker
     assert _contents(hub) == one_by_one
-    # as ``statehub rebuild`` runs it: gathering (and the worker) started before the hub rebuilds
+    # as ``statehub rebuild`` runs it: gathering (and the worker) started before the hub rebuilds;
+    # here the worker hands its repos over as dicts (``hub.rebuild(worker=True)`` above had them
+    # encoded for the driver on SQLite, Gathered.encoded)
     with gathered([(r.slug, r.path) for r in hub.repos()], hub.settings.file_limits, worker=True) as found:
         reports = hub.rebuild(found=found)
     assert [r.repo for r in reports] == [f"r{n}" for n in range(len(repos))]
@@ -105,6 +107,20 @@ def test_gathering_loads_no_sqlalchemy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_sqlite_rows_names_the_schemas_json_columns() -> None:
+    """``statehub.cache.sqlite_rows`` encodes the JSON columns it names without SQLAlchemy: they
+    are exactly the schema's."""
+    from sqlalchemy import JSON
+
+    from statehub.cache.sqlite_rows import JSON_COLUMNS
+
+    in_schema = {
+        table.name: frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+        for table in metadata.sorted_tables
+    }
+    assert {name: columns for name, columns in in_schema.items() if columns} == JSON_COLUMNS
 
 
 def test_source_kinds_name_the_schemas_tables() -> None:
