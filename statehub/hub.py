@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy import Connection, Engine, select
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.database import create_indexes
+from statehub.cache.database import create_indexes, loading
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexed import last_indexed_commits
@@ -442,7 +442,7 @@ class Hub:
                 before = RowSnapshot(None)
             reset_cache(self.engine, indexes=False)
             try:
-                with self.engine.begin() as conn:
+                with self.engine.begin() as conn, loading(conn):
                     reports = write_gathered(conn, found, progress)
                     if conn.dialect.name == "postgresql":
                         # Flags first, indexes after: each flipped row would also update six indexes
