@@ -220,8 +220,9 @@ def test_one_applier_at_a_time_across_replicas_and_its_death_frees_the_lock(post
 
         assert first.acquire(timeout=1)
         with state.connect() as admin:  # the holder's process dies: the server ends its session
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            admin.execute(  # this test's database only: other databases' holders are other hubs' and tests'
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
         assert second.acquire(timeout=5)
         second.release()
