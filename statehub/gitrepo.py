@@ -47,6 +47,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +59,7 @@ from statehub.gitfiles import GitDirs, git_dirs
 from statehub.gitfiles import find_git as _find_git
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "MIN_GIT",
@@ -74,6 +75,7 @@ __all__ = [
     "local_receive_pack",
     "open_repo",
     "open_work_tree",
+    "rebase_with_todo",
     "receive_pack_args",
     "run_git",
     "upload_pack_args",
@@ -409,11 +411,32 @@ class HardenedGit(git.Git):
         if self._hub_git_dir is None or self._hub_work_tree is None:
             raise NotAGitRepo("internal: a git command ran before the repo was pinned")
         env = dict(kwargs.pop("env", None) or {})
+        todo: Path | None = kwargs.pop("rebase_todo", None)
         hardened = hardened_env(self._hub_git_dir, self._hub_work_tree)
         # The caller may add identities (GIT_AUTHOR_*, GIT_COMMITTER_*), never loosen the rules.
         env = {k: v for k, v in env.items() if k not in hardened and not k.startswith("GIT_CONFIG")}
         kwargs["env"] = {**self._environment, **env, **hardened}
+        if todo is not None:  # the hub's own todo list: the one "editor" that may run (rebase_with_todo)
+            kwargs["env"]["GIT_SEQUENCE_EDITOR"] = f"cp {shlex.quote(str(todo))}"
         return super().execute(*args, **kwargs)
+
+
+def rebase_with_todo(repo: HubRepo, onto: str, todo: Sequence[tuple[str, str]], *options: str) -> None:
+    """``git rebase -i <options> <onto>`` with the hub's own todo list (``(action, commit)`` pairs,
+    oldest first; action ``pick`` or ``drop``), written to a file of the hub's and copied in by
+    ``cp`` as the sequence editor: no editor of the repo's, the user's or the system's runs.
+    Raises ``git.GitCommandError`` as ``git rebase`` fails (the caller aborts)."""
+    for action, commit in todo:
+        if action not in ("pick", "drop") or not commit.isalnum():
+            raise ValueError(f"internal: {action} {commit} is not a todo line")
+    handle, name = tempfile.mkstemp(prefix="statehub-rebase-", suffix=".todo")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write("".join(f"{action} {commit}\n" for action, commit in todo))
+        repo.git.execute(["git", "rebase", "-i", *options, onto], rebase_todo=path)
+    finally:
+        path.unlink()
 
 
 class HubRepo(git.Repo):

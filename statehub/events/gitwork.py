@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from statehub.gitrepo import HubRepo
 
-__all__ = ["TRAILER", "open_repo", "trailer_keys"]
+__all__ = ["TRAILER", "open_repo", "trailer_keys", "trailers_by_commit"]
 
 TRAILER = "Statehub-Event"
 _SEP = "\x1f"
@@ -55,3 +55,14 @@ def trailer_keys(repo: git.Repo, since: str | None, until: str = "HEAD") -> dict
             if key.strip():
                 found.setdefault(key.strip(), sha.strip())
     return found
+
+
+def trailers_by_commit(repo: git.Repo, revision: str) -> list[tuple[str, frozenset[str]]]:
+    """Each commit of ``revision`` (``a..b``), oldest first, merges left out, with the event keys its
+    ``Statehub-Event`` trailers name (empty for a person's commit or a save)."""
+    log = repo.git.log("--reverse", "--no-merges", revision, _LOG_FORMAT)
+    parts = log.split("\0")
+    return [
+        (sha.strip(), frozenset(key.strip() for key in values.split(_SEP) if key.strip()))
+        for sha, values in zip(parts[0::2], parts[1::2], strict=False)
+    ]

@@ -1,8 +1,11 @@
 """Keep a work tree in step with its remote: fetch, integrate, push, never losing a commit.
 
 Integration fast-forwards when the hub has nothing unpushed, and otherwise
-rebases the local unpushed commits onto the remote branch (keeping a commit
-whose change the remote already has, as an empty one: its trailers stay). It never
+rebases the local unpushed commits onto the remote branch. A local commit whose
+events the remote's side already records (every ``Statehub-Event`` trailer it
+carries is there: the same events applied on both sides) is left out, so each
+event keeps exactly one trailer; any other commit whose change the remote
+already has is kept as an empty one, so its trailers stay. It never
 force-pushes and never resets, so no local or remote commit can be dropped. When
 it cannot go ahead (a rebase that conflicts, uncommitted changes in the way, a
 shallow history that does not reach the shared commit) nothing is changed (a
@@ -18,7 +21,8 @@ from pathlib import Path
 
 import git
 
-from statehub.gitrepo import git_said, receive_pack_args, upload_pack_args
+from statehub.events.gitwork import trailer_keys, trailers_by_commit
+from statehub.gitrepo import HubRepo, git_said, rebase_with_todo, receive_pack_args, upload_pack_args
 from statehub.gitstate import upstream
 
 __all__ = [
@@ -168,7 +172,7 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
             conflicts=changed,
         )
     try:
-        repo.git.merge_base(ours, theirs)
+        base = repo.git.merge_base(ours, theirs)
     except git.GitCommandError:
         if (Path(repo.common_dir) / "shallow").is_file():
             return Integration(
@@ -181,9 +185,7 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
             "a person must decide which one the repo follows"
         )
     try:
-        # A commit whose change the remote already has is kept (empty), not dropped: its message
-        # may carry an event's trailer, the proof the event was applied (canon/ADR-053).
-        repo.git.rebase("--quiet", "--reapply-cherry-picks", "--empty=keep", theirs)
+        _rebase(repo, base, ours, theirs)
     except git.GitCommandError as error:
         conflicts: list[str] = []
         with contextlib.suppress(git.GitCommandError):
@@ -203,6 +205,27 @@ def integrate(repo: git.Repo, remote: str, branch: str) -> Integration:
             "the rebase was aborted and nothing was changed"
         )
     return Integration(pulled=count, rebased=True)
+
+
+def _rebase(repo: git.Repo, base: str, ours: str, theirs: str) -> None:
+    """Rebase ``base..ours`` onto ``theirs``: each event keeps exactly one ``Statehub-Event`` trailer
+    (canon/ADR-053). A commit whose every trailer ``base..theirs`` already carries (the same events,
+    applied on the other side) is dropped; one without trailers that ``git cherry`` finds upstream
+    too is dropped, as git would; every other commit is kept, empty if its change is there already
+    (it may carry an event's only trailer). The todo list is the hub's own
+    (:func:`statehub.gitrepo.rebase_with_todo`)."""
+    known = set(trailer_keys(repo, base, theirs))
+    commits = trailers_by_commit(repo, f"{base}..{ours}")
+    cherry = repo.git.cherry(theirs, ours, base).splitlines()
+    equivalent = {line[2:].strip() for line in cherry if line[:2] == "- "}
+    dropped = {sha for sha, keys in commits if (keys and keys <= known) or (not keys and sha in equivalent)}
+    options = ("--quiet", "--reapply-cherry-picks", "--empty=keep")
+    if not dropped:
+        repo.git.rebase(*options, theirs)
+        return
+    assert isinstance(repo, HubRepo), "a work tree the hub opened (hardened)"
+    todo = [("drop" if sha in dropped else "pick", sha) for sha, _ in commits]
+    rebase_with_todo(repo, theirs, todo, *options)
 
 
 def _receive_pack(repo: git.Repo, remote: str) -> list[str]:
