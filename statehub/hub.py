@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection, Engine, select
 
-from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.database import create_indexes, loading
+from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
+from statehub.cache.database import create_indexes, loading, replacing
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexed import last_indexed_commits
@@ -442,9 +442,8 @@ class Hub:
                 from statehub.changes import RowSnapshot
 
                 before = RowSnapshot(None)
-            reset_cache(self.engine, indexes=False)
             try:
-                with self.engine.begin() as conn, loading(conn):
+                with replacing(self.engine) as conn, loading(conn):
                     reports = write_gathered(conn, found, progress)
                     if conn.dialect.name == "postgresql":
                         # Flags first, indexes after: each flipped row would also update six indexes
@@ -456,9 +455,6 @@ class Hub:
                         create_indexes(conn)  # SQLite's ready query looks dependencies up by ref index
                         recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)
-            except BaseException:
-                reset_cache(self.engine)  # never leave a cache without its indexes
-                raise
             finally:
                 self.freshness_memo.forget()
             self.announce(changes)
