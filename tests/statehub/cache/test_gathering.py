@@ -143,7 +143,7 @@ def test_readers_see_the_old_cache_until_a_rebuild_commits_and_an_interrupted_on
     server) keeps the old cache, never no tables or none of the rows, until it commits; a rebuild
     that stops half-way (Ctrl-C, a full disk) leaves the old cache as it was."""
     if hub.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's cache reset is a transaction of its own (statehub.cache.database.replacing)")
+        pytest.skip("a PostgreSQL cache reset is a transaction of its own (cache.database.replacing)")
     for repo in _repos(make_repo):
         hub.register(repo.root)
     before = _contents(hub)
