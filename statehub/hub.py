@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import OperationalError
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
 from statehub.cache.database import create_indexes, loading, replacing
@@ -24,7 +25,7 @@ from statehub.cache.indexed import last_indexed_commits
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
-from statehub.errors import BadRequest, Conflict, unknown_repo
+from statehub.errors import BadRequest, Conflict, SetupError, unknown_repo
 from statehub.hubfile import HubFile, HubFileBroken, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, FormatError, parse_manifest
@@ -455,6 +456,10 @@ class Hub:
                         create_indexes(conn)  # SQLite's ready query looks dependencies up by ref index
                         recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)
+            except OperationalError as error:  # a full disk, a read-only or locked database
+                sqlite = self.engine.dialect.name == "sqlite"
+                kept = "it holds what it held before" if sqlite else "it is empty"
+                raise SetupError(f"the cache could not be rebuilt ({error.orig}); {kept}") from error
             finally:
                 self.freshness_memo.forget()
             self.announce(changes)

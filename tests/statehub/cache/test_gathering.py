@@ -9,11 +9,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from statehub.cache.fleet_rows import FLEET_FILE
 from statehub.cache.gathering import MIN_REPOS_FOR_WORKER, gathered
 from statehub.cache.schema import FILE_ERRORS, META, metadata
+from statehub.errors import SetupError
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
 
@@ -163,4 +164,33 @@ def test_readers_see_the_old_cache_until_a_rebuild_commits_and_an_interrupted_on
     ):
         hub.rebuild(found=interrupted(found))
     assert seen == [before]
+    assert _contents(hub) == before
+
+
+def test_a_rebuild_that_cannot_write_says_so_in_one_line_and_keeps_the_old_cache(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A full disk (here SQLite's own: the database at its ``max_page_count``) stops a rebuild with
+    a SetupError naming the database's reason, not a driver traceback, and the cache as it was."""
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("a PostgreSQL cache reset is a transaction of its own (cache.database.replacing)")
+    repos = _repos(make_repo)
+    for repo in repos:
+        hub.register(repo.root)
+    before = _contents(hub)
+    body = "".join(f"Note {n}: word{n} and more words.\n" for n in range(20_000))  # ~0.6 MB to write
+    plan = workplan_text("AA-WP-0002", [{"id": "T01", "title": "B"}])
+    repos[0].write("workplans/AA-WP-0002.md", plan + body)
+    with hub.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    hub.engine.dispose()
+
+    @event.listens_for(hub.engine, "connect")
+    def _full(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+    with pytest.raises(SetupError, match="database or disk is full"):
+        hub.rebuild()
+    event.remove(hub.engine, "connect", _full)
+    hub.engine.dispose()
     assert _contents(hub) == before
