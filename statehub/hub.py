@@ -85,6 +85,7 @@ class Hub:
         settings: Settings,
         *,
         reconcile: bool = True,
+        rebuilding: bool = False,
         event_kinds: EventKinds | None = None,
         metrics: HubMetrics | None = None,
     ) -> None:
@@ -92,6 +93,9 @@ class Hub:
 
         Commands that refresh or rebuild themselves pass ``reconcile=False`` so their
         report shows what they did rather than finding nothing left to do.
+        ``rebuilding`` (with ``reconcile=False``) is for a caller that calls :meth:`rebuild` at
+        once (``statehub rebuild``): a cache found missing or of another schema version is left
+        empty for it rather than rebuilt here first, which rebuilt it twice.
         ``event_kinds`` is every kind of event the hub accepts (default: the workplan
         and fleet kinds, ``registry.hub_event_kinds``), built here once and read by
         intake and write-back. ``metrics`` is where the hub counts what happens
@@ -127,7 +131,7 @@ class Hub:
         """The claimable list's cache reads, remembered per cache generation (``cache.queries``)."""
         self._changes: ChangeLog | None = None
         self._changes_lock = threading.Lock()
-        if reconcile or created:
+        if reconcile or (created and not rebuilding):
             try:
                 self.reconcile(rebuild=created)
             except BaseException:
