@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import OperationalError
 
-from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.database import create_indexes, loading
+from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
+from statehub.cache.database import create_indexes, loading, replacing
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexed import last_indexed_commits
 from statehub.cache.indexer import declared_prefixes
 from statehub.cache.queries import CandidateMemo
 from statehub.cache.schema import REPOS
-from statehub.errors import BadRequest, Conflict, unknown_repo
+from statehub.errors import BadRequest, Conflict, SetupError, unknown_repo
 from statehub.hubfile import HubFile, HubFileBroken, RegisteredRepo
 from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
 from workplans import MANIFEST_PATH, FormatError, parse_manifest
@@ -84,6 +85,7 @@ class Hub:
         settings: Settings,
         *,
         reconcile: bool = True,
+        rebuilding: bool = False,
         event_kinds: EventKinds | None = None,
         metrics: HubMetrics | None = None,
     ) -> None:
@@ -91,6 +93,9 @@ class Hub:
 
         Commands that refresh or rebuild themselves pass ``reconcile=False`` so their
         report shows what they did rather than finding nothing left to do.
+        ``rebuilding`` (with ``reconcile=False``) is for a caller that calls :meth:`rebuild` at
+        once (``statehub rebuild``): a cache found missing or of another schema version is left
+        empty for it rather than rebuilt here first, which rebuilt it twice.
         ``event_kinds`` is every kind of event the hub accepts (default: the workplan
         and fleet kinds, ``registry.hub_event_kinds``), built here once and read by
         intake and write-back. ``metrics`` is where the hub counts what happens
@@ -126,7 +131,7 @@ class Hub:
         """The claimable list's cache reads, remembered per cache generation (``cache.queries``)."""
         self._changes: ChangeLog | None = None
         self._changes_lock = threading.Lock()
-        if reconcile or created:
+        if reconcile or (created and not rebuilding):
             try:
                 self.reconcile(rebuild=created)
             except BaseException:
@@ -442,9 +447,8 @@ class Hub:
                 from statehub.changes import RowSnapshot
 
                 before = RowSnapshot(None)
-            reset_cache(self.engine, indexes=False)
             try:
-                with self.engine.begin() as conn, loading(conn):
+                with replacing(self.engine) as conn, loading(conn):
                     reports = write_gathered(conn, found, progress)
                     if conn.dialect.name == "postgresql":
                         # Flags first, indexes after: each flipped row would also update six indexes
@@ -456,9 +460,10 @@ class Hub:
                         create_indexes(conn)  # SQLite's ready query looks dependencies up by ref index
                         recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)
-            except BaseException:
-                reset_cache(self.engine)  # never leave a cache without its indexes
-                raise
+            except OperationalError as error:  # a full disk, a read-only or locked database
+                sqlite = self.engine.dialect.name == "sqlite"
+                kept = "it holds what it held before" if sqlite else "it is empty"
+                raise SetupError(f"the cache could not be rebuilt ({error.orig}); {kept}") from error
             finally:
                 self.freshness_memo.forget()
             self.announce(changes)

@@ -119,6 +119,15 @@ class HubFile:
                 f"cannot read the list of registered repos: {self.path} must hold [[repos]] tables "
                 'each with slug = "..." and path = "..."'
             )
+        seen: dict[str, str] = {}
+        for entry in entries:  # registration never writes a slug twice; a hand edit may
+            slug, path = entry["slug"], entry["path"]
+            if slug in seen:
+                raise HubFileBroken(
+                    f"cannot read the list of registered repos: slug {slug!r} is listed twice in "
+                    f"{self.path} ({seen[slug]} and {path}); keep one [[repos]] table for it"
+                )
+            seen[slug] = path
         return [RegisteredRepo(r["slug"], Path(r["path"])) for r in entries]
 
     def add(self, repo: RegisteredRepo) -> None:

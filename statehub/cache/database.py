@@ -28,7 +28,15 @@ from statehub.errors import SetupError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["LOAD_CACHE_KIB", "create_indexes", "is_postgres", "loading", "open_cache", "reset_cache"]
+__all__ = [
+    "LOAD_CACHE_KIB",
+    "create_indexes",
+    "is_postgres",
+    "loading",
+    "open_cache",
+    "replacing",
+    "reset_cache",
+]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -143,6 +151,36 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
         _drop_tables(conn)
     with engine.begin() as conn:
         _create_tables(conn, indexes=indexes)
+
+
+@contextmanager
+def replacing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that replaces the whole cache: every table dropped and created again
+    without its secondary indexes, for a rebuild to load its rows and then call
+    :func:`create_indexes`.
+
+    On SQLite all of it is one transaction, begun at once (``BEGIN IMMEDIATE``: Python's sqlite3
+    begins none before DDL, so each DROP and CREATE would otherwise commit on its own): a reader
+    elsewhere, a running server's, reads the old cache until the new one commits, never missing
+    tables or no rows, and a rebuild that stops half-way (Ctrl-C, a full disk) leaves the old cache
+    as it was. On PostgreSQL the tables are replaced in a transaction of their own first (one
+    there would hold every table's ACCESS EXCLUSIVE lock, and every read, for the whole load), so
+    readers meanwhile find the tables empty; a load that fails leaves them empty with their
+    indexes (a hub opening them reconciles with hub.toml)."""
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _drop_tables(conn)
+            _create_tables(conn, indexes=False)
+            yield conn
+        return
+    reset_cache(engine, indexes=False)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except BaseException:
+        reset_cache(engine)  # never leave a cache without its indexes
+        raise
 
 
 def _drop_tables(conn: Connection) -> None:

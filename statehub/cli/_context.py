@@ -40,13 +40,14 @@ def load_settings(profile: str | None = None) -> Settings:
 
 
 @contextmanager
-def open_hub(*, reconcile: bool = True) -> Iterator[Hub]:
+def open_hub(*, reconcile: bool = True, rebuilding: bool = False) -> Iterator[Hub]:
     """The hub of this home, its cache brought up to date with the files unless ``reconcile`` is
-    False. Loads SQLAlchemy and the indexer: read commands use ``statehub.cli._reading`` instead."""
+    False (``rebuilding``: as ``Hub`` says). Loads SQLAlchemy and the indexer: read commands use
+    ``statehub.cli._reading`` instead."""
     from statehub.hub import Hub
 
     try:
-        hub = Hub(load_settings(), reconcile=reconcile)
+        hub = Hub(load_settings(), reconcile=reconcile, rebuilding=rebuilding)
     except HubError as error:  # e.g. an unreadable hub.toml (SetupError, exit 3)
         raise HubCommandError(error) from None
     with hub:

@@ -143,7 +143,7 @@ def rebuild(as_json: bool) -> None:
     sqlite = settings.database_url.startswith("sqlite")  # as statehub.cache.database.open_cache tells
     with (
         gathered(repos_, settings.file_limits, worker=True, for_sqlite=sqlite) as found,
-        open_hub(reconcile=False) as hub,
+        open_hub(reconcile=False, rebuilding=True) as hub,
     ):
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
             reports = hub.rebuild(progress=advance, found=found)

@@ -266,6 +266,23 @@ def test_a_cache_of_another_schema_version_is_dropped_and_rebuilt(
     assert version != "0"
 
 
+def test_a_hub_opened_to_rebuild_leaves_a_lost_cache_to_its_rebuild(
+    settings: Settings, make_repo: MakeRepo
+) -> None:
+    """``statehub rebuild`` on a missing cache rebuilt it twice: once as the hub opened, once as
+    asked. Opened ``rebuilding``, the hub leaves the new cache empty for the rebuild to fill."""
+    repo = _plan_repo(make_repo)
+    with Hub(settings) as first:
+        first.register(repo.root)
+    lose_cache(settings.database_url, settings.default_cache_file)
+    with Hub(settings, reconcile=False, rebuilding=True) as hub:
+        with hub.engine.connect() as conn:
+            assert queries.list_tasks(conn).total == 0
+        hub.rebuild()
+        with hub.engine.connect() as conn:
+            assert queries.list_tasks(conn).total == 3
+
+
 def test_restart_picks_up_file_changes_made_while_the_hub_was_down(
     settings: Settings, make_repo: MakeRepo
 ) -> None:

@@ -8,17 +8,20 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from statehub.cache.fleet_rows import FLEET_FILE
 from statehub.cache.gathering import MIN_REPOS_FOR_WORKER, gathered
 from statehub.cache.schema import FILE_ERRORS, META, metadata
+from statehub.errors import SetupError
+from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from statehub.hub import Hub
+    from statehub.cache.reading import Gathered
 
 CANON = '+++\nid = "{id}"\ntitle = "Doc"\nkind = "adr"\nstatus = "accepted"\n+++\nBody.\n'
 
@@ -132,3 +135,62 @@ def test_source_kinds_name_the_schemas_tables() -> None:
     for kind in SOURCE_KINDS.values():
         for name in kind.tables:
             assert name in metadata.tables, (kind.name, name)
+
+
+def test_readers_see_the_old_cache_until_a_rebuild_commits_and_an_interrupted_one_keeps_it(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A rebuild replaces the SQLite cache in one transaction: a reader elsewhere (a running
+    server) keeps the old cache, never no tables or none of the rows, until it commits; a rebuild
+    that stops half-way (Ctrl-C, a full disk) leaves the old cache as it was."""
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("a PostgreSQL cache reset is a transaction of its own (cache.database.replacing)")
+    for repo in _repos(make_repo):
+        hub.register(repo.root)
+    before = _contents(hub)
+    seen = []
+
+    def interrupted(found: Iterator[Gathered]) -> Iterator[Gathered]:
+        for n, repo in enumerate(found):
+            if n == 3:
+                with Hub(hub.settings, reconcile=False) as reader:  # another connection, as a server's
+                    seen.append(_contents(reader))
+                raise KeyboardInterrupt
+            yield repo
+
+    with (
+        pytest.raises(KeyboardInterrupt),
+        gathered([(r.slug, r.path) for r in hub.repos()], hub.settings.file_limits, worker=True) as found,
+    ):
+        hub.rebuild(found=interrupted(found))
+    assert seen == [before]
+    assert _contents(hub) == before
+
+
+def test_a_rebuild_that_cannot_write_says_so_in_one_line_and_keeps_the_old_cache(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A full disk (here SQLite's own: the database at its ``max_page_count``) stops a rebuild with
+    a SetupError naming the database's reason, not a driver traceback, and the cache as it was."""
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("a PostgreSQL cache reset is a transaction of its own (cache.database.replacing)")
+    repos = _repos(make_repo)
+    for repo in repos:
+        hub.register(repo.root)
+    before = _contents(hub)
+    body = "".join(f"Note {n}: word{n} and more words.\n" for n in range(20_000))  # ~0.6 MB to write
+    plan = workplan_text("AA-WP-0002", [{"id": "T01", "title": "B"}])
+    repos[0].write("workplans/AA-WP-0002.md", plan + body)
+    with hub.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    hub.engine.dispose()
+
+    @event.listens_for(hub.engine, "connect")
+    def _full(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+    with pytest.raises(SetupError, match="database or disk is full"):
+        hub.rebuild()
+    event.remove(hub.engine, "connect", _full)
+    hub.engine.dispose()
+    assert _contents(hub) == before

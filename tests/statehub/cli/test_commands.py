@@ -223,6 +223,23 @@ def test_a_hub_toml_entry_without_a_path_is_one_clear_line(run: Run, settings_ho
     assert 'each with slug = "..." and path = "..."' in _one_error_line(result.output)
 
 
+def test_a_slug_listed_twice_in_hub_toml_is_one_clear_line(
+    run: Run, settings_home: Path, repo: GitRepo
+) -> None:
+    """A hand-edited hub.toml that lists a slug twice (registration never writes one) is refused
+    like any other broken hub.toml: a rebuild would insert the repo's rows twice and fail on the
+    cache's unique keys (a traceback, and no cache)."""
+    assert run("repos", "add", str(repo.root)).exit_code == 0
+    hub_toml = settings_home / "config" / "hub.toml"
+    hub_toml.write_text(
+        hub_toml.read_text(encoding="utf-8") + f'[[repos]]\nslug = "ops"\npath = "{repo.root}"\n',
+        encoding="utf-8",
+    )
+    result = run("rebuild")
+    assert result.exit_code == 3
+    assert "slug 'ops' is listed twice" in _one_error_line(result.output)
+
+
 def _serve_failing(settings_home: Path) -> subprocess.CompletedProcess[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
