@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, DisconnectionError
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, ExecutableDDLElement
@@ -24,7 +24,11 @@ from statehub.cache.schema import META, SCHEMA_VERSION, metadata
 from statehub.cache.search import build_search, create_search, drop_search
 from statehub.errors import SetupError
 
-__all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
+__all__ = ["CACHE_SETUP_LOCK", "create_indexes", "is_postgres", "open_cache", "reset_cache"]
+
+CACHE_SETUP_LOCK = int.from_bytes(b"SHcache0", "big")
+"""The advisory lock (one bigint key) a hub holds on PostgreSQL while it checks the cache's schema
+version and creates the tables at open (as ``sync._durable_pg.MIGRATE_LOCK`` guards the state schema)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -118,6 +122,16 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         ) from None
     if stored == SCHEMA_VERSION:
         return engine, False
+    if engine.dialect.name == "postgresql":
+        # Hubs starting at once on one database (fleet replicas) take turns: the first creates,
+        # the next reads the version again under the lock and finds the tables (canon/ADR-054).
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CACHE_SETUP_LOCK})
+            if _version_in(conn) == SCHEMA_VERSION:
+                return engine, False
+            _drop_tables(conn)
+            _create_tables(conn, indexes=True)
+        return engine, True
     reset_cache(engine)
     return engine, True
 
@@ -178,9 +192,13 @@ def _run_ddl(conn: Connection, statements: list[ExecutableDDLElement]) -> None:
 
 def _stored_version(engine: Engine) -> int | None:
     with engine.connect() as conn:
-        if not conn.dialect.has_table(conn, META.name):  # no Inspector: one query, nothing cached
-            return None
-        value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one_or_none()
+        return _version_in(conn)
+
+
+def _version_in(conn: Connection) -> int | None:
+    if not conn.dialect.has_table(conn, META.name):  # no Inspector: one query, nothing cached
+        return None
+    value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one_or_none()
     try:
         return int(value) if value is not None else None
     except ValueError:
