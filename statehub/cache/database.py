@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
@@ -24,7 +25,10 @@ from statehub.cache.schema import META, SCHEMA_VERSION, metadata
 from statehub.cache.search import build_search, create_search, drop_search
 from statehub.errors import SetupError
 
-__all__ = ["CACHE_SETUP_LOCK", "create_indexes", "is_postgres", "open_cache", "reset_cache"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["CACHE_SETUP_LOCK", "create_indexes", "is_postgres", "open_cache", "reset_cache", "setting_up"]
 
 CACHE_SETUP_LOCK = int.from_bytes(b"SHcache0", "big")
 """The advisory lock (one bigint key) a hub holds on PostgreSQL while it checks the cache's schema
@@ -126,7 +130,7 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         # Hubs starting at once on one database (fleet replicas) take turns: the first creates,
         # the next reads the version again under the lock and finds the tables (canon/ADR-054).
         with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CACHE_SETUP_LOCK})
+            _take_setup_lock(conn)
             if _version_in(conn) == SCHEMA_VERSION:
                 return engine, False
             _drop_tables(conn)
@@ -134,6 +138,25 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         return engine, True
     reset_cache(engine)
     return engine, True
+
+
+@contextmanager
+def setting_up(engine: Engine) -> Iterator[None]:
+    """Hold the cache's setup lock (``CACHE_SETUP_LOCK``) on PostgreSQL for the block: a hub's
+    start-up work on the cache (the rebuild of a cache it created, its reconcile) runs while no
+    other hub of the database does its own, nor creates the tables (``open_cache``). The lock is
+    held by a transaction of its own that touches no table, so the block's own transactions,
+    DDL included, never wait for it. Nothing on SQLite (one host, one hub)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as guard, guard.begin():
+        _take_setup_lock(guard)
+        yield
+
+
+def _take_setup_lock(conn: Connection) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CACHE_SETUP_LOCK})
 
 
 def reset_cache(engine: Engine, *, indexes: bool = True) -> None:

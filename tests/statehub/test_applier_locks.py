@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from statehub import gitcommit
 from statehub.auth import LOCAL_COMMAND
 from statehub.events import EventDesk
 from statehub.hub import Hub
@@ -139,7 +140,7 @@ def _terminate_holder(desk: EventDesk, slug: str) -> int:
 
 
 def test_a_replica_whose_lock_session_ends_mid_pass_writes_nothing_and_the_events_wait(
-    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo]
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lock's session is ended after the pass read the events and built its commit, before it
     publishes: nothing is written, committed or marked; the events stay pending. Then another
@@ -151,8 +152,6 @@ def test_a_replica_whose_lock_session_ends_mid_pass_writes_nothing_and_the_event
     hub.register(first.root)
     before = first.read(PLAN_PATH)
     desk.submit(event("L1", kind="progress.note"), authorise=LOCAL_COMMAND)
-    import statehub.gitcommit as gitcommit
-
     build_chain = gitcommit.build_chain
     during: list[Callable[[], None]] = []
 
@@ -161,26 +160,27 @@ def test_a_replica_whose_lock_session_ends_mid_pass_writes_nothing_and_the_event
             during.pop(0)()
         return build_chain(*args, **kwargs)
 
-    gitcommit.build_chain = cut_then_build  # type: ignore[assignment]
-    try:
-        during.append(lambda: _terminate_holder(desk, "the-custodian") == 1 or pytest.fail("no holder"))
-        assert desk.apply_pending(["the-custodian"]) is None  # the pass stopped
-        assert _state(desk, "L1") == "pending"
-        assert first.read(PLAN_PATH) == before and trailer_counts(first) == {}
-        assert desk.buffer.writebacks("the-custodian") == []
+    monkeypatch.setattr(gitcommit, "build_chain", cut_then_build)  # the cut comes mid-pass
 
-        # Now another replica (a hub and desk of its own) applies while this one is mid-pass.
-        with Hub(hub.settings) as other_hub, EventDesk(other_hub) as other:
+    def cut() -> None:
+        assert _terminate_holder(desk, "the-custodian") == 1
 
-            def other_replica_applies() -> None:
-                assert _terminate_holder(desk, "the-custodian") == 1
-                applied = other.apply_pending(["the-custodian"], timeout=10)
-                assert applied is not None and applied[0].applied == 1
+    during.append(cut)
+    assert desk.apply_pending(["the-custodian"]) is None  # the pass stopped
+    assert _state(desk, "L1") == "pending"
+    assert first.read(PLAN_PATH) == before and trailer_counts(first) == {}
+    assert desk.buffer.writebacks("the-custodian") == []
 
-            during.append(other_replica_applies)
-            assert desk.apply_pending(["the-custodian"]) is None
-    finally:
-        gitcommit.build_chain = build_chain  # type: ignore[assignment]
+    # Now another replica (a hub and desk of its own) applies while this one is mid-pass.
+    with Hub(hub.settings) as other_hub, EventDesk(other_hub) as other:
+
+        def other_replica_applies() -> None:
+            assert _terminate_holder(desk, "the-custodian") == 1
+            applied = other.apply_pending(["the-custodian"], timeout=10)
+            assert applied is not None and applied[0].applied == 1
+
+        during.append(other_replica_applies)
+        assert desk.apply_pending(["the-custodian"]) is None
     assert _state(desk, "L1") == "applied"
     assert trailer_counts(first) == {"L1": 1}
     again = desk.apply_pending(["the-custodian"])  # it connects again and finds nothing to do
@@ -207,3 +207,37 @@ def test_two_hubs_started_at_the_same_instant_on_an_empty_database_both_come_up(
             assert answer.status_code == 200, answer.text
     finally:
         replicas.stop()
+
+
+@pytest.mark.postgres
+def test_caches_opened_at_once_on_an_empty_database_are_created_once(postgres_database: str) -> None:
+    """Four threads open the cache of an empty database at the same instant, five times over:
+    every open succeeds and exactly one of each round created the tables (the others found them
+    made under the cache's setup lock)."""
+    from sqlalchemy import text
+
+    from statehub.cache.database import open_cache
+
+    def open_at_once(barrier: threading.Barrier, outcomes: list[bool | BaseException]) -> None:
+        barrier.wait()
+        try:
+            engine, created = open_cache(postgres_database)
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            outcomes.append(error)
+            return
+        engine.dispose()
+        outcomes.append(created)
+
+    for _ in range(5):
+        barrier = threading.Barrier(4, timeout=30)
+        outcomes: list[bool | BaseException] = []
+        threads = [threading.Thread(target=open_at_once, args=(barrier, outcomes)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(outcomes, key=repr) == [False, False, False, True], outcomes
+        engine, _created = open_cache(postgres_database)
+        with engine.begin() as conn:  # empty the database again for the next round
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
