@@ -60,8 +60,8 @@ restart on a loaded machine (a hub takes up to ~20 s to import and open there)."
 class Replicas:
     """``count`` fleet replicas; ``homes`` one home shared by all, or one home per replica.
 
-    ``env`` adds variables to every replica. ``start()`` starts the first alone (it creates the cache
-    schema and the state schema), then the others together."""
+    ``env`` adds variables to every replica. ``start()`` starts them all at once (the cache's setup
+    lock and the state schema's migration lock let one create each, canon/ADR-054)."""
 
     def __init__(
         self,
@@ -122,10 +122,9 @@ class Replicas:
                     hub.register(path)
 
     def start(self) -> Replicas:
-        self.servers[0].start()
-        for server in self.servers[1:]:
+        for server in self.servers:  # at once: one creates the cache, the others wait (ADR-054)
             server.launch()
-        for server in self.servers[1:]:
+        for server in self.servers:
             server.wait_ready()
         return self
 
