@@ -132,7 +132,8 @@ def _terminate_holder(desk: EventDesk, slug: str) -> int:
     with PgState(desk.hub.settings.state_url).connect() as admin:
         row = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)",
+            " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (desk.locks.key(slug),),
         ).fetchone()
     assert row is not None

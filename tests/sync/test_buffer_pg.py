@@ -229,6 +229,7 @@ def test_one_applier_of_a_repo_at_a_time_across_replicas_and_its_death_frees_the
         with state.connect() as admin:  # the holder's process dies: the server ends its session
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
         assert second.acquire("r1", timeout=5)
         with pytest.raises(ApplierLockLost, match="'r1' was lost"):
