@@ -166,8 +166,8 @@ class EventDesk:
     def apply_locked(self, repos: Sequence[str]) -> list[RepoApplied]:
         """Apply the pending events of ``repos`` for a caller that holds each one's lock (the
         sweep; ``apply_pending``); the results. A repo whose lock was lost meanwhile
-        (``ApplierLockLost``: its session ended) stops the pass there, nothing of it marked: its
-        events stay pending, and the repos after it are left for the next pass."""
+        (``ApplierLockLost``: its session ended) has no result: its pass stopped before anything
+        more left the process, nothing of it is marked, and its events stay pending."""
         roots = {r.slug: r.path for r in self.hub.repos()}
         results = []
         for slug in repos:
@@ -177,7 +177,7 @@ class EventDesk:
                 self.locks.check(slug)  # no event is marked by a replica that lost the lock
             except ApplierLockLost as lost:
                 log.warning("write-back in %s stopped: %s", slug, lost)
-                break
+                continue
             self._settle(result)
             results.append(result)
         return results
