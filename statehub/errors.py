@@ -38,6 +38,7 @@ from sync.errors import (
     KeyConflict,
     RoomError,
     StoreFull,
+    StoreNotPermitted,
     StoreTooNew,
     StoreUnreachable,
     SyncError,
@@ -226,6 +227,7 @@ _MAPPING: dict[type[Exception], type[HubError]] = {
     UnknownRelayKey: NotFound,
     DropWithoutReason: BadRequest,
     StoreTooNew: SetupError,
+    StoreNotPermitted: SetupError,
     StoreFull: InsufficientStorage,
     StoreUnreachable: StateUnreachable,
 }

@@ -13,7 +13,16 @@ import msgspec
 
 from statehub.errors import NotAGitRepo
 
-__all__ = ["GitDirs", "HeadState", "find_git", "git_dirs", "read_head", "read_text", "resolve_ref"]
+__all__ = [
+    "GitDirs",
+    "HeadState",
+    "find_git",
+    "git_dirs",
+    "head_commit",
+    "read_head",
+    "read_text",
+    "resolve_ref",
+]
 
 _PACKED_LINE = re.compile(r"^([0-9a-f]{40,64}) (\S+)$")
 
@@ -107,3 +116,11 @@ def read_head(dirs: GitDirs) -> HeadState:
         ref = text[4:].strip()
         return HeadState(ref, resolve_ref(dirs, ref))
     return HeadState(None, text or None)
+
+
+def head_commit(root: Path) -> str | None:
+    """HEAD of the work tree at ``root``; None when it is no git work tree or cannot be read."""
+    try:
+        return read_head(git_dirs(root)).sha
+    except (NotAGitRepo, OSError):
+        return None

@@ -10,14 +10,14 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Connection, Engine, select
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.database import create_indexes, setting_up
+from statehub.cache.database import create_indexes, loading, setting_up
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexed import last_indexed_commits
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from statehub.answers import Freshness
+    from statehub.cache.reading import Gathered
     from statehub.changes import Change, ChangeLog, RowSnapshot, Tracker
     from statehub.metrics import HubMetrics
     from statehub.settings import Settings
@@ -408,24 +409,33 @@ class Hub:
                 return False
         return True
 
-    def rebuild(self, progress: Progress | None = None, *, worker: bool = False) -> list[IndexReport]:
+    def rebuild(
+        self,
+        progress: Progress | None = None,
+        *,
+        worker: bool = False,
+        found: Iterator[Gathered] | None = None,
+    ) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files.
 
         Every repo's declared prefixes are read first, so each file is read, parsed and judged once
-        (``statehub.cache.indexer.gather_repo``); ``worker=True`` has a forked process gather part
+        (``statehub.cache.reading.gather_repo``); ``worker=True`` has a forked process gather part
         of the repos meanwhile (``statehub.cache.gathering``), only for a caller that runs no other
-        thread (``statehub rebuild``)."""
+        thread. ``found`` is the registered repos already being gathered, in hub.toml's order
+        (``statehub.cache.gathering.gathered``, entered by the caller): ``statehub rebuild`` starts
+        it, and its worker, before it opens the hub, so the worker gathers while this process
+        imports SQLAlchemy and opens the cache (canon/ADR-043)."""
         from statehub.cache.gathering import gathered
         from statehub.cache.indexer import write_gathered
 
-        limits = self.settings.file_limits
-        repos = [(r.slug, r.path) for r in self.repos()]
-        declared = {slug: declared_prefixes(root, limits) for slug, root in repos}
-        with (
-            self.write_lock,
-            _collector_paused(),
-            gathered(repos, declared, limits, worker=worker) as found,
-        ):
+        with ExitStack() as stack:
+            stack.enter_context(self.write_lock)
+            stack.enter_context(_collector_paused())
+            if found is None:
+                repos = [(r.slug, r.path) for r in self.repos()]
+                sqlite = self.engine.dialect.name == "sqlite"
+                limits = self.settings.file_limits
+                found = stack.enter_context(gathered(repos, limits, worker=worker, for_sqlite=sqlite))
             try:
                 with self.engine.connect() as conn:
                     before = self.snapshot(conn, None)
@@ -435,14 +445,8 @@ class Hub:
                 before = RowSnapshot(None)
             reset_cache(self.engine, indexes=False)
             try:
-                with self.engine.begin() as conn:
-                    gathered_repos = []
-                    for repo in found:
-                        gathered_repos.append(repo)
-                        if progress:
-                            progress(repo.report.repo)
-                    write_gathered(conn, gathered_repos)
-                    reports = [repo.report for repo in gathered_repos]
+                with self.engine.begin() as conn, loading(conn):
+                    reports = write_gathered(conn, found, progress)
                     if conn.dialect.name == "postgresql":
                         # Flags first, indexes after: each flipped row would also update six indexes
                         # (a GIN one among them), three times the cost of the flags themselves; the

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from sync.errors import StoreTooNew, StoreUnreachable
+from sync.errors import StoreNotPermitted, StoreTooNew, StoreUnreachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -143,6 +143,7 @@ def migrate(conn: psycopg.Connection[Any], where: str, store: str, steps: Sequen
     The version is read (and a newer one refused) before the lock is taken or anything is
     created, so a hub too old for the schema changes nothing; then, in one transaction holding
     the lock: the schema and the migrations table if missing, and the steps not yet applied.
+    StoreNotPermitted when the user may not create them (nothing is created).
     """
     newest = len(steps)
     version = applied_versions(conn, store)
@@ -150,9 +151,27 @@ def migrate(conn: psycopg.Connection[Any], where: str, store: str, steps: Sequen
         raise StoreTooNew(where, what, version, newest)
     if version == newest:
         return newest
+    import psycopg
+
+    try:
+        return _migrate_locked(conn, where, store, steps, what)
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise StoreNotPermitted(where, conn.info.user, conn.info.dbname, _first_line(error)) from None
+
+
+def _migrate_locked(
+    conn: psycopg.Connection[Any], where: str, store: str, steps: Sequence[str], what: str
+) -> int:
+    """:func:`migrate`'s transaction: under :data:`MIGRATE_LOCK`, the schema, the migrations
+    table and the steps not yet applied (a privilege refused rolls all of it back)."""
+    newest = len(steps)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+        # Only when missing: CREATE SCHEMA IF NOT EXISTS asks for CREATE on the database even when
+        # the schema is there, and an administrator may have made it for a user without that right.
+        found = conn.execute("SELECT to_regnamespace(%s)", (STATE_SCHEMA,)).fetchone()
+        if found is None or found[0] is None:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} ("
             "store text NOT NULL, version integer NOT NULL, "

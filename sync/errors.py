@@ -7,6 +7,7 @@
     ├── StoreTooNew        a durable store was written by a newer State Hub; it is never dropped
     ├── StoreFull          the disk under a durable store is full: nothing of the write was kept
     ├── StoreUnreachable   the PostgreSQL database holding a durable store does not answer
+    ├── StoreNotPermitted  the database user may not create the state schema or its tables
     ├── ApplierLockLost    the session holding a repo's applier lock ended: stop writing that repo
     └── RoomError          a room refuses something; ``status`` is the HTTP-like status to answer
         ├── RoomFileError  the room's file may not be read or written (ADR-022): nothing of it is sent
@@ -33,6 +34,7 @@ __all__ = [
     "RoomFileError",
     "RoomInputError",
     "StoreFull",
+    "StoreNotPermitted",
     "StoreTooNew",
     "StoreUnreachable",
     "SyncError",
@@ -121,6 +123,21 @@ class ApplierLockLost(SyncError):
         super().__init__(
             f"the applier lock of repo {repo!r} was lost ({reason}); nothing more is written there "
             "in this pass, and its events stay pending for the next"
+        )
+
+
+class StoreNotPermitted(SyncError):
+    """The state database's user may not create what a store needs (``CREATE`` on the database
+    for the schema :data:`sync._durable_pg.STATE_SCHEMA`, or on that schema for its tables):
+    nothing was created; the message names the grant to ask for (docs/deployment.md, "Durable
+    state on PostgreSQL"). A setup problem: no retry helps until an administrator acts."""
+
+    def __init__(self, where: str, user: str, database: str, reason: str) -> None:
+        self.where = where
+        super().__init__(
+            f"the {where} cannot be created: the database user {user} may not ({reason}); "
+            f"as an administrator run GRANT CREATE ON DATABASE {database} TO {user} once, or create "
+            f"the schema for it: CREATE SCHEMA statehub_state AUTHORIZATION {user}"
         )
 
 

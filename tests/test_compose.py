@@ -229,8 +229,9 @@ def test_the_proxy_balances_both_replicas_and_streams_sse_and_websockets_unbuffe
     rooms = _find(config, "upstream", "statehub_rooms")
     assert sorted(args[0] for args in _values(rooms, "server")) == ["hub-a:8750", "hub-b:8750"]
     assert _values(rooms, "hash") == [["$uri", "consistent"]]  # one document's clients meet in one room
+    pinned = {"/sync/": "http://statehub_rooms", "/sweeps": "http://statehub_sweeps"}
     for path, location in locations.items():
-        upstream_of = "http://statehub_rooms" if path == "/sync/" else "http://statehub"
+        upstream_of = pinned.get(path, "http://statehub")
         assert _values(location, "proxy_pass") == [[upstream_of]], path
         # nginx drops the server's proxy_set_header in a location that sets its own: each sets all
         headers = {args[0]: args[1] for args in _values(location, "proxy_set_header")}
@@ -244,6 +245,21 @@ def test_the_proxy_balances_both_replicas_and_streams_sse_and_websockets_unbuffe
     assert sync["Connection"] == "$connection_upgrade"
     # the proxy must not send a POST again to the other replica once one received it
     assert all("non_idempotent" not in args for args in _values(server, "proxy_next_upstream"))
+
+
+def test_the_proxy_sends_every_sweeps_request_to_one_replica() -> None:
+    """A sweep lives in the memory of the replica that queued it (``GET /sweeps/{id}`` is 404 on
+    another; found by review16b: POST /sweeps through the proxy, then following its ``Location``,
+    was 404 every other time). So ``/sweeps`` and ``/sweeps/...`` all reach one replica while it is
+    up: an upstream hashed on a constant key, over both replicas, so the other takes over."""
+    config = _nginx((COMPOSE / "nginx.conf").read_text(encoding="utf-8"))
+    server = _find(config, "server")
+    sweeps = _find(server, "location", "/sweeps")
+    assert _values(sweeps, "proxy_pass") == [["http://statehub_sweeps"]]
+    upstream = _find(config, "upstream", "statehub_sweeps")
+    assert sorted(args[0] for args in _values(upstream, "server")) == ["hub-a:8750", "hub-b:8750"]
+    (key, *rest) = _values(upstream, "hash")[0]
+    assert "$" not in key and rest == ["consistent"], "a constant key: every sweeps request, one replica"
 
 
 def test_the_nginx_reader_catches_mistakes() -> None:

@@ -38,7 +38,12 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.routes import HTTPRoute
-from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import (
+    HTTP_204_NO_CONTENT,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from sqlalchemy.exc import OperationalError
 
 from registry.errors import RegistryError
 from statehub.api.inputbounds import TOO_DEEP, too_large
@@ -46,7 +51,7 @@ from statehub.api.openapi import is_schema_404_page, schema_404_sentence
 from statehub.errors import BadRequest, HubError, NotFound, as_hub_error
 from statehub.events import EventDesk
 from statehub.hub import Hub
-from sync.errors import SyncError
+from sync.errors import StoreUnreachable, SyncError
 from workplans.errors import WorkplansError
 
 __all__ = [
@@ -97,7 +102,8 @@ _MEANINGS = {
     421: "The hub does not answer to this Host name",
     422: "Well formed, but the rules refuse it",
     500: "The hub failed; its log has the details",
-    503: "The hub is at a limit (browser sessions, change streams); try again after Retry-After seconds",
+    503: "The hub is at a limit (browser sessions, change streams) or its database does not answer; "
+    "try again after Retry-After seconds",
 }
 COMMON_STATUSES = (400, 401, 403, 421, 500)
 """Statuses every operation can answer: unknown query parameters, tokens, Host checks, bugs."""
@@ -201,6 +207,25 @@ def _server_error(request: AnyRequest, raised: Exception) -> Response[ErrorBody]
     )
 
 
+def _database_unreachable(request: AnyRequest, raised: OperationalError) -> Response[ErrorBody]:
+    """The cache's database refused or dropped the connection (a PostgreSQL server stopped or
+    restarting): 503 with the durable stores' ``Retry-After`` (sync.errors.StoreUnreachable), never
+    the generic 500. The pool connects again on the next request. The sentence names the driver's
+    first line only (never the URL, which may hold a password)."""
+    reason = str(raised.orig).strip().splitlines()[0][:300] if raised.orig is not None else "no answer"
+    log.warning("%s %s: the cache database does not answer: %s", request.method, request.url.path, reason)
+    return Response(
+        error_body(
+            f"the cache database does not answer ({reason}): check that it runs and the hub may reach "
+            "it (STATEHUB_DATABASE_URL), then try again; an event sent again with the same "
+            "key is never applied twice",
+            HTTP_503_SERVICE_UNAVAILABLE,
+        ),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(StoreUnreachable.retry_after)},
+    )
+
+
 def _too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Response[ErrorBody]:
     """A body nested too deep for the JSON decoder (msgspec gives up near 1,000 levels): 400, not 500.
 
@@ -213,13 +238,15 @@ def _too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Respo
 def exception_handlers(
     library_errors: tuple[type[Exception], ...], max_body_bytes: int, routes: RouteTable
 ) -> dict[Any, Any]:
-    """The app's handlers: the hub's tree, the framework's exceptions, then anything else (500).
+    """The app's handlers: the hub's tree, the framework's exceptions, a cache database that does not
+    answer (503), then anything else (500).
 
     ``routes`` (filled once the app is built) lets a bad enum value name the valid ones.
     """
     return {
         **dict.fromkeys((HubError, *library_errors), _hub_error),
         HTTPException: _framework_error(max_body_bytes, routes),
+        OperationalError: _database_unreachable,
         RecursionError: _too_deep,
         Exception: _server_error,
     }

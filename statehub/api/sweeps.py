@@ -37,8 +37,9 @@ MAX_SWEEP_REPOS = 1000
 """Repos one request may name."""
 
 
-class SweepRequest(msgspec.Struct, frozen=True):
-    """``POST /sweeps``' body (optional)."""
+class SweepRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /sweeps``' body (optional); a field other than ``repos`` is 400 (a misspelt ``repo``
+    would otherwise sweep every repo)."""
 
     repos: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=MAX_NAME)]], msgspec.Meta(max_length=MAX_SWEEP_REPOS)

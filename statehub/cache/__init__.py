@@ -2,8 +2,8 @@
 
 The names below are imported on first use (PEP 562): ``statehub.cache.fastread``, the
 CLI's read path, must not load SQLAlchemy through this package (canon/ADR-033).
-Opening a cache (``database``) or indexing (``indexer``) registers the fleet
-registry's kind and tables (``fleet_index``) first.
+Opening a cache (``database``), indexing (``indexer``) or reading files
+(``reading``) registers the fleet registry's kind (``fleet_rows``) first.
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 A rebuild inserts tens of thousands of rows. SQLAlchemy's ``executemany`` runs
 per-row bind processing (JSON encoding, parameter dicts) in Python, which costs
 as much as parsing the files. So on SQLite we hand the driver ready tuples with
-JSON columns encoded once (what ``bench/rebuild.py``'s floor does), and on
+JSON columns encoded once (``statehub.cache.sqlite_rows``, what ``bench/rebuild.py``'s floor does), and on
 PostgreSQL, where one round trip per row is the cost, rows stream through
 ``COPY ... FROM STDIN`` inside the caller's transaction.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -18,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import JSON, Column, Connection, Table
 
+from statehub.cache.sqlite_rows import encode
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 __all__ = ["insert_rows"]
 
-_dumps = json.JSONEncoder().encode
 _encode = msgspec.json.encode
 
 
@@ -49,35 +49,12 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         conn.execute(table.insert(), list(rows))
 
 
-@cache
-def _sqlite_plan(table: Table, columns: tuple[str, ...]) -> tuple[str, tuple[bool, ...]]:
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    is_json = tuple(isinstance(table.c[c].type, JSON) for c in columns)
-    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', is_json  # noqa: S608 - names from our schema
-
-
 def _sqlite(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    columns = tuple(rows[0])
-    if _leaves_out_defaults(table, columns):
+    if _leaves_out_defaults(table, tuple(rows[0])):
         conn.execute(table.insert(), list(rows))  # let SQLAlchemy fill in the column defaults
         return
-    statement, is_json = _sqlite_plan(table, columns)
-    get = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    json_at = [i for i, j in enumerate(is_json) if j]
-    if not json_at:
-        conn.exec_driver_sql(statement, [get(row) for row in rows])
-        return
-    params = []
-    for row in rows:
-        values = list(get(row))
-        for i in json_at:
-            value = values[i]
-            if value is None:
-                continue  # a nullable JSON column: SQL NULL, read back as None
-            values[i] = _dumps(value) if value else ("{}" if isinstance(value, dict) else "[]")
-        params.append(tuple(values))
-    conn.exec_driver_sql(statement, params)
+    batch = encode(table.name, rows)
+    conn.exec_driver_sql(batch.statement, batch.params)
 
 
 @cache

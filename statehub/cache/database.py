@@ -28,7 +28,16 @@ from statehub.errors import SetupError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["CACHE_SETUP_LOCK", "create_indexes", "is_postgres", "open_cache", "reset_cache", "setting_up"]
+__all__ = [
+    "CACHE_SETUP_LOCK",
+    "LOAD_CACHE_KIB",
+    "create_indexes",
+    "is_postgres",
+    "loading",
+    "open_cache",
+    "reset_cache",
+    "setting_up",
+]
 
 CACHE_SETUP_LOCK = int.from_bytes(b"SHcache0", "big")
 """The advisory lock (one bigint key) a hub holds on PostgreSQL while it checks the cache's schema
@@ -226,3 +235,25 @@ def _version_in(conn: Connection) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+LOAD_CACHE_KIB = 65536
+"""SQLite's page cache while a rebuild loads the cache (KiB): the 74-repo corpus's cache is about
+11 MB, so its pages stay in memory while the rows go in, the indexes and derived columns are built
+and the change stream's snapshot reads them back; the default 2 MiB spilled pages to the WAL and
+read them again (about 10% of that work)."""
+
+
+@contextmanager
+def loading(conn: Connection) -> Iterator[None]:
+    """On SQLite, :data:`LOAD_CACHE_KIB` of page cache for ``conn`` inside the block, its own size
+    restored when the block ends well (the pool keeps the connection; after a failure, which
+    rolls the transaction back, it may keep the larger cache, memory and nothing more); nothing on
+    PostgreSQL."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    size = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{LOAD_CACHE_KIB}")
+    yield
+    conn.exec_driver_sql(f"PRAGMA cache_size = {size}")

@@ -25,37 +25,18 @@ is, and the old ``cycle`` rows are replaced wholesale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, text, true, tuple_, update
 
 from statehub.cache.generation import bump_generation
 from statehub.cache.schema import CANON, DEPENDENCIES, FILE_ERRORS, TASKS, WORKPLANS
+from statehub.cache.scope import Scope
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = ["Scope", "recompute_derived"]
-
-
-@dataclass(slots=True)
-class Scope:
-    """What a set of changed files can affect: ids and refs they held before and after."""
-
-    workplan_ids: set[str] = field(default_factory=set)
-    refs: set[str] = field(default_factory=set)
-    """Task refs that vanished or changed (refs of current tasks of ``workplan_ids`` are added)."""
-    canon: set[tuple[str, str]] = field(default_factory=set)
-    """(repo, canon id) pairs."""
-
-    def __bool__(self) -> bool:
-        return bool(self.workplan_ids or self.refs or self.canon)
-
-    def merge(self, other: Scope) -> None:
-        self.workplan_ids |= other.workplan_ids
-        self.refs |= other.refs
-        self.canon |= other.canon
 
 
 # One expression, used by the full and the scoped recompute alike.

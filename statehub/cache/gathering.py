@@ -1,7 +1,7 @@
 """A rebuild's reading half, shared with a second process: repos gathered in order.
 
 A rebuild spends about half its time reading, parsing and judging files
-(:func:`statehub.cache.indexer.gather_repo`), work that needs no cache and no
+(:func:`statehub.cache.reading.gather_repo`), work that needs no cache and no
 other repo's rows once every repo's declared prefixes are known. With
 ``worker=True`` a forked process takes repos from the end of the list while
 this one takes them from the start, one at a time, until they meet: whichever
@@ -16,11 +16,17 @@ same result either way (and a file that breaks the parser breaks it here
 too, with the usual error). Only a process that runs no other threads may ask
 for the worker (``fork`` copies one thread): ``statehub rebuild`` does; the
 rebuild a hub runs when it opens a missing or outdated cache does not.
+
+Neither this module nor what it imports loads SQLAlchemy (a test holds it so):
+``statehub rebuild`` starts the gathering, and forks the worker, before it opens
+the hub, so the worker gathers while this process imports SQLAlchemy, opens the
+cache and empties it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import gc
 import mmap
 import os
 import pickle
@@ -31,7 +37,7 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from statehub.cache.indexer import Gathered, gather_repo
+from statehub.cache.reading import Gathered, declared_prefixes, gather_repo
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -85,20 +91,33 @@ _Job = tuple[str, "Path"]
 
 
 def _work(
-    split: _Split, jobs: list[_Job], declared: dict[str, tuple[str, ...]], limits: FileLimits, out: int
+    split: _Split,
+    jobs: list[_Job],
+    declared: dict[str, tuple[str, ...]],
+    limits: FileLimits,
+    out: int,
+    *,
+    for_sqlite: bool,
 ) -> None:
-    """The worker: gather from the end until the two meet, then write the results to ``out``."""
+    """The worker: gather from the end until the two meet (encoded for SQLite when the cache is
+    SQLite), then write the results to ``out``."""
     done: list[tuple[int, Gathered]] = []
     while (index := split.take(from_end=True)) is not None:
         slug, root = jobs[index]
-        done.append((index, gather_repo(slug, root, declared, limits)))
+        found = gather_repo(slug, root, declared, limits)
+        done.append((index, found.encoded() if for_sqlite else found))
     data = memoryview(pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL))
     while data:
         data = data[os.write(out, data) :]
 
 
 def _fork_worker(
-    split: _Split, jobs: list[_Job], declared: dict[str, tuple[str, ...]], limits: FileLimits
+    split: _Split,
+    jobs: list[_Job],
+    declared: dict[str, tuple[str, ...]],
+    limits: FileLimits,
+    *,
+    for_sqlite: bool,
 ) -> tuple[int, int]:
     """Start the worker: (its pid, the read end of its results pipe)."""
     read, write = os.pipe()
@@ -108,7 +127,8 @@ def _fork_worker(
         try:
             os.close(read)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _work(split, jobs, declared, limits, write)
+            gc.disable()  # its rows hold no cycles, and it ends with os._exit (see Hub.rebuild)
+            _work(split, jobs, declared, limits, write, for_sqlite=for_sqlite)
             status = 0
         finally:
             os._exit(status)
@@ -130,22 +150,24 @@ def _results(pid: int, read: int) -> list[tuple[int, Gathered]] | None:
 
 @contextmanager
 def gathered(
-    repos: Sequence[tuple[str, Path]],
-    declared: dict[str, tuple[str, ...]],
-    limits: FileLimits,
-    *,
-    worker: bool,
+    repos: Sequence[tuple[str, Path]], limits: FileLimits, *, worker: bool, for_sqlite: bool = False
 ) -> Iterator[Iterator[Gathered]]:
     """Each of ``repos`` (slug, work tree) gathered, in order, as the iterator the block is given
     is advanced; with ``worker`` (and enough repos, and no other thread in this process to copy
     half-way through something) partly in a forked process, started as the block begins (it
-    gathers while this process does other work) and stopped when it ends, however it ends."""
+    gathers while this process does other work) and stopped when it ends, however it ends.
+
+    Every repo's declared prefixes (:func:`statehub.cache.reading.declared_prefixes`) are read
+    as the block begins, so each workplan's claim is judged once, against all of them.
+    ``for_sqlite`` (the cache is SQLite) has the worker hand its repos over encoded for the
+    driver (:meth:`statehub.cache.reading.Gathered.encoded`)."""
     jobs = list(repos)
+    declared = {slug: declared_prefixes(root, limits) for slug, root in jobs}
     if not worker or len(jobs) < MIN_REPOS_FOR_WORKER or threading.active_count() > 1:
         yield (gather_repo(slug, root, declared, limits) for slug, root in jobs)
         return
     split = _Split(len(jobs))
-    pid, read = _fork_worker(split, jobs, declared, limits)
+    pid, read = _fork_worker(split, jobs, declared, limits, for_sqlite=for_sqlite)
     waited = False
 
     def in_order() -> Iterator[Gathered]:

@@ -18,8 +18,7 @@ from sqlalchemy import Connection, delete, select
 
 from statehub.answers import LastIndex
 from statehub.cache.schema import META
-from statehub.errors import NotAGitRepo
-from statehub.gitfiles import git_dirs, read_head
+from statehub.gitfiles import head_commit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,14 +43,6 @@ def record_indexed(conn: Connection, slug: str, root: Path) -> LastIndex:
     forget_indexed(conn, slug)
     conn.execute(META.insert(), [row])
     return msgspec.json.decode(row["value"], type=LastIndex)
-
-
-def head_commit(root: Path) -> str | None:
-    """HEAD of the work tree at ``root``; None when it is no git work tree or cannot be read."""
-    try:
-        return read_head(git_dirs(root)).sha
-    except (NotAGitRepo, OSError):
-        return None
 
 
 def indexed_row(slug: str, commit: str | None) -> dict[str, str]:

@@ -21,9 +21,7 @@ the change can affect are checked again in the same transaction.
 
 from __future__ import annotations
 
-import stat as stat_mode
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +31,23 @@ from statehub.cache import fleet_index as fleet_index  # registers registry/flee
 from statehub.cache.bulk import insert_rows
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.generation import bump_generation
-from statehub.cache.indexed import forget_indexed, head_commit, indexed_row, record_indexed
-from statehub.cache.reading import IndexReport, Pending, blob_sha, consider, problem
-from statehub.cache.schema import CANON, FILE_ERRORS, META, REPOS, SOURCE_FILES, TASKS, WORKPLANS
+from statehub.cache.indexed import forget_indexed, indexed_row, record_indexed
+from statehub.cache.reading import (
+    MISSING_TREE,
+    Gathered,
+    IndexReport,
+    Pending,
+    blob_sha,
+    consider,
+    declared_prefixes,
+    gather_repo,
+    missing_pending,
+    missing_tree,
+)
+from statehub.cache.schema import CANON, FILE_ERRORS, META, REPOS, SOURCE_FILES, TASKS, WORKPLANS, metadata
 from statehub.cache.sources import SOURCE_KINDS, scan_sources
-from statehub.repofiles import FileLimits, RepoPathError, read_repo_file
-from workplans import MANIFEST_PATH, FileProblem, FormatError, RepoManifest, parse_manifest
+from statehub.repofiles import FileLimits
+from workplans import RepoManifest
 
 __all__ = [
     "MISSING_TREE",
@@ -52,9 +61,6 @@ __all__ = [
     "remove_repo_rows",
     "write_gathered",
 ]
-
-MISSING_TREE = "work-tree"
-"""The file-error origin (path ``.``) of a registered work tree that is missing."""
 
 _DEFAULT_LIMITS = FileLimits()
 
@@ -153,31 +159,14 @@ def index_repo(
         report.scope = _old_scope(conn, slug, None if full else pending.replaced)
     _write(conn, slug, pending, full, empty)
     _update_repo_row(conn, slug, root, pending, empty, prefixes)
-    report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS, ()))
-    report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
+    report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS.name, ()))
+    report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON.name, ()))
     if (old_prefixes or ()) != prefixes:
         report.scope.merge(recheck_claims(conn, slug, old_prefixes or (), prefixes, limits, before_change))
     if derive:
         recompute_derived(conn, report.scope)
     record_indexed(conn, slug, root)
     return report
-
-
-def missing_tree(root: Path) -> str | None:
-    """Why ``root`` holds no work tree to index (a sentence), or None when it is a directory.
-
-    Only the path itself is looked at; registration stored it resolved, so a
-    link there is one a person put since, and it is followed as a directory is.
-    """
-    try:
-        info = root.stat()
-    except FileNotFoundError:
-        return f"the work tree {root} is missing (moved away or deleted)"
-    except OSError as error:
-        return f"the work tree {root} cannot be looked up: {error.strerror}"
-    if not stat_mode.S_ISDIR(info.st_mode):
-        return f"the work tree {root} is not a directory"
-    return None
 
 
 def _index_missing(
@@ -200,7 +189,7 @@ def _index_missing(
             conn.execute(select(SOURCE_FILES.c.path).where(SOURCE_FILES.c.repo == slug)).all()
         )
         remove_repo_rows(conn, slug, keep_repo_row=True)
-    pending = _missing_pending(report, why, limits)
+    pending = missing_pending(report, why, limits)
     insert_rows(conn, FILE_ERRORS, pending.errors)
     _update_repo_row(conn, slug, root, pending, empty, ())
     if old_prefixes:
@@ -211,118 +200,52 @@ def _index_missing(
     return report
 
 
-def _missing_pending(report: IndexReport, why: str, limits: FileLimits) -> Pending:
-    """What a missing work tree leaves to write: one file error saying so, and no manifest."""
-    slug = report.repo
-    pending = Pending(limits=limits, manifest_seen=True)  # the repo row loses its manifest's values
-    message = (
-        f"{why}; its workplans and canon are not served until it is back there. Put it back, or "
-        f"register it where it is now (statehub repos add PATH) and remove this one "
-        f"(statehub repos remove {slug})"
-    )
-    problem(pending, report, slug, FileProblem(".", None, message), origin=MISSING_TREE)
-    return pending
+def write_gathered(
+    conn: Connection, repos: Iterable[Gathered], progress: Callable[[str], None] | None = None
+) -> list[IndexReport]:
+    """Write the rows of ``repos`` into a cache a rebuild just emptied, inside its transaction, and
+    give their reports: the rows ``index_repo(..., derive=False, empty=True)`` writes for each in
+    turn, in the same order within each table. ``progress`` is called with each repo's slug.
 
-
-@dataclass(slots=True)
-class Gathered:
-    """One repo's files read, parsed and judged for a rebuild, nothing written yet: what
-    :func:`gather_repo` gives and :func:`write_gathered` writes. It may come from another process
-    (``statehub.cache.gathering``), so it holds plain data: rows by table name, not by Table."""
-
-    report: IndexReport
-    root: Path
-    prefixes: tuple[str, ...]
-    missing: bool
-    rows: dict[str, list[dict[str, Any]]]
-    sources: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
-    manifest: RepoManifest | None
-    commit: str | None
-    """HEAD of the work tree when it was read (``statehub.cache.indexed``)."""
-
-
-def gather_repo(
-    slug: str, root: Path, declared: dict[str, tuple[str, ...]], limits: FileLimits = _DEFAULT_LIMITS
-) -> Gathered:
-    """Read, parse and judge every indexable file of ``slug`` for a rebuild, as :func:`index_repo`
-    does into an empty cache, without the cache: ``declared`` holds every registered repo's
-    prefixes (:func:`declared_prefixes`, this repo's included), so each workplan's claim is judged
-    once against all of them, which is what ``index_repo`` repo by repo and ``recheck_claims``
-    after each repo's prefixes arrive end with."""
-    report = IndexReport(slug)
-    gone = missing_tree(root)
-    if gone is not None:
-        pending = _missing_pending(report, gone, limits)
-        return Gathered(report, root, (), True, {}, [], pending.errors, None, None)
-    scanned = scan_sources(root)
-    report.files = len(scanned)
-    pending = Pending(declared=declared, limits=limits)
-    for path, stat in scanned.items():
-        consider(pending, report, slug, root, path, stat, None, True)
-    rows = {table.name: table_rows for table, table_rows in pending.rows.items()}
-    return Gathered(
-        report,
-        root,
-        declared.get(slug, ()),
-        False,
-        rows,
-        pending.sources,
-        pending.errors,
-        pending.manifest,
-        head_commit(root),
-    )
-
-
-def write_gathered(conn: Connection, repos: Sequence[Gathered]) -> None:
-    """Write the rows of ``repos`` into a cache a rebuild just emptied, inside its transaction:
-    the rows ``index_repo(..., derive=False, empty=True)`` writes for each in turn (in the same
-    order within each table), one bulk insert per table."""
+    On SQLite each repo is written as it comes, so a rebuild writes the repos it gathered itself
+    while its worker still gathers the rest (``statehub.cache.gathering``); on PostgreSQL, where a
+    statement costs a round trip, every table's rows are written at the end in one bulk insert."""
     bump_generation(conn)
-    tables = _tables_by_name()
+    each = conn.dialect.name == "sqlite"
     rows: dict[Table, list[dict[str, Any]]] = {}
-    sources: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    repo_rows: list[dict[str, Any]] = []
-    indexed: list[dict[str, Any]] = []
+    reports: list[IndexReport] = []
     for repo in repos:
         slug = repo.report.repo
+        for batch in repo.batches:  # encoded by a worker for a SQLite cache (Gathered.encoded)
+            conn.exec_driver_sql(batch.statement, batch.params)
         for name, table_rows in repo.rows.items():
-            rows.setdefault(tables[name], []).extend(table_rows)
-        sources.extend(repo.sources)
-        errors.extend(repo.errors)
+            rows.setdefault(metadata.tables[name], []).extend(table_rows)
+        rows.setdefault(SOURCE_FILES, []).extend(repo.sources)
+        rows.setdefault(FILE_ERRORS, []).extend(repo.errors)
         manifest = repo.manifest or RepoManifest()
-        repo_rows.append(
-            {
-                "slug": slug,
-                "path": str(repo.root),
-                "title": manifest.title,
-                "prefixes": list(repo.prefixes),
-                "default_branch": manifest.default_branch,
-            }
-        )
-        indexed.append(indexed_row(slug, repo.commit))
-        repo.report.scope.workplan_ids.update(row["id"] for row in repo.rows.get(WORKPLANS.name, ()))
-        repo.report.scope.canon.update((slug, row["id"]) for row in repo.rows.get(CANON.name, ()))
+        repo_row = {
+            "slug": slug,
+            "path": str(repo.root),
+            "title": manifest.title,
+            "prefixes": list(repo.prefixes),
+            "default_branch": manifest.default_branch,
+        }
+        rows.setdefault(REPOS, []).append(repo_row)
+        rows.setdefault(META, []).append(indexed_row(slug, repo.commit))
+        reports.append(repo.report)
+        if each:
+            _insert_all(conn, rows)
+        if progress is not None:
+            progress(slug)
+    _insert_all(conn, rows)
+    return reports
+
+
+def _insert_all(conn: Connection, rows: dict[Table, list[dict[str, Any]]]) -> None:
+    """Insert and forget every table's rows (each table's in their order)."""
     for table, table_rows in rows.items():
         insert_rows(conn, table, table_rows)
-    insert_rows(conn, SOURCE_FILES, sources)
-    insert_rows(conn, FILE_ERRORS, errors)
-    insert_rows(conn, REPOS, repo_rows)
-    insert_rows(conn, META, indexed)
-
-
-def _tables_by_name() -> dict[str, Table]:
-    return {table.name: table for kind in SOURCE_KINDS.values() for table in kind.tables}
-
-
-def declared_prefixes(root: Path, limits: FileLimits = _DEFAULT_LIMITS) -> tuple[str, ...]:
-    """The prefixes ``root``'s manifest declares now; none when it is absent, refused or broken."""
-    try:
-        text = read_repo_file(root, MANIFEST_PATH, limits.manifest_bytes).decode("utf-8")
-        return tuple(parse_manifest(text).prefixes)
-    except (OSError, RepoPathError, UnicodeDecodeError, FormatError):
-        return ()
+    rows.clear()
 
 
 def recheck_claims(
@@ -395,7 +318,7 @@ def _write(conn: Connection, slug: str, pending: Pending, full: bool, empty: boo
     else:
         changed = [p for paths in pending.replaced.values() for p in paths]
         for kind, paths in pending.replaced.items():
-            for table in SOURCE_KINDS[kind].tables:
+            for table in map(metadata.tables.__getitem__, SOURCE_KINDS[kind].tables):
                 for chunk in _chunks(paths):
                     conn.execute(delete(table).where(and_(table.c.repo == slug, table.c.path.in_(chunk))))
         for chunk in _chunks(changed):
@@ -410,8 +333,8 @@ def _write(conn: Connection, slug: str, pending: Pending, full: bool, empty: boo
             conn.execute(
                 delete(SOURCE_FILES).where(and_(SOURCE_FILES.c.repo == slug, SOURCE_FILES.c.path.in_(chunk)))
             )
-    for table, rows in pending.rows.items():
-        insert_rows(conn, table, rows)
+    for name, rows in pending.rows.items():
+        insert_rows(conn, metadata.tables[name], rows)
     insert_rows(conn, SOURCE_FILES, pending.sources)
     insert_rows(conn, FILE_ERRORS, pending.errors)
 
@@ -441,7 +364,7 @@ def remove_repo_rows(
 ) -> None:
     """Drop a repo's rows; dropping its repo row too frees its prefixes, so the claims of
     other repos they held off are judged again (recheck_claims)."""
-    tables = {t for kind in SOURCE_KINDS.values() for t in kind.tables} | {
+    tables = {metadata.tables[name] for kind in SOURCE_KINDS.values() for name in kind.tables} | {
         SOURCE_FILES,
         FILE_ERRORS,
     }

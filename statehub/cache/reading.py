@@ -1,4 +1,4 @@
-"""Read one indexable file into the rows a refresh writes: the per-file half of the indexer.
+"""Read indexable files into the rows the indexer writes: one file for a refresh, a repo for a rebuild.
 
 :func:`consider` compares a scanned file's stat identity (size, mtime, ctime,
 inode: ADR-003, ADR-030) with what the cache recorded, reads only a file whose
@@ -6,31 +6,47 @@ identity moved, parses it only when its git blob sha differs, and gathers its
 rows, its source-file record or its file error into a :class:`Pending`. Files are
 read only through statehub.repofiles (ADR-022); a path refused unread records the
 ``REFUSED_SHA`` so a later stat change brings it back for another look.
+
+:func:`gather_repo` reads, parses and judges a whole repo for a rebuild into a
+:class:`Gathered`, writing nothing (``statehub.cache.indexer.write_gathered``
+writes it). Nothing here loads SQLAlchemy (a test holds it so): a rebuild's worker
+forks before the process imports it, and gathers while it does (canon/ADR-043).
 """
 
 from __future__ import annotations
 
 import hashlib
+import stat as stat_mode
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Table
-
-from statehub.cache.derived import Scope
+from statehub.cache import fleet_rows as fleet_rows  # registers registry/fleet.toml and its tables
 from statehub.cache.prefixes import claim_problem, holders_by_prefix
-from statehub.cache.schema import TASKS, WORKPLANS
-from statehub.cache.sources import SOURCE_KINDS, ScannedFile
+from statehub.cache.scope import Scope
+from statehub.cache.sources import CANON, SOURCE_KINDS, TASKS, WORKPLANS, ScannedFile, scan_sources
+from statehub.cache.sqlite_rows import Batch, encode
+from statehub.gitfiles import head_commit
 from statehub.repofiles import FileLimits, RepoPathError, count_task_tables, read_repo_file
-from workplans import FileProblem, FormatError, RepoManifest, parse_manifest
+from workplans import MANIFEST_PATH, FileProblem, FormatError, RepoManifest, parse_manifest
 from workplans._fields import KeyLines
 from workplans.front_matter import split_front_matter
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-
-__all__ = ["REFUSED_SHA", "IndexReport", "Pending", "blob_sha", "consider", "problem"]
+__all__ = [
+    "MISSING_TREE",
+    "REFUSED_SHA",
+    "Gathered",
+    "IndexReport",
+    "Pending",
+    "blob_sha",
+    "consider",
+    "declared_prefixes",
+    "gather_repo",
+    "missing_pending",
+    "missing_tree",
+    "problem",
+]
 
 _DEFAULT_LIMITS = FileLimits()
 
@@ -62,7 +78,8 @@ class IndexReport:
 class Pending:
     """Rows gathered for one repo before they are written in one go."""
 
-    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    """Table name -> rows (``statehub.cache.sources.Rows``)."""
     sources: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     replaced: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -161,7 +178,7 @@ def _too_many(path: str, count: int, limit: int) -> FileProblem:
 
 
 def _may_claim(
-    pending: Pending, report: IndexReport, slug: str, path: str, text: str, rows: dict[Table, list[Any]]
+    pending: Pending, report: IndexReport, slug: str, path: str, text: str, rows: dict[str, list[Any]]
 ) -> bool:
     """Whether a parsed workplan's rows may be served: within the task limit and its repo's prefixes."""
     tasks = len(rows.get(TASKS, ()))
@@ -219,3 +236,109 @@ def problem(
             "origin": origin,
         }
     )
+
+
+MISSING_TREE = "work-tree"
+"""The file-error origin (path ``.``) of a registered work tree that is missing."""
+
+
+def missing_tree(root: Path) -> str | None:
+    """Why ``root`` holds no work tree to index (a sentence), or None when it is a directory.
+
+    Only the path itself is looked at; registration stored it resolved, so a
+    link there is one a person put since, and it is followed as a directory is.
+    """
+    try:
+        info = root.stat()
+    except FileNotFoundError:
+        return f"the work tree {root} is missing (moved away or deleted)"
+    except OSError as error:
+        return f"the work tree {root} cannot be looked up: {error.strerror}"
+    if not stat_mode.S_ISDIR(info.st_mode):
+        return f"the work tree {root} is not a directory"
+    return None
+
+
+def missing_pending(report: IndexReport, why: str, limits: FileLimits) -> Pending:
+    """What a missing work tree leaves to write: one file error saying so (origin
+    :data:`MISSING_TREE`), and no manifest."""
+    slug = report.repo
+    pending = Pending(limits=limits, manifest_seen=True)  # the repo row loses its manifest's values
+    message = (
+        f"{why}; its workplans and canon are not served until it is back there. Put it back, or "
+        f"register it where it is now (statehub repos add PATH) and remove this one "
+        f"(statehub repos remove {slug})"
+    )
+    problem(pending, report, slug, FileProblem(".", None, message), origin=MISSING_TREE)
+    return pending
+
+
+@dataclass(slots=True)
+class Gathered:
+    """One repo's files read, parsed and judged for a rebuild, nothing written yet: what
+    :func:`gather_repo` gives and ``statehub.cache.indexer.write_gathered`` writes. It may come
+    from another process (``statehub.cache.gathering``), so it holds plain data: rows by table
+    name, or, from a worker gathering for a SQLite cache, ``batches`` ready for the driver (its
+    rows, sources and errors, in that order, and those three left empty)."""
+
+    report: IndexReport
+    root: Path
+    prefixes: tuple[str, ...]
+    missing: bool
+    rows: dict[str, list[dict[str, Any]]]
+    sources: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    manifest: RepoManifest | None
+    commit: str | None
+    """HEAD of the work tree when it was read (``statehub.cache.indexed``)."""
+    batches: list[Batch] = field(default_factory=list)
+
+    def encoded(self) -> Gathered:
+        """This repo with its rows, sources and errors as SQLite batches
+        (``statehub.cache.sqlite_rows``): the driver's tuples pickle in a fraction of the time
+        dicts do, and the process writing them only executes them."""
+        tables = [*self.rows.items(), ("source_file", self.sources), ("file_error", self.errors)]
+        batches = [encode(name, rows) for name, rows in tables if rows]
+        return replace(self, rows={}, sources=[], errors=[], batches=self.batches + batches)
+
+
+def gather_repo(
+    slug: str, root: Path, declared: dict[str, tuple[str, ...]], limits: FileLimits = _DEFAULT_LIMITS
+) -> Gathered:
+    """Read, parse and judge every indexable file of ``slug`` for a rebuild, as ``index_repo``
+    (``statehub.cache.indexer``) does into an empty cache, without the cache: ``declared`` holds
+    every registered repo's prefixes (:func:`declared_prefixes`, this repo's included), so each
+    workplan's claim is judged once against all of them, which is what ``index_repo`` repo by
+    repo and ``recheck_claims`` after each repo's prefixes arrive end with."""
+    report = IndexReport(slug)
+    gone = missing_tree(root)
+    if gone is not None:
+        pending = missing_pending(report, gone, limits)
+        return Gathered(report, root, (), True, {}, [], pending.errors, None, None)
+    scanned = scan_sources(root)
+    report.files = len(scanned)
+    pending = Pending(declared=declared, limits=limits)
+    for path, stat in scanned.items():
+        consider(pending, report, slug, root, path, stat, None, True)
+    report.scope.workplan_ids.update(row["id"] for row in pending.rows.get(WORKPLANS, ()))
+    report.scope.canon.update((slug, row["id"]) for row in pending.rows.get(CANON, ()))
+    return Gathered(
+        report,
+        root,
+        declared.get(slug, ()),
+        False,
+        dict(pending.rows),
+        pending.sources,
+        pending.errors,
+        pending.manifest,
+        head_commit(root),
+    )
+
+
+def declared_prefixes(root: Path, limits: FileLimits = _DEFAULT_LIMITS) -> tuple[str, ...]:
+    """The prefixes ``root``'s manifest declares now; none when it is absent, refused or broken."""
+    try:
+        text = read_repo_file(root, MANIFEST_PATH, limits.manifest_bytes).decode("utf-8")
+        return tuple(parse_manifest(text).prefixes)
+    except (OSError, RepoPathError, UnicodeDecodeError, FormatError):
+        return ()

@@ -24,7 +24,7 @@ _SINGLE_FILES = {"statehub.toml": "manifest", "registry/fleet.toml": "fleet"}
 """Single files by path: the manifest (``workplans.MANIFEST_PATH``), and the fleet registry
 (``workplans.FLEET_PATH``; written out here so a read loads neither parser, and a test holds
 them equal) (its kind and tables are
-``statehub.cache.fleet_index``, registered whenever a cache is opened or indexed)."""
+``statehub.cache.fleet_rows``, registered whenever files are read for the cache)."""
 
 
 def kind_of(path: str) -> str | None:

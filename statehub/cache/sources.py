@@ -1,7 +1,11 @@
 """Which files of a repo the hub indexes, and the cache rows each kind of file becomes.
 
 Each kind owns the tables its rows go to, keyed by (repo, path), so a changed
-file is re-indexed by deleting its rows and inserting the new ones.
+file is re-indexed by deleting its rows and inserting the new ones. Tables are
+named here, not given as SQLAlchemy ``Table`` objects: reading and judging files
+(``statehub.cache.reading``) loads no SQLAlchemy, so a rebuild's worker can start
+before the process imports it (canon/ADR-043); ``tests/statehub/cache/test_gathering.py``
+holds the names equal to ``statehub.cache.schema``.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
-
 from statehub.cache.scan import _SINGLE_FILES, ScannedFile, kind_of, may_hold_sources, scan_sources
-from statehub.cache.schema import CANON, DEPENDENCIES, TASKS, WORKPLANS
 from workplans import parse_canon, parse_manifest, parse_workplan
 
 __all__ = [
+    "CANON",
+    "DEPENDENCIES",
     "SOURCE_KINDS",
+    "TASKS",
+    "WORKPLANS",
     "Rows",
     "ScannedFile",
     "SourceKind",
@@ -28,15 +33,23 @@ __all__ = [
     "scan_sources",
 ]
 
-Rows = dict[Table, list[dict[str, Any]]]
+WORKPLANS = "workplan"
+TASKS = "task"
+DEPENDENCIES = "task_dependency"
+CANON = "canon"
+"""The names of the tables a workplan and a canon document become (``statehub.cache.schema``)."""
+
+Rows = dict[str, list[dict[str, Any]]]
+"""Rows per table name, each row a dict of column values (JSON columns as Python values)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SourceKind:
     name: str
-    tables: tuple[Table, ...]
+    tables: tuple[str, ...]
+    """The names of the tables its rows go to (``statehub.cache.schema.metadata.tables``)."""
     rows: Callable[[str, str, str], Rows]
-    """(repo slug, repo-relative path, text) -> rows per table; raises FormatError."""
+    """(repo slug, repo-relative path, text) -> rows per table name; raises FormatError."""
 
 
 def json_safe(value: Any) -> Any:

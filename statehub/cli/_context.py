@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,10 +26,15 @@ __all__ = ["HubCommandError", "handle_errors", "load_settings", "open_desk", "op
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load_settings() -> Settings:
-    """The settings from the environment; a bad one is one clear line and the setup exit code (3)."""
+def load_settings(profile: str | None = None) -> Settings:
+    """The settings from the environment; a bad one is one clear line and the setup exit code (3).
+
+    ``profile`` (``serve --profile``) stands for ``STATEHUB_PROFILE`` and is read with the rest, so
+    every default derived from the profile follows it (``STATEHUB_STATE_URL``: the cache's database
+    on a fleet hub); changing the profile of settings already read would leave those the old one's.
+    """
     try:
-        return Settings.from_env()
+        return Settings.from_env(os.environ | {"STATEHUB_PROFILE": profile} if profile else None)
     except ValueError as error:
         raise setup_error(error) from None
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
-from statehub.cli._context import handle_errors, open_hub
+from statehub.cli._context import handle_errors, load_settings, open_hub
 from statehub.cli._options import json_option
 from statehub.cli._output import print_json, progress_bar, say
 from statehub.cli.read import repos_list
@@ -129,12 +129,26 @@ def rebuild(as_json: bool) -> None:
 
     Example: statehub rebuild
     """
-    from statehub.cache import queries
+    import gc
 
-    with open_hub(reconcile=False) as hub:
-        repos_ = hub.repos()
+    from statehub.cache.gathering import gathered
+    from statehub.hubfile import HubFile
+
+    # One short process: the cyclic collector would only walk every row read (Hub.rebuild pauses it
+    # for the rebuild; re-enabled, it would walk them all once more), and the exit frees them anyway.
+    gc.disable()
+    settings = load_settings()
+    repos_ = [(r.slug, r.path) for r in HubFile(settings.hub_file).repos()]
+    # The worker forks before the hub and SQLAlchemy load, and gathers meanwhile (canon/ADR-043).
+    sqlite = settings.database_url.startswith("sqlite")  # as statehub.cache.database.open_cache tells
+    with (
+        gathered(repos_, settings.file_limits, worker=True, for_sqlite=sqlite) as found,
+        open_hub(reconcile=False) as hub,
+    ):
         with progress_bar("indexing", len(repos_), hidden=as_json) as advance:
-            reports = hub.rebuild(progress=advance, worker=True)
+            reports = hub.rebuild(progress=advance, found=found)
+        from statehub.cache import queries
+
         with hub.engine.connect() as conn:
             counts, errors = queries.repos_summary(conn, [r.repo for r in reports])
     summary = RebuildSummary(

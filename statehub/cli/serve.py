@@ -30,10 +30,8 @@ def serve(host: str | None, port: int | None, profile: str | None) -> None:
     """
     from statehub.app import create_app
 
-    settings = load_settings()
-    settings = settings.with_overrides(
-        host=host or settings.host, port=port or settings.port, profile=profile or settings.profile
-    )
+    settings = load_settings(profile)
+    settings = settings.with_overrides(host=host or settings.host, port=port or settings.port)
     try:
         app = create_app(settings)
     except HubError as error:

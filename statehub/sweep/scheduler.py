@@ -214,8 +214,10 @@ class Sweeper:
             run = self._runs.get(sweep_id)
             if run is None:
                 raise NotFound(
-                    f"no sweep {sweep_id!r}: the hub keeps the last {KEEP} sweeps since it started "
-                    "(GET /sweeps lists them)"
+                    f"no sweep {sweep_id!r}: this server keeps the last {KEEP} sweeps since it started "
+                    "(GET /sweeps lists them), and a replica knows only the sweeps it ran: ask the one "
+                    "that answered POST /sweeps (compose/nginx.conf sends every /sweeps request to one), "
+                    "or read GET /sweeps/latest"
                 )
             return run.answer()
 

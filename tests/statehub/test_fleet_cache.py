@@ -45,11 +45,11 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 
 def _round_trip(engine: Engine, fleet_text: str) -> FleetRegistry:
     with engine.begin() as conn:
-        for table in FLEET_FILE.tables:
-            conn.execute(delete(table))
-        for table, rows in fleet_rows("fleet", "registry/fleet.toml", fleet_text).items():
+        for name in FLEET_FILE.tables:
+            conn.execute(delete(metadata.tables[name]))
+        for name, rows in fleet_rows("fleet", "registry/fleet.toml", fleet_text).items():
             if rows:
-                conn.execute(table.insert(), rows)
+                conn.execute(metadata.tables[name].insert(), rows)
     with engine.connect() as conn:
         return registry_from_rows(conn, "fleet")
 

@@ -244,9 +244,12 @@ def test_bad_requests_are_refused_clearly_and_queue_nothing(served_settings: Set
         too_many = _call(server, "POST", "/sweeps", json={"repos": [f"r{n}" for n in range(1001)]})
         assert too_many.status_code == 400, too_many.text
         assert _call(server, "POST", "/sweeps", json={"repos": "the-custodian"}).status_code == 400
+        # a misspelt field is refused, not ignored: {"repo": ...} would otherwise sweep every repo
+        typo = _call(server, "POST", "/sweeps", json={"repo": "the-custodian"})
+        assert typo.status_code == 400 and "repo" in typo.json()["error"], typo.text
         assert _call(server, "GET", "/sweeps/20261201T000000Z-00000000").status_code == 404
         missing = _call(server, "GET", "/sweeps/20261201T000000Z-00000000").json()["error"]
-        assert "keeps the last 100 sweeps" in missing
+        assert "keeps the last 100 sweeps" in missing and "a replica knows only the sweeps it ran" in missing
         assert _call(server, "GET", "/sweeps/not-a-sweep-id").status_code == 400
         assert _call(server, "GET", "/sweeps?limit=0").status_code == 400
         assert _call(server, "GET", "/sweeps?limit=101").status_code == 400

@@ -227,9 +227,9 @@ def test_one_applier_of_a_repo_at_a_time_across_replicas_and_its_death_frees_the
         assert first.acquire("r1", timeout=1)
         first.check("r1")
         with state.connect() as admin:  # the holder's process dies: the server ends its session
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            admin.execute(  # this test's database only: other databases' holders are other hubs' and tests'
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
         assert second.acquire("r1", timeout=5)
         with pytest.raises(ApplierLockLost, match="'r1' was lost"):

@@ -273,3 +273,43 @@ def test_a_state_database_lost_and_created_again_is_migrated_on_reconnect(
         store.begin("e", "b", seed_doc("b"))
         assert store.docs() == ["e"]
     assert _versions(state, "rooms") == [1]
+
+
+def test_a_user_who_may_not_create_the_schema_gets_the_grant_to_ask_for(postgres_database: str) -> None:
+    """Found by review16b: a hub whose database user lacks CREATE on the database stopped at its
+    first start with psycopg's InsufficientPrivilege in a traceback. It is StoreNotPermitted:
+    one sentence naming the schema, the user and the two ways out (docs/deployment.md), nothing
+    created; once the schema exists and belongs to the user, the store opens."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from sync.errors import StoreNotPermitted
+
+    admin = PgState(postgres_database)
+    role = f"review_nocreate_{int(time.time() * 1000) % 10**9}"
+    parts = urlsplit(admin.url)
+    database = parts.path.lstrip("/")
+    limited = PgState(urlunsplit(parts._replace(netloc=f"{role}:secret-pw@{parts.hostname}:{parts.port}")))
+    with admin.connect() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC')
+    try:
+        with pytest.raises(StoreNotPermitted) as error:
+            RoomStore(limited)
+        sentence = str(error.value)
+        assert "statehub_state" in sentence and role in sentence, sentence
+        assert f"GRANT CREATE ON DATABASE {database} TO {role}" in sentence, sentence
+        assert f"CREATE SCHEMA statehub_state AUTHORIZATION {role}" in sentence, sentence
+        assert "secret-pw" not in sentence
+        with admin.connect() as conn:
+            assert conn.execute("SELECT to_regnamespace('statehub_state')").fetchone() == (None,)
+            conn.execute(f'CREATE SCHEMA statehub_state AUTHORIZATION "{role}"')
+        RoomStore(limited).close()  # the remedy works
+        assert _versions(admin, "rooms") == [1]
+    finally:
+        with admin.connect() as conn:
+            conn.execute("DROP SCHEMA IF EXISTS statehub_state CASCADE")
+            conn.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(admin.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')

@@ -4,11 +4,14 @@ ends with the cache that indexing the repos one by one (with ``recheck_claims``)
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from statehub.cache.gathering import MIN_REPOS_FOR_WORKER
+from statehub.cache.fleet_rows import FLEET_FILE
+from statehub.cache.gathering import MIN_REPOS_FOR_WORKER, gathered
 from statehub.cache.schema import FILE_ERRORS, META, metadata
 from tests.gitfixtures import GitRepo, workplan_text
 
@@ -85,3 +88,47 @@ def test_a_rebuild_with_its_worker_ends_where_indexing_repo_by_repo_ends(
     assert _contents(hub) == one_by_one
     hub.rebuild()  # and without the worker
     assert _contents(hub) == one_by_one
+    # as ``statehub rebuild`` runs it: gathering (and the worker) started before the hub rebuilds;
+    # here the worker hands its repos over as dicts (``hub.rebuild(worker=True)`` above had them
+    # encoded for the driver on SQLite, Gathered.encoded)
+    with gathered([(r.slug, r.path) for r in hub.repos()], hub.settings.file_limits, worker=True) as found:
+        reports = hub.rebuild(found=found)
+    assert [r.repo for r in reports] == [f"r{n}" for n in range(len(repos))]
+    assert _contents(hub) == one_by_one
+
+
+def test_gathering_loads_no_sqlalchemy() -> None:
+    """``statehub rebuild`` forks its worker before it imports SQLAlchemy, so reading, parsing and
+    judging files (and the command's module) must not load it (canon/ADR-043)."""
+    code = (
+        "import sys\n"
+        "import statehub.cache.gathering, statehub.cli.repos, statehub.hubfile\n"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in ('sqlalchemy', 'git')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_sqlite_rows_names_the_schemas_json_columns() -> None:
+    """``statehub.cache.sqlite_rows`` encodes the JSON columns it names without SQLAlchemy: they
+    are exactly the schema's."""
+    from sqlalchemy import JSON
+
+    from statehub.cache.sqlite_rows import JSON_COLUMNS
+
+    in_schema = {
+        table.name: frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+        for table in metadata.sorted_tables
+    }
+    assert {name: columns for name, columns in in_schema.items() if columns} == JSON_COLUMNS
+
+
+def test_source_kinds_name_the_schemas_tables() -> None:
+    """The table names rows are gathered under (``statehub.cache.sources``, SQLAlchemy-free) are
+    the schema's tables."""
+    from statehub.cache.sources import SOURCE_KINDS
+
+    assert FLEET_FILE.name in SOURCE_KINDS
+    for kind in SOURCE_KINDS.values():
+        for name in kind.tables:
+            assert name in metadata.tables, (kind.name, name)
