@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows
-from statehub.cache.database import create_indexes, loading, replacing
+from statehub.cache.database import create_indexes, loading, replacing, setting_up
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexed import last_indexed_commits
@@ -133,7 +133,8 @@ class Hub:
         self._changes_lock = threading.Lock()
         if reconcile or (created and not rebuilding):
             try:
-                self.reconcile(rebuild=created)
+                with setting_up(self.engine):  # one hub's start-up at a time on PostgreSQL (ADR-054)
+                    self.reconcile(rebuild=created)
             except BaseException:
                 self.engine.dispose()  # a broken hub.toml must not leak the cache's connections
                 raise

@@ -36,8 +36,8 @@ AUTH_MODES = ("required", "open")
 FLEET_SWEEP_INTERVAL_S = 900.0
 
 DEFAULT_FORGE_TIMEOUT_S = 30.0
-"""Seconds a write-back's fetch or push may take by default: the applier lock is held meanwhile,
-so a forge that hangs must not hold every write of the hub for the sweep's 300 s."""
+"""Seconds a write-back's fetch or push may take by default: the repo's applier lock is held
+meanwhile, so a forge that hangs must not hold every write to the repo for the sweep's 300 s."""
 """The fleet profile sweeps every registered repo every 15 minutes unless told otherwise."""
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """16 MiB: a relay batch of 1000 events of a few KB each fits many times over."""

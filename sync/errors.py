@@ -8,6 +8,7 @@
     ├── StoreFull          the disk under a durable store is full: nothing of the write was kept
     ├── StoreUnreachable   the PostgreSQL database holding a durable store does not answer
     ├── StoreNotPermitted  the database user may not create the state schema or its tables
+    ├── ApplierLockLost    the session holding a repo's applier lock ended: stop writing that repo
     └── RoomError          a room refuses something; ``status`` is the HTTP-like status to answer
         ├── RoomFileError  the room's file may not be read or written (ADR-022): nothing of it is sent
         └── RoomInputError a client's message or name the room does not take
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "ApplierLockLost",
     "DropWithoutReason",
     "KeyConflict",
     "RoomError",
@@ -107,6 +109,20 @@ class StoreUnreachable(SyncError):
         super().__init__(
             f"the {where} does not answer ({reason}); nothing of this was kept: check that PostgreSQL "
             f"runs and the hub may connect (STATEHUB_STATE_URL, STATEHUB_DATABASE_URL), then try again"
+        )
+
+
+class ApplierLockLost(SyncError):
+    """The PostgreSQL session holding a repo's applier lock ended (a dropped connection, a
+    restarted server, ``pg_terminate_backend``): the lock went with it and another replica may
+    hold it now, so this one must not publish a commit nor mark an event of the repo; its events
+    stay pending and the next pass, whoever runs it, applies them (canon/ADR-054)."""
+
+    def __init__(self, repo: str, reason: str) -> None:
+        self.repo = repo
+        super().__init__(
+            f"the applier lock of repo {repo!r} was lost ({reason}); nothing more is written there "
+            "in this pass, and its events stay pending for the next"
         )
 
 

@@ -171,8 +171,8 @@ def test_fleet_compose_is_two_replicas_of_one_hub_on_one_postgresql_behind_the_p
     assert settings.trusted_proxies == (address,)
     subnet = fleet["networks"]["hubnet"]["ipam"]["config"][0]["subnet"]
     assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
-    # the second replica starts after the first answers (creating an empty cache twice at once collides)
-    assert b["depends_on"]["hub-a"]["condition"] == "service_healthy"
+    # the replicas start together, on the database alone (the cache's setup lock, canon/ADR-054)
+    assert b["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
 
 Block = list[tuple[str, list[str], "Block | None"]]

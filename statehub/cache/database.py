@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, DisconnectionError
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, ExecutableDDLElement
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "CACHE_SETUP_LOCK",
     "LOAD_CACHE_KIB",
     "create_indexes",
     "is_postgres",
@@ -36,7 +37,12 @@ __all__ = [
     "open_cache",
     "replacing",
     "reset_cache",
+    "setting_up",
 ]
+
+CACHE_SETUP_LOCK = int.from_bytes(b"SHcache0", "big")
+"""The advisory lock (one bigint key) a hub holds on PostgreSQL while it checks the cache's schema
+version and creates the tables at open (as ``sync._durable_pg.MIGRATE_LOCK`` guards the state schema)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -130,8 +136,37 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         ) from None
     if stored == SCHEMA_VERSION:
         return engine, False
+    if engine.dialect.name == "postgresql":
+        # Hubs starting at once on one database (fleet replicas) take turns: the first creates,
+        # the next reads the version again under the lock and finds the tables (canon/ADR-054).
+        with engine.begin() as conn:
+            _take_setup_lock(conn)
+            if _version_in(conn) == SCHEMA_VERSION:
+                return engine, False
+            _drop_tables(conn)
+            _create_tables(conn, indexes=True)
+        return engine, True
     reset_cache(engine)
     return engine, True
+
+
+@contextmanager
+def setting_up(engine: Engine) -> Iterator[None]:
+    """Hold the cache's setup lock (``CACHE_SETUP_LOCK``) on PostgreSQL for the block: a hub's
+    start-up work on the cache (the rebuild of a cache it created, its reconcile) runs while no
+    other hub of the database does its own, nor creates the tables (``open_cache``). The lock is
+    held by a transaction of its own that touches no table, so the block's own transactions,
+    DDL included, never wait for it. Nothing on SQLite (one host, one hub)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as guard, guard.begin():
+        _take_setup_lock(guard)
+        yield
+
+
+def _take_setup_lock(conn: Connection) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CACHE_SETUP_LOCK})
 
 
 def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
@@ -220,9 +255,13 @@ def _run_ddl(conn: Connection, statements: list[ExecutableDDLElement]) -> None:
 
 def _stored_version(engine: Engine) -> int | None:
     with engine.connect() as conn:
-        if not conn.dialect.has_table(conn, META.name):  # no Inspector: one query, nothing cached
-            return None
-        value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one_or_none()
+        return _version_in(conn)
+
+
+def _version_in(conn: Connection) -> int | None:
+    if not conn.dialect.has_table(conn, META.name):  # no Inspector: one query, nothing cached
+        return None
+    value = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one_or_none()
     try:
         return int(value) if value is not None else None
     except ValueError:

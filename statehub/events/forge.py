@@ -329,6 +329,7 @@ def replay_leftovers(
     switch = _switch(repo, local, target)
     if switch is None:
         return False
+    applier.check(slug)  # nothing leaves a replica that lost the repo's lock (canon/ADR-054)
     if (
         target != theirs
         and push_commit(repo, sync.remote, sync.branch, target, sync.forge.timeout) is not None

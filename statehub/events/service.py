@@ -2,9 +2,11 @@
 
 The server and every CLI command open the same buffer: its file in the data dir
 (ADR-007), or on a fleet hub whose state is on PostgreSQL its tables in the state
-schema, shared by every replica (canon/ADR-049). Whoever holds the applier lock
-applies; the server's worker thread takes it for each pass, a CLI command takes
-it briefly to apply its own event at once, and leaves the event to the server
+schema, shared by every replica (canon/ADR-049). Whoever holds a repo's applier
+lock applies that repo's events (canon/ADR-054): the server's worker thread takes
+each repo's lock in turn and skips a repo whose lock another process holds (it
+is applying there; the next pass looks again), a CLI command takes its repo's
+lock briefly to apply its own event at once, and leaves the event to the server
 (or another replica) when the lock is busy.
 """
 
@@ -23,6 +25,7 @@ from statehub.events.intake import submit_events
 from statehub.events.writeback import Applier, RepoApplied
 from sync.applier_lock import applier_lock
 from sync.buffer import EventResult, Said, WriteBuffer
+from sync.errors import ApplierLockLost
 from sync.leases import LeaseStore
 from sync.relay_queue import RelayQueue
 
@@ -66,9 +69,9 @@ class EventDesk:
         self.buffer = WriteBuffer(where)
         from statehub.state_stores import state_location
 
-        self.lock = applier_lock(state_location(hub.settings, APPLIER_LOCK_FILE))
-        """One applier at a time in any process (or replica): ``sync.applier_lock``."""
-        self.applier = Applier(hub, self.buffer)
+        self.locks = applier_lock(state_location(hub.settings, APPLIER_LOCK_FILE))
+        """One applier of a repo at a time in any process (or replica): ``sync.applier_lock``."""
+        self.applier = Applier(hub, self.buffer, self.locks.check)
         self.accepted = threading.Event()
         """Set when events were accepted, so the worker wakes at once instead of at its next poll."""
         self.leases = LeaseStore(where)
@@ -94,7 +97,7 @@ class EventDesk:
             self.relay_queue.close()
         self.leases.close()
         self.buffer.close()
-        self.lock.close()
+        self.locks.close()
 
     def __enter__(self) -> Self:
         return self
@@ -140,53 +143,81 @@ class EventDesk:
     def apply_pending(
         self, repos: Sequence[str] | None = None, timeout: float | None = None
     ) -> list[RepoApplied] | None:
-        """Apply pending events of ``repos`` (default: every repo with some); None if another
-        process is applying and did not finish within ``timeout`` seconds."""
-        if not self.lock.acquire(timeout):
-            return None
-        try:
-            return self.apply_locked(repos)
-        finally:
-            self.lock.release()
-
-    def apply_locked(self, repos: Sequence[str] | None = None) -> list[RepoApplied]:
-        """Like ``apply_pending`` for a caller that already holds the lock (the sweep)."""
+        """Apply the pending events of ``repos`` (default: every repo with some), each repo under its
+        own applier lock, waiting up to ``timeout`` seconds for it (None: for ever; 0: hand over at
+        once). A repo whose lock another process held past that is skipped: the holder applies its
+        events, or a later pass. The results of the repos applied here; None if some repo was
+        skipped so (or its lock was lost, ``apply_locked``)."""
         targets = list(repos) if repos is not None else self.buffer.pending_repos()
+        results: list[RepoApplied] = []
+        skipped = False
+        for slug in targets:
+            if not self.locks.acquire(slug, timeout):
+                skipped = True
+                continue
+            try:
+                done = self.apply_locked([slug])
+            finally:
+                self.locks.release(slug)
+            skipped = skipped or not done
+            results += done
+        return None if skipped else results
+
+    def apply_locked(self, repos: Sequence[str]) -> list[RepoApplied]:
+        """Apply the pending events of ``repos`` for a caller that holds each one's lock (the
+        sweep; ``apply_pending``); the results. A repo whose lock was lost meanwhile
+        (``ApplierLockLost``: its session ended) has no result: its pass stopped before anything
+        more left the process, nothing of it is marked, and its events stay pending."""
         roots = {r.slug: r.path for r in self.hub.repos()}
         results = []
-        for slug in targets:
+        for slug in repos:
             self.hub.changes.let_deliver()  # the fan-out first (ChangeLog.let_deliver)
             try:
-                # The hub's write lock, held from the first file written to the re-index that
-                # records it: a CRDT save commits in these work trees too (two git commits at
-                # once in one repo would fight over its index lock), and the file watcher, which
-                # sees these very writes, finds them indexed already, with cause "event", and
-                # reads nothing (canon/ADR-048).
-                with self.hub.write_lock:
-                    started = time.perf_counter()
-                    result = self.applier.apply_repo(slug, roots.get(slug), reindex=False)
-                    results.append(result)
-                    if self.hub.metrics is not None:
-                        self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
-                    if result.changed and slug in roots:
-                        self.hub.changes.let_deliver()
-                        self._reindex([slug], roots)
-            except Exception as error:  # one repo's git trouble must not hold up the others
-                log.exception("write-back in %s failed", slug)
-                reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
-                pending = self.buffer.pending(slug)
-                self.buffer.wait([e.key for e in pending], reason)
-                if results and results[-1].repo == slug:  # applied, the re-index failed: mark nothing
-                    results.pop()
-                results.append(RepoApplied(slug, waiting=len(pending), reasons=[reason]))
-        for result in results:
-            applied, rejected = len(result.decided), len(result.refused)  # settle empties them
-            self.applier.settle(result)
-            if (metrics := self.hub.metrics) is not None:
-                metrics.count_events("applied", applied)
-                metrics.count_events("rejected", rejected)
-                metrics.count_events("waited", result.waiting)
+                result = self._apply_repo(slug, roots)
+                self.locks.check(slug)  # no event is marked by a replica that lost the lock
+            except ApplierLockLost as lost:
+                log.warning("write-back in %s stopped: %s", slug, lost)
+                continue
+            self._settle(result)
+            results.append(result)
         return results
+
+    def _apply_repo(self, slug: str, roots: dict[str, Path]) -> RepoApplied:
+        """One repo's write-back and re-index (not yet marked: ``_settle``); a failure is the repo's
+        waiting reason, never the end of the pass (ApplierLockLost is)."""
+        try:
+            # The hub's write lock, held from the first file written to the re-index that
+            # records it: a CRDT save commits in these work trees too (two git commits at
+            # once in one repo would fight over its index lock), and the file watcher, which
+            # sees these very writes, finds them indexed already, with cause "event", and
+            # reads nothing (canon/ADR-048).
+            with self.hub.write_lock:
+                started = time.perf_counter()
+                result = self.applier.apply_repo(slug, roots.get(slug), reindex=False)
+                if self.hub.metrics is not None:
+                    self.hub.metrics.writeback_seconds.observe(time.perf_counter() - started)
+                if result.changed and slug in roots:
+                    self.hub.changes.let_deliver()
+                    self._reindex([slug], roots)
+        except ApplierLockLost:
+            raise
+        except Exception as error:  # one repo's git trouble must not hold up the others
+            log.exception("write-back in %s failed", slug)
+            reason = f"write-back failed, will retry: {type(error).__name__}: {error}"[:500]
+            pending = self.buffer.pending(slug)
+            self.buffer.wait([e.key for e in pending], reason)
+            # (applied but the re-index failed: nothing of it is marked)
+            return RepoApplied(slug, waiting=len(pending), reasons=[reason])
+        return result
+
+    def _settle(self, result: RepoApplied) -> None:
+        """Mark the repo's events applied or rejected (``Applier.settle``), and count them."""
+        applied, rejected = len(result.decided), len(result.refused)  # settle empties them
+        self.applier.settle(result)
+        if (metrics := self.hub.metrics) is not None:
+            metrics.count_events("applied", applied)
+            metrics.count_events("rejected", rejected)
+            metrics.count_events("waited", result.waiting)
 
     def _reindex(self, slugs: list[str], roots: dict[str, Path]) -> None:
         """Re-index the repos a pass changed in one transaction; cross-file facts are derived once,

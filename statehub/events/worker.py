@@ -2,7 +2,10 @@
 
 A thread rather than an asyncio task because every step (SQLite, file writes,
 git) blocks. It wakes when the API accepts events, and polls once a second
-for events a CLI command left in the shared buffer.
+for events a CLI command left in the shared buffer. Each repo is applied under
+its own applier lock; a repo whose lock another process (a CLI command, a sweep,
+another replica) holds is skipped, not waited for, and looked at again at the
+next poll (canon/ADR-054).
 
 A repo whose write-back fails is retried with backoff (``Applier.due``), not on
 every wake-up; meanwhile its pending events, new ones too, carry the reason. With
@@ -59,8 +62,8 @@ class ApplierWorker:
                     due += [
                         slug for slug in forge.due() if slug not in pending and self.desk.applier.due(slug)
                     ]
-                if due:
-                    self.desk.apply_pending(due)
+                if due:  # a repo another process is applying is handed over (ADR-054)
+                    self.desk.apply_pending(due, timeout=0)
             except Exception:  # the worker must outlive any one bad repo or file
                 log.exception("applying pending events failed; retrying")
                 self._stop.wait(self.poll)

@@ -102,6 +102,8 @@ from workplans import (
 from workplans.fleet_event_types import FleetEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from statehub.hub import Hub
 
 __all__ = [
@@ -220,11 +222,14 @@ def _crash_point(step: str) -> None:
 
 
 class Applier:
-    """Applies a buffer's pending events. The caller holds the applier lock."""
+    """Applies a buffer's pending events. The caller holds each repo's applier lock; ``check(slug)``
+    raises ``sync.errors.ApplierLockLost`` when it no longer does (``sync.applier_lock``), and is
+    asked before anything of a pass leaves the process (canon/ADR-054)."""
 
-    def __init__(self, hub: Hub, buffer: WriteBuffer) -> None:
+    def __init__(self, hub: Hub, buffer: WriteBuffer, check: Callable[[str], None]) -> None:
         self.hub = hub
         self.buffer = buffer
+        self.check = check
         self.failing: dict[str, Failing] = {}
         """Repos whose last write-back failed (shown by ``/state/health``)."""
         settings = hub.settings
@@ -521,6 +526,7 @@ class Applier:
             if after is not None:
                 final[path] = after.encode("utf-8")
         chain = gitcommit.build_chain(repo, head, commits, {path: blobs[path] for path in final})
+        self.check(slug)  # a replica whose lock's session ended writes nothing (ApplierLockLost)
         record = self.buffer.begin_writeback(
             Writeback(
                 slug,

@@ -39,7 +39,7 @@ __all__ = [
 
 REMOTE_TIMEOUT = 300.0
 """Seconds a fetch or push may take before it is killed: a remote that hangs (a server that accepts
-and never answers) must not hold the applier lock, and with it every write of the hub, for ever."""
+and never answers) must not hold the repo's applier lock, and with it every write there, for ever."""
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 """A consistency sweep: per repo, pull, re-index, apply pending events, push, report.
 
-The sweep holds the applier lock for one repo at a time, so the server's
-applier and CLI commands can keep working on the other repos meanwhile (and two
-sweeps never work in one repo at once). The last report is kept in the data dir
+The sweep holds a repo's applier lock (``EventDesk.locks``, canon/ADR-054) for
+that repo only, one repo at a time, so the server's applier and CLI commands can
+keep working on the other repos meanwhile (and two sweeps, or a sweep and an
+applier, never work in one repo at once). The last report is kept in the data dir
 (``sweeps/latest.json``) so the API shows a sweep the CLI ran and the other way
 round; each repo's last sweep is kept too (``statehub.sweep.record``).
 """
@@ -29,6 +30,7 @@ from statehub.gitstate import stops
 from statehub.sweep.findings import Finding, find_problems
 from statehub.sweep.record import MAX_RECORDED_FINDINGS, LastSweep, record_sweep
 from statehub.sweep.remote import fetch, integrate, push, upstream
+from sync.errors import ApplierLockLost
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -169,10 +171,14 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
                 if problem:
                     problems.append(problem)
         hub.refresh(slug, cause="sweep")
-        applied = desk.apply_locked([slug])[0]
+        done = desk.apply_locked([slug])
+        if not done:  # the repo's lock was lost (its session ended): nothing more here (ADR-054)
+            raise ApplierLockLost(slug, "the session holding it ended")
+        applied = done[0]
         problems.extend(reason for reason in applied.reasons if reason not in problems)
         if target is not None and problem is None:
             remote, branch = target
+            desk.locks.check(slug)
             outcome = push(repo, remote, branch)
             # Not pushed always comes with a reason (statehub.sweep.remote.push).
             pushed, push_said = outcome.pushed, outcome.reason or "pushed"
@@ -312,9 +318,9 @@ def _sweep_one(desk: EventDesk, slug: str, sweep_id: str, follower: Follower | N
     the lock (the hub is stopping), and the repo was not swept."""
     hub = desk.hub
     if follower is None:
-        desk.lock.acquire()
+        desk.locks.acquire(slug)
     else:
-        while not desk.lock.acquire(timeout=1.0):
+        while not desk.locks.acquire(slug, timeout=1.0):
             if follower.stopping():
                 return None
     try:
@@ -345,7 +351,7 @@ def _sweep_one(desk: EventDesk, slug: str, sweep_id: str, follower: Follower | N
         if (metrics := hub.metrics) is not None:
             metrics.count_repo_sweep(swept)
     finally:
-        desk.lock.release()
+        desk.locks.release(slug)
     return swept
 
 

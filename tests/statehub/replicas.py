@@ -19,6 +19,7 @@ Used by tests/statehub/test_replicas.py and bench/replicas.py (issue 16):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import shutil
@@ -59,8 +60,8 @@ restart on a loaded machine (a hub takes up to ~20 s to import and open there)."
 class Replicas:
     """``count`` fleet replicas; ``homes`` one home shared by all, or one home per replica.
 
-    ``env`` adds variables to every replica. ``start()`` starts the first alone (it creates the cache
-    schema and the state schema), then the others together."""
+    ``env`` adds variables to every replica. ``start()`` starts them all at once (the cache's setup
+    lock and the state schema's migration lock let one create each, canon/ADR-054)."""
 
     def __init__(
         self,
@@ -121,10 +122,9 @@ class Replicas:
                     hub.register(path)
 
     def start(self) -> Replicas:
-        self.servers[0].start()
-        for server in self.servers[1:]:
+        for server in self.servers:  # at once: one creates the cache, the others wait (ADR-054)
             server.launch()
-        for server in self.servers[1:]:
+        for server in self.servers:
             server.wait_ready()
         return self
 
@@ -137,17 +137,20 @@ class Replicas:
         self.servers[number].process = None
 
     def applying(self, timeout: float = 10.0) -> int | None:
-        """The replica holding the applier lock (``<data dir>/applier.lock``, a flock: Linux's
-        /proc/locks names its holder's pid), watched for up to ``timeout`` seconds; None when no
-        replica was seen holding it (or the hub keeps that lock elsewhere)."""
-        lock = self.homes[0] / "data" / "applier.lock"
+        """A replica holding a repo's applier lock (``<data dir>/applier.<hash>.lock``, a flock:
+        Linux's /proc/locks names its holder's pid), watched for up to ``timeout`` seconds; None
+        when no replica was seen holding one (or the hub keeps those locks elsewhere)."""
+        data = self.homes[0] / "data"
         pids = {server.process.pid: n for n, server in enumerate(self.servers) if server.process is not None}
         deadline = time.monotonic() + timeout
-        while lock.exists() and time.monotonic() < deadline:
-            inode = lock.stat().st_ino
+        while time.monotonic() < deadline:
+            inodes = set()
+            for lock in data.glob("applier.*.lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    inodes.add(str(lock.stat().st_ino))
             for line in Path("/proc/locks").read_text().split("\n"):
                 fields = line.split()  # N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END
-                if len(fields) == 8 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+                if len(fields) == 8 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] in inodes:
                     holder = pids.get(int(fields[4]))
                     if holder is not None:
                         return holder

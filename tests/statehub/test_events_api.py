@@ -38,12 +38,12 @@ def _wait_settled(client: TestClient[Any], timeout: float = 20.0) -> None:
 def test_the_buffer_its_leases_and_the_applier_lock_live_where_the_state_does(hub: Hub) -> None:
     """On a hub whose state is on PostgreSQL the desk's stores are the state schema's tables and
     the applier lock an advisory lock; on files, ``buffer.sqlite3`` and a lock file (canon/ADR-049)."""
-    from sync.applier_lock import AdvisoryApplierLock, ApplierLock
+    from sync.applier_lock import AdvisoryRepoLocks, RepoLocks
 
     with EventDesk(hub) as desk:
         on_postgres = hub.settings.state_url is not None
         assert desk.buffer.dialect == desk.leases.dialect == ("postgresql" if on_postgres else "sqlite")
-        assert isinstance(desk.lock, AdvisoryApplierLock if on_postgres else ApplierLock)
+        assert isinstance(desk.locks, AdvisoryRepoLocks if on_postgres else RepoLocks)
         assert (hub.settings.data_dir / "buffer.sqlite3").exists() is not on_postgres
 
 

@@ -84,11 +84,11 @@ def test_when_another_process_applies_the_cli_leaves_the_event_to_it(
 ) -> None:
     monkeypatch.setattr(importlib.import_module("statehub.cli._sending"), "APPLY_WAIT", 0.1)
     busy = applier_lock(state_location(settings, "applier.lock"))  # another replica, on PostgreSQL
-    assert busy.acquire(timeout=1)
+    assert busy.acquire("the-custodian", timeout=1)
     try:
         result = run("event", "note", "CUST-WP-0054-T02", "later", "--key", "L1")
     finally:
-        busy.release()
+        busy.release("the-custodian")
         busy.close()
     assert result.exit_code == 0
     assert "pending; another hub process is applying, it will pick this up" in result.output

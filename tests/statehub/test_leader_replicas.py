@@ -52,10 +52,11 @@ class Replicas:
             server.log = home / f"server-{number}.log"
 
     def start(self) -> None:
-        # One after the other: two hubs creating the cache of an empty database at once collide
-        # on CREATE TABLE (the cache's DDL takes no lock yet; see the ADR's consequences).
+        # At once, on an empty database: the cache's setup lock lets one create it (ADR-054).
         for server in self.servers:
-            server.start()
+            server.launch()
+        for server in self.servers:
+            server.wait_ready()
 
     def stop(self) -> None:
         for server in self.servers:

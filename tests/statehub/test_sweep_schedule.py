@@ -22,7 +22,7 @@ from statehub.errors import Unavailable
 from statehub.events import EventDesk
 from statehub.sweep import last_sweeps, latest_sweep, scheduler, sweep
 from statehub.sweep.scheduler import Sweeper
-from sync.applier_lock import ApplierLock
+from sync.applier_lock import ApplierLock, lock_file
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 from tests.statehub.sweeping import follow_sweep
@@ -185,7 +185,9 @@ def test_a_request_runs_in_the_background_joins_a_waiting_sweep_and_never_sweeps
             "schedule": {"interval_s": None, "jitter": 0.1, "next_at": None},
             "sweeps": [],
         }
-        lock = ApplierLock(served_settings.data_dir / "applier.lock")  # as a CLI command holds it
+        lock = ApplierLock(
+            lock_file(served_settings.data_dir / "applier.lock", "the-custodian")
+        )  # as a CLI command holds it
         assert lock.acquire(timeout=WAIT)
         try:
             first = _call(server, "POST", "/sweeps", json={"repos": ["the-custodian", "other"]})
@@ -262,7 +264,7 @@ def test_the_hub_stops_cleanly_with_a_sweep_waiting_and_fails_what_it_did_not_sw
     server = _serve(served_settings)
     try:
         assert _call(server, "POST", "/repos", json={"path": str(team.hub.root)}).status_code == 201
-        lock = ApplierLock(served_settings.data_dir / "applier.lock")
+        lock = ApplierLock(lock_file(served_settings.data_dir / "applier.lock", "the-custodian"))
         assert lock.acquire(timeout=WAIT)
         try:
             run = _call(server, "POST", "/sweeps", json={}).json()
@@ -325,7 +327,7 @@ def test_stopping_fails_what_was_not_swept_and_keeps_the_last_report(
 ) -> None:
     hub.register(team.hub.root)
     before = sweep(desk)
-    lock = ApplierLock(hub.settings.data_dir / "applier.lock")
+    lock = ApplierLock(lock_file(hub.settings.data_dir / "applier.lock", "the-custodian"))
     assert lock.acquire(timeout=WAIT)
     sweeper = Sweeper(desk, None)
     sweeper.start()
@@ -357,7 +359,7 @@ def test_a_full_queue_refuses_with_what_to_do(
     hub.register(team.hub.root)
     hub.register(_other(make_repo).root)
     monkeypatch.setattr(scheduler, "MAX_QUEUED", 1)
-    lock = ApplierLock(hub.settings.data_dir / "applier.lock")
+    lock = ApplierLock(lock_file(hub.settings.data_dir / "applier.lock", "the-custodian"))
     assert lock.acquire(timeout=WAIT)
     sweeper = Sweeper(desk, None)
     sweeper.start()

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sync._durable_pg import PgState
-from sync.applier_lock import AdvisoryApplierLock
+from sync.applier_lock import AdvisoryRepoLocks
 from sync.buffer import EventState, Outcome, Submission, Writeback, WriteBuffer
 from sync.buffer_move import move_buffer_file
-from sync.errors import StoreUnreachable
+from sync.errors import ApplierLockLost, StoreUnreachable
 from sync.leases import Lease, LeaseStore, LeaseTransaction
 from sync.relay_queue import RelayQueue, RelayState
 
@@ -204,31 +204,43 @@ def test_a_connection_dropped_mid_statement_is_store_unreachable_and_stores_noth
         buffer.close()
 
 
-def test_one_applier_at_a_time_across_replicas_and_its_death_frees_the_lock(postgres_database: str) -> None:
+def test_one_applier_of_a_repo_at_a_time_across_replicas_and_its_death_frees_the_lock(
+    postgres_database: str,
+) -> None:
     state = PgState(postgres_database)
-    first, second = AdvisoryApplierLock(state), AdvisoryApplierLock(state)
+    first, second = AdvisoryRepoLocks(state), AdvisoryRepoLocks(state)
     try:
-        assert first.acquire(timeout=1)
+        assert first.acquire("r1", timeout=1)
         started = time.monotonic()
-        assert not second.acquire(timeout=0.3)  # another replica applies: hand over
+        assert not second.acquire("r1", timeout=0.3)  # another replica applies r1: hand over
         assert time.monotonic() - started >= 0.3
+        assert second.acquire("r2", timeout=0)  # ... but not another repo (canon/ADR-054)
+        assert first.acquire("r3", timeout=0)  # nor does the holder of r1 wait for its own others
+        second.release("r2")
+        first.release("r3")
         # a second thread of the holder's own process waits too (a session lock is re-entrant)
-        assert not first.acquire(timeout=0.2)
-        first.release()
-        assert second.acquire(timeout=1)
-        second.release()
+        assert not first.acquire("r1", timeout=0.2)
+        first.release("r1")
+        assert second.acquire("r1", timeout=1)
+        second.release("r1")
 
-        assert first.acquire(timeout=1)
+        assert first.acquire("r1", timeout=1)
+        first.check("r1")
         with state.connect() as admin:  # the holder's process dies: the server ends its session
             admin.execute(  # this test's database only: other databases' holders are other hubs' and tests'
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
-        assert second.acquire(timeout=5)
-        second.release()
-        first.release()  # its session is gone, and the lock with it: nothing to undo
-        assert first.acquire(timeout=1)  # it connects again
-        first.release()
+        assert second.acquire("r1", timeout=5)
+        with pytest.raises(ApplierLockLost, match="'r1' was lost"):
+            first.check("r1")  # the holder finds out before it writes
+        second.check("r1")
+        second.release("r1")
+        first.release("r1")  # its session is gone, and the lock with it: nothing to undo
+        assert first.acquire("r1", timeout=1)  # it connects again
+        first.release("r1")
+        with pytest.raises(ApplierLockLost, match="not held"):
+            first.check("r1")
     finally:
         first.close()
         second.close()
