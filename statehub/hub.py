@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy import Connection, Engine, select
 
 from statehub.cache import IndexReport, index_repo, open_cache, remove_repo_rows, reset_cache
-from statehub.cache.database import create_indexes
+from statehub.cache.database import create_indexes, recreate_tables
 from statehub.cache.derived import Scope, recompute_derived
 from statehub.cache.freshness import FreshnessMemo, freshness
 from statehub.cache.indexed import last_indexed_commits
@@ -432,9 +432,13 @@ class Hub:
                 from statehub.changes import RowSnapshot
 
                 before = RowSnapshot(None)
-            reset_cache(self.engine, indexes=False)
+            postgres = self.engine.dialect.name == "postgresql"
+            if not postgres:
+                reset_cache(self.engine, indexes=False)
             try:
                 with self.engine.begin() as conn:
+                    if postgres:  # drop, load and index in one transaction, one commit (ADR-047)
+                        recreate_tables(conn)
                     gathered_repos = []
                     for repo in found:
                         gathered_repos.append(repo)
@@ -442,7 +446,7 @@ class Hub:
                             progress(repo.report.repo)
                     write_gathered(conn, gathered_repos)
                     reports = [repo.report for repo in gathered_repos]
-                    if conn.dialect.name == "postgresql":
+                    if postgres:
                         # Flags first, indexes after: each flipped row would also update six indexes
                         # (a GIN one among them), three times the cost of the flags themselves; the
                         # full recompute reads by hash joins and needs none (ADR-047).

@@ -24,7 +24,7 @@ from statehub.cache.schema import META, SCHEMA_VERSION, metadata
 from statehub.cache.search import build_search, create_search, drop_search
 from statehub.errors import SetupError
 
-__all__ = ["create_indexes", "is_postgres", "open_cache", "reset_cache"]
+__all__ = ["create_indexes", "is_postgres", "open_cache", "recreate_tables", "reset_cache"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -139,6 +139,15 @@ def reset_cache(engine: Engine, *, indexes: bool = True) -> None:
         _drop_tables(conn)
     with engine.begin() as conn:
         _create_tables(conn, indexes=indexes)
+
+
+def recreate_tables(conn: Connection) -> None:
+    """Drop every cache table and create the current schema without its secondary indexes, inside
+    the caller's transaction: PostgreSQL's rebuild (``Hub.rebuild``) drops, loads and builds the
+    indexes in one transaction with one commit, as the bare floor does (ADR-047); a reader
+    meanwhile waits for the table locks, then reads the new rows, never an empty cache."""
+    _drop_tables(conn)
+    _create_tables(conn, indexes=False)
 
 
 def _drop_tables(conn: Connection) -> None:
