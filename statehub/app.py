@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         async with AsyncExitStack() as stack:
             try:
                 hub = app.state.hub = stack.enter_context(Hub(settings, metrics=metrics))
+                hub.freshness_memo.start()  # reads never wait for the stat walk of every repo (ADR-047)
+                stack.callback(hub.freshness_memo.stop)
                 # Who runs the run-once work (ADR-052); stopped after every worker that asks it.
                 leader = app.state.leader = leader_of(settings)
                 leader.start()

@@ -462,9 +462,9 @@ class Hub:
                         recompute_derived(conn)
                     changes = self.compare(conn, before, "rebuild", reports)
             except OperationalError as error:  # a full disk, a read-only or locked database
-                sqlite = self.engine.dialect.name == "sqlite"
-                kept = "it holds what it held before" if sqlite else "it is empty"
-                raise SetupError(f"the cache could not be rebuilt ({error.orig}); {kept}") from error
+                raise SetupError(
+                    f"the cache could not be rebuilt ({error.orig}); it holds what it held before"
+                ) from error
             finally:
                 self.freshness_memo.forget()
             self.announce(changes)

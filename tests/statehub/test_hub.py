@@ -342,3 +342,32 @@ def test_an_unreadable_hub_toml_keeps_the_list_last_read(
         path.unlink()
     path.write_text(good, encoding="utf-8")
     assert [r.slug for r in hub.repos()] == ["kept"] and hub.hub_file.broken is None
+
+
+def test_a_read_during_a_postgresql_rebuild_never_sees_an_empty_cache(hub: Hub, make_repo: MakeRepo) -> None:
+    """ADR-047: on PostgreSQL a rebuild drops, loads and indexes in one transaction; a read meanwhile
+    waits for the new rows. (Its drop and create used to commit first: a read could find no task.)"""
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's rebuild is unchanged: its drop commits before the load")
+    import threading
+
+    hub.register(_plan_repo(make_repo).root)
+    with hub.reads.connect() as conn:
+        tasks = conn.exec_driver_sql("SELECT count(*) FROM task").scalar_one()
+    seen: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            with hub.reads.connect() as conn:
+                seen.append(conn.exec_driver_sql("SELECT count(*) FROM task").scalar_one())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(5):
+            hub.rebuild()
+    finally:
+        done.set()
+        reader.join()
+    assert tasks > 0 and seen and set(seen) == {tasks}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 from statehub.cache.freshness import FreshnessMemo
 from tests.gitfixtures import workplan_text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from litestar.testing import TestClient
 
+    from statehub.cache.freshness import Execute
+    from statehub.hub import Hub
     from tests.gitfixtures import GitRepo
 
 
@@ -65,3 +71,71 @@ def test_refreshing_one_repo_walks_that_repo_again_and_no_other(
     hub.freshness_memo.forget()
     answer = loaded.get("/tasks").json()["freshness"]
     assert [r["changed_since"] for r in answer["repos"]] == [False, True]  # app's change, seen once asked
+
+
+def _reader_threads(hub: Hub) -> tuple[Execute, list[str]]:
+    """The hub's own two queries, noting which thread ran each (the memo's walk runs them)."""
+    ran: list[str] = []
+
+    def execute(sql: str) -> Sequence[Sequence[Any]]:
+        ran.append(threading.current_thread().name)
+        with hub.reads.connect() as conn:
+            return conn.exec_driver_sql(sql).all()
+
+    return execute, ran
+
+
+def test_with_a_refresher_reads_do_not_wait_for_the_walk(
+    loaded: TestClient, workspace: dict[str, GitRepo]
+) -> None:  # type: ignore[type-arg]
+    """A server's memo is worked out by its refresher (ADR-047): a read finding it ``ttl`` old answers
+    from it as it stands, its ``checked_at`` saying when, and the refresher sees the change soon after."""
+    hub = loaded.app.state.hub
+    memo = FreshnessMemo(ttl=0.2, max_age=60)
+    execute, ran = _reader_threads(hub)
+    registered = [(r.slug, r.path) for r in hub.repos()]
+    memo.start()
+    try:
+        first, first_checked = memo.repos(execute, registered)  # never worked out: this read does it
+        assert ran == ["MainThread", "MainThread"] and first["ops"].changed_since is False
+        workspace["ops"].write(
+            "workplans/OPS-WP-0002.md", workplan_text("OPS-WP-0002", [{"id": "T01", "title": "N"}])
+        )
+        time.sleep(0.25)
+        again, again_checked = memo.repos(execute, registered)  # ttl old: answered as it stands
+        assert (again["ops"].changed_since, again_checked) == (False, first_checked)
+        deadline = time.monotonic() + 10
+        while memo.repos(execute, registered)[0]["ops"].changed_since is not True:
+            assert time.monotonic() < deadline, "the refresher never worked the memo out"
+            time.sleep(0.05)
+        assert set(ran[2:]) == {"statehub-freshness"}  # no read ran a query after the first
+    finally:
+        memo.stop()
+
+
+def test_a_memo_older_than_max_age_is_worked_out_by_the_read(
+    loaded: TestClient, workspace: dict[str, GitRepo]
+) -> None:  # type: ignore[type-arg]
+    """Once reads stop, the refresher rests; the next read, finding the memo ``max_age`` old, works it
+    out before it answers: no answer is older than ``max_age``, with or without a refresher."""
+    hub = loaded.app.state.hub
+    memo = FreshnessMemo(ttl=0.05, max_age=0.3, idle_s=0.1)
+    execute, ran = _reader_threads(hub)
+    registered = [(r.slug, r.path) for r in hub.repos()]
+    memo.start()
+    try:
+        memo.repos(execute, registered)
+        time.sleep(0.6)  # the refresher worked it out once or twice, then rested: nobody asked
+        workspace["app"].write(
+            "workplans/APP-WP-0009.md", workplan_text("APP-WP-0009", [{"id": "T01", "title": "N"}])
+        )
+        time.sleep(0.4)
+        ran.clear()
+        found, _ = memo.repos(execute, registered)
+        assert found["app"].changed_since is True and ran == ["MainThread", "MainThread"]
+    finally:
+        memo.stop()
+    ran.clear()
+    memo.forget()
+    assert memo.repos(execute, registered)[0]["app"].changed_since is True  # stopped: as with none
+    assert ran == ["MainThread", "MainThread"]

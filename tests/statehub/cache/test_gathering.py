@@ -140,11 +140,12 @@ def test_source_kinds_name_the_schemas_tables() -> None:
 def test_readers_see_the_old_cache_until_a_rebuild_commits_and_an_interrupted_one_keeps_it(
     hub: Hub, make_repo: Callable[[str], GitRepo]
 ) -> None:
-    """A rebuild replaces the SQLite cache in one transaction: a reader elsewhere (a running
-    server) keeps the old cache, never no tables or none of the rows, until it commits; a rebuild
-    that stops half-way (Ctrl-C, a full disk) leaves the old cache as it was."""
+    """A rebuild replaces the cache in one transaction: a reader elsewhere (a running server)
+    keeps the old cache, never no tables or none of the rows, until it commits (on PostgreSQL it
+    waits for the commit; here it reads before the drop and after the rollback); a rebuild that
+    stops half-way (Ctrl-C, a full disk) leaves the old cache as it was."""
     if hub.engine.dialect.name != "sqlite":
-        pytest.skip("a PostgreSQL cache reset is a transaction of its own (cache.database.replacing)")
+        pytest.skip("a reader on PostgreSQL waits for the rebuild's table locks: test_hub's reader test")
     for repo in _repos(make_repo):
         hub.register(repo.root)
     before = _contents(hub)
@@ -173,7 +174,7 @@ def test_a_rebuild_that_cannot_write_says_so_in_one_line_and_keeps_the_old_cache
     """A full disk (here SQLite's own: the database at its ``max_page_count``) stops a rebuild with
     a SetupError naming the database's reason, not a driver traceback, and the cache as it was."""
     if hub.engine.dialect.name != "sqlite":
-        pytest.skip("a PostgreSQL cache reset is a transaction of its own (cache.database.replacing)")
+        pytest.skip("SQLite's max_page_count makes the full disk here")
     repos = _repos(make_repo)
     for repo in repos:
         hub.register(repo.root)
