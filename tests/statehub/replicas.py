@@ -3,11 +3,12 @@
 Used by tests/statehub/test_replicas.py and bench/replicas.py (issue 16):
 
 * :class:`Replicas`: N fleet processes on loopback, each a :class:`~tests.hubserver.HubServer`,
-  on one home (the same-host case: one data dir, so the write buffer, change log and applier lock
-  are shared files) or on a home each (separate clones of a bare remote); one PostgreSQL database
-  for the cache and the durable state (``STATEHUB_DATABASE_URL`` and ``STATEHUB_STATE_URL``, so the
-  stores ported to PostgreSQL, canon/ADR-046, take effect as they land); one root key, and an admin
-  token for the clients. ``kill(i)`` is SIGKILL, ``restart(i)`` starts it again on its port.
+  on one home (the same-host case: one set of checkouts) or on a home each (separate clones of a
+  bare remote); one PostgreSQL database for the cache and the durable state (``STATEHUB_DATABASE_URL``
+  and ``STATEHUB_STATE_URL``: the write buffer, change log, leases and applier lock are in its state
+  schema, canon/ADR-046 and ADR-049); one root key, and an admin token for the clients. ``kill(i)``
+  is SIGKILL, ``restart(i)`` starts it again on its port; ``applying()`` and ``leader()`` say which
+  replica holds the applier lock and which leads the run-once work (canon/ADR-052).
 * :class:`RoundRobin`: a client that sends each request to the next replica, and to the one after
   when a replica does not answer (a killed one), resending the same body (same event keys).
 * :class:`StreamReader`: one ``GET /events/stream`` subscriber in a thread, reconnecting with
@@ -136,23 +137,78 @@ class Replicas:
         process.wait(30)
         self.servers[number].process = None
 
-    def applying(self, timeout: float = 10.0) -> int | None:
-        """The replica holding the applier lock (``<data dir>/applier.lock``, a flock: Linux's
-        /proc/locks names its holder's pid), watched for up to ``timeout`` seconds; None when no
-        replica was seen holding it (or the hub keeps that lock elsewhere)."""
-        lock = self.homes[0] / "data" / "applier.lock"
-        pids = {server.process.pid: n for n, server in enumerate(self.servers) if server.process is not None}
+    def applying(self, timeout: float = 10.0, *, among: Sequence[int] | None = None) -> int | None:
+        """The replica holding the applier lock, watched for up to ``timeout`` seconds; None when no
+        replica (of ``among``, default: any running one) was seen holding it.
+
+        The lock is the state schema's advisory lock (canon/ADR-049): ``pg_locks`` names the backend
+        holding it, ``pg_stat_activity`` that session's client port, and ``/proc`` (Linux) the
+        replica process owning the socket on that port."""
+        from sync._durable_pg import STATE_SCHEMA, PgState
+
+        wanted = set(range(len(self.servers)) if among is None else among)
         deadline = time.monotonic() + timeout
-        while lock.exists() and time.monotonic() < deadline:
-            inode = lock.stat().st_ino
-            for line in Path("/proc/locks").read_text().split("\n"):
-                fields = line.split()  # N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END
-                if len(fields) == 8 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
-                    holder = pids.get(int(fields[4]))
-                    if holder is not None:
+        with PgState(self.database_url).connect() as conn:
+            while time.monotonic() < deadline:
+                rows = conn.execute(
+                    "WITH k AS (SELECT hashtextextended(%s, 0) AS k) "
+                    "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, k "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                    "AND l.classid::bigint = (k.k >> 32) & 4294967295 AND l.objid::bigint = k.k & 4294967295",
+                    (f"{STATE_SCHEMA}:applier",),
+                ).fetchall()
+                for (port,) in rows:
+                    holder = self._owner_of_port(int(port)) if port is not None else None
+                    if holder in wanted:
                         return holder
-            time.sleep(0.002)
+                time.sleep(0.002)
         return None
+
+    def _owner_of_port(self, port: int) -> int | None:
+        """The replica whose process has a TCP socket bound locally to ``port`` (a client's end)."""
+        inodes: set[str] = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().split("\n")[1:]:
+                fields = line.split()  # sl local_address rem_address st ... uid timeout inode
+                if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+        for number, server in enumerate(self.servers):
+            if server.process is None:
+                continue
+            try:
+                fds = list(Path(f"/proc/{server.process.pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if str(fd.readlink()) in inodes:
+                        return number
+                except OSError:
+                    continue
+        return None
+
+    def leader(self, among: Sequence[int] | None = None, timeout: float = 60.0) -> int:
+        """The one replica of ``among`` (default: the running ones) that leads the run-once work
+        (``GET /state/diagnostics`` ``hub.leader``, canon/ADR-052), waited for until exactly one does."""
+        numbers = [n for n, s in enumerate(self.servers) if s.process is not None] if among is None else among
+        deadline = time.monotonic() + timeout
+        while True:
+            leading = [n for n in numbers if self.leads(n)]
+            if len(leading) == 1:
+                return leading[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"replicas {leading} of {list(numbers)} lead after {timeout:g} s, not one"
+                )
+            time.sleep(0.05)
+
+    def leads(self, number: int) -> bool:
+        """Whether replica ``number`` says it leads now."""
+        answer = httpx.get(
+            f"{self.urls[number]}/state/diagnostics?probe=false", headers=self.headers, timeout=30
+        )
+        answer.raise_for_status()
+        return bool(answer.json()["hub"]["leader"]["leader"])
 
     def restart(self, number: int) -> None:
         """Start replica ``number`` again on its port, over the same home and database."""
