@@ -1,12 +1,18 @@
-"""Three fleet replicas on one PostgreSQL under load, one SIGKILLed and restarted (issue 16).
+"""Fleet replicas on one PostgreSQL under a mixed load, one SIGKILLed and restarted (issue 16).
 
-A round-robin client posts events (a tenth sent again, and a sample sent again to every replica),
-claims race for the same tasks from different replicas, and a stream subscriber reads each replica.
-Then: every accepted event is applied exactly once (one ``Statehub-Event`` trailer per key), every
-task has one winner, and every subscriber got every message of the change log once, in order.
+Three replicas on one home: a round-robin client posts events (a tenth sent again, and a sample sent
+again to every replica), claims race for the same tasks from different replicas, a stream subscriber
+reads each replica, two people type in one room through two replicas, a lease runs out and
+scheduled sweeps run (the leader's work). Mid-load the leader, or the replica caught applying, is
+SIGKILLed and restarted. Then: every accepted event is applied exactly once (one ``Statehub-Event``
+trailer per key), every task has one winner, the run-out lease is released once by the (new)
+leader, the leader's sweeps moved with it, the room converged and its save committed once, and
+every subscriber got every message of the change log once, in order. The same with two replicas
+keeping their own clones of bare remotes (forge sync on): every trailer once at the forge, both
+clones at its head.
 
-Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000, 17-33 s on a loaded 2-core
-machine; the issue's full size is ``STATEHUB_REPLICA_EVENTS=5000``, 42-49 s).
+Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000; the issue's full size is
+``STATEHUB_REPLICA_EVENTS=5000``); timings in the commit that last changed them.
 """
 
 from __future__ import annotations
@@ -344,12 +350,15 @@ def _first_difference(got: list[int], want: list[int]) -> str:
 
 
 @pytest.mark.postgres
-def test_two_replicas_with_their_own_clones_of_a_bare_remote(
+def test_two_replicas_with_their_own_clones_of_a_bare_remote_through_a_kill(
     tmp_path: Path, postgres_database: str, request: pytest.FixtureRequest
 ) -> None:
-    """Two replicas on two homes, each with its own clones of the same bare remotes, one PostgreSQL:
-    after the load and a sweep of each, every remote holds each accepted event exactly once and both
-    clones are at the remote's head."""
+    """Two replicas on two homes, each with its own clones of the same bare remotes (forge sync on,
+    the fleet profile's default), one PostgreSQL. Mid-load, claims race from both replicas and the
+    replica caught applying (else the second) is SIGKILLed, then restarted. After the load and a
+    sweep of each: every remote holds each accepted event and each winning claim exactly once,
+    both clones are at the remote's head, resends are duplicates on either replica, and no task
+    has two winners."""
     source = make_corpus(tmp_path / "source", repos=2, plans=2, tasks=5)
     remotes: list[Path] = []
     for path in source.repos:
@@ -364,32 +373,64 @@ def test_two_replicas_with_their_own_clones_of_a_bare_remote(
             GitRepo(path, init=False)
     homes = [tmp_path / "home-0", tmp_path / "home-1"]
     group = Replicas(homes, postgres_database, 2, logs=tmp_path)
-    try:
-        for number, paths in enumerate(clones):
-            group.register(paths, number)
-        group.start()
-        client = RoundRobin(group.urls, group.headers)
-        request.addfinalizer(client.close)
-        plans = [(plan, ["T01", "T02", "T03"]) for ids in source.plans.values() for plan in ids]
-        events = note_events(plans, max(EVENTS // 6, 60), prefix="bench-clones")
-        results = send_load(client, with_resends(events, 0.1), batch=10, threads=2)
-        resent = [client.post_events(events[::10], first=n) for n in range(2)]
-        group.settle()
-        for number in (0, 1, 0):  # each pushes what it applied; the first pulls the second's
-            ran = sweep_over_http(
-                lambda path, **kw: client.request("POST", path, first=number, **kw),  # noqa: B023
-                lambda path: client.request("GET", path, first=number),  # noqa: B023
-            )
-            assert (ran["state"], ran["totals"]["not_in_step"]) == ("finished", 0), ran["repos"]
-        group.settle()
-    finally:
-        group.stop()
+    request.addfinalizer(group.stop)
+    for number, paths in enumerate(clones):
+        group.register(paths, number)
+    group.start()
+    client = RoundRobin(group.urls, group.headers)
+    request.addfinalizer(client.close)
+    all_plans = [plan for ids in source.plans.values() for plan in ids]
+    plans = [(plan, ["T01", "T02", "T03"]) for plan in all_plans]
+    refs = [f"{plan}-{task}" for plan in all_plans for task in ("T04", "T05")]
+    events = note_events(plans, max(EVENTS // 6, 60), prefix="bench-clones")
+    sent = with_resends(events, 0.1)
+    third = threading.Event()
+    batches = -(-len(sent) // 10)
+    results: dict[str, list[str]] = {}
+    load = threading.Thread(
+        target=lambda: results.update(
+            send_load(client, sent, batch=10, threads=2, on_batch=lambda n: n >= batches // 3 and third.set())
+        )
+    )
+    load.start()
+    assert third.wait(120), "the load did not get a third of the way"
+    claims = _claim_race(client, refs, 2)  # both replicas up: a real race
+    caught = group.applying()
+    killed = 1 if caught is None else caught
+    group.kill(killed)  # mid-write-back (and mid-push) when it was caught applying
+    print(f"killed replica {killed} (caught applying: {caught is not None})")
+    time.sleep(0.5)  # the load goes on through the other replica meanwhile
+    group.restart(killed)
+    load.join(300)
+    assert not load.is_alive()
+    resent = [client.post_events(events[::10], first=n) for n in range(2)]
+    group.settle()
+    for number in (0, 1, 0):  # each pushes what it applied; the first pulls the second's
+        ran = sweep_over_http(
+            lambda path, **kw: client.request("POST", path, first=number, **kw),  # noqa: B023
+            lambda path: client.request("GET", path, first=number),  # noqa: B023
+        )
+        assert (ran["state"], ran["totals"]["not_in_step"]) == ("finished", 0), ran["repos"]
+    group.settle()
+
     assert all(result == "duplicate" for answered in resent for _, result in answered)
     assert {key: r for key, r in results.items() if r.count("accepted") != 1} == {}
+    winners: dict[str, tuple[str, str]] = {}
+    for ref, answers in claims.items():
+        won = {(actor, body["key"]) for actor, body in answers if "key" in body}
+        assert len(won) == 1, (ref, answers)
+        winners[ref] = won.pop()
+    for number in range(2):
+        for ref, (actor, _) in winners.items():
+            state = client.request("GET", f"/tasks/{ref}/claim", first=number).json()
+            assert (state["held"], state["actor"]) == (True, actor), (number, ref, state)
     trailers: dict[str, int] = {}
     for remote in remotes:
         trailers |= trailer_counts(GitRepo(remote, init=False))
-    assert trailers == dict.fromkeys(results, 1)
+    assert trailers == dict.fromkeys([*results, *(key for _, key in winners.values())], 1)
     for paths, remote in zip(zip(*clones, strict=True), remotes, strict=True):
         heads = {GitRepo(path, init=False).git("rev-parse", "HEAD").strip() for path in paths}
         assert heads == {GitRepo(remote, init=False).git("rev-parse", "HEAD").strip()}
+        for path in paths:
+            assert GitRepo(path, init=False).git("status", "--porcelain") == "", path
+    assert client.retries > 0  # the kill was felt by the client
