@@ -116,9 +116,7 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
     batches = -(-len(sent) // 20)
     results: dict[str, list[str]] = {}
     load = threading.Thread(
-        target=lambda: results.update(
-            send_load(client, sent, on_batch=lambda n: n >= batches // 3 and third.set())
-        )
+        target=lambda: results.update(send_load(client, sent, on_batch=_at(batches // 3, third)))
     )
     room.start()
     load.start()
@@ -342,6 +340,16 @@ def _until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     return found
 
 
+def _at(batches: int, reached: threading.Event) -> Callable[[int], None]:
+    """An ``on_batch`` for :func:`send_load` that sets ``reached`` from the ``batches``-th batch on."""
+
+    def note(number: int) -> None:
+        if number >= batches:
+            reached.set()
+
+    return note
+
+
 def _first_difference(got: list[int], want: list[int]) -> str:
     for index, (one, other) in enumerate(zip(got, want, strict=False)):
         if one != other:
@@ -389,7 +397,7 @@ def test_two_replicas_with_their_own_clones_of_a_bare_remote_through_a_kill(
     results: dict[str, list[str]] = {}
     load = threading.Thread(
         target=lambda: results.update(
-            send_load(client, sent, batch=10, threads=2, on_batch=lambda n: n >= batches // 3 and third.set())
+            send_load(client, sent, batch=10, threads=2, on_batch=_at(batches // 3, third))
         )
     )
     load.start()
@@ -428,9 +436,9 @@ def test_two_replicas_with_their_own_clones_of_a_bare_remote_through_a_kill(
     for remote in remotes:
         trailers |= trailer_counts(GitRepo(remote, init=False))
     assert trailers == dict.fromkeys([*results, *(key for _, key in winners.values())], 1)
-    for paths, remote in zip(zip(*clones, strict=True), remotes, strict=True):
-        heads = {GitRepo(path, init=False).git("rev-parse", "HEAD").strip() for path in paths}
+    for pair, remote in zip(zip(*clones, strict=True), remotes, strict=True):
+        heads = {GitRepo(path, init=False).git("rev-parse", "HEAD").strip() for path in pair}
         assert heads == {GitRepo(remote, init=False).git("rev-parse", "HEAD").strip()}
-        for path in paths:
+        for path in pair:
             assert GitRepo(path, init=False).git("status", "--porcelain") == "", path
     assert client.retries > 0  # the kill was felt by the client
