@@ -107,7 +107,8 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
     leader = replicas.leader()
     others = [n for n in range(3) if n != leader]
     # The room's two people: one on the replica to be killed (the leader, or a replica that is not).
-    room = _Room(replicas, (leader, others[0]) if victim == "leader" else (others[0], others[1]))
+    placed = (leader, others[0]) if victim == "leader" else (others[0], others[1])
+    room = _Room(replicas, placed)
     commits_before = int(demo.git("rev-list", "--count", "HEAD"))
 
     events = note_events(plans, EVENTS)
@@ -176,7 +177,7 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
     # The leader's work: the lease that ran out after the kill is released once, by the leader
     # (a new one when the leader was killed); the scheduled sweeps run on the leader alone.
     new_leader = replicas.leader()
-    assert (new_leader != killed) if victim == "leader" else (new_leader == leader)
+    assert (new_leader != killed) if killed == leader else (new_leader == leader)
     released = _until(lambda: _releases(client, lease_ref), "the run-out lease released")
     time.sleep(2)  # more lease rounds of every replica: it is not released again
     released = _releases(client, lease_ref)
@@ -198,7 +199,8 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
     assert int(demo.git("rev-list", "--count", "HEAD")) == commits_before + 1
     assert demo.git("status", "--porcelain") == ""
     print(f"room: {room.typed} lines typed, {room.reconnects} reconnects")
-    assert sum(room.reconnects.values()) >= 1  # one of its people was on the killed replica
+    if killed in placed:  # that person moved to another replica
+        assert sum(room.reconnects.values()) >= 1
 
     # Every subscriber got every message of the change log once, in order (the killed replica's
     # reader reconnected with Last-Event-ID).
