@@ -92,6 +92,8 @@ class Replicas:
                 shutil.copy(key_file, copy)
         self.token = mint(load_root_key(key_file), "agt-replicas", "admin").to_base64()
         self.servers = [HubServer(home, env=self.env) for home in self.homes]
+        self.refused_starts = 0
+        """Restarts that exited for want of a PostgreSQL connection slot and were tried again."""
         for number, server in enumerate(self.servers):
             server.log = (logs or self.homes[0].parent) / f"replica-{number}.log"
 
@@ -210,9 +212,24 @@ class Replicas:
         answer.raise_for_status()
         return bool(answer.json()["hub"]["leader"]["leader"])
 
-    def restart(self, number: int) -> None:
-        """Start replica ``number`` again on its port, over the same home and database."""
-        self.servers[number].start()
+    def restart(self, number: int, tries: int = 5) -> None:
+        """Start replica ``number`` again on its port, over the same home and database. A start that
+        exits because the PostgreSQL server has no connection slot left (``too many clients``: the
+        server is shared, and ``max_connections`` is counted over every database) is tried again
+        after 2 s, up to ``tries`` times in all, as a supervisor's restart policy would;
+        :attr:`refused_starts` counts those."""
+        server = self.servers[number]
+        for attempt in range(tries):
+            size = server.log.stat().st_size if server.log.exists() else 0
+            try:
+                server.start()
+                return
+            except RuntimeError:
+                if attempt == tries - 1 or b"too many clients" not in server.log.read_bytes()[size:]:
+                    raise
+            server.process = None
+            self.refused_starts += 1
+            time.sleep(2)
 
     def stop(self) -> None:
         for server in self.servers:

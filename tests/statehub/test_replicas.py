@@ -138,6 +138,7 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
     print(f"killed replica {killed}, the {victim}; leader {leader}, caught applying: {caught}")
     claims = _claim_race(client, refs, 3)  # while the victim is down
     replicas.restart(killed)
+    print(f"restarted (starts refused for want of a PostgreSQL connection: {replicas.refused_starts})")
     load.join(300)
     assert not load.is_alive()
     resent = {  # a sample of keys sent again to every replica: each answers duplicate
@@ -411,6 +412,7 @@ def test_two_replicas_with_their_own_clones_of_a_bare_remote_through_a_kill(
     print(f"killed replica {killed} (caught applying: {caught is not None})")
     time.sleep(0.5)  # the load goes on through the other replica meanwhile
     group.restart(killed)
+    print(f"restarted (starts refused for want of a PostgreSQL connection: {group.refused_starts})")
     load.join(300)
     assert not load.is_alive()
     resent = [client.post_events(events[::10], first=n) for n in range(2)]
