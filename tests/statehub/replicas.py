@@ -206,11 +206,16 @@ class Replicas:
 
     def leads(self, number: int) -> bool:
         """Whether replica ``number`` says it leads now."""
+        return bool(self.leader_status(number)["leader"])
+
+    def leader_status(self, number: int) -> dict[str, Any]:
+        """Replica ``number``'s ``hub.leader``: ``leader``, ``since``, ``terms`` (a LeaderStatus)."""
         answer = httpx.get(
             f"{self.urls[number]}/state/diagnostics?probe=false", headers=self.headers, timeout=30
         )
         answer.raise_for_status()
-        return bool(answer.json()["hub"]["leader"]["leader"])
+        status: dict[str, Any] = answer.json()["hub"]["leader"]
+        return status
 
     def restart(self, number: int, tries: int = 5) -> None:
         """Start replica ``number`` again on its port, over the same home and database. A start that

@@ -18,6 +18,7 @@ Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000; the issue's full 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import threading
@@ -93,7 +94,7 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
         [tmp_path / "home"],
         postgres_database,
         3,
-        env={"STATEHUB_SWEEP_INTERVAL": "3", "STATEHUB_LEADER_RETRY": "0.5"},
+        env={"STATEHUB_SWEEP_INTERVAL": "3", "STATEHUB_LEADER_RETRY": "1"},
         logs=tmp_path,
     )
     request.addfinalizer(replicas.stop)
@@ -186,10 +187,13 @@ def test_three_replicas_under_mixed_load_lose_nothing_through_a_kill(
         ("lease expired", lease.json()["key"])
     ]
     _until(lambda: _scheduled(client, new_leader) > sweeps_before.get(new_leader, 0), "a leader's sweep")
-    assert {n: _scheduled(client, n) for n in sweeps_before if n != new_leader} == {
-        n: count for n, count in sweeps_before.items() if n != new_leader
-    }
-    assert _scheduled(client, killed) == 0 or killed == new_leader  # restarted, it follows
+    # Only a replica that led ran scheduled sweeps since the kill (on a loaded machine leadership
+    # may pass on more than once: a leader whose probe does not answer in time steps down first).
+    swept = {n for n, count in sweeps_before.items() if _scheduled(client, n) > count}
+    swept |= {killed} if _scheduled(client, killed) else set()
+    terms = {n: replicas.leader_status(n)["terms"] for n in range(3)}
+    print(f"leader {leader} -> {new_leader}; terms {terms}; swept after the kill: {sorted(swept)}")
+    assert all(terms[n] >= 1 for n in swept), (swept, terms)
     claim_repo = GitRepo(claims_repo, init=False)
     claim_keys = [key for _, key in winners.values()] + [lease.json()["key"], released[0]["key"]]
     assert trailer_counts(claim_repo) == dict.fromkeys(claim_keys, 1)
@@ -422,7 +426,7 @@ def test_two_replicas_with_their_own_clones_of_a_bare_remote_through_a_kill(
             lambda path, **kw: client.request("POST", path, first=number, **kw),  # noqa: B023
             lambda path: client.request("GET", path, first=number),  # noqa: B023
         )
-        assert (ran["state"], ran["totals"]["not_in_step"]) == ("finished", 0), ran["repos"]
+        assert (ran["state"], ran["totals"]["not_in_step"]) == ("finished", 0), (number, json.dumps(ran))
     group.settle()
 
     assert all(result == "duplicate" for answered in resent for _, result in answered)
