@@ -124,11 +124,18 @@ class Replicas:
                     hub.register(path)
 
     def start(self) -> Replicas:
-        self.servers[0].start()
+        self.restart(0)
+        sizes = [self._log_size(number) for number in range(len(self.servers))]
         for server in self.servers[1:]:
             server.launch()
-        for server in self.servers[1:]:
-            server.wait_ready()
+        for number, server in enumerate(self.servers[1:], 1):
+            try:
+                server.wait_ready()
+            except RuntimeError:
+                if not self._refused(number, sizes[number]):
+                    raise
+                self.refused_starts += 1
+                self.restart(number)
         return self
 
     def kill(self, number: int) -> None:
@@ -221,20 +228,28 @@ class Replicas:
         """Start replica ``number`` again on its port, over the same home and database. A start that
         exits because the PostgreSQL server has no connection slot left (``too many clients``: the
         server is shared, and ``max_connections`` is counted over every database) is tried again
-        after 2 s, up to ``tries`` times in all, as a supervisor's restart policy would;
-        :attr:`refused_starts` counts those."""
+        after 2 s, up to ``tries`` times in all, as a supervisor's restart policy would (``start()``
+        does the same); :attr:`refused_starts` counts those."""
         server = self.servers[number]
         for attempt in range(tries):
-            size = server.log.stat().st_size if server.log.exists() else 0
+            size = self._log_size(number)
             try:
                 server.start()
                 return
             except RuntimeError:
-                if attempt == tries - 1 or b"too many clients" not in server.log.read_bytes()[size:]:
+                if attempt == tries - 1 or not self._refused(number, size):
                     raise
             server.process = None
             self.refused_starts += 1
             time.sleep(2)
+
+    def _log_size(self, number: int) -> int:
+        log = self.servers[number].log
+        return log.stat().st_size if log.exists() else 0
+
+    def _refused(self, number: int, size: int) -> bool:
+        """Whether replica ``number``'s log, from byte ``size`` on, says PostgreSQL had no slot left."""
+        return b"too many clients" in self.servers[number].log.read_bytes()[size:]
 
     def stop(self) -> None:
         for server in self.servers:
