@@ -11,8 +11,8 @@ every subscriber got every message of the change log once, in order. The same wi
 keeping their own clones of bare remotes (forge sync on): every trailer once at the forge, both
 clones at its head.
 
-Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000; the issue's full size is
-``STATEHUB_REPLICA_EVENTS=5000``); timings in the commit that last changed them.
+Size: ``STATEHUB_REPLICA_EVENTS`` unique events (default 2000: the file in 76-99 s on 2 cores at
+load average 8-11; the issue's full size is ``STATEHUB_REPLICA_EVENTS=5000``: 114 s there).
 """
 
 from __future__ import annotations
