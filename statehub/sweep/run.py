@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from statehub.changes import Change
     from statehub.events import EventDesk
+    from statehub.gitrepo import HubRepo
     from statehub.settings import Settings
 
 __all__ = [
@@ -132,6 +133,20 @@ def _latest_path(settings: Settings) -> Path:
     return settings.data_dir / "sweeps" / "latest.json"
 
 
+def _replayed(desk: EventDesk, slug: str, root: Path, repo: HubRepo) -> bool:
+    """With forge sync on, the hub's own leftover commits that conflict with the forge applied
+    again on its tip, as the write-back's pass does (canon/ADR-053, step 3): a sweep is the only
+    pass a repo gets when no event for it arrives (a replica killed with unpushed commits and
+    restarted). Whether the local branch is now the forge's tip."""
+    from statehub.events.forge import replay_leftovers  # (statehub.events imports the sweep's modules)
+
+    forge = desk.applier.forge
+    sync = forge.open(slug, repo) if forge is not None else None
+    if sync is None:
+        return False
+    return replay_leftovers(desk.applier, slug, root, repo, sync, desk.applier.tracked_branch(slug))
+
+
 def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
     """Sweep one registered repo; the caller holds the applier lock.
 
@@ -166,6 +181,8 @@ def sweep_repo(desk: EventDesk, slug: str) -> RepoSweep:
                 problem = fetch(repo, remote)
                 if problem is None:
                     merged = integrate(repo, remote, branch)
+                    if merged.conflicts and _replayed(desk, slug, root, repo):
+                        merged = integrate(repo, remote, branch)  # now at the forge's tip
                     pulled, rebased, problem = merged.pulled, merged.rebased, merged.problem
                     conflicts = merged.conflicts
                 if problem:

@@ -3,11 +3,12 @@
 Used by tests/statehub/test_replicas.py and bench/replicas.py (issue 16):
 
 * :class:`Replicas`: N fleet processes on loopback, each a :class:`~tests.hubserver.HubServer`,
-  on one home (the same-host case: one data dir, so the write buffer, change log and applier lock
-  are shared files) or on a home each (separate clones of a bare remote); one PostgreSQL database
-  for the cache and the durable state (``STATEHUB_DATABASE_URL`` and ``STATEHUB_STATE_URL``, so the
-  stores ported to PostgreSQL, canon/ADR-046, take effect as they land); one root key, and an admin
-  token for the clients. ``kill(i)`` is SIGKILL, ``restart(i)`` starts it again on its port.
+  on one home (the same-host case: one set of checkouts) or on a home each (separate clones of a
+  bare remote); one PostgreSQL database for the cache and the durable state (``STATEHUB_DATABASE_URL``
+  and ``STATEHUB_STATE_URL``: the write buffer, change log, leases and applier lock are in its state
+  schema, canon/ADR-046 and ADR-049); one root key, and an admin token for the clients. ``kill(i)``
+  is SIGKILL, ``restart(i)`` starts it again on its port; ``applying()`` and ``leader()`` say which
+  replica holds the applier lock and which leads the run-once work (canon/ADR-052).
 * :class:`RoundRobin`: a client that sends each request to the next replica, and to the one after
   when a replica does not answer (a killed one), resending the same body (same event keys).
 * :class:`StreamReader`: one ``GET /events/stream`` subscriber in a thread, reconnecting with
@@ -92,6 +93,8 @@ class Replicas:
                 shutil.copy(key_file, copy)
         self.token = mint(load_root_key(key_file), "agt-replicas", "admin").to_base64()
         self.servers = [HubServer(home, env=self.env) for home in self.homes]
+        self.refused_starts = 0
+        """Restarts that exited for want of a PostgreSQL connection slot and were tried again."""
         for number, server in enumerate(self.servers):
             server.log = (logs or self.homes[0].parent) / f"replica-{number}.log"
 
@@ -122,10 +125,19 @@ class Replicas:
                     hub.register(path)
 
     def start(self) -> Replicas:
-        for server in self.servers:  # at once: one creates the cache, the others wait (ADR-054)
-            server.launch()
+        """Launch every replica at once (one creates the cache, the others wait: canon/ADR-054); one
+        PostgreSQL refused for want of connections is started again."""
+        sizes = [self._log_size(number) for number in range(len(self.servers))]
         for server in self.servers:
-            server.wait_ready()
+            server.launch()
+        for number, server in enumerate(self.servers):
+            try:
+                server.wait_ready()
+            except RuntimeError:
+                if not self._refused(number, sizes[number]):
+                    raise
+                self.refused_starts += 1
+                self.restart(number)
         return self
 
     def kill(self, number: int) -> None:
@@ -136,30 +148,110 @@ class Replicas:
         process.wait(30)
         self.servers[number].process = None
 
-    def applying(self, timeout: float = 10.0) -> int | None:
-        """A replica holding a repo's applier lock (``<data dir>/applier.<hash>.lock``, a flock:
-        Linux's /proc/locks names its holder's pid), watched for up to ``timeout`` seconds; None
-        when no replica was seen holding one (or the hub keeps those locks elsewhere)."""
-        data = self.homes[0] / "data"
-        pids = {server.process.pid: n for n, server in enumerate(self.servers) if server.process is not None}
+    def applying(self, timeout: float = 10.0, *, among: Sequence[int] | None = None) -> int | None:
+        """The replica holding the applier lock, watched for up to ``timeout`` seconds; None when no
+        replica (of ``among``, default: any running one) was seen holding it.
+
+        The locks are the state schema's advisory locks, one per repo (canon/ADR-049, ADR-054): ``pg_locks`` names the backend
+        holding it, ``pg_stat_activity`` that session's client port, and ``/proc`` (Linux) the
+        replica process owning the socket on that port."""
+        from sync._durable_pg import STATE_SCHEMA, PgState
+
+        wanted = set(range(len(self.servers)) if among is None else among)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            inodes = set()
-            for lock in data.glob("applier.*.lock"):
-                with contextlib.suppress(FileNotFoundError):
-                    inodes.add(str(lock.stat().st_ino))
-            for line in Path("/proc/locks").read_text().split("\n"):
-                fields = line.split()  # N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END
-                if len(fields) == 8 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] in inodes:
-                    holder = pids.get(int(fields[4]))
-                    if holder is not None:
+        with PgState(self.database_url).connect() as conn:
+            while time.monotonic() < deadline:
+                rows = conn.execute(  # each registered repo's lock (canon/ADR-054), named by its slug
+                    "WITH k AS (SELECT hashtextextended(%s || slug, 0) AS k FROM public.repo) "
+                    "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, k "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                    "AND l.classid::bigint = (k.k >> 32) & 4294967295 AND l.objid::bigint = k.k & 4294967295",
+                    (f"{STATE_SCHEMA}:applier:",),
+                ).fetchall()
+                for (port,) in rows:
+                    holder = self._owner_of_port(int(port)) if port is not None else None
+                    if holder in wanted:
                         return holder
-            time.sleep(0.002)
+                time.sleep(0.002)
         return None
 
-    def restart(self, number: int) -> None:
-        """Start replica ``number`` again on its port, over the same home and database."""
-        self.servers[number].start()
+    def _owner_of_port(self, port: int) -> int | None:
+        """The replica whose process has a TCP socket bound locally to ``port`` (a client's end)."""
+        inodes: set[str] = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().split("\n")[1:]:
+                fields = line.split()  # sl local_address rem_address st ... uid timeout inode
+                if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+        for number, server in enumerate(self.servers):
+            if server.process is None:
+                continue
+            try:
+                fds = list(Path(f"/proc/{server.process.pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if str(fd.readlink()) in inodes:
+                        return number
+                except OSError:
+                    continue
+        return None
+
+    def leader(self, among: Sequence[int] | None = None, timeout: float = 60.0) -> int:
+        """The one replica of ``among`` (default: the running ones) that leads the run-once work
+        (``GET /state/diagnostics`` ``hub.leader``, canon/ADR-052), waited for until exactly one does."""
+        numbers = [n for n, s in enumerate(self.servers) if s.process is not None] if among is None else among
+        deadline = time.monotonic() + timeout
+        while True:
+            leading = [n for n in numbers if self.leads(n)]
+            if len(leading) == 1:
+                return leading[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"replicas {leading} of {list(numbers)} lead after {timeout:g} s, not one"
+                )
+            time.sleep(0.05)
+
+    def leads(self, number: int) -> bool:
+        """Whether replica ``number`` says it leads now."""
+        return bool(self.leader_status(number)["leader"])
+
+    def leader_status(self, number: int) -> dict[str, Any]:
+        """Replica ``number``'s ``hub.leader``: ``leader``, ``since``, ``terms`` (a LeaderStatus)."""
+        answer = httpx.get(
+            f"{self.urls[number]}/state/diagnostics?probe=false", headers=self.headers, timeout=30
+        )
+        answer.raise_for_status()
+        status: dict[str, Any] = answer.json()["hub"]["leader"]
+        return status
+
+    def restart(self, number: int, tries: int = 5) -> None:
+        """Start replica ``number`` again on its port, over the same home and database. A start that
+        exits because the PostgreSQL server has no connection slot left (``too many clients``: the
+        server is shared, and ``max_connections`` is counted over every database) is tried again
+        after 2 s, up to ``tries`` times in all, as a supervisor's restart policy would (``start()``
+        does the same); :attr:`refused_starts` counts those."""
+        server = self.servers[number]
+        for attempt in range(tries):
+            size = self._log_size(number)
+            try:
+                server.start()
+                return
+            except RuntimeError:
+                if attempt == tries - 1 or not self._refused(number, size):
+                    raise
+            server.process = None
+            self.refused_starts += 1
+            time.sleep(2)
+
+    def _log_size(self, number: int) -> int:
+        log = self.servers[number].log
+        return log.stat().st_size if log.exists() else 0
+
+    def _refused(self, number: int, size: int) -> bool:
+        """Whether replica ``number``'s log, from byte ``size`` on, says PostgreSQL had no slot left."""
+        return b"too many clients" in self.servers[number].log.read_bytes()[size:]
 
     def stop(self) -> None:
         for server in self.servers:

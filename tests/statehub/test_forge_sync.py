@@ -550,3 +550,27 @@ def test_a_rebase_keeps_a_hub_commit_whose_change_the_forge_already_has(forge: F
     a.apply()
     assert a.state("A2")[0] == "applied", a.state("A2")
     assert forge_trailers(forge.remote) == dict.fromkeys(["A1", "A2", "B1"], 1)
+
+
+def test_a_sweep_applies_the_hubs_own_leftover_commits_again_when_they_conflict_with_the_forge(
+    forge: Forge, daemon: str
+) -> None:
+    """As above, but no event of host a's arrives after the freeze (its replica was killed and
+    restarted, say): the sweep meets the conflicting leftover commit, and brings it to the forge
+    as the write-back would, not leaving the repo out of step."""
+    from statehub.sweep.run import sweep
+
+    a, b = forge.replica("host-a", url=daemon), forge.replica("host-b")
+    hook = forge.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    a.send("A1", kind="task.status", status="blocked")
+    a.apply()
+    assert a.state("A1")[0] == "applied"
+    b.send("B1", kind="task.status", status="done")
+    b.apply()
+    hook.unlink()
+    [swept] = sweep(a.desk).repos
+    assert swept.in_step, swept
+    assert forge_trailers(forge.remote) == {"B1": 1, "A1": 1}
+    assert a.clone.git("rev-parse", "HEAD") == a.clone.git("rev-parse", "origin/main")
