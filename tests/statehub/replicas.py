@@ -20,7 +20,6 @@ Used by tests/statehub/test_replicas.py and bench/replicas.py (issue 16):
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 import shutil
