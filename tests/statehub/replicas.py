@@ -151,9 +151,9 @@ class Replicas:
         """The replica holding the applier lock, watched for up to ``timeout`` seconds; None when no
         replica (of ``among``, default: any running one) was seen holding it.
 
-        The locks are the state schema's advisory locks, one per repo (canon/ADR-049, ADR-054): ``pg_locks`` names the backend
-        holding it, ``pg_stat_activity`` that session's client port, and ``/proc`` (Linux) the
-        replica process owning the socket on that port."""
+        The locks are the state schema's advisory locks, one per repo (canon/ADR-049, ADR-054):
+        ``pg_locks`` names the backend holding one, ``pg_stat_activity`` that session's client
+        port, and ``/proc`` (Linux) the replica process owning the socket on that port."""
         from sync._durable_pg import STATE_SCHEMA, PgState
 
         wanted = set(range(len(self.servers)) if among is None else among)
