@@ -97,7 +97,14 @@ CREATE INDEX event_pending_task ON event (workplan, task, kind, seq) WHERE state
 its live or last claim; and an index for the pending events of one task (what a claim overlays on
 the cache)."""
 
-EVENTS_FILE_STEPS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+ALTER TABLE writeback ADD COLUMN checkout TEXT NOT NULL DEFAULT '';
+"""
+"""Version 3: the checkout a write-back was made in (``<host>:<work tree>``): replicas with their own
+clones on one state schema each resolve only their own leftovers (canon/ADR-053); a record from
+before names none and is anyone's, as it was."""
+
+EVENTS_FILE_STEPS: tuple[str, ...] = (_V1, _V2, _V3)
 """``EVENTS_FILE_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``."""
 
 EVENTS_STORE = "buffer"
@@ -176,6 +183,10 @@ CREATE INDEX lease_held ON lease (state, expires_at);
 CREATE INDEX lease_claim_key ON lease (claim_key);
 """
 
-EVENTS_PG_STEPS: tuple[str, ...] = (_PG_V1,)
+_PG_V2 = """
+ALTER TABLE writeback ADD COLUMN checkout text NOT NULL DEFAULT '';
+"""
+
+EVENTS_PG_STEPS: tuple[str, ...] = (_PG_V1, _PG_V2)
 """The file's version 2 as one step in the state schema (``buffer_meta``, which nothing reads, left
 out); ``EVENTS_PG_STEPS[n - 1]`` takes the store from version ``n - 1`` to ``n``."""

@@ -176,6 +176,9 @@ class Writeback:
     files: list[dict[str, str]]
     """``{"path", "before", "after"}``: git blob shas of the text read and the text written."""
     id: int | None = None
+    checkout: str = ""
+    """Where it was made, ``<host>:<work tree>`` (``statehub.events.gitwork.checkout_of``): replicas
+    sharing one state schema but not their checkouts resolve only their own (canon/ADR-053)."""
 
 
 def _now() -> str:
@@ -456,25 +459,29 @@ class WriteBuffer(DurableStore):
         """Record a write-back before its files are touched; returns its id for ``finish``."""
         with self._transaction() as db:
             row = db.execute(
-                "INSERT INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?) "
-                "RETURNING id",
+                "INSERT INTO writeback (repo, head, keys, files, started_at, checkout) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     writeback.repo,
                     writeback.head,
                     json.dumps(writeback.keys),
                     json.dumps(writeback.files),
                     _now(),
+                    writeback.checkout,
                 ),
             ).fetchone()
             return int(row[0])
 
-    def writebacks(self, repo: str) -> list[Writeback]:
-        """Write-backs of ``repo`` left unfinished, oldest first."""
+    def writebacks(self, repo: str, checkout: str) -> list[Writeback]:
+        """Write-backs of ``repo`` made in ``checkout`` left unfinished (and any recorded before
+        records named their checkout), oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT repo, head, keys, files, id FROM writeback WHERE repo = ? ORDER BY id", (repo,)
+                "SELECT repo, head, keys, files, id, checkout FROM writeback "
+                "WHERE repo = ? AND checkout IN (?, '') ORDER BY id",
+                (repo, checkout),
             ).fetchall()
-        return [Writeback(r[0], r[1], json.loads(r[2]), json.loads(r[3]), int(r[4])) for r in rows]
+        return [Writeback(r[0], r[1], json.loads(r[2]), json.loads(r[3]), int(r[4]), r[5]) for r in rows]
 
     def finish(
         self,

@@ -346,6 +346,7 @@ def replay_leftovers(
                 {"path": p, "before": (chain.before[p] or NO_BLOB).sha, "after": chain.after[p].sha}
                 for p in chain.after
             ],
+            checkout=gitwork.checkout_of(repo),
         )
     )
     try:

@@ -10,6 +10,8 @@ event was applied.
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import git
@@ -17,15 +19,20 @@ import git
 from statehub import gitrepo
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from statehub.gitrepo import HubRepo
 
-__all__ = ["TRAILER", "open_repo", "trailer_keys", "trailers_by_commit"]
+__all__ = ["TRAILER", "checkout_of", "open_repo", "trailer_keys", "trailers_by_commit"]
 
 TRAILER = "Statehub-Event"
 _SEP = "\x1f"
 _LOG_FORMAT = f"--format=%H%x00%(trailers:key={TRAILER},valueonly=true,unfold=true,separator=%x1f)%x00"
+
+
+def checkout_of(repo: git.Repo) -> str:
+    """``<host>:<work tree>``: which checkout a write-back record belongs to. Replicas on one host
+    share their checkouts and so their records; replicas on several hosts keep their own clones
+    (canon/ADR-053) and each resolves only what it left behind."""
+    return f"{socket.gethostname()}:{Path(repo.working_tree_dir or '.').resolve()}"
 
 
 def open_repo(root: Path) -> HubRepo:

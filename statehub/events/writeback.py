@@ -332,7 +332,7 @@ class Applier:
 
         Returns how many events turned out to be committed already.
         """
-        records = self.buffer.writebacks(slug)
+        records = self.buffer.writebacks(slug, gitwork.checkout_of(repo))
         if not records:
             return 0
         root = Path(repo.working_tree_dir or ".")
@@ -533,6 +533,7 @@ class Applier:
                 head.sha,
                 [event.key for run in runs for event in run],
                 [{"path": p, "before": blobs[p].sha, "after": blob_sha(data)} for p, data in final.items()],
+                checkout=gitwork.checkout_of(repo),
             )
         )
         writes = [FileWrite(path, read[path], data) for path, data in final.items() if data != read[path]]

@@ -170,7 +170,7 @@ def test_a_replica_whose_lock_session_ends_mid_pass_writes_nothing_and_the_event
     assert desk.apply_pending(["the-custodian"]) is None  # the pass stopped
     assert _state(desk, "L1") == "pending"
     assert first.read(PLAN_PATH) == before and trailer_counts(first) == {}
-    assert desk.buffer.writebacks("the-custodian") == []
+    assert desk.buffer.writebacks("the-custodian", "") == []
 
     # Now another replica (a hub and desk of its own) applies while this one is mid-pass.
     with Hub(hub.settings) as other_hub, EventDesk(other_hub) as other:

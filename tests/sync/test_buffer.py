@@ -67,9 +67,9 @@ def test_states_move_once_with_reasons(state_backend: StateAt) -> None:
         Writeback("r1", "abc", ["a"], [{"path": "p", "before": "1", "after": "2"}])
     )
     files = [{"path": "p", "before": "1", "after": "2"}]
-    assert buffer.writebacks("r1") == [Writeback("r1", "abc", ["a"], files, record)]
+    assert buffer.writebacks("r1", "host:/w") == [Writeback("r1", "abc", ["a"], files, record)]
     buffer.finish({"a": "c0ffee", "b": None}, {"c": "task T07 is no longer in the workplan"}, [record])
-    assert buffer.writebacks("r1") == []
+    assert buffer.writebacks("r1", "host:/w") == []
     done = buffer.get("a")
     assert done is not None and done.state is EventState.APPLIED and done.commit == "c0ffee"
     assert done.reason is None
@@ -81,4 +81,19 @@ def test_states_move_once_with_reasons(state_backend: StateAt) -> None:
     items, total = buffer.list_events(state="applied", limit=1, offset=1)
     assert total == 2 and [e.key for e in items] == ["b"]
     assert buffer.counts() == BufferCounts(pending=0, applied=2, rejected=1)
+    buffer.close()
+
+
+def test_a_checkout_resolves_only_its_own_write_backs(state_backend: StateAt) -> None:
+    """Replicas with their own clones share one buffer (canon/ADR-053): a record left by a killed
+    replica in its clone is never resolved, and closed, by another replica against a different
+    clone; a record from before records named their checkout is anyone's, as it was."""
+    buffer = WriteBuffer(state_backend("buffer.sqlite3"))
+    files = [{"path": "p", "before": "1", "after": "2"}]
+    mine = buffer.begin_writeback(Writeback("r1", "abc", ["a"], files, checkout="host-a:/w/r1"))
+    theirs = buffer.begin_writeback(Writeback("r1", "abc", ["b"], files, checkout="host-b:/w/r1"))
+    old = buffer.begin_writeback(Writeback("r1", "abc", ["c"], files))
+    assert [w.id for w in buffer.writebacks("r1", "host-a:/w/r1")] == [mine, old]
+    assert [w.id for w in buffer.writebacks("r1", "host-b:/w/r1")] == [theirs, old]
+    assert buffer.writebacks("r1", "host-b:/w/r1")[0].checkout == "host-b:/w/r1"
     buffer.close()

@@ -297,7 +297,7 @@ def test_a_buffer_file_moves_into_the_state_schema_once_and_loses_nothing(
         applied = events["applied"]
         assert (applied.state, applied.commit) == (EventState.APPLIED, "c0ffee")
         assert [
-            w.id for w in buffer.writebacks("r1")
+            w.id for w in buffer.writebacks("r1", "")
         ] != [] and writeback  # the unfinished write-back came too
         assert queue.enqueue_new() == 0  # nothing is queued twice, nothing from before a relay
         states = {k: queue.get(k) for k in events}

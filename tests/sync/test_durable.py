@@ -255,8 +255,12 @@ SHIPPED = {
     "buffer.sqlite3": (
         "3a82459661934b5ae19328cb5fa072c33e107ba57f89616d162669fd17b38869",
         "6b376d45e33d26bf9864187acb7bda3f74c846933e7a7b47bb23e3ab42dbafde",
+        "71346f3ee515e28491e7dd34f0e5bc17fc453300ac9b2435aaf96295f5004cd1",
     ),
-    "buffer in the state schema": ("b4f650d0162bb8773e9e45b8979c5be4391b619ad2bf23bc2637213549ee4b93",),
+    "buffer in the state schema": (
+        "b4f650d0162bb8773e9e45b8979c5be4391b619ad2bf23bc2637213549ee4b93",
+        "50fbe34f2de2dfe32bd024def7d7c938479d75e53e3fd282992fcb555aac48a1",
+    ),
 }
 """The sha256 of each shipped step of the buffer's layouts: a data dir or a state schema already at
 version n ran exactly these (canon/ADR-049). Append a step; never edit one."""
