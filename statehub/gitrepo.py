@@ -424,19 +424,17 @@ class HardenedGit(git.Git):
 def rebase_with_todo(repo: HubRepo, onto: str, todo: Sequence[tuple[str, str]], *options: str) -> None:
     """``git rebase -i <options> <onto>`` with the hub's own todo list (``(action, commit)`` pairs,
     oldest first; action ``pick`` or ``drop``), written to a file of the hub's and copied in by
-    ``cp`` as the sequence editor: no editor of the repo's, the user's or the system's runs.
+    ``cp`` as the sequence editor: no editor of the repo's, the user's or the system's runs (the
+    file is a new one in a private temporary directory, not a file replaced).
     Raises ``git.GitCommandError`` as ``git rebase`` fails (the caller aborts)."""
     for action, commit in todo:
         if action not in ("pick", "drop") or not commit.isalnum():
             raise ValueError(f"internal: {action} {commit} is not a todo line")
-    handle, name = tempfile.mkstemp(prefix="statehub-rebase-", suffix=".todo")
-    path = Path(name)
-    try:
-        with os.fdopen(handle, "w") as out:
+    with tempfile.TemporaryDirectory(prefix="statehub-rebase-") as private:  # 0700, removed after
+        path = Path(private) / "git-rebase-todo"
+        with path.open("x", encoding="utf-8") as out:
             out.write("".join(f"{action} {commit}\n" for action, commit in todo))
         repo.git.execute(["git", "rebase", "-i", *options, onto], rebase_todo=path)
-    finally:
-        path.unlink()
 
 
 class HubRepo(git.Repo):
