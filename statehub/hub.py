@@ -418,7 +418,7 @@ class Hub:
         self,
         progress: Progress | None = None,
         *,
-        worker: bool = False,
+        worker: bool = True,
         found: Iterator[Gathered] | None = None,
     ) -> list[IndexReport]:
         """Drop the cache and index every registered repo from its files.

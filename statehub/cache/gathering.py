@@ -32,16 +32,18 @@ import os
 import pickle
 import signal
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from statehub.cache.reading import Gathered, declared_prefixes, gather_repo
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
     from statehub.repofiles import FileLimits
 
@@ -55,17 +57,28 @@ _BOUNDS = struct.Struct("=ii")
 
 
 class _Split:
-    """Two processes taking jobs from either end of one list: bounds in shared memory, guarded by
-    a POSIX record lock (owned by a process, so one that dies cannot leave it held)."""
+    """Two processes taking jobs from either end of one list: bounds in a shared mapping of an
+    unnamed temporary file (a forked worker inherits it; a spawned one is handed its descriptor),
+    guarded by a POSIX record lock on that file (owned by a process, so one that dies cannot leave
+    it held)."""
 
-    def __init__(self, count: int) -> None:
-        self.memory = mmap.mmap(-1, _BOUNDS.size)  # shared with a forked child
-        _BOUNDS.pack_into(self.memory, 0, 0, count)
-        self.lock = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+    def __init__(self, lock: int) -> None:
+        self.lock = lock
+        self.memory = mmap.mmap(lock, _BOUNDS.size)
+
+    @classmethod
+    def new(cls, count: int) -> _Split:
+        """Bounds for ``count`` jobs, none taken."""
+        with tempfile.TemporaryFile() as file:
+            lock = os.dup(file.fileno())
+        os.ftruncate(lock, _BOUNDS.size)
+        split = cls(lock)
+        _BOUNDS.pack_into(split.memory, 0, 0, count)
+        return split
 
     def close(self) -> None:
-        self.lock.close()
         self.memory.close()
+        os.close(self.lock)
 
     def take(self, *, from_end: bool) -> int | None:
         """The next index from the start (or from the end); None when none is left."""
@@ -118,8 +131,8 @@ def _fork_worker(
     limits: FileLimits,
     *,
     for_sqlite: bool,
-) -> tuple[int, int]:
-    """Start the worker: (its pid, the read end of its results pipe)."""
+) -> _Worker:
+    """Start the worker by ``fork`` (only where no other thread runs)."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker: never returns
@@ -133,16 +146,71 @@ def _fork_worker(
         finally:
             os._exit(status)
     os.close(write)
-    return pid, read
+    return _Worker(read, pid, None)
 
 
-def _results(pid: int, read: int) -> list[tuple[int, Gathered]] | None:
+def _spawn_worker(
+    split: _Split,
+    jobs: list[_Job],
+    declared: dict[str, tuple[str, ...]],
+    limits: FileLimits,
+    *,
+    for_sqlite: bool,
+) -> _Worker:
+    """Start the worker as a fresh ``python -m statehub.cache.gathering`` (where other threads
+    run, which ``fork`` would not copy): it is handed the split's descriptor and, pickled on its
+    stdin, the jobs; it writes its results to its stdout. Raises OSError if it cannot start."""
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    )
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, this module
+        [sys.executable, "-m", "statehub.cache.gathering", str(split.lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        pass_fds=(split.lock,),
+        env=env,
+    )
+    assert process.stdin is not None and process.stdout is not None  # both piped
+    try:
+        with process.stdin:
+            pickle.dump((jobs, declared, limits, for_sqlite), process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError:  # it died as it started: _results finds it failed
+        pass
+    read = os.dup(process.stdout.fileno())
+    process.stdout.close()
+    return _Worker(read, process.pid, process)
+
+
+class _Worker:
+    """A started worker: the read end of its results, its pid and, when spawned, its Popen."""
+
+    def __init__(self, read: int, pid: int, process: subprocess.Popen[bytes] | None) -> None:
+        self.read = read
+        self.pid = pid
+        self.process = process
+
+    def wait(self) -> int:
+        """Its exit status (0 when it succeeded)."""
+        if self.process is not None:
+            return self.process.wait()
+        return os.waitpid(self.pid, 0)[1]
+
+    def kill(self) -> None:
+        """Stop it and reap it."""
+        os.kill(self.pid, signal.SIGKILL)
+        self.wait()
+
+    def close(self) -> None:
+        os.close(self.read)
+
+
+def _results(worker: _Worker) -> list[tuple[int, Gathered]] | None:
     """The worker's results once it is done; None when it failed or died."""
     chunks = []
-    while chunk := os.read(read, 1 << 20):
+    while chunk := os.read(worker.read, 1 << 20):
         chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
+    if worker.wait() != 0:
         return None
     found: list[tuple[int, Gathered]] = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's
     return found
@@ -163,11 +231,17 @@ def gathered(
     driver (:meth:`statehub.cache.reading.Gathered.encoded`)."""
     jobs = list(repos)
     declared = {slug: declared_prefixes(root, limits) for slug, root in jobs}
-    if not worker or len(jobs) < MIN_REPOS_FOR_WORKER or threading.active_count() > 1:
+    if not worker or len(jobs) < MIN_REPOS_FOR_WORKER:
         yield (gather_repo(slug, root, declared, limits) for slug, root in jobs)
         return
-    split = _Split(len(jobs))
-    pid, read = _fork_worker(split, jobs, declared, limits, for_sqlite=for_sqlite)
+    split = _Split.new(len(jobs))
+    start = _fork_worker if threading.active_count() == 1 else _spawn_worker
+    try:
+        started = start(split, jobs, declared, limits, for_sqlite=for_sqlite)
+    except OSError:  # no worker (no process to spare): gather here
+        split.close()
+        yield (gather_repo(slug, root, declared, limits) for slug, root in jobs)
+        return
     waited = False
 
     def in_order() -> Iterator[Gathered]:
@@ -177,7 +251,7 @@ def gathered(
             slug, root = jobs[index]
             yield gather_repo(slug, root, declared, limits)
             last = index
-        results = _results(pid, read)
+        results = _results(started)
         waited = True
         if results is None:  # the worker failed: gather what it took here
             results = [(i, gather_repo(*jobs[i], declared, limits)) for i in range(last + 1, len(jobs))]
@@ -188,7 +262,17 @@ def gathered(
         yield in_order()
     finally:
         if not waited:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(read)
+            started.kill()
+        started.close()
         split.close()
+
+
+def _main(lock: int) -> None:
+    """A spawned worker (``_spawn_worker``): the jobs from stdin, the results to stdout."""
+    gc.disable()  # its rows hold no cycles, and it exits as soon as it has written them
+    jobs, declared, limits, for_sqlite = pickle.load(sys.stdin.buffer)  # noqa: S301 - our parent's
+    _work(_Split(lock), jobs, declared, limits, sys.stdout.fileno(), for_sqlite=for_sqlite)
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]))
