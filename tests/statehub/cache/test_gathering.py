@@ -3,9 +3,12 @@ ends with the cache that indexing the repos one by one (with ``recheck_claims``)
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -89,7 +92,11 @@ def test_a_rebuild_with_its_worker_ends_where_indexing_repo_by_repo_ends(
     reports = hub.rebuild(worker=True)
     assert [r.repo for r in reports] == [f"r{n}" for n in range(len(repos))]
     assert _contents(hub) == one_by_one
-    hub.rebuild()  # and without the worker
+    hub.rebuild(worker=False)  # and without the worker
+    assert _contents(hub) == one_by_one
+    with _another_thread():  # as a server rebuilds: the worker is spawned, not forked
+        reports = hub.rebuild()
+    assert [r.repo for r in reports] == [f"r{n}" for n in range(len(repos))]
     assert _contents(hub) == one_by_one
     # as ``statehub rebuild`` runs it: gathering (and the worker) started before the hub rebuilds;
     # here the worker hands its repos over as dicts (``hub.rebuild(worker=True)`` above had them
@@ -98,6 +105,51 @@ def test_a_rebuild_with_its_worker_ends_where_indexing_repo_by_repo_ends(
         reports = hub.rebuild(found=found)
     assert [r.repo for r in reports] == [f"r{n}" for n in range(len(repos))]
     assert _contents(hub) == one_by_one
+
+
+@contextmanager
+def _another_thread() -> Iterator[None]:
+    """Another thread runs meanwhile, as in a server: a rebuild must not fork then."""
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        yield
+    finally:
+        done.set()
+        other.join()
+
+
+def test_a_spawned_worker_gathers_where_threads_run_and_one_that_dies_is_made_up_for(
+    hub: Hub, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With another thread running the worker is a fresh process (no fork); whether it gathers
+    or exits at once without a word (here its interpreter is ``false``), the repos come back
+    whole and in order, as gathering them all here gives them."""
+    repos = _repos(make_repo)
+    for repo in repos:
+        hub.register(repo.root)
+    jobs = [(r.slug, r.path) for r in hub.repos()]
+    with gathered(jobs, hub.settings.file_limits, worker=False) as found:
+        alone = list(found)
+    forks = []
+    with _another_thread():
+        real_fork = os.fork
+
+        def counted() -> int:
+            forks.append(1)
+            return real_fork()
+
+        monkeypatch.setattr(os, "fork", counted)
+        with gathered(jobs, hub.settings.file_limits, worker=True) as found:
+            spawned = list(found)
+        monkeypatch.setattr(sys, "executable", shutil.which("false"))
+        with gathered(jobs, hub.settings.file_limits, worker=True) as found:
+            dead = list(found)
+    assert len(alone) == len(repos)
+    assert spawned == alone
+    assert dead == alone
+    assert forks == []
 
 
 def test_gathering_loads_no_sqlalchemy() -> None:
