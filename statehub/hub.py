@@ -424,11 +424,13 @@ class Hub:
         """Drop the cache and index every registered repo from its files.
 
         Every repo's declared prefixes are read first, so each file is read, parsed and judged once
-        (``statehub.cache.reading.gather_repo``); ``worker=True`` has a forked process gather part
-        of the repos meanwhile (``statehub.cache.gathering``), only for a caller that runs no other
-        thread. ``found`` is the registered repos already being gathered, in hub.toml's order
-        (``statehub.cache.gathering.gathered``, entered by the caller): ``statehub rebuild`` starts
-        it, and its worker, before it opens the hub, so the worker gathers while this process
+        (``statehub.cache.reading.gather_repo``); with ``worker`` (the default) a second process
+        gathers part of the repos meanwhile (``statehub.cache.gathering``): forked where this
+        process runs no other thread, else (a server) a fresh ``python -m
+        statehub.cache.gathering``; ``worker=False`` gathers here alone. ``found`` is the
+        registered repos already being gathered, in hub.toml's order
+        (``statehub.cache.gathering.gathered``, entered by the caller): ``statehub rebuild``
+        starts it, and its worker, before it opens the hub, so the worker gathers while this process
         imports SQLAlchemy and opens the cache (canon/ADR-043)."""
         from statehub.cache.gathering import gathered
         from statehub.cache.indexer import write_gathered

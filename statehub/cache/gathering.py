@@ -3,19 +3,21 @@
 A rebuild spends about half its time reading, parsing and judging files
 (:func:`statehub.cache.reading.gather_repo`), work that needs no cache and no
 other repo's rows once every repo's declared prefixes are known. With
-``worker=True`` a forked process takes repos from the end of the list while
+``worker=True`` a second process takes repos from the end of the list while
 this one takes them from the start, one at a time, until they meet: whichever
 gets more of the machine gathers more. The worker's results come back pickled
 through a pipe once it is done, and the whole list is given in its order, so
 rows are written exactly as a single process writes them (canon/ADR-043).
 
-The worker only reads files; it never touches the cache (its copy of the
-parent's connections is left alone and it ends with ``os._exit``). If it
-fails or dies, this process gathers its repos itself: the rebuild gives the
-same result either way (and a file that breaks the parser breaks it here
-too, with the usual error). Only a process that runs no other threads may ask
-for the worker (``fork`` copies one thread): ``statehub rebuild`` does; the
-rebuild a hub runs when it opens a missing or outdated cache does not.
+The worker only reads files; it never touches the cache. Where this process
+runs no other thread it is forked (its copy of the parent's connections is
+left alone and it ends with ``os._exit``); where other threads run (a server:
+``fork`` copies one thread, maybe half-way through holding a lock) it is a
+fresh ``python -m statehub.cache.gathering``, handed the shared bounds' file
+descriptor and its jobs pickled on stdin, writing its results to stdout. Both
+run the same ``_work``. If it cannot start, fails or dies, this process
+gathers its repos itself: the rebuild gives the same result either way (and a
+file that breaks the parser breaks it here too, with the usual error).
 
 Neither this module nor what it imports loads SQLAlchemy (a test holds it so):
 ``statehub rebuild`` starts the gathering, and forks the worker, before it opens
@@ -221,9 +223,9 @@ def gathered(
     repos: Sequence[tuple[str, Path]], limits: FileLimits, *, worker: bool, for_sqlite: bool = False
 ) -> Iterator[Iterator[Gathered]]:
     """Each of ``repos`` (slug, work tree) gathered, in order, as the iterator the block is given
-    is advanced; with ``worker`` (and enough repos, and no other thread in this process to copy
-    half-way through something) partly in a forked process, started as the block begins (it
-    gathers while this process does other work) and stopped when it ends, however it ends.
+    is advanced; with ``worker`` (and enough repos) partly in a second process, forked if no
+    other thread runs here, else spawned, started as the block begins (it gathers while this
+    process does other work) and stopped when it ends, however it ends.
 
     Every repo's declared prefixes (:func:`statehub.cache.reading.declared_prefixes`) are read
     as the block begins, so each workplan's claim is judged once, against all of them.
