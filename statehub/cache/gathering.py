@@ -159,15 +159,17 @@ def _spawn_worker(
     *,
     for_sqlite: bool,
 ) -> _Worker:
-    """Start the worker as a fresh ``python -m statehub.cache.gathering`` (where other threads
+    """Start the worker as a fresh ``python -P -m statehub.cache.gathering`` (where other threads
     run, which ``fork`` would not copy): it is handed the split's descriptor and, pickled on its
-    stdin, the jobs; it writes its results to its stdout. Raises OSError if it cannot start."""
+    stdin, the jobs; it writes its results to its stdout. ``-P`` keeps the working directory off
+    its ``sys.path``: a server started inside a repo must not import that repo's ``statehub/``
+    (repos are untrusted). Raises OSError if it cannot start."""
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     )
     process = subprocess.Popen(  # noqa: S603 - this interpreter, this module
-        [sys.executable, "-m", "statehub.cache.gathering", str(split.lock)],
+        [sys.executable, "-P", "-m", "statehub.cache.gathering", str(split.lock)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         pass_fds=(split.lock,),
@@ -199,8 +201,11 @@ class _Worker:
         return os.waitpid(self.pid, 0)[1]
 
     def kill(self) -> None:
-        """Stop it and reap it."""
-        os.kill(self.pid, signal.SIGKILL)
+        """Stop it and reap it (if it is not reaped already)."""
+        if self.process is not None:
+            self.process.kill()  # Popen knows whether it has reaped it
+        else:
+            os.kill(self.pid, signal.SIGKILL)
         self.wait()
 
     def close(self) -> None:
@@ -208,13 +213,17 @@ class _Worker:
 
 
 def _results(worker: _Worker) -> list[tuple[int, Gathered]] | None:
-    """The worker's results once it is done; None when it failed or died."""
+    """The worker's results once it is done; None when it failed, died or wrote something other
+    than its pickled results."""
     chunks = []
     while chunk := os.read(worker.read, 1 << 20):
         chunks.append(chunk)
     if worker.wait() != 0:
         return None
-    found: list[tuple[int, Gathered]] = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's
+    try:
+        found: list[tuple[int, Gathered]] = pickle.loads(b"".join(chunks))  # noqa: S301 - our own child's
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError):
+        return None
     return found
 
 

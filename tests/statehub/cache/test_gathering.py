@@ -23,6 +23,7 @@ from tests.gitfixtures import GitRepo, workplan_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from statehub.cache.reading import Gathered
 
@@ -247,3 +248,47 @@ def test_a_rebuild_that_cannot_write_says_so_in_one_line_and_keeps_the_old_cache
     event.remove(hub.engine, "connect", _full)
     hub.engine.dispose()
     assert _contents(hub) == before
+
+
+def test_a_spawned_worker_never_imports_a_statehub_package_in_the_working_directory(
+    hub: Hub, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The server may be started inside a repo (untrusted: never run its code): a ``statehub/``
+    package there is not what the spawned worker runs (``python -m`` puts the working directory
+    first on ``sys.path`` unless told not to)."""
+    repos = _repos(make_repo)
+    for repo in repos:
+        hub.register(repo.root)
+    jobs = [(r.slug, r.path) for r in hub.repos()]
+    with gathered(jobs, hub.settings.file_limits, worker=False) as found:
+        alone = list(found)
+    marker = tmp_path / "ran"
+    planted = tmp_path / "planted"
+    (planted / "statehub" / "cache").mkdir(parents=True)
+    (planted / "statehub" / "__init__.py").write_text("")
+    (planted / "statehub" / "cache" / "__init__.py").write_text("")
+    (planted / "statehub" / "cache" / "gathering.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+    )
+    monkeypatch.chdir(planted)
+    with _another_thread(), gathered(jobs, hub.settings.file_limits, worker=True) as found:
+        spawned = list(found)
+    assert not marker.exists()
+    assert spawned == alone
+
+
+def test_a_spawned_worker_whose_output_is_not_its_results_is_made_up_for(
+    hub: Hub, make_repo: Callable[[str], GitRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that exits 0 having written something other than its pickled results (here its
+    interpreter is ``echo``) is a failed worker: its repos are gathered here, not an error."""
+    repos = _repos(make_repo)
+    for repo in repos:
+        hub.register(repo.root)
+    jobs = [(r.slug, r.path) for r in hub.repos()]
+    with gathered(jobs, hub.settings.file_limits, worker=False) as found:
+        alone = list(found)
+    monkeypatch.setattr(sys, "executable", shutil.which("echo"))
+    with _another_thread(), gathered(jobs, hub.settings.file_limits, worker=True) as found:
+        polluted = list(found)
+    assert polluted == alone
