@@ -306,6 +306,16 @@ def _stream_settings(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _seconds(text: str, low: float, high: float) -> float | None:
+    """``text`` as a number of seconds from ``low`` to ``high``; None when it is not one (the caller
+    names the setting and its range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
+
+
 def _sweep_interval(env: Mapping[str, str]) -> float | None:
     """``STATEHUB_SWEEP_INTERVAL``: seconds between scheduled sweeps, from 1 to 604800 (a week), or
     0 (or off) for none; unset: the profile's default (Settings.sweep_every)."""
@@ -314,11 +324,8 @@ def _sweep_interval(env: Mapping[str, str]) -> float | None:
         return None
     if text.lower() in ("off", "0"):
         return 0.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= 604_800:
+    value = _seconds(text, 1, 604_800)
+    if value is None:
         raise ValueError(
             f"STATEHUB_SWEEP_INTERVAL={text!r}: give seconds from 1 to 604800 (900: every 15 minutes), "
             "or 0 for no scheduled sweeps"
@@ -344,27 +351,17 @@ def _forge_settings(env: Mapping[str, str]) -> dict[str, Any]:
     if text and text not in choices:
         raise ValueError(f"STATEHUB_FORGE_SYNC={given!r}: give on or off (unset: on for the fleet profile)")
     timeout_text = env.get("STATEHUB_FORGE_TIMEOUT", "").strip()
-    timeout = DEFAULT_FORGE_TIMEOUT_S
-    if timeout_text:
-        try:
-            timeout = float(timeout_text)
-        except ValueError:
-            timeout = -1.0
-        if not 1 <= timeout <= 3600:
-            raise ValueError(
-                f"STATEHUB_FORGE_TIMEOUT={timeout_text!r}: give seconds from 1 to 3600 (default 30)"
-            )
+    timeout = _seconds(timeout_text, 1, 3600) if timeout_text else DEFAULT_FORGE_TIMEOUT_S
+    if timeout is None:
+        raise ValueError(f"STATEHUB_FORGE_TIMEOUT={timeout_text!r}: give seconds from 1 to 3600 (default 30)")
     return {"forge_sync": choices[text] if text else None, "forge_timeout_s": timeout}
 
 
 def _leader_retry(env: Mapping[str, str]) -> float:
     """``STATEHUB_LEADER_RETRY``: seconds from 0.1 to 60 (default 2) between tries for the leader's lock."""
     text = env.get("STATEHUB_LEADER_RETRY", "").strip() or "2"
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.1 <= value <= 60:
+    value = _seconds(text, 0.1, 60)
+    if value is None:
         raise ValueError(
             f"STATEHUB_LEADER_RETRY={text!r}: give seconds from 0.1 to 60 between tries for the "
             "leader's lock (default 2)"
