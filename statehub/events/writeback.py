@@ -522,12 +522,12 @@ class Applier:
         Raises _Retry when a person's change or commit got there first, or another replica's
         push (nothing written).
         """
+        here = gitwork.checkout_of(repo, mint=True)  # first: it says why a .git cannot be written
         final: dict[str, bytes] = {}
         for _, path, after in steps:
             if after is not None:
                 final[path] = after.encode("utf-8")
         chain = gitcommit.build_chain(repo, head, commits, {path: blobs[path] for path in final})
-        here = gitwork.checkout_of(repo, mint=True)
         self.check(slug)  # a replica whose lock's session ended writes nothing (ApplierLockLost)
         record = self.buffer.begin_writeback(
             Writeback(
