@@ -108,8 +108,9 @@ def checkout_of(repo: git.Repo, *, mint: bool = False) -> Checkout:
 
 def _unusable(git_dir: Path, why: str) -> Conflict:
     return Conflict(
-        f"{git_dir / CHECKOUT_FILE} {why}; it keeps this clone's checkout id for State Hub's write-back "
-        "records: remove it (the hub makes a new one) unless a killed hub left a record in this clone"
+        f"{git_dir / CHECKOUT_FILE} {why}; it keeps the id State Hub names this clone by in its write-back "
+        "records: put back the id it held, or remove it and the hub makes a new one (a pass killed before "
+        "then is not resolved here: a file it half-wrote waits for a person)"
     )
 
 
