@@ -104,7 +104,15 @@ ALTER TABLE writeback ADD COLUMN checkout TEXT NOT NULL DEFAULT '';
 clones on one state schema each resolve only their own leftovers (canon/ADR-053); a record from
 before names none and is anyone's, as it was."""
 
-EVENTS_FILE_STEPS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+ALTER TABLE writeback ADD COLUMN place TEXT NOT NULL DEFAULT '';
+"""
+"""Version 4: a record's checkout is the id kept in the clone itself (``.git/statehub-checkout``), so
+it survives a renamed host and a moved work tree; ``place`` says where that clone was when the
+record was written (``<host>:<git dir>``), which tells a copy of the clone from the clone moved
+(canon/ADR-053, second addendum). Records of version 3 keep their ``<host>:<work tree>``."""
+
+EVENTS_FILE_STEPS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """``EVENTS_FILE_STEPS[n - 1]`` takes the file from version ``n - 1`` to ``n``."""
 
 EVENTS_STORE = "buffer"
@@ -187,6 +195,10 @@ _PG_V2 = """
 ALTER TABLE writeback ADD COLUMN checkout text NOT NULL DEFAULT '';
 """
 
-EVENTS_PG_STEPS: tuple[str, ...] = (_PG_V1, _PG_V2)
+_PG_V3 = """
+ALTER TABLE writeback ADD COLUMN place text NOT NULL DEFAULT '';
+"""
+
+EVENTS_PG_STEPS: tuple[str, ...] = (_PG_V1, _PG_V2, _PG_V3)
 """The file's version 2 as one step in the state schema (``buffer_meta``, which nothing reads, left
 out); ``EVENTS_PG_STEPS[n - 1]`` takes the store from version ``n - 1`` to ``n``."""

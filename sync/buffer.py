@@ -177,8 +177,12 @@ class Writeback:
     """``{"path", "before", "after"}``: git blob shas of the text read and the text written."""
     id: int | None = None
     checkout: str = ""
-    """Where it was made, ``<host>:<work tree>`` (``statehub.events.gitwork.checkout_of``): replicas
-    sharing one state schema but not their checkouts resolve only their own (canon/ADR-053)."""
+    """The checkout it was made in: the id kept in the clone (``statehub.events.gitwork``), or
+    ``<host>:<work tree>`` in a record from before (buffer layout 3), or ``""`` (older still: anyone's).
+    Replicas sharing one state schema but not their checkouts resolve only their own (canon/ADR-053)."""
+    place: str = ""
+    """Where that checkout was when the record was made, ``<host>:<git dir>`` (``""`` before layout 4):
+    what tells a copy of a clone from the clone moved."""
 
 
 def _now() -> str:
@@ -459,8 +463,8 @@ class WriteBuffer(DurableStore):
         """Record a write-back before its files are touched; returns its id for ``finish``."""
         with self._transaction() as db:
             row = db.execute(
-                "INSERT INTO writeback (repo, head, keys, files, started_at, checkout) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO writeback (repo, head, keys, files, started_at, checkout, place) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     writeback.repo,
                     writeback.head,
@@ -468,20 +472,26 @@ class WriteBuffer(DurableStore):
                     json.dumps(writeback.files),
                     _now(),
                     writeback.checkout,
+                    writeback.place,
                 ),
             ).fetchone()
             return int(row[0])
 
-    def writebacks(self, repo: str, checkout: str) -> list[Writeback]:
-        """Write-backs of ``repo`` made in ``checkout`` left unfinished (and any recorded before
-        records named their checkout), oldest first."""
+    def writebacks(self, repo: str, *checkouts: str) -> list[Writeback]:
+        """Write-backs of ``repo`` left unfinished that name one of ``checkouts`` (a checkout's id and
+        the name records gave it before) or none (recorded before records named their checkout),
+        oldest first. Which of them a checkout resolves is the caller's to decide (their ``place``)."""
+        names = [*dict.fromkeys(checkouts), ""]
+        marks = ",".join("?" * len(names))
         with self._lock:
             rows = self._db.execute(
-                "SELECT repo, head, keys, files, id, checkout FROM writeback "
-                "WHERE repo = ? AND checkout IN (?, '') ORDER BY id",
-                (repo, checkout),
+                f"SELECT repo, head, keys, files, id, checkout, place FROM writeback "  # noqa: S608 - only ? placeholders
+                f"WHERE repo = ? AND checkout IN ({marks}) ORDER BY id",
+                (repo, *names),
             ).fetchall()
-        return [Writeback(r[0], r[1], json.loads(r[2]), json.loads(r[3]), int(r[4]), r[5]) for r in rows]
+        return [
+            Writeback(r[0], r[1], json.loads(r[2]), json.loads(r[3]), int(r[4]), r[5], r[6]) for r in rows
+        ]
 
     def finish(
         self,

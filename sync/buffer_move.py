@@ -151,8 +151,11 @@ def _copy(source: sqlite3.Connection, target: PgStateDb) -> tuple[int, int, int,
             kept += [key for key, payload in stored if payload != clashed[key]]
 
     target.executemany(
-        "INSERT INTO writeback (repo, head, keys, files, started_at) VALUES (?, ?, ?, ?, ?)",
-        source.execute("SELECT repo, head, keys, files, started_at FROM writeback ORDER BY id").fetchall(),
+        "INSERT INTO writeback (repo, head, keys, files, started_at, checkout, place) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",  # each record keeps its checkout: a replica resolves only its own
+        source.execute(
+            "SELECT repo, head, keys, files, started_at, checkout, place FROM writeback ORDER BY id"
+        ).fetchall(),
     )
     relayed = source.execute(
         "SELECT key, state, attempts, reason, queued_at, sent_at, confirmed_at FROM relay ORDER BY seq"

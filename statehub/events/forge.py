@@ -329,6 +329,7 @@ def replay_leftovers(
     switch = _switch(repo, local, target)
     if switch is None:
         return False
+    here = gitwork.checkout_of(repo, mint=True)  # before anything leaves: it may say why it cannot
     applier.check(slug)  # nothing leaves a replica that lost the repo's lock (canon/ADR-054)
     if (
         target != theirs
@@ -346,7 +347,8 @@ def replay_leftovers(
                 {"path": p, "before": (chain.before[p] or NO_BLOB).sha, "after": chain.after[p].sha}
                 for p in chain.after
             ],
-            checkout=gitwork.checkout_of(repo),
+            checkout=here.id or "",
+            place=here.place,
         )
     )
     try:

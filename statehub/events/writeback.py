@@ -332,7 +332,8 @@ class Applier:
 
         Returns how many events turned out to be committed already.
         """
-        records = self.buffer.writebacks(slug, gitwork.checkout_of(repo))
+        here = gitwork.checkout_of(repo)
+        records = [r for r in self.buffer.writebacks(slug, *here.names) if here.owns(r.checkout, r.place)]
         if not records:
             return 0
         root = Path(repo.working_tree_dir or ".")
@@ -521,6 +522,7 @@ class Applier:
         Raises _Retry when a person's change or commit got there first, or another replica's
         push (nothing written).
         """
+        here = gitwork.checkout_of(repo, mint=True)  # first: it says why a .git cannot be written
         final: dict[str, bytes] = {}
         for _, path, after in steps:
             if after is not None:
@@ -533,7 +535,8 @@ class Applier:
                 head.sha,
                 [event.key for run in runs for event in run],
                 [{"path": p, "before": blobs[p].sha, "after": blob_sha(data)} for p, data in final.items()],
-                checkout=gitwork.checkout_of(repo),
+                checkout=here.id or "",
+                place=here.place,
             )
         )
         writes = [FileWrite(path, read[path], data) for path, data in final.items() if data != read[path]]

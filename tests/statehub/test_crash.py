@@ -3,7 +3,9 @@ exactly once (one ``Statehub-Event`` trailer) and none is lost."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -15,14 +17,13 @@ import pytest
 
 from statehub.events.writeback import CRASH_ENV
 from sync.buffer import WriteBuffer
+from tests.gitfixtures import GitRepo
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
 from tests.statehub.hubprocess import HubProcess
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
-
-    from tests.gitfixtures import GitRepo
 
 
 @pytest.fixture
@@ -122,29 +123,73 @@ def test_a_kill_from_outside_in_the_middle_of_applying(
     _check_exactly_once({"alpha": repo}, stored, server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review16c: a record names its checkout by socket.gethostname(); after a rename no one "
-    "resolves it ('written': events wait for ever on 'uncommitted changes'; 'committed': applied "
-    "without their commit, the record left for ever)",
-)
+def _rename_host(tmp_path: Path) -> dict[str, str]:
+    """The environment of a hub whose host is now called ``renamed-host``."""
+    renamed = tmp_path / "renamed"
+    renamed.mkdir(exist_ok=True)
+    (renamed / "sitecustomize.py").write_text("import socket\nsocket.gethostname = lambda: 'renamed-host'\n")
+    return {"PYTHONPATH": str(renamed)}
+
+
+def _move_clone(server: HubProcess, repo: GitRepo, to: Path) -> GitRepo:
+    """``mv`` the whole clone while the hub is down, and point the hub's registration at it."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(repo.root, to)
+    (hub_toml,) = server.home.rglob("hub.toml")
+    text = hub_toml.read_text(encoding="utf-8")
+    assert str(repo.root) in text
+    hub_toml.write_text(text.replace(str(repo.root), str(to)), encoding="utf-8")
+    return GitRepo(to, init=False)
+
+
+@pytest.mark.parametrize("change", ["host", "tree", "both"])
 @pytest.mark.parametrize("step", ["written", "committed"])
-def test_a_kill_then_a_new_host_name_loses_doubles_and_leaves_nothing(
-    server: HubProcess, make_repo: Callable[[str], GitRepo], step: str, tmp_path: Path
+def test_a_kill_then_a_new_host_name_or_a_moved_tree_loses_doubles_and_leaves_nothing(
+    server: HubProcess, make_repo: Callable[[str], GitRepo], step: str, change: str, tmp_path: Path
 ) -> None:
-    """The host is renamed between the kill and the restart (same data dir, same work tree): the
-    write-back record the killed hub left names the old ``<host>:<work tree>``; the restarted hub
-    still resolves it, applies every event exactly once, and no record is left behind."""
+    """Between the kill and the restart the host is renamed, or the whole clone moved (``mv``), or
+    both (same data dir): the write-back record the killed hub left names the clone's own id
+    (``.git/statehub-checkout``), so the restarted hub still resolves it, applies every event exactly
+    once, and no record is left behind. (With ``<host>:<work tree>`` no one resolved it:
+    'written' left the events waiting for ever on the hub's own half-written file, 'committed'
+    marked them applied without their commit and left the record for ever.)"""
     repo = plan_repo(make_repo, "alpha")
     server.start(**{CRASH_ENV: step})
     assert server.call("POST", "/repos", json={"path": str(repo.root)}).status_code == 201
     batch = _batch("alpha", 20)
     assert server.call("POST", "/events", json=batch).status_code == 202
     assert server.wait_exit() == -signal.SIGKILL
-    renamed = tmp_path / "renamed"
-    renamed.mkdir()
-    (renamed / "sitecustomize.py").write_text("import socket\nsocket.gethostname = lambda: 'renamed-host'\n")
-    server.start(PYTHONPATH=str(renamed))
+    with closing(sqlite3.connect(server.home / "data" / "buffer.sqlite3")) as db:
+        assert len(db.execute("SELECT id FROM writeback").fetchall()) == 1  # the kill left one
+    if change in ("tree", "both"):
+        repo = _move_clone(server, repo, tmp_path / "moved" / "elsewhere" / "alpha")
+    server.start(**(_rename_host(tmp_path) if change in ("host", "both") else {}))
+    server.wait_settled()
+    _check_exactly_once({"alpha": repo}, [e["key"] for e in batch], server)
+    server.stop()
+    with closing(sqlite3.connect(server.home / "data" / "buffer.sqlite3")) as db:
+        assert db.execute("SELECT repo, checkout FROM writeback").fetchall() == []
+
+
+@pytest.mark.parametrize("named", ["host-and-work-tree", "nothing"])
+@pytest.mark.parametrize("step", ["written", "committed"])
+def test_a_record_left_by_a_hub_from_before_checkout_ids_is_resolved_after_the_upgrade(
+    server: HubProcess, make_repo: Callable[[str], GitRepo], step: str, named: str
+) -> None:
+    """A hub of the previous layout killed mid-pass left a record naming its checkout
+    ``<host>:<work tree>`` (buffer layout 3), or nothing (before that), and its clone has no id yet:
+    the upgraded hub resolves it, once."""
+    repo = plan_repo(make_repo, "alpha")
+    server.start(**{CRASH_ENV: step})
+    assert server.call("POST", "/repos", json={"path": str(repo.root)}).status_code == 201
+    batch = _batch("alpha", 20)
+    assert server.call("POST", "/events", json=batch).status_code == 202
+    assert server.wait_exit() == -signal.SIGKILL
+    before = f"{socket.gethostname()}:{repo.root.resolve()}" if named == "host-and-work-tree" else ""
+    (repo.root / ".git" / "statehub-checkout").unlink()  # the old hub kept no id in the clone
+    with closing(sqlite3.connect(server.home / "data" / "buffer.sqlite3")) as db, db:
+        assert db.execute("UPDATE writeback SET checkout = ?, place = ''", (before,)).rowcount == 1
+    server.start()
     server.wait_settled()
     _check_exactly_once({"alpha": repo}, [e["key"] for e in batch], server)
     server.stop()

@@ -87,13 +87,21 @@ def test_states_move_once_with_reasons(state_backend: StateAt) -> None:
 def test_a_checkout_resolves_only_its_own_write_backs(state_backend: StateAt) -> None:
     """Replicas with their own clones share one buffer (canon/ADR-053): a record left by a killed
     replica in its clone is never resolved, and closed, by another replica against a different
-    clone; a record from before records named their checkout is anyone's, as it was."""
+    clone; a record from before records named their checkout is anyone's, as it was. A checkout
+    asks by its id and by the name records gave it before (``<host>:<work tree>``, layout 3), and
+    each record comes back with the place it was made."""
     buffer = WriteBuffer(state_backend("buffer.sqlite3"))
     files = [{"path": "p", "before": "1", "after": "2"}]
-    mine = buffer.begin_writeback(Writeback("r1", "abc", ["a"], files, checkout="host-a:/w/r1"))
-    theirs = buffer.begin_writeback(Writeback("r1", "abc", ["b"], files, checkout="host-b:/w/r1"))
+    ida, idb = "a" * 32, "b" * 32
+    mine = buffer.begin_writeback(Writeback("r1", "abc", ["a"], files, checkout=ida, place="h:/w/r1/.git"))
+    theirs = buffer.begin_writeback(Writeback("r1", "abc", ["b"], files, checkout=idb, place="h:/v/r1/.git"))
     old = buffer.begin_writeback(Writeback("r1", "abc", ["c"], files))
-    assert [w.id for w in buffer.writebacks("r1", "host-a:/w/r1")] == [mine, old]
-    assert [w.id for w in buffer.writebacks("r1", "host-b:/w/r1")] == [theirs, old]
-    assert buffer.writebacks("r1", "host-b:/w/r1")[0].checkout == "host-b:/w/r1"
+    before = buffer.begin_writeback(Writeback("r1", "abc", ["d"], files, checkout="host-a:/w/r1"))
+    other_repo = buffer.begin_writeback(Writeback("r2", "abc", ["e"], files, checkout=ida))
+    assert [w.id for w in buffer.writebacks("r1", ida, "host-a:/w/r1")] == [mine, old, before]
+    assert [w.id for w in buffer.writebacks("r1", idb, "host-b:/w/r1")] == [theirs, old]
+    assert [w.id for w in buffer.writebacks("r1", ida, ida)] == [mine, old]
+    assert [w.id for w in buffer.writebacks("r2", ida)] == [other_repo]
+    found = buffer.writebacks("r1", idb)[0]
+    assert (found.checkout, found.place) == (idb, "h:/v/r1/.git")
     buffer.close()

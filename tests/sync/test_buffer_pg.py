@@ -270,6 +270,8 @@ def test_a_buffer_file_moves_into_the_state_schema_once_and_loses_nothing(
     old.append([sub("not-yet-queued")])
     old.finish({"applied": "c0ffee"}, {})
     writeback = old.begin_writeback(Writeback("r1", "abc", ["queued"], []))
+    named = Writeback("r1", "abc", ["queued"], [], checkout="0" * 32, place="host-a:/w/r1/.git")
+    old.begin_writeback(named)
     leases = LeaseStore(path)
     now = time.time()
     with leases.transaction() as tx:
@@ -299,6 +301,8 @@ def test_a_buffer_file_moves_into_the_state_schema_once_and_loses_nothing(
         assert [
             w.id for w in buffer.writebacks("r1", "")
         ] != [] and writeback  # the unfinished write-back came too
+        came = [(w.checkout, w.place) for w in buffer.writebacks("r1", "0" * 32)]
+        assert came == [("", ""), ("0" * 32, "host-a:/w/r1/.git")]  # each keeps its checkout
         assert queue.enqueue_new() == 0  # nothing is queued twice, nothing from before a relay
         states = {k: queue.get(k) for k in events}
         assert {k: s.state for k, s in states.items() if s is not None} == {
