@@ -32,6 +32,7 @@ from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
 from statehub.auth.sessions import SESSION_FILE, SessionStore
+from statehub.changes import leader_change
 from statehub.claims import LeaseWorker
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 stack.callback(hub.freshness_memo.stop)
                 # Who runs the run-once work (ADR-052); stopped after every worker that asks it.
                 leader = app.state.leader = leader_of(settings)
+                leader.on_change.append(lambda _leading: hub.announce([leader_change(leader.status())]))
                 leader.start()
                 stack.callback(leader.stop)
                 hub.changes.prune()  # a log left for weeks shrinks before anyone replays it

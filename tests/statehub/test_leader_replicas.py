@@ -11,6 +11,7 @@ does *not* happen.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ from tests.hubserver import HubServer
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from sqlalchemy import Engine
+
+    from statehub.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
@@ -182,3 +187,55 @@ def test_a_run_out_lease_waits_for_the_leader_and_is_released_once_by_the_next(r
     assert release["event"]["claim"] == claim.json()["key"]
     time.sleep(2)  # more rounds of the new leader: it is not released again
     assert len(releases()) == 1
+
+
+@pytest.mark.usefixtures("state_in_cache_database")
+def test_each_change_of_leadership_is_on_the_stream(
+    settings: Settings, cache_backend: str | None, request: pytest.FixtureRequest
+) -> None:
+    """A replica that becomes the leader, loses it (its session ended, as in a fail-over) and takes
+    it again, then stops, says each change in the change log as ``hub.leader`` with its name, so a
+    subscriber of ``GET /events/stream`` sees who leads (canon/ADR-052, addendum of 2026-12-01)."""
+    from litestar.testing import TestClient
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from statehub.app import create_app
+    from statehub.hub import Hub
+    from sync.leader import replica_name
+
+    def said() -> list[dict[str, Any]]:
+        with Hub(settings) as hub:
+            return [json.loads(m.data) for m in hub.changes.after(0, 1000) if m.type == "hub.leader"]
+
+    if cache_backend is None:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/state/health").status_code == 200
+        assert said() == []  # one process on files always leads: nothing ever changes
+        return
+    settings = settings.with_overrides(leader_retry_s=0.2)
+    database = make_url(cache_backend).database
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    with TestClient(create_app(settings)) as client:
+        leader = client.app.state.leader
+        assert leader.wait(True, WAIT)
+        _until(lambda: len(said()) == 1, "the first hub.leader")
+        with admin.connect() as conn:  # this test's database only: its leader's session ends
+            ended = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND application_name = 'statehub-leader'"
+                ),
+                {"name": database},
+            ).fetchall()
+        assert ended == [(True,)]
+        _until(lambda: len(said()) == 3, "the leader losing and taking it again")
+    messages = said()
+    name = replica_name()
+    assert [(m["replica"], m["leader"], m["terms"]) for m in messages] == [
+        (name, True, 1),
+        (name, False, 1),
+        (name, True, 2),
+        (name, False, 2),  # stopping gives it up
+    ]
+    assert messages[0]["repo"] is None and messages[0]["since"] is not None and messages[1]["since"] is None
