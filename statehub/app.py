@@ -44,6 +44,8 @@ from statehub.servermark import mark_server
 from statehub.settings import Settings
 from statehub.state_stores import leader_of, state_location
 from statehub.stream import Broadcaster
+from statehub.sweep.records import SWEEPS_FILE, SweepRecords
+from statehub.sweep.scheduler import KEEP as SWEEPS_KEPT
 from statehub.sweep.scheduler import Sweeper
 from statehub.watcher import RepoWatcher
 
@@ -122,7 +124,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 relay = start_relay(desk, leader)  # sends upstream, leader only
                 if relay is not None:
                     stack.callback(relay.stop)
-                sweeper = app.state.sweeper = Sweeper(desk, settings.sweep_every, leader=leader)  # ADR-045
+                records = stack.enter_context(  # every replica answers GET /sweeps/{id} (ADR-052)
+                    SweepRecords(state_location(settings, SWEEPS_FILE), keep=SWEEPS_KEPT)
+                )
+                sweeper = app.state.sweeper = Sweeper(  # ADR-045
+                    desk, settings.sweep_every, leader=leader, records=records
+                )
                 sweeper.start()
                 stack.callback(sweeper.stop)
                 stack.callback(

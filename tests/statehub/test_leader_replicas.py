@@ -90,6 +90,11 @@ class Replicas:
             time.sleep(0.05)
         raise AssertionError("never exactly one leader")
 
+    def name(self, server: HubServer) -> str:
+        """The replica's name (``<host>:<pid>``), as its diagnostics say it."""
+        answer = self.call(server, "GET", "/state/diagnostics?probe=false")
+        return str(answer.json()["hub"]["leader"]["replica"])
+
     def scheduled(self, server: HubServer) -> list[dict[str, Any]]:
         runs = self.call(server, "GET", "/sweeps?limit=100").json()["sweeps"]
         return [run for run in runs if run["trigger"] == "schedule"]
@@ -136,10 +141,16 @@ def replicas(tmp_path: Path, postgres_database: str, request: pytest.FixtureRequ
 @pytest.mark.parametrize("replicas", [{"STATEHUB_SWEEP_INTERVAL": "1"}], indirect=True)
 def test_only_the_leader_runs_the_schedule_and_the_other_takes_over_when_it_dies(replicas: Replicas) -> None:
     leader, (other,) = replicas.one_leader()
-    _until(lambda: replicas.scheduled(leader), "the leader's scheduled sweep")
+    names = {server: replicas.name(server) for server in (leader, other)}
+    first = _until(lambda: replicas.scheduled(leader), "the leader's scheduled sweep")[-1]
     time.sleep(3)  # three of the follower's jittered ticks: none queues anything
     assert not replicas.leading(other)
-    assert replicas.scheduled(other) == []
+    # the follower answers for the leader's sweeps (their records are in the state schema), and
+    # every scheduled sweep is the leader's (canon/ADR-052, addendum of 2026-12-01)
+    assert {run["replica"] for run in replicas.scheduled(other)} == {names[leader]}
+    followed = replicas.call(other, "GET", f"/sweeps/{first['id']}")
+    assert followed.status_code == 200, followed.text
+    assert followed.json()["replica"] == names[leader] and followed.json()["trigger"] == "schedule"
     assert replicas.metric(leader, "statehub_leader") == 1
     assert replicas.metric(other, "statehub_leader") == 0
 
@@ -150,7 +161,10 @@ def test_only_the_leader_runs_the_schedule_and_the_other_takes_over_when_it_dies
     new, _ = replicas.one_leader([other])
     assert time.monotonic() - killed < WAIT
     run = _until(
-        lambda: [r for r in replicas.scheduled(new) if r["state"] == "finished"], "the new leader's sweep"
+        lambda: [
+            r for r in replicas.scheduled(new) if r["state"] == "finished" and r["replica"] == names[new]
+        ],
+        "the new leader's sweep",
     )
     assert run[0]["targets"] == ["lead"]
     status = replicas.call(new, "GET", "/state/diagnostics?probe=false").json()["hub"]["leader"]
