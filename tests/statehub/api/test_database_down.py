@@ -124,3 +124,37 @@ def test_the_first_requests_after_a_database_restart_are_answered(
         assert claim.status_code == 200, claim.text
         released = loaded.post(f"/tasks/{ref}/release", json={"actor": f"agt-{round_}", "status": "todo"})
         assert released.status_code == 200, released.text
+
+
+@pytest.mark.usefixtures("state_in_cache_database")
+def test_while_the_state_database_is_down_the_stores_answer_503_and_recover(
+    loaded: TestClient,  # type: ignore[type-arg]
+    cache_backend: str | None,
+    request: pytest.FixtureRequest,
+) -> None:
+    """With the durable state in the same database, a server that refuses connections is still 503
+    with Retry-After for what needs a store (finding a connection dead and failing to replace it is
+    never a 500), and the same requests succeed once it is back."""
+    if cache_backend is None:
+        pytest.skip("a server that stops answering is PostgreSQL's case; the SQLite stores are files")
+    postgres_admin: Engine = request.getfixturevalue("postgres_admin")
+    database = make_url(cache_backend).database
+    assert database
+    event = {"key": "down-2", "kind": "progress.note", "workplan": "OPS-WP-0001", "task": "T03", "note": "n"}
+    event["actor"] = "dana"
+    _refuse_connections(postgres_admin, database, refuse=True)
+    try:
+        for method, path, body in (
+            ("POST", "/events", event),
+            ("GET", "/events/down-2", None),
+            ("GET", "/tasks", None),
+        ):
+            answer = loaded.request(method, path, json=body)
+            assert answer.status_code == 503, (method, path, answer.text)
+            assert answer.headers["Retry-After"] == "10", (path, answer.headers)
+            assert "postgres@" not in answer.text, answer.text
+    finally:
+        _refuse_connections(postgres_admin, database, refuse=False)
+    sent = loaded.post("/events", json=event)
+    assert sent.status_code == 202, sent.text
+    assert loaded.get("/events/down-2").status_code == 200
