@@ -56,11 +56,45 @@ class PreparedPage:
     ) -> tuple[Sequence[Any], int]:
         count = _compile(conn, self.count)
         page = _compile(conn, self.page)
+        paged = values | {"limit": limit, "offset": offset}
+        if conn.dialect.name == "postgresql" and _autocommit(conn):
+            return _run_on_driver(conn, count, values, page, paged)
         total = conn.exec_driver_sql(count.sql, count.params(values)).scalar_one()
-        rows = conn.exec_driver_sql(
-            page.sql, page.params(values | {"limit": limit, "offset": offset})
-        ).fetchall()
+        rows = conn.exec_driver_sql(page.sql, page.params(paged)).fetchall()
         return rows, int(total)
+
+
+def _autocommit(conn: Connection) -> bool:
+    """Whether ``conn``'s driver connection runs each statement on its own (``Hub.reads`` on
+    PostgreSQL, ADR-047): then a statement run past SQLAlchemy leaves it nothing to track."""
+    driver = conn.connection.driver_connection
+    return bool(getattr(driver, "autocommit", False))
+
+
+def _run_on_driver(
+    conn: Connection, count: _Compiled, values: dict[str, Any], page: _Compiled, paged: dict[str, Any]
+) -> tuple[Sequence[Any], int]:
+    """The count and the page on psycopg's own cursor, rows as its tuples: SQLAlchemy's execution
+    path (an execution context, a cursor result, a row object each) cost about as much CPU per
+    statement as psycopg's own, a third of a list request's beyond the bare endpoint's
+    (bench/query.py, ADR-047). A driver error goes through SQLAlchemy's own handling, as it would
+    from ``exec_driver_sql``: raised as SQLAlchemy's error (``OperationalError``, a 503) and a lost
+    connection invalidating the pool."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    statement, params = count.sql, values
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(count.sql, values)
+            found = cursor.fetchone()
+            statement, params = page.sql, paged
+            cursor.execute(page.sql, paged)
+            rows = cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as error:
+        # SQLAlchemy's own translation of a driver error, as exec_driver_sql applies it
+        conn._handle_dbapi_exception(error, statement, params, None, None)
+    assert found is not None  # a count always has its row
+    return rows, int(found[0])
 
 
 _COMPILED: dict[tuple[str, int], _Compiled] = {}

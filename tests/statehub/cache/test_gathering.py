@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 
 from statehub.cache.fleet_rows import FLEET_FILE
 from statehub.cache.gathering import MIN_REPOS_FOR_WORKER, gathered
-from statehub.cache.schema import FILE_ERRORS, META, metadata
+from statehub.cache.schema import FILE_ERRORS, META, TASKS, metadata
 from statehub.errors import SetupError
 from statehub.hub import Hub
 from tests.gitfixtures import GitRepo, workplan_text
@@ -292,3 +292,69 @@ def test_a_spawned_worker_whose_output_is_not_its_results_is_made_up_for(
     with _another_thread(), gathered(jobs, hub.settings.file_limits, worker=True) as found:
         polluted = list(found)
     assert polluted == alone
+
+
+def test_a_rebuild_flags_ready_where_a_duplicate_or_a_cycle_overrules_the_guess(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A PostgreSQL rebuild writes each task's ``ready`` from its status and its dependencies'
+    (``indexer._guess_ready``); a duplicated workplan id and a cycle make tasks that guess calls
+    ready not ready, and the full recompute must say so, on every way a rebuild runs."""
+    repos = []
+    for n in range(MIN_REPOS_FOR_WORKER):
+        repo = make_repo(f"g{n}")
+        repo.write("statehub.toml", f'[repo]\nslug = "g{n}"\nprefixes = ["G{n}"]\n')
+        repo.write(
+            f"workplans/G{n}-WP-0001.md",
+            workplan_text(
+                f"G{n}-WP-0001",
+                [
+                    {"id": "T01", "title": "Done", "status": "done"},
+                    {"id": "T02", "title": "Open", "depends_on": ["T01"]},
+                ],
+            ),
+        )
+        repos.append(repo)
+    # g0: a workplan id claimed twice (both files refused as duplicates: their tasks conflicted), and
+    # a task elsewhere depending on a done task of it
+    twice = [{"id": "T01", "title": "Done", "status": "done"}, {"id": "T02", "title": "Open"}]
+    repos[0].write("workplans/G0-WP-0002.md", workplan_text("G0-WP-0002", twice))
+    repos[0].write("workplans/copy-of-G0-WP-0002.md", workplan_text("G0-WP-0002", twice))
+    repos[1].write(
+        "workplans/G1-WP-0002.md",
+        workplan_text("G1-WP-0002", [{"id": "T01", "title": "After", "depends_on": ["G0-WP-0002-T01"]}]),
+    )
+    # g2: an open task and a done one depending on each other (a cycle, every dependency of the
+    # open one done)
+    repos[2].write(
+        "workplans/G2-WP-0002.md",
+        workplan_text(
+            "G2-WP-0002",
+            [
+                {"id": "T01", "title": "Open", "depends_on": ["T02"]},
+                {"id": "T02", "title": "Done", "status": "done", "depends_on": ["T01"]},
+            ],
+        ),
+    )
+    for repo in repos:
+        repo.commit()
+        hub.register(repo.root)
+    wanted = {f"G{n}-WP-0001-T02": True for n in range(MIN_REPOS_FOR_WORKER)} | {
+        "G0-WP-0002-T02": False,  # its workplan id is claimed twice
+        "G1-WP-0002-T01": False,  # its dependency is a conflicted task
+        "G2-WP-0002-T01": False,  # in a cycle
+    }
+
+    def ready() -> dict[str, bool]:
+        with hub.engine.connect() as conn:
+            rows = conn.execute(select(TASKS.c.ref, TASKS.c.ready).where(TASKS.c.ref.in_(wanted)))
+            return {ref: bool(flag) for ref, flag in rows if ref in wanted}
+
+    assert ready() == wanted  # indexed repo by repo
+    hub.rebuild(worker=False)
+    assert ready() == wanted
+    hub.rebuild(worker=True)
+    assert ready() == wanted
+    with _another_thread():
+        hub.rebuild()
+    assert ready() == wanted
