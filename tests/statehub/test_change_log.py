@@ -315,7 +315,7 @@ def test_an_append_whose_session_is_ended_before_it_commits_is_stored_once(postg
     try:
         log.append([Change("relay.state", {"n": 0})])  # the store's connection is open
         told = _stored(log)
-        serialize = log._db.serialize  # noqa: SLF001 - the moment inside the transaction
+        serialize = log._db.serialize
         ended: list[int] = []
 
         def end_the_session(name: str) -> None:
@@ -329,7 +329,7 @@ def test_an_append_whose_session_is_ended_before_it_commits_is_stored_once(postg
                 assert row is not None and row[1], "no session inside the append's transaction"
                 ended.append(int(row[0]))
 
-        log._db.serialize = end_the_session  # type: ignore[method-assign]  # noqa: SLF001
+        log._db.serialize = end_the_session  # type: ignore[method-assign]
         log.append([Change("task.changed", {"ref": "A-1"}, "demo", "W"), Change("relay.state", {"n": 1})])
         assert ended, "the session was not ended: the test proved nothing"
         stored = log.after(1)

@@ -493,7 +493,9 @@ def test_a_record_left_running_by_a_replica_on_another_host_is_pruned_once_old(h
         records.save(orphan, "2026-12-01T00:00:00Z", "running", "another-host:1", b'{"state":"running"}')
         newer = [f"20261201T00000{n}Z-0000000{n}" for n in (1, 2, 3)]
         for number, sweep_id in enumerate(newer, 1):
-            records.save(sweep_id, f"2026-12-01T00:00:0{number}Z", "finished", "here:2", b'{"state":"finished"}')
+            records.save(
+                sweep_id, f"2026-12-01T00:00:0{number}Z", "finished", "here:2", b'{"state":"finished"}'
+            )
         assert records.get(orphan) is None, "the orphan outlived the newest 3 records"
         assert [row[0] for row in records.newest(10)] == newer[::-1]
         assert records.unfinished() == []
