@@ -49,6 +49,7 @@ from sqlalchemy import Connection, and_, or_, select, text
 from statehub.cache.fleet_schema import FLEET_LANES, FLEET_MACHINES, FLEET_WORKLOADS
 from statehub.cache.schema import DEPENDENCIES, REPOS
 from sync._state_db import open_state_db
+from sync.errors import StoreUnreachable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -256,7 +257,10 @@ class ChangeLog:
 
         A failure to store (a full disk) is logged and the changes are lost: the cache and the
         files are already changed, and a subscriber that misses them reloads when it sees the
-        ids jump (docs/architecture.md "Change stream")."""
+        ids jump (docs/architecture.md "Change stream"). A PostgreSQL session that ends inside
+        the transaction, before its COMMIT (a restart, ``pg_terminate_backend``), kept nothing of
+        it: the append is made once more on a new connection (one that ends at the COMMIT may
+        have committed, and is not)."""
         if not changes:
             return
         now = time.time()
@@ -273,32 +277,56 @@ class ChangeLog:
             for c in changes
         ]
         ids: list[int] = []
-        try:
-            with self._lock, self._db.transaction():
-                self._db.serialize("append")  # PostgreSQL: ids commit in the order they are given
-                for start in range(0, len(rows), _INSERT_ROWS):
-                    part = rows[start : start + _INSERT_ROWS]
-                    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
-                    found = self._db.execute(
-                        f"{_INSERT} {values} RETURNING id",
-                        [value for row in part for value in row],
+        for attempt in (1, 2):
+            committing = False
+            try:
+                with self._lock, self._db.transaction():
+                    ids = self._insert(rows, now)
+                    committing = True  # what fails from here on may have committed
+            except StoreUnreachable:
+                if committing or attempt == 2:
+                    log.exception(
+                        "storing %d change(s) in %s failed; they are not streamed", len(rows), self.where
                     )
-                    ids += sorted(int(r[0]) for r in found.fetchall())  # given in VALUES order
-                self._appends += len(rows)
-                if self._appends >= _PRUNE_EVERY:
-                    self._appends = 0
-                    self._prune(now)
-                if self._db.dialect == "postgresql":  # delivered with the commit, to every listener
-                    self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(ids[-1])))
-        except Exception:
-            log.exception("storing %d change(s) in %s failed; they are not streamed", len(rows), self.where)
-            return
+                    return
+                # The session ended inside the transaction, before its COMMIT: nothing of it was
+                # kept, so it is stored once more on a new connection (canon/ADR-049 addendum).
+                log.warning(
+                    "storing %d change(s) in %s: the session ended; storing them again", len(rows), self.where
+                )
+                continue
+            except Exception:
+                log.exception(
+                    "storing %d change(s) in %s failed; they are not streamed", len(rows), self.where
+                )
+                return
+            break
         stored = [
             Stored(ids[i], row[0], row[1], row[2], row[3], changes[i].owners, row[5])
             for i, row in enumerate(rows)
         ]
         for listener in self.on_append:
             listener(stored)
+
+    def _insert(self, rows: list[tuple[Any, ...]], now: float) -> list[int]:
+        """Insert ``rows`` in the open transaction (under ``_lock``); their ids, in order."""
+        ids: list[int] = []
+        self._db.serialize("append")  # PostgreSQL: ids commit in the order they are given
+        for start in range(0, len(rows), _INSERT_ROWS):
+            part = rows[start : start + _INSERT_ROWS]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
+            found = self._db.execute(
+                f"{_INSERT} {values} RETURNING id",
+                [value for row in part for value in row],
+            )
+            ids += sorted(int(r[0]) for r in found.fetchall())  # given in VALUES order
+        self._appends += len(rows)
+        if self._appends >= _PRUNE_EVERY:
+            self._appends = 0
+            self._prune(now)
+        if self._db.dialect == "postgresql":  # delivered with the commit, to every listener
+            self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(ids[-1])))
+        return ids
 
     def sending(self, busy: bool) -> None:
         """The fan-out says whether it still sends what this process appended (any thread)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, DisconnectionError
+from sqlalchemy.exc import DatabaseError, DisconnectionError, OperationalError
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable, ExecutableDDLElement
 
 from statehub.cache import fleet_index as fleet_index  # registers registry/fleet.toml and its tables
@@ -80,6 +80,10 @@ def _ping_when_idle(engine: Engine) -> None:
     caller gets it: one whose socket already holds the server's goodbye (a restart, a fail-over,
     ``pg_terminate_backend``: :func:`sync._durable_pg.found_dead`, a ``poll`` and no round trip),
     and, pinging, one idle :data:`IDLE_PING_SECONDS` or more (a goodbye may never have arrived).
+    A connection made for this very checkout that the server has ended already (sessions
+    terminated over and over, a fail-over under way) is the database not answering, an
+    OperationalError (503 in the API): SQLAlchemy's own answer once its reconnections ran out
+    was "This connection is closed", an InvalidRequestError, and so a 500.
 
     ``pool_pre_ping`` pinged on every checkout: one more round trip on every request. A connection
     used within the last seconds of a busy hub is taken as alive; if the server went away in that
@@ -91,6 +95,10 @@ def _ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if found_dead(dbapi_connection):  # the server said goodbye (a restart): no round trip to know
+            if "checked_in" not in record.info:  # made for this checkout: trying again would loop
+                raise OperationalError(
+                    "checkout", None, ConnectionError("the server ended a new connection at once")
+                )
             raise DisconnectionError("the server ended this connection")
         now = time.monotonic()
         last = record.info.get("checked_in", now)

@@ -14,15 +14,18 @@ Where it lives (``statehub.state_stores.state_location``): ``sweeps.sqlite3``
 in the data dir, or the table ``sweep`` of the PostgreSQL state schema (store
 ``sweeps``), migrated forward by ordered steps like every durable store
 (canon/ADR-046). The newest :data:`~statehub.sweep.scheduler.KEEP` records are
-kept (one that is still queued or running is never dropped).
+kept, whatever their state: a record a dead replica left ``running`` goes with
+the older ones, and a live sweep that old (a hundred sweeps queued while it
+ran) writes its record again at its next change.
 
 A replica that died mid-sweep cannot end its records. A server starting on the
 same host (the same container after a restart, or the one process of a dev hub)
 ends as ``failed`` the unfinished records of that host's processes that are gone
 (no process of that id, or its own id: a container's pids start again), never
 those of a live one (``statehub.sweep.scheduler.Sweeper``). A record of a
-replica on another host that died stays ``running`` until it is pruned: its
-``replica`` says which one ran it.
+replica on another host that died stays ``running`` until it is pruned (the newest
+:data:`~statehub.sweep.scheduler.KEEP` are kept): its ``replica`` says which one
+ran it.
 """
 
 from __future__ import annotations
@@ -119,9 +122,8 @@ class SweepRecords:
             (self.keep - 1,),
         ).fetchone()
         if cut is not None:
-            self._db.execute(
-                "DELETE FROM sweep WHERE (queued_at < ? OR (queued_at = ? AND id < ?)) "
-                "AND state NOT IN ('queued', 'running')",
+            self._db.execute(  # unfinished ones too: a dead replica's record goes (ADR-052 addendum)
+                "DELETE FROM sweep WHERE queued_at < ? OR (queued_at = ? AND id < ?)",
                 (cut[0], cut[0], cut[1]),
             )
 

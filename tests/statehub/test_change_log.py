@@ -301,3 +301,43 @@ def test_another_connections_append_reaches_subscribers_at_once_not_at_the_poll(
     finally:
         here.close()
         there.close()
+
+
+@pytest.mark.postgres
+def test_an_append_whose_session_is_ended_before_it_commits_is_stored_once(postgres_database: str) -> None:
+    """The server ends the log's session in the middle of an append's transaction, before its
+    COMMIT (``pg_terminate_backend``, a fail-over): nothing of it was committed, so it is stored
+    again on a new connection, once, and the listeners hear it. Before, it was logged as "not
+    streamed" and lost: with sessions terminated every 0.7 s under load, 66 of 1500 applied events
+    never had their ``event.applied`` in the change log, and no id jump told a subscriber."""
+    state = PgState(postgres_database)
+    log = ChangeLog(state)
+    try:
+        log.append([Change("relay.state", {"n": 0})])  # the store's connection is open
+        told = _stored(log)
+        serialize = log._db.serialize
+        ended: list[int] = []
+
+        def end_the_session(name: str) -> None:
+            serialize(name)
+            if not ended:
+                with psycopg.connect(state.url, autocommit=True) as admin:
+                    row = admin.execute(
+                        "SELECT pid, pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND state = 'idle in transaction'"
+                    ).fetchone()
+                assert row is not None and row[1], "no session inside the append's transaction"
+                ended.append(int(row[0]))
+
+        log._db.serialize = end_the_session  # type: ignore[method-assign]
+        log.append([Change("task.changed", {"ref": "A-1"}, "demo", "W"), Change("relay.state", {"n": 1})])
+        assert ended, "the session was not ended: the test proved nothing"
+        stored = log.after(1)
+        assert [(s.type, s.data) for s in stored] == [
+            ("task.changed", stored[0].data),
+            ("relay.state", stored[1].data),
+        ]
+        assert '"ref":"A-1"' in stored[0].data and '"n":1' in stored[1].data
+        assert told == [stored]
+    finally:
+        log.close()

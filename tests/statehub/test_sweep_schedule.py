@@ -478,3 +478,27 @@ def test_another_server_answers_a_sweep_from_its_record_and_ends_a_dead_servers(
                 second.get("20261201T000009Z-00000009")
         finally:
             second.stop()
+
+
+@pytest.mark.usefixtures("state_in_cache_database")
+def test_a_record_left_running_by_a_replica_on_another_host_is_pruned_once_old(hub: Hub) -> None:
+    """A replica on another host killed mid-sweep (or its container re-created under a new host
+    name, compose's default) leaves its record ``running``, and no starting server of this host
+    may end it: the addendum says it stays until it is pruned. Before, an unfinished record was
+    never pruned, so it stayed ``running`` in every replica's ``GET /sweeps`` for ever. Now it
+    goes once ``keep`` newer records are kept (a live sweep's next save writes it again)."""
+    where = state_location(hub.settings, SWEEPS_FILE)
+    orphan = "20261201T000000Z-00000000"
+    with SweepRecords(where, keep=3) as records:
+        records.save(orphan, "2026-12-01T00:00:00Z", "running", "another-host:1", b'{"state":"running"}')
+        newer = [f"20261201T00000{n}Z-0000000{n}" for n in (1, 2, 3)]
+        for number, sweep_id in enumerate(newer, 1):
+            records.save(
+                sweep_id, f"2026-12-01T00:00:0{number}Z", "finished", "here:2", b'{"state":"finished"}'
+            )
+        assert records.get(orphan) is None, "the orphan outlived the newest 3 records"
+        assert [row[0] for row in records.newest(10)] == newer[::-1]
+        assert records.unfinished() == []
+        records.save(orphan, "2026-12-01T00:00:00Z", "running", "another-host:1", b'{"state":"running"}')
+        records.save("20261201T000004Z-00000004", "2026-12-01T00:00:04Z", "running", "here:2", b"{}")
+        assert [row[0] for row in records.unfinished()] == ["20261201T000004Z-00000004"]

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import OperationalError
 
 from statehub.cache import database, queries
 from statehub.cache.answers import RepoCounts, RepoDetail
@@ -280,6 +281,37 @@ def test_a_connection_the_server_dropped_is_replaced(
     with hub.reads.connect() as conn:
         assert queries.list_tasks(conn, ready=True, limit=5).total == before
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != server_pid
+
+
+def test_a_server_ending_every_new_connection_is_a_database_error_not_a_closed_connection(
+    hub: Hub, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """While the server ends each connection as soon as it is made (sessions terminated over and
+    over, a fail-over under way), the pool's checkout finds the old connection dead, then the new
+    one: that is the database not answering (sqlalchemy's OperationalError, which the API answers
+    503 with Retry-After), not SQLAlchemy's "This connection is closed" once its reconnection
+    attempts run out (an InvalidRequestError: a 500 from POST /events under pg_terminate_backend)."""
+    _postgres_only(hub)
+    hub.register(_corpus(make_repo).root)
+    url = hub.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+
+        def end_at_once(dbapi_connection: Any, _record: Any) -> None:  # the server ends it: FATAL, EOF
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [dbapi_connection.info.backend_pid])
+
+        ended = admin.execute(  # every pooled connection of the hub's
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        event.listen(hub.engine, "connect", end_at_once)
+        try:
+            with pytest.raises(OperationalError, match="ended"), hub.reads.connect():
+                pass
+        finally:
+            event.remove(hub.engine, "connect", end_at_once)
+    with hub.reads.connect() as conn:  # once the server lets connections be, reads answer again
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
 
 
 def test_a_rebuild_of_unchanged_files_announces_no_row_change(
