@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import git
 import msgspec
 from msgspec import UNSET, UnsetType
+from sqlalchemy.exc import DBAPIError
 
 from statehub.atomic import atomic_write
 from statehub.cache import queries
@@ -249,6 +250,9 @@ def _failure(error: Exception) -> str:
         return error.message
     if isinstance(error, git.GitCommandError):
         return f"git failed: {git_said(error)}"
+    if isinstance(error, DBAPIError):  # the driver's first line: SQLAlchemy's text adds the SQL, parameters
+        said = str(error.orig).strip().splitlines()
+        return f"the database failed: {said[0] if said else type(error.orig).__name__}"[:500]
     return f"{type(error).__name__}: {error}"[:500]
 
 

@@ -128,3 +128,20 @@ def test_an_unreachable_state_database_asks_to_retry_after_the_stores_own_delay(
     answer = as_hub_error(StoreUnreachable("PostgreSQL schema statehub_state in database x", "refused"))
     assert answer.status_code == 503
     assert answer.headers == {"Retry-After": str(StoreUnreachable.retry_after)}
+
+
+def test_a_database_failure_in_a_sweep_is_told_without_its_sql_or_parameters() -> None:
+    """review16d: a repo's sweep that failed on the database recorded SQLAlchemy's whole text, the
+    statement and its bound parameters among it, in every replica's GET /sweeps."""
+    from sqlalchemy.exc import OperationalError
+
+    from statehub.sweep.run import _failure
+
+    error = OperationalError(
+        "INSERT INTO cache_meta (key, value) VALUES (%(key)s, %(value)s)",
+        {"key": "secret-key", "value": "secret-value"},
+        Exception("server closed the connection unexpectedly\n\tThis probably means ..."),
+    )
+    said = _failure(error)
+    assert said == "the database failed: server closed the connection unexpectedly"
+    assert "INSERT" not in said and "secret" not in said
