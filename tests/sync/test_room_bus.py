@@ -388,3 +388,58 @@ def test_a_save_waiting_too_long_on_another_replica_is_refused(
                 bus_two.close()
 
     asyncio.run(scenario())
+
+
+def _keepalives(conn: Any) -> tuple[str, ...]:
+    """The server-side TCP settings of ``conn``'s session, and libpq's keepalive on this end."""
+    shown = tuple(
+        str(conn.execute(f"SHOW {name}").fetchone()[0])
+        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
+    )
+    return (*shown, conn.info.get_parameters().get("keepalives", "unset"))
+
+
+def test_the_connections_holding_session_locks_give_up_a_silent_peer_within_the_window(
+    postgres_database: str,
+) -> None:
+    """A host that loses power sends no FIN: only TCP keepalives (or ``tcp_user_timeout``) let the
+    server end its sessions and free their advisory locks. Every state connection carries both
+    ends' settings from ``dead_peer_s``: the store's, the bus's (``open`` holds), a save's lock,
+    the listener's and the applier lock's (the leader sets its own: tests/sync/test_leader.py)."""
+    from sync.applier_lock import AdvisoryRepoLocks
+
+    state = PgState(postgres_database, dead_peer_s=30)
+    want = ("10", "3", "6", "30000", "1")  # seconds, a third idle, six probes a ninth apart; 30 s unacked
+    with state.connect() as plain:
+        assert _keepalives(plain) == want
+        assert plain.info.host == "127.0.0.1"  # TCP: over a Unix socket the server shows 0s
+
+    async def scenario() -> None:
+        with RoomStore(state) as store:
+            bus, _ = _bus(store)
+            try:
+                assert bus._conn is not None
+                assert _keepalives(bus._conn) == want
+                with await asyncio.to_thread(bus._lock_save, DOC) as saving:
+                    assert _keepalives(saving) == want
+                with state.connect() as looking:  # the listener's session, seen from outside
+                    assert bus._listener is not None and bus._listener.backend_pid is not None
+                    row = looking.execute(
+                        "SELECT client_addr IS NOT NULL FROM pg_stat_activity WHERE pid = %s",
+                        (bus._listener.backend_pid,),
+                    ).fetchone()
+                    assert row == (True,)
+            finally:
+                bus.close()
+
+    asyncio.run(scenario())
+    locks = AdvisoryRepoLocks(state)
+    assert locks.acquire("demo", timeout=5)
+    try:
+        assert locks._conn is not None
+        assert _keepalives(locks._conn) == want
+    finally:
+        locks.release("demo")
+        locks.close()
+    with pytest.raises(ValueError, match="dead_peer_s=5: give seconds from 10"):
+        PgState(postgres_database, dead_peer_s=5)
