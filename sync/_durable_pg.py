@@ -89,7 +89,7 @@ DEAD_PEER_MIN_S = 10.0
 DEAD_PEER_MAX_S = 3600.0
 
 
-def keepalive_options(dead_peer_s: float) -> tuple[dict[str, int], str]:
+def keepalive_options(dead_peer_s: float) -> tuple[dict[str, Any], str]:
     """libpq's keepalive parameters (this end finds a vanished server) and the server-side
     settings for ``options`` (the server finds a vanished client, and ends its session, locks and
     all), so that a silent peer is given up within about ``dead_peer_s`` seconds.
@@ -101,7 +101,7 @@ def keepalive_options(dead_peer_s: float) -> tuple[dict[str, int], str]:
     whole = int(dead_peer_s)
     idle, interval, count = max(1, whole // 3), max(1, whole // 9), 6
     user_timeout_ms = whole * 1000
-    client = {
+    client: dict[str, Any] = {
         "keepalives": 1,
         "keepalives_idle": idle,
         "keepalives_interval": interval,

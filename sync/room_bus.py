@@ -79,6 +79,9 @@ LISTEN_WAIT_S = 5.0
 connect says "look now" when it comes, and the rooms catch up from the store."""
 
 Kind = Literal["u", "a", "q", "h", "p"]
+"""What a room publishes."""
+Heard = Literal["u", "a", "q", "h", "p", "n"]
+"""What the bus hears: a kind, or ``n`` (a note's id: the bus reads the row and hands on its message)."""
 
 NOTE_LIMIT = 2 * 1024 * 1024
 """Bytes of a bus message at most (sent as a ``room_note`` row when over :data:`NOTIFY_LIMIT`): above
@@ -97,7 +100,7 @@ class BusMessage:
     and never handed on.)
     """
 
-    kind: Kind
+    kind: Heard
     doc: str
     data: dict[str, Any] = field(default_factory=dict)
 
