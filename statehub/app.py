@@ -32,6 +32,7 @@ from statehub.api.tasks import TaskController
 from statehub.api.workplans import WorkplanController
 from statehub.auth import AuthPolicy, token_guard
 from statehub.auth.sessions import SESSION_FILE, SessionStore
+from statehub.changes import leader_change
 from statehub.claims import LeaseWorker
 from statehub.collab import open_rooms
 from statehub.errors import LIBRARY_ERRORS, HubError, as_hub_error
@@ -43,6 +44,8 @@ from statehub.servermark import mark_server
 from statehub.settings import Settings
 from statehub.state_stores import leader_of, state_location
 from statehub.stream import Broadcaster
+from statehub.sweep.records import SWEEPS_FILE, SweepRecords
+from statehub.sweep.scheduler import KEEP as SWEEPS_KEPT
 from statehub.sweep.scheduler import Sweeper
 from statehub.watcher import RepoWatcher
 
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 stack.callback(hub.freshness_memo.stop)
                 # Who runs the run-once work (ADR-052); stopped after every worker that asks it.
                 leader = app.state.leader = leader_of(settings)
+                leader.on_change.append(lambda _leading: hub.announce([leader_change(leader.status())]))
                 leader.start()
                 stack.callback(leader.stop)
                 hub.changes.prune()  # a log left for weeks shrinks before anyone replays it
@@ -120,7 +124,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 relay = start_relay(desk, leader)  # sends upstream, leader only
                 if relay is not None:
                     stack.callback(relay.stop)
-                sweeper = app.state.sweeper = Sweeper(desk, settings.sweep_every, leader=leader)  # ADR-045
+                records = stack.enter_context(  # every replica answers GET /sweeps/{id} (ADR-052)
+                    SweepRecords(state_location(settings, SWEEPS_FILE), keep=SWEEPS_KEPT)
+                )
+                sweeper = app.state.sweeper = Sweeper(  # ADR-045
+                    desk, settings.sweep_every, leader=leader, records=records
+                )
                 sweeper.start()
                 stack.callback(sweeper.stop)
                 stack.callback(

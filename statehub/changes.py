@@ -20,9 +20,10 @@ subscribers get the message at once rather than at their next poll.
 Where changes come from: the cache's rows are compared before and after every
 change of them, inside the same transaction (:class:`RowSnapshot`), whoever
 changed the files; the write buffer reports event states, the lease store
-claims, a save its commit, a sweep each repo's start and end, the relay its state. Every process
-that changes the cache (the server, a CLI command, another replica) appends to the same log,
-after its cache transaction committed, so a message never announces what a
+claims, a save its commit, a sweep each repo's start and end, the relay its state, a replica
+each change of its leadership (``hub.leader``, canon/ADR-052). Every process that changes the
+cache (the server, a CLI command, another replica) appends to the same log, after its cache
+transaction committed, so a message never announces what a
 query cannot see yet. The server's stream reads new rows from the log
 (:meth:`ChangeLog.after`): at once for its own appends, at once on a notification
 (PostgreSQL) and within ``stream_poll_s`` in any case for another process's.
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from statehub.cache import IndexReport
     from sync._pg_listen import PgListener
     from sync._state_db import StateLocation
+    from sync.leader import LeaderStatus
 
 __all__ = [
     "CAUSES",
@@ -68,6 +70,7 @@ __all__ = [
     "Stored",
     "Tracker",
     "changes_path",
+    "leader_change",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,7 @@ TYPES = (
     "room.saved",
     "room.changed",
     "fleet.changed",
+    "hub.leader",
 )
 """Every message type the log holds (and ``reset``, ``dropped``, which only the stream sends)."""
 
@@ -143,6 +147,13 @@ _INSERT_ROWS = 500
 
 _PRUNE_EVERY = 500
 """Appends between two prunes (a prune is one indexed DELETE)."""
+
+
+def leader_change(status: LeaderStatus) -> Change:
+    """``hub.leader``: this replica became (``leader`` true) or stopped being (false) the one that
+    runs the run-once work (canon/ADR-052); hub-wide (no repo), so every subscriber may see it."""
+    data = {"replica": status.replica, "leader": status.leader, "terms": status.terms, "since": status.since}
+    return Change("hub.leader", data)
 
 
 def changes_path(data_dir: Path) -> Path:

@@ -23,9 +23,23 @@ SQL over a DB-API connection on SQLite already; a replica's later needs
 that a pool would hide. One connection per store and process, in autocommit
 mode, used under the store's lock; a store's transaction is
 ``connection.transaction()``. A connection the server dropped (a restart, a
-fail-over) is replaced at the start of the next statement or transaction, and the
-store migrated on it (a database created again empty gets its tables back); the
-statement that met the drop raises. ``search_path`` is set at connect
+fail-over, ``pg_terminate_backend``) is replaced before it is used, and the
+store migrated on it (a database created again empty gets its tables back), so
+the first request after a restart does not fail (canon/ADR-049, addendum of
+2026-12-01). Only where nothing can have run twice:
+
+- before a statement or a transaction, a connection whose socket already shows
+  the server's goodbye (the FATAL message and end of file a terminated backend
+  sends) is found dead without a round trip (:func:`found_dead`) and replaced;
+- a ``BEGIN`` that meets a dropped connection ran nothing of its transaction:
+  it is sent once more on a new connection;
+- a lone statement outside a transaction that only reads (``SELECT`` with no
+  side effect this store relies on) is sent once more on a new connection.
+
+A statement of a transaction that meets the drop is never retried here (its
+commit may have happened, or its transaction's earlier statements are gone):
+it raises StoreUnreachable (503 with Retry-After), and the client's retry by
+event key is what makes trying again safe. ``search_path`` is set at connect
 (``options``), so the stores' SQL names tables unqualified on both backends;
 a transaction-pooling proxy (pgbouncer in transaction mode) would lose it and
 is not supported (session advisory locks need session pooling anyway).
@@ -48,8 +62,9 @@ from __future__ import annotations
 
 import functools
 import re
+import select
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -71,6 +86,7 @@ __all__ = [
     "PgState",
     "PgStateDb",
     "applied_versions",
+    "found_dead",
     "keepalive_options",
     "migrate",
 ]
@@ -235,6 +251,54 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
+def found_dead(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection is already known dead, without a round trip.
+
+    A backend the server ends (a restart, a fail-over, ``pg_terminate_backend``) sends a FATAL
+    message and closes its socket: the idle connection's socket turns readable. Reading what is
+    there (``PQconsumeInput``, which never blocks and sends nothing) takes the message, then the
+    end of file, which marks the connection closed. A live idle connection's socket is not
+    readable (or holds a notice), and this costs one ``poll`` of it. A connection cut without a
+    goodbye (a network partition) looks alive here: its next statement finds out.
+    """
+    import psycopg
+
+    if conn.closed:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        for _ in range(4):  # the message, then the end of file (usually both at once)
+            if not poller.poll(0):
+                return False
+            conn.pgconn.consume_input()
+            if conn.closed:
+                return True
+    except (psycopg.OperationalError, OSError, ValueError):
+        conn.close()
+        return True
+    return conn.closed
+
+
+def _lost(error: BaseException, conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``error`` is the connection's loss (not an error of the statement itself)."""
+    import psycopg
+
+    return isinstance(error, psycopg.OperationalError) and conn.closed
+
+
+_WRITES = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|FOR\s+UPDATE|FOR\s+SHARE|pg_advisory\w*|nextval|setval|pg_notify)\b",
+    re.IGNORECASE,
+)
+
+
+def _only_reads(sql: str) -> bool:
+    """Whether a statement only reads (sent again on a new connection when the old one dropped
+    under it): a ``SELECT``/``WITH`` naming nothing that writes, locks or notifies."""
+    return sql.lstrip().upper().startswith(("SELECT", "WITH")) and _WRITES.search(sql) is None
+
+
 @functools.lru_cache(maxsize=256)
 def _paramstyle(sql: str) -> bytes:
     """The portable SQL of a store (``?`` placeholders) as psycopg takes it (``%s``)."""
@@ -270,7 +334,7 @@ class PgStateDb:
         The new connection migrates the store again (a no-op when its version is there): the
         database may be another one now (restored empty, a fail-over to a fresh server), and a
         store whose tables are gone would fail every statement until the hub restarts."""
-        if self._conn.closed and not self._in_transaction:
+        if not self._in_transaction and found_dead(self._conn):
             conn = self.state.connect(wait_for_flush=self._wait)
             try:
                 migrate(conn, self.where, self.store, self._steps, self._what)
@@ -281,7 +345,17 @@ class PgStateDb:
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        """One statement (in the current transaction, if any; else on its own). A lone read
+        that meets a dropped connection is sent once more on a new one (see the module docstring)."""
+        import psycopg
+
         with self._lock, self._dropped():
+            conn = self._live()
+            try:
+                return conn.execute(_paramstyle(sql), tuple(params))
+            except psycopg.OperationalError as error:
+                if self._in_transaction or not _lost(error, conn) or not _only_reads(sql):
+                    raise
             return self._live().execute(_paramstyle(sql), tuple(params))
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
@@ -291,14 +365,27 @@ class PgStateDb:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock, self._dropped():
-            conn = self._live()
+        with self._lock, self._dropped(), ExitStack() as stack:
+            self._begin(stack)
             self._in_transaction = True
             try:
-                with conn.transaction():
-                    yield
+                yield
             finally:
                 self._in_transaction = False
+
+    def _begin(self, stack: ExitStack) -> None:
+        """A transaction begun on the live connection, ended with ``stack``; a ``BEGIN`` that meets
+        a dropped connection ran nothing of the transaction, so it is sent once more on a new one."""
+        import psycopg
+
+        conn = self._live()
+        try:
+            stack.enter_context(conn.transaction())
+            return
+        except psycopg.OperationalError as error:
+            if not _lost(error, conn):
+                raise
+        stack.enter_context(self._live().transaction())
 
     @contextmanager
     def _dropped(self) -> Iterator[None]:

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import select
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 
     from sync._durable_pg import PgState
 
-__all__ = ["DEFAULT_RETRY_S", "LEADER_LOCK", "Leader", "LeaderStatus"]
+__all__ = ["DEFAULT_RETRY_S", "LEADER_LOCK", "Leader", "LeaderStatus", "replica_name"]
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,12 @@ class LeaderStatus(msgspec.Struct, frozen=True, kw_only=True):
     decides). ``since``: when this process last became leader (None while it follows).
     ``terms``: how many times it became leader since it started. ``last_error``: the last failure
     to reach the lock's database or keep its session (None once a try succeeded after it).
+    ``replica``: this process's name (:func:`replica_name`), as the stream's ``hub.leader`` says it.
     """
 
     backend: Literal["files", "postgresql"]
     leader: bool
+    replica: str
     since: str | None
     terms: int
     retry_s: float
@@ -91,6 +95,12 @@ class LeaderStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def replica_name() -> str:
+    """This process's name among the replicas: ``<host name>:<process id>`` (a container's host name
+    is its own, so replicas on one host or in one compose project have different names)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Leader:
@@ -106,6 +116,8 @@ class Leader:
             raise ValueError(f"retry_s={retry_s!r}: give seconds above 0, at most 3600")
         self.state = state
         self.retry_s = retry_s
+        self.replica = replica_name()
+        """This process's name (:func:`replica_name`)."""
         self.on_change: list[Callable[[bool], None]] = []
         self._changed = threading.Condition()
         self._leading = state is None
@@ -160,6 +172,7 @@ class Leader:
         return LeaderStatus(
             backend="files" if self.state is None else "postgresql",
             leader=leading,
+            replica=self.replica,
             since=self._since if leading else None,
             terms=self._terms,
             retry_s=self.retry_s,

@@ -83,8 +83,18 @@ class HubServer:
         env.update(self.env)
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "statehub", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            self.process = subprocess.Popen(  # -P: the cwd's statehub/ (a repo's) is never imported
+                [
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    "statehub",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

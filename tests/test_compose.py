@@ -229,7 +229,7 @@ def test_the_proxy_balances_both_replicas_and_streams_sse_and_websockets_unbuffe
     rooms = _find(config, "upstream", "statehub_rooms")
     assert sorted(args[0] for args in _values(rooms, "server")) == ["hub-a:8750", "hub-b:8750"]
     assert _values(rooms, "hash") == [["$uri", "consistent"]]  # one document's clients meet in one room
-    pinned = {"/sync/": "http://statehub_rooms", "/sweeps": "http://statehub_sweeps"}
+    pinned = {"/sync/": "http://statehub_rooms"}
     for path, location in locations.items():
         upstream_of = pinned.get(path, "http://statehub")
         assert _values(location, "proxy_pass") == [[upstream_of]], path
@@ -247,19 +247,18 @@ def test_the_proxy_balances_both_replicas_and_streams_sse_and_websockets_unbuffe
     assert all("non_idempotent" not in args for args in _values(server, "proxy_next_upstream"))
 
 
-def test_the_proxy_sends_every_sweeps_request_to_one_replica() -> None:
-    """A sweep lives in the memory of the replica that queued it (``GET /sweeps/{id}`` is 404 on
-    another; found by review16b: POST /sweeps through the proxy, then following its ``Location``,
-    was 404 every other time). So ``/sweeps`` and ``/sweeps/...`` all reach one replica while it is
-    up: an upstream hashed on a constant key, over both replicas, so the other takes over."""
+def test_the_proxy_sends_sweeps_requests_to_either_replica() -> None:
+    """A sweep is a record in the state schema (canon/ADR-052, addendum of 2026-12-01): either replica
+    answers ``GET /sweeps/{id}``, so ``/sweeps`` is balanced like the rest. (review16b had found
+    POST /sweeps, then its ``Location``, 404 every other time while sweeps lived in one replica's
+    memory; the proxy pinned ``/sweeps`` to one replica until the records moved.)"""
     config = _nginx((COMPOSE / "nginx.conf").read_text(encoding="utf-8"))
     server = _find(config, "server")
-    sweeps = _find(server, "location", "/sweeps")
-    assert _values(sweeps, "proxy_pass") == [["http://statehub_sweeps"]]
-    upstream = _find(config, "upstream", "statehub_sweeps")
-    assert sorted(args[0] for args in _values(upstream, "server")) == ["hub-a:8750", "hub-b:8750"]
-    (key, *rest) = _values(upstream, "hash")[0]
-    assert "$" not in key and rest == ["consistent"], "a constant key: every sweeps request, one replica"
+    locations = [given[0] for directive, given, _child in server if directive == "location"]
+    assert "/" in locations and not [path for path in locations if path.startswith("/sweeps")]
+    upstreams = [given[0] for directive, given, _child in config if directive == "upstream"]
+    assert sorted(upstreams) == ["statehub", "statehub_rooms"]
+    assert _values(_find(server, "location", "/"), "proxy_pass") == [["http://statehub"]]
 
 
 def test_the_nginx_reader_catches_mistakes() -> None:

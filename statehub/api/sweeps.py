@@ -147,7 +147,7 @@ class SweepController(Controller):
 
     @get("/", sync_to_thread=False, responses=error_responses())
     def list_sweeps(self, request: Request[Any, Any, Any], limit: Limit = 20) -> SweepList:
-        """The schedule and the newest sweeps first (the hub keeps the last 100 since it started)."""
+        """The schedule and the newest sweeps first, every replica's (the hub keeps the last 100)."""
         listed = _sweeper(request).recent(limit)
         scope = _scope(token_of(request))
         return msgspec.structs.replace(listed, sweeps=[_shown(run, scope) for run in listed.sweeps])

@@ -77,15 +77,21 @@ IDLE_PING_SECONDS = 5.0
 
 def _ping_when_idle(engine: Engine) -> None:
     """Replace a dead pooled connection (the server restarted under a long-running hub) before a
-    caller gets it, pinging only a connection idle :data:`IDLE_PING_SECONDS` or more.
+    caller gets it: one whose socket already holds the server's goodbye (a restart, a fail-over,
+    ``pg_terminate_backend``: :func:`sync._durable_pg.found_dead`, a ``poll`` and no round trip),
+    and, pinging, one idle :data:`IDLE_PING_SECONDS` or more (a goodbye may never have arrived).
 
     ``pool_pre_ping`` pinged on every checkout: one more round trip on every request. A connection
     used within the last seconds of a busy hub is taken as alive; if the server went away in that
     window the query fails once, SQLAlchemy invalidates the pool, and the next checkout reconnects.
     """
 
+    from sync._durable_pg import found_dead  # PostgreSQL only: the module stays unloaded on SQLite
+
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if found_dead(dbapi_connection):  # the server said goodbye (a restart): no round trip to know
+            raise DisconnectionError("the server ended this connection")
         now = time.monotonic()
         last = record.info.get("checked_in", now)
         if now - last >= IDLE_PING_SECONDS:

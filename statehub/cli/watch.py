@@ -300,6 +300,8 @@ def describe(event: str, data: Any) -> str:
         return (
             f"sweep {'in step' if data.get('in_step') else 'found problems'}, {data.get('findings')} findings"
         )
+    if event == "hub.leader":
+        return f"{data.get('replica')} {'is now' if data.get('leader') else 'is no longer'} the leader"
     if event == "fleet.changed":
         return f"{data.get('path')}: {len(data.get('entries') or [])} entries changed{cause}"
     return ""

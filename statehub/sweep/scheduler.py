@@ -14,10 +14,14 @@ to ``1 + JITTER``, the first one too: hubs started together drift apart. The
 wait is counted from when the previous scheduled sweep was queued, so a long
 sweep is not followed by a burst of scheduled ones (they join the running one).
 
-The hub keeps the last :data:`KEEP` sweeps in memory (``GET /sweeps``); their
-ids do not outlive the process. With replicas on PostgreSQL only the leader
-queues scheduled sweeps (:meth:`Sweeper._leads`, canon/ADR-052); a sweep someone
-asks for runs on the replica asked.
+The hub keeps the last :data:`KEEP` sweeps (``GET /sweeps``): in memory while
+they run here, and as records (:mod:`statehub.sweep.records`, in the data dir or
+the PostgreSQL state schema) that every replica reads, so ``GET /sweeps/{id}``
+answers on any replica and after a restart. With replicas on PostgreSQL only
+the leader queues scheduled sweeps (:meth:`Sweeper._leads`, canon/ADR-052); a
+sweep someone asks for runs on the replica asked (a request joins a sweep queued
+on the same replica only). A record that cannot be written (the database does
+not answer) is logged, never fails the sweep.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import collections
 import datetime as dt
 import itertools
 import logging
+import os
 import random
 import threading
 import time
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from statehub.events import EventDesk
+    from statehub.sweep.records import SweepRecords
     from sync.leader import Leader
 
 __all__ = ["JITTER", "KEEP", "MAX_QUEUED", "Schedule", "SweepList", "SweepRun", "Sweeper"]
@@ -83,6 +89,9 @@ class SweepRun(msgspec.Struct, frozen=True, kw_only=True):
     repos: list[RepoSweep]
     totals: SweepTotals
     error: str | None
+    replica: str
+    """The server process that runs it (``<host>:<pid>``, as ``hub.leader`` and diagnostics name it):
+    every replica answers for every sweep (canon/ADR-052)."""
 
 
 class Schedule(msgspec.Struct, frozen=True):
@@ -113,6 +122,7 @@ class _Run:
     trigger: Trigger
     actor: str | None
     targets: list[str]
+    replica: str
     queued_at: str = field(default_factory=_now)
     state: SweepState = "queued"
     requests: int = 1
@@ -144,6 +154,7 @@ class _Run:
             repos=list(self.repos),
             totals=totals_of(self.repos),
             error=self.error,
+            replica=self.replica,
         )
 
 
@@ -152,7 +163,8 @@ class Sweeper:
 
     ``interval_s`` None turns the schedule off; ``draw`` gives the jitter's random
     numbers from 0 to 1 (a test may fix it); ``leader`` decides which replica queues the
-    scheduled sweeps (None: this process always does; canon/ADR-052).
+    scheduled sweeps (None: this process always does; canon/ADR-052); ``records`` keeps each
+    sweep where every replica reads it (None: in this process's memory only).
     """
 
     def __init__(
@@ -161,10 +173,15 @@ class Sweeper:
         interval_s: float | None,
         draw: Callable[[], float] = random.random,
         leader: Leader | None = None,
+        records: SweepRecords | None = None,
     ) -> None:
+        from sync.leader import replica_name
+
         self.desk = desk
         self.interval_s = interval_s
         self.leader = leader
+        self.records = records
+        self.replica = leader.replica if leader is not None else replica_name()
         self._draw = draw
         self._lock = threading.Condition()
         self._queue: collections.deque[_Run] = collections.deque()
@@ -175,9 +192,44 @@ class Sweeper:
         self._thread = threading.Thread(target=self._work, name="statehub-sweeper", daemon=True)
 
     def start(self) -> None:
+        self._end_orphans()
         with self._lock:
             self._next = self._after_wait(time.monotonic())
         self._thread.start()
+
+    def _end_orphans(self) -> None:
+        """End as ``failed`` the records that a process of this host which is gone left queued or
+        running (killed, or its container restarted); never a live process's."""
+        if self.records is None:
+            return
+        host = self.replica.rpartition(":")[0]
+        try:
+            for _sweep_id, replica, data in self.records.unfinished():
+                if not _gone(replica, host, self.replica):
+                    continue
+                run = msgspec.json.decode(data, type=SweepRun)
+                ended = msgspec.structs.replace(
+                    run,
+                    state="failed",
+                    sweeping=None,
+                    finished_at=_now(),
+                    error=run.error or "the server running this sweep stopped before it ended",
+                )
+                self.records.save(run.id, run.queued_at, "failed", self.replica, msgspec.json.encode(ended))
+        except Exception:  # the records are a view: the sweeper runs without them
+            log.exception("ending the sweep records of an earlier server failed")
+
+    def _keep(self, run: _Run) -> None:
+        """Write ``run``'s record (under the scheduler's lock, so a sweep's records are written in
+        the order its states change); a failure is logged, never stops the sweep."""
+        if self.records is None:
+            return
+        try:
+            self.records.save(
+                run.id, run.queued_at, run.state, self.replica, msgspec.json.encode(run.answer())
+            )
+        except Exception as error:  # noqa: BLE001 - a view of the sweep: it goes on, said in the log
+            log.warning("writing the record of sweep %s failed: %s", run.id, error)
 
     def stop(self, timeout: float = 60) -> None:
         """Stop after the repo being swept (if any); every sweep not finished is ``failed``."""
@@ -201,6 +253,7 @@ class Sweeper:
             run = self._joinable(targets)
             if run is not None:
                 run.requests += 1
+                self._keep(run)
                 return run.answer()
             if len(self._queue) >= MAX_QUEUED:
                 raise Unavailable(
@@ -210,21 +263,35 @@ class Sweeper:
             return self._queue_run(targets, "request", actor).answer()
 
     def get(self, sweep_id: str) -> SweepRun:
+        """The sweep: this process's own while it runs here, else its record (any replica's)."""
         with self._lock:
             run = self._runs.get(sweep_id)
-            if run is None:
-                raise NotFound(
-                    f"no sweep {sweep_id!r}: this server keeps the last {KEEP} sweeps since it started "
-                    "(GET /sweeps lists them), and a replica knows only the sweeps it ran: ask the one "
-                    "that answered POST /sweeps (compose/nginx.conf sends every /sweeps request to one), "
-                    "or read GET /sweeps/latest"
-                )
-            return run.answer()
+            if run is not None:
+                return run.answer()
+        data = self.records.get(sweep_id) if self.records is not None else None
+        if data is None:
+            kept = "the hub keeps" if self.records is not None else "this server keeps, since it started,"
+            raise NotFound(
+                f"no sweep {sweep_id!r}: {kept} the last {KEEP} sweeps (GET /sweeps lists them); "
+                "GET /sweeps/latest reads the last sweep's report"
+            )
+        return msgspec.json.decode(data, type=SweepRun)
 
     def recent(self, limit: int) -> SweepList:
+        """The newest ``limit`` sweeps, newest first: this process's (as they are now) and the
+        records of every replica's."""
         with self._lock:
             runs = [run.answer() for run in itertools.islice(reversed(self._runs.values()), limit)]
-            return SweepList(schedule=self._schedule(), sweeps=runs)
+            schedule = self._schedule()
+        if self.records is not None:
+            mine = {run.id for run in runs}
+            runs += [
+                msgspec.json.decode(data, type=SweepRun)
+                for sweep_id, _queued_at, data in self.records.newest(limit)
+                if sweep_id not in mine
+            ]
+            runs.sort(key=lambda run: run.queued_at, reverse=True)  # stable: same second, as they were
+        return SweepList(schedule=schedule, sweeps=runs[:limit])
 
     def _schedule(self) -> Schedule:
         next_at = None
@@ -246,11 +313,12 @@ class Sweeper:
         return {repo.slug for repo in self.desk.hub.repos()}
 
     def _queue_run(self, targets: list[str], trigger: Trigger, actor: str | None) -> _Run:
-        run = _Run(new_sweep_id(), trigger, actor, list(targets))
+        run = _Run(new_sweep_id(), trigger, actor, list(targets), self.replica)
         while run.id in self._runs:  # the same second and the same 8 hex digits: draw again
             run.id = new_sweep_id()
         self._queue.append(run)
         self._runs[run.id] = run
+        self._keep(run)
         while len(self._runs) > KEEP:
             oldest = next(iter(self._runs.values()))
             if oldest.state in ("queued", "running"):
@@ -299,6 +367,7 @@ class Sweeper:
                     return
                 run = self._queue.popleft()
                 run.state, run.started_at = "running", _now()
+                self._keep(run)
             try:
                 self._run(run)
             except Exception:  # the sweeper must outlive any one sweep
@@ -328,6 +397,25 @@ class Sweeper:
 
     def _end(self, run: _Run, state: SweepState, error: str | None) -> None:
         run.state, run.error, run.finished_at = state, error, _now()
+        self._keep(run)
+
+
+def _gone(replica: str, host: str, me: str) -> bool:
+    """Whether the process named ``replica`` (``<host>:<pid>``) is known gone: on this ``host``, and
+    either this very name (a starting process has run nothing yet: its pid was an earlier
+    process's) or no process has that pid now."""
+    name, _, pid = replica.rpartition(":")
+    if name != host or not pid.isdigit():
+        return False
+    if replica == me:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, another user's
+        return False
+    return False
 
 
 class _Following:
@@ -343,12 +431,14 @@ class _Following:
                 return False
             self.run.reached.add(slug)
             self.run.sweeping = slug
+            self.sweeper._keep(self.run)
             return True
 
     def swept(self, result: RepoSweep) -> None:
         with self.sweeper._lock:
             self.run.repos.append(result)
             self.run.sweeping = None
+            self.sweeper._keep(self.run)
 
     def stopping(self) -> bool:
         with self.sweeper._lock:

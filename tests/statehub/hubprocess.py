@@ -40,8 +40,16 @@ class HubProcess:
         environ = os.environ | {"STATEHUB_HOME": str(self.home), "STATEHUB_WATCH": "0"} | env
         environ.pop("STATEHUB_DATABASE_URL", None)
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "statehub", "serve", "--port", str(self.port)],
+            self.process = subprocess.Popen(  # -P: the cwd's statehub/ (a repo's) is never imported
+                [
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    "statehub",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                ],
                 env=environ,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -11,6 +11,7 @@ does *not* happen.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ from tests.hubserver import HubServer
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from sqlalchemy import Engine
+
+    from statehub.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
@@ -85,6 +90,11 @@ class Replicas:
             time.sleep(0.05)
         raise AssertionError("never exactly one leader")
 
+    def name(self, server: HubServer) -> str:
+        """The replica's name (``<host>:<pid>``), as its diagnostics say it."""
+        answer = self.call(server, "GET", "/state/diagnostics?probe=false")
+        return str(answer.json()["hub"]["leader"]["replica"])
+
     def scheduled(self, server: HubServer) -> list[dict[str, Any]]:
         runs = self.call(server, "GET", "/sweeps?limit=100").json()["sweeps"]
         return [run for run in runs if run["trigger"] == "schedule"]
@@ -131,10 +141,16 @@ def replicas(tmp_path: Path, postgres_database: str, request: pytest.FixtureRequ
 @pytest.mark.parametrize("replicas", [{"STATEHUB_SWEEP_INTERVAL": "1"}], indirect=True)
 def test_only_the_leader_runs_the_schedule_and_the_other_takes_over_when_it_dies(replicas: Replicas) -> None:
     leader, (other,) = replicas.one_leader()
-    _until(lambda: replicas.scheduled(leader), "the leader's scheduled sweep")
+    names = {server: replicas.name(server) for server in (leader, other)}
+    first = _until(lambda: replicas.scheduled(leader), "the leader's scheduled sweep")[-1]
     time.sleep(3)  # three of the follower's jittered ticks: none queues anything
     assert not replicas.leading(other)
-    assert replicas.scheduled(other) == []
+    # the follower answers for the leader's sweeps (their records are in the state schema), and
+    # every scheduled sweep is the leader's (canon/ADR-052, addendum of 2026-12-01)
+    assert {run["replica"] for run in replicas.scheduled(other)} == {names[leader]}
+    followed = replicas.call(other, "GET", f"/sweeps/{first['id']}")
+    assert followed.status_code == 200, followed.text
+    assert followed.json()["replica"] == names[leader] and followed.json()["trigger"] == "schedule"
     assert replicas.metric(leader, "statehub_leader") == 1
     assert replicas.metric(other, "statehub_leader") == 0
 
@@ -145,7 +161,10 @@ def test_only_the_leader_runs_the_schedule_and_the_other_takes_over_when_it_dies
     new, _ = replicas.one_leader([other])
     assert time.monotonic() - killed < WAIT
     run = _until(
-        lambda: [r for r in replicas.scheduled(new) if r["state"] == "finished"], "the new leader's sweep"
+        lambda: [
+            r for r in replicas.scheduled(new) if r["state"] == "finished" and r["replica"] == names[new]
+        ],
+        "the new leader's sweep",
     )
     assert run[0]["targets"] == ["lead"]
     status = replicas.call(new, "GET", "/state/diagnostics?probe=false").json()["hub"]["leader"]
@@ -182,3 +201,55 @@ def test_a_run_out_lease_waits_for_the_leader_and_is_released_once_by_the_next(r
     assert release["event"]["claim"] == claim.json()["key"]
     time.sleep(2)  # more rounds of the new leader: it is not released again
     assert len(releases()) == 1
+
+
+@pytest.mark.usefixtures("state_in_cache_database")
+def test_each_change_of_leadership_is_on_the_stream(
+    settings: Settings, cache_backend: str | None, request: pytest.FixtureRequest
+) -> None:
+    """A replica that becomes the leader, loses it (its session ended, as in a fail-over) and takes
+    it again, then stops, says each change in the change log as ``hub.leader`` with its name, so a
+    subscriber of ``GET /events/stream`` sees who leads (canon/ADR-052, addendum of 2026-12-01)."""
+    from litestar.testing import TestClient
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from statehub.app import create_app
+    from statehub.hub import Hub
+    from sync.leader import replica_name
+
+    def said() -> list[dict[str, Any]]:
+        with Hub(settings) as hub:
+            return [json.loads(m.data) for m in hub.changes.after(0, 1000) if m.type == "hub.leader"]
+
+    if cache_backend is None:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/state/health").status_code == 200
+        assert said() == []  # one process on files always leads: nothing ever changes
+        return
+    settings = settings.with_overrides(leader_retry_s=0.2)
+    database = make_url(cache_backend).database
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    with TestClient(create_app(settings)) as client:
+        leader = client.app.state.leader
+        assert leader.wait(True, WAIT)
+        _until(lambda: len(said()) == 1, "the first hub.leader")
+        with admin.connect() as conn:  # this test's database only: its leader's session ends
+            ended = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND application_name = 'statehub-leader'"
+                ),
+                {"name": database},
+            ).fetchall()
+        assert ended == [(True,)]
+        _until(lambda: len(said()) == 3, "the leader losing and taking it again")
+    messages = said()
+    name = replica_name()
+    assert [(m["replica"], m["leader"], m["terms"]) for m in messages] == [
+        (name, True, 1),
+        (name, False, 1),
+        (name, True, 2),
+        (name, False, 2),  # stopping gives it up
+    ]
+    assert messages[0]["repo"] is None and messages[0]["since"] is not None and messages[1]["since"] is None

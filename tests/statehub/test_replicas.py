@@ -326,9 +326,13 @@ class _Room:
 
 
 def _scheduled(client: RoundRobin, number: int) -> int:
-    """Scheduled sweeps replica ``number`` finished (each replica keeps its own in memory)."""
+    """Scheduled sweeps replica ``number`` (its process now) finished: every replica lists every
+    replica's sweeps (their records are in the state schema), each naming the one that ran it."""
+    status = client.request("GET", "/state/diagnostics?probe=false", first=number).json()
+    name = status["hub"]["leader"]["replica"]
     sweeps = client.request("GET", "/sweeps?limit=100", first=number).json()["sweeps"]
-    return sum(s["trigger"] == "schedule" and s["state"] == "finished" for s in sweeps)
+    ran = [run for run in sweeps if run["replica"] == name]
+    return sum(run["trigger"] == "schedule" and run["state"] == "finished" for run in ran)
 
 
 def _releases(client: RoundRobin, ref: str) -> list[dict[str, Any]]:

@@ -104,6 +104,7 @@ def _run(**given: object) -> SweepRun:
         "repos": [],
         "totals": totals_of([]),
         "error": None,
+        "replica": "hub-a:7",
     }
     fields.update(given)
     return SweepRun(**fields)  # type: ignore[arg-type]

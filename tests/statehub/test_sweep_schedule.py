@@ -10,19 +10,26 @@ would) to keep a sweep where it wants it.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 import pytest
 
 from statehub.diagnostics import WatcherState, diagnose
-from statehub.errors import Unavailable
+from statehub.errors import NotFound, Unavailable
 from statehub.events import EventDesk
+from statehub.state_stores import state_location
 from statehub.sweep import last_sweeps, latest_sweep, scheduler, sweep
-from statehub.sweep.scheduler import Sweeper
+from statehub.sweep.records import SWEEPS_FILE, SweepRecords
+from statehub.sweep.scheduler import Sweeper, SweepRun
 from sync.applier_lock import ApplierLock, lock_file
+from sync.leader import replica_name
 from tests.gitfixtures import GitRepo, workplan_text
 from tests.hubserver import HubServer
 from tests.statehub.sweeping import follow_sweep
@@ -249,7 +256,7 @@ def test_bad_requests_are_refused_clearly_and_queue_nothing(served_settings: Set
         assert typo.status_code == 400 and "repo" in typo.json()["error"], typo.text
         assert _call(server, "GET", "/sweeps/20261201T000000Z-00000000").status_code == 404
         missing = _call(server, "GET", "/sweeps/20261201T000000Z-00000000").json()["error"]
-        assert "keeps the last 100 sweeps" in missing and "a replica knows only the sweeps it ran" in missing
+        assert "keeps the last 100 sweeps" in missing and "GET /sweeps lists them" in missing
         assert _call(server, "GET", "/sweeps/not-a-sweep-id").status_code == 400
         assert _call(server, "GET", "/sweeps?limit=0").status_code == 400
         assert _call(server, "GET", "/sweeps?limit=101").status_code == 400
@@ -284,10 +291,20 @@ def test_the_hub_stops_cleanly_with_a_sweep_waiting_and_fails_what_it_did_not_sw
         assert "Traceback" not in log and "session manager shutting down" in log, log
     finally:
         server.stop()
-    # a sweep's id lives as long as the process that ran it; the repo was never swept
+    # the sweeps' records outlive the process (canon/ADR-052, addendum of 2026-12-01): both failed,
+    # as the stopping hub ended them; the repo was never swept
     server = _serve(served_settings)
     try:
-        assert _call(server, "GET", f"/sweeps/{run['id']}").status_code == 404
+        for sweep_id, why in (
+            (run["id"], "stopped before sweeping"),
+            (queued["id"], "before this sweep began"),
+        ):
+            record = _call(server, "GET", f"/sweeps/{sweep_id}")
+            assert record.status_code == 200, record.text
+            assert record.json()["state"] == "failed" and why in record.json()["error"], record.json()
+            assert record.json()["finished_at"] is not None and record.json()["repos"] == []
+        listed = [r["id"] for r in _call(server, "GET", "/sweeps").json()["sweeps"]]
+        assert sorted(listed) == sorted([queued["id"], run["id"]])
         assert _call(server, "GET", "/sweeps/latest").status_code == 404
     finally:
         server.stop()
@@ -406,3 +423,58 @@ def test_each_repos_last_sweep_is_kept_apart_and_remembers_when_it_was_last_in_s
     [diagnosed] = diagnose(desk, repos=["the-custodian"], watcher=watcher, probe=False).repos
     assert diagnosed.last_sweep == custodian
     assert "sweep" in {p.kind for p in diagnosed.problems}
+
+
+@pytest.mark.usefixtures("state_in_cache_database")
+def test_another_server_answers_a_sweep_from_its_record_and_ends_a_dead_servers(
+    hub: Hub, desk: EventDesk, team: Team
+) -> None:
+    """Sweeps are records in the state store (``sweeps.sqlite3``, or the state schema on
+    PostgreSQL), so a server that did not run a sweep answers ``GET /sweeps/{id}`` for it: before,
+    it was 404 there (canon/ADR-052, addendum of 2026-12-01). A starting server ends as failed the
+    records a gone process of its host left running, never a live one's or another host's."""
+    hub.register(team.hub.root)
+    where = state_location(hub.settings, SWEEPS_FILE)
+    with SweepRecords(where, keep=scheduler.KEEP) as ours, SweepRecords(where, keep=scheduler.KEEP) as theirs:
+        first = Sweeper(desk, None, records=ours)
+        first.start()
+        try:
+            asked = first.request(["the-custodian"], "ann")
+            _until(lambda: first.get(asked.id).state == "finished", "the sweep finished")
+        finally:
+            first.stop()
+        done = first.get(asked.id)
+
+        host = replica_name().rpartition(":")[0]
+        gone = subprocess.run(  # a process of this host that is gone now
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout.strip()
+        left = {
+            "dead": f"{host}:{gone}",
+            "live": f"{host}:{os.getppid()}",  # the process that ran pytest: alive
+            "away": "another-host:1",
+        }
+        stuck: dict[str, SweepRun] = {}
+        for number, (what, replica) in enumerate(left.items()):
+            run = msgspec.structs.replace(
+                done, id=f"20261201T00000{number}Z-0000000{number}", state="running", replica=replica
+            )
+            stuck[what] = run
+            theirs.save(run.id, run.queued_at, "running", replica, msgspec.json.encode(run))
+
+        second = Sweeper(desk, None, records=theirs)  # another server: nothing of these in its memory
+        second.start()
+        try:
+            assert second.get(asked.id) == done
+            assert second.get(stuck["dead"].id).state == "failed"
+            assert "stopped before it ended" in (second.get(stuck["dead"].id).error or "")
+            assert second.get(stuck["live"].id).state == "running"
+            assert second.get(stuck["away"].id).state == "running"
+            assert {run.id for run in second.recent(10).sweeps} == {asked.id} | {r.id for r in stuck.values()}
+            with pytest.raises(NotFound, match="the hub keeps the last 100 sweeps"):
+                second.get("20261201T000009Z-00000009")
+        finally:
+            second.stop()

@@ -318,3 +318,57 @@ def test_a_buffer_file_moves_into_the_state_schema_once_and_loses_nothing(
     finally:
         for store in (buffer, queue, lease_store):
             store.close()
+
+
+def end_store_sessions(state: PgState) -> int:
+    """End every durable store's session in this test's own database, as a server restart does
+    (``pg_terminate_backend`` of the sessions named ``statehub``, never another database's), and
+    wait until they are gone: the server is "back" and the stores' connections are dead."""
+    with state.connect() as admin:
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'statehub' AND pid <> pg_backend_pid()"
+        )
+        ended = [row[0] for row in admin.execute(query).fetchall()]
+        for pid in ended:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)"
+        deadline = time.monotonic() + 10
+        while admin.execute(gone, (ended,)).fetchone() != (0,) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert admin.execute(gone, (ended,)).fetchone() == (0,), "the sessions did not end"
+    return len(ended)
+
+
+def test_every_store_on_postgresql_answers_its_first_use_after_a_restart(postgres_database: str) -> None:
+    """Found by the fleet review (issue 16): after PostgreSQL restarted, each store's first use
+    raised StoreUnreachable (503) although the server was back. Each store now finds its dead
+    connection (the server's goodbye is on its socket) and connects again before running anything:
+    a write transaction, a lone read and the lease readers all answer at once."""
+    from sync.room_store import RoomStore
+
+    state = PgState(postgres_database)
+    buffer, queue, leases, rooms = WriteBuffer(state), RelayQueue(state), LeaseStore(state), RoomStore(state)
+    try:
+        assert buffer.append([sub("before")]) == [Outcome.ACCEPTED]
+        queue.enqueue_new()
+        with leases.reading() as tx:
+            assert tx.lease("A-WP-0001-T01") is None
+        rooms.open_lineage("doc-1", "seed", b"\x00")
+        for round_ in range(2):  # twice: the new connections recover as well as the first ones
+            assert end_store_sessions(state) >= 4
+            assert buffer.append([sub(f"after-{round_}")]) == [Outcome.ACCEPTED]  # a write transaction
+            assert buffer.get("before") is not None  # a lone read
+            assert end_store_sessions(state) >= 1
+            assert buffer.get("before") is not None  # a lone read first
+            assert queue.enqueue_new() >= 1  # after-N (and the last round's claim)
+            assert queue.get(f"after-{round_}") is not None
+            with leases.reading() as tx:
+                assert tx.lease("A-WP-0001-T09") is None
+            assert leases.run(_claim(f"A-WP-0001-T0{round_ + 1}", f"agt-{round_}")) == f"agt-{round_}"
+            assert rooms.lineage("doc-1") is not None
+            assert rooms.append("doc-1", b"\x01") > 0
+        assert [e.key for e in buffer.pending()][:3] == ["before", "after-0", "claim-agt-0"]
+    finally:
+        for store in (buffer, queue, leases, rooms):
+            store.close()

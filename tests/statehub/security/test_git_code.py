@@ -433,3 +433,24 @@ def test_an_author_name_is_one_line_without_angle_brackets_or_control_characters
     assert repo.git("rev-parse", "HEAD") == head
     assert identity_problem("name", "agt-codex") is None
     assert identity_problem("name", "Ada Lovelace") is None
+
+
+def test_a_hub_started_in_a_directory_holding_a_statehub_package_runs_the_real_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test harness starts hubs as the product starts its worker, ``python -P -m statehub``: a
+    plain ``-m`` puts the working directory first on ``sys.path``, so a ``statehub/`` there (a repo's,
+    planted) would be what runs."""
+    planted = tmp_path / "cwd" / "statehub"
+    planted.mkdir(parents=True)
+    ran = tmp_path / "planted-ran"
+    (planted / "__init__.py").write_text(f"open({str(ran)!r}, 'w').close()\n", encoding="utf-8")
+    (planted / "__main__.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    monkeypatch.chdir(planted.parent)
+    process = HubProcess(tmp_path / "hub-home", tmp_path / "hub.log")
+    try:
+        process.start()
+        assert process.call("GET", "/state/health").status_code == 200
+    finally:
+        process.stop()
+    assert not ran.exists()
