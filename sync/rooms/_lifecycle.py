@@ -76,7 +76,12 @@ class Rooms:
     no draft (a save's brief hold) is not told.
 
     ``bus`` joins the rooms of the same documents on other replicas (canon/ADR-051,
-    :mod:`sync.room_bus`); the rooms start it on entering and close it on leaving. The
+    :mod:`sync.room_bus`); the rooms start it on entering and close it on leaving. On a
+    shared bus who is in each room is kept in the store's ``room_presence`` rows (this
+    replica's renewed every :data:`PRESENCE_RENEW_S` seconds, every replica's looked at
+    every :data:`PRESENCE_LOOK_S`): :meth:`people` and ``on_change`` name the whole room,
+    members on every live replica, and a change is told by the replica that made it and by
+    the room's lowest replica (once or twice, the last word the whole room). The
     default, :class:`~sync.room_bus.LocalRoomBus`, is one process alone (a SQLite store).
     """
 

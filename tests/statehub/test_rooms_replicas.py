@@ -292,7 +292,8 @@ def test_every_replica_lists_and_streams_the_whole_room_and_drops_a_dead_replica
         await _until(
             "the stream names Ada alone", lambda: (_last_room(watcher) or {}).get("people") == ["Ada"], 10
         )
-        assert asyncio.get_running_loop().time() - killed > 20  # B's rows expired; nobody removed them early
+        # B's rows were renewed up to about 11 s before it died and count for 30 s: none went early.
+        assert asyncio.get_running_loop().time() - killed > 15
         changes = len(watcher.messages)
         await ada.close()
         await _until(
