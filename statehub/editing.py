@@ -63,7 +63,8 @@ class RoomItem(msgspec.Struct, frozen=True, kw_only=True):
 
     ``doc`` is ``<slug>/<path>``; ``kind`` ``repo manifest`` or ``fleet registry``;
     ``error`` (left out when none) says why the editor would refuse the file;
-    ``people`` are the names of who has it open; ``unsaved`` counts drafts kept for
+    ``people`` are the names of who has it open (on a fleet hub, through any live replica:
+    canon/ADR-051 addendum); ``unsaved`` counts drafts kept for
     rooms nobody has open (a closed tab, a restarted hub), not only open rooms.
     """
 
@@ -200,9 +201,9 @@ async def list_rooms(hub: Hub, rooms: Rooms, token: VerifiedToken | None = None)
     """
     found = await asyncio.to_thread(_files, hub, token)
     drafts = await rooms.drafts()
+    people = await rooms.people()  # on a fleet hub: the members on every live replica
     items = []
     for doc, repo, path, kind, exists, problem in found:
-        room = rooms.rooms.get(doc)
         items.append(
             RoomItem(
                 doc=doc,
@@ -211,7 +212,7 @@ async def list_rooms(hub: Hub, rooms: Rooms, token: VerifiedToken | None = None)
                 kind=kind,
                 exists=exists,
                 error=problem if problem else msgspec.UNSET,
-                people=room.people() if room else [],
+                people=people.get(doc, []),
                 unsaved=doc in drafts,
             )
         )

@@ -107,6 +107,11 @@ class Settings:
     """Seconds between a replica's tries for the leader's advisory lock, and between the leader's
     checks that it still holds it (``STATEHUB_LEADER_RETRY``, 0.1 to 60; canon/ADR-052). Only a hub
     whose state is on PostgreSQL elects a leader; on files the one process always leads."""
+    pg_dead_peer_s: float = 60.0
+    """Seconds after which a PostgreSQL connection of the state stores whose other end stopped
+    answering (a host that lost power) is given up, by the server too, which then frees the
+    session's advisory locks: a room's save lock, the applier's (``STATEHUB_PG_DEAD_PEER``, 10 to
+    3600; TCP keepalives and ``tcp_user_timeout``, canon/ADR-051)."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of proxies whose ``X-Forwarded-Proto`` / ``-For`` the hub believes (ADR-040): a
     session cookie is ``Secure`` when the request came over TLS, to the hub or to such a proxy.
@@ -196,6 +201,7 @@ class Settings:
             sweep_interval_s=_sweep_interval(env),
             **_forge_settings(env),
             leader_retry_s=_leader_retry(env),
+            pg_dead_peer_s=_dead_peer(env),
         )
 
     @property
@@ -365,6 +371,19 @@ def _leader_retry(env: Mapping[str, str]) -> float:
         raise ValueError(
             f"STATEHUB_LEADER_RETRY={text!r}: give seconds from 0.1 to 60 between tries for the "
             "leader's lock (default 2)"
+        )
+    return value
+
+
+def _dead_peer(env: Mapping[str, str]) -> float:
+    """``STATEHUB_PG_DEAD_PEER``: seconds from 10 to 3600 (default 60) before a silent peer of a
+    state connection is given up."""
+    text = env.get("STATEHUB_PG_DEAD_PEER", "").strip() or "60"
+    value = _seconds(text, 10, 3600)
+    if value is None:
+        raise ValueError(
+            f"STATEHUB_PG_DEAD_PEER={text!r}: give seconds from 10 to 3600 after which a PostgreSQL "
+            "connection whose other end stopped answering is given up (default 60)"
         )
     return value
 

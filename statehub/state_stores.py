@@ -41,7 +41,7 @@ def state_location(settings: Settings, file_name: str) -> StateLocation:
         return settings.data_dir / file_name
     from sync._durable_pg import PgState
 
-    return PgState(settings.state_url)
+    return PgState(settings.state_url, settings.pg_dead_peer_s)
 
 
 def leader_of(settings: Settings) -> Leader:
@@ -53,7 +53,7 @@ def leader_of(settings: Settings) -> Leader:
         return Leader(None, retry_s=settings.leader_retry_s)
     from sync._durable_pg import PgState
 
-    return Leader(PgState(settings.state_url), retry_s=settings.leader_retry_s)
+    return Leader(PgState(settings.state_url, settings.pg_dead_peer_s), retry_s=settings.leader_retry_s)
 
 
 def room_store_location(settings: Settings) -> StateLocation:

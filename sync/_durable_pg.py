@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from sync._state_db import Rows
 
 __all__ = [
+    "DEAD_PEER_S",
     "MIGRATE_LOCK",
     "MIGRATIONS",
     "STATE_SCHEMA",
@@ -86,6 +87,7 @@ __all__ = [
     "PgStateDb",
     "applied_versions",
     "found_dead",
+    "keepalive_options",
     "migrate",
 ]
 
@@ -97,6 +99,38 @@ MIGRATE_LOCK = int.from_bytes(b"SHmigrat", "big")
 _DRIVER = re.compile(r"^postgres(?:ql)?\+[a-z0-9_]+://")
 
 
+DEAD_PEER_S = 60.0
+"""Default of :attr:`PgState.dead_peer_s` (``STATEHUB_PG_DEAD_PEER``)."""
+DEAD_PEER_MIN_S = 10.0
+DEAD_PEER_MAX_S = 3600.0
+
+
+def keepalive_options(dead_peer_s: float) -> tuple[dict[str, Any], str]:
+    """libpq's keepalive parameters (this end finds a vanished server) and the server-side
+    settings for ``options`` (the server finds a vanished client, and ends its session, locks and
+    all), so that a silent peer is given up within about ``dead_peer_s`` seconds.
+
+    The first probe after a third of it idle, then six probes a ninth of it apart; and
+    ``tcp_user_timeout`` for data sent and never acknowledged (keepalives do not probe while
+    data waits). On a Unix-domain socket the server ignores them (``SHOW`` answers 0): there is no
+    peer host to lose."""
+    whole = int(dead_peer_s)
+    idle, interval, count = max(1, whole // 3), max(1, whole // 9), 6
+    user_timeout_ms = whole * 1000
+    client: dict[str, Any] = {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
+    }
+    server = (
+        f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
+        f"-c tcp_keepalives_count={count} -c tcp_user_timeout={user_timeout_ms}"
+    )
+    return client, server
+
+
 @dataclass(frozen=True, slots=True)
 class PgState:
     """The state schema of one PostgreSQL database: where a fleet hub's durable stores live.
@@ -106,10 +140,19 @@ class PgState:
     """
 
     url: str
+    dead_peer_s: float = DEAD_PEER_S
+    """Seconds after which either end of a connection takes the other for gone when it stops
+    answering (a host that lost power sends no FIN): TCP keepalives and ``tcp_user_timeout`` on
+    both ends (:func:`keepalive_options`). The server then ends the session and frees its
+    session advisory locks (a room's save lock, the applier's, the bus's ``open`` holds)."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("postgresql", "postgres")):
             raise ValueError(f"{self.where}: the state database must be a postgresql:// URL")
+        if not DEAD_PEER_MIN_S <= self.dead_peer_s <= DEAD_PEER_MAX_S:
+            raise ValueError(
+                f"dead_peer_s={self.dead_peer_s}: give seconds from {DEAD_PEER_MIN_S} to {DEAD_PEER_MAX_S}"
+            )
         object.__setattr__(self, "url", _DRIVER.sub("postgresql://", self.url))
 
     @property
@@ -128,7 +171,8 @@ class PgState:
         ``wait_for_flush=False`` sets ``synchronous_commit=off`` on it (see the module docstring)."""
         import psycopg
 
-        options = f"-c search_path={STATE_SCHEMA}"
+        client, server = keepalive_options(self.dead_peer_s)
+        options = f"-c search_path={STATE_SCHEMA} {server}"
         if not wait_for_flush:
             options += " -c synchronous_commit=off"
         try:
@@ -138,6 +182,7 @@ class PgState:
                 options=options,
                 application_name="statehub",
                 connect_timeout=10,
+                **client,
             )
         except psycopg.OperationalError as error:
             raise StoreUnreachable(self.where, _first_line(error)) from None

@@ -11,9 +11,14 @@ its own. The bus joins them:
   applies them and passes them to its members. Nothing is re-appended: what a
   replica reads from the store is already there.
 - **Presence**: what a local member's awareness changed is published
-  (``{"k": "a", "u": <base64 awareness update>}``, entries one by one when the
-  whole does not fit a ``NOTIFY``); a replica that opens a room asks the others
-  for theirs (``{"k": "q"}``). Remote states expire like any Yjs peer's
+  (``{"k": "a", "u": <base64 awareness update>}``); a replica that opens a room asks the others
+  for theirs (``{"k": "q"}``). Who is in each room on each replica, for the listings
+  (``GET /sync``, ``room.changed``), is in the store's ``room_presence`` rows; ``{"k": "p"}``
+  says "look at them now".
+- **Large messages**: one whose JSON does not fit a ``NOTIFY`` (:data:`NOTIFY_LIMIT`) is stored
+  as a ``room_note`` row and its id notified (``{"k": "n", "n": id}``) in one statement; the
+  others read the row. Up to :data:`NOTE_LIMIT` bytes; notes are swept after
+  :data:`~sync.room_store.PRESENCE_SECONDS`. Remote states expire like any Yjs peer's
   (30 s without a renewal, :data:`sync.rooms.REMOTE_PRESENCE_SECONDS`), so a
   replica that dies leaves no ghost for long.
 - **Saves** (:meth:`RoomBus.save_lock`): one save or file merge of a document
@@ -34,6 +39,7 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import queue
@@ -44,7 +50,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from sync._pg_listen import NOTIFY_LIMIT, PgListener
 from sync.errors import RoomError, StoreUnreachable
 from sync.room_store import ROOM_CHANNEL, lock_name
-from sync.ysync import join_awareness, read_awareness
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -54,7 +59,15 @@ if TYPE_CHECKING:
     from sync._durable_pg import PgState
     from sync.room_store import RoomStore
 
-__all__ = ["SAVE_WAIT_SECONDS", "BusMessage", "LocalRoomBus", "PgRoomBus", "RoomBus", "room_bus"]
+__all__ = [
+    "NOTE_LIMIT",
+    "SAVE_WAIT_SECONDS",
+    "BusMessage",
+    "LocalRoomBus",
+    "PgRoomBus",
+    "RoomBus",
+    "room_bus",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +78,15 @@ LISTEN_WAIT_S = 5.0
 """How long opening the bus waits for its first ``LISTEN`` (seconds); past it, the listener's
 connect says "look now" when it comes, and the rooms catch up from the store."""
 
-Kind = Literal["u", "a", "q", "h"]
+Kind = Literal["u", "a", "q", "h", "p"]
+"""What a room publishes."""
+Heard = Literal["u", "a", "q", "h", "p", "n"]
+"""What the bus hears: a kind, or ``n`` (a note's id: the bus reads the row and hands on its message)."""
+
+NOTE_LIMIT = 2 * 1024 * 1024
+"""Bytes of a bus message at most (sent as a ``room_note`` row when over :data:`NOTIFY_LIMIT`): above
+what a member may send at once (its awareness states are bounded by
+:data:`sync.rooms.AWARENESS_STATE_LIMIT` each, a save's answer by the manifest's problems)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +95,12 @@ class BusMessage:
 
     ``kind``: ``u`` an update was stored (read the store), ``a`` an awareness
     update (``awareness``), ``q`` a replica asks for everyone's presence, ``h`` a
-    State Hub message for the members (``data["m"]``, a save's result).
+    State Hub message for the members (``data["m"]``, a save's result), ``p`` a replica's
+    ``room_presence`` rows changed (``doc`` empty). (``n``, a note's id, is read by the bus
+    and never handed on.)
     """
 
-    kind: Kind
+    kind: Heard
     doc: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -97,7 +120,7 @@ class RoomBus(Protocol):
         ...
 
     def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
-        """Tell the others, without waiting (an awareness ``a`` too large is split per entry)."""
+        """Tell the others, without waiting (too large for ``NOTIFY``: by reference, :data:`NOTE_LIMIT`)."""
         ...
 
     async def hold(self, doc: str) -> None: ...
@@ -150,7 +173,7 @@ def _close_got(future: asyncio.Future[psycopg.Connection[Any]]) -> None:
         future.result().close()
 
 
-_Command = tuple[str, str, "concurrent.futures.Future[None] | None"]
+_Command = tuple[str, str, "concurrent.futures.Future[Any] | None"]
 
 
 class PgRoomBus:
@@ -182,8 +205,23 @@ class PgRoomBus:
                 reconnected()
                 return
             message = self._parse(payload)
-            if message is not None:
+            if message is None:
+                return
+            note = message.data.get("n")
+            if isinstance(note, int) and message.kind == "n":  # too large for NOTIFY: read its row
+                fetched: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                fetched.add_done_callback(functools.partial(read_note, note))
+                self._commands.put(("fetch", str(note), fetched))
+            else:
                 loop.call_soon_threadsafe(on_message, message)
+
+        def read_note(note: int, fetched: concurrent.futures.Future[Any]) -> None:
+            body = None if fetched.cancelled() or fetched.exception() is not None else fetched.result()
+            message = self._parse(body) if isinstance(body, str) else None
+            if message is None or message.kind == "n":
+                log.warning("the rooms' bus could not read note %d (gone, or unreadable)", note)
+                return
+            loop.call_soon_threadsafe(on_message, message)
 
         def reconnected() -> None:
             self._commands.put(("ping", "", None))  # the sender's connection may have dropped too
@@ -207,36 +245,25 @@ class PgRoomBus:
         if not isinstance(data, dict) or data.get("r") == self.replica:
             return None
         kind, doc = data.get("k"), data.get("d")
-        if kind not in ("u", "a", "q", "h") or not isinstance(doc, str):
+        if kind not in ("u", "a", "q", "h", "p", "n") or not isinstance(doc, str):
             return None
         return BusMessage(kind, doc, data)
 
     def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
-        for payload in self._payloads(kind, doc, data or {}):
+        payload = json.dumps({"k": kind, "r": self.replica, "d": doc, **(data or {})}, separators=(",", ":"))
+        size = len(payload.encode())
+        if size < NOTIFY_LIMIT:
             self._commands.put(("notify", payload, None))
-
-    def _payloads(self, kind: Kind, doc: str, data: dict[str, Any]) -> list[str]:
-        def encode(extra: dict[str, Any]) -> str:
-            return json.dumps({"k": kind, "r": self.replica, "d": doc, **extra}, separators=(",", ":"))
-
-        whole = encode(data)
-        if len(whole.encode()) < NOTIFY_LIMIT:
-            return [whole]
-        if kind != "a":
-            log.warning("room %s: a %s message of %d bytes is too large to pass on", doc, kind, len(whole))
-            return []
-        found = []
-        for entry in read_awareness(base64.b64decode(data["u"])):
-            one = encode({"u": base64.b64encode(join_awareness([entry])).decode()})
-            if len(one.encode()) < NOTIFY_LIMIT:
-                found.append(one)
-            else:
-                log.warning(
-                    "room %s: an awareness state of %d bytes is too large for the other replicas",
-                    doc,
-                    entry.size,
-                )
-        return found
+        elif size <= NOTE_LIMIT:  # by reference: the row's id goes over NOTIFY
+            self._commands.put(("note", payload, None))
+        else:
+            log.warning(
+                "room %s: a %s message of %d bytes is over the bus's limit of %d bytes; not passed on",
+                doc,
+                kind,
+                size,
+                NOTE_LIMIT,
+            )
 
     async def hold(self, doc: str) -> None:
         await self._ask("hold", doc)
@@ -245,7 +272,7 @@ class PgRoomBus:
         await self._ask("release", doc)
 
     async def _ask(self, command: str, doc: str) -> None:
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._commands.put((command, doc, done))
         await asyncio.wrap_future(done)
 
@@ -257,11 +284,11 @@ class PgRoomBus:
             what, arg, done = command
             try:
                 try:
-                    self._run(what, arg)
+                    result = self._run(what, arg)
                 except psycopg.OperationalError:
                     if self._conn is None or not self._conn.closed:
                         raise
-                    self._run(what, arg)  # once more on a new connection, the rooms held again
+                    result = self._run(what, arg)  # once more on a new connection, the rooms held again
             except (psycopg.Error, StoreUnreachable) as error:
                 log.warning("the rooms' bus could not %s (%s); reconnecting", what, error)
                 if done is not None:
@@ -272,14 +299,25 @@ class PgRoomBus:
                     done.set_exception(error)
                 continue
             if done is not None:
-                done.set_result(None)
+                done.set_result(result)
 
-    def _run(self, what: str, arg: str) -> None:
+    def _run(self, what: str, arg: str) -> str | None:
+        """One command on the sender's connection; a ``fetch`` answers the note's body (None: gone)."""
         conn = self._live()
         if what == "ping":
             conn.execute("SELECT 1")
         elif what == "notify":
             conn.execute("SELECT pg_notify(%s, %s)", (ROOM_CHANNEL, arg))
+        elif what == "note":  # stored, and its id notified, in one statement
+            conn.execute(
+                "WITH stored AS (INSERT INTO room_note (body) VALUES (%s) RETURNING id) "
+                "SELECT pg_notify(%s, json_build_object('k', 'n', 'r', %s::text, 'd', %s::text, 'n', id)"
+                "::text) FROM stored",
+                (arg, ROOM_CHANNEL, self.replica, ""),
+            )
+        elif what == "fetch":
+            row = conn.execute("SELECT body FROM room_note WHERE id = %s", (int(arg),)).fetchone()
+            return None if row is None else str(row[0])
         elif what == "hold":
             if arg not in self._held:
                 conn.execute(
@@ -291,6 +329,7 @@ class PgRoomBus:
             conn.execute(
                 "SELECT pg_advisory_unlock_shared(hashtextextended(%s, 0))", (lock_name("open", arg),)
             )
+        return None
 
     def _live(self) -> psycopg.Connection[Any]:
         """The sender's connection; a new one (its rooms held again) when the server dropped it."""

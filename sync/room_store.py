@@ -47,7 +47,11 @@ if TYPE_CHECKING:
 
     from sync._state_db import StateLocation
 
-__all__ = ["ROOM_CHANNEL", "PendingEdits", "RoomStore", "lock_name"]
+__all__ = ["PRESENCE_SECONDS", "ROOM_CHANNEL", "PendingEdits", "RoomPresence", "RoomStore", "lock_name"]
+
+PRESENCE_SECONDS = 30
+"""Seconds a replica's ``room_presence`` row counts without a renewal (a dead replica's members
+leave the listings after it, as its members' awareness states do: y-protocols' ``outdatedTimeout``)."""
 
 ROOM_CHANNEL = "statehub_room"
 """The ``NOTIFY`` channel of the rooms on PostgreSQL (canon/ADR-051): a payload is a JSON object,
@@ -106,9 +110,28 @@ _PG_STEPS = (
         PRIMARY KEY (doc, name)
     );
     """,
+    """
+    CREATE TABLE room_note (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        body text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE room_presence (
+        doc text NOT NULL,
+        replica text NOT NULL,
+        people text NOT NULL,
+        open boolean NOT NULL,
+        unsaved boolean NOT NULL,
+        heard_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (doc, replica)
+    );
+    """,
 )
 """The same layout in the PostgreSQL state schema, its tables named for the store they belong to
-(the schema holds every store's); its own ordered steps, recorded as store ``rooms``."""
+(the schema holds every store's); its own ordered steps, recorded as store ``rooms``. Step 2 (canon/ADR-051
+addendum): ``room_note``, a bus message too large for one ``NOTIFY`` (sent by its id), and
+``room_presence``, who each replica has in each room it holds (renewed; a row not renewed for
+:data:`PRESENCE_SECONDS` is a dead replica's)."""
 
 _TABLES = {
     "sqlite": {"lineage": "lineage", "updates": "updates", "editors": "editors"},
@@ -120,6 +143,16 @@ _TABLES = {
 def _named(dialect: str, sql: str) -> str:
     """``sql`` with the store's table names (``{lineage}``, ``{updates}``, ``{editors}``) filled in."""
     return sql.format_map(_TABLES[dialect])
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPresence:
+    """What one replica says of one room it holds: who is in it (names), whether anyone is connected,
+    whether its text differs from the file."""
+
+    people: tuple[str, ...]
+    open: bool
+    unsaved: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +356,53 @@ class RoomStore:
             for table in ("{editors}", "{updates}", "{lineage}"):
                 self._db.execute(self._sql(f"DELETE FROM {table} WHERE doc = ?"), (doc,))  # noqa: S608 - constant names
         return True
+
+    # who is in the rooms of every replica (PostgreSQL only: on SQLite one process holds them) -----
+
+    def post_presence(self, replica: str, rooms: dict[str, RoomPresence], gone: list[str]) -> None:
+        """Record (and renew) what ``replica`` says of the rooms it holds; drop its rows of ``gone``."""
+        with self._lock, self._db.transaction():
+            for doc, said in sorted(rooms.items()):
+                self._db.execute(
+                    "INSERT INTO room_presence (doc, replica, people, open, unsaved) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (doc, replica) DO UPDATE SET people = excluded.people, "
+                    "open = excluded.open, unsaved = excluded.unsaved, heard_at = now()",
+                    (doc, replica, json.dumps(list(said.people)), said.open, said.unsaved),
+                )
+            for doc in gone:
+                self._db.execute("DELETE FROM room_presence WHERE doc = ? AND replica = ?", (doc, replica))
+
+    def drop_presence(self, replica: str) -> None:
+        """``replica`` closes: its rows go at once (a dead one's expire)."""
+        with self._lock:
+            self._db.execute("DELETE FROM room_presence WHERE replica = ?", (replica,))
+
+    def presence(self) -> dict[str, dict[str, RoomPresence]]:
+        """Every live replica's rows (renewed within :data:`PRESENCE_SECONDS`): doc -> replica -> its say."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc, replica, people, open, unsaved FROM room_presence "
+                "WHERE heard_at > now() - make_interval(secs => ?) ORDER BY doc, replica",
+                (PRESENCE_SECONDS,),
+            ).fetchall()
+        found: dict[str, dict[str, RoomPresence]] = {}
+        for doc, replica, people, is_open, unsaved in rows:
+            names = json.loads(people)
+            found.setdefault(doc, {})[replica] = RoomPresence(tuple(names), bool(is_open), bool(unsaved))
+        return found
+
+    def sweep_presence(self) -> list[str]:
+        """Delete the rows of replicas gone silent for :data:`PRESENCE_SECONDS`; answer their docs (one
+        replica gets each: it tells the stream) and drop notes older than that."""
+        with self._lock, self._db.transaction():
+            rows = self._db.execute(
+                "DELETE FROM room_presence WHERE heard_at <= now() - make_interval(secs => ?) RETURNING doc",
+                (PRESENCE_SECONDS,),
+            ).fetchall()
+            self._db.execute(
+                "DELETE FROM room_note WHERE at < now() - make_interval(secs => ?)", (PRESENCE_SECONDS,)
+            )
+        return sorted({r[0] for r in rows})
 
     def docs(self) -> list[str]:
         with self._lock:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from sync import ysync
 from sync.room_bus import BusMessage, LocalRoomBus
+from sync.room_store import RoomPresence
 from sync.rooms._room import Room
 
 if TYPE_CHECKING:
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 
 _UNREAD_OWN = 256
 """Own updates a room on a shared bus keeps track of before it reads them back (and forgets them)."""
+PRESENCE_LOOK_S = 1.0
+"""On a shared bus: seconds between two looks at every replica's ``room_presence`` rows (sooner when
+another replica says its rows changed, or a local room's state changed)."""
+PRESENCE_RENEW_S = 10.0
+"""On a shared bus: seconds after which this replica renews its rows though nothing changed
+(a row not renewed for :data:`~sync.room_store.PRESENCE_SECONDS` is a dead replica's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,12 @@ class Rooms:
     no draft (a save's brief hold) is not told.
 
     ``bus`` joins the rooms of the same documents on other replicas (canon/ADR-051,
-    :mod:`sync.room_bus`); the rooms start it on entering and close it on leaving. The
+    :mod:`sync.room_bus`); the rooms start it on entering and close it on leaving. On a
+    shared bus who is in each room is kept in the store's ``room_presence`` rows (this
+    replica's renewed every :data:`PRESENCE_RENEW_S` seconds, every replica's looked at
+    every :data:`PRESENCE_LOOK_S`): :meth:`people` and ``on_change`` name the whole room,
+    members on every live replica, and a change is told by the replica that made it and by
+    the room's lowest replica (once or twice, the last word the whole room). The
     default, :class:`~sync.room_bus.LocalRoomBus`, is one process alone (a SQLite store).
     """
 
@@ -101,6 +113,13 @@ class Rooms:
         """Set when a room opens: the file poll sleeps while no room is open."""
         self._forgetting: dict[str, asyncio.Task[None]] = {}
         """Rooms closed on a shared bus whose lineage is being let go (a reopening waits for it)."""
+        self._posted: dict[str, RoomPresence] = {}
+        """A shared bus: what this replica last recorded of its rooms in ``room_presence``."""
+        self._posted_at = 0.0
+        self._view: dict[str, RoomState] = {}
+        """A shared bus: every replica's rooms as last looked at (what ``on_change`` was last told)."""
+        self._look = asyncio.Event()
+        """A shared bus: look at the rows now (a local room changed, another replica said so)."""
 
     async def __aenter__(self) -> Self:
         group = asyncio.TaskGroup()
@@ -113,6 +132,8 @@ class Rooms:
             await group.__aexit__(None, None, None)
             raise
         self._start(self._watch_files(), "statehub-rooms-watch")
+        if self.bus.shared:
+            self._start(self._share_presence(), "statehub-rooms-presence")
         return self
 
     def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
@@ -135,6 +156,8 @@ class Rooms:
             for task in self._tasks:
                 task.cancel()
             await group.__aexit__(None, None, None)
+            if self.bus.shared:
+                await self._withdraw()
             await asyncio.to_thread(self.bus.close)
         self.rooms.clear()
 
@@ -253,6 +276,9 @@ class Rooms:
 
     def _heard(self, message: BusMessage) -> None:
         """What another replica said about an open room (on the loop; :mod:`sync.room_bus`)."""
+        if message.kind == "p":  # its rows of who is where changed
+            self._look.set()
+            return
         room = self.rooms.get(message.doc)
         if room is None or not room.loaded:
             return  # a room loading reads the store and asks for presence when it is done
@@ -300,8 +326,101 @@ class Rooms:
             if room.loaded
         }
 
+    async def people(self) -> dict[str, list[str]]:
+        """Who is in each room, by document name: on a shared bus the members on every live replica
+        (``room_presence`` rows renewed within :data:`~sync.room_store.PRESENCE_SECONDS`), else here."""
+        found = {name: set(room.people()) for name, room in self.rooms.items() if room.loaded}
+        if self.bus.shared:
+            rows = await asyncio.to_thread(self.store.presence)
+            for doc, by in rows.items():
+                for replica, said in by.items():
+                    if replica != self.store.replica:  # this replica's own: as it is now
+                        found.setdefault(doc, set()).update(said.people)
+        return {doc: sorted(names) for doc, names in found.items()}
+
+    def _local(self) -> dict[str, RoomPresence]:
+        return {
+            name: RoomPresence(tuple(room.people()), bool(room.members), room.unsaved)
+            for name, room in self.rooms.items()
+            if room.loaded
+        }
+
+    async def _share_presence(self) -> None:
+        """A shared bus: record this replica's rooms in ``room_presence``, look at every replica's,
+        and tell ``on_change`` the whole rooms (canon/ADR-051 addendum)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._look.wait(), PRESENCE_LOOK_S)
+            self._look.clear()
+            try:
+                await self._share()
+            except Exception:  # the store unreachable: the next look tries again
+                log.exception("sharing who is in the rooms with the other replicas failed")
+
+    async def _share(self) -> None:
+        local = self._local()
+        changed = {doc for doc, said in local.items() if self._posted.get(doc) != said}
+        gone = [doc for doc in self._posted if doc not in local]
+        now = asyncio.get_running_loop().time()
+        if changed or gone or now - self._posted_at >= PRESENCE_RENEW_S:
+            await asyncio.to_thread(self.store.post_presence, self.store.replica, local, gone)
+            self._posted, self._posted_at = local, now
+            if changed or gone:
+                self.bus.publish("p", "")
+        swept = await asyncio.to_thread(self.store.sweep_presence)
+        rows = await asyncio.to_thread(self.store.presence)
+        for doc in list(rows):
+            rows[doc].pop(self.store.replica, None)
+        for doc, said in local.items():
+            rows.setdefault(doc, {})[self.store.replica] = said
+        rows = {doc: by for doc, by in rows.items() if by}
+        caused = changed | set(gone) | set(swept)
+        view = {
+            doc: RoomState(
+                doc,
+                any(said.open for said in by.values()),
+                tuple(sorted({name for said in by.values() for name in said.people})),
+                any(said.unsaved for said in by.values()),
+            )
+            for doc, by in rows.items()
+        }
+        left, self._left = self._left, {}
+        told = []
+        for doc in sorted(set(view) | set(self._view)):
+            before = self._view.get(doc)
+            state = view.get(doc)
+            if state is None:  # nobody holds it now: closed, with the draft as the closing replica saw it
+                unsaved = left[doc].unsaved if doc in left else before is not None and before.unsaved
+                state = RoomState(doc, False, (), unsaved)
+            if state == before or (before is None and not state.open and not state.unsaved):
+                continue
+            teller = doc in caused or min(rows.get(doc, {"": None})) == self.store.replica
+            if teller:
+                told.append(state)
+        self._view = view
+        if told and self.on_change is not None:
+            try:
+                await self.on_change(told)
+            except Exception:  # telling must not stop the rooms' work
+                log.exception("telling the hub about %d room changes failed", len(told))
+
+    async def _withdraw(self) -> None:
+        """A shared bus closing: this replica's rows go at once, and the others hear it."""
+        try:
+            await asyncio.to_thread(self.store.drop_presence, self.store.replica)
+        except Exception:  # noqa: BLE001 - they expire on their own
+            log.warning("could not withdraw this replica's rooms from room_presence; they expire in 30 s")
+            return
+        if self._posted:
+            self.bus.publish("p", "")
+
     async def _tell(self) -> None:
-        """Tell ``on_change`` the rooms whose state changed since it was last told."""
+        """Tell ``on_change`` the rooms whose state changed since it was last told (a shared bus:
+        look at every replica's rows now, :meth:`_share_presence` tells)."""
+        if self.bus.shared:
+            if self._local() != self._posted or self._left:
+                self._look.set()
+            return
         if self.on_change is None:
             return
         now = {**self._left, **self.states()}

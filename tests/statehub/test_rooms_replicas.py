@@ -19,11 +19,12 @@ import pytest
 from tests.backends import selected_backends
 from tests.hubserver import HubServer
 from tests.nodepackages import node_packages
+from tests.statehub.test_stream import Subscriber
 from tests.sync_fixtures import MANIFEST, demo, room
 from tests.ysync_client import YClient
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from statehub.settings import Settings
     from tests.gitfixtures import GitRepo
@@ -239,6 +240,102 @@ def test_an_outside_change_is_merged_once_though_both_replicas_see_it(
         await bob.wait_for(lambda: str(bob.text) == want, 15)
         await asyncio.sleep(1)  # both replicas' polls have looked at the file by now
         assert str(ada.text) == str(bob.text) == want
+        await ada.close()
+        await bob.close()
+
+    asyncio.run(scenario())
+
+
+def _people(server: HubServer) -> list[str]:
+    items: list[dict[str, Any]] = httpx.get(f"{server.url}/sync", timeout=30).json()["items"]
+    return next(list(item["people"]) for item in items if item["doc"] == DOC)
+
+
+def _last_room(watcher: Subscriber) -> dict[str, Any] | None:
+    said = [m.data for m in watcher.messages if m.event == "room.changed" and m.data["doc"] == DOC]
+    return said[-1] if said else None
+
+
+async def _until(what: str, found: Callable[[], bool], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(found):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never: {what}")
+        await asyncio.sleep(0.2)
+
+
+def test_every_replica_lists_and_streams_the_whole_room_and_drops_a_dead_replicas_members(
+    replicas: tuple[HubServer, HubServer],
+) -> None:
+    """``GET /sync`` on either replica and the ``room.changed`` stream name the members on every
+    live replica; a replica killed with SIGKILL (no goodbye) leaves the listings within
+    ``PRESENCE_SECONDS`` (30 s), and the stream says so once."""
+    a, b = replicas
+    watcher = Subscriber(f"{a.url}/events/stream?types=room.changed").start()
+
+    async def scenario() -> None:
+        ada = await _connected(room(a, "Ada"), "Ada")
+        bob = await _connected(room(b, "Bob"), "Bob")
+        both = ["Ada", "Bob"]
+        await _until("A lists both", lambda: _people(a) == both, 10)
+        await _until("B lists both", lambda: _people(b) == both, 10)
+        await _until("the stream names both", lambda: (_last_room(watcher) or {}).get("people") == both, 10)
+        await asyncio.sleep(2)  # every replica has looked again: nothing says otherwise since
+        last = _last_room(watcher) or {}
+        assert (last["open"], last["people"], last["unsaved"]) == (True, both, False)
+
+        assert b.process is not None
+        b.process.kill()
+        b.process.wait(timeout=30)
+        killed = asyncio.get_running_loop().time()
+        await _until("A lists Ada alone", lambda: _people(a) == ["Ada"], 45)
+        await _until(
+            "the stream names Ada alone", lambda: (_last_room(watcher) or {}).get("people") == ["Ada"], 10
+        )
+        # B's rows were renewed up to about 11 s before it died and count for 30 s: none went early.
+        assert asyncio.get_running_loop().time() - killed > 15
+        changes = len(watcher.messages)
+        await ada.close()
+        await _until(
+            "the stream says the room closed", lambda: (_last_room(watcher) or {}).get("open") is False, 10
+        )
+        await asyncio.sleep(1.5)
+        assert len(watcher.messages) == changes + 1  # told once
+        await bob.wait_for(lambda: bob.closed is not None, 10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        watcher.close()
+    b.process = None  # killed above
+
+
+def _cursor(client: YClient) -> int:
+    return max(
+        (len(s.get("cursor", "")) for s in client.awareness.states.values() if isinstance(s, dict)), default=0
+    )
+
+
+def test_a_large_presence_crosses_replicas_and_one_over_the_bound_is_refused_where_it_was_sent(
+    replicas: tuple[HubServer, HubServer],
+) -> None:
+    """A presence of 7.5 KB is over what one NOTIFY carries once wrapped: it goes by reference
+    (a ``room_note`` row). One over the room's 8 KiB bound is refused with the bound named, on its
+    own replica, and nothing of it reaches the other."""
+    a, b = replicas
+
+    async def scenario() -> None:
+        ada = await _connected(room(a, "Ada"), "Ada")
+        bob = await _connected(room(b, "Bob"), "Bob")
+        await bob.wait_for(lambda: "Ada" in _names(bob), 10)
+        await ada.set_presence({"user": {"name": "Ada"}, "cursor": "c" * 7500})
+        await bob.wait_for(lambda: _cursor(bob) == 7500, 10)
+        await ada.set_presence({"user": {"name": "Ada"}, "cursor": "d" * 9000})
+        await ada.wait_for(lambda: any(m.get("type") == "error" for m in ada.hub_messages), 10)
+        refused = next(m for m in ada.hub_messages if m.get("type") == "error")
+        assert "over the limit of 8,192 bytes" in refused["message"], refused
+        await asyncio.sleep(1)
+        assert _cursor(bob) == 7500
         await ada.close()
         await bob.close()
 

@@ -76,6 +76,9 @@ def test_overrides_return_new_settings(tmp_path: Path) -> None:
         ({"STATEHUB_PORT": "http"}, "STATEHUB_PORT='http' must be a port number"),
         ({"STATEHUB_LEADER_RETRY": "0"}, "STATEHUB_LEADER_RETRY='0': give seconds from 0.1 to 60"),
         ({"STATEHUB_LEADER_RETRY": "soon"}, "STATEHUB_LEADER_RETRY='soon': give seconds"),
+        ({"STATEHUB_PG_DEAD_PEER": "5"}, "STATEHUB_PG_DEAD_PEER='5': give seconds from 10 to 3600"),
+        ({"STATEHUB_PG_DEAD_PEER": "a minute"}, "STATEHUB_PG_DEAD_PEER='a minute': give seconds"),
+        ({"STATEHUB_PG_DEAD_PEER": "7200"}, "STATEHUB_PG_DEAD_PEER='7200': give seconds"),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
@@ -87,6 +90,12 @@ def test_the_leader_retry_defaults_to_two_seconds(tmp_path: Path) -> None:
     assert Settings.from_env({"STATEHUB_HOME": str(tmp_path)}).leader_retry_s == 2.0
     given = Settings.from_env({"STATEHUB_HOME": str(tmp_path), "STATEHUB_LEADER_RETRY": "0.5"})
     assert given.leader_retry_s == 0.5
+
+
+def test_the_dead_peer_window_defaults_to_a_minute(tmp_path: Path) -> None:
+    assert Settings.from_env({"STATEHUB_HOME": str(tmp_path)}).pg_dead_peer_s == 60.0
+    given = Settings.from_env({"STATEHUB_HOME": str(tmp_path), "STATEHUB_PG_DEAD_PEER": "30"})
+    assert given.pg_dead_peer_s == 30.0
 
 
 def test_ensure_dirs_creates_them(tmp_path: Path) -> None:

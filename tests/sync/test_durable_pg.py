@@ -81,7 +81,7 @@ def test_a_newer_schema_is_refused_and_left_as_it_is(postgres_database: str) -> 
     ) as error:
         RoomStore(state)
     assert STATE_SCHEMA in str(error.value) and "password" not in str(error.value)
-    assert _versions(state, "rooms") == [1, 99]
+    assert _versions(state, "rooms") == [1, 2, 99]
 
 
 SCRIPT = """
@@ -133,7 +133,7 @@ def test_a_cache_rebuild_never_touches_the_state_schema(postgres_database: str) 
     assert created
     with RoomStore(state) as store:
         assert store.docs() == ["demo/statehub.toml"]
-    assert _versions(state, "rooms") == [1]
+    assert _versions(state, "rooms") == [1, 2]
 
 
 def test_a_connection_the_server_dropped_is_replaced(postgres_database: str) -> None:
@@ -226,6 +226,8 @@ def test_the_cache_and_the_state_share_a_database_but_not_a_table(postgres_datab
         "migration",
         "room_editor",
         "room_lineage",
+        "room_note",
+        "room_presence",
         "room_update",
         "session",
     ]
@@ -273,7 +275,7 @@ def test_a_state_database_lost_and_created_again_is_migrated_on_reconnect(
         assert store.docs() == []  # the new database holds nothing, and the store works again
         store.begin("e", "b", seed_doc("b"))
         assert store.docs() == ["e"]
-    assert _versions(state, "rooms") == [1]
+    assert _versions(state, "rooms") == [1, 2]
 
 
 def test_a_user_who_may_not_create_the_schema_gets_the_grant_to_ask_for(postgres_database: str) -> None:
@@ -307,7 +309,7 @@ def test_a_user_who_may_not_create_the_schema_gets_the_grant_to_ask_for(postgres
             assert conn.execute("SELECT to_regnamespace('statehub_state')").fetchone() == (None,)
             conn.execute(f'CREATE SCHEMA statehub_state AUTHORIZATION "{role}"')
         RoomStore(limited).close()  # the remedy works
-        assert _versions(admin, "rooms") == [1]
+        assert _versions(admin, "rooms") == [1, 2]
     finally:
         with admin.connect() as conn:
             conn.execute("DROP SCHEMA IF EXISTS statehub_state CASCADE")

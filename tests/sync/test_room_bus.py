@@ -17,11 +17,11 @@ import sync.room_bus as room_bus_module
 from sync._durable_pg import PgState
 from sync._pg_listen import PgListener
 from sync.errors import RoomError
-from sync.room_bus import BusMessage, LocalRoomBus, PgRoomBus, room_bus
+from sync.room_bus import NOTE_LIMIT, BusMessage, LocalRoomBus, PgRoomBus, room_bus
 from sync.room_store import ROOM_CHANNEL, RoomStore
 from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
 from sync.seed import TEXT_NAME, doc_text, seed_doc
-from sync.ysync import join_awareness, read_awareness
+from sync.ysync import read_awareness
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -129,7 +129,12 @@ def test_ids_of_one_document_commit_in_order_so_a_reader_after_last_misses_none(
         assert sorted(seen) == sorted(written) and len(seen) == 300
 
 
-def test_presence_crosses_and_an_update_too_large_for_one_notify_is_split(postgres_database: str) -> None:
+def test_presence_crosses_and_a_message_too_large_for_one_notify_goes_by_reference(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NOTIFY refuses 8000 bytes: a larger message is stored as a ``room_note`` row and its id
+    notified. One state of 7.5 KB (under the room's 8 KiB bound, over what fitted inline) crosses
+    whole; a message over :data:`NOTE_LIMIT` is not passed on and the log says so."""
     state = PgState(postgres_database)
 
     async def scenario() -> None:
@@ -141,12 +146,31 @@ def test_presence_crosses_and_an_update_too_large_for_one_notify_is_split(postgr
                 bus_one.publish("a", DOC, {"u": base64.b64encode(small).decode()})
                 message = await heard_two.next()
                 assert message.kind == "a" and message.awareness == small
-                # Three states of 3 KB: 9 KB in all, over NOTIFY's 8000 bytes; each goes alone.
-                big = _awareness({cid: {"user": {"name": "x" * 3000}} for cid in (21, 22, 23)})
-                bus_one.publish("a", DOC, {"u": base64.b64encode(big).decode()})
-                parts = [await heard_two.next() for _ in range(3)]
-                entries = [e for part in parts for e in read_awareness(part.awareness)]
-                assert join_awareness(sorted(entries, key=lambda e: e.client_id)) == big
+                # One state of 7.5 KB: alone over NOTIFY's limit once base64 and JSON wrap it.
+                alone = _awareness({21: {"user": {"name": "x" * 7500}}})
+                bus_one.publish("a", DOC, {"u": base64.b64encode(alone).decode()})
+                message = await heard_two.next()
+                assert message.kind == "a" and message.awareness == alone
+                # Eight states of 8 KB (what one member may set at most): one message, whole.
+                most = _awareness({cid: {"user": {"name": "y" * 8000}} for cid in range(31, 39)})
+                bus_one.publish("a", DOC, {"u": base64.b64encode(most).decode()})
+                message = await heard_two.next()
+                assert message.kind == "a" and message.awareness == most
+                assert [e.client_id for e in read_awareness(message.awareness)] == list(range(31, 39))
+                # A save's answer naming many problems: by reference too.
+                answer = {"type": "save-result", "ok": False, "errors": [{"message": "z" * 100}] * 200}
+                bus_one.publish("h", DOC, {"m": answer})
+                message = await heard_two.next()
+                assert message.kind == "h" and message.data["m"] == answer
+                # Over the bus's bound: refused with a warning, nothing sent.
+                huge = base64.b64encode(b"\x00" * NOTE_LIMIT).decode()
+                bus_one.publish("a", DOC, {"u": huge})
+                bus_one.publish("a", DOC, {"u": base64.b64encode(small).decode()})
+                message = await heard_two.next()
+                assert message.awareness == small
+                assert "over the bus's limit" in caplog.text
+                with pytest.raises(TimeoutError):
+                    await heard_two.next(timeout=0.5)
             finally:
                 bus_one.close()
                 bus_two.close()
@@ -388,3 +412,63 @@ def test_a_save_waiting_too_long_on_another_replica_is_refused(
                 bus_two.close()
 
     asyncio.run(scenario())
+
+
+def _keepalives(conn: Any) -> tuple[str, ...]:
+    """The server-side TCP settings of ``conn``'s session, and libpq's keepalive on this end."""
+    shown = tuple(
+        str(conn.execute(f"SHOW {name}").fetchone()[0])
+        for name in (
+            "tcp_keepalives_idle",
+            "tcp_keepalives_interval",
+            "tcp_keepalives_count",
+            "tcp_user_timeout",
+        )
+    )
+    return (*shown, conn.info.get_parameters().get("keepalives", "unset"))
+
+
+def test_the_connections_holding_session_locks_give_up_a_silent_peer_within_the_window(
+    postgres_database: str,
+) -> None:
+    """A host that loses power sends no FIN: only TCP keepalives (or ``tcp_user_timeout``) let the
+    server end its sessions and free their advisory locks. Every state connection carries both
+    ends' settings from ``dead_peer_s``: the store's, the bus's (``open`` holds), a save's lock,
+    the listener's and the applier lock's (the leader sets its own: tests/sync/test_leader.py)."""
+    from sync.applier_lock import AdvisoryRepoLocks
+
+    state = PgState(postgres_database, dead_peer_s=30)
+    want = ("10", "3", "6", "30000", "1")  # seconds, a third idle, six probes a ninth apart; 30 s unacked
+    with state.connect() as plain:
+        assert _keepalives(plain) == want
+        assert plain.info.host == "127.0.0.1"  # TCP: over a Unix socket the server shows 0s
+
+    async def scenario() -> None:
+        with RoomStore(state) as store:
+            bus, _ = _bus(store)
+            try:
+                assert bus._conn is not None
+                assert _keepalives(bus._conn) == want
+                with await asyncio.to_thread(bus._lock_save, DOC) as saving:
+                    assert _keepalives(saving) == want
+                with state.connect() as looking:  # the listener's session, seen from outside
+                    assert bus._listener is not None and bus._listener.backend_pid is not None
+                    row = looking.execute(
+                        "SELECT client_addr IS NOT NULL FROM pg_stat_activity WHERE pid = %s",
+                        (bus._listener.backend_pid,),
+                    ).fetchone()
+                    assert row == (True,)
+            finally:
+                bus.close()
+
+    asyncio.run(scenario())
+    locks = AdvisoryRepoLocks(state)
+    assert locks.acquire("demo", timeout=5)
+    try:
+        assert locks._conn is not None
+        assert _keepalives(locks._conn) == want
+    finally:
+        locks.release("demo")
+        locks.close()
+    with pytest.raises(ValueError, match="dead_peer_s=5: give seconds from 10"):
+        PgState(postgres_database, dead_peer_s=5)
