@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -25,6 +25,7 @@ from statehub.changes import CHANGES_FILE, Change, ChangeLog, Stored
 from statehub.stream import Broadcaster, StreamFilter
 from sync._durable_pg import PgState
 from sync.errors import StoreUnreachable
+from tests.backends import AT_COMMIT, end_at_commit, hold_commits
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -346,40 +347,6 @@ def test_an_append_whose_session_is_ended_before_it_commits_is_stored_once(postg
         log.close()
 
 
-_AT_COMMIT = 7_050_016
-"""The advisory lock the COMMIT of an append waits for in the tests below (held by the test)."""
-
-
-def _hold_commits(holder: psycopg.Connection[Any]) -> None:
-    """Make every COMMIT of an append wait while ``holder`` holds :data:`_AT_COMMIT`: a deferred
-    trigger on the log's table (this test's database only) takes it shared; then take it."""
-    holder.execute(
-        f"""
-        CREATE FUNCTION statehub_state.wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_advisory_xact_lock_shared({_AT_COMMIT}); RETURN NULL; END $$;
-        CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON statehub_state.change
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION statehub_state.wait_at_commit();
-        """
-    )
-    holder.execute("SELECT pg_advisory_lock(%s)", (_AT_COMMIT,))
-
-
-def _end_at_commit(holder: psycopg.Connection[Any], within_s: float = WAIT) -> bool:
-    """Terminate the session of this test's database that waits at a COMMIT for
-    :data:`_AT_COMMIT` (only there: ``datname`` is the test's database); whether one did."""
-    give_up = time.monotonic() + within_s
-    while time.monotonic() < give_up:
-        ended = holder.execute(
-            "SELECT pid, pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE 'COMMIT%'"
-        ).fetchone()
-        if ended is not None:
-            return bool(ended[1])
-        time.sleep(0.01)
-    return False
-
-
 @pytest.mark.postgres
 def test_an_append_whose_session_is_ended_at_its_commit_is_stored_once_in_order(
     postgres_database: str,
@@ -394,14 +361,14 @@ def test_an_append_whose_session_is_ended_at_its_commit_is_stored_once_in_order(
     holder = psycopg.connect(state.url, autocommit=True)
     try:
         log.append([Change("relay.state", {"n": 0})])  # the table exists, the connection is open
-        _hold_commits(holder)
+        hold_commits(holder, "change")
         holder.execute("LISTEN statehub_change")
         told = _stored(log)
         batch = [Change("task.changed", {"ref": f"A-{i}"}, "demo", "W") for i in range(3)]
         appending = threading.Thread(target=log.append, args=(batch,))
         appending.start()
-        assert _end_at_commit(holder), "no session waited at the COMMIT: the test proved nothing"
-        holder.execute("SELECT pg_advisory_unlock(%s)", (_AT_COMMIT,))
+        assert end_at_commit(holder), "no session waited at the COMMIT: the test proved nothing"
+        holder.execute("SELECT pg_advisory_unlock(%s)", (AT_COMMIT,))
         appending.join(WAIT)
         assert not appending.is_alive()
         stored = log.after(1)
@@ -469,13 +436,13 @@ def test_an_append_whose_session_dies_at_every_try_is_logged_and_counted(
     holder = psycopg.connect(state.url, autocommit=True)
     try:
         log.append([Change("relay.state", {"n": 0})])
-        _hold_commits(holder)
+        hold_commits(holder, "change")
         told = _stored(log)
         appending = threading.Thread(target=log.append, args=([Change("relay.state", {"n": 1})] * 2,))
         started = time.monotonic()
         appending.start()
         ended = 0
-        while appending.is_alive() and _end_at_commit(holder, within_s=3.0):
+        while appending.is_alive() and end_at_commit(holder, within_s=3.0):
             ended += 1
         appending.join(WAIT)
         assert not appending.is_alive()
@@ -486,7 +453,7 @@ def test_an_append_whose_session_dies_at_every_try_is_logged_and_counted(
         assert len(errors) == 1
         assert f"storing 2 change(s) in {log.where} failed after {ended} tries" in errors[0]
         assert "not streamed" in errors[0]
-        holder.execute("SELECT pg_advisory_unlock(%s)", (_AT_COMMIT,))
+        holder.execute("SELECT pg_advisory_unlock(%s)", (AT_COMMIT,))
         log.append([Change("relay.state", {"n": 2})])
         assert [s.data.split('"n":')[1][0] for s in log.after(1)] == ["2"] and log.lost == 2
     finally:
