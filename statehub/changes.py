@@ -41,6 +41,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +141,24 @@ _PG_STEPS = (
     CREATE INDEX ix_change_at ON change (at);
     CREATE TABLE change_meta (key text PRIMARY KEY, value bigint NOT NULL);
     """,
+    """
+    ALTER TABLE change ADD COLUMN batch uuid, ADD COLUMN pos integer;
+    CREATE UNIQUE INDEX ux_change_batch ON change (batch, pos);
+    """,
 )
-"""The same tables in the PostgreSQL state schema (store ``changes``)."""
+"""The same tables in the PostgreSQL state schema (store ``changes``); step 2 keys each appended
+row by its append (``batch``, a random uuid) and its place in it (``pos``), so an append sent
+again after its session died stores nothing twice (canon/ADR-050 addendum). Rows stored before it
+have neither (NULLs are distinct: the index lets them be)."""
 _INSERT = "INSERT INTO change (at, type, repo, workplan, owners, data) VALUES"
+_PG_INSERT = "INSERT INTO change (at, type, repo, workplan, owners, data, batch, pos) VALUES"
+_PG_ON_CONFLICT = "ON CONFLICT (batch, pos) DO NOTHING RETURNING id"
+_TRIES = 5
+"""Tries of one PostgreSQL append whose session dies (the first and 4 more)."""
+_RETRY_WITHIN_S = 2.0
+"""How long the tries of one PostgreSQL append may take at most (seconds), their pauses doubling
+from :data:`_RETRY_PAUSE_S`."""
+_RETRY_PAUSE_S = 0.05
 _INSERT_ROWS = 500
 """Rows per INSERT statement (6 parameters each: far under either engine's bound)."""
 
@@ -230,6 +246,8 @@ class ChangeLog:
         self.where = self._db.where
         """The file, or the schema and database (no password): what a message names."""
         self._appends = 0
+        self.lost = 0
+        """Changes this process could not store (logged; ``statehub_change_log_lost_total``)."""
 
     def close(self) -> None:
         with self._lock:
@@ -255,12 +273,14 @@ class ChangeLog:
     def append(self, changes: Sequence[Change]) -> None:
         """Number and store ``changes`` in order, in one transaction; then tell the listeners.
 
-        A failure to store (a full disk) is logged and the changes are lost: the cache and the
-        files are already changed, and a subscriber that misses them reloads when it sees the
-        ids jump (docs/architecture.md "Change stream"). A PostgreSQL session that ends inside
-        the transaction, before its COMMIT (a restart, ``pg_terminate_backend``), kept nothing of
-        it: the append is made once more on a new connection (one that ends at the COMMIT may
-        have committed, and is not)."""
+        A failure to store (a full disk, PostgreSQL unreachable for :data:`_RETRY_WITHIN_S`) is
+        logged, counted (:attr:`lost`) and the changes are lost: the cache and the files are
+        already changed, and a subscriber that misses them reloads when it sees the ids jump
+        (docs/architecture.md "Change stream"). On PostgreSQL an append whose session ends
+        anywhere in its transaction, its COMMIT included (a restart, ``pg_terminate_backend``),
+        is sent again on a new connection: each row carries the append's key and its place in it,
+        and a row already stored (the COMMIT went through, its answer did not) is not stored
+        twice (canon/ADR-050 addendum)."""
         if not changes:
             return
         now = time.time()
@@ -276,31 +296,11 @@ class ChangeLog:
             )
             for c in changes
         ]
-        ids: list[int] = []
-        for attempt in (1, 2):
-            committing = False
-            try:
-                with self._lock, self._db.transaction():
-                    ids = self._insert(rows, now)
-                    committing = True  # what fails from here on may have committed
-            except StoreUnreachable:
-                if committing or attempt == 2:
-                    log.exception(
-                        "storing %d change(s) in %s failed; they are not streamed", len(rows), self.where
-                    )
-                    return
-                # The session ended inside the transaction, before its COMMIT: nothing of it was
-                # kept, so it is stored once more on a new connection (canon/ADR-049 addendum).
-                log.warning(
-                    "storing %d change(s) in %s: the session ended; storing them again", len(rows), self.where
-                )
-                continue
-            except Exception:
-                log.exception(
-                    "storing %d change(s) in %s failed; they are not streamed", len(rows), self.where
-                )
-                return
-            break
+        ids = self._store(rows, now, uuid.uuid4())
+        if ids is None:
+            with self._lock:
+                self.lost += len(rows)
+            return
         stored = [
             Stored(ids[i], row[0], row[1], row[2], row[3], changes[i].owners, row[5])
             for i, row in enumerate(rows)
@@ -308,23 +308,73 @@ class ChangeLog:
         for listener in self.on_append:
             listener(stored)
 
-    def _insert(self, rows: list[tuple[Any, ...]], now: float) -> list[int]:
-        """Insert ``rows`` in the open transaction (under ``_lock``); their ids, in order."""
+    def _store(self, rows: list[tuple[Any, ...]], now: float, batch: uuid.UUID) -> list[int] | None:
+        """Store ``rows`` as the append ``batch``; their ids in order, or None (logged) when lost.
+
+        SQLite: one try (its COMMIT is local: it committed or it raised, nothing in between).
+        PostgreSQL: up to :data:`_TRIES` tries within :data:`_RETRY_WITHIN_S` while the session
+        is lost (:class:`StoreUnreachable`), each on a new connection (the store reconnects)."""
+        give_up = time.monotonic() + _RETRY_WITHIN_S
+        pause = _RETRY_PAUSE_S
+        for attempt in range(1, _TRIES + 1):
+            try:
+                with self._lock, self._db.transaction():
+                    return self._insert(rows, now, batch)
+            except StoreUnreachable as error:
+                last = attempt == _TRIES or time.monotonic() + pause > give_up
+                if self._db.dialect != "postgresql" or last:
+                    log.error(  # the cause is in the message; its trace says nothing more
+                        "storing %d change(s) in %s failed after %d tries (the database stayed "
+                        "unreachable: %s); they are not streamed",
+                        len(rows),
+                        self.where,
+                        attempt,
+                        error,
+                    )
+                    return None
+                log.warning(
+                    "storing %d change(s) in %s: the session ended (%s); storing them again",
+                    len(rows),
+                    self.where,
+                    error,
+                )
+                time.sleep(pause)
+                pause *= 2
+            except Exception:
+                log.exception(
+                    "storing %d change(s) in %s failed; they are not streamed", len(rows), self.where
+                )
+                return None
+        return None  # not reached: the last try returns or gives up
+
+    def _insert(self, rows: list[tuple[Any, ...]], now: float, batch: uuid.UUID) -> list[int]:
+        """Insert ``rows`` in the open transaction (under ``_lock``); their ids, in order.
+
+        On PostgreSQL each row carries ``batch`` and its place in it; rows of the batch already
+        stored by an earlier try are kept (``ON CONFLICT DO NOTHING``), and their ids read back."""
         ids: list[int] = []
+        postgres = self._db.dialect == "postgresql"
         self._db.serialize("append")  # PostgreSQL: ids commit in the order they are given
         for start in range(0, len(rows), _INSERT_ROWS):
             part = rows[start : start + _INSERT_ROWS]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
-            found = self._db.execute(
-                f"{_INSERT} {values} RETURNING id",
-                [value for row in part for value in row],
-            )
+            if postgres:
+                values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+                sql = f"{_PG_INSERT} {values} {_PG_ON_CONFLICT}"
+                params = [v for i, row in enumerate(part, start) for v in (*row, batch, i)]
+            else:
+                values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
+                sql = f"{_INSERT} {values} RETURNING id"
+                params = [value for row in part for value in row]
+            found = self._db.execute(sql, params)
             ids += sorted(int(r[0]) for r in found.fetchall())  # given in VALUES order
+        if postgres and len(ids) != len(rows):  # an earlier try committed (all of it: one transaction)
+            found = self._db.execute("SELECT id FROM change WHERE batch = ? ORDER BY pos", (batch,))
+            ids = [int(r[0]) for r in found.fetchall()]
         self._appends += len(rows)
         if self._appends >= _PRUNE_EVERY:
             self._appends = 0
             self._prune(now)
-        if self._db.dialect == "postgresql":  # delivered with the commit, to every listener
+        if postgres:  # delivered with the commit, to every listener
             self._db.execute("SELECT pg_notify(?, ?)", (CHANNEL, str(ids[-1])))
         return ids
 

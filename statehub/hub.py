@@ -172,6 +172,12 @@ class Hub:
                 )
             return self._changes
 
+    @property
+    def changes_lost(self) -> int:
+        """Changes this process could not store in the change log (0 while it is not open)."""
+        changes = self._changes
+        return changes.lost if changes is not None else 0
+
     def announce(self, changes: Sequence[Change]) -> None:
         """Append ``changes`` to the change log (nothing when empty); call it after the change committed."""
         if changes:

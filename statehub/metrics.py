@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -347,6 +347,12 @@ class StateCollector(Collector):
         )
         yield _gauge(
             "statehub_room_clients", "Clients connected to CRDT rooms.", sum(len(r.members) for r in rooms)
+        )
+        yield CounterMetricFamily(
+            "statehub_change_log_lost",
+            "Changes this process could not store in the change log (logged; not streamed): a full "
+            "disk, or PostgreSQL unreachable through every retry of the append (canon/ADR-050).",
+            value=self.desk.hub.changes_lost,
         )
 
     def _fleet(self) -> Iterator[Metric]:

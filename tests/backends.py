@@ -14,8 +14,9 @@ the current cache schema, which saves each test the DDL (~0.4 s here).
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -29,6 +30,8 @@ from sync._durable_pg import PgState
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    import psycopg
 
     from sync._state_db import StateLocation
 
@@ -166,3 +169,39 @@ def state_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StateAt:
         return lambda name: tmp_path / name
     state = PgState(request.getfixturevalue("postgres_database"))
     return lambda _name: state
+
+
+AT_COMMIT = 7_050_016
+"""The advisory lock a store's COMMIT waits for after :func:`hold_commits` (held by the test)."""
+
+
+def hold_commits(holder: psycopg.Connection[Any], table: str) -> None:
+    """Make every COMMIT that inserted or updated rows of the state schema's ``table`` wait while
+    ``holder`` (autocommit, on the test's own database) holds :data:`AT_COMMIT`: a deferred
+    trigger takes it shared at the COMMIT. Then take it. A test ends the session waiting there
+    with :func:`end_at_commit`, or lets go (``pg_advisory_unlock``)."""
+    holder.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION statehub_state.wait_at_commit() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared({AT_COMMIT}); RETURN NULL; END $$;
+        CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT OR UPDATE ON statehub_state.{table}
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION statehub_state.wait_at_commit();
+        """
+    )
+    holder.execute("SELECT pg_advisory_lock(%s)", (AT_COMMIT,))
+
+
+def end_at_commit(holder: psycopg.Connection[Any], within_s: float = 30.0) -> bool:
+    """Terminate the session that waits at a COMMIT for :data:`AT_COMMIT` in ``holder``'s database
+    (only there: ``datname`` is the test's own database); whether one did within ``within_s``."""
+    give_up = time.monotonic() + within_s
+    while time.monotonic() < give_up:
+        ended = holder.execute(
+            "SELECT pid, pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE 'COMMIT%'"
+        ).fetchone()
+        if ended is not None:
+            return bool(ended[1])
+        time.sleep(0.01)
+    return False

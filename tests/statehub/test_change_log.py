@@ -11,6 +11,7 @@ long before its poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -23,8 +24,11 @@ import pytest
 from statehub.changes import CHANGES_FILE, Change, ChangeLog, Stored
 from statehub.stream import Broadcaster, StreamFilter
 from sync._durable_pg import PgState
+from sync.errors import StoreUnreachable
+from tests.backends import AT_COMMIT, end_at_commit, hold_commits
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from tests.backends import StateAt
@@ -340,4 +344,118 @@ def test_an_append_whose_session_is_ended_before_it_commits_is_stored_once(postg
         assert '"ref":"A-1"' in stored[0].data and '"n":1' in stored[1].data
         assert told == [stored]
     finally:
+        log.close()
+
+
+@pytest.mark.postgres
+def test_an_append_whose_session_is_ended_at_its_commit_is_stored_once_in_order(
+    postgres_database: str,
+) -> None:
+    """The server ends the log's session at the append's COMMIT itself: a deferred trigger (fired
+    by the COMMIT) waits for an advisory lock this test holds, the test terminates the session
+    waiting there (in this test's database only), then lets go. The append is sent again on a new
+    connection and stored once, in order, the listeners told once, and its NOTIFY sent. Before,
+    a session lost at the COMMIT was logged and its changes dropped, with no id jump to show it."""
+    state = PgState(postgres_database)
+    log = ChangeLog(state)
+    holder = psycopg.connect(state.url, autocommit=True)
+    try:
+        log.append([Change("relay.state", {"n": 0})])  # the table exists, the connection is open
+        hold_commits(holder, "change")
+        holder.execute("LISTEN statehub_change")
+        told = _stored(log)
+        batch = [Change("task.changed", {"ref": f"A-{i}"}, "demo", "W") for i in range(3)]
+        appending = threading.Thread(target=log.append, args=(batch,))
+        appending.start()
+        assert end_at_commit(holder), "no session waited at the COMMIT: the test proved nothing"
+        holder.execute("SELECT pg_advisory_unlock(%s)", (AT_COMMIT,))
+        appending.join(WAIT)
+        assert not appending.is_alive()
+        stored = log.after(1)
+        assert [s.data.split('"ref":"')[1][:3] for s in stored] == ["A-0", "A-1", "A-2"]
+        assert [s.id for s in stored] == sorted(s.id for s in stored)
+        assert told == [stored]
+        assert log.lost == 0
+        heard = [n.payload for n in holder.notifies(timeout=1, stop_after=1)]
+        assert heard == [str(stored[-1].id)]
+    finally:
+        holder.close()
+        log.close()
+
+
+@pytest.mark.postgres
+def test_an_append_whose_commit_answer_is_lost_is_not_stored_twice(postgres_database: str) -> None:
+    """The COMMIT went through but its answer never came (the session ended right after it: here
+    the test ends the log's session once its first transaction committed, and the store raises as
+    it does for a lost answer). The append is sent again with the same key: nothing is stored
+    twice, and the listeners are told the ids the first try stored."""
+    state = PgState(postgres_database)
+    log = ChangeLog(state)
+    try:
+        log.append([Change("relay.state", {"n": 0})])
+        told = _stored(log)
+        transaction = log._db.transaction
+        ended: list[int] = []
+
+        @contextlib.contextmanager
+        def answer_lost() -> Iterator[None]:
+            with transaction():
+                yield
+            if not ended:  # committed: now the session ends before its answer is read
+                with psycopg.connect(state.url, autocommit=True) as admin:
+                    row = admin.execute(
+                        "SELECT pid, pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle' "
+                        "AND query LIKE 'COMMIT%'"
+                    ).fetchone()
+                assert row is not None and row[1]
+                ended.append(int(row[0]))
+                raise StoreUnreachable(log.where, "the connection was lost at COMMIT")
+
+        log._db.transaction = answer_lost  # type: ignore[method-assign]
+        log.append([Change("relay.state", {"n": 1}), Change("relay.state", {"n": 2})])
+        assert ended, "the session was not ended: the test proved nothing"
+        stored = log.after(1)
+        assert [s.data.split('"n":')[1][0] for s in stored] == ["1", "2"]
+        assert told == [stored]
+        assert log.lost == 0
+    finally:
+        log.close()
+
+
+@pytest.mark.postgres
+def test_an_append_whose_session_dies_at_every_try_is_logged_and_counted(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every try's session is ended at its COMMIT: the append gives up after its bounded tries
+    (5, within 2 s), says so in one error naming the tries and the cause, counts the changes in
+    ``lost`` (``statehub_change_log_lost_total``), tells no listener and stores nothing; the log
+    works again at once when the database does."""
+    state = PgState(postgres_database)
+    log = ChangeLog(state)
+    holder = psycopg.connect(state.url, autocommit=True)
+    try:
+        log.append([Change("relay.state", {"n": 0})])
+        hold_commits(holder, "change")
+        told = _stored(log)
+        appending = threading.Thread(target=log.append, args=([Change("relay.state", {"n": 1})] * 2,))
+        started = time.monotonic()
+        appending.start()
+        ended = 0
+        while appending.is_alive() and end_at_commit(holder, within_s=3.0):
+            ended += 1
+        appending.join(WAIT)
+        assert not appending.is_alive()
+        assert 2 <= ended <= 5
+        assert time.monotonic() - started < 2.0 + 1.0  # bounded: 2 s of tries, and the last one's end
+        assert log.lost == 2 and told == [] and log.after(1) == []
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1
+        assert f"storing 2 change(s) in {log.where} failed after {ended} tries" in errors[0]
+        assert "not streamed" in errors[0]
+        holder.execute("SELECT pg_advisory_unlock(%s)", (AT_COMMIT,))
+        log.append([Change("relay.state", {"n": 2})])
+        assert [s.data.split('"n":')[1][0] for s in log.after(1)] == ["2"] and log.lost == 2
+    finally:
+        holder.close()
         log.close()

@@ -502,3 +502,42 @@ def test_a_record_left_running_by_a_replica_on_another_host_is_pruned_once_old(h
         records.save(orphan, "2026-12-01T00:00:00Z", "running", "another-host:1", b'{"state":"running"}')
         records.save("20261201T000004Z-00000004", "2026-12-01T00:00:04Z", "running", "here:2", b"{}")
         assert [row[0] for row in records.unfinished()] == ["20261201T000004Z-00000004"]
+
+
+@pytest.mark.postgres
+def test_a_sweep_record_whose_session_is_ended_at_its_commit_is_written(postgres_database: str) -> None:
+    """The server ends the records' session at the COMMIT of a sweep's last record ("finished"):
+    the write is made again on a new connection, so every replica reads the sweep finished. Before,
+    the write raised, the scheduler logged it, and the record said ``running`` until pruned."""
+    import threading
+
+    import psycopg
+
+    from sync._durable_pg import PgState
+    from tests.backends import AT_COMMIT, end_at_commit, hold_commits
+
+    state = PgState(postgres_database)
+    records = SweepRecords(state, keep=10)
+    holder = psycopg.connect(state.url, autocommit=True)
+    try:
+        records.save("s-1", "2026-12-01T00:00:00Z", "running", "r1", b'{"state":"running"}')
+        hold_commits(holder, "sweep")
+        failed: list[BaseException] = []
+
+        def finish() -> None:
+            try:
+                records.save("s-1", "2026-12-01T00:00:00Z", "finished", "r1", b'{"state":"finished"}')
+            except BaseException as error:  # noqa: BLE001 - reported by the test below
+                failed.append(error)
+
+        saving = threading.Thread(target=finish)
+        saving.start()
+        assert end_at_commit(holder), "no session waited at the COMMIT: the test proved nothing"
+        holder.execute("SELECT pg_advisory_unlock(%s)", (AT_COMMIT,))
+        saving.join(30)
+        assert not saving.is_alive() and failed == []
+        assert records.get("s-1") == b'{"state":"finished"}'
+        assert [r[0] for r in records.unfinished()] == []
+    finally:
+        holder.close()
+        records.close()
