@@ -235,6 +235,9 @@ class Applier:
         settings = hub.settings
         self.forge = Forge(settings.forge_timeout_s) if settings.syncs_with_forge else None
         """With forge sync on, the repos left unpushed (:mod:`statehub.events.forge`, canon/ADR-053)."""
+        self.left_to_others: dict[str, dict[str, Path]] = {}
+        """Per repo, the paths a killed pass's record left to another registered clone names, with
+        that clone's work tree (:meth:`recover`): an event waiting on one says so."""
 
     def apply_repo(self, slug: str, root: Path | None = None, *, reindex: bool = True) -> RepoApplied:
         """Apply the repo's pending events; ``reindex=False`` leaves re-indexing to the caller
@@ -333,7 +336,16 @@ class Applier:
         Returns how many events turned out to be committed already.
         """
         here = gitwork.checkout_of(repo)
-        records = [r for r in self.buffer.writebacks(slug, *here.names) if here.owns(r.checkout, r.place)]
+        registered = [known.path for known in self.hub.repos()]
+        records: list[Writeback] = []
+        left: dict[str, Path] = {}
+        for record in self.buffer.writebacks(slug, *here.names):
+            other = here.left_to(record.checkout, record.place, registered)
+            if other is None:
+                records.append(record)
+            else:  # a registered copy of this clone made it: it is that one's (its reason says so)
+                left.update(dict.fromkeys((entry["path"] for entry in record.files), other))
+        self.left_to_others[slug] = left
         if not records:
             return 0
         root = Path(repo.working_tree_dir or ".")
@@ -455,6 +467,9 @@ class Applier:
         stuck: dict[str, str] = {}
         for path in dict.fromkeys(path for _, path in targets):
             problem = self._load(root, path, blobs.get(path), read, text, unborn=head.sha is None)
+            other = self.left_to_others.get(slug, {}).get(path)
+            if problem is not None and other is not None and problem.startswith("uncommitted changes"):
+                problem = _left_to_other(problem, other)
             if problem is not None:
                 stuck[path] = problem
         deliver()
@@ -710,6 +725,16 @@ class Applier:
                     f"{path} would hold {count:,} tasks, over the limit of {limits.workplan_tasks:,} "
                     "tasks; split the workplan, then send the event again"
                 )
+
+
+def _left_to_other(problem: str, other: Path) -> str:
+    """Why an event waits on a file a killed pass's record left to ``other`` names (canon/ADR-053)."""
+    return (
+        f"{problem}: a State Hub pass killed in {other} may have written them, and {other} is a copy of "
+        "this clone (the same .git/statehub-checkout) registered in this hub too, so the pass is left to "
+        "it; remove that repo from the hub (statehub repos remove) and this clone takes the pass over, "
+        "or commit or restore the file here by hand"
+    )
 
 
 def _commits(steps: list[tuple[Event, str, str | None]]) -> tuple[list[NewCommit], list[list[Event]]]:
