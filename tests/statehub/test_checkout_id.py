@@ -180,50 +180,75 @@ def _repoint(hub: Hub, **paths: Path) -> None:
         hub.hub_file.add(RegisteredRepo(slug.replace("_", "-"), path.resolve()))
 
 
+def _killed_pass(desk: EventDesk, repo: GitRepo, step: str) -> tuple[int, str]:
+    """An accepted event K1 and what a hub killed at ``step`` of applying it in ``repo`` leaves:
+    'written', its file half-written; 'committed', that file committed with K1's trailer as well."""
+    desk.submit(event("K1", kind="progress.note", note="a note"), authorise=LOCAL_COMMAND)
+    record, before = _half_write(desk, repo, "K1")
+    if step == "committed":
+        repo.commit("the killed pass\n\nStatehub-Event: K1")
+    return record, before
+
+
+@pytest.mark.parametrize("step", ["written", "committed"])
 def test_a_copy_pointed_at_while_the_original_stays_unregistered_takes_the_killed_pass_over(
-    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path, step: str
 ) -> None:
-    """A pass killed after writing; the clone copied (``cp -r``), hub.toml pointed at the copy and the
-    original left in place: the original is no longer the hub's, so the copy (same id, same
-    half-written file) resolves the record as after a ``mv``, and the event applies once."""
+    """A pass killed after writing (or committing); the clone copied (``cp -r``), hub.toml pointed at
+    the copy and the original left in place: the original is no longer the hub's, so the copy (same
+    id, same state) resolves the record as after a ``mv``, and each event applies once."""
     original = plan_repo(make_repo)
     hub.register(original.root)
-    record, before = _half_write(desk, original, "K1")
+    record, _ = _killed_pass(desk, original, step)
+    kept = original.read(PLAN_PATH)
     copy = _copy(original, tmp_path / "copy" / SLUG)
     _repoint(hub, the_custodian=copy.root)
     desk.submit(event("E1", kind="progress.note", note="a note"), authorise=LOCAL_COMMAND)
     desk.apply_pending([SLUG])
-    found = desk.buffer.get("E1")
-    assert found is not None and found.state.value == "applied", found and found.reason
+    for key in ("K1", "E1"):
+        found = desk.buffer.get(key)
+        assert found is not None and found.state.value == "applied", found and found.reason
+        assert found.commit is not None
     assert record not in _left(desk, copy, original)
-    assert trailer_counts(copy) == {"E1": 1} and "half-written" not in copy.read(PLAN_PATH)
-    assert copy.git("status", "--porcelain") == ""
-    assert original.read(PLAN_PATH) != before  # the original is not the hub's: left as it is
+    assert trailer_counts(copy) == {"K1": 1, "E1": 1} and copy.git("status", "--porcelain") == ""
+    assert original.read(PLAN_PATH) == kept  # the original is not the hub's: left as it is
 
 
+@pytest.mark.parametrize("step", ["written", "committed"])
 def test_two_registered_copies_never_resolve_each_others_records_and_the_reason_names_the_other(
-    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path, step: str
 ) -> None:
-    """Both clones (one id) stay in hub.toml: neither resolves the other's record, and an event
-    waiting on the copied half-written file says which clone the pass is left to and what to do."""
+    """Both clones (one id) stay in hub.toml: neither resolves the other's record, the killed pass's
+    event waits (applied again in the copy it would carry two trailers) and an event waiting on the
+    copied half-written file says which clone the pass is left to and what to do."""
     original = plan_repo(make_repo)
     hub.register(original.root)
-    theirs, before = _half_write(desk, original, "K1")
+    theirs, _ = _killed_pass(desk, original, step)
+    kept = original.read(PLAN_PATH)
     copy = _copy(original, tmp_path / "copy" / SLUG)
     _repoint(hub, the_custodian=copy.root, the_original=original.root)
     desk.submit(event("E1", kind="progress.note", note="a note"), authorise=LOCAL_COMMAND)
     desk.apply_pending([SLUG])
+    other = str(original.root.resolve())
+    found = desk.buffer.get("K1")
+    assert found is not None and found.state.value == "pending" and found.reason is not None
+    assert f"killed in {other} " in found.reason and "statehub repos remove" in found.reason
     found = desk.buffer.get("E1")
-    assert found is not None and found.state.value == "pending"
-    assert found.reason is not None and f"uncommitted changes in {PLAN_PATH}" in found.reason
-    assert str(original.root.resolve()) in found.reason and "statehub repos remove" in found.reason
-    assert len(found.reason) < 600 and found.reason.isprintable()
-    assert theirs in _left(desk, original) and original.read(PLAN_PATH) != before
-    assert copy.read(PLAN_PATH) != before and trailer_counts(copy) == {}
+    assert found is not None
+    if step == "written":
+        assert found.reason is not None
+        assert found.state.value == "pending" and f"uncommitted changes in {PLAN_PATH}" in found.reason
+        assert other in found.reason and "statehub repos remove" in found.reason
+        assert found.reason.isprintable()
+    else:
+        assert found.state.value == "applied"
+    expected = {"K1": 1, "E1": 1} if step == "committed" else {}
+    assert theirs in _left(desk, original) and original.read(PLAN_PATH) == kept
+    assert trailer_counts(copy) == expected
+    assert trailer_counts(original) == ({"K1": 1} if step == "committed" else {})
     ours, _ = _half_write(desk, copy, "K2")
-    _recover(desk, original)  # the original's own record only
-    assert original.read(PLAN_PATH) == before and theirs not in _left(desk, original)
-    assert ours in _left(desk, copy)
+    _recover(desk, original)  # its own record only
+    assert theirs not in _left(desk, original) and ours in _left(desk, copy)
 
 
 def _plant(path: Path, kind: str, elsewhere: Path) -> None:
