@@ -14,10 +14,12 @@ goes with the clone when the work tree is moved and does not care what the host
 is called. Records also say where the clone was, ``<host>:<git dir>``
 (:attr:`Checkout.place`); a record with this checkout's id made at another place
 on this host whose git dir still holds that id was made by a copy of the clone
-(``cp -r``), or names an id someone planted here, and is left to that copy
-(:meth:`Checkout.owns`). The file is the repo's, so it is untrusted input: it is
-read without following a link, at most a few bytes, and anything but an id the
-hub could have written stops the write-back with a sentence saying what to do.
+(``cp -r``), or names an id someone planted here, and is left to that copy while
+the hub still uses it (it is registered in hub.toml); one no longer registered
+is taken over, as after a move (:meth:`Checkout.left_to`). The file is the
+repo's, so it is untrusted input: it is read without following a link, at most a
+few bytes, and anything but an id the hub could have written stops the
+write-back with a sentence saying what to do.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from statehub.atomic import NO_FILE, FileChanged, replace_in_dir
 from statehub.errors import Conflict
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from statehub.gitrepo import HubRepo
 
 __all__ = [
@@ -78,21 +82,47 @@ class Checkout:
         """What a record of this checkout may name it (``sync.buffer.WriteBuffer.writebacks``)."""
         return (self.id, self.before) if self.id is not None else (self.before,)
 
-    def owns(self, checkout: str, place: str) -> bool:
-        """Whether a record naming ``checkout`` (one of :attr:`names`, or ``""``) made at ``place``
-        is this checkout's to resolve: yes, unless it names this id and was made at another place
-        on this host whose git dir holds this very id now, a copy of the clone or a clone this one's
-        id was planted from (it is that one's record). Made on another host, or at a place that is
-        gone or holds another id: this clone was moved or its host renamed since."""
+    def left_to(self, checkout: str, place: str, registered: Iterable[Path]) -> Path | None:
+        """The work tree of the other clone a record naming ``checkout`` (one of :attr:`names`, or
+        ``""``) made at ``place`` is left to; None when it is this checkout's to resolve.
+
+        It is left only when it names this id and was made at another place on this host whose git
+        dir holds this very id now (a copy of the clone, ``cp -r``, or a clone this one's id was
+        planted from) and that clone is still in use: it is the work tree of one of ``registered``
+        (the repos in the hub's hub.toml, which replicas on one host share). Made on another host,
+        or at a place that is gone, holds another id or is no longer registered: this clone was
+        moved, copied or its host renamed since, and it takes the record over."""
         if checkout != self.id or not place or place == self.place:
-            return True
+            return None
         host, _, git_dir = place.partition(":")
         if host != socket.gethostname() or not Path(git_dir).is_absolute():
-            return True
+            return None
         try:
-            return _read_id(Path(git_dir)) != self.id
+            if _read_id(Path(git_dir)) != self.id:
+                return None
         except (Conflict, OSError):
-            return True
+            return None
+        made_at = Path(git_dir).resolve()
+        for root in registered:
+            if _git_dir_of(root) == made_at:
+                return root
+        return None
+
+
+def _git_dir_of(root: Path) -> Path | None:
+    """The git dir of the work tree at ``root`` (``.git``, or where a linked worktree's ``.git``
+    file points), resolved; None when it has none that can be read."""
+    dot_git = root / ".git"
+    try:
+        if dot_git.is_dir():
+            return dot_git.resolve()
+        with dot_git.open("rb") as file:
+            line = file.read(4096).split(b"\n", 1)[0].strip()
+    except OSError:
+        return None
+    if not line.startswith(b"gitdir:"):
+        return None
+    return (root / os.fsdecode(line[len(b"gitdir:") :].strip())).resolve()
 
 
 def checkout_of(repo: git.Repo, *, mint: bool = False) -> Checkout:

@@ -235,6 +235,10 @@ class Applier:
         settings = hub.settings
         self.forge = Forge(settings.forge_timeout_s) if settings.syncs_with_forge else None
         """With forge sync on, the repos left unpushed (:mod:`statehub.events.forge`, canon/ADR-053)."""
+        self.left_to_others: dict[str, tuple[dict[str, Path], dict[str, Path]]] = {}
+        """Per repo, the paths and the event keys a killed pass's record left to another registered clone
+        names, with that clone's work tree (:meth:`recover`): its events wait (they may be in a
+        commit this copy carries too) and an event waiting on one of its files says so."""
 
     def apply_repo(self, slug: str, root: Path | None = None, *, reindex: bool = True) -> RepoApplied:
         """Apply the repo's pending events; ``reindex=False`` leaves re-indexing to the caller
@@ -333,7 +337,18 @@ class Applier:
         Returns how many events turned out to be committed already.
         """
         here = gitwork.checkout_of(repo)
-        records = [r for r in self.buffer.writebacks(slug, *here.names) if here.owns(r.checkout, r.place)]
+        registered = [known.path for known in self.hub.repos()]
+        records: list[Writeback] = []
+        files: dict[str, Path] = {}
+        keys: dict[str, Path] = {}
+        for record in self.buffer.writebacks(slug, *here.names):
+            other = here.left_to(record.checkout, record.place, registered)
+            if other is None:
+                records.append(record)
+            else:  # a registered copy of this clone made it: it is that one's (its reason says so)
+                files.update(dict.fromkeys((entry["path"] for entry in record.files), other))
+                keys.update(dict.fromkeys(record.keys, other))
+        self.left_to_others[slug] = (files, keys)
         if not records:
             return 0
         root = Path(repo.working_tree_dir or ".")
@@ -444,6 +459,16 @@ class Applier:
         """Apply the pending events not in ``done``; with ``forge``, push the commits to the forge
         before publishing them (``ForgeSync.push_first``)."""
         records = [record for record in self.buffer.pending(slug) if record.key not in done]
+        left_files, left_keys = self.left_to_others.get(slug, ({}, {}))
+        held: dict[str, list[str]] = {}
+        for pending in records:
+            if (other := left_keys.get(pending.key)) is not None:
+                held.setdefault(_pass_left_to(other), []).append(pending.key)
+        for reason, keys in held.items():
+            self.buffer.wait(keys, reason)
+            result.waiting += len(keys)
+            result.reasons.append(reason)
+        records = [pending for pending in records if pending.key not in left_keys]
         if not records:
             return
         head = gitcommit.read_head(repo)
@@ -455,6 +480,9 @@ class Applier:
         stuck: dict[str, str] = {}
         for path in dict.fromkeys(path for _, path in targets):
             problem = self._load(root, path, blobs.get(path), read, text, unborn=head.sha is None)
+            other = left_files.get(path)
+            if problem is not None and other is not None and problem.startswith("uncommitted changes"):
+                problem = _left_to_other(problem, other)
             if problem is not None:
                 stuck[path] = problem
         deliver()
@@ -710,6 +738,25 @@ class Applier:
                     f"{path} would hold {count:,} tasks, over the limit of {limits.workplan_tasks:,} "
                     "tasks; split the workplan, then send the event again"
                 )
+
+
+def _pass_left_to(other: Path) -> str:
+    """Why an event a killed pass's record left to ``other`` names waits (canon/ADR-053)."""
+    return (
+        f"a State Hub pass killed in {other} was applying it, and {other} is a copy of this clone (the "
+        "same .git/statehub-checkout) registered in this hub too, so the pass is left to it; remove that "
+        "repo from the hub (statehub repos remove) and this clone takes the pass over"
+    )
+
+
+def _left_to_other(problem: str, other: Path) -> str:
+    """Why an event waits on a file a killed pass's record left to ``other`` names (canon/ADR-053)."""
+    return (
+        f"{problem}: a State Hub pass killed in {other} may have written them, and {other} is a copy of "
+        "this clone (the same .git/statehub-checkout) registered in this hub too, so the pass is left to "
+        "it; remove that repo from the hub (statehub repos remove) and this clone takes the pass over, "
+        "or commit or restore the file here by hand"
+    )
 
 
 def _commits(steps: list[tuple[Event, str, str | None]]) -> tuple[list[NewCommit], list[list[Event]]]:

@@ -19,6 +19,7 @@ from statehub.auth import LOCAL_COMMAND
 from statehub.cache import blob_sha
 from statehub.events import EventDesk, gitwork
 from statehub.hub import Hub
+from statehub.hubfile import RegisteredRepo
 from sync.buffer import Writeback
 from tests.gitfixtures import GitRepo, clone
 from tests.statehub.eventfixtures import PLAN_PATH, event, plan_repo, trailer_counts
@@ -123,8 +124,9 @@ def test_a_copy_of_a_clone_resolves_its_own_records_and_leaves_the_originals(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
 ) -> None:
     """``cp -r`` makes two clones with one id: each record says where it was made, and a record
-    made at a place on this host whose git dir still holds the id is that clone's. Once the
-    original is gone, the copy is the clone moved: it resolves what the original left."""
+    made at a place on this host whose git dir still holds the id is that clone's while the hub
+    uses both (both registered). Once the original is gone, the copy is the clone moved: it
+    resolves what the original left."""
     original = plan_repo(make_repo)
     hub.register(original.root)
     _half_write(desk, original, "K0")
@@ -133,6 +135,7 @@ def test_a_copy_of_a_clone_resolves_its_own_records_and_leaves_the_originals(
     shutil.copytree(original.root, copy_root, symlinks=True)
     copy = GitRepo(copy_root, init=False)
     assert _id_file(copy).read_text() == _id_file(original).read_text()
+    hub.hub_file.add(RegisteredRepo("the-copy", copy_root.resolve()))
 
     theirs, before = _half_write(desk, original, "K1")
     _recover(desk, copy)
@@ -150,17 +153,102 @@ def test_a_copy_of_a_clone_resolves_its_own_records_and_leaves_the_originals(
 def test_an_id_planted_from_another_clone_does_not_take_that_clones_records(
     hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path
 ) -> None:
-    """The repo's owner writes another clone's id (on this host) into this clone: the other clone's
-    record, and its half-written file, are left for it."""
+    """The repo's owner writes another clone's id (on this host, registered) into this clone: the
+    other clone's record, and its half-written file, are left for it."""
     mine = plan_repo(make_repo)
     hub.register(mine.root)
     other = clone(mine.root, tmp_path / "elsewhere" / SLUG)
     record, before = _half_write(desk, other, "K1")
+    hub.hub_file.add(RegisteredRepo("the-other", other.root.resolve()))  # the hub uses it
     _id_file(mine).write_text(_id_file(other).read_text())
     _recover(desk, mine)
     assert record in _left(desk, other) and other.read(PLAN_PATH) != before
     _recover(desk, other)
     assert record not in _left(desk, other) and other.read(PLAN_PATH) == before
+
+
+def _copy(repo: GitRepo, to: Path) -> GitRepo:
+    shutil.copytree(repo.root, to, symlinks=True)
+    return GitRepo(to, init=False)
+
+
+def _repoint(hub: Hub, **paths: Path) -> None:
+    """Make hub.toml list exactly ``paths`` (slug: work tree), as a person editing it would."""
+    for known in hub.repos():
+        hub.hub_file.remove(known.slug)
+    for slug, path in paths.items():
+        hub.hub_file.add(RegisteredRepo(slug.replace("_", "-"), path.resolve()))
+
+
+def _killed_pass(desk: EventDesk, repo: GitRepo, step: str) -> tuple[int, str]:
+    """An accepted event K1 and what a hub killed at ``step`` of applying it in ``repo`` leaves:
+    'written', its file half-written; 'committed', that file committed with K1's trailer as well."""
+    desk.submit(event("K1", kind="progress.note", note="a note"), authorise=LOCAL_COMMAND)
+    record, before = _half_write(desk, repo, "K1")
+    if step == "committed":
+        repo.commit("the killed pass\n\nStatehub-Event: K1")
+    return record, before
+
+
+@pytest.mark.parametrize("step", ["written", "committed"])
+def test_a_copy_pointed_at_while_the_original_stays_unregistered_takes_the_killed_pass_over(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path, step: str
+) -> None:
+    """A pass killed after writing (or committing); the clone copied (``cp -r``), hub.toml pointed at
+    the copy and the original left in place: the original is no longer the hub's, so the copy (same
+    id, same state) resolves the record as after a ``mv``, and each event applies once."""
+    original = plan_repo(make_repo)
+    hub.register(original.root)
+    record, _ = _killed_pass(desk, original, step)
+    kept = original.read(PLAN_PATH)
+    copy = _copy(original, tmp_path / "copy" / SLUG)
+    _repoint(hub, the_custodian=copy.root)
+    desk.submit(event("E1", kind="progress.note", note="a note"), authorise=LOCAL_COMMAND)
+    desk.apply_pending([SLUG])
+    for key in ("K1", "E1"):
+        found = desk.buffer.get(key)
+        assert found is not None and found.state.value == "applied", found and found.reason
+        assert found.commit is not None
+    assert record not in _left(desk, copy, original)
+    assert trailer_counts(copy) == {"K1": 1, "E1": 1} and copy.git("status", "--porcelain") == ""
+    assert original.read(PLAN_PATH) == kept  # the original is not the hub's: left as it is
+
+
+@pytest.mark.parametrize("step", ["written", "committed"])
+def test_two_registered_copies_never_resolve_each_others_records_and_the_reason_names_the_other(
+    hub: Hub, desk: EventDesk, make_repo: Callable[[str], GitRepo], tmp_path: Path, step: str
+) -> None:
+    """Both clones (one id) stay in hub.toml: neither resolves the other's record, the killed pass's
+    event waits (applied again in the copy it would carry two trailers) and an event waiting on the
+    copied half-written file says which clone the pass is left to and what to do."""
+    original = plan_repo(make_repo)
+    hub.register(original.root)
+    theirs, _ = _killed_pass(desk, original, step)
+    kept = original.read(PLAN_PATH)
+    copy = _copy(original, tmp_path / "copy" / SLUG)
+    _repoint(hub, the_custodian=copy.root, the_original=original.root)
+    desk.submit(event("E1", kind="progress.note", note="a note"), authorise=LOCAL_COMMAND)
+    desk.apply_pending([SLUG])
+    other = str(original.root.resolve())
+    found = desk.buffer.get("K1")
+    assert found is not None and found.state.value == "pending" and found.reason is not None
+    assert f"killed in {other} " in found.reason and "statehub repos remove" in found.reason
+    found = desk.buffer.get("E1")
+    assert found is not None
+    if step == "written":
+        assert found.reason is not None
+        assert found.state.value == "pending" and f"uncommitted changes in {PLAN_PATH}" in found.reason
+        assert other in found.reason and "statehub repos remove" in found.reason
+        assert found.reason.isprintable()
+    else:
+        assert found.state.value == "applied"
+    expected = {"K1": 1, "E1": 1} if step == "committed" else {}
+    assert theirs in _left(desk, original) and original.read(PLAN_PATH) == kept
+    assert trailer_counts(copy) == expected
+    assert trailer_counts(original) == ({"K1": 1} if step == "committed" else {})
+    ours, _ = _half_write(desk, copy, "K2")
+    _recover(desk, original)  # its own record only
+    assert theirs not in _left(desk, original) and ours in _left(desk, copy)
 
 
 def _plant(path: Path, kind: str, elsewhere: Path) -> None:

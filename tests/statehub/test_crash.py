@@ -195,3 +195,33 @@ def test_a_record_left_by_a_hub_from_before_checkout_ids_is_resolved_after_the_u
     server.stop()
     with closing(sqlite3.connect(server.home / "data" / "buffer.sqlite3")) as db:
         assert db.execute("SELECT repo, checkout FROM writeback").fetchall() == []
+
+
+@pytest.mark.parametrize("step", ["written", "committed"])
+def test_a_kill_then_a_copy_pointed_at_with_the_original_in_place_resolves_the_pass_once(
+    server: HubProcess, make_repo: Callable[[str], GitRepo], step: str, tmp_path: Path
+) -> None:
+    """Between the kill and the restart the clone is copied (``cp -r``: same id, same half-written
+    or committed state), hub.toml is pointed at the copy and the original stays where it was: the
+    original is no longer the hub's, so the copy resolves the killed pass's record as after a
+    ``mv``. (It was left to the original: 'written' waited for ever on "uncommitted changes",
+    'committed' marked the events applied without their commit and kept the record for ever.)"""
+    repo = plan_repo(make_repo, "alpha")
+    server.start(**{CRASH_ENV: step})
+    assert server.call("POST", "/repos", json={"path": str(repo.root)}).status_code == 201
+    batch = _batch("alpha", 20)
+    assert server.call("POST", "/events", json=batch).status_code == 202
+    assert server.wait_exit() == -signal.SIGKILL
+    to = tmp_path / "copied" / "alpha"
+    to.parent.mkdir(parents=True)
+    shutil.copytree(repo.root, to, symlinks=True)
+    (hub_toml,) = server.home.rglob("hub.toml")
+    text = hub_toml.read_text(encoding="utf-8")
+    assert str(repo.root) in text
+    hub_toml.write_text(text.replace(str(repo.root), str(to)), encoding="utf-8")
+    server.start()
+    server.wait_settled()
+    _check_exactly_once({"alpha": GitRepo(to, init=False)}, [e["key"] for e in batch], server)
+    server.stop()
+    with closing(sqlite3.connect(server.home / "data" / "buffer.sqlite3")) as db:
+        assert db.execute("SELECT repo, checkout FROM writeback").fetchall() == []
