@@ -18,7 +18,7 @@ from sync._durable_pg import PgState
 from sync._pg_listen import PgListener
 from sync.errors import RoomError
 from sync.room_bus import NOTE_LIMIT, BusMessage, LocalRoomBus, PgRoomBus, room_bus
-from sync.room_store import ROOM_CHANNEL, RoomStore
+from sync.room_store import ROOM_CHANNEL, RoomPresence, RoomStore
 from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
 from sync.seed import TEXT_NAME, doc_text, seed_doc
 from sync.ysync import read_awareness
@@ -472,3 +472,26 @@ def test_the_connections_holding_session_locks_give_up_a_silent_peer_within_the_
         locks.close()
     with pytest.raises(ValueError, match="dead_peer_s=5: give seconds from 10"):
         PgState(postgres_database, dead_peer_s=5)
+
+
+def test_a_room_presence_row_no_replica_wrote_is_skipped_and_the_listing_still_answers(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A DB user planting a row whose ``people`` is not a JSON list of names (review16e): every
+    replica's ``GET /sync`` read the rows and answered 500 until the row expired (never, with a
+    ``heard_at`` ahead), and each replica's presence loop logged a traceback a second."""
+    state = PgState(postgres_database)
+    with RoomStore(state) as one:
+        one.post_presence("r1", {DOC: RoomPresence(("ada",), True, False)}, [])
+        with state.connect() as conn:
+            for replica, people in [("zz1", "not json"), ("zz2", '"eve"'), ("zz3", '{"a": 1}'), ("zz4", "[null]")]:
+                conn.execute(
+                    "INSERT INTO room_presence (doc, replica, people, open, unsaved, heard_at) "
+                    "VALUES (%s, %s, %s, true, false, now() + interval '1 day')",
+                    (DOC, replica, people),
+                )
+        with caplog.at_level("WARNING", logger="sync.room_store"):
+            found = one.presence()
+            again = one.presence()  # the next look: no second warning for the same rows
+        assert found == again == {DOC: {"r1": RoomPresence(("ada",), True, False)}}
+        assert sum("people is not a JSON list of names" in r.getMessage() for r in caplog.records) == 4
