@@ -408,7 +408,9 @@ class RoomStore:
                 if (doc, replica, people) not in self._unreadable:
                     self._unreadable.add((doc, replica, people))
                     log.warning(
-                        "room_presence row (%r, %r): people is not a JSON list of names; skipped", doc, replica
+                        "room_presence row (%r, %r): people is not a JSON list of names; skipped",
+                        doc,
+                        replica,
                     )
                 continue
             found.setdefault(doc, {})[replica] = RoomPresence(names, bool(is_open), bool(unsaved))

@@ -484,7 +484,12 @@ def test_a_room_presence_row_no_replica_wrote_is_skipped_and_the_listing_still_a
     with RoomStore(state) as one:
         one.post_presence("r1", {DOC: RoomPresence(("ada",), True, False)}, [])
         with state.connect() as conn:
-            for replica, people in [("zz1", "not json"), ("zz2", '"eve"'), ("zz3", '{"a": 1}'), ("zz4", "[null]")]:
+            for replica, people in [
+                ("zz1", "not json"),
+                ("zz2", '"eve"'),
+                ("zz3", '{"a": 1}'),
+                ("zz4", "[null]"),
+            ]:
                 conn.execute(
                     "INSERT INTO room_presence (doc, replica, people, open, unsaved, heard_at) "
                     "VALUES (%s, %s, %s, true, false, now() + interval '1 day')",
