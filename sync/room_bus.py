@@ -106,7 +106,11 @@ class BusMessage:
 
     @property
     def awareness(self) -> bytes:
-        return base64.b64decode(self.data.get("u", ""))
+        """The awareness update of an ``a`` message; ValueError when ``u`` is not base64 text."""
+        text = self.data.get("u", "")
+        if not isinstance(text, str):
+            raise ValueError(f"the awareness update is a {type(text).__name__}, not base64 text")
+        return base64.b64decode(text)
 
 
 class RoomBus(Protocol):
