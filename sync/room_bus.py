@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOTE_LIMIT",
+    "PRESENCE_BACKLOG",
     "SAVE_WAIT_SECONDS",
     "BusMessage",
     "LocalRoomBus",
@@ -82,6 +83,13 @@ Kind = Literal["u", "a", "q", "h", "p"]
 """What a room publishes."""
 Heard = Literal["u", "a", "q", "h", "p", "n"]
 """What the bus hears: a kind, or ``n`` (a note's id: the bus reads the row and hands on its message)."""
+
+PRESENCE_BACKLOG = 256
+"""Commands waiting for the sender past which an awareness update (``a``) is not passed on: a member
+sending presence faster than the store takes notes (8 KiB states, each a ``room_note`` row) would
+otherwise grow the queue without bound, hundreds of MB, and hold every other command of the bus
+(a room's ``hold``, a save's answer) behind it. Presence is renewed by every Yjs client within
+15 s, so a dropped state is soon sent again (review16e)."""
 
 NOTE_LIMIT = 2 * 1024 * 1024
 """Bytes of a bus message at most (sent as a ``room_note`` row when over :data:`NOTIFY_LIMIT`): above
@@ -200,6 +208,8 @@ class PgRoomBus:
         self._held: set[str] = set()
         self._sender: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
+        self._dropped = 0
+        """Awareness updates not passed on since the backlog last went under :data:`PRESENCE_BACKLOG`."""
 
     def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -254,6 +264,20 @@ class PgRoomBus:
         return BusMessage(kind, doc, data)
 
     def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
+        if kind == "a" and self._commands.qsize() >= PRESENCE_BACKLOG:
+            if not self._dropped:
+                log.warning(
+                    "room %s: %d bus commands wait; awareness updates are not passed on until fewer do",
+                    doc,
+                    PRESENCE_BACKLOG,
+                )
+            self._dropped += 1
+            return
+        if self._dropped:
+            log.warning(
+                "the rooms' bus did not pass on %d awareness updates while it was behind", self._dropped
+            )
+            self._dropped = 0
         payload = json.dumps({"k": kind, "r": self.replica, "d": doc, **(data or {})}, separators=(",", ":"))
         size = len(payload.encode())
         if size < NOTIFY_LIMIT:

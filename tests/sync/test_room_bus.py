@@ -17,7 +17,7 @@ import sync.room_bus as room_bus_module
 from sync._durable_pg import PgState
 from sync._pg_listen import PgListener
 from sync.errors import RoomError
-from sync.room_bus import NOTE_LIMIT, BusMessage, LocalRoomBus, PgRoomBus, room_bus
+from sync.room_bus import NOTE_LIMIT, PRESENCE_BACKLOG, BusMessage, LocalRoomBus, PgRoomBus, room_bus
 from sync.room_store import ROOM_CHANNEL, RoomPresence, RoomStore
 from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
 from sync.seed import TEXT_NAME, doc_text, seed_doc
@@ -500,3 +500,39 @@ def test_a_room_presence_row_no_replica_wrote_is_skipped_and_the_listing_still_a
             again = one.presence()  # the next look: no second warning for the same rows
         assert found == again == {DOC: {"r1": RoomPresence(("ada",), True, False)}}
         assert sum("people is not a JSON list of names" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_awareness_updates_past_the_backlog_are_not_queued_and_the_rest_still_crosses(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """review16e: one member setting an 8 KiB presence in a loop queued every update for the sender
+    (30,000 in 10 s, each a ``room_note`` insert): hundreds of MB held, the other replica caught up
+    75 s later, and a room's ``hold`` or a save's answer waited behind them. Past
+    :data:`PRESENCE_BACKLOG` waiting commands an awareness update is dropped (its client renews it);
+    every other kind is still queued, and once the sender catches up presence crosses again."""
+    state = PgState(postgres_database)
+    pad = base64.b64encode(b"x" * 6000).decode()
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            sender = room_bus(one)
+            assert isinstance(sender, PgRoomBus)
+            with caplog.at_level("WARNING", logger="sync.room_bus"):
+                for _ in range(PRESENCE_BACKLOG + 50):  # before the sender runs: nothing is taken off
+                    sender.publish("a", DOC, {"u": pad})
+            assert sender._commands.qsize() == PRESENCE_BACKLOG
+            assert sum("awareness updates are not passed on" in r.getMessage() for r in caplog.records) == 1
+            sender.publish("h", DOC, {"m": {"type": "save-result", "ok": True}})  # still queued
+            assert sender._commands.qsize() == PRESENCE_BACKLOG + 1
+            bus_two, heard_two = _bus(two)
+            try:
+                sender.start(_Heard(), lambda: None)
+                kinds = [(await heard_two.next(30)).kind for _ in range(PRESENCE_BACKLOG + 1)]
+                assert sorted(kinds) == ["a"] * PRESENCE_BACKLOG + ["h"]  # "h" inline may pass a note
+                sender.publish("a", DOC, {"u": "AA=="})  # caught up: crosses again
+                assert (await heard_two.next(10)).data["u"] == "AA=="
+            finally:
+                sender.close()
+                bus_two.close()
+
+    asyncio.run(scenario())
