@@ -42,8 +42,10 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -209,7 +211,8 @@ class PgRoomBus:
         self._sender: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._dropped = 0
-        """Awareness updates not passed on since the backlog last went under :data:`PRESENCE_BACKLOG`."""
+        """Awareness updates not passed on (the backlog at :data:`PRESENCE_BACKLOG`) since the log said so."""
+        self._dropped_told = -math.inf
 
     def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -265,19 +268,17 @@ class PgRoomBus:
 
     def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
         if kind == "a" and self._commands.qsize() >= PRESENCE_BACKLOG:
-            if not self._dropped:
+            self._dropped += 1
+            now = time.monotonic()
+            if now - self._dropped_told >= 60:  # said at most once a minute: a flood must not flood the log
                 log.warning(
-                    "room %s: %d bus commands wait; awareness updates are not passed on until fewer do",
+                    "room %s: %d bus commands wait; %d awareness updates not passed on (clients renew them)",
                     doc,
                     PRESENCE_BACKLOG,
+                    self._dropped,
                 )
-            self._dropped += 1
+                self._dropped, self._dropped_told = 0, now
             return
-        if self._dropped:
-            log.warning(
-                "the rooms' bus did not pass on %d awareness updates while it was behind", self._dropped
-            )
-            self._dropped = 0
         payload = json.dumps({"k": kind, "r": self.replica, "d": doc, **(data or {})}, separators=(",", ":"))
         size = len(payload.encode())
         if size < NOTIFY_LIMIT:
