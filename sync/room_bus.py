@@ -99,6 +99,22 @@ what a member may send at once (its awareness states are bounded by
 :data:`sync.rooms.AWARENESS_STATE_LIMIT` each, a save's answer by the manifest's problems)."""
 
 
+def _fewer_errors(message: Any) -> Any:
+    """A save's answer (``{"errors": [...]}``) with as many of its first problems as fit in half of
+    :data:`NOTE_LIMIT`, and ``errors_omitted`` the count left out: a 256 KiB text can name 60,000
+    problems (4.6 MB), and the other replicas' members must still hear that the save failed."""
+    if not isinstance(message, dict) or not isinstance(message.get("errors"), list):
+        return message
+    errors: list[Any] = message["errors"]
+    kept, room = 0, NOTE_LIMIT // 2
+    for error in errors:
+        room -= len(json.dumps(error, separators=(",", ":")).encode()) + 1
+        if room < 0:
+            break
+        kept += 1
+    return {**message, "errors": errors[:kept], "errors_omitted": len(errors) - kept}
+
+
 @dataclass(frozen=True, slots=True)
 class BusMessage:
     """One thing another replica said about document ``doc``.
@@ -281,6 +297,12 @@ class PgRoomBus:
             return
         payload = json.dumps({"k": kind, "r": self.replica, "d": doc, **(data or {})}, separators=(",", ":"))
         size = len(payload.encode())
+        if size > NOTE_LIMIT and kind == "h" and data is not None:
+            payload = json.dumps(
+                {"k": kind, "r": self.replica, "d": doc, **data, "m": _fewer_errors(data.get("m"))},
+                separators=(",", ":"),
+            )
+            size = len(payload.encode())
         if size < NOTIFY_LIMIT:
             self._commands.put(("notify", payload, None))
         elif size <= NOTE_LIMIT:  # by reference: the row's id goes over NOTIFY

@@ -536,3 +536,32 @@ def test_awareness_updates_past_the_backlog_are_not_queued_and_the_rest_still_cr
                 bus_two.close()
 
     asyncio.run(scenario())
+
+
+def test_a_save_answer_over_the_note_limit_crosses_with_its_first_problems(postgres_database: str) -> None:
+    """review16e: a 256 KiB text of 60,000 bad prefixes made a save's answer of 4.6 MB, over
+    :data:`NOTE_LIMIT`: it was not passed on, and the other replica's members never heard that the
+    save failed. It crosses with the problems that fit and the count of the others."""
+    state = PgState(postgres_database)
+    errors = [
+        {"line": 4, "column": 1, "message": f"prefix 'a{i}' must look like CUST or RAIL-BS"}
+        for i in range(60000)
+    ]
+    answer = {"type": "save-result", "ok": False, "message": "not saved: 60000 problems", "errors": errors}
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_one, _ = _bus(one)
+            bus_two, heard_two = _bus(two)
+            try:
+                bus_one.publish("h", DOC, {"m": answer})
+                heard = (await heard_two.next(10)).data["m"]
+                assert heard["ok"] is False and heard["message"] == answer["message"]
+                assert 0 < len(heard["errors"]) < len(errors)
+                assert heard["errors"] == errors[: len(heard["errors"])]
+                assert heard["errors_omitted"] == len(errors) - len(heard["errors"])
+            finally:
+                bus_one.close()
+                bus_two.close()
+
+    asyncio.run(scenario())
