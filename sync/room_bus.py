@@ -42,8 +42,10 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOTE_LIMIT",
+    "PRESENCE_BACKLOG",
     "SAVE_WAIT_SECONDS",
     "BusMessage",
     "LocalRoomBus",
@@ -83,10 +86,33 @@ Kind = Literal["u", "a", "q", "h", "p"]
 Heard = Literal["u", "a", "q", "h", "p", "n"]
 """What the bus hears: a kind, or ``n`` (a note's id: the bus reads the row and hands on its message)."""
 
+PRESENCE_BACKLOG = 256
+"""Commands waiting for the sender past which an awareness update (``a``) is not passed on: a member
+sending presence faster than the store takes notes (8 KiB states, each a ``room_note`` row) would
+otherwise grow the queue without bound, hundreds of MB, and hold every other command of the bus
+(a room's ``hold``, a save's answer) behind it. Presence is renewed by every Yjs client within
+15 s, so a dropped state is soon sent again (review16e)."""
+
 NOTE_LIMIT = 2 * 1024 * 1024
 """Bytes of a bus message at most (sent as a ``room_note`` row when over :data:`NOTIFY_LIMIT`): above
 what a member may send at once (its awareness states are bounded by
 :data:`sync.rooms.AWARENESS_STATE_LIMIT` each, a save's answer by the manifest's problems)."""
+
+
+def _fewer_errors(message: Any) -> Any:
+    """A save's answer (``{"errors": [...]}``) with as many of its first problems as fit in half of
+    :data:`NOTE_LIMIT`, and ``errors_omitted`` the count left out: a 256 KiB text can name 60,000
+    problems (4.6 MB), and the other replicas' members must still hear that the save failed."""
+    if not isinstance(message, dict) or not isinstance(message.get("errors"), list):
+        return message
+    errors: list[Any] = message["errors"]
+    kept, room = 0, NOTE_LIMIT // 2
+    for error in errors:
+        room -= len(json.dumps(error, separators=(",", ":")).encode()) + 1
+        if room < 0:
+            break
+        kept += 1
+    return {**message, "errors": errors[:kept], "errors_omitted": len(errors) - kept}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +132,11 @@ class BusMessage:
 
     @property
     def awareness(self) -> bytes:
-        return base64.b64decode(self.data.get("u", ""))
+        """The awareness update of an ``a`` message; ValueError when ``u`` is not base64 text."""
+        text = self.data.get("u", "")
+        if not isinstance(text, str):
+            raise ValueError(f"the awareness update is a {type(text).__name__}, not base64 text")
+        return base64.b64decode(text)
 
 
 class RoomBus(Protocol):
@@ -196,6 +226,9 @@ class PgRoomBus:
         self._held: set[str] = set()
         self._sender: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
+        self._dropped = 0
+        """Awareness updates not passed on (the backlog at :data:`PRESENCE_BACKLOG`) since the log said so."""
+        self._dropped_told = -math.inf
 
     def start(self, on_message: Callable[[BusMessage], None], on_reconnect: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -250,8 +283,26 @@ class PgRoomBus:
         return BusMessage(kind, doc, data)
 
     def publish(self, kind: Kind, doc: str, data: dict[str, Any] | None = None) -> None:
+        if kind == "a" and self._commands.qsize() >= PRESENCE_BACKLOG:
+            self._dropped += 1
+            now = time.monotonic()
+            if now - self._dropped_told >= 60:  # said at most once a minute: a flood must not flood the log
+                log.warning(
+                    "room %s: %d bus commands wait; %d awareness updates not passed on (clients renew them)",
+                    doc,
+                    PRESENCE_BACKLOG,
+                    self._dropped,
+                )
+                self._dropped, self._dropped_told = 0, now
+            return
         payload = json.dumps({"k": kind, "r": self.replica, "d": doc, **(data or {})}, separators=(",", ":"))
         size = len(payload.encode())
+        if size > NOTE_LIMIT and kind == "h" and data is not None:
+            payload = json.dumps(
+                {"k": kind, "r": self.replica, "d": doc, **data, "m": _fewer_errors(data.get("m"))},
+                separators=(",", ":"),
+            )
+            size = len(payload.encode())
         if size < NOTIFY_LIMIT:
             self._commands.put(("notify", payload, None))
         elif size <= NOTE_LIMIT:  # by reference: the row's id goes over NOTIFY

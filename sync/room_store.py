@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import secrets
 import threading
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from sync._state_db import StateLocation
+
+log = logging.getLogger(__name__)
 
 __all__ = ["PRESENCE_SECONDS", "ROOM_CHANNEL", "PendingEdits", "RoomPresence", "RoomStore", "lock_name"]
 
@@ -145,6 +148,17 @@ def _named(dialect: str, sql: str) -> str:
     return sql.format_map(_TABLES[dialect])
 
 
+def _names(people: str) -> tuple[str, ...] | None:
+    """A ``room_presence`` row's ``people`` (a JSON list of names), or None when it is not that."""
+    try:
+        names = json.loads(people)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return None
+    return tuple(names)
+
+
 @dataclass(frozen=True, slots=True)
 class RoomPresence:
     """What one replica says of one room it holds: who is in it (names), whether anyone is connected,
@@ -177,6 +191,8 @@ class RoomStore:
 
     def __init__(self, where: StateLocation) -> None:
         self._lock = threading.Lock()
+        self._unreadable: set[tuple[str, str, str]] = set()
+        """``room_presence`` rows already warned about (a row is read every second)."""
         # The version read first (StoreTooNew leaves the store as it is), then migrated.
         self._db = open_state_db(
             where,
@@ -387,8 +403,17 @@ class RoomStore:
             ).fetchall()
         found: dict[str, dict[str, RoomPresence]] = {}
         for doc, replica, people, is_open, unsaved in rows:
-            names = json.loads(people)
-            found.setdefault(doc, {})[replica] = RoomPresence(tuple(names), bool(is_open), bool(unsaved))
+            names = _names(people)
+            if names is None:  # not what a replica writes: skipped, so every listing still answers
+                if (doc, replica, people) not in self._unreadable:
+                    self._unreadable.add((doc, replica, people))
+                    log.warning(
+                        "room_presence row (%r, %r): people is not a JSON list of names; skipped",
+                        doc,
+                        replica,
+                    )
+                continue
+            found.setdefault(doc, {})[replica] = RoomPresence(names, bool(is_open), bool(unsaved))
         return found
 
     def sweep_presence(self) -> list[str]:

@@ -17,8 +17,8 @@ import sync.room_bus as room_bus_module
 from sync._durable_pg import PgState
 from sync._pg_listen import PgListener
 from sync.errors import RoomError
-from sync.room_bus import NOTE_LIMIT, BusMessage, LocalRoomBus, PgRoomBus, room_bus
-from sync.room_store import ROOM_CHANNEL, RoomStore
+from sync.room_bus import NOTE_LIMIT, PRESENCE_BACKLOG, BusMessage, LocalRoomBus, PgRoomBus, room_bus
+from sync.room_store import ROOM_CHANNEL, RoomPresence, RoomStore
 from sync.rooms import REMOTE_PRESENCE_SECONDS, Member, Presence
 from sync.seed import TEXT_NAME, doc_text, seed_doc
 from sync.ysync import read_awareness
@@ -472,3 +472,96 @@ def test_the_connections_holding_session_locks_give_up_a_silent_peer_within_the_
         locks.close()
     with pytest.raises(ValueError, match="dead_peer_s=5: give seconds from 10"):
         PgState(postgres_database, dead_peer_s=5)
+
+
+def test_a_room_presence_row_no_replica_wrote_is_skipped_and_the_listing_still_answers(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A DB user planting a row whose ``people`` is not a JSON list of names (review16e): every
+    replica's ``GET /sync`` read the rows and answered 500 until the row expired (never, with a
+    ``heard_at`` ahead), and each replica's presence loop logged a traceback a second."""
+    state = PgState(postgres_database)
+    with RoomStore(state) as one:
+        one.post_presence("r1", {DOC: RoomPresence(("ada",), True, False)}, [])
+        with state.connect() as conn:
+            for replica, people in [
+                ("zz1", "not json"),
+                ("zz2", '"eve"'),
+                ("zz3", '{"a": 1}'),
+                ("zz4", "[null]"),
+            ]:
+                conn.execute(
+                    "INSERT INTO room_presence (doc, replica, people, open, unsaved, heard_at) "
+                    "VALUES (%s, %s, %s, true, false, now() + interval '1 day')",
+                    (DOC, replica, people),
+                )
+        with caplog.at_level("WARNING", logger="sync.room_store"):
+            found = one.presence()
+            again = one.presence()  # the next look: no second warning for the same rows
+        assert found == again == {DOC: {"r1": RoomPresence(("ada",), True, False)}}
+        assert sum("people is not a JSON list of names" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_awareness_updates_past_the_backlog_are_not_queued_and_the_rest_still_crosses(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """review16e: one member setting an 8 KiB presence in a loop queued every update for the sender
+    (30,000 in 10 s, each a ``room_note`` insert): hundreds of MB held, the other replica caught up
+    75 s later, and a room's ``hold`` or a save's answer waited behind them. Past
+    :data:`PRESENCE_BACKLOG` waiting commands an awareness update is dropped (its client renews it);
+    every other kind is still queued, and once the sender catches up presence crosses again."""
+    state = PgState(postgres_database)
+    pad = base64.b64encode(b"x" * 6000).decode()
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            sender = room_bus(one)
+            assert isinstance(sender, PgRoomBus)
+            with caplog.at_level("WARNING", logger="sync.room_bus"):
+                for _ in range(PRESENCE_BACKLOG + 50):  # before the sender runs: nothing is taken off
+                    sender.publish("a", DOC, {"u": pad})
+            assert sender._commands.qsize() == PRESENCE_BACKLOG
+            assert sum("awareness updates not passed on" in r.getMessage() for r in caplog.records) == 1
+            sender.publish("h", DOC, {"m": {"type": "save-result", "ok": True}})  # still queued
+            assert sender._commands.qsize() == PRESENCE_BACKLOG + 1
+            bus_two, heard_two = _bus(two)
+            try:
+                sender.start(_Heard(), lambda: None)
+                kinds = [(await heard_two.next(30)).kind for _ in range(PRESENCE_BACKLOG + 1)]
+                assert sorted(kinds) == ["a"] * PRESENCE_BACKLOG + ["h"]  # "h" inline may pass a note
+                sender.publish("a", DOC, {"u": "AA=="})  # caught up: crosses again
+                assert (await heard_two.next(10)).data["u"] == "AA=="
+            finally:
+                sender.close()
+                bus_two.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_save_answer_over_the_note_limit_crosses_with_its_first_problems(postgres_database: str) -> None:
+    """review16e: a 256 KiB text of 60,000 bad prefixes made a save's answer of 4.6 MB, over
+    :data:`NOTE_LIMIT`: it was not passed on, and the other replica's members never heard that the
+    save failed. It crosses with the problems that fit and the count of the others."""
+    state = PgState(postgres_database)
+    errors = [
+        {"line": 4, "column": 1, "message": f"prefix 'a{i}' must look like CUST or RAIL-BS"}
+        for i in range(60000)
+    ]
+    answer = {"type": "save-result", "ok": False, "message": "not saved: 60000 problems", "errors": errors}
+
+    async def scenario() -> None:
+        with RoomStore(state) as one, RoomStore(state) as two:
+            bus_one, _ = _bus(one)
+            bus_two, heard_two = _bus(two)
+            try:
+                bus_one.publish("h", DOC, {"m": answer})
+                heard = (await heard_two.next(10)).data["m"]
+                assert heard["ok"] is False and heard["message"] == answer["message"]
+                assert 0 < len(heard["errors"]) < len(errors)
+                assert heard["errors"] == errors[: len(heard["errors"])]
+                assert heard["errors_omitted"] == len(errors) - len(heard["errors"])
+            finally:
+                bus_one.close()
+                bus_two.close()
+
+    asyncio.run(scenario())

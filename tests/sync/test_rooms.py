@@ -22,6 +22,7 @@ from pycrdt import (
 )
 
 from sync import ysync
+from sync.room_bus import BusMessage
 from sync.room_store import RoomStore
 from sync.rooms import Rooms
 from sync.saving import LoadedFile, Person, RoomFileError, SaveOutcome, SaveRequest, Stamp
@@ -338,5 +339,30 @@ def test_closing_the_rooms_cancels_and_awaits_their_tasks(tmp_path: Path) -> Non
                 await opener  # it was waiting for the load the rooms cancelled
             assert asyncio.all_tasks() == {ours}
             release.set()
+
+    asyncio.run(scenario())
+
+
+def test_an_awareness_message_from_another_replica_whose_update_is_not_text_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """review16e: ``{"k": "a", "u": 5}`` on the bus (a note planted in ``room_note``, or a NOTIFY by
+    hand) raised TypeError out of the bus's callback (asyncio's "Exception in callback" and a
+    traceback) where every other unreadable message is one warning and the room goes on."""
+
+    async def scenario() -> None:
+        path = tmp_path / "statehub.toml"
+        path.write_text("x = 1\n")
+        async with _rooms(path, [], poll_interval=0.05) as rooms:
+            ada = MemoryChannel()
+            task = asyncio.create_task(rooms.join("d", ada, Person("Ada")))
+            ada.inbox.put_nowait(create_sync_message(Doc()))
+            await _settle()
+            with caplog.at_level("WARNING", logger="sync.rooms._lifecycle"):
+                for bad in (5, None, ["x"], {"u": 1}):
+                    rooms._heard(BusMessage("a", "d", {"u": bad}))
+            assert sum("an unreadable a message" in r.getMessage() for r in caplog.records) == 4
+            ada.inbox.put_nowait(None)
+            assert (await task).code is None
 
     asyncio.run(scenario())
