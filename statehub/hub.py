@@ -108,7 +108,7 @@ class Hub:
         self._event_kinds = event_kinds
         self.hub_file = HubFile(settings.hub_file)
         self.engine: Engine
-        self.engine, created = open_cache(settings.database_url)
+        self.engine, created = open_cache(settings.database_url, dead_peer_s=settings.pg_dead_peer_s)
         self.reads: Engine = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.engine.dialect.name == "postgresql"

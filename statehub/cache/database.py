@@ -118,13 +118,19 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql", "postgres"))
 
 
-def open_cache(url: str) -> tuple[Engine, bool]:
+def open_cache(url: str, *, dead_peer_s: float | None = None) -> tuple[Engine, bool]:
     """Return the engine and whether the cache was (re)created empty.
 
     A cache written by another schema version is dropped whole: it holds
     nothing that the files cannot give back. A SQLite file that is not a
     database at all (damaged, or the URL names some other file) is SetupError
     naming it: the hub does not delete a file it did not make recognisably.
+
+    On PostgreSQL, ``dead_peer_s`` (seconds, ``STATEHUB_PG_DEAD_PEER``; None: the state stores'
+    default) sets TCP keepalives and ``tcp_user_timeout`` on both ends of each connection, as on
+    the state stores' (``sync._durable_pg.keepalive_options``, canon/ADR-051): a read against a
+    database host that vanished fails within about that long instead of the kernel's two hours.
+    An ``options`` the URL gives is kept, before them.
     """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -132,6 +138,13 @@ def open_cache(url: str) -> tuple[Engine, bool]:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False}
+    elif is_postgres(url):
+        from sync._durable_pg import DEAD_PEER_S, keepalive_options
+
+        client, server = keepalive_options(DEAD_PEER_S if dead_peer_s is None else dead_peer_s)
+        given = make_url(url).query.get("options")
+        given_text = " ".join(given) if isinstance(given, tuple) else (given or "")
+        kwargs["connect_args"] = {**client, "options": f"{given_text} {server}".strip()}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -338,3 +338,44 @@ def test_a_rebuild_of_unchanged_files_announces_no_row_change(
         key = ("task", "ops", "workplans/OPS-WP-0001.md", "T03")
         assert before.rows[key] != after.rows[key]
     assert [c.type for c in before.changes(after, "rebuild")] == []
+
+
+def test_cache_connections_give_up_a_silent_database_host_within_the_window(
+    postgres_database: str,
+) -> None:
+    """review16e: the state stores' connections carried TCP keepalives and ``tcp_user_timeout``
+    (STATEHUB_PG_DEAD_PEER), the cache's did not: a read against a database host that lost power
+    could hang for the kernel's two hours. Both ends' settings are on every cache connection, and an
+    ``options`` the URL gives is kept."""
+    from statehub.cache.database import open_cache
+
+    def shown(engine: Any) -> tuple[str, ...]:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            names = (
+                "tcp_keepalives_idle",
+                "tcp_keepalives_interval",
+                "tcp_keepalives_count",
+                "tcp_user_timeout",
+            )
+            return (
+                *(str(raw.execute(f"SHOW {name}").fetchone()[0]) for name in names),
+                raw.info.get_parameters().get("keepalives", "unset"),
+                str(raw.execute("SHOW application_name").fetchone()[0]),
+            )
+
+    engine, _created = open_cache(postgres_database, dead_peer_s=30)
+    try:
+        assert shown(engine) == ("10", "3", "6", "30000", "1", "")
+    finally:
+        engine.dispose()
+    given = (
+        postgres_database
+        + ("&" if "?" in postgres_database else "?")
+        + "options=-c%20application_name%3Dmine"
+    )
+    engine, _created = open_cache(given)
+    try:
+        assert shown(engine) == ("20", "6", "6", "60000", "1", "mine")
+    finally:
+        engine.dispose()
