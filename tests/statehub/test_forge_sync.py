@@ -443,6 +443,15 @@ def test_two_hub_processes_on_two_clones_converge_at_the_forge(forge: Forge) -> 
             sender.join(120)
         for server in servers:
             server.wait_settled()
+        # A replica that lost the race on all of a pass's attempts publishes locally and leaves its
+        # commits unpushed; when their rebase conflicts, the retry (FORGE_BACKOFF, 5 s first) applies
+        # their events again on the forge's tip (ADR-053). Wait for that as a user would, by health.
+        deadline = time.monotonic() + 60
+        while any(server.call("GET", "/state/health").json()["unpushed"] for server in servers):
+            assert time.monotonic() < deadline, [
+                s.call("GET", "/state/health").json()["unpushed"] for s in servers
+            ]
+            time.sleep(0.2)
         keys = [item["key"] for batch in batches for item in batch]
         assert forge_trailers(forge.remote) == dict.fromkeys(keys, 1)
         text = forge_file(forge.remote)
