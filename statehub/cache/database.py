@@ -134,6 +134,8 @@ def open_cache(url: str, *, dead_peer_s: float | None = None) -> tuple[Engine, b
     An ``options`` the URL gives is kept, before them.
     """
     kwargs: dict[str, Any] = {}
+    if url.startswith(("postgres://", "postgres+")):  # libpq's short scheme, which the settings take
+        url = "postgresql" + url[len("postgres") :]
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):

@@ -400,3 +400,20 @@ def test_cache_connections_keep_pgoptions_and_the_urls_own_keepalives(
             assert raw.info.get_parameters().get("keepalives_idle") == "2"
     finally:
         engine.dispose()
+
+
+def test_a_cache_url_with_libpqs_short_scheme_opens(postgres_database: str) -> None:
+    """review16f: the settings take ``postgres://`` (libpq's short scheme) for the fleet's database,
+    and the state stores open it, but the cache's engine failed at start with SQLAlchemy's "Can't
+    load plugin: sqlalchemy.dialects:postgres"."""
+    from sqlalchemy import text
+
+    from statehub.cache.database import open_cache
+
+    short = "postgres" + postgres_database[postgres_database.index("://") :]
+    engine, _created = open_cache(short)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
