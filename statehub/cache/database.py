@@ -9,6 +9,7 @@ builds it), so a directory with ``?``, ``#``, ``%`` or spaces works (ADR-022).
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,6 +134,8 @@ def open_cache(url: str, *, dead_peer_s: float | None = None) -> tuple[Engine, b
     An ``options`` the URL gives is kept, before them.
     """
     kwargs: dict[str, Any] = {}
+    if url.startswith(("postgres://", "postgres+")):  # libpq's short scheme, which the settings take
+        url = "postgresql" + url[len("postgres") :]
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -142,8 +145,12 @@ def open_cache(url: str, *, dead_peer_s: float | None = None) -> tuple[Engine, b
         from sync._durable_pg import DEAD_PEER_S, keepalive_options
 
         client, server = keepalive_options(DEAD_PEER_S if dead_peer_s is None else dead_peer_s)
-        given = make_url(url).query.get("options")
-        given_text = " ".join(given) if isinstance(given, tuple) else (given or "")
+        query = make_url(url).query
+        # What the URL says wins over the defaults (connect_args would override it), and
+        # without an ``options`` in the URL libpq's PGOPTIONS is kept, as before keepalives.
+        client = {name: value for name, value in client.items() if name not in query}
+        given = query.get("options", os.environ.get("PGOPTIONS", ""))
+        given_text = " ".join(given) if isinstance(given, tuple) else given
         kwargs["connect_args"] = {**client, "options": f"{given_text} {server}".strip()}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):

@@ -111,13 +111,21 @@ class Checkout:
 
 def _git_dir_of(root: Path) -> Path | None:
     """The git dir of the work tree at ``root`` (``.git``, or where a linked worktree's ``.git``
-    file points), resolved; None when it has none that can be read."""
+    file points), resolved; None when it has none that can be read (a ``.git`` that is neither a
+    directory nor a regular file: a fifo is not waited on)."""
     dot_git = root / ".git"
     try:
         if dot_git.is_dir():
             return dot_git.resolve()
-        with dot_git.open("rb") as file:
-            line = file.read(4096).split(b"\n", 1)[0].strip()
+        # Without blocking (a fifo would hold the applier for ever; the repo's owner writes it),
+        # and only a regular file.
+        fd = os.open(dot_git, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            line = os.read(fd, 4096).split(b"\n", 1)[0].strip()
+        finally:
+            os.close(fd)
     except OSError:
         return None
     if not line.startswith(b"gitdir:"):

@@ -346,3 +346,40 @@ def test_a_read_only_git_dir_makes_events_wait_with_a_sentence(
     assert "cannot keep this clone's checkout id" in found.reason and "Read-only file system" in found.reason
     assert repo.read(PLAN_PATH) == before and trailer_counts(repo) == {}
     assert not _id_file(repo).exists()
+
+
+def test_a_registered_repo_whose_dot_git_is_a_fifo_does_not_block_deciding_whose_record_it_is(
+    tmp_path: Path,
+) -> None:
+    """review16f: deciding whether a record is left to another registered clone reads each registered
+    repo's ``.git``; one that is a fifo (the repo owner writes it) blocked the applier for ever on a
+    plain open. It is read without blocking, and a ``.git`` that is no directory or regular file
+    names no git dir."""
+    import socket
+    import threading
+
+    made_at = tmp_path / "original" / ".git"
+    made_at.mkdir(parents=True)
+    ident = "0123456789abcdef" * 2
+    (made_at / gitwork.CHECKOUT_FILE).write_text(ident + "\n")
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    os.mkfifo(hostile / ".git")
+    here = gitwork.Checkout(ident, f"{socket.gethostname()}:{tmp_path / 'copy' / '.git'}", "")
+    answers: list[object] = []
+    asking = threading.Thread(
+        target=lambda: answers.append(here.left_to(ident, f"{socket.gethostname()}:{made_at}", [hostile])),
+        daemon=True,
+    )
+    asking.start()
+    asking.join(5)
+    blocked = asking.is_alive()
+    if blocked:  # unblock the open so the thread ends
+        fd = os.open(hostile / ".git", os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        asking.join(5)
+    assert answers == [None] and not blocked
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / ".git").write_text(f"gitdir: {made_at}\n")
+    assert here.left_to(ident, f"{socket.gethostname()}:{made_at}", [linked]) == linked

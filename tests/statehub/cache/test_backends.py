@@ -379,3 +379,41 @@ def test_cache_connections_give_up_a_silent_database_host_within_the_window(
         assert shown(engine) == ("20", "6", "6", "60000", "1", "mine")
     finally:
         engine.dispose()
+
+
+def test_cache_connections_keep_pgoptions_and_the_urls_own_keepalives(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """review16f: passing ``options`` for the keepalives replaced libpq's PGOPTIONS (a deployment
+    that chose the cache's ``search_path`` or ``application_name`` there lost it silently), and the
+    defaults in connect_args overrode a ``keepalives_idle`` the URL itself gave."""
+    from statehub.cache.database import open_cache
+
+    monkeypatch.setenv("PGOPTIONS", "-c application_name=fromenv")
+    given = postgres_database + ("&" if "?" in postgres_database else "?") + "keepalives_idle=2"
+    engine, _created = open_cache(given, dead_peer_s=30)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert str(raw.execute("SHOW application_name").fetchone()[0]) == "fromenv"
+            assert str(raw.execute("SHOW tcp_keepalives_idle").fetchone()[0]) == "10"
+            assert raw.info.get_parameters().get("keepalives_idle") == "2"
+    finally:
+        engine.dispose()
+
+
+def test_a_cache_url_with_libpqs_short_scheme_opens(postgres_database: str) -> None:
+    """review16f: the settings take ``postgres://`` (libpq's short scheme) for the fleet's database,
+    and the state stores open it, but the cache's engine failed at start with SQLAlchemy's "Can't
+    load plugin: sqlalchemy.dialects:postgres"."""
+    from sqlalchemy import text
+
+    from statehub.cache.database import open_cache
+
+    short = "postgres" + postgres_database[postgres_database.index("://") :]
+    engine, _created = open_cache(short)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
