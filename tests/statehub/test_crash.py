@@ -142,8 +142,10 @@ def _move_clone(server: HubProcess, repo: GitRepo, to: Path) -> GitRepo:
     return GitRepo(to, init=False)
 
 
-@pytest.mark.parametrize("change", ["host", "tree", "both"])
-@pytest.mark.parametrize("step", ["written", "committed"])
+@pytest.mark.parametrize(  # each change and each step, in four hub lives (20 s each), not six
+    ("change", "step"),
+    [("host", "written"), ("tree", "committed"), ("both", "written"), ("both", "committed")],
+)
 def test_a_kill_then_a_new_host_name_or_a_moved_tree_loses_doubles_and_leaves_nothing(
     server: HubProcess, make_repo: Callable[[str], GitRepo], step: str, change: str, tmp_path: Path
 ) -> None:
@@ -171,8 +173,9 @@ def test_a_kill_then_a_new_host_name_or_a_moved_tree_loses_doubles_and_leaves_no
         assert db.execute("SELECT repo, checkout FROM writeback").fetchall() == []
 
 
-@pytest.mark.parametrize("named", ["host-and-work-tree", "nothing"])
-@pytest.mark.parametrize("step", ["written", "committed"])
+@pytest.mark.parametrize(  # each old form and each step, in two hub lives, not four
+    ("named", "step"), [("host-and-work-tree", "written"), ("nothing", "committed")]
+)
 def test_a_record_left_by_a_hub_from_before_checkout_ids_is_resolved_after_the_upgrade(
     server: HubProcess, make_repo: Callable[[str], GitRepo], step: str, named: str
 ) -> None:
